@@ -1,0 +1,209 @@
+// The physical APIC ID table (spec §1.4, §4 item 10): one 64-bit entry per guest physical APIC ID,
+// stored as two Int32 words (low word first) so that the hot fields can be read with plain Int32
+// atomics instead of BigInt64 ones, which allocate in Node 20 (architecture.md "Speed").
+//
+//   low word  (bits 31:0):  host physical APIC ID in 11:0, backing page pointer bits 31:12
+//   high word (bits 63:32): backing page pointer bits 51:32 in 19:0, IsRunning bit 30 (62),
+//                           Valid bit 31 (63)
+//
+// Ordering. Writers store the low word first, then the high word; readers (IPI senders) load the
+// high word first, then the low word. A reader that sees a high word therefore sees a low word at
+// least as new as the one stored before it: Valid implies the pointer is complete (creation), and
+// IsRunning = 1 implies the host ID of that load (vcpu load). Both stores and loads are seq-cst.
+// The sender's "IRR Atomics.or, then high-word Atomics.load" pairs with the owner's "clear
+// IsRunning (Atomics.store), then re-read IRR" before it blocks (§1.9, §4 items 1 and 3).
+//
+// Writers: the main thread writes a whole entry once, at vCPU creation, before the vCPU can be a
+// target (§2.2 step 4, §4 item 6); from then on only the owning vCPU's worker writes IsRunning
+// and the host ID (§2.3 ownership rule).
+
+import { HOST_PHYSICAL_APIC_ID_MAX, type HostPhysicalApicId } from '../apic/apic-id.js';
+
+/** svm.h AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK, GENMASK_ULL(11,0): in the low word. */
+export const AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK = 0xfff;
+/** svm.h AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK (bits 51:12), low-word part: bits 31:12. */
+export const AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_LOW = 0xfffff000 | 0;
+/** svm.h AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK, high-word part: bits 51:32 = high bits 19:0. */
+export const AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH = 0x000fffff;
+/** svm.h AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK (bit 62) = high word bit 30. */
+export const AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH = 1 << 30;
+/** svm.h AVIC_PHYSICAL_ID_ENTRY_VALID_MASK (bit 63) = high word bit 31. */
+export const AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH = 1 << 31;
+
+/** Entries in the xAVIC/x2AVIC table region (indices 0..0x1FF, §1.1). */
+export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
+/** Int32 words per entry. */
+export const PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS = 2;
+
+const TWO_POW_32 = 0x1_0000_0000;
+const PAGE_BYTES = 4096;
+/** The pointer field is 40 bits wide at bit 12: pointers are below 2^52. */
+const BACKING_PAGE_POINTER_LIMIT = 2 ** 52;
+
+export interface PhysicalApicIdTableEntry {
+  readonly hostPhysicalApicId: HostPhysicalApicId;
+  /** Page-aligned "host physical" address of the backing page, < 2^52. */
+  readonly backingPagePointer: number;
+  readonly isRunning: boolean;
+  readonly isValid: boolean;
+}
+
+// Field extractors over the two words: the allocation-free hot path.
+
+export function physicalEntryIsValid(high: number): boolean {
+  return (high & AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH) !== 0;
+}
+
+export function physicalEntryIsRunning(high: number): boolean {
+  return (high & AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH) !== 0;
+}
+
+export function physicalEntryHostPhysicalApicId(low: number): HostPhysicalApicId {
+  return (low & AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK) as HostPhysicalApicId;
+}
+
+/** Bits 51:12 of the entry as a number (exact: < 2^52). */
+export function physicalEntryBackingPagePointer(low: number, high: number): number {
+  return (high & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH) * TWO_POW_32 + ((low & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_LOW) >>> 0);
+}
+
+function checkBackingPagePointer(pointer: number): void {
+  if (!Number.isInteger(pointer) || pointer < 0 || pointer >= BACKING_PAGE_POINTER_LIMIT || pointer % PAGE_BYTES !== 0) {
+    throw new RangeError(`not a page-aligned backing page pointer below 2^52: ${pointer}`);
+  }
+}
+
+/** Encodes an entry as [low, high], each as the Int32 value the table holds. */
+export function encodePhysicalApicIdTableEntry(entry: PhysicalApicIdTableEntry): [low: number, high: number] {
+  checkBackingPagePointer(entry.backingPagePointer);
+  if (entry.hostPhysicalApicId < 0 || entry.hostPhysicalApicId > HOST_PHYSICAL_APIC_ID_MAX) {
+    throw new RangeError(`host physical APIC ID out of range: ${entry.hostPhysicalApicId}`);
+  }
+  const pointerLow = entry.backingPagePointer % TWO_POW_32;
+  const pointerHigh = Math.floor(entry.backingPagePointer / TWO_POW_32);
+  const low = (pointerLow & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_LOW) | entry.hostPhysicalApicId;
+  const high =
+    (pointerHigh & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH) |
+    (entry.isRunning ? AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH : 0) |
+    (entry.isValid ? AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH : 0);
+  return [low | 0, high | 0];
+}
+
+/** Decodes the two words (signed or unsigned). Reserved bits 61:52 are ignored. */
+export function decodePhysicalApicIdTableEntry(low: number, high: number): PhysicalApicIdTableEntry {
+  return {
+    hostPhysicalApicId: physicalEntryHostPhysicalApicId(low),
+    backingPagePointer: physicalEntryBackingPagePointer(low, high),
+    isRunning: physicalEntryIsRunning(high),
+    isValid: physicalEntryIsValid(high),
+  };
+}
+
+/** The 64-bit entry as a BigInt, for tests that check bit positions against the spec. */
+export function physicalApicIdTableEntryToBigInt(low: number, high: number): bigint {
+  return (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0);
+}
+
+/** Splits a 64-bit entry into [low, high] Int32 words (tests only). */
+export function physicalApicIdTableEntryFromBigInt(value: bigint): [low: number, high: number] {
+  const unsigned = BigInt.asUintN(64, value);
+  return [Number(unsigned & 0xffff_ffffn) | 0, Number(unsigned >> 32n) | 0];
+}
+
+/** The table over `entryCount` entries of `words` starting at word `tableBase`. */
+export class PhysicalApicIdTable {
+  readonly words: Int32Array;
+  readonly tableBase: number;
+  readonly entryCount: number;
+
+  constructor(words: Int32Array, tableBase: number, entryCount: number = PHYSICAL_APIC_ID_TABLE_ENTRIES) {
+    if (tableBase < 0 || tableBase + entryCount * PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS > words.length) {
+      throw new RangeError(`physical APIC ID table [${tableBase}, +${entryCount} entries) is outside its ${words.length}-word array`);
+    }
+    this.words = words;
+    this.tableBase = tableBase;
+    this.entryCount = entryCount;
+  }
+
+  /** Readers load this first (see the ordering note at the top). */
+  loadHighWord(index: number): number {
+    return Atomics.load(this.words, this.tableBase + index * 2 + 1);
+  }
+
+  /** Readers load this after the high word. */
+  loadLowWord(index: number): number {
+    return Atomics.load(this.words, this.tableBase + index * 2);
+  }
+
+  isValid(index: number): boolean {
+    return physicalEntryIsValid(this.loadHighWord(index));
+  }
+
+  isRunning(index: number): boolean {
+    return physicalEntryIsRunning(this.loadHighWord(index));
+  }
+
+  hostPhysicalApicId(index: number): HostPhysicalApicId {
+    return physicalEntryHostPhysicalApicId(this.loadLowWord(index));
+  }
+
+  backingPagePointer(index: number): number {
+    const high = this.loadHighWord(index);
+    return physicalEntryBackingPagePointer(this.loadLowWord(index), high);
+  }
+
+  /** Slow path: the whole entry as an object. */
+  load(index: number): PhysicalApicIdTableEntry {
+    const high = this.loadHighWord(index);
+    return decodePhysicalApicIdTableEntry(this.loadLowWord(index), high);
+  }
+
+  /**
+   * Main thread, at vCPU creation (§2.2 step 4): low word, then high word. The entry must not be
+   * Valid yet, so a reader sees either the old invalid high word or the new low word under it.
+   */
+  storeEntry(index: number, entry: PhysicalApicIdTableEntry): void {
+    this.checkIndex(index);
+    const [low, high] = encodePhysicalApicIdTableEntry(entry);
+    Atomics.store(this.words, this.tableBase + index * 2, low);
+    Atomics.store(this.words, this.tableBase + index * 2 + 1, high);
+  }
+
+  /**
+   * Owning vCPU only (vcpu load/put/blocking, §2.3): writes the host ID into the low word, then
+   * IsRunning into the high word, keeping Valid and the pointer. A put keeps the old host ID
+   * (§1.9 last point), so callers pass the current one. Being the only writer, the owner may
+   * read-modify-write without a compare-exchange. No allocation.
+   */
+  setIsRunning(index: number, isRunning: boolean, hostId: HostPhysicalApicId): void {
+    const lowIndex = this.tableBase + index * 2;
+    const low = Atomics.load(this.words, lowIndex);
+    Atomics.store(this.words, lowIndex, (low & ~AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK) | (hostId & AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK));
+    const high = Atomics.load(this.words, lowIndex + 1);
+    Atomics.store(
+      this.words,
+      lowIndex + 1,
+      isRunning ? high | AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH : high & ~AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH,
+    );
+  }
+
+  /**
+   * Main thread, at vCPU teardown after the owner has stopped: clears Valid and IsRunning in one
+   * atomic step. The pointer and host ID are left in place so that a sender which loaded the
+   * high word just before still reads a consistent low word after it [I].
+   */
+  invalidate(index: number): void {
+    this.checkIndex(index);
+    Atomics.and(
+      this.words,
+      this.tableBase + index * 2 + 1,
+      ~(AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH | AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH),
+    );
+  }
+
+  private checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.entryCount) {
+      throw new RangeError(`physical APIC ID table index out of range: ${index}`);
+    }
+  }
+}
