@@ -339,6 +339,7 @@ export function disassemble(word0: number, word1: number): string {
     case OperandForm.Index:
       return `${m} ${indexOperand(b, immediate)}`;
     case OperandForm.Imm:
+    default:
       return `${m} ${immediate}`;
   }
 }

@@ -1,0 +1,52 @@
+// The human form of a run report: a summary, then one row per vCPU.
+
+import type { VmReport } from '../kvm/vm-report.js';
+
+const number = (value: number): string => Math.round(value).toLocaleString('en-US');
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}
+
+export function formatRunReport(report: VmReport): string {
+  const { ipis, exits } = report;
+  const lines: string[] = [];
+  lines.push(`${report.ok ? 'OK' : 'FAILED'}: ${report.exit.reason} (${report.exit.detail}) after ${report.durationSeconds.toFixed(2)} s`);
+  lines.push(`vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (erratum #1235 mode)'}`);
+  lines.push('');
+  lines.push(`IPIs: sent ${number(ipis.sent)}, delivered ${number(ipis.delivered)}, lost ${number(ipis.lost)}` +
+    ` (accepted ${number(ipis.accepted)}, coalesced ${number(ipis.coalesced)}, pending ${number(ipis.pending)},` +
+    ` dropped: illegal vector ${number(ipis.dropped.illegalVector)}, invalid target ${number(ipis.dropped.invalidTarget)}, unsupported ${number(ipis.dropped.unsupported)})`);
+  lines.push(`IPIs delivered per second: ${number(report.ipisPerSecond)}`);
+  lines.push(`doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)}, instructions ${number(report.instructions)}`);
+  const c = exits.incompleteIpi;
+  lines.push(`exits: incomplete IPI [0 invalid type ${number(c.invalidInterruptType)}, 1 not running ${number(c.targetNotRunning)}, 2 invalid target ${number(c.invalidTarget)}, 3 invalid backing page ${number(c.invalidBackingPage)}, 4 vector < 16 ${number(c.invalidIpiVector)}]`);
+  lines.push(`       unaccelerated access [trap ${number(exits.unacceleratedAccess.trap)}, fault ${number(exits.unacceleratedAccess.fault)}], HLT ${number(exits.halt)}, pause loop ${number(exits.pauseLoop)}, hypercall ${number(exits.hypercall)}, MSR ${number(exits.msr)}`);
+  for (const fault of report.faults) lines.push(`guest fault on vCPU ${fault.vcpu}: ${fault.description}`);
+  for (const error of report.errors) lines.push(`emulator error on vCPU ${error.vcpu}: ${error.message}`);
+  lines.push('');
+  lines.push(table(
+    ['vCPU', 'state', 'exit', 'IPIs sent', 'received', 'doorbells', 'exits c1', 'HLT', 'wake-ups', 'guest reports'],
+    report.perVcpu.map((vcpu) => [
+      String(vcpu.vcpu),
+      vcpu.runState,
+      vcpu.exit,
+      number(vcpu.counters.ipisSent),
+      number(vcpu.counters.interruptsDelivered),
+      number(vcpu.counters.doorbellsRung),
+      number(vcpu.counters.incompleteIpiExits[1] ?? 0),
+      number(vcpu.counters.haltExits),
+      number(vcpu.counters.wakeups),
+      lastNonZero(vcpu.guest.reports),
+    ]),
+  ));
+  return lines.join('\n');
+}
+
+function lastNonZero(values: readonly number[]): string {
+  let end = values.length;
+  while (end > 0 && values[end - 1] === 0) end--;
+  return end === 0 ? '-' : values.slice(0, end).map(number).join(' ');
+}

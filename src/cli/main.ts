@@ -1,0 +1,79 @@
+// avic-smp: the command line. Exit status: 0 success; 1 the run failed (an IPI lost, a guest fault,
+// a timeout, the watchdog); 2 bad input (arguments, an unreadable file, assembler errors).
+
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { positiveInteger, positiveNumber } from './arguments.js';
+import { formatRunReport } from './format-report.js';
+import { AssemblyFailed, runProgram } from '../run-program.js';
+import { VmConfigError } from '../kvm/vm.js';
+
+export const ExitStatus = { Success: 0, RunFailed: 1, BadInput: 2 } as const;
+
+class BadInput extends Error {}
+
+function readSource(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new BadInput(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('avic-smp')
+    .description('A multi-threaded SMP emulator that models AMD AVIC IPI delivery the way KVM drives it.')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(text) });
+
+  program
+    .command('run')
+    .description('assemble a guest program and run it on N vCPUs; print the IPI and exit report')
+    .argument('<program.s>', 'guest assembly source (see docs/guest-isa.md)')
+    .addOption(new Option('--vcpus <n>', 'number of vCPUs (1-255)').argParser(positiveInteger('--vcpus', 255)).default(2))
+    .addOption(new Option('--seconds <s>', 'run for this long, then stop (default: until every vCPU is done or halted)').argParser(positiveNumber('--seconds')))
+    .addOption(new Option('--timeout <s>', 'without --seconds, fail if the guest has not finished by then').argParser(positiveNumber('--timeout')).default(60))
+    .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(positiveInteger('--memory', 1024)).default(16))
+    .option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to hardware, every IPI exits (the erratum #1235 work-around)')
+    .option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once')
+    .option('--json', 'print the report as one JSON object')
+    .action(async (file: string, options: { vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; haltPoll: boolean; json?: boolean }) => {
+      const source = readSource(file);
+      const report = await runProgram({
+        source,
+        fileName: file,
+        vcpus: options.vcpus,
+        memoryBytes: options.memory * 1024 * 1024,
+        ipiVirtualization: options.ipiv,
+        haltPolling: options.haltPoll,
+        timeoutSeconds: options.timeout,
+        ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
+      });
+      process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatRunReport(report)}\n`);
+      process.exitCode = report.ok ? ExitStatus.Success : ExitStatus.RunFailed;
+    });
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return Number(process.exitCode ?? ExitStatus.Success);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? ExitStatus.Success : ExitStatus.BadInput;
+    }
+    if (error instanceof AssemblyFailed) {
+      process.stderr.write(`${error.diagnostics.join('\n')}\n`);
+      return ExitStatus.BadInput;
+    }
+    if (error instanceof BadInput || error instanceof VmConfigError) {
+      process.stderr.write(`avic-smp: ${error.message}\n`);
+      return ExitStatus.BadInput;
+    }
+    process.stderr.write(`avic-smp: internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    return ExitStatus.RunFailed;
+  }
+}

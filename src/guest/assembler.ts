@@ -1,0 +1,70 @@
+// The guest assembler: source text -> ProgramImage, or every error with file:line:column.
+//
+// Two passes: pass 1 (assembler-layout.ts) reads the lines and fixes every address, so labels may be
+// used before they are defined; pass 2 (assembler-emit.ts) evaluates the expressions and writes the
+// bytes. The syntax is documented in docs/guest-isa.md. A user's mistake is never thrown out of
+// assemble(): it becomes a diagnostic, and the assembler carries on at the next line (up to
+// MAX_DIAGNOSTICS). Only host misuse (an impossible origin) throws.
+
+import { DiagnosticCollector, type AssemblyDiagnostic } from './assembler-diagnostics.js';
+import { emitImage } from './assembler-emit.js';
+import { layOut } from './assembler-layout.js';
+import type { ProgramImage } from './assembler-program-image.js';
+import { SymbolTable } from './assembler-symbols.js';
+import { INSTRUCTION_BYTES } from './instruction-set.js';
+
+export { formatDiagnostic, MAX_DIAGNOSTICS, type AssemblyDiagnostic } from './assembler-diagnostics.js';
+export { MAX_VCPU_INDEX } from './assembler-emit.js';
+export { MAX_IMAGE_BYTES } from './assembler-layout.js';
+export { PREDEFINED_SYMBOLS } from './assembler-predefined-symbols.js';
+export {
+  entryPointOf,
+  lineOf,
+  type EntryPoints,
+  type ProgramImage,
+  type SourceLocation,
+} from './assembler-program-image.js';
+
+/** Where a program is loaded unless the caller says otherwise: above the first page. */
+export const DEFAULT_ORIGIN = 0x1000;
+
+export interface AssemblerOptions {
+  /** Used in diagnostics and carried into the image for fault reports. */
+  readonly fileName: string;
+  /** Guest-physical load address, 8-byte aligned; default DEFAULT_ORIGIN. */
+  readonly origin?: number;
+}
+
+export type AssemblyResult =
+  | { readonly ok: true; readonly program: ProgramImage }
+  | { readonly ok: false; readonly errors: readonly AssemblyDiagnostic[] };
+
+export function assemble(source: string, options: AssemblerOptions): AssemblyResult {
+  const origin = checkOrigin(options.origin ?? DEFAULT_ORIGIN);
+  const diagnostics = new DiagnosticCollector(options.fileName);
+  const symbols = new SymbolTable();
+  const layout = layOut(source, origin, symbols, diagnostics);
+  symbols.finishLayout();
+  symbols.resolveAllConstants((error, line) => diagnostics.addError(error, line));
+  const image = emitImage(layout, symbols, diagnostics);
+  if (diagnostics.count > 0) return { ok: false, errors: diagnostics.sorted() };
+  const program: ProgramImage = {
+    fileName: options.fileName,
+    origin,
+    bytes: image.bytes,
+    symbols: symbols.values(),
+    entryPoints: image.entryPoints,
+    sourceMap: image.sourceMap,
+    instructionCount: image.instructionCount,
+    dataSize: layout.dataSize,
+  };
+  return { ok: true, program };
+}
+
+/** The origin comes from the host (a loader, the CLI), not from guest source: misuse throws. */
+function checkOrigin(origin: number): number {
+  if (!Number.isInteger(origin) || origin < 0 || origin > 0xffffffff || origin % INSTRUCTION_BYTES !== 0) {
+    throw new RangeError(`assembler origin must be an 8-byte-aligned address below 2^32, got ${origin}`);
+  }
+  return origin;
+}

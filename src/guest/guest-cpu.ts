@@ -1,0 +1,500 @@
+// The guest CPU: architectural state and the interpreter loop.
+//
+// Speed rules (research/node-runtime-limits.md §4): registers live in an Int32Array, instructions are
+// read as two Int32 words straight from guest RAM, the guest runs in slices from an outer loop, and the
+// doorbell word is polled with one Atomics.load per taken branch (per basic block), never per
+// instruction. Everything that is not plain RAM (the local APIC page, unmapped addresses, MSRs,
+// hypercalls) leaves the loop through the narrow GuestCpuEnvironment interface, implemented by the
+// hypervisor layer. The interpreter never blocks and never throws for guest mistakes: it records a
+// GuestFault and returns GuestExit.Fault.
+
+import { FLAGS_INTERRUPT_ENABLE, Opcode, STACK_POINTER, ZERO_REGISTER, disassemble } from './instruction-set.js';
+import { GuestFaultKind, type GuestFault } from './guest-fault.js';
+import { type RamWindow, GuestMemoryAccess } from './guest-memory-access.js';
+
+/** Why run() returned. */
+export const GuestExit = {
+  /** The slice's instruction budget ran out. */
+  SliceEnd: 0,
+  /** The doorbell changed, or an instruction asked for interrupts to be re-evaluated (sti, iret, EOI). */
+  InterruptWindow: 1,
+  /** hlt executed; pc points past it. */
+  Halt: 2,
+  /** A guest fault; see GuestCpu.fault. pc points at the faulting instruction. */
+  Fault: 3,
+  /** The environment asked the loop to stop (hypercall Done, a pending request). */
+  EnvironmentExit: 4,
+  /** Pause-loop exit: many pause instructions in one slice (spin-wait detected). */
+  PauseLoop: 5,
+} as const;
+export type GuestExit = (typeof GuestExit)[keyof typeof GuestExit];
+
+/** Pause instructions in one slice before a pause-loop exit (KVM's ple_window, in instructions). */
+export const PAUSE_LOOP_WINDOW = 4096;
+
+/** What the interpreter needs from the hypervisor; everything else is plain RAM. */
+export interface GuestCpuEnvironment {
+  /**
+   * An access to an address outside every RAM window: the local APIC page, or nothing. Returns the
+   * value read (ignored for writes). May call cpu.raiseFault or cpu.requestExit.
+   */
+  accessOutsideRam(cpu: GuestCpu, address: number, width: 1 | 2 | 4, isWrite: boolean, value: number): number;
+  hypercall(cpu: GuestCpu, number: number): void;
+  /** Returns the low 32 bits and stores the high 32 bits in cpu.msrHighWord. */
+  readMsr(cpu: GuestCpu, index: number): number;
+  writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void;
+  /** Nanoseconds on the VM clock (shared by all vCPUs). */
+  readClock(): number;
+}
+
+export class GuestCpu {
+  /**
+   * r0..r15 and the hidden zero register (16). Sized 256 so that any register byte a hand-made
+   * instruction carries indexes inside the array: a bad field can only spoil that guest's own state.
+   */
+  readonly registers = new Int32Array(256);
+  pc = 0;
+  /** Only IF (bit 9) is defined. */
+  flags = 0;
+  interruptVectorTableBase = 0;
+  /** NMI blocking from NMI delivery until the next iret. */
+  nmiBlocked = false;
+  /** Set by rdmsr's environment call: the high word of the value read. */
+  msrHighWord = 0;
+  fault: GuestFault | undefined;
+  readonly memory: GuestMemoryAccess;
+
+  #environment: GuestCpuEnvironment;
+  #doorbells: Int32Array;
+  #doorbellIndex: number;
+  /** Doorbell value seen at the last interrupt evaluation; a different value means "re-scan IRR". */
+  lastDoorbell = 0;
+  #exitRequested = false;
+  #evaluateRequested = false;
+  instructionsRetired = 0;
+
+  constructor(options: {
+    ramBuffer: SharedArrayBuffer;
+    environment: GuestCpuEnvironment;
+    doorbells: Int32Array;
+    doorbellIndex: number;
+  }) {
+    this.memory = new GuestMemoryAccess(options.ramBuffer);
+    this.#environment = options.environment;
+    this.#doorbells = options.doorbells;
+    this.#doorbellIndex = options.doorbellIndex;
+  }
+
+  get interruptsEnabled(): boolean {
+    return (this.flags & FLAGS_INTERRUPT_ENABLE) !== 0;
+  }
+
+  /** Replaces the RAM part of the guest's "nested page table" (after a memslot change). */
+  setRamWindows(windows: readonly RamWindow[]): void {
+    this.memory.setWindows(windows);
+  }
+
+  /** The environment stops the current slice after the current instruction completes. */
+  requestExit(): void {
+    this.#exitRequested = true;
+  }
+
+  /** The environment asks for interrupts to be evaluated after the current instruction (EOI, TPR, self-IPI). */
+  requestInterruptEvaluation(): void {
+    this.#evaluateRequested = true;
+  }
+
+  raiseFault(kind: GuestFaultKind, detail: string, address?: number): void {
+    if (this.fault !== undefined) return;
+    this.fault = { kind, pc: this.pc >>> 0, detail, instruction: this.#disassembleAt(this.pc), ...(address === undefined ? {} : { address: address >>> 0 }) };
+    this.#exitRequested = true;
+  }
+
+  /**
+   * Delivers an interrupt at an instruction boundary: push flags, push the return pc, clear IF, jump
+   * through the vector table. Returns false (and records a fault) when the frame cannot be pushed or
+   * the vector has no handler.
+   */
+  deliverInterrupt(vector: number): boolean {
+    const handler = this.memory.read32(this.interruptVectorTableBase + vector * 4);
+    if (handler === undefined || handler === 0) {
+      this.raiseFault(GuestFaultKind.MissingInterruptHandler, `no handler for vector ${vector} in the vector table at 0x${(this.interruptVectorTableBase >>> 0).toString(16)}`, (this.interruptVectorTableBase + vector * 4) >>> 0);
+      return false;
+    }
+    if ((handler & 7) !== 0) {
+      this.raiseFault(GuestFaultKind.MisalignedInstruction, `handler for vector ${vector} is not 8-byte aligned`, handler);
+      return false;
+    }
+    if (!this.#push(this.flags) || !this.#push(this.pc)) return false;
+    this.flags &= ~FLAGS_INTERRUPT_ENABLE;
+    this.pc = handler >>> 0;
+    return true;
+  }
+
+  #push(value: number): boolean {
+    const sp = (this.registers[STACK_POINTER]! - 4) | 0;
+    if (!this.memory.write32(sp, value)) {
+      this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'stack push outside memory', sp);
+      return false;
+    }
+    this.registers[STACK_POINTER] = sp;
+    return true;
+  }
+
+  #disassembleAt(pc: number): string | undefined {
+    const word0 = this.memory.read32(pc);
+    const word1 = this.memory.read32(pc + 4);
+    return word0 === undefined || word1 === undefined ? undefined : disassemble(word0, word1);
+  }
+
+  /**
+   * Runs at most `budget` instructions. The loop is one function with the hot state in locals; the
+   * state is written back before every call out so that the environment sees a consistent CPU.
+   */
+  run(sliceBudget: number): GuestExit {
+    let budget = sliceBudget;
+    const registers = this.registers;
+    const memory = this.memory;
+    const ram32 = memory.ram32;
+    const doorbells = this.#doorbells;
+    const doorbellIndex = this.#doorbellIndex;
+    const lastDoorbell = this.lastDoorbell;
+    let pc = this.pc;
+    let remaining = sliceBudget;
+    let pauses = 0;
+    let exit: GuestExit = GuestExit.SliceEnd;
+    this.#exitRequested = false;
+    this.#evaluateRequested = false;
+    registers[ZERO_REGISTER] = 0;
+
+    // The code window caches the RAM slot the pc is in, the data window the last slot loaded from.
+    let codeStart = memory.codeWindowStart, codeLimit = memory.codeWindowLimit, codeHost = memory.codeWindowHost;
+    let dataStart = memory.dataWindowStart, dataLimit = memory.dataWindowLimit, dataHost = memory.dataWindowHost;
+
+    for (;;) {
+      const fetchOffset = (pc - codeStart) >>> 0;
+      if (fetchOffset > codeLimit) {
+        if (!memory.selectCodeWindow(pc)) {
+          this.pc = pc;
+          this.raiseFault(GuestFaultKind.FetchOutsideMemory, 'instruction fetch outside every RAM memslot', pc);
+          exit = GuestExit.Fault;
+          break;
+        }
+        codeStart = memory.codeWindowStart; codeLimit = memory.codeWindowLimit; codeHost = memory.codeWindowHost;
+        continue;
+      }
+      const wordIndex = (codeHost + fetchOffset) >> 2;
+      const word0 = ram32[wordIndex]!;
+      const immediate = ram32[wordIndex + 1]!;
+      const a = (word0 >>> 8) & 0xff;
+      const b = (word0 >>> 16) & 0xff;
+      const c = word0 >>> 24;
+
+      switch (word0 & 0xff) {
+        case Opcode.Nop: pc += 8; break;
+        case Opcode.Mov: registers[a] = registers[b]!; pc += 8; break;
+        case Opcode.Li: registers[a] = immediate; pc += 8; break;
+
+        case Opcode.Add: registers[a] = (registers[b]! + registers[c]!) | 0; pc += 8; break;
+        case Opcode.Sub: registers[a] = (registers[b]! - registers[c]!) | 0; pc += 8; break;
+        case Opcode.And: registers[a] = registers[b]! & registers[c]!; pc += 8; break;
+        case Opcode.Or: registers[a] = registers[b]! | registers[c]!; pc += 8; break;
+        case Opcode.Xor: registers[a] = registers[b]! ^ registers[c]!; pc += 8; break;
+        case Opcode.Shl: registers[a] = registers[b]! << (registers[c]! & 31); pc += 8; break;
+        case Opcode.Shr: registers[a] = registers[b]! >>> (registers[c]! & 31); pc += 8; break;
+        case Opcode.Sar: registers[a] = registers[b]! >> (registers[c]! & 31); pc += 8; break;
+        case Opcode.Mul: registers[a] = Math.imul(registers[b]!, registers[c]!); pc += 8; break;
+        case Opcode.Slt: registers[a] = registers[b]! < registers[c]! ? 1 : 0; pc += 8; break;
+        case Opcode.Sltu: registers[a] = registers[b]! >>> 0 < registers[c]! >>> 0 ? 1 : 0; pc += 8; break;
+        case Opcode.Seq: registers[a] = registers[b] === registers[c] ? 1 : 0; pc += 8; break;
+        case Opcode.Sne: registers[a] = registers[b] !== registers[c] ? 1 : 0; pc += 8; break;
+        case Opcode.Divu:
+        case Opcode.Remu:
+        case Opcode.DivuImmediate:
+        case Opcode.RemuImmediate: {
+          const divisor = (word0 & 0xff) === Opcode.Divu || (word0 & 0xff) === Opcode.Remu ? registers[c]! >>> 0 : immediate >>> 0;
+          if (divisor === 0) {
+            this.pc = pc;
+            this.raiseFault(GuestFaultKind.DivideByZero, 'unsigned division by zero');
+            exit = GuestExit.Fault;
+            break;
+          }
+          const dividend = registers[b]! >>> 0;
+          const isDivide = (word0 & 0xff) === Opcode.Divu || (word0 & 0xff) === Opcode.DivuImmediate;
+          registers[a] = isDivide ? Math.floor(dividend / divisor) | 0 : (dividend % divisor) | 0;
+          pc += 8;
+          break;
+        }
+
+        case Opcode.AddImmediate: registers[a] = (registers[b]! + immediate) | 0; pc += 8; break;
+        case Opcode.SubImmediate: registers[a] = (registers[b]! - immediate) | 0; pc += 8; break;
+        case Opcode.AndImmediate: registers[a] = registers[b]! & immediate; pc += 8; break;
+        case Opcode.OrImmediate: registers[a] = registers[b]! | immediate; pc += 8; break;
+        case Opcode.XorImmediate: registers[a] = registers[b]! ^ immediate; pc += 8; break;
+        case Opcode.ShlImmediate: registers[a] = registers[b]! << (immediate & 31); pc += 8; break;
+        case Opcode.ShrImmediate: registers[a] = registers[b]! >>> (immediate & 31); pc += 8; break;
+        case Opcode.SarImmediate: registers[a] = registers[b]! >> (immediate & 31); pc += 8; break;
+        case Opcode.MulImmediate: registers[a] = Math.imul(registers[b]!, immediate); pc += 8; break;
+        case Opcode.SltImmediate: registers[a] = registers[b]! < immediate ? 1 : 0; pc += 8; break;
+        case Opcode.SltuImmediate: registers[a] = registers[b]! >>> 0 < immediate >>> 0 ? 1 : 0; pc += 8; break;
+        case Opcode.SeqImmediate: registers[a] = registers[b] === immediate ? 1 : 0; pc += 8; break;
+        case Opcode.SneImmediate: registers[a] = registers[b] !== immediate ? 1 : 0; pc += 8; break;
+
+        // Taken branches end a basic block: that is where the doorbell is polled (one Atomics.load per
+        // block; an IPI to a running vCPU is noticed within one block).
+        case Opcode.Beq:
+        case Opcode.Bne:
+        case Opcode.Blt:
+        case Opcode.Bge:
+        case Opcode.Bltu:
+        case Opcode.Bgeu:
+        case Opcode.Beqz:
+        case Opcode.Bnez: {
+          if (!branchTaken(word0 & 0xff, registers[a]!, registers[b]!)) { pc += 8; break; }
+          pc = immediate >>> 0;
+          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
+          break;
+        }
+        case Opcode.Jmp:
+          pc = immediate >>> 0;
+          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
+          break;
+        case Opcode.JmpRegister:
+        case Opcode.CallRegister:
+        case Opcode.Call: {
+          const target = (word0 & 0xff) === Opcode.Call ? immediate >>> 0 : registers[a]! >>> 0;
+          if ((target & 7) !== 0) {
+            this.pc = pc;
+            this.raiseFault(GuestFaultKind.MisalignedInstruction, 'jump target is not 8-byte aligned', target);
+            exit = GuestExit.Fault;
+            break;
+          }
+          if ((word0 & 0xff) !== Opcode.JmpRegister) {
+            const sp = (registers[STACK_POINTER]! - 4) | 0;
+            if (!memory.write32(sp, pc + 8)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'call pushed its return address outside memory', sp); exit = GuestExit.Fault; break; }
+            registers[STACK_POINTER] = sp;
+          }
+          pc = target;
+          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
+          break;
+        }
+        case Opcode.Ret: {
+          const sp = registers[STACK_POINTER]!;
+          const target = memory.read32(sp);
+          if (target === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'ret popped outside memory', sp); exit = GuestExit.Fault; break; }
+          if ((target & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'return address is not 8-byte aligned', target); exit = GuestExit.Fault; break; }
+          registers[STACK_POINTER] = (sp + 4) | 0;
+          pc = target >>> 0;
+          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
+          break;
+        }
+
+        case Opcode.Push: {
+          const sp = (registers[STACK_POINTER]! - 4) | 0;
+          if (!memory.write32(sp, registers[a]!)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'push outside memory', sp); exit = GuestExit.Fault; break; }
+          registers[STACK_POINTER] = sp;
+          pc += 8;
+          break;
+        }
+        case Opcode.Pop: {
+          const sp = registers[STACK_POINTER]!;
+          const value = memory.read32(sp);
+          if (value === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pop outside memory', sp); exit = GuestExit.Fault; break; }
+          registers[STACK_POINTER] = (sp + 4) | 0;
+          if (a !== STACK_POINTER) registers[a] = value;
+          pc += 8;
+          break;
+        }
+        case Opcode.Pushf: {
+          const sp = (registers[STACK_POINTER]! - 4) | 0;
+          if (!memory.write32(sp, this.flags)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pushf outside memory', sp); exit = GuestExit.Fault; break; }
+          registers[STACK_POINTER] = sp;
+          pc += 8;
+          break;
+        }
+
+        case Opcode.Load32: {
+          const address = (registers[b]! + immediate) >>> 0;
+          const offset = (address - dataStart) >>> 0;
+          if (offset <= dataLimit && (address & 3) === 0) {
+            registers[a] = ram32[(dataHost + offset) >> 2]!;
+          } else {
+            this.pc = pc;
+            const value = this.#slowLoad(address, 4);
+            if (this.#exitRequested) { exit = this.fault !== undefined ? GuestExit.Fault : GuestExit.EnvironmentExit; if (exit === GuestExit.Fault) break; }
+            registers[a] = value;
+            dataStart = memory.dataWindowStart; dataLimit = memory.dataWindowLimit; dataHost = memory.dataWindowHost;
+          }
+          pc += 8;
+          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
+          break;
+        }
+        case Opcode.Store32: {
+          const address = (registers[b]! + immediate) >>> 0;
+          const offset = (address - dataStart) >>> 0;
+          if (offset <= dataLimit && (address & 3) === 0) {
+            ram32[(dataHost + offset) >> 2] = registers[a]!;
+          } else {
+            this.pc = pc;
+            this.#slowStore(address, 4, registers[a]!);
+            if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+            dataStart = memory.dataWindowStart; dataLimit = memory.dataWindowLimit; dataHost = memory.dataWindowHost;
+          }
+          pc += 8;
+          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
+          break;
+        }
+        case Opcode.Load8:
+        case Opcode.Load8Signed:
+        case Opcode.Load16:
+        case Opcode.Load16Signed: {
+          const op = word0 & 0xff;
+          const width = op === Opcode.Load8 || op === Opcode.Load8Signed ? 1 : 2;
+          const address = (registers[b]! + immediate) >>> 0;
+          this.pc = pc;
+          const value = this.#slowLoad(address, width);
+          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+          registers[a] = op === Opcode.Load8Signed ? (value << 24) >> 24 : op === Opcode.Load16Signed ? (value << 16) >> 16 : value;
+          pc += 8;
+          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
+          break;
+        }
+        case Opcode.Store8:
+        case Opcode.Store16: {
+          const address = (registers[b]! + immediate) >>> 0;
+          this.pc = pc;
+          this.#slowStore(address, (word0 & 0xff) === Opcode.Store8 ? 1 : 2, registers[a]!);
+          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+          pc += 8;
+          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
+          break;
+        }
+
+        // Guest atomics are real Atomics on the shared RAM, so guest spinlocks work across vCPUs.
+        case Opcode.Exchange:
+        case Opcode.CompareExchange:
+        case Opcode.FetchAdd: {
+          const address = (registers[b]! + immediate) >>> 0;
+          const index = memory.atomicWordIndex(address);
+          if (index < 0) {
+            this.pc = pc;
+            this.raiseFault(GuestFaultKind.MisalignedAtomic, 'atomic access needs a 4-byte aligned RAM address', address);
+            exit = GuestExit.Fault;
+            break;
+          }
+          const op = word0 & 0xff;
+          registers[a] = op === Opcode.Exchange ? Atomics.exchange(ram32, index, registers[a]!)
+            : op === Opcode.FetchAdd ? Atomics.add(ram32, index, registers[a]!)
+            : Atomics.compareExchange(ram32, index, registers[a]!, registers[c]!);
+          pc += 8;
+          break;
+        }
+
+        case Opcode.Pause:
+          pc += 8;
+          if (++pauses >= PAUSE_LOOP_WINDOW) { exit = GuestExit.PauseLoop; budget -= remaining; remaining = 0; }
+          break;
+        case Opcode.Cli: this.flags &= ~FLAGS_INTERRUPT_ENABLE; pc += 8; break;
+        case Opcode.Sti:
+          pc += 8;
+          if ((this.flags & FLAGS_INTERRUPT_ENABLE) === 0) {
+            this.flags |= FLAGS_INTERRUPT_ENABLE;
+            // The sti shadow: interrupts are recognised after the NEXT instruction, so let exactly one
+            // more instruction run, then stop at the boundary and have the caller evaluate.
+            exit = GuestExit.InterruptWindow;
+            budget -= remaining - 2;
+            remaining = 2;
+          }
+          break;
+        case Opcode.Popf:
+        case Opcode.Iret: {
+          const sp = registers[STACK_POINTER]!;
+          const isIret = (word0 & 0xff) === Opcode.Iret;
+          const first = memory.read32(sp);
+          const second = isIret ? memory.read32(sp + 4) : 0;
+          if (first === undefined || second === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, `${isIret ? 'iret' : 'popf'} popped outside memory`, sp); exit = GuestExit.Fault; break; }
+          if (isIret && (first & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'iret return address is not 8-byte aligned', first); exit = GuestExit.Fault; break; }
+          if (isIret) {
+            pc = first >>> 0;
+            this.flags = second & FLAGS_INTERRUPT_ENABLE;
+            this.nmiBlocked = false;
+            registers[STACK_POINTER] = (sp + 8) | 0;
+          } else {
+            this.flags = first & FLAGS_INTERRUPT_ENABLE;
+            registers[STACK_POINTER] = (sp + 4) | 0;
+            pc += 8;
+          }
+          // Pending interrupts may now be deliverable (IF restored, NMI unblocked).
+          exit = GuestExit.InterruptWindow;
+          budget -= remaining; remaining = 0;
+          break;
+        }
+        case Opcode.Hlt:
+          pc += 8;
+          exit = GuestExit.Halt;
+          budget -= remaining; remaining = 0;
+          break;
+
+        case Opcode.Rdtsc: registers[a] = this.#environment.readClock() | 0; pc += 8; break;
+        case Opcode.Livt: this.interruptVectorTableBase = (registers[b]! + immediate) >>> 0; pc += 8; break;
+        case Opcode.Rdmsr:
+        case Opcode.Wrmsr:
+        case Opcode.Hypercall: {
+          this.pc = pc;
+          const op = word0 & 0xff;
+          if (op === Opcode.Hypercall) this.#environment.hypercall(this, immediate);
+          else if (op === Opcode.Rdmsr) {
+            const low = this.#environment.readMsr(this, (registers[b]! + immediate) >>> 0);
+            if (this.fault === undefined) { registers[a] = low; registers[a + 1] = this.msrHighWord; }
+          } else this.#environment.writeMsr(this, (registers[b]! + immediate) >>> 0, registers[a]!, registers[a + 1]!);
+          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+          pc += 8;
+          if (this.#exitRequested) { exit = GuestExit.EnvironmentExit; budget -= remaining; remaining = 0; } else if (this.#evaluateRequested) { budget -= remaining; remaining = 0; }
+          break;
+        }
+
+        default:
+          this.pc = pc;
+          this.raiseFault(GuestFaultKind.InvalidOpcode, `invalid opcode 0x${(word0 & 0xff).toString(16)}`);
+          exit = GuestExit.Fault;
+          break;
+      }
+      if (exit === GuestExit.Fault) break;
+      if (--remaining <= 0) {
+        if (exit === GuestExit.SliceEnd) {
+          if (this.#exitRequested) exit = GuestExit.EnvironmentExit;
+          else if (this.#evaluateRequested) exit = GuestExit.InterruptWindow;
+        }
+        break;
+      }
+    }
+    if (exit !== GuestExit.Fault) this.pc = pc >>> 0;
+    // Forced stops move `budget` down with `remaining`, so this is exactly the instructions executed.
+    this.instructionsRetired += budget - remaining;
+    return exit;
+  }
+
+  #slowLoad(address: number, width: 1 | 2 | 4): number {
+    const value = this.memory.readRam(address, width);
+    if (value !== undefined) return value;
+    return this.#environment.accessOutsideRam(this, address, width, false, 0);
+  }
+
+  #slowStore(address: number, width: 1 | 2 | 4, value: number): void {
+    if (this.memory.writeRam(address, width, value)) return;
+    this.#environment.accessOutsideRam(this, address, width, true, value);
+  }
+}
+
+function branchTaken(opcode: number, left: number, right: number): boolean {
+  switch (opcode) {
+    case Opcode.Beq: return left === right;
+    case Opcode.Bne: return left !== right;
+    case Opcode.Blt: return left < right;
+    case Opcode.Bge: return left >= right;
+    case Opcode.Bltu: return left >>> 0 < right >>> 0;
+    case Opcode.Bgeu: return left >>> 0 >= right >>> 0;
+    case Opcode.Beqz: return left === 0;
+    default: return left !== 0;
+  }
+}

@@ -1,0 +1,50 @@
+// Guest faults: conditions the guest caused that stop its vCPU. They never throw in the host; the
+// interpreter records one and returns GuestExit.Fault, and the VM stops with a report naming the vCPU,
+// the address and the instruction.
+
+export const GuestFaultKind = {
+  /** The opcode byte names no instruction (zero-filled memory decodes as one). */
+  InvalidOpcode: 'invalid-opcode',
+  /** A register field names no register (only reachable by hand-made code). */
+  InvalidRegister: 'invalid-register',
+  /** An indirect jump, call, ret or iret produced a pc that is not 8-byte aligned. */
+  MisalignedInstruction: 'misaligned-instruction',
+  /** The pc lies outside every RAM memslot. */
+  FetchOutsideMemory: 'fetch-outside-memory',
+  /** A load or store touched an address outside every memslot. */
+  AccessOutsideMemory: 'access-outside-memory',
+  /** An atomic instruction used an address that is not 4-byte aligned, or not RAM. */
+  MisalignedAtomic: 'misaligned-atomic',
+  /** divu or remu by zero. */
+  DivideByZero: 'divide-by-zero',
+  /** The interrupt vector table holds zero for the vector being delivered. */
+  MissingInterruptHandler: 'missing-interrupt-handler',
+  /** An access to the local APIC page that the architecture does not allow (width, alignment). */
+  InvalidApicAccess: 'invalid-apic-access',
+  /** rdmsr or wrmsr of an MSR the model does not implement (#GP on hardware). */
+  UnknownMsr: 'unknown-msr',
+  /** The guest asked to stop with a failure (hypercall Abort). */
+  GuestAbort: 'guest-abort',
+} as const;
+export type GuestFaultKind = (typeof GuestFaultKind)[keyof typeof GuestFaultKind];
+
+export interface GuestFault {
+  readonly kind: GuestFaultKind;
+  /** pc of the instruction that faulted. */
+  readonly pc: number;
+  /** The guest address involved (the pc itself for fetch faults), when there is one. */
+  readonly address?: number;
+  /** The instruction in assembler syntax, when it could be read. */
+  readonly instruction?: string;
+  readonly detail: string;
+}
+
+const hex = (value: number): string => `0x${(value >>> 0).toString(16).padStart(8, '0')}`;
+
+export function describeGuestFault(fault: GuestFault): string {
+  const parts = [`${fault.kind} at pc ${hex(fault.pc)}`];
+  if (fault.instruction !== undefined) parts.push(`(${fault.instruction})`);
+  if (fault.address !== undefined) parts.push(`address ${hex(fault.address)}`);
+  parts.push(`: ${fault.detail}`);
+  return parts.join(' ');
+}

@@ -1,0 +1,80 @@
+// The vCPU thread as a state machine (Firecracker's vstate/vcpu.rs shape): the owning vCPU moves its
+// own run state, and only along the transitions listed here; anything else is an emulator bug and
+// asserts with the vCPU named.
+
+export const VcpuRunState = {
+  /** Created by the main thread; its worker has not started running it. */
+  Created: 0,
+  /** Loaded on its host thread: running guest code, handling an exit, or halt-polling. */
+  Running: 1,
+  /** Halted and asleep on its host thread's doorbell (IsRunning clear). */
+  Blocked: 2,
+  /** Parked at the main thread's request (vcpu put; IsRunning clear). */
+  Paused: 3,
+  /** Returned from its task: done, stopped or faulted. */
+  Finished: 4,
+} as const;
+export type VcpuRunState = (typeof VcpuRunState)[keyof typeof VcpuRunState];
+
+const LEGAL_TRANSITIONS: Readonly<Record<VcpuRunState, readonly VcpuRunState[]>> = {
+  [VcpuRunState.Created]: [VcpuRunState.Running, VcpuRunState.Finished],
+  [VcpuRunState.Running]: [VcpuRunState.Blocked, VcpuRunState.Paused, VcpuRunState.Finished],
+  [VcpuRunState.Blocked]: [VcpuRunState.Running],
+  [VcpuRunState.Paused]: [VcpuRunState.Running, VcpuRunState.Finished],
+  [VcpuRunState.Finished]: [],
+};
+
+export const VCPU_RUN_STATE_NAMES: Readonly<Record<VcpuRunState, string>> = {
+  [VcpuRunState.Created]: 'created',
+  [VcpuRunState.Running]: 'running',
+  [VcpuRunState.Blocked]: 'blocked',
+  [VcpuRunState.Paused]: 'paused',
+  [VcpuRunState.Finished]: 'finished',
+};
+
+export function isLegalTransition(from: VcpuRunState, to: VcpuRunState): boolean {
+  return LEGAL_TRANSITIONS[from].includes(to);
+}
+
+export function runStateName(state: number): string {
+  return VCPU_RUN_STATE_NAMES[state as VcpuRunState] ?? `invalid(${state})`;
+}
+
+/** Moves a vCPU's run-state word, asserting the transition is legal. */
+export function transitionRunState(words: Int32Array, index: number, to: VcpuRunState, vcpu: number): void {
+  const from = Atomics.load(words, index) as VcpuRunState;
+  if (!isLegalTransition(from, to)) {
+    throw new Error(`vCPU ${vcpu}: illegal run-state transition ${runStateName(from)} -> ${runStateName(to)}`);
+  }
+  Atomics.store(words, index, to);
+}
+
+/** KVM's vcpu->mode: whether the vCPU is executing guest code (its RAM windows may be cached). */
+export const VcpuMode = {
+  OutsideGuestMode: 0,
+  InGuestMode: 1,
+} as const;
+
+/** Request bits (KVM_REQ_*): set by any thread with Atomics.or, consumed by the owning vCPU. */
+export const VcpuRequest = {
+  /** Leave the run loop and finish. */
+  Stop: 1 << 0,
+  /** Park until the bit is cleared. */
+  Pause: 1 << 1,
+  /** The memslot set changed: reload the RAM windows before entering the guest again. */
+  MemslotsChanged: 1 << 2,
+  /** Just leave guest mode and look again (kvm_vcpu_kick). */
+  Kick: 1 << 3,
+  /** A non-maskable interrupt is pending. */
+  Nmi: 1 << 4,
+} as const;
+
+/** What a vCPU is waiting for, for the watchdog's report. */
+export const VcpuWaitReason = {
+  None: 0,
+  Halted: 1,
+  Paused: 2,
+  PauseLoopYield: 3,
+  ApicMapRebuild: 4,
+} as const;
+export const VCPU_WAIT_REASON_NAMES = ['none', 'halted (HLT, asleep on its doorbell)', 'paused by the main thread', 'yielding after a pause loop', 'waiting for the main thread to rebuild the APIC map'] as const;

@@ -1,0 +1,510 @@
+// The vCPU run loop, inside its worker (KVM's vcpu_run / vcpu_enter_guest / vcpu_block, and the
+// AVIC hooks avic_vcpu_load / _put / _blocking / _unblocking from svm/avic.c).
+//
+// Orderings that keep IPIs from being lost (spec §1.9, §4 items 1-3):
+//  * entry: store mode = InGuestMode, then read the doorbell, then scan the IRR. An IRR bit set before
+//    the scan is delivered now; one set after it comes with a doorbell ring the block poll sees.
+//  * blocking: read the doorbell, clear IsRunning, re-check for events, then Atomics.wait on the
+//    doorbell value read first. A sender sets IRR before it reads IsRunning, so either it sees
+//    IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit.
+//  * the vCPU is an SRCU reader only while it runs host code for itself (exit handling, requests),
+//    never while in guest mode or asleep (spec §3.3).
+
+import { GuestCpu, GuestExit, type GuestCpuEnvironment } from '../guest/guest-cpu.js';
+import { GuestFaultKind, type GuestFault } from '../guest/guest-fault.js';
+import type { SrcuIndex } from '../host/srcu.js';
+import { FLAGS_INTERRUPT_ENABLE, STACK_POINTER } from '../guest/instruction-set.js';
+import { acknowledgeInterrupt, endOfInterrupt, pendingDeliverableVector, updateProcessorPriority } from '../hw/apic/apic-backing-page.js';
+import { classifyApicAccess } from '../hw/apic/apic-access.js';
+import { AvicIpiOutcome, deliverAvicIpi, type AvicHardware } from '../hw/avic/avic-ipi-delivery.js';
+import { apicId, hostPhysicalApicId } from '../hw/apic/apic-id.js';
+import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES } from '../hw/apic/apic-register.js';
+import { MemslotKind } from '../memory/memslot.js';
+import type { MemslotTranslation } from '../memory/memslot-snapshot.js';
+import { backingPagePolicy, type BackingPagePolicyName } from './backing-page-policy.js';
+import { LocalApicEmulation } from './local-apic-emulation.js';
+import { VcpuMode, VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from './vcpu-run-state.js';
+import { VmMemory, type VmBuffers } from './vm-memory.js';
+import { handleHypercall } from './hypercalls.js';
+import { readModelSpecificRegister, writeModelSpecificRegister } from './model-specific-registers.js';
+import type { VcpuStatistics } from './vm-layout.js';
+
+/** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
+export const SLICE_INSTRUCTIONS = 65536;
+/** Upper bound of one Atomics.wait; waits loop, re-checking, so no wait is unbounded. */
+export const WAIT_SLICE_MS = 50;
+/** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
+const HALT_POLL_MAX_NS = 200_000;
+const HALT_POLL_START_NS = 10_000;
+/** A pause loop yields the host core for this long when vCPUs outnumber cores. */
+const PAUSE_LOOP_YIELD_MS = 0.2;
+
+export interface VcpuStartup {
+  readonly buffers: VmBuffers;
+  readonly vcpu: number;
+  readonly policy: BackingPagePolicyName;
+  /** enable_ipiv: false models KVM's erratum #1235 work-around (IsRunning never shown to hardware). */
+  readonly ipiVirtualization: boolean;
+  readonly haltPolling: boolean;
+  /** Host cores the halt-poll and pause-loop policies may assume. */
+  readonly hostCores: number;
+  /** process.hrtime origin of the VM clock, in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
+  readonly clockOriginNs: string;
+  readonly entryPoint: number;
+  readonly stackTop: number;
+}
+
+export interface VcpuExitReport {
+  readonly vcpu: number;
+  readonly reason: 'done' | 'stopped' | 'fault';
+  readonly fault?: GuestFault;
+}
+
+type StatisticName = keyof typeof VcpuStatistics.fieldOffsets;
+
+export class Vcpu implements GuestCpuEnvironment {
+  readonly memory: VmMemory;
+  readonly index: number;
+  readonly pageBase: number;
+  readonly cpu: GuestCpu;
+  readonly apic: LocalApicEmulation;
+  readonly startup: VcpuStartup;
+  readonly hostThreadSlot: number;
+  readonly #control: Int32Array;
+  readonly #statistics: Float64Array;
+  readonly #doorbell: number;
+  readonly #sleeping: number;
+  readonly #waitValue: number;
+  readonly #requests: number;
+  readonly #runState: number;
+  readonly #mode: number;
+  readonly #heartbeat: number;
+  readonly #waitReason: number;
+  readonly #srcuSlot: number;
+  readonly #runnableVcpus: number;
+  readonly #clockOffsetNs: number;
+  readonly #hardware: AvicHardware;
+  readonly #outcome = new AvicIpiOutcome();
+  #ramWindows: MemslotTranslation[] = [];
+  #srcuIndex: SrcuIndex | -1 = -1;
+  #halted = false;
+  #done = false;
+  #haltPollNs = HALT_POLL_START_NS;
+
+  constructor(startup: VcpuStartup) {
+    this.startup = startup;
+    this.memory = new VmMemory(startup.buffers);
+    this.index = startup.vcpu;
+    this.pageBase = this.memory.apicPageBase(this.index);
+    this.#control = this.memory.control;
+    this.#statistics = this.memory.controlFloat64;
+    this.hostThreadSlot = this.#claimHostThreadSlot();
+    this.#doorbell = this.memory.doorbellIndex(this.hostThreadSlot, 'ring');
+    this.#sleeping = this.memory.doorbellIndex(this.hostThreadSlot, 'sleeping');
+    this.#waitValue = this.memory.doorbellIndex(this.hostThreadSlot, 'waitValue');
+    this.#requests = this.memory.controlBlockIndex(this.index, 'requests');
+    this.#runState = this.memory.controlBlockIndex(this.index, 'runState');
+    this.#mode = this.memory.controlBlockIndex(this.index, 'mode');
+    this.#heartbeat = this.memory.controlBlockIndex(this.index, 'heartbeat');
+    this.#waitReason = this.memory.controlBlockIndex(this.index, 'waitReason');
+    this.#runnableVcpus = this.memory.headerIndex('runnableVcpus');
+    this.#srcuSlot = this.index + 1;
+    this.#clockOffsetNs = Number(process.hrtime.bigint() - BigInt(startup.clockOriginNs)) - performance.now() * 1e6;
+    const policy = backingPagePolicy(startup.policy, this.memory.vcpuCount);
+    this.#hardware = {
+      physicalTable: this.memory.physicalApicIdTable,
+      logicalTable: this.memory.logicalApicIdTable,
+      maxPhysicalIndex: Math.min(0xfe, this.memory.vcpuCount - 1),
+      pageWords: this.memory.apicPageWords,
+      resolveBackingPage: policy.resolveBackingPage,
+      ringDoorbell: (host) => {
+        this.memory.ringDoorbell(host);
+        this.count('doorbellsRung');
+      },
+    };
+    this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, doorbells: this.#control, doorbellIndex: this.#doorbell });
+    this.apic = new LocalApicEmulation(this);
+    this.cpu.pc = startup.entryPoint >>> 0;
+    this.cpu.registers[0] = this.index;
+    this.cpu.registers[1] = this.memory.vcpuCount;
+    this.cpu.registers[STACK_POINTER] = startup.stackTop | 0;
+  }
+
+  #claimHostThreadSlot(): number {
+    // One task per thread for the VM's life: claim the first free doorbell line (compare-and-swap),
+    // starting at our own index so the usual case takes one step.
+    const count = this.memory.vcpuCount;
+    for (let step = 0; step < count; step++) {
+      const slot = (this.index + step) % count;
+      if (Atomics.compareExchange(this.#control, this.memory.doorbellIndex(slot, 'claimed'), 0, 1) === 0) return slot;
+    }
+    throw new Error(`vCPU ${this.index}: no free host thread slot`);
+  }
+
+  count(name: StatisticName, amount = 1): void {
+    this.#statistics[this.memory.statisticIndex(this.index, name)]! += amount;
+  }
+
+  countIncompleteIpiExit(cause: number): void {
+    this.#statistics[this.memory.statisticIndex(this.index, 'incompleteIpiExits') + cause]! += 1;
+  }
+
+  get hardware(): AvicHardware {
+    return this.#hardware;
+  }
+
+  get outcome(): AvicIpiOutcome {
+    return this.#outcome;
+  }
+
+  /**
+   * An exit handled inside the current instruction (an APIC trap or fault, an incomplete-IPI exit): the
+   * vCPU leaves guest mode and becomes an SRCU reader for the handler, as vcpu_run does.
+   */
+  beginExitHandling(): void {
+    Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
+    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+  }
+
+  /** Back to guest mode: mode first, then the memslot generation check, then drop SRCU (as #enterGuest). */
+  endExitHandling(): void {
+    Atomics.store(this.#control, this.#mode, VcpuMode.InGuestMode);
+    if (this.memory.memslots.generation() !== Atomics.load(this.#control, this.memory.controlBlockIndex(this.index, 'observedMemslotGeneration'))) {
+      this.#reloadRamWindows();
+    }
+    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
+    this.#srcuIndex = -1;
+  }
+
+  recordLatencySample(nanoseconds: number): void {
+    const samples = this.memory.statisticIndex(this.index, 'latencySamples');
+    const statistics = this.#statistics;
+    const first = statistics[samples] === 0;
+    statistics[samples]! += 1;
+    statistics[this.memory.statisticIndex(this.index, 'latencySumNs')]! += nanoseconds;
+    const min = this.memory.statisticIndex(this.index, 'latencyMinNs');
+    const max = this.memory.statisticIndex(this.index, 'latencyMaxNs');
+    if (first || nanoseconds < statistics[min]!) statistics[min] = nanoseconds;
+    if (nanoseconds > statistics[max]!) statistics[max] = nanoseconds;
+  }
+
+  markDone(): void {
+    this.#done = true;
+    this.cpu.requestExit();
+  }
+
+  // ---- the run loop (vcpu_run) ----
+
+  run(): VcpuExitReport {
+    transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
+    Atomics.add(this.#control, this.#runnableVcpus, 1);
+    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.#vcpuLoad();
+    this.#reloadRamWindows();
+    try {
+      for (;;) {
+        Atomics.add(this.#control, this.#heartbeat, 1);
+        const requests = Atomics.load(this.#control, this.#requests);
+        if (requests !== 0 && this.#handleRequests(requests)) return this.#finish('stopped');
+        if (this.#halted) {
+          this.#halt();
+          continue;
+        }
+        const exit = this.#enterGuest();
+        if (exit === GuestExit.Fault) return this.#finish('fault');
+        if (this.#done) return this.#finish('done');
+        if (exit === GuestExit.Halt) {
+          this.count('haltExits');
+          this.#halted = true;
+        } else if (exit === GuestExit.PauseLoop) {
+          this.count('pauseLoopExits');
+          this.#pauseLoopYield();
+        }
+      }
+    } catch (error) {
+      // An emulator bug: leave the VM in a state the main thread can report, then rethrow with the vCPU named.
+      this.#releaseForExit();
+      throw new Error(`vCPU ${this.index}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+
+  /** vcpu_enter_guest: mode, SRCU drop, entry scan, one slice, SRCU re-take. */
+  #enterGuest(): GuestExit {
+    Atomics.store(this.#control, this.#mode, VcpuMode.InGuestMode);
+    // Pairs with the memslot writer's "publish generation, then read each vCPU's mode": if it saw us
+    // outside guest mode, we see its new generation here and reload before running.
+    if (this.memory.memslots.generation() !== Atomics.load(this.#control, this.memory.controlBlockIndex(this.index, 'observedMemslotGeneration'))) {
+      Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
+      this.#reloadRamWindows();
+      return GuestExit.InterruptWindow;
+    }
+    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
+    this.#srcuIndex = -1;
+    this.count('slices');
+    let exit: GuestExit;
+    if (this.evaluateInterrupts() && this.cpu.fault !== undefined) exit = GuestExit.Fault;
+    else {
+      const before = this.cpu.instructionsRetired;
+      exit = this.cpu.run(SLICE_INSTRUCTIONS);
+      this.count('instructions', this.cpu.instructionsRetired - before);
+    }
+    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
+    return exit;
+  }
+
+  /**
+   * Interrupt evaluation at an instruction boundary (VMRUN's IRR scan, and after a doorbell): read the
+   * doorbell first, then scan, so a ring after the read is seen by the next block poll. Returns true
+   * if an interrupt was delivered.
+   */
+  evaluateInterrupts(): boolean {
+    this.cpu.lastDoorbell = Atomics.load(this.#control, this.#doorbell);
+    const cpu = this.cpu;
+    if (!cpu.nmiBlocked && (Atomics.load(this.#control, this.#requests) & VcpuRequest.Nmi) !== 0) {
+      Atomics.and(this.#control, this.#requests, ~VcpuRequest.Nmi);
+      cpu.nmiBlocked = true;
+      this.count('nmisDelivered');
+      this.count('interruptsDelivered');
+      return cpu.deliverInterrupt(2);
+    }
+    if ((cpu.flags & FLAGS_INTERRUPT_ENABLE) === 0) return false;
+    const words = this.memory.apicPageWords;
+    const vector = pendingDeliverableVector(words, this.pageBase);
+    if (vector < 0) return false;
+    acknowledgeInterrupt(words, this.pageBase, vector);
+    this.count('interruptsDelivered');
+    return cpu.deliverInterrupt(vector);
+  }
+
+  /** kvm_vcpu_has_events, for a halted vCPU: something that ends HLT. */
+  #hasEvents(): boolean {
+    const requests = Atomics.load(this.#control, this.#requests);
+    if ((requests & (VcpuRequest.Stop | VcpuRequest.Pause | VcpuRequest.Kick | VcpuRequest.MemslotsChanged)) !== 0) return true;
+    if ((requests & VcpuRequest.Nmi) !== 0 && !this.cpu.nmiBlocked) return true;
+    return this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0;
+  }
+
+  /** Returns true if the vCPU must stop. */
+  #handleRequests(requests: number): boolean {
+    if ((requests & VcpuRequest.Stop) !== 0) return true;
+    if ((requests & VcpuRequest.MemslotsChanged) !== 0) this.#reloadRamWindows();
+    if ((requests & VcpuRequest.Kick) !== 0) Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
+    if ((requests & VcpuRequest.Pause) !== 0) return this.#park();
+    return false;
+  }
+
+  #reloadRamWindows(): void {
+    Atomics.and(this.#control, this.#requests, ~VcpuRequest.MemslotsChanged);
+    const generation = this.memory.memslots.readActive(this.#ramWindows);
+    this.cpu.setRamWindows(this.#ramWindows.filter((slot) => slot.kind === MemslotKind.ram));
+    this.#apicAccessSlotPresent = this.#ramWindows.some((slot) => slot.kind === MemslotKind.apicAccess && slot.guestPhysicalAddress === APIC_DEFAULT_PHYSICAL_BASE);
+    const observed = this.memory.controlBlockIndex(this.index, 'observedMemslotGeneration');
+    Atomics.store(this.#control, observed, generation);
+    // The memslot writer may be waiting for this acknowledgement (its grace period).
+    Atomics.notify(this.#control, observed);
+  }
+
+  #apicAccessSlotPresent = false;
+
+  // ---- AVIC load / put / blocking (svm/avic.c) ----
+
+  /** avic_vcpu_load: publish the host thread and, unless IPI virtualization is off, IsRunning. */
+  #vcpuLoad(): void {
+    Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'hostThreadSlot'), this.hostThreadSlot);
+    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization, hostPhysicalApicId(this.hostThreadSlot));
+  }
+
+  /** avic_vcpu_put / avic_vcpu_blocking: clear IsRunning, keep the host id (spec §1.9). */
+  #vcpuPut(): void {
+    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), false, hostPhysicalApicId(this.hostThreadSlot));
+  }
+
+  /** kvm_vcpu_halt: poll, then block. */
+  #halt(): void {
+    if (this.#hasEvents()) {
+      this.#halted = false;
+      return;
+    }
+    if (this.#haltPoll()) {
+      this.#halted = false;
+      this.count('haltPollSuccesses');
+      return;
+    }
+    this.#block(VcpuWaitReason.Halted);
+    // Still halted unless an interrupt (or NMI) can now be taken; requests are handled by the loop.
+    const requests = Atomics.load(this.#control, this.#requests);
+    const nmi = (requests & VcpuRequest.Nmi) !== 0 && !this.cpu.nmiBlocked;
+    if (nmi || (this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0)) this.#halted = false;
+  }
+
+  /**
+   * Halt-polling: spin briefly with IsRunning still set (so senders ring the doorbell instead of
+   * exiting), but only while runnable vCPUs fit the host cores: spinning on an oversubscribed host
+   * costs a scheduler slice per round trip (research §2). The window adapts like halt_poll_ns.
+   */
+  #haltPoll(): boolean {
+    if (!this.startup.haltPolling || this.#haltPollNs <= 0) return false;
+    if (Atomics.load(this.#control, this.#runnableVcpus) > this.startup.hostCores) return false;
+    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
+    this.#srcuIndex = -1;
+    const deadline = performance.now() + this.#haltPollNs / 1e6;
+    let seen = Atomics.load(this.#control, this.#doorbell);
+    let success = false;
+    for (let spins = 0; ; spins++) {
+      const ring = Atomics.load(this.#control, this.#doorbell);
+      if (ring !== seen) {
+        seen = ring;
+        if (this.#hasEvents()) { success = true; break; }
+      }
+      // Interrupts from software paths (cause 1 kicks) ring too, but check IRR now and then in case a
+      // sender found IsRunning clear from an earlier put.
+      if ((spins & 255) === 255) {
+        if (this.#hasEvents()) { success = true; break; }
+        if (performance.now() >= deadline) break;
+      }
+    }
+    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.#haltPollNs = success ? Math.min(HALT_POLL_MAX_NS, this.#haltPollNs * 2) : Math.floor(this.#haltPollNs / 2);
+    if (!success && this.#haltPollNs < HALT_POLL_START_NS / 4) this.#haltPollNs = 0;
+    return success;
+  }
+
+  /** kvm_vcpu_block with the AVIC blocking hooks around it. Every wait is bounded and re-checks. */
+  #block(reason: number): void {
+    transitionRunState(this.#control, this.#runState, VcpuRunState.Blocked, this.index);
+    Atomics.sub(this.#control, this.#runnableVcpus, 1);
+    Atomics.store(this.#control, this.#waitReason, reason);
+    let seen = Atomics.load(this.#control, this.#doorbell);
+    this.#vcpuPut();
+    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
+    this.#srcuIndex = -1;
+    this.count('blocks');
+    for (;;) {
+      if (this.#hasEvents()) break;
+      Atomics.store(this.#control, this.#waitValue, seen);
+      Atomics.store(this.#control, this.#sleeping, 1);
+      const result = Atomics.wait(this.#control, this.#doorbell, seen, WAIT_SLICE_MS);
+      Atomics.store(this.#control, this.#sleeping, 0);
+      if (result === 'timed-out') {
+        // Nobody rang. If an event is pending anyway, a wake-up was lost: count it (must stay 0).
+        if (this.#hasEvents()) { this.count('lostWakeups'); break; }
+      } else if (result === 'ok') this.count('wakeups');
+      seen = Atomics.load(this.#control, this.#doorbell);
+    }
+    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
+    Atomics.add(this.#control, this.#runnableVcpus, 1);
+    transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
+    this.#vcpuLoad();
+  }
+
+  /** Pause-loop exit (kvm_vcpu_on_spin): yield the core only when vCPUs outnumber cores. */
+  #pauseLoopYield(): void {
+    if (Atomics.load(this.#control, this.#runnableVcpus) <= this.startup.hostCores) return;
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.PauseLoopYield);
+    Atomics.wait(this.#control, this.#doorbell, Atomics.load(this.#control, this.#doorbell), PAUSE_LOOP_YIELD_MS);
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
+  }
+
+  /** Paused by the main thread: put, park until the Pause bit is cleared. Returns true to stop. */
+  #park(): boolean {
+    transitionRunState(this.#control, this.#runState, VcpuRunState.Paused, this.index);
+    Atomics.sub(this.#control, this.#runnableVcpus, 1);
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.Paused);
+    this.#vcpuPut();
+    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
+    this.#srcuIndex = -1;
+    let stop = false;
+    for (;;) {
+      const requests = Atomics.load(this.#control, this.#requests);
+      if ((requests & VcpuRequest.Stop) !== 0) { stop = true; break; }
+      if ((requests & VcpuRequest.Pause) === 0) break;
+      const seen = Atomics.load(this.#control, this.#doorbell);
+      if (Atomics.load(this.#control, this.#requests) !== requests) continue;
+      Atomics.store(this.#control, this.#sleeping, 1);
+      Atomics.wait(this.#control, this.#doorbell, seen, WAIT_SLICE_MS);
+      Atomics.store(this.#control, this.#sleeping, 0);
+    }
+    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
+    if (stop) return true;
+    Atomics.add(this.#control, this.#runnableVcpus, 1);
+    transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
+    this.#vcpuLoad();
+    return false;
+  }
+
+  #releaseForExit(): void {
+    this.#vcpuPut();
+    if (this.#srcuIndex !== -1) {
+      this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex);
+      this.#srcuIndex = -1;
+    }
+    Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'finished'), 1);
+  }
+
+  #finish(reason: VcpuExitReport['reason']): VcpuExitReport {
+    this.#releaseForExit();
+    const state = Atomics.load(this.#control, this.#runState);
+    if (state === VcpuRunState.Running || state === VcpuRunState.Paused) {
+      Atomics.sub(this.#control, this.#runnableVcpus, state === VcpuRunState.Running ? 1 : 0);
+      transitionRunState(this.#control, this.#runState, VcpuRunState.Finished, this.index);
+    }
+    this.memory.ringMainDoorbell();
+    const fault = this.cpu.fault;
+    return fault === undefined ? { vcpu: this.index, reason } : { vcpu: this.index, reason: 'fault', fault };
+  }
+
+  // ---- GuestCpuEnvironment: the exits ----
+
+  accessOutsideRam(cpu: GuestCpu, address: number, width: 1 | 2 | 4, isWrite: boolean, value: number): number {
+    const offset = address - APIC_DEFAULT_PHYSICAL_BASE;
+    if (!this.#apicAccessSlotPresent || offset < 0 || offset >= APIC_PAGE_BYTES) {
+      cpu.raiseFault(GuestFaultKind.AccessOutsideMemory, `${isWrite ? 'write' : 'read'} of ${width} byte(s) outside every memslot`, address);
+      return 0;
+    }
+    if (width !== 4 || (offset & 3) !== 0) {
+      cpu.raiseFault(GuestFaultKind.InvalidApicAccess, 'local APIC registers take aligned 32-bit accesses only', address);
+      return 0;
+    }
+    return this.apic.access(offset, isWrite, value);
+  }
+
+  hypercall(cpu: GuestCpu, number: number): void {
+    this.count('hypercalls');
+    handleHypercall(this, cpu, number);
+  }
+
+  readMsr(cpu: GuestCpu, index: number): number {
+    this.count('msrAccesses');
+    return readModelSpecificRegister(this, cpu, index);
+  }
+
+  writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void {
+    this.count('msrAccesses');
+    writeModelSpecificRegister(this, cpu, index, low, high);
+  }
+
+  readClock(): number {
+    return performance.now() * 1e6 + this.#clockOffsetNs;
+  }
+
+  /** The accelerated register accesses that need no exit still need the page's PPR kept current. */
+  refreshProcessorPriority(): void {
+    updateProcessorPriority(this.memory.apicPageWords, this.pageBase);
+  }
+
+  classifyAccess(offset: number, isWrite: boolean): number {
+    return classifyApicAccess(offset, isWrite, this.memory.apicPageWords, this.pageBase);
+  }
+
+  completeEndOfInterrupt(): number {
+    return endOfInterrupt(this.memory.apicPageWords, this.pageBase);
+  }
+
+  sendAcceleratedIpi(icrLow: number, icrHigh: number): void {
+    this.#outcome.reset();
+    deliverAvicIpi(icrLow, icrHigh, apicId(this.index), this.pageBase, this.#hardware, this.#outcome);
+  }
+}

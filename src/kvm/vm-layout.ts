@@ -1,0 +1,115 @@
+// The VM's shared memory, declared once. Three buffers:
+//
+//   ram          guest RAM pool: the host memory behind the RAM memslots (guest-defined contents)
+//   apicPages    one 4 KiB APIC register page per vCPU (the lapic's own page; under the upstream
+//                policy it is also the AVIC backing page)
+//   control      everything else, laid out below
+//
+// Each field names its writer. "owning vCPU" means the worker currently running that vCPU; the main
+// thread writes a vCPU's fields only before its worker starts.
+
+import { defineBufferLayout, defineStruct, type BufferLayout } from '../host/shared-layout.js';
+import { memslotSnapshotRegionBytes } from '../memory/memslot-snapshot.js';
+import { Srcu } from '../host/srcu.js';
+
+/** Physical APIC ID table entries reserved (x2AVIC size; xAVIC uses 0..0xFE). */
+export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
+/** Logical APIC ID table entries (one 4 KiB page of 32-bit entries). */
+export const LOGICAL_APIC_ID_TABLE_ENTRIES = 1024;
+/** Guest-reported values per vCPU (hypercall Report) and counters (hypercall Count). */
+export const GUEST_REPORT_SLOTS = 16;
+
+export const VmHeader = defineStruct('VmHeader', {
+  stopRequested: { type: 'i32', writer: 'main (set once when the VM stops)' },
+  mainDoorbell: { type: 'i32', writer: 'any thread: Atomics.add + notify; the main thread waitAsyncs on it' },
+  runnableVcpus: { type: 'i32', writer: 'each vCPU: Atomics.add on unblock, Atomics.sub on block (halt-poll policy input)' },
+  apicMapGeneration: { type: 'i32', writer: 'main, after it rebuilds the logical APIC ID table' },
+  apicMapRequests: { type: 'i32', writer: 'any vCPU: Atomics.add when its LDR/DFR/ID changed (asks main to rebuild)' },
+  apicvInhibitReasons: { type: 'i32', writer: 'main' },
+});
+
+/** Per host thread: the doorbell line. The AVIC doorbell and KVM's vCPU wake-up both ring it. */
+export const HostThreadDoorbell = defineStruct('HostThreadDoorbell', {
+  ring: { type: 'i32', writer: 'any thread: Atomics.add(1) to ring; never written otherwise' },
+  sleeping: { type: 'i32', writer: 'owning host thread: 1 just before Atomics.wait on ring, 0 after' },
+  waitValue: { type: 'i32', writer: 'owning host thread: the ring value it sleeps on (watchdog and idle detection)' },
+  claimed: { type: 'i32', writer: 'any worker: compare-and-swap 0 -> 1 to claim this slot at start-up' },
+});
+
+export const VcpuControlBlock = defineStruct('VcpuControlBlock', {
+  runState: { type: 'i32', writer: 'owning vCPU (main writes Created before the worker starts)' },
+  mode: { type: 'i32', writer: 'owning vCPU: OutsideGuestMode / InGuestMode (KVM vcpu->mode)' },
+  requests: { type: 'i32', writer: 'any thread sets bits with Atomics.or; the owning vCPU clears them with Atomics.and' },
+  hostThreadSlot: { type: 'i32', writer: 'owning vCPU, at load' },
+  observedMemslotGeneration: { type: 'i32', writer: 'owning vCPU, after it reloads its RAM windows' },
+  heartbeat: { type: 'i32', writer: 'owning vCPU: +1 per run-loop iteration (watchdog)' },
+  waitReason: { type: 'i32', writer: 'owning vCPU: what it is waiting for, if anything (VcpuWaitReason)' },
+  finished: { type: 'i32', writer: 'owning vCPU: 1 once it reported done or stopped' },
+});
+
+/** Per-vCPU counters. Written only by the owning vCPU (plain stores), summed by main at the end. */
+export const VcpuStatistics = defineStruct('VcpuStatistics', {
+  ipiCommands: { type: 'f64', writer: 'owning vCPU: ICR writes that sent an IPI' },
+  ipisSent: { type: 'f64', writer: 'owning vCPU: IPI messages (one per destination vCPU, or one dropped)' },
+  ipisAccepted: { type: 'f64', writer: 'owning vCPU: messages that newly set an IRR bit' },
+  ipisCoalesced: { type: 'f64', writer: 'owning vCPU: messages whose IRR bit was already set (the APIC merges them)' },
+  ipisDroppedIllegalVector: { type: 'f64', writer: 'owning vCPU: vector < 16 (incomplete-IPI cause 4; ESR bit 5)' },
+  ipisDroppedInvalidTarget: { type: 'f64', writer: 'owning vCPU: destination matched no vCPU' },
+  ipisDroppedUnsupported: { type: 'f64', writer: 'owning vCPU: delivery modes not modelled yet (SMI, INIT, start-up)' },
+  interruptsDelivered: { type: 'f64', writer: 'owning vCPU: interrupts taken (handler entries), IPIs and others' },
+  nmisDelivered: { type: 'f64', writer: 'owning vCPU' },
+  doorbellsRung: { type: 'f64', writer: 'owning vCPU: AVIC doorbells rung by its ICR writes' },
+  incompleteIpiExits: { type: 'f64', count: 5, writer: 'owning vCPU: AVIC_INCOMPLETE_IPI exits by cause 0..4' },
+  unacceleratedAccessTrapExits: { type: 'f64', writer: 'owning vCPU' },
+  unacceleratedAccessFaultExits: { type: 'f64', writer: 'owning vCPU' },
+  haltExits: { type: 'f64', writer: 'owning vCPU' },
+  haltPollSuccesses: { type: 'f64', writer: 'owning vCPU: halts ended by an event during halt-polling' },
+  blocks: { type: 'f64', writer: 'owning vCPU: times it really slept' },
+  wakeups: { type: 'f64', writer: 'owning vCPU: sleeps ended by a ring (not a timeout)' },
+  kicksSent: { type: 'f64', writer: 'owning vCPU: wake-ups it sent (incomplete-IPI handling, software delivery)' },
+  lostWakeups: { type: 'f64', writer: 'owning vCPU: bounded waits that timed out with an event pending (must stay 0)' },
+  pauseLoopExits: { type: 'f64', writer: 'owning vCPU' },
+  hypercalls: { type: 'f64', writer: 'owning vCPU' },
+  msrAccesses: { type: 'f64', writer: 'owning vCPU' },
+  slices: { type: 'f64', writer: 'owning vCPU: guest entries' },
+  instructions: { type: 'f64', writer: 'owning vCPU: instructions retired' },
+  latencySamples: { type: 'f64', writer: 'owning vCPU: hypercall LatencySample count' },
+  latencySumNs: { type: 'f64', writer: 'owning vCPU' },
+  latencyMinNs: { type: 'f64', writer: 'owning vCPU' },
+  latencyMaxNs: { type: 'f64', writer: 'owning vCPU' },
+});
+
+export const VcpuGuestReport = defineStruct('VcpuGuestReport', {
+  reports: { type: 'f64', count: GUEST_REPORT_SLOTS, writer: 'owning vCPU (hypercall Report)' },
+  counters: { type: 'f64', count: GUEST_REPORT_SLOTS, writer: 'owning vCPU (hypercall Count)' },
+  doneStatus: { type: 'f64', writer: 'owning vCPU (hypercall Done: status + 1; 0 = not done)' },
+});
+
+export type VmControlRegion =
+  | 'header'
+  | 'physicalApicIdTable'
+  | 'logicalApicIdTable'
+  | 'memslots'
+  | 'srcu'
+  | 'doorbells'
+  | 'vcpuControlBlocks'
+  | 'vcpuStatistics'
+  | 'vcpuGuestReports';
+
+export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion> {
+  return defineBufferLayout<VmControlRegion>('VmControl', {
+    header: { struct: VmHeader, count: 1, writer: 'see fields' },
+    physicalApicIdTable: {
+      bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
+      align: 4096,
+      writer: 'main writes a whole entry at vCPU creation; then the owning vCPU writes IsRunning and the host id (spec §2.3)',
+    },
+    logicalApicIdTable: { bytes: LOGICAL_APIC_ID_TABLE_ENTRIES * 4, align: 4096, writer: 'main only (rebuilt as a whole, spec §2.7)' },
+    memslots: { bytes: memslotSnapshotRegionBytes(), writer: 'main only, with slots_lock held' },
+    srcu: { bytes: Srcu.regionBytes(vcpuCount + 1), writer: 'readers: their own counters; synchronize: the index word' },
+    doorbells: { struct: HostThreadDoorbell, count: vcpuCount, writer: 'see fields' },
+    vcpuControlBlocks: { struct: VcpuControlBlock, count: vcpuCount, writer: 'see fields' },
+    vcpuStatistics: { struct: VcpuStatistics, count: vcpuCount, writer: 'owning vCPU' },
+    vcpuGuestReports: { struct: VcpuGuestReport, count: vcpuCount, writer: 'owning vCPU' },
+  });
+}

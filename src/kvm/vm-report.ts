@@ -1,0 +1,182 @@
+// The run report: per-vCPU counters (each written by its own vCPU, summed here), the IPI balance and
+// why the run ended. The balance is an identity, checked rather than assumed:
+//
+//   messages sent = accepted + coalesced + dropped
+//   accepted      = delivered + still pending in an IRR (or a pending NMI) + lost
+//
+// so `lost` is computed, and anything but zero is a bug the report (and the command's exit status)
+// makes visible.
+
+import { describeGuestFault, type GuestFault } from '../guest/guest-fault.js';
+import { ApicRegister } from '../hw/apic/apic-register.js';
+import { VcpuStatistics, VcpuGuestReport, GUEST_REPORT_SLOTS } from './vm-layout.js';
+import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from './vcpu-run-state.js';
+import type { VcpuExitReport } from './vcpu.js';
+import type { Vm } from './vm.js';
+
+export type VmExitReason = 'all-done' | 'all-halted' | 'time-limit' | 'timeout' | 'fault' | 'watchdog';
+
+export interface VmExit {
+  readonly reason: VmExitReason;
+  readonly detail: string;
+  readonly stuckVcpus?: readonly number[];
+}
+
+type StatisticName = keyof typeof VcpuStatistics.fieldOffsets;
+export type VcpuCounters = Record<Exclude<StatisticName, 'incompleteIpiExits'>, number> & { incompleteIpiExits: number[] };
+
+export interface IpiBalance {
+  readonly commands: number;
+  readonly sent: number;
+  readonly accepted: number;
+  readonly coalesced: number;
+  readonly dropped: { readonly illegalVector: number; readonly invalidTarget: number; readonly unsupported: number };
+  readonly delivered: number;
+  readonly pending: number;
+  readonly lost: number;
+}
+
+export interface VcpuReport {
+  readonly vcpu: number;
+  readonly runState: string;
+  readonly waitReason: string;
+  readonly exit: string;
+  readonly fault?: string;
+  readonly counters: VcpuCounters;
+  readonly guest: { readonly reports: number[]; readonly counters: number[]; readonly done: boolean; readonly doneStatus?: number };
+  /** IRR bits still set at the end (accepted, never taken). */
+  readonly pendingVectors: number[];
+}
+
+export interface VmReport {
+  readonly vcpus: number;
+  readonly policy: string;
+  readonly ipiVirtualization: boolean;
+  readonly durationSeconds: number;
+  readonly exit: VmExit;
+  readonly ok: boolean;
+  readonly ipis: IpiBalance;
+  readonly ipisPerSecond: number;
+  readonly exits: {
+    readonly incompleteIpi: { invalidInterruptType: number; targetNotRunning: number; invalidTarget: number; invalidBackingPage: number; invalidIpiVector: number };
+    readonly unacceleratedAccess: { trap: number; fault: number };
+    readonly halt: number;
+    readonly pauseLoop: number;
+    readonly hypercall: number;
+    readonly msr: number;
+  };
+  readonly doorbells: number;
+  readonly wakeups: number;
+  readonly lostWakeups: number;
+  readonly instructions: number;
+  readonly faults: readonly { vcpu: number; fault: GuestFault; description: string }[];
+  readonly errors: readonly { vcpu: number; message: string }[];
+  readonly perVcpu: readonly VcpuReport[];
+}
+
+function readCounters(vm: Vm, vcpu: number): VcpuCounters {
+  const memory = vm.memory;
+  const float64 = memory.controlFloat64;
+  const counters = {} as Record<string, number | number[]>;
+  for (const [name, spec] of Object.entries(VcpuStatistics.fields)) {
+    const index = memory.statisticIndex(vcpu, name as StatisticName);
+    counters[name] = (spec.count ?? 1) > 1 ? Array.from(float64.subarray(index, index + spec.count!)) : float64[index]!;
+  }
+  return counters as unknown as VcpuCounters;
+}
+
+function pendingVectors(vm: Vm, vcpu: number): number[] {
+  const words = vm.memory.apicPageWords;
+  const base = vm.memory.apicPageBase(vcpu) + (ApicRegister.InterruptRequest >> 2);
+  const vectors: number[] = [];
+  for (let register = 0; register < 8; register++) {
+    const word = Atomics.load(words, base + register * 4);
+    for (let bit = 0; bit < 32; bit++) if ((word >>> bit) & 1) vectors.push(register * 32 + bit);
+  }
+  return vectors;
+}
+
+function guestReport(vm: Vm, vcpu: number): VcpuReport['guest'] {
+  const memory = vm.memory;
+  const float64 = memory.controlFloat64;
+  const reports = memory.guestReportIndex(vcpu, 'reports');
+  const counters = memory.guestReportIndex(vcpu, 'counters');
+  const done = float64[memory.guestReportIndex(vcpu, 'doneStatus')]!;
+  void VcpuGuestReport;
+  return {
+    reports: Array.from(float64.subarray(reports, reports + GUEST_REPORT_SLOTS)),
+    counters: Array.from(float64.subarray(counters, counters + GUEST_REPORT_SLOTS)),
+    done: done !== 0,
+    ...(done !== 0 ? { doneStatus: done - 1 } : {}),
+  };
+}
+
+const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
+
+export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitReport | Error | undefined)[], durationSeconds: number): VmReport {
+  const memory = vm.memory;
+  const control = memory.control;
+  const perVcpu: VcpuReport[] = [];
+  const faults: VmReport['faults'][number][] = [];
+  const errors: VmReport['errors'][number][] = [];
+  let pendingTotal = 0;
+  for (let vcpu = 0; vcpu < vm.config.vcpus; vcpu++) {
+    const result = results[vcpu];
+    const pending = pendingVectors(vm, vcpu);
+    const nmiPending = (Atomics.load(control, memory.controlBlockIndex(vcpu, 'requests')) & VcpuRequest.Nmi) !== 0 ? 1 : 0;
+    pendingTotal += pending.length + nmiPending;
+    if (result instanceof Error) errors.push({ vcpu, message: result.message });
+    else if (result?.fault !== undefined) faults.push({ vcpu, fault: result.fault, description: describeGuestFault(result.fault) });
+    perVcpu.push({
+      vcpu,
+      runState: runStateName(Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState'))),
+      waitReason: VCPU_WAIT_REASON_NAMES[Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'))] ?? 'unknown',
+      exit: result === undefined ? 'did not finish' : result instanceof Error ? 'error' : result.reason,
+      ...(result !== undefined && !(result instanceof Error) && result.fault !== undefined ? { fault: describeGuestFault(result.fault) } : {}),
+      counters: readCounters(vm, vcpu),
+      guest: guestReport(vm, vcpu),
+      pendingVectors: pending,
+    });
+  }
+  const total = (name: Exclude<StatisticName, 'incompleteIpiExits'>): number => sum(perVcpu.map((report) => report.counters[name]));
+  const cause = (index: number): number => sum(perVcpu.map((report) => report.counters.incompleteIpiExits[index] ?? 0));
+  const accepted = total('ipisAccepted');
+  const delivered = total('interruptsDelivered');
+  const ipis: IpiBalance = {
+    commands: total('ipiCommands'),
+    sent: total('ipisSent'),
+    accepted,
+    coalesced: total('ipisCoalesced'),
+    dropped: { illegalVector: total('ipisDroppedIllegalVector'), invalidTarget: total('ipisDroppedInvalidTarget'), unsupported: total('ipisDroppedUnsupported') },
+    delivered,
+    pending: pendingTotal,
+    lost: accepted - delivered - pendingTotal,
+  };
+  const lostWakeups = total('lostWakeups');
+  const failed = exit.reason === 'fault' || exit.reason === 'timeout' || exit.reason === 'watchdog';
+  return {
+    vcpus: vm.config.vcpus,
+    policy: vm.config.policy,
+    ipiVirtualization: vm.config.ipiVirtualization,
+    durationSeconds,
+    exit,
+    ok: !failed && ipis.lost === 0 && lostWakeups === 0 && errors.length === 0,
+    ipis,
+    ipisPerSecond: durationSeconds > 0 ? delivered / durationSeconds : 0,
+    exits: {
+      incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },
+      unacceleratedAccess: { trap: total('unacceleratedAccessTrapExits'), fault: total('unacceleratedAccessFaultExits') },
+      halt: total('haltExits'),
+      pauseLoop: total('pauseLoopExits'),
+      hypercall: total('hypercalls'),
+      msr: total('msrAccesses'),
+    },
+    doorbells: total('doorbellsRung'),
+    wakeups: total('wakeups'),
+    lostWakeups,
+    instructions: total('instructions'),
+    faults,
+    errors,
+    perVcpu,
+  };
+}

@@ -1,0 +1,368 @@
+// The VM on the main thread (KVM's struct kvm and its ioctls): it owns the VM-wide tables (physical
+// and logical APIC ID tables) and the memslots, creates vCPUs, and runs them as one long piscina
+// task each. It is never on the IPI path and never calls Atomics.wait: everything here that waits
+// uses Atomics.waitAsync or timers, so the event loop (piscina's, vitest's) keeps turning.
+
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES } from '../hw/apic/apic-register.js';
+import { resetApicPage } from '../hw/apic/apic-backing-page.js';
+import { apicId, hostPhysicalApicId, XAPIC_MAX_PHYSICAL_ID } from '../hw/apic/apic-id.js';
+import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
+import { APIC_ACCESS_PAGE_PRIVATE_MEMSLOT, MemslotKind, MemslotSet, memslotId, type MemslotError } from '../memory/memslot.js';
+import { guestPhysicalAddress } from '../memory/guest-physical-address.js';
+import { backingPagePolicy, BackingPagePolicyName, type BackingPagePolicy } from './backing-page-policy.js';
+import { rebuildLogicalApicIdTable } from './apic-map.js';
+import { VcpuRequest, VcpuRunState } from './vcpu-run-state.js';
+import { allocateVmBuffers, VmMemory } from './vm-memory.js';
+import { AsyncMutex } from './async-mutex.js';
+import { buildVmReport, type VmExit, type VmReport } from './vm-report.js';
+import { workerEntryUrl } from './worker-entry.js';
+import type { VcpuExitReport, VcpuStartup } from './vcpu.js';
+
+export interface VmConfig {
+  /** Number of vCPUs, 1..255 (xAPIC: physical IDs 0..0xFE). */
+  readonly vcpus: number;
+  /** Guest RAM in bytes (a multiple of 4 KiB, 64 KiB..1 GiB). Default 16 MiB. */
+  readonly memoryBytes?: number;
+  /** Backing-page policy. Default `upstream`. */
+  readonly policy?: BackingPagePolicyName;
+  /** enable_ipiv. false shows IsRunning = 0 to the hardware always (erratum #1235 work-around). Default true. */
+  readonly ipiVirtualization?: boolean;
+  /** Halt-polling (KVM's halt_poll_ns). Default true. */
+  readonly haltPolling?: boolean;
+  /** Stack bytes per vCPU at the top of RAM. Default 16 KiB. */
+  readonly stackBytesPerVcpu?: number;
+}
+
+export interface ProgramLoad {
+  readonly origin: number;
+  readonly bytes: Uint8Array;
+  /** Entry point for every vCPU without its own. */
+  readonly entryPoint?: number;
+  /** Per-vCPU entry points (vCPU index -> address). */
+  readonly perVcpuEntryPoints?: ReadonlyMap<number, number>;
+}
+
+export interface RunOptions {
+  /** Run for this long, then stop (the guest need not finish). */
+  readonly seconds?: number;
+  /** Without `seconds`: give up (exit "timeout") if the guest has not finished by then. Default 60. */
+  readonly timeoutSeconds?: number;
+  /** Stop waiting for a vCPU that does not finish after a stop request, name it and tear down. Default 5. */
+  readonly stopTimeoutSeconds?: number;
+  /** A running vCPU whose run loop makes no progress this long is reported stuck. Default 10. */
+  readonly watchdogSeconds?: number;
+  /** Called about every 100 ms while running (progress bars). */
+  readonly onProgress?: (elapsedSeconds: number) => void;
+}
+
+export class VmConfigError extends Error {
+  override readonly name = 'VmConfigError';
+}
+
+const DEFAULT_MEMORY_BYTES = 16 << 20;
+const DEFAULT_STACK_BYTES = 16 << 10;
+const RAM_SLOT = memslotId(0);
+
+export class Vm {
+  readonly config: Required<VmConfig>;
+  readonly memory: VmMemory;
+  readonly policy: BackingPagePolicy;
+  /** kvm->slots_lock: serialises memslot writers (an async mutex: the main thread never blocks). */
+  readonly slotsLock = new AsyncMutex('kvm->slots_lock');
+  #memslots: MemslotSet;
+  #apicAccessMemslotEnabled = false;
+  #logicalEntries: ReadonlyMap<number, number> = new Map();
+  #entryPoints: number[];
+  #pool: Piscina | undefined;
+  #started = false;
+
+  private constructor(config: Required<VmConfig>) {
+    this.config = config;
+    this.memory = new VmMemory(allocateVmBuffers(config.vcpus, config.memoryBytes));
+    this.policy = backingPagePolicy(config.policy, config.vcpus);
+    this.#entryPoints = new Array<number>(config.vcpus).fill(-1);
+    const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
+    if (!ram.ok) throw new VmConfigError(ram.error.message);
+    this.#memslots = ram.set;
+  }
+
+  /** Creates a VM and its vCPUs (KVM_CREATE_VM, then KVM_CREATE_VCPU for each). */
+  static async create(config: VmConfig): Promise<Vm> {
+    const full = validateConfig(config);
+    const vm = new Vm(full);
+    await vm.#publishMemslots(vm.#memslots, false);
+    for (let vcpu = 0; vcpu < full.vcpus; vcpu++) await vm.#createVcpu(vcpu);
+    return vm;
+  }
+
+  get memslots(): MemslotSet {
+    return this.#memslots;
+  }
+
+  /**
+   * kvm_vm_ioctl_create_vcpu + avic_init_backing_page: reset the lapic page, write the physical table
+   * entry (Valid + backing page) before the vCPU can be a target, so broadcasts reach it at once
+   * (spec §4 item 6), and create the APIC-access memslot on the first vCPU (spec §2.8).
+   */
+  async #createVcpu(vcpu: number): Promise<void> {
+    const control = this.memory.control;
+    Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Created);
+    Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'), -1);
+    resetApicPage(this.memory.apicPageWords, this.memory.apicPageBase(vcpu), apicId(vcpu));
+    this.memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
+      hostPhysicalApicId: hostPhysicalApicId(0),
+      backingPagePointer: this.policy.backingPagePointer(vcpu),
+      isRunning: false,
+      isValid: true,
+    });
+    await this.#allocateApicAccessPage();
+  }
+
+  /** kvm_alloc_apic_access_page: one 4 KiB private slot at 0xFEE00000, created once, under slots_lock. */
+  async #allocateApicAccessPage(): Promise<void> {
+    await this.slotsLock.withLock(async () => {
+      if (this.#apicAccessMemslotEnabled) return;
+      const result = this.#memslots.createMemslot({
+        id: APIC_ACCESS_PAGE_PRIVATE_MEMSLOT,
+        guestPhysicalAddress: guestPhysicalAddress(APIC_DEFAULT_PHYSICAL_BASE),
+        size: APIC_PAGE_BYTES,
+        hostOffset: 0,
+        kind: MemslotKind.apicAccess,
+      });
+      if (!result.ok) throw new VmConfigError(`cannot create the APIC-access memslot: ${result.error.message}`);
+      await this.#publishMemslots(result.set, true);
+      this.#apicAccessMemslotEnabled = true;
+    });
+  }
+
+  /** Copies a program into guest RAM and records entry points. Before run() only. */
+  loadProgram(program: ProgramLoad): void {
+    if (this.#started) throw new VmConfigError('load the program before the VM runs');
+    const access = new GuestMemoryAccess(this.memory.buffers.ram);
+    access.setWindows(this.#memslots.slots.filter((slot) => slot.kind === MemslotKind.ram));
+    const end = program.origin + program.bytes.length;
+    const stackFloor = this.config.memoryBytes - this.config.vcpus * this.config.stackBytesPerVcpu;
+    if (end > stackFloor) {
+      throw new VmConfigError(`the program (0x${program.origin.toString(16)}-0x${end.toString(16)}) overlaps the vCPU stacks, which start at 0x${stackFloor.toString(16)}; give the VM more memory`);
+    }
+    if (!access.load(program.origin, program.bytes)) throw new VmConfigError(`the program at 0x${program.origin.toString(16)} does not fit in guest RAM`);
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+      const entry = program.perVcpuEntryPoints?.get(vcpu) ?? program.entryPoint;
+      if (entry === undefined) throw new VmConfigError(`no entry point for vCPU ${vcpu}: add ".entry <label>" (all vCPUs) or ".entry <label>, ${vcpu}"`);
+      this.#entryPoints[vcpu] = entry;
+    }
+  }
+
+  // ---- memslots (kvm_set_memory_region), main thread, under slots_lock ----
+
+  async setMemoryRegion(slot: { id: number; guestPhysicalAddress: number; size: number; hostOffset: number }): Promise<void> {
+    await this.#updateMemslots((set) => set.createMemslot({ id: memslotId(slot.id), guestPhysicalAddress: guestPhysicalAddress(slot.guestPhysicalAddress), size: slot.size, hostOffset: slot.hostOffset, kind: MemslotKind.ram }), false);
+  }
+
+  async deleteMemoryRegion(id: number): Promise<void> {
+    await this.#updateMemslots((set) => set.deleteMemslot(memslotId(id)), true);
+  }
+
+  async moveMemoryRegion(id: number, newGuestPhysicalAddress: number): Promise<void> {
+    await this.#updateMemslots((set) => set.moveMemslot(memslotId(id), guestPhysicalAddress(newGuestPhysicalAddress)), true);
+  }
+
+  async #updateMemslots(edit: (set: MemslotSet) => { ok: true; set: MemslotSet } | { ok: false; error: MemslotError }, removesMemory: boolean): Promise<void> {
+    await this.slotsLock.withLock(async () => {
+      const result = edit(this.#memslots);
+      if (!result.ok) throw new VmConfigError(result.error.message);
+      await this.#publishMemslots(result.set, removesMemory);
+    });
+  }
+
+  /**
+   * kvm_swap_active_memslots: write the inactive copy, publish, wait for a grace period, then bring the
+   * old copy up to date. A delete or move waits twice (KVM first installs an invalid copy; here the
+   * second grace period stands for it). The grace period covers SRCU readers (vCPUs handling exits)
+   * and vCPUs in guest mode with an old RAM window (the TLB flush KVM does with a kick).
+   */
+  async #publishMemslots(set: MemslotSet, removesMemory: boolean): Promise<void> {
+    this.slotsLock.assertHeldOrUnstarted(!this.#started);
+    const snapshot = this.memory.memslots;
+    snapshot.writeInactiveCopy(set);
+    const generation = snapshot.publish();
+    this.#memslots = set;
+    if (this.#started) {
+      await this.#waitForMemslotGracePeriod(generation);
+      if (removesMemory) await this.#waitForMemslotGracePeriod(generation);
+    }
+    snapshot.writeInactiveCopy(set);
+  }
+
+  async #waitForMemslotGracePeriod(generation: number): Promise<void> {
+    await this.memory.srcu.synchronize({ timeoutMs: 10_000 });
+    const control = this.memory.control;
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+      const observed = this.memory.controlBlockIndex(vcpu, 'observedMemslotGeneration');
+      const mode = this.memory.controlBlockIndex(vcpu, 'mode');
+      const deadline = performance.now() + 10_000;
+      for (;;) {
+        const seen = Atomics.load(control, observed);
+        if (seen - generation >= 0 || Atomics.load(control, mode) === 0 || Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'finished')) === 1) break;
+        if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not acknowledge memslot generation ${generation} within 10 s`);
+        this.memory.kick(vcpu, VcpuRequest.MemslotsChanged);
+        const wait = Atomics.waitAsync(control, observed, seen, 5);
+        if (wait.async) await wait.value;
+      }
+    }
+  }
+
+  // ---- running ----
+
+  /** Starts every vCPU, waits for the run to end, stops and reports. */
+  async run(options: RunOptions = {}): Promise<VmReport> {
+    if (this.#started) throw new VmConfigError('a VM runs once');
+    if (this.#entryPoints.some((entry) => entry < 0)) throw new VmConfigError('load a program before running the VM');
+    this.#started = true;
+    const started = performance.now();
+    const pool = new Piscina({
+      filename: workerEntryUrl(),
+      minThreads: this.config.vcpus,
+      maxThreads: this.config.vcpus,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1,
+      maxQueue: 0,
+    });
+    this.#pool = pool;
+    const results: (VcpuExitReport | Error | undefined)[] = new Array(this.config.vcpus).fill(undefined);
+    const clockOriginNs = process.hrtime.bigint().toString();
+    const tasks = this.#entryPoints.map((entryPoint, vcpu) => {
+      const startup: VcpuStartup = {
+        buffers: this.memory.buffers,
+        vcpu,
+        policy: this.config.policy,
+        ipiVirtualization: this.config.ipiVirtualization,
+        haltPolling: this.config.haltPolling,
+        hostCores: os.availableParallelism(),
+        clockOriginNs,
+        entryPoint,
+        stackTop: this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu,
+      };
+      // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
+      return pool.run(startup).then(
+        (report: VcpuExitReport) => { results[vcpu] = report; },
+        (error: unknown) => { results[vcpu] = error instanceof Error ? error : new Error(String(error)); },
+      ).finally(() => this.memory.ringMainDoorbell());
+    });
+    const exit = await this.#supervise(results, options, started);
+    const torn = await this.#stopAll(tasks, results, options.stopTimeoutSeconds ?? 5);
+    const durationSeconds = (performance.now() - started) / 1000;
+    await pool.destroy().catch(() => undefined);
+    return buildVmReport(this, exit.reason === 'fault' || torn === undefined ? exit : torn, results, durationSeconds);
+  }
+
+  /** The main thread's service loop: APIC map rebuilds, the end conditions, the watchdog. */
+  async #supervise(results: (VcpuExitReport | Error | undefined)[], options: RunOptions, started: number): Promise<VmExit> {
+    const control = this.memory.control;
+    const doorbell = this.memory.headerIndex('mainDoorbell');
+    const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
+    const watchdogMs = (options.watchdogSeconds ?? 10) * 1000;
+    const heartbeats = new Array<{ value: number; since: number }>(this.config.vcpus).fill({ value: -1, since: started });
+    let lastProgress = started;
+    for (;;) {
+      const seen = Atomics.load(control, doorbell);
+      this.#serviceApicMapRequests();
+      const now = performance.now();
+      const failed = results.findIndex((result) => result instanceof Error || (result !== undefined && result.reason === 'fault'));
+      if (failed >= 0) return { reason: 'fault', detail: `vCPU ${failed} stopped the VM` };
+      if (results.every((result) => result !== undefined)) return { reason: 'all-done', detail: 'every vCPU reported done' };
+      if (options.seconds === undefined && this.#allIdle(results)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
+      if (now - started >= limitMs) {
+        return options.seconds !== undefined
+          ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }
+          : { reason: 'timeout', detail: `the guest did not finish within ${limitMs / 1000} s` };
+      }
+      const stuck = this.#findStuckVcpu(heartbeats, now, watchdogMs);
+      if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
+      if (options.onProgress !== undefined && now - lastProgress >= 100) {
+        lastProgress = now;
+        options.onProgress((now - started) / 1000);
+      }
+      const wait = Atomics.waitAsync(control, doorbell, seen, 10);
+      if (wait.async) await wait.value;
+    }
+  }
+
+  #serviceApicMapRequests(): void {
+    const control = this.memory.control;
+    const requested = Atomics.load(control, this.memory.headerIndex('apicMapRequests'));
+    const generation = this.memory.headerIndex('apicMapGeneration');
+    if (Atomics.load(control, generation) === requested) return;
+    this.#logicalEntries = rebuildLogicalApicIdTable(this.memory, this.#logicalEntries).entries;
+    Atomics.store(control, generation, requested);
+    Atomics.notify(control, generation);
+  }
+
+  /** Every vCPU finished, or asleep on a doorbell nobody has rung since (idle: nothing can wake it). */
+  #allIdle(results: readonly (VcpuExitReport | Error | undefined)[]): boolean {
+    const control = this.memory.control;
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+      if (results[vcpu] !== undefined) continue;
+      if (Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'runState')) !== VcpuRunState.Blocked) return false;
+      const slot = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
+      if (slot < 0 || Atomics.load(control, this.memory.doorbellIndex(slot, 'sleeping')) !== 1) return false;
+      if (Atomics.load(control, this.memory.doorbellIndex(slot, 'ring')) !== Atomics.load(control, this.memory.doorbellIndex(slot, 'waitValue'))) return false;
+    }
+    return true;
+  }
+
+  #findStuckVcpu(heartbeats: { value: number; since: number }[], now: number, watchdogMs: number): string | undefined {
+    const control = this.memory.control;
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+      const state = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'runState'));
+      const beat = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'heartbeat'));
+      const previous = heartbeats[vcpu]!;
+      if (beat !== previous.value || state !== VcpuRunState.Running) {
+        heartbeats[vcpu] = { value: beat, since: now };
+        continue;
+      }
+      if (now - previous.since > watchdogMs) return `vCPU ${vcpu} made no progress for ${(watchdogMs / 1000).toFixed(1)} s`;
+    }
+    return undefined;
+  }
+
+  /** Asks every vCPU to stop and waits, bounded; returns a watchdog exit naming the vCPUs that did not. */
+  async #stopAll(tasks: Promise<void>[], results: (VcpuExitReport | Error | undefined)[], stopTimeoutSeconds: number): Promise<VmExit | undefined> {
+    Atomics.store(this.memory.control, this.memory.headerIndex('stopRequested'), 1);
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Stop);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000); });
+    const outcome = await Promise.race([Promise.all(tasks).then(() => 'stopped' as const), timeout]);
+    clearTimeout(timer);
+    if (outcome === 'stopped') return undefined;
+    const stuck = results.map((result, vcpu) => (result === undefined ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
+    await this.#pool?.destroy().catch(() => undefined);
+    return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s; workers terminated`, stuckVcpus: stuck };
+  }
+}
+
+function validateConfig(config: VmConfig): Required<VmConfig> {
+  const { vcpus } = config;
+  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > XAPIC_MAX_PHYSICAL_ID + 1) {
+    throw new VmConfigError(`vcpus must be an integer from 1 to ${XAPIC_MAX_PHYSICAL_ID + 1} (xAPIC physical IDs 0..0x${XAPIC_MAX_PHYSICAL_ID.toString(16)}), got ${vcpus}`);
+  }
+  const memoryBytes = config.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+  if (!Number.isInteger(memoryBytes) || memoryBytes % 4096 !== 0 || memoryBytes < 64 << 10 || memoryBytes > 1 << 30) {
+    throw new VmConfigError(`memoryBytes must be a multiple of 4096 from 64 KiB to 1 GiB, got ${memoryBytes}`);
+  }
+  const stackBytesPerVcpu = config.stackBytesPerVcpu ?? DEFAULT_STACK_BYTES;
+  if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
+    throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
+  }
+  if (vcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${vcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
+  return {
+    vcpus,
+    memoryBytes,
+    policy: config.policy ?? BackingPagePolicyName.Upstream,
+    ipiVirtualization: config.ipiVirtualization ?? true,
+    haltPolling: config.haltPolling ?? true,
+    stackBytesPerVcpu,
+  };
+}

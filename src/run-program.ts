@@ -1,0 +1,37 @@
+// One call from assembly source to a report: assemble, create the VM, load, run.
+
+import { assemble, formatDiagnostic, type ProgramImage } from './guest/assembler.js';
+import { Vm, type RunOptions, type VmConfig } from './kvm/vm.js';
+import type { VmReport } from './kvm/vm-report.js';
+
+export interface RunProgramOptions extends VmConfig, RunOptions {
+  readonly source: string;
+  readonly fileName: string;
+}
+
+export class AssemblyFailed extends Error {
+  override readonly name = 'AssemblyFailed';
+  readonly diagnostics: readonly string[];
+  constructor(diagnostics: readonly string[]) {
+    super(diagnostics.join('\n'));
+    this.diagnostics = diagnostics;
+  }
+}
+
+export function assembleOrThrow(source: string, fileName: string): ProgramImage {
+  const result = assemble(source, { fileName });
+  if (!result.ok) throw new AssemblyFailed(result.errors.map(formatDiagnostic));
+  return result.program;
+}
+
+export async function runProgram(options: RunProgramOptions): Promise<VmReport> {
+  const program = assembleOrThrow(options.source, options.fileName);
+  const vm = await Vm.create(options);
+  vm.loadProgram({
+    origin: program.origin,
+    bytes: program.bytes,
+    ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
+    perVcpuEntryPoints: program.entryPoints.perVcpu,
+  });
+  return vm.run(options);
+}
