@@ -72,6 +72,10 @@ const OTHER_SYMBOLS: ReadonlyArray<readonly [string, number]> = [
   ['HC_LATENCY_SAMPLE', Hypercall.LatencySample],
   ['HC_PRINT', Hypercall.Print],
   ['HC_ABORT', Hypercall.Abort],
+  ['HC_VCPU_RUN_STATE', Hypercall.VcpuRunState],
+  ['VCPU_STATE_RUNNING', 1],
+  ['VCPU_STATE_BLOCKED', 2],
+  ['VCPU_STATE_FINISHED', 4],
 ];
 
 /** Every predefined symbol and its value (unsigned 32-bit). Names are case-sensitive. */

@@ -15,5 +15,10 @@ export const Hypercall = {
   Print: 4,
   /** Guest assertion failed: r1 = code, r2 = value; stops the VM with a failure report. */
   Abort: 5,
+  /**
+   * r0 <- run state of vCPU r1 (0 created, 1 running, 2 halted and asleep, 3 paused, 4 finished;
+   * -1 for no such vCPU). A test handshake: wait until a target is really asleep before sending.
+   */
+  VcpuRunState: 6,
 } as const;
 export type Hypercall = (typeof Hypercall)[keyof typeof Hypercall];

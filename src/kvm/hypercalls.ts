@@ -38,6 +38,11 @@ export function handleHypercall(vcpu: Vcpu, cpu: GuestCpu, number: number): void
     case Hypercall.Abort:
       cpu.raiseFault(GuestFaultKind.GuestAbort, `guest assertion failed: code ${first >>> 0}, value ${second >>> 0} (0x${(second >>> 0).toString(16)})`);
       return;
+    case Hypercall.VcpuRunState:
+      registers[0] = first >>> 0 < vcpu.memory.vcpuCount
+        ? Atomics.load(vcpu.memory.control, vcpu.memory.controlBlockIndex(first, 'runState'))
+        : -1;
+      return;
     default:
       registers[0] = -1;
       return;

@@ -77,12 +77,17 @@ export class Vm {
   #entryPoints: number[];
   #pool: Piscina | undefined;
   #started = false;
+  #waited = false;
+  #startedAt = 0;
+  #tasks: Promise<void>[] = [];
+  readonly #results: (VcpuExitReport | Error | undefined)[];
 
   private constructor(config: Required<VmConfig>) {
     this.config = config;
     this.memory = new VmMemory(allocateVmBuffers(config.vcpus, config.memoryBytes));
     this.policy = backingPagePolicy(config.policy, config.vcpus);
     this.#entryPoints = new Array<number>(config.vcpus).fill(-1);
+    this.#results = new Array<VcpuExitReport | Error | undefined>(config.vcpus).fill(undefined);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
     if (!ram.ok) throw new VmConfigError(ram.error.message);
     this.#memslots = ram.set;
@@ -218,10 +223,19 @@ export class Vm {
 
   /** Starts every vCPU, waits for the run to end, stops and reports. */
   async run(options: RunOptions = {}): Promise<VmReport> {
+    this.start();
+    return this.wait(options);
+  }
+
+  /**
+   * Starts one long-running piscina task per vCPU and returns at once; memslot updates, pause and
+   * the like may then be issued while the vCPUs run. wait() ends the run.
+   */
+  start(): void {
     if (this.#started) throw new VmConfigError('a VM runs once');
     if (this.#entryPoints.some((entry) => entry < 0)) throw new VmConfigError('load a program before running the VM');
     this.#started = true;
-    const started = performance.now();
+    this.#startedAt = performance.now();
     const pool = new Piscina({
       filename: workerEntryUrl(),
       minThreads: this.config.vcpus,
@@ -231,9 +245,8 @@ export class Vm {
       maxQueue: 0,
     });
     this.#pool = pool;
-    const results: (VcpuExitReport | Error | undefined)[] = new Array(this.config.vcpus).fill(undefined);
     const clockOriginNs = process.hrtime.bigint().toString();
-    const tasks = this.#entryPoints.map((entryPoint, vcpu) => {
+    this.#tasks = this.#entryPoints.map((entryPoint, vcpu) => {
       const startup: VcpuStartup = {
         buffers: this.memory.buffers,
         vcpu,
@@ -247,14 +260,21 @@ export class Vm {
       };
       // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
       return pool.run(startup).then(
-        (report: VcpuExitReport) => { results[vcpu] = report; },
-        (error: unknown) => { results[vcpu] = error instanceof Error ? error : new Error(String(error)); },
+        (report: VcpuExitReport) => { this.#results[vcpu] = report; },
+        (error: unknown) => { this.#results[vcpu] = error instanceof Error ? error : new Error(String(error)); },
       ).finally(() => this.memory.ringMainDoorbell());
     });
-    const exit = await this.#supervise(results, options, started);
-    const torn = await this.#stopAll(tasks, results, options.stopTimeoutSeconds ?? 5);
-    const durationSeconds = (performance.now() - started) / 1000;
-    await pool.destroy().catch(() => undefined);
+  }
+
+  /** Waits for the run started by start() to end (see RunOptions), stops every vCPU and reports. */
+  async wait(options: RunOptions = {}): Promise<VmReport> {
+    if (!this.#started || this.#waited) throw new VmConfigError('wait() follows one start()');
+    this.#waited = true;
+    const results = this.#results;
+    const exit = await this.#supervise(results, options, this.#startedAt);
+    const torn = await this.#stopAll(this.#tasks, results, options.stopTimeoutSeconds ?? 5);
+    const durationSeconds = (performance.now() - this.#startedAt) / 1000;
+    await this.#pool?.destroy().catch(() => undefined);
     return buildVmReport(this, exit.reason === 'fault' || torn === undefined ? exit : torn, results, durationSeconds);
   }
 
