@@ -5,3 +5,5 @@ export { BackingPagePolicyName } from './kvm/backing-page-policy.js';
 export { assemble, formatDiagnostic, type AssemblyResult, type AssemblyDiagnostic, type ProgramImage } from './guest/assembler.js';
 export { Hypercall } from './guest/hypercall.js';
 export { runProgram, type RunProgramOptions } from './run-program.js';
+export type { LatencySummary } from './kvm/latency-histogram.js';
+export type { ChromeTrace } from './kvm/chrome-trace.js';

@@ -1,10 +1,10 @@
 // One call from assembly source to a report: assemble, create the VM, load, run.
 
 import { assemble, formatDiagnostic, type ProgramImage } from './guest/assembler.js';
-import { Vm, type RunOptions, type VmConfig } from './kvm/vm.js';
+import { Vm, type RunOptions, type StartOptions, type VmConfig } from './kvm/vm.js';
 import type { VmReport } from './kvm/vm-report.js';
 
-export interface RunProgramOptions extends VmConfig, RunOptions {
+export interface RunProgramOptions extends VmConfig, RunOptions, StartOptions {
   readonly source: string;
   readonly fileName: string;
 }

@@ -15,7 +15,7 @@ export function positiveInteger(name: string, max = Number.MAX_SAFE_INTEGER): (t
 export function positiveNumber(name: string): (text: string) => number {
   return (text) => {
     const value = Number(text);
-    if (text.trim() === '' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a number above 0, got "${text}"`);
+    if (!/^\d+(\.\d+)?([eE][+-]?\d+)?$/.test(text.trim()) || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a number above 0, got "${text}"`);
     return value;
   };
 }

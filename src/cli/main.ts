@@ -27,7 +27,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (text, write) => write(text) });
 
-  program
+  const run = program
     .command('run')
     .description('assemble a guest program and run it on N vCPUs; print the IPI and exit report')
     .argument('<program.s>', 'guest assembly source (see docs/guest-isa.md)')
@@ -53,6 +53,7 @@ export function buildProgram(): Command {
       process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatRunReport(report)}\n`);
       process.exitCode = report.ok ? ExitStatus.Success : ExitStatus.RunFailed;
     });
+  program.addHelpText('after', () => `\nOptions of run:\n${run.helpInformation()}`);
   return program;
 }
 

@@ -45,6 +45,5 @@ export function describeGuestFault(fault: GuestFault): string {
   const parts = [`${fault.kind} at pc ${hex(fault.pc)}`];
   if (fault.instruction !== undefined) parts.push(`(${fault.instruction})`);
   if (fault.address !== undefined) parts.push(`address ${hex(fault.address)}`);
-  parts.push(`: ${fault.detail}`);
-  return parts.join(' ');
+  return `${parts.join(' ')}: ${fault.detail}`;
 }

@@ -11,6 +11,7 @@ import { ErrorStatusBit } from '../hw/apic/error-status.js';
 import { AvicIncompleteIpiCause } from '../hw/avic/avic-exit.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { VcpuRequest, VcpuWaitReason } from './vcpu-run-state.js';
+import { TraceEventKind } from './trace-recorder.js';
 import type { Vcpu } from './vcpu.js';
 
 /** ICR delivery-status (busy) bit. AVIC hardware can leave it set; KVM clears it (spec §1.6 step 5). */
@@ -65,6 +66,7 @@ export class LocalApicEmulation {
         // A trap: the write already reached the page; software applies its side effects.
         this.#words[this.#register(offset)] = value;
         vcpu.count('unacceleratedAccessTrapExits');
+        vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 1);
         vcpu.beginExitHandling();
         this.#applyTrappedWrite(offset);
         vcpu.endExitHandling();
@@ -72,6 +74,7 @@ export class LocalApicEmulation {
       default:
         // A fault: nothing happened yet; emulate the instruction's access.
         vcpu.count('unacceleratedAccessFaultExits');
+        vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 0);
         vcpu.beginExitHandling();
         const result = isWrite ? (this.#emulateWrite(offset, value), 0) : this.#emulateRead(offset);
         vcpu.endExitHandling();
@@ -85,6 +88,7 @@ export class LocalApicEmulation {
     const vcpu = this.#vcpu;
     vcpu.sendAcceleratedIpi(icrLow, icrHigh);
     const outcome = vcpu.outcome;
+    vcpu.trace?.record(TraceEventKind.IpiSent, icrLow, ((icrHigh >>> 24) & 0xff) | ((outcome.exit + 1) << 8));
     if (outcome.selfTargeted) vcpu.cpu.requestInterruptEvaluation();
     if (outcome.exit < 0 || outcome.exit === AvicIncompleteIpiCause.TargetNotRunning) {
       vcpu.count('ipiCommands');

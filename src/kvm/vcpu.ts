@@ -28,6 +28,8 @@ import { VmMemory, type VmBuffers } from './vm-memory.js';
 import { handleHypercall } from './hypercalls.js';
 import { readModelSpecificRegister, writeModelSpecificRegister } from './model-specific-registers.js';
 import type { VcpuStatistics } from './vm-layout.js';
+import { createLatencyHistogram, encodeLatencyHistogram, type LatencyHistogram } from './latency-histogram.js';
+import { TraceEventKind, TraceRecorder } from './trace-recorder.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
@@ -52,12 +54,17 @@ export interface VcpuStartup {
   readonly clockOriginNs: string;
   readonly entryPoint: number;
   readonly stackTop: number;
+  /** Record trace events (--trace). */
+  readonly trace: boolean;
 }
 
 export interface VcpuExitReport {
   readonly vcpu: number;
   readonly reason: 'done' | 'stopped' | 'fault';
   readonly fault?: GuestFault;
+  /** This vCPU's latency samples (HDR histogram, compressed). */
+  readonly latencyHistogram: string;
+  readonly trace?: { readonly events: Float64Array; readonly dropped: number };
 }
 
 type StatisticName = keyof typeof VcpuStatistics.fieldOffsets;
@@ -68,6 +75,9 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly pageBase: number;
   readonly cpu: GuestCpu;
   readonly apic: LocalApicEmulation;
+  /** Present only when tracing: every recording site checks it first. */
+  readonly trace: TraceRecorder | undefined;
+  readonly #latency: LatencyHistogram = createLatencyHistogram();
   readonly startup: VcpuStartup;
   readonly hostThreadSlot: number;
   readonly #control: Int32Array;
@@ -124,6 +134,7 @@ export class Vcpu implements GuestCpuEnvironment {
     };
     this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, doorbells: this.#control, doorbellIndex: this.#doorbell });
     this.apic = new LocalApicEmulation(this);
+    this.trace = startup.trace ? new TraceRecorder(() => this.readClock()) : undefined;
     this.cpu.pc = startup.entryPoint >>> 0;
     this.cpu.registers[0] = this.index;
     this.cpu.registers[1] = this.memory.vcpuCount;
@@ -186,6 +197,7 @@ export class Vcpu implements GuestCpuEnvironment {
     const max = this.memory.statisticIndex(this.index, 'latencyMaxNs');
     if (first || nanoseconds < statistics[min]!) statistics[min] = nanoseconds;
     if (nanoseconds > statistics[max]!) statistics[max] = nanoseconds;
+    this.#latency.recordValue(nanoseconds);
   }
 
   markDone(): void {
@@ -266,6 +278,7 @@ export class Vcpu implements GuestCpuEnvironment {
       cpu.nmiBlocked = true;
       this.count('nmisDelivered');
       this.count('interruptsDelivered');
+      this.trace?.record(TraceEventKind.InterruptDelivered, 2);
       return cpu.deliverInterrupt(2);
     }
     if ((cpu.flags & FLAGS_INTERRUPT_ENABLE) === 0) return false;
@@ -274,6 +287,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if (vector < 0) return false;
     acknowledgeInterrupt(words, this.pageBase, vector);
     this.count('interruptsDelivered');
+    this.trace?.record(TraceEventKind.InterruptDelivered, vector);
     return cpu.deliverInterrupt(vector);
   }
 
@@ -326,12 +340,15 @@ export class Vcpu implements GuestCpuEnvironment {
       this.#halted = false;
       return;
     }
+    this.trace?.record(TraceEventKind.HaltBegin);
     if (this.#haltPoll()) {
       this.#halted = false;
       this.count('haltPollSuccesses');
+      this.trace?.record(TraceEventKind.HaltEnd, 0);
       return;
     }
     this.#block(VcpuWaitReason.Halted);
+    this.trace?.record(TraceEventKind.HaltEnd, 1);
     // Still halted unless an interrupt (or NMI) can now be taken; requests are handled by the loop.
     const requests = Atomics.load(this.#control, this.#requests);
     const nmi = (requests & VcpuRequest.Nmi) !== 0 && !this.cpu.nmiBlocked;
@@ -389,7 +406,10 @@ export class Vcpu implements GuestCpuEnvironment {
       if (result === 'timed-out') {
         // Nobody rang. If an event is pending anyway, a wake-up was lost: count it (must stay 0).
         if (this.#hasEvents()) { this.count('lostWakeups'); break; }
-      } else if (result === 'ok') this.count('wakeups');
+      } else if (result === 'ok') {
+        this.count('wakeups');
+        this.trace?.record(TraceEventKind.WakeUp);
+      }
       seen = Atomics.load(this.#control, this.#doorbell);
     }
     this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
@@ -453,7 +473,12 @@ export class Vcpu implements GuestCpuEnvironment {
     }
     this.memory.ringMainDoorbell();
     const fault = this.cpu.fault;
-    return fault === undefined ? { vcpu: this.index, reason } : { vcpu: this.index, reason: 'fault', fault };
+    const common = {
+      vcpu: this.index,
+      latencyHistogram: encodeLatencyHistogram(this.#latency),
+      ...(this.trace === undefined ? {} : { trace: { events: this.trace.take(), dropped: this.trace.dropped } }),
+    };
+    return fault === undefined ? { ...common, reason } : { ...common, reason: 'fault', fault };
   }
 
   // ---- GuestCpuEnvironment: the exits ----

@@ -12,6 +12,7 @@ import { ApicRegister } from '../hw/apic/apic-register.js';
 import { VcpuStatistics, VcpuGuestReport, GUEST_REPORT_SLOTS } from './vm-layout.js';
 import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from './vcpu-run-state.js';
 import type { VcpuExitReport } from './vcpu.js';
+import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
 import type { Vm } from './vm.js';
 
 export type VmExitReason = 'all-done' | 'all-halted' | 'time-limit' | 'timeout' | 'fault' | 'watchdog';
@@ -46,6 +47,8 @@ export interface VcpuReport {
   readonly guest: { readonly reports: number[]; readonly counters: number[]; readonly done: boolean; readonly doneStatus?: number };
   /** IRR bits still set at the end (accepted, never taken). */
   readonly pendingVectors: number[];
+  /** This vCPU's guest latency samples (hypercall LatencySample), if any. */
+  readonly latencyNs?: LatencySummary;
 }
 
 export interface VmReport {
@@ -57,6 +60,8 @@ export interface VmReport {
   readonly ok: boolean;
   readonly ipis: IpiBalance;
   readonly ipisPerSecond: number;
+  /** Every vCPU's latency samples merged (HDR histograms), if the guest recorded any. */
+  readonly latencyNs?: LatencySummary;
   readonly exits: {
     readonly incompleteIpi: { invalidInterruptType: number; targetNotRunning: number; invalidTarget: number; invalidBackingPage: number; invalidIpiVector: number };
     readonly unacceleratedAccess: { trap: number; fault: number };
@@ -120,6 +125,7 @@ export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitR
   const faults: VmReport['faults'][number][] = [];
   const errors: VmReport['errors'][number][] = [];
   let pendingTotal = 0;
+  const histograms: string[] = [];
   for (let vcpu = 0; vcpu < vm.config.vcpus; vcpu++) {
     const result = results[vcpu];
     const pending = pendingVectors(vm, vcpu);
@@ -127,6 +133,9 @@ export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitR
     pendingTotal += pending.length + nmiPending;
     if (result instanceof Error) errors.push({ vcpu, message: result.message });
     else if (result?.fault !== undefined) faults.push({ vcpu, fault: result.fault, description: describeGuestFault(result.fault) });
+    const histogram = result !== undefined && !(result instanceof Error) ? result.latencyHistogram : undefined;
+    if (histogram !== undefined) histograms.push(histogram);
+    const latency = histogram === undefined ? undefined : summarizeLatency(mergeLatencyHistograms([histogram]));
     perVcpu.push({
       vcpu,
       runState: runStateName(Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState'))),
@@ -136,6 +145,7 @@ export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitR
       counters: readCounters(vm, vcpu),
       guest: guestReport(vm, vcpu),
       pendingVectors: pending,
+      ...(latency === undefined ? {} : { latencyNs: latency }),
     });
   }
   const total = (name: Exclude<StatisticName, 'incompleteIpiExits'>): number => sum(perVcpu.map((report) => report.counters[name]));
@@ -153,6 +163,7 @@ export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitR
     lost: accepted - delivered - pendingTotal,
   };
   const lostWakeups = total('lostWakeups');
+  const latencyNs = summarizeLatency(mergeLatencyHistograms(histograms));
   const failed = exit.reason === 'fault' || exit.reason === 'timeout' || exit.reason === 'watchdog';
   return {
     vcpus: vm.config.vcpus,
@@ -163,6 +174,7 @@ export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitR
     ok: !failed && ipis.lost === 0 && lostWakeups === 0 && errors.length === 0,
     ipis,
     ipisPerSecond: durationSeconds > 0 ? delivered / durationSeconds : 0,
+    ...(latencyNs === undefined ? {} : { latencyNs }),
     exits: {
       incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },
       unacceleratedAccess: { trap: total('unacceleratedAccessTrapExits'), fault: total('unacceleratedAccessFaultExits') },

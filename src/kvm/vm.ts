@@ -18,6 +18,7 @@ import { allocateVmBuffers, VmMemory } from './vm-memory.js';
 import { AsyncMutex } from './async-mutex.js';
 import { buildVmReport, type VmExit, type VmReport } from './vm-report.js';
 import { workerEntryUrl } from './worker-entry.js';
+import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
 import type { VcpuExitReport, VcpuStartup } from './vcpu.js';
 
 export interface VmConfig {
@@ -55,6 +56,11 @@ export interface RunOptions {
   readonly watchdogSeconds?: number;
   /** Called about every 100 ms while running (progress bars). */
   readonly onProgress?: (elapsedSeconds: number) => void;
+}
+
+export interface StartOptions {
+  /** Record trace events in every vCPU (see chromeTrace()). */
+  readonly trace?: boolean;
 }
 
 export class VmConfigError extends Error {
@@ -222,8 +228,8 @@ export class Vm {
   // ---- running ----
 
   /** Starts every vCPU, waits for the run to end, stops and reports. */
-  async run(options: RunOptions = {}): Promise<VmReport> {
-    this.start();
+  async run(options: RunOptions & StartOptions = {}): Promise<VmReport> {
+    this.start(options);
     return this.wait(options);
   }
 
@@ -231,7 +237,7 @@ export class Vm {
    * Starts one long-running piscina task per vCPU and returns at once; memslot updates, pause and
    * the like may then be issued while the vCPUs run. wait() ends the run.
    */
-  start(): void {
+  start(options: StartOptions = {}): void {
     if (this.#started) throw new VmConfigError('a VM runs once');
     if (this.#entryPoints.some((entry) => entry < 0)) throw new VmConfigError('load a program before running the VM');
     this.#started = true;
@@ -257,6 +263,7 @@ export class Vm {
         clockOriginNs,
         entryPoint,
         stackTop: this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu,
+        trace: options.trace ?? false,
       };
       // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
       return pool.run(startup).then(
@@ -276,6 +283,20 @@ export class Vm {
     const durationSeconds = (performance.now() - this.#startedAt) / 1000;
     await this.#pool?.destroy().catch(() => undefined);
     return buildVmReport(this, exit.reason === 'fault' || torn === undefined ? exit : torn, results, durationSeconds);
+  }
+
+  /** IPI messages sent so far, summed over vCPUs (read live from their counters; for progress). */
+  liveIpisSent(): number {
+    let total = 0;
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) total += this.memory.controlFloat64[this.memory.statisticIndex(vcpu, 'ipisSent')]!;
+    return total;
+  }
+
+  /** After wait(): the trace the vCPUs recorded (start({ trace: true })), as Chrome trace-event JSON. */
+  chromeTrace(): ChromeTrace {
+    const perVcpu = this.#results.flatMap((result, vcpu) =>
+      result !== undefined && !(result instanceof Error) && result.trace !== undefined ? [{ vcpu, ...result.trace }] : []);
+    return buildChromeTrace(perVcpu);
   }
 
   /** The main thread's service loop: APIC map rebuilds, the end conditions, the watchdog. */

@@ -1,0 +1,249 @@
+// The `avic-smp run` command, end to end: spawns the built CLI (dist/src/cli/bin.js, built by the
+// `pretest` script) on small guest programs in test/fixtures/cli and checks the exit status (0 success,
+// 1 the run failed, 2 bad input), the messages and the report.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { VmReport } from '../../src/kvm/vm-report.js';
+
+const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../fixtures/cli/', import.meta.url));
+const fixture = (name: string): string => `${FIXTURES}${name}`;
+
+interface CliResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI with `args`; every child is bounded by a 60 s timeout. */
+function cli(args: readonly string[], cwd: string = FIXTURES): CliResult {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  if (result.error !== undefined) throw result.error;
+  if (result.signal !== null) throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs the CLI with --json and parses the report; the exit status must be `status`. */
+function runJson(args: readonly string[], status: number): VmReport {
+  const result = cli(['run', ...args, '--json']);
+  expect(result.status, `exit status of avic-smp run ${args.join(' ')}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(status);
+  expect(result.stderr).not.toContain('    at ');
+  return JSON.parse(result.stdout) as VmReport;
+}
+
+const RUN_OPTIONS = ['--vcpus', '--seconds', '--timeout', '--memory', '--no-ipiv', '--no-halt-poll', '--json'];
+
+beforeAll(() => {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
+});
+
+describe('avic-smp help', () => {
+  it.each([
+    ['--help'],
+    ['run --help'],
+    ['help run'],
+  ])('`avic-smp %s` exits 0 and mentions every option of run', (command) => {
+    const result = cli(command.split(' '));
+    expect(result.status).toBe(0);
+    const help = result.stdout + result.stderr;
+    for (const option of RUN_OPTIONS) expect(help, `help for \`${command}\` should mention ${option}`).toContain(option);
+  });
+});
+
+describe('avic-smp bad arguments exit 2 with a one-line message and no stack trace', () => {
+  const program = 'report-index.s';
+  const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
+    ['an unknown flag (--vcpu)', ['run', program, '--vcpu', '2'], /unknown option '--vcpu'/],
+    ['--vcpus 0', ['run', program, '--vcpus', '0'], /--vcpus.*\b1\b.*\b255\b.*got 0/],
+    ['--vcpus abc', ['run', program, '--vcpus', 'abc'], /--vcpus must be a whole number.*"abc"/],
+    ['--vcpus 256', ['run', program, '--vcpus', '256'], /--vcpus.*\b255\b.*got 256/],
+    ['--vcpus 2.5', ['run', program, '--vcpus', '2.5'], /--vcpus must be a whole number.*"2\.5"/],
+    ['--vcpus without a value', ['run', program, '--vcpus'], /--vcpus.*argument missing/],
+    ['--seconds -1', ['run', program, '--seconds', '-1'], /--seconds must be a number above 0.*"-1"/],
+    ['--seconds abc', ['run', program, '--seconds', 'abc'], /--seconds must be a number above 0.*"abc"/],
+    ['--timeout 0', ['run', program, '--timeout', '0'], /--timeout must be a number above 0.*"0"/],
+    ['--memory 0', ['run', program, '--memory', '0'], /--memory.*got 0/],
+    ['a missing program argument', ['run'], /missing required argument 'program\.s'/],
+    ['two program arguments', ['run', program, program], /too many arguments/],
+    ['an unknown command', ['frobnicate', program], /unknown command 'frobnicate'/],
+    ['a nonexistent file', ['run', 'no-such-program.s'], /cannot read no-such-program\.s/],
+    ['a directory as the program', ['run', '.'], /cannot read \./],
+  ];
+  it.each(cases)('%s', (_name, args, message) => {
+    const result = cli(args);
+    expect(result.status, `stderr:\n${result.stderr}`).toBe(2);
+    expect(result.stderr).not.toContain('    at ');
+    expect(result.stderr.split('\n')[0]).toMatch(message);
+    expect(result.stdout).toBe('');
+  });
+
+  it('a program that does not fit the VM (no stack room) is bad input, not an internal error', () => {
+    const result = cli(['run', program, '--vcpus', '255', '--memory', '1']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^avic-smp: .*stacks/);
+    expect(result.stderr).not.toContain('internal error');
+    expect(result.stderr).not.toContain('    at ');
+  });
+});
+
+describe('avic-smp assembler errors', () => {
+  it('an unknown mnemonic exits 2 with file:line:column: error: and runs nothing', () => {
+    const result = cli(['run', 'unknown-mnemonic.s']);
+    expect(result.status).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe("unknown-mnemonic.s:4:9: error: unknown mnemonic 'frob': expected an instruction, a directive or a label\n");
+  });
+});
+
+describe('avic-smp guest faults exit 1', () => {
+  it('a load outside every memslot names the vCPU, the address and the instruction (text report)', () => {
+    const result = cli(['run', 'load-outside-memory.s', '--vcpus', '2']);
+    expect(result.status, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/^FAILED: fault/);
+    const faultLine = result.stdout.split('\n').find((line) => line.startsWith('guest fault on vCPU'));
+    expect(faultLine).toBeDefined();
+    expect(faultLine).toContain('guest fault on vCPU 1:');
+    expect(faultLine).toContain('access-outside-memory');
+    expect(faultLine).toContain('address 0x80000000');
+    expect(faultLine).toContain('ld32 r1, [0x80000000]');
+  });
+
+  it('a load outside every memslot is reported as an access-outside-memory fault in JSON', () => {
+    const report = runJson(['load-outside-memory.s', '--vcpus', '2'], 1);
+    expect(report.ok).toBe(false);
+    expect(report.exit.reason).toBe('fault');
+    expect(report.faults).toHaveLength(1);
+    const [fault] = report.faults;
+    expect(fault!.vcpu).toBe(1);
+    expect(fault!.fault.kind).toBe('access-outside-memory');
+    expect(fault!.fault.address).toBe(0x80000000);
+    expect(fault!.fault.instruction).toBe('ld32 r1, [0x80000000]');
+    expect(report.perVcpu[1]!.exit).toBe('fault');
+  });
+
+  it('a jump outside memory is a fetch-outside-memory fault at the target', () => {
+    const report = runJson(['fetch-outside-memory.s', '--vcpus', '2'], 1);
+    expect(report.ok).toBe(false);
+    expect(report.exit.reason).toBe('fault');
+    expect(report.faults.length).toBeGreaterThanOrEqual(1);
+    for (const { fault, description } of report.faults) {
+      expect(fault.kind).toBe('fetch-outside-memory');
+      expect(fault.pc).toBe(0x80000000);
+      expect(description).toContain('fetch-outside-memory');
+    }
+  });
+
+  it('an instruction with opcode 0xff is an invalid-opcode fault at its address', () => {
+    const report = runJson(['invalid-opcode.s', '--vcpus', '2'], 1);
+    expect(report.ok).toBe(false);
+    expect(report.exit.reason).toBe('fault');
+    expect(report.faults.length).toBeGreaterThanOrEqual(1);
+    for (const { fault } of report.faults) {
+      expect(fault.kind).toBe('invalid-opcode');
+      expect(fault.pc).toBe(0x1008); // origin 0x1000, after one nop
+    }
+  });
+
+  it('hypercall HC_ABORT exits 1 with a guest-abort naming the code', () => {
+    const text = cli(['run', 'guest-abort.s', '--vcpus', '2']);
+    expect(text.status).toBe(1);
+    expect(text.stdout).toMatch(/guest fault on vCPU 0: guest-abort\b.*code 42/);
+
+    const report = runJson(['guest-abort.s', '--vcpus', '2'], 1);
+    expect(report.ok).toBe(false);
+    expect(report.exit.reason).toBe('fault');
+    expect(report.faults, JSON.stringify({ exit: report.exit, faults: report.faults, errors: report.errors, perVcpu: report.perVcpu.map(({ counters: _, ...rest }) => rest) }, null, 1)).toHaveLength(1);
+    expect(report.faults[0]!.vcpu).toBe(0);
+    expect(report.faults[0]!.fault.kind).toBe('guest-abort');
+    expect(report.faults[0]!.description).toContain('code 42');
+  });
+});
+
+describe('avic-smp successful runs', () => {
+  it('every vCPU reports its index: --json exits 0 with a complete VmReport', () => {
+    const report = runJson(['report-index.s', '--vcpus', '3'], 0);
+    expect(report.ok).toBe(true);
+    expect(report.exit.reason).toBe('all-done');
+    expect(report.vcpus).toBe(3);
+    expect(report.ipiVirtualization).toBe(true);
+    expect(report.ipis).toMatchObject({ sent: 0, delivered: 0, lost: 0 });
+    expect(report.exits.incompleteIpi).toEqual({ invalidInterruptType: 0, targetNotRunning: 0, invalidTarget: 0, invalidBackingPage: 0, invalidIpiVector: 0 });
+    expect(report.faults).toEqual([]);
+    expect(report.errors).toEqual([]);
+    expect(report.perVcpu).toHaveLength(3);
+    report.perVcpu.forEach((vcpu, index) => {
+      expect(vcpu.vcpu).toBe(index);
+      expect(vcpu.guest.reports[0]).toBe(index);
+      expect(vcpu.guest.reports[1]).toBe(index + 100);
+      expect(vcpu.guest.done).toBe(true);
+      expect(vcpu.guest.doneStatus).toBe(0);
+      expect(vcpu.exit).toBe('done');
+    });
+  });
+
+  it('the text report of a successful run starts with OK and exits 0', () => {
+    const result = cli(['run', 'report-index.s', '--vcpus', '2']);
+    expect(result.status).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^OK: all-done/);
+  });
+
+  it('defaults to 2 vCPUs; --no-ipiv turns IPI virtualization off; --no-halt-poll is accepted', () => {
+    const byDefault = runJson(['report-index.s'], 0);
+    expect(byDefault.vcpus).toBe(2);
+    expect(byDefault.ipiVirtualization).toBe(true);
+    const noIpiv = runJson(['report-index.s', '--no-ipiv', '--no-halt-poll', '--vcpus', '1', '--memory', '4'], 0);
+    expect(noIpiv.vcpus).toBe(1);
+    expect(noIpiv.ipiVirtualization).toBe(false);
+    expect(noIpiv.perVcpu[0]!.guest.reports[1]).toBe(100);
+  });
+});
+
+describe('avic-smp IPIs the architecture drops are not losses', () => {
+  it('a fixed IPI with vector 5 is dropped as an illegal vector and sets ESR bit 5 on the sender', () => {
+    const report = runJson(['illegal-vector-ipi.s', '--vcpus', '2'], 0);
+    expect(report.ok).toBe(true);
+    expect(report.exit.reason).toBe('all-done');
+    expect(report.ipis.dropped.illegalVector).toBe(1);
+    expect(report.ipis.dropped.invalidTarget).toBe(0);
+    expect(report.exits.incompleteIpi.invalidIpiVector).toBe(1);
+    expect(report.ipis.lost).toBe(0);
+    expect(report.ipis.delivered).toBe(0);
+    expect(report.perVcpu[1]!.pendingVectors).toEqual([]);
+    const esr = report.perVcpu[0]!.guest.reports[0]!;
+    expect(esr & 0x20, `ESR read back as 0x${esr.toString(16)}`).toBe(0x20); // Send Illegal Vector
+    expect(esr).toBe(0x20);
+  });
+
+  it('a fixed IPI to physical APIC ID 7 on a 2-vCPU VM is dropped as an invalid target', () => {
+    const report = runJson(['invalid-target-ipi.s', '--vcpus', '2'], 0);
+    expect(report.ok).toBe(true);
+    expect(report.exit.reason).toBe('all-done');
+    expect(report.ipis.dropped.invalidTarget).toBe(1);
+    expect(report.ipis.dropped.illegalVector).toBe(0);
+    expect(report.exits.incompleteIpi.invalidTarget).toBe(1);
+    expect(report.ipis.lost).toBe(0);
+    expect(report.ipis.delivered).toBe(0);
+  });
+});
+
+describe('avic-smp run length', () => {
+  it('--seconds 0.5 stops vCPUs that never finish and exits 0 with reason time-limit', () => {
+    const report = runJson(['spin-forever.s', '--vcpus', '2', '--seconds', '0.5'], 0);
+    expect(report.ok).toBe(true);
+    expect(report.exit.reason).toBe('time-limit');
+    expect(report.durationSeconds).toBeGreaterThanOrEqual(0.45);
+    expect(report.durationSeconds).toBeLessThan(30);
+  });
+
+  it('--timeout 1 without --seconds fails vCPUs that never finish: exit 1, reason timeout', () => {
+    const report = runJson(['spin-forever.s', '--vcpus', '2', '--timeout', '1'], 1);
+    expect(report.ok).toBe(false);
+    expect(report.exit.reason).toBe('timeout');
+    expect(report.durationSeconds).toBeGreaterThanOrEqual(0.95);
+    expect(report.durationSeconds).toBeLessThan(30);
+  });
+});
