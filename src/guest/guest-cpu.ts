@@ -45,6 +45,13 @@ export interface GuestCpuEnvironment {
   writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void;
   /** Nanoseconds on the VM clock (shared by all vCPUs). */
   readClock(): number;
+  /**
+   * An interrupt window inside the slice (the doorbell changed, or sti/iret/EOI asked for an
+   * evaluation): the environment evaluates and may deliver an interrupt (cpu.deliverInterrupt), as
+   * AVIC hardware does in guest mode with no exit. Returns true if the slice must end instead (a
+   * pending request). Without this hook, run() returns GuestExit.InterruptWindow.
+   */
+  interruptWindow?(cpu: GuestCpu): boolean;
 }
 
 export class GuestCpu {
@@ -158,7 +165,7 @@ export class GuestCpu {
     const ram32 = memory.ram32;
     const doorbells = this.#doorbells;
     const doorbellIndex = this.#doorbellIndex;
-    const lastDoorbell = this.lastDoorbell;
+    let lastDoorbell = this.lastDoorbell;
     let pc = this.pc;
     let remaining = sliceBudget;
     let pauses = 0;
@@ -191,27 +198,27 @@ export class GuestCpu {
       const c = word0 >>> 24;
 
       switch (word0 & 0xff) {
-        case Opcode.Nop: pc += 8; break;
-        case Opcode.Mov: registers[a] = registers[b]!; pc += 8; break;
-        case Opcode.Li: registers[a] = immediate; pc += 8; break;
+        case 0x01 /* Opcode.Nop */: pc += 8; break;
+        case 0x10 /* Opcode.Mov */: registers[a] = registers[b]!; pc += 8; break;
+        case 0x11 /* Opcode.Li */: registers[a] = immediate; pc += 8; break;
 
-        case Opcode.Add: registers[a] = (registers[b]! + registers[c]!) | 0; pc += 8; break;
-        case Opcode.Sub: registers[a] = (registers[b]! - registers[c]!) | 0; pc += 8; break;
-        case Opcode.And: registers[a] = registers[b]! & registers[c]!; pc += 8; break;
-        case Opcode.Or: registers[a] = registers[b]! | registers[c]!; pc += 8; break;
-        case Opcode.Xor: registers[a] = registers[b]! ^ registers[c]!; pc += 8; break;
-        case Opcode.Shl: registers[a] = registers[b]! << (registers[c]! & 31); pc += 8; break;
-        case Opcode.Shr: registers[a] = registers[b]! >>> (registers[c]! & 31); pc += 8; break;
-        case Opcode.Sar: registers[a] = registers[b]! >> (registers[c]! & 31); pc += 8; break;
-        case Opcode.Mul: registers[a] = Math.imul(registers[b]!, registers[c]!); pc += 8; break;
-        case Opcode.Slt: registers[a] = registers[b]! < registers[c]! ? 1 : 0; pc += 8; break;
-        case Opcode.Sltu: registers[a] = registers[b]! >>> 0 < registers[c]! >>> 0 ? 1 : 0; pc += 8; break;
-        case Opcode.Seq: registers[a] = registers[b] === registers[c] ? 1 : 0; pc += 8; break;
-        case Opcode.Sne: registers[a] = registers[b] !== registers[c] ? 1 : 0; pc += 8; break;
-        case Opcode.Divu:
-        case Opcode.Remu:
-        case Opcode.DivuImmediate:
-        case Opcode.RemuImmediate: {
+        case 0x20 /* Opcode.Add */: registers[a] = (registers[b]! + registers[c]!) | 0; pc += 8; break;
+        case 0x21 /* Opcode.Sub */: registers[a] = (registers[b]! - registers[c]!) | 0; pc += 8; break;
+        case 0x22 /* Opcode.And */: registers[a] = registers[b]! & registers[c]!; pc += 8; break;
+        case 0x23 /* Opcode.Or */: registers[a] = registers[b]! | registers[c]!; pc += 8; break;
+        case 0x24 /* Opcode.Xor */: registers[a] = registers[b]! ^ registers[c]!; pc += 8; break;
+        case 0x25 /* Opcode.Shl */: registers[a] = registers[b]! << (registers[c]! & 31); pc += 8; break;
+        case 0x26 /* Opcode.Shr */: registers[a] = registers[b]! >>> (registers[c]! & 31); pc += 8; break;
+        case 0x27 /* Opcode.Sar */: registers[a] = registers[b]! >> (registers[c]! & 31); pc += 8; break;
+        case 0x28 /* Opcode.Mul */: registers[a] = Math.imul(registers[b]!, registers[c]!); pc += 8; break;
+        case 0x2b /* Opcode.Slt */: registers[a] = registers[b]! < registers[c]! ? 1 : 0; pc += 8; break;
+        case 0x2c /* Opcode.Sltu */: registers[a] = registers[b]! >>> 0 < registers[c]! >>> 0 ? 1 : 0; pc += 8; break;
+        case 0x2d /* Opcode.Seq */: registers[a] = registers[b] === registers[c] ? 1 : 0; pc += 8; break;
+        case 0x2e /* Opcode.Sne */: registers[a] = registers[b] !== registers[c] ? 1 : 0; pc += 8; break;
+        case 0x29 /* Opcode.Divu */:
+        case 0x2a /* Opcode.Remu */:
+        case 0x39 /* Opcode.DivuImmediate */:
+        case 0x3a /* Opcode.RemuImmediate */: {
           const divisor = (word0 & 0xff) === Opcode.Divu || (word0 & 0xff) === Opcode.Remu ? registers[c]! >>> 0 : immediate >>> 0;
           if (divisor === 0) {
             this.pc = pc;
@@ -226,42 +233,42 @@ export class GuestCpu {
           break;
         }
 
-        case Opcode.AddImmediate: registers[a] = (registers[b]! + immediate) | 0; pc += 8; break;
-        case Opcode.SubImmediate: registers[a] = (registers[b]! - immediate) | 0; pc += 8; break;
-        case Opcode.AndImmediate: registers[a] = registers[b]! & immediate; pc += 8; break;
-        case Opcode.OrImmediate: registers[a] = registers[b]! | immediate; pc += 8; break;
-        case Opcode.XorImmediate: registers[a] = registers[b]! ^ immediate; pc += 8; break;
-        case Opcode.ShlImmediate: registers[a] = registers[b]! << (immediate & 31); pc += 8; break;
-        case Opcode.ShrImmediate: registers[a] = registers[b]! >>> (immediate & 31); pc += 8; break;
-        case Opcode.SarImmediate: registers[a] = registers[b]! >> (immediate & 31); pc += 8; break;
-        case Opcode.MulImmediate: registers[a] = Math.imul(registers[b]!, immediate); pc += 8; break;
-        case Opcode.SltImmediate: registers[a] = registers[b]! < immediate ? 1 : 0; pc += 8; break;
-        case Opcode.SltuImmediate: registers[a] = registers[b]! >>> 0 < immediate >>> 0 ? 1 : 0; pc += 8; break;
-        case Opcode.SeqImmediate: registers[a] = registers[b] === immediate ? 1 : 0; pc += 8; break;
-        case Opcode.SneImmediate: registers[a] = registers[b] !== immediate ? 1 : 0; pc += 8; break;
+        case 0x30 /* Opcode.AddImmediate */: registers[a] = (registers[b]! + immediate) | 0; pc += 8; break;
+        case 0x31 /* Opcode.SubImmediate */: registers[a] = (registers[b]! - immediate) | 0; pc += 8; break;
+        case 0x32 /* Opcode.AndImmediate */: registers[a] = registers[b]! & immediate; pc += 8; break;
+        case 0x33 /* Opcode.OrImmediate */: registers[a] = registers[b]! | immediate; pc += 8; break;
+        case 0x34 /* Opcode.XorImmediate */: registers[a] = registers[b]! ^ immediate; pc += 8; break;
+        case 0x35 /* Opcode.ShlImmediate */: registers[a] = registers[b]! << (immediate & 31); pc += 8; break;
+        case 0x36 /* Opcode.ShrImmediate */: registers[a] = registers[b]! >>> (immediate & 31); pc += 8; break;
+        case 0x37 /* Opcode.SarImmediate */: registers[a] = registers[b]! >> (immediate & 31); pc += 8; break;
+        case 0x38 /* Opcode.MulImmediate */: registers[a] = Math.imul(registers[b]!, immediate); pc += 8; break;
+        case 0x3b /* Opcode.SltImmediate */: registers[a] = registers[b]! < immediate ? 1 : 0; pc += 8; break;
+        case 0x3c /* Opcode.SltuImmediate */: registers[a] = registers[b]! >>> 0 < immediate >>> 0 ? 1 : 0; pc += 8; break;
+        case 0x3d /* Opcode.SeqImmediate */: registers[a] = registers[b] === immediate ? 1 : 0; pc += 8; break;
+        case 0x3e /* Opcode.SneImmediate */: registers[a] = registers[b] !== immediate ? 1 : 0; pc += 8; break;
 
         // Taken branches end a basic block: that is where the doorbell is polled (one Atomics.load per
         // block; an IPI to a running vCPU is noticed within one block).
-        case Opcode.Beq:
-        case Opcode.Bne:
-        case Opcode.Blt:
-        case Opcode.Bge:
-        case Opcode.Bltu:
-        case Opcode.Bgeu:
-        case Opcode.Beqz:
-        case Opcode.Bnez: {
+        case 0x40 /* Opcode.Beq */:
+        case 0x41 /* Opcode.Bne */:
+        case 0x42 /* Opcode.Blt */:
+        case 0x43 /* Opcode.Bge */:
+        case 0x44 /* Opcode.Bltu */:
+        case 0x45 /* Opcode.Bgeu */:
+        case 0x46 /* Opcode.Beqz */:
+        case 0x47 /* Opcode.Bnez */: {
           if (!branchTaken(word0 & 0xff, registers[a]!, registers[b]!)) { pc += 8; break; }
           pc = immediate >>> 0;
           if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
           break;
         }
-        case Opcode.Jmp:
+        case 0x48 /* Opcode.Jmp */:
           pc = immediate >>> 0;
           if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
           break;
-        case Opcode.JmpRegister:
-        case Opcode.CallRegister:
-        case Opcode.Call: {
+        case 0x49 /* Opcode.JmpRegister */:
+        case 0x4b /* Opcode.CallRegister */:
+        case 0x4a /* Opcode.Call */: {
           const target = (word0 & 0xff) === Opcode.Call ? immediate >>> 0 : registers[a]! >>> 0;
           if ((target & 7) !== 0) {
             this.pc = pc;
@@ -278,7 +285,7 @@ export class GuestCpu {
           if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
           break;
         }
-        case Opcode.Ret: {
+        case 0x07 /* Opcode.Ret */: {
           const sp = registers[STACK_POINTER]!;
           const target = memory.read32(sp);
           if (target === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'ret popped outside memory', sp); exit = GuestExit.Fault; break; }
@@ -289,14 +296,14 @@ export class GuestCpu {
           break;
         }
 
-        case Opcode.Push: {
+        case 0x50 /* Opcode.Push */: {
           const sp = (registers[STACK_POINTER]! - 4) | 0;
           if (!memory.write32(sp, registers[a]!)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'push outside memory', sp); exit = GuestExit.Fault; break; }
           registers[STACK_POINTER] = sp;
           pc += 8;
           break;
         }
-        case Opcode.Pop: {
+        case 0x51 /* Opcode.Pop */: {
           const sp = registers[STACK_POINTER]!;
           const value = memory.read32(sp);
           if (value === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pop outside memory', sp); exit = GuestExit.Fault; break; }
@@ -305,7 +312,7 @@ export class GuestCpu {
           pc += 8;
           break;
         }
-        case Opcode.Pushf: {
+        case 0x08 /* Opcode.Pushf */: {
           const sp = (registers[STACK_POINTER]! - 4) | 0;
           if (!memory.write32(sp, this.flags)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pushf outside memory', sp); exit = GuestExit.Fault; break; }
           registers[STACK_POINTER] = sp;
@@ -313,7 +320,7 @@ export class GuestCpu {
           break;
         }
 
-        case Opcode.Load32: {
+        case 0x64 /* Opcode.Load32 */: {
           const address = (registers[b]! + immediate) >>> 0;
           const offset = (address - dataStart) >>> 0;
           if (offset <= dataLimit && (address & 3) === 0) {
@@ -329,7 +336,7 @@ export class GuestCpu {
           if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
           break;
         }
-        case Opcode.Store32: {
+        case 0x6a /* Opcode.Store32 */: {
           const address = (registers[b]! + immediate) >>> 0;
           const offset = (address - dataStart) >>> 0;
           if (offset <= dataLimit && (address & 3) === 0) {
@@ -344,10 +351,10 @@ export class GuestCpu {
           if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
           break;
         }
-        case Opcode.Load8:
-        case Opcode.Load8Signed:
-        case Opcode.Load16:
-        case Opcode.Load16Signed: {
+        case 0x60 /* Opcode.Load8 */:
+        case 0x61 /* Opcode.Load8Signed */:
+        case 0x62 /* Opcode.Load16 */:
+        case 0x63 /* Opcode.Load16Signed */: {
           const op = word0 & 0xff;
           const width = op === Opcode.Load8 || op === Opcode.Load8Signed ? 1 : 2;
           const address = (registers[b]! + immediate) >>> 0;
@@ -359,8 +366,8 @@ export class GuestCpu {
           if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
           break;
         }
-        case Opcode.Store8:
-        case Opcode.Store16: {
+        case 0x68 /* Opcode.Store8 */:
+        case 0x69 /* Opcode.Store16 */: {
           const address = (registers[b]! + immediate) >>> 0;
           this.pc = pc;
           this.#slowStore(address, (word0 & 0xff) === Opcode.Store8 ? 1 : 2, registers[a]!);
@@ -371,9 +378,9 @@ export class GuestCpu {
         }
 
         // Guest atomics are real Atomics on the shared RAM, so guest spinlocks work across vCPUs.
-        case Opcode.Exchange:
-        case Opcode.CompareExchange:
-        case Opcode.FetchAdd: {
+        case 0x70 /* Opcode.Exchange */:
+        case 0x71 /* Opcode.CompareExchange */:
+        case 0x72 /* Opcode.FetchAdd */: {
           const address = (registers[b]! + immediate) >>> 0;
           const index = memory.atomicWordIndex(address);
           if (index < 0) {
@@ -390,12 +397,12 @@ export class GuestCpu {
           break;
         }
 
-        case Opcode.Pause:
+        case 0x06 /* Opcode.Pause */:
           pc += 8;
           if (++pauses >= PAUSE_LOOP_WINDOW) { exit = GuestExit.PauseLoop; budget -= remaining; remaining = 0; }
           break;
-        case Opcode.Cli: this.flags &= ~FLAGS_INTERRUPT_ENABLE; pc += 8; break;
-        case Opcode.Sti:
+        case 0x03 /* Opcode.Cli */: this.flags &= ~FLAGS_INTERRUPT_ENABLE; pc += 8; break;
+        case 0x04 /* Opcode.Sti */:
           pc += 8;
           if ((this.flags & FLAGS_INTERRUPT_ENABLE) === 0) {
             this.flags |= FLAGS_INTERRUPT_ENABLE;
@@ -406,8 +413,8 @@ export class GuestCpu {
             remaining = 2;
           }
           break;
-        case Opcode.Popf:
-        case Opcode.Iret: {
+        case 0x09 /* Opcode.Popf */:
+        case 0x05 /* Opcode.Iret */: {
           const sp = registers[STACK_POINTER]!;
           const isIret = (word0 & 0xff) === Opcode.Iret;
           const first = memory.read32(sp);
@@ -429,17 +436,17 @@ export class GuestCpu {
           budget -= remaining; remaining = 0;
           break;
         }
-        case Opcode.Hlt:
+        case 0x02 /* Opcode.Hlt */:
           pc += 8;
           exit = GuestExit.Halt;
           budget -= remaining; remaining = 0;
           break;
 
-        case Opcode.Rdtsc: registers[a] = this.#environment.readClock() | 0; pc += 8; break;
-        case Opcode.Livt: this.interruptVectorTableBase = (registers[b]! + immediate) >>> 0; pc += 8; break;
-        case Opcode.Rdmsr:
-        case Opcode.Wrmsr:
-        case Opcode.Hypercall: {
+        case 0x80 /* Opcode.Rdtsc */: registers[a] = this.#environment.readClock() | 0; pc += 8; break;
+        case 0x83 /* Opcode.Livt */: this.interruptVectorTableBase = (registers[b]! + immediate) >>> 0; pc += 8; break;
+        case 0x81 /* Opcode.Rdmsr */:
+        case 0x82 /* Opcode.Wrmsr */:
+        case 0x84 /* Opcode.Hypercall */: {
           this.pc = pc;
           const op = word0 & 0xff;
           if (op === Opcode.Hypercall) this.#environment.hypercall(this, immediate);
@@ -461,6 +468,22 @@ export class GuestCpu {
       }
       if (exit === GuestExit.Fault) break;
       if (--remaining <= 0) {
+        if (exit === GuestExit.InterruptWindow && !this.#exitRequested && this.#environment.interruptWindow !== undefined) {
+          // Take the window without leaving the slice, then go on with what is left of it.
+          const executed = budget - remaining;
+          const left = sliceBudget - executed;
+          this.pc = pc >>> 0;
+          this.#evaluateRequested = false;
+          if (left > 0 && !this.#environment.interruptWindow(this)) {
+            if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+            pc = this.pc;
+            lastDoorbell = this.lastDoorbell;
+            exit = GuestExit.SliceEnd;
+            budget = sliceBudget;
+            remaining = left;
+            continue;
+          }
+        }
         if (exit === GuestExit.SliceEnd) {
           if (this.#exitRequested) exit = GuestExit.EnvironmentExit;
           else if (this.#evaluateRequested) exit = GuestExit.InterruptWindow;
@@ -488,13 +511,13 @@ export class GuestCpu {
 
 function branchTaken(opcode: number, left: number, right: number): boolean {
   switch (opcode) {
-    case Opcode.Beq: return left === right;
-    case Opcode.Bne: return left !== right;
-    case Opcode.Blt: return left < right;
-    case Opcode.Bge: return left >= right;
-    case Opcode.Bltu: return left >>> 0 < right >>> 0;
-    case Opcode.Bgeu: return left >>> 0 >= right >>> 0;
-    case Opcode.Beqz: return left === 0;
+    case 0x40 /* Opcode.Beq */: return left === right;
+    case 0x41 /* Opcode.Bne */: return left !== right;
+    case 0x42 /* Opcode.Blt */: return left < right;
+    case 0x43 /* Opcode.Bge */: return left >= right;
+    case 0x44 /* Opcode.Bltu */: return left >>> 0 < right >>> 0;
+    case 0x45 /* Opcode.Bgeu */: return left >>> 0 >= right >>> 0;
+    case 0x46 /* Opcode.Beqz */: return left === 0;
     default: return left !== 0;
   }
 }

@@ -291,6 +291,13 @@ export class Vcpu implements GuestCpuEnvironment {
     return cpu.deliverInterrupt(vector);
   }
 
+  /** An interrupt window in guest mode: requests end the slice; otherwise evaluate and go on. */
+  interruptWindow(cpu: GuestCpu): boolean {
+    if (Atomics.load(this.#control, this.#requests) & ~VcpuRequest.Nmi) return true;
+    this.evaluateInterrupts();
+    return cpu.fault !== undefined;
+  }
+
   /** kvm_vcpu_has_events, for a halted vCPU: something that ends HLT. */
   #hasEvents(): boolean {
     const requests = Atomics.load(this.#control, this.#requests);
