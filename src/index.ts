@@ -1,5 +1,5 @@
 // The public surface of avic-smp. No logic here.
-export { Vm, VmConfigError, type VmConfig, type RunOptions, type ProgramLoad } from './kvm/vm.js';
+export { Vm, VmConfigError, type VmConfig, type RunOptions, type StartOptions, type ProgramLoad } from './kvm/vm.js';
 export type { VmReport, VmExit, VcpuReport, IpiBalance } from './kvm/vm-report.js';
 export { BackingPagePolicyName } from './kvm/backing-page-policy.js';
 export { assemble, formatDiagnostic, type AssemblyResult, type AssemblyDiagnostic, type ProgramImage } from './guest/assembler.js';

@@ -258,11 +258,13 @@ export class GuestCpu {
         case 0x46 /* Opcode.Beqz */:
         case 0x47 /* Opcode.Bnez */: {
           if (!branchTaken(word0 & 0xff, registers[a]!, registers[b]!)) { pc += 8; break; }
+          if ((immediate & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'branch target is not 8-byte aligned', immediate); exit = GuestExit.Fault; break; }
           pc = immediate >>> 0;
           if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
           break;
         }
         case 0x48 /* Opcode.Jmp */:
+          if ((immediate & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'jump target is not 8-byte aligned', immediate); exit = GuestExit.Fault; break; }
           pc = immediate >>> 0;
           if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
           break;

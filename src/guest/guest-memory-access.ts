@@ -67,7 +67,8 @@ export class GuestMemoryAccess {
   /** Points the code window at the slot holding pc; false if pc is in no RAM slot. */
   selectCodeWindow(pc: number): boolean {
     const window = this.#find(pc >>> 0);
-    if (window === undefined || window.size < 8) return false;
+    // A whole instruction must fit: a pc in a window's last 4 bytes would otherwise be re-selected forever.
+    if (window === undefined || (pc >>> 0) - window.guestPhysicalAddress > window.size - 8) return false;
     this.codeWindowStart = window.guestPhysicalAddress;
     this.codeWindowLimit = window.size - 8;
     this.codeWindowHost = window.hostOffset;

@@ -33,7 +33,7 @@ export const VCPU_RUN_STATE_NAMES: Readonly<Record<VcpuRunState, string>> = {
 };
 
 export function isLegalTransition(from: VcpuRunState, to: VcpuRunState): boolean {
-  return LEGAL_TRANSITIONS[from].includes(to);
+  return (LEGAL_TRANSITIONS[from] ?? []).includes(to);
 }
 
 export function runStateName(state: number): string {

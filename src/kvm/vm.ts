@@ -7,34 +7,23 @@ import os from 'node:os';
 import { Piscina } from 'piscina';
 import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES } from '../hw/apic/apic-register.js';
 import { resetApicPage } from '../hw/apic/apic-backing-page.js';
-import { apicId, hostPhysicalApicId, XAPIC_MAX_PHYSICAL_ID } from '../hw/apic/apic-id.js';
+import { apicId, hostPhysicalApicId } from '../hw/apic/apic-id.js';
 import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
 import { APIC_ACCESS_PAGE_PRIVATE_MEMSLOT, MemslotKind, MemslotSet, memslotId, type MemslotError } from '../memory/memslot.js';
 import { guestPhysicalAddress } from '../memory/guest-physical-address.js';
-import { backingPagePolicy, BackingPagePolicyName, type BackingPagePolicy } from './backing-page-policy.js';
+import { backingPagePolicy, type BackingPagePolicy } from './backing-page-policy.js';
 import { rebuildLogicalApicIdTable } from './apic-map.js';
-import { VcpuRequest, VcpuRunState } from './vcpu-run-state.js';
+import { VcpuRequest, VcpuRunState, runStateName } from './vcpu-run-state.js';
 import { allocateVmBuffers, VmMemory } from './vm-memory.js';
 import { AsyncMutex } from './async-mutex.js';
 import { buildVmReport, type VmExit, type VmReport } from './vm-report.js';
 import { workerEntryUrl } from './worker-entry.js';
+import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
+import { allVcpusIdle, findStuckVcpu } from './vm-watchdog.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
 import type { VcpuExitReport, VcpuStartup } from './vcpu.js';
 
-export interface VmConfig {
-  /** Number of vCPUs, 1..255 (xAPIC: physical IDs 0..0xFE). */
-  readonly vcpus: number;
-  /** Guest RAM in bytes (a multiple of 4 KiB, 64 KiB..1 GiB). Default 16 MiB. */
-  readonly memoryBytes?: number;
-  /** Backing-page policy. Default `upstream`. */
-  readonly policy?: BackingPagePolicyName;
-  /** enable_ipiv. false shows IsRunning = 0 to the hardware always (erratum #1235 work-around). Default true. */
-  readonly ipiVirtualization?: boolean;
-  /** Halt-polling (KVM's halt_poll_ns). Default true. */
-  readonly haltPolling?: boolean;
-  /** Stack bytes per vCPU at the top of RAM. Default 16 KiB. */
-  readonly stackBytesPerVcpu?: number;
-}
+export { VmConfigError, type VmConfig };
 
 export interface ProgramLoad {
   readonly origin: number;
@@ -63,12 +52,6 @@ export interface StartOptions {
   readonly trace?: boolean;
 }
 
-export class VmConfigError extends Error {
-  override readonly name = 'VmConfigError';
-}
-
-const DEFAULT_MEMORY_BYTES = 16 << 20;
-const DEFAULT_STACK_BYTES = 16 << 10;
 const RAM_SLOT = memslotId(0);
 
 export class Vm {
@@ -285,6 +268,57 @@ export class Vm {
     return buildVmReport(this, exit.reason === 'fault' || torn === undefined ? exit : torn, results, durationSeconds);
   }
 
+  /** Makes vCPU `vcpu` leave guest mode and look at its requests (kvm_vcpu_kick). */
+  kick(vcpu: number): void {
+    this.#assertRunning('kick');
+    this.memory.kick(this.#checkVcpu(vcpu), VcpuRequest.Kick);
+  }
+
+  /**
+   * Parks every vCPU (each puts itself: IsRunning cleared, SRCU dropped) and resolves once all are
+   * paused or finished. IPIs sent to a paused vCPU wait in its IRR and are delivered after resume().
+   */
+  async pause(timeoutMs = 10_000): Promise<void> {
+    this.#assertRunning('pause');
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Pause);
+    const control = this.memory.control;
+    const deadline = performance.now() + timeoutMs;
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+      const runState = this.memory.controlBlockIndex(vcpu, 'runState');
+      for (;;) {
+        const state = Atomics.load(control, runState);
+        if (state === VcpuRunState.Paused || state === VcpuRunState.Finished) break;
+        if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not pause within ${timeoutMs} ms (it is ${runStateName(state)})`);
+        this.memory.kick(vcpu, 0);
+        const wait = Atomics.waitAsync(control, runState, state, 5);
+        if (wait.async) await wait.value;
+      }
+    }
+  }
+
+  /** Lets paused vCPUs run again. */
+  resume(): void {
+    this.#assertRunning('resume');
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+      Atomics.and(this.memory.control, this.memory.controlBlockIndex(vcpu, 'requests'), ~VcpuRequest.Pause);
+      this.memory.kick(vcpu, 0);
+    }
+  }
+
+  /** Run state of every vCPU, by name (for tests and tools). */
+  runStates(): string[] {
+    return Array.from({ length: this.config.vcpus }, (_, vcpu) => runStateName(Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState'))));
+  }
+
+  #assertRunning(what: string): void {
+    if (!this.#started || this.#waited) throw new VmConfigError(`${what}() needs a VM that has been started and not yet waited for`);
+  }
+
+  #checkVcpu(vcpu: number): number {
+    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.config.vcpus) throw new VmConfigError(`no vCPU ${vcpu} (this VM has ${this.config.vcpus})`);
+    return vcpu;
+  }
+
   /** IPI messages sent so far, summed over vCPUs (read live from their counters; for progress). */
   liveIpisSent(): number {
     let total = 0;
@@ -314,13 +348,13 @@ export class Vm {
       const failed = results.findIndex((result) => result instanceof Error || (result !== undefined && result.reason === 'fault'));
       if (failed >= 0) return { reason: 'fault', detail: `vCPU ${failed} stopped the VM` };
       if (results.every((result) => result !== undefined)) return { reason: 'all-done', detail: 'every vCPU reported done' };
-      if (options.seconds === undefined && this.#allIdle(results)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
+      if (options.seconds === undefined && allVcpusIdle(this.memory, results)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
       if (now - started >= limitMs) {
         return options.seconds !== undefined
           ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }
           : { reason: 'timeout', detail: `the guest did not finish within ${limitMs / 1000} s` };
       }
-      const stuck = this.#findStuckVcpu(heartbeats, now, watchdogMs);
+      const stuck = findStuckVcpu(this.memory, heartbeats, now, watchdogMs);
       if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
       if (options.onProgress !== undefined && now - lastProgress >= 100) {
         lastProgress = now;
@@ -341,34 +375,6 @@ export class Vm {
     Atomics.notify(control, generation);
   }
 
-  /** Every vCPU finished, or asleep on a doorbell nobody has rung since (idle: nothing can wake it). */
-  #allIdle(results: readonly (VcpuExitReport | Error | undefined)[]): boolean {
-    const control = this.memory.control;
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
-      if (results[vcpu] !== undefined) continue;
-      if (Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'runState')) !== VcpuRunState.Blocked) return false;
-      const slot = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
-      if (slot < 0 || Atomics.load(control, this.memory.doorbellIndex(slot, 'sleeping')) !== 1) return false;
-      if (Atomics.load(control, this.memory.doorbellIndex(slot, 'ring')) !== Atomics.load(control, this.memory.doorbellIndex(slot, 'waitValue'))) return false;
-    }
-    return true;
-  }
-
-  #findStuckVcpu(heartbeats: { value: number; since: number }[], now: number, watchdogMs: number): string | undefined {
-    const control = this.memory.control;
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
-      const state = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'runState'));
-      const beat = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'heartbeat'));
-      const previous = heartbeats[vcpu]!;
-      if (beat !== previous.value || state !== VcpuRunState.Running) {
-        heartbeats[vcpu] = { value: beat, since: now };
-        continue;
-      }
-      if (now - previous.since > watchdogMs) return `vCPU ${vcpu} made no progress for ${(watchdogMs / 1000).toFixed(1)} s`;
-    }
-    return undefined;
-  }
-
   /** Asks every vCPU to stop and waits, bounded; returns a watchdog exit naming the vCPUs that did not. */
   async #stopAll(tasks: Promise<void>[], results: (VcpuExitReport | Error | undefined)[], stopTimeoutSeconds: number): Promise<VmExit | undefined> {
     Atomics.store(this.memory.control, this.memory.headerIndex('stopRequested'), 1);
@@ -382,28 +388,4 @@ export class Vm {
     await this.#pool?.destroy().catch(() => undefined);
     return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s; workers terminated`, stuckVcpus: stuck };
   }
-}
-
-function validateConfig(config: VmConfig): Required<VmConfig> {
-  const { vcpus } = config;
-  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > XAPIC_MAX_PHYSICAL_ID + 1) {
-    throw new VmConfigError(`vcpus must be an integer from 1 to ${XAPIC_MAX_PHYSICAL_ID + 1} (xAPIC physical IDs 0..0x${XAPIC_MAX_PHYSICAL_ID.toString(16)}), got ${vcpus}`);
-  }
-  const memoryBytes = config.memoryBytes ?? DEFAULT_MEMORY_BYTES;
-  if (!Number.isInteger(memoryBytes) || memoryBytes % 4096 !== 0 || memoryBytes < 64 << 10 || memoryBytes > 1 << 30) {
-    throw new VmConfigError(`memoryBytes must be a multiple of 4096 from 64 KiB to 1 GiB, got ${memoryBytes}`);
-  }
-  const stackBytesPerVcpu = config.stackBytesPerVcpu ?? DEFAULT_STACK_BYTES;
-  if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
-    throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
-  }
-  if (vcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${vcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
-  return {
-    vcpus,
-    memoryBytes,
-    policy: config.policy ?? BackingPagePolicyName.Upstream,
-    ipiVirtualization: config.ipiVirtualization ?? true,
-    haltPolling: config.haltPolling ?? true,
-    stackBytesPerVcpu,
-  };
 }

@@ -146,9 +146,13 @@ describe('predefined symbols', () => {
       HC_LATENCY_SAMPLE: Hypercall.LatencySample,
       HC_PRINT: Hypercall.Print,
       HC_ABORT: Hypercall.Abort,
+      HC_VCPU_RUN_STATE: Hypercall.VcpuRunState,
+      VCPU_STATE_RUNNING: 1,
+      VCPU_STATE_BLOCKED: 2,
+      VCPU_STATE_FINISHED: 4,
     };
     expect(Object.fromEntries(PREDEFINED_SYMBOLS)).toEqual(expected);
-    expect(Hypercall).toEqual({ Done: 0, Report: 1, Count: 2, LatencySample: 3, Print: 4, Abort: 5 });
+    expect(Hypercall).toEqual({ Done: 0, Report: 1, Count: 2, LatencySample: 3, Print: 4, Abort: 5, VcpuRunState: 6 });
   });
 
   it('can be used in any expression', () => {

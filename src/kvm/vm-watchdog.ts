@@ -1,0 +1,35 @@
+// The main thread's checks on running vCPUs: is the VM idle (nothing left that could wake anyone),
+// and has a vCPU stopped making progress (its run loop's heartbeat is still).
+
+import { VcpuRunState } from './vcpu-run-state.js';
+import type { VcpuExitReport } from './vcpu.js';
+import type { VmMemory } from './vm-memory.js';
+
+/** Every vCPU finished, or asleep on a doorbell nobody has rung since (idle: nothing can wake it). */
+export function allVcpusIdle(memory: VmMemory, results: readonly (VcpuExitReport | Error | undefined)[]): boolean {
+  const control = memory.control;
+  for (let vcpu = 0; vcpu < memory.vcpuCount; vcpu++) {
+    if (results[vcpu] !== undefined) continue;
+    if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')) !== VcpuRunState.Blocked) return false;
+    const slot = Atomics.load(control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
+    if (slot < 0 || Atomics.load(control, memory.doorbellIndex(slot, 'sleeping')) !== 1) return false;
+    if (Atomics.load(control, memory.doorbellIndex(slot, 'ring')) !== Atomics.load(control, memory.doorbellIndex(slot, 'waitValue'))) return false;
+  }
+  return true;
+}
+
+export function findStuckVcpu(memory: VmMemory, heartbeats: { value: number; since: number }[], now: number, watchdogMs: number): string | undefined {
+  const control = memory.control;
+  for (let vcpu = 0; vcpu < memory.vcpuCount; vcpu++) {
+    const state = Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState'));
+    const beat = Atomics.load(control, memory.controlBlockIndex(vcpu, 'heartbeat'));
+    const previous = heartbeats[vcpu]!;
+    if (beat !== previous.value || state !== VcpuRunState.Running) {
+      heartbeats[vcpu] = { value: beat, since: now };
+      continue;
+    }
+    if (now - previous.since > watchdogMs) return `vCPU ${vcpu} made no progress for ${(watchdogMs / 1000).toFixed(1)} s`;
+  }
+  return undefined;
+}
+
