@@ -3,6 +3,7 @@
 // §2.5) and KVM's software IPI path for everything AVIC does not accelerate (kvm_apic_send_ipi).
 // Runs in the vCPU's own worker.
 
+import { VcpuStatistic } from './vm-layout.js';
 import { isLevelTriggered, setIrrAtomic, setTriggerMode, endOfInterrupt } from '../hw/apic/apic-backing-page.js';
 import { ApicAccessKind } from '../hw/apic/apic-access.js';
 import { matchesDestination } from '../hw/apic/apic-destination.js';
@@ -65,7 +66,7 @@ export class LocalApicEmulation {
       case ApicAccessKind.Trap:
         // A trap: the write already reached the page; software applies its side effects.
         this.#words[this.#register(offset)] = value;
-        vcpu.count('unacceleratedAccessTrapExits');
+        vcpu.count(VcpuStatistic.unacceleratedAccessTrapExits);
         vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 1);
         vcpu.beginExitHandling();
         this.#applyTrappedWrite(offset);
@@ -73,7 +74,7 @@ export class LocalApicEmulation {
         return 0;
       default:
         // A fault: nothing happened yet; emulate the instruction's access.
-        vcpu.count('unacceleratedAccessFaultExits');
+        vcpu.count(VcpuStatistic.unacceleratedAccessFaultExits);
         vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 0);
         vcpu.beginExitHandling();
         const result = isWrite ? (this.#emulateWrite(offset, value), 0) : this.#emulateRead(offset);
@@ -91,10 +92,10 @@ export class LocalApicEmulation {
     vcpu.trace?.record(TraceEventKind.IpiSent, icrLow, ((icrHigh >>> 24) & 0xff) | ((outcome.exit + 1) << 8));
     if (outcome.selfTargeted) vcpu.cpu.requestInterruptEvaluation();
     if (outcome.exit < 0 || outcome.exit === AvicIncompleteIpiCause.TargetNotRunning) {
-      vcpu.count('ipiCommands');
-      vcpu.count('ipisSent', outcome.targets);
-      vcpu.count('ipisAccepted', outcome.accepted);
-      vcpu.count('ipisCoalesced', outcome.coalesced);
+      vcpu.count(VcpuStatistic.ipiCommands);
+      vcpu.count(VcpuStatistic.ipisSent, outcome.targets);
+      vcpu.count(VcpuStatistic.ipisAccepted, outcome.accepted);
+      vcpu.count(VcpuStatistic.ipisCoalesced, outcome.coalesced);
       if (outcome.exit < 0) return;
     }
     vcpu.countIncompleteIpiExit(outcome.exit);
@@ -112,15 +113,15 @@ export class LocalApicEmulation {
         break;
       case AvicIncompleteIpiCause.InvalidBackingPage:
         // KVM only warns; the IPI goes nowhere. Counted as dropped so the totals still add up.
-        vcpu.count('ipiCommands');
-        vcpu.count('ipisSent');
-        vcpu.count('ipisDroppedInvalidTarget');
+        vcpu.count(VcpuStatistic.ipiCommands);
+        vcpu.count(VcpuStatistic.ipisSent);
+        vcpu.count(VcpuStatistic.ipisDroppedInvalidTarget);
         break;
       case AvicIncompleteIpiCause.InvalidIpiVector:
         // Vectors 0-15 are illegal: the IPI is dropped and ESR records "send illegal vector".
-        vcpu.count('ipiCommands');
-        vcpu.count('ipisSent');
-        vcpu.count('ipisDroppedIllegalVector');
+        vcpu.count(VcpuStatistic.ipiCommands);
+        vcpu.count(VcpuStatistic.ipisSent);
+        vcpu.count(VcpuStatistic.ipisDroppedIllegalVector);
         this.#pendingErrors |= 1 << ErrorStatusBit.SendIllegalVector;
         break;
     }
@@ -147,7 +148,7 @@ export class LocalApicEmulation {
     this.#forEachTarget(icrLow, icrHigh, (target) => {
       if (target === vcpu.index) return;
       vcpu.memory.kick(target, 0);
-      vcpu.count('kicksSent');
+      vcpu.count(VcpuStatistic.kicksSent);
     });
   }
 
@@ -155,18 +156,18 @@ export class LocalApicEmulation {
   emulateIpi(icrLow: number, icrHigh: number): void {
     const vcpu = this.#vcpu;
     const command = decodeInterruptCommand(icrLow, icrHigh);
-    vcpu.count('ipiCommands');
+    vcpu.count(VcpuStatistic.ipiCommands);
     const targets: number[] = [];
     this.#forEachTarget(icrLow, icrHigh, (target) => targets.push(target));
     if (targets.length === 0) {
-      vcpu.count('ipisSent');
-      vcpu.count('ipisDroppedInvalidTarget');
+      vcpu.count(VcpuStatistic.ipisSent);
+      vcpu.count(VcpuStatistic.ipisDroppedInvalidTarget);
       return;
     }
     const fixedLike = command.deliveryMode === DeliveryMode.Fixed || command.deliveryMode === DeliveryMode.LowestPriority;
     if (fixedLike && command.vector < 16) {
-      vcpu.count('ipisSent', targets.length);
-      vcpu.count('ipisDroppedIllegalVector', targets.length);
+      vcpu.count(VcpuStatistic.ipisSent, targets.length);
+      vcpu.count(VcpuStatistic.ipisDroppedIllegalVector, targets.length);
       this.#pendingErrors |= 1 << ErrorStatusBit.SendIllegalVector;
       return;
     }
@@ -179,16 +180,16 @@ export class LocalApicEmulation {
         break;
       case DeliveryMode.Nmi:
         for (const target of targets) {
-          vcpu.count('ipisSent');
-          vcpu.count('ipisAccepted');
+          vcpu.count(VcpuStatistic.ipisSent);
+          vcpu.count(VcpuStatistic.ipisAccepted);
           if (target === vcpu.index) vcpu.memory.addRequest(target, VcpuRequest.Nmi), vcpu.cpu.requestInterruptEvaluation();
-          else { vcpu.memory.kick(target, VcpuRequest.Nmi); vcpu.count('kicksSent'); }
+          else { vcpu.memory.kick(target, VcpuRequest.Nmi); vcpu.count(VcpuStatistic.kicksSent); }
         }
         break;
       default:
         // SMI, INIT, start-up and the reserved modes are not modelled yet (SMP bring-up comes later).
-        vcpu.count('ipisSent', targets.length);
-        vcpu.count('ipisDroppedUnsupported', targets.length);
+        vcpu.count(VcpuStatistic.ipisSent, targets.length);
+        vcpu.count(VcpuStatistic.ipisDroppedUnsupported, targets.length);
         break;
     }
   }
@@ -210,15 +211,15 @@ export class LocalApicEmulation {
     const vcpu = this.#vcpu;
     const memory = vcpu.memory;
     const base = memory.apicPageBase(target);
-    vcpu.count('ipisSent');
+    vcpu.count(VcpuStatistic.ipisSent);
     if (levelTriggered && target === vcpu.index) setTriggerMode(memory.apicPageWords, base, vector, true);
-    if (setIrrAtomic(memory.apicPageWords, base, vector)) vcpu.count('ipisAccepted');
-    else vcpu.count('ipisCoalesced');
+    if (setIrrAtomic(memory.apicPageWords, base, vector)) vcpu.count(VcpuStatistic.ipisAccepted);
+    else vcpu.count(VcpuStatistic.ipisCoalesced);
     if (target === vcpu.index) vcpu.cpu.requestInterruptEvaluation();
     else {
       // IRR first, then the kick (svm_complete_interrupt_delivery): the Atomics.or above is the fence.
       memory.kick(target, 0);
-      vcpu.count('kicksSent');
+      vcpu.count(VcpuStatistic.kicksSent);
     }
   }
 

@@ -27,7 +27,7 @@ import { VcpuMode, VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState
 import { VmMemory, type VmBuffers } from './vm-memory.js';
 import { handleHypercall } from './hypercalls.js';
 import { readModelSpecificRegister, writeModelSpecificRegister } from './model-specific-registers.js';
-import type { VcpuStatistics } from './vm-layout.js';
+import { VcpuStatistic } from './vm-layout.js';
 import { createLatencyHistogram, encodeLatencyHistogram, type LatencyHistogram } from './latency-histogram.js';
 import { TraceEventKind, TraceRecorder } from './trace-recorder.js';
 
@@ -67,7 +67,6 @@ export interface VcpuExitReport {
   readonly trace?: { readonly events: Float64Array; readonly dropped: number };
 }
 
-type StatisticName = keyof typeof VcpuStatistics.fieldOffsets;
 
 export class Vcpu implements GuestCpuEnvironment {
   readonly memory: VmMemory;
@@ -78,6 +77,8 @@ export class Vcpu implements GuestCpuEnvironment {
   /** Present only when tracing: every recording site checks it first. */
   readonly trace: TraceRecorder | undefined;
   readonly #latency: LatencyHistogram = createLatencyHistogram();
+  /** Float64 index of this vCPU's VcpuStatistics struct (counters are bumped on every IPI). */
+  readonly #statisticsBase: number;
   readonly startup: VcpuStartup;
   readonly hostThreadSlot: number;
   readonly #control: Int32Array;
@@ -108,6 +109,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.pageBase = this.memory.apicPageBase(this.index);
     this.#control = this.memory.control;
     this.#statistics = this.memory.controlFloat64;
+    this.#statisticsBase = this.memory.statisticIndex(this.index, 'ipiCommands') - VcpuStatistic.ipiCommands;
     this.hostThreadSlot = this.#claimHostThreadSlot();
     this.#doorbell = this.memory.doorbellIndex(this.hostThreadSlot, 'ring');
     this.#sleeping = this.memory.doorbellIndex(this.hostThreadSlot, 'sleeping');
@@ -129,7 +131,7 @@ export class Vcpu implements GuestCpuEnvironment {
       resolveBackingPage: policy.resolveBackingPage,
       ringDoorbell: (host) => {
         this.memory.ringDoorbell(host);
-        this.count('doorbellsRung');
+        this.count(VcpuStatistic.doorbellsRung);
       },
     };
     this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, doorbells: this.#control, doorbellIndex: this.#doorbell });
@@ -152,12 +154,13 @@ export class Vcpu implements GuestCpuEnvironment {
     throw new Error(`vCPU ${this.index}: no free host thread slot`);
   }
 
-  count(name: StatisticName, amount = 1): void {
-    this.#statistics[this.memory.statisticIndex(this.index, name)]! += amount;
+  /** Adds to one of this vCPU's counters; `offset` is a VcpuStatistic member. */
+  count(offset: number, amount = 1): void {
+    this.#statistics[this.#statisticsBase + offset]! += amount;
   }
 
   countIncompleteIpiExit(cause: number): void {
-    this.#statistics[this.memory.statisticIndex(this.index, 'incompleteIpiExits') + cause]! += 1;
+    this.#statistics[this.#statisticsBase + VcpuStatistic.incompleteIpiExits + cause]! += 1;
   }
 
   get hardware(): AvicHardware {
@@ -226,10 +229,10 @@ export class Vcpu implements GuestCpuEnvironment {
         if (exit === GuestExit.Fault) return this.#finish('fault');
         if (this.#done) return this.#finish('done');
         if (exit === GuestExit.Halt) {
-          this.count('haltExits');
+          this.count(VcpuStatistic.haltExits);
           this.#halted = true;
         } else if (exit === GuestExit.PauseLoop) {
-          this.count('pauseLoopExits');
+          this.count(VcpuStatistic.pauseLoopExits);
           this.#pauseLoopYield();
         }
       }
@@ -252,13 +255,13 @@ export class Vcpu implements GuestCpuEnvironment {
     }
     this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
     this.#srcuIndex = -1;
-    this.count('slices');
+    this.count(VcpuStatistic.slices);
     let exit: GuestExit;
     if (this.evaluateInterrupts() && this.cpu.fault !== undefined) exit = GuestExit.Fault;
     else {
       const before = this.cpu.instructionsRetired;
       exit = this.cpu.run(SLICE_INSTRUCTIONS);
-      this.count('instructions', this.cpu.instructionsRetired - before);
+      this.count(VcpuStatistic.instructions, this.cpu.instructionsRetired - before);
     }
     this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
@@ -276,8 +279,8 @@ export class Vcpu implements GuestCpuEnvironment {
     if (!cpu.nmiBlocked && (Atomics.load(this.#control, this.#requests) & VcpuRequest.Nmi) !== 0) {
       Atomics.and(this.#control, this.#requests, ~VcpuRequest.Nmi);
       cpu.nmiBlocked = true;
-      this.count('nmisDelivered');
-      this.count('interruptsDelivered');
+      this.count(VcpuStatistic.nmisDelivered);
+      this.count(VcpuStatistic.interruptsDelivered);
       this.trace?.record(TraceEventKind.InterruptDelivered, 2);
       return cpu.deliverInterrupt(2);
     }
@@ -286,7 +289,7 @@ export class Vcpu implements GuestCpuEnvironment {
     const vector = pendingDeliverableVector(words, this.pageBase);
     if (vector < 0) return false;
     acknowledgeInterrupt(words, this.pageBase, vector);
-    this.count('interruptsDelivered');
+    this.count(VcpuStatistic.interruptsDelivered);
     this.trace?.record(TraceEventKind.InterruptDelivered, vector);
     return cpu.deliverInterrupt(vector);
   }
@@ -350,7 +353,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.trace?.record(TraceEventKind.HaltBegin);
     if (this.#haltPoll()) {
       this.#halted = false;
-      this.count('haltPollSuccesses');
+      this.count(VcpuStatistic.haltPollSuccesses);
       this.trace?.record(TraceEventKind.HaltEnd, 0);
       return;
     }
@@ -403,7 +406,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#vcpuPut();
     this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
     this.#srcuIndex = -1;
-    this.count('blocks');
+    this.count(VcpuStatistic.blocks);
     for (;;) {
       if (this.#hasEvents()) break;
       Atomics.store(this.#control, this.#waitValue, seen);
@@ -412,9 +415,9 @@ export class Vcpu implements GuestCpuEnvironment {
       Atomics.store(this.#control, this.#sleeping, 0);
       if (result === 'timed-out') {
         // Nobody rang. If an event is pending anyway, a wake-up was lost: count it (must stay 0).
-        if (this.#hasEvents()) { this.count('lostWakeups'); break; }
+        if (this.#hasEvents()) { this.count(VcpuStatistic.lostWakeups); break; }
       } else if (result === 'ok') {
-        this.count('wakeups');
+        this.count(VcpuStatistic.wakeups);
         this.trace?.record(TraceEventKind.WakeUp);
       }
       seen = Atomics.load(this.#control, this.#doorbell);
@@ -504,17 +507,17 @@ export class Vcpu implements GuestCpuEnvironment {
   }
 
   hypercall(cpu: GuestCpu, number: number): void {
-    this.count('hypercalls');
+    this.count(VcpuStatistic.hypercalls);
     handleHypercall(this, cpu, number);
   }
 
   readMsr(cpu: GuestCpu, index: number): number {
-    this.count('msrAccesses');
+    this.count(VcpuStatistic.msrAccesses);
     return readModelSpecificRegister(this, cpu, index);
   }
 
   writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void {
-    this.count('msrAccesses');
+    this.count(VcpuStatistic.msrAccesses);
     writeModelSpecificRegister(this, cpu, index, low, high);
   }
 

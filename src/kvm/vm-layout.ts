@@ -113,3 +113,13 @@ export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion
     vcpuGuestReports: { struct: VcpuGuestReport, count: vcpuCount, writer: 'owning vCPU' },
   });
 }
+
+type VcpuStatisticName = keyof typeof VcpuStatistics.fieldOffsets;
+
+/**
+ * Float64 offset of each counter inside one vCPU's VcpuStatistics struct, for the hot path:
+ * `statistics[base + VcpuStatistic.ipisSent] += 1` is a constant-offset store.
+ */
+export const VcpuStatistic: Readonly<Record<VcpuStatisticName, number>> = Object.freeze(
+  Object.fromEntries((Object.keys(VcpuStatistics.fieldOffsets) as VcpuStatisticName[]).map((name) => [name, VcpuStatistics.fieldOffsets[name] / 8])) as Record<VcpuStatisticName, number>,
+);

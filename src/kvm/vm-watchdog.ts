@@ -1,7 +1,7 @@
 // The main thread's checks on running vCPUs: is the VM idle (nothing left that could wake anyone),
 // and has a vCPU stopped making progress (its run loop's heartbeat is still).
 
-import { VcpuRunState } from './vcpu-run-state.js';
+import { VCPU_WAIT_REASON_NAMES, VcpuRunState, runStateName } from './vcpu-run-state.js';
 import type { VcpuExitReport } from './vcpu.js';
 import type { VmMemory } from './vm-memory.js';
 
@@ -28,8 +28,18 @@ export function findStuckVcpu(memory: VmMemory, heartbeats: { value: number; sin
       heartbeats[vcpu] = { value: beat, since: now };
       continue;
     }
-    if (now - previous.since > watchdogMs) return `vCPU ${vcpu} made no progress for ${(watchdogMs / 1000).toFixed(1)} s`;
+    if (now - previous.since > watchdogMs) return `vCPU ${vcpu} made no progress for ${(watchdogMs / 1000).toFixed(1)} s (${describeVcpu(memory, vcpu)})`;
   }
   return undefined;
 }
 
+
+/** What a vCPU is doing and which locks it holds, for watchdog reports. */
+export function describeVcpu(memory: VmMemory, vcpu: number): string {
+  const control = memory.control;
+  const state = runStateName(Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')));
+  const waiting = VCPU_WAIT_REASON_NAMES[Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'))] ?? 'unknown';
+  const srcuSlot = vcpu + 1;
+  const holdsSrcu = memory.srcu.readerSlotsInside(0).includes(srcuSlot) || memory.srcu.readerSlotsInside(1).includes(srcuSlot);
+  return `vCPU ${vcpu} is ${state}, waiting for: ${waiting}; holds: ${holdsSrcu ? 'kvm->srcu (read)' : 'no lock'}`;
+}

@@ -19,7 +19,7 @@ import { AsyncMutex } from './async-mutex.js';
 import { buildVmReport, type VmExit, type VmReport } from './vm-report.js';
 import { workerEntryUrl } from './worker-entry.js';
 import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
-import { allVcpusIdle, findStuckVcpu } from './vm-watchdog.js';
+import { allVcpusIdle, describeVcpu, findStuckVcpu } from './vm-watchdog.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
 import type { VcpuExitReport, VcpuStartup } from './vcpu.js';
 
@@ -386,6 +386,7 @@ export class Vm {
     if (outcome === 'stopped') return undefined;
     const stuck = results.map((result, vcpu) => (result === undefined ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
     await this.#pool?.destroy().catch(() => undefined);
-    return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s; workers terminated`, stuckVcpus: stuck };
+    const states = stuck.map((vcpu) => describeVcpu(this.memory, vcpu)).join('; ');
+    return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`, stuckVcpus: stuck };
   }
 }
