@@ -470,6 +470,10 @@ export class GuestCpu {
       }
       if (exit === GuestExit.Fault) break;
       if (--remaining <= 0) {
+        if (exit === GuestExit.SliceEnd) {
+          if (this.#exitRequested) exit = GuestExit.EnvironmentExit;
+          else if (this.#evaluateRequested) exit = GuestExit.InterruptWindow;
+        }
         if (exit === GuestExit.InterruptWindow && !this.#exitRequested && this.#environment.interruptWindow !== undefined) {
           // Take the window without leaving the slice, then go on with what is left of it.
           const executed = budget - remaining;
@@ -485,10 +489,6 @@ export class GuestCpu {
             remaining = left;
             continue;
           }
-        }
-        if (exit === GuestExit.SliceEnd) {
-          if (this.#exitRequested) exit = GuestExit.EnvironmentExit;
-          else if (this.#evaluateRequested) exit = GuestExit.InterruptWindow;
         }
         break;
       }

@@ -55,7 +55,10 @@ export interface VmReport {
   readonly vcpus: number;
   readonly policy: string;
   readonly ipiVirtualization: boolean;
+  /** From start() to the end of the run. */
   readonly durationSeconds: number;
+  /** From start() until every vCPU was running (worker start-up); rates exclude it. */
+  readonly startupSeconds: number;
   readonly exit: VmExit;
   readonly ok: boolean;
   readonly ipis: IpiBalance;
@@ -118,7 +121,12 @@ function guestReport(vm: Vm, vcpu: number): VcpuReport['guest'] {
 
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
 
-export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitReport | Error | undefined)[], durationSeconds: number): VmReport {
+export function buildVmReport(
+  vm: Vm,
+  exit: VmExit,
+  results: readonly (VcpuExitReport | Error | undefined)[],
+  { durationSeconds, startupSeconds }: { durationSeconds: number; startupSeconds: number },
+): VmReport {
   const memory = vm.memory;
   const control = memory.control;
   const perVcpu: VcpuReport[] = [];
@@ -170,10 +178,11 @@ export function buildVmReport(vm: Vm, exit: VmExit, results: readonly (VcpuExitR
     policy: vm.config.policy,
     ipiVirtualization: vm.config.ipiVirtualization,
     durationSeconds,
+    startupSeconds,
     exit,
     ok: !failed && ipis.lost === 0 && lostWakeups === 0 && errors.length === 0,
     ipis,
-    ipisPerSecond: durationSeconds > 0 ? delivered / durationSeconds : 0,
+    ipisPerSecond: durationSeconds - startupSeconds > 0 ? delivered / (durationSeconds - startupSeconds) : 0,
     ...(latencyNs === undefined ? {} : { latencyNs }),
     exits: {
       incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },

@@ -68,6 +68,9 @@ export class Vm {
   #started = false;
   #waited = false;
   #startedAt = 0;
+  /** When every vCPU had left Created (its worker loaded and running); 0 until then. */
+  #allRunningAt = 0;
+  #allRunningWaiters: (() => void)[] = [];
   #tasks: Promise<void>[] = [];
   readonly #results: (VcpuExitReport | Error | undefined)[];
 
@@ -263,9 +266,13 @@ export class Vm {
     const results = this.#results;
     const exit = await this.#supervise(results, options, this.#startedAt);
     const torn = await this.#stopAll(this.#tasks, results, options.stopTimeoutSeconds ?? 5);
-    const durationSeconds = (performance.now() - this.#startedAt) / 1000;
+    const endedAt = performance.now();
     await this.#pool?.destroy().catch(() => undefined);
-    return buildVmReport(this, exit.reason === 'fault' || torn === undefined ? exit : torn, results, durationSeconds);
+    const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
+    return buildVmReport(this, exit.reason === 'fault' || torn === undefined ? exit : torn, results, {
+      durationSeconds: (endedAt - this.#startedAt) / 1000,
+      startupSeconds: (runningAt - this.#startedAt) / 1000,
+    });
   }
 
   /** Makes vCPU `vcpu` leave guest mode and look at its requests (kvm_vcpu_kick). */
@@ -319,6 +326,23 @@ export class Vm {
     return vcpu;
   }
 
+  /**
+   * Resolves once every vCPU's worker has started running it (worker start-up is excluded from
+   * rates; time-based scenarios start their clock here). Needs wait() to be in progress or to follow.
+   */
+  whenAllRunning(): Promise<void> {
+    if (this.#allRunningAt !== 0) return Promise.resolve();
+    return new Promise((resolve) => this.#allRunningWaiters.push(resolve));
+  }
+
+  #noteAllRunning(): void {
+    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+      if (Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState')) === VcpuRunState.Created) return;
+    }
+    this.#allRunningAt = performance.now();
+    for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
+  }
+
   /** IPI messages sent so far, summed over vCPUs (read live from their counters; for progress). */
   liveIpisSent(): number {
     let total = 0;
@@ -344,6 +368,7 @@ export class Vm {
     for (;;) {
       const seen = Atomics.load(control, doorbell);
       this.#serviceApicMapRequests();
+      if (this.#allRunningAt === 0) this.#noteAllRunning();
       const now = performance.now();
       const failed = results.findIndex((result) => result instanceof Error || (result !== undefined && result.reason === 'fault'));
       if (failed >= 0) return { reason: 'fault', detail: `vCPU ${failed} stopped the VM` };

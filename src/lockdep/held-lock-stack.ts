@@ -1,0 +1,88 @@
+// Per-thread held-lock stacks (lockdep's task_struct.held_locks[]) in the shared region: one
+// stack per thread slot, at most MAX_HELD_LOCKS deep. Only the owning thread (or main context)
+// writes its stack; any thread may read it for a dump or a report.
+//
+// Ordering: push writes the entry, then stores depth + 1, so a reader that loads depth sees whole
+// entries below it. Removing from the middle (locks need not be released in LIFO order, as in the
+// kernel) shifts the entries above down and then stores depth - 1; a concurrent reader may see
+// one entry twice for a moment, which a diagnostic dump tolerates.
+
+import { LockdepMisuseError } from './lockdep-errors.js';
+import { HELD_ENTRY, MAX_HELD_LOCKS, type LockdepIndices, type LockMode } from './lockdep-layout.js';
+
+export interface HeldLock {
+  readonly classId: number;
+  readonly mode: LockMode;
+  /** Label id of the acquisition site. */
+  readonly site: number;
+  /** Lock instance id, or -1 when the acquisition named only a class (validator-only use). */
+  readonly instance: number;
+}
+
+export class HeldLockStacks {
+  readonly #int32: Int32Array;
+  /** Per slot: index of its depth word and of its first held entry (looked up once: hot path). */
+  readonly #depthIndex: Int32Array;
+  readonly #heldIndex: Int32Array;
+
+  constructor(int32: Int32Array, indices: LockdepIndices, threadSlots: number) {
+    this.#int32 = int32;
+    this.#depthIndex = Int32Array.from({ length: threadSlots }, (_, slot) => indices.thread(slot, 'depth'));
+    this.#heldIndex = Int32Array.from({ length: threadSlots }, (_, slot) => indices.heldEntry(slot, 0, 'classId'));
+  }
+
+  depth(slot: number): number {
+    return Math.min(MAX_HELD_LOCKS, Math.max(0, Atomics.load(this.#int32, this.#depthIndex[slot] ?? -1)));
+  }
+
+  entry(slot: number, position: number): HeldLock {
+    const base = (this.#heldIndex[slot] ?? -1) + position * HELD_ENTRY.words;
+    return {
+      classId: Atomics.load(this.#int32, base + HELD_ENTRY.classId),
+      mode: Atomics.load(this.#int32, base + HELD_ENTRY.mode) as LockMode,
+      site: Atomics.load(this.#int32, base + HELD_ENTRY.site),
+      instance: Atomics.load(this.#int32, base + HELD_ENTRY.instance),
+    };
+  }
+
+  /** Bottom (first taken) to top (last taken). */
+  entries(slot: number): HeldLock[] {
+    const depth = this.depth(slot);
+    const entries: HeldLock[] = [];
+    for (let position = 0; position < depth; position++) entries.push(this.entry(slot, position));
+    return entries;
+  }
+
+  push(slot: number, held: HeldLock, describe: () => string): void {
+    const depth = this.depth(slot);
+    if (depth >= MAX_HELD_LOCKS) throw new LockdepMisuseError('heldLockStackFull', describe());
+    this.#write(slot, depth, held);
+    Atomics.store(this.#int32, this.#depthIndex[slot] ?? -1, depth + 1);
+  }
+
+  /** Topmost position whose entry matches, or -1. */
+  findTopmost(slot: number, matches: (held: HeldLock) => boolean): number {
+    for (let position = this.depth(slot) - 1; position >= 0; position--) {
+      if (matches(this.entry(slot, position))) return position;
+    }
+    return -1;
+  }
+
+  removeAt(slot: number, position: number): void {
+    const depth = this.depth(slot);
+    for (let above = position + 1; above < depth; above++) this.#write(slot, above - 1, this.entry(slot, above));
+    Atomics.store(this.#int32, this.#depthIndex[slot] ?? -1, depth - 1);
+  }
+
+  clear(slot: number): void {
+    Atomics.store(this.#int32, this.#depthIndex[slot] ?? -1, 0);
+  }
+
+  #write(slot: number, position: number, held: HeldLock): void {
+    const base = (this.#heldIndex[slot] ?? -1) + position * HELD_ENTRY.words;
+    Atomics.store(this.#int32, base + HELD_ENTRY.classId, held.classId);
+    Atomics.store(this.#int32, base + HELD_ENTRY.mode, held.mode);
+    Atomics.store(this.#int32, base + HELD_ENTRY.site, held.site);
+    Atomics.store(this.#int32, base + HELD_ENTRY.instance, held.instance);
+  }
+}

@@ -1,0 +1,237 @@
+// Instrumented locks on shared-memory words, usable from workers (blocking, bounded) and from the
+// main thread (asynchronous, never blocking the event loop). Each lock knows its class, keeps its
+// holder in shared memory (so a watchdog can print who holds what, and who waits for what), and
+// calls the validator around each acquisition when it is enabled: checkAcquire before it may block
+// (a possible deadlock is reported before anything hangs), noteAcquired once taken, release before
+// the word is freed. With the validator disabled the only cost is one boolean check.
+//
+// This file: the parts every lock shares (LockHandle, ReaderDepths) and the Mutex.
+//   Mutex state word: 0 = free, else the holder's thread slot + 1 (one compareExchange takes the
+//   lock and records the holder). Not recursive: re-locking from the holder is an AA (lockdep
+//   reports it; the wait then times out naming the holder itself).
+
+import { LockKind, type LockClass } from './lock-class.js';
+import { LockWaitTimeout, LockdepMisuseError } from './lockdep-errors.js';
+import { LockInstanceKind, LockMode } from './lockdep-layout.js';
+import type { Lockdep, LockClassReference } from './lockdep.js';
+import { assertMayBlock, checkTimeout, waitAsync, waitBlocking, wakeWaiters, type AcquireAttempt, type LockWord } from './lock-wait.js';
+
+const INSTANCE_KIND_OF_CLASS: Readonly<Record<LockKind, LockInstanceKind>> = {
+  mutex: LockInstanceKind.Mutex,
+  rwSemaphore: LockInstanceKind.RwSemaphore,
+  srcu: LockInstanceKind.Srcu,
+};
+
+/** What a wait was for, as LockWaitTimeout prints it. */
+export interface WaitDescription {
+  readonly slot: number;
+  /** Stored in the thread's waitingMode word (LockMode, or WAITING_FOR_GRACE_PERIOD). */
+  readonly mode: number;
+  readonly waitKind: string;
+  readonly timeoutMs: number;
+  /** Thread slots holding the lock, read when the wait gives up. */
+  readonly holders: () => number[];
+}
+
+/** One registered lock instance: its class, words, and the waiting/timeout logic all locks share. */
+export class LockHandle {
+  readonly lockdep: Lockdep;
+  readonly lockClass: LockClass;
+  readonly instance: number;
+  readonly name: string;
+  readonly word: LockWord;
+
+  /** Registers a new instance of `lockClass` (any thread; usually main at VM creation). */
+  static register(lockdep: Lockdep, lockClass: LockClassReference, kind: LockKind, name?: string, flags = 0): number {
+    const resolved = lockdep.resolve(lockClass);
+    if (resolved.kind !== kind) throw new LockdepMisuseError('badInstance', `${resolved.name} is a ${resolved.kind}, not a ${kind}`);
+    return lockdep.instances.register(INSTANCE_KIND_OF_CLASS[kind], resolved.id, name ?? resolved.name, flags);
+  }
+
+  constructor(lockdep: Lockdep, instance: number, kind: LockKind) {
+    const description = lockdep.instances.expect(instance, INSTANCE_KIND_OF_CLASS[kind]);
+    this.lockdep = lockdep;
+    this.lockClass = lockdep.classes.byId(description.classId);
+    this.instance = instance;
+    this.name = description.name;
+    const int32 = new Int32Array(lockdep.shared.buffer);
+    this.word = { int32, stateIndex: lockdep.instances.stateIndex(instance), waitersIndex: lockdep.instances.waitersIndex(instance) };
+  }
+
+  get flags(): number {
+    return this.lockdep.instances.describe(this.instance).flags;
+  }
+
+  /** "slots (kvm->slots_lock)" or "kvm->slots_lock" when the instance is named after its class. */
+  get displayName(): string {
+    return this.name === this.lockClass.name ? this.name : `${this.name} (${this.lockClass.name})`;
+  }
+
+  /** Workers: waits until `attempt` succeeds; throws LockWaitTimeout at the deadline. */
+  waitBlocking(attempt: AcquireAttempt, wait: WaitDescription): void {
+    assertMayBlock(`${wait.waitKind} ${this.displayName}`);
+    checkTimeout(wait.timeoutMs);
+    const startedAt = performance.now();
+    this.lockdep.threads.setWaiting(wait.slot, this.instance, wait.mode);
+    try {
+      if (!waitBlocking(this.word, attempt, startedAt + wait.timeoutMs)) throw this.timeout(wait, startedAt);
+    } finally {
+      this.lockdep.threads.clearWaiting(wait.slot);
+    }
+  }
+
+  /** Main: the same wait with waitAsync; never blocks the event loop. */
+  async waitAsync(attempt: AcquireAttempt, wait: WaitDescription): Promise<void> {
+    checkTimeout(wait.timeoutMs);
+    const startedAt = performance.now();
+    this.lockdep.threads.setWaiting(wait.slot, this.instance, wait.mode);
+    try {
+      if (!(await waitAsync(this.word, attempt, startedAt + wait.timeoutMs))) throw this.timeout(wait, startedAt);
+    } finally {
+      this.lockdep.threads.clearWaiting(wait.slot);
+    }
+  }
+
+  timeout(wait: WaitDescription, startedAt: number, cause?: unknown): LockWaitTimeout {
+    return new LockWaitTimeout({
+      lockName: this.displayName,
+      waitKind: wait.waitKind,
+      waiterName: this.lockdep.threadName(wait.slot),
+      holderNames: wait.holders().map((slot) => this.lockdep.threadName(slot)),
+      waitedMs: performance.now() - startedAt,
+      cause,
+    });
+  }
+
+  wake(): void {
+    wakeWaiters(this.word);
+  }
+
+  releaseNotHeld(slot: number, detail: string): LockdepMisuseError {
+    return new LockdepMisuseError('releaseNotHeld', `${this.lockdep.threadName(slot)} is trying to release ${this.displayName}, ${detail}`);
+  }
+}
+
+/**
+ * Per-thread read nesting of shared locks, so a thread's reader bit (the watchdog's "who reads")
+ * is set by its outermost read and cleared by the matching release. Kept by the thread itself:
+ * only the owning thread (or main context) changes its own count.
+ */
+export class ReaderDepths {
+  readonly #handle: LockHandle;
+  readonly #depths = new Map<number, number>();
+
+  constructor(handle: LockHandle) {
+    this.#handle = handle;
+  }
+
+  depth(slot: number): number {
+    return this.#depths.get(slot) ?? 0;
+  }
+
+  enter(slot: number): void {
+    const depth = this.depth(slot);
+    this.#depths.set(slot, depth + 1);
+    if (depth === 0) this.#handle.lockdep.instances.setReader(this.#handle.instance, slot, true);
+  }
+
+  leave(slot: number): void {
+    const depth = this.depth(slot);
+    if (depth <= 1) {
+      this.#depths.delete(slot);
+      this.#handle.lockdep.instances.setReader(this.#handle.instance, slot, false);
+    } else {
+      this.#depths.set(slot, depth - 1);
+    }
+  }
+}
+
+export class InstrumentedMutex {
+  readonly #handle: LockHandle;
+  readonly #lockdep: Lockdep;
+
+  /** Registers a new mutex of `lockClass` (a class of kind mutex). */
+  static create(lockdep: Lockdep, lockClass: LockClassReference, name?: string): InstrumentedMutex {
+    return new InstrumentedMutex(lockdep, LockHandle.register(lockdep, lockClass, LockKind.Mutex, name));
+  }
+
+  /** The same mutex in another thread, by the instance id main registered. */
+  static attach(lockdep: Lockdep, instance: number): InstrumentedMutex {
+    return new InstrumentedMutex(lockdep, instance);
+  }
+
+  private constructor(lockdep: Lockdep, instance: number) {
+    this.#handle = new LockHandle(lockdep, instance, LockKind.Mutex);
+    this.#lockdep = lockdep;
+  }
+
+  get instance(): number {
+    return this.#handle.instance;
+  }
+
+  get lockClass(): LockClass {
+    return this.#handle.lockClass;
+  }
+
+  get name(): string {
+    return this.#handle.name;
+  }
+
+  /** Thread slot of the holder, or undefined when free. */
+  holder(): number | undefined {
+    const state = Atomics.load(this.#handle.word.int32, this.#handle.word.stateIndex);
+    return state === 0 ? undefined : state - 1;
+  }
+
+  /** Workers: mutex_lock, bounded by timeoutMs (throws LockWaitTimeout). */
+  lock(site: string, timeoutMs: number): void {
+    const slot = this.#lockdep.currentThreadSlot();
+    if (this.#lockdep.enabled) this.#lockdep.checkAcquire(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
+    const attempt = this.#attempt(slot);
+    if (attempt() !== undefined) this.#handle.waitBlocking(attempt, this.#wait(slot, timeoutMs));
+    if (this.#lockdep.enabled) this.#lockdep.noteAcquired(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
+  }
+
+  /** Main: the same, awaiting with waitAsync. Validated before the first await. */
+  async lockAsync(site: string, timeoutMs: number): Promise<void> {
+    const slot = this.#lockdep.currentThreadSlot();
+    if (this.#lockdep.enabled) this.#lockdep.checkAcquire(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
+    const attempt = this.#attempt(slot);
+    if (attempt() !== undefined) await this.#handle.waitAsync(attempt, this.#wait(slot, timeoutMs));
+    if (this.#lockdep.enabled) this.#lockdep.noteAcquired(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
+  }
+
+  /** mutex_trylock: never waits, adds no dependency (trylocks cannot deadlock), is held if taken. */
+  tryLock(site: string): boolean {
+    if (this.#attempt(this.#lockdep.currentThreadSlot())() !== undefined) return false;
+    if (this.#lockdep.enabled) this.#lockdep.noteAcquired(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
+    return true;
+  }
+
+  unlock(): void {
+    const slot = this.#lockdep.currentThreadSlot();
+    const holder = this.holder();
+    if (holder !== slot) {
+      throw this.#handle.releaseNotHeld(slot, holder === undefined ? 'which is not locked' : `held by ${this.#lockdep.threadName(holder)}`);
+    }
+    if (this.#lockdep.enabled) this.#lockdep.release(this.#handle.lockClass, this.#handle.instance);
+    Atomics.store(this.#handle.word.int32, this.#handle.word.stateIndex, 0);
+    this.#handle.wake(); // after the store: pairs with the waiter's increment-then-retry
+  }
+
+  #attempt(slot: number): AcquireAttempt {
+    const { int32, stateIndex } = this.#handle.word;
+    return () => {
+      const observed = Atomics.compareExchange(int32, stateIndex, 0, slot + 1);
+      return observed === 0 ? undefined : observed;
+    };
+  }
+
+  #wait(slot: number, timeoutMs: number): WaitDescription {
+    const holders = (): number[] => {
+      const holder = this.holder();
+      return holder === undefined ? [] : [holder];
+    };
+    return { slot, mode: LockMode.Write, waitKind: 'lock', timeoutMs, holders };
+  }
+}
