@@ -7,3 +7,6 @@ export { Hypercall } from './guest/hypercall.js';
 export { runProgram, type RunProgramOptions } from './run-program.js';
 export type { LatencySummary } from './kvm/latency-histogram.js';
 export type { ChromeTrace } from './kvm/chrome-trace.js';
+export { runScenario, ScenarioParameterError } from './scenarios/run-scenario.js';
+export { SCENARIOS } from './scenarios/catalogue.js';
+export type { ScenarioDefinition, ScenarioParameters, ScenarioResult, ScenarioCheck } from './scenarios/scenario.js';

@@ -19,3 +19,36 @@ export function positiveNumber(name: string): (text: string) => number {
     return value;
   };
 }
+
+/** A whole number from 0 to `max` (seeds). */
+export function nonNegativeInteger(name: string, max = 0xffff_ffff): (text: string) => number {
+  return (text) => {
+    if (!/^\d+$/.test(text.trim())) throw new InvalidArgumentError(`${name} must be a whole number from 0 to ${max}, got "${text}"`);
+    const value = Number(text);
+    if (value > max) throw new InvalidArgumentError(`${name} must be from 0 to ${max}, got ${value}`);
+    return value;
+  };
+}
+
+/** A comma-separated list of whole numbers from 1 to `max` ("1,2,4,8"): sorted, duplicates removed. */
+export function positiveIntegerList(name: string, max: number): (text: string) => number[] {
+  return (text) => {
+    const items = text.split(',').map((item) => item.trim());
+    if (items.some((item) => !/^\d+$/.test(item))) {
+      throw new InvalidArgumentError(`${name} must be a comma-separated list of whole numbers from 1 to ${max} (like 1,2,4,8), got "${text}"`);
+    }
+    const values = items.map(Number);
+    const outside = values.find((value) => value < 1 || value > max);
+    if (outside !== undefined) throw new InvalidArgumentError(`${name} values must be from 1 to ${max}, got ${outside} in "${text}"`);
+    return [...new Set(values)].sort((a, b) => a - b);
+  };
+}
+
+/** One name out of `known`; the message lists every valid name. */
+export function oneOf<T>(name: string, what: string, known: ReadonlyMap<string, T>): (text: string) => T {
+  return (text) => {
+    const value = known.get(text.trim());
+    if (value === undefined) throw new InvalidArgumentError(`unknown ${what} "${text}"; the ${what}s are: ${[...known.keys()].join(', ')}`);
+    return value;
+  };
+}

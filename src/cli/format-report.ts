@@ -1,14 +1,10 @@
 // The human form of a run report: a summary, then one row per vCPU.
 
 import type { VmReport } from '../kvm/vm-report.js';
+import { formatCount, formatTable } from './text-table.js';
 
-const number = (value: number): string => Math.round(value).toLocaleString('en-US');
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
-}
+const number = formatCount;
+const table = formatTable;
 
 export function formatRunReport(report: VmReport): string {
   const { ipis, exits } = report;

@@ -1,5 +1,6 @@
-// avic-smp: the command line. Exit status: 0 success; 1 the run failed (an IPI lost, a guest fault,
-// a timeout, the watchdog); 2 bad input (arguments, an unreadable file, assembler errors).
+// avic-smp: the command line (run, stress, scale). Exit status: 0 success; 1 the run failed (an IPI
+// lost, a scenario check failed, a guest fault, a timeout, the watchdog); 2 bad input (arguments, an
+// unreadable file, assembler errors, a vCPU count the pattern cannot run).
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
@@ -7,10 +8,14 @@ import { positiveInteger, positiveNumber } from './arguments.js';
 import { formatRunReport } from './format-report.js';
 import { AssemblyFailed, runProgram } from '../run-program.js';
 import { VmConfigError } from '../kvm/vm.js';
+import { ScenarioParameterError } from '../scenarios/run-scenario.js';
+import { BadInput } from './bad-input.js';
+import { addScaleCommand } from './scale-command.js';
+import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
+import { patternsHelp } from './scenario-options.js';
+import { addStressCommand } from './stress-command.js';
 
 export const ExitStatus = { Success: 0, RunFailed: 1, BadInput: 2 } as const;
-
-class BadInput extends Error {}
 
 function readSource(path: string): string {
   try {
@@ -53,7 +58,27 @@ export function buildProgram(): Command {
       process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatRunReport(report)}\n`);
       process.exitCode = report.ok ? ExitStatus.Success : ExitStatus.RunFailed;
     });
-  program.addHelpText('after', () => `\nOptions of run:\n${run.helpInformation()}`);
+  const setExitCode = (status: number): void => { process.exitCode = status; };
+  const stress = addStressCommand(program, setExitCode);
+  const scale = addScaleCommand(program, setExitCode);
+  program.addHelpText('after', () => [
+    '',
+    `Options of run:\n${run.helpInformation()}`,
+    `Options of stress:\n${stress.helpInformation()}`,
+    `Options of scale:\n${scale.helpInformation()}`,
+    patternsHelp(),
+    '',
+    'Columns of scale:',
+    `  ${EXITS_PER_IPI_DEFINITION}`,
+    `  ${EFFICIENCY_DEFINITION}`,
+    '',
+    'Exit status: 0 success; 1 the run failed (an IPI lost, a check failed, a guest fault, a timeout); 2 bad input.',
+    'Run `avic-smp help <command>` for the details of one command (scale defines its columns there).',
+    'Examples:',
+    '  avic-smp run examples/halter-sender.s --vcpus 2',
+    '  avic-smp stress --pattern storm --vcpus 4 --seconds 3',
+    '  avic-smp scale --pattern storm --vcpus 2,4,8 --seconds 1 --svg storm.svg',
+  ].join('\n'));
   return program;
 }
 
@@ -70,7 +95,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`${error.diagnostics.join('\n')}\n`);
       return ExitStatus.BadInput;
     }
-    if (error instanceof BadInput || error instanceof VmConfigError) {
+    if (error instanceof BadInput || error instanceof VmConfigError || error instanceof ScenarioParameterError) {
       process.stderr.write(`avic-smp: ${error.message}\n`);
       return ExitStatus.BadInput;
     }

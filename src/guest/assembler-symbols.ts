@@ -5,6 +5,10 @@
 // are evaluated on first use, so "SIZE = end - start" may precede both labels. In pass 1 only what is
 // already bound can be used (the operands of .org, .align, .zero decide where later labels land);
 // pass 2 sees everything.
+//
+// Host defines (AssemblerOptions.defines) are constants the caller supplies: they take the place of the
+// source's own `.equ NAME, value` (which then only documents the default) and are visible even when
+// the source never declares them. They cannot shadow a predefined symbol or a label.
 
 import { AssemblySyntaxError } from './assembler-diagnostics.js';
 import { evaluateExpression, type Expression, type SymbolLookup } from './assembler-expression.js';
@@ -19,8 +23,12 @@ interface LabelSymbol {
 
 interface ConstantSymbol {
   readonly kind: 'constant';
-  readonly line: number;
-  readonly expression: Expression;
+  /** The defining line; 0 for a host define the source has not declared. */
+  line: number;
+  /** Undefined for a host define: its value is fixed from the start. */
+  readonly expression: Expression | undefined;
+  /** Supplied by the host: the source's `.equ` of the same name, if any, keeps this value. */
+  readonly hostDefined: boolean;
   resolving: boolean;
   value: number | undefined;
   /** Why it cannot be evaluated: kept so that every use reports the one error, once. */
@@ -38,12 +46,31 @@ export const MAX_CONSTANT_DEPTH = 1000;
 /** A symbol used in pass 1 that pass 1 cannot know yet (a label further down). */
 class ForwardReferenceError extends AssemblySyntaxError {}
 
+/** Host misuse of AssemblerOptions.defines: a bad name or value. */
+export class AssemblerDefineError extends RangeError {
+  override readonly name = 'AssemblerDefineError';
+}
+
+const SYMBOL_NAME = /^[A-Za-z_.][A-Za-z0-9_.]*$/;
+
 export class SymbolTable {
   readonly #symbols = new Map<string, UserSymbol>();
   /** False during pass 1, while labels further down have no address yet. */
   #allLabelsBound = false;
   /** Constants being evaluated right now, one inside the other. */
   #depth = 0;
+
+  /** `defines` are host constants (AssemblerOptions.defines); a bad one throws AssemblerDefineError. */
+  constructor(defines: ReadonlyMap<string, number> = new Map()) {
+    for (const [name, value] of defines) {
+      if (!SYMBOL_NAME.test(name) || looksLikeRegister(name)) throw new AssemblerDefineError(`assembler define '${name}' is not a symbol name ([A-Za-z_.][A-Za-z0-9_.]*, not a register)`);
+      if (PREDEFINED_SYMBOLS.has(name)) throw new AssemblerDefineError(`assembler define '${name}' would override a predefined symbol, which programs rely on`);
+      if (!Number.isInteger(value) || value < -0x8000_0000 || value > 0xffff_ffff) {
+        throw new AssemblerDefineError(`assembler define '${name}' must be an integer from -2^31 to 2^32-1, got ${value}`);
+      }
+      this.#symbols.set(name, { kind: 'constant', line: 0, expression: undefined, hostDefined: true, resolving: false, value: value >>> 0, failure: undefined });
+    }
+  }
 
   /** Declares a label at its definition; bind it with bindLabel once its address is known. */
   declareLabel(name: string, line: number, column: number): void {
@@ -57,8 +84,14 @@ export class SymbolTable {
   }
 
   defineConstant(name: string, expression: Expression, line: number, column: number): void {
+    const existing = this.#symbols.get(name);
+    if (existing?.kind === 'constant' && existing.hostDefined && existing.line === 0) {
+      // The source's default, overridden by the host: keep the host's value, remember where it is declared.
+      existing.line = line;
+      return;
+    }
     this.#checkNewName(name, column);
-    this.#symbols.set(name, { kind: 'constant', line, expression, resolving: false, value: undefined, failure: undefined });
+    this.#symbols.set(name, { kind: 'constant', line, expression, hostDefined: false, resolving: false, value: undefined, failure: undefined });
   }
 
   /** Called between the passes: from now on an unknown symbol is undefined, not "not yet known". */
@@ -106,6 +139,7 @@ export class SymbolTable {
   #resolveConstant(name: string, symbol: ConstantSymbol, column: number): number {
     if (symbol.value !== undefined) return symbol.value;
     if (symbol.failure !== undefined) throw symbol.failure;
+    if (symbol.expression === undefined) throw new Error(`assembler: host define '${name}' has no value`);
     if (symbol.resolving) {
       throw new AssemblySyntaxError(column, `expected a value for '${name}', found a circular definition`);
     }
@@ -147,7 +181,8 @@ export class SymbolTable {
     }
     const existing = this.#symbols.get(name);
     if (existing !== undefined) {
-      throw new AssemblySyntaxError(column, `duplicate symbol '${name}': already defined at line ${existing.line}`);
+      const where = existing.line === 0 ? 'the host defines it (assembler defines)' : `already defined at line ${existing.line}`;
+      throw new AssemblySyntaxError(column, `duplicate symbol '${name}': ${where}`);
     }
   }
 

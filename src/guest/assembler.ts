@@ -17,6 +17,7 @@ export { formatDiagnostic, MAX_DIAGNOSTICS, type AssemblyDiagnostic } from './as
 export { MAX_VCPU_INDEX } from './assembler-emit.js';
 export { MAX_IMAGE_BYTES } from './assembler-layout.js';
 export { PREDEFINED_SYMBOLS } from './assembler-predefined-symbols.js';
+export { AssemblerDefineError } from './assembler-symbols.js';
 export {
   entryPointOf,
   lineOf,
@@ -33,6 +34,13 @@ export interface AssemblerOptions {
   readonly fileName: string;
   /** Guest-physical load address, 8-byte aligned; default DEFAULT_ORIGIN. */
   readonly origin?: number;
+  /**
+   * Constants from the host (a scenario's vCPU count, a seed): each overrides the program's own
+   * `.equ NAME, value`, which is then the default, and is visible as a symbol even if the source never
+   * declares it. Predefined symbols cannot be overridden; a bad name or value throws
+   * AssemblerDefineError.
+   */
+  readonly defines?: ReadonlyMap<string, number>;
 }
 
 export type AssemblyResult =
@@ -42,7 +50,7 @@ export type AssemblyResult =
 export function assemble(source: string, options: AssemblerOptions): AssemblyResult {
   const origin = checkOrigin(options.origin ?? DEFAULT_ORIGIN);
   const diagnostics = new DiagnosticCollector(options.fileName);
-  const symbols = new SymbolTable();
+  const symbols = new SymbolTable(options.defines);
   const layout = layOut(source, origin, symbols, diagnostics);
   symbols.finishLayout();
   symbols.resolveAllConstants((error, line) => diagnostics.addError(error, line));

@@ -37,6 +37,12 @@ export interface ScenarioDefinition {
   vmConfig?(parameters: ScenarioParameters): Partial<VmConfig>;
   /** Host-side checks over the report; the run fails if any check fails. */
   check(report: VmReport, parameters: ScenarioParameters): readonly ScenarioCheck[];
+  /** What one latency sample (HC_LATENCY_SAMPLE) measures, from which event to which. */
+  readonly latency?: string;
+  /** Why maximumVcpus is what it is, when it is not the xAPIC limit (for the parameter error). */
+  readonly vcpuLimitReason?: string;
+  /** The program's HC_ABORT codes (r1) and what each means, to name a failed guest assertion. */
+  readonly abortCodes?: ReadonlyMap<number, string>;
 }
 
 export interface ScenarioResult {

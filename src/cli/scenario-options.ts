@@ -1,0 +1,59 @@
+// Options and settings shared by `stress` and `scale`: the pattern, the run length, the seed and
+// the VM switches, and how they become runScenario()'s parameters and VM configuration.
+
+import { Option } from 'commander';
+import type { VmConfig } from '../kvm/vm.js';
+import { SCENARIOS } from '../scenarios/catalogue.js';
+import type { ScenarioDefinition } from '../scenarios/scenario.js';
+import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './arguments.js';
+
+export const DEFAULT_SEED = 1;
+
+export interface ScenarioCommandOptions {
+  readonly pattern: ScenarioDefinition;
+  readonly ipis?: number;
+  readonly seconds?: number;
+  readonly seed: number;
+  readonly json?: boolean;
+  readonly ipiv: boolean;
+  readonly haltPoll: boolean;
+}
+
+export function patternOption(): Option {
+  return new Option('--pattern <name>', `the IPI scenario to run: ${[...SCENARIOS.keys()].join(', ')} (listed below)`)
+    .argParser(oneOf('--pattern', 'pattern', SCENARIOS))
+    .makeOptionMandatory();
+}
+
+export function runLengthOptions(): Option[] {
+  return [
+    new Option('--ipis <m>', 'stop after about M IPIs in total (the pattern says how it splits them); default: the pattern\'s own count')
+      .argParser(positiveInteger('--ipis')).conflicts('seconds'),
+    new Option('--seconds <s>', 'or run for S seconds (the guest is asked to stop when time is up)')
+      .argParser(positiveNumber('--seconds')).conflicts('ipis'),
+    new Option('--seed <x>', 'seed for the guest\'s pseudo-random choices (storm targets, destination patterns), 0 to 4294967295')
+      .argParser(nonNegativeInteger('--seed')).default(DEFAULT_SEED),
+  ];
+}
+
+export function vmSwitchOptions(): Option[] {
+  return [
+    new Option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to the hardware, so every IPI exits (the erratum #1235 work-around)'),
+    new Option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once, so every IPI to it is a real wake-up'),
+  ];
+}
+
+/** The VM settings the user changed; the pattern's own choices stand for the rest. */
+export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmConfig> {
+  return {
+    ...(options.ipiv ? {} : { ipiVirtualization: false }),
+    ...(options.haltPoll ? {} : { haltPolling: false }),
+  };
+}
+
+export function patternsHelp(): string {
+  const width = Math.max(...[...SCENARIOS.keys()].map((name) => name.length));
+  const lines = [...SCENARIOS.values()].map((definition) =>
+    `  ${definition.name.padEnd(width)}  ${definition.summary} (${definition.minimumVcpus === definition.maximumVcpus ? `${definition.minimumVcpus}` : `${definition.minimumVcpus}-${definition.maximumVcpus}`} vCPUs; default ${definition.defaultIpis.toLocaleString('en-US')} IPIs)`);
+  return `Patterns:\n${lines.join('\n')}`;
+}

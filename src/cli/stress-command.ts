@@ -1,0 +1,77 @@
+// `avic-smp stress`: one scenario run with a summary (or --json), an optional Chrome trace and a
+// progress bar on a terminal. Exit status 1 when anything is lost or a check fails.
+
+import { Command, Option } from 'commander';
+import { runScenario } from '../scenarios/run-scenario.js';
+import { positiveInteger } from './arguments.js';
+import { checkOutputFile } from './output-file.js';
+import { createRunProgress } from './progress.js';
+import { patternOption, patternsHelp, runLengthOptions, vmConfigOverrides, vmSwitchOptions, type ScenarioCommandOptions } from './scenario-options.js';
+import { formatStressSummary, summarizeStress } from './stress-summary.js';
+import { writeTraceFile } from './trace-file.js';
+
+interface StressOptions extends ScenarioCommandOptions {
+  readonly vcpus: number;
+  readonly trace?: string;
+}
+
+async function stress(options: StressOptions): Promise<number> {
+  if (options.trace !== undefined) checkOutputFile('--trace', options.trace);
+  const definition = options.pattern;
+  const parameters = {
+    vcpus: options.vcpus,
+    seed: options.seed,
+    ...(options.ipis === undefined ? {} : { ipis: options.ipis }),
+    ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
+  };
+  const progress = createRunProgress({ label: `${definition.name}, ${options.vcpus} vCPUs`, ...(options.seconds === undefined ? {} : { seconds: options.seconds }) });
+  let outcome: Awaited<ReturnType<typeof runScenario>>;
+  try {
+    outcome = await runScenario(definition, parameters, {
+      trace: options.trace !== undefined,
+      onProgress: (sample) => progress.update(sample),
+      vmConfig: vmConfigOverrides(options),
+    });
+  } finally {
+    progress.stop();
+  }
+  const { result, vm } = outcome;
+  const settings = { haltPolling: vm.config.haltPolling, ...(definition.latency === undefined ? {} : { latencyMeasures: definition.latency }) };
+  let summary = summarizeStress(result, settings);
+  let traceLine: string | undefined;
+  if (options.trace !== undefined) {
+    const written = writeTraceFile(options.trace, vm.chromeTrace(), { pattern: summary.pattern, vcpus: summary.vcpus, seed: summary.seed });
+    summary = { ...summary, trace: written.path };
+    traceLine = `trace: ${written.path} (${written.events.toLocaleString('en-US')} events` +
+      `${written.droppedEvents > 0 ? `, ${written.droppedEvents.toLocaleString('en-US')} not recorded: buffers full` : ''}; open it in https://ui.perfetto.dev)`;
+  }
+  if (options.json === true) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  else process.stdout.write(`${formatStressSummary(summary)}\n${traceLine === undefined ? '' : `\n${traceLine}\n`}`);
+  return summary.ok ? 0 : 1;
+}
+
+export function addStressCommand(program: Command, setExitCode: (status: number) => void): Command {
+  const command = program
+    .command('stress')
+    .description('run one IPI scenario on N vCPUs and prove nothing is lost: IPI balance, rate, latency, exits by cause, doorbells, wake-ups, the scenario\'s checks and a per-vCPU table')
+    .addOption(patternOption())
+    .addOption(new Option('--vcpus <n>', 'number of vCPUs, 1-255 (each pattern has its own range, listed below)').argParser(positiveInteger('--vcpus', 255)).makeOptionMandatory());
+  for (const option of runLengthOptions()) command.addOption(option);
+  command
+    .option('--json', 'print one JSON object instead of the summary (latencies in ns; null when the pattern records none)')
+    .addOption(new Option('--trace <file>', 'write a Chrome trace-event JSON file (open it in Perfetto): IPI sends, deliveries, exits, halts and wake-ups, one track per vCPU'));
+  for (const option of vmSwitchOptions()) command.addOption(option);
+  command
+    .addHelpText('after', () => `
+${patternsHelp()}
+
+A progress bar appears on stderr when stderr is a terminal and the run lasts more than a second.
+Exit status: 0 every IPI delivered and every check passed; 1 an IPI lost, a check failed or the
+VM failed; 2 bad input.
+
+Example: avic-smp stress --pattern storm --vcpus 4 --seconds 3`)
+    .action(async (options: StressOptions) => {
+      setExitCode(await stress(options));
+    });
+  return command;
+}

@@ -1,0 +1,179 @@
+// The result of `avic-smp stress`: one object, printed as JSON by --json and as a summary plus a
+// per-vCPU table otherwise. Names follow VmReport (exit causes, IPI balance) so the two read alike.
+
+import type { LatencySummary } from '../kvm/latency-histogram.js';
+import type { IpiBalance, VmExit, VmReport } from '../kvm/vm-report.js';
+import type { ScenarioCheck, ScenarioResult } from '../scenarios/scenario.js';
+import { formatCount, formatMicroseconds, formatTable } from './text-table.js';
+
+type Exits = VmReport['exits'];
+
+export interface VcpuStressSummary {
+  readonly vcpu: number;
+  /** IPI messages this vCPU sent (one per destination). */
+  readonly sent: number;
+  /** Interrupts it took (handler entries). */
+  readonly received: number;
+  /** AVIC doorbells its ICR writes rang. */
+  readonly doorbells: number;
+  readonly exits: Exits;
+  readonly halts: number;
+  readonly wakeups: number;
+  readonly latencyNs: LatencySummary | null;
+}
+
+export interface StressSummary {
+  readonly pattern: string;
+  readonly vcpus: number;
+  readonly seed: number;
+  /** The run's budget: an IPI count (--ipis, or the pattern's default) or --seconds; the other is null. */
+  readonly requested: { readonly ipis: number | null; readonly seconds: number | null };
+  readonly ipiVirtualization: boolean;
+  readonly haltPolling: boolean;
+  readonly durationSeconds: number;
+  readonly exit: VmExit;
+  readonly ipis: IpiBalance;
+  /** IPIs delivered per second of run time. */
+  readonly ipisPerSecond: number;
+  /** Guest-measured latency, every vCPU's HDR histogram merged; null when the pattern records none. */
+  readonly latencyNs: LatencySummary | null;
+  /** What one latency sample measures, as the pattern defines it. */
+  readonly latencyMeasures: string | null;
+  readonly exits: Exits;
+  readonly doorbells: number;
+  readonly wakeups: number;
+  readonly lostWakeups: number;
+  readonly checks: readonly ScenarioCheck[];
+  readonly faults: readonly string[];
+  readonly errors: readonly string[];
+  /** Nothing lost, the VM report is ok and every check passed. */
+  readonly ok: boolean;
+  readonly perVcpu: readonly VcpuStressSummary[];
+  /** The --trace file, when one was written. */
+  readonly trace?: string;
+}
+
+export interface StressRunSettings {
+  /** The VM's effective setting (the pattern's choice unless --no-halt-poll). */
+  readonly haltPolling: boolean;
+  readonly latencyMeasures?: string;
+}
+
+function vcpuExits(counters: VmReport['perVcpu'][number]['counters']): Exits {
+  const cause = (index: number): number => counters.incompleteIpiExits[index] ?? 0;
+  return {
+    incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },
+    unacceleratedAccess: { trap: counters.unacceleratedAccessTrapExits, fault: counters.unacceleratedAccessFaultExits },
+    halt: counters.haltExits,
+    pauseLoop: counters.pauseLoopExits,
+    hypercall: counters.hypercalls,
+    msr: counters.msrAccesses,
+  };
+}
+
+/** Every AVIC_INCOMPLETE_IPI exit, whatever the cause. */
+export function incompleteIpiExits(exits: Exits): number {
+  return Object.values(exits.incompleteIpi).reduce((total, count) => total + count, 0);
+}
+
+export function summarizeStress(result: ScenarioResult, settings: StressRunSettings): StressSummary {
+  const report = result.report;
+  return {
+    pattern: result.scenario,
+    vcpus: report.vcpus,
+    seed: result.parameters.seed,
+    requested: { ipis: result.parameters.seconds === undefined ? result.parameters.ipis ?? null : null, seconds: result.parameters.seconds ?? null },
+    ipiVirtualization: report.ipiVirtualization,
+    haltPolling: settings.haltPolling,
+    durationSeconds: report.durationSeconds,
+    exit: report.exit,
+    ipis: report.ipis,
+    ipisPerSecond: report.ipisPerSecond,
+    latencyNs: report.latencyNs ?? null,
+    latencyMeasures: settings.latencyMeasures ?? null,
+    exits: report.exits,
+    doorbells: report.doorbells,
+    wakeups: report.wakeups,
+    lostWakeups: report.lostWakeups,
+    checks: result.checks,
+    faults: report.faults.map(({ vcpu, description }) => `vCPU ${vcpu}: ${description}`),
+    errors: report.errors.map(({ vcpu, message }) => `vCPU ${vcpu}: ${message}`),
+    ok: result.ok && report.ok && report.ipis.lost === 0 && result.checks.every((check) => check.ok),
+    perVcpu: report.perVcpu.map((vcpu) => ({
+      vcpu: vcpu.vcpu,
+      sent: vcpu.counters.ipisSent,
+      received: vcpu.counters.interruptsDelivered,
+      doorbells: vcpu.counters.doorbellsRung,
+      exits: vcpuExits(vcpu.counters),
+      halts: vcpu.counters.haltExits,
+      wakeups: vcpu.counters.wakeups,
+      latencyNs: vcpu.latencyNs ?? null,
+    })),
+  };
+}
+
+function requestedText(summary: StressSummary): string {
+  if (summary.requested.seconds !== null) return `${summary.requested.seconds} s`;
+  if (summary.requested.ipis !== null) return `${formatCount(summary.requested.ipis)} IPIs`;
+  return 'no budget';
+}
+
+function latencyLines(latency: LatencySummary | null, measures: string | null): string[] {
+  if (latency === null) return ['latency     no samples (this pattern does not time its IPIs)'];
+  return [`latency     p50 ${formatMicroseconds(latency.p50)} µs   p99 ${formatMicroseconds(latency.p99)} µs   max ${formatMicroseconds(latency.max)} µs` +
+    `   (${formatCount(latency.count)} samples; min ${formatMicroseconds(latency.min)}, p90 ${formatMicroseconds(latency.p90)}, p99.9 ${formatMicroseconds(latency.p999)} µs)`,
+    ...(measures === null ? [] : [`            one sample = ${measures}`])];
+}
+
+function exitLines(exits: Exits): string[] {
+  const c = exits.incompleteIpi;
+  return [
+    `exits       incomplete IPI: 0 invalid type ${formatCount(c.invalidInterruptType)}, 1 target not running ${formatCount(c.targetNotRunning)}, 2 invalid target ${formatCount(c.invalidTarget)},` +
+      ` 3 invalid backing page ${formatCount(c.invalidBackingPage)}, 4 vector < 16 ${formatCount(c.invalidIpiVector)}`,
+    `            NOACCEL: trap ${formatCount(exits.unacceleratedAccess.trap)}, fault ${formatCount(exits.unacceleratedAccess.fault)}   HLT ${formatCount(exits.halt)}` +
+      `   (pause loop ${formatCount(exits.pauseLoop)}, hypercall ${formatCount(exits.hypercall)}, MSR ${formatCount(exits.msr)})`,
+  ];
+}
+
+function vcpuTable(perVcpu: readonly VcpuStressSummary[]): string {
+  return formatTable(
+    ['vCPU', 'sent', 'received', 'doorbells', 'IPI exits', 'HLT', 'wake-ups', 'p50 µs', 'p99 µs', 'max µs'],
+    perVcpu.map((vcpu) => [
+      String(vcpu.vcpu),
+      formatCount(vcpu.sent),
+      formatCount(vcpu.received),
+      formatCount(vcpu.doorbells),
+      formatCount(incompleteIpiExits(vcpu.exits)),
+      formatCount(vcpu.halts),
+      formatCount(vcpu.wakeups),
+      formatMicroseconds(vcpu.latencyNs?.p50),
+      formatMicroseconds(vcpu.latencyNs?.p99),
+      formatMicroseconds(vcpu.latencyNs?.max),
+    ]),
+  );
+}
+
+export function formatStressSummary(summary: StressSummary): string {
+  const { ipis } = summary;
+  const dropped = ipis.dropped.illegalVector + ipis.dropped.invalidTarget + ipis.dropped.unsupported;
+  const lines = [
+    `${summary.ok ? 'OK' : 'FAILED'}: ${summary.pattern} on ${summary.vcpus} vCPUs, seed ${summary.seed}, ${requestedText(summary)}; ran ${summary.durationSeconds.toFixed(2)} s, ended by ${summary.exit.reason} (${summary.exit.detail})`,
+    `IPI virtualization ${summary.ipiVirtualization ? 'on' : 'off (erratum #1235 mode)'}, halt-polling ${summary.haltPolling ? 'on' : 'off'}`,
+    '',
+    `IPIs        sent ${formatCount(ipis.sent)}   delivered ${formatCount(ipis.delivered)}   lost ${formatCount(ipis.lost)}`,
+    `            accepted ${formatCount(ipis.accepted)}, coalesced into a pending IRR bit ${formatCount(ipis.coalesced)}, still pending ${formatCount(ipis.pending)},` +
+      ` dropped ${formatCount(dropped)} (illegal vector ${formatCount(ipis.dropped.illegalVector)}, invalid target ${formatCount(ipis.dropped.invalidTarget)}, unsupported ${formatCount(ipis.dropped.unsupported)})`,
+    `rate        ${formatCount(summary.ipisPerSecond)} IPIs/s delivered`,
+    ...latencyLines(summary.latencyNs, summary.latencyMeasures),
+    ...exitLines(summary.exits),
+    `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)}`,
+    '',
+    'checks',
+    ...(summary.checks.length === 0 ? ['  (none)'] : summary.checks.map((check) => `  ${check.ok ? '✓' : '✗'} ${check.name}: ${check.detail}`)),
+    ...summary.faults.map((fault) => `guest fault on ${fault}`),
+    ...summary.errors.map((error) => `emulator error on ${error}`),
+    '',
+    vcpuTable(summary.perVcpu),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,138 @@
+// The shared scenario runner: parameters -> assembled program -> VM -> report -> checks.
+//
+// Count-based runs end when the guest has sent its IPI budget (IPI_COUNT) and every vCPU has called
+// HC_DONE. Time-based runs end the same way, started by the host: when `seconds` are up it sets the
+// program's `stop_requested` word, and the guest winds down (senders wake the halted vCPUs), reports
+// and finishes. Either way the VM's own timeout stays as a backstop, so a broken guest cannot hang
+// the caller.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
+import { Vm, type VmConfig } from '../kvm/vm.js';
+import { VcpuRunState } from '../kvm/vcpu-run-state.js';
+import { resolveParameters, scenarioDefines } from './scenario-parameters.js';
+import type { ScenarioDefinition, ScenarioParameters, ScenarioResult } from './scenario.js';
+
+export { ScenarioParameterError } from './scenario-parameters.js';
+
+/** The word every scenario program declares and polls; the host sets it when time is up. */
+export const STOP_REQUESTED_SYMBOL = 'stop_requested';
+/** How long past `seconds` (or past the start, for a count-based run) the VM may take to finish. */
+const DEFAULT_GRACE_SECONDS = 60;
+/** How often the runner looks whether every vCPU has started (the `seconds` clock starts then). */
+const START_POLL_MS = 2;
+
+export interface ScenarioProgress {
+  readonly elapsedSeconds: number;
+  /** 0..1: time used of `seconds`, or IPI messages sent of the budget. */
+  readonly fraction?: number;
+}
+
+export interface RunScenarioOptions {
+  /** Record trace events in every vCPU (vm.chromeTrace() afterwards). */
+  readonly trace?: boolean;
+  /** Called about every 100 ms while the VM runs. */
+  readonly onProgress?: (progress: ScenarioProgress) => void;
+  /** VM settings over the scenario's own (vcpus always comes from the parameters). */
+  readonly vmConfig?: Partial<VmConfig>;
+  /** Extra assembler constants over the scenario's (a benchmark's GAP_NS, say). */
+  readonly defines?: ReadonlyMap<string, number>;
+  /** The VM's backstop: give up this long after the start. Default seconds + 60. */
+  readonly timeoutSeconds?: number;
+}
+
+/** Host misuse the runner cannot recover from: a scenario program that is missing or broken. */
+export class ScenarioProgramError extends Error {
+  override readonly name = 'ScenarioProgramError';
+}
+
+/** The package root (the directory whose package.json is named avic-smp), from src/ or dist/src/. */
+function packageRoot(): string {
+  let directory = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(directory, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'avic-smp') return directory;
+    const parent = dirname(directory);
+    if (parent === directory) throw new ScenarioProgramError('cannot find the avic-smp package root');
+    directory = parent;
+  }
+}
+
+/** Absolute path of a scenario's guest program (src/scenarios/programs/<file> in the package). */
+export function scenarioProgramPath(definition: ScenarioDefinition): string {
+  return join(packageRoot(), 'src', 'scenarios', 'programs', definition.program);
+}
+
+/** Assembles a scenario's program for these (already validated) parameters. */
+export function assembleScenario(
+  definition: ScenarioDefinition,
+  parameters: ScenarioParameters,
+  extraDefines?: ReadonlyMap<string, number>,
+): ProgramImage {
+  const path = scenarioProgramPath(definition);
+  if (!existsSync(path)) throw new ScenarioProgramError(`scenario ${definition.name}: its program ${path} is missing`);
+  const result = assemble(readFileSync(path, 'utf8'), { fileName: definition.program, defines: scenarioDefines(definition, parameters, extraDefines) });
+  if (!result.ok) throw new ScenarioProgramError(`scenario ${definition.name}: ${definition.program} does not assemble:\n${result.errors.map(formatDiagnostic).join('\n')}`);
+  const stop = result.program.symbols.get(STOP_REQUESTED_SYMBOL);
+  if (stop === undefined || stop % 4 !== 0) throw new ScenarioProgramError(`scenario ${definition.name}: ${definition.program} must declare a 4-aligned '${STOP_REQUESTED_SYMBOL}: .word 0'`);
+  return result.program;
+}
+
+export async function runScenario(
+  definition: ScenarioDefinition,
+  parameters: ScenarioParameters,
+  options: RunScenarioOptions = {},
+): Promise<{ result: ScenarioResult; vm: Vm }> {
+  const resolved = resolveParameters(definition, parameters);
+  const program = assembleScenario(definition, resolved, options.defines);
+  const vm = await Vm.create({ ...definition.vmConfig?.(resolved), ...options.vmConfig, vcpus: resolved.vcpus });
+  vm.loadProgram({
+    origin: program.origin,
+    bytes: program.bytes,
+    ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
+    perVcpuEntryPoints: program.entryPoints.perVcpu,
+  });
+  const { seconds, ipis } = resolved;
+  // RAM slot 0 maps guest-physical 0 at pool offset 0, so the symbol's address indexes the pool.
+  const stopIndex = program.symbols.get(STOP_REQUESTED_SYMBOL)! >>> 2;
+  const ram = new Int32Array(vm.memory.buffers.ram);
+  vm.start({ trace: options.trace ?? false });
+  // `seconds` counts guest time: the clock starts once every worker has picked up its vCPU, which
+  // takes a while for hundreds of vCPUs on a loaded host.
+  let timer: NodeJS.Timeout | undefined;
+  let clockStartedAt: number | undefined;
+  const startClockWhenRunning = (): void => {
+    if (!allVcpusStarted(vm)) { timer = setTimeout(startClockWhenRunning, START_POLL_MS); return; }
+    clockStartedAt = performance.now();
+    timer = setTimeout(() => Atomics.store(ram, stopIndex, 1), seconds! * 1000);
+  };
+  if (seconds !== undefined) startClockWhenRunning();
+  const onProgress = options.onProgress;
+  try {
+    const report = await vm.wait({
+      timeoutSeconds: options.timeoutSeconds ?? (seconds ?? 0) + DEFAULT_GRACE_SECONDS,
+      ...(onProgress === undefined ? {} : {
+        onProgress: (elapsedSeconds: number) => {
+          const fraction = seconds !== undefined
+            ? (clockStartedAt === undefined ? 0 : (performance.now() - clockStartedAt) / 1000 / seconds)
+            : ipis !== undefined ? vm.liveIpisSent() / ipis : undefined;
+          onProgress({ elapsedSeconds, ...(fraction === undefined ? {} : { fraction: Math.min(1, fraction) }) });
+        },
+      }),
+    });
+    const checks = definition.check(report, resolved);
+    return { result: { scenario: definition.name, parameters: resolved, report, checks, ok: report.ok && checks.every((entry) => entry.ok) }, vm };
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+function allVcpusStarted(vm: Vm): boolean {
+  const control = vm.memory.control;
+  for (let vcpu = 0; vcpu < vm.config.vcpus; vcpu++) {
+    if (Atomics.load(control, vm.memory.controlBlockIndex(vcpu, 'runState')) === VcpuRunState.Created) return false;
+  }
+  return true;
+}
