@@ -16,7 +16,7 @@ export function formatRunReport(report: VmReport): string {
     ` (accepted ${number(ipis.accepted)}, coalesced ${number(ipis.coalesced)}, pending ${number(ipis.pending)},` +
     ` dropped: illegal vector ${number(ipis.dropped.illegalVector)}, invalid target ${number(ipis.dropped.invalidTarget)}, unsupported ${number(ipis.dropped.unsupported)})`);
   lines.push(`IPIs delivered per second: ${number(report.ipisPerSecond)}`);
-  lines.push(`doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)}, instructions ${number(report.instructions)}`);
+  lines.push(`doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)} (late ${number(report.lateWakeups)}), instructions ${number(report.instructions)}`);
   const c = exits.incompleteIpi;
   lines.push(`exits: incomplete IPI [0 invalid type ${number(c.invalidInterruptType)}, 1 not running ${number(c.targetNotRunning)}, 2 invalid target ${number(c.invalidTarget)}, 3 invalid backing page ${number(c.invalidBackingPage)}, 4 vector < 16 ${number(c.invalidIpiVector)}]`);
   lines.push(`       unaccelerated access [trap ${number(exits.unacceleratedAccess.trap)}, fault ${number(exits.unacceleratedAccess.fault)}], HLT ${number(exits.halt)}, pause loop ${number(exits.pauseLoop)}, hypercall ${number(exits.hypercall)}, MSR ${number(exits.msr)}`);

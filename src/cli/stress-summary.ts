@@ -43,6 +43,7 @@ export interface StressSummary {
   readonly doorbells: number;
   readonly wakeups: number;
   readonly lostWakeups: number;
+  readonly lateWakeups: number;
   readonly checks: readonly ScenarioCheck[];
   readonly faults: readonly string[];
   readonly errors: readonly string[];
@@ -95,6 +96,7 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
     doorbells: report.doorbells,
     wakeups: report.wakeups,
     lostWakeups: report.lostWakeups,
+    lateWakeups: report.lateWakeups,
     checks: result.checks,
     faults: report.faults.map(({ vcpu, description }) => `vCPU ${vcpu}: ${description}`),
     errors: report.errors.map(({ vcpu, message }) => `vCPU ${vcpu}: ${message}`),
@@ -166,7 +168,7 @@ export function formatStressSummary(summary: StressSummary): string {
     `rate        ${formatCount(summary.ipisPerSecond)} IPIs/s delivered`,
     ...latencyLines(summary.latencyNs, summary.latencyMeasures),
     ...exitLines(summary.exits),
-    `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)}`,
+    `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)} (late ${formatCount(summary.lateWakeups)})`,
     '',
     'checks',
     ...(summary.checks.length === 0 ? ['  (none)'] : summary.checks.map((check) => `  ${check.ok ? '✓' : '✗'} ${check.name}: ${check.detail}`)),

@@ -38,6 +38,8 @@ export const WAIT_SLICE_MS = 50;
 /** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
 const HALT_POLL_MAX_NS = 200_000;
 const HALT_POLL_START_NS = 10_000;
+/** How long a sleeping vCPU that found an event without a ring waits for the ring before calling it lost. */
+const LOST_WAKEUP_GRACE_MS = 1000;
 /** A pause loop yields the host core for this long when vCPUs outnumber cores. */
 const PAUSE_LOOP_YIELD_MS = 0.2;
 
@@ -344,13 +346,14 @@ export class Vcpu implements GuestCpuEnvironment {
     this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), false, hostPhysicalApicId(this.hostThreadSlot));
   }
 
-  /** kvm_vcpu_halt: poll, then block. */
+  /** kvm_vcpu_halt: poll, then block; then adapt the polling window to how long the halt was. */
   #halt(): void {
     if (this.#hasEvents()) {
       this.#halted = false;
       return;
     }
     this.trace?.record(TraceEventKind.HaltBegin);
+    const haltStarted = performance.now();
     if (this.#haltPoll()) {
       this.#halted = false;
       this.count(VcpuStatistic.haltPollSuccesses);
@@ -358,6 +361,7 @@ export class Vcpu implements GuestCpuEnvironment {
       return;
     }
     this.#block(VcpuWaitReason.Halted);
+    this.#adaptHaltPolling((performance.now() - haltStarted) * 1e6);
     this.trace?.record(TraceEventKind.HaltEnd, 1);
     // Still halted unless an interrupt (or NMI) can now be taken; requests are handled by the loop.
     const requests = Atomics.load(this.#control, this.#requests);
@@ -366,9 +370,20 @@ export class Vcpu implements GuestCpuEnvironment {
   }
 
   /**
+   * KVM's rule (kvm_vcpu_halt): a halt that ended within the window leaves it alone; one longer than
+   * the maximum shrinks it (polling would not have helped); one shorter than the maximum but longer
+   * than the window grows it (a slightly longer poll would have caught the event).
+   */
+  #adaptHaltPolling(haltNs: number): void {
+    if (!this.startup.haltPolling || haltNs <= this.#haltPollNs) return;
+    if (haltNs > HALT_POLL_MAX_NS) this.#haltPollNs = Math.floor(this.#haltPollNs / 2);
+    else if (this.#haltPollNs < HALT_POLL_MAX_NS) this.#haltPollNs = Math.min(HALT_POLL_MAX_NS, Math.max(HALT_POLL_START_NS, this.#haltPollNs * 2));
+  }
+
+  /**
    * Halt-polling: spin briefly with IsRunning still set (so senders ring the doorbell instead of
    * exiting), but only while runnable vCPUs fit the host cores: spinning on an oversubscribed host
-   * costs a scheduler slice per round trip (research §2). The window adapts like halt_poll_ns.
+   * costs a scheduler slice per round trip (research §2). Returns true if an event came.
    */
   #haltPoll(): boolean {
     if (!this.startup.haltPolling || this.#haltPollNs <= 0) return false;
@@ -384,16 +399,13 @@ export class Vcpu implements GuestCpuEnvironment {
         seen = ring;
         if (this.#hasEvents()) { success = true; break; }
       }
-      // Interrupts from software paths (cause 1 kicks) ring too, but check IRR now and then in case a
-      // sender found IsRunning clear from an earlier put.
+      // Look at the IRR itself now and then too, and at the clock (performance.now costs ~40 ns).
       if ((spins & 255) === 255) {
         if (this.#hasEvents()) { success = true; break; }
         if (performance.now() >= deadline) break;
       }
     }
     this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
-    this.#haltPollNs = success ? Math.min(HALT_POLL_MAX_NS, this.#haltPollNs * 2) : Math.floor(this.#haltPollNs / 2);
-    if (!success && this.#haltPollNs < HALT_POLL_START_NS / 4) this.#haltPollNs = 0;
     return success;
   }
 
@@ -414,8 +426,12 @@ export class Vcpu implements GuestCpuEnvironment {
       const result = Atomics.wait(this.#control, this.#doorbell, seen, WAIT_SLICE_MS);
       Atomics.store(this.#control, this.#sleeping, 0);
       if (result === 'timed-out') {
-        // Nobody rang. If an event is pending anyway, a wake-up was lost: count it (must stay 0).
-        if (this.#hasEvents()) { this.count(VcpuStatistic.lostWakeups); break; }
+        // Nobody rang, yet an event is pending: the ring is late (its sender was preempted between
+        // setting IRR and ringing) or lost (the protocol broke: it will never come).
+        if (this.#hasEvents()) {
+          this.#classifyUnannouncedEvent(seen);
+          break;
+        }
       } else if (result === 'ok') {
         this.count(VcpuStatistic.wakeups);
         this.trace?.record(TraceEventKind.WakeUp);
@@ -427,6 +443,21 @@ export class Vcpu implements GuestCpuEnvironment {
     Atomics.add(this.#control, this.#runnableVcpus, 1);
     transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
     this.#vcpuLoad();
+  }
+
+  /**
+   * Waits, bounded, for the ring that should announce a pending event. Every path that makes an event
+   * for a sleeping vCPU rings afterwards (an IRR set then a doorbell or a kick; a request then a kick),
+   * so a ring that never comes means a lost wake-up, which the report makes a failure.
+   */
+  #classifyUnannouncedEvent(seen: number): void {
+    const deadline = performance.now() + LOST_WAKEUP_GRACE_MS;
+    for (;;) {
+      if (Atomics.load(this.#control, this.#doorbell) !== seen) { this.count(VcpuStatistic.lateWakeups); return; }
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) { this.count(VcpuStatistic.lostWakeups); return; }
+      Atomics.wait(this.#control, this.#doorbell, seen, Math.min(WAIT_SLICE_MS, remaining));
+    }
   }
 
   /** Pause-loop exit (kvm_vcpu_on_spin): yield the core only when vCPUs outnumber cores. */

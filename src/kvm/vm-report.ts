@@ -76,6 +76,8 @@ export interface VmReport {
   readonly doorbells: number;
   readonly wakeups: number;
   readonly lostWakeups: number;
+  /** Wake-ups whose ring came after the sleeper's bounded wait had already found the event. */
+  readonly lateWakeups: number;
   readonly instructions: number;
   readonly faults: readonly { vcpu: number; fault: GuestFault; description: string }[];
   readonly errors: readonly { vcpu: number; message: string }[];
@@ -195,6 +197,7 @@ export function buildVmReport(
     doorbells: total('doorbellsRung'),
     wakeups: total('wakeups'),
     lostWakeups,
+    lateWakeups: total('lateWakeups'),
     instructions: total('instructions'),
     faults,
     errors,
