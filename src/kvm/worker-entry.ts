@@ -18,7 +18,7 @@ function packageRoot(): string {
 }
 
 export function workerEntryUrl(): string {
-  const file = join(packageRoot(), 'dist', 'workers', 'vcpu-worker.js');
+  const file = join(packageRoot(), 'dist', 'workers', 'vcpu-worker-entry.cjs');
   if (!existsSync(file)) throw new Error(`the vCPU worker is not built (${file}); run "npm run build"`);
   return pathToFileURL(file).href;
 }
