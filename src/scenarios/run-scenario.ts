@@ -7,9 +7,9 @@
 // the caller.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
+import { packageRoot } from '../host/package-root.js';
 import { Vm, type VmConfig } from '../kvm/vm.js';
 import { VcpuRunState } from '../kvm/vcpu-run-state.js';
 import { resolveParameters, scenarioDefines } from './scenario-parameters.js';
@@ -46,18 +46,6 @@ export interface RunScenarioOptions {
 /** Host misuse the runner cannot recover from: a scenario program that is missing or broken. */
 export class ScenarioProgramError extends Error {
   override readonly name = 'ScenarioProgramError';
-}
-
-/** The package root (the directory whose package.json is named avic-smp), from src/ or dist/src/. */
-function packageRoot(): string {
-  let directory = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(directory, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'avic-smp') return directory;
-    const parent = dirname(directory);
-    if (parent === directory) throw new ScenarioProgramError('cannot find the avic-smp package root');
-    directory = parent;
-  }
 }
 
 /** Absolute path of a scenario's guest program (src/scenarios/programs/<file> in the package). */
