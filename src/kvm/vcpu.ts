@@ -30,6 +30,7 @@ import { readModelSpecificRegister, writeModelSpecificRegister } from './model-s
 import { VcpuStatistic } from './vm-layout.js';
 import { createLatencyHistogram, encodeLatencyHistogram, type LatencyHistogram } from './latency-histogram.js';
 import { TraceEventKind, TraceRecorder } from './trace-recorder.js';
+import { KVM_LOCK_TIMEOUT_MS, VcpuLocks, replayS1ApicvToggle, type KvmLocksShared } from './kvm-locks.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
@@ -58,6 +59,8 @@ export interface VcpuStartup {
   readonly stackTop: number;
   /** Record trace events (--trace). */
   readonly trace: boolean;
+  /** The VM's instrumented locks (lockdep region and instance ids). */
+  readonly locks: KvmLocksShared;
 }
 
 export interface VcpuExitReport {
@@ -83,6 +86,9 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #statisticsBase: number;
   readonly startup: VcpuStartup;
   readonly hostThreadSlot: number;
+  /** vcpu->mutex, kvm->srcu (read side) and the validator, attached in this worker. */
+  readonly locks: VcpuLocks;
+  #injectS1: boolean;
   readonly #control: Int32Array;
   readonly #statistics: Float64Array;
   readonly #doorbell: number;
@@ -113,6 +119,8 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#statistics = this.memory.controlFloat64;
     this.#statisticsBase = this.memory.statisticIndex(this.index, 'ipiCommands') - VcpuStatistic.ipiCommands;
     this.hostThreadSlot = this.#claimHostThreadSlot();
+    this.locks = new VcpuLocks(startup.locks, this.memory, this.hostThreadSlot, this.index);
+    this.#injectS1 = startup.locks.injectLockBug === 's1' && this.index === 0;
     this.#doorbell = this.memory.doorbellIndex(this.hostThreadSlot, 'ring');
     this.#sleeping = this.memory.doorbellIndex(this.hostThreadSlot, 'sleeping');
     this.#waitValue = this.memory.doorbellIndex(this.hostThreadSlot, 'waitValue');
@@ -179,7 +187,22 @@ export class Vcpu implements GuestCpuEnvironment {
    */
   beginExitHandling(): void {
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
-    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.#srcuReadLock('vcpu_run: exit handling: srcu_read_lock');
+    if (this.#injectS1) {
+      this.#injectS1 = false;
+      replayS1ApicvToggle(this.locks, 2 * KVM_LOCK_TIMEOUT_MS);
+    }
+  }
+
+  /** srcu_read_lock(&kvm->srcu) into vcpu->srcu_idx, through the validator. */
+  #srcuReadLock(site: string): void {
+    this.#srcuIndex = this.locks.srcu.readLock(this.#srcuSlot, site);
+  }
+
+  /** srcu_read_unlock; rule 6 (§3.5): the vCPU is no reader in guest mode or asleep. */
+  #srcuReadUnlock(): void {
+    this.locks.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
+    this.#srcuIndex = -1;
   }
 
   /** Back to guest mode: mode first, then the memslot generation check, then drop SRCU (as #enterGuest). */
@@ -188,8 +211,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if (this.memory.memslots.generation() !== Atomics.load(this.#control, this.memory.controlBlockIndex(this.index, 'observedMemslotGeneration'))) {
       this.#reloadRamWindows();
     }
-    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
-    this.#srcuIndex = -1;
+    this.#srcuReadUnlock();
   }
 
   recordLatencySample(nanoseconds: number): void {
@@ -215,7 +237,8 @@ export class Vcpu implements GuestCpuEnvironment {
   run(): VcpuExitReport {
     transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
     Atomics.add(this.#control, this.#runnableVcpus, 1);
-    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.locks.vcpuMutex.lock('kvm_vcpu_ioctl: KVM_RUN', KVM_LOCK_TIMEOUT_MS);
+    this.#srcuReadLock('vcpu_run: srcu_read_lock');
     this.#vcpuLoad();
     this.#reloadRamWindows();
     try {
@@ -255,8 +278,8 @@ export class Vcpu implements GuestCpuEnvironment {
       this.#reloadRamWindows();
       return GuestExit.InterruptWindow;
     }
-    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
-    this.#srcuIndex = -1;
+    this.#srcuReadUnlock();
+    this.locks.lockdep.assertNotHeld(this.locks.srcu.lockClass);
     this.count(VcpuStatistic.slices);
     let exit: GuestExit;
     if (this.evaluateInterrupts() && this.cpu.fault !== undefined) exit = GuestExit.Fault;
@@ -265,7 +288,7 @@ export class Vcpu implements GuestCpuEnvironment {
       exit = this.cpu.run(SLICE_INSTRUCTIONS);
       this.count(VcpuStatistic.instructions, this.cpu.instructionsRetired - before);
     }
-    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.#srcuReadLock('vcpu_enter_guest: srcu_read_lock after the guest');
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
     return exit;
   }
@@ -388,8 +411,7 @@ export class Vcpu implements GuestCpuEnvironment {
   #haltPoll(): boolean {
     if (!this.startup.haltPolling || this.#haltPollNs <= 0) return false;
     if (Atomics.load(this.#control, this.#runnableVcpus) > this.startup.hostCores) return false;
-    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
-    this.#srcuIndex = -1;
+    this.#srcuReadUnlock();
     const deadline = performance.now() + this.#haltPollNs / 1e6;
     let seen = Atomics.load(this.#control, this.#doorbell);
     let success = false;
@@ -405,7 +427,7 @@ export class Vcpu implements GuestCpuEnvironment {
         if (performance.now() >= deadline) break;
       }
     }
-    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.#srcuReadLock('kvm_vcpu_halt: srcu_read_lock after polling');
     return success;
   }
 
@@ -416,8 +438,8 @@ export class Vcpu implements GuestCpuEnvironment {
     Atomics.store(this.#control, this.#waitReason, reason);
     let seen = Atomics.load(this.#control, this.#doorbell);
     this.#vcpuPut();
-    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
-    this.#srcuIndex = -1;
+    this.#srcuReadUnlock();
+    this.locks.lockdep.assertNotHeld(this.locks.srcu.lockClass);
     this.count(VcpuStatistic.blocks);
     for (;;) {
       if (this.#hasEvents()) break;
@@ -438,7 +460,7 @@ export class Vcpu implements GuestCpuEnvironment {
       }
       seen = Atomics.load(this.#control, this.#doorbell);
     }
-    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.#srcuReadLock('vcpu_block: srcu_read_lock after waking');
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
     Atomics.add(this.#control, this.#runnableVcpus, 1);
     transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
@@ -474,8 +496,7 @@ export class Vcpu implements GuestCpuEnvironment {
     Atomics.sub(this.#control, this.#runnableVcpus, 1);
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.Paused);
     this.#vcpuPut();
-    this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
-    this.#srcuIndex = -1;
+    this.#srcuReadUnlock();
     let stop = false;
     for (;;) {
       const requests = Atomics.load(this.#control, this.#requests);
@@ -487,7 +508,7 @@ export class Vcpu implements GuestCpuEnvironment {
       Atomics.wait(this.#control, this.#doorbell, seen, WAIT_SLICE_MS);
       Atomics.store(this.#control, this.#sleeping, 0);
     }
-    this.#srcuIndex = this.memory.srcu.readLock(this.#srcuSlot);
+    this.#srcuReadLock('vcpu_run: srcu_read_lock after a pause');
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
     if (stop) return true;
     Atomics.add(this.#control, this.#runnableVcpus, 1);
@@ -498,10 +519,8 @@ export class Vcpu implements GuestCpuEnvironment {
 
   #releaseForExit(): void {
     this.#vcpuPut();
-    if (this.#srcuIndex !== -1) {
-      this.memory.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex);
-      this.#srcuIndex = -1;
-    }
+    if (this.#srcuIndex !== -1) this.#srcuReadUnlock();
+    if (this.locks.vcpuMutex.holder() === this.locks.lockdep.currentThreadSlot()) this.locks.vcpuMutex.unlock();
     Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'finished'), 1);
   }
 

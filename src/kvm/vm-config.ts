@@ -16,6 +16,10 @@ export interface VmConfig {
   readonly haltPolling?: boolean;
   /** Stack bytes per vCPU at the top of RAM. Default 16 KiB. */
   readonly stackBytesPerVcpu?: number;
+  /** Run the lock-order validator over the hypervisor's locks (docs/lock-order.md). Default false. */
+  readonly lockdep?: boolean;
+  /** Debug only: replay a historical lock bug from vCPU 0 (spec §3.4 S1, the APICv toggle inside SRCU). Default 'none'. */
+  readonly injectLockBug?: 'none' | 's1';
 }
 
 export class VmConfigError extends Error {
@@ -38,6 +42,10 @@ export function validateConfig(config: VmConfig): Required<VmConfig> {
   if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
     throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
   }
+  if (config.injectLockBug !== undefined && config.injectLockBug !== 'none' && config.injectLockBug !== 's1') {
+    throw new VmConfigError(`injectLockBug must be 'none' or 's1', got ${String(config.injectLockBug)}`);
+  }
+  if (config.lockdep === true && vcpus > 254) throw new VmConfigError(`the lock-order validator supports at most 254 vCPUs, got ${vcpus}`);
   if (vcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${vcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
   return {
     vcpus,
@@ -46,5 +54,7 @@ export function validateConfig(config: VmConfig): Required<VmConfig> {
     ipiVirtualization: config.ipiVirtualization ?? true,
     haltPolling: config.haltPolling ?? true,
     stackBytesPerVcpu,
+    lockdep: config.lockdep ?? false,
+    injectLockBug: config.injectLockBug ?? 'none',
   };
 }

@@ -14,6 +14,7 @@ import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from './vcpu-run-st
 import type { VcpuExitReport } from './vcpu.js';
 import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
 import type { Vm } from './vm.js';
+import type { VmLockdepSummary } from './kvm-locks.js';
 
 export type VmExitReason = 'all-done' | 'all-halted' | 'time-limit' | 'timeout' | 'fault' | 'watchdog';
 
@@ -21,6 +22,16 @@ export interface VmExit {
   readonly reason: VmExitReason;
   readonly detail: string;
   readonly stuckVcpus?: readonly number[];
+}
+
+/**
+ * How the run ended: a fault wins; else vCPUs that would not stop (torn down), after the watchdog's
+ * finding if it fired first. A watchdog exit ends with the wait-for graph of the locks.
+ */
+export function finalExit(supervised: VmExit, torn: VmExit | undefined, waitForGraph: () => string): VmExit {
+  if (supervised.reason === 'fault' || (torn === undefined && supervised.reason !== 'watchdog')) return supervised;
+  const exit = torn === undefined ? supervised : supervised.reason === 'watchdog' ? { ...torn, detail: `${supervised.detail}; then ${torn.detail}` } : torn;
+  return { ...exit, detail: `${exit.detail}\n${waitForGraph()}` };
 }
 
 type StatisticName = keyof typeof VcpuStatistics.fieldOffsets;
@@ -82,6 +93,8 @@ export interface VmReport {
   readonly faults: readonly { vcpu: number; fault: GuestFault; description: string }[];
   readonly errors: readonly { vcpu: number; message: string }[];
   readonly perVcpu: readonly VcpuReport[];
+  /** The lock-order validator: whether it ran (VmConfig.lockdep), and its first report, if any. */
+  readonly lockdep?: VmLockdepSummary;
 }
 
 function readCounters(vm: Vm, vcpu: number): VcpuCounters {
@@ -202,5 +215,6 @@ export function buildVmReport(
     faults,
     errors,
     perVcpu,
+    lockdep: vm.locks.summary(),
   };
 }

@@ -15,8 +15,8 @@ import { backingPagePolicy, type BackingPagePolicy } from './backing-page-policy
 import { rebuildLogicalApicIdTable } from './apic-map.js';
 import { VcpuRequest, VcpuRunState, runStateName } from './vcpu-run-state.js';
 import { allocateVmBuffers, VmMemory } from './vm-memory.js';
-import { AsyncMutex } from './async-mutex.js';
-import { buildVmReport, type VmExit, type VmReport } from './vm-report.js';
+import { KVM_LOCK_TIMEOUT_MS, KvmLocks } from './kvm-locks.js';
+import { buildVmReport, finalExit, type VmExit, type VmReport } from './vm-report.js';
 import { workerEntryUrl } from './worker-entry.js';
 import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
 import { allVcpusIdle, describeVcpu, findStuckVcpu } from './vm-watchdog.js';
@@ -58,8 +58,8 @@ export class Vm {
   readonly config: Required<VmConfig>;
   readonly memory: VmMemory;
   readonly policy: BackingPagePolicy;
-  /** kvm->slots_lock: serialises memslot writers (an async mutex: the main thread never blocks). */
-  readonly slotsLock = new AsyncMutex('kvm->slots_lock');
+  /** KVM's locks (kvm->lock, slots_lock, slots_arch_lock, kvm->srcu, ...), instrumented; see kvm-locks.ts. */
+  readonly locks: KvmLocks;
   #memslots: MemslotSet;
   #apicAccessMemslotEnabled = false;
   #logicalEntries: ReadonlyMap<number, number> = new Map();
@@ -78,6 +78,7 @@ export class Vm {
     this.config = config;
     this.memory = new VmMemory(allocateVmBuffers(config.vcpus, config.memoryBytes));
     this.policy = backingPagePolicy(config.policy, config.vcpus);
+    this.locks = new KvmLocks(this.memory, config.vcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
     this.#entryPoints = new Array<number>(config.vcpus).fill(-1);
     this.#results = new Array<VcpuExitReport | Error | undefined>(config.vcpus).fill(undefined);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
@@ -89,7 +90,8 @@ export class Vm {
   static async create(config: VmConfig): Promise<Vm> {
     const full = validateConfig(config);
     const vm = new Vm(full);
-    await vm.#publishMemslots(vm.#memslots, false);
+    const locks = vm.locks;
+    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', () => vm.#publishMemslots(vm.#memslots, false)));
     for (let vcpu = 0; vcpu < full.vcpus; vcpu++) await vm.#createVcpu(vcpu);
     return vm;
   }
@@ -104,22 +106,32 @@ export class Vm {
    * (spec §4 item 6), and create the APIC-access memslot on the first vCPU (spec §2.8).
    */
   async #createVcpu(vcpu: number): Promise<void> {
+    const locks = this.locks;
     const control = this.memory.control;
-    Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Created);
-    Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'), -1);
-    resetApicPage(this.memory.apicPageWords, this.memory.apicPageBase(vcpu), apicId(vcpu));
-    this.memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
-      hostPhysicalApicId: hostPhysicalApicId(0),
-      backingPagePointer: this.policy.backingPagePointer(vcpu),
-      isRunning: false,
-      isValid: true,
+    await locks.inContext(`KVM_CREATE_VCPU ${vcpu}`, async () => {
+      // kvm->lock covers precreate and the final publish only; the arch create (the APIC-access page,
+      // under slots_lock) runs outside it, as in kvm_vm_ioctl_create_vcpu (spec §2.8).
+      await locks.withMutex(locks.kvmLock, 'kvm_vm_ioctl_create_vcpu: precreate', async () => {
+        Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Created);
+        Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'), -1);
+      });
+      await this.#allocateApicAccessPage();
+      await locks.withMutex(locks.kvmLock, 'kvm_vm_ioctl_create_vcpu: publish', () =>
+        locks.withMutex(locks.vcpuMutexes[vcpu]!, 'kvm_vm_ioctl_create_vcpu: install the vCPU fd', async () => {
+          resetApicPage(this.memory.apicPageWords, this.memory.apicPageBase(vcpu), apicId(vcpu));
+          this.memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
+            hostPhysicalApicId: hostPhysicalApicId(0),
+            backingPagePointer: this.policy.backingPagePointer(vcpu),
+            isRunning: false,
+            isValid: true,
+          });
+        }));
     });
-    await this.#allocateApicAccessPage();
   }
 
   /** kvm_alloc_apic_access_page: one 4 KiB private slot at 0xFEE00000, created once, under slots_lock. */
   async #allocateApicAccessPage(): Promise<void> {
-    await this.slotsLock.withLock(async () => {
+    await this.locks.withMutex(this.locks.slotsLock, 'kvm_alloc_apic_access_page', async () => {
       if (this.#apicAccessMemslotEnabled) return;
       const result = this.#memslots.createMemslot({
         id: APIC_ACCESS_PAGE_PRIVATE_MEMSLOT,
@@ -167,24 +179,32 @@ export class Vm {
   }
 
   async #updateMemslots(edit: (set: MemslotSet) => { ok: true; set: MemslotSet } | { ok: false; error: MemslotError }, removesMemory: boolean): Promise<void> {
-    await this.slotsLock.withLock(async () => {
+    const locks = this.locks;
+    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', async () => {
       const result = edit(this.#memslots);
       if (!result.ok) throw new VmConfigError(result.error.message);
       await this.#publishMemslots(result.set, removesMemory);
-    });
+    }));
   }
 
   /**
    * kvm_swap_active_memslots: write the inactive copy, publish, wait for a grace period, then bring the
    * old copy up to date. A delete or move waits twice (KVM first installs an invalid copy; here the
    * second grace period stands for it). The grace period covers SRCU readers (vCPUs handling exits)
-   * and vCPUs in guest mode with an old RAM window (the TLB flush KVM does with a kick).
+   * and vCPUs in guest mode with an old RAM window (the TLB flush KVM does with a kick). slots_arch_lock
+   * covers writing and publishing the inactive copy and is dropped before the grace period (§3.3).
    */
   async #publishMemslots(set: MemslotSet, removesMemory: boolean): Promise<void> {
-    this.slotsLock.assertHeldOrUnstarted(!this.#started);
+    this.locks.assertSlotsLockHeld();
     const snapshot = this.memory.memslots;
-    snapshot.writeInactiveCopy(set);
-    const generation = snapshot.publish();
+    await this.locks.slotsArchLock.lockAsync('kvm_set_memslot', KVM_LOCK_TIMEOUT_MS);
+    let generation: number;
+    try {
+      snapshot.writeInactiveCopy(set);
+      generation = snapshot.publish();
+    } finally {
+      this.locks.slotsArchLock.unlock(); // kvm_swap_active_memslots: before synchronize_srcu
+    }
     this.#memslots = set;
     if (this.#started) {
       await this.#waitForMemslotGracePeriod(generation);
@@ -194,7 +214,7 @@ export class Vm {
   }
 
   async #waitForMemslotGracePeriod(generation: number): Promise<void> {
-    await this.memory.srcu.synchronize({ timeoutMs: 10_000 });
+    await this.locks.srcu.synchronize({ site: 'kvm_swap_active_memslots: synchronize_srcu', timeoutMs: KVM_LOCK_TIMEOUT_MS });
     const control = this.memory.control;
     for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
       const observed = this.memory.controlBlockIndex(vcpu, 'observedMemslotGeneration');
@@ -250,6 +270,7 @@ export class Vm {
         entryPoint,
         stackTop: this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu,
         trace: options.trace ?? false,
+        locks: this.locks.shared,
       };
       // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
       return pool.run(startup).then(
@@ -265,11 +286,13 @@ export class Vm {
     this.#waited = true;
     const results = this.#results;
     const exit = await this.#supervise(results, options, this.#startedAt);
+    // The wait-for graph is taken while the stuck threads still hold and wait (before stopping them).
+    const graphAtWatchdog = exit.reason === 'watchdog' ? this.locks.waitForGraphText() : undefined;
     const torn = await this.#stopAll(this.#tasks, results, options.stopTimeoutSeconds ?? 5);
     const endedAt = performance.now();
     await this.#pool?.destroy().catch(() => undefined);
     const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
-    return buildVmReport(this, exit.reason === 'fault' || torn === undefined ? exit : torn, results, {
+    return buildVmReport(this, finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()), results, {
       durationSeconds: (endedAt - this.#startedAt) / 1000,
       startupSeconds: (runningAt - this.#startedAt) / 1000,
     });
