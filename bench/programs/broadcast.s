@@ -1,0 +1,103 @@
+; broadcast.s: the all-excluding-self shorthand to VCPUS - 1 HALTED receivers; the sender waits for
+; every handler (QEMU's ipi_pingpong `bcast_halt`, gap 50 us).
+;
+; Before each round the sender waits until every receiver's run state is "blocked" (asleep on its
+; doorbell, HC_VCPU_RUN_STATE), then idles GAP_NS so their host threads really sleep. It measures
+; from just before the ICR write until all VCPUS - 1 handlers have run (HC_LATENCY_SAMPLE).
+
+        .equ VCPUS, 8
+        .equ ROUNDS, 1000
+        .equ WARMUP, 50
+        .equ GAP_NS, 50000
+        .equ VECTOR, 0x40
+
+        .entry sender, 0
+        .entry receiver
+
+; r6 rounds left, r7 ICR value, r8 expected handler runs, r12 warm-up rounds left, r13 receivers
+sender:
+        li r6, ROUNDS + WARMUP
+        li r12, WARMUP
+        li r13, VCPUS - 1
+wait_ready:
+        ld32 r2, [ready_count]
+        bne r2, r13, wait_ready
+        li r7, APIC_DEST_ALLBUT | APIC_DM_FIXED | VECTOR
+        li r8, 0
+round:
+        li r9, 1
+wait_asleep:
+        mov r1, r9
+        hypercall HC_VCPU_RUN_STATE
+        li r2, VCPU_STATE_BLOCKED
+        bne r0, r2, wait_asleep
+        add r9, r9, 1
+        li r2, VCPUS
+        bltu r9, r2, wait_asleep
+        rdtsc r10
+gap:
+        rdtsc r11
+        sub r11, r11, r10
+        li r3, GAP_NS
+        bltu r11, r3, gap
+        add r8, r8, r13
+        rdtsc r4
+        st32 [APIC_BASE + APIC_ICR], r7
+wait_all:
+        ld32 r2, [handled]
+        beq r2, r8, all_handled
+        pause                           ; cpu_relax(), as csd_lock_wait() spins
+        jmp wait_all
+all_handled:
+        rdtsc r5
+        beqz r12, sample
+        sub r12, r12, 1
+        jmp next
+sample:
+        sub r1, r5, r4
+        hypercall HC_LATENCY_SAMPLE
+next:
+        sub r6, r6, 1
+        bnez r6, round
+        li r2, 1
+        xchg r2, [stop]
+        st32 [APIC_BASE + APIC_ICR], r7
+        li r1, 0
+        hypercall HC_DONE
+        jmp park
+
+receiver:
+        livt ivt
+        li r2, 1
+        xadd r2, [ready_count]
+idle_loop:
+        cli
+        ld32 r2, [stop]
+        bnez r2, receiver_done
+        sti
+        hlt
+        jmp idle_loop
+receiver_done:
+        li r1, 0
+        hypercall HC_DONE
+park:
+        cli
+        hlt
+        jmp park
+
+handler:
+        li r9, 1
+        xadd r9, [handled]
+        st32 [APIC_BASE + APIC_EOI], r9
+        iret
+
+        .align 64
+ready_count: .word 0
+        .align 64
+handled:     .word 0
+        .align 64
+stop:        .word 0
+        .align 64
+ivt:    .zero 4 * VECTOR
+        .word handler
+        .zero 4 * (255 - VECTOR)
