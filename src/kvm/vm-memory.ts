@@ -36,8 +36,6 @@ export function allocateVmBuffers(vcpuCount: number, ramBytes: number): VmBuffer
   };
 }
 
-type ControlStruct = typeof VmHeader | typeof HostThreadDoorbell | typeof VcpuControlBlock;
-
 export class VmMemory {
   readonly buffers: VmBuffers;
   readonly layout: BufferLayout<VmControlRegion>;
@@ -133,4 +131,3 @@ export class VmMemory {
   }
 }
 
-export type ControlStructName = ControlStruct['name'];

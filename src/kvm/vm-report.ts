@@ -9,7 +9,7 @@
 
 import { describeGuestFault, type GuestFault } from '../guest/guest-fault.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
-import { VcpuStatistics, VcpuGuestReport, GUEST_REPORT_SLOTS } from './vm-layout.js';
+import { VcpuStatistics, GUEST_REPORT_SLOTS } from './vm-layout.js';
 import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from './vcpu-run-state.js';
 import type { VcpuExitReport } from './vcpu.js';
 import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
@@ -125,7 +125,6 @@ function guestReport(vm: Vm, vcpu: number): VcpuReport['guest'] {
   const reports = memory.guestReportIndex(vcpu, 'reports');
   const counters = memory.guestReportIndex(vcpu, 'counters');
   const done = float64[memory.guestReportIndex(vcpu, 'doneStatus')]!;
-  void VcpuGuestReport;
   return {
     reports: Array.from(float64.subarray(reports, reports + GUEST_REPORT_SLOTS)),
     counters: Array.from(float64.subarray(counters, counters + GUEST_REPORT_SLOTS)),
