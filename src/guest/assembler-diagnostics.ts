@@ -9,11 +9,24 @@ export interface AssemblyDiagnostic {
   /** 1-based column; a tab counts as one column. */
   readonly column: number;
   readonly message: string;
+  /** Set only for a diagnostic inside an included file: where it was included ("main.s:3"). */
+  readonly includedFrom?: string;
 }
 
-/** "file.s:12:7: error: expected a register after 'add', found '5x'" */
+/**
+ * "file.s:12:7: error: expected a register after 'add', found '5x'", and for an included file
+ * "common.s:4:9: error: ... (included from main.s:3)".
+ */
 export function formatDiagnostic(diagnostic: AssemblyDiagnostic): string {
-  return `${diagnostic.fileName}:${diagnostic.line}:${diagnostic.column}: error: ${diagnostic.message}`;
+  const where = diagnostic.includedFrom === undefined ? '' : ` (included from ${diagnostic.includedFrom})`;
+  return `${diagnostic.fileName}:${diagnostic.line}:${diagnostic.column}: error: ${diagnostic.message}${where}`;
+}
+
+/** Where a line of the (include-expanded) source was written; see assembler-include.ts. */
+export interface LineOriginLike {
+  readonly fileName: string;
+  readonly line: number;
+  readonly includedFrom: string | undefined;
 }
 
 /** After this many errors the assembler stops: later ones are usually echoes of the first. */
@@ -38,11 +51,22 @@ export class AssemblySyntaxError extends Error {
 /** Collects diagnostics, drops exact repeats (a broken .equ reported from each use) and caps them. */
 export class DiagnosticCollector {
   readonly #fileName: string;
-  readonly #diagnostics: AssemblyDiagnostic[] = [];
+  readonly #origins: readonly LineOriginLike[] | undefined;
+  /** Each diagnostic with its line in the expanded source, for sorting. */
+  readonly #diagnostics: { readonly at: number; readonly diagnostic: AssemblyDiagnostic }[] = [];
   readonly #seen = new Set<string>();
 
-  constructor(fileName: string) {
+  /** `origins[i]` is where line i + 1 of the expanded source was written (omitted: no includes). */
+  constructor(fileName: string, origins?: readonly LineOriginLike[]) {
     this.#fileName = fileName;
+    this.#origins = origins;
+  }
+
+  /** "line 12", or "common.s:12" for a line of another file than the program's own. */
+  describeLine(line: number): string {
+    const origin = this.#origins?.[line - 1];
+    if (origin === undefined || origin.fileName === this.#fileName) return `line ${origin?.line ?? line}`;
+    return `${origin.fileName}:${origin.line}`;
   }
 
   get full(): boolean {
@@ -57,7 +81,14 @@ export class DiagnosticCollector {
     const key = `${line}:${column}:${message}`;
     if (this.full || this.#seen.has(key)) return;
     this.#seen.add(key);
-    this.#diagnostics.push({ fileName: this.#fileName, line, column, message });
+    const origin = this.#origins?.[line - 1];
+    const diagnostic: AssemblyDiagnostic =
+      origin === undefined
+        ? { fileName: this.#fileName, line, column, message }
+        : origin.includedFrom === undefined
+          ? { fileName: origin.fileName, line: origin.line, column, message }
+          : { fileName: origin.fileName, line: origin.line, column, message, includedFrom: origin.includedFrom };
+    this.#diagnostics.push({ at: line, diagnostic });
   }
 
   /**
@@ -78,6 +109,8 @@ export class DiagnosticCollector {
 
   /** In source order: pass 2 finds some errors on lines before ones pass 1 already reported. */
   sorted(): AssemblyDiagnostic[] {
-    return [...this.#diagnostics].sort((a, b) => a.line - b.line || a.column - b.column);
+    return [...this.#diagnostics]
+      .sort((a, b) => a.at - b.at || a.diagnostic.column - b.diagnostic.column)
+      .map((each) => each.diagnostic);
   }
 }

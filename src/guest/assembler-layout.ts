@@ -159,10 +159,9 @@ class LayoutBuilder {
   }
 }
 
-/** Pass 1 over the whole source. */
-export function layOut(source: string, origin: number, symbols: SymbolTable, diagnostics: DiagnosticCollector): Layout {
+/** Pass 1 over the whole source (its lines, with any .include already expanded). */
+export function layOut(lines: readonly string[], origin: number, symbols: SymbolTable, diagnostics: DiagnosticCollector): Layout {
   const builder = new LayoutBuilder(origin, symbols);
-  const lines = source.split(/\r\n|\r|\n/);
   for (const [index, text] of lines.entries()) {
     if (diagnostics.full) break;
     try {

@@ -11,6 +11,8 @@ export interface SourceLocation {
   readonly column: number;
   /** The source line, trimmed. */
   readonly text: string;
+  /** Set only when the instruction was written in an included file: that file's name. */
+  readonly fileName?: string;
 }
 
 export interface EntryPoints {

@@ -100,6 +100,9 @@ function parseWholeExpression(cursor: TokenCursor, context: string): Expression 
 
 function parseDirective(head: Token, operandTokens: readonly OperandTokens[]): Statement {
   const directive = head.text.toLowerCase();
+  if (directive === '.include') {
+    throw new AssemblySyntaxError(head.column, "expected '.include' alone at the start of its line, found it after a label");
+  }
   if (!DIRECTIVES.has(directive)) {
     const known = [...DIRECTIVES].join(' ');
     throw new AssemblySyntaxError(head.column, `unknown directive '${head.text}': expected one of ${known}`);

@@ -61,7 +61,11 @@ export class SymbolTable {
   #depth = 0;
 
   /** `defines` are host constants (AssemblerOptions.defines); a bad one throws AssemblerDefineError. */
-  constructor(defines: ReadonlyMap<string, number> = new Map()) {
+  /** Names a defining line in messages ("line 12"; "common.s:4" for an included file). */
+  readonly #describeLine: (line: number) => string;
+
+  constructor(defines: ReadonlyMap<string, number> = new Map(), describeLine: (line: number) => string = (line) => `line ${line}`) {
+    this.#describeLine = describeLine;
     for (const [name, value] of defines) {
       if (!SYMBOL_NAME.test(name) || looksLikeRegister(name)) throw new AssemblerDefineError(`assembler define '${name}' is not a symbol name ([A-Za-z_.][A-Za-z0-9_.]*, not a register)`);
       if (PREDEFINED_SYMBOLS.has(name)) throw new AssemblerDefineError(`assembler define '${name}' would override a predefined symbol, which programs rely on`);
@@ -181,7 +185,7 @@ export class SymbolTable {
     }
     const existing = this.#symbols.get(name);
     if (existing !== undefined) {
-      const where = existing.line === 0 ? 'the host defines it (assembler defines)' : `already defined at line ${existing.line}`;
+      const where = existing.line === 0 ? 'the host defines it (assembler defines)' : `already defined at ${this.#describeLine(existing.line)}`;
       throw new AssemblySyntaxError(column, `duplicate symbol '${name}': ${where}`);
     }
   }

@@ -8,13 +8,15 @@
 
 import { DiagnosticCollector, type AssemblyDiagnostic } from './assembler-diagnostics.js';
 import { emitImage } from './assembler-emit.js';
+import { expandIncludes, type IncludeReader } from './assembler-include.js';
 import { layOut } from './assembler-layout.js';
-import type { ProgramImage } from './assembler-program-image.js';
+import type { ProgramImage, SourceLocation } from './assembler-program-image.js';
 import { SymbolTable } from './assembler-symbols.js';
 import { INSTRUCTION_BYTES } from './instruction-set.js';
 
 export { formatDiagnostic, MAX_DIAGNOSTICS, type AssemblyDiagnostic } from './assembler-diagnostics.js';
 export { MAX_VCPU_INDEX } from './assembler-emit.js';
+export { MAX_INCLUDE_DEPTH, type IncludeReader } from './assembler-include.js';
 export { MAX_IMAGE_BYTES } from './assembler-layout.js';
 export { PREDEFINED_SYMBOLS } from './assembler-predefined-symbols.js';
 export { AssemblerDefineError } from './assembler-symbols.js';
@@ -41,6 +43,12 @@ export interface AssemblerOptions {
    * AssemblerDefineError.
    */
   readonly defines?: ReadonlyMap<string, number>;
+  /**
+   * Supplies the text of `.include "name"` (fromFile: the file holding the directive), or undefined
+   * if there is no such file. The assembler itself does no I/O; without a reader every .include is
+   * an error.
+   */
+  readonly readInclude?: IncludeReader;
 }
 
 export type AssemblyResult =
@@ -49,9 +57,11 @@ export type AssemblyResult =
 
 export function assemble(source: string, options: AssemblerOptions): AssemblyResult {
   const origin = checkOrigin(options.origin ?? DEFAULT_ORIGIN);
-  const diagnostics = new DiagnosticCollector(options.fileName);
-  const symbols = new SymbolTable(options.defines);
-  const layout = layOut(source, origin, symbols, diagnostics);
+  const expanded = expandIncludes(source, options.fileName, options.readInclude);
+  const diagnostics = new DiagnosticCollector(options.fileName, expanded.includedAny ? expanded.origins : undefined);
+  for (const error of expanded.errors) diagnostics.add(error.line, error.column, error.message);
+  const symbols = new SymbolTable(options.defines, (line) => diagnostics.describeLine(line));
+  const layout = layOut(expanded.lines, origin, symbols, diagnostics);
   symbols.finishLayout();
   symbols.resolveAllConstants((error, line) => diagnostics.addError(error, line));
   const image = emitImage(layout, symbols, diagnostics);
@@ -62,11 +72,27 @@ export function assemble(source: string, options: AssemblerOptions): AssemblyRes
     bytes: image.bytes,
     symbols: symbols.values(),
     entryPoints: image.entryPoints,
-    sourceMap: image.sourceMap,
+    sourceMap: expanded.includedAny ? mapToFiles(image.sourceMap, expanded.origins, options.fileName) : image.sourceMap,
     instructionCount: image.instructionCount,
     dataSize: layout.dataSize,
   };
   return { ok: true, program };
+}
+
+/** Source-map lines are lines of the expanded source: give each its own file's line (and name). */
+function mapToFiles(
+  sourceMap: ReadonlyMap<number, SourceLocation>,
+  origins: ReturnType<typeof expandIncludes>['origins'],
+  fileName: string,
+): ReadonlyMap<number, SourceLocation> {
+  const mapped = new Map<number, SourceLocation>();
+  for (const [address, location] of sourceMap) {
+    const origin = origins[location.line - 1];
+    if (origin === undefined) mapped.set(address, location);
+    else if (origin.fileName === fileName) mapped.set(address, { ...location, line: origin.line });
+    else mapped.set(address, { ...location, line: origin.line, fileName: origin.fileName });
+  }
+  return mapped;
 }
 
 /** The origin comes from the host (a loader, the CLI), not from guest source: misuse throws. */

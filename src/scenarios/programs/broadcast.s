@@ -46,15 +46,7 @@
 ;   the send, r12 = TIMEOUT_NS, r13 = physical broadcasts
 
 sender:
-        li r2, VCPUS
-        bne r1, r2, bad_vcpu_count
-        li r2, 2
-        bgeu r1, r2, vcpu_count_ok
-bad_vcpu_count:
-        mov r2, r1
-        li r1, ABORT_VCPU_COUNT
-        jmp abort
-vcpu_count_ok:
+        call common_check_vcpu_count
         livt ivt
         sti                             ; the physical broadcast reaches the sender too
         li r12, TIMEOUT_NS
@@ -69,7 +61,7 @@ wait_online:
         bltu r11, r12, wait_online
         li r1, ABORT_NOT_ONLINE
         ld32 r2, [online]
-        jmp abort
+        jmp common_abort
 all_online:
         li r6, 0
         li r7, 0
@@ -111,7 +103,7 @@ wait_receiver:
         bltu r11, r12, wait_receiver
         li r1, ABORT_RECEIVER_MISSED
         mov r2, r4
-        jmp abort
+        jmp common_abort
 receiver_seen:
         add r4, r4, 1
         jmp wait_next
@@ -124,7 +116,7 @@ wait_self:
         bltu r11, r12, wait_self
         li r1, ABORT_SENDER_MISSED
         mov r2, r6
-        jmp abort
+        jmp common_abort
 all_seen:
         rdtsc r11
         sub r1, r11, r10
@@ -150,7 +142,7 @@ wait_done:
         bltu r11, r12, wait_done
         li r1, ABORT_RECEIVER_NOT_DONE
         mov r2, r4
-        jmp abort
+        jmp common_abort
 receiver_done:
         add r4, r4, 1
         jmp finish_next
@@ -171,7 +163,7 @@ sender_report:
         li r1, 4
         sub r2, r6, r13
         hypercall HC_REPORT
-        jmp done
+        jmp common_done
 
 ; ---------------------------------------------------------------------------------------------
 ; The receivers
@@ -200,17 +192,15 @@ receiver_report:
         hypercall HC_REPORT
         li r2, 1
         xchg r2, [r10 + L_DONE]
-        jmp done
+        jmp common_done
 
 ; Handlers: count in this vCPU's own line (found from its APIC ID), EOI.
 ipi_handler:
         push r2
         push r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
+        call common_my_line
         li r3, 1
-        xadd r3, [r2 + lines + L_RCVD]
+        xadd r3, [r2 + L_RCVD]
         st32 [APIC_BASE + APIC_EOI], r3
         pop r3
         pop r2
@@ -219,11 +209,9 @@ ipi_handler:
 finish_handler:
         push r2
         push r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
+        call common_my_line
         li r3, 1
-        xchg r3, [r2 + lines + L_EXIT]
+        xchg r3, [r2 + L_EXIT]
         st32 [APIC_BASE + APIC_EOI], r3
         pop r3
         pop r2
@@ -231,16 +219,8 @@ finish_handler:
 
 ; ---------------------------------------------------------------------------------------------
 
-abort:
-        hypercall HC_ABORT
-        jmp park
-done:
-        li r1, 0
-        hypercall HC_DONE
-park:
-        cli
-        hlt
-        jmp park
+        .include "common.s"             ; common_abort, common_done, common_park, ...
+        .include "common-line.s"        ; common_my_line
 
         .align 64
 stop_requested: .word 0                 ; the host sets it when a timed run is up

@@ -99,17 +99,14 @@ halt_loop:
         hypercall HC_REPORT
         li r2, 1
         xchg r2, [r10 + L_DONE]
-        jmp done
+        jmp common_done
 
 ; The IPI handler: stamp, count (after the stamp: the sender reads the stamp once the count moved).
 ipi_handler:
         push r2
         push r3
         rdtsc r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
-        add r2, r2, lines
+        call common_my_line
         st32 [r2 + L_HANDLED_AT], r3
         li r3, 1
         xadd r3, [r2 + L_RCVD]
@@ -129,7 +126,7 @@ sender:
         beq r1, r2, sender_count_ok
         mov r2, r1
         li r1, ABORT_VCPU_COUNT
-        jmp abort
+        jmp common_abort
 sender_count_ok:
         call check_apic_base
         li r12, TIMEOUT_NS
@@ -149,7 +146,7 @@ wait_first_halt:
         bltu r11, r12, wait_first_halt
         li r1, ABORT_NO_FIRST_HALT
         mov r2, r6
-        jmp abort
+        jmp common_abort
 first_halt_seen:
         add r6, r6, 1
         jmp first_halts
@@ -197,7 +194,7 @@ round_pending:
         li r1, ABORT_HALTER_DID_NOT_HALT
 abort_halter:
         mov r2, r6
-        jmp abort
+        jmp common_abort
 round_done:
         ld32 r11, [r9 + L_HANDLED_AT]
         sub r1, r11, r10                ; send -> handled, on the VM's shared clock
@@ -239,7 +236,7 @@ wait_halter_done:
         bltu r11, r12, wait_halter_done
         li r1, ABORT_HALTER_DID_NOT_STOP
         mov r2, r6
-        jmp abort
+        jmp common_abort
 halter_stopped:
         add r6, r6, 1
         jmp stop_next
@@ -251,7 +248,7 @@ sender_report:
         li r1, 2
         mov r2, r7
         hypercall HC_REPORT
-        jmp done
+        jmp common_done
 
 ; ---------------------------------------------------------------------------------------------
 ; Shared code
@@ -265,18 +262,10 @@ check_apic_base:
         ret
 bad_apic_base:
         li r1, ABORT_APIC_BASE
-        jmp abort
+        jmp common_abort
 
-abort:
-        hypercall HC_ABORT
-        jmp park
-done:
-        li r1, 0
-        hypercall HC_DONE
-park:
-        cli
-        hlt
-        jmp park
+        .include "common.s"             ; common_abort, common_done, common_park, ...
+        .include "common-line.s"        ; common_my_line
 
 ; ---------------------------------------------------------------------------------------------
 ; Data

@@ -61,7 +61,7 @@ start:
         beq r1, r2, vcpu_count_ok
         mov r2, r1
         li r1, ABORT_VCPU_COUNT
-        jmp abort
+        jmp common_abort
 vcpu_count_ok:
         li r3, FLAT_MAX_VCPUS
         li r2, LOGICAL_MODE
@@ -71,7 +71,7 @@ check_limit:
         bgeu r3, r1, limit_ok
         mov r2, r1
         li r1, ABORT_MODE_LIMIT
-        jmp abort
+        jmp common_abort
 limit_ok:
         livt ivt
         mul r10, r8, LINE
@@ -102,7 +102,7 @@ wait_configured:
         sub r11, r11, r0
         bltu r11, r12, wait_configured
         li r1, ABORT_NOT_CONFIGURED
-        jmp abort
+        jmp common_abort
 configured_all:
         bnez r8, receiver
 
@@ -172,7 +172,7 @@ await:
         li r1, ABORT_RECEIVER_MISSED
         shl r2, r5, 8
         or r2, r2, r4
-        jmp abort
+        jmp common_abort
 await_done:
         add r4, r4, 1
         jmp await_next
@@ -213,7 +213,7 @@ done_wait:
         bltu r11, r12, done_wait
         li r1, ABORT_NOT_DONE
         mov r2, r4
-        jmp abort
+        jmp common_abort
 done_seen:
         add r4, r4, 1
         jmp done_next
@@ -291,15 +291,10 @@ verified:
         hypercall HC_REPORT
         li r2, 1
         xchg r2, [r10 + L_DONE]
-        li r1, 0
-        hypercall HC_DONE
-park:
-        cli
-        hlt
-        jmp park
-abort:
-        hypercall HC_ABORT
-        jmp park
+        jmp common_done
+
+        .include "common.s"             ; common_abort, common_done, common_park, ...
+        .include "common-line.s"        ; common_my_line
 
 ; ---------------------------------------------------------------------------------------------
 ; Destination arithmetic
@@ -415,11 +410,9 @@ count_receipt:
 finish_handler:
         push r2
         push r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
+        call common_my_line
         li r3, 1
-        xchg r3, [r2 + lines + L_EXIT]
+        xchg r3, [r2 + L_EXIT]
         st32 [APIC_BASE + APIC_EOI], r3
         pop r3
         pop r2

@@ -57,7 +57,7 @@ sender:
         beq r1, r2, sender_count_ok
         mov r2, r1
         li r1, ABORT_VCPU_COUNT
-        jmp abort
+        jmp common_abort
 sender_count_ok:
         livt ivt
         sti                             ; pongs arrive while the sender spins
@@ -90,7 +90,7 @@ wait_halting:
         bltu r11, r12, wait_halting
         li r1, ABORT_TARGET_NOT_HALTING
         mov r2, r6
-        jmp abort
+        jmp common_abort
 halting_seen:
         li r2, 0
         xchg r2, [target_halting]
@@ -108,7 +108,7 @@ wait_asleep:
         bltu r11, r12, wait_asleep
         li r1, ABORT_TARGET_NOT_ASLEEP
         mov r2, r6
-        jmp abort
+        jmp common_abort
 
 target_ready:
         li r3, GAP_NS
@@ -136,7 +136,7 @@ wait_reply:
         bltu r11, r12, wait_reply
         li r1, ABORT_NO_REPLY
         mov r2, r6
-        jmp abort
+        jmp common_abort
 replied:
         rdtsc r11
         sub r1, r11, r10
@@ -160,7 +160,7 @@ wait_target_done:
         bltu r11, r12, wait_target_done
         li r1, ABORT_TARGET_NOT_DONE
         mov r2, r6
-        jmp abort
+        jmp common_abort
 sender_report:
         cli
         li r1, 0
@@ -175,7 +175,7 @@ sender_report:
         li r1, 3
         ld32 r2, [r9]
         hypercall HC_REPORT
-        jmp done
+        jmp common_done
 
 ; The sender's PONG handler.
 pong_handler:
@@ -228,7 +228,7 @@ target_report:
         hypercall HC_REPORT
         li r2, 1
         xchg r2, [target_done]
-        jmp done
+        jmp common_done
 
 ; The target's PING handler: answer with an IPI, or ack in memory.
 ping_handler:
@@ -263,16 +263,7 @@ wake_handler:
 
 ; ---------------------------------------------------------------------------------------------
 
-abort:
-        hypercall HC_ABORT
-        jmp park
-done:
-        li r1, 0
-        hypercall HC_DONE
-park:
-        cli
-        hlt
-        jmp park
+        .include "common.s"             ; common_abort, common_done, common_park, ...
 
 ; ---------------------------------------------------------------------------------------------
 ; Data: each line has one writer

@@ -50,15 +50,7 @@
 ; r13 = shootdowns initiated, r14 = terms served
 start:
         mov r8, r0
-        li r2, VCPUS
-        bne r1, r2, bad_vcpu_count
-        li r2, 2
-        bgeu r1, r2, vcpu_count_ok
-bad_vcpu_count:
-        mov r2, r1
-        li r1, ABORT_VCPU_COUNT
-        jmp abort
-vcpu_count_ok:
+        call common_check_vcpu_count
         livt ivt
         mul r10, r8, LINE
         add r10, r10, lines
@@ -84,7 +76,7 @@ wait_online:
         sub r11, r11, r0
         bltu r11, r12, wait_online
         li r1, ABORT_NOT_ONLINE
-        jmp abort
+        jmp common_abort
 
 idle:
         cli                             ; IF = 0: nothing slips in between the checks and HLT
@@ -161,7 +153,7 @@ ack_wait:
         bltu r11, r12, ack_wait
         li r1, ABORT_NO_ACK
         mov r2, r4
-        jmp abort
+        jmp common_abort
 ack_skip:
         add r4, r4, 1
         jmp ack_next
@@ -225,7 +217,7 @@ done_wait:
         bltu r11, r12, done_wait
         li r1, ABORT_NOT_DONE
         mov r2, r4
-        jmp abort
+        jmp common_abort
 done_skip:
         add r4, r4, 1
         jmp done_next
@@ -256,15 +248,10 @@ report:
         hypercall HC_REPORT
         li r2, 1
         xchg r2, [r10 + L_DONE]
-        li r1, 0
-        hypercall HC_DONE
-park:
-        cli
-        hlt
-        jmp park
-abort:
-        hypercall HC_ABORT
-        jmp park
+        jmp common_done
+
+        .include "common.s"             ; common_abort, common_done, common_park, ...
+        .include "common-line.s"        ; common_my_line
 
 ; shoot(r4 = target): count it first (the target may report as soon as it is hit), then the IPI.
 ; Clobbers r2, r3; r7 += 1.
@@ -292,10 +279,7 @@ count_icr_write:                        ; (also called on its own) clobbers r2
 shootdown_handler:                      ; "flush", then acknowledge the generation flushed
         push r2
         push r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
-        add r2, r2, lines
+        call common_my_line
         li r3, 1
         xadd r3, [r2 + L_FLUSHES]
         li r3, 1
@@ -310,10 +294,7 @@ shootdown_handler:                      ; "flush", then acknowledge the generati
 handoff_handler:                        ; nothing to do: the idle loop reads `initiator`
         push r2
         push r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
-        add r2, r2, lines
+        call common_my_line
         li r3, 1
         xadd r3, [r2 + L_HANDOFFS]
         li r3, 1
@@ -326,10 +307,7 @@ handoff_handler:                        ; nothing to do: the idle loop reads `in
 finish_handler:
         push r2
         push r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
-        add r2, r2, lines
+        call common_my_line
         li r3, 1
         xadd r3, [r2 + L_HANDLED]
         li r3, 1

@@ -44,15 +44,7 @@
 ; the measurement in flight: r3 = the target's line (0: none), r0 = its count before, r1 = rdtsc at the send
 start:
         mov r8, r0
-        li r2, VCPUS
-        bne r1, r2, bad_vcpu_count
-        li r2, 2
-        bgeu r1, r2, vcpu_count_ok
-bad_vcpu_count:
-        mov r2, r1
-        li r1, ABORT_VCPU_COUNT
-        jmp abort
-vcpu_count_ok:
+        call common_check_vcpu_count
         livt ivt
         mul r10, r8, LINE
         add r10, r10, lines
@@ -164,7 +156,7 @@ barrier:
         li r3, STUCK_SPINS
         bltu r4, r3, barrier
         li r1, ABORT_BARRIER
-        jmp abort
+        jmp common_abort
 barrier_progress:
         mov r0, r2
         rdtsc r1
@@ -187,7 +179,7 @@ drain_loop:
         bltu r4, r3, drain_loop
         li r1, ABORT_DRAIN
         mov r2, r8
-        jmp abort
+        jmp common_abort
 drained:
         cli
         li r1, 0
@@ -205,15 +197,10 @@ drained:
         li r1, 4
         ld32 r2, [r10 + L_ABANDONED]
         hypercall HC_REPORT
-        li r1, 0
-        hypercall HC_DONE
-park:
-        cli
-        hlt
-        jmp park
-abort:
-        hypercall HC_ABORT
-        jmp park
+        jmp common_done
+
+        .include "common.s"             ; common_abort, common_done, common_park, ...
+        .include "common-line.s"        ; common_my_line
 
 ; abandon(): drop the measurement in flight (r3 <- 0) and count it. Clobbers r2.
 abandon:
@@ -227,11 +214,9 @@ abandon:
 ipi_handler:
         push r2
         push r3
-        ld32 r2, [APIC_BASE + APIC_ID]
-        shr r2, r2, 24
-        mul r2, r2, LINE
+        call common_my_line
         li r3, 1
-        xadd r3, [r2 + lines + L_RCVD]
+        xadd r3, [r2 + L_RCVD]
         st32 [APIC_BASE + APIC_EOI], r3
         pop r3
         pop r2

@@ -50,7 +50,7 @@ caller:
         beq r1, r2, caller_count_ok
         mov r2, r1
         li r1, ABORT_VCPU_COUNT
-        jmp abort
+        jmp common_abort
 caller_count_ok:
         li r12, TIMEOUT_NS
         rdtsc r10                       ; smp_init: every AP online before the first call
@@ -64,7 +64,7 @@ wait_online:
         bltu r11, r12, wait_online
         li r1, ABORT_NOT_ONLINE
         ld32 r2, [online]
-        jmp abort
+        jmp common_abort
 all_online:
         li r6, 1
         li r7, 0
@@ -122,7 +122,7 @@ caller_report:
         li r1, 3
         li r2, VCPUS - 1
         hypercall HC_REPORT
-        jmp done
+        jmp common_done
 
 ; on_cpu(r6 = vCPU, r1 = function, r2 = argument): publish, ipi_done = 0, IPI, spin until ipi_done.
 ; r10 = the start of the call (for the timeout). Clobbers r2, r11, r13.
@@ -148,7 +148,7 @@ on_cpu_wait:
         bltu r11, r12, on_cpu_wait
         li r1, ABORT_CALL_NOT_DONE
         mov r2, r6
-        jmp abort
+        jmp common_abort
 on_cpu_done:
         ret
 
@@ -181,7 +181,7 @@ ap_report:
         li r1, 5
         ld32 r2, [r10 + L_WRONG_CPU]
         hypercall HC_REPORT
-        jmp done
+        jmp common_done
 
 ; The IPI handler (kvm-unit-tests' ipi_entry): run the function, then ipi_done = 1, then EOI.
 ipi_handler:
@@ -228,16 +228,7 @@ finish_call:
 
 ; ---------------------------------------------------------------------------------------------
 
-abort:
-        hypercall HC_ABORT
-        jmp park
-done:
-        li r1, 0
-        hypercall HC_DONE
-park:
-        cli
-        hlt
-        jmp park
+        .include "common.s"             ; common_abort, common_done, common_park, ...
 
 ; ---------------------------------------------------------------------------------------------
 ; Data
