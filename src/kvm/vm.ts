@@ -286,6 +286,8 @@ export class Vm {
     this.#waited = true;
     const results = this.#results;
     const exit = await this.#supervise(results, options, this.#startedAt);
+    // Whoever waits for "all running" must not wait past the end of the run.
+    for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
     // The wait-for graph is taken while the stuck threads still hold and wait (before stopping them).
     const graphAtWatchdog = exit.reason === 'watchdog' ? this.locks.waitForGraphText() : undefined;
     const torn = await this.#stopAll(this.#tasks, results, options.stopTimeoutSeconds ?? 5);
@@ -351,7 +353,8 @@ export class Vm {
 
   /**
    * Resolves once every vCPU's worker has started running it (worker start-up is excluded from
-   * rates; time-based scenarios start their clock here). Needs wait() to be in progress or to follow.
+   * rates; time-based scenarios start their clock here), or when the run ends first. Needs wait()
+   * to be in progress or to follow.
    */
   whenAllRunning(): Promise<void> {
     if (this.#allRunningAt !== 0) return Promise.resolve();

@@ -7,11 +7,10 @@
 // the caller.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
 import { packageRoot } from '../host/package-root.js';
 import { Vm, type VmConfig } from '../kvm/vm.js';
-import { VcpuRunState } from '../kvm/vcpu-run-state.js';
 import { resolveParameters, scenarioDefines } from './scenario-parameters.js';
 import type { ScenarioDefinition, ScenarioParameters, ScenarioResult } from './scenario.js';
 
@@ -21,8 +20,6 @@ export { ScenarioParameterError } from './scenario-parameters.js';
 export const STOP_REQUESTED_SYMBOL = 'stop_requested';
 /** How long past `seconds` (or past the start, for a count-based run) the VM may take to finish. */
 const DEFAULT_GRACE_SECONDS = 60;
-/** How often the runner looks whether every vCPU has started (the `seconds` clock starts then). */
-const START_POLL_MS = 2;
 
 export interface ScenarioProgress {
   readonly elapsedSeconds: number;
@@ -53,6 +50,13 @@ export function scenarioProgramPath(definition: ScenarioDefinition): string {
   return join(packageRoot(), 'src', 'scenarios', 'programs', definition.program);
 }
 
+/** `.include "name"` in a scenario program: a file beside it; no subdirectories, no '..'. */
+function readScenarioInclude(programDirectory: string, name: string): string | undefined {
+  if (name.includes('/') || name.includes('\\') || name.includes('..')) throw new Error("a scenario program may include only files beside it (no '/', no '..')");
+  const path = join(programDirectory, name);
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
 /** Assembles a scenario's program for these (already validated) parameters. */
 export function assembleScenario(
   definition: ScenarioDefinition,
@@ -61,7 +65,11 @@ export function assembleScenario(
 ): ProgramImage {
   const path = scenarioProgramPath(definition);
   if (!existsSync(path)) throw new ScenarioProgramError(`scenario ${definition.name}: its program ${path} is missing`);
-  const result = assemble(readFileSync(path, 'utf8'), { fileName: definition.program, defines: scenarioDefines(definition, parameters, extraDefines) });
+  const result = assemble(readFileSync(path, 'utf8'), {
+    fileName: definition.program,
+    defines: scenarioDefines(definition, parameters, extraDefines),
+    readInclude: (name) => readScenarioInclude(dirname(path), name),
+  });
   if (!result.ok) throw new ScenarioProgramError(`scenario ${definition.name}: ${definition.program} does not assemble:\n${result.errors.map(formatDiagnostic).join('\n')}`);
   const stop = result.program.symbols.get(STOP_REQUESTED_SYMBOL);
   if (stop === undefined || stop % 4 !== 0) throw new ScenarioProgramError(`scenario ${definition.name}: ${definition.program} must declare a 4-aligned '${STOP_REQUESTED_SYMBOL}: .word 0'`);
@@ -91,12 +99,14 @@ export async function runScenario(
   // takes a while for hundreds of vCPUs on a loaded host.
   let timer: NodeJS.Timeout | undefined;
   let clockStartedAt: number | undefined;
-  const startClockWhenRunning = (): void => {
-    if (!allVcpusStarted(vm)) { timer = setTimeout(startClockWhenRunning, START_POLL_MS); return; }
-    clockStartedAt = performance.now();
-    timer = setTimeout(() => Atomics.store(ram, stopIndex, 1), seconds! * 1000);
-  };
-  if (seconds !== undefined) startClockWhenRunning();
+  let ended = false;
+  if (seconds !== undefined) {
+    void vm.whenAllRunning().then(() => {
+      if (ended) return;
+      clockStartedAt = performance.now();
+      timer = setTimeout(() => Atomics.store(ram, stopIndex, 1), seconds * 1000);
+    });
+  }
   const onProgress = options.onProgress;
   try {
     const report = await vm.wait({
@@ -113,14 +123,7 @@ export async function runScenario(
     const checks = definition.check(report, resolved);
     return { result: { scenario: definition.name, parameters: resolved, report, checks, ok: report.ok && checks.every((entry) => entry.ok) }, vm };
   } finally {
+    ended = true;
     if (timer !== undefined) clearTimeout(timer);
   }
-}
-
-function allVcpusStarted(vm: Vm): boolean {
-  const control = vm.memory.control;
-  for (let vcpu = 0; vcpu < vm.config.vcpus; vcpu++) {
-    if (Atomics.load(control, vm.memory.controlBlockIndex(vcpu, 'runState')) === VcpuRunState.Created) return false;
-  }
-  return true;
 }
