@@ -5,8 +5,6 @@
 export const GuestFaultKind = {
   /** The opcode byte names no instruction (zero-filled memory decodes as one). */
   InvalidOpcode: 'invalid-opcode',
-  /** A register field names no register (only reachable by hand-made code). */
-  InvalidRegister: 'invalid-register',
   /** An indirect jump, call, ret or iret produced a pc that is not 8-byte aligned. */
   MisalignedInstruction: 'misaligned-instruction',
   /** The pc lies outside every RAM memslot. */

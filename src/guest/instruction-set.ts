@@ -16,8 +16,6 @@
 
 export const INSTRUCTION_BYTES = 8;
 export const GENERAL_REGISTER_COUNT = 16;
-/** Register numbers the interpreter's register file holds: r0..r15 and the hidden zero register. */
-export const REGISTER_FILE_SIZE = 17;
 export const ZERO_REGISTER = 16;
 export const STACK_POINTER = 15;
 

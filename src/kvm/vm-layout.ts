@@ -25,7 +25,6 @@ export const VmHeader = defineStruct('VmHeader', {
   runnableVcpus: { type: 'i32', writer: 'each vCPU: Atomics.add on unblock, Atomics.sub on block (halt-poll policy input)' },
   apicMapGeneration: { type: 'i32', writer: 'main, after it rebuilds the logical APIC ID table' },
   apicMapRequests: { type: 'i32', writer: 'any vCPU: Atomics.add when its LDR/DFR/ID changed (asks main to rebuild)' },
-  apicvInhibitReasons: { type: 'i32', writer: 'main' },
 });
 
 /** Per host thread: the doorbell line. The AVIC doorbell and KVM's vCPU wake-up both ring it. */
