@@ -504,6 +504,7 @@ export class Vcpu implements GuestCpuEnvironment {
       if ((requests & VcpuRequest.Pause) === 0) break;
       const seen = Atomics.load(this.#control, this.#doorbell);
       if (Atomics.load(this.#control, this.#requests) !== requests) continue;
+      Atomics.store(this.#control, this.#waitValue, seen);
       Atomics.store(this.#control, this.#sleeping, 1);
       Atomics.wait(this.#control, this.#doorbell, seen, WAIT_SLICE_MS);
       Atomics.store(this.#control, this.#sleeping, 0);

@@ -43,8 +43,15 @@ describe('main-thread control of running vCPUs', () => {
     await vm.pause();
     expect(vm.runStates()).toEqual(['paused', 'paused', 'paused']);
     const frozen = counts();
-    vm.kick(1); // a kick to a paused vCPU must not let it run
-    await Atomics.waitAsync(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20).value;
+    // A kick to a paused vCPU must not let it run: wait until vCPU 1 has seen the kick's ring and
+    // is asleep again on the new ring value (a handshake through its doorbell line), then look.
+    const control = vm.memory.control;
+    const slot = Atomics.load(control, vm.memory.controlBlockIndex(1, 'hostThreadSlot'));
+    vm.kick(1);
+    const ringAfterKick = Atomics.load(control, vm.memory.doorbellIndex(slot, 'ring'));
+    await waitUntil(() => Atomics.load(control, vm.memory.doorbellIndex(slot, 'sleeping')) === 1
+      && Atomics.load(control, vm.memory.doorbellIndex(slot, 'waitValue')) === ringAfterKick, 'vCPU 1 to park again after the kick');
+    expect(vm.runStates()).toEqual(['paused', 'paused', 'paused']);
     expect(counts()).toEqual(frozen);
     // Paused vCPUs are put: IsRunning clear in the physical APIC ID table.
     for (let vcpu = 0; vcpu < 3; vcpu++) expect(vm.memory.physicalApicIdTable.isRunning(vcpu as never)).toBe(false);
