@@ -1,4 +1,4 @@
-// avic-smp: the command line (run, stress, scale). Exit status: 0 success; 1 the run failed (an IPI
+// avic-smp: the command line (run, stress, scale, lockdep). Exit status: 0 success; 1 the run failed (an IPI
 // lost, a scenario check failed, a guest fault, a timeout, the watchdog); 2 bad input (arguments, an
 // unreadable file, assembler errors, a vCPU count the pattern cannot run).
 
@@ -10,10 +10,13 @@ import { AssemblyFailed, runProgram } from '../run-program.js';
 import { VmConfigError } from '../kvm/vm.js';
 import { ScenarioParameterError } from '../scenarios/run-scenario.js';
 import { BadInput } from './bad-input.js';
+import { addConformanceCommand } from './conformance-command.js';
 import { addScaleCommand } from './scale-command.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
-import { patternsHelp } from './scenario-options.js';
+import { lockdepOption, patternsHelp, policyOption } from './scenario-options.js';
+import type { BackingPagePolicyName } from '../kvm/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
+import { addLockdepCommand } from './lockdep-command.js';
 
 export const ExitStatus = { Success: 0, RunFailed: 1, BadInput: 2 } as const;
 
@@ -42,8 +45,10 @@ export function buildProgram(): Command {
     .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(positiveInteger('--memory', 1024)).default(16))
     .option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to hardware, every IPI exits (the erratum #1235 work-around)')
     .option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once')
+    .addOption(policyOption())
+    .addOption(lockdepOption())
     .option('--json', 'print the report as one JSON object')
-    .action(async (file: string, options: { vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; haltPoll: boolean; json?: boolean }) => {
+    .action(async (file: string, options: { vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; json?: boolean }) => {
       const source = readSource(file);
       const report = await runProgram({
         source,
@@ -52,6 +57,8 @@ export function buildProgram(): Command {
         memoryBytes: options.memory * 1024 * 1024,
         ipiVirtualization: options.ipiv,
         haltPolling: options.haltPoll,
+        policy: options.policy,
+        lockdep: options.lockdep === true,
         timeoutSeconds: options.timeout,
         ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
       });
@@ -61,11 +68,15 @@ export function buildProgram(): Command {
   const setExitCode = (status: number): void => { process.exitCode = status; };
   const stress = addStressCommand(program, setExitCode);
   const scale = addScaleCommand(program, setExitCode);
+  const lockdep = addLockdepCommand(program, setExitCode);
+  const conformance = addConformanceCommand(program, setExitCode);
   program.addHelpText('after', () => [
     '',
     `Options of run:\n${run.helpInformation()}`,
     `Options of stress:\n${stress.helpInformation()}`,
     `Options of scale:\n${scale.helpInformation()}`,
+    `Options of lockdep:\n${lockdep.helpInformation()}`,
+    `Options of conformance:\n${conformance.helpInformation()}`,
     patternsHelp(),
     '',
     'Columns of scale:',
@@ -78,6 +89,8 @@ export function buildProgram(): Command {
     '  avic-smp run examples/halter-sender.s --vcpus 2',
     '  avic-smp stress --pattern storm --vcpus 4 --seconds 3',
     '  avic-smp scale --pattern storm --vcpus 2,4,8 --seconds 1 --svg storm.svg',
+    '  avic-smp lockdep --scenario s5 (lockdep: exit 0 clean, 1 a possible deadlock or a deadlock, 2 bad input)',
+    '  avic-smp conformance --json',
   ].join('\n'));
   return program;
 }

@@ -3,6 +3,7 @@
 
 import { Option } from 'commander';
 import type { VmConfig } from '../kvm/vm.js';
+import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../kvm/backing-page-policy.js';
 import { SCENARIOS } from '../scenarios/catalogue.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
 import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './arguments.js';
@@ -17,6 +18,8 @@ export interface ScenarioCommandOptions {
   readonly json?: boolean;
   readonly ipiv: boolean;
   readonly haltPoll: boolean;
+  readonly policy: BackingPagePolicyName;
+  readonly lockdep?: boolean;
 }
 
 export function patternOption(): Option {
@@ -40,7 +43,18 @@ export function vmSwitchOptions(): Option[] {
   return [
     new Option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to the hardware, so every IPI exits (the erratum #1235 work-around)'),
     new Option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once, so every IPI to it is a real wake-up'),
+    policyOption(),
+    lockdepOption(),
   ];
+}
+
+export function policyOption(): Option {
+  return new Option('--policy <name>', `backing-page policy: ${BACKING_PAGE_POLICY_NAMES.join(' or ')} (rfc-v2, the 2016 RFC: pages in a memslot resized and re-initialised for every new vCPU id)`)
+    .argParser(oneOf('--policy', 'policy', new Map(BACKING_PAGE_POLICY_NAMES.map((name) => [name, name])), 'policies')).default(BackingPagePolicyName.Upstream);
+}
+
+export function lockdepOption(): Option {
+  return new Option('--lockdep', 'run the lock-order validator over the hypervisor\'s locks; a report fails the run (docs/lock-order.md)');
 }
 
 /** The VM settings the user changed; the pattern's own choices stand for the rest. */
@@ -48,6 +62,8 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
   return {
     ...(options.ipiv ? {} : { ipiVirtualization: false }),
     ...(options.haltPoll ? {} : { haltPolling: false }),
+    ...(options.policy === BackingPagePolicyName.Upstream ? {} : { policy: options.policy }),
+    ...(options.lockdep === true ? { lockdep: true } : {}),
   };
 }
 

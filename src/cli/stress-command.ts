@@ -12,6 +12,7 @@ import { writeTraceFile } from './trace-file.js';
 
 interface StressOptions extends ScenarioCommandOptions {
   readonly vcpus: number;
+  readonly hotAdd?: number;
   readonly trace?: string;
 }
 
@@ -23,6 +24,7 @@ async function stress(options: StressOptions): Promise<number> {
     seed: options.seed,
     ...(options.ipis === undefined ? {} : { ipis: options.ipis }),
     ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
+    ...(options.hotAdd === undefined ? {} : { hotAdd: options.hotAdd }),
   };
   const progress = createRunProgress({ label: `${definition.name}, ${options.vcpus} vCPUs`, ...(options.seconds === undefined ? {} : { seconds: options.seconds }) });
   let outcome: Awaited<ReturnType<typeof runScenario>>;
@@ -57,6 +59,7 @@ export function addStressCommand(program: Command, setExitCode: (status: number)
     .addOption(patternOption())
     .addOption(new Option('--vcpus <n>', 'number of vCPUs, 1-255 (each pattern has its own range, listed below)').argParser(positiveInteger('--vcpus', 255)).makeOptionMandatory());
   for (const option of runLengthOptions()) command.addOption(option);
+  command.addOption(new Option('--hot-add <n>', 'hot-add N vCPUs at evenly spaced moments of a --seconds run (pattern hot-add; see --policy)').argParser(positiveInteger('--hot-add', 253)));
   command
     .option('--json', 'print one JSON object instead of the summary (latencies in ns; null when the pattern records none)')
     .addOption(new Option('--trace <file>', 'write a Chrome trace-event JSON file (open it in Perfetto): IPI sends, deliveries, exits, halts and wake-ups, one track per vCPU'));
@@ -69,7 +72,9 @@ A progress bar appears on stderr when stderr is a terminal and the run lasts mor
 Exit status: 0 every IPI delivered and every check passed; 1 an IPI lost, a check failed or the
 VM failed; 2 bad input.
 
-Example: avic-smp stress --pattern storm --vcpus 4 --seconds 3`)
+Examples:
+  avic-smp stress --pattern storm --vcpus 4 --seconds 3
+  avic-smp stress --pattern hot-add --vcpus 4 --hot-add 4 --seconds 3 --policy rfc-v2`)
     .action(async (options: StressOptions) => {
       setExitCode(await stress(options));
     });

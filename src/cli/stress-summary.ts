@@ -30,6 +30,12 @@ export interface StressSummary {
   readonly requested: { readonly ipis: number | null; readonly seconds: number | null };
   readonly ipiVirtualization: boolean;
   readonly haltPolling: boolean;
+  /** Backing-page policy (upstream or rfc-v2) and what vCPU creation cost under it. */
+  readonly policy: string;
+  readonly vcpuCreation: VmReport['vcpuCreation'];
+  readonly memslots: VmReport['memslots'];
+  /** The lock-order validator: null when it did not run; its first report, if any. */
+  readonly lockdep: { readonly report: string | null; readonly cycle: readonly string[] } | null;
   readonly durationSeconds: number;
   readonly exit: VmExit;
   readonly ipis: IpiBalance;
@@ -86,6 +92,10 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
     requested: { ipis: result.parameters.seconds === undefined ? result.parameters.ipis ?? null : null, seconds: result.parameters.seconds ?? null },
     ipiVirtualization: report.ipiVirtualization,
     haltPolling: settings.haltPolling,
+    policy: report.policy,
+    vcpuCreation: report.vcpuCreation,
+    memslots: report.memslots,
+    lockdep: report.lockdep?.enabled === true ? { report: report.lockdep.report?.text ?? null, cycle: report.lockdep.report?.cycle ?? [] } : null,
     durationSeconds: report.durationSeconds,
     exit: report.exit,
     ipis: report.ipis,
@@ -155,6 +165,24 @@ function vcpuTable(perVcpu: readonly VcpuStressSummary[]): string {
   );
 }
 
+function creationLines(summary: StressSummary): string[] {
+  const creation = summary.vcpuCreation;
+  const memslots = summary.memslots;
+  if (summary.policy === 'upstream' && creation.hotAdds === 0) return [];
+  return [
+    `vCPUs       policy ${summary.policy}: ${creation.created} created of ${creation.maxVcpus}, ${creation.hotAdds} hot-added (median ${creation.hotAddMsMedian.toFixed(1)} ms, max ${creation.hotAddMsMax.toFixed(1)} ms)`,
+    `            APIC-access memslot resizes ${formatCount(creation.apicAccessMemslotResizes)}, backing pages re-initialised ${formatCount(creation.backingPagesReinitialised)},` +
+      ` reloads ${formatCount(creation.backingPageReloads)}, IRR bits stranded in released pages ${formatCount(creation.strandedIrrBits)}`,
+    `memslots    ${formatCount(memslots.updates)} updates, ${formatCount(memslots.gracePeriods)} grace periods (${memslots.gracePeriodMsTotal.toFixed(1)} ms in all, max ${memslots.gracePeriodMsMax.toFixed(1)} ms)`,
+  ];
+}
+
+function lockdepLines(summary: StressSummary): string[] {
+  if (summary.lockdep === null) return [];
+  if (summary.lockdep.report === null) return ['lockdep     on: no possible deadlock reported'];
+  return [`lockdep     possible deadlock: ${summary.lockdep.cycle.join(' -> ')}`, '', summary.lockdep.report];
+}
+
 export function formatStressSummary(summary: StressSummary): string {
   const { ipis } = summary;
   const dropped = ipis.dropped.illegalVector + ipis.dropped.invalidTarget + ipis.dropped.unsupported;
@@ -169,6 +197,8 @@ export function formatStressSummary(summary: StressSummary): string {
     ...latencyLines(summary.latencyNs, summary.latencyMeasures),
     ...exitLines(summary.exits),
     `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)} (late ${formatCount(summary.lateWakeups)})`,
+    ...creationLines(summary),
+    ...lockdepLines(summary),
     '',
     'checks',
     ...(summary.checks.length === 0 ? ['  (none)'] : summary.checks.map((check) => `  ${check.ok ? '✓' : '✗'} ${check.name}: ${check.detail}`)),

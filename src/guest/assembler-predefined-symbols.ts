@@ -1,10 +1,14 @@
 // Symbols every guest program can use without defining them: the APIC page, its register offsets and
 // ICR fields under the names Linux's arch/x86/include/asm/apicdef.h gives them (so code ported from
-// kvm selftests reads the same), a few MSRs, the IF flag and the hypercall numbers. Values come from
+// kvm selftests reads the same), a few MSRs and their bits (x2APIC register r is MSR
+// APIC_BASE_MSR + (r >> 4), as in Linux), the IF flag and the hypercall numbers. Values come from
 // the modules that own them, so the assembler cannot drift from the APIC model or the host.
 // docs/guest-isa.md lists every one; a test checks that it does.
 
 import { APIC_DEFAULT_PHYSICAL_BASE, ApicRegister } from '../hw/apic/apic-register.js';
+import { APIC_BASE_BSP, APIC_BASE_GLOBAL_ENABLE, APIC_BASE_X2APIC_ENABLE } from '../hw/apic/apic-base.js';
+import { ErrorStatusBit, errorStatusMask } from '../hw/apic/error-status.js';
+import { APIC_SELF_IPI_OFFSET, X2APIC_MSR_BASE } from '../hw/apic/x2apic-register.js';
 import { Hypercall } from './hypercall.js';
 import { FLAGS_INTERRUPT_ENABLE } from './instruction-set.js';
 
@@ -37,6 +41,7 @@ const APIC_REGISTER_SYMBOLS: ReadonlyArray<readonly [string, number]> = [
   ['APIC_TMICT', ApicRegister.TimerInitialCount],
   ['APIC_TMCCT', ApicRegister.TimerCurrentCount],
   ['APIC_TDCR', ApicRegister.TimerDivideConfiguration],
+  ['APIC_SELF_IPI', APIC_SELF_IPI_OFFSET],
 ];
 
 /** ICR low fields (Intel SDM vol. 3 §11.6.1) and ICR high's destination shift. */
@@ -65,6 +70,13 @@ const OTHER_SYMBOLS: ReadonlyArray<readonly [string, number]> = [
   ['APIC_DFR_CLUSTER', 0x0fffffff],
   ['MSR_IA32_APICBASE', 0x1b],
   ['MSR_IA32_TSC', 0x10],
+  ['MSR_IA32_APICBASE_BSP', APIC_BASE_BSP],
+  ['MSR_IA32_APICBASE_ENABLE', APIC_BASE_GLOBAL_ENABLE],
+  ['X2APIC_ENABLE', APIC_BASE_X2APIC_ENABLE],
+  ['APIC_BASE_MSR', X2APIC_MSR_BASE],
+  ['APIC_ESR_SENDILL', errorStatusMask(ErrorStatusBit.SendIllegalVector)],
+  ['APIC_ESR_RECVILL', errorStatusMask(ErrorStatusBit.ReceivedIllegalVector)],
+  ['APIC_ESR_ILLREGA', errorStatusMask(ErrorStatusBit.IllegalRegisterAddress)],
   ['IF_FLAG', FLAGS_INTERRUPT_ENABLE],
   ['HC_DONE', Hypercall.Done],
   ['HC_REPORT', Hypercall.Report],

@@ -21,6 +21,8 @@ export const GuestFaultKind = {
   InvalidApicAccess: 'invalid-apic-access',
   /** rdmsr or wrmsr of an MSR the model does not implement (#GP on hardware). */
   UnknownMsr: 'unknown-msr',
+  /** An access the architecture answers with #GP (x2APIC MSR rules, IA32_APIC_BASE transitions); no exception delivery, so the vCPU stops. */
+  GeneralProtection: 'general-protection',
   /** The guest asked to stop with a failure (hypercall Abort). */
   GuestAbort: 'guest-abort',
 } as const;

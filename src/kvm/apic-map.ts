@@ -3,34 +3,59 @@
 // invalidated first (an atomic clear of Valid, spec §4 item 11), then the new ones are written. An
 // IPI in the window sees an old or an invalid entry and exits with cause 2, and KVM's software path,
 // which reads the registers themselves, delivers it.
+//
+// Entries name the vCPU index, not the xAPIC ID register: AVIC's physical table is indexed by vCPU
+// ID (avic_ldr_write passes vcpu->vcpu_id), and a guest that rewrites its xAPIC ID inhibits AVIC
+// instead of moving entries (spec §2.7, §4 item 12; apic-inhibit.ts).
+//
+// vCPUs in x2APIC mode have no entry: x2AVIC needs no logical table, and under hybrid AVIC their
+// IPIs are emulated anyway. A configuration the table cannot express (two vCPUs on one entry, a
+// logical ID with several member bits, flat and cluster models mixed) sets LOGICAL_ID_ALIASED, and
+// a rebuild that finds none clears it, as KVM does (spec §2.9, §4 item 11).
 
 import { ApicRegister } from '../hw/apic/apic-register.js';
+import { destinationFormatModel } from '../hw/apic/destination-format.js';
 import { logicalApicIdTableIndex } from '../hw/avic/logical-apic-id-table.js';
+import { ApicvInhibitReason, setOrClearApicvInhibitFromMain } from './apic-inhibit.js';
+import { VcpuApicMode } from './x2apic-msr.js';
 import type { VmMemory } from './vm-memory.js';
 
 export interface ApicMapRebuild {
   /** Logical table entries now valid. */
   readonly entries: number;
-  /** vCPUs whose logical ID collides with another's (KVM inhibits AVIC: LOGICAL_ID_ALIASED). */
+  /** vCPUs whose logical ID collides with another's or names several members (LOGICAL_ID_ALIASED). */
   readonly aliased: readonly number[];
+  /** Whether this rebuild left LOGICAL_ID_ALIASED set. */
+  readonly logicalIdAliased: boolean;
 }
 
 export function rebuildLogicalApicIdTable(memory: VmMemory, previous: ReadonlyMap<number, number>): { rebuild: ApicMapRebuild; entries: Map<number, number> } {
   const words = memory.apicPageWords;
   const next = new Map<number, number>();
   const aliased: number[] = [];
-  for (let vcpu = 0; vcpu < memory.vcpuCount; vcpu++) {
+  const models = new Set<number>();
+  for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
+    if (Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'apicMode')) !== VcpuApicMode.Xapic) continue;
     const base = memory.apicPageBase(vcpu);
     const ldr = words[base + (ApicRegister.LogicalDestination >> 2)]!;
     const dfr = words[base + (ApicRegister.DestinationFormat >> 2)]!;
     const index = logicalApicIdTableIndex(ldr, dfr);
-    if (index < 0) continue;
+    if (ldr >>> 24 !== 0) models.add(destinationFormatModel(dfr));
+    if (index < 0) {
+      // A logical ID of zero names nobody; a non-zero one the table cannot hold is an alias.
+      if (ldr >>> 24 !== 0 && destinationFormatModel(dfr) !== -1) aliased.push(vcpu);
+      continue;
+    }
     if (next.has(index)) {
       aliased.push(vcpu);
       continue;
     }
-    next.set(index, words[base + (ApicRegister.Id >> 2)]! >>> 24);
+    next.set(index, vcpu);
   }
+  // Set the inhibit before the table changes and clear it after, so no sender uses a table that
+  // cannot express the configuration while the bit says AVIC may be used.
+  const logicalIdAliased = aliased.length > 0 || models.size > 1;
+  if (logicalIdAliased) setOrClearApicvInhibitFromMain(memory, ApicvInhibitReason.LogicalIdAliased, true);
   const table = memory.logicalApicIdTable;
   for (const [index, physicalId] of previous) {
     if (next.get(index) !== physicalId) table.invalidate(index);
@@ -38,5 +63,6 @@ export function rebuildLogicalApicIdTable(memory: VmMemory, previous: ReadonlyMa
   for (const [index, physicalId] of next) {
     if (previous.get(index) !== physicalId) table.storeEntry(index, physicalId);
   }
-  return { rebuild: { entries: next.size, aliased }, entries: next };
+  if (!logicalIdAliased) setOrClearApicvInhibitFromMain(memory, ApicvInhibitReason.LogicalIdAliased, false);
+  return { rebuild: { entries: next.size, aliased, logicalIdAliased }, entries: next };
 }

@@ -39,7 +39,7 @@ export function handleHypercall(vcpu: Vcpu, cpu: GuestCpu, number: number): void
       cpu.raiseFault(GuestFaultKind.GuestAbort, `guest assertion failed: code ${first >>> 0}, value ${second >>> 0} (0x${(second >>> 0).toString(16)})`);
       return;
     case Hypercall.VcpuRunState:
-      registers[0] = first >>> 0 < vcpu.memory.vcpuCount
+      registers[0] = first >>> 0 < vcpu.memory.createdVcpus()
         ? Atomics.load(vcpu.memory.control, vcpu.memory.controlBlockIndex(first, 'runState'))
         : -1;
       return;

@@ -6,6 +6,9 @@
 //   kvm->slots_arch_lock       main: writing the inactive memslot copy; released before synchronize
 //   kvm->srcu                  workers: read sections (exit handling, requests); main: synchronize
 //   apicv_update_lock, irq_lock  created for the paths that will take them (inhibits, routing)
+//   kvm_lock, cpu_hotplug_lock   host-global stand-ins (the VM list, CPU hotplug) for replay S5
+//   kvm->arch.xen.xen_lock       the leaf a vCPU exit handler may take inside SRCU (S4 fixed)
+// The lock-order replays of spec §3.4 (lock-replays.ts, lock-replays-vcpu.ts) take them all.
 //
 // The Vm always builds the lockdep region, with the validator on only under VmConfig.lockdep: with
 // it off the locks still keep holder and waiter words, so the watchdog can print a wait-for graph.
@@ -16,7 +19,6 @@ import {
   InstrumentedRwSemaphore,
   InstrumentedSrcu,
   KVM_DOCUMENTED_ORDERS,
-  LockWaitTimeout,
   Lockdep,
   buildWaitForGraph,
   createKvmLockClassRegistry,
@@ -25,6 +27,8 @@ import {
 } from '../lockdep/index.js';
 import { MAX_THREAD_SLOTS } from '../lockdep/lockdep-layout.js';
 import type { VmMemory } from './vm-memory.js';
+import { createReplayHandshake } from './lock-replays-handshake.js';
+import type { VcpuLockReplayName } from './lock-replays-vcpu.js';
 
 /** Every lock wait on a hypervisor path is bounded by this (a LockWaitTimeout names the holders). */
 export const KVM_LOCK_TIMEOUT_MS = 10_000;
@@ -37,6 +41,9 @@ export interface KvmLockInstances {
   readonly srcu: number;
   readonly apicvUpdateLock: number;
   readonly irqLock: number;
+  readonly xenLock: number;
+  readonly kvmGlobalLock: number;
+  readonly cpuHotplugLock: number;
   readonly vcpuMutexes: readonly number[];
 }
 
@@ -45,8 +52,10 @@ export interface KvmLocksShared {
   readonly lockdep: LockdepShared;
   readonly enabled: boolean;
   readonly instances: KvmLockInstances;
-  /** Debug only: make vCPU 0 replay a historical lock bug (spec §3.4). */
-  readonly injectLockBug?: 's1';
+  /** Debug only: the vCPUs play their part of a lock replay (spec §3.4; lock-replays-vcpu.ts). */
+  readonly injectLockBug?: VcpuLockReplayName;
+  /** The replay's handshake words (ReplayHandshake), present with injectLockBug. */
+  readonly replayHandshake?: SharedArrayBuffer;
 }
 
 /** What VmReport carries about the validator: whether it ran, and its first report. */
@@ -64,11 +73,16 @@ export class KvmLocks {
   readonly srcu: InstrumentedSrcu;
   readonly apicvUpdateLock: InstrumentedRwSemaphore;
   readonly irqLock: InstrumentedMutex;
+  readonly xenLock: InstrumentedMutex;
+  /** The host-global kvm_lock (vm_list): one per emulator process in the kernel, one per VM here. */
+  readonly kvmGlobalLock: InstrumentedMutex;
+  /** cpu_hotplug_lock stand-in: a writer-fair percpu rw-semaphore in the kernel, so writer-preferring. */
+  readonly cpuHotplugLock: InstrumentedRwSemaphore;
   readonly vcpuMutexes: readonly InstrumentedMutex[];
   readonly shared: KvmLocksShared;
   readonly #hasMainContexts: boolean;
 
-  constructor(memory: VmMemory, vcpus: number, options: { enabled: boolean; injectLockBug?: 's1' }) {
+  constructor(memory: VmMemory, vcpus: number, options: { enabled: boolean; injectLockBug?: VcpuLockReplayName }) {
     const mainContexts = Math.max(0, Math.min(8, MAX_THREAD_SLOTS - 1 - vcpus));
     if (options.enabled && mainContexts === 0) throw new RangeError(`lockdep supports at most ${MAX_THREAD_SLOTS - 2} vCPUs`);
     this.#hasMainContexts = mainContexts > 0;
@@ -81,6 +95,9 @@ export class KvmLocks {
     this.srcu = InstrumentedSrcu.create(lockdep, memory.srcu, 'kvm->srcu');
     this.apicvUpdateLock = InstrumentedRwSemaphore.create(lockdep, 'kvm->arch.apicv_update_lock');
     this.irqLock = InstrumentedMutex.create(lockdep, 'kvm->irq_lock');
+    this.xenLock = InstrumentedMutex.create(lockdep, 'kvm->arch.xen.xen_lock');
+    this.kvmGlobalLock = InstrumentedMutex.create(lockdep, 'kvm_lock');
+    this.cpuHotplugLock = InstrumentedRwSemaphore.create(lockdep, 'cpu_hotplug_lock', { writerPreferring: true });
     this.vcpuMutexes = Array.from({ length: vcpus }, (_, vcpu) => InstrumentedMutex.create(lockdep, 'vcpu->mutex', `vcpu${vcpu}->mutex`));
     this.shared = {
       lockdep: lockdep.shared,
@@ -92,9 +109,12 @@ export class KvmLocks {
         srcu: this.srcu.instance,
         apicvUpdateLock: this.apicvUpdateLock.instance,
         irqLock: this.irqLock.instance,
+        xenLock: this.xenLock.instance,
+        kvmGlobalLock: this.kvmGlobalLock.instance,
+        cpuHotplugLock: this.cpuHotplugLock.instance,
         vcpuMutexes: this.vcpuMutexes.map((mutex) => mutex.instance),
       },
-      ...(options.injectLockBug === undefined ? {} : { injectLockBug: options.injectLockBug }),
+      ...(options.injectLockBug === undefined ? {} : { injectLockBug: options.injectLockBug, replayHandshake: createReplayHandshake() }),
     };
   }
 
@@ -127,19 +147,24 @@ export class KvmLocks {
     };
   }
 
+  /** Tearing the run down: every lock and grace-period wait, in every thread, gives up within a slice. */
+  abortWaits(): void {
+    this.lockdep.abortWaits();
+  }
+
   /** Who holds which lock and who waits for which (the watchdog's dump). */
   waitForGraphText(): string {
     return formatWaitForGraph(buildWaitForGraph(this.lockdep));
   }
 }
 
-/** A vCPU worker's view: its own vcpu->mutex, the SRCU read side, and slots_lock (for S1). */
+/** A vCPU worker's view: its own vcpu->mutex and the SRCU read side; the VM-wide locks attached on first use. */
 export class VcpuLocks {
   readonly lockdep: Lockdep;
   readonly vcpuMutex: InstrumentedMutex;
   readonly srcu: InstrumentedSrcu;
   readonly shared: KvmLocksShared;
-  #slotsLock: InstrumentedMutex | undefined;
+  readonly #attached = new Map<string, InstrumentedMutex | InstrumentedRwSemaphore>();
 
   constructor(shared: KvmLocksShared, memory: VmMemory, hostThreadSlot: number, vcpu: number) {
     this.shared = shared;
@@ -149,29 +174,42 @@ export class VcpuLocks {
   }
 
   get slotsLock(): InstrumentedMutex {
-    this.#slotsLock ??= InstrumentedMutex.attach(this.lockdep, this.shared.instances.slotsLock);
-    return this.#slotsLock;
+    return this.#mutex('slotsLock');
   }
-}
 
-/**
- * Scenario S1 (spec §3.4), the 2020 APICv toggle: from an exit handler (SRCU read held) the vCPU
- * takes kvm->slots_lock and synchronizes kvm->srcu, which waits for its own read section. The
- * validator reports the cycle when slots_lock is taken; the path then backs out (nothing hangs).
- * Without the validator the synchronize hangs until its bound, as the real bug did forever; the
- * main thread's watchdog sees the vCPU stuck and tears the run down.
- */
-export function replayS1ApicvToggle(locks: VcpuLocks, hangBoundMs: number): void {
-  const slotsLock = locks.slotsLock;
-  slotsLock.lock('avic_update_access_page (S1: inside kvm->srcu)', KVM_LOCK_TIMEOUT_MS);
-  try {
-    if (locks.lockdep.report() !== undefined) return;
-    try {
-      locks.srcu.synchronizeBlocking('__x86_set_memory_region: synchronize_srcu', hangBoundMs);
-    } catch (error) {
-      if (!(error instanceof LockWaitTimeout)) throw error;
-    }
-  } finally {
-    slotsLock.unlock();
+  get slotsArchLock(): InstrumentedMutex {
+    return this.#mutex('slotsArchLock');
+  }
+
+  get kvmLock(): InstrumentedMutex {
+    return this.#mutex('kvmLock');
+  }
+
+  get irqLock(): InstrumentedMutex {
+    return this.#mutex('irqLock');
+  }
+
+  get xenLock(): InstrumentedMutex {
+    return this.#mutex('xenLock');
+  }
+
+  get apicvUpdateLock(): InstrumentedRwSemaphore {
+    return this.#rwSemaphore('apicvUpdateLock');
+  }
+
+  get cpuHotplugLock(): InstrumentedRwSemaphore {
+    return this.#rwSemaphore('cpuHotplugLock');
+  }
+
+  #mutex(name: 'slotsLock' | 'slotsArchLock' | 'kvmLock' | 'irqLock' | 'xenLock'): InstrumentedMutex {
+    let lock = this.#attached.get(name);
+    if (lock === undefined) this.#attached.set(name, (lock = InstrumentedMutex.attach(this.lockdep, this.shared.instances[name])));
+    return lock as InstrumentedMutex;
+  }
+
+  #rwSemaphore(name: 'apicvUpdateLock' | 'cpuHotplugLock'): InstrumentedRwSemaphore {
+    let lock = this.#attached.get(name);
+    if (lock === undefined) this.#attached.set(name, (lock = InstrumentedRwSemaphore.attach(this.lockdep, this.shared.instances[name])));
+    return lock as InstrumentedRwSemaphore;
   }
 }

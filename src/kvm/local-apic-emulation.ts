@@ -1,40 +1,74 @@
 // The hypervisor side of the local APIC for one vCPU: what happens on each kind of APIC-page access
 // (spec §1.2, §2.6), the incomplete-IPI exit handler (avic_incomplete_ipi_interception, spec §1.7,
-// §2.5) and KVM's software IPI path for everything AVIC does not accelerate (kvm_apic_send_ipi).
-// Runs in the vCPU's own worker.
+// §2.5), the register side effects KVM applies in software (kvm_apic_write_nodecode,
+// kvm_lapic_reg_write) for traps and for x2APIC MSR writes, and the xAPIC -> x2APIC switch. The
+// software IPI path itself is apic-software-ipi.ts. Runs in the vCPU's own worker.
+//
+// ICR BUSY, as modelled (docs/amd-intel-differences.md): an IPI the AVIC hardware completes with no
+// exit (or with cause 1) leaves ICR low as written, as AMD does; every path through KVM's software
+// stores it with BUSY clear ("no delay").
+//
+// ESR: errors accumulate in the control block's pendingErrorStatus (senders OR receive errors into a
+// target's word); an ESR write latches them into the register (SDM §11.5.3).
 
 import { VcpuStatistic } from './vm-layout.js';
-import { isLevelTriggered, setIrrAtomic, setTriggerMode, endOfInterrupt } from '../hw/apic/apic-backing-page.js';
+import { isLevelTriggered, setTriggerMode, endOfInterrupt } from '../hw/apic/apic-backing-page.js';
 import { ApicAccessKind } from '../hw/apic/apic-access.js';
-import { matchesDestination } from '../hw/apic/apic-destination.js';
-import { DeliveryMode, TriggerMode, decodeInterruptCommand } from '../hw/apic/interrupt-command.js';
+import { DestinationShorthand, ICR_DELIVERY_STATUS_BUSY, ICR_SHORTHAND_SHIFT } from '../hw/apic/interrupt-command.js';
 import { ErrorStatusBit } from '../hw/apic/error-status.js';
+import { apicId } from '../hw/apic/apic-id.js';
+import { x2apicStateOnEntry } from '../hw/apic/apic-base.js';
 import { AvicIncompleteIpiCause } from '../hw/avic/avic-exit.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { VcpuRequest, VcpuWaitReason } from './vcpu-run-state.js';
 import { TraceEventKind } from './trace-recorder.js';
+import { ApicvInhibitReason, setApicvInhibitFromVcpu } from './apic-inhibit.js';
+import { SoftwareIpiPath } from './apic-software-ipi.js';
+import { VcpuApicMode } from './x2apic-msr.js';
+import { GuestFaultKind } from '../guest/guest-fault.js';
 import type { Vcpu } from './vcpu.js';
 
-/** ICR delivery-status (busy) bit. AVIC hardware can leave it set; KVM clears it (spec §1.6 step 5). */
-const INTERRUPT_COMMAND_BUSY = 1 << 12;
-/** Bound on waiting for the main thread to rebuild the APIC map after an LDR/DFR write. */
+/** Bound on waiting for the main thread to rebuild the APIC map after an LDR/DFR/ID write. */
 const APIC_MAP_REBUILD_TIMEOUT_MS = 10_000;
+
+const isTimerRegister = (offset: number): boolean =>
+  offset === ApicRegister.LvtTimer || offset === ApicRegister.TimerInitialCount || offset === ApicRegister.TimerDivideConfiguration;
 
 export class LocalApicEmulation {
   readonly #vcpu: Vcpu;
   readonly #words: Int32Array;
-  readonly #base: number;
-  /** Errors noticed since the last ESR write; a write to ESR latches them into the register (SDM 11.5.3). */
-  #pendingErrors = 0;
+  readonly #control: Int32Array;
+  readonly #inhibits: number;
+  readonly #pendingErrors: number;
+  readonly #apicModeIndex: number;
+  /** This vCPU's mode, cached: only this worker writes the control-block word. */
+  #x2apic = false;
+  readonly #software: SoftwareIpiPath;
 
   constructor(vcpu: Vcpu) {
     this.#vcpu = vcpu;
-    this.#words = vcpu.memory.apicPageWords;
-    this.#base = vcpu.pageBase;
+    const memory = vcpu.memory;
+    this.#words = memory.apicPageWords;
+    this.#control = memory.control;
+    this.#inhibits = memory.headerIndex('apicvInhibitReasons');
+    this.#pendingErrors = memory.controlBlockIndex(vcpu.index, 'pendingErrorStatus');
+    this.#apicModeIndex = memory.controlBlockIndex(vcpu.index, 'apicMode');
+    this.#x2apic = Atomics.load(this.#control, this.#apicModeIndex) === VcpuApicMode.X2apic;
+    this.#software = new SoftwareIpiPath(vcpu);
+    this.#software.x2apic = this.#x2apic;
+  }
+
+  /** The vCPU's current page (rfc-v2 moves it; see Vcpu.pageBase). */
+  get #base(): number {
+    return this.#vcpu.pageBase;
   }
 
   #register(offset: number): number {
     return this.#base + (offset >> 2);
+  }
+
+  get x2apicMode(): boolean {
+    return this.#x2apic;
   }
 
   read(offset: number): number {
@@ -44,6 +78,11 @@ export class LocalApicEmulation {
   /** One guest access to the APIC page at `offset` (aligned, 32-bit). Returns the value read. */
   access(offset: number, isWrite: boolean, value: number): number {
     const vcpu = this.#vcpu;
+    if (this.#x2apic) {
+      // x2APIC mode disables the MMIO interface (SDM §11.12.1.2); KVM's MMIO handler declines it.
+      vcpu.cpu.raiseFault(GuestFaultKind.InvalidApicAccess, `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`);
+      return 0;
+    }
     const kind = vcpu.classifyAccess(offset, isWrite);
     switch (kind) {
       case ApicAccessKind.Accelerated:
@@ -51,9 +90,7 @@ export class LocalApicEmulation {
         this.#words[this.#register(offset)] = value;
         return 0;
       case ApicAccessKind.AcceleratedTaskPriority:
-        this.#words[this.#register(ApicRegister.TaskPriority)] = value & 0xff;
-        vcpu.refreshProcessorPriority();
-        vcpu.cpu.requestInterruptEvaluation();
+        this.#writeTaskPriority(value);
         return 0;
       case ApicAccessKind.AcceleratedEndOfInterrupt:
         vcpu.completeEndOfInterrupt();
@@ -77,7 +114,7 @@ export class LocalApicEmulation {
         vcpu.count(VcpuStatistic.unacceleratedAccessFaultExits);
         vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 0);
         vcpu.beginExitHandling();
-        const result = isWrite ? (this.#emulateWrite(offset, value), 0) : this.#emulateRead(offset);
+        const result = isWrite ? (this.#emulateWrite(offset, value), 0) : this.readRegister(offset);
         vcpu.endExitHandling();
         return result;
     }
@@ -85,8 +122,17 @@ export class LocalApicEmulation {
 
   // ---- IPIs ----
 
+  /** An xAPIC ICR-low write: the AVIC hardware first, unless an inhibit turned AVIC off. */
   #sendIpi(icrLow: number, icrHigh: number): void {
     const vcpu = this.#vcpu;
+    if (Atomics.load(this.#control, this.#inhibits) !== 0) {
+      // AVIC inhibited VM-wide: the APIC page is not mapped, the ICR write is emulated MMIO.
+      vcpu.count(VcpuStatistic.interruptCommandsWhileInhibited);
+      vcpu.beginExitHandling();
+      this.#emulateClearingBusy(icrLow, icrHigh);
+      vcpu.endExitHandling();
+      return;
+    }
     vcpu.sendAcceleratedIpi(icrLow, icrHigh);
     const outcome = vcpu.outcome;
     vcpu.trace?.record(TraceEventKind.IpiSent, icrLow, ((icrHigh >>> 24) & 0xff) | ((outcome.exit + 1) << 8));
@@ -105,156 +151,130 @@ export class LocalApicEmulation {
         // The IRR bits are already set: only wake the targets (avic_kick_target_vcpus).
         this.#kickTargets(icrLow, icrHigh);
         break;
-      case AvicIncompleteIpiCause.InvalidInterruptType:
-      case AvicIncompleteIpiCause.InvalidTarget:
-        // Full software emulation (kvm_apic_send_ipi); a stuck busy bit is cleared first.
-        this.#words[this.#register(ApicRegister.InterruptCommandLow)] = icrLow & ~INTERRUPT_COMMAND_BUSY;
-        this.emulateIpi(icrLow & ~INTERRUPT_COMMAND_BUSY, icrHigh);
-        break;
       case AvicIncompleteIpiCause.InvalidBackingPage:
         // KVM only warns; the IPI goes nowhere. Counted as dropped so the totals still add up.
         vcpu.count(VcpuStatistic.ipiCommands);
         vcpu.count(VcpuStatistic.ipisSent);
         vcpu.count(VcpuStatistic.ipisDroppedInvalidTarget);
         break;
-      case AvicIncompleteIpiCause.InvalidIpiVector:
-        // Vectors 0-15 are illegal: the IPI is dropped and ESR records "send illegal vector".
-        vcpu.count(VcpuStatistic.ipiCommands);
-        vcpu.count(VcpuStatistic.ipisSent);
-        vcpu.count(VcpuStatistic.ipisDroppedIllegalVector);
-        this.#pendingErrors |= 1 << ErrorStatusBit.SendIllegalVector;
+      default:
+        // Causes 0 and 2: full software emulation (kvm_apic_send_ipi), a stuck busy bit cleared first.
+        // Cause 4 (vector < 16): KVM drops it silently; the emulation drops it too but latches the
+        // architectural ESR bits on both sides (docs/amd-intel-differences.md).
+        this.#emulateClearingBusy(icrLow, icrHigh);
         break;
     }
     vcpu.endExitHandling();
   }
 
-  /** The vCPU indices an ICR names, by the software matching rules (kvm_apic_match_dest). */
-  #forEachTarget(icrLow: number, icrHigh: number, visit: (target: number) => void): void {
-    const command = decodeInterruptCommand(icrLow, icrHigh);
-    const memory = this.#vcpu.memory;
-    const words = memory.apicPageWords;
-    const senderId = words[this.#register(ApicRegister.Id)]! >>> 24;
-    for (let target = 0; target < memory.vcpuCount; target++) {
-      const base = memory.apicPageBase(target);
-      const id = words[base + (ApicRegister.Id >> 2)]! >>> 24;
-      const ldr = words[base + (ApicRegister.LogicalDestination >> 2)]!;
-      const dfr = words[base + (ApicRegister.DestinationFormat >> 2)]!;
-      if (matchesDestination(id, ldr, dfr, senderId, command.shorthand, command.destinationMode, command.destination)) visit(target);
-    }
+  #emulateClearingBusy(icrLow: number, icrHigh: number): void {
+    const low = icrLow & ~ICR_DELIVERY_STATUS_BUSY;
+    this.#words[this.#register(ApicRegister.InterruptCommandLow)] = low;
+    this.#software.emulateIpi(low, icrHigh);
+  }
+
+  /**
+   * WRMSR 0x830 after its #GP checks (x2apic-msr.ts): ICR stored as two page slots, BUSY clear, then
+   * sent by software. Hybrid AVIC intercepts every x2APIC ICR write (spec §2.8), so there is no
+   * hardware attempt first.
+   */
+  sendX2apicInterruptCommand(low: number, high: number): void {
+    this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
+    this.#emulateClearingBusy(low, high);
   }
 
   #kickTargets(icrLow: number, icrHigh: number): void {
     const vcpu = this.#vcpu;
-    this.#forEachTarget(icrLow, icrHigh, (target) => {
-      if (target === vcpu.index) return;
+    for (const target of this.#software.collectTargets(icrLow, icrHigh)) {
+      if (target === vcpu.index) continue;
       vcpu.memory.kick(target, 0);
       vcpu.count(VcpuStatistic.kicksSent);
-    });
-  }
-
-  /** kvm_apic_send_ipi -> kvm_irq_delivery_to_apic -> __apic_accept_irq, for every delivery mode. */
-  emulateIpi(icrLow: number, icrHigh: number): void {
-    const vcpu = this.#vcpu;
-    const command = decodeInterruptCommand(icrLow, icrHigh);
-    vcpu.count(VcpuStatistic.ipiCommands);
-    const targets: number[] = [];
-    this.#forEachTarget(icrLow, icrHigh, (target) => targets.push(target));
-    if (targets.length === 0) {
-      vcpu.count(VcpuStatistic.ipisSent);
-      vcpu.count(VcpuStatistic.ipisDroppedInvalidTarget);
-      return;
-    }
-    const fixedLike = command.deliveryMode === DeliveryMode.Fixed || command.deliveryMode === DeliveryMode.LowestPriority;
-    if (fixedLike && command.vector < 16) {
-      vcpu.count(VcpuStatistic.ipisSent, targets.length);
-      vcpu.count(VcpuStatistic.ipisDroppedIllegalVector, targets.length);
-      this.#pendingErrors |= 1 << ErrorStatusBit.SendIllegalVector;
-      return;
-    }
-    switch (command.deliveryMode) {
-      case DeliveryMode.Fixed:
-        for (const target of targets) this.#accept(target, command.vector, command.triggerMode === TriggerMode.Level);
-        break;
-      case DeliveryMode.LowestPriority:
-        this.#accept(this.#lowestPriorityTarget(targets), command.vector, command.triggerMode === TriggerMode.Level);
-        break;
-      case DeliveryMode.Nmi:
-        for (const target of targets) {
-          vcpu.count(VcpuStatistic.ipisSent);
-          vcpu.count(VcpuStatistic.ipisAccepted);
-          if (target === vcpu.index) vcpu.memory.addRequest(target, VcpuRequest.Nmi), vcpu.cpu.requestInterruptEvaluation();
-          else { vcpu.memory.kick(target, VcpuRequest.Nmi); vcpu.count(VcpuStatistic.kicksSent); }
-        }
-        break;
-      default:
-        // SMI, INIT, start-up and the reserved modes are not modelled yet (SMP bring-up comes later).
-        vcpu.count(VcpuStatistic.ipisSent, targets.length);
-        vcpu.count(VcpuStatistic.ipisDroppedUnsupported, targets.length);
-        break;
     }
   }
 
-  /** Lowest-priority arbitration: the target with the lowest TPR; ties go to the lowest index. */
-  #lowestPriorityTarget(targets: readonly number[]): number {
-    const memory = this.#vcpu.memory;
-    let best = targets[0]!;
-    let bestPriority = Infinity;
-    for (const target of targets) {
-      const priority = memory.apicPageWords[memory.apicPageBase(target) + (ApicRegister.TaskPriority >> 2)]! & 0xff;
-      if (priority < bestPriority) { best = target; bestPriority = priority; }
-    }
-    return best;
+  /** An ESR write (any value in xAPIC, zero in x2APIC): publish the accumulated errors, start anew. */
+  #latchErrorStatus(): void {
+    this.#words[this.#register(ApicRegister.ErrorStatus)] = Atomics.exchange(this.#control, this.#pendingErrors, 0) & 0xff;
   }
 
-  /** __apic_accept_irq for a fixed vector: atomic IRR set, then make the target look. */
-  #accept(target: number, vector: number, levelTriggered: boolean): void {
-    const vcpu = this.#vcpu;
-    const memory = vcpu.memory;
-    const base = memory.apicPageBase(target);
-    vcpu.count(VcpuStatistic.ipisSent);
-    if (levelTriggered && target === vcpu.index) setTriggerMode(memory.apicPageWords, base, vector, true);
-    if (setIrrAtomic(memory.apicPageWords, base, vector)) vcpu.count(VcpuStatistic.ipisAccepted);
-    else vcpu.count(VcpuStatistic.ipisCoalesced);
-    if (target === vcpu.index) vcpu.cpu.requestInterruptEvaluation();
-    else {
-      // IRR first, then the kick (svm_complete_interrupt_delivery): the Atomics.or above is the fence.
-      memory.kick(target, 0);
-      vcpu.count(VcpuStatistic.kicksSent);
-    }
+  // ---- register writes with side effects (kvm_apic_write_nodecode, kvm_lapic_reg_write) ----
+
+  #writeTaskPriority(value: number): void {
+    this.#words[this.#register(ApicRegister.TaskPriority)] = value & 0xff;
+    this.#vcpu.refreshProcessorPriority();
+    this.#vcpu.cpu.requestInterruptEvaluation();
   }
 
-  // ---- trapped and faulting register accesses (kvm_apic_write_nodecode, kvm_lapic_reg_read/write) ----
+  #softwareEndOfInterrupt(): void {
+    const vector = endOfInterrupt(this.#words, this.#base);
+    if (vector >= 0 && isLevelTriggered(this.#words, this.#base, vector)) setTriggerMode(this.#words, this.#base, vector, false);
+    this.#vcpu.cpu.requestInterruptEvaluation();
+  }
+
 
   #applyTrappedWrite(offset: number): void {
     switch (offset) {
-      case ApicRegister.EndOfInterrupt: {
+      case ApicRegister.EndOfInterrupt:
         // Only level-triggered EOIs trap: hardware did not complete it, software does.
-        const vector = endOfInterrupt(this.#words, this.#base);
-        if (vector >= 0 && isLevelTriggered(this.#words, this.#base, vector)) setTriggerMode(this.#words, this.#base, vector, false);
-        this.#vcpu.cpu.requestInterruptEvaluation();
+        this.#softwareEndOfInterrupt();
         break;
-      }
+      case ApicRegister.Id:
+        // KVM moves nothing: an ID other than the vCPU index inhibits AVIC (kvm_lapic_xapic_id_updated).
+        if (this.read(ApicRegister.Id) >>> 24 !== this.#vcpu.index) setApicvInhibitFromVcpu(this.#vcpu.memory, this.#vcpu.locks, ApicvInhibitReason.ApicIdModified);
+        this.#requestApicMapRebuild();
+        break;
       case ApicRegister.LogicalDestination:
       case ApicRegister.DestinationFormat:
-      case ApicRegister.Id:
         this.#requestApicMapRebuild();
         break;
       case ApicRegister.ErrorStatus:
-        this.#words[this.#register(ApicRegister.ErrorStatus)] = this.#pendingErrors;
-        this.#pendingErrors = 0;
+        this.#latchErrorStatus();
         break;
       case ApicRegister.SpuriousInterruptVector:
         this.#vcpu.cpu.requestInterruptEvaluation();
         break;
       default:
-        // RRR is ignored; LVT and timer registers keep the written value (no timer model yet).
+        if (isTimerRegister(offset)) this.#vcpu.apicTimer.write(offset, this.read(offset));
+        // RRR is ignored; the other LVT entries keep the written value.
         break;
     }
   }
 
-  #emulateRead(offset: number): number {
-    if (offset === ApicRegister.TimerCurrentCount) return 0;
+  /** A register read by software (a faulting xAPIC read, or RDMSR in x2APIC mode). */
+  readRegister(offset: number): number {
+    if (offset === ApicRegister.TimerCurrentCount) return this.#vcpu.apicTimer.readCurrentCount();
     return this.read(offset);
+  }
+
+  /**
+   * WRMSR of an x2APIC register other than ICR and SELF IPI, after its #GP checks (x2apic-msr.ts):
+   * kvm_lapic_reg_write for the register at page `offset`.
+   */
+  writeRegister(offset: number, value: number): void {
+    switch (offset) {
+      case ApicRegister.TaskPriority:
+        this.#writeTaskPriority(value);
+        return;
+      case ApicRegister.EndOfInterrupt:
+        this.#softwareEndOfInterrupt();
+        return;
+      case ApicRegister.ErrorStatus:
+        this.#latchErrorStatus();
+        return;
+      default:
+        if (isTimerRegister(offset)) {
+          this.#words[this.#register(offset)] = value;
+          this.#vcpu.apicTimer.write(offset, value);
+          return;
+        }
+        this.#words[this.#register(offset)] = value;
+        if (offset === ApicRegister.SpuriousInterruptVector) this.#vcpu.cpu.requestInterruptEvaluation();
+    }
+  }
+
+  /** WRMSR 0x83F (SELF IPI): KVM sends it as ICR = APIC_DEST_SELF | vector, through software. */
+  sendSelfIpi(vector: number): void {
+    this.#software.emulateIpi((DestinationShorthand.Self << ICR_SHORTHAND_SHIFT) | (vector & 0xff), 0);
   }
 
   #emulateWrite(offset: number, _value: number): void {
@@ -262,7 +282,25 @@ export class LocalApicEmulation {
     // ones set "illegal register address" (SDM 11.5.3).
     const readOnly = offset === ApicRegister.Version || offset === ApicRegister.ProcessorPriority || offset === ApicRegister.ArbitrationPriority
       || (offset >= ApicRegister.InService && offset < ApicRegister.ErrorStatus) || offset === ApicRegister.TimerCurrentCount;
-    if (!readOnly) this.#pendingErrors |= 1 << ErrorStatusBit.IllegalRegisterAddress;
+    if (!readOnly) this.#software.latchError(this.#vcpu.index, ErrorStatusBit.IllegalRegisterAddress);
+  }
+
+  // ---- xAPIC -> x2APIC (x2apic-msr.ts decides; this applies it to the page) ----
+
+  /**
+   * ApicBaseEffect.SetX2apicIdAndLogicalDestination: the 32-bit x2APIC ID is the vCPU index (the
+   * initial APIC ID, even after an xAPIC ID rewrite) and the LDR is derived from it; DFR is left
+   * alone. The ID and LDR are stored before the mode word, which software-path senders load first.
+   * Then the logical table drops this vCPU (the main thread's rebuild skips x2APIC vCPUs).
+   */
+  enterX2apicMode(): void {
+    const { id, logicalDestination } = x2apicStateOnEntry(apicId(this.#vcpu.index));
+    this.#words[this.#register(ApicRegister.Id)] = id | 0;
+    this.#words[this.#register(ApicRegister.LogicalDestination)] = logicalDestination | 0;
+    this.#x2apic = true;
+    this.#software.x2apic = true;
+    Atomics.store(this.#control, this.#apicModeIndex, VcpuApicMode.X2apic);
+    this.#requestApicMapRebuild();
   }
 
   /**

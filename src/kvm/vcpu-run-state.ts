@@ -67,6 +67,16 @@ export const VcpuRequest = {
   Kick: 1 << 3,
   /** A non-maskable interrupt is pending. */
   Nmi: 1 << 4,
+  /** rfc-v2: the backing page was re-initialised elsewhere; switch to it (KVM_REQ_APIC_PAGE_RELOAD). */
+  ApicPageReload: 1 << 5,
+  /** An INIT IPI was accepted (KVM_APIC_INIT in apic->pending_events): reset, then wait for a start-up. */
+  Init: 1 << 6,
+  /**
+   * A start-up IPI was accepted (KVM_APIC_SIPI): the sender stores the vector in the control block's
+   * startUpVector (Atomics.store) before it sets this bit, which pairs with the target's load after
+   * it sees the bit. Ignored unless the target waits for a start-up (SDM: wait-for-SIPI state).
+   */
+  StartUp: 1 << 7,
 } as const;
 
 /** What a vCPU is waiting for, for the watchdog's report. */
@@ -76,5 +86,17 @@ export const VcpuWaitReason = {
   Paused: 2,
   PauseLoopYield: 3,
   ApicMapRebuild: 4,
+  /**
+   * An application processor in wait-for-SIPI (SDM vol. 3 §9.4; KVM's mp_state UNINITIALIZED or
+   * INIT_RECEIVED): asleep on its doorbell with IsRunning clear, woken only by INIT and start-up.
+   */
+  WaitForStartUp: 5,
 } as const;
-export const VCPU_WAIT_REASON_NAMES = ['none', 'halted (HLT, asleep on its doorbell)', 'paused by the main thread', 'yielding after a pause loop', 'waiting for the main thread to rebuild the APIC map'] as const;
+export const VCPU_WAIT_REASON_NAMES = [
+  'none',
+  'halted (HLT, asleep on its doorbell)',
+  'paused by the main thread',
+  'yielding after a pause loop',
+  'waiting for the main thread to rebuild the APIC map',
+  'wait-for-SIPI (an application processor waiting for INIT and a start-up IPI)',
+] as const;

@@ -30,7 +30,10 @@ import { readModelSpecificRegister, writeModelSpecificRegister } from './model-s
 import { VcpuStatistic } from './vm-layout.js';
 import { createLatencyHistogram, encodeLatencyHistogram, type LatencyHistogram } from './latency-histogram.js';
 import { TraceEventKind, TraceRecorder } from './trace-recorder.js';
-import { KVM_LOCK_TIMEOUT_MS, VcpuLocks, replayS1ApicvToggle, type KvmLocksShared } from './kvm-locks.js';
+import { KVM_LOCK_TIMEOUT_MS, VcpuLocks, type KvmLocksShared } from './kvm-locks.js';
+import { vcpuLockReplay, type VcpuLockReplay } from './lock-replays-vcpu.js';
+import { ApicTimer } from './apic-timer.js';
+import { VcpuBoot } from './vcpu-boot.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
@@ -43,6 +46,9 @@ const HALT_POLL_START_NS = 10_000;
 const LOST_WAKEUP_GRACE_MS = 1000;
 /** A pause loop yields the host core for this long when vCPUs outnumber cores. */
 const PAUSE_LOOP_YIELD_MS = 0.2;
+/** Requests that end a halt or a wait-for-SIPI whatever the interrupt state. */
+const WAKING_REQUESTS = VcpuRequest.Stop | VcpuRequest.Pause | VcpuRequest.Kick | VcpuRequest.MemslotsChanged
+  | VcpuRequest.ApicPageReload | VcpuRequest.Init | VcpuRequest.StartUp;
 
 export interface VcpuStartup {
   readonly buffers: VmBuffers;
@@ -56,6 +62,8 @@ export interface VcpuStartup {
   /** process.hrtime origin of the VM clock, in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
   readonly clockOriginNs: string;
   readonly entryPoint: number;
+  /** No entry point: an application processor in wait-for-SIPI until INIT and a start-up IPI (vcpu-boot.ts). */
+  readonly waitForStartUp: boolean;
   readonly stackTop: number;
   /** Record trace events (--trace). */
   readonly trace: boolean;
@@ -76,9 +84,14 @@ export interface VcpuExitReport {
 export class Vcpu implements GuestCpuEnvironment {
   readonly memory: VmMemory;
   readonly index: number;
-  readonly pageBase: number;
+  /** Word index of this vCPU's APIC page; moves only under rfc-v2 (#reloadApicPage). */
+  #pageBase: number;
   readonly cpu: GuestCpu;
   readonly apic: LocalApicEmulation;
+  /** The LVT timer; the APIC register handlers call write() and readCurrentCount(). */
+  readonly apicTimer: ApicTimer;
+  /** INIT and start-up IPIs, wait-for-SIPI. */
+  readonly boot: VcpuBoot;
   /** Present only when tracing: every recording site checks it first. */
   readonly trace: TraceRecorder | undefined;
   readonly #latency: LatencyHistogram = createLatencyHistogram();
@@ -88,7 +101,8 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly hostThreadSlot: number;
   /** vcpu->mutex, kvm->srcu (read side) and the validator, attached in this worker. */
   readonly locks: VcpuLocks;
-  #injectS1: boolean;
+  /** Debug only: this vCPU's part of an injected lock replay, run once at its first exit. */
+  #lockReplay: VcpuLockReplay | undefined;
   readonly #control: Int32Array;
   readonly #statistics: Float64Array;
   readonly #doorbell: number;
@@ -114,13 +128,13 @@ export class Vcpu implements GuestCpuEnvironment {
     this.startup = startup;
     this.memory = new VmMemory(startup.buffers);
     this.index = startup.vcpu;
-    this.pageBase = this.memory.apicPageBase(this.index);
+    this.#pageBase = this.memory.apicPageBase(this.index);
     this.#control = this.memory.control;
     this.#statistics = this.memory.controlFloat64;
     this.#statisticsBase = this.memory.statisticIndex(this.index, 'ipiCommands') - VcpuStatistic.ipiCommands;
     this.hostThreadSlot = this.#claimHostThreadSlot();
     this.locks = new VcpuLocks(startup.locks, this.memory, this.hostThreadSlot, this.index);
-    this.#injectS1 = startup.locks.injectLockBug === 's1' && this.index === 0;
+    this.#lockReplay = vcpuLockReplay(startup.locks.injectLockBug, startup.locks.replayHandshake, this.index);
     this.#doorbell = this.memory.doorbellIndex(this.hostThreadSlot, 'ring');
     this.#sleeping = this.memory.doorbellIndex(this.hostThreadSlot, 'sleeping');
     this.#waitValue = this.memory.doorbellIndex(this.hostThreadSlot, 'waitValue');
@@ -146,10 +160,12 @@ export class Vcpu implements GuestCpuEnvironment {
     };
     this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, doorbells: this.#control, doorbellIndex: this.#doorbell });
     this.apic = new LocalApicEmulation(this);
+    this.apicTimer = new ApicTimer(this);
+    this.boot = new VcpuBoot(this, startup.waitForStartUp);
     this.trace = startup.trace ? new TraceRecorder(() => this.readClock()) : undefined;
     this.cpu.pc = startup.entryPoint >>> 0;
     this.cpu.registers[0] = this.index;
-    this.cpu.registers[1] = this.memory.vcpuCount;
+    this.cpu.registers[1] = this.memory.createdVcpus();
     this.cpu.registers[STACK_POINTER] = startup.stackTop | 0;
   }
 
@@ -188,9 +204,10 @@ export class Vcpu implements GuestCpuEnvironment {
   beginExitHandling(): void {
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
     this.#srcuReadLock('vcpu_run: exit handling: srcu_read_lock');
-    if (this.#injectS1) {
-      this.#injectS1 = false;
-      replayS1ApicvToggle(this.locks, 2 * KVM_LOCK_TIMEOUT_MS);
+    const replay = this.#lockReplay;
+    if (replay !== undefined) {
+      this.#lockReplay = undefined;
+      replay({ locks: this.locks, vcpu: this.index, dropSrcu: () => this.#srcuReadUnlock(), retakeSrcu: (site) => this.#srcuReadLock(site) });
     }
   }
 
@@ -246,6 +263,12 @@ export class Vcpu implements GuestCpuEnvironment {
         Atomics.add(this.#control, this.#heartbeat, 1);
         const requests = Atomics.load(this.#control, this.#requests);
         if (requests !== 0 && this.#handleRequests(requests)) return this.#finish('stopped');
+        if (this.boot.waiting) {
+          this.#block(VcpuWaitReason.WaitForStartUp);
+          continue;
+        }
+        // The timer's deadline is checked at every guest entry (and by halted vCPUs as they wait).
+        this.apicTimer.poll();
         if (this.#halted) {
           this.#halt();
           continue;
@@ -285,7 +308,8 @@ export class Vcpu implements GuestCpuEnvironment {
     if (this.evaluateInterrupts() && this.cpu.fault !== undefined) exit = GuestExit.Fault;
     else {
       const before = this.cpu.instructionsRetired;
-      exit = this.cpu.run(SLICE_INSTRUCTIONS);
+      exit = this.cpu.run(this.apicTimer.beginSlice(SLICE_INSTRUCTIONS));
+      this.apicTimer.endSlice(this.cpu.instructionsRetired - before);
       this.count(VcpuStatistic.instructions, this.cpu.instructionsRetired - before);
     }
     this.#srcuReadLock('vcpu_enter_guest: srcu_read_lock after the guest');
@@ -329,7 +353,9 @@ export class Vcpu implements GuestCpuEnvironment {
   /** kvm_vcpu_has_events, for a halted vCPU: something that ends HLT. */
   #hasEvents(): boolean {
     const requests = Atomics.load(this.#control, this.#requests);
-    if ((requests & (VcpuRequest.Stop | VcpuRequest.Pause | VcpuRequest.Kick | VcpuRequest.MemslotsChanged)) !== 0) return true;
+    if ((requests & WAKING_REQUESTS) !== 0) return true;
+    // In wait-for-SIPI only INIT and start-up (and the host's requests) count; interrupts wait in IRR.
+    if (this.boot.waiting) return false;
     if ((requests & VcpuRequest.Nmi) !== 0 && !this.cpu.nmiBlocked) return true;
     return this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0;
   }
@@ -338,6 +364,8 @@ export class Vcpu implements GuestCpuEnvironment {
   #handleRequests(requests: number): boolean {
     if ((requests & VcpuRequest.Stop) !== 0) return true;
     if ((requests & VcpuRequest.MemslotsChanged) !== 0) this.#reloadRamWindows();
+    if ((requests & VcpuRequest.ApicPageReload) !== 0) this.#reloadApicPage();
+    if ((requests & (VcpuRequest.Init | VcpuRequest.StartUp)) !== 0 && this.boot.acceptEvents(requests)) this.#halted = false;
     if ((requests & VcpuRequest.Kick) !== 0) Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
     if ((requests & VcpuRequest.Pause) !== 0) return this.#park();
     return false;
@@ -355,6 +383,23 @@ export class Vcpu implements GuestCpuEnvironment {
   }
 
   #apicAccessSlotPresent = false;
+
+  get pageBase(): number {
+    return this.#pageBase;
+  }
+
+  /**
+   * KVM_REQ_APIC_PAGE_RELOAD (rfc-v2): the main thread re-initialised this vCPU's backing page in new
+   * memory and re-pointed the physical table entry; from the next guest entry on, this vCPU uses it.
+   * Whatever senders still post to the old page is stranded there (the main thread counts it).
+   */
+  #reloadApicPage(): void {
+    Atomics.and(this.#control, this.#requests, ~VcpuRequest.ApicPageReload);
+    const base = this.memory.apicPageBase(this.index);
+    if (base === this.#pageBase) return;
+    this.#pageBase = base;
+    this.count(VcpuStatistic.backingPageReloads);
+  }
 
   // ---- AVIC load / put / blocking (svm/avic.c) ----
 
@@ -423,6 +468,7 @@ export class Vcpu implements GuestCpuEnvironment {
       }
       // Look at the IRR itself now and then too, and at the clock (performance.now costs ~40 ns).
       if ((spins & 255) === 255) {
+        this.apicTimer.poll();
         if (this.#hasEvents()) { success = true; break; }
         if (performance.now() >= deadline) break;
       }
@@ -442,12 +488,17 @@ export class Vcpu implements GuestCpuEnvironment {
     this.locks.lockdep.assertNotHeld(this.locks.srcu.lockClass);
     this.count(VcpuStatistic.blocks);
     for (;;) {
+      // The timer is this vCPU's own event source: it fires here, and the wait ends by its deadline.
+      this.apicTimer.poll();
       if (this.#hasEvents()) break;
+      const timeout = Math.min(WAIT_SLICE_MS, this.apicTimer.remainingNs() / 1e6);
       Atomics.store(this.#control, this.#waitValue, seen);
       Atomics.store(this.#control, this.#sleeping, 1);
-      const result = Atomics.wait(this.#control, this.#doorbell, seen, WAIT_SLICE_MS);
+      const result = Atomics.wait(this.#control, this.#doorbell, seen, timeout);
       Atomics.store(this.#control, this.#sleeping, 0);
       if (result === 'timed-out') {
+        // A timer deadline announces itself: fire it at the top of the loop, no ring is owed.
+        if (this.apicTimer.remainingNs() === 0) continue;
         // Nobody rang, yet an event is pending: the ring is late (its sender was preempted between
         // setting IRR and ringing) or lost (the protocol broke: it will never come).
         if (this.#hasEvents()) {

@@ -1,11 +1,17 @@
 // VM configuration: the options, their defaults, and validation with one message per mistake.
 
 import { XAPIC_MAX_PHYSICAL_ID } from '../hw/apic/apic-id.js';
-import { BackingPagePolicyName } from './backing-page-policy.js';
+import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from './backing-page-policy.js';
+import { VCPU_LOCK_REPLAY_NAMES, isVcpuLockReplayName, type VcpuLockReplayName } from './lock-replays-vcpu.js';
 
 export interface VmConfig {
-  /** Number of vCPUs, 1..255 (xAPIC: physical IDs 0..0xFE). */
+  /** vCPUs created with the VM, 1..255 (xAPIC: physical IDs 0..0xFE). */
   readonly vcpus: number;
+  /**
+   * Capacity: vCPU ids up to maxVcpus - 1 may be hot-added later (Vm.hotAddVcpu). Shared memory,
+   * stacks and worker threads are sized for it. Default `vcpus` (no hot-add).
+   */
+  readonly maxVcpus?: number;
   /** Guest RAM in bytes (a multiple of 4 KiB, 64 KiB..1 GiB). Default 16 MiB. */
   readonly memoryBytes?: number;
   /** Backing-page policy. Default `upstream`. */
@@ -18,8 +24,11 @@ export interface VmConfig {
   readonly stackBytesPerVcpu?: number;
   /** Run the lock-order validator over the hypervisor's locks (docs/lock-order.md). Default false. */
   readonly lockdep?: boolean;
-  /** Debug only: replay a historical lock bug from vCPU 0 (spec §3.4 S1, the APICv toggle inside SRCU). Default 'none'. */
-  readonly injectLockBug?: 'none' | 's1';
+  /**
+   * Debug only: the vCPUs play their part of a lock-order replay (spec §3.4; lock-replays-vcpu.ts),
+   * e.g. 's1', the APICv toggle inside SRCU, or its fixed variant 's1-fixed'. Default 'none'.
+   */
+  readonly injectLockBug?: 'none' | VcpuLockReplayName;
 }
 
 export class VmConfigError extends Error {
@@ -34,6 +43,14 @@ export function validateConfig(config: VmConfig): Required<VmConfig> {
   if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > XAPIC_MAX_PHYSICAL_ID + 1) {
     throw new VmConfigError(`vcpus must be an integer from 1 to ${XAPIC_MAX_PHYSICAL_ID + 1} (xAPIC physical IDs 0..0x${XAPIC_MAX_PHYSICAL_ID.toString(16)}), got ${vcpus}`);
   }
+  const maxVcpus = config.maxVcpus ?? vcpus;
+  if (!Number.isInteger(maxVcpus) || maxVcpus < vcpus || maxVcpus > XAPIC_MAX_PHYSICAL_ID + 1) {
+    throw new VmConfigError(`maxVcpus must be an integer from vcpus (${vcpus}) to ${XAPIC_MAX_PHYSICAL_ID + 1}, got ${maxVcpus}`);
+  }
+  const policy = config.policy ?? BackingPagePolicyName.Upstream;
+  if (!BACKING_PAGE_POLICY_NAMES.includes(policy)) {
+    throw new VmConfigError(`policy must be one of ${BACKING_PAGE_POLICY_NAMES.join(', ')}, got ${String(policy)}`);
+  }
   const memoryBytes = config.memoryBytes ?? DEFAULT_MEMORY_BYTES;
   if (!Number.isInteger(memoryBytes) || memoryBytes % 4096 !== 0 || memoryBytes < 64 << 10 || memoryBytes > 1 << 30) {
     throw new VmConfigError(`memoryBytes must be a multiple of 4096 from 64 KiB to 1 GiB, got ${memoryBytes}`);
@@ -42,15 +59,16 @@ export function validateConfig(config: VmConfig): Required<VmConfig> {
   if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
     throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
   }
-  if (config.injectLockBug !== undefined && config.injectLockBug !== 'none' && config.injectLockBug !== 's1') {
-    throw new VmConfigError(`injectLockBug must be 'none' or 's1', got ${String(config.injectLockBug)}`);
+  if (config.injectLockBug !== undefined && config.injectLockBug !== 'none' && !isVcpuLockReplayName(config.injectLockBug)) {
+    throw new VmConfigError(`injectLockBug must be 'none' or one of ${VCPU_LOCK_REPLAY_NAMES.join(', ')}, got ${String(config.injectLockBug)}`);
   }
-  if (config.lockdep === true && vcpus > 254) throw new VmConfigError(`the lock-order validator supports at most 254 vCPUs, got ${vcpus}`);
-  if (vcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${vcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
+  if (config.lockdep === true && maxVcpus > 254) throw new VmConfigError(`the lock-order validator supports at most 254 vCPUs, got ${maxVcpus}`);
+  if (maxVcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${maxVcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
   return {
     vcpus,
+    maxVcpus,
     memoryBytes,
-    policy: config.policy ?? BackingPagePolicyName.Upstream,
+    policy,
     ipiVirtualization: config.ipiVirtualization ?? true,
     haltPolling: config.haltPolling ?? true,
     stackBytesPerVcpu,

@@ -1,8 +1,10 @@
 // The VM's shared memory, declared once. Three buffers:
 //
 //   ram          guest RAM pool: the host memory behind the RAM memslots (guest-defined contents)
-//   apicPages    one 4 KiB APIC register page per vCPU (the lapic's own page; under the upstream
-//                policy it is also the AVIC backing page)
+//   apicPages    two regions of one 4 KiB APIC register page per vCPU. Under the upstream policy
+//                region 0 holds the lapic's own pages, which are also the AVIC backing pages, and
+//                region 1 is unused; under rfc-v2 the regions take turns as the host memory behind
+//                the resized APIC-access memslot (backing-page-policy.ts)
 //   control      everything else, laid out below
 //
 // Each field names its writer. "owning vCPU" means the worker currently running that vCPU; the main
@@ -25,6 +27,11 @@ export const VmHeader = defineStruct('VmHeader', {
   runnableVcpus: { type: 'i32', writer: 'each vCPU: Atomics.add on unblock, Atomics.sub on block (halt-poll policy input)' },
   apicMapGeneration: { type: 'i32', writer: 'main, after it rebuilds the logical APIC ID table' },
   apicMapRequests: { type: 'i32', writer: 'any vCPU: Atomics.add when its LDR/DFR/ID changed (asks main to rebuild)' },
+  createdVcpus: { type: 'i32', writer: 'main: vCPUs 0..n-1 exist; raised after a new vCPU\'s physical table entry is valid' },
+  apicvInhibitReasons: {
+    type: 'i32',
+    writer: 'any thread (kvm->arch.apicv_inhibit_reasons, ApicvInhibitReason bits, apic-inhibit.ts): a vCPU sets a reason with Atomics.or under apicv_update_lock for write; the main thread sets or clears LOGICAL_ID_ALIASED with Atomics.or/and at each APIC map rebuild',
+  },
 });
 
 /** Per host thread: the doorbell line. The AVIC doorbell and KVM's vCPU wake-up both ring it. */
@@ -44,6 +51,12 @@ export const VcpuControlBlock = defineStruct('VcpuControlBlock', {
   heartbeat: { type: 'i32', writer: 'owning vCPU: +1 per run-loop iteration (watchdog)' },
   waitReason: { type: 'i32', writer: 'owning vCPU: what it is waiting for, if anything (VcpuWaitReason)' },
   finished: { type: 'i32', writer: 'owning vCPU: 1 once it reported done or stopped' },
+  apicPageBase: { type: 'i32', writer: 'main: word index of the vCPU\'s current APIC page in apicPages (at creation; rfc-v2: at every re-initialisation)' },
+  startUpVector: { type: 'i32', writer: 'a sender of a start-up IPI: the vector, stored before it sets VcpuRequest.StartUp' },
+  apicMode: { type: 'i32', writer: 'owning vCPU: VcpuApicMode (0 = xAPIC, the reset state; 1 = x2APIC), stored after the ID and LDR it implies, read by software-path senders' },
+  pendingErrorStatus: { type: 'i32', writer: 'any thread: Atomics.or of ESR bits (a sender: send illegal vector on itself, receive illegal vector on a target); the owning vCPU Atomics.exchange(0) on an ESR write, which latches them into ESR' },
+  arbitrationCounter: { type: 'i32', writer: 'senders of lowest-priority IPIs: Atomics.add(1) on the winner (KVM apic_arb_prio)' },
+  apicTimerArmed: { type: 'i32', writer: 'owning vCPU: 1 while its LVT timer counts toward an unmasked expiry (a halted vCPU with one is not idle)' },
 });
 
 /** Per-vCPU counters. Written only by the owning vCPU (plain stores), summed by main at the end. */
@@ -54,7 +67,7 @@ export const VcpuStatistics = defineStruct('VcpuStatistics', {
   ipisCoalesced: { type: 'f64', writer: 'owning vCPU: messages whose IRR bit was already set (the APIC merges them)' },
   ipisDroppedIllegalVector: { type: 'f64', writer: 'owning vCPU: vector < 16 (incomplete-IPI cause 4; ESR bit 5)' },
   ipisDroppedInvalidTarget: { type: 'f64', writer: 'owning vCPU: destination matched no vCPU' },
-  ipisDroppedUnsupported: { type: 'f64', writer: 'owning vCPU: delivery modes not modelled yet (SMI, INIT, start-up)' },
+  ipisDroppedUnsupported: { type: 'f64', writer: 'owning vCPU: messages the model drops by kind: SMI (no SMM), the reserved delivery modes, level de-asserts KVM ignores' },
   interruptsDelivered: { type: 'f64', writer: 'owning vCPU: interrupts taken (handler entries), IPIs and others' },
   nmisDelivered: { type: 'f64', writer: 'owning vCPU' },
   doorbellsRung: { type: 'f64', writer: 'owning vCPU: AVIC doorbells rung by its ICR writes' },
@@ -71,6 +84,15 @@ export const VcpuStatistics = defineStruct('VcpuStatistics', {
   pauseLoopExits: { type: 'f64', writer: 'owning vCPU' },
   hypercalls: { type: 'f64', writer: 'owning vCPU' },
   msrAccesses: { type: 'f64', writer: 'owning vCPU' },
+  interruptCommandsWhileInhibited: { type: 'f64', writer: 'owning vCPU: ICR writes emulated in software because an APICv inhibit was set (kvm_lapic_reg_write, no AVIC)' },
+  backingPageReloads: { type: 'f64', writer: 'owning vCPU: switches to a re-initialised backing page (rfc-v2 only)' },
+  timerExpiries: { type: 'f64', writer: 'owning vCPU: LVT timer expiries, masked or not (every period of a periodic timer, missed ones too)' },
+  timerInterruptsAccepted: { type: 'f64', writer: 'owning vCPU: timer expiries that newly set the LVT vector in its IRR (not IPIs; in the balance)' },
+  timerInterruptsCoalesced: { type: 'f64', writer: 'owning vCPU: timer expiries whose vector was still pending in IRR (merged, as the APIC does)' },
+  initsTaken: { type: 'f64', writer: 'owning vCPU: INIT signals it acted on (reset, then wait-for-SIPI); also counted in interruptsDelivered' },
+  startUpsTaken: { type: 'f64', writer: 'owning vCPU: start-up IPIs that started it (wait-for-SIPI only); also counted in interruptsDelivered' },
+  startUpsIgnored: { type: 'f64', writer: 'owning vCPU: start-up IPIs consumed and ignored (not waiting for one, SDM); also counted in interruptsDelivered' },
+  interruptsDiscardedByInit: { type: 'f64', writer: 'owning vCPU: accepted interrupts an INIT wiped before they were taken (IRR bits, a pending NMI)' },
   slices: { type: 'f64', writer: 'owning vCPU: guest entries' },
   instructions: { type: 'f64', writer: 'owning vCPU: instructions retired' },
   latencySamples: { type: 'f64', writer: 'owning vCPU: hypercall LatencySample count' },

@@ -18,6 +18,9 @@ import {
   type VmControlRegion,
 } from './vm-layout.js';
 
+/** Regions of per-vCPU APIC pages in apicPages (vm-layout.ts: the rfc-v2 policy alternates them). */
+export const APIC_PAGE_REGIONS = 2;
+
 /** Everything a worker needs to map the VM; sent in the task payload (buffers are shared, not copied). */
 export interface VmBuffers {
   readonly vcpuCount: number;
@@ -31,7 +34,7 @@ export function allocateVmBuffers(vcpuCount: number, ramBytes: number): VmBuffer
   return {
     vcpuCount,
     ram: new SharedArrayBuffer(ramBytes),
-    apicPages: new SharedArrayBuffer(vcpuCount * APIC_PAGE_BYTES),
+    apicPages: new SharedArrayBuffer(APIC_PAGE_REGIONS * vcpuCount * APIC_PAGE_BYTES),
     control: new SharedArrayBuffer(layout.byteSize),
   };
 }
@@ -41,7 +44,7 @@ export class VmMemory {
   readonly layout: BufferLayout<VmControlRegion>;
   readonly control: Int32Array;
   readonly controlFloat64: Float64Array;
-  /** All APIC register pages; vCPU i's page starts at word i * 1024. */
+  /** All APIC register pages: region r's page of vCPU i starts at word (r * vcpuCount + i) * 1024. */
   readonly apicPageWords: Int32Array;
   readonly physicalApicIdTable: PhysicalApicIdTable;
   readonly logicalApicIdTable: LogicalApicIdTable;
@@ -54,6 +57,8 @@ export class VmMemory {
   readonly #doorbellSleeping: Int32Array;
   readonly #requests: Int32Array;
   readonly #hostThreadSlot: Int32Array;
+  readonly #apicPageBase: Int32Array;
+  readonly #createdVcpus: number;
 
   constructor(buffers: VmBuffers) {
     this.buffers = buffers;
@@ -71,6 +76,8 @@ export class VmMemory {
     this.#doorbellSleeping = Int32Array.from({ length: count }, (_, slot) => this.doorbellIndex(slot, 'sleeping'));
     this.#requests = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'requests'));
     this.#hostThreadSlot = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'hostThreadSlot'));
+    this.#apicPageBase = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'apicPageBase'));
+    this.#createdVcpus = this.headerIndex('createdVcpus');
   }
 
   get vcpuCount(): number {
@@ -97,9 +104,23 @@ export class VmMemory {
     return float64IndexOf(this.layout, 'vcpuGuestReports', VcpuGuestReport, vcpu, field);
   }
 
-  /** Word index of vCPU i's APIC register page inside apicPageWords. */
+  /** Word index of vCPU i's page in region r (where the page lives; not whether it is current). */
+  apicPageRegionBase(region: number, vcpu: number): number {
+    return (region * this.buffers.vcpuCount + vcpu) * APIC_PAGE_WORDS;
+  }
+
+  /**
+   * Word index of vCPU i's current APIC register page (the one its physical table entry points to).
+   * Fixed under the upstream policy; moved by the main thread under rfc-v2 (it stores the new base
+   * before it rewrites the table entry, so software delivery never lags the hardware's view).
+   */
   apicPageBase(vcpu: number): number {
-    return vcpu * APIC_PAGE_WORDS;
+    return Atomics.load(this.control, this.#apicPageBase[vcpu]!);
+  }
+
+  /** vCPUs 0..n-1 exist (KVM's online_vcpus); the rest are slots for hot-add. */
+  createdVcpus(): number {
+    return Atomics.load(this.control, this.#createdVcpus);
   }
 
   /** Rings a host thread's doorbell: the AVIC doorbell and KVM's wake-up share this line. */

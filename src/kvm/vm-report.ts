@@ -2,7 +2,14 @@
 // why the run ended. The balance is an identity, checked rather than assumed:
 //
 //   messages sent = accepted + coalesced + dropped
-//   accepted      = delivered + still pending in an IRR (or a pending NMI) + lost
+//   accepted + timer interrupts accepted
+//                 = delivered + still pending (an IRR bit, a pending NMI, INIT or start-up)
+//                   + discarded by INIT + lost
+//
+// Timer interrupts are not IPIs (no message was sent) but they are taken like one, so their accepted
+// count joins the left side; INIT and start-up IPIs are accepted by their sender and counted as
+// delivered by the target when it takes them (vcpu-boot.ts); an INIT wipes the IRR and a pending NMI,
+// and what it wiped is counted as discarded, not lost.
 //
 // so `lost` is computed, and anything but zero is a bug the report (and the command's exit status)
 // makes visible.
@@ -15,6 +22,40 @@ import type { VcpuExitReport } from './vcpu.js';
 import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
 import type { Vm } from './vm.js';
 import type { VmLockdepSummary } from './kvm-locks.js';
+import { replayExpectsReport } from './lock-replays-vcpu.js';
+import type { MemslotStatistics } from './memslot-updates.js';
+
+export interface VcpuCreationReport {
+  readonly created: number;
+  readonly maxVcpus: number;
+  readonly hotAdds: number;
+  /** Hot-add latency (creation call to return), milliseconds; 0 without hot-adds. */
+  readonly hotAddMsMedian: number;
+  readonly hotAddMsMax: number;
+  /** rfc-v2 only (upstream: all 0): APIC-access memslot resizes and the pages re-initialised. */
+  readonly apicAccessMemslotResizes: number;
+  readonly backingPagesReinitialised: number;
+  /** Owners that switched to a re-initialised page (KVM_REQ_APIC_PAGE_RELOAD handled). */
+  readonly backingPageReloads: number;
+  /** IRR bits left in released pages: stale-pointer writes and interrupts pending at re-initialisation. */
+  readonly strandedIrrBits: number;
+}
+
+function vcpuCreationReport(vm: Vm, perVcpu: readonly VcpuReport[]): VcpuCreationReport {
+  const statistics = vm.creation.statistics;
+  const sorted = [...statistics.hotAddMs].sort((a, b) => a - b);
+  return {
+    created: vm.createdVcpus,
+    maxVcpus: vm.config.maxVcpus,
+    hotAdds: statistics.hotAdds,
+    hotAddMsMedian: sorted.length === 0 ? 0 : sorted[Math.floor(sorted.length / 2)]!,
+    hotAddMsMax: sorted.length === 0 ? 0 : sorted[sorted.length - 1]!,
+    apicAccessMemslotResizes: statistics.apicAccessMemslotResizes,
+    backingPagesReinitialised: statistics.backingPagesReinitialised,
+    backingPageReloads: sum(perVcpu.map((report) => report.counters.backingPageReloads)),
+    strandedIrrBits: statistics.strandedIrrBits,
+  };
+}
 
 export type VmExitReason = 'all-done' | 'all-halted' | 'time-limit' | 'timeout' | 'fault' | 'watchdog';
 
@@ -45,6 +86,10 @@ export interface IpiBalance {
   readonly dropped: { readonly illegalVector: number; readonly invalidTarget: number; readonly unsupported: number };
   readonly delivered: number;
   readonly pending: number;
+  /** LVT timer expiries that newly set their vector in IRR (not IPIs; on the accepted side of the balance). */
+  readonly timerInterrupts: number;
+  /** Accepted interrupts an INIT wiped before they were taken (IRR bits, pending NMIs). */
+  readonly discardedByInit: number;
   readonly lost: number;
 }
 
@@ -71,6 +116,7 @@ export interface VmReport {
   /** From start() until every vCPU was running (worker start-up); rates exclude it. */
   readonly startupSeconds: number;
   readonly exit: VmExit;
+  /** No fault, timeout, watchdog, lost IPI or wake-up, vCPU error, nor a lockdep report the run did not inject. */
   readonly ok: boolean;
   readonly ipis: IpiBalance;
   readonly ipisPerSecond: number;
@@ -93,6 +139,10 @@ export interface VmReport {
   readonly faults: readonly { vcpu: number; fault: GuestFault; description: string }[];
   readonly errors: readonly { vcpu: number; message: string }[];
   readonly perVcpu: readonly VcpuReport[];
+  /** vCPU creation under the backing-page policy: hot-adds, and what rfc-v2 re-initialisation cost. */
+  readonly vcpuCreation: VcpuCreationReport;
+  /** Memslot churn: updates published and the grace periods they waited for. */
+  readonly memslots: MemslotStatistics;
   /** The lock-order validator: whether it ran (VmConfig.lockdep), and its first report, if any. */
   readonly lockdep?: VmLockdepSummary;
 }
@@ -148,11 +198,12 @@ export function buildVmReport(
   const errors: VmReport['errors'][number][] = [];
   let pendingTotal = 0;
   const histograms: string[] = [];
-  for (let vcpu = 0; vcpu < vm.config.vcpus; vcpu++) {
+  for (let vcpu = 0; vcpu < vm.createdVcpus; vcpu++) {
     const result = results[vcpu];
     const pending = pendingVectors(vm, vcpu);
-    const nmiPending = (Atomics.load(control, memory.controlBlockIndex(vcpu, 'requests')) & VcpuRequest.Nmi) !== 0 ? 1 : 0;
-    pendingTotal += pending.length + nmiPending;
+    const requests = Atomics.load(control, memory.controlBlockIndex(vcpu, 'requests'));
+    const requestsPending = [VcpuRequest.Nmi, VcpuRequest.Init, VcpuRequest.StartUp].filter((request) => (requests & request) !== 0).length;
+    pendingTotal += pending.length + requestsPending;
     if (result instanceof Error) errors.push({ vcpu, message: result.message });
     else if (result?.fault !== undefined) faults.push({ vcpu, fault: result.fault, description: describeGuestFault(result.fault) });
     const histogram = result !== undefined && !(result instanceof Error) ? result.latencyHistogram : undefined;
@@ -174,6 +225,8 @@ export function buildVmReport(
   const cause = (index: number): number => sum(perVcpu.map((report) => report.counters.incompleteIpiExits[index] ?? 0));
   const accepted = total('ipisAccepted');
   const delivered = total('interruptsDelivered');
+  const timerInterrupts = total('timerInterruptsAccepted');
+  const discardedByInit = total('interruptsDiscardedByInit');
   const ipis: IpiBalance = {
     commands: total('ipiCommands'),
     sent: total('ipisSent'),
@@ -182,19 +235,24 @@ export function buildVmReport(
     dropped: { illegalVector: total('ipisDroppedIllegalVector'), invalidTarget: total('ipisDroppedInvalidTarget'), unsupported: total('ipisDroppedUnsupported') },
     delivered,
     pending: pendingTotal,
-    lost: accepted - delivered - pendingTotal,
+    timerInterrupts,
+    discardedByInit,
+    lost: accepted + timerInterrupts - delivered - pendingTotal - discardedByInit,
   };
   const lostWakeups = total('lostWakeups');
   const latencyNs = summarizeLatency(mergeLatencyHistograms(histograms));
   const failed = exit.reason === 'fault' || exit.reason === 'timeout' || exit.reason === 'watchdog';
+  // A possible deadlock fails the run, unless the run injected a buggy lock replay to produce one.
+  const lockdep = vm.locks.summary();
+  const unexpectedLockReport = lockdep.report !== undefined && !replayExpectsReport(vm.config.injectLockBug);
   return {
-    vcpus: vm.config.vcpus,
+    vcpus: vm.createdVcpus,
     policy: vm.config.policy,
     ipiVirtualization: vm.config.ipiVirtualization,
     durationSeconds,
     startupSeconds,
     exit,
-    ok: !failed && ipis.lost === 0 && lostWakeups === 0 && errors.length === 0,
+    ok: !failed && ipis.lost === 0 && lostWakeups === 0 && errors.length === 0 && !unexpectedLockReport,
     ipis,
     ipisPerSecond: durationSeconds - startupSeconds > 0 ? delivered / (durationSeconds - startupSeconds) : 0,
     ...(latencyNs === undefined ? {} : { latencyNs }),
@@ -214,6 +272,8 @@ export function buildVmReport(
     faults,
     errors,
     perVcpu,
-    lockdep: vm.locks.summary(),
+    vcpuCreation: vcpuCreationReport(vm, perVcpu),
+    memslots: { ...vm.memslotStatistics },
+    lockdep,
   };
 }

@@ -5,12 +5,17 @@ import { VCPU_WAIT_REASON_NAMES, VcpuRunState, runStateName } from './vcpu-run-s
 import type { VcpuExitReport } from './vcpu.js';
 import type { VmMemory } from './vm-memory.js';
 
-/** Every vCPU finished, or asleep on a doorbell nobody has rung since (idle: nothing can wake it). */
+/**
+ * Every vCPU finished, or asleep on a doorbell nobody has rung since with no timer of its own that
+ * will raise an interrupt (idle: nothing can wake it). Halted vCPUs and application processors in
+ * wait-for-SIPI (run state Blocked, wait reason WaitForStartUp) both count as asleep.
+ */
 export function allVcpusIdle(memory: VmMemory, results: readonly (VcpuExitReport | Error | undefined)[]): boolean {
   const control = memory.control;
-  for (let vcpu = 0; vcpu < memory.vcpuCount; vcpu++) {
+  for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     if (results[vcpu] !== undefined) continue;
     if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')) !== VcpuRunState.Blocked) return false;
+    if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'apicTimerArmed')) !== 0) return false;
     const slot = Atomics.load(control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
     if (slot < 0 || Atomics.load(control, memory.doorbellIndex(slot, 'sleeping')) !== 1) return false;
     if (Atomics.load(control, memory.doorbellIndex(slot, 'ring')) !== Atomics.load(control, memory.doorbellIndex(slot, 'waitValue'))) return false;
@@ -20,7 +25,7 @@ export function allVcpusIdle(memory: VmMemory, results: readonly (VcpuExitReport
 
 export function findStuckVcpu(memory: VmMemory, heartbeats: { value: number; since: number }[], now: number, watchdogMs: number): string | undefined {
   const control = memory.control;
-  for (let vcpu = 0; vcpu < memory.vcpuCount; vcpu++) {
+  for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     const state = Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState'));
     const beat = Atomics.load(control, memory.controlBlockIndex(vcpu, 'heartbeat'));
     const previous = heartbeats[vcpu]!;

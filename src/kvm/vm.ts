@@ -5,17 +5,16 @@
 
 import os from 'node:os';
 import { Piscina } from 'piscina';
-import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES } from '../hw/apic/apic-register.js';
-import { resetApicPage } from '../hw/apic/apic-backing-page.js';
-import { apicId, hostPhysicalApicId } from '../hw/apic/apic-id.js';
 import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
-import { APIC_ACCESS_PAGE_PRIVATE_MEMSLOT, MemslotKind, MemslotSet, memslotId, type MemslotError } from '../memory/memslot.js';
+import { MemslotKind, MemslotSet, memslotId } from '../memory/memslot.js';
 import { guestPhysicalAddress } from '../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from './backing-page-policy.js';
 import { rebuildLogicalApicIdTable } from './apic-map.js';
 import { VcpuRequest, VcpuRunState, runStateName } from './vcpu-run-state.js';
 import { allocateVmBuffers, VmMemory } from './vm-memory.js';
-import { KVM_LOCK_TIMEOUT_MS, KvmLocks } from './kvm-locks.js';
+import { KvmLocks } from './kvm-locks.js';
+import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
+import { VcpuCreation } from './vcpu-creation.js';
 import { buildVmReport, finalExit, type VmExit, type VmReport } from './vm-report.js';
 import { workerEntryUrl } from './worker-entry.js';
 import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
@@ -30,9 +29,15 @@ export interface ProgramLoad {
   readonly bytes: Uint8Array;
   /** Entry point for every vCPU without its own. */
   readonly entryPoint?: number;
-  /** Per-vCPU entry points (vCPU index -> address). */
+  /**
+   * Per-vCPU entry points (vCPU index -> address). A vCPU with neither its own entry nor the default
+   * one is an application processor: it waits for INIT and a start-up IPI, as on a PC.
+   */
   readonly perVcpuEntryPoints?: ReadonlyMap<number, number>;
 }
+
+/** #entryPoints value of a vCPU without an entry point: it starts in wait-for-SIPI. */
+const WAIT_FOR_START_UP = -1;
 
 export interface RunOptions {
   /** Run for this long, then stop (the guest need not finish). */
@@ -60,30 +65,39 @@ export class Vm {
   readonly policy: BackingPagePolicy;
   /** KVM's locks (kvm->lock, slots_lock, slots_arch_lock, kvm->srcu, ...), instrumented; see kvm-locks.ts. */
   readonly locks: KvmLocks;
-  #memslots: MemslotSet;
-  #apicAccessMemslotEnabled = false;
+  readonly #memslots: VmMemslots;
+  /** vCPU creation and the backing-page policy's cost (memslot resizes, re-initialised pages). */
+  readonly creation: VcpuCreation;
   #logicalEntries: ReadonlyMap<number, number> = new Map();
   #entryPoints: number[];
+  #programLoaded = false;
   #pool: Piscina | undefined;
   #started = false;
   #waited = false;
+  /** The run is over (wait() is stopping the vCPUs): no more hot-adds. */
+  #ending = false;
   #startedAt = 0;
   /** When every vCPU had left Created (its worker loaded and running); 0 until then. */
   #allRunningAt = 0;
   #allRunningWaiters: (() => void)[] = [];
   #tasks: Promise<void>[] = [];
+  /** The hot-adds queued so far (hotAddVcpu serialises them). */
+  #hotAdds: Promise<void> = Promise.resolve();
+  #clockOriginNs = '0';
+  #trace = false;
   readonly #results: (VcpuExitReport | Error | undefined)[];
 
   private constructor(config: Required<VmConfig>) {
     this.config = config;
-    this.memory = new VmMemory(allocateVmBuffers(config.vcpus, config.memoryBytes));
-    this.policy = backingPagePolicy(config.policy, config.vcpus);
-    this.locks = new KvmLocks(this.memory, config.vcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
-    this.#entryPoints = new Array<number>(config.vcpus).fill(-1);
-    this.#results = new Array<VcpuExitReport | Error | undefined>(config.vcpus).fill(undefined);
+    this.memory = new VmMemory(allocateVmBuffers(config.maxVcpus, config.memoryBytes));
+    this.policy = backingPagePolicy(config.policy, config.maxVcpus);
+    this.locks = new KvmLocks(this.memory, config.maxVcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
+    this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
+    this.#results = new Array<VcpuExitReport | Error | undefined>(config.maxVcpus).fill(undefined);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
     if (!ram.ok) throw new VmConfigError(ram.error.message);
-    this.#memslots = ram.set;
+    this.#memslots = new VmMemslots(this.memory, this.locks, ram.set, () => this.#started);
+    this.creation = new VcpuCreation(this.memory, this.locks, this.policy, this.#memslots);
   }
 
   /** Creates a VM and its vCPUs (KVM_CREATE_VM, then KVM_CREATE_VCPU for each). */
@@ -91,77 +105,73 @@ export class Vm {
     const full = validateConfig(config);
     const vm = new Vm(full);
     const locks = vm.locks;
-    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', () => vm.#publishMemslots(vm.#memslots, false)));
-    for (let vcpu = 0; vcpu < full.vcpus; vcpu++) await vm.#createVcpu(vcpu);
+    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', () => vm.#memslots.publish(vm.#memslots.set, false)));
+    for (let vcpu = 0; vcpu < full.vcpus; vcpu++) await vm.creation.create(vcpu);
     return vm;
   }
 
   get memslots(): MemslotSet {
-    return this.#memslots;
+    return this.#memslots.set;
+  }
+
+  /** Memslot updates and grace periods so far. */
+  get memslotStatistics(): VmMemslots['statistics'] {
+    return this.#memslots.statistics;
+  }
+
+  /** vCPUs created so far (ids 0..n-1); config.maxVcpus bounds hot-add. */
+  get createdVcpus(): number {
+    return this.memory.createdVcpus();
   }
 
   /**
-   * kvm_vm_ioctl_create_vcpu + avic_init_backing_page: reset the lapic page, write the physical table
-   * entry (Valid + backing page) before the vCPU can be a target, so broadcasts reach it at once
-   * (spec §4 item 6), and create the APIC-access memslot on the first vCPU (spec §2.8).
+   * KVM_CREATE_VCPU while the VM runs (or before it starts): creates the next vCPU id under the
+   * backing-page policy (vcpu-creation.ts) and, once the VM runs, starts its worker at its entry
+   * point. Resolves with the new vCPU's index once it is a valid IPI target.
    */
-  async #createVcpu(vcpu: number): Promise<void> {
-    const locks = this.locks;
-    const control = this.memory.control;
-    await locks.inContext(`KVM_CREATE_VCPU ${vcpu}`, async () => {
-      // kvm->lock covers precreate and the final publish only; the arch create (the APIC-access page,
-      // under slots_lock) runs outside it, as in kvm_vm_ioctl_create_vcpu (spec §2.8).
-      await locks.withMutex(locks.kvmLock, 'kvm_vm_ioctl_create_vcpu: precreate', async () => {
-        Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Created);
-        Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'), -1);
-      });
-      await this.#allocateApicAccessPage();
-      await locks.withMutex(locks.kvmLock, 'kvm_vm_ioctl_create_vcpu: publish', () =>
-        locks.withMutex(locks.vcpuMutexes[vcpu]!, 'kvm_vm_ioctl_create_vcpu: install the vCPU fd', async () => {
-          resetApicPage(this.memory.apicPageWords, this.memory.apicPageBase(vcpu), apicId(vcpu));
-          this.memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
-            hostPhysicalApicId: hostPhysicalApicId(0),
-            backingPagePointer: this.policy.backingPagePointer(vcpu),
-            isRunning: false,
-            isValid: true,
-          });
-        }));
-    });
+  hotAddVcpu(): Promise<number> {
+    // One creation at a time, in id order (KVM serialises them under kvm->lock and checks the id):
+    // concurrent calls queue behind each other; a failed one does not stop the next.
+    const next = this.#hotAdds.then(() => this.#hotAddNext());
+    this.#hotAdds = next.then(() => undefined, () => undefined);
+    return next;
   }
 
-  /** kvm_alloc_apic_access_page: one 4 KiB private slot at 0xFEE00000, created once, under slots_lock. */
-  async #allocateApicAccessPage(): Promise<void> {
-    await this.locks.withMutex(this.locks.slotsLock, 'kvm_alloc_apic_access_page', async () => {
-      if (this.#apicAccessMemslotEnabled) return;
-      const result = this.#memslots.createMemslot({
-        id: APIC_ACCESS_PAGE_PRIVATE_MEMSLOT,
-        guestPhysicalAddress: guestPhysicalAddress(APIC_DEFAULT_PHYSICAL_BASE),
-        size: APIC_PAGE_BYTES,
-        hostOffset: 0,
-        kind: MemslotKind.apicAccess,
-      });
-      if (!result.ok) throw new VmConfigError(`cannot create the APIC-access memslot: ${result.error.message}`);
-      await this.#publishMemslots(result.set, true);
-      this.#apicAccessMemslotEnabled = true;
-    });
+  async #hotAddNext(): Promise<number> {
+    const vcpu = this.createdVcpus;
+    if (vcpu >= this.config.maxVcpus) throw new VmConfigError(`cannot hot-add a vCPU: all ${this.config.maxVcpus} (maxVcpus) exist`);
+    if (this.#ending) throw new VmConfigError('cannot hot-add a vCPU after the run ended');
+    const started = performance.now();
+    await this.creation.create(vcpu);
+    if (this.#ending) throw new VmConfigError(`vCPU ${vcpu} was created as the run ended; it did not run`);
+    if (this.#started) {
+      this.creation.statistics.hotAdds++;
+      this.creation.statistics.hotAddMs.push(performance.now() - started);
+      this.#allRunningAt = 0;
+      this.#startVcpuTask(vcpu);
+    }
+    return vcpu;
   }
 
   /** Copies a program into guest RAM and records entry points. Before run() only. */
   loadProgram(program: ProgramLoad): void {
     if (this.#started) throw new VmConfigError('load the program before the VM runs');
     const access = new GuestMemoryAccess(this.memory.buffers.ram);
-    access.setWindows(this.#memslots.slots.filter((slot) => slot.kind === MemslotKind.ram));
+    access.setWindows(this.#memslots.set.slots.filter((slot) => slot.kind === MemslotKind.ram));
     const end = program.origin + program.bytes.length;
-    const stackFloor = this.config.memoryBytes - this.config.vcpus * this.config.stackBytesPerVcpu;
+    const stackFloor = this.config.memoryBytes - this.config.maxVcpus * this.config.stackBytesPerVcpu;
     if (end > stackFloor) {
       throw new VmConfigError(`the program (0x${program.origin.toString(16)}-0x${end.toString(16)}) overlaps the vCPU stacks, which start at 0x${stackFloor.toString(16)}; give the VM more memory`);
     }
     if (!access.load(program.origin, program.bytes)) throw new VmConfigError(`the program at 0x${program.origin.toString(16)} does not fit in guest RAM`);
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
-      const entry = program.perVcpuEntryPoints?.get(vcpu) ?? program.entryPoint;
-      if (entry === undefined) throw new VmConfigError(`no entry point for vCPU ${vcpu}: add ".entry <label>" (all vCPUs) or ".entry <label>, ${vcpu}"`);
-      this.#entryPoints[vcpu] = entry;
+    const entries = Array.from({ length: this.config.maxVcpus }, (_, vcpu) => program.perVcpuEntryPoints?.get(vcpu) ?? program.entryPoint);
+    if (entries.every((entry) => entry === undefined)) {
+      throw new VmConfigError('no vCPU has an entry point: add ".entry <label>" (all vCPUs start there) or ".entry <label>, 0" (only the bootstrap vCPU starts; the others wait for INIT and start-up IPIs)');
     }
+    // A vCPU with an entry point starts there at once (stress programs start every vCPU this way);
+    // one without is an application processor in wait-for-SIPI until the guest brings it up.
+    for (const [vcpu, entry] of entries.entries()) this.#entryPoints[vcpu] = entry ?? WAIT_FOR_START_UP;
+    this.#programLoaded = true;
   }
 
   // ---- memslots (kvm_set_memory_region), main thread, under slots_lock ----
@@ -178,57 +188,8 @@ export class Vm {
     await this.#updateMemslots((set) => set.moveMemslot(memslotId(id), guestPhysicalAddress(newGuestPhysicalAddress)), true);
   }
 
-  async #updateMemslots(edit: (set: MemslotSet) => { ok: true; set: MemslotSet } | { ok: false; error: MemslotError }, removesMemory: boolean): Promise<void> {
-    const locks = this.locks;
-    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', async () => {
-      const result = edit(this.#memslots);
-      if (!result.ok) throw new VmConfigError(result.error.message);
-      await this.#publishMemslots(result.set, removesMemory);
-    }));
-  }
-
-  /**
-   * kvm_swap_active_memslots: write the inactive copy, publish, wait for a grace period, then bring the
-   * old copy up to date. A delete or move waits twice (KVM first installs an invalid copy; here the
-   * second grace period stands for it). The grace period covers SRCU readers (vCPUs handling exits)
-   * and vCPUs in guest mode with an old RAM window (the TLB flush KVM does with a kick). slots_arch_lock
-   * covers writing and publishing the inactive copy and is dropped before the grace period (§3.3).
-   */
-  async #publishMemslots(set: MemslotSet, removesMemory: boolean): Promise<void> {
-    this.locks.assertSlotsLockHeld();
-    const snapshot = this.memory.memslots;
-    await this.locks.slotsArchLock.lockAsync('kvm_set_memslot', KVM_LOCK_TIMEOUT_MS);
-    let generation: number;
-    try {
-      snapshot.writeInactiveCopy(set);
-      generation = snapshot.publish();
-    } finally {
-      this.locks.slotsArchLock.unlock(); // kvm_swap_active_memslots: before synchronize_srcu
-    }
-    this.#memslots = set;
-    if (this.#started) {
-      await this.#waitForMemslotGracePeriod(generation);
-      if (removesMemory) await this.#waitForMemslotGracePeriod(generation);
-    }
-    snapshot.writeInactiveCopy(set);
-  }
-
-  async #waitForMemslotGracePeriod(generation: number): Promise<void> {
-    await this.locks.srcu.synchronize({ site: 'kvm_swap_active_memslots: synchronize_srcu', timeoutMs: KVM_LOCK_TIMEOUT_MS });
-    const control = this.memory.control;
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
-      const observed = this.memory.controlBlockIndex(vcpu, 'observedMemslotGeneration');
-      const mode = this.memory.controlBlockIndex(vcpu, 'mode');
-      const deadline = performance.now() + 10_000;
-      for (;;) {
-        const seen = Atomics.load(control, observed);
-        if (seen - generation >= 0 || Atomics.load(control, mode) === 0 || Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'finished')) === 1) break;
-        if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not acknowledge memslot generation ${generation} within 10 s`);
-        this.memory.kick(vcpu, VcpuRequest.MemslotsChanged);
-        const wait = Atomics.waitAsync(control, observed, seen, 5);
-        if (wait.async) await wait.value;
-      }
-    }
+  async #updateMemslots(edit: MemslotEdit, removesMemory: boolean): Promise<void> {
+    await this.#memslots.update(edit, removesMemory);
   }
 
   // ---- running ----
@@ -245,39 +206,45 @@ export class Vm {
    */
   start(options: StartOptions = {}): void {
     if (this.#started) throw new VmConfigError('a VM runs once');
-    if (this.#entryPoints.some((entry) => entry < 0)) throw new VmConfigError('load a program before running the VM');
+    if (!this.#programLoaded) throw new VmConfigError('load a program before running the VM');
     this.#started = true;
     this.#startedAt = performance.now();
-    const pool = new Piscina({
+    this.#pool = new Piscina({
       filename: workerEntryUrl(),
-      minThreads: this.config.vcpus,
-      maxThreads: this.config.vcpus,
+      minThreads: this.createdVcpus,
+      maxThreads: this.config.maxVcpus,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1,
-      maxQueue: 0,
+      // A hot-added vCPU's task may arrive while an earlier one still waits for its new thread: queue it
+      // (piscina then starts another thread, up to maxThreads) rather than reject it.
+      maxQueue: this.config.maxVcpus,
     });
-    this.#pool = pool;
-    const clockOriginNs = process.hrtime.bigint().toString();
-    this.#tasks = this.#entryPoints.map((entryPoint, vcpu) => {
-      const startup: VcpuStartup = {
-        buffers: this.memory.buffers,
-        vcpu,
-        policy: this.config.policy,
-        ipiVirtualization: this.config.ipiVirtualization,
-        haltPolling: this.config.haltPolling,
-        hostCores: os.availableParallelism(),
-        clockOriginNs,
-        entryPoint,
-        stackTop: this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu,
-        trace: options.trace ?? false,
-        locks: this.locks.shared,
-      };
-      // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
-      return pool.run(startup).then(
-        (report: VcpuExitReport) => { this.#results[vcpu] = report; },
-        (error: unknown) => { this.#results[vcpu] = error instanceof Error ? error : new Error(String(error)); },
-      ).finally(() => this.memory.ringMainDoorbell());
-    });
+    this.#clockOriginNs = process.hrtime.bigint().toString();
+    this.#trace = options.trace ?? false;
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpuTask(vcpu);
+  }
+
+  /** One long-running piscina task runs vCPU `vcpu` (KVM_RUN) until it is done or stopped. */
+  #startVcpuTask(vcpu: number): void {
+    const startup: VcpuStartup = {
+      buffers: this.memory.buffers,
+      vcpu,
+      policy: this.config.policy,
+      ipiVirtualization: this.config.ipiVirtualization,
+      haltPolling: this.config.haltPolling,
+      hostCores: os.availableParallelism(),
+      clockOriginNs: this.#clockOriginNs,
+      entryPoint: Math.max(0, this.#entryPoints[vcpu]!),
+      waitForStartUp: this.#entryPoints[vcpu] === WAIT_FOR_START_UP,
+      stackTop: this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu,
+      trace: this.#trace,
+      locks: this.locks.shared,
+    };
+    // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
+    this.#tasks.push(this.#pool!.run(startup).then(
+      (report: VcpuExitReport) => { this.#results[vcpu] = report; },
+      (error: unknown) => { this.#results[vcpu] = error instanceof Error ? error : new Error(String(error)); },
+    ).finally(() => this.memory.ringMainDoorbell()));
   }
 
   /** Waits for the run started by start() to end (see RunOptions), stops every vCPU and reports. */
@@ -286,6 +253,7 @@ export class Vm {
     this.#waited = true;
     const results = this.#results;
     const exit = await this.#supervise(results, options, this.#startedAt);
+    this.#ending = true;
     // Whoever waits for "all running" must not wait past the end of the run.
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
     // The wait-for graph is taken while the stuck threads still hold and wait (before stopping them).
@@ -294,6 +262,7 @@ export class Vm {
     const endedAt = performance.now();
     await this.#pool?.destroy().catch(() => undefined);
     const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
+    this.creation.countStrandedAtEnd();
     return buildVmReport(this, finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()), results, {
       durationSeconds: (endedAt - this.#startedAt) / 1000,
       startupSeconds: (runningAt - this.#startedAt) / 1000,
@@ -312,10 +281,10 @@ export class Vm {
    */
   async pause(timeoutMs = 10_000): Promise<void> {
     this.#assertRunning('pause');
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Pause);
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Pause);
     const control = this.memory.control;
     const deadline = performance.now() + timeoutMs;
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
       const runState = this.memory.controlBlockIndex(vcpu, 'runState');
       for (;;) {
         const state = Atomics.load(control, runState);
@@ -331,7 +300,7 @@ export class Vm {
   /** Lets paused vCPUs run again. */
   resume(): void {
     this.#assertRunning('resume');
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
       Atomics.and(this.memory.control, this.memory.controlBlockIndex(vcpu, 'requests'), ~VcpuRequest.Pause);
       this.memory.kick(vcpu, 0);
     }
@@ -339,7 +308,7 @@ export class Vm {
 
   /** Run state of every vCPU, by name (for tests and tools). */
   runStates(): string[] {
-    return Array.from({ length: this.config.vcpus }, (_, vcpu) => runStateName(Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState'))));
+    return Array.from({ length: this.createdVcpus }, (_, vcpu) => runStateName(Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState'))));
   }
 
   #assertRunning(what: string): void {
@@ -347,7 +316,7 @@ export class Vm {
   }
 
   #checkVcpu(vcpu: number): number {
-    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.config.vcpus) throw new VmConfigError(`no vCPU ${vcpu} (this VM has ${this.config.vcpus})`);
+    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.createdVcpus) throw new VmConfigError(`no vCPU ${vcpu} (this VM has ${this.createdVcpus})`);
     return vcpu;
   }
 
@@ -362,7 +331,7 @@ export class Vm {
   }
 
   #noteAllRunning(): void {
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) {
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
       if (Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState')) === VcpuRunState.Created) return;
     }
     this.#allRunningAt = performance.now();
@@ -372,7 +341,7 @@ export class Vm {
   /** IPI messages sent so far, summed over vCPUs (read live from their counters; for progress). */
   liveIpisSent(): number {
     let total = 0;
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) total += this.memory.controlFloat64[this.memory.statisticIndex(vcpu, 'ipisSent')]!;
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) total += this.memory.controlFloat64[this.memory.statisticIndex(vcpu, 'ipisSent')]!;
     return total;
   }
 
@@ -389,7 +358,7 @@ export class Vm {
     const doorbell = this.memory.headerIndex('mainDoorbell');
     const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
     const watchdogMs = (options.watchdogSeconds ?? 10) * 1000;
-    const heartbeats = new Array<{ value: number; since: number }>(this.config.vcpus).fill({ value: -1, since: started });
+    const heartbeats = new Array<{ value: number; since: number }>(this.config.maxVcpus).fill({ value: -1, since: started });
     let lastProgress = started;
     for (;;) {
       const seen = Atomics.load(control, doorbell);
@@ -398,7 +367,7 @@ export class Vm {
       const now = performance.now();
       const failed = results.findIndex((result) => result instanceof Error || (result !== undefined && result.reason === 'fault'));
       if (failed >= 0) return { reason: 'fault', detail: `vCPU ${failed} stopped the VM` };
-      if (results.every((result) => result !== undefined)) return { reason: 'all-done', detail: 'every vCPU reported done' };
+      if (results.slice(0, this.createdVcpus).every((result) => result !== undefined)) return { reason: 'all-done', detail: 'every vCPU reported done' };
       if (options.seconds === undefined && allVcpusIdle(this.memory, results)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
       if (now - started >= limitMs) {
         return options.seconds !== undefined
@@ -429,13 +398,13 @@ export class Vm {
   /** Asks every vCPU to stop and waits, bounded; returns a watchdog exit naming the vCPUs that did not. */
   async #stopAll(tasks: Promise<void>[], results: (VcpuExitReport | Error | undefined)[], stopTimeoutSeconds: number): Promise<VmExit | undefined> {
     Atomics.store(this.memory.control, this.memory.headerIndex('stopRequested'), 1);
-    for (let vcpu = 0; vcpu < this.config.vcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Stop);
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Stop);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000); });
     const outcome = await Promise.race([Promise.all(tasks).then(() => 'stopped' as const), timeout]);
     clearTimeout(timer);
     if (outcome === 'stopped') return undefined;
-    const stuck = results.map((result, vcpu) => (result === undefined ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
+    const stuck = results.slice(0, this.createdVcpus).map((result, vcpu) => (result === undefined ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
     await this.#pool?.destroy().catch(() => undefined);
     const states = stuck.map((vcpu) => describeVcpu(this.memory, vcpu)).join('; ');
     return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`, stuckVcpus: stuck };

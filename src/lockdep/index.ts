@@ -10,7 +10,7 @@ export { LockMode, DependencyType, DEPENDENCY_TYPE_NAMES, MAX_HELD_LOCKS, lockde
 export type { LockdepDimensions } from './lockdep-layout.js';
 export { LockdepReportKind, formatCircularSplat, formatRecursiveSplat } from './lockdep-splat.js';
 export type { LockdepReport, SplatAcquisition, SplatLink } from './lockdep-splat.js';
-export { LockAssertionError, LockWaitTimeout, LockdepMisuseError } from './lockdep-errors.js';
+export { LockAssertionError, LockWaitAborted, LockWaitTimeout, LockdepMisuseError } from './lockdep-errors.js';
 export type { LockdepMisuseReason } from './lockdep-errors.js';
 export { MAIN_THREAD_SLOT } from './lockdep-threads.js';
 export { InstrumentedMutex } from './instrumented-lock.js';
@@ -18,5 +18,6 @@ export { InstrumentedRwSemaphore } from './instrumented-rw-semaphore.js';
 export type { RwSemaphoreOptions } from './instrumented-rw-semaphore.js';
 export { InstrumentedSrcu } from './instrumented-srcu.js';
 export type { SrcuSynchronizeRequest } from './instrumented-srcu.js';
-export { buildWaitForGraph, formatWaitForGraph } from './wait-for-graph.js';
+export { buildWaitForGraph, formatWaitForGraph, waitCycleClasses } from './wait-for-graph.js';
 export type { WaitForGraph, LockHolding, ThreadWaitEdge } from './wait-for-graph.js';
+export { setWord, sleepBlocking, waitForWordAsync, waitForWordBlocking } from './lock-wait.js';

@@ -11,7 +11,7 @@
 //   reports it; the wait then times out naming the holder itself).
 
 import { LockKind, type LockClass } from './lock-class.js';
-import { LockWaitTimeout, LockdepMisuseError } from './lockdep-errors.js';
+import { LockWaitAborted, LockWaitTimeout, LockdepMisuseError } from './lockdep-errors.js';
 import { LockInstanceKind, LockMode } from './lockdep-layout.js';
 import type { Lockdep, LockClassReference } from './lockdep.js';
 import { assertMayBlock, checkTimeout, waitAsync, waitBlocking, wakeWaiters, type AcquireAttempt, type LockWord } from './lock-wait.js';
@@ -74,7 +74,8 @@ export class LockHandle {
     const startedAt = performance.now();
     this.lockdep.threads.setWaiting(wait.slot, this.instance, wait.mode);
     try {
-      if (!waitBlocking(this.word, attempt, startedAt + wait.timeoutMs)) throw this.timeout(wait, startedAt);
+      const outcome = waitBlocking(this.word, attempt, startedAt + wait.timeoutMs, this.#aborted);
+      if (outcome !== 'acquired') throw this.#failure(outcome, wait, startedAt);
     } finally {
       this.lockdep.threads.clearWaiting(wait.slot);
     }
@@ -86,10 +87,21 @@ export class LockHandle {
     const startedAt = performance.now();
     this.lockdep.threads.setWaiting(wait.slot, this.instance, wait.mode);
     try {
-      if (!(await waitAsync(this.word, attempt, startedAt + wait.timeoutMs))) throw this.timeout(wait, startedAt);
+      const outcome = await waitAsync(this.word, attempt, startedAt + wait.timeoutMs, this.#aborted);
+      if (outcome !== 'acquired') throw this.#failure(outcome, wait, startedAt);
     } finally {
       this.lockdep.threads.clearWaiting(wait.slot);
     }
+  }
+
+  readonly #aborted = (): boolean => this.lockdep.waitsAborted;
+
+  #failure(outcome: 'timedOut' | 'aborted', wait: WaitDescription, startedAt: number): Error {
+    return outcome === 'aborted' ? this.aborted(wait) : this.timeout(wait, startedAt);
+  }
+
+  aborted(wait: WaitDescription): LockWaitAborted {
+    return new LockWaitAborted(this.displayName, wait.waitKind, this.lockdep.threadName(wait.slot));
   }
 
   timeout(wait: WaitDescription, startedAt: number, cause?: unknown): LockWaitTimeout {

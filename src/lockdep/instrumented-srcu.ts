@@ -19,7 +19,7 @@ import { LockMode } from './lockdep-layout.js';
 import { WAITING_FOR_GRACE_PERIOD } from './lockdep-threads.js';
 import type { Lockdep, LockClassReference } from './lockdep.js';
 import { LockHandle, ReaderDepths, type WaitDescription } from './instrumented-lock.js';
-import { assertMayBlock } from './lock-wait.js';
+import { WAIT_SLICE_MS, assertMayBlock } from './lock-wait.js';
 
 export interface SrcuSynchronizeRequest {
   readonly site: string;
@@ -83,11 +83,19 @@ export class InstrumentedSrcu {
   async synchronize(request: SrcuSynchronizeRequest): Promise<void> {
     const wait = this.#beginSynchronize(request.site, request.timeoutMs);
     const startedAt = performance.now();
+    // Lockdep.abortWaits() is a shared word, not a signal: poll it once per wait slice.
+    const teardown = new AbortController();
+    const poll = setInterval(() => {
+      if (this.#lockdep.waitsAborted) teardown.abort();
+    }, WAIT_SLICE_MS);
+    const signal = request.signal === undefined ? teardown.signal : AbortSignal.any([request.signal, teardown.signal]);
     try {
-      await this.srcu.synchronize({ timeoutMs: request.timeoutMs, ...(request.signal === undefined ? {} : { signal: request.signal }) });
+      if (this.#lockdep.waitsAborted) teardown.abort();
+      await this.srcu.synchronize({ timeoutMs: request.timeoutMs, signal });
     } catch (error) {
-      throw this.#translate(error, wait, startedAt);
+      throw teardown.signal.aborted ? this.#handle.aborted(wait) : this.#translate(error, wait, startedAt);
     } finally {
+      clearInterval(poll);
       this.#lockdep.threads.clearWaiting(wait.slot);
     }
   }

@@ -64,6 +64,12 @@ export const KVM_LOCK_CLASS_SPECS = [
     protects: 'interrupt routing updates',
     comment: 'inside kvm->lock and kvm->slots_lock (rarely taken together)',
   },
+  {
+    name: 'kvm->arch.xen.xen_lock',
+    kind: LockKind.Mutex,
+    protects: 'Xen event-channel and shared-info state (stand-in for per-VM state a vCPU exit handler updates)',
+    comment: 'a leaf inside vcpu->mutex, so it may be taken inside kvm->srcu (310bc39546a4, the fix of S4)',
+  },
 ] as const satisfies readonly LockClassSpec[];
 
 export type KvmLockClassName = (typeof KVM_LOCK_CLASS_SPECS)[number]['name'];
@@ -122,6 +128,7 @@ export const KVM_DOCUMENTED_ORDERS: readonly DocumentedLockOrder[] = [
   order('kvm->slots_lock', 'kvm->srcu', 'locking.rst: synchronize_srcu(&kvm->srcu) is called inside kvm->slots_lock', { inner: 'synchronize' }),
   order('vcpu->mutex', 'kvm->srcu', 'locking.rst (2023-01): synchronize_srcu is called inside vcpu->mutex', { inner: 'synchronize' }),
   order('kvm->lock', 'kvm->srcu', 'locking.rst (2023-01): synchronize_srcu is called inside kvm->lock', { inner: 'synchronize' }),
+  order('vcpu->mutex', 'kvm->arch.xen.xen_lock', 'locking.rst (newer): vcpu->mutex is taken outside kvm->arch.xen.xen_lock'),
   order('kvm->srcu', 'kvm->slots_arch_lock', 'locking.rst: slots_arch_lock may be taken inside kvm->srcu (vmexit handling)', {
     outerHeld: 'read',
   }),

@@ -36,16 +36,23 @@ export function assertMayBlock(what: string): void {
   if (isMainThread) throw new LockdepMisuseError('blockingOnMainThread', what);
 }
 
-/** Workers: retries `attempt` until it succeeds (true) or `deadline` (performance.now) passes (false). */
-export function waitBlocking(word: LockWord, attempt: AcquireAttempt, deadline: number): boolean {
+export type WaitOutcome = 'acquired' | 'timedOut' | 'aborted';
+
+/** True once the run is being torn down (Lockdep.abortWaits): checked once per wait slice. */
+export type AbortCheck = () => boolean;
+const NEVER_ABORTED: AbortCheck = () => false;
+
+/** Workers: retries `attempt` until it succeeds, `deadline` (performance.now) passes, or `aborted()`. */
+export function waitBlocking(word: LockWord, attempt: AcquireAttempt, deadline: number, aborted: AbortCheck = NEVER_ABORTED): WaitOutcome {
   assertMayBlock('a blocking lock wait');
   Atomics.add(word.int32, word.waitersIndex, 1);
   try {
     for (;;) {
       const observed = attempt();
-      if (observed === undefined) return true;
+      if (observed === undefined) return 'acquired';
+      if (aborted()) return 'aborted';
       const remaining = deadline - performance.now();
-      if (remaining <= 0) return false;
+      if (remaining <= 0) return 'timedOut';
       Atomics.wait(word.int32, word.stateIndex, observed, Math.min(WAIT_SLICE_MS, remaining));
     }
   } finally {
@@ -54,19 +61,64 @@ export function waitBlocking(word: LockWord, attempt: AcquireAttempt, deadline: 
 }
 
 /** Main (or any thread that must not block): the same loop with waitAsync. */
-export async function waitAsync(word: LockWord, attempt: AcquireAttempt, deadline: number): Promise<boolean> {
+export async function waitAsync(word: LockWord, attempt: AcquireAttempt, deadline: number, aborted: AbortCheck = NEVER_ABORTED): Promise<WaitOutcome> {
   Atomics.add(word.int32, word.waitersIndex, 1);
   try {
     for (;;) {
       const observed = attempt();
-      if (observed === undefined) return true;
+      if (observed === undefined) return 'acquired';
+      if (aborted()) return 'aborted';
       const remaining = deadline - performance.now();
-      if (remaining <= 0) return false;
+      if (remaining <= 0) return 'timedOut';
       const result = Atomics.waitAsync(word.int32, word.stateIndex, observed, Math.min(WAIT_SLICE_MS, remaining));
       if (result.async) await settleWithin(result.value, Math.min(WAIT_SLICE_MS, remaining));
     }
   } finally {
     Atomics.sub(word.int32, word.waitersIndex, 1);
+  }
+}
+
+// ---- handshake words (lock replays and scenario files order their threads with these) ----
+// A handshake word goes from 0 to non-zero once; the setter stores, then notifies. A waiter checks,
+// then waits only while the word is still 0, so a store between the check and the wait is seen.
+
+/** Workers: waits until int32[index] !== 0; false at the deadline or when aborted. */
+export function waitForWordBlocking(int32: Int32Array, index: number, deadline: number, aborted: AbortCheck = NEVER_ABORTED): boolean {
+  assertMayBlock('a handshake wait');
+  for (;;) {
+    if (Atomics.load(int32, index) !== 0) return true;
+    if (aborted()) return false;
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) return false;
+    Atomics.wait(int32, index, 0, Math.min(WAIT_SLICE_MS, remaining));
+  }
+}
+
+/** Main: the same with waitAsync. */
+export async function waitForWordAsync(int32: Int32Array, index: number, deadline: number, aborted: AbortCheck = NEVER_ABORTED): Promise<boolean> {
+  for (;;) {
+    if (Atomics.load(int32, index) !== 0) return true;
+    if (aborted()) return false;
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) return false;
+    const result = Atomics.waitAsync(int32, index, 0, Math.min(WAIT_SLICE_MS, remaining));
+    if (result.async) await settleWithin(result.value, Math.min(WAIT_SLICE_MS, remaining));
+  }
+}
+
+/** Sets a handshake word and wakes its waiters. */
+export function setWord(int32: Int32Array, index: number, value = 1): void {
+  Atomics.store(int32, index, value);
+  Atomics.notify(int32, index);
+}
+
+/** Workers: sleeps `ms` (a scenario file's "sleep" step), in bounded slices, giving up when aborted. */
+export function sleepBlocking(ms: number, aborted: AbortCheck = NEVER_ABORTED): void {
+  assertMayBlock('a sleep');
+  const nothing = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = performance.now() + ms;
+  for (let remaining = ms; remaining > 0 && !aborted(); remaining = deadline - performance.now()) {
+    Atomics.wait(nothing, 0, 0, Math.min(WAIT_SLICE_MS, remaining));
   }
 }
 

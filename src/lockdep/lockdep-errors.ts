@@ -80,3 +80,16 @@ export class LockWaitTimeout extends Error {
     this.waitedMs = details.waitedMs;
   }
 }
+
+/** A lock wait abandoned because the run is being torn down (Lockdep.abortWaits), not because it ran out. */
+export class LockWaitAborted extends Error {
+  readonly lockName: string;
+  readonly waiterName: string;
+
+  constructor(lockName: string, waitKind: string, waiterName: string) {
+    super(`${waiterName} stopped waiting for ${waitKind} ${lockName}: the run is being torn down`);
+    this.name = 'LockWaitAborted';
+    this.lockName = lockName;
+    this.waiterName = waiterName;
+  }
+}

@@ -78,6 +78,7 @@ export const LockdepHeader = defineStruct('LockdepHeader', {
   labelCount: { type: 'i32', writer: 'any thread interning a label: Atomics.add' },
   labelBytesUsed: { type: 'i32', writer: 'any thread interning a label: Atomics.add' },
   dependencyCount: { type: 'i32', writer: 'any validating thread: Atomics.add (diagnostics)' },
+  waitsAborted: { type: 'i32', writer: 'main, tearing a run down: store 1 (every lock wait then gives up within a slice)' },
   reportState: { type: 'i32', writer: 'the first reporter: 1 while writing, 2 when ready' },
   reportKind: { type: 'i32', writer: 'the first reporter' },
   reportThread: { type: 'i32', writer: 'the first reporter', description: 'label id of the reporting thread name' },

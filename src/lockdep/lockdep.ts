@@ -6,7 +6,7 @@
 //   1. AA: if T already holds C, report "possible recursive locking" unless M is a recursive read
 //      and the held one is a read (srcu_read_lock inside srcu_read_lock is fine; synchronize_srcu
 //      inside srcu_read_lock is the S1 self-deadlock).
-//   2. For each lock H that T holds, add the edge H -> C typed by (H's mode, M). Every held lock,
+//   2. For each lock H that T holds, most recent first, add the edge H -> C typed by (H's mode, M). Every held lock,
 //      not only the top one: with recursive readers the relation is not transitive (X -(ER)-> Y
 //      -(SN)-> Z is not a strong X ->* Z), so the kernel's "top lock only" shortcut could miss one.
 //   3. When an edge is new, search for a strong path C ->* H (dependency-graph.ts). Found: report
@@ -157,6 +157,20 @@ export class Lockdep {
     return this.#reports.debugLocks;
   }
 
+  /** True once abortWaits() was called, in any thread: every lock wait then gives up within a slice. */
+  get waitsAborted(): boolean {
+    return Atomics.load(this.#int32, this.#indices.header('waitsAborted')) !== 0;
+  }
+
+  /**
+   * Tearing a run down (a watchdog fired, a scenario ended): every thread's lock and grace-period
+   * waits on this region throw LockWaitAborted within one wait slice instead of running to their
+   * bound. Not undone: the region is finished with.
+   */
+  abortWaits(): void {
+    Atomics.store(this.#int32, this.#indices.header('waitsAborted'), 1);
+  }
+
   currentThreadSlot(): number {
     return this.threads.current();
   }
@@ -191,7 +205,11 @@ export class Lockdep {
       this.#reportRecursive(context, conflicting, next, synchronize, held);
       return;
     }
-    for (const entry of held) {
+    // Most recent first, as check_prevs_add walks the held locks: the cycle through the innermost
+    // held lock is the one reported (a vCPU taking kvm->lock inside SRCU inside vcpu->mutex gets the
+    // SRCU cycle, the deadlock it is in, not the vcpu->mutex one).
+    for (let position = held.length - 1; position >= 0; position--) {
+      const entry = held[position]!;
       if (entry.classId !== next.classId && this.#addDependency(context, entry, next, synchronize, held)) return;
     }
   }

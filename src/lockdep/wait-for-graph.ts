@@ -168,3 +168,12 @@ function formatCycle(graph: WaitForGraph, thread: (slot: number) => string, lock
   const steps = graph.cycle.slice(0, -1).map((slot) => `${thread(slot)} -> ${lock(waitOf.get(slot)?.instance ?? -1)}`);
   return ['DEADLOCK: a cycle of waits:', `  ${steps.join(' -> ')} -> ${thread(graph.cycle[0] ?? -1)}`];
 }
+
+/** Lock classes the threads around the cycle of waits wait for, in order, closed; [] without a cycle. */
+export function waitCycleClasses(lockdep: Lockdep): string[] {
+  const graph = buildWaitForGraph(lockdep);
+  if (graph.cycle === undefined) return [];
+  const waitOf = new Map(graph.waits.map((wait) => [wait.slot, wait.instance]));
+  const classes = graph.cycle.slice(0, -1).map((slot) => lockdep.classes.byId(lockdep.instances.describe(waitOf.get(slot) ?? 0).classId).name);
+  return classes.length === 0 ? [] : [...classes, classes[0]!];
+}

@@ -46,6 +46,8 @@ export function memslotId(value: number): MemslotId {
  * 'apicAccess' may use it, and that kind may use no other id.
  */
 export const APIC_ACCESS_PAGE_PRIVATE_MEMSLOT = memslotId(31);
+/** Largest APIC-access slot: one page per x2AVIC physical ID (the rfc-v2 policy's growth bound). */
+export const APIC_ACCESS_SLOT_MAX_PAGES = 512;
 
 export const MemslotKind = {
   /** Ordinary guest RAM: accesses go to the RAM pool at hostOffset. */
@@ -145,7 +147,7 @@ export const memslotError = {
       kind: 'privateSlotMisuse',
       id,
       slotKind,
-      message: `memslot ${id} of kind ${slotKind}: the APIC-access page is exactly slot ${APIC_ACCESS_PAGE_PRIVATE_MEMSLOT}, one page, and that slot is nothing else`,
+      message: `memslot ${id} of kind ${slotKind}: the APIC-access page is exactly slot ${APIC_ACCESS_PAGE_PRIVATE_MEMSLOT}, 1 to ${APIC_ACCESS_SLOT_MAX_PAGES} pages, and that slot is nothing else`,
     }) as const,
 } as const;
 
@@ -278,7 +280,9 @@ export class MemslotSet {
   /** Checks that do not depend on where the slot is placed. */
   #checkShape(slot: Memslot): MemslotError | undefined {
     const isPrivateId = slot.id === APIC_ACCESS_PAGE_PRIVATE_MEMSLOT;
-    if (isPrivateId !== (slot.kind === MemslotKind.apicAccess) || (isPrivateId && slot.size !== PAGE_SIZE)) {
+    // Upstream KVM's private slot is one page; the 2016 RFC grew it to one page per vCPU id
+    // (backing-page-policy.ts), so up to the x2AVIC table's 512 pages are allowed.
+    if (isPrivateId !== (slot.kind === MemslotKind.apicAccess) || (isPrivateId && !(slot.size >= PAGE_SIZE && slot.size <= APIC_ACCESS_SLOT_MAX_PAGES * PAGE_SIZE))) {
       return memslotError.privateSlotMisuse(slot.id, slot.kind);
     }
     if (!Number.isInteger(slot.size) || slot.size <= 0) return memslotError.emptySlot(slot.id, slot.size);
@@ -286,7 +290,8 @@ export class MemslotSet {
     if (!Number.isInteger(slot.hostOffset) || slot.hostOffset < 0 || !isPageAligned(slot.hostOffset)) {
       return memslotError.misaligned('hostOffset', slot.hostOffset);
     }
-    if (slot.hostOffset + slot.size > this.poolBytes) {
+    // The APIC-access slot's accesses go to backing pages, not the RAM pool (only its first page is named).
+    if (slot.hostOffset + (slot.kind === MemslotKind.apicAccess ? PAGE_SIZE : slot.size) > this.poolBytes) {
       return memslotError.outsidePool(slot.hostOffset, slot.size, this.poolBytes);
     }
     return undefined;

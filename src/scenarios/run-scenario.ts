@@ -18,6 +18,8 @@ export { ScenarioParameterError } from './scenario-parameters.js';
 
 /** The word every scenario program declares and polls; the host sets it when time is up. */
 export const STOP_REQUESTED_SYMBOL = 'stop_requested';
+/** A word a hot-add program may declare: the host stores the created vCPU count after each hot-add. */
+export const ONLINE_VCPUS_SYMBOL = 'online_vcpus';
 /** How long past `seconds` (or past the start, for a count-based run) the VM may take to finish. */
 const DEFAULT_GRACE_SECONDS = 60;
 
@@ -83,7 +85,8 @@ export async function runScenario(
 ): Promise<{ result: ScenarioResult; vm: Vm }> {
   const resolved = resolveParameters(definition, parameters);
   const program = assembleScenario(definition, resolved, options.defines);
-  const vm = await Vm.create({ ...definition.vmConfig?.(resolved), ...options.vmConfig, vcpus: resolved.vcpus });
+  const hotAdds = resolved.hotAdd ?? 0;
+  const vm = await Vm.create({ ...definition.vmConfig?.(resolved), ...options.vmConfig, vcpus: resolved.vcpus, maxVcpus: resolved.vcpus + hotAdds });
   vm.loadProgram({
     origin: program.origin,
     bytes: program.bytes,
@@ -94,17 +97,21 @@ export async function runScenario(
   // RAM slot 0 maps guest-physical 0 at pool offset 0, so the symbol's address indexes the pool.
   const stopIndex = program.symbols.get(STOP_REQUESTED_SYMBOL)! >>> 2;
   const ram = new Int32Array(vm.memory.buffers.ram);
+  const onlineAddress = program.symbols.get(ONLINE_VCPUS_SYMBOL);
+  const onlineIndex = onlineAddress === undefined ? undefined : onlineAddress >>> 2;
   vm.start({ trace: options.trace ?? false });
   // `seconds` counts guest time: the clock starts once every worker has picked up its vCPU, which
   // takes a while for hundreds of vCPUs on a loaded host.
   let timer: NodeJS.Timeout | undefined;
   let clockStartedAt: number | undefined;
   let ended = false;
+  let hotAdding: Promise<string[]> = Promise.resolve([]);
   if (seconds !== undefined) {
     void vm.whenAllRunning().then(() => {
       if (ended) return;
       clockStartedAt = performance.now();
       timer = setTimeout(() => Atomics.store(ram, stopIndex, 1), seconds * 1000);
+      if (hotAdds > 0) hotAdding = hotAddDuring(vm, hotAdds, seconds, () => ended, onlineIndex === undefined ? undefined : (created) => Atomics.store(ram, onlineIndex, created));
     });
   }
   const onProgress = options.onProgress;
@@ -120,10 +127,38 @@ export async function runScenario(
         },
       }),
     });
-    const checks = definition.check(report, resolved);
+    ended = true;
+    const hotAddErrors = await hotAdding;
+    const checks = [
+      ...definition.check(report, resolved),
+      ...(hotAddErrors.length === 0 ? [] : [{ name: 'hot-add calls succeeded', ok: false, detail: hotAddErrors.join('; ') }]),
+    ];
     return { result: { scenario: definition.name, parameters: resolved, report, checks, ok: report.ok && checks.every((entry) => entry.ok) }, vm };
   } finally {
     ended = true;
     if (timer !== undefined) clearTimeout(timer);
   }
+}
+
+/**
+ * Hot-adds `count` vCPUs at evenly spaced moments of a `seconds`-long run (k / (count + 1) of it),
+ * one after another, announcing each through `announce` (the program's online_vcpus). Returns the errors of calls that failed (the run still ends normally).
+ */
+async function hotAddDuring(vm: Vm, count: number, seconds: number, ended: () => boolean, announce?: (created: number) => void): Promise<string[]> {
+  const errors: string[] = [];
+  const startedAt = performance.now();
+  for (let k = 1; k <= count; k++) {
+    const due = startedAt + (seconds * 1000 * k) / (count + 1);
+    const delay = due - performance.now();
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    if (ended()) { errors.push(`${count - k + 1} hot-add(s) not made: the run ended first`); break; }
+    try {
+      await vm.hotAddVcpu();
+      announce?.(vm.createdVcpus);
+    } catch (error) {
+      errors.push(error instanceof Error ? error.message : String(error));
+      break;
+    }
+  }
+  return errors;
 }

@@ -20,7 +20,7 @@ const MAX_SEED = 0xffff_ffff;
  * ipis nor seconds is given). Throws ScenarioParameterError.
  */
 export function resolveParameters(definition: ScenarioDefinition, parameters: ScenarioParameters): ScenarioParameters {
-  const { vcpus, ipis, seconds, seed } = parameters;
+  const { vcpus, ipis, seconds, seed, hotAdd } = parameters;
   const minimum = definition.minimumVcpus;
   const maximum = Math.min(definition.maximumVcpus, MAX_SCENARIO_VCPUS);
   if (!Number.isInteger(vcpus) || vcpus < minimum || vcpus > maximum) {
@@ -37,6 +37,16 @@ export function resolveParameters(definition: ScenarioDefinition, parameters: Sc
   }
   if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
     throw new ScenarioParameterError(`seed must be an integer from 0 to ${MAX_SEED}, got ${seed}`);
+  }
+  if (hotAdd !== undefined && hotAdd !== 0) {
+    if (definition.supportsHotAdd !== true) {
+      throw new ScenarioParameterError(`pattern ${definition.name} does not support hot-add (pattern hot-add does)`);
+    }
+    if (!Number.isInteger(hotAdd) || hotAdd < 0 || vcpus + hotAdd > maximum) {
+      throw new ScenarioParameterError(`hot-add must be an integer from 0 to ${maximum - vcpus} (${vcpus} vCPUs, at most ${maximum}), got ${hotAdd}`);
+    }
+    if (seconds === undefined) throw new ScenarioParameterError('hot-add needs a time-based run (seconds): the vCPUs are added at evenly spaced moments of it');
+    return { vcpus, seconds, seed, hotAdd };
   }
   return seconds !== undefined ? { vcpus, seconds, seed } : { vcpus, ipis: ipis ?? definition.defaultIpis, seed };
 }

@@ -13,6 +13,8 @@ export interface ScenarioParameters {
   readonly seconds?: number;
   /** Seed for the guest's pseudo-random choices (storm targets, destination patterns). */
   readonly seed: number;
+  /** vCPUs to hot-add during a time-based run, evenly spaced (scenarios with supportsHotAdd only). */
+  readonly hotAdd?: number;
 }
 
 export interface ScenarioCheck {
@@ -41,6 +43,8 @@ export interface ScenarioDefinition {
   readonly latency?: string;
   /** Why maximumVcpus is what it is, when it is not the xAPIC limit (for the parameter error). */
   readonly vcpuLimitReason?: string;
+  /** Whether the program copes with vCPUs hot-added while it runs (ScenarioParameters.hotAdd). */
+  readonly supportsHotAdd?: boolean;
   /** The program's HC_ABORT codes (r1) and what each means, to name a failed guest assertion. */
   readonly abortCodes?: ReadonlyMap<number, string>;
 }

@@ -153,7 +153,9 @@ describe('MemslotSet', () => {
     expect(installed.find(gpa(0xfee0_0abc))).toMatchObject({ id: 31, kind: 'apicAccess' });
     expect(refusal(empty.createMemslot(ram(31, 0, 1, 0)))).toMatchObject({ kind: 'privateSlotMisuse', id: 31, slotKind: 'ram' });
     expect(refusal(empty.createMemslot({ ...apicAccess, id: memslotId(3) }))).toMatchObject({ kind: 'privateSlotMisuse', id: 3 });
-    expect(refusal(empty.createMemslot({ ...apicAccess, size: 2 * PAGE_SIZE }))).toMatchObject({ kind: 'privateSlotMisuse' });
+    // One page upstream, up to one per x2AVIC id under the 2016 RFC's design; never more.
+    expect(refusal(empty.createMemslot({ ...apicAccess, size: 513 * PAGE_SIZE }))).toMatchObject({ kind: 'privateSlotMisuse' });
+    expect(empty.createMemslot({ ...apicAccess, size: 2 * PAGE_SIZE }).ok).toBe(true);
   });
 
   it('deletes a slot and refuses to delete a missing one', () => {

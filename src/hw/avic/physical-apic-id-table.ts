@@ -14,8 +14,10 @@
 // IsRunning (Atomics.store), then re-read IRR" before it blocks (§1.9, §4 items 1 and 3).
 //
 // Writers: the main thread writes a whole entry once, at vCPU creation, before the vCPU can be a
-// target (§2.2 step 4, §4 item 6); from then on only the owning vCPU's worker writes IsRunning
-// and the host ID (§2.3 ownership rule).
+// target (§2.2 step 4, §4 item 6); from then on the owning vCPU's worker writes IsRunning and the
+// host ID (§2.3 ownership rule). One exception models the 2016 RFC (spec §2.10): its vCPU creation
+// re-pointed every existing entry at a re-initialised page while the owners ran. That writer and
+// the owner both change the low word with compare-exchange loops, so neither undoes the other.
 
 import { HOST_PHYSICAL_APIC_ID_MAX, type HostPhysicalApicId } from '../apic/apic-id.js';
 
@@ -172,19 +174,39 @@ export class PhysicalApicIdTable {
   /**
    * Owning vCPU only (vcpu load/put/blocking, §2.3): writes the host ID into the low word, then
    * IsRunning into the high word, keeping Valid and the pointer. A put keeps the old host ID
-   * (§1.9 last point), so callers pass the current one. Being the only writer, the owner may
-   * read-modify-write without a compare-exchange. No allocation.
+   * (§1.9 last point), so callers pass the current one. IsRunning changes with one atomic and/or
+   * (seq-cst, so it still orders against the caller's IRR re-check). No allocation.
    */
   setIsRunning(index: number, isRunning: boolean, hostId: HostPhysicalApicId): void {
     const lowIndex = this.tableBase + index * 2;
-    const low = Atomics.load(this.words, lowIndex);
-    Atomics.store(this.words, lowIndex, (low & ~AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK) | (hostId & AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK));
-    const high = Atomics.load(this.words, lowIndex + 1);
-    Atomics.store(
-      this.words,
-      lowIndex + 1,
-      isRunning ? high | AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH : high & ~AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH,
-    );
+    // Compare-exchange: the rfc-v2 re-pointing (replaceBackingPagePointer) may change the same word.
+    for (;;) {
+      const low = Atomics.load(this.words, lowIndex);
+      const next = (low & ~AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK) | (hostId & AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK);
+      if (next === low || Atomics.compareExchange(this.words, lowIndex, low, next) === low) break;
+    }
+    if (isRunning) Atomics.or(this.words, lowIndex + 1, AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH);
+    else Atomics.and(this.words, lowIndex + 1, ~AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH);
+  }
+
+  /**
+   * Main thread, rfc-v2 only (spec §2.10): point a live entry at another backing page, keeping Valid,
+   * IsRunning and the host ID as the owner last wrote them. Only pointers that differ in address
+   * bits 31:12 can be swapped this way (one word, one compare-exchange, no torn pointer); the caller
+   * places both candidate pages under the same high word.
+   */
+  replaceBackingPagePointer(index: number, pointer: number): void {
+    this.checkIndex(index);
+    const lowIndex = this.tableBase + index * 2;
+    const [newLow, newHigh] = encodePhysicalApicIdTableEntry({ hostPhysicalApicId: 0 as HostPhysicalApicId, backingPagePointer: pointer, isRunning: false, isValid: false });
+    if ((Atomics.load(this.words, lowIndex + 1) & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH) !== (newHigh & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH)) {
+      throw new RangeError(`backing page pointer 0x${pointer.toString(16)} differs from entry ${index}'s in bits 51:32`);
+    }
+    for (;;) {
+      const low = Atomics.load(this.words, lowIndex);
+      const next = (low & AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK) | (newLow & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_LOW);
+      if (Atomics.compareExchange(this.words, lowIndex, low, next) === low) return;
+    }
   }
 
   /**

@@ -1,0 +1,70 @@
+// `avic-smp conformance`: runs the conformance cases (src/conformance, docs/conformance.md) one after
+// another and prints pass or fail per case with a detail. --json prints exactly
+// { "cases": [ { "name", "status", "detail" } ] }. Exit status: 0 every case passed, 1 any failed,
+// 2 bad input (an unknown --case).
+
+import { Command } from 'commander';
+import { CONFORMANCE_CASES, CONFORMANCE_CASES_BY_NAME } from '../conformance/catalogue.js';
+import type { ConformanceCase } from '../conformance/conformance-case.js';
+import { runConformanceCase, type ConformanceResult } from '../conformance/run-conformance-case.js';
+import { BadInput } from './bad-input.js';
+
+interface ConformanceOptions {
+  readonly json?: boolean;
+  readonly case: readonly string[];
+  readonly list?: boolean;
+}
+
+function selectCases(names: readonly string[]): readonly ConformanceCase[] {
+  if (names.length === 0) return CONFORMANCE_CASES;
+  return names.map((name) => {
+    const found = CONFORMANCE_CASES_BY_NAME.get(name);
+    if (found === undefined) throw new BadInput(`unknown conformance case '${name}'; the cases are: ${CONFORMANCE_CASES.map((entry) => entry.name).join(', ')}`);
+    return found;
+  });
+}
+
+function listCases(cases: readonly ConformanceCase[]): string {
+  const width = Math.max(...cases.map((entry) => entry.name.length));
+  return cases.map((entry) => `${entry.name.padEnd(width)}  ${entry.vcpus} vCPU${entry.vcpus === 1 ? ' ' : 's'}  ${entry.summary}\n${' '.repeat(width + 11)}from ${entry.origin}`).join('\n');
+}
+
+async function conformance(options: ConformanceOptions): Promise<number> {
+  const cases = selectCases(options.case);
+  if (options.list === true) {
+    process.stdout.write(`${listCases(cases)}\n`);
+    return 0;
+  }
+  const results: ConformanceResult[] = [];
+  const width = Math.max(...cases.map((entry) => entry.name.length));
+  for (const entry of cases) {
+    const result = await runConformanceCase(entry);
+    results.push(result);
+    if (options.json !== true) process.stdout.write(`${result.status === 'pass' ? 'PASS' : 'FAIL'}  ${result.name.padEnd(width)}  ${result.detail}\n`);
+  }
+  const failed = results.filter((result) => result.status === 'fail').length;
+  if (options.json === true) {
+    const cases = results.map(({ name, status, detail }) => ({ name, status, detail }));
+    process.stdout.write(`${JSON.stringify({ cases }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`\n${results.length - failed} of ${results.length} case(s) passed${failed > 0 ? `, ${failed} failed` : ''}\n`);
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+export function addConformanceCommand(program: Command, setExitCode: (status: number) => void): Command {
+  return program
+    .command('conformance')
+    .description('run the conformance suite (the scenarios of kvm-unit-tests apic.c and smptest, and the KVM selftests xapic_state_test and recalc_apic_map_test, as guest programs); print pass or fail per case')
+    .option('--json', 'print { "cases": [ { "name", "status": "pass" | "fail", "detail" } ] } instead of one line per case')
+    .option('--case <name>', 'run only this case (repeatable; see --list)', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option('--list', 'list the cases (name, vCPUs, what each checks, where it comes from) without running them')
+    .addHelpText('after', `
+Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case).
+Cases for features the emulator does not model yet fail with a detail saying what went wrong.
+
+Example: avic-smp conformance --case apic/self-ipi-xapic --case apic/logical-flat`)
+    .action(async (options: ConformanceOptions) => {
+      setExitCode(await conformance(options));
+    });
+}

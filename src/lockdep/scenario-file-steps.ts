@@ -1,0 +1,242 @@
+// Runs one thread of a lock scenario file (scenario-file.ts) on real instrumented locks: in a worker
+// (vCPU n: blocking, bounded waits) or on the main thread (asynchronous waits, its own lockdep
+// context). Both run the same steps through ScenarioThread; only the waiting differs.
+//
+// With the validator on, a thread validates each acquisition before it may block; once any thread
+// has reported, it backs out instead of waiting (releases what it holds, in reverse, and ends), so
+// a run with a report ends by itself. Without the validator, it waits: a real deadlock then lasts
+// until the runner's watchdog calls Lockdep.abortWaits(), which every wait notices within a slice.
+//
+// The handshake buffer: one word per step label (set once the labelled step is done), then one
+// progress counter per thread (steps done), then one "sleeping" word per thread (the watchdog
+// does not count a sleeping thread as stuck).
+
+import type { SrcuIndex } from '../host/srcu.js';
+import { Srcu } from '../host/srcu.js';
+import { InstrumentedMutex } from './instrumented-lock.js';
+import { InstrumentedRwSemaphore } from './instrumented-rw-semaphore.js';
+import { InstrumentedSrcu } from './instrumented-srcu.js';
+import { LockKind } from './lock-class.js';
+import { setWord, sleepBlocking, waitForWordAsync, waitForWordBlocking } from './lock-wait.js';
+import { LockWaitAborted } from './lockdep-errors.js';
+import { LockMode } from './lockdep-layout.js';
+import type { Lockdep, LockdepShared } from './lockdep.js';
+import type { LockScenarioStep } from './scenario-file.js';
+
+/** Bound of every wait in a scenario thread; the watchdog ends a deadlock long before. */
+export const SCENARIO_WAIT_BOUND_MS = 60_000;
+
+export interface ScenarioLockInstance {
+  readonly name: string;
+  readonly kind: LockKind;
+  readonly instance: number;
+  /** srcu only: its SRCU region (reader slot 0 = main threads, n + 1 = vCPU n). */
+  readonly srcuBuffer?: SharedArrayBuffer;
+}
+
+/** What a thread needs, structured-cloneable (sent to workers as workerData). */
+export interface ScenarioThreadData {
+  readonly lockdep: LockdepShared;
+  readonly enabled: boolean;
+  readonly locks: readonly ScenarioLockInstance[];
+  readonly srcuReaderSlots: number;
+  readonly handshake: SharedArrayBuffer;
+  readonly labels: readonly string[];
+  readonly threadCount: number;
+  readonly threadIndex: number;
+  readonly threadName: string;
+  readonly vcpu: number;
+  readonly steps: readonly LockScenarioStep[];
+}
+
+export interface ScenarioThreadResult {
+  readonly thread: string;
+  readonly outcome: 'done' | 'backed-out' | 'aborted' | 'error';
+  readonly stepsDone: number;
+  readonly message?: string;
+}
+
+export const progressWord = (data: Pick<ScenarioThreadData, 'labels'>, thread: number): number => data.labels.length + thread;
+export const sleepingWord = (data: Pick<ScenarioThreadData, 'labels' | 'threadCount'>, thread: number): number => data.labels.length + data.threadCount + thread;
+export const handshakeWords = (labels: number, threads: number): number => labels + 2 * threads;
+
+type Lock = InstrumentedMutex | InstrumentedRwSemaphore | InstrumentedSrcu;
+
+/** Thrown inside a thread to stop it: the validator has reported, this thread backs out. */
+class BackOut extends Error {}
+
+export class ScenarioThread {
+  readonly #data: ScenarioThreadData;
+  readonly #lockdep: Lockdep;
+  readonly #locks = new Map<string, Lock>();
+  readonly #words: Int32Array;
+  /** What this thread holds, in order: lock name and how (write, read, or an SRCU index). */
+  readonly #held: { readonly name: string; readonly how: 'write' | 'read' | SrcuIndex }[] = [];
+  readonly #readerSlot: number;
+  #stepsDone = 0;
+
+  constructor(data: ScenarioThreadData, lockdep: Lockdep) {
+    this.#data = data;
+    this.#lockdep = lockdep;
+    this.#words = new Int32Array(data.handshake);
+    this.#readerSlot = data.vcpu >= 0 ? data.vcpu + 1 : 0;
+    for (const lock of data.locks) {
+      if (lock.kind === LockKind.Mutex) this.#locks.set(lock.name, InstrumentedMutex.attach(lockdep, lock.instance));
+      else if (lock.kind === LockKind.RwSemaphore) this.#locks.set(lock.name, InstrumentedRwSemaphore.attach(lockdep, lock.instance));
+      else this.#locks.set(lock.name, InstrumentedSrcu.attach(lockdep, lock.instance, new Srcu(new Int32Array(lock.srcuBuffer!), 0, data.srcuReaderSlots)));
+    }
+  }
+
+  /** Workers: every step, blocking. */
+  runBlocking(): ScenarioThreadResult {
+    try {
+      for (const step of this.#data.steps) {
+        this.#before(step);
+        this.#stepBlocking(step);
+        this.#after(step);
+      }
+      return this.#result('done');
+    } catch (error) {
+      return this.#stop(error);
+    }
+  }
+
+  /** Main: every step, asynchronously (the caller runs this in its lockdep context). */
+  async runAsync(): Promise<ScenarioThreadResult> {
+    try {
+      for (const step of this.#data.steps) {
+        this.#before(step);
+        await this.#stepAsync(step);
+        this.#after(step);
+      }
+      return this.#result('done');
+    } catch (error) {
+      return this.#stop(error);
+    }
+  }
+
+  #site(step: LockScenarioStep): string {
+    return `${step.op} ${step.target}${step.label === undefined ? '' : ` [${step.label}]`} at ${step.where}`;
+  }
+
+  /** Validates a blocking acquisition first; backs out if it (or anything before it) reported. */
+  #before(step: LockScenarioStep): void {
+    const lock = this.#locks.get(step.target);
+    const lockdep = this.#lockdep;
+    if (lockdep.enabled && lock !== undefined) {
+      if (step.op === 'synchronize') lockdep.synchronize(lock.lockClass, this.#site(step), lock.instance);
+      else if (step.op === 'acquire') lockdep.checkAcquire(lock.lockClass, this.#modeOf(step, lock), this.#site(step), lock.instance);
+    }
+    const blocks = step.op === 'acquire' || step.op === 'synchronize' || step.op === 'wait-for';
+    if (blocks && lockdep.report() !== undefined) throw new BackOut();
+  }
+
+  #modeOf(step: LockScenarioStep, lock: Lock): LockMode {
+    return lock instanceof InstrumentedRwSemaphore && step.mode === 'read' ? lock.readMode : LockMode.Write;
+  }
+
+  #after(step: LockScenarioStep): void {
+    this.#stepsDone++;
+    if (step.label !== undefined) setWord(this.#words, this.#data.labels.indexOf(step.label));
+    Atomics.add(this.#words, progressWord(this.#data, this.#data.threadIndex), 1);
+  }
+
+  #stepBlocking(step: LockScenarioStep): void {
+    const lock = this.#locks.get(step.target);
+    const site = this.#site(step);
+    const aborted = (): boolean => this.#lockdep.waitsAborted;
+    switch (step.op) {
+      case 'acquire':
+        if (lock instanceof InstrumentedMutex) lock.lock(site, SCENARIO_WAIT_BOUND_MS);
+        else if (lock instanceof InstrumentedRwSemaphore) (step.mode === 'read' ? lock.readLock(site, SCENARIO_WAIT_BOUND_MS) : lock.writeLock(site, SCENARIO_WAIT_BOUND_MS));
+        this.#held.push({ name: step.target, how: step.mode });
+        return;
+      case 'synchronize':
+        (lock as InstrumentedSrcu).synchronizeBlocking(site, SCENARIO_WAIT_BOUND_MS);
+        return;
+      case 'wait-for':
+        if (!waitForWordBlocking(this.#words, this.#data.labels.indexOf(step.target), performance.now() + SCENARIO_WAIT_BOUND_MS, aborted)) throw this.#labelWaitFailed(step);
+        return;
+      case 'sleep':
+        this.#sleeping(true);
+        sleepBlocking(step.ms, aborted);
+        this.#sleeping(false);
+        return;
+      default:
+        this.#nonBlocking(step, lock!, site);
+    }
+  }
+
+  async #stepAsync(step: LockScenarioStep): Promise<void> {
+    const lock = this.#locks.get(step.target);
+    const site = this.#site(step);
+    switch (step.op) {
+      case 'acquire':
+        if (lock instanceof InstrumentedMutex) await lock.lockAsync(site, SCENARIO_WAIT_BOUND_MS);
+        else if (lock instanceof InstrumentedRwSemaphore) await (step.mode === 'read' ? lock.readLockAsync(site, SCENARIO_WAIT_BOUND_MS) : lock.writeLockAsync(site, SCENARIO_WAIT_BOUND_MS));
+        this.#held.push({ name: step.target, how: step.mode });
+        return;
+      case 'synchronize':
+        await (lock as InstrumentedSrcu).synchronize({ site, timeoutMs: SCENARIO_WAIT_BOUND_MS });
+        return;
+      case 'wait-for':
+        if (!(await waitForWordAsync(this.#words, this.#data.labels.indexOf(step.target), performance.now() + SCENARIO_WAIT_BOUND_MS, () => this.#lockdep.waitsAborted))) {
+          throw this.#labelWaitFailed(step);
+        }
+        return;
+      case 'sleep':
+        this.#sleeping(true);
+        await new Promise((resolve) => setTimeout(resolve, step.ms));
+        this.#sleeping(false);
+        return;
+      default:
+        this.#nonBlocking(step, lock!, site);
+    }
+  }
+
+  /** release, srcu-read-lock, srcu-read-unlock: never wait. */
+  #nonBlocking(step: LockScenarioStep, lock: Lock, site: string): void {
+    if (step.op === 'srcu-read-lock') {
+      this.#held.push({ name: step.target, how: (lock as InstrumentedSrcu).readLock(this.#readerSlot, site) });
+      return;
+    }
+    const position = this.#held.map((held) => held.name).lastIndexOf(step.target);
+    if (position < 0) throw new Error(`${this.#data.threadName} releases ${step.target}, which it does not hold (${step.where})`);
+    const [held] = this.#held.splice(position, 1);
+    this.#release(lock, held!.how);
+  }
+
+  #release(lock: Lock, how: 'write' | 'read' | SrcuIndex): void {
+    if (lock instanceof InstrumentedMutex) lock.unlock();
+    else if (lock instanceof InstrumentedRwSemaphore) (how === 'read' ? lock.readUnlock() : lock.writeUnlock());
+    else lock.readUnlock(this.#readerSlot, how as SrcuIndex);
+  }
+
+  #sleeping(sleeping: boolean): void {
+    Atomics.store(this.#words, sleepingWord(this.#data, this.#data.threadIndex), sleeping ? 1 : 0);
+  }
+
+  #labelWaitFailed(step: LockScenarioStep): Error {
+    if (this.#lockdep.waitsAborted) return new LockWaitAborted(`label ${step.target}`, 'the step', this.#data.threadName);
+    return new Error(`${this.#data.threadName} waited ${SCENARIO_WAIT_BOUND_MS} ms for label "${step.target}" (${step.where})`);
+  }
+
+  /** Ends the thread early: releases what it holds (newest first) and says why. */
+  #stop(error: unknown): ScenarioThreadResult {
+    this.#sleeping(false);
+    for (const held of this.#held.splice(0).reverse()) {
+      try {
+        this.#release(this.#locks.get(held.name)!, held.how);
+      } catch {
+        // best effort while backing out: the run is ending
+      }
+    }
+    if (error instanceof BackOut) return this.#result('backed-out');
+    if (error instanceof LockWaitAborted) return this.#result('aborted');
+    return this.#result('error', error instanceof Error ? error.message : String(error));
+  }
+
+  #result(outcome: ScenarioThreadResult['outcome'], message?: string): ScenarioThreadResult {
+    return { thread: this.#data.threadName, outcome, stepsDone: this.#stepsDone, ...(message === undefined ? {} : { message }) };
+  }
+}

@@ -1,0 +1,59 @@
+// `avic-smp lockdep`, end to end: spawns the built CLI (dist/src/cli/bin.js) and checks --list, the
+// --json shape, the verdict line, the documented exit statuses (0 clean, 1 a possible deadlock or
+// a deadlock, 2 bad input) and that bad input gets one clear message, never a stack trace.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
+
+function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [BIN, 'lockdep', ...args], { encoding: 'utf8', timeout: 30_000 });
+  if (result.error !== undefined) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('avic-smp lockdep', () => {
+  it('--list names every replay with a one-line description', () => {
+    const { status, stdout } = cli(['--list']);
+    expect(status).toBe(0);
+    const names = stdout.trim().split('\n').map((line) => line.split(/\s+/)[0]);
+    expect(names).toEqual(['s1', 's1-fixed', 's3', 's3-fixed', 's4', 's4-fixed', 's5', 's5-fixed', 'rfc-v2-hot-add', 'rfc-v2-hot-add-fixed', 'abba']);
+  });
+
+  it('--scenario s4 --json: one object with the verdict, the cycle, the report and the IPI counts; exit 1', () => {
+    const { status, stdout } = cli(['--scenario', 's4', '--json', '--ipis', '5000']);
+    expect(status).toBe(1);
+    const result = JSON.parse(stdout) as Record<string, any>;
+    expect(result).toMatchObject({ scenario: 's4', verdict: 'possible-deadlock', cycle: ['kvm->lock', 'kvm->srcu', 'kvm->lock'], validator: true, problems: [] });
+    expect(result.report).toContain('WARNING: possible circular locking dependency detected');
+    expect(result.ipis).toEqual({ sent: expect.any(Number), delivered: expect.any(Number), lost: 0 });
+    expect(result.ipis.sent).toBeGreaterThan(0);
+  });
+
+  it('--scenario s4-fixed: the verdict line says clean; exit 0', () => {
+    const { status, stdout } = cli(['--scenario', 's4-fixed', '--ipis', '5000']);
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/IPIs: \d+ sent, \d+ delivered, 0 lost/);
+    expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
+  });
+
+  it('--file abba.yaml --no-validator: the wait-for graph and a deadlock verdict; exit 1', () => {
+    const { status, stdout } = cli(['--file', 'examples/locks/abba.yaml', '--no-validator', '--watchdog', '1']);
+    expect(status).toBe(1);
+    expect(stdout).toContain('DEADLOCK: a cycle of waits:');
+    expect(stdout).toMatch(/verdict: deadlock \((A -> B -> A|B -> A -> B)\)/);
+  });
+
+  it('bad input: exit 2 with one clear message, no stack trace', () => {
+    for (const args of [['--scenario', 'nope'], ['--file', 'no/such/file.yaml'], ['--list', '--scenario', 's1'], ['--file', 'package.json']]) {
+      const { status, stdout, stderr } = cli(args);
+      expect(status, args.join(' ')).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toMatch(/^avic-smp: /);
+      expect(stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(cli(['--scenario', 'nope']).stderr).toContain('unknown lock scenario "nope"; the scenarios are: s1, s1-fixed');
+    expect(cli(['--file', 'package.json']).stderr).toContain('package.json:5:14: license: unknown key "license"; expected one of: name, description, documented-orders, locks, threads');
+  });
+});

@@ -1,0 +1,73 @@
+// `avic-smp conformance`, end to end through the built CLI (dist/src/cli/bin.js, built by the
+// `pretest` script): the --json shape, the exit status (0 all passed, 1 any failed, 2 bad input),
+// --list and --case.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CONFORMANCE_CASES } from '../../src/conformance/catalogue.js';
+
+const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
+
+function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [BIN, 'conformance', ...args], { encoding: 'utf8', timeout: 60_000 });
+  if (result.error !== undefined) throw result.error;
+  if (result.signal !== null) throw new Error(`avic-smp conformance ${args.join(' ')} was killed by ${result.signal}\n${result.stderr}`);
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(() => {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
+});
+
+describe('avic-smp conformance', () => {
+  it('--json prints exactly { cases: [ { name, status, detail } ] } and exits 0 when every case passed', () => {
+    const result = cli(['--json', '--case', 'apic/self-ipi-xapic', '--case', 'selftest/xapic-state']);
+    expect(result.status, result.stderr).toBe(0);
+    const parsed = JSON.parse(result.stdout) as unknown;
+    expect(Object.keys(parsed as object)).toEqual(['cases']);
+    const cases = (parsed as { cases: Record<string, unknown>[] }).cases;
+    expect(cases.map((entry) => entry.name)).toEqual(['apic/self-ipi-xapic', 'selftest/xapic-state']);
+    for (const entry of cases) {
+      expect(Object.keys(entry).sort()).toEqual(['detail', 'name', 'status']);
+      expect(entry.status).toBe('pass');
+      expect(typeof entry.detail).toBe('string');
+    }
+  });
+
+  it('exits 1 exactly when some case failed, and says which (a case that is not modelled yet, or one that is)', () => {
+    const result = cli(['--json', '--case', 'apic/self-ipi-xapic', '--case', 'smptest/boot-8']);
+    const cases = (JSON.parse(result.stdout) as { cases: { status: string; detail: string }[] }).cases;
+    expect(cases).toHaveLength(2);
+    for (const entry of cases) expect(['pass', 'fail']).toContain(entry.status);
+    const failed = cases.filter((entry) => entry.status === 'fail');
+    expect(result.status).toBe(failed.length > 0 ? 1 : 0);
+    for (const entry of failed) expect(entry.detail.length).toBeGreaterThan(10);
+  });
+
+  it('prints one PASS/FAIL line per case and a total without --json', () => {
+    const result = cli(['--case', 'apic/self-ipi-xapic']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^PASS {2}apic\/self-ipi-xapic {2}\S/m);
+    expect(result.stdout).toMatch(/1 of 1 case\(s\) passed/);
+  });
+
+  it('--list names every case without running any', () => {
+    const result = cli(['--list']);
+    expect(result.status).toBe(0);
+    for (const entry of CONFORMANCE_CASES) expect(result.stdout).toContain(entry.name);
+  });
+
+  it('an unknown --case exits 2 with a one-line message naming the cases', () => {
+    const result = cli(['--case', 'apic/no-such-case']);
+    expect(result.status).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/unknown conformance case 'apic\/no-such-case'.*apic\/self-ipi-xapic/);
+  });
+
+  it('an unknown option exits 2', () => {
+    expect(cli(['--frobnicate']).status).toBe(2);
+  });
+});

@@ -1,0 +1,256 @@
+// The AVIC inhibits with real vCPU workers (spec §2.7, §2.9, §4 items 11-12; KVM
+// kvm_lapic_xapic_id_updated, kvm_recalculate_apic_map): an APIC ID rewritten while IPIs are in
+// flight sets APIC_ID_MODIFIED and every later ICR write is emulated, so IPIs to the new ID reach
+// their vCPU and none is lost; aliased logical IDs set LOGICAL_ID_ALIASED while they last.
+import { describe, expect, it } from 'vitest';
+import { ApicvInhibitReason, apicvInhibitReasons } from '../../src/kvm/apic-inhibit.js';
+import type { VmReport } from '../../src/kvm/vm-report.js';
+import { createGuestVm, summary } from './smp-support.js';
+import { ipiBalance } from './ipi-forms-program.js';
+
+function expectBalanced(report: VmReport): void {
+  expect(ipiBalance(report)).toEqual({ unaccounted: 0, lost: 0 });
+}
+
+describe('AVIC inhibits keep IPIs on the right vCPU', () => {
+  it('APIC ID relocation with sends in flight: APIC_ID_MODIFIED, software delivery, none lost', async () => {
+    const N = 200, K = 100, NEW_ID = 0x20;
+    // vCPU 1 takes vector 0x40 from vCPU 0 (physical, to target_id) and 0x50 from vCPU 2 (logical,
+    // LDR bit 1, unaffected by the ID). In its K-th 0x40 handler it rewrites its APIC ID to NEW_ID
+    // and publishes it before acknowledging, so vCPU 0's next send already names the new ID while
+    // vCPU 2's IPIs keep arriving throughout.
+    const program = `
+        .entry sender_physical, 0
+        .entry target, 1
+        .entry sender_logical, 2
+target: livt ivt
+        li r2, 0x02 << 24
+        st32 [APIC_BASE + APIC_LDR], r2
+        li r2, 1
+        xadd r2, [ready]
+        sti
+wait_finished:
+        pause
+        ld32 r2, [finished]
+        li r3, 2
+        bltu r2, r3, wait_finished
+        cli
+        ld32 r2, [count_a]
+        li r1, 0
+        hypercall HC_REPORT
+        ld32 r2, [count_b]
+        li r1, 1
+        hypercall HC_REPORT
+        ld32 r2, [APIC_BASE + APIC_ID]
+        shr r2, r2, 24
+        li r1, 2
+        hypercall HC_REPORT
+        li r1, 0
+        hypercall HC_DONE
+
+sender_physical:
+        ld32 r2, [ready]
+        beqz r2, sender_physical
+        li r6, 0
+loop_a: ld32 r4, [target_id]
+        shl r4, r4, 24
+        st32 [APIC_BASE + APIC_ICR2], r4
+        li r5, APIC_DM_FIXED | 0x40
+        st32 [APIC_BASE + APIC_ICR], r5
+        add r6, r6, 1
+        li r12, count_a
+        call wait_count
+        li r2, ${N}
+        bltu r6, r2, loop_a
+        jmp sender_done
+
+sender_logical:
+        ld32 r2, [ready]
+        beqz r2, sender_logical
+        li r6, 0
+loop_b: li r4, 0x02 << 24
+        st32 [APIC_BASE + APIC_ICR2], r4
+        li r5, APIC_DEST_LOGICAL | APIC_DM_FIXED | 0x50
+        st32 [APIC_BASE + APIC_ICR], r5
+        add r6, r6, 1
+        li r12, count_b
+        call wait_count
+        li r2, ${N}
+        bltu r6, r2, loop_b
+sender_done:
+        li r2, 1
+        xadd r2, [finished]
+        li r1, 0
+        hypercall HC_DONE
+
+; Waits until the word at r12 reaches r6, at most 2 s, else aborts with the count reached.
+wait_count:
+        rdtsc r10
+wait_loop:
+        ld32 r2, [r12]
+        bgeu r2, r6, wait_end
+        pause
+        rdtsc r11
+        sub r11, r11, r10
+        li r3, 2000000000
+        bltu r11, r3, wait_loop
+        li r1, 1
+        hypercall HC_ABORT
+wait_end:
+        ret
+
+handler_a:
+        push r2
+        push r3
+        ld32 r2, [count_a]
+        add r2, r2, 1
+        li r3, ${K}
+        bne r2, r3, ack_a
+        li r3, ${NEW_ID} << 24
+        st32 [APIC_BASE + APIC_ID], r3     ; traps: APIC_ID_MODIFIED, then the map rebuild
+        li r3, ${NEW_ID}
+        xchg r3, [target_id]
+ack_a:  xchg r2, [count_a]
+        st32 [APIC_BASE + APIC_EOI], r2
+        pop r3
+        pop r2
+        iret
+handler_b:
+        push r2
+        li r2, 1
+        xadd r2, [count_b]
+        st32 [APIC_BASE + APIC_EOI], r2
+        pop r2
+        iret
+        .align 4
+ready:     .word 0
+finished:  .word 0
+target_id: .word 1
+count_a:   .word 0
+count_b:   .word 0
+ivt:    .zero 4 * 0x40
+        .word handler_a
+        .zero 4 * 15
+        .word handler_b
+`;
+    // With the lock validator on: the inhibit takes apicv_update_lock for write inside the vCPU's SRCU
+    // read section, as kvm_lapic_xapic_id_updated does in KVM; report.ok includes "no lockdep report".
+    const vm = await createGuestVm(program, { vcpus: 3, lockdep: true });
+    const report = await vm.run({ timeoutSeconds: 30 });
+    expect(report.ok, summary(report)).toBe(true);
+    expect(report.lockdep).toMatchObject({ enabled: true });
+    expect(report.lockdep?.report).toBeUndefined();
+    expect(report.perVcpu[1]!.guest.reports.slice(0, 3)).toEqual([N, N, NEW_ID]);
+    expect(apicvInhibitReasons(vm.memory) & ApicvInhibitReason.ApicIdModified).not.toBe(0);
+    // After the rewrite vCPU 0's ICR writes are emulated (the inhibit), and they reach vCPU 1 by its new ID.
+    const inhibited = report.perVcpu[0]!.counters.interruptCommandsWhileInhibited;
+    expect(inhibited).toBeGreaterThanOrEqual(N - K);
+    expect(inhibited).toBeLessThanOrEqual(N);
+    expect(report.ipis.accepted + report.ipis.coalesced).toBe(2 * N);
+    expectBalanced(report);
+  });
+
+  it('aliased logical IDs set LOGICAL_ID_ALIASED and reach every holder; a rebuild without aliases clears it', async () => {
+    // vCPUs 1 and 2 both take logical ID 0x04 (flat); vCPU 0 sends to it once; then vCPU 2 moves to
+    // 0x08 and vCPU 0 sends to 0x04 again, which only vCPU 1 holds now.
+    const program = `
+        .entry sender, 0
+        .entry receiver
+receiver:
+        livt ivt
+        li r2, 0x04 << 24
+        st32 [APIC_BASE + APIC_LDR], r2
+        li r2, 1
+        xadd r2, [ready]
+        sti
+wait_phase:
+        ld32 r2, [phase]
+        beqz r2, wait_phase
+        li r3, 2
+        bne r0, r3, wait_done
+        cli
+        li r2, 0x08 << 24
+        st32 [APIC_BASE + APIC_LDR], r2
+        sti
+        li r2, 1
+        xadd r2, [ready]
+wait_done:
+        ld32 r2, [phase]
+        li r3, 2
+        bltu r2, r3, wait_done
+        cli
+        mov r2, r0
+        shl r2, r2, 2
+        ld32 r2, [r2 + counts]
+        li r1, 0
+        hypercall HC_REPORT
+        li r1, 0
+        hypercall HC_DONE
+sender:
+        ld32 r2, [ready]
+        li r3, 2
+        bltu r2, r3, sender
+        li r4, 0x04 << 24
+        st32 [APIC_BASE + APIC_ICR2], r4
+        li r5, APIC_DEST_LOGICAL | APIC_DM_FIXED | 0x40
+        st32 [APIC_BASE + APIC_ICR], r5
+        li r13, 2
+        call wait_handled
+        li r2, 1
+        xchg r2, [phase]
+wait_moved:
+        ld32 r2, [ready]
+        li r3, 3
+        bltu r2, r3, wait_moved
+        st32 [APIC_BASE + APIC_ICR], r5
+        li r13, 3
+        call wait_handled
+        li r2, 2
+        xchg r2, [phase]
+        li r1, 0
+        hypercall HC_DONE
+wait_handled:
+        rdtsc r10
+wait_loop:
+        ld32 r2, [handled]
+        bgeu r2, r13, wait_end
+        pause
+        rdtsc r11
+        sub r11, r11, r10
+        li r3, 2000000000
+        bltu r11, r3, wait_loop
+        li r1, 1
+        hypercall HC_ABORT
+wait_end:
+        ret
+handler:
+        push r2
+        push r3
+        ld32 r2, [APIC_BASE + APIC_ID]
+        shr r2, r2, 22
+        li r3, 1
+        xadd r3, [r2 + counts]
+        li r3, 1
+        xadd r3, [handled]
+        st32 [APIC_BASE + APIC_EOI], r3
+        pop r3
+        pop r2
+        iret
+        .align 4
+ready:   .word 0
+phase:   .word 0
+handled: .word 0
+counts:  .zero 16
+ivt:    .zero 4 * 0x40
+        .word handler
+`;
+    const vm = await createGuestVm(program, { vcpus: 3 });
+    const report = await vm.run({ timeoutSeconds: 30 });
+    expect(report.ok, summary(report)).toBe(true);
+    expect(report.perVcpu.map((vcpu) => vcpu.guest.reports[0])).toEqual([0, 2, 1]);
+    expect(apicvInhibitReasons(vm.memory) & ApicvInhibitReason.LogicalIdAliased).toBe(0);
+    // The first send found the inhibit set and was emulated; the second found it cleared.
+    expect(report.perVcpu[0]!.counters.interruptCommandsWhileInhibited).toBe(1);
+    expectBalanced(report);
+  });
+});
