@@ -142,7 +142,7 @@ export class SoftwareIpiPath {
         this.#acceptLowestPriority(targets, icrLow, icrHigh, vector, level);
         break;
       case InterruptCommandForm.Nmi:
-        for (const target of targets) this.#latchRequest(target, VcpuRequest.Nmi);
+        for (const target of targets) this.#queueNmi(target);
         break;
       case InterruptCommandForm.InitAssert:
         for (const target of targets) this.#latchRequest(target, VcpuRequest.Init);
@@ -211,12 +211,28 @@ export class SoftwareIpiPath {
     this.#makeTargetLook(target);
   }
 
-  /** NMI, INIT, start-up: a pending-event bit (KVM pending_events / KVM_REQ_NMI); a set bit merges. */
+  /** INIT, start-up: a pending-event bit (KVM pending_events); a set bit merges. */
   #latchRequest(target: number, request: number): void {
     const vcpu = this.#vcpu;
     const previous = Atomics.or(this.#control, vcpu.memory.controlBlockIndex(target, 'requests'), request);
     vcpu.count(VcpuStatistic.ipisSent);
     vcpu.count((previous & request) === 0 ? VcpuStatistic.ipisAccepted : VcpuStatistic.ipisCoalesced);
+    this.#makeTargetLook(target);
+  }
+
+  /**
+   * kvm_inject_nmi: count it in the target's nmi_queued, then KVM_REQ_NMI and a kick. Always accepted
+   * here: the target folds the queue into at most two pending NMIs (one while an NMI is in service)
+   * and counts the rest as merged (Vcpu.collectNmis), so two NMIs that arrive together are both taken.
+   * The add comes before the request bit, which pairs with the target's "clear the bit, then take
+   * the queue": an NMI queued after the take leaves the bit set for the next look.
+   */
+  #queueNmi(target: number): void {
+    const vcpu = this.#vcpu;
+    Atomics.add(this.#control, vcpu.memory.controlBlockIndex(target, 'nmiQueued'), 1);
+    Atomics.or(this.#control, vcpu.memory.controlBlockIndex(target, 'requests'), VcpuRequest.Nmi);
+    vcpu.count(VcpuStatistic.ipisSent);
+    vcpu.count(VcpuStatistic.ipisAccepted);
     this.#makeTargetLook(target);
   }
 

@@ -159,8 +159,11 @@ export class VcpuBoot {
     cpu.interruptVectorTableBase = 0;
     cpu.nmiBlocked = false;
     cpu.msrHighWord = 0;
-    let discarded = (Atomics.and(this.#control, this.#requests, ~VcpuRequest.Nmi) & VcpuRequest.Nmi) !== 0 ? 1 : 0;
+    // Pending and queued NMIs go too (KVM clears nmi_pending and nmi_queued at INIT).
     const memory = host.memory;
+    Atomics.and(this.#control, this.#requests, ~VcpuRequest.Nmi);
+    let discarded = Atomics.exchange(memory.control, memory.controlBlockIndex(host.index, 'nmiQueued'), 0)
+      + Atomics.exchange(memory.control, memory.controlBlockIndex(host.index, 'nmiPending'), 0);
     // The control block's apicMode: 0 is xAPIC (the reset state), anything else x2APIC.
     const x2apicMode = Atomics.load(memory.control, memory.controlBlockIndex(host.index, 'apicMode')) !== 0;
     const page = resetApicPageForInit(memory.apicPageWords, host.pageBase, x2apicMode);

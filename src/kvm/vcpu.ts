@@ -113,6 +113,8 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #mode: number;
   readonly #heartbeat: number;
   readonly #waitReason: number;
+  readonly #nmiQueued: number;
+  readonly #nmiPending: number;
   readonly #srcuSlot: number;
   readonly #runnableVcpus: number;
   readonly #clockOffsetNs: number;
@@ -143,6 +145,8 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#mode = this.memory.controlBlockIndex(this.index, 'mode');
     this.#heartbeat = this.memory.controlBlockIndex(this.index, 'heartbeat');
     this.#waitReason = this.memory.controlBlockIndex(this.index, 'waitReason');
+    this.#nmiQueued = this.memory.controlBlockIndex(this.index, 'nmiQueued');
+    this.#nmiPending = this.memory.controlBlockIndex(this.index, 'nmiPending');
     this.#runnableVcpus = this.memory.headerIndex('runnableVcpus');
     this.#srcuSlot = this.index + 1;
     this.#clockOffsetNs = Number(process.hrtime.bigint() - BigInt(startup.clockOriginNs)) - performance.now() * 1e6;
@@ -325,8 +329,10 @@ export class Vcpu implements GuestCpuEnvironment {
   evaluateInterrupts(): boolean {
     this.cpu.lastDoorbell = Atomics.load(this.#control, this.#doorbell);
     const cpu = this.cpu;
-    if (!cpu.nmiBlocked && (Atomics.load(this.#control, this.#requests) & VcpuRequest.Nmi) !== 0) {
-      Atomics.and(this.#control, this.#requests, ~VcpuRequest.Nmi);
+    // Collected even while an NMI is in service (limit 1 then), as KVM processes KVM_REQ_NMI at
+    // every entry: NMIs sent meanwhile merge into the one latch.
+    if (this.collectNmis() > 0 && !cpu.nmiBlocked) {
+      Atomics.store(this.#control, this.#nmiPending, Atomics.load(this.#control, this.#nmiPending) - 1);
       cpu.nmiBlocked = true;
       this.count(VcpuStatistic.nmisDelivered);
       this.count(VcpuStatistic.interruptsDelivered);
@@ -343,6 +349,31 @@ export class Vcpu implements GuestCpuEnvironment {
     return cpu.deliverInterrupt(vector);
   }
 
+  /**
+   * process_nmi: take the NMIs senders queued and latch at most two (one while an NMI is in service,
+   * as KVM limits them); the rest merge. The request bit is cleared before the queue is taken
+   * (pairs with the sender's add-then-set). Returns the NMIs now pending.
+   */
+  collectNmis(): number {
+    const control = this.#control;
+    let pending = Atomics.load(control, this.#nmiPending);
+    if ((Atomics.load(control, this.#requests) & VcpuRequest.Nmi) === 0) return pending;
+    Atomics.and(control, this.#requests, ~VcpuRequest.Nmi);
+    pending += Atomics.exchange(control, this.#nmiQueued, 0);
+    const limit = this.cpu.nmiBlocked ? 1 : 2;
+    if (pending > limit) {
+      this.count(VcpuStatistic.nmisMerged, pending - limit);
+      pending = limit;
+    }
+    Atomics.store(control, this.#nmiPending, pending);
+    return pending;
+  }
+
+  /** An NMI can be taken now (one is latched or queued, and none is in service). */
+  #nmiDeliverable(requests: number): boolean {
+    return !this.cpu.nmiBlocked && ((requests & VcpuRequest.Nmi) !== 0 || Atomics.load(this.#control, this.#nmiPending) > 0);
+  }
+
   /** An interrupt window in guest mode: requests end the slice; otherwise evaluate and go on. */
   interruptWindow(cpu: GuestCpu): boolean {
     if (Atomics.load(this.#control, this.#requests) & ~VcpuRequest.Nmi) return true;
@@ -356,7 +387,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if ((requests & WAKING_REQUESTS) !== 0) return true;
     // In wait-for-SIPI only INIT and start-up (and the host's requests) count; interrupts wait in IRR.
     if (this.boot.waiting) return false;
-    if ((requests & VcpuRequest.Nmi) !== 0 && !this.cpu.nmiBlocked) return true;
+    if (this.#nmiDeliverable(requests)) return true;
     return this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0;
   }
 
@@ -433,7 +464,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.trace?.record(TraceEventKind.HaltEnd, 1);
     // Still halted unless an interrupt (or NMI) can now be taken; requests are handled by the loop.
     const requests = Atomics.load(this.#control, this.#requests);
-    const nmi = (requests & VcpuRequest.Nmi) !== 0 && !this.cpu.nmiBlocked;
+    const nmi = this.#nmiDeliverable(requests);
     if (nmi || (this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0)) this.#halted = false;
   }
 

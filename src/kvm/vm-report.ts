@@ -4,12 +4,13 @@
 //   messages sent = accepted + coalesced + dropped
 //   accepted + timer interrupts accepted
 //                 = delivered + still pending (an IRR bit, a pending NMI, INIT or start-up)
-//                   + discarded by INIT + lost
+//                   + discarded by INIT + NMIs merged at the target + lost
 //
 // Timer interrupts are not IPIs (no message was sent) but they are taken like one, so their accepted
 // count joins the left side; INIT and start-up IPIs are accepted by their sender and counted as
 // delivered by the target when it takes them (vcpu-boot.ts); an INIT wipes the IRR and a pending NMI,
-// and what it wiped is counted as discarded, not lost.
+// and what it wiped is counted as discarded, not lost. NMIs are accepted by their sender and queued;
+// the target latches at most two (one while an NMI is in service) and counts the rest as merged.
 //
 // so `lost` is computed, and anything but zero is a bug the report (and the command's exit status)
 // makes visible.
@@ -90,6 +91,8 @@ export interface IpiBalance {
   readonly timerInterrupts: number;
   /** Accepted interrupts an INIT wiped before they were taken (IRR bits, pending NMIs). */
   readonly discardedByInit: number;
+  /** Accepted NMIs that found the target's latch full (two pending, or one while in service) and merged. */
+  readonly nmisMerged: number;
   readonly lost: number;
 }
 
@@ -202,7 +205,9 @@ export function buildVmReport(
     const result = results[vcpu];
     const pending = pendingVectors(vm, vcpu);
     const requests = Atomics.load(control, memory.controlBlockIndex(vcpu, 'requests'));
-    const requestsPending = [VcpuRequest.Nmi, VcpuRequest.Init, VcpuRequest.StartUp].filter((request) => (requests & request) !== 0).length;
+    // NMIs: latched plus still queued (accepted, not yet taken); INIT and start-up: their request bits.
+    const nmisPending = Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiPending')) + Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiQueued'));
+    const requestsPending = nmisPending + [VcpuRequest.Init, VcpuRequest.StartUp].filter((request) => (requests & request) !== 0).length;
     pendingTotal += pending.length + requestsPending;
     if (result instanceof Error) errors.push({ vcpu, message: result.message });
     else if (result?.fault !== undefined) faults.push({ vcpu, fault: result.fault, description: describeGuestFault(result.fault) });
@@ -227,6 +232,7 @@ export function buildVmReport(
   const delivered = total('interruptsDelivered');
   const timerInterrupts = total('timerInterruptsAccepted');
   const discardedByInit = total('interruptsDiscardedByInit');
+  const nmisMerged = total('nmisMerged');
   const ipis: IpiBalance = {
     commands: total('ipiCommands'),
     sent: total('ipisSent'),
@@ -237,7 +243,8 @@ export function buildVmReport(
     pending: pendingTotal,
     timerInterrupts,
     discardedByInit,
-    lost: accepted + timerInterrupts - delivered - pendingTotal - discardedByInit,
+    nmisMerged,
+    lost: accepted + timerInterrupts - delivered - pendingTotal - discardedByInit - nmisMerged,
   };
   const lostWakeups = total('lostWakeups');
   const latencyNs = summarizeLatency(mergeLatencyHistograms(histograms));

@@ -31,7 +31,7 @@ const EXIT_CAUSES = ['invalidInterruptType', 'targetNotRunning', 'invalidTarget'
 function expectStressJson(stdout: string, pattern: string, vcpus: number): Record<string, any> {
   const summary = JSON.parse(stdout) as Record<string, any>; // exactly one JSON object, nothing else
   expect(summary).toMatchObject({ pattern, vcpus, seed: expect.any(Number), ok: expect.any(Boolean) });
-  expect(Object.keys(summary.ipis).sort()).toEqual(['accepted', 'coalesced', 'commands', 'delivered', 'discardedByInit', 'dropped', 'lost', 'pending', 'sent', 'timerInterrupts']);
+  expect(Object.keys(summary.ipis).sort()).toEqual(['accepted', 'coalesced', 'commands', 'delivered', 'discardedByInit', 'dropped', 'lost', 'nmisMerged', 'pending', 'sent', 'timerInterrupts']);
   expect(Object.keys(summary.ipis.dropped).sort()).toEqual(['illegalVector', 'invalidTarget', 'unsupported']);
   expect(summary.ipis.lost).toBe(0);
   expect(summary.ipis.sent).toBeGreaterThan(0);
