@@ -87,13 +87,20 @@ export class VmMemslots {
     await this.#locks.srcu.synchronize({ site: 'kvm_swap_active_memslots: synchronize_srcu', timeoutMs: KVM_LOCK_TIMEOUT_MS });
     const memory = this.#memory;
     const control = memory.control;
-    for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
+    const created = memory.createdVcpus();
+    const acknowledged = (vcpu: number): boolean =>
+      Atomics.load(control, memory.controlBlockIndex(vcpu, 'observedMemslotGeneration')) - generation >= 0
+      || Atomics.load(control, memory.controlBlockIndex(vcpu, 'mode')) === 0
+      || Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) === 1;
+    // Kick every vCPU still in guest mode with the old windows first (kvm_make_all_cpus_request), then
+    // wait for each: the round trips overlap instead of adding up.
+    for (let vcpu = 0; vcpu < created; vcpu++) if (!acknowledged(vcpu)) memory.kick(vcpu, VcpuRequest.MemslotsChanged);
+    for (let vcpu = 0; vcpu < created; vcpu++) {
       const observed = memory.controlBlockIndex(vcpu, 'observedMemslotGeneration');
-      const mode = memory.controlBlockIndex(vcpu, 'mode');
       const deadline = performance.now() + KVM_LOCK_TIMEOUT_MS;
       for (;;) {
         const seen = Atomics.load(control, observed);
-        if (seen - generation >= 0 || Atomics.load(control, mode) === 0 || Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) === 1) break;
+        if (acknowledged(vcpu)) break;
         if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not acknowledge memslot generation ${generation} within ${KVM_LOCK_TIMEOUT_MS / 1000} s`);
         memory.kick(vcpu, VcpuRequest.MemslotsChanged);
         const wait = Atomics.waitAsync(control, observed, seen, 5);
