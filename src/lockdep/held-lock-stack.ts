@@ -45,6 +45,12 @@ export class HeldLockStacks {
     };
   }
 
+  /** classId * 8 + mode of one entry, without allocating (the chain cache's key). */
+  classAndMode(slot: number, position: number): number {
+    const base = (this.#heldIndex[slot] ?? -1) + position * HELD_ENTRY.words;
+    return Atomics.load(this.#int32, base + HELD_ENTRY.classId) * 8 + Atomics.load(this.#int32, base + HELD_ENTRY.mode);
+  }
+
   /** Bottom (first taken) to top (last taken). */
   entries(slot: number): HeldLock[] {
     const depth = this.depth(slot);
