@@ -91,11 +91,12 @@ export class AvicIpiOutcome {
   }
 }
 
-const Pass = { Validate: 0, Deliver: 1 } as const;
-type Pass = (typeof Pass)[keyof typeof Pass];
+/** The two passes over a target set (shared with x2avic-ipi-delivery.ts). */
+export const Pass = { Validate: 0, Deliver: 1 } as const;
+export type Pass = (typeof Pass)[keyof typeof Pass];
 
 /** Records an exit unless one is already recorded (the first failure wins); returns false. */
-function recordExit(outcome: AvicIpiOutcome, cause: AvicIncompleteIpiCause, index: number): false {
+export function recordExit(outcome: AvicIpiOutcome, cause: AvicIncompleteIpiCause, index: number): false {
   if (outcome.exit === NO_EXIT) {
     outcome.exit = cause;
     outcome.exitIndex = index;
@@ -108,7 +109,7 @@ function recordExit(outcome: AvicIpiOutcome, cause: AvicIncompleteIpiCause, inde
  * target unusable (InvalidTarget, InvalidBackingPage); the caller decides whether that is an exit
  * (named target) or a silent skip (broadcast). `reportIndex` is this target's EXITINFO2 index.
  */
-function visitTarget(
+export function visitTarget(
   index: number,
   reportIndex: number,
   vector: number,
@@ -146,7 +147,7 @@ function visitTarget(
 }
 
 /** Every Valid entry 0..maxPhysicalIndex (§1.6 step 2); invalid ones are skipped with no exit. */
-function visitAllValid(vector: number, sender: ApicId, excludeSelf: boolean, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
+export function visitAllValid(vector: number, sender: ApicId, excludeSelf: boolean, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
   const last = Math.min(hardware.maxPhysicalIndex, hardware.physicalTable.entryCount - 1);
   for (let index = 0; index <= last; index++) {
     if (excludeSelf && index === sender) continue;
@@ -160,7 +161,7 @@ function visitAllValid(vector: number, sender: ApicId, excludeSelf: boolean, har
 }
 
 /** One named physical destination: it must be Valid (§1.6 step 3). */
-function visitPhysical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
+export function visitPhysical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
   const cause = visitTarget(destination, destination, vector, sender, hardware, outcome, pass);
   return cause === NO_EXIT || recordExit(outcome, cause, destination);
 }
