@@ -22,30 +22,7 @@ export interface Repetitions {
 }
 
 export async function repeat(bench: string, once: (repetition: number) => Promise<Row>, show: (row: Row) => Record<string, string>): Promise<Repetitions> {
-  const rows: Row[] = [];
-  const otherLoad: number[] = [];
-  for (let repetition = 0; repetition < REPETITIONS; repetition++) {
-    let best: { value: Row; otherLoad: number } | undefined;
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      await waitQuiet();
-      const measured = await withOtherLoad(() => once(repetition));
-      if (best === undefined || !(measured.otherLoad >= best.otherLoad)) best = measured;
-      if (!(measured.otherLoad > MAX_OTHER_LOAD)) break;
-      if (attempt < ATTEMPTS) console.log(`[${bench}] rep ${repetition + 1}: other processes used ${measured.otherLoad.toFixed(2)} cores meanwhile; measuring it again`);
-    }
-    rows.push(best!.value);
-    otherLoad.push(best!.otherLoad);
-    logRepetition(bench, repetition, show(best!.value), best!.otherLoad);
-  }
-  return {
-    rows,
-    otherLoad,
-    column: (name: string) => rows.map((row) => {
-      const value = row[name];
-      if (value === undefined) throw new Error(`no column ${name}`);
-      return value;
-    }),
-  };
+  return repeatTimes(bench, REPETITIONS, once, show);
 }
 
 /** Runs a bench's main, printing a failure with a non-zero exit status. */
@@ -62,8 +39,9 @@ export function main(run: () => Promise<void>): void {
 }
 
 /**
- * repeat() with this bench's own repetition count (a bench whose repetition takes much longer than
- * the others', as BENCH_REPS_255 does for scale-255); the same quiet wait, load record and retry.
+ * Runs `once` for each repetition after waiting for a quiet machine; a repetition disturbed by other
+ * processes is measured again and the less disturbed attempt kept. repeat() uses BENCH_REPS; a bench
+ * whose repetition takes much longer (scale-255, memslot-update) passes its own count.
  */
 export async function repeatTimes(bench: string, repetitions: number, once: (repetition: number) => Promise<Row>, show: (row: Row) => Record<string, string>): Promise<Repetitions> {
   const rows: Row[] = [];
@@ -79,8 +57,7 @@ export async function repeatTimes(bench: string, repetitions: number, once: (rep
     }
     rows.push(best!.value);
     otherLoad.push(best!.otherLoad);
-    const text = Object.entries(show(best!.value)).map(([key, value]) => `${key} ${value}`).join('  ');
-    console.log(`[${bench}] rep ${repetition + 1}/${repetitions}: ${text}  (other load ${Number.isFinite(best!.otherLoad) ? best!.otherLoad.toFixed(2) : '?'} cores)`);
+    logRepetition(bench, repetition, show(best!.value), best!.otherLoad, repetitions);
   }
   return {
     rows,

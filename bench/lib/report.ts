@@ -157,9 +157,9 @@ export function finishBench(bench: string, goals: GoalResult[], otherLoad: numbe
 }
 
 /** One line per repetition while the bench runs, so a long bench shows progress. */
-export function logRepetition(bench: string, repetition: number, parts: Record<string, string>, otherLoad: number): void {
+export function logRepetition(bench: string, repetition: number, parts: Record<string, string>, otherLoad: number, repetitions = REPETITIONS): void {
   const text = Object.entries(parts).map(([key, value]) => `${key} ${value}`).join('  ');
-  console.log(`[${bench}] rep ${repetition + 1}/${REPETITIONS}: ${text}  (other load ${Number.isFinite(otherLoad) ? otherLoad.toFixed(2) : '?'} cores)`);
+  console.log(`[${bench}] rep ${repetition + 1}/${repetitions}: ${text}  (other load ${Number.isFinite(otherLoad) ? otherLoad.toFixed(2) : '?'} cores)`);
 }
 
 export const us = (ns: number): number => ns / 1000;

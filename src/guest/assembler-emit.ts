@@ -8,8 +8,8 @@ import type { EntryPoints, SourceLocation } from './assembler-program-image.js';
 import type { SymbolTable } from './assembler-symbols.js';
 import { encodeInstruction, INSTRUCTION_BYTES } from './instruction-set.js';
 
-/** vCPU indices an ".entry label, N" may name (xAPIC IDs are 8 bits). */
-export const MAX_VCPU_INDEX = 255;
+/** vCPU indices an ".entry label, N" may name: 0..511, the x2AVIC physical IDs (VmConfig caps the count). */
+export const MAX_VCPU_INDEX = 511;
 
 export interface EmittedImage {
   readonly bytes: Uint8Array;

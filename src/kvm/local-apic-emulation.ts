@@ -134,8 +134,18 @@ export class LocalApicEmulation {
       return;
     }
     vcpu.sendAcceleratedIpi(icrLow, icrHigh);
+    this.#completeAcceleratedIpi(icrLow, icrHigh, (icrHigh >>> 24) & 0xff);
+  }
+
+  /**
+   * What the hardware left to software (avic_incomplete_ipi_interception), for xAVIC and x2AVIC
+   * alike: count what it delivered; on an exit, wake the not-running targets (cause 1) or emulate
+   * the whole IPI (causes 0, 2, 4). `tracedDestination` is the destination the trace shows.
+   */
+  #completeAcceleratedIpi(icrLow: number, icrHigh: number, tracedDestination: number): void {
+    const vcpu = this.#vcpu;
     const outcome = vcpu.outcome;
-    vcpu.trace?.record(TraceEventKind.IpiSent, icrLow, ((icrHigh >>> 24) & 0xff) | ((outcome.exit + 1) << 8));
+    vcpu.trace?.record(TraceEventKind.IpiSent, icrLow, (tracedDestination & 0xff) | ((outcome.exit + 1) << 8));
     if (outcome.selfTargeted) vcpu.cpu.requestInterruptEvaluation();
     if (outcome.exit < 0 || outcome.exit === AvicIncompleteIpiCause.TargetNotRunning) {
       vcpu.count(VcpuStatistic.ipiCommands);
@@ -174,13 +184,35 @@ export class LocalApicEmulation {
   }
 
   /**
-   * WRMSR 0x830 after its #GP checks (x2apic-msr.ts): ICR stored as two page slots, BUSY clear, then
-   * sent by software. Hybrid AVIC intercepts every x2APIC ICR write (spec §2.8), so there is no
-   * hardware attempt first.
+   * WRMSR 0x830 intercepted by KVM, after its #GP checks (x2apic-msr.ts): ICR stored as two page
+   * slots, BUSY clear, then sent by software. This is every x2APIC ICR write under hybrid AVIC (no
+   * x2AVIC, spec §2.8) or while an inhibit is set: there is no hardware attempt first.
    */
   sendX2apicInterruptCommand(low: number, high: number): void {
     this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
     this.#emulateClearingBusy(low, high);
+  }
+
+  /**
+   * Whether an x2APIC ICR or SELF IPI write goes to the x2AVIC hardware instead of a WRMSR exit:
+   * the VM uses x2AVIC, this vCPU is in x2APIC mode (int_ctl bit 30) and no inhibit has turned
+   * AVIC off (then KVM intercepts the x2APIC MSRs again and emulates them).
+   */
+  get x2avicAccelerates(): boolean {
+    return this.#x2apic && this.#vcpu.startup.x2avic && Atomics.load(this.#control, this.#inhibits) === 0;
+  }
+
+  /**
+   * WRMSR 0x830 (or 0x83F as self shorthand | vector) accelerated by x2AVIC, in guest mode: the
+   * ICR lands in the page as written (AMD leaves BUSY as the guest wrote it, which the #GP checks
+   * already required to be 0), then the hardware delivers; an exit is handled as for xAPIC
+   * (#sendIpi is the same flow), with the software path reading ICR[63:32] as the destination.
+   */
+  sendAcceleratedX2apicInterruptCommand(low: number, high: number): void {
+    this.#words[this.#register(ApicRegister.InterruptCommandLow)] = low;
+    this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
+    this.#vcpu.sendAcceleratedX2apicIpi(low, high);
+    this.#completeAcceleratedIpi(low, high, high);
   }
 
   #kickTargets(icrLow: number, icrHigh: number): void {
@@ -220,7 +252,9 @@ export class LocalApicEmulation {
         break;
       case ApicRegister.Id:
         // KVM moves nothing: an ID other than the vCPU index inhibits AVIC (kvm_lapic_xapic_id_updated).
-        if (this.read(ApicRegister.Id) >>> 24 !== this.#vcpu.index) setApicvInhibitFromVcpu(this.#vcpu.memory, this.#vcpu.locks, ApicvInhibitReason.ApicIdModified);
+        // It compares with the vCPU ID truncated to 8 bits ((u8)vcpu_id), the value a vCPU of index
+        // 255 and up holds from reset, so such a vCPU rewriting its own reset ID inhibits nothing.
+        if (this.read(ApicRegister.Id) >>> 24 !== (this.#vcpu.index & 0xff)) setApicvInhibitFromVcpu(this.#vcpu.memory, this.#vcpu.locks, ApicvInhibitReason.ApicIdModified);
         this.#requestApicMapRebuild();
         break;
       case ApicRegister.LogicalDestination:
@@ -272,7 +306,7 @@ export class LocalApicEmulation {
     }
   }
 
-  /** WRMSR 0x83F (SELF IPI): KVM sends it as ICR = APIC_DEST_SELF | vector, through software. */
+  /** WRMSR 0x83F (SELF IPI) intercepted: KVM sends it as ICR = APIC_DEST_SELF | vector, through software. */
   sendSelfIpi(vector: number): void {
     this.#software.emulateIpi((DestinationShorthand.Self << ICR_SHORTHAND_SHIFT) | (vector & 0xff), 0);
   }

@@ -17,6 +17,8 @@ import { FLAGS_INTERRUPT_ENABLE, STACK_POINTER } from '../guest/instruction-set.
 import { acknowledgeInterrupt, endOfInterrupt, pendingDeliverableVector, updateProcessorPriority } from '../hw/apic/apic-backing-page.js';
 import { classifyApicAccess } from '../hw/apic/apic-access.js';
 import { AvicIpiOutcome, deliverAvicIpi, type AvicHardware } from '../hw/avic/avic-ipi-delivery.js';
+import { deliverX2avicIpi } from '../hw/avic/x2avic-ipi-delivery.js';
+import { AvicMode, avicMaxPhysicalIndex } from '../hw/avic/x2avic.js';
 import { apicId, hostPhysicalApicId } from '../hw/apic/apic-id.js';
 import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES } from '../hw/apic/apic-register.js';
 import { MemslotKind } from '../memory/memslot.js';
@@ -56,6 +58,8 @@ export interface VcpuStartup {
   readonly policy: BackingPagePolicyName;
   /** enable_ipiv: false models KVM's erratum #1235 work-around (IsRunning never shown to hardware). */
   readonly ipiVirtualization: boolean;
+  /** KVM uses x2AVIC (VmConfig.x2avic): x2APIC ICR and SELF IPI writes go to the hardware first. */
+  readonly x2avic: boolean;
   readonly haltPolling: boolean;
   /** Host cores the halt-poll and pause-loop policies may assume. */
   readonly hostCores: number;
@@ -119,6 +123,8 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #runnableVcpus: number;
   readonly #clockOffsetNs: number;
   readonly #hardware: AvicHardware;
+  /** The same hardware as the VMCB shows it while this vCPU is in x2APIC mode (x2AVIC max index). */
+  readonly #x2avicHardware: AvicHardware;
   readonly #outcome = new AvicIpiOutcome();
   #ramWindows: MemslotTranslation[] = [];
   #srcuIndex: SrcuIndex | -1 = -1;
@@ -154,7 +160,8 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#hardware = {
       physicalTable: this.memory.physicalApicIdTable,
       logicalTable: this.memory.logicalApicIdTable,
-      maxPhysicalIndex: Math.min(0xfe, this.memory.vcpuCount - 1),
+      // avic_get_max_physical_id: the VMCB max index depends on this vCPU's mode (xAVIC 0xFE at most).
+      maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.Xavic, this.memory.vcpuCount),
       pageWords: this.memory.apicPageWords,
       resolveBackingPage: policy.resolveBackingPage,
       ringDoorbell: (host) => {
@@ -162,6 +169,8 @@ export class Vcpu implements GuestCpuEnvironment {
         this.count(VcpuStatistic.doorbellsRung);
       },
     };
+    // x2AVIC: up to 0x1FF; re-derived per mode, as KVM does when the vCPU enters x2APIC mode.
+    this.#x2avicHardware = { ...this.#hardware, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, this.memory.vcpuCount) };
     this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, doorbells: this.#control, doorbellIndex: this.#doorbell });
     this.apic = new LocalApicEmulation(this);
     this.apicTimer = new ApicTimer(this);
@@ -674,5 +683,10 @@ export class Vcpu implements GuestCpuEnvironment {
   sendAcceleratedIpi(icrLow: number, icrHigh: number): void {
     this.#outcome.reset();
     deliverAvicIpi(icrLow, icrHigh, apicId(this.index), this.pageBase, this.#hardware, this.#outcome);
+  }
+
+  /** An x2APIC ICR write (EAX, EDX) that x2AVIC hardware handles first; the outcome is in `outcome`. */
+  sendAcceleratedX2apicIpi(icrLow: number, icrHigh: number): void {
+    deliverX2avicIpi(icrLow, icrHigh, apicId(this.index), this.pageBase, this.#x2avicHardware, this.#outcome);
   }
 }

@@ -231,6 +231,7 @@ export class Vm {
       vcpu,
       policy: this.config.policy,
       ipiVirtualization: this.config.ipiVirtualization,
+      x2avic: this.config.x2avic,
       haltPolling: this.config.haltPolling,
       hostCores: os.availableParallelism(),
       clockOriginNs: this.#clockOriginNs,

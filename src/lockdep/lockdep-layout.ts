@@ -44,7 +44,11 @@ export const startsExclusive = (type: DependencyType): boolean => (type & 1) !==
 export const endsRecursive = (type: DependencyType): boolean => (type & 2) === 0;
 
 export const MAX_HELD_LOCKS = 16;
-export const MAX_THREAD_SLOTS = 256;
+/**
+ * Main + one worker per vCPU (up to 512, x2AVIC) + 8 main-thread async contexts = 521, rounded up
+ * to whole 32-bit reader-bitmap words.
+ */
+export const MAX_THREAD_SLOTS = 544;
 /** Longest cycle a report stores (closed: the first class is repeated at the end). */
 export const MAX_REPORTED_CYCLE = 32;
 const READER_BITMAP_WORDS = MAX_THREAD_SLOTS / 32;

@@ -194,18 +194,8 @@ receiver_report:
         xchg r2, [r10 + L_DONE]
         jmp common_done
 
-; Handlers: count in this vCPU's own line (found from its APIC ID), EOI.
-ipi_handler:
-        push r2
-        push r3
-        call common_my_line
-        li r3, 1
-        xadd r3, [r2 + L_RCVD]
-        st32 [APIC_BASE + APIC_EOI], r3
-        pop r3
-        pop r2
-        iret
-
+; The FINISH handler: flag it in this vCPU's own line (found from its APIC ID), EOI. The IPI handler
+; (count a receipt) is common_count_handler.
 finish_handler:
         push r2
         push r3
@@ -221,6 +211,7 @@ finish_handler:
 
         .include "common.s"             ; common_abort, common_done, common_park, ...
         .include "common-line.s"        ; common_my_line
+        .include "common-count.s"       ; common_count_handler (the IPI handler)
 
         .align 64
 stop_requested: .word 0                 ; the host sets it when a timed run is up
@@ -232,6 +223,6 @@ lines:          .zero LINE * VCPUS
         .align 64
 ivt:
         .zero 4 * IPI_VECTOR
-        .word ipi_handler               ; 0x40
+        .word common_count_handler      ; 0x40
         .word finish_handler            ; 0x41
         .zero 4 * (255 - FINISH_VECTOR)

@@ -94,18 +94,8 @@ online_ok:
 
         .include "common.s"             ; common_abort, common_done, common_park
         .include "common-line.s"        ; common_my_line
+        .include "common-count.s"       ; common_count_handler (the IPI handler)
 
-; The IPI handler: count in this vCPU's own line (found from its APIC ID), EOI.
-ipi_handler:
-        push r2
-        push r3
-        call common_my_line
-        li r3, 1
-        xadd r3, [r2 + L_RCVD]
-        st32 [APIC_BASE + APIC_EOI], r3
-        pop r3
-        pop r2
-        iret
 
         .align 64
 stop_requested: .word 0                 ; the host sets it when the run is up
@@ -117,5 +107,5 @@ lines:          .zero LINE * MAX_VCPUS
         .align 64
 ivt:
         .zero 4 * IPI_VECTOR
-        .word ipi_handler
+        .word common_count_handler
         .zero 4 * (255 - IPI_VECTOR)

@@ -201,6 +201,7 @@ drained:
 
         .include "common.s"             ; common_abort, common_done, common_park, ...
         .include "common-line.s"        ; common_my_line
+        .include "common-count.s"       ; common_count_handler (the IPI handler)
 
 ; abandon(): drop the measurement in flight (r3 <- 0) and count it. Clobbers r2.
 abandon:
@@ -210,17 +211,6 @@ abandon:
         st32 [r10 + L_ABANDONED], r2
         ret
 
-; The IPI handler: count in this vCPU's own line (found from its APIC ID), EOI.
-ipi_handler:
-        push r2
-        push r3
-        call common_my_line
-        li r3, 1
-        xadd r3, [r2 + L_RCVD]
-        st32 [APIC_BASE + APIC_EOI], r3
-        pop r3
-        pop r2
-        iret
 
         .align 64
 stop_requested: .word 0                 ; the host sets it when a timed run is up
@@ -232,5 +222,5 @@ lines:          .zero LINE * VCPUS
         .align 64
 ivt:
         .zero 4 * IPI_VECTOR
-        .word ipi_handler
+        .word common_count_handler
         .zero 4 * (255 - IPI_VECTOR)
