@@ -24,16 +24,8 @@ export function matchesDestination(
   destinationMode: DestinationMode,
   destination: number,
 ): boolean {
-  switch (shorthand) {
-    case DestinationShorthand.Self:
-      return targetApicId === senderApicId;
-    case DestinationShorthand.AllIncludingSelf:
-      return true;
-    case DestinationShorthand.AllExcludingSelf:
-      return targetApicId !== senderApicId;
-    default:
-      break;
-  }
+  const byShorthand = matchesShorthand(targetApicId, senderApicId, shorthand);
+  if (byShorthand !== undefined) return byShorthand;
   if (destinationMode === DestinationMode.Physical) {
     return destination === XAPIC_BROADCAST_ID || destination === targetApicId;
   }
@@ -51,5 +43,22 @@ export function matchesLogicalDestination(targetLdr: number, targetDfr: number, 
       return logicalId >>> 4 === destination >>> 4 && (logicalId & destination & 0xf) !== 0;
     default:
       return false;
+  }
+}
+
+/**
+ * The shorthand's verdict for a target (the same in xAPIC and x2APIC: ids are compared, whatever
+ * their width), or undefined for "no shorthand", when the destination field decides.
+ */
+export function matchesShorthand(targetId: number, senderId: number, shorthand: DestinationShorthand): boolean | undefined {
+  switch (shorthand) {
+    case DestinationShorthand.Self:
+      return targetId === senderId;
+    case DestinationShorthand.AllIncludingSelf:
+      return true;
+    case DestinationShorthand.AllExcludingSelf:
+      return targetId !== senderId;
+    default:
+      return undefined;
   }
 }

@@ -10,7 +10,7 @@
 // Pure booleans, no allocation: used on the software IPI path (incomplete-IPI causes 0/2, and
 // the cause-1 target scan).
 
-import { matchesDestination } from './apic-destination.js';
+import { matchesDestination, matchesShorthand } from './apic-destination.js';
 import { DestinationMode, DestinationShorthand } from './interrupt-command.js';
 import {
   X2APIC_BROADCAST_ID,
@@ -32,16 +32,8 @@ export function matchesX2apicDestination(
   destinationMode: DestinationMode,
   destination: number,
 ): boolean {
-  switch (shorthand) {
-    case DestinationShorthand.Self:
-      return targetX2apicId === senderX2apicId;
-    case DestinationShorthand.AllIncludingSelf:
-      return true;
-    case DestinationShorthand.AllExcludingSelf:
-      return targetX2apicId !== senderX2apicId;
-    default:
-      break;
-  }
+  const byShorthand = matchesShorthand(targetX2apicId, senderX2apicId, shorthand);
+  if (byShorthand !== undefined) return byShorthand;
   const mda = destination >>> 0;
   if (mda === X2APIC_BROADCAST_ID) return true;
   if (destinationMode === DestinationMode.Physical) return mda === targetX2apicId >>> 0;
