@@ -15,7 +15,7 @@ import { RESULTS_DIR, type BenchResult, type GoalResult } from './lib/report.js'
 import { machineNotes } from './lib/machine.js';
 import { formatSpread, formatValue } from './lib/stats.js';
 
-const BENCHES = ['ack', 'ping-pong', 'sync-call', 'wake', 'broadcast', 'storm', 'interpreter', 'scale-255', 'memslot-update', 'lockdep-overhead'] as const;
+const BENCHES = ['ack', 'ping-pong', 'sync-call', 'wake', 'broadcast', 'storm', 'interpreter', 'scale-255', 'x2avic-512', 'memslot-update', 'lockdep-overhead'] as const;
 
 function cell(goal: GoalResult): string[] {
   const figure = formatSpread(goal.figure.spread, goal.figure.unit);

@@ -1,7 +1,8 @@
 // KVM's software IPI path (kvm_apic_send_ipi -> kvm_irq_delivery_to_apic -> __apic_accept_irq), run
 // in the sending vCPU's worker for every ICR form and both APIC modes: on incomplete-IPI causes 0, 2
-// and 4 (spec §1.7), for every xAPIC ICR write while an APICv inhibit is set (apic-inhibit.ts), and
-// for every x2APIC ICR and SELF IPI write (hybrid AVIC intercepts them, spec §2.8). The pure rules
+// and 4 (spec §1.7, xAVIC and x2AVIC alike), for every xAPIC ICR write while an APICv inhibit is
+// set (apic-inhibit.ts), and for every x2APIC ICR and SELF IPI write under hybrid AVIC (VmConfig
+// x2avic false: KVM intercepts them, spec §2.8) or while an inhibit is set. The pure rules
 // (which form, which targets, which ESR bit, who wins a lowest-priority arbitration) come from
 // src/hw/apic; this file applies them to shared memory.
 //
@@ -44,7 +45,7 @@ import {
 } from '../hw/apic/interrupt-command-form.js';
 import { lowestPriorityBecomesFixed, selectLowestPriorityTarget, LowestPriorityPolicy, type LowestPriorityCandidate } from '../hw/apic/lowest-priority.js';
 import { ErrorStatusBit, errorStatusMask } from '../hw/apic/error-status.js';
-import { XAPIC_BROADCAST_ID } from '../hw/apic/apic-id.js';
+import { XAPIC_BROADCAST_ID, XAPIC_MAX_PHYSICAL_ID } from '../hw/apic/apic-id.js';
 import { X2APIC_BROADCAST_ID } from '../hw/apic/x2apic-id.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { ApicImplementation } from '../hw/apic/interrupt-command-readback.js';
@@ -100,10 +101,25 @@ export class SoftwareIpiPath {
       const idWord = words[base + (ApicRegister.Id >> 2)]!;
       const matches = targetX2apic
         ? matchesX2apicDestination(idWord >>> 0, senderId, DestinationShorthand.None, mode, destination)
-        : matchesDestination(idWord >>> 24, words[base + (ApicRegister.LogicalDestination >> 2)]!, words[base + (ApicRegister.DestinationFormat >> 2)]!, senderId, DestinationShorthand.None, mode, destination);
+        : target > XAPIC_MAX_PHYSICAL_ID && mode === DestinationMode.Physical
+          ? this.#matchesUnaddressableXapicTarget(target, destination)
+          : matchesDestination(idWord >>> 24, words[base + (ApicRegister.LogicalDestination >> 2)]!, words[base + (ApicRegister.DestinationFormat >> 2)]!, senderId, DestinationShorthand.None, mode, destination);
       if (matches) targets.push(target);
     }
     return targets;
+  }
+
+  /**
+   * A physical destination and an xAPIC-mode vCPU whose index (its x2APIC ID) has no 8-bit xAPIC
+   * ID: vCPUs 255..511, whose ID register holds the truncated (u8)index from reset, as KVM's
+   * kvm_apic_set_xapic_id stores it. That value is vCPU (index & 0xff)'s ID too, and KVM's APIC
+   * map leaves phys_map[xapic_id] to the vCPU that holds it first (x2APIC-format IDs, as QEMU asks
+   * for), so the alias receives nothing through it: only the broadcast, or, from an x2APIC
+   * sender, its x2APIC ID (lapic.c's "hotplug hack" in kvm_apic_match_physical_addr).
+   */
+  #matchesUnaddressableXapicTarget(target: number, destination: number): boolean {
+    if (this.x2apic) return destination === X2APIC_BROADCAST_ID || destination === target;
+    return destination === XAPIC_BROADCAST_ID;
   }
 
   /** kvm_apic_send_ipi -> kvm_irq_delivery_to_apic -> __apic_accept_irq, for every ICR form. */

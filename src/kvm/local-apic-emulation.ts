@@ -203,14 +203,16 @@ export class LocalApicEmulation {
   }
 
   /**
-   * WRMSR 0x830 (or 0x83F as self shorthand | vector) accelerated by x2AVIC, in guest mode: the
-   * ICR lands in the page as written (AMD leaves BUSY as the guest wrote it, which the #GP checks
+   * WRMSR 0x830 (or 0x83F as self shorthand | vector, `selfIpiRegister`, which leaves ICR alone)
+   * accelerated by x2AVIC, in guest mode: the ICR lands in the page as written (AMD leaves BUSY as the guest wrote it, which the #GP checks
    * already required to be 0), then the hardware delivers; an exit is handled as for xAPIC
    * (#sendIpi is the same flow), with the software path reading ICR[63:32] as the destination.
    */
-  sendAcceleratedX2apicInterruptCommand(low: number, high: number): void {
-    this.#words[this.#register(ApicRegister.InterruptCommandLow)] = low;
-    this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
+  sendAcceleratedX2apicInterruptCommand(low: number, high: number, selfIpiRegister = false): void {
+    if (!selfIpiRegister) {
+      this.#words[this.#register(ApicRegister.InterruptCommandLow)] = low;
+      this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
+    }
     this.#vcpu.sendAcceleratedX2apicIpi(low, high);
     this.#completeAcceleratedIpi(low, high, high);
   }
@@ -325,16 +327,21 @@ export class LocalApicEmulation {
    * ApicBaseEffect.SetX2apicIdAndLogicalDestination: the 32-bit x2APIC ID is the vCPU index (the
    * initial APIC ID, even after an xAPIC ID rewrite) and the LDR is derived from it; DFR is left
    * alone. The ID and LDR are stored before the mode word, which software-path senders load first.
-   * Then the logical table drops this vCPU (the main thread's rebuild skips x2APIC vCPUs).
+   * Then the logical table drops this vCPU (the main thread's rebuild skips x2APIC vCPUs), if it had
+   * an entry at all.
    */
   enterX2apicMode(): void {
     const { id, logicalDestination } = x2apicStateOnEntry(apicId(this.#vcpu.index));
+    // An xAPIC logical ID of 0 names nobody, so this vCPU has no logical table entry to drop and the
+    // rebuild below would publish the same table: skip it. That keeps hundreds of vCPUs switching at
+    // once (a 512-vCPU boot) from queueing behind the main thread on a 2-core host.
+    const hadLogicalEntry = this.read(ApicRegister.LogicalDestination) >>> 24 !== 0;
     this.#words[this.#register(ApicRegister.Id)] = id | 0;
     this.#words[this.#register(ApicRegister.LogicalDestination)] = logicalDestination | 0;
     this.#x2apic = true;
     this.#software.x2apic = true;
     Atomics.store(this.#control, this.#apicModeIndex, VcpuApicMode.X2apic);
-    this.#requestApicMapRebuild();
+    if (hadLogicalEntry) this.#requestApicMapRebuild();
   }
 
   /**

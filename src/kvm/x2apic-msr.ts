@@ -3,11 +3,17 @@
 // and the state machine are pure (src/hw/apic/x2apic-register.ts, apic-base.ts); this file asks them,
 // then acts on the vCPU's page through LocalApicEmulation.
 //
-// The AVIC in this emulator is xAVIC. A guest that switches to x2APIC runs under KVM's "hybrid AVIC"
-// (spec §2.8): AVIC stays on for xAPIC vCPUs, and KVM intercepts the x2APIC MSRs of the x2APIC ones,
-// so every x2APIC register access here is emulated, and every ICR or SELF IPI write takes the
-// software IPI path (apic-software-ipi.ts). Not modelled: the sticky deletion of the APIC-access
-// memslot that hybrid mode causes in KVM (kvm_inhibit_apic_access_page, spec §2.8 and S3).
+// Two AVIC flavours (VmConfig.x2avic):
+//  * x2AVIC (the default): for a vCPU in x2APIC mode KVM sets int_ctl bit 30 and stops intercepting
+//    the x2APIC ICR and SELF IPI MSRs, so those writes go to the hardware first
+//    (writeX2apicMsrAccelerated -> src/hw/avic/x2avic-ipi-delivery.ts), in guest mode, with the
+//    same incomplete-IPI exits as xAPIC. Every other x2APIC MSR access is still emulated here
+//    [I: real x2AVIC also accelerates most reads and the TPR/EOI writes; not modelled].
+//  * "hybrid AVIC" (x2avic: false, spec §2.8): AVIC stays on for xAPIC vCPUs, and KVM intercepts the
+//    x2APIC MSRs of the x2APIC ones, so every x2APIC register access is emulated and every ICR or
+//    SELF IPI write takes the software IPI path (apic-software-ipi.ts). Not modelled: the sticky
+//    deletion of the APIC-access memslot that hybrid mode causes in KVM (kvm_inhibit_apic_access_page,
+//    spec §2.8 and S3).
 //
 // #GP: the guest ISA has no exception delivery, so a #GP is a guest fault of kind
 // GeneralProtection, naming the MSR, the value and the rule; the VM stops (docs/guest-isa.md §12).
@@ -35,6 +41,7 @@ import {
   xapicOffsetForX2apicMsr,
 } from '../hw/apic/x2apic-register.js';
 import { ApicImplementation, x2apicInterruptCommandStoredLow } from '../hw/apic/interrupt-command-readback.js';
+import { DestinationShorthand, ICR_SHORTHAND_SHIFT } from '../hw/apic/interrupt-command.js';
 import type { Vcpu } from './vcpu.js';
 
 /** The control block's apicMode word. 0 is the reset state, so a fresh (zeroed) block reads xAPIC. */
@@ -111,6 +118,25 @@ export function readX2apicMsr(vcpu: Vcpu, cpu: GuestCpu, msr: number): number {
   const offset = xapicOffsetForX2apicMsr(msr);
   cpu.msrHighWord = msr === X2apicMsr.InterruptCommand ? vcpu.apic.read(ApicRegister.InterruptCommandHigh) : 0;
   return vcpu.apic.readRegister(offset);
+}
+
+/**
+ * WRMSR of the x2APIC ICR or SELF IPI when x2AVIC handles it without an exit (see the top of the
+ * file). Returns false, touching nothing, when the write is intercepted instead (hybrid AVIC, an
+ * inhibit, another MSR): the caller then runs writeX2apicMsr as an exit. A write the hardware
+ * refuses (reserved bits, AMD's BUSY rule) is the #GP, and handled (true).
+ */
+export function writeX2apicMsrAccelerated(vcpu: Vcpu, cpu: GuestCpu, msr: number, low: number, high: number): boolean {
+  if ((msr !== X2apicMsr.InterruptCommand && msr !== X2apicMsr.SelfIpi) || !vcpu.apic.x2avicAccelerates) return false;
+  // The hardware's own checks: AMD also faults an ICR write with BUSY set (KVM's emulation clears it).
+  const fault = x2apicMsrWriteFault(msr, low, high, true, ApicImplementation.AmdAvic);
+  if (fault !== X2apicMsrFault.None) {
+    generalProtection(cpu, `wrmsr ${hex(msr)} = ${hex(high)}:${hex(low)} (x2AVIC)`, X2APIC_FAULT_TEXT[fault]);
+    return true;
+  }
+  if (msr === X2apicMsr.InterruptCommand) vcpu.apic.sendAcceleratedX2apicInterruptCommand(low | 0, high | 0);
+  else vcpu.apic.sendAcceleratedX2apicInterruptCommand((DestinationShorthand.Self << ICR_SHORTHAND_SHIFT) | (low & 0xff), 0, true);
+  return true;
 }
 
 /** WRMSR 0x800-0x8FF, inside an exit (KVM intercepts them): #GP checks, then the register's effect. */

@@ -59,7 +59,7 @@ const CASES: ReadonlyArray<readonly [string, string, string]> = [
   ['circular constants', 'A = B + 1\nB = A', "test.s:2:5: error: expected a value for 'A', found a circular definition"],
   ['misaligned entry', '.entry 0x1001', 'test.s:1:8: error: expected an 8-byte-aligned entry point, found 0x1001'],
   ['second default entry', '.entry a\n.entry a\na: nop', "test.s:2:1: error: expected one default '.entry', found a second (the first is 0x1000)"],
-  ['entry vCPU out of range', '.entry a, 256\na: nop', 'test.s:1:11: error: expected a vCPU index 0..255, found 256'],
+  ['entry vCPU out of range', '.entry a, 512\na: nop', 'test.s:1:11: error: expected a vCPU index 0..511, found 512'],
   ['statement that starts with a number', '5: nop', "test.s:1:1: error: expected a label, an instruction or a directive, found '5'"],
   ['huge .org', '.org 0xFEE00000', 'test.s:1:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0xfee00000'],
 ];

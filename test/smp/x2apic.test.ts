@@ -1,7 +1,7 @@
 // x2APIC through real vCPU workers (issue 5 item 4; SDM §11.12; KVM kvm_x2apic_msr_read/write):
 // the switch through IA32_APIC_BASE, the 32-bit ID and derived LDR, the ICR as one 64-bit MSR and its
 // read-back, the SELF IPI MSR, x2APIC destinations on the software path (hybrid AVIC intercepts every
-// x2APIC ICR write, spec §2.8), ESR by MSR, and the #GP rules, which stop the vCPU with a
+// x2APIC ICR write, spec §2.8; these runs set x2avic: false, test/smp/x2avic.test.ts covers x2AVIC), ESR by MSR, and the #GP rules, which stop the vCPU with a
 // general-protection fault because the guest has no exception delivery.
 import { describe, expect, it } from 'vitest';
 import { GuestFaultKind } from '../../src/guest/guest-fault.js';
@@ -106,7 +106,7 @@ ivt:    .zero 4 * VECTOR
 `;
 
   it('switches through IA32_APIC_BASE, reads its 32-bit ID and derived LDR, self-IPIs by both MSRs, reads the ICR back', async () => {
-    const report = await runGuest(program, { vcpus: 2 });
+    const report = await runGuest(program, { vcpus: 2, x2avic: false });
     expect(report.ok, summary(report)).toBe(true);
     const x2apic = report.perVcpu[1]!;
     expect(x2apic.guest.reports.slice(0, 8)).toEqual([
@@ -142,7 +142,7 @@ describe('x2APIC destinations between vCPUs', () => {
   ];
 
   it('matches 32-bit physical and cluster destinations on the software path', async () => {
-    const report = await runGuest(formsProgram(steps, X2APIC_ACCESS), { vcpus: 3 });
+    const report = await runGuest(formsProgram(steps, X2APIC_ACCESS), { vcpus: 3, x2avic: false });
     expect(report.ok, summary(report)).toBe(true);
     for (const step of steps) expect(countsBySlot(report, step.slot), step.name).toEqual(step.expect);
     expect(report.ipis.dropped.invalidTarget).toBe(2);
