@@ -20,6 +20,7 @@ export interface ScenarioCommandOptions {
   readonly haltPoll: boolean;
   readonly policy: BackingPagePolicyName;
   readonly lockdep?: boolean;
+  readonly x2avic: boolean;
 }
 
 export function patternOption(): Option {
@@ -45,7 +46,12 @@ export function vmSwitchOptions(): Option[] {
     new Option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once, so every IPI to it is a real wake-up'),
     policyOption(),
     lockdepOption(),
+    x2avicOption(),
   ];
+}
+
+export function x2avicOption(): Option {
+  return new Option('--no-x2avic', 'no x2AVIC (hybrid AVIC): x2APIC IPIs all take KVM\'s software path, and VMs are limited to 255 vCPUs');
 }
 
 export function policyOption(): Option {
@@ -64,6 +70,7 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
     ...(options.haltPoll ? {} : { haltPolling: false }),
     ...(options.policy === BackingPagePolicyName.Upstream ? {} : { policy: options.policy }),
     ...(options.lockdep === true ? { lockdep: true } : {}),
+    ...(options.x2avic ? {} : { x2avic: false }),
   };
 }
 
