@@ -57,9 +57,10 @@ describe('avic-smp bad arguments exit 2 with a one-line message and no stack tra
   const program = 'report-index.s';
   const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
     ['an unknown flag (--vcpu)', ['run', program, '--vcpu', '2'], /unknown option '--vcpu'/],
-    ['--vcpus 0', ['run', program, '--vcpus', '0'], /--vcpus.*\b1\b.*\b255\b.*got 0/],
+    ['--vcpus 0', ['run', program, '--vcpus', '0'], /--vcpus.*\b1\b.*\b512\b.*got 0/],
     ['--vcpus abc', ['run', program, '--vcpus', 'abc'], /--vcpus must be a whole number.*"abc"/],
-    ['--vcpus 256', ['run', program, '--vcpus', '256'], /--vcpus.*\b255\b.*got 256/],
+    ['--vcpus 513', ['run', program, '--vcpus', '513'], /--vcpus.*\b512\b.*got 513/],
+    ['--vcpus 256 --no-x2avic', ['run', program, '--vcpus', '256', '--no-x2avic'], /vcpus must be an integer from 1 to 255 .*x2avic.*got 256/],
     ['--vcpus 2.5', ['run', program, '--vcpus', '2.5'], /--vcpus must be a whole number.*"2\.5"/],
     ['--vcpus without a value', ['run', program, '--vcpus'], /--vcpus.*argument missing/],
     ['--seconds -1', ['run', program, '--seconds', '-1'], /--seconds must be a number above 0.*"-1"/],
