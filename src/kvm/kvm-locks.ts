@@ -152,6 +152,18 @@ export class KvmLocks {
     this.lockdep.abortWaits();
   }
 
+  /**
+   * The locks lockdep thread `slot` holds, from each lock's own holder and reader words (kept with
+   * the validator off too), e.g. ["vcpu0->mutex (vcpu->mutex)", "kvm->srcu (read)"].
+   */
+  locksHeldBy(slot: number): { held: string[]; waitingFor?: string } {
+    const graph = buildWaitForGraph(this.lockdep);
+    const held = graph.holdings.flatMap((holding) =>
+      holding.writers.includes(slot) ? [holding.lockName] : holding.readers.includes(slot) ? [`${holding.lockName} (read)`] : []);
+    const wait = graph.waits.find((edge) => edge.slot === slot);
+    return wait === undefined ? { held } : { held, waitingFor: `${wait.waitKind} ${graph.lockNames.get(wait.instance) ?? `lock ${wait.instance}`}` };
+  }
+
   /** Who holds which lock and who waits for which (the watchdog's dump). */
   waitForGraphText(): string {
     return formatWaitForGraph(buildWaitForGraph(this.lockdep));

@@ -23,7 +23,10 @@ export function allVcpusIdle(memory: VmMemory, results: readonly (VcpuExitReport
   return true;
 }
 
-export function findStuckVcpu(memory: VmMemory, heartbeats: { value: number; since: number }[], now: number, watchdogMs: number): string | undefined {
+/** The locks a thread holds and the one it waits for, from the locks' own words (validator on or off). */
+export type HeldLocksOf = (lockdepThreadSlot: number) => { readonly held: readonly string[]; readonly waitingFor?: string };
+
+export function findStuckVcpu(memory: VmMemory, heartbeats: { value: number; since: number }[], now: number, watchdogMs: number, heldLocks?: HeldLocksOf): string | undefined {
   const control = memory.control;
   for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     const state = Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState'));
@@ -33,18 +36,24 @@ export function findStuckVcpu(memory: VmMemory, heartbeats: { value: number; sin
       heartbeats[vcpu] = { value: beat, since: now };
       continue;
     }
-    if (now - previous.since > watchdogMs) return `vCPU ${vcpu} made no progress for ${(watchdogMs / 1000).toFixed(1)} s (${describeVcpu(memory, vcpu)})`;
+    if (now - previous.since > watchdogMs) return `vCPU ${vcpu} made no progress for ${(watchdogMs / 1000).toFixed(1)} s (${describeVcpu(memory, vcpu, heldLocks)})`;
   }
   return undefined;
 }
 
 
 /** What a vCPU is doing and which locks it holds, for watchdog reports. */
-export function describeVcpu(memory: VmMemory, vcpu: number): string {
+export function describeVcpu(memory: VmMemory, vcpu: number, heldLocks?: HeldLocksOf): string {
   const control = memory.control;
   const state = runStateName(Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')));
-  const waiting = VCPU_WAIT_REASON_NAMES[Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'))] ?? 'unknown';
+  const reason = Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'));
+  const hostThreadSlot = Atomics.load(control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
+  // The vCPU's lockdep thread slot is its host thread slot + 1 (VcpuLocks); slot 0 is main's.
+  const locks = heldLocks !== undefined && hostThreadSlot >= 0 ? heldLocks(hostThreadSlot + 1) : { held: [] };
+  const held = [...locks.held];
+  const waiting = reason === 0 && locks.waitingFor !== undefined ? locks.waitingFor : VCPU_WAIT_REASON_NAMES[reason] ?? 'unknown';
   const srcuSlot = vcpu + 1;
-  const holdsSrcu = memory.srcu.readerSlotsInside(0).includes(srcuSlot) || memory.srcu.readerSlotsInside(1).includes(srcuSlot);
-  return `vCPU ${vcpu} is ${state}, waiting for: ${waiting}; holds: ${holdsSrcu ? 'kvm->srcu (read)' : 'no lock'}`;
+  const readsSrcu = memory.srcu.readerSlotsInside(0).includes(srcuSlot) || memory.srcu.readerSlotsInside(1).includes(srcuSlot);
+  if (readsSrcu && !held.some((name) => name.startsWith('kvm->srcu'))) held.push('kvm->srcu (read)');
+  return `vCPU ${vcpu} is ${state}, waiting for: ${waiting}; holds: ${held.length === 0 ? 'no lock' : held.join(', ')}`;
 }

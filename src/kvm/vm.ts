@@ -375,7 +375,7 @@ export class Vm {
           ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }
           : { reason: 'timeout', detail: `the guest did not finish within ${limitMs / 1000} s` };
       }
-      const stuck = findStuckVcpu(this.memory, heartbeats, now, watchdogMs);
+      const stuck = findStuckVcpu(this.memory, heartbeats, now, watchdogMs, (slot) => this.locks.locksHeldBy(slot));
       if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
       if (options.onProgress !== undefined && now - lastProgress >= 100) {
         lastProgress = now;
@@ -407,7 +407,7 @@ export class Vm {
     if (outcome === 'stopped') return undefined;
     const stuck = results.slice(0, this.createdVcpus).map((result, vcpu) => (result === undefined ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
     await this.#pool?.destroy().catch(() => undefined);
-    const states = stuck.map((vcpu) => describeVcpu(this.memory, vcpu)).join('; ');
+    const states = stuck.map((vcpu) => describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot))).join('; ');
     return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`, stuckVcpus: stuck };
   }
 }

@@ -48,6 +48,9 @@ describe('lock replays without the validator: a real deadlock, caught by the wat
     expect(outcome.vmReport?.lockdep).toEqual({ enabled: false });
     const text = normalizeReport(outcome.report);
     expect(text).toMatch(/vCPU \d made no progress for T s/);
+    // The watchdog names what the stuck vCPU waits for and what it holds (its KVM_RUN mutex at least),
+    // from the locks' own words: the validator is off.
+    expect(text).toMatch(/made no progress for T s \(vCPU \d is running, waiting for: (lock|read lock|write lock|a grace period of) [^;]+; holds: [^;]*vcpu\d->mutex \(vcpu->mutex\)/);
     for (const wait of waits) expect(text).toContain(wait);
     expect(text).toContain('DEADLOCK: a cycle of waits:');
   });
