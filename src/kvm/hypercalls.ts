@@ -1,6 +1,12 @@
 // The guest's channel to the host (src/guest/hypercall.ts lists the numbers): results, counters,
 // latency samples, log lines, and "done" / "abort". Guest mistakes (a slot out of range, an unknown
 // number) are ignored and counted, never thrown.
+//
+// These are the emulator's instrumentation calls, not KVM hypercalls, and they run without the
+// exit-handling SRCU read section on purpose: none reads a memslot or guest memory (spec §3.4 S6:
+// memslot readers must be SRCU readers), only registers and this vCPU's own control-buffer fields,
+// and LatencySample runs once per measured IPI, where a validated read section would cost more than
+// the operation being measured.
 
 import type { GuestCpu } from '../guest/guest-cpu.js';
 import { GuestFaultKind } from '../guest/guest-fault.js';
