@@ -94,6 +94,8 @@ export interface VcpuBootHost {
   readonly apicTimer: ApicTimer;
   readonly startup: { readonly stackTop: number };
   count(statistic: number, amount?: number): void;
+  /** Drops the latched and queued NMIs; returns how many. */
+  discardNmis(): number;
 }
 
 export class VcpuBoot {
@@ -161,9 +163,7 @@ export class VcpuBoot {
     cpu.msrHighWord = 0;
     // Pending and queued NMIs go too (KVM clears nmi_pending and nmi_queued at INIT).
     const memory = host.memory;
-    Atomics.and(this.#control, this.#requests, ~VcpuRequest.Nmi);
-    let discarded = Atomics.exchange(memory.control, memory.controlBlockIndex(host.index, 'nmiQueued'), 0)
-      + Atomics.exchange(memory.control, memory.controlBlockIndex(host.index, 'nmiPending'), 0);
+    let discarded = host.discardNmis();
     // The control block's apicMode: 0 is xAPIC (the reset state), anything else x2APIC.
     const x2apicMode = Atomics.load(memory.control, memory.controlBlockIndex(host.index, 'apicMode')) !== 0;
     const page = resetApicPageForInit(memory.apicPageWords, host.pageBase, x2apicMode);

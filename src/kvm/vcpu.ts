@@ -119,6 +119,8 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #waitReason: number;
   readonly #nmiQueued: number;
   readonly #nmiPending: number;
+  /** NMIs latched (KVM nmi_pending), 0..2; owner only. */
+  #nmisLatched = 0;
   readonly #srcuSlot: number;
   readonly #runnableVcpus: number;
   readonly #clockOffsetNs: number;
@@ -340,8 +342,9 @@ export class Vcpu implements GuestCpuEnvironment {
     const cpu = this.cpu;
     // Collected even while an NMI is in service (limit 1 then), as KVM processes KVM_REQ_NMI at
     // every entry: NMIs sent meanwhile merge into the one latch.
-    if (this.collectNmis() > 0 && !cpu.nmiBlocked) {
-      Atomics.store(this.#control, this.#nmiPending, Atomics.load(this.#control, this.#nmiPending) - 1);
+    // The common case (no NMI latched, none requested) costs one load, as before NMIs were queued.
+    if ((this.#nmisLatched !== 0 || (Atomics.load(this.#control, this.#requests) & VcpuRequest.Nmi) !== 0) && this.collectNmis() > 0 && !cpu.nmiBlocked) {
+      this.#setNmisLatched(this.#nmisLatched - 1);
       cpu.nmiBlocked = true;
       this.count(VcpuStatistic.nmisDelivered);
       this.count(VcpuStatistic.interruptsDelivered);
@@ -365,7 +368,7 @@ export class Vcpu implements GuestCpuEnvironment {
    */
   collectNmis(): number {
     const control = this.#control;
-    let pending = Atomics.load(control, this.#nmiPending);
+    let pending = this.#nmisLatched;
     if ((Atomics.load(control, this.#requests) & VcpuRequest.Nmi) === 0) return pending;
     Atomics.and(control, this.#requests, ~VcpuRequest.Nmi);
     pending += Atomics.exchange(control, this.#nmiQueued, 0);
@@ -374,13 +377,27 @@ export class Vcpu implements GuestCpuEnvironment {
       this.count(VcpuStatistic.nmisMerged, pending - limit);
       pending = limit;
     }
-    Atomics.store(control, this.#nmiPending, pending);
+    this.#setNmisLatched(pending);
     return pending;
+  }
+
+  /** INIT: drop the latched and queued NMIs (KVM clears nmi_pending and nmi_queued). Returns how many. */
+  discardNmis(): number {
+    Atomics.and(this.#control, this.#requests, ~VcpuRequest.Nmi);
+    const discarded = this.#nmisLatched + Atomics.exchange(this.#control, this.#nmiQueued, 0);
+    this.#setNmisLatched(0);
+    return discarded;
+  }
+
+  /** The latch lives here; its shared copy (nmiPending) is for the main thread's report. */
+  #setNmisLatched(count: number): void {
+    this.#nmisLatched = count;
+    Atomics.store(this.#control, this.#nmiPending, count);
   }
 
   /** An NMI can be taken now (one is latched or queued, and none is in service). */
   #nmiDeliverable(requests: number): boolean {
-    return !this.cpu.nmiBlocked && ((requests & VcpuRequest.Nmi) !== 0 || Atomics.load(this.#control, this.#nmiPending) > 0);
+    return !this.cpu.nmiBlocked && ((requests & VcpuRequest.Nmi) !== 0 || this.#nmisLatched > 0);
   }
 
   /** An interrupt window in guest mode: requests end the slice; otherwise evaluate and go on. */
