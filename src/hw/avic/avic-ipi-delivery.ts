@@ -255,6 +255,33 @@ function decodeTargetSet(icrLow: number, destination: number, senderPageBase: nu
 }
 
 /**
+ * What xAVIC and x2AVIC do first with an ICR write (§1.6 step 1 and the self shorthand): reset
+ * `outcome`; only Fixed + edge is accelerated (else cause 0), a vector below 16 is cause 4, and a
+ * self IPI goes to the sender's own page with no table lookup, IsRunning check or doorbell. Returns
+ * the vector when the destination still has to be walked, or -1 when the IPI is settled.
+ */
+export function beginAvicIpi(icrLow: number, senderPageBase: number, hardware: AvicHardware, outcome: AvicIpiOutcome): number {
+  outcome.reset();
+  if (interruptCommandDeliveryMode(icrLow) !== DeliveryMode.Fixed || interruptCommandTriggerMode(icrLow) !== TriggerMode.Edge) {
+    recordExit(outcome, AvicIncompleteIpiCause.InvalidInterruptType, 0);
+    return -1;
+  }
+  const vector = interruptCommandVector(icrLow);
+  if (vector < FIRST_LEGAL_VECTOR) {
+    recordExit(outcome, AvicIncompleteIpiCause.InvalidIpiVector, 0);
+    return -1;
+  }
+  if (interruptCommandShorthand(icrLow) === DestinationShorthand.Self) {
+    outcome.targets = 1;
+    if (setIrrAtomic(hardware.pageWords, senderPageBase, vector)) outcome.accepted = 1;
+    else outcome.coalesced = 1;
+    outcome.selfTargeted = true;
+    return -1;
+  }
+  return vector;
+}
+
+/**
  * The hardware's handling of a guest ICR-low write (`icrLow`, with `icrHigh` already in the page)
  * by vCPU `sender`, whose backing page (VMCB avic_backing_page) is at word `senderPageBase` of
  * hardware.pageWords. Writes the result into `outcome` (reset first).
@@ -267,25 +294,8 @@ export function deliverAvicIpi(
   hardware: AvicHardware,
   outcome: AvicIpiOutcome,
 ): void {
-  outcome.reset();
-  // Step 1: only Fixed + edge is accelerated; everything else traps to software (cause 0).
-  if (interruptCommandDeliveryMode(icrLow) !== DeliveryMode.Fixed || interruptCommandTriggerMode(icrLow) !== TriggerMode.Edge) {
-    recordExit(outcome, AvicIncompleteIpiCause.InvalidInterruptType, 0);
-    return;
-  }
-  const vector = interruptCommandVector(icrLow);
-  if (vector < FIRST_LEGAL_VECTOR) {
-    recordExit(outcome, AvicIncompleteIpiCause.InvalidIpiVector, 0);
-    return;
-  }
-  // Self: the sender's own page, no table lookup, no IsRunning check, no doorbell (§1.6 table).
-  if (interruptCommandShorthand(icrLow) === DestinationShorthand.Self) {
-    outcome.targets = 1;
-    if (setIrrAtomic(hardware.pageWords, senderPageBase, vector)) outcome.accepted = 1;
-    else outcome.coalesced = 1;
-    outcome.selfTargeted = true;
-    return;
-  }
+  const vector = beginAvicIpi(icrLow, senderPageBase, hardware, outcome);
+  if (vector < 0) return;
   const destination = interruptCommandDestination(icrHigh);
   const set = decodeTargetSet(icrLow, destination, senderPageBase, hardware);
   if (!visitTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Validate)) return;

@@ -23,24 +23,14 @@
 //
 // Like deliverAvicIpi it allocates nothing and writes its result into a caller-owned outcome.
 
-import { FIRST_LEGAL_VECTOR, setIrrAtomic } from '../apic/apic-backing-page.js';
 import type { ApicId } from '../apic/apic-id.js';
-import {
-  DeliveryMode,
-  DestinationMode,
-  DestinationShorthand,
-  TriggerMode,
-  interruptCommandDeliveryMode,
-  interruptCommandDestinationMode,
-  interruptCommandShorthand,
-  interruptCommandTriggerMode,
-  interruptCommandVector,
-} from '../apic/interrupt-command.js';
+import { DestinationMode, DestinationShorthand, interruptCommandDestinationMode, interruptCommandShorthand } from '../apic/interrupt-command.js';
 import { X2APIC_BROADCAST_ID, x2apicIdOfLogicalMember, x2apicLogicalCluster, x2apicLogicalMembers } from '../apic/x2apic-id.js';
 import { AvicIncompleteIpiCause } from './avic-exit.js';
 import {
   NO_EXIT,
   Pass,
+  beginAvicIpi,
   recordExit,
   visitAllValid,
   visitPhysical,
@@ -115,23 +105,8 @@ export function deliverX2avicIpi(
   hardware: AvicHardware,
   outcome: AvicIpiOutcome,
 ): void {
-  outcome.reset();
-  if (interruptCommandDeliveryMode(icrLow) !== DeliveryMode.Fixed || interruptCommandTriggerMode(icrLow) !== TriggerMode.Edge) {
-    recordExit(outcome, AvicIncompleteIpiCause.InvalidInterruptType, 0);
-    return;
-  }
-  const vector = interruptCommandVector(icrLow);
-  if (vector < FIRST_LEGAL_VECTOR) {
-    recordExit(outcome, AvicIncompleteIpiCause.InvalidIpiVector, 0);
-    return;
-  }
-  if (interruptCommandShorthand(icrLow) === DestinationShorthand.Self) {
-    outcome.targets = 1;
-    if (setIrrAtomic(hardware.pageWords, senderPageBase, vector)) outcome.accepted = 1;
-    else outcome.coalesced = 1;
-    outcome.selfTargeted = true;
-    return;
-  }
+  const vector = beginAvicIpi(icrLow, senderPageBase, hardware, outcome);
+  if (vector < 0) return;
   const destination = icrHigh >>> 0;
   const set = decodeX2avicTargetSet(icrLow, destination);
   if (!visitX2avicTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Validate)) return;
