@@ -4,9 +4,8 @@
 // Orderings that keep IPIs from being lost (spec §1.9, §4 items 1-3):
 //  * entry: store mode = InGuestMode, then read the doorbell, then scan the IRR. An IRR bit set before
 //    the scan is delivered now; one set after it comes with a doorbell ring the block poll sees.
-//  * blocking: read the doorbell, clear IsRunning, re-check for events, then Atomics.wait on the
-//    doorbell value read first. A sender sets IRR before it reads IsRunning, so either it sees
-//    IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit.
+//  * blocking (vcpu-sleep.ts): read the doorbell, clear IsRunning, re-check for events, then
+//    Atomics.wait on the doorbell value read first.
 //  * the vCPU is an SRCU reader only while it runs host code for itself (exit handling, requests),
 //    never while in guest mode or asleep (spec §3.3).
 
@@ -36,18 +35,10 @@ import { KVM_LOCK_TIMEOUT_MS, VcpuLocks, type KvmLocksShared } from './kvm-locks
 import { vcpuLockReplay, type VcpuLockReplay } from './lock-replays-vcpu.js';
 import { ApicTimer } from './apic-timer.js';
 import { VcpuBoot } from './vcpu-boot.js';
+import { VcpuSleep } from './vcpu-sleep.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
-/** Upper bound of one Atomics.wait; waits loop, re-checking, so no wait is unbounded. */
-export const WAIT_SLICE_MS = 50;
-/** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
-const HALT_POLL_MAX_NS = 200_000;
-const HALT_POLL_START_NS = 10_000;
-/** How long a sleeping vCPU that found an event without a ring waits for the ring before calling it lost. */
-const LOST_WAKEUP_GRACE_MS = 1000;
-/** A pause loop yields the host core for this long when vCPUs outnumber cores. */
-const PAUSE_LOOP_YIELD_MS = 0.2;
 /** Requests that end a halt or a wait-for-SIPI whatever the interrupt state. */
 const WAKING_REQUESTS = VcpuRequest.Stop | VcpuRequest.Pause | VcpuRequest.Kick | VcpuRequest.MemslotsChanged
   | VcpuRequest.ApicPageReload | VcpuRequest.Init | VcpuRequest.StartUp;
@@ -110,13 +101,10 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #control: Int32Array;
   readonly #statistics: Float64Array;
   readonly #doorbell: number;
-  readonly #sleeping: number;
-  readonly #waitValue: number;
   readonly #requests: number;
   readonly #runState: number;
   readonly #mode: number;
   readonly #heartbeat: number;
-  readonly #waitReason: number;
   readonly #nmiQueued: number;
   readonly #nmiPending: number;
   /** NMIs latched (KVM nmi_pending), 0..2; owner only. */
@@ -132,7 +120,8 @@ export class Vcpu implements GuestCpuEnvironment {
   #srcuIndex: SrcuIndex | -1 = -1;
   #halted = false;
   #done = false;
-  #haltPollNs = HALT_POLL_START_NS;
+  /** Halt-polling, blocking, the pause-loop yield and parking (vcpu-sleep.ts). */
+  readonly #sleep: VcpuSleep;
 
   constructor(startup: VcpuStartup) {
     this.startup = startup;
@@ -146,13 +135,10 @@ export class Vcpu implements GuestCpuEnvironment {
     this.locks = new VcpuLocks(startup.locks, this.memory, this.hostThreadSlot, this.index);
     this.#lockReplay = vcpuLockReplay(startup.locks.injectLockBug, startup.locks.replayHandshake, this.index);
     this.#doorbell = this.memory.doorbellIndex(this.hostThreadSlot, 'ring');
-    this.#sleeping = this.memory.doorbellIndex(this.hostThreadSlot, 'sleeping');
-    this.#waitValue = this.memory.doorbellIndex(this.hostThreadSlot, 'waitValue');
     this.#requests = this.memory.controlBlockIndex(this.index, 'requests');
     this.#runState = this.memory.controlBlockIndex(this.index, 'runState');
     this.#mode = this.memory.controlBlockIndex(this.index, 'mode');
     this.#heartbeat = this.memory.controlBlockIndex(this.index, 'heartbeat');
-    this.#waitReason = this.memory.controlBlockIndex(this.index, 'waitReason');
     this.#nmiQueued = this.memory.controlBlockIndex(this.index, 'nmiQueued');
     this.#nmiPending = this.memory.controlBlockIndex(this.index, 'nmiPending');
     this.#runnableVcpus = this.memory.headerIndex('runnableVcpus');
@@ -177,6 +163,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.apic = new LocalApicEmulation(this);
     this.apicTimer = new ApicTimer(this);
     this.boot = new VcpuBoot(this, startup.waitForStartUp);
+    this.#sleep = new VcpuSleep(this);
     this.trace = startup.trace ? new TraceRecorder(() => this.readClock()) : undefined;
     this.cpu.pc = startup.entryPoint >>> 0;
     this.cpu.registers[0] = this.index;
@@ -218,21 +205,21 @@ export class Vcpu implements GuestCpuEnvironment {
    */
   beginExitHandling(): void {
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
-    this.#srcuReadLock('vcpu_run: exit handling: srcu_read_lock');
+    this.srcuReadLock('vcpu_run: exit handling: srcu_read_lock');
     const replay = this.#lockReplay;
     if (replay !== undefined) {
       this.#lockReplay = undefined;
-      replay({ locks: this.locks, vcpu: this.index, dropSrcu: () => this.#srcuReadUnlock(), retakeSrcu: (site) => this.#srcuReadLock(site) });
+      replay({ locks: this.locks, vcpu: this.index, dropSrcu: () => this.srcuReadUnlock(), retakeSrcu: (site) => this.srcuReadLock(site) });
     }
   }
 
   /** srcu_read_lock(&kvm->srcu) into vcpu->srcu_idx, through the validator. */
-  #srcuReadLock(site: string): void {
+  srcuReadLock(site: string): void {
     this.#srcuIndex = this.locks.srcu.readLock(this.#srcuSlot, site);
   }
 
   /** srcu_read_unlock; rule 6 (§3.5): the vCPU is no reader in guest mode or asleep. */
-  #srcuReadUnlock(): void {
+  srcuReadUnlock(): void {
     this.locks.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
     this.#srcuIndex = -1;
   }
@@ -243,7 +230,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if (this.memory.memslots.generation() !== Atomics.load(this.#control, this.memory.controlBlockIndex(this.index, 'observedMemslotGeneration'))) {
       this.#reloadRamWindows();
     }
-    this.#srcuReadUnlock();
+    this.srcuReadUnlock();
   }
 
   recordLatencySample(nanoseconds: number): void {
@@ -270,8 +257,8 @@ export class Vcpu implements GuestCpuEnvironment {
     transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
     Atomics.add(this.#control, this.#runnableVcpus, 1);
     this.locks.vcpuMutex.lock('kvm_vcpu_ioctl: KVM_RUN', KVM_LOCK_TIMEOUT_MS);
-    this.#srcuReadLock('vcpu_run: srcu_read_lock');
-    this.#vcpuLoad();
+    this.srcuReadLock('vcpu_run: srcu_read_lock');
+    this.vcpuLoad();
     this.#reloadRamWindows();
     try {
       for (;;) {
@@ -279,13 +266,13 @@ export class Vcpu implements GuestCpuEnvironment {
         const requests = Atomics.load(this.#control, this.#requests);
         if (requests !== 0 && this.#handleRequests(requests)) return this.#finish('stopped');
         if (this.boot.waiting) {
-          this.#block(VcpuWaitReason.WaitForStartUp);
+          this.#sleep.block(VcpuWaitReason.WaitForStartUp);
           continue;
         }
         // The timer's deadline is checked at every guest entry (and by halted vCPUs as they wait).
         this.apicTimer.poll();
         if (this.#halted) {
-          this.#halt();
+          this.#halted = this.#sleep.halt();
           continue;
         }
         const exit = this.#enterGuest();
@@ -296,7 +283,7 @@ export class Vcpu implements GuestCpuEnvironment {
           this.#halted = true;
         } else if (exit === GuestExit.PauseLoop) {
           this.count(VcpuStatistic.pauseLoopExits);
-          this.#pauseLoopYield();
+          this.#sleep.pauseLoopYield();
         }
       }
     } catch (error) {
@@ -316,7 +303,7 @@ export class Vcpu implements GuestCpuEnvironment {
       this.#reloadRamWindows();
       return GuestExit.InterruptWindow;
     }
-    this.#srcuReadUnlock();
+    this.srcuReadUnlock();
     this.locks.lockdep.assertNotHeld(this.locks.srcu.lockClass);
     this.count(VcpuStatistic.slices);
     let exit: GuestExit;
@@ -327,7 +314,7 @@ export class Vcpu implements GuestCpuEnvironment {
       this.apicTimer.endSlice(this.cpu.instructionsRetired - before);
       this.count(VcpuStatistic.instructions, this.cpu.instructionsRetired - before);
     }
-    this.#srcuReadLock('vcpu_enter_guest: srcu_read_lock after the guest');
+    this.srcuReadLock('vcpu_enter_guest: srcu_read_lock after the guest');
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
     return exit;
   }
@@ -408,13 +395,19 @@ export class Vcpu implements GuestCpuEnvironment {
   }
 
   /** kvm_vcpu_has_events, for a halted vCPU: something that ends HLT. */
-  #hasEvents(): boolean {
+  hasEvents(): boolean {
     const requests = Atomics.load(this.#control, this.#requests);
     if ((requests & WAKING_REQUESTS) !== 0) return true;
     // In wait-for-SIPI only INIT and start-up (and the host's requests) count; interrupts wait in IRR.
     if (this.boot.waiting) return false;
     if (this.#nmiDeliverable(requests)) return true;
     return this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0;
+  }
+
+  /** After a halt's sleep: an interrupt (or NMI) can be taken now, so the vCPU is no longer halted. */
+  canTakeInterrupt(): boolean {
+    return this.#nmiDeliverable(Atomics.load(this.#control, this.#requests))
+      || (this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0);
   }
 
   /** Returns true if the vCPU must stop. */
@@ -424,7 +417,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if ((requests & VcpuRequest.ApicPageReload) !== 0) this.#reloadApicPage();
     if ((requests & (VcpuRequest.Init | VcpuRequest.StartUp)) !== 0 && this.boot.acceptEvents(requests)) this.#halted = false;
     if ((requests & VcpuRequest.Kick) !== 0) Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
-    if ((requests & VcpuRequest.Pause) !== 0) return this.#park();
+    if ((requests & VcpuRequest.Pause) !== 0) return this.#sleep.park();
     return false;
   }
 
@@ -461,174 +454,19 @@ export class Vcpu implements GuestCpuEnvironment {
   // ---- AVIC load / put / blocking (svm/avic.c) ----
 
   /** avic_vcpu_load: publish the host thread and, unless IPI virtualization is off, IsRunning. */
-  #vcpuLoad(): void {
+  vcpuLoad(): void {
     Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'hostThreadSlot'), this.hostThreadSlot);
     this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization, hostPhysicalApicId(this.hostThreadSlot));
   }
 
   /** avic_vcpu_put / avic_vcpu_blocking: clear IsRunning, keep the host id (spec §1.9). */
-  #vcpuPut(): void {
+  vcpuPut(): void {
     this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), false, hostPhysicalApicId(this.hostThreadSlot));
   }
 
-  /** kvm_vcpu_halt: poll, then block; then adapt the polling window to how long the halt was. */
-  #halt(): void {
-    if (this.#hasEvents()) {
-      this.#halted = false;
-      return;
-    }
-    this.trace?.record(TraceEventKind.HaltBegin);
-    const haltStarted = performance.now();
-    if (this.#haltPoll()) {
-      this.#halted = false;
-      this.count(VcpuStatistic.haltPollSuccesses);
-      this.trace?.record(TraceEventKind.HaltEnd, 0);
-      return;
-    }
-    this.#block(VcpuWaitReason.Halted);
-    this.#adaptHaltPolling((performance.now() - haltStarted) * 1e6);
-    this.trace?.record(TraceEventKind.HaltEnd, 1);
-    // Still halted unless an interrupt (or NMI) can now be taken; requests are handled by the loop.
-    const requests = Atomics.load(this.#control, this.#requests);
-    const nmi = this.#nmiDeliverable(requests);
-    if (nmi || (this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0)) this.#halted = false;
-  }
-
-  /**
-   * KVM's rule (kvm_vcpu_halt): a halt that ended within the window leaves it alone; one longer than
-   * the maximum shrinks it (polling would not have helped); one shorter than the maximum but longer
-   * than the window grows it (a slightly longer poll would have caught the event).
-   */
-  #adaptHaltPolling(haltNs: number): void {
-    if (!this.startup.haltPolling || haltNs <= this.#haltPollNs) return;
-    if (haltNs > HALT_POLL_MAX_NS) this.#haltPollNs = Math.floor(this.#haltPollNs / 2);
-    else if (this.#haltPollNs < HALT_POLL_MAX_NS) this.#haltPollNs = Math.min(HALT_POLL_MAX_NS, Math.max(HALT_POLL_START_NS, this.#haltPollNs * 2));
-  }
-
-  /**
-   * Halt-polling: spin briefly with IsRunning still set (so senders ring the doorbell instead of
-   * exiting), but only while runnable vCPUs fit the host cores: spinning on an oversubscribed host
-   * costs a scheduler slice per round trip (research §2). Returns true if an event came.
-   */
-  #haltPoll(): boolean {
-    if (!this.startup.haltPolling || this.#haltPollNs <= 0) return false;
-    if (Atomics.load(this.#control, this.#runnableVcpus) > this.startup.hostCores) return false;
-    this.#srcuReadUnlock();
-    const deadline = performance.now() + this.#haltPollNs / 1e6;
-    let seen = Atomics.load(this.#control, this.#doorbell);
-    let success = false;
-    for (let spins = 0; ; spins++) {
-      const ring = Atomics.load(this.#control, this.#doorbell);
-      if (ring !== seen) {
-        seen = ring;
-        if (this.#hasEvents()) { success = true; break; }
-      }
-      // Look at the IRR itself now and then too, and at the clock (performance.now costs ~40 ns).
-      if ((spins & 255) === 255) {
-        this.apicTimer.poll();
-        if (this.#hasEvents()) { success = true; break; }
-        if (performance.now() >= deadline) break;
-      }
-    }
-    this.#srcuReadLock('kvm_vcpu_halt: srcu_read_lock after polling');
-    return success;
-  }
-
-  /** kvm_vcpu_block with the AVIC blocking hooks around it. Every wait is bounded and re-checks. */
-  #block(reason: number): void {
-    transitionRunState(this.#control, this.#runState, VcpuRunState.Blocked, this.index);
-    Atomics.sub(this.#control, this.#runnableVcpus, 1);
-    Atomics.store(this.#control, this.#waitReason, reason);
-    let seen = Atomics.load(this.#control, this.#doorbell);
-    this.#vcpuPut();
-    this.#srcuReadUnlock();
-    this.locks.lockdep.assertNotHeld(this.locks.srcu.lockClass);
-    this.count(VcpuStatistic.blocks);
-    for (;;) {
-      // The timer is this vCPU's own event source: it fires here, and the wait ends by its deadline.
-      this.apicTimer.poll();
-      if (this.#hasEvents()) break;
-      const timeout = Math.min(WAIT_SLICE_MS, this.apicTimer.remainingNs() / 1e6);
-      Atomics.store(this.#control, this.#waitValue, seen);
-      Atomics.store(this.#control, this.#sleeping, 1);
-      const result = Atomics.wait(this.#control, this.#doorbell, seen, timeout);
-      Atomics.store(this.#control, this.#sleeping, 0);
-      if (result === 'timed-out') {
-        // A timer deadline announces itself: fire it at the top of the loop, no ring is owed.
-        if (this.apicTimer.remainingNs() === 0) continue;
-        // Nobody rang, yet an event is pending: the ring is late (its sender was preempted between
-        // setting IRR and ringing) or lost (the protocol broke: it will never come).
-        if (this.#hasEvents()) {
-          this.#classifyUnannouncedEvent(seen);
-          break;
-        }
-      } else if (result === 'ok') {
-        this.count(VcpuStatistic.wakeups);
-        this.trace?.record(TraceEventKind.WakeUp);
-      }
-      seen = Atomics.load(this.#control, this.#doorbell);
-    }
-    this.#srcuReadLock('vcpu_block: srcu_read_lock after waking');
-    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
-    Atomics.add(this.#control, this.#runnableVcpus, 1);
-    transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
-    this.#vcpuLoad();
-  }
-
-  /**
-   * Waits, bounded, for the ring that should announce a pending event. Every path that makes an event
-   * for a sleeping vCPU rings afterwards (an IRR set then a doorbell or a kick; a request then a kick),
-   * so a ring that never comes means a lost wake-up, which the report makes a failure.
-   */
-  #classifyUnannouncedEvent(seen: number): void {
-    const deadline = performance.now() + LOST_WAKEUP_GRACE_MS;
-    for (;;) {
-      if (Atomics.load(this.#control, this.#doorbell) !== seen) { this.count(VcpuStatistic.lateWakeups); return; }
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) { this.count(VcpuStatistic.lostWakeups); return; }
-      Atomics.wait(this.#control, this.#doorbell, seen, Math.min(WAIT_SLICE_MS, remaining));
-    }
-  }
-
-  /** Pause-loop exit (kvm_vcpu_on_spin): yield the core only when vCPUs outnumber cores. */
-  #pauseLoopYield(): void {
-    if (Atomics.load(this.#control, this.#runnableVcpus) <= this.startup.hostCores) return;
-    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.PauseLoopYield);
-    Atomics.wait(this.#control, this.#doorbell, Atomics.load(this.#control, this.#doorbell), PAUSE_LOOP_YIELD_MS);
-    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
-  }
-
-  /** Paused by the main thread: put, park until the Pause bit is cleared. Returns true to stop. */
-  #park(): boolean {
-    transitionRunState(this.#control, this.#runState, VcpuRunState.Paused, this.index);
-    Atomics.sub(this.#control, this.#runnableVcpus, 1);
-    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.Paused);
-    this.#vcpuPut();
-    this.#srcuReadUnlock();
-    let stop = false;
-    for (;;) {
-      const requests = Atomics.load(this.#control, this.#requests);
-      if ((requests & VcpuRequest.Stop) !== 0) { stop = true; break; }
-      if ((requests & VcpuRequest.Pause) === 0) break;
-      const seen = Atomics.load(this.#control, this.#doorbell);
-      if (Atomics.load(this.#control, this.#requests) !== requests) continue;
-      Atomics.store(this.#control, this.#waitValue, seen);
-      Atomics.store(this.#control, this.#sleeping, 1);
-      Atomics.wait(this.#control, this.#doorbell, seen, WAIT_SLICE_MS);
-      Atomics.store(this.#control, this.#sleeping, 0);
-    }
-    this.#srcuReadLock('vcpu_run: srcu_read_lock after a pause');
-    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
-    if (stop) return true;
-    Atomics.add(this.#control, this.#runnableVcpus, 1);
-    transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
-    this.#vcpuLoad();
-    return false;
-  }
-
   #releaseForExit(): void {
-    this.#vcpuPut();
-    if (this.#srcuIndex !== -1) this.#srcuReadUnlock();
+    this.vcpuPut();
+    if (this.#srcuIndex !== -1) this.srcuReadUnlock();
     if (this.locks.vcpuMutex.holder() === this.locks.lockdep.currentThreadSlot()) this.locks.vcpuMutex.unlock();
     Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'finished'), 1);
   }
