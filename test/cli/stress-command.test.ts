@@ -102,6 +102,18 @@ describe('avic-smp stress --json', () => {
     expect(summary.haltPolling).toBe(false);
     expect(summary.exits.incompleteIpi.targetNotRunning).toBeGreaterThanOrEqual(summary.ipis.commands);
   });
+
+  it('hot-add under --policy rfc-v2: the creation cost is reported, and the exit status follows the IPI balance', () => {
+    const result = cli(['stress', '--pattern', 'hot-add', '--vcpus', '2', '--hot-add', '2', '--seconds', '1', '--policy', 'rfc-v2', '--json']);
+    const summary = JSON.parse(result.stdout) as Record<string, any>;
+    expect(summary).toMatchObject({ pattern: 'hot-add', vcpus: 4, policy: 'rfc-v2' });
+    expect(summary.vcpuCreation).toMatchObject({ created: 4, maxVcpus: 4, hotAdds: 2, apicAccessMemslotResizes: 3, backingPagesReinitialised: 6 });
+    expect(summary.memslots.gracePeriods).toBe(4);
+    // Losses are the design's cost and vary with timing; whatever they are, they decide the status.
+    expect(summary.ipis.lost).toBeGreaterThanOrEqual(summary.vcpuCreation.strandedIrrBits);
+    expect(result.status, result.stderr).toBe(summary.ipis.lost > 0 || !summary.ok ? 1 : 0);
+    expect(summary.ok).toBe(summary.ipis.lost === 0 && summary.checks.every((check: { ok: boolean }) => check.ok));
+  });
 });
 
 describe('avic-smp stress, human summary', () => {
@@ -131,6 +143,9 @@ describe('avic-smp stress bad input exits 2 with a one-line message and no stack
     ['an unknown pattern (lists the valid ones)', ['--pattern', 'nope', '--vcpus', '2'], new RegExp(`unknown pattern "nope"; the patterns are: ${patterns.join(', ')}`)],
     ['--vcpus 0', ['--pattern', 'ping-pong', '--vcpus', '0'], /--vcpus must be from 1 to 255, got 0/],
     ['more vCPUs than the pattern allows', ['--pattern', 'ping-pong', '--vcpus', '3'], /^avic-smp: pattern ping-pong needs exactly 2 vCPUs.*got 3/],
+    ['--hot-add with a pattern that cannot', ['--pattern', 'storm', '--vcpus', '2', '--hot-add', '1', '--seconds', '1'], /^avic-smp: pattern storm does not support hot-add \(pattern hot-add does\)/],
+    ['--hot-add without --seconds', ['--pattern', 'hot-add', '--vcpus', '2', '--hot-add', '1'], /^avic-smp: hot-add needs a time-based run/],
+    ['an unknown --policy', ['--pattern', 'storm', '--vcpus', '2', '--policy', 'rfc-v3'], /unknown policy "rfc-v3"; the policies are: upstream, rfc-v2/],
     ['--vcpus abc', ['--pattern', 'ping-pong', '--vcpus', 'abc'], /--vcpus must be a whole number, got "abc"/],
     ['--ipis 1.5', ['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '1.5'], /--ipis must be a whole number, got "1\.5"/],
     ['--seconds ten', ['--pattern', 'ping-pong', '--vcpus', '2', '--seconds', 'ten'], /--seconds must be a number above 0, got "ten"/],
