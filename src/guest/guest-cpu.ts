@@ -54,6 +54,9 @@ export interface GuestCpuEnvironment {
   interruptWindow?(cpu: GuestCpu): boolean;
 }
 
+/** The general-protection exception's vector (#GP). */
+export const GENERAL_PROTECTION_VECTOR = 13;
+
 export class GuestCpu {
   /**
    * r0..r15 and the hidden zero register (16). Sized 256 so that any register byte a hand-made
@@ -69,7 +72,10 @@ export class GuestCpu {
   /** Set by rdmsr's environment call: the high word of the value read. */
   msrHighWord = 0;
   fault: GuestFault | undefined;
+  /** #GP exceptions delivered to the guest's vector 13 handler. */
+  generalProtectionExceptions = 0;
   readonly memory: GuestMemoryAccess;
+  #pendingGeneralProtection: { readonly kind: GuestFaultKind; readonly detail: string } | undefined;
 
   #environment: GuestCpuEnvironment;
   #doorbells: Int32Array;
@@ -109,6 +115,29 @@ export class GuestCpu {
   /** The environment asks for interrupts to be evaluated after the current instruction (EOI, TPR, self-IPI). */
   requestInterruptEvaluation(): void {
     this.#evaluateRequested = true;
+  }
+
+  /**
+   * The architecture's answer to this instruction is #GP (an environment call, rdmsr or wrmsr, found
+   * it so): the instruction does not complete, and the exception goes through vector 13 with the
+   * faulting instruction's address as the return address (no error code is pushed: a handler that
+   * wants to skip the instruction adds 8 to the saved pc). With no handler at vector 13 the vCPU
+   * stops with a `kind` fault instead (as a triple fault would end a real guest).
+   */
+  raiseGeneralProtection(kind: GuestFaultKind, detail: string): void {
+    this.#pendingGeneralProtection ??= { kind, detail };
+  }
+
+  #deliverGeneralProtection(): boolean {
+    const pending = this.#pendingGeneralProtection!;
+    this.#pendingGeneralProtection = undefined;
+    const handler = this.memory.read32(this.interruptVectorTableBase + GENERAL_PROTECTION_VECTOR * 4);
+    if (handler === undefined || handler === 0) {
+      this.raiseFault(pending.kind, `${pending.detail} (#GP, and vector ${GENERAL_PROTECTION_VECTOR} has no handler: the vCPU stops)`);
+      return false;
+    }
+    this.generalProtectionExceptions++;
+    return this.deliverInterrupt(GENERAL_PROTECTION_VECTOR);
   }
 
   raiseFault(kind: GuestFaultKind, detail: string, address?: number): void {
@@ -454,8 +483,14 @@ export class GuestCpu {
           if (op === Opcode.Hypercall) this.#environment.hypercall(this, immediate);
           else if (op === Opcode.Rdmsr) {
             const low = this.#environment.readMsr(this, (registers[b]! + immediate) >>> 0);
-            if (this.fault === undefined) { registers[a] = low; registers[a + 1] = this.msrHighWord; }
+            if (this.fault === undefined && this.#pendingGeneralProtection === undefined) { registers[a] = low; registers[a + 1] = this.msrHighWord; }
           } else this.#environment.writeMsr(this, (registers[b]! + immediate) >>> 0, registers[a]!, registers[a + 1]!);
+          if (this.#pendingGeneralProtection !== undefined) {
+            // The instruction does not complete: #GP with its own address as the return address.
+            if (!this.#deliverGeneralProtection()) { exit = GuestExit.Fault; break; }
+            pc = this.pc;
+            break;
+          }
           if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
           pc += 8;
           if (this.#exitRequested) { exit = GuestExit.EnvironmentExit; budget -= remaining; remaining = 0; } else if (this.#evaluateRequested) { budget -= remaining; remaining = 0; }

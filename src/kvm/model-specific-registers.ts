@@ -31,14 +31,14 @@ export function readModelSpecificRegister(vcpu: Vcpu, cpu: GuestCpu, index: numb
       return apicBaseLow(vcpu);
     default:
       if (isX2apicMsr(index)) return readX2apicMsr(vcpu, cpu, index);
-      cpu.raiseFault(GuestFaultKind.UnknownMsr, `rdmsr of MSR 0x${index.toString(16)}, which this model does not implement (#GP)`);
+      cpu.raiseGeneralProtection(GuestFaultKind.UnknownMsr, `rdmsr of MSR 0x${index.toString(16)}, which this model does not implement`);
       return 0;
   }
 }
 
 export function writeModelSpecificRegister(vcpu: Vcpu, cpu: GuestCpu, index: number, low: number, high: number): void {
   if (index !== ModelSpecificRegister.ApicBase && !isX2apicMsr(index)) {
-    cpu.raiseFault(GuestFaultKind.UnknownMsr, `wrmsr of MSR 0x${index.toString(16)} = 0x${(high >>> 0).toString(16)}:${(low >>> 0).toString(16)}: this model does not implement it (#GP)`);
+    cpu.raiseGeneralProtection(GuestFaultKind.UnknownMsr, `wrmsr of MSR 0x${index.toString(16)} = 0x${(high >>> 0).toString(16)}:${(low >>> 0).toString(16)}: this model does not implement it`);
     return;
   }
   // x2AVIC: the ICR and SELF IPI writes of an x2APIC vCPU are not intercepted (no exit).

@@ -77,7 +77,7 @@ const APIC_BASE_FAULT_TEXT: Readonly<Record<ApicBaseWriteFault, string>> = {
 const hex = (value: number): string => `0x${(value >>> 0).toString(16)}`;
 
 function generalProtection(cpu: GuestCpu, what: string, reason: string): void {
-  cpu.raiseFault(GuestFaultKind.GeneralProtection, `${what}: ${reason} (#GP; the guest has no exception delivery, so the vCPU stops)`);
+  cpu.raiseGeneralProtection(GuestFaultKind.GeneralProtection, `${what}: ${reason}`);
 }
 
 /** IA32_APIC_BASE as the guest reads it: the base, EN, EXTD in x2APIC mode, BSP on vCPU 0. */

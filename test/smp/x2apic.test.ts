@@ -188,3 +188,64 @@ start:  ${x2apic ? TO_X2APIC : ''}
     expect(report.faults[0]!.description).toContain(detail);
   });
 });
+
+describe('#GP is delivered to the guest\'s vector 13 handler', () => {
+  const TO_X2APIC = `
+        rdmsr r2, MSR_IA32_APICBASE
+        or r2, r2, X2APIC_ENABLE
+        wrmsr MSR_IA32_APICBASE, r2`;
+  const cases: readonly { name: string; x2apic: boolean; code: string; reads: boolean }[] = [
+    { name: 'an x2APIC MSR read in xAPIC mode', x2apic: false, code: 'rdmsr r2, APIC_BASE_MSR + (APIC_ICR >> 4)', reads: true },
+    { name: 'a read of the write-only EOI', x2apic: true, code: 'rdmsr r2, APIC_BASE_MSR + (APIC_EOI >> 4)', reads: true },
+    { name: 'an MSR the model does not implement', x2apic: false, code: 'rdmsr r2, 0xC0000080', reads: true },
+    { name: 'a write of the read-only ID', x2apic: true, code: 'li r4, 5\n li r5, 0\n wrmsr APIC_BASE_MSR + (APIC_ID >> 4), r4', reads: false },
+    { name: 'an ICR with reserved bit 13', x2apic: true, code: 'li r4, 0x2041\n li r5, 0\n wrmsr APIC_BASE_MSR + (APIC_ICR >> 4), r4', reads: false },
+  ];
+
+  it.each(cases)('$name: the instruction does not complete, the handler runs once and resumes after it', async ({ x2apic, code, reads }) => {
+    // The handler counts, then moves the saved pc (pushed last: [sp] after its own push is r2,
+    // [sp + 4] the pc, [sp + 8] the flags) past the faulting instruction.
+    const program = `
+        .entry start
+start:  livt ivt
+        ${x2apic ? TO_X2APIC : ''}
+        li r2, 0x5A5A
+        li r3, 0x6B6B
+        ${code}
+        mov r6, r2
+        mov r7, r3
+        li r1, 0
+        ld32 r2, [gp_count]
+        hypercall HC_REPORT
+        li r1, 1
+        mov r2, r6
+        hypercall HC_REPORT
+        li r1, 2
+        mov r2, r7
+        hypercall HC_REPORT
+        li r1, 0
+        hypercall HC_DONE
+gp_handler:
+        push r2
+        ld32 r2, [gp_count]
+        add r2, r2, 1
+        st32 [gp_count], r2
+        ld32 r2, [sp + 4]
+        add r2, r2, 8
+        st32 [sp + 4], r2
+        pop r2
+        iret
+        .align 64
+gp_count: .word 0
+ivt:    .zero 4 * 13
+        .word gp_handler
+        .zero 4 * (255 - 13)
+`;
+    const report = await runGuest(program, { vcpus: 1 });
+    expect(report.exit.reason, summary(report)).toBe('all-done');
+    expect(report.faults).toEqual([]);
+    expect(report.perVcpu[0]!.guest.reports[0]).toBe(1);
+    // rdmsr's destination pair is untouched by a #GP.
+    if (reads) expect(report.perVcpu[0]!.guest.reports.slice(1, 3)).toEqual([0x5a5a, 0x6b6b]);
+  });
+});

@@ -13,13 +13,15 @@
 ;   (Intel and KVM's own APIC); which one, and whether busy ever reads set, the host judges.
 ; X2APIC = 1 (x2APIC, after the switch through the APIC base MSR): ICR is the 64-bit MSR 0x830,
 ;   written and read in one access, and must read back exactly. Busy is not tested (reserved, and
-;   vendors differ). Values with bits in the x2APIC reserved fields (31:20, 17:16, 13) make wrmsr
-;   #GP, which this guest cannot survive, so they are skipped and counted.
+;   vendors differ). Values with bits in the x2APIC reserved fields (31:20, 17:16, 13) must make
+;   wrmsr #GP: the vector 13 handler counts the exception and resumes after the wrmsr, and the
+;   sweep counts each such value as faulted (slot 6) or, if no #GP came, as not faulted (slot 11).
 ;
 ; Slots: 0 read-backs; 1 read-backs whose bits 31:0 (busy aside) differ; 2 read-backs with busy set;
 ; 3 ICR2 read back whole; 4 ICR2 read back with bits 23:0 clear; 5 ICR2 read back as neither
-; (x2APIC: 1 counts any difference in either half); 6 values skipped; 7-10 the first bad read-back:
-; written low, written high, read low, read high.
+; (x2APIC: 1 counts any difference in either half); 6 reserved-bit values that made wrmsr #GP;
+; 7-10 the first bad read-back: written low, written high, read low, read high; 11 reserved-bit
+; values that did not #GP.
 
         .equ X2APIC, 0
         .equ CF_APIC_BASE_EXTD, 0x400
@@ -28,6 +30,9 @@
         .entry start
 
 start:  cli
+        li r2, gp_handler
+        st32 [cf_ivt + 4 * 13], r2
+        livt cf_ivt
         li r2, X2APIC
         beqz r2, sweep
         rdmsr r2, MSR_IA32_APICBASE
@@ -89,7 +94,7 @@ report: shl r2, r9, 2
         mov r1, r9
         hypercall HC_REPORT
         add r9, r9, 1
-        li r2, 11
+        li r2, 12
         bltu r9, r2, report
         jmp cf_done
 
@@ -112,7 +117,18 @@ test_icr_x2apic:
         li r2, CF_X2APIC_RESERVED
         and r2, r4, r2
         beqz r2, test_icr_x2apic_write
+        ld32 r10, [gp_taken]            ; reserved bits: this wrmsr must #GP (gp_handler skips it)
+        li r2, ~APIC_ICR_BUSY
+        and r6, r4, r2
+        mov r7, r5
+        wrmsr CF_X2APIC_ICR_MSR, r6
+        ld32 r11, [gp_taken]
+        sub r11, r11, r10
         li r1, 6
+        li r2, 1
+        beq r11, r2, reserved_counted
+        li r1, 11
+reserved_counted:
         call bump
         pop r13
         ret
@@ -178,6 +194,19 @@ one_end:
         pop r13
         ret
 
+; The #GP handler (vector 13): count it, and resume after the faulting instruction (the saved pc,
+; at [sp + 4] once r2 is pushed, is the faulting instruction's address).
+gp_handler:
+        push r2
+        ld32 r2, [gp_taken]
+        add r2, r2, 1
+        st32 [gp_taken], r2
+        ld32 r2, [sp + 4]
+        add r2, r2, 8
+        st32 [sp + 4], r2
+        pop r2
+        iret
+
 ; bump: counters[r1] += 1. Clobbers r2, r3.
 bump:   shl r2, r1, 2
         ld32 r3, [r2 + counters]
@@ -200,5 +229,6 @@ record_first_end:
 
         .align 4
 recorded: .word 0
-counters: .zero 4 * 11
+gp_taken: .word 0
+counters: .zero 4 * 12
         .include "conformance.s"
