@@ -117,9 +117,11 @@ export class VcpuSleep {
   /** kvm_vcpu_block with the AVIC blocking hooks around it. Every wait is bounded and re-checks. */
   block(reason: number): void {
     const host = this.#host;
-    this.#leaveRunning(VcpuRunState.Blocked, reason);
+    // Doorbell first, then IsRunning clear (the AVIC ordering), then Blocked: whoever sees the vCPU
+    // Blocked (the watchdog, a guest asking HC_VCPU_RUN_STATE) knows IsRunning is already clear.
     let seen = Atomics.load(this.#control, this.#doorbell);
     host.vcpuPut();
+    this.#leaveRunning(VcpuRunState.Blocked, reason);
     host.srcuReadUnlock();
     host.locks.lockdep.assertNotHeld(host.locks.srcu.lockClass);
     host.count(VcpuStatistic.blocks);
