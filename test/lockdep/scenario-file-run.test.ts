@@ -21,7 +21,8 @@ describe('running lock scenario files', () => {
   it('abba.yaml without the validator: a real deadlock, caught by the watchdog with the wait-for cycle, torn down within its bound', async () => {
     const started = performance.now();
     const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/abba.yaml'), { validator: false, watchdogMs: 1000 });
-    expect(performance.now() - started).toBeLessThan(5_000);
+    // The watchdog (1 s) ends it far below the waits' own bound; generous for a loaded host's worker start-up.
+    expect(performance.now() - started).toBeLessThan(15_000);
     expect(outcome.verdict).toBe('deadlock');
     expect([['A', 'B', 'A'], ['B', 'A', 'B']]).toContainEqual(outcome.cycle);
     expect(outcome.report).toContain('no thread made progress for 1.0 s');
