@@ -49,20 +49,7 @@ sender:
         call common_check_vcpu_count
         livt ivt
         sti                             ; the physical broadcast reaches the sender too
-        li r12, TIMEOUT_NS
-        rdtsc r10
-wait_online:
-        ld32 r2, [online]
-        li r3, VCPUS - 1
-        beq r2, r3, all_online
-        pause
-        rdtsc r11
-        sub r11, r11, r10
-        bltu r11, r12, wait_online
-        li r1, ABORT_NOT_ONLINE
-        ld32 r2, [online]
-        jmp common_abort
-all_online:
+        call common_wait_others_online
         li r6, 0
         li r7, 0
         li r13, 0
@@ -194,23 +181,12 @@ receiver_report:
         xchg r2, [r10 + L_DONE]
         jmp common_done
 
-; The FINISH handler: flag it in this vCPU's own line (found from its APIC ID), EOI. The IPI handler
-; (count a receipt) is common_count_handler.
-finish_handler:
-        push r2
-        push r3
-        call common_my_line
-        li r3, 1
-        xchg r3, [r2 + L_EXIT]
-        st32 [APIC_BASE + APIC_EOI], r3
-        pop r3
-        pop r2
-        iret
-
 ; ---------------------------------------------------------------------------------------------
 
+        .include "common-online.s"      ; common_wait_others_online
         .include "common.s"             ; common_abort, common_done, common_park, ...
         .include "common-line.s"        ; common_my_line
+        .include "common-finish.s"      ; common_finish_handler (the FINISH handler)
         .include "common-count.s"       ; common_count_handler (the IPI handler)
 
         .align 64
@@ -224,5 +200,5 @@ lines:          .zero LINE * VCPUS
 ivt:
         .zero 4 * IPI_VECTOR
         .word common_count_handler      ; 0x40
-        .word finish_handler            ; 0x41
+        .word common_finish_handler     ; 0x41
         .zero 4 * (255 - FINISH_VECTOR)

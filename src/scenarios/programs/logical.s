@@ -295,6 +295,7 @@ verified:
 
         .include "common.s"             ; common_abort, common_done, common_park, ...
         .include "common-line.s"        ; common_my_line
+        .include "common-finish.s"      ; common_finish_handler (the FINISH handler)
 
 ; ---------------------------------------------------------------------------------------------
 ; Destination arithmetic
@@ -407,17 +408,6 @@ count_receipt:
         pop r1
         iret
 
-finish_handler:
-        push r2
-        push r3
-        call common_my_line
-        li r3, 1
-        xchg r3, [r2 + L_EXIT]
-        st32 [APIC_BASE + APIC_EOI], r3
-        pop r3
-        pop r2
-        iret
-
 ; ---------------------------------------------------------------------------------------------
 
         .align 64
@@ -438,5 +428,5 @@ receipts:        .zero TABLE * VCPUS
 ivt:
         .zero 4 * PATTERN_VECTOR
         .word pattern_handler           ; 0x40
-        .word finish_handler            ; 0x41
+        .word common_finish_handler     ; 0x41
         .zero 4 * (255 - FINISH_VECTOR)

@@ -52,20 +52,7 @@ caller:
         li r1, ABORT_VCPU_COUNT
         jmp common_abort
 caller_count_ok:
-        li r12, TIMEOUT_NS
-        rdtsc r10                       ; smp_init: every AP online before the first call
-wait_online:
-        ld32 r2, [online]
-        li r3, VCPUS - 1
-        beq r2, r3, all_online
-        pause
-        rdtsc r11
-        sub r11, r11, r10
-        bltu r11, r12, wait_online
-        li r1, ABORT_NOT_ONLINE
-        ld32 r2, [online]
-        jmp common_abort
-all_online:
+        call common_wait_others_online  ; smp_init: every AP online before the first call
         li r6, 1
         li r7, 0
 call_loop:
@@ -228,6 +215,7 @@ finish_call:
 
 ; ---------------------------------------------------------------------------------------------
 
+        .include "common-online.s"      ; common_wait_others_online
         .include "common.s"             ; common_abort, common_done, common_park, ...
 
 ; ---------------------------------------------------------------------------------------------
