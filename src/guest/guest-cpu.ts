@@ -515,8 +515,10 @@ export class GuestCpu {
           const left = sliceBudget - executed;
           this.pc = pc >>> 0;
           this.#evaluateRequested = false;
-          if (left > 0 && !this.#environment.interruptWindow(this)) {
-            if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+          const endSlice = left <= 0 || this.#environment.interruptWindow(this);
+          // A delivery in the window that faulted stops the vCPU, whatever the environment answered.
+          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+          if (!endSlice) {
             pc = this.pc;
             lastDoorbell = this.lastDoorbell;
             exit = GuestExit.SliceEnd;

@@ -307,7 +307,10 @@ export class Vcpu implements GuestCpuEnvironment {
     this.locks.lockdep.assertNotHeld(this.locks.srcu.lockClass);
     this.count(VcpuStatistic.slices);
     let exit: GuestExit;
-    if (this.evaluateInterrupts() && this.cpu.fault !== undefined) exit = GuestExit.Fault;
+    // A delivery that faults (no handler, a frame pushed outside memory) returns false with the fault
+    // recorded: the vCPU stops here, as a failed event injection ends KVM_RUN.
+    this.evaluateInterrupts();
+    if (this.cpu.fault !== undefined) exit = GuestExit.Fault;
     else {
       const before = this.cpu.instructionsRetired;
       exit = this.cpu.run(this.apicTimer.beginSlice(SLICE_INSTRUCTIONS));
@@ -387,7 +390,10 @@ export class Vcpu implements GuestCpuEnvironment {
     return !this.cpu.nmiBlocked && ((requests & VcpuRequest.Nmi) !== 0 || this.#nmisLatched > 0);
   }
 
-  /** An interrupt window in guest mode: requests end the slice; otherwise evaluate and go on. */
+  /**
+   * An interrupt window in guest mode: requests end the slice; otherwise evaluate and go on. A
+   * delivery that faults ends the slice too (the interpreter then returns GuestExit.Fault).
+   */
   interruptWindow(cpu: GuestCpu): boolean {
     if (Atomics.load(this.#control, this.#requests) & ~VcpuRequest.Nmi) return true;
     this.evaluateInterrupts();
