@@ -55,21 +55,26 @@ export class VcpuSleep {
     this.#runnableVcpus = memory.headerIndex('runnableVcpus');
   }
 
-  /** kvm_vcpu_halt: poll, then block; then adapt the polling window. Returns true if still halted. */
+  /**
+   * kvm_vcpu_halt: poll, then block; then adapt the polling window. Returns true if still halted.
+   * Any event ends the wait (hasEvents: the host's requests too, so the run loop services them), but
+   * only one the vCPU can take ends HLT (canTakeInterrupt): after a kick, a memslot change or a pause
+   * the run loop handles the request and comes back here, as KVM's vcpu_run calls kvm_vcpu_halt again
+   * while mp_state is still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
+   */
   halt(): boolean {
     const host = this.#host;
-    if (host.hasEvents()) return false;
+    if (host.hasEvents()) return !host.canTakeInterrupt();
     host.trace?.record(TraceEventKind.HaltBegin);
     const haltStarted = performance.now();
     if (this.#haltPoll()) {
       host.count(VcpuStatistic.haltPollSuccesses);
       host.trace?.record(TraceEventKind.HaltEnd, 0);
-      return false;
+      return !host.canTakeInterrupt();
     }
     this.block(VcpuWaitReason.Halted);
     this.#adaptHaltPolling((performance.now() - haltStarted) * 1e6);
     host.trace?.record(TraceEventKind.HaltEnd, 1);
-    // Still halted unless an interrupt (or NMI) can now be taken; requests are handled by the loop.
     return !host.canTakeInterrupt();
   }
 

@@ -39,7 +39,11 @@ import { VcpuSleep } from './vcpu-sleep.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
-/** Requests that end a halt or a wait-for-SIPI whatever the interrupt state. */
+/**
+ * Requests that end a halted or wait-for-SIPI vCPU's sleep whatever the interrupt state, so that the
+ * run loop services them; a halted vCPU then halts again unless the request was INIT or a start-up
+ * that started it (or Stop).
+ */
 const WAKING_REQUESTS = VcpuRequest.Stop | VcpuRequest.Pause | VcpuRequest.Kick | VcpuRequest.MemslotsChanged
   | VcpuRequest.ApicPageReload | VcpuRequest.Init | VcpuRequest.StartUp;
 
@@ -400,7 +404,10 @@ export class Vcpu implements GuestCpuEnvironment {
     return cpu.fault !== undefined;
   }
 
-  /** kvm_vcpu_has_events, for a halted vCPU: something that ends HLT. */
+  /**
+   * kvm_vcpu_check_block, for a sleeping vCPU: something that ends the sleep (an interrupt or NMI it
+   * can take, or a request the run loop must service). Whether HLT ends is canTakeInterrupt's answer.
+   */
   hasEvents(): boolean {
     const requests = Atomics.load(this.#control, this.#requests);
     if ((requests & WAKING_REQUESTS) !== 0) return true;
@@ -410,7 +417,7 @@ export class Vcpu implements GuestCpuEnvironment {
     return this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0;
   }
 
-  /** After a halt's sleep: an interrupt (or NMI) can be taken now, so the vCPU is no longer halted. */
+  /** kvm_arch_vcpu_runnable for a halted vCPU: an interrupt (or NMI) can be taken now, so HLT ends. */
   canTakeInterrupt(): boolean {
     return this.#nmiDeliverable(Atomics.load(this.#control, this.#requests))
       || (this.cpu.interruptsEnabled && pendingDeliverableVector(this.memory.apicPageWords, this.pageBase) >= 0);
