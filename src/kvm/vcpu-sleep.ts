@@ -180,9 +180,11 @@ export class VcpuSleep {
   /** Paused by the main thread: put, park until the Pause bit is cleared. Returns true to stop. */
   park(): boolean {
     const host = this.#host;
-    this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
+    // IsRunning clear and the SRCU read section left before Paused is published (IsRunning as in
+    // block()): pause() resolves on seeing Paused, and promises a put vCPU that is no SRCU reader.
     host.vcpuPut();
     host.srcuReadUnlock();
+    this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
     let stop = false;
     for (;;) {
       const requests = Atomics.load(this.#control, this.#requests);

@@ -1,6 +1,9 @@
 // Kick, pause and resume from the main thread while vCPUs run guest code.
 import { describe, expect, it } from 'vitest';
+import { VcpuRunState } from '../../src/kvm/vcpu-run-state.js';
 import { createGuest, summary } from './smp-support.js';
+
+const PAUSE_CYCLES = 80;
 
 // Each vCPU counts in its own line until the host sets `stop`.
 const source = `
@@ -29,6 +32,12 @@ async function waitUntil(condition: () => boolean, what: string): Promise<void> 
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Atomics.waitAsync(flag, 0, 0, 2).value;
   }
+}
+
+/** A short, bounded spin on the main thread, to see a vCPU's state change the moment it happens. */
+function spinUntil(condition: () => boolean, what: string): void {
+  const deadline = performance.now() + 10_000;
+  while (!condition()) if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('main-thread control of running vCPUs', () => {
@@ -62,6 +71,49 @@ describe('main-thread control of running vCPUs', () => {
     const report = await vm.wait({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
     expect(report.exit.reason).toBe('all-done');
+  });
+
+  it('a vCPU seen Paused, and every vCPU once pause() resolves, is put (IsRunning clear) and out of SRCU; resume loads it again', async () => {
+    const vcpus = 3;
+    const { vm, program } = await createGuest(source, { vcpus });
+    const ram = new Int32Array(vm.memory.buffers.ram);
+    const control = vm.memory.control;
+    const counterIndex = (vcpu: number) => (program.symbols.get('counters')! >> 2) + vcpu * 16;
+    const counts = () => Array.from({ length: vcpus }, (_, vcpu) => Atomics.load(ram, counterIndex(vcpu)));
+    const runState = (vcpu: number) => Atomics.load(control, vm.memory.controlBlockIndex(vcpu, 'runState'));
+    const srcuReaders = () => [...vm.memory.srcu.readerSlotsInside(0), ...vm.memory.srcu.readerSlotsInside(1)];
+    vm.start();
+    await waitUntil(() => counts().every((count) => count > 0), 'every vCPU to count');
+    const problems: string[] = [];
+    // What pause() relies on: a vCPU seen Paused is already put and out of SRCU.
+    const checkPut = (cycle: number, vcpu: number, when: string) => {
+      if (vm.memory.physicalApicIdTable.isRunning(vcpu as never)) problems.push(`cycle ${cycle}: vCPU ${vcpu} IsRunning = 1 ${when}`);
+      // Reader slot 0 is the main thread, slot i + 1 is vCPU i.
+      if (srcuReaders().includes(vcpu + 1)) problems.push(`cycle ${cycle}: vCPU ${vcpu} is an SRCU reader ${when}`);
+    };
+    for (let cycle = 0; cycle < PAUSE_CYCLES && problems.length === 0; cycle++) {
+      const pausing = vm.pause();
+      // Watch each vCPU's run state as pause() does, but without pause()'s waits: the moment it
+      // reads Paused, look at the vCPU's IsRunning and SRCU read section.
+      for (let vcpu = 0; vcpu < vcpus; vcpu++) {
+        spinUntil(() => runState(vcpu) === VcpuRunState.Paused, `vCPU ${vcpu} to park`);
+        checkPut(cycle, vcpu, 'when its run state reads Paused');
+      }
+      await pausing;
+      for (let vcpu = 0; vcpu < vcpus; vcpu++) checkPut(cycle, vcpu, 'after pause() resolved');
+      const frozen = counts();
+      vm.resume();
+      // Handshake: every vCPU has left the park and runs guest code again (its counter moved); then
+      // it must be loaded again (IsRunning set: it counts in guest mode, with no exit in between).
+      await waitUntil(() => counts().every((count, vcpu) => count > frozen[vcpu]! && runState(vcpu) === VcpuRunState.Running), 'every vCPU to count again');
+      for (let vcpu = 0; vcpu < vcpus; vcpu++) {
+        if (!vm.memory.physicalApicIdTable.isRunning(vcpu as never)) problems.push(`cycle ${cycle}: vCPU ${vcpu} runs guest code with IsRunning = 0 after resume()`);
+      }
+    }
+    Atomics.store(ram, program.symbols.get('stop')! >> 2, 1);
+    const report = await vm.wait({ timeoutSeconds: 30 });
+    expect(problems).toEqual([]);
+    expect(report.ok, summary(report)).toBe(true);
   });
 
   it('pause, kick and resume are refused on a VM that is not running', async () => {
