@@ -77,6 +77,13 @@ export const VcpuRequest = {
    * it sees the bit. Ignored unless the target waits for a start-up (SDM: wait-for-SIPI state).
    */
   StartUp: 1 << 7,
+  /**
+   * Set together with Pause by the main thread's pause(); the vCPU clears it (then notifies the
+   * requests word) once it is parked for that pause: put, out of SRCU, Paused published. pause() waits
+   * for it rather than for the Paused state, which a vCPU still shows from before a resume() it has
+   * seen but not yet acted on.
+   */
+  PauseAcknowledge: 1 << 8,
 } as const;
 
 /** What a vCPU is waiting for, for the watchdog's report. */

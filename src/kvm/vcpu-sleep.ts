@@ -190,6 +190,12 @@ export class VcpuSleep {
       const requests = Atomics.load(this.#control, this.#requests);
       if ((requests & VcpuRequest.Stop) !== 0) { stop = true; break; }
       if ((requests & VcpuRequest.Pause) === 0) break;
+      if ((requests & VcpuRequest.PauseAcknowledge) !== 0) {
+        // Parked for this pause (put, out of SRCU, Paused published above): pause() may resolve.
+        Atomics.and(this.#control, this.#requests, ~VcpuRequest.PauseAcknowledge);
+        Atomics.notify(this.#control, this.#requests);
+        continue;
+      }
       const seen = Atomics.load(this.#control, this.#doorbell);
       if (Atomics.load(this.#control, this.#requests) !== requests) continue;
       this.#sleep(seen, WAIT_SLICE_MS);

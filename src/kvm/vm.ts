@@ -278,21 +278,27 @@ export class Vm {
 
   /**
    * Parks every vCPU (each puts itself: IsRunning cleared, SRCU dropped) and resolves once all are
-   * paused or finished. IPIs sent to a paused vCPU wait in its IRR and are delivered after resume().
+   * parked for this call (VcpuRequest.PauseAcknowledge) or finished, also right after a resume().
+   * IPIs sent to a paused vCPU wait in its IRR and are delivered after resume().
    */
   async pause(timeoutMs = 10_000): Promise<void> {
     this.#assertRunning('pause');
-    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Pause);
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Pause | VcpuRequest.PauseAcknowledge);
     const control = this.memory.control;
     const deadline = performance.now() + timeoutMs;
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
+      const requests = this.memory.controlBlockIndex(vcpu, 'requests');
       const runState = this.memory.controlBlockIndex(vcpu, 'runState');
       for (;;) {
+        // Not the Paused state alone: a vCPU shows it until it acts on an earlier resume(). The
+        // acknowledgement is cleared after Paused is published (park), so this load pairs with it.
+        const seen = Atomics.load(control, requests);
+        if ((seen & VcpuRequest.PauseAcknowledge) === 0) break;
         const state = Atomics.load(control, runState);
-        if (state === VcpuRunState.Paused || state === VcpuRunState.Finished) break;
+        if (state === VcpuRunState.Finished) break;
         if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not pause within ${timeoutMs} ms (it is ${runStateName(state)})`);
         this.memory.kick(vcpu, 0);
-        const wait = Atomics.waitAsync(control, runState, state, 5);
+        const wait = Atomics.waitAsync(control, requests, seen, 5);
         if (wait.async) await wait.value;
       }
     }
@@ -302,7 +308,7 @@ export class Vm {
   resume(): void {
     this.#assertRunning('resume');
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
-      Atomics.and(this.memory.control, this.memory.controlBlockIndex(vcpu, 'requests'), ~VcpuRequest.Pause);
+      Atomics.and(this.memory.control, this.memory.controlBlockIndex(vcpu, 'requests'), ~(VcpuRequest.Pause | VcpuRequest.PauseAcknowledge));
       this.memory.kick(vcpu, 0);
     }
   }

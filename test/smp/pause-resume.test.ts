@@ -4,6 +4,7 @@ import { VcpuRunState } from '../../src/kvm/vcpu-run-state.js';
 import { createGuest, summary } from './smp-support.js';
 
 const PAUSE_CYCLES = 80;
+const RESUME_PAUSE_CYCLES = 200;
 
 // Each vCPU counts in its own line until the host sets `stop`.
 const source = `
@@ -110,6 +111,36 @@ describe('main-thread control of running vCPUs', () => {
         if (!vm.memory.physicalApicIdTable.isRunning(vcpu as never)) problems.push(`cycle ${cycle}: vCPU ${vcpu} runs guest code with IsRunning = 0 after resume()`);
       }
     }
+    Atomics.store(ram, program.symbols.get('stop')! >> 2, 1);
+    const report = await vm.wait({ timeoutSeconds: 30 });
+    expect(problems).toEqual([]);
+    expect(report.ok, summary(report)).toBe(true);
+  });
+
+  it('pause() right after resume() waits for every vCPU to park for it, not for the park it is leaving', async () => {
+    const vcpus = 2;
+    const { vm, program } = await createGuest(source, { vcpus });
+    const ram = new Int32Array(vm.memory.buffers.ram);
+    vm.start();
+    await waitUntil(() => Atomics.load(ram, program.symbols.get('counters')! >> 2) > 0, 'vCPU 0 to count');
+    const problems: string[] = [];
+    const control = vm.memory.control;
+    const runState = () => Atomics.load(control, vm.memory.controlBlockIndex(0, 'runState'));
+    const slot = Atomics.load(control, vm.memory.controlBlockIndex(0, 'hostThreadSlot'));
+    await vm.pause();
+    for (let cycle = 0; cycle < RESUME_PAUSE_CYCLES && problems.length === 0; cycle++) {
+      vm.resume();
+      // Pause again the moment vCPU 0 wakes for the resume: it has not left its park yet (its run
+      // state still reads Paused) but is about to.
+      spinUntil(() => Atomics.load(control, vm.memory.doorbellIndex(slot, 'sleeping')) === 0 || runState() !== VcpuRunState.Paused, 'vCPU 0 to wake');
+      await vm.pause();
+      const states = vm.runStates();
+      states.forEach((state, vcpu) => {
+        if (state !== 'paused') problems.push(`cycle ${cycle}: vCPU ${vcpu} is ${state} after pause()`);
+        else if (vm.memory.physicalApicIdTable.isRunning(vcpu as never)) problems.push(`cycle ${cycle}: vCPU ${vcpu} IsRunning = 1 after pause()`);
+      });
+    }
+    vm.resume();
     Atomics.store(ram, program.symbols.get('stop')! >> 2, 1);
     const report = await vm.wait({ timeoutSeconds: 30 });
     expect(problems).toEqual([]);
