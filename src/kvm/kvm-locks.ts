@@ -22,6 +22,7 @@ import {
   Lockdep,
   buildWaitForGraph,
   createKvmLockClassRegistry,
+  cycleReachableFrom,
   formatWaitForGraph,
   type LockdepShared,
 } from '../lockdep/index.js';
@@ -162,6 +163,12 @@ export class KvmLocks {
       holding.writers.includes(slot) ? [holding.lockName] : holding.readers.includes(slot) ? [`${holding.lockName} (read)`] : []);
     const wait = graph.waits.find((edge) => edge.slot === slot);
     return wait === undefined ? { held } : { held, waitingFor: `${wait.waitKind} ${graph.lockNames.get(wait.instance) ?? `lock ${wait.instance}`}` };
+  }
+
+  /** Whether lockdep thread `slot` waits for a lock on, or behind, a cycle of waits (the watchdog's deadlock test). */
+  waitsOnCycle(slot: number): boolean {
+    if (this.lockdep.threads.waiting(slot) === undefined) return false;
+    return cycleReachableFrom(buildWaitForGraph(this.lockdep), slot) !== undefined;
   }
 
   /** Who holds which lock and who waits for which (the watchdog's dump). */

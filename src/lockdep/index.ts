@@ -18,6 +18,6 @@ export { InstrumentedRwSemaphore } from './instrumented-rw-semaphore.js';
 export type { RwSemaphoreOptions } from './instrumented-rw-semaphore.js';
 export { InstrumentedSrcu } from './instrumented-srcu.js';
 export type { SrcuSynchronizeRequest } from './instrumented-srcu.js';
-export { buildWaitForGraph, formatWaitForGraph, waitCycleClasses } from './wait-for-graph.js';
+export { buildWaitForGraph, cycleReachableFrom, formatWaitForGraph, waitCycleClasses } from './wait-for-graph.js';
 export type { WaitForGraph, LockHolding, ThreadWaitEdge } from './wait-for-graph.js';
 export { setWord, sleepBlocking, waitForWordAsync, waitForWordBlocking } from './lock-wait.js';

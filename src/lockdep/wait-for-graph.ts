@@ -112,8 +112,13 @@ function readWaits(lockdep: Lockdep, byInstance: ReadonlyMap<number, LockHolding
   });
 }
 
-/** Depth-first search over "waits for" edges; returns the first cycle found, closed. */
-function findCycle(waits: readonly ThreadWaitEdge[]): number[] | undefined {
+/** The cycle of waits thread `slot` waits on or behind (following its "waits for" edges), closed; else undefined. */
+export function cycleReachableFrom(graph: WaitForGraph, slot: number): readonly number[] | undefined {
+  return findCycle(graph.waits, [slot]);
+}
+
+/** Depth-first search over "waits for" edges from `starts`; returns the first cycle found, closed. */
+function findCycle(waits: readonly ThreadWaitEdge[], starts: readonly number[] = waits.map((wait) => wait.slot)): number[] | undefined {
   const edges = new Map(waits.map((wait) => [wait.slot, wait.waitsFor]));
   const onPath: number[] = [];
   const finished = new Set<number>();
@@ -130,8 +135,8 @@ function findCycle(waits: readonly ThreadWaitEdge[]): number[] | undefined {
     finished.add(slot);
     return undefined;
   };
-  for (const wait of waits) {
-    const cycle = visit(wait.slot);
+  for (const start of starts) {
+    const cycle = visit(start);
     if (cycle !== undefined) return cycle;
   }
   return undefined;
