@@ -1,6 +1,10 @@
 // piscina task module: one task is one vCPU, for the VM's whole life. Wiring only.
 import { Vcpu, type VcpuExitReport, type VcpuStartup } from '../src/kvm/vcpu.js';
+import { currentHostThreadId } from '../src/kvm/vcpu-run-time.js';
 
 export default function runVcpu(startup: VcpuStartup): VcpuExitReport {
-  return new Vcpu(startup).run();
+  const vcpu = new Vcpu(startup);
+  // Before run() moves the vCPU to Running: the watchdog judges a running vCPU by its thread's CPU time.
+  Atomics.store(vcpu.memory.control, vcpu.memory.controlBlockIndex(startup.vcpu, 'hostThreadId'), currentHostThreadId());
+  return vcpu.run();
 }

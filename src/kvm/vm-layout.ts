@@ -59,6 +59,7 @@ export const VcpuControlBlock = defineStruct('VcpuControlBlock', {
   pendingErrorStatus: { type: 'i32', writer: 'any thread: Atomics.or of ESR bits (a sender: send illegal vector on itself, receive illegal vector on a target); the owning vCPU Atomics.exchange(0) on an ESR write, which latches them into ESR' },
   arbitrationCounter: { type: 'i32', writer: 'senders of lowest-priority IPIs: Atomics.add(1) on the winner (KVM apic_arb_prio)' },
   apicTimerArmed: { type: 'i32', writer: 'owning vCPU: 1 while its LVT timer counts toward an unmasked expiry (a halted vCPU with one is not idle)' },
+  hostThreadId: { type: 'i32', writer: 'the worker running this vCPU: its OS thread id (Linux /proc/thread-self; 0 = unknown), stored once before the vCPU runs (workers/vcpu-worker.ts); the watchdog reads its CPU time (vcpu-run-time.ts)' },
 });
 
 /** Per-vCPU counters. Written only by the owning vCPU (plain stores), summed by main at the end. */
