@@ -18,7 +18,8 @@ import { VcpuCreation } from './vcpu-creation.js';
 import { buildVmReport, finalExit, type VmExit, type VmReport } from './vm-report.js';
 import { workerEntryUrl } from './worker-entry.js';
 import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
-import { allVcpusIdle, describeVcpu, findStuckVcpu } from './vm-watchdog.js';
+import { VcpuWatchdog, allVcpusIdle, describeVcpu } from './vm-watchdog.js';
+import { hostRunTimeSource } from './vcpu-run-time.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
 import type { VcpuExitReport, VcpuStartup } from './vcpu.js';
 
@@ -365,7 +366,16 @@ export class Vm {
     const doorbell = this.memory.headerIndex('mainDoorbell');
     const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
     const watchdogMs = (options.watchdogSeconds ?? 10) * 1000;
-    const heartbeats = new Array<{ value: number; since: number }>(this.config.maxVcpus).fill({ value: -1, since: started });
+    const watchdog = new VcpuWatchdog(this.memory, {
+      boundMs: watchdogMs,
+      runTime: hostRunTimeSource(this.memory),
+      waitsOnCycle: (vcpu) => {
+        // The vCPU's lockdep thread slot is its host thread slot + 1 (VcpuLocks).
+        const hostThreadSlot = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
+        return hostThreadSlot >= 0 && this.locks.waitsOnCycle(hostThreadSlot + 1);
+      },
+      heldLocks: (slot) => this.locks.locksHeldBy(slot),
+    });
     let lastProgress = started;
     for (;;) {
       const seen = Atomics.load(control, doorbell);
@@ -381,7 +391,7 @@ export class Vm {
           ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }
           : { reason: 'timeout', detail: `the guest did not finish within ${limitMs / 1000} s` };
       }
-      const stuck = findStuckVcpu(this.memory, heartbeats, now, watchdogMs, (slot) => this.locks.locksHeldBy(slot));
+      const stuck = watchdog.check(now);
       if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
       if (options.onProgress !== undefined && now - lastProgress >= 100) {
         lastProgress = now;
