@@ -2,6 +2,9 @@
 // update runs under kvm->slots_lock, writes the inactive copy under slots_arch_lock, publishes, and
 // waits for a grace period before it brings the old copy up to date (spec §3.3). Counts updates and
 // grace periods, which the rfc-v2 policy multiplies (one resize per higher vCPU id).
+// Concurrent updates (and vCPU creation's APIC-access slot) take slots_lock first come, first served,
+// each through the event loop (InstrumentedMutex.lockAsync): an `await` loop of updates neither
+// overtakes the other callers nor starves the main thread's timers, supervisor and watchdog.
 
 import { MemslotSet, type MemslotError } from '../memory/memslot.js';
 import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from './kvm-locks.js';

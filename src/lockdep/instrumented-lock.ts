@@ -158,9 +158,16 @@ export class ReaderDepths {
   }
 }
 
+/** A main-thread caller of InstrumentedMutex.lockAsync waiting for its turn to contend. */
+interface MainTurn {
+  readonly grant: () => void;
+}
+
 export class InstrumentedMutex {
   readonly #handle: LockHandle;
   readonly #lockdep: Lockdep;
+  /** lockAsync callers of this thread, in arrival order; the first one contends for the word. */
+  readonly #mainQueue: MainTurn[] = [];
 
   /** Registers a new mutex of `lockClass` (a class of kind mutex). */
   static create(lockdep: Lockdep, lockClass: LockClassReference, name?: string): InstrumentedMutex {
@@ -204,13 +211,67 @@ export class InstrumentedMutex {
     if (this.#lockdep.enabled) this.#lockdep.noteAcquired(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
   }
 
-  /** Main: the same, awaiting with waitAsync. Validated before the first await. */
+  /**
+   * Main: the same, awaiting with waitAsync. Validated before the first await. Main-thread callers
+   * queue FIFO (see #takeTurn) and each acquisition passes through the event loop once.
+   */
   async lockAsync(site: string, timeoutMs: number): Promise<void> {
     const slot = this.#lockdep.currentThreadSlot();
     if (this.#lockdep.enabled) this.#lockdep.checkAcquire(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
-    const attempt = this.#attempt(slot);
-    if (attempt() !== undefined) await this.#handle.waitAsync(attempt, this.#wait(slot, timeoutMs));
+    checkTimeout(timeoutMs);
+    const startedAt = performance.now();
+    await this.#takeTurn(this.#wait(slot, timeoutMs), startedAt);
+    try {
+      const attempt = this.#attempt(slot);
+      if (attempt() !== undefined) await this.#handle.waitAsync(attempt, this.#wait(slot, Math.max(0, startedAt + timeoutMs - performance.now())));
+    } finally {
+      this.#passTurn();
+    }
     if (this.#lockdep.enabled) this.#lockdep.noteAcquired(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
+  }
+
+  /**
+   * Waits until this caller heads the queue of main-thread callers, bounded by the caller's timeout.
+   * Only the head contends for the lock word, so main-thread callers get the lock in the order they
+   * asked (a kernel mutex's FIFO wait list with hand-off): one that just unlocked and asks again
+   * queues behind those already waiting instead of taking the word back before their waitAsync
+   * wakes (an update loop did that, and the others timed out). The turn is always granted from a
+   * setImmediate callback, never synchronously: an `await` loop of acquisitions whose lock is free
+   * would otherwise run on microtasks alone and starve every timer and I/O callback of the thread.
+   */
+  async #takeTurn(wait: WaitDescription, startedAt: number): Promise<void> {
+    const queue = this.#mainQueue;
+    let granted = false;
+    const turn = new Promise<void>((resolve) => {
+      queue.push({ grant: () => { granted = true; resolve(); } });
+    });
+    const entry = queue[queue.length - 1]!;
+    if (queue.length === 1) {
+      setImmediate(entry.grant);
+      return turn;
+    }
+    // Behind other callers: a waiter for the wait-for graph, bounded by the caller's timeout.
+    this.#lockdep.threads.setWaiting(wait.slot, this.#handle.instance, wait.mode);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timedOut'>((resolve) => { timer = setTimeout(() => resolve('timedOut'), wait.timeoutMs); });
+    try {
+      if ((await Promise.race([turn, timedOut])) === 'timedOut' && !granted) {
+        const position = queue.indexOf(entry);
+        queue.splice(position, 1);
+        if (position === 0 && queue.length > 0) setImmediate(queue[0]!.grant);
+        throw this.#handle.timeout(wait, startedAt);
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#lockdep.threads.clearWaiting(wait.slot);
+    }
+  }
+
+  /** The head got the lock (or gave up): the next main-thread caller may contend, from the event loop. */
+  #passTurn(): void {
+    this.#mainQueue.shift();
+    const next = this.#mainQueue[0];
+    if (next !== undefined) setImmediate(next.grant);
   }
 
   /** mutex_trylock: never waits, adds no dependency (trylocks cannot deadlock), is held if taken. */

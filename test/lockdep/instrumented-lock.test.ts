@@ -109,6 +109,66 @@ describe('InstrumentedMutex on the main thread', () => {
 
     expect(order).toEqual(['first has it', 'first releases', 'second has it']);
   });
+
+  it('main contexts get the lock in the order they asked; one that unlocks and asks again queues behind them', async () => {
+    const lockdep = selftestLockdep();
+    const mutex = InstrumentedMutex.create(lockdep, 'A');
+    const grants: string[] = [];
+    // "loop" takes the lock three times in a row, as an update loop does; the others ask once each,
+    // while loop holds it the first time.
+    const loop = lockdep.runInMainContext('loop', async () => {
+      for (let round = 1; round <= 3; round++) {
+        await mutex.lockAsync('loop', LONG_MS);
+        grants.push(`loop ${round}`);
+        if (round === 1) await untilWaiting(lockdep, 2);
+        mutex.unlock();
+      }
+    });
+    const others = ['second', 'third'].map((name) => lockdep.runInMainContext(name, async () => {
+      await mutex.lockAsync(name, LONG_MS);
+      grants.push(name);
+      mutex.unlock();
+    }));
+    await Promise.all([loop, ...others]);
+
+    expect(grants).toEqual(['loop 1', 'second', 'third', 'loop 2', 'loop 3']);
+  });
+
+  it('taking a free lock passes through the event loop: a loop of acquisitions lets queued callbacks run', async () => {
+    const lockdep = selftestLockdep();
+    const mutex = InstrumentedMutex.create(lockdep, 'A');
+    for (let round = 0; round < 3; round++) {
+      let ran = false;
+      setImmediate(() => { ran = true; });
+      await mutex.lockAsync('loop', LONG_MS);
+      mutex.unlock();
+      expect(ran).toBe(true);
+    }
+  });
+
+  it('a caller queued behind others gives up at its own bound with LockWaitTimeout and leaves the queue', async () => {
+    const lockdep = selftestLockdep();
+    const mutex = InstrumentedMutex.create(lockdep, 'A');
+    asThread(lockdep, 3);
+    mutex.tryLock('vCPU 2 holds A');
+    asThread(lockdep, 0);
+    let headGotIt = false;
+    const head = lockdep.runInMainContext('head', async () => {
+      await mutex.lockAsync('head', LONG_MS);
+      headGotIt = true;
+      mutex.unlock();
+    });
+    const queued = await lockdep.runInMainContext('queued', () => mutex.lockAsync('queued', SHORT_MS)).catch((error: unknown) => error);
+
+    expect(queued).toBeInstanceOf(LockWaitTimeout);
+    expect(queued).toMatchObject({ holderNames: ['vCPU 2/worker 3'] });
+    asThread(lockdep, 3);
+    mutex.unlock();
+    asThread(lockdep, 0);
+    await head;
+    expect(headGotIt).toBe(true);
+    expect(mutex.holder()).toBeUndefined();
+  });
 });
 
 describe('InstrumentedRwSemaphore', () => {
