@@ -47,7 +47,10 @@ export interface RunOptions {
   readonly timeoutSeconds?: number;
   /** Stop waiting for a vCPU that does not finish after a stop request, name it and tear down. Default 5. */
   readonly stopTimeoutSeconds?: number;
-  /** A running vCPU whose run loop makes no progress this long is reported stuck. Default 10. */
+  /**
+   * A running vCPU whose run loop makes no progress while its host thread runs this long, or that
+   * sleeps this long in a cycle of lock waits, is reported stuck (VcpuWatchdog). Default 10.
+   */
   readonly watchdogSeconds?: number;
   /** Called about every 100 ms while running (progress bars). */
   readonly onProgress?: (elapsedSeconds: number) => void;
