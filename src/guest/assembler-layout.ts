@@ -16,6 +16,8 @@ import { INSTRUCTION_BYTES } from './instruction-set.js';
 /** The image may not grow past this: a stray ".org 0xfee00000" must not allocate 4 GiB on the host. */
 export const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
 
+const MAX_UNSIGNED_32 = 0xffffffff;
+
 export type PlacedItem =
   | {
       readonly kind: 'instruction';
@@ -79,10 +81,12 @@ class LayoutBuilder {
   place(statement: Statement, line: number, text: string): void {
     switch (statement.kind) {
       case 'instruction': {
+        // The size check comes before the item is placed: pass 2 writes every placed item, so one
+        // past the end would be written out of the image's bounds.
         const address = alignUp(this.#location, INSTRUCTION_BYTES);
         this.#bindLabels(address);
-        this.#items.push({ kind: 'instruction', line, column: statement.column, text, address, template: statement.template });
         this.#moveTo(address + INSTRUCTION_BYTES, statement.column);
+        this.#items.push({ kind: 'instruction', line, column: statement.column, text, address, template: statement.template });
         return;
       }
       case 'constant':
@@ -148,11 +152,22 @@ class LayoutBuilder {
     this.#pendingLabels = [];
   }
 
+  /**
+   * The one place the location moves, so the one place the image's bounds are checked: every placed
+   * item lies below a location that passed here. The end is also where a final label lands, so it must
+   * be a 32-bit address itself: an image may not reach 2^32, where labels would wrap to 0.
+   */
   #moveTo(location: number, column: number): void {
     if (location - this.#origin > MAX_IMAGE_BYTES) {
       throw new AssemblySyntaxError(
         column,
         `expected the image to stay within ${MAX_IMAGE_BYTES / (1024 * 1024)} MiB of the origin ${hex(this.#origin)}, found it reaching 0x${location.toString(16)}`,
+      );
+    }
+    if (location > MAX_UNSIGNED_32) {
+      throw new AssemblySyntaxError(
+        column,
+        `expected the image to end below 0x100000000 (the top of the 32-bit address space), found it reaching 0x${location.toString(16)}`,
       );
     }
     this.#location = location;
@@ -189,7 +204,14 @@ function layOutLine(text: string, line: number, builder: LayoutBuilder, symbols:
   try {
     statement = parseStatement(cursor);
   } catch (error) {
-    if (isInstruction) builder.reserveInstruction(column);
+    // The line's own mistake is what gets reported, even if reserving its bytes overflows the image.
+    if (isInstruction) {
+      try {
+        builder.reserveInstruction(column);
+      } catch {
+        // reported once the mistake is fixed, by the instruction itself
+      }
+    }
     throw error;
   }
   if (statement !== undefined) builder.place(statement, line, text.trim());

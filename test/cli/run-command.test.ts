@@ -97,6 +97,15 @@ describe('avic-smp assembler errors', () => {
     expect(result.stdout).toBe('');
     expect(result.stderr).toBe("unknown-mnemonic.s:4:9: error: unknown mnemonic 'frob': expected an instruction, a directive or a label\n");
   });
+
+  it('an image past 16 MiB exits 2 with file:line:column: error:, not an internal error', () => {
+    const result = cli(['run', 'image-too-large.s']);
+    expect(result.status).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      'image-too-large.s:3:9: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001008\n',
+    );
+  });
 });
 
 describe('avic-smp guest faults exit 1', () => {

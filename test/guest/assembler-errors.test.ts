@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assemble, formatDiagnostic, MAX_DIAGNOSTICS } from '../../src/guest/assembler.js';
+import { assemble, formatDiagnostic, MAX_DIAGNOSTICS, MAX_IMAGE_BYTES } from '../../src/guest/assembler.js';
 
 function errorsOf(source: string): string[] {
   const result = assemble(source, { fileName: 'test.s' });
@@ -138,6 +138,36 @@ describe('assemble: pathological input', () => {
   it('does not allocate a huge image for a huge .zero', () => {
     expect(errorsOf('.zero 0xFFFFFFFF')).toEqual([
       'test.s:1:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x100000fff',
+    ]);
+  });
+
+  // The image may end exactly 16 MiB past the origin; whatever would be placed beyond is a diagnostic
+  // on its own line, never an item outside the image that pass 2 then writes out of bounds.
+  it.each([
+    ['an instruction after .org to the limit', '.org 0x1001000\nnop', 'test.s:2:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001008'],
+    ['an instruction after .zero to the limit', '.zero 0x1000000\n  li r1, 1', 'test.s:2:3: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001008'],
+    ['an instruction after .space to the limit', '.space 0x1000000\nlabel: hlt', 'test.s:2:8: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001008'],
+    // A line that fails to parse still reserves its 8 bytes, but its own mistake is what gets reported.
+    ['a misspelt instruction after .space to the limit', '.space 0x1000000\nlabel: halt', "test.s:2:8: error: unknown mnemonic 'halt': expected an instruction, a directive or a label"],
+    ['an instruction after .align to the limit', '.align 0x1000000\n.zero 0x1000 - 1\nnop', 'test.s:3:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001008'],
+    ['a byte past the limit', '.org 0x1001000\n.byte 1', 'test.s:2:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001001'],
+    ['a string past the limit', '.org 0x1001000\n.asciz "x"', 'test.s:2:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001002'],
+    ['a word straddling the limit', '.org 0x1000ffe\n.word 1', 'test.s:2:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001002'],
+    ['a huge .align', '.align 0x80000000', 'test.s:1:1: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x80000000'],
+  ])('reports %s as a diagnostic, not an internal error', (_name, source, message) => {
+    expect(errorsOf(source)).toEqual([message]);
+  });
+
+  it('fills the image exactly up to the limit', () => {
+    const result = assemble('.org 0x1000ff8\nnop', { fileName: 'test.s' });
+    expect(result.ok && result.program.bytes.length).toBe(MAX_IMAGE_BYTES);
+  });
+
+  it('does not let an image near the top of the address space wrap past 4 GiB', () => {
+    // Every address in the image, and the end where a final label lands, must be a 32-bit address.
+    const result = assemble('nop\nnop\nend:', { fileName: 'test.s', origin: 0xfffffff0 });
+    expect(result.ok ? 'assembled' : result.errors.map(formatDiagnostic)).toEqual([
+      'test.s:2:1: error: expected the image to end below 0x100000000 (the top of the 32-bit address space), found it reaching 0x100000000',
     ]);
   });
 });

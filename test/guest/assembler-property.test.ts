@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assemble, formatDiagnostic } from '../../src/guest/assembler.js';
+import { assemble, formatDiagnostic, MAX_IMAGE_BYTES } from '../../src/guest/assembler.js';
 import {
   disassemble,
   encodeInstruction,
@@ -111,6 +111,52 @@ describe('assemble: properties', () => {
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  // Directives that move the location, with sizes at and around the image-size limit (16 MiB past the
+  // origin) and the top of the 32-bit address space, then anything that emits: whatever the mix, the
+  // result is an image within both bounds or diagnostics, never an exception out of assemble().
+  const origin = fc.oneof(
+    fc.constantFrom(0, 0x1000, 0xff000000, 0xfffff000, 0xfffffff8),
+    fc.integer({ min: 0, max: 0x1fffffff }).map((slot) => slot * 8),
+  );
+  const nearLimit = fc.oneof(
+    fc.integer({ min: 0, max: 32 }),
+    fc.integer({ min: MAX_IMAGE_BYTES - 32, max: MAX_IMAGE_BYTES + 32 }),
+    fc.integer({ min: 0, max: 0xffffffff }),
+  );
+  const hexOf = (value: number): string => `0x${(value >>> 0).toString(16)}`;
+  const statement = (base: number): fc.Arbitrary<string> =>
+    fc.oneof(
+      nearLimit.map((offset) => `.org ${hexOf(base + offset)}`),
+      nearLimit.map((offset) => `.org ${hexOf(base + offset)} - 8`),
+      nearLimit.map((count) => `.zero ${hexOf(count)}`),
+      nearLimit.map((count) => `.space ${hexOf(count)} / 2`),
+      fc.integer({ min: 0, max: 31 }).map((power) => `.align ${hexOf(2 ** power)}`),
+      fc.constantFrom('nop', 'li r1, 1', 'jmp here', 'halt', '.byte 1, 2, 3', '.half 7', '.word here', '.asciz "abc"', '.entry here'),
+    );
+  it('never throws for any mix of layout directives near the size limits', () => {
+    fc.assert(
+      fc.property(
+        origin.chain((base) => fc.tuple(fc.constant(base), fc.array(statement(base), { minLength: 1, maxLength: 6 }))),
+        ([base, statements]) => {
+          const source = ['here:', ...statements.map((text, index) => `l${index}: ${text}`)].join('\n');
+          const result = assemble(source, { fileName: 'layout.s', origin: base });
+          if (!result.ok) {
+            expect(result.errors.length).toBeGreaterThan(0);
+            return;
+          }
+          const { bytes, sourceMap } = result.program;
+          expect(bytes.length).toBeLessThanOrEqual(MAX_IMAGE_BYTES);
+          expect(base + bytes.length).toBeLessThan(2 ** 32);
+          for (const address of sourceMap.keys()) {
+            expect(address).toBeGreaterThanOrEqual(base);
+            expect(address + 8).toBeLessThanOrEqual(base + bytes.length);
+          }
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });
