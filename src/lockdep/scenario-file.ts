@@ -8,11 +8,12 @@
 // simulated in order: a release of a lock the thread does not hold, an SRCU unlock outside a read
 // section, a thread ending with locks held, a wait for a label that does not exist or is its own.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
-import { LineCounter, isMap, isSeq, parseDocument, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
 import { KVM_LOCK_CLASS_SPECS } from './kvm-lock-classes.js';
 import { LockKind, MAX_LOCK_CLASSES, type LockClassSpec } from './lock-class.js';
+import { MAX_SCENARIO_FILE_BYTES, readScenarioDocument, tooLarge } from './scenario-file-yaml.js';
 
 export type LockStepOp = 'acquire' | 'release' | 'srcu-read-lock' | 'srcu-read-unlock' | 'synchronize' | 'wait-for' | 'sleep';
 const STEP_OPS: readonly LockStepOp[] = ['acquire', 'release', 'srcu-read-lock', 'srcu-read-unlock', 'synchronize', 'wait-for', 'sleep'];
@@ -74,27 +75,39 @@ const MAX_SLEEP_MS = 60_000;
 type Path = readonly (string | number)[];
 
 export function loadLockScenarioFile(file: string): LockScenario {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readAtMost(file, MAX_SCENARIO_FILE_BYTES + 1);
   } catch (error) {
     throw new LockScenarioFileError([`${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
   }
-  return parseLockScenario(text, file);
+  if (bytes.length > MAX_SCENARIO_FILE_BYTES) throw new LockScenarioFileError([tooLarge(file)]);
+  return parseLockScenario(bytes.toString('utf8'), file);
 }
 
-/** Parses and checks a scenario; throws LockScenarioFileError listing every problem found. */
-export function parseLockScenario(text: string, file: string): LockScenario {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    throw new LockScenarioFileError(document.errors.map((error) => {
-      const position = lineCounter.linePos(error.pos[0]);
-      return `${file}:${position.line}:${position.col}: malformed file: ${error.message.split('\n')[0]}`;
-    }));
+/** The first `limit` bytes of the file (all of it if shorter): a huge file is never read whole. */
+function readAtMost(file: string, limit: number): Buffer {
+  const descriptor = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(limit);
+    let length = 0;
+    for (let read = -1; read !== 0 && length < limit; length += read) read = readSync(descriptor, buffer, length, limit - length, null);
+    return buffer.subarray(0, length);
+  } finally {
+    closeSync(descriptor);
   }
-  const checker = new ScenarioChecker(document, lineCounter, file);
-  const scenario = checker.check(document.toJS() as unknown);
+}
+
+/**
+ * Parses and checks a scenario; throws LockScenarioFileError listing every problem found. Hostile
+ * YAML (too big, too deep, alias bombs, tags, several documents) is refused first, by
+ * scenario-file-yaml.ts.
+ */
+export function parseLockScenario(text: string, file: string): LockScenario {
+  const read = readScenarioDocument(text, file);
+  if (!read.ok) throw new LockScenarioFileError(read.problems);
+  const checker = new ScenarioChecker(read.document, read.lines, file);
+  const scenario = checker.check(read.root);
   if (checker.problems.length > 0) throw new LockScenarioFileError(checker.problems);
   return scenario;
 }

@@ -2,6 +2,9 @@
 // --json shape, the verdict line, the documented exit statuses (0 clean, 1 a possible deadlock or
 // a deadlock, 2 bad input) and that bad input gets one clear message, never a stack trace.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -55,5 +58,27 @@ describe('avic-smp lockdep', () => {
     }
     expect(cli(['--scenario', 'nope']).stderr).toContain('unknown lock scenario "nope"; the scenarios are: s1, s1-fixed');
     expect(cli(['--file', 'package.json']).stderr).toContain('package.json:5:14: license: unknown key "license"; expected one of: name, description, documented-orders, locks, threads');
+  });
+
+  it('a hostile scenario file (an alias bomb, an unanchored alias): exit 2 with one positioned line, no stack trace', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'lockdep-command-'));
+    try {
+      const bomb = join(directory, 'bomb.yaml');
+      const levels = Array.from({ length: 8 }, (_, level) => `${String.fromCharCode(98 + level)}: &${String.fromCharCode(98 + level)} [${Array(9).fill(`*${String.fromCharCode(97 + level)}`).join(', ')}]`);
+      writeFileSync(bomb, ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]', ...levels].join('\n'));
+      const unanchored = join(directory, 'unanchored.yaml');
+      writeFileSync(unanchored, 'locks: *nowhere\n');
+      for (const [file, message] of [
+        [bomb, `avic-smp: ${bomb}:2:8: malformed file: aliases expand to more than 100 copies of their anchors (an anchor may be reused, not multiplied)\n`],
+        [unanchored, `avic-smp: ${unanchored}:1:8: malformed file: alias *nowhere has no anchor &nowhere before it\n`],
+      ] as const) {
+        const { status, stdout, stderr } = cli(['--file', file]);
+        expect(status, stderr).toBe(2);
+        expect(stdout).toBe('');
+        expect(stderr).toBe(message);
+      }
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

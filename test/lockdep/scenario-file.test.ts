@@ -1,6 +1,9 @@
 // User-defined lock scenario files (issue 4 item 6): every mistake is reported before anything runs,
 // with the file, line, column and the step's path, and nothing runs. (scenario-file-run.test.ts runs
 // the shipped examples on real workers.)
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LockScenarioFileError, loadLockScenarioFile, parseLockScenario } from '../../src/lockdep/scenario-file.js';
 
@@ -89,5 +92,69 @@ describe('scenario files: the errors name the file, the line and the step', () =
     expect(clean.documentedOrders).toBe(true);
     expect(clean.locks.find((lock) => lock.name === 'kvm->srcu')?.kind).toBe('srcu');
     expect(loadLockScenarioFile('examples/locks/srcu-vs-synchronize.yaml').threads.map((thread) => thread.name)).toEqual(['vcpu 0', 'main']);
+  });
+});
+
+/** "Billion laughs": nine levels of nine aliases each, 9^9 copies of "lol" once expanded. */
+const ALIAS_BOMB = [
+  'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+  ...Array.from({ length: 8 }, (_, level) => {
+    const [previous, name] = [String.fromCharCode(97 + level), String.fromCharCode(98 + level)];
+    return `${name}: &${name} [${Array.from({ length: 9 }, () => `*${previous}`).join(', ')}]`;
+  }),
+].join('\n');
+
+describe('scenario files: hostile YAML is one positioned error, never an exception or a hang', () => {
+  it('an alias bomb is stopped at the first alias, before it is expanded', () => {
+    expect(problemsOf(ALIAS_BOMB)).toEqual([
+      'bad.yaml:2:8: malformed file: aliases expand to more than 100 copies of their anchors (an anchor may be reused, not multiplied)',
+    ]);
+  });
+
+  it('an anchor reused a few times is fine', () => {
+    const text = `locks:\n  - name: A\n    kind: mutex\nthreads:\n  - thread: vcpu 0\n    steps: &steps\n      - acquire: A\n      - release: A\n  - thread: vcpu 1\n    steps: *steps\n`;
+    expect(parseLockScenario(text, 'reuse.yaml').threads.map((thread) => thread.steps.length)).toEqual([2, 2]);
+  });
+
+  it('an alias with no anchor before it, and an alias inside its own anchor', () => {
+    expect(problemsOf('locks: *early\nthreads: &early []')).toEqual([
+      'bad.yaml:1:8: malformed file: alias *early has no anchor &early before it',
+    ]);
+    expect(problemsOf('locks: &loop [*loop]\nthreads: []')).toEqual([
+      'bad.yaml:1:15: malformed file: alias *loop is inside its own anchor &loop (a cycle)',
+    ]);
+  });
+
+  it('deep nesting: stopped at a bound, not by exhausting the stack', () => {
+    const deep = `locks: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`;
+    expect(problemsOf(deep)).toEqual(['bad.yaml:1:71: malformed file: collections nested more than 64 deep']);
+    const block = Array.from({ length: 100 }, (_, depth) => `${'  '.repeat(depth)}k${depth}:`).join('\n');
+    expect(problemsOf(block)).toEqual(['bad.yaml:65:129: malformed file: collections nested more than 64 deep']);
+  });
+
+  it('tags: custom, JavaScript and YAML 1.1 ones are refused, not resolved', () => {
+    expect(problemsOf('name: !!js/function "x"\nlocks: !custom []\nthreads: !!set {a}\n')).toEqual([
+      'bad.yaml:1:7: malformed file: Unresolved tag: tag:yaml.org,2002:js/function (a scenario file takes plain values, without tags)',
+      'bad.yaml:2:8: malformed file: Unresolved tag: !custom (a scenario file takes plain values, without tags)',
+      'bad.yaml:3:10: malformed file: Unresolved tag: tag:yaml.org,2002:set (a scenario file takes plain values, without tags)',
+    ]);
+  });
+
+  it('more than one document', () => {
+    expect(problemsOf(`${TWO_MUTEXES}threads: []\n---\nname: second\n`)).toEqual([
+      'bad.yaml:7:1: malformed file: a second YAML document; a scenario file holds one',
+    ]);
+  });
+
+  it('a huge file is refused before it is read whole or parsed', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'scenario-file-'));
+    try {
+      const file = join(directory, 'huge.yaml');
+      writeFileSync(file, `name: "${'x'.repeat(2 * 1024 * 1024)}"\n`);
+      expect(() => loadLockScenarioFile(file)).toThrow(`${file}: too large: a scenario file may be at most 1 MiB`);
+      expect(problemsOf(`name: "${'x'.repeat(2 * 1024 * 1024)}"\n`)).toEqual(['bad.yaml: too large: a scenario file may be at most 1 MiB']);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });
