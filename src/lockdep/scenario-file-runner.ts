@@ -21,7 +21,7 @@ import { KVM_DOCUMENTED_ORDERS, KVM_LOCK_CLASS_SPECS } from './kvm-lock-classes.
 import { LockClassRegistry, LockKind } from './lock-class.js';
 import { Lockdep } from './lockdep.js';
 import type { LockScenario, LockScenarioThread } from './scenario-file.js';
-import { ScenarioThread, handshakeWords, progressWord, sleepingWord, type ScenarioLockInstance, type ScenarioThreadData, type ScenarioThreadResult } from './scenario-file-steps.js';
+import { ScenarioThread, handshakeWords, scenarioWaitBoundMs, progressWord, sleepingWord, type ScenarioLockInstance, type ScenarioThreadData, type ScenarioThreadResult } from './scenario-file-steps.js';
 import { buildWaitForGraph, formatWaitForGraph, waitCycleClasses } from './wait-for-graph.js';
 
 export interface LockScenarioRunOptions {
@@ -68,6 +68,8 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
   });
   const labels = scenario.threads.flatMap((thread) => thread.steps.flatMap((step) => (step.label === undefined ? [] : [step.label])));
   const handshake = new SharedArrayBuffer(4 * handshakeWords(labels.length, scenario.threads.length));
+  const watchdogMs = options.watchdogMs ?? 2000;
+  const waitBoundMs = scenarioWaitBoundMs(scenario, watchdogMs);
   const dataOf = (thread: LockScenarioThread, threadIndex: number): ScenarioThreadData => ({
     lockdep: lockdep.shared,
     enabled: options.validator,
@@ -80,6 +82,7 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
     threadName: thread.name,
     vcpu: thread.vcpu,
     steps: thread.steps,
+    waitBoundMs,
   });
   const workers: Worker[] = [];
   const url = scenario.threads.some((thread) => thread.vcpu >= 0) ? workerUrl() : undefined;
@@ -99,7 +102,7 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
   });
   const settled = results.map((result) => result.catch((error: unknown) => ({ thread: '?', outcome: 'error' as const, stepsDone: 0, message: String(error) })));
   const allDone = Promise.all(settled);
-  const deadlock = await watch(lockdep, new Int32Array(handshake), { labels, threadCount: scenario.threads.length }, allDone, options.watchdogMs ?? 2000);
+  const deadlock = await watch(lockdep, new Int32Array(handshake), { labels, threadCount: scenario.threads.length }, allDone, watchdogMs);
   if (deadlock !== undefined) lockdep.abortWaits();
   const threads = await Promise.race([allDone, delay(TEARDOWN_GRACE_MS).then(async () => {
     await Promise.all(workers.map((worker) => worker.terminate()));

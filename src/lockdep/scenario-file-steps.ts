@@ -21,10 +21,30 @@ import { setWord, sleepBlocking, waitForWordAsync, waitForWordBlocking } from '.
 import { LockWaitAborted } from './lockdep-errors.js';
 import { LockMode } from './lockdep-layout.js';
 import type { Lockdep, LockdepShared } from './lockdep.js';
-import type { LockScenarioStep } from './scenario-file.js';
+import type { LockScenario, LockScenarioStep } from './scenario-file.js';
 
-/** Bound of every wait in a scenario thread; the watchdog ends a deadlock long before. */
-export const SCENARIO_WAIT_BOUND_MS = 60_000;
+/**
+ * What a scenario thread's wait may take beyond the file's sleeps and the watchdog: steps that are not
+ * sleeps take microseconds, but a worker's start-up on a loaded host can take seconds.
+ */
+export const SCENARIO_WAIT_SLACK_MS = 60_000;
+
+/**
+ * The bound of every wait in a run of `scenario` (lock, grace period, label), derived from what a
+ * wait can legitimately last, so that no wait times out while the run behaves as documented:
+ *   - every sleep of the file, in sequence: a thread may hold a lock across its sleeps (each up to
+ *     MAX_SLEEP_MS), and others may queue behind it in turn; the watchdog ignores sleeping threads;
+ *   - the watchdog's bound: a real deadlock lasts until the watchdog sees `watchdogMs` without
+ *     progress and aborts every wait (Lockdep.abortWaits), which must come before any wait's bound;
+ *   - SCENARIO_WAIT_SLACK_MS for everything else.
+ * A fixed bound (it was 60 s, the same as one maximal sleep) made a waiter behind a holder sleeping
+ * the maximum time out in a race with the holder's release, and made --watchdog above 60 s useless.
+ */
+export function scenarioWaitBoundMs(scenario: LockScenario, watchdogMs: number): number {
+  let sleeps = 0;
+  for (const thread of scenario.threads) for (const step of thread.steps) if (step.op === 'sleep') sleeps += step.ms;
+  return sleeps + watchdogMs + SCENARIO_WAIT_SLACK_MS;
+}
 
 export interface ScenarioLockInstance {
   readonly name: string;
@@ -47,6 +67,8 @@ export interface ScenarioThreadData {
   readonly threadName: string;
   readonly vcpu: number;
   readonly steps: readonly LockScenarioStep[];
+  /** The bound of every wait of this thread: scenarioWaitBoundMs of the run. */
+  readonly waitBoundMs: number;
 }
 
 export interface ScenarioThreadResult {
@@ -147,15 +169,15 @@ export class ScenarioThread {
     const aborted = (): boolean => this.#lockdep.waitsAborted;
     switch (step.op) {
       case 'acquire':
-        if (lock instanceof InstrumentedMutex) lock.lock(site, SCENARIO_WAIT_BOUND_MS);
-        else if (lock instanceof InstrumentedRwSemaphore) (step.mode === 'read' ? lock.readLock(site, SCENARIO_WAIT_BOUND_MS) : lock.writeLock(site, SCENARIO_WAIT_BOUND_MS));
+        if (lock instanceof InstrumentedMutex) lock.lock(site, this.#data.waitBoundMs);
+        else if (lock instanceof InstrumentedRwSemaphore) (step.mode === 'read' ? lock.readLock(site, this.#data.waitBoundMs) : lock.writeLock(site, this.#data.waitBoundMs));
         this.#held.push({ name: step.target, how: step.mode });
         return;
       case 'synchronize':
-        (lock as InstrumentedSrcu).synchronizeBlocking(site, SCENARIO_WAIT_BOUND_MS);
+        (lock as InstrumentedSrcu).synchronizeBlocking(site, this.#data.waitBoundMs);
         return;
       case 'wait-for':
-        if (!waitForWordBlocking(this.#words, this.#data.labels.indexOf(step.target), performance.now() + SCENARIO_WAIT_BOUND_MS, aborted)) throw this.#labelWaitFailed(step);
+        if (!waitForWordBlocking(this.#words, this.#data.labels.indexOf(step.target), performance.now() + this.#data.waitBoundMs, aborted)) throw this.#labelWaitFailed(step);
         return;
       case 'sleep':
         this.#sleeping(true);
@@ -172,15 +194,15 @@ export class ScenarioThread {
     const site = this.#site(step);
     switch (step.op) {
       case 'acquire':
-        if (lock instanceof InstrumentedMutex) await lock.lockAsync(site, SCENARIO_WAIT_BOUND_MS);
-        else if (lock instanceof InstrumentedRwSemaphore) await (step.mode === 'read' ? lock.readLockAsync(site, SCENARIO_WAIT_BOUND_MS) : lock.writeLockAsync(site, SCENARIO_WAIT_BOUND_MS));
+        if (lock instanceof InstrumentedMutex) await lock.lockAsync(site, this.#data.waitBoundMs);
+        else if (lock instanceof InstrumentedRwSemaphore) await (step.mode === 'read' ? lock.readLockAsync(site, this.#data.waitBoundMs) : lock.writeLockAsync(site, this.#data.waitBoundMs));
         this.#held.push({ name: step.target, how: step.mode });
         return;
       case 'synchronize':
-        await (lock as InstrumentedSrcu).synchronize({ site, timeoutMs: SCENARIO_WAIT_BOUND_MS });
+        await (lock as InstrumentedSrcu).synchronize({ site, timeoutMs: this.#data.waitBoundMs });
         return;
       case 'wait-for':
-        if (!(await waitForWordAsync(this.#words, this.#data.labels.indexOf(step.target), performance.now() + SCENARIO_WAIT_BOUND_MS, () => this.#lockdep.waitsAborted))) {
+        if (!(await waitForWordAsync(this.#words, this.#data.labels.indexOf(step.target), performance.now() + this.#data.waitBoundMs, () => this.#lockdep.waitsAborted))) {
           throw this.#labelWaitFailed(step);
         }
         return;
@@ -218,7 +240,7 @@ export class ScenarioThread {
 
   #labelWaitFailed(step: LockScenarioStep): Error {
     if (this.#lockdep.waitsAborted) return new LockWaitAborted(`label ${step.target}`, 'the step', this.#data.threadName);
-    return new Error(`${this.#data.threadName} waited ${SCENARIO_WAIT_BOUND_MS} ms for label "${step.target}" (${step.where})`);
+    return new Error(`${this.#data.threadName} waited ${this.#data.waitBoundMs} ms for label "${step.target}" (${step.where})`);
   }
 
   /** Ends the thread early: releases what it holds (newest first) and says why. */

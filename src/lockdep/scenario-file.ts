@@ -71,7 +71,8 @@ export class LockScenarioFileError extends Error {
 const KIND_NAMES: Readonly<Record<string, LockKind>> = { mutex: LockKind.Mutex, rwsem: LockKind.RwSemaphore, srcu: LockKind.Srcu };
 const KVM_KINDS: ReadonlyMap<string, LockKind> = new Map(KVM_LOCK_CLASS_SPECS.map((spec) => [spec.name, spec.kind]));
 const MAX_VCPU = 63;
-const MAX_SLEEP_MS = 60_000;
+/** The longest one `sleep` step may be (docs/lock-scenarios.md). */
+export const MAX_SLEEP_MS = 60_000;
 type Path = readonly (string | number)[];
 
 export function loadLockScenarioFile(file: string): LockScenario {

@@ -1,11 +1,12 @@
 // User-defined lock scenario files (issue 4 item 6): every mistake is reported before anything runs,
 // with the file, line, column and the step's path, and nothing runs. (scenario-file-run.test.ts runs
 // the shipped examples on real workers.)
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LockScenarioFileError, loadLockScenarioFile, parseLockScenario } from '../../src/lockdep/scenario-file.js';
+import { LockScenarioFileError, loadLockScenarioFile, MAX_SLEEP_MS, parseLockScenario } from '../../src/lockdep/scenario-file.js';
+import { scenarioWaitBoundMs } from '../../src/lockdep/scenario-file-steps.js';
 
 function problemsOf(text: string, file = 'bad.yaml'): readonly string[] {
   try {
@@ -155,6 +156,45 @@ describe('scenario files: hostile YAML is one positioned error, never an excepti
       expect(problemsOf(`name: "${'x'.repeat(2 * 1024 * 1024)}"\n`)).toEqual(['bad.yaml: too large: a scenario file may be at most 1 MiB']);
     } finally {
       rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('scenario files: a sleep at the documented maximum does not race the lock-wait bound', () => {
+  const holderSleeps = (ms: number, times = 1): string =>
+    [
+      'locks:',
+      '  - name: A',
+      '    kind: mutex',
+      'threads:',
+      '  - thread: vcpu 0',
+      '    steps:',
+      '      - acquire: A',
+      '        label: holds-A',
+      ...Array.from({ length: times }, () => `      - sleep: ${ms}`),
+      '      - release: A',
+      '  - thread: main',
+      '    steps:',
+      '      - wait-for: holds-A',
+      '      - acquire: A',
+      '      - release: A',
+    ].join('\n');
+
+  it('the maximum the checker allows is the one documented', () => {
+    expect(readFileSync('docs/lock-scenarios.md', 'utf8')).toContain(`# milliseconds (0..${MAX_SLEEP_MS}`);
+    expect(parseLockScenario(holderSleeps(MAX_SLEEP_MS), 'max.yaml').threads[0]!.steps[1]).toMatchObject({ op: 'sleep', ms: MAX_SLEEP_MS });
+    expect(problemsOf(holderSleeps(MAX_SLEEP_MS + 1))).toEqual([`bad.yaml:9:16: threads[0].steps[1].sleep: sleep takes milliseconds, 0 to ${MAX_SLEEP_MS}`]);
+  });
+
+  it('a waiter behind a holder sleeping the maximum, once or twice, waits within its bound whatever the watchdog', () => {
+    // main waits for A while vCPU 0 sleeps holding it: a legitimate wait as long as the sleeps, which
+    // the watchdog does not count as a deadlock. A real deadlock is the watchdog's to end (it aborts
+    // every wait), so the bound must also outlast the watchdog; it only catches what nothing else does.
+    for (const times of [1, 2]) {
+      const scenario = parseLockScenario(holderSleeps(MAX_SLEEP_MS, times), 'max.yaml');
+      for (const watchdogMs of [1000, 2000, 600_000]) {
+        expect(scenarioWaitBoundMs(scenario, watchdogMs), `${times} sleeps, watchdog ${watchdogMs} ms`).toBeGreaterThan(times * MAX_SLEEP_MS + watchdogMs);
+      }
     }
   });
 });
