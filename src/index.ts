@@ -2,7 +2,16 @@
 export { Vm, VmConfigError, type VmConfig, type RunOptions, type StartOptions, type ProgramLoad } from './kvm/vm.js';
 export type { VmReport, VmExit, VcpuReport, IpiBalance } from './kvm/vm-report.js';
 export { BackingPagePolicyName } from './kvm/backing-page-policy.js';
-export { assemble, formatDiagnostic, type AssemblyResult, type AssemblyDiagnostic, type ProgramImage } from './guest/assembler.js';
+export {
+  assemble,
+  AssemblerDefineError,
+  AssemblerInputError,
+  formatDiagnostic,
+  type AssemblerOptions,
+  type AssemblyResult,
+  type AssemblyDiagnostic,
+  type ProgramImage,
+} from './guest/assembler.js';
 export { Hypercall } from './guest/hypercall.js';
 export { runProgram, type RunProgramOptions } from './run-program.js';
 export type { LatencySummary } from './kvm/latency-histogram.js';

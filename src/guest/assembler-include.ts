@@ -6,6 +6,7 @@
 // file. Includes may nest up to MAX_INCLUDE_DEPTH deep; a file may be included only once per program
 // (a second include, and so any cycle, is an error), so its labels are never defined twice.
 
+import { checkIncludedText } from './assembler-input.js';
 import { describeToken, TokenKind, tokenizeLine } from './assembler-lexer.js';
 
 /** How deep `.include` may nest: the program's own file is depth 0, a file it includes depth 1. */
@@ -103,6 +104,7 @@ export function expandIncludes(source: string, fileName: string, readInclude: In
         fail(`cannot include '${name}': ${error instanceof Error ? error.message : String(error)}`);
         continue;
       }
+      checkIncludedText(includedText, name, file);
       if (includedText === undefined) {
         fail(`cannot include '${name}': no such file`);
         continue;

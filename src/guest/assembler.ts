@@ -4,11 +4,13 @@
 // used before they are defined; pass 2 (assembler-emit.ts) evaluates the expressions and writes the
 // bytes. The syntax is documented in docs/guest-isa.md. A user's mistake is never thrown out of
 // assemble(): it becomes a diagnostic, and the assembler carries on at the next line (up to
-// MAX_DIAGNOSTICS). Only host misuse (an impossible origin) throws.
+// MAX_DIAGNOSTICS). Only host misuse (an argument of the wrong type, an impossible origin, a bad
+// define) throws; see assemble().
 
 import { DiagnosticCollector, type AssemblyDiagnostic } from './assembler-diagnostics.js';
 import { emitImage } from './assembler-emit.js';
 import { expandIncludes, type IncludeReader } from './assembler-include.js';
+import { checkAssemblerInput } from './assembler-input.js';
 import { layOut } from './assembler-layout.js';
 import type { ProgramImage, SourceLocation } from './assembler-program-image.js';
 import { SymbolTable } from './assembler-symbols.js';
@@ -17,6 +19,7 @@ import { INSTRUCTION_BYTES } from './instruction-set.js';
 export { formatDiagnostic, MAX_DIAGNOSTICS, type AssemblyDiagnostic } from './assembler-diagnostics.js';
 export { MAX_VCPU_INDEX } from './assembler-emit.js';
 export { MAX_INCLUDE_DEPTH, type IncludeReader } from './assembler-include.js';
+export { AssemblerInputError } from './assembler-input.js';
 export { MAX_IMAGE_BYTES } from './assembler-layout.js';
 export { PREDEFINED_SYMBOLS } from './assembler-predefined-symbols.js';
 export { AssemblerDefineError } from './assembler-symbols.js';
@@ -55,7 +58,12 @@ export type AssemblyResult =
   | { readonly ok: true; readonly program: ProgramImage }
   | { readonly ok: false; readonly errors: readonly AssemblyDiagnostic[] };
 
+/**
+ * Host misuse throws, and only that: AssemblerInputError for an argument of the wrong type or shape,
+ * RangeError for an impossible origin, AssemblerDefineError for a bad define.
+ */
 export function assemble(source: string, options: AssemblerOptions): AssemblyResult {
+  checkAssemblerInput(source, options);
   const origin = checkOrigin(options.origin ?? DEFAULT_ORIGIN);
   const expanded = expandIncludes(source, options.fileName, options.readInclude);
   const diagnostics = new DiagnosticCollector(options.fileName, expanded.includedAny ? expanded.origins : undefined);

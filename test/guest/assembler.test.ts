@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { assemble, DEFAULT_ORIGIN, entryPointOf, formatDiagnostic, lineOf, type ProgramImage } from '../../src/guest/assembler.js';
+import { assemble, AssemblerInputError, DEFAULT_ORIGIN, entryPointOf, formatDiagnostic, lineOf, type ProgramImage } from '../../src/guest/assembler.js';
+import * as publicApi from '../../src/index.js';
 import { encodeInstruction, Opcode, ZERO_REGISTER, type Opcode as OpcodeValue } from '../../src/guest/instruction-set.js';
 
 function assembleOk(source: string, origin?: number): ProgramImage {
@@ -228,6 +229,49 @@ describe('assemble: directives', () => {
   it('rejects an impossible origin as host misuse, by throwing', () => {
     expect(() => assemble('nop', { fileName: 'x.s', origin: 0x1004 })).toThrow(RangeError);
     expect(() => assemble('nop', { fileName: 'x.s', origin: -8 })).toThrow(RangeError);
+  });
+});
+
+describe('assemble: API misuse is a typed error that says what was expected', () => {
+  /** Calls assemble() the way plain JavaScript could, past the types. */
+  const assembleUntyped = (source: unknown, options?: unknown): unknown => (assemble as (source: unknown, options?: unknown) => unknown)(source, options);
+
+  it.each([
+    ['a number as the source', 42, { fileName: 'x.s' }, 'assemble: source must be a string (the program text), got a number (42)'],
+    ['a Buffer as the source', Buffer.from('nop'), { fileName: 'x.s' }, "assemble: source must be a string (the program text), got a Uint8Array: decode it first (readFileSync(path, 'utf8'))"],
+    ['no source', undefined, { fileName: 'x.s' }, 'assemble: source must be a string (the program text), got undefined'],
+    ['no options', 'nop', undefined, 'assemble: options must be an object with at least fileName, got undefined'],
+    ['a string as the options', 'nop', 'x.s', "assemble: options must be an object with at least fileName, got a string ('x.s')"],
+    ['no fileName', 'nop', {}, 'assemble: options.fileName must be a non-empty string (used in diagnostics), got undefined'],
+    ['an empty fileName', 'nop', { fileName: '' }, "assemble: options.fileName must be a non-empty string (used in diagnostics), got a string ('')"],
+    ['a misspelt option', 'nop', { fileName: 'x.s', orign: 0x2000 }, "assemble: unknown option 'orign'; the options are fileName, origin, defines, readInclude"],
+    ['a string origin', 'nop', { fileName: 'x.s', origin: '0x2000' }, "assemble: options.origin must be a number, got a string ('0x2000')"],
+    ['defines as a plain object', 'nop', { fileName: 'x.s', defines: { VCPUS: 4 } }, 'assemble: options.defines must be a Map from symbol name to number, got an object (new Map(Object.entries(...)) makes one)'],
+    ['a define with a number name', 'nop', { fileName: 'x.s', defines: new Map([[4, 4]]) }, 'assemble: options.defines must be a Map from symbol name to number, got the name 4 (a number)'],
+    ['a define with a string value', 'nop', { fileName: 'x.s', defines: new Map([['VCPUS', '4']]) }, "assemble: options.defines must be a Map from symbol name to number, got 'VCPUS' => a string ('4')"],
+    ['readInclude that is not a function', 'nop', { fileName: 'x.s', readInclude: { 'a.s': 'nop' } }, 'assemble: options.readInclude must be a function (name, fromFile) => string | undefined, got an object'],
+  ])('%s', (_name, source, options, message) => {
+    let thrown: unknown;
+    try {
+      assembleUntyped(source, options);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(AssemblerInputError);
+    expect(thrown).toBeInstanceOf(TypeError);
+    expect((thrown as Error).message).toBe(message);
+    expect((thrown as Error).name).toBe('AssemblerInputError');
+  });
+
+  it('an include reader that returns something other than text', () => {
+    const readInclude = (): unknown => Buffer.from('nop');
+    expect(() => assembleUntyped('.include "a.s"', { fileName: 'x.s', readInclude })).toThrow(
+      new AssemblerInputError("assemble: options.readInclude('a.s', 'x.s') must return a string or undefined, got a Uint8Array: decode it first (readFileSync(path, 'utf8'))"),
+    );
+  });
+
+  it('is exported by the package, next to assemble', () => {
+    expect(publicApi.AssemblerInputError).toBe(AssemblerInputError);
   });
 });
 
