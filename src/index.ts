@@ -1,6 +1,7 @@
 // The public surface of avic-smp. No logic here.
 export { Vm, VmConfigError, type VmConfig, type RunOptions, type StartOptions, type ProgramLoad } from './kvm/vm.js';
 export type { VmReport, VmExit, VcpuReport, IpiBalance } from './kvm/vm-report.js';
+export { InvalidMemslotIdError, PrivateMemslotIdError } from './memory/memslot.js';
 export { BackingPagePolicyName } from './kvm/backing-page-policy.js';
 export {
   assemble,

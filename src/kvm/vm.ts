@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
-import { MemslotKind, MemslotSet, memslotId } from '../memory/memslot.js';
+import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../memory/memslot.js';
 import { guestPhysicalAddress } from '../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from './backing-page-policy.js';
 import { rebuildLogicalApicIdTable } from './apic-map.js';
@@ -180,16 +180,22 @@ export class Vm {
 
   // ---- memslots (kvm_set_memory_region), main thread, under slots_lock ----
 
+  // User slots only (userMemslotId, checked before slots_lock as kvm_vm_ioctl_set_memory_region does):
+  // the private APIC-access slot is KVM's, and naming it is a PrivateMemslotIdError.
+
   async setMemoryRegion(slot: { id: number; guestPhysicalAddress: number; size: number; hostOffset: number }): Promise<void> {
-    await this.#updateMemslots((set) => set.createMemslot({ id: memslotId(slot.id), guestPhysicalAddress: guestPhysicalAddress(slot.guestPhysicalAddress), size: slot.size, hostOffset: slot.hostOffset, kind: MemslotKind.ram }), false);
+    const id = userMemslotId(slot.id);
+    await this.#updateMemslots((set) => set.createMemslot({ id, guestPhysicalAddress: guestPhysicalAddress(slot.guestPhysicalAddress), size: slot.size, hostOffset: slot.hostOffset, kind: MemslotKind.ram }), false);
   }
 
   async deleteMemoryRegion(id: number): Promise<void> {
-    await this.#updateMemslots((set) => set.deleteMemslot(memslotId(id)), true);
+    const slot = userMemslotId(id);
+    await this.#updateMemslots((set) => set.deleteMemslot(slot), true);
   }
 
   async moveMemoryRegion(id: number, newGuestPhysicalAddress: number): Promise<void> {
-    await this.#updateMemslots((set) => set.moveMemslot(memslotId(id), guestPhysicalAddress(newGuestPhysicalAddress)), true);
+    const slot = userMemslotId(id);
+    await this.#updateMemslots((set) => set.moveMemslot(slot, guestPhysicalAddress(newGuestPhysicalAddress)), true);
   }
 
   async #updateMemslots(edit: MemslotEdit, removesMemory: boolean): Promise<void> {

@@ -46,6 +46,34 @@ export function memslotId(value: number): MemslotId {
  * 'apicAccess' may use it, and that kind may use no other id.
  */
 export const APIC_ACCESS_PAGE_PRIVATE_MEMSLOT = memslotId(31);
+/**
+ * Slot ids userspace may name (KVM_USER_MEM_SLOTS): those below the private slots. KVM keeps its
+ * private slots above the user ones; here the APIC-access slot is the only one, so 0..30.
+ */
+export const KVM_USER_MEM_SLOTS = APIC_ACCESS_PAGE_PRIVATE_MEMSLOT;
+
+/**
+ * Host misuse: KVM_SET_USER_MEMORY_REGION named a private slot. kvm_vm_ioctl_set_memory_region
+ * refuses `slot >= KVM_USER_MEM_SLOTS` with EINVAL before taking slots_lock: only KVM itself
+ * (kvm_alloc_apic_access_page, __x86_set_memory_region) creates, resizes or deletes its private slots.
+ */
+export class PrivateMemslotIdError extends RangeError {
+  readonly id: MemslotId;
+
+  constructor(id: MemslotId) {
+    super(`memslot ${id} is KVM's private APIC-access slot: KVM_SET_USER_MEMORY_REGION takes user slots 0..${KVM_USER_MEM_SLOTS - 1} only (EINVAL)`);
+    this.name = 'PrivateMemslotIdError';
+    this.id = id;
+  }
+}
+
+/** A slot id as KVM_SET_USER_MEMORY_REGION accepts it: InvalidMemslotIdError, or PrivateMemslotIdError. */
+export function userMemslotId(value: number): MemslotId {
+  const id = memslotId(value);
+  if (id >= KVM_USER_MEM_SLOTS) throw new PrivateMemslotIdError(id);
+  return id;
+}
+
 /** Largest APIC-access slot: one page per x2AVIC physical ID (the rfc-v2 policy's growth bound). */
 export const APIC_ACCESS_SLOT_MAX_PAGES = 512;
 
