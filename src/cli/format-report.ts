@@ -1,6 +1,6 @@
 // The human form of a run report: a summary, then one row per vCPU.
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { IpiBalance, VmReport } from '../kvm/vm-report.js';
 import { formatCount, formatTable } from './text-table.js';
 
 const number = formatCount;
@@ -12,9 +12,7 @@ export function formatRunReport(report: VmReport): string {
   lines.push(`${report.ok ? 'OK' : 'FAILED'}: ${report.exit.reason} (${report.exit.detail}) after ${report.durationSeconds.toFixed(2)} s`);
   lines.push(`vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (erratum #1235 mode)'}`);
   lines.push('');
-  lines.push(`IPIs: sent ${number(ipis.sent)}, delivered ${number(ipis.delivered)}, lost ${number(ipis.lost)}` +
-    ` (accepted ${number(ipis.accepted)}, coalesced ${number(ipis.coalesced)}, pending ${number(ipis.pending)},` +
-    ` dropped: illegal vector ${number(ipis.dropped.illegalVector)}, invalid target ${number(ipis.dropped.invalidTarget)}, unsupported ${number(ipis.dropped.unsupported)})`);
+  lines.push(formatIpiBalance(ipis));
   lines.push(`IPIs delivered per second: ${number(report.ipisPerSecond)}`);
   lines.push(`doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)} (late ${number(report.lateWakeups)}), instructions ${number(report.instructions)}`);
   const c = exits.incompleteIpi;
@@ -39,6 +37,17 @@ export function formatRunReport(report: VmReport): string {
     ]),
   ));
   return lines.join('\n');
+}
+
+/**
+ * The IPI balance on one line, as `run` prints it (and `lockdep` for its replays' VMs): sent,
+ * delivered and lost first, then the terms that balance them (sent = accepted + coalesced + dropped;
+ * accepted = delivered + pending + lost).
+ */
+export function formatIpiBalance(ipis: IpiBalance): string {
+  return `IPIs: sent ${number(ipis.sent)}, delivered ${number(ipis.delivered)}, lost ${number(ipis.lost)}` +
+    ` (accepted ${number(ipis.accepted)}, coalesced ${number(ipis.coalesced)}, pending ${number(ipis.pending)},` +
+    ` dropped: illegal vector ${number(ipis.dropped.illegalVector)}, invalid target ${number(ipis.dropped.invalidTarget)}, unsupported ${number(ipis.dropped.unsupported)})`;
 }
 
 function lastNonZero(values: readonly number[]): string {
