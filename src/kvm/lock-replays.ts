@@ -20,7 +20,7 @@ import { handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handsha
 import { HANDSHAKE_TIMEOUT_MS, HANG_BOUND_MS, replayVcpus, type VcpuLockReplayName } from './lock-replays-vcpu.js';
 import { memslotChurn, rfcV2HotAddMain, s4Main, s5Main } from './lock-replays-main.js';
 import type { VmConfig } from './vm-config.js';
-import type { VmReport } from './vm-report.js';
+import type { IpiBalance, VmReport } from './vm-report.js';
 import { Vm } from './vm.js';
 
 export type LockVerdict = 'possible-deadlock' | 'deadlock' | 'clean';
@@ -33,7 +33,8 @@ export interface LockReplayOutcome {
   /** The splat (possible deadlock), the watchdog's finding and wait-for graph (deadlock), or ''. */
   readonly report: string;
   readonly validator: boolean;
-  readonly ipis?: { readonly sent: number; readonly delivered: number; readonly lost: number };
+  /** The replay VM's IPI balance (VmReport.ipis, as run and stress report it). */
+  readonly ipis?: IpiBalance;
   /** Anything else that went wrong (a fault, a lost IPI, a main-side error): the run is not clean. */
   readonly problems: readonly string[];
   /** The whole VM report, when a VM ran. */
@@ -207,7 +208,7 @@ function replayOutcome(scenario: string, validator: boolean, vmReport: VmReport,
     cycle: splat?.cycle ?? (deadlock ? deadlockCycle : []),
     report: splat?.text ?? (deadlock ? `${vmReport.exit.detail}` : ''),
     validator,
-    ipis: { sent: vmReport.ipis.sent, delivered: vmReport.ipis.delivered, lost: vmReport.ipis.lost },
+    ipis: vmReport.ipis,
     problems,
     vmReport,
   };

@@ -7,6 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { formatIpiBalance } from '../../src/cli/format-report.js';
+import { formatLockdepResult, lockdepExitStatus, type LockdepCommandResult } from '../../src/cli/lockdep-command.js';
+import type { IpiBalance } from '../../src/kvm/vm-report.js';
 
 const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 
@@ -15,6 +18,30 @@ function cli(args: readonly string[]): { status: number | null; stdout: string; 
   if (result.error !== undefined) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
+
+/** sent = accepted + coalesced + dropped; accepted (with timer interrupts) = delivered + pending + lost (+ INIT discards, merged NMIs). */
+function expectBalanced(ipis: IpiBalance): void {
+  const dropped = ipis.dropped.illegalVector + ipis.dropped.invalidTarget + ipis.dropped.unsupported;
+  expect(ipis.accepted + ipis.coalesced + dropped, JSON.stringify(ipis)).toBe(ipis.sent);
+  expect(ipis.delivered + ipis.pending + ipis.lost + ipis.discardedByInit + ipis.nmisMerged, JSON.stringify(ipis)).toBe(ipis.accepted + ipis.timerInterrupts);
+}
+
+describe('lockdep results: the replay VM\'s IPI balance, as run reports it', () => {
+  const balance = (lost: number): IpiBalance => ({
+    commands: 100, sent: 100, accepted: 60, coalesced: 40, dropped: { illegalVector: 0, invalidTarget: 0, unsupported: 0 },
+    delivered: 60 - lost, pending: 0, timerInterrupts: 0, discardedByInit: 0, nmisMerged: 0, lost,
+  });
+  const result = (lost: number): LockdepCommandResult => ({ scenario: 's4-fixed', verdict: 'clean', cycle: [], report: '', validator: true, ipis: balance(lost), problems: [] });
+
+  it('prints the run report\'s balance line', () => {
+    expect(formatLockdepResult(result(0)).split('\n')).toContain(formatIpiBalance(balance(0)));
+  });
+
+  it('a lost IPI fails the run even when the verdict is clean and nothing else is a problem', () => {
+    expect(lockdepExitStatus(result(0))).toBe(0);
+    expect(lockdepExitStatus(result(1))).toBe(1);
+  });
+});
 
 describe('avic-smp lockdep', () => {
   it('--list names every replay with a one-line description', () => {
@@ -30,14 +57,22 @@ describe('avic-smp lockdep', () => {
     const result = JSON.parse(stdout) as Record<string, any>;
     expect(result).toMatchObject({ scenario: 's4', verdict: 'possible-deadlock', cycle: ['kvm->lock', 'kvm->srcu', 'kvm->lock'], validator: true, problems: [] });
     expect(result.report).toContain('WARNING: possible circular locking dependency detected');
-    expect(result.ipis).toEqual({ sent: expect.any(Number), delivered: expect.any(Number), lost: 0 });
+    // The same IPI balance as `run --json` and `stress --json`, and it balances.
+    expect(Object.keys(result.ipis).sort()).toEqual(['accepted', 'coalesced', 'commands', 'delivered', 'discardedByInit', 'dropped', 'lost', 'nmisMerged', 'pending', 'sent', 'timerInterrupts']);
     expect(result.ipis.sent).toBeGreaterThan(0);
+    expect(result.ipis.lost).toBe(0);
+    expectBalanced(result.ipis as IpiBalance);
   });
 
   it('--scenario s4-fixed: the verdict line says clean; exit 0', () => {
     const { status, stdout } = cli(['--scenario', 's4-fixed', '--ipis', '5000']);
     expect(status).toBe(0);
-    expect(stdout).toMatch(/IPIs: \d+ sent, \d+ delivered, 0 lost/);
+    const line = stdout.split('\n').find((each) => each.startsWith('IPIs: '));
+    const numbers = /^IPIs: sent ([\d,]+), delivered ([\d,]+), lost 0 \(accepted ([\d,]+), coalesced ([\d,]+), pending ([\d,]+), dropped: illegal vector ([\d,]+), invalid target ([\d,]+), unsupported ([\d,]+)\)$/.exec(line ?? '');
+    expect(numbers, `the run report's balance line, found: ${line}`).not.toBeNull();
+    const [sent, delivered, accepted, coalesced, pending, ...dropped] = numbers!.slice(1).map((text) => Number(text.replaceAll(',', '')));
+    expect(accepted! + coalesced! + dropped.reduce((total, count) => total + count, 0)).toBe(sent);
+    expect(delivered! + pending!).toBe(accepted);
     expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
   });
 
