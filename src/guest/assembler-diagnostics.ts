@@ -11,6 +11,33 @@ export interface AssemblyDiagnostic {
   readonly message: string;
   /** Set only for a diagnostic inside an included file: where it was included ("main.s:3"). */
   readonly includedFrom?: string;
+  /** formatDiagnostic(this), so String(diagnostic) and `${diagnostic}` print the compiler-style line. */
+  toString(): string;
+}
+
+/**
+ * What assemble() returns: plain data fields (JSON and structured clone keep exactly those) and a
+ * toString on the prototype, so `errors.map(String).join('\n')` prints what the CLI prints.
+ */
+class Diagnostic implements AssemblyDiagnostic {
+  readonly fileName: string;
+  readonly line: number;
+  readonly column: number;
+  readonly message: string;
+  declare readonly includedFrom?: string;
+
+  constructor(fields: { fileName: string; line: number; column: number; message: string; includedFrom?: string | undefined }) {
+    this.fileName = fields.fileName;
+    this.line = fields.line;
+    this.column = fields.column;
+    this.message = fields.message;
+    // Absent, not undefined, for the program's own file: the fields compare and serialise as before.
+    if (fields.includedFrom !== undefined) (this as { includedFrom?: string }).includedFrom = fields.includedFrom;
+  }
+
+  toString(): string {
+    return formatDiagnostic(this);
+  }
 }
 
 /**
@@ -84,10 +111,8 @@ export class DiagnosticCollector {
     const origin = this.#origins?.[line - 1];
     const diagnostic: AssemblyDiagnostic =
       origin === undefined
-        ? { fileName: this.#fileName, line, column, message }
-        : origin.includedFrom === undefined
-          ? { fileName: origin.fileName, line: origin.line, column, message }
-          : { fileName: origin.fileName, line: origin.line, column, message, includedFrom: origin.includedFrom };
+        ? new Diagnostic({ fileName: this.#fileName, line, column, message })
+        : new Diagnostic({ fileName: origin.fileName, line: origin.line, column, message, includedFrom: origin.includedFrom });
     this.#diagnostics.push({ at: line, diagnostic });
   }
 

@@ -119,6 +119,22 @@ describe('assemble: error recovery', () => {
       errors: [{ fileName: 'prog.s', line: 3, column: 16, message: "expected a decimal, 0x hex or 0b binary number as operand 3 of 'add', found '5x'" }],
     });
   });
+  it('prints each diagnostic as file:line:col: error: through String() and template literals', () => {
+    const result = assemble('nop\n  frob r1', { fileName: 'prog.s' });
+    if (result.ok) expect.fail('expected an error');
+    const [diagnostic] = result.errors;
+    const expected = "prog.s:2:3: error: unknown mnemonic 'frob': expected an instruction, a directive or a label";
+    expect(result.errors.map(String)).toEqual([expected]);
+    expect(`${diagnostic!}`).toBe(expected);
+    // JSON keeps the fields (toString is not data).
+    expect(JSON.parse(JSON.stringify(diagnostic))).toEqual({ fileName: 'prog.s', line: 2, column: 3, message: "unknown mnemonic 'frob': expected an instruction, a directive or a label" });
+  });
+
+  it('names the included file and where it was included, through String()', () => {
+    const result = assemble('nop\n.include "common.s"', { fileName: 'main.s', readInclude: () => 'nop\n  frob' });
+    if (result.ok) expect.fail('expected an error');
+    expect(result.errors.map(String)).toEqual(["common.s:2:3: error: unknown mnemonic 'frob': expected an instruction, a directive or a label (included from main.s:2)"]);
+  });
 });
 
 describe('assemble: pathological input', () => {
