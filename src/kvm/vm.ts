@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
+import type { ProgramImage } from '../guest/assembler-program-image.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../memory/memslot.js';
 import { guestPhysicalAddress } from '../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from './backing-page-policy.js';
@@ -25,6 +26,10 @@ import type { VcpuExitReport, VcpuStartup } from './vcpu.js';
 
 export { VmConfigError, type VmConfig };
 
+/**
+ * A program given piece by piece (kept for callers that assemble elsewhere); Vm.loadProgram also takes
+ * a ProgramImage from assemble() as it is, which is the usual way.
+ */
 export interface ProgramLoad {
   readonly origin: number;
   readonly bytes: Uint8Array;
@@ -35,6 +40,15 @@ export interface ProgramLoad {
    * one is an application processor: it waits for INIT and a start-up IPI, as on a PC.
    */
   readonly perVcpuEntryPoints?: ReadonlyMap<number, number>;
+}
+
+function programLoadOf(image: ProgramImage): ProgramLoad {
+  return {
+    origin: image.origin,
+    bytes: image.bytes,
+    ...(image.entryPoints.default === undefined ? {} : { entryPoint: image.entryPoints.default }),
+    perVcpuEntryPoints: image.entryPoints.perVcpu,
+  };
 }
 
 /** #entryPoints value of a vCPU without an entry point: it starts in wait-for-SIPI. */
@@ -157,9 +171,13 @@ export class Vm {
     return vcpu;
   }
 
-  /** Copies a program into guest RAM and records entry points. Before run() only. */
-  loadProgram(program: ProgramLoad): void {
+  /**
+   * Copies a program into guest RAM and records its entry points: pass assemble()'s ProgramImage as it
+   * is (every ".entry", the default and the per-vCPU ones), or a ProgramLoad. Before run() only.
+   */
+  loadProgram(image: ProgramImage | ProgramLoad): void {
     if (this.#started) throw new VmConfigError('load the program before the VM runs');
+    const program = 'entryPoints' in image ? programLoadOf(image) : image;
     const access = new GuestMemoryAccess(this.memory.buffers.ram);
     access.setWindows(this.#memslots.set.slots.filter((slot) => slot.kind === MemslotKind.ram));
     const end = program.origin + program.bytes.length;
@@ -217,6 +235,12 @@ export class Vm {
   start(options: StartOptions = {}): void {
     if (this.#started) throw new VmConfigError('a VM runs once');
     if (!this.#programLoaded) throw new VmConfigError('load a program before running the VM');
+    // A vCPU without an entry point runs only once another sends it INIT and start-up IPIs; if no
+    // created vCPU has one, nothing could ever run, and the run would "succeed" having done nothing.
+    const created = this.createdVcpus;
+    if (this.#entryPoints.slice(0, created).every((entry) => entry === WAIT_FOR_START_UP)) {
+      throw new VmConfigError(`none of the ${created} vCPUs has an entry point, so none could ever run: the program's .entry lines name only vCPUs that do not exist (${this.#entryPoints.flatMap((entry, vcpu) => (entry === WAIT_FOR_START_UP ? [] : [vcpu])).join(', ')})`);
+    }
     this.#started = true;
     this.#startedAt = performance.now();
     this.#pool = new Piscina({
