@@ -40,7 +40,7 @@ async function idleRun(): Promise<Omit<ChildResult, 'otherLoad' | 'maxRssMiB'>> 
   const began = performance.now();
   const program = assembleProgram('idle');
   const vm = await Vm.create({ vcpus: VCPUS });
-  vm.loadProgram({ origin: program.origin, bytes: program.bytes, ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }), perVcpuEntryPoints: program.entryPoints.perVcpu });
+  vm.loadProgram(program);
   vm.start();
   const runStates = Array.from({ length: VCPUS }, (_, vcpu) => vm.memory.controlBlockIndex(vcpu, 'runState'));
   while (runStates.some((index) => Atomics.load(vm.memory.control, index) === VcpuRunState.Created)) await sleep(2);

@@ -45,7 +45,7 @@ async function stormRun(): Promise<Omit<ChildResult, 'otherLoad' | 'maxRssMiB'>>
   const began = performance.now();
   const program = assembleProgram('x2avic-storm', { ROUNDS });
   const vm = await Vm.create({ vcpus: VCPUS, x2avic: true, stackBytesPerVcpu: 4096 });
-  vm.loadProgram({ origin: program.origin, bytes: program.bytes, ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }), perVcpuEntryPoints: program.entryPoints.perVcpu });
+  vm.loadProgram(program);
   vm.start();
   const runStates = Array.from({ length: VCPUS }, (_, vcpu) => vm.memory.controlBlockIndex(vcpu, 'runState'));
   while (runStates.some((index) => Atomics.load(vm.memory.control, index) === VcpuRunState.Created)) await sleep(5);

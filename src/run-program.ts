@@ -27,11 +27,6 @@ export function assembleOrThrow(source: string, fileName: string): ProgramImage 
 export async function runProgram(options: RunProgramOptions): Promise<VmReport> {
   const program = assembleOrThrow(options.source, options.fileName);
   const vm = await Vm.create(options);
-  vm.loadProgram({
-    origin: program.origin,
-    bytes: program.bytes,
-    ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
-    perVcpuEntryPoints: program.entryPoints.perVcpu,
-  });
+  vm.loadProgram(program);
   return vm.run(options);
 }

@@ -26,12 +26,7 @@ export function assembleProgram(name: string, defines: Record<string, number> = 
 
 async function createLoaded(program: ProgramImage, config: VmConfig): Promise<Vm> {
   const vm = await Vm.create(config);
-  vm.loadProgram({
-    origin: program.origin,
-    bytes: program.bytes,
-    ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
-    perVcpuEntryPoints: program.entryPoints.perVcpu,
-  });
+  vm.loadProgram(program);
   return vm;
 }
 

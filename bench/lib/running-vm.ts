@@ -50,12 +50,7 @@ export async function startRunningVm(name: string, program: ProgramImage, config
   const stopAddress = program.symbols.get(STOP_REQUESTED_SYMBOL);
   if (stopAddress === undefined) throw new Error(`${name}: the program has no '${STOP_REQUESTED_SYMBOL}' word`);
   const vm = await Vm.create(config);
-  vm.loadProgram({
-    origin: program.origin,
-    bytes: program.bytes,
-    ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
-    perVcpuEntryPoints: program.entryPoints.perVcpu,
-  });
+  vm.loadProgram(program);
   vm.start();
   // The supervisor (APIC map service, watchdog) runs for the whole run; the guest ends it.
   const ending = vm.wait({ timeoutSeconds: 600, stopTimeoutSeconds: 30 });

@@ -28,12 +28,7 @@ export function stormWorkload(ipis = 20_000): LockReplayWorkload {
       const definition = growing ? hotAdd : storm;
       const parameters = resolveParameters(definition, { vcpus: vm.config.vcpus, ipis, seed: 1 });
       const program = assembleScenario(definition, parameters, growing ? new Map([['MAX_VCPUS', vm.config.maxVcpus]]) : undefined);
-      vm.loadProgram({
-        origin: program.origin,
-        bytes: program.bytes,
-        ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
-        perVcpuEntryPoints: program.entryPoints.perVcpu,
-      });
+      vm.loadProgram(program);
     },
   };
 }

@@ -81,12 +81,7 @@ export async function runConformanceCase(testCase: ConformanceCase): Promise<Con
   let vm: Vm;
   try {
     vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus });
-    vm.loadProgram({
-      origin: program.origin,
-      bytes: program.bytes,
-      ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
-      perVcpuEntryPoints: program.entryPoints.perVcpu,
-    });
+    vm.loadProgram(program);
   } catch (error) {
     return result({ ok: false, detail: `the VM refused the program: ${error instanceof Error ? error.message : String(error)}` });
   }

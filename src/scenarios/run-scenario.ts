@@ -87,12 +87,7 @@ export async function runScenario(
   const program = assembleScenario(definition, resolved, options.defines);
   const hotAdds = resolved.hotAdd ?? 0;
   const vm = await Vm.create({ ...definition.vmConfig?.(resolved), ...options.vmConfig, vcpus: resolved.vcpus, maxVcpus: resolved.vcpus + hotAdds });
-  vm.loadProgram({
-    origin: program.origin,
-    bytes: program.bytes,
-    ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
-    perVcpuEntryPoints: program.entryPoints.perVcpu,
-  });
+  vm.loadProgram(program);
   const { seconds, ipis } = resolved;
   // RAM slot 0 maps guest-physical 0 at pool offset 0, so the symbol's address indexes the pool.
   const stopIndex = program.symbols.get(STOP_REQUESTED_SYMBOL)! >>> 2;

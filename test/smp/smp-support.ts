@@ -14,12 +14,7 @@ export async function createGuest(source: string, config: VmConfig, fileName = '
   if (!result.ok) throw new Error(result.errors.map(formatDiagnostic).join('\n'));
   const vm = await Vm.create(config);
   const { program } = result;
-  vm.loadProgram({
-    origin: program.origin,
-    bytes: program.bytes,
-    ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
-    perVcpuEntryPoints: program.entryPoints.perVcpu,
-  });
+  vm.loadProgram(program);
   return { vm, program };
 }
 
