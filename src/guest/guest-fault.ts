@@ -41,8 +41,20 @@ export interface GuestFault {
 
 const hex = (value: number): string => `0x${(value >>> 0).toString(16).padStart(8, '0')}`;
 
-export function describeGuestFault(fault: GuestFault): string {
+/** Where the faulting instruction was written (from the program's source map), for the report. */
+export interface FaultSource {
+  /** The program's file, or the included file the instruction came from. */
+  readonly fileName: string;
+  readonly line: number;
+  readonly column: number;
+  /** The source line, trimmed. */
+  readonly text: string;
+}
+
+/** "access-outside-memory at pc 0x00001040 in lib.s:3:9 (ld32 r1, [0x80000000]) address 0x80000000: ..." */
+export function describeGuestFault(fault: GuestFault, source?: FaultSource): string {
   const parts = [`${fault.kind} at pc ${hex(fault.pc)}`];
+  if (source !== undefined) parts.push(`in ${source.fileName}:${source.line}:${source.column}`);
   if (fault.instruction !== undefined) parts.push(`(${fault.instruction})`);
   if (fault.address !== undefined) parts.push(`address ${hex(fault.address)}`);
   return `${parts.join(' ')}: ${fault.detail}`;

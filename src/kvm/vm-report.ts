@@ -15,7 +15,7 @@
 // so `lost` is computed, and anything but zero is a bug the report (and the command's exit status)
 // makes visible.
 
-import { describeGuestFault, type GuestFault } from '../guest/guest-fault.js';
+import { describeGuestFault, type FaultSource, type GuestFault } from '../guest/guest-fault.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { VcpuStatistics, GUEST_REPORT_SLOTS } from './vm-layout.js';
 import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from './vcpu-run-state.js';
@@ -139,7 +139,8 @@ export interface VmReport {
   /** Wake-ups whose ring came after the sleeper's bounded wait had already found the event. */
   readonly lateWakeups: number;
   readonly instructions: number;
-  readonly faults: readonly { vcpu: number; fault: GuestFault; description: string }[];
+  /** `source`: where the faulting instruction was written, when the program was loaded as an image. */
+  readonly faults: readonly { vcpu: number; fault: GuestFault; description: string; source?: FaultSource }[];
   readonly errors: readonly { vcpu: number; message: string }[];
   readonly perVcpu: readonly VcpuReport[];
   /** vCPU creation under the backing-page policy: hot-adds, and what rfc-v2 re-initialisation cost. */
@@ -209,8 +210,11 @@ export function buildVmReport(
     const nmisPending = Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiPending')) + Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiQueued'));
     const requestsPending = nmisPending + [VcpuRequest.Init, VcpuRequest.StartUp].filter((request) => (requests & request) !== 0).length;
     pendingTotal += pending.length + requestsPending;
+    const fault = result !== undefined && !(result instanceof Error) ? result.fault : undefined;
+    const source = fault === undefined ? undefined : vm.sourceOf(fault.pc);
+    const description = fault === undefined ? undefined : describeGuestFault(fault, source);
     if (result instanceof Error) errors.push({ vcpu, message: result.message });
-    else if (result?.fault !== undefined) faults.push({ vcpu, fault: result.fault, description: describeGuestFault(result.fault) });
+    else if (fault !== undefined) faults.push({ vcpu, fault, description: description!, ...(source === undefined ? {} : { source }) });
     const histogram = result !== undefined && !(result instanceof Error) ? result.latencyHistogram : undefined;
     if (histogram !== undefined) histograms.push(histogram);
     const latency = histogram === undefined ? undefined : summarizeLatency(mergeLatencyHistograms([histogram]));
@@ -219,7 +223,7 @@ export function buildVmReport(
       runState: runStateName(Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState'))),
       waitReason: VCPU_WAIT_REASON_NAMES[Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'))] ?? 'unknown',
       exit: result === undefined ? 'did not finish' : result instanceof Error ? 'error' : result.reason,
-      ...(result !== undefined && !(result instanceof Error) && result.fault !== undefined ? { fault: describeGuestFault(result.fault) } : {}),
+      ...(description === undefined ? {} : { fault: description }),
       counters: readCounters(vm, vcpu),
       guest: guestReport(vm, vcpu),
       pendingVectors: pending,

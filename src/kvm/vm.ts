@@ -6,7 +6,8 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
-import type { ProgramImage } from '../guest/assembler-program-image.js';
+import { lineOf, type ProgramImage } from '../guest/assembler-program-image.js';
+import type { FaultSource } from '../guest/guest-fault.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../memory/memslot.js';
 import { guestPhysicalAddress } from '../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from './backing-page-policy.js';
@@ -89,6 +90,8 @@ export class Vm {
   #logicalEntries: ReadonlyMap<number, number> = new Map();
   #entryPoints: number[];
   #programLoaded = false;
+  /** The loaded image, when loadProgram was given one: its source map names faulting instructions. */
+  #image: ProgramImage | undefined;
   #pool: Piscina | undefined;
   #started = false;
   #waited = false;
@@ -194,6 +197,15 @@ export class Vm {
     // one without is an application processor in wait-for-SIPI until the guest brings it up.
     for (const [vcpu, entry] of entries.entries()) this.#entryPoints[vcpu] = entry ?? WAIT_FOR_START_UP;
     this.#programLoaded = true;
+    this.#image = 'entryPoints' in image ? image : undefined;
+  }
+
+  /** Where the instruction at `address` was written (the loaded image's source map), if known. */
+  sourceOf(address: number): FaultSource | undefined {
+    const image = this.#image;
+    const location = image === undefined ? undefined : lineOf(image, address);
+    if (image === undefined || location === undefined) return undefined;
+    return { fileName: location.fileName ?? image.fileName, line: location.line, column: location.column, text: location.text };
   }
 
   // ---- memslots (kvm_set_memory_region), main thread, under slots_lock ----

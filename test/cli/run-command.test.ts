@@ -119,6 +119,8 @@ describe('avic-smp guest faults exit 1', () => {
     expect(faultLine).toContain('access-outside-memory');
     expect(faultLine).toContain('address 0x80000000');
     expect(faultLine).toContain('ld32 r1, [0x80000000]');
+    // The source line of the faulting instruction (docs/guest-isa.md §12): file:line:column.
+    expect(faultLine).toContain('load-outside-memory.s:9:9');
   });
 
   it('a load outside every memslot is reported as an access-outside-memory fault in JSON', () => {
@@ -131,7 +133,10 @@ describe('avic-smp guest faults exit 1', () => {
     expect(fault!.fault.kind).toBe('access-outside-memory');
     expect(fault!.fault.address).toBe(0x80000000);
     expect(fault!.fault.instruction).toBe('ld32 r1, [0x80000000]');
+    expect(fault!.source).toEqual({ fileName: 'load-outside-memory.s', line: 9, column: 9, text: 'bad:    ld32 r1, [0x80000000]' });
+    expect(fault!.description).toContain('load-outside-memory.s:9:9');
     expect(report.perVcpu[1]!.exit).toBe('fault');
+    expect(report.perVcpu[1]!.fault).toContain('load-outside-memory.s:9:9');
   });
 
   it('a jump outside memory is a fetch-outside-memory fault at the target', () => {

@@ -7,8 +7,8 @@ import { assemble, type ProgramImage } from '../../src/guest/assembler.js';
 import { Vm, VmConfigError } from '../../src/kvm/vm.js';
 import { example, summary } from './smp-support.js';
 
-function assembled(source: string, fileName = 'test.s'): ProgramImage {
-  const result = assemble(source, { fileName });
+function assembled(source: string, fileName = 'test.s', files: Readonly<Record<string, string>> = {}): ProgramImage {
+  const result = assemble(source, { fileName, readInclude: (name) => files[name] });
   if (!result.ok) throw new Error(result.errors.map(String).join('\n'));
   return result.program;
 }
@@ -36,5 +36,25 @@ only:   hlt
 `));
     expect(() => vm.start()).toThrow(VmConfigError);
     expect(() => vm.start()).toThrow(/none of the 2 vCPUs has an entry point/);
+  });
+
+  it('a guest fault names the source line of the faulting instruction, in the included file it came from', async () => {
+    const program = assembled(`        .entry start
+        .include "lib.s"
+start:  call load_far
+`, 'main.s', { 'lib.s': `; lib.s
+load_far:
+        ld32 r1, [0x80000000]
+        ret
+` });
+    const vm = await Vm.create({ vcpus: 1 });
+    vm.loadProgram(program);
+    const report = await vm.run({ timeoutSeconds: 30 });
+
+    expect(report.exit.reason, summary(report)).toBe('fault');
+    const [fault] = report.faults;
+    expect(fault!.source).toEqual({ fileName: 'lib.s', line: 3, column: 9, text: 'ld32 r1, [0x80000000]' });
+    expect(fault!.description).toMatch(/^access-outside-memory at pc 0x[0-9a-f]{8} in lib\.s:3:9 \(ld32 r1, \[0x80000000\]\)/);
+    expect(report.perVcpu[0]!.fault).toBe(fault!.description);
   });
 });
