@@ -1,12 +1,14 @@
 // One call from assembly source to a report: assemble, create the VM, load, run.
 
-import { assemble, formatDiagnostic, type ProgramImage } from './guest/assembler.js';
+import { assemble, formatDiagnostic, type IncludeReader, type ProgramImage } from './guest/assembler.js';
 import { Vm, type RunOptions, type StartOptions, type VmConfig } from './kvm/vm.js';
 import type { VmReport } from './kvm/vm-report.js';
 
 export interface RunProgramOptions extends VmConfig, RunOptions, StartOptions {
   readonly source: string;
   readonly fileName: string;
+  /** Supplies `.include` files (AssemblerOptions.readInclude); without it every .include is an error. */
+  readonly readInclude?: IncludeReader;
 }
 
 export class AssemblyFailed extends Error {
@@ -18,14 +20,14 @@ export class AssemblyFailed extends Error {
   }
 }
 
-export function assembleOrThrow(source: string, fileName: string): ProgramImage {
-  const result = assemble(source, { fileName });
+export function assembleOrThrow(source: string, fileName: string, readInclude?: IncludeReader): ProgramImage {
+  const result = assemble(source, { fileName, ...(readInclude === undefined ? {} : { readInclude }) });
   if (!result.ok) throw new AssemblyFailed(result.errors.map(formatDiagnostic));
   return result.program;
 }
 
 export async function runProgram(options: RunProgramOptions): Promise<VmReport> {
-  const program = assembleOrThrow(options.source, options.fileName);
+  const program = assembleOrThrow(options.source, options.fileName, options.readInclude);
   const vm = await Vm.create(options);
   vm.loadProgram(program);
   return vm.run(options);

@@ -10,6 +10,7 @@ import { AssemblyFailed, runProgram } from '../run-program.js';
 import { VmConfigError } from '../kvm/vm.js';
 import { ScenarioParameterError } from '../scenarios/run-scenario.js';
 import { BadInput } from './bad-input.js';
+import { includeFilesRelativeTo } from '../host/include-files.js';
 import { addConformanceCommand } from './conformance-command.js';
 import { addScaleCommand } from './scale-command.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
       const report = await runProgram({
         source,
         fileName: file,
+        readInclude: includeFilesRelativeTo(file),
         vcpus: options.vcpus,
         memoryBytes: options.memory * 1024 * 1024,
         ipiVirtualization: options.ipiv,

@@ -3,7 +3,9 @@
 // 1 the run failed, 2 bad input), the messages and the report.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { VmReport } from '../../src/kvm/vm-report.js';
@@ -105,6 +107,39 @@ describe('avic-smp assembler errors', () => {
     expect(result.stderr).toBe(
       'image-too-large.s:3:9: error: expected the image to stay within 16 MiB of the origin 0x1000, found it reaching 0x1001008\n',
     );
+  });
+});
+
+describe('avic-smp run with .include (docs/guest-isa.md 5.1)', () => {
+  it('reads each included file relative to the file that includes it, whatever the working directory', () => {
+    for (const [cwd, path] of [[FIXTURES, 'include-main.s'], [fileURLToPath(new URL('../..', import.meta.url)), 'test/fixtures/cli/include-main.s']] as const) {
+      const result = cli(['run', path, '--vcpus', '2', '--json'], cwd);
+      expect(result.status, `cwd ${cwd}\n${result.stderr}`).toBe(0);
+      const report = JSON.parse(result.stdout) as VmReport;
+      expect(report.perVcpu.map((vcpu) => vcpu.guest.reports[0])).toEqual([4242, 4242]);
+    }
+  });
+
+  it('a fault in an included file names that file, line and column, in text and JSON', () => {
+    const text = cli(['run', 'include-fault.s', '--vcpus', '1']);
+    expect(text.status, text.stdout + text.stderr).toBe(1);
+    expect(text.stdout).toContain('guest fault on vCPU 0: access-outside-memory at pc 0x');
+    expect(text.stdout).toContain(' in include/load-far.s:3:9 (ld32 r1, [0x80000000])');
+
+    const report = runJson(['include-fault.s', '--vcpus', '1'], 1);
+    expect(report.faults[0]!.source).toEqual({ fileName: 'include/load-far.s', line: 3, column: 9, text: 'ld32 r1, [0x80000000]' });
+  });
+
+  it('a missing include is an assembler error, exit 2', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'avic-smp-include-'));
+    try {
+      writeFileSync(join(directory, 'main.s'), '        .entry start\n        .include "nope.s"\nstart:  hlt\n');
+      const result = cli(['run', 'main.s'], directory);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toBe("main.s:2:18: error: cannot include 'nope.s': no such file\n");
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });
 
