@@ -7,8 +7,9 @@
 // the caller.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
+import { includeFilesRelativeTo } from '../host/include-files.js';
 import { packageRoot } from '../host/package-root.js';
 import { Vm, type VmConfig } from '../kvm/vm.js';
 import { resolveParameters, scenarioDefines } from './scenario-parameters.js';
@@ -52,13 +53,6 @@ export function scenarioProgramPath(definition: ScenarioDefinition): string {
   return join(packageRoot(), 'src', 'scenarios', 'programs', definition.program);
 }
 
-/** `.include "name"` in a scenario program: a file beside it; no subdirectories, no '..'. */
-function readScenarioInclude(programDirectory: string, name: string): string | undefined {
-  if (name.includes('/') || name.includes('\\') || name.includes('..')) throw new Error("a scenario program may include only files beside it (no '/', no '..')");
-  const path = join(programDirectory, name);
-  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
-}
-
 /** Assembles a scenario's program for these (already validated) parameters. */
 export function assembleScenario(
   definition: ScenarioDefinition,
@@ -70,7 +64,8 @@ export function assembleScenario(
   const result = assemble(readFileSync(path, 'utf8'), {
     fileName: definition.program,
     defines: scenarioDefines(definition, parameters, extraDefines),
-    readInclude: (name) => readScenarioInclude(dirname(path), name),
+    // `.include "name"`: a file beside the program; no subdirectories, no '..'.
+    readInclude: includeFilesRelativeTo(path, { fileName: definition.program, sameDirectoryOnly: true }),
   });
   if (!result.ok) throw new ScenarioProgramError(`scenario ${definition.name}: ${definition.program} does not assemble:\n${result.errors.map(formatDiagnostic).join('\n')}`);
   const stop = result.program.symbols.get(STOP_REQUESTED_SYMBOL);
