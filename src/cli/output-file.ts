@@ -1,7 +1,10 @@
-// Output files (--trace, --svg) are checked before a run starts, so a typo in a path costs nothing:
-// the directory must exist and be writable, and the path must not be a directory.
+// Output files (--trace, --svg). They are checked before a run starts, so a typo in a path costs
+// nothing: the directory must exist and be writable, and the path must not be a directory. Writing
+// can still fail after the run (a full disk, /dev/full, a path that became a directory): the command
+// then prints the run's results first and fails with one line from writeOutputFile's BadInput
+// (exit status 2), so a long run's results are never lost to a stack trace.
 
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BadInput } from './bad-input.js';
 
@@ -16,5 +19,36 @@ export function checkOutputFile(option: string, path: string): void {
     accessSync(existing === undefined ? directory : absolute, constants.W_OK);
   } catch {
     throw new BadInput(`${option} ${path}: not writable`);
+  }
+}
+
+/** Plain words for the errors a write meets; others keep Node's own description. */
+const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  EISDIR: 'is a directory',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a component of the path is not a directory',
+  EIO: 'input/output error',
+};
+
+/** The one-line BadInput for a failed write of `option`'s file at `path`. */
+export function outputFileError(option: string, path: string, error: unknown): BadInput {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  // Node's system-error messages read "CODE: description, syscall 'path'".
+  const description = (code === undefined ? undefined : DESCRIPTIONS[code]) ?? /^[A-Z]+: ([^,]*)/.exec(message)?.[1] ?? message.split('\n')[0];
+  return new BadInput(`${option} ${path}: cannot write it: ${code === undefined ? description : `${code} (${description})`}`);
+}
+
+/** Writes `text` to `path`; a failure is outputFileError's one-line BadInput. */
+export function writeOutputFile(option: string, path: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (error) {
+    throw outputFileError(option, path, error);
   }
 }

@@ -1,13 +1,12 @@
 // `avic-smp scale`: the same scenario at each vCPU count in turn (never in parallel: the runs would
 // only measure each other), a table, --json, and an SVG chart. Exit status 1 if any row failed.
 
-import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { runScenario } from '../scenarios/run-scenario.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
 import { positiveIntegerList } from './arguments.js';
 import { BadInput } from './bad-input.js';
-import { checkOutputFile } from './output-file.js';
+import { checkOutputFile, writeOutputFile } from './output-file.js';
 import { createRunProgress } from './progress.js';
 import { renderScaleChart } from './scale-chart.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION, formatScaleTable, scaleRow, type ScaleResult, type ScaleRow, type SkippedCount } from './scale-sweep.js';
@@ -58,12 +57,20 @@ async function scale(options: ScaleOptions): Promise<number> {
     rows,
     ok: rows.every((row) => row.ok),
   };
+  // A chart that cannot be written must not cost the sweep's results: they are printed, then the error.
+  let svgError: BadInput | undefined;
   if (options.svg !== undefined) {
-    writeFileSync(options.svg, await renderScaleChart(result));
-    result = { ...result, svg: options.svg };
+    try {
+      writeOutputFile('--svg', options.svg, await renderScaleChart(result));
+      result = { ...result, svg: options.svg };
+    } catch (error) {
+      if (!(error instanceof BadInput)) throw error;
+      svgError = error;
+    }
   }
   if (options.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else process.stdout.write(`${formatScaleTable(result)}\n${options.svg === undefined ? '' : `\nchart: ${options.svg}\n`}`);
+  else process.stdout.write(`${formatScaleTable(result)}\n${result.svg === undefined ? '' : `\nchart: ${result.svg}\n`}`);
+  if (svgError !== undefined) throw svgError;
   return result.ok ? 0 : 1;
 }
 

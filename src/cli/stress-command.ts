@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { runScenario } from '../scenarios/run-scenario.js';
 import { positiveInteger } from './arguments.js';
+import { BadInput } from './bad-input.js';
 import { checkOutputFile } from './output-file.js';
 import { createRunProgress } from './progress.js';
 import { patternOption, patternsHelp, runLengthOptions, vmConfigOverrides, vmSwitchOptions, type ScenarioCommandOptions } from './scenario-options.js';
@@ -41,14 +42,22 @@ async function stress(options: StressOptions): Promise<number> {
   const settings = { haltPolling: vm.config.haltPolling, ...(definition.latency === undefined ? {} : { latencyMeasures: definition.latency }) };
   let summary = summarizeStress(result, settings);
   let traceLine: string | undefined;
+  // A trace that cannot be written must not cost the run's results: they are printed, then the error.
+  let traceError: BadInput | undefined;
   if (options.trace !== undefined) {
-    const written = writeTraceFile(options.trace, vm.chromeTrace(), { pattern: summary.pattern, vcpus: summary.vcpus, seed: summary.seed });
-    summary = { ...summary, trace: written.path };
-    traceLine = `trace: ${written.path} (${written.events.toLocaleString('en-US')} events` +
-      `${written.droppedEvents > 0 ? `, ${written.droppedEvents.toLocaleString('en-US')} not recorded: buffers full` : ''}; open it in https://ui.perfetto.dev)`;
+    try {
+      const written = writeTraceFile(options.trace, vm.chromeTrace(), { pattern: summary.pattern, vcpus: summary.vcpus, seed: summary.seed });
+      summary = { ...summary, trace: written.path };
+      traceLine = `trace: ${written.path} (${written.events.toLocaleString('en-US')} events` +
+        `${written.droppedEvents > 0 ? `, ${written.droppedEvents.toLocaleString('en-US')} not recorded: buffers full` : ''}; open it in https://ui.perfetto.dev)`;
+    } catch (error) {
+      if (!(error instanceof BadInput)) throw error;
+      traceError = error;
+    }
   }
   if (options.json === true) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else process.stdout.write(`${formatStressSummary(summary)}\n${traceLine === undefined ? '' : `\n${traceLine}\n`}`);
+  if (traceError !== undefined) throw traceError;
   return summary.ok ? 0 : 1;
 }
 

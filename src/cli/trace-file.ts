@@ -4,6 +4,7 @@
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { ChromeTrace } from '../kvm/chrome-trace.js';
+import { outputFileError } from './output-file.js';
 
 const FLUSH_CHARACTERS = 1 << 20;
 
@@ -14,11 +15,21 @@ export interface TraceFileSummary {
   readonly droppedEvents: number;
 }
 
+/** Writes the trace; an I/O failure (a full disk, a directory) throws a one-line BadInput naming --trace. */
 export function writeTraceFile(path: string, trace: ChromeTrace, metadata: Readonly<Record<string, unknown>>): TraceFileSummary {
   const dropped = trace.otherData['droppedEvents'];
   const droppedEvents = typeof dropped === 'object' && dropped !== null
     ? Object.values(dropped).reduce<number>((total, count) => total + (typeof count === 'number' ? count : 0), 0)
     : 0;
+  try {
+    writeTraceEvents(path, trace, metadata);
+  } catch (error) {
+    throw outputFileError('--trace', path, error);
+  }
+  return { path, events: trace.traceEvents.length, droppedEvents };
+}
+
+function writeTraceEvents(path: string, trace: ChromeTrace, metadata: Readonly<Record<string, unknown>>): void {
   const descriptor = openSync(path, 'w');
   try {
     let chunk = '{"traceEvents":[\n';
@@ -34,5 +45,4 @@ export function writeTraceFile(path: string, trace: ChromeTrace, metadata: Reado
   } finally {
     closeSync(descriptor);
   }
-  return { path, events: trace.traceEvents.length, droppedEvents };
 }
