@@ -12,7 +12,11 @@ export {
   type AssemblyResult,
   type AssemblyDiagnostic,
   type ProgramImage,
+  type SourceLocation,
+  type EntryPoints,
+  type IncludeReader,
 } from './guest/assembler.js';
+export type { GuestFault, FaultSource } from './guest/guest-fault.js';
 export { Hypercall } from './guest/hypercall.js';
 export { runProgram, type RunProgramOptions } from './run-program.js';
 export type { LatencySummary } from './kvm/latency-histogram.js';

@@ -1,6 +1,7 @@
 // What the assembler produces and the loader consumes. Plain data only (typed array, Maps, numbers),
 // so a ProgramImage survives structured cloning into the vCPU workers unchanged.
 
+import type { FaultSource } from './guest-fault.js';
 import { INSTRUCTION_BYTES } from './instruction-set.js';
 
 /** Where an instruction was written, for guest-fault reports and traces. */
@@ -45,6 +46,13 @@ export interface ProgramImage {
 export function lineOf(program: ProgramImage, address: number): SourceLocation | undefined {
   const instructionAddress = (address >>> 0) - ((address >>> 0) % INSTRUCTION_BYTES);
   return program.sourceMap.get(instructionAddress);
+}
+
+/** lineOf, with the file always named (the program's own when not from an include): for fault reports. */
+export function sourceOf(program: ProgramImage, address: number): FaultSource | undefined {
+  const location = lineOf(program, address);
+  if (location === undefined) return undefined;
+  return { fileName: location.fileName ?? program.fileName, line: location.line, column: location.column, text: location.text };
 }
 
 /** The address vCPU `vcpuIndex` starts at, or undefined if the program gives it none. */

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
-import { lineOf, type ProgramImage } from '../guest/assembler-program-image.js';
+import { sourceOf, type ProgramImage } from '../guest/assembler-program-image.js';
 import type { FaultSource } from '../guest/guest-fault.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../memory/memslot.js';
 import { guestPhysicalAddress } from '../memory/guest-physical-address.js';
@@ -41,15 +41,6 @@ export interface ProgramLoad {
    * one is an application processor: it waits for INIT and a start-up IPI, as on a PC.
    */
   readonly perVcpuEntryPoints?: ReadonlyMap<number, number>;
-}
-
-function programLoadOf(image: ProgramImage): ProgramLoad {
-  return {
-    origin: image.origin,
-    bytes: image.bytes,
-    ...(image.entryPoints.default === undefined ? {} : { entryPoint: image.entryPoints.default }),
-    perVcpuEntryPoints: image.entryPoints.perVcpu,
-  };
 }
 
 /** #entryPoints value of a vCPU without an entry point: it starts in wait-for-SIPI. */
@@ -180,7 +171,9 @@ export class Vm {
    */
   loadProgram(image: ProgramImage | ProgramLoad): void {
     if (this.#started) throw new VmConfigError('load the program before the VM runs');
-    const program = 'entryPoints' in image ? programLoadOf(image) : image;
+    const program: ProgramLoad = 'entryPoints' in image
+      ? { origin: image.origin, bytes: image.bytes, entryPoint: image.entryPoints.default, perVcpuEntryPoints: image.entryPoints.perVcpu }
+      : image;
     const access = new GuestMemoryAccess(this.memory.buffers.ram);
     access.setWindows(this.#memslots.set.slots.filter((slot) => slot.kind === MemslotKind.ram));
     const end = program.origin + program.bytes.length;
@@ -202,10 +195,7 @@ export class Vm {
 
   /** Where the instruction at `address` was written (the loaded image's source map), if known. */
   sourceOf(address: number): FaultSource | undefined {
-    const image = this.#image;
-    const location = image === undefined ? undefined : lineOf(image, address);
-    if (image === undefined || location === undefined) return undefined;
-    return { fileName: location.fileName ?? image.fileName, line: location.line, column: location.column, text: location.text };
+    return this.#image === undefined ? undefined : sourceOf(this.#image, address);
   }
 
   // ---- memslots (kvm_set_memory_region), main thread, under slots_lock ----
