@@ -4,11 +4,11 @@
 // against the APIC registers themselves, so an IPI to a relocated APIC ID or an aliased logical ID
 // reaches the vCPU that holds it now (spec §4 items 11 and 12).
 //
-// The bitmap is VmHeader.apicvInhibitReasons. Writers (one bit at a time, atomically):
-//   * a vCPU that traps an xAPIC ID write sets APIC_ID_MODIFIED (sticky, as in KVM: the AVIC tables
-//     assume ID == vCPU index, and KVM never clears the reason once a guest broke that);
-//   * the main thread sets or clears LOGICAL_ID_ALIASED at every APIC map rebuild (apic-map.ts), as
-//     kvm_recalculate_apic_map does.
+// The bitmap is VmHeader.apicvInhibitReasons. Its writer is the main thread, at every APIC map
+// rebuild (apic-map.ts), as kvm_recalculate_apic_map sets or clears both reasons this model knows:
+//   * APIC_ID_MODIFIED while any xAPIC-mode vCPU's ID differs from its vCPU index (the AVIC tables
+//     assume ID == vCPU index); a rebuild that finds every ID back in place clears it;
+//   * LOGICAL_ID_ALIASED while the logical table cannot express the guest's logical IDs.
 // Readers: each sender, with one Atomics.load per ICR write (local-apic-emulation.ts).
 //
 // Not modelled [I]: KVM_REQ_APICV_UPDATE (kicking every vCPU so it re-runs
@@ -17,14 +17,13 @@
 // uses, so nothing needs the irr_pending hand-over KVM does on deactivation.
 
 import type { VmMemory } from './vm-memory.js';
-import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from './kvm-locks.js';
 
 /**
  * The reasons this model sets, at their bit positions in KVM's enum kvm_apicv_inhibit (DISABLED is
  * bit 0, PHYSICAL_ID_ALIASED 4, APIC_BASE_MODIFIED 6, PHYSICAL_ID_TOO_BIG 12; spec §2.9).
  */
 export const ApicvInhibitReason = {
-  /** A guest wrote an xAPIC ID other than its vCPU index (kvm_lapic_xapic_id_updated). */
+  /** An xAPIC-mode vCPU holds an ID other than its vCPU index (xapic_id_mismatch in kvm_recalculate_apic_map). */
   ApicIdModified: 1 << 5,
   /** Two vCPUs share a logical ID, a logical ID names several members, or DFR models are mixed. */
   LogicalIdAliased: 1 << 11,
@@ -37,25 +36,8 @@ export function apicvInhibitReasons(memory: VmMemory): number {
 }
 
 /**
- * kvm_set_apicv_inhibit from a vCPU (inside its exit handling, an SRCU reader, as in KVM where the
- * lapic write handler runs under vcpu->srcu): down_write(apicv_update_lock), set the bit, up_write.
- * A bit already set is left alone without the lock (KVM would take it and find nothing to change).
- */
-export function setApicvInhibitFromVcpu(memory: VmMemory, locks: VcpuLocks, reason: ApicvInhibitReason): void {
-  const index = memory.headerIndex('apicvInhibitReasons');
-  if ((Atomics.load(memory.control, index) & reason) !== 0) return;
-  const lock = locks.apicvUpdateLock;
-  lock.writeLock('kvm_set_or_clear_apicv_inhibit: down_write', KVM_LOCK_TIMEOUT_MS);
-  try {
-    Atomics.or(memory.control, index, reason);
-  } finally {
-    lock.writeUnlock();
-  }
-}
-
-/**
  * The main thread's set-or-clear at an APIC map rebuild. It does not take apicv_update_lock: the
- * main thread never blocks (architecture.md), and its only reason bit has no other writer.
+ * main thread never blocks (architecture.md), and the bitmap has no other writer.
  */
 export function setOrClearApicvInhibitFromMain(memory: VmMemory, reason: ApicvInhibitReason, set: boolean): void {
   const index = memory.headerIndex('apicvInhibitReasons');

@@ -4,9 +4,15 @@
 // IPI in the window sees an old or an invalid entry and exits with cause 2, and KVM's software path,
 // which reads the registers themselves, delivers it.
 //
-// Entries name the vCPU index, not the xAPIC ID register: AVIC's physical table is indexed by vCPU
-// ID (avic_ldr_write passes vcpu->vcpu_id), and a guest that rewrites its xAPIC ID inhibits AVIC
-// instead of moving entries (spec §2.7, §4 item 12; apic-inhibit.ts).
+// Entries name the vCPU index. KVM's avic_handle_ldr_update passes the xAPIC ID (kvm_xapic_id) to
+// avic_ldr_write, but AVIC is active only while every xAPIC-mode vCPU's ID equals its (8-bit) vCPU
+// index, so whenever the hardware reads the table the two are the same; a guest that rewrites its
+// xAPIC ID inhibits AVIC instead of moving entries (spec §2.7, §4 item 12; apic-inhibit.ts).
+//
+// APIC_ID_MODIFIED is decided here too, as kvm_recalculate_apic_map decides it (xapic_id_mismatch):
+// set if any xAPIC-mode vCPU's ID differs from (u8)vcpu_id, cleared by a rebuild that finds none, so
+// a guest that writes its own index back (or switches to x2APIC, whose ID is the index) gets AVIC
+// back.
 //
 // vCPUs in x2APIC mode have no entry: x2AVIC needs no logical table, and under hybrid AVIC their
 // IPIs are emulated anyway. A configuration the table cannot express (two vCPUs on one entry, a
@@ -27,6 +33,8 @@ export interface ApicMapRebuild {
   readonly aliased: readonly number[];
   /** Whether this rebuild left LOGICAL_ID_ALIASED set. */
   readonly logicalIdAliased: boolean;
+  /** Whether this rebuild left APIC_ID_MODIFIED set (an xAPIC ID other than its vCPU index). */
+  readonly apicIdModified: boolean;
 }
 
 export function rebuildLogicalApicIdTable(memory: VmMemory, previous: ReadonlyMap<number, number>): { rebuild: ApicMapRebuild; entries: Map<number, number> } {
@@ -34,9 +42,12 @@ export function rebuildLogicalApicIdTable(memory: VmMemory, previous: ReadonlyMa
   const next = new Map<number, number>();
   const aliased: number[] = [];
   const models = new Set<number>();
+  let apicIdModified = false;
   for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     if (Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'apicMode')) !== VcpuApicMode.Xapic) continue;
     const base = memory.apicPageBase(vcpu);
+    // The vCPU ID truncated to 8 bits, as KVM compares it: vCPUs 255 and up hold (u8)index from reset.
+    if (words[base + (ApicRegister.Id >> 2)]! >>> 24 !== (vcpu & 0xff)) apicIdModified = true;
     const ldr = words[base + (ApicRegister.LogicalDestination >> 2)]!;
     const dfr = words[base + (ApicRegister.DestinationFormat >> 2)]!;
     const index = logicalApicIdTableIndex(ldr, dfr);
@@ -52,10 +63,11 @@ export function rebuildLogicalApicIdTable(memory: VmMemory, previous: ReadonlyMa
     }
     next.set(index, vcpu);
   }
-  // Set the inhibit before the table changes and clear it after, so no sender uses a table that
-  // cannot express the configuration while the bit says AVIC may be used.
+  // Set the inhibits before the table changes and clear them after, so no sender uses a table that
+  // cannot express the configuration while the bits say AVIC may be used.
   const logicalIdAliased = aliased.length > 0 || models.size > 1;
   if (logicalIdAliased) setOrClearApicvInhibitFromMain(memory, ApicvInhibitReason.LogicalIdAliased, true);
+  if (apicIdModified) setOrClearApicvInhibitFromMain(memory, ApicvInhibitReason.ApicIdModified, true);
   const table = memory.logicalApicIdTable;
   for (const [index, physicalId] of previous) {
     if (next.get(index) !== physicalId) table.invalidate(index);
@@ -64,5 +76,6 @@ export function rebuildLogicalApicIdTable(memory: VmMemory, previous: ReadonlyMa
     if (previous.get(index) !== physicalId) table.storeEntry(index, physicalId);
   }
   if (!logicalIdAliased) setOrClearApicvInhibitFromMain(memory, ApicvInhibitReason.LogicalIdAliased, false);
-  return { rebuild: { entries: next.size, aliased, logicalIdAliased }, entries: next };
+  if (!apicIdModified) setOrClearApicvInhibitFromMain(memory, ApicvInhibitReason.ApicIdModified, false);
+  return { rebuild: { entries: next.size, aliased, logicalIdAliased, apicIdModified }, entries: next };
 }

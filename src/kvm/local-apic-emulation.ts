@@ -22,7 +22,6 @@ import { AvicIncompleteIpiCause } from '../hw/avic/avic-exit.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { VcpuRequest, VcpuWaitReason } from './vcpu-run-state.js';
 import { TraceEventKind } from './trace-recorder.js';
-import { ApicvInhibitReason, setApicvInhibitFromVcpu } from './apic-inhibit.js';
 import { SoftwareIpiPath } from './apic-software-ipi.js';
 import { VcpuApicMode } from './x2apic-msr.js';
 import { GuestFaultKind } from '../guest/guest-fault.js';
@@ -253,12 +252,8 @@ export class LocalApicEmulation {
         this.#softwareEndOfInterrupt();
         break;
       case ApicRegister.Id:
-        // KVM moves nothing: an ID other than the vCPU index inhibits AVIC (kvm_lapic_xapic_id_updated).
-        // It compares with the vCPU ID truncated to 8 bits ((u8)vcpu_id), the value a vCPU of index
-        // 255 and up holds from reset, so such a vCPU rewriting its own reset ID inhibits nothing.
-        if (this.read(ApicRegister.Id) >>> 24 !== (this.#vcpu.index & 0xff)) setApicvInhibitFromVcpu(this.#vcpu.memory, this.#vcpu.locks, ApicvInhibitReason.ApicIdModified);
-        this.#requestApicMapRebuild();
-        break;
+        // KVM moves nothing: the map rebuild sets APIC_ID_MODIFIED while any xAPIC ID differs from
+        // its vCPU index, and clears it once none does (kvm_recalculate_apic_map; apic-map.ts).
       case ApicRegister.LogicalDestination:
       case ApicRegister.DestinationFormat:
         this.#requestApicMapRebuild();
@@ -336,12 +331,14 @@ export class LocalApicEmulation {
     // rebuild below would publish the same table: skip it. That keeps hundreds of vCPUs switching at
     // once (a 512-vCPU boot) from queueing behind the main thread on a 2-core host.
     const hadLogicalEntry = this.read(ApicRegister.LogicalDestination) >>> 24 !== 0;
+    // A rewritten xAPIC ID set APIC_ID_MODIFIED; the x2APIC ID is the index, so a rebuild clears it.
+    const hadModifiedId = this.read(ApicRegister.Id) >>> 24 !== (this.#vcpu.index & 0xff);
     this.#words[this.#register(ApicRegister.Id)] = id | 0;
     this.#words[this.#register(ApicRegister.LogicalDestination)] = logicalDestination | 0;
     this.#x2apic = true;
     this.#software.x2apic = true;
     Atomics.store(this.#control, this.#apicModeIndex, VcpuApicMode.X2apic);
-    if (hadLogicalEntry) this.#requestApicMapRebuild();
+    if (hadLogicalEntry || hadModifiedId) this.#requestApicMapRebuild();
   }
 
   /**

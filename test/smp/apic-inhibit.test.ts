@@ -1,5 +1,5 @@
 // The AVIC inhibits with real vCPU workers (spec §2.7, §2.9, §4 items 11-12; KVM
-// kvm_lapic_xapic_id_updated, kvm_recalculate_apic_map): an APIC ID rewritten while IPIs are in
+// kvm_recalculate_apic_map): an APIC ID rewritten while IPIs are in
 // flight sets APIC_ID_MODIFIED and every later ICR write is emulated, so IPIs to the new ID reach
 // their vCPU and none is lost; aliased logical IDs set LOGICAL_ID_ALIASED while they last.
 import { describe, expect, it } from 'vitest';
@@ -133,8 +133,8 @@ ivt:    .zero 4 * 0x40
         .zero 4 * 15
         .word handler_b
 `;
-    // With the lock validator on: the inhibit takes apicv_update_lock for write inside the vCPU's SRCU
-    // read section, as kvm_lapic_xapic_id_updated does in KVM; report.ok includes "no lockdep report".
+    // With the lock validator on: the ID write's trap handling waits for the main thread's map
+    // rebuild inside the vCPU's SRCU read section; report.ok includes "no lockdep report".
     const vm = await createGuestVm(program, { vcpus: 3, lockdep: true });
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
@@ -251,6 +251,94 @@ ivt:    .zero 4 * 0x40
     expect(apicvInhibitReasons(vm.memory) & ApicvInhibitReason.LogicalIdAliased).toBe(0);
     // The first send found the inhibit set and was emulated; the second found it cleared.
     expect(report.perVcpu[0]!.counters.interruptCommandsWhileInhibited).toBe(1);
+    expectBalanced(report);
+  });
+});
+
+describe('APIC_ID_MODIFIED follows the IDs (kvm_recalculate_apic_map recomputes xapic_id_mismatch)', () => {
+  // vCPU 1 rewrites its xAPIC ID to 0x20 and sends vCPU 0 one IPI (AVIC inhibited: emulated), then
+  // writes its own index back, which ends the mismatch, and sends again (AVIC again: accelerated).
+  // vCPU 2 rewrites its ID and then switches to x2APIC, whose ID is the vCPU index again.
+  const program = `
+        .entry receiver, 0
+        .entry mover, 1
+        .entry switcher, 2
+receiver:
+        livt ivt
+        li r2, 1
+        xchg r2, [ready]
+        sti
+wait_two:
+        ld32 r2, [handled]
+        li r3, 2
+        bltu r2, r3, wait_two
+        cli
+        li r1, 0
+        hypercall HC_DONE
+mover:  ld32 r2, [ready]
+        beqz r2, mover
+        li r2, 0x20 << 24
+        st32 [APIC_BASE + APIC_ID], r2     ; traps: the map rebuild finds the mismatch
+        li r4, 0
+        st32 [APIC_BASE + APIC_ICR2], r4
+        li r5, APIC_DM_FIXED | 0x40
+        st32 [APIC_BASE + APIC_ICR], r5
+        li r13, 1
+        call wait_handled
+        li r2, 1 << 24
+        st32 [APIC_BASE + APIC_ID], r2     ; its own index again: the rebuild clears the reason
+        st32 [APIC_BASE + APIC_ICR], r5
+        li r13, 2
+        call wait_handled
+        li r1, 0
+        hypercall HC_DONE
+switcher:
+        ld32 r2, [handled]
+        li r3, 2
+        bltu r2, r3, switcher
+        li r2, 0x30 << 24
+        st32 [APIC_BASE + APIC_ID], r2
+        rdmsr r2, MSR_IA32_APICBASE
+        or r2, r2, X2APIC_ENABLE
+        wrmsr MSR_IA32_APICBASE, r2        ; the x2APIC ID is the vCPU index: no mismatch left
+        li r1, 0
+        hypercall HC_DONE
+wait_handled:
+        rdtsc r10
+wait_loop:
+        ld32 r2, [handled]
+        bgeu r2, r13, wait_end
+        pause
+        rdtsc r11
+        sub r11, r11, r10
+        li r3, 2000000000
+        bltu r11, r3, wait_loop
+        li r1, 1
+        hypercall HC_ABORT
+wait_end:
+        ret
+handler:
+        push r2
+        li r2, 1
+        xadd r2, [handled]
+        st32 [APIC_BASE + APIC_EOI], r2
+        pop r2
+        iret
+        .align 4
+ready:   .word 0
+handled: .word 0
+ivt:    .zero 4 * 0x40
+        .word handler
+`;
+
+  it('a rebuild that finds every xAPIC ID equal to its vCPU index clears it, and AVIC accelerates again', async () => {
+    const vm = await createGuestVm(program, { vcpus: 3 });
+    const report = await vm.run({ timeoutSeconds: 30 });
+    expect(report.ok, summary(report)).toBe(true);
+    // Only the send made while vCPU 1's ID was 0x20 went through the inhibited (emulated) path.
+    expect(report.perVcpu[1]!.counters.interruptCommandsWhileInhibited).toBe(1);
+    // vCPU 2's rewrite set the reason again; its switch to x2APIC ended the mismatch.
+    expect(apicvInhibitReasons(vm.memory) & ApicvInhibitReason.ApicIdModified).toBe(0);
     expectBalanced(report);
   });
 });
