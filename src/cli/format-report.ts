@@ -17,7 +17,7 @@ export function formatRunReport(report: VmReport): string {
   lines.push(`doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)} (late ${number(report.lateWakeups)}), instructions ${number(report.instructions)}`);
   const c = exits.incompleteIpi;
   lines.push(`exits: incomplete IPI [0 invalid type ${number(c.invalidInterruptType)}, 1 not running ${number(c.targetNotRunning)}, 2 invalid target ${number(c.invalidTarget)}, 3 invalid backing page ${number(c.invalidBackingPage)}, 4 vector < 16 ${number(c.invalidIpiVector)}]`);
-  lines.push(`       unaccelerated access [trap ${number(exits.unacceleratedAccess.trap)}, fault ${number(exits.unacceleratedAccess.fault)}], HLT ${number(exits.halt)}, pause loop ${number(exits.pauseLoop)}, hypercall ${number(exits.hypercall)}, MSR ${number(exits.msr)}`);
+  lines.push(`       unaccelerated access [trap ${number(exits.unacceleratedAccess.trap)}, fault ${number(exits.unacceleratedAccess.fault)}], APIC MMIO emulated (AVIC inhibited) ${number(exits.apicMmioEmulation)}, HLT ${number(exits.halt)}, pause loop ${number(exits.pauseLoop)}, hypercall ${number(exits.hypercall)}, MSR ${number(exits.msr)}`);
   for (const fault of report.faults) lines.push(`guest fault on vCPU ${fault.vcpu}: ${fault.description}`);
   for (const error of report.errors) lines.push(`emulator error on vCPU ${error.vcpu}: ${error.message}`);
   lines.push('');

@@ -71,6 +71,7 @@ function vcpuExits(counters: VmReport['perVcpu'][number]['counters']): Exits {
   return {
     incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },
     unacceleratedAccess: { trap: counters.unacceleratedAccessTrapExits, fault: counters.unacceleratedAccessFaultExits },
+    apicMmioEmulation: counters.apicMmioEmulationExits,
     halt: counters.haltExits,
     pauseLoop: counters.pauseLoopExits,
     hypercall: counters.hypercalls,
@@ -142,7 +143,7 @@ function exitLines(exits: Exits): string[] {
   return [
     `exits       incomplete IPI: 0 invalid type ${formatCount(c.invalidInterruptType)}, 1 target not running ${formatCount(c.targetNotRunning)}, 2 invalid target ${formatCount(c.invalidTarget)},` +
       ` 3 invalid backing page ${formatCount(c.invalidBackingPage)}, 4 vector < 16 ${formatCount(c.invalidIpiVector)}`,
-    `            NOACCEL: trap ${formatCount(exits.unacceleratedAccess.trap)}, fault ${formatCount(exits.unacceleratedAccess.fault)}   HLT ${formatCount(exits.halt)}` +
+    `            NOACCEL: trap ${formatCount(exits.unacceleratedAccess.trap)}, fault ${formatCount(exits.unacceleratedAccess.fault)}   APIC MMIO emulated (AVIC inhibited) ${formatCount(exits.apicMmioEmulation)}   HLT ${formatCount(exits.halt)}` +
       `   (pause loop ${formatCount(exits.pauseLoop)}, hypercall ${formatCount(exits.hypercall)}, MSR ${formatCount(exits.msr)})`,
   ];
 }

@@ -11,12 +11,20 @@
 //   * LOGICAL_ID_ALIASED while the logical table cannot express the guest's logical IDs.
 // Readers: each sender, with one Atomics.load per ICR write (local-apic-emulation.ts).
 //
-// Not modelled [I]: KVM_REQ_APICV_UPDATE (kicking every vCPU so it re-runs
-// avic_refresh_apicv_exec_ctrl) and zapping the APIC-access page mapping. Here "deactivated" only
-// means the send path changes; the IRR bits AVIC already set stay in the same page the software path
-// uses, so nothing needs the irr_pending hand-over KVM does on deactivation.
+// An activation change (the bitmap going from zero to non-zero or back) makes KVM_REQ_APICV_UPDATE
+// on every vCPU, as __kvm_set_or_clear_apicv_inhibit does (kvm_make_all_cpus_request). Each vCPU
+// then re-derives its own state (LocalApicEmulation.updateApicv, kvm_vcpu_update_apicv): inactive
+// means IsRunning clear (avic_refresh_apicv_exec_ctrl -> __avic_vcpu_put), every APIC-page access an
+// emulated MMIO exit (the APIC-access page is not mapped) and every x2APIC MSR intercepted; active
+// again restores IsRunning and the accelerated paths. KVM's request waits until every vCPU has left
+// guest mode, so no guest instruction runs with a stale state: here each APIC access compares the
+// bitmap with the vCPU's state and updates it first when they differ (the same effect), and the
+// request covers vCPUs that touch no APIC register (their IsRunning). The IRR bits AVIC set stay in
+// the page the software path uses, so KVM's irr_pending hand-over has nothing to do here. Not
+// modelled: zapping the APIC-access page's mapping (there is no shadow mapping to zap).
 
 import type { VmMemory } from './vm-memory.js';
+import { VcpuMode, VcpuRequest } from './vcpu-run-state.js';
 
 /**
  * The reasons this model sets, at their bit positions in KVM's enum kvm_apicv_inhibit (DISABLED is
@@ -41,6 +49,22 @@ export function apicvInhibitReasons(memory: VmMemory): number {
  */
 export function setOrClearApicvInhibitFromMain(memory: VmMemory, reason: ApicvInhibitReason, set: boolean): void {
   const index = memory.headerIndex('apicvInhibitReasons');
-  if (set) Atomics.or(memory.control, index, reason);
-  else Atomics.and(memory.control, index, ~reason);
+  const before = set ? Atomics.or(memory.control, index, reason) : Atomics.and(memory.control, index, ~reason);
+  const after = set ? before | reason : before & ~reason;
+  if ((before === 0) !== (after === 0)) requestApicvUpdateOnEveryVcpu(memory);
+}
+
+/**
+ * kvm_make_all_cpus_request(KVM_REQ_APICV_UPDATE), a request that wakes nobody (NO_WAKEUP): set the
+ * bit on every vCPU, then ring only those in guest mode so they leave it. The bitmap store came
+ * first, which pairs with the vCPU's "clear the request bit, then load the bitmap": a vCPU that
+ * loaded the old bitmap cleared the bit before we set it, so it looks again.
+ */
+function requestApicvUpdateOnEveryVcpu(memory: VmMemory): void {
+  for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
+    memory.addRequest(vcpu, VcpuRequest.ApicvUpdate);
+    if (Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'mode')) !== VcpuMode.InGuestMode) continue;
+    const slot = Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
+    if (slot >= 0) memory.ringDoorbell(slot);
+  }
 }

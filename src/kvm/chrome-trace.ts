@@ -45,7 +45,7 @@ function convert(vcpu: number, kind: number, ts: number, a: number, b: number): 
     case TraceEventKind.InterruptDelivered:
       return { ...base, ph: 'i', s: 't', cat: 'interrupt', name: `interrupt 0x${a.toString(16)}`, args: { vector: a } };
     case TraceEventKind.UnacceleratedAccessExit:
-      return { ...base, ph: 'i', s: 't', cat: 'exit', name: `AVIC_NOACCEL ${b === 1 ? 'trap' : 'fault'}`, args: { offset: `0x${a.toString(16)}` } };
+      return { ...base, ph: 'i', s: 't', cat: 'exit', name: b === 2 ? 'APIC MMIO emulated (AVIC inhibited)' : `AVIC_NOACCEL ${b === 1 ? 'trap' : 'fault'}`, args: { offset: `0x${a.toString(16)}` } };
     case TraceEventKind.HaltBegin:
       return { ...base, ph: 'B', cat: 'halt', name: 'HLT' };
     case TraceEventKind.HaltEnd:

@@ -21,6 +21,8 @@ import { x2apicStateOnEntry } from '../hw/apic/apic-base.js';
 import { AvicIncompleteIpiCause } from '../hw/avic/avic-exit.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { VcpuRequest, VcpuWaitReason } from './vcpu-run-state.js';
+import { KVM_LOCK_TIMEOUT_MS } from './kvm-locks.js';
+import { ApicImplementation, xapicInterruptCommandHighAfterWrite } from '../hw/apic/interrupt-command-readback.js';
 import { TraceEventKind } from './trace-recorder.js';
 import { SoftwareIpiPath } from './apic-software-ipi.js';
 import { VcpuApicMode } from './x2apic-msr.js';
@@ -42,6 +44,9 @@ export class LocalApicEmulation {
   readonly #apicModeIndex: number;
   /** This vCPU's mode, cached: only this worker writes the control-block word. */
   #x2apic = false;
+  /** KVM's apic->apicv_active: whether this vCPU runs with AVIC (owner only; see updateApicv). */
+  #apicvActive: boolean;
+  readonly #requests: number;
   readonly #software: SoftwareIpiPath;
 
   constructor(vcpu: Vcpu) {
@@ -53,6 +58,8 @@ export class LocalApicEmulation {
     this.#pendingErrors = memory.controlBlockIndex(vcpu.index, 'pendingErrorStatus');
     this.#apicModeIndex = memory.controlBlockIndex(vcpu.index, 'apicMode');
     this.#x2apic = Atomics.load(this.#control, this.#apicModeIndex) === VcpuApicMode.X2apic;
+    this.#requests = memory.controlBlockIndex(vcpu.index, 'requests');
+    this.#apicvActive = Atomics.load(this.#control, this.#inhibits) === 0;
     this.#software = new SoftwareIpiPath(vcpu);
     this.#software.x2apic = this.#x2apic;
   }
@@ -70,6 +77,48 @@ export class LocalApicEmulation {
     return this.#x2apic;
   }
 
+  get apicvActive(): boolean {
+    return this.#apicvActive;
+  }
+
+  /**
+   * Whether AVIC handles this vCPU's next APIC access, at that access (guest mode). KVM's
+   * KVM_REQ_APICV_UPDATE waits until every vCPU has left guest mode, and each handles it before it
+   * runs guest code again; so an access that finds the bitmap changed under it first does what that
+   * request would have done (pairs with the main thread's "store the bitmap, then request").
+   */
+  #avicActive(): boolean {
+    const active = Atomics.load(this.#control, this.#inhibits) === 0;
+    if (active !== this.#apicvActive) {
+      this.#vcpu.beginExitHandling();
+      this.updateApicv();
+      this.#vcpu.endExitHandling();
+    }
+    return this.#apicvActive;
+  }
+
+  /**
+   * KVM_REQ_APICV_UPDATE (kvm_vcpu_update_apicv): clear the request, then under apicv_update_lock
+   * for read (__kvm_vcpu_update_apicv, inside the vCPU's SRCU read section) take the VM's state and,
+   * if it changed, refresh this vCPU's (avic_refresh_apicv_exec_ctrl): IsRunning set again on
+   * activation (__avic_vcpu_load), cleared on deactivation (__avic_vcpu_put).
+   */
+  updateApicv(): void {
+    const vcpu = this.#vcpu;
+    Atomics.and(this.#control, this.#requests, ~VcpuRequest.ApicvUpdate);
+    const lock = vcpu.locks.apicvUpdateLock;
+    lock.readLock('__kvm_vcpu_update_apicv: down_read', KVM_LOCK_TIMEOUT_MS);
+    try {
+      const active = Atomics.load(this.#control, this.#inhibits) === 0;
+      if (active === this.#apicvActive) return;
+      this.#apicvActive = active;
+      if (active) vcpu.vcpuLoad();
+      else vcpu.vcpuPut();
+    } finally {
+      lock.readUnlock();
+    }
+  }
+
   read(offset: number): number {
     return this.#words[this.#register(offset)]!;
   }
@@ -82,6 +131,7 @@ export class LocalApicEmulation {
       vcpu.cpu.raiseFault(GuestFaultKind.InvalidApicAccess, `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`);
       return 0;
     }
+    if (!this.#avicActive()) return this.#emulateMmioAccess(offset, isWrite, value);
     const kind = vcpu.classifyAccess(offset, isWrite);
     switch (kind) {
       case ApicAccessKind.Accelerated:
@@ -121,17 +171,9 @@ export class LocalApicEmulation {
 
   // ---- IPIs ----
 
-  /** An xAPIC ICR-low write: the AVIC hardware first, unless an inhibit turned AVIC off. */
+  /** An xAPIC ICR-low write with AVIC active: the hardware first. */
   #sendIpi(icrLow: number, icrHigh: number): void {
     const vcpu = this.#vcpu;
-    if (Atomics.load(this.#control, this.#inhibits) !== 0) {
-      // AVIC inhibited VM-wide: the APIC page is not mapped, the ICR write is emulated MMIO.
-      vcpu.count(VcpuStatistic.interruptCommandsWhileInhibited);
-      vcpu.beginExitHandling();
-      this.#emulateClearingBusy(icrLow, icrHigh);
-      vcpu.endExitHandling();
-      return;
-    }
     vcpu.sendAcceleratedIpi(icrLow, icrHigh);
     this.#completeAcceleratedIpi(icrLow, icrHigh, (icrHigh >>> 24) & 0xff);
   }
@@ -198,7 +240,7 @@ export class LocalApicEmulation {
    * AVIC off (then KVM intercepts the x2APIC MSRs again and emulates them).
    */
   get x2avicAccelerates(): boolean {
-    return this.#x2apic && this.#vcpu.startup.x2avic && Atomics.load(this.#control, this.#inhibits) === 0;
+    return this.#x2apic && this.#vcpu.startup.x2avic && this.#avicActive();
   }
 
   /**
@@ -306,6 +348,49 @@ export class LocalApicEmulation {
   /** WRMSR 0x83F (SELF IPI) intercepted: KVM sends it as ICR = APIC_DEST_SELF | vector, through software. */
   sendSelfIpi(vector: number): void {
     this.#software.emulateIpi((DestinationShorthand.Self << ICR_SHORTHAND_SHIFT) | (vector & 0xff), 0);
+  }
+
+  /**
+   * An APIC-page access with AVIC inactive: the APIC-access page is not mapped, so the access takes a
+   * nested page fault and KVM emulates it as MMIO (kvm_emulate_instruction -> apic_mmio_read /
+   * apic_mmio_write -> kvm_lapic_reg_read / kvm_lapic_reg_write), EOI and TPR included. The register
+   * effects are the ones the AVIC paths apply, all in software; ICR high keeps bits 31:24 only.
+   */
+  #emulateMmioAccess(offset: number, isWrite: boolean, value: number): number {
+    const vcpu = this.#vcpu;
+    vcpu.count(VcpuStatistic.apicMmioEmulationExits);
+    vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 2);
+    vcpu.beginExitHandling();
+    let result = 0;
+    if (!isWrite) result = this.readRegister(offset);
+    else {
+      switch (vcpu.classifyAccess(offset, true)) {
+        case ApicAccessKind.AcceleratedTaskPriority:
+          this.#writeTaskPriority(value);
+          break;
+        case ApicAccessKind.AcceleratedEndOfInterrupt:
+          this.#softwareEndOfInterrupt();
+          break;
+        case ApicAccessKind.InterruptCommand:
+          vcpu.count(VcpuStatistic.interruptCommandsWhileInhibited);
+          this.#words[this.#register(ApicRegister.InterruptCommandLow)] = value;
+          this.#emulateClearingBusy(value, this.read(ApicRegister.InterruptCommandHigh));
+          break;
+        case ApicAccessKind.Accelerated:
+          this.#words[this.#register(offset)] = offset === ApicRegister.InterruptCommandHigh
+            ? xapicInterruptCommandHighAfterWrite(value, ApicImplementation.KvmEmulated) | 0
+            : value;
+          break;
+        case ApicAccessKind.Trap:
+          this.#words[this.#register(offset)] = value;
+          this.#applyTrappedWrite(offset);
+          break;
+        default:
+          this.#emulateWrite(offset, value);
+      }
+    }
+    vcpu.endExitHandling();
+    return result;
   }
 
   #emulateWrite(offset: number, _value: number): void {

@@ -8,7 +8,7 @@ export const TraceEventKind = {
   IpiSent: 1,
   /** An interrupt taken (handler entry). a = vector. */
   InterruptDelivered: 2,
-  /** An AVIC_NOACCEL exit. a = register offset; b = 1 for a trap, 0 for a fault. */
+  /** An AVIC_NOACCEL exit, or an APIC access emulated as MMIO. a = register offset; b = 1 trap, 0 fault, 2 emulated MMIO (AVIC inhibited). */
   UnacceleratedAccessExit: 3,
   /** HLT: the vCPU stops executing guest code. */
   HaltBegin: 4,

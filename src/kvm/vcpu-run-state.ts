@@ -84,6 +84,12 @@ export const VcpuRequest = {
    * seen but not yet acted on.
    */
   PauseAcknowledge: 1 << 8,
+  /**
+   * KVM_REQ_APICV_UPDATE: the VM's inhibit bitmap went from zero to non-zero or back; re-derive
+   * this vCPU's AVIC state (kvm_vcpu_update_apicv). Like KVM's (KVM_REQUEST_NO_WAKEUP), it wakes
+   * nobody: a sleeping vCPU picks it up when it runs again.
+   */
+  ApicvUpdate: 1 << 9,
 } as const;
 
 /** What a vCPU is waiting for, for the watchdog's report. */

@@ -428,6 +428,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if ((requests & VcpuRequest.Stop) !== 0) return true;
     if ((requests & VcpuRequest.MemslotsChanged) !== 0) this.#reloadRamWindows();
     if ((requests & VcpuRequest.ApicPageReload) !== 0) this.#reloadApicPage();
+    if ((requests & VcpuRequest.ApicvUpdate) !== 0) this.apic.updateApicv();
     if ((requests & (VcpuRequest.Init | VcpuRequest.StartUp)) !== 0 && this.boot.acceptEvents(requests)) this.#halted = false;
     if ((requests & VcpuRequest.Kick) !== 0) Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
     if ((requests & VcpuRequest.Pause) !== 0) return this.#sleep.park();
@@ -466,10 +467,10 @@ export class Vcpu implements GuestCpuEnvironment {
 
   // ---- AVIC load / put / blocking (svm/avic.c) ----
 
-  /** avic_vcpu_load: publish the host thread and, unless IPI virtualization is off, IsRunning. */
+  /** avic_vcpu_load: publish the host thread and, unless IPI virtualization or AVIC is off, IsRunning. */
   vcpuLoad(): void {
     Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'hostThreadSlot'), this.hostThreadSlot);
-    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization, hostPhysicalApicId(this.hostThreadSlot));
+    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization && this.apic.apicvActive, hostPhysicalApicId(this.hostThreadSlot));
   }
 
   /** avic_vcpu_put / avic_vcpu_blocking: clear IsRunning, keep the host id (spec §1.9). */

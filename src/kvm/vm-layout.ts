@@ -78,6 +78,7 @@ export const VcpuStatistics = defineStruct('VcpuStatistics', {
   incompleteIpiExits: { type: 'f64', count: 5, writer: 'owning vCPU: AVIC_INCOMPLETE_IPI exits by cause 0..4' },
   unacceleratedAccessTrapExits: { type: 'f64', writer: 'owning vCPU' },
   unacceleratedAccessFaultExits: { type: 'f64', writer: 'owning vCPU' },
+  apicMmioEmulationExits: { type: 'f64', writer: 'owning vCPU: APIC-page accesses emulated as MMIO because AVIC was inactive (an inhibit: the APIC-access page is not mapped, so the nested page fault goes to kvm_emulate_instruction and apic_mmio_read/apic_mmio_write)' },
   haltExits: { type: 'f64', writer: 'owning vCPU' },
   haltPollSuccesses: { type: 'f64', writer: 'owning vCPU: halts ended by an event during halt-polling' },
   blocks: { type: 'f64', writer: 'owning vCPU: times it really slept' },

@@ -128,6 +128,8 @@ export interface VmReport {
   readonly exits: {
     readonly incompleteIpi: { invalidInterruptType: number; targetNotRunning: number; invalidTarget: number; invalidBackingPage: number; invalidIpiVector: number };
     readonly unacceleratedAccess: { trap: number; fault: number };
+    /** APIC-page accesses emulated as MMIO while an inhibit kept AVIC inactive (no APIC-access page mapping). */
+    readonly apicMmioEmulation: number;
     readonly halt: number;
     readonly pauseLoop: number;
     readonly hypercall: number;
@@ -270,6 +272,7 @@ export function buildVmReport(
     exits: {
       incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },
       unacceleratedAccess: { trap: total('unacceleratedAccessTrapExits'), fault: total('unacceleratedAccessFaultExits') },
+      apicMmioEmulation: total('apicMmioEmulationExits'),
       halt: total('haltExits'),
       pauseLoop: total('pauseLoopExits'),
       hypercall: total('hypercalls'),

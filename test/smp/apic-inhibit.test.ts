@@ -342,3 +342,137 @@ ivt:    .zero 4 * 0x40
     expectBalanced(report);
   });
 });
+
+describe('an inhibit deactivates AVIC on every vCPU (avic_refresh_apicv_exec_ctrl), un-inhibiting restores it', () => {
+  // vCPUs 1 and 2 share logical ID 0x04 (LOGICAL_ID_ALIASED). While it is set, vCPU 0 sends N IPIs
+  // to vCPU 1, whose handler writes TPR twice and EOI: with AVIC inactive the APIC page is not
+  // mapped, so every one of those accesses is an emulated MMIO exit. Then vCPU 2 moves to 0x08, the
+  // rebuild clears the inhibit, vCPU 1 touches its APIC once (AVIC active again, IsRunning set) and
+  // vCPU 0 sends N more, which the hardware delivers with a doorbell each.
+  const N = 40;
+  const program = `
+        .entry sender, 0
+        .entry receiver, 1
+        .entry alias, 2
+receiver:
+        livt ivt
+        li r2, 0x04 << 24
+        st32 [APIC_BASE + APIC_LDR], r2
+        li r2, 1
+        xadd r2, [ready]
+        sti
+wait_active:
+        pause
+        ld32 r2, [phase]
+        li r3, 2
+        bltu r2, r3, wait_active
+        ld32 r2, [APIC_BASE + APIC_ID]     ; the first APIC access with AVIC active again
+        li r2, 1
+        xchg r2, [receiver_on]
+wait_all:
+        pause
+        ld32 r2, [handled]
+        li r3, ${2 * N}
+        bltu r2, r3, wait_all
+        cli
+        li r1, 0
+        hypercall HC_DONE
+alias:  li r2, 0x04 << 24
+        st32 [APIC_BASE + APIC_LDR], r2
+        li r2, 1
+        xadd r2, [ready]
+wait_first:
+        pause
+        ld32 r2, [phase]
+        beqz r2, wait_first
+        li r2, 0x08 << 24
+        st32 [APIC_BASE + APIC_LDR], r2    ; no alias left: the rebuild clears the inhibit
+        li r2, 2
+        xchg r2, [phase]
+        li r1, 0
+        hypercall HC_DONE
+sender: ld32 r2, [ready]
+        li r3, 2
+        bltu r2, r3, sender
+        li r4, 1 << 24
+        st32 [APIC_BASE + APIC_ICR2], r4
+        li r6, 0
+first:  li r5, APIC_DM_FIXED | 0x40
+        st32 [APIC_BASE + APIC_ICR], r5
+        add r6, r6, 1
+        mov r13, r6
+        call wait_handled
+        li r2, ${N}
+        bltu r6, r2, first
+        li r2, 1
+        xchg r2, [phase]
+wait_on:
+        pause
+        ld32 r2, [receiver_on]
+        beqz r2, wait_on
+second: li r5, APIC_DM_FIXED | 0x40
+        st32 [APIC_BASE + APIC_ICR], r5
+        add r6, r6, 1
+        mov r13, r6
+        call wait_handled
+        li r2, ${2 * N}
+        bltu r6, r2, second
+        li r1, 0
+        hypercall HC_DONE
+wait_handled:
+        rdtsc r10
+wait_loop:
+        ld32 r2, [handled]
+        bgeu r2, r13, wait_end
+        pause
+        rdtsc r11
+        sub r11, r11, r10
+        li r3, 2000000000
+        bltu r11, r3, wait_loop
+        li r1, 1
+        hypercall HC_ABORT
+wait_end:
+        ret
+handler:
+        push r2
+        li r2, 0x10
+        st32 [APIC_BASE + APIC_TPR], r2
+        li r2, 0
+        st32 [APIC_BASE + APIC_TPR], r2
+        li r2, 1
+        xadd r2, [handled]
+        st32 [APIC_BASE + APIC_EOI], r2
+        pop r2
+        iret
+        .align 4
+ready:       .word 0
+phase:       .word 0
+receiver_on: .word 0
+handled:     .word 0
+ivt:    .zero 4 * 0x40
+        .word handler
+`;
+
+  it('inhibited: every APIC access is an emulated MMIO exit and every IPI software; afterwards AVIC delivers with doorbells', async () => {
+    const vm = await createGuestVm(program, { vcpus: 3 });
+    const report = await vm.run({ timeoutSeconds: 30 });
+    expect(report.ok, summary(report)).toBe(true);
+    const [sender, receiver, alias] = report.perVcpu.map((vcpu) => vcpu.counters);
+    // Inhibited: the first N ICR writes and the ICR2 write before them were emulated, the hardware
+    // never saw an ICR write (no incomplete-IPI exit at all), and every IPI arrived.
+    expect(sender!.interruptCommandsWhileInhibited).toBe(N);
+    expect(sender!.apicMmioEmulationExits).toBe(N + 1);
+    expect(report.exits.incompleteIpi).toEqual({ invalidInterruptType: 0, targetNotRunning: 0, invalidTarget: 0, invalidBackingPage: 0, invalidIpiVector: 0 });
+    // The receiver's TPR and EOI writes are emulated only while inhibited (three per handler run).
+    expect(receiver!.apicMmioEmulationExits).toBe(3 * N);
+    // vCPU 2's LDR write that ended the alias was made with AVIC inactive.
+    expect(alias!.apicMmioEmulationExits).toBe(1);
+    expect(report.exits.apicMmioEmulation).toBe(4 * N + 2);
+    // Un-inhibited (KVM_REQ_APICV_UPDATE): the receiver runs with IsRunning set again, so each of the
+    // last N IPIs is accelerated and rings its doorbell.
+    expect(sender!.doorbellsRung).toBe(N);
+    expect(apicvInhibitReasons(vm.memory)).toBe(0);
+    expect(report.ipis.accepted + report.ipis.coalesced).toBe(2 * N);
+    expectBalanced(report);
+  });
+});
