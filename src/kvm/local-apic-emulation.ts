@@ -244,16 +244,14 @@ export class LocalApicEmulation {
   }
 
   /**
-   * WRMSR 0x830 (or 0x83F as self shorthand | vector, `selfIpiRegister`, which leaves ICR alone)
-   * accelerated by x2AVIC, in guest mode: the ICR lands in the page as written (AMD leaves BUSY as the guest wrote it, which the #GP checks
-   * already required to be 0), then the hardware delivers; an exit is handled as for xAPIC
-   * (#sendIpi is the same flow), with the software path reading ICR[63:32] as the destination.
+   * WRMSR 0x830 accelerated by x2AVIC, in guest mode: the ICR lands in the page as written (AMD
+   * leaves BUSY as the guest wrote it, which the #GP checks already required to be 0), then the
+   * hardware delivers; an exit is handled as for xAPIC (#sendIpi is the same flow), with the
+   * software path reading ICR[63:32] as the destination.
    */
-  sendAcceleratedX2apicInterruptCommand(low: number, high: number, selfIpiRegister = false): void {
-    if (!selfIpiRegister) {
-      this.#words[this.#register(ApicRegister.InterruptCommandLow)] = low;
-      this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
-    }
+  sendAcceleratedX2apicInterruptCommand(low: number, high: number): void {
+    this.#words[this.#register(ApicRegister.InterruptCommandLow)] = low;
+    this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
     this.#vcpu.sendAcceleratedX2apicIpi(low, high);
     this.#completeAcceleratedIpi(low, high, high);
   }

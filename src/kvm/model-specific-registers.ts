@@ -1,15 +1,17 @@
 // The MSRs the model implements: the time-stamp counter, IA32_APIC_BASE and the x2APIC registers
 // 0x800-0x8FF (x2apic-msr.ts). An unknown MSR is #GP on hardware; here it is a guest fault.
 //
-// Writes of the APIC MSRs are exits in KVM (it intercepts them, spec §2.8 hybrid AVIC), except the
-// x2APIC ICR and SELF IPI under x2AVIC (x2apic-msr.ts writeX2apicMsrAccelerated), so they run
-// as exit handling: outside guest mode and an SRCU reader, like an AVIC trap (vcpu.beginExitHandling).
+// An intercepted RDMSR/WRMSR is an MSR exit, counted here (msrAccesses): every MSR but the x2APIC
+// ones x2AVIC passes through (x2apic-msr.ts x2avicPassesThrough), which the hardware handles in
+// guest mode. Intercepted APIC MSR writes run as exit handling: outside guest mode and an SRCU
+// reader, like an AVIC trap (vcpu.beginExitHandling).
 
 import type { GuestCpu } from '../guest/guest-cpu.js';
 import { GuestFaultKind } from '../guest/guest-fault.js';
 import { isX2apicMsr } from '../hw/apic/x2apic-register.js';
 import { IA32_APIC_BASE_MSR } from '../hw/apic/apic-base.js';
-import { apicBaseLow, readX2apicMsr, writeApicBase, writeX2apicMsr, writeX2apicMsrAccelerated } from './x2apic-msr.js';
+import { apicBaseLow, readX2apicMsr, readX2apicMsrPassedThrough, writeApicBase, writeX2apicMsr, writeX2apicMsrPassedThrough, x2avicPassesThrough } from './x2apic-msr.js';
+import { VcpuStatistic } from './vm-layout.js';
 import type { Vcpu } from './vcpu.js';
 
 export const ModelSpecificRegister = {
@@ -20,6 +22,8 @@ export const ModelSpecificRegister = {
 } as const;
 
 export function readModelSpecificRegister(vcpu: Vcpu, cpu: GuestCpu, index: number): number {
+  if (isX2apicMsr(index) && x2avicPassesThrough(vcpu, index)) return readX2apicMsrPassedThrough(vcpu, cpu, index);
+  vcpu.count(VcpuStatistic.msrAccesses);
   switch (index) {
     case ModelSpecificRegister.TimeStampCounter: {
       const now = vcpu.readClock();
@@ -37,12 +41,15 @@ export function readModelSpecificRegister(vcpu: Vcpu, cpu: GuestCpu, index: numb
 }
 
 export function writeModelSpecificRegister(vcpu: Vcpu, cpu: GuestCpu, index: number, low: number, high: number): void {
+  if (isX2apicMsr(index) && x2avicPassesThrough(vcpu, index)) {
+    writeX2apicMsrPassedThrough(vcpu, cpu, index, low, high);
+    return;
+  }
+  vcpu.count(VcpuStatistic.msrAccesses);
   if (index !== ModelSpecificRegister.ApicBase && !isX2apicMsr(index)) {
     cpu.raiseGeneralProtection(GuestFaultKind.UnknownMsr, `wrmsr of MSR 0x${index.toString(16)} = 0x${(high >>> 0).toString(16)}:${(low >>> 0).toString(16)}: this model does not implement it`);
     return;
   }
-  // x2AVIC: the ICR and SELF IPI writes of an x2APIC vCPU are not intercepted (no exit).
-  if (index !== ModelSpecificRegister.ApicBase && writeX2apicMsrAccelerated(vcpu, cpu, index, low, high)) return;
   vcpu.beginExitHandling();
   if (index === ModelSpecificRegister.ApicBase) writeApicBase(vcpu, cpu, low, high);
   else writeX2apicMsr(vcpu, cpu, index, low, high);

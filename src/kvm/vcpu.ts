@@ -53,7 +53,7 @@ export interface VcpuStartup {
   readonly policy: BackingPagePolicyName;
   /** enable_ipiv: false models KVM's erratum #1235 work-around (IsRunning never shown to hardware). */
   readonly ipiVirtualization: boolean;
-  /** KVM uses x2AVIC (VmConfig.x2avic): x2APIC ICR and SELF IPI writes go to the hardware first. */
+  /** KVM uses x2AVIC (VmConfig.x2avic): the x2APIC MSRs it passes through go to the hardware first. */
   readonly x2avic: boolean;
   readonly haltPolling: boolean;
   /** Host cores the halt-poll and pause-loop policies may assume. */
@@ -522,13 +522,12 @@ export class Vcpu implements GuestCpuEnvironment {
     handleHypercall(this, cpu, number);
   }
 
+  /** RDMSR; an intercepted one counts as an MSR exit (model-specific-registers.ts). */
   readMsr(cpu: GuestCpu, index: number): number {
-    this.count(VcpuStatistic.msrAccesses);
     return readModelSpecificRegister(this, cpu, index);
   }
 
   writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void {
-    this.count(VcpuStatistic.msrAccesses);
     writeModelSpecificRegister(this, cpu, index, low, high);
   }
 

@@ -25,8 +25,9 @@ export interface VmConfig {
   /** enable_ipiv. false shows IsRunning = 0 to the hardware always (erratum #1235 work-around). Default true. */
   readonly ipiVirtualization?: boolean;
   /**
-   * x2AVIC: the CPU has it and KVM uses it, so x2APIC ICR and SELF IPI MSR writes are accelerated
-   * by the hardware (int_ctl bit 30) and the physical table covers IDs 0..0x1FF. false models
+   * x2AVIC: the CPU has it and KVM uses it, so the x2APIC MSRs KVM passes through (reads, TPR, EOI,
+   * ICR, ...; x2apic-msr.ts) are handled by the hardware (int_ctl bit 30) and the physical table
+   * covers IDs 0..0x1FF. false models
    * "hybrid AVIC" (spec §2.8): AVIC for xAPIC vCPUs only, every x2APIC IPI emulated by KVM, and at
    * most 255 vCPUs (more would set PHYSICAL_ID_TOO_BIG). Default true.
    */

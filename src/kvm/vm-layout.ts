@@ -88,7 +88,7 @@ export const VcpuStatistics = defineStruct('VcpuStatistics', {
   lateWakeups: { type: 'f64', writer: 'owning vCPU: events found pending before their ring, which came later (a preempted sender)' },
   pauseLoopExits: { type: 'f64', writer: 'owning vCPU' },
   hypercalls: { type: 'f64', writer: 'owning vCPU' },
-  msrAccesses: { type: 'f64', writer: 'owning vCPU' },
+  msrAccesses: { type: 'f64', writer: 'owning vCPU: MSR exits, i.e. RDMSR/WRMSR KVM intercepts (every MSR but the x2APIC ones x2AVIC passes through)' },
   interruptCommandsWhileInhibited: { type: 'f64', writer: 'owning vCPU: ICR writes emulated in software because an APICv inhibit was set (kvm_lapic_reg_write, no AVIC)' },
   backingPageReloads: { type: 'f64', writer: 'owning vCPU: switches to a re-initialised backing page (rfc-v2 only)' },
   timerExpiries: { type: 'f64', writer: 'owning vCPU: LVT timer expiries, masked or not (every period of a periodic timer, missed ones too)' },

@@ -4,11 +4,16 @@
 // then acts on the vCPU's page through LocalApicEmulation.
 //
 // Two AVIC flavours (VmConfig.x2avic):
-//  * x2AVIC (the default): for a vCPU in x2APIC mode KVM sets int_ctl bit 30 and stops intercepting
-//    the x2APIC ICR and SELF IPI MSRs, so those writes go to the hardware first
-//    (writeX2apicMsrAccelerated -> src/hw/avic/x2avic-ipi-delivery.ts), in guest mode, with the
-//    same incomplete-IPI exits as xAPIC. Every other x2APIC MSR access is still emulated here
-//    [I: real x2AVIC also accelerates most reads and the TPR/EOI writes; not modelled].
+//  * x2AVIC (the default): for a vCPU in x2APIC mode with AVIC active KVM sets int_ctl bit 30 and
+//    stops intercepting the MSRs of x2avic_passthrough_msrs (avic_set_x2apic_msr_interception), and
+//    x2AVIC handles an access to one of them as xAVIC handles the same register in the APIC page
+//    (AMD APM vol. 2, 15.29): reads, TPR and EOI writes complete with no exit, an ICR write is the
+//    hardware IPI path (src/hw/avic/x2avic-ipi-delivery.ts) with the same incomplete-IPI exits as
+//    xAPIC, the other writes trap and the current-count read faults (AVIC_NOACCEL, as for xAPIC:
+//    classifyApicAccess). Everything else is intercepted, an MSR exit: IA32_APIC_BASE, the LVT
+//    timer (KVM keeps it intercepted: TSC-deadline mode is not virtualized), SELF IPI (not in the
+//    list, so KVM sends it in software) and all but the first MSR of ISR, TMR and IRR (the list
+//    names X2APIC_MSR(APIC_ISR) etc., one MSR each).
 //  * "hybrid AVIC" (x2avic: false, spec §2.8): AVIC stays on for xAPIC vCPUs, and KVM intercepts the
 //    x2APIC MSRs of the x2APIC ones, so every x2APIC register access is emulated and every ICR or
 //    SELF IPI write takes the software IPI path (apic-software-ipi.ts). Not modelled: the sticky
@@ -38,10 +43,13 @@ import {
   X2apicMsrFault,
   x2apicMsrReadFault,
   x2apicMsrWriteFault,
+  x2apicMsrForOffset,
   xapicOffsetForX2apicMsr,
 } from '../hw/apic/x2apic-register.js';
 import { ApicImplementation, x2apicInterruptCommandStoredLow } from '../hw/apic/interrupt-command-readback.js';
-import { DestinationShorthand, ICR_SHORTHAND_SHIFT } from '../hw/apic/interrupt-command.js';
+import { ApicAccessKind } from '../hw/apic/apic-access.js';
+import { TraceEventKind } from './trace-recorder.js';
+import { VcpuStatistic } from './vm-layout.js';
 import type { Vcpu } from './vcpu.js';
 
 /** The control block's apicMode word. 0 is the reset state, so a fresh (zeroed) block reads xAPIC. */
@@ -108,6 +116,24 @@ export function writeApicBase(vcpu: Vcpu, cpu: GuestCpu, low: number, high: numb
   cpu.raiseFault(GuestFaultKind.UnknownMsr, `${what}: disabling or relocating the APIC is not modelled (only xAPIC -> x2APIC is)`);
 }
 
+/**
+ * KVM's x2avic_passthrough_msrs: the x2APIC MSRs avic_set_x2apic_msr_interception stops intercepting
+ * while x2AVIC is active for the vCPU (the same list in every KVM version that has x2AVIC).
+ */
+export const X2AVIC_PASSTHROUGH_MSRS: ReadonlySet<number> = new Set([
+  ApicRegister.Id, ApicRegister.Version, ApicRegister.TaskPriority, ApicRegister.ArbitrationPriority,
+  ApicRegister.ProcessorPriority, ApicRegister.EndOfInterrupt, ApicRegister.RemoteRead, ApicRegister.LogicalDestination,
+  ApicRegister.DestinationFormat, ApicRegister.SpuriousInterruptVector, ApicRegister.InService, ApicRegister.TriggerMode,
+  ApicRegister.InterruptRequest, ApicRegister.ErrorStatus, ApicRegister.InterruptCommandLow, ApicRegister.InterruptCommandHigh,
+  ApicRegister.LvtThermal, ApicRegister.LvtPerformanceCounter, ApicRegister.LvtLint0, ApicRegister.LvtLint1,
+  ApicRegister.LvtError, ApicRegister.TimerInitialCount, ApicRegister.TimerCurrentCount, ApicRegister.TimerDivideConfiguration,
+].map(x2apicMsrForOffset));
+
+/** Whether an RDMSR/WRMSR of x2APIC `msr` reaches the x2AVIC hardware instead of exiting. */
+export function x2avicPassesThrough(vcpu: Vcpu, msr: number): boolean {
+  return X2AVIC_PASSTHROUGH_MSRS.has(msr) && vcpu.apic.x2avicAccelerates;
+}
+
 /** RDMSR 0x800-0x8FF: the register's page slot in EAX, EDX = 0 except for the ICR (0x830). */
 export function readX2apicMsr(vcpu: Vcpu, cpu: GuestCpu, msr: number): number {
   const fault = x2apicMsrReadFault(msr, vcpu.apic.x2apicMode);
@@ -121,22 +147,55 @@ export function readX2apicMsr(vcpu: Vcpu, cpu: GuestCpu, msr: number): number {
 }
 
 /**
- * WRMSR of the x2APIC ICR or SELF IPI when x2AVIC handles it without an exit (see the top of the
- * file). Returns false, touching nothing, when the write is intercepted instead (hybrid AVIC, an
- * inhibit, another MSR): the caller then runs writeX2apicMsr as an exit. A write the hardware
- * refuses (reserved bits, AMD's BUSY rule) is the #GP, and handled (true).
+ * RDMSR of an x2APIC MSR x2AVIC passes through (x2avicPassesThrough): #GP as for any x2APIC read;
+ * the current count faults (AVIC_NOACCEL, emulated); every other register is read from the page
+ * with no exit.
  */
-export function writeX2apicMsrAccelerated(vcpu: Vcpu, cpu: GuestCpu, msr: number, low: number, high: number): boolean {
-  if ((msr !== X2apicMsr.InterruptCommand && msr !== X2apicMsr.SelfIpi) || !vcpu.apic.x2avicAccelerates) return false;
-  // The hardware's own checks: AMD also faults an ICR write with BUSY set (KVM's emulation clears it).
+export function readX2apicMsrPassedThrough(vcpu: Vcpu, cpu: GuestCpu, msr: number): number {
+  const offset = xapicOffsetForX2apicMsr(msr);
+  if (x2apicMsrReadFault(msr, true) === X2apicMsrFault.None && vcpu.classifyAccess(offset, false) === ApicAccessKind.Fault) {
+    vcpu.count(VcpuStatistic.unacceleratedAccessFaultExits);
+    vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 0);
+    vcpu.beginExitHandling();
+    const value = readX2apicMsr(vcpu, cpu, msr);
+    vcpu.endExitHandling();
+    return value;
+  }
+  return readX2apicMsr(vcpu, cpu, msr);
+}
+
+/**
+ * WRMSR of an x2APIC MSR x2AVIC passes through, in guest mode: the hardware's #GP checks (AMD also
+ * faults an ICR write with BUSY set, where KVM's emulation clears it), then what AVIC does with the
+ * register (classifyApicAccess): TPR and edge EOI complete with no exit, ICR is the hardware IPI
+ * path, a level EOI and the other writable registers trap (AVIC_NOACCEL; KVM applies the effect,
+ * kvm_apic_write_nodecode).
+ */
+export function writeX2apicMsrPassedThrough(vcpu: Vcpu, cpu: GuestCpu, msr: number, low: number, high: number): void {
   const fault = x2apicMsrWriteFault(msr, low, high, true, ApicImplementation.AmdAvic);
   if (fault !== X2apicMsrFault.None) {
     generalProtection(cpu, `wrmsr ${hex(msr)} = ${hex(high)}:${hex(low)} (x2AVIC)`, X2APIC_FAULT_TEXT[fault]);
-    return true;
+    return;
   }
-  if (msr === X2apicMsr.InterruptCommand) vcpu.apic.sendAcceleratedX2apicInterruptCommand(low | 0, high | 0);
-  else vcpu.apic.sendAcceleratedX2apicInterruptCommand((DestinationShorthand.Self << ICR_SHORTHAND_SHIFT) | (low & 0xff), 0, true);
-  return true;
+  const offset = xapicOffsetForX2apicMsr(msr);
+  const kind = vcpu.classifyAccess(offset, true);
+  switch (kind) {
+    case ApicAccessKind.InterruptCommand:
+      vcpu.apic.sendAcceleratedX2apicInterruptCommand(low | 0, high | 0);
+      return;
+    case ApicAccessKind.AcceleratedTaskPriority:
+    case ApicAccessKind.AcceleratedEndOfInterrupt:
+      vcpu.apic.writeRegister(offset, low | 0);
+      return;
+    default: {
+      const trap = kind === ApicAccessKind.Trap;
+      vcpu.count(trap ? VcpuStatistic.unacceleratedAccessTrapExits : VcpuStatistic.unacceleratedAccessFaultExits);
+      vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, trap ? 1 : 0);
+      vcpu.beginExitHandling();
+      vcpu.apic.writeRegister(offset, low | 0);
+      vcpu.endExitHandling();
+    }
+  }
 }
 
 /** WRMSR 0x800-0x8FF, inside an exit (KVM intercepts them): #GP checks, then the register's effect. */

@@ -62,3 +62,112 @@ describe('x2APIC IPIs with and without x2AVIC', () => {
     expect(ipiBalance(report)).toEqual({ unaccounted: 0, lost: 0 });
   });
 });
+
+describe('x2APIC MSRs x2AVIC leaves un-intercepted (avic_set_x2apic_msr_interception, x2avic_passthrough_msrs)', () => {
+  // vCPU 1 switches to x2APIC and touches one MSR of each kind: ICR (self IPI) and, in its handler,
+  // TPR, PPR and EOI; ID, LDR and ISR0 reads; the current count (a read AVIC faults); SPIV (a write
+  // AVIC traps); and three MSRs KVM keeps intercepting: SELF IPI, IRR1 (only the first ISR/TMR/IRR
+  // MSR is in KVM's list) and the LVT timer. With `inhibit`, vCPUs 2 and 3 share an xAPIC logical
+  // ID first (LOGICAL_ID_ALIASED), which deactivates AVIC and re-intercepts every x2APIC MSR.
+  const program = (inhibit: boolean): string => `
+        .entry idle, 0
+        .entry x2apic, 1
+        .entry alias
+idle:   li r1, 0
+        hypercall HC_DONE
+alias:  li r2, ${inhibit ? '0x04 << 24' : '0'}
+        st32 [APIC_BASE + APIC_LDR], r2
+        li r2, 1
+        xadd r2, [aliased]
+        li r1, 0
+        hypercall HC_DONE
+x2apic: livt ivt
+        ld32 r2, [aliased]
+        li r3, 2
+        bltu r2, r3, x2apic
+        rdmsr r2, MSR_IA32_APICBASE
+        or r2, r2, X2APIC_ENABLE
+        wrmsr MSR_IA32_APICBASE, r2
+        sti
+        li r4, APIC_DEST_SELF | 0x40
+        li r5, 0
+        wrmsr APIC_BASE_MSR + (APIC_ICR >> 4), r4
+        li r13, 1
+        call wait_handled
+        li r4, 0x40
+        wrmsr APIC_BASE_MSR + (APIC_SELF_IPI >> 4), r4
+        li r13, 2
+        call wait_handled
+        rdmsr r2, APIC_BASE_MSR + (APIC_ID >> 4)
+        rdmsr r2, APIC_BASE_MSR + (APIC_LDR >> 4)
+        rdmsr r2, APIC_BASE_MSR + (APIC_ISR >> 4)
+        rdmsr r2, APIC_BASE_MSR + (APIC_IRR >> 4) + 1
+        rdmsr r2, APIC_BASE_MSR + (APIC_TMCCT >> 4)
+        li r4, APIC_SPIV_APIC_ENABLED | 0xff
+        wrmsr APIC_BASE_MSR + (APIC_SPIV >> 4), r4
+        li r4, 0x10000
+        wrmsr APIC_BASE_MSR + (APIC_LVTT >> 4), r4
+        li r1, 0
+        hypercall HC_DONE
+wait_handled:
+        ld32 r2, [handled]
+        bltu r2, r13, wait_handled
+        ret
+handler:
+        push r2
+        push r4
+        push r5
+        li r5, 0
+        li r4, 0x10
+        wrmsr APIC_BASE_MSR + (APIC_TPR >> 4), r4
+        rdmsr r2, APIC_BASE_MSR + (APIC_PPR >> 4)
+        li r4, 0
+        wrmsr APIC_BASE_MSR + (APIC_TPR >> 4), r4
+        li r2, 1
+        xadd r2, [handled]
+        li r4, 0
+        wrmsr APIC_BASE_MSR + (APIC_EOI >> 4), r4
+        pop r5
+        pop r4
+        pop r2
+        iret
+        .align 4
+aliased: .word 0
+handled: .word 0
+ivt:    .zero 4 * 0x40
+        .word handler
+`;
+  /** IA32_APIC_BASE read and write, SELF IPI, IRR1 read, LVT timer write. */
+  const INTERCEPTED = 5;
+  /** Everything vCPU 1 does by RDMSR/WRMSR: the 5 above, ICR, 2 x (TPR, PPR, TPR, EOI), ID, LDR, ISR0, TMCCT, SPIV. */
+  const ALL = INTERCEPTED + 1 + 8 + 3 + 1 + 1;
+
+  it('x2AVIC: only the MSRs KVM intercepts exit as MSR exits; TMCCT faults and SPIV traps (AVIC_NOACCEL)', async () => {
+    const report = await runGuest(program(false), { vcpus: 4 });
+    expect(report.ok, summary(report)).toBe(true);
+    const counters = report.perVcpu[1]!.counters;
+    expect(counters.msrAccesses).toBe(INTERCEPTED);
+    expect(counters.unacceleratedAccessTrapExits).toBe(1);
+    expect(counters.unacceleratedAccessFaultExits).toBe(1);
+    expect(report.perVcpu[1]!.counters.interruptsDelivered).toBe(2);
+    expect(ipiBalance(report)).toEqual({ unaccounted: 0, lost: 0 });
+  });
+
+  it('hybrid AVIC (x2avic: false) intercepts every x2APIC MSR', async () => {
+    const report = await runGuest(program(false), { vcpus: 4, x2avic: false });
+    expect(report.ok, summary(report)).toBe(true);
+    const counters = report.perVcpu[1]!.counters;
+    expect(counters.msrAccesses).toBe(ALL);
+    expect(counters.unacceleratedAccessTrapExits + counters.unacceleratedAccessFaultExits).toBe(0);
+    expect(ipiBalance(report)).toEqual({ unaccounted: 0, lost: 0 });
+  });
+
+  it('x2AVIC with an inhibit set intercepts every x2APIC MSR (avic_deactivate_vmcb)', async () => {
+    const report = await runGuest(program(true), { vcpus: 4 });
+    expect(report.ok, summary(report)).toBe(true);
+    const counters = report.perVcpu[1]!.counters;
+    expect(counters.msrAccesses).toBe(ALL);
+    expect(counters.unacceleratedAccessTrapExits + counters.unacceleratedAccessFaultExits).toBe(0);
+    expect(ipiBalance(report)).toEqual({ unaccounted: 0, lost: 0 });
+  });
+});
