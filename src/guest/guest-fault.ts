@@ -19,9 +19,9 @@ export const GuestFaultKind = {
   MissingInterruptHandler: 'missing-interrupt-handler',
   /** An access to the local APIC page that the architecture does not allow (width, alignment). */
   InvalidApicAccess: 'invalid-apic-access',
-  /** rdmsr or wrmsr of an MSR the model does not implement (#GP on hardware). */
+  /** rdmsr or wrmsr of an MSR the model does not implement (#GP) while vector 13 has no handler. */
   UnknownMsr: 'unknown-msr',
-  /** An access the architecture answers with #GP (x2APIC MSR rules, IA32_APIC_BASE transitions); no exception delivery, so the vCPU stops. */
+  /** An access the architecture answers with #GP (x2APIC MSR rules, IA32_APIC_BASE transitions) while vector 13 has no handler. */
   GeneralProtection: 'general-protection',
   /** The guest asked to stop with a failure (hypercall Abort). */
   GuestAbort: 'guest-abort',

@@ -1,5 +1,6 @@
 // The MSRs the model implements: the time-stamp counter, IA32_APIC_BASE and the x2APIC registers
-// 0x800-0x8FF (x2apic-msr.ts). An unknown MSR is #GP on hardware; here it is a guest fault.
+// 0x800-0x8FF (x2apic-msr.ts). An unknown MSR is #GP, as on hardware: vector 13, or an unknown-MSR
+// guest fault when the guest has no handler there.
 //
 // An intercepted RDMSR/WRMSR is an MSR exit, counted here (msrAccesses): every MSR but the x2APIC
 // ones x2AVIC passes through (x2apic-msr.ts x2avicPassesThrough), which the hardware handles in

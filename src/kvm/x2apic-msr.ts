@@ -20,8 +20,9 @@
 //    deletion of the APIC-access memslot that hybrid mode causes in KVM (kvm_inhibit_apic_access_page,
 //    spec §2.8 and S3).
 //
-// #GP: the guest ISA has no exception delivery, so a #GP is a guest fault of kind
-// GeneralProtection, naming the MSR, the value and the rule; the VM stops (docs/guest-isa.md §12).
+// #GP: the instruction does not complete and the guest takes vector 13 (GuestCpu
+// raiseGeneralProtection); only with no handler there does it become a guest fault of kind
+// GeneralProtection, naming the MSR, the value and the rule, that stops the VM (docs/guest-isa.md §12).
 //
 // The vCPU's APIC mode is the control-block word apicMode (VcpuApicMode), written by the owning vCPU
 // after the ID and LDR it implies, read by software-path senders and the main thread's map rebuild.

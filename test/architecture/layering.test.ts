@@ -1,4 +1,4 @@
-// The layering and threading rules of /work/shared/design/architecture.md, checked from the sources
+// The layering and threading rules of docs/architecture.md, checked from the sources
 // rather than remembered: which layer may import which, '.js' specifiers, where Atomics.wait may be
 // called (never on the main thread, which must use Atomics.waitAsync), and the file-size budget.
 
