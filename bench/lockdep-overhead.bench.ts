@@ -17,7 +17,7 @@
 // alternating order from one repetition to the next. Figures: IPIs delivered/s (the vCPUs' own
 // counters around bench.run()) and memslot updates/s with the validator; baseline: the same without
 // it. Goal: the validator costs at most 1.2x, i.e. the run with it keeps >= 1/1.2 of the throughput.
-// Also in this process, for scale: research §3's raw Atomics storm with 2 workers (no churn).
+// Also in this process, for scale: the raw Atomics storm of storm.bench.ts with 2 workers (no churn).
 
 import { Bench } from 'tinybench';
 import type { Vm } from '../src/index.js';
@@ -34,7 +34,7 @@ const BENCH = 'lockdep-overhead';
 const VCPUS = 2;
 /**
  * vCPUs hot-added after the window (BENCH_LOCKDEP_HOT_ADDS, default 1). 2 fails in the tree measured
- * (2026-11-25): piscina rejects the second back-to-back hot-add's task (BENCHMARKS.md, issue 4 §10).
+ * (2026-11-25): piscina rejects the second back-to-back hot-add's task (BENCHMARKS.md, goal 10).
  */
 const HOT_ADDS = Math.max(0, Number(process.env['BENCH_LOCKDEP_HOT_ADDS'] ?? 1));
 /** Churn cycles in the window, and the pause after each (BENCH_LOCKDEP_PACE_MS): see the header. */

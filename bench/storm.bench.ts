@@ -1,7 +1,7 @@
 // Goal 6: the IPI storm, every vCPU sending fixed IPIs to seeded random other vCPUs, all to all,
 // IF = 1 (the scenario library's `storm`, time-based; its checks must pass). Throughput = interrupts delivered per second over a steady-state
 // window, read from the vCPUs' own counters (start-up and teardown excluded); no IPI may be lost.
-// Baselines in this process: research §3's raw "poll" storm (Atomics.or into the other's IRR word,
+// Baselines in this process: the raw "poll" storm (bench/baselines/raw.ts) (Atomics.or into the other's IRR word,
 // exchange-and-popcount own) with 2, 8 and 32 workers. Goals: 2 vCPUs >= 0.3x raw 2 workers;
 // 8 and 32 vCPUs >= 0.5x the 2-vCPU emulator throughput of the same repetition.
 

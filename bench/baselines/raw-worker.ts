@@ -38,7 +38,7 @@ function spinInitiator(task: Extract<RawRole, { role: 'spin-initiator' }>): Floa
   Atomics.add(words, Line.control + 2, 1);
   while (Atomics.load(words, Line.control + 2) < 2) { /* wait for the responder */ }
   const total = task.rounds + task.warmup;
-  // Bounded: two spinners sharing one core take a scheduler slice per round (research §2), so stop
+  // Bounded: two spinners sharing one core take a scheduler slice per round (BENCHMARKS.md goal 4), so stop
   // at the deadline and keep the rounds done so far.
   const deadline = clock() + task.deadlineMs * 1e6;
   let measured = 0;
@@ -136,7 +136,7 @@ function popcount(value: number): number {
 }
 
 /**
- * Research §3 "poll": send = Atomics.or of this worker's bit into a random other worker's IRR
+ * The raw "poll" storm (BENCHMARKS.md goal 6): send = Atomics.or of this worker's bit into a random other worker's IRR
  * word (an already-set bit is a coalesced IPI, as an APIC merges it); receive = exchange own IRR
  * with 0 and popcount. Counts only between `go` and `stop`.
  */

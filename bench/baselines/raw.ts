@@ -1,12 +1,12 @@
 // The raw baselines (plain Node, no emulator), measured in the same process as the emulator
 // figure they sit beside:
 //   - spin hand-off between two workers: one stores a word, the other spins on it with
-//     Atomics.load and stores an ack, the first spins on the ack (research §2 "spin", ~0.35 µs);
+//     Atomics.load and stores an ack, the first spins on the ack (BENCHMARKS.md goal 1's baseline);
 //     also the one-way time, stamped with a calibrated clock shared by the threads;
 //   - Atomics.wait/notify wake of sleeping workers: the sleepers announce they are going to sleep,
-//     the waker idles a gap (so they really sleep, peers §2.4), stores + notifies each and spins
+//     the waker idles a gap (so they really sleep, not spin), stores + notifies each and spins
 //     until every one has answered (1 sleeper: the wake round trip; 7: the raw broadcast);
-//   - the Atomics IPI storm of research §3 "poll", N workers all to all.
+//   - the Atomics IPI storm ("poll", BENCHMARKS.md goal 6), N workers all to all.
 
 import { Worker } from 'node:worker_threads';
 import { latencyPercentiles, type LatencyPercentiles } from '../lib/stats.js';
@@ -84,7 +84,7 @@ export interface StormResult {
   readonly coalescedPerDelivered: number;
 }
 
-/** Research §3 "poll" storm with `workers` threads for `windowMs`. */
+/** The raw "poll" storm (BENCHMARKS.md goal 6) with `workers` threads for `windowMs`. */
 export async function measureAtomicsStorm(options: { workers: number; windowMs: number; seed?: number }): Promise<StormResult> {
   const sab = new SharedArrayBuffer(4096 + 64 * options.workers);
   const words = new Int32Array(sab);

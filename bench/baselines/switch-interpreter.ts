@@ -1,8 +1,8 @@
-// The raw interpreter baseline of research §4: a bare `while` + `switch` over the program's own
+// The raw interpreter baseline of BENCHMARKS.md goal 8: a bare `while` + `switch` over the program's own
 // 8-byte instructions (the bytes the avic-smp assembler produced for bench/programs/alu-loop.s),
 // registers in an Int32Array, data in an Int32Array over a SharedArrayBuffer, no memory windows,
 // no faults, no flags. It knows only the opcodes that loop uses. Two variants: no interrupt poll
-// (research's 219 MIPS upper bound) and one Atomics.load per taken branch (the emulator's contract).
+// (the upper bound) and one Atomics.load per taken branch (the emulator's contract).
 
 export interface RawProgram {
   readonly ram32: Int32Array;

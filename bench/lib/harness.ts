@@ -8,8 +8,8 @@ import { logRepetition, REPETITIONS } from './report.js';
 export type Row = Record<string, number>;
 
 /**
- * A repetition during which other processes used more than this many cores (research §0 repeats
- * above 0.2) is measured once more (ATTEMPTS in all), and the less disturbed attempt is kept.
+ * A repetition during which other processes used more than this many cores (BENCHMARKS.md "Method"
+ * repeats above 0.5) is measured once more (ATTEMPTS in all), and the less disturbed attempt is kept.
  */
 const MAX_OTHER_LOAD = Number(process.env['BENCH_MAX_OTHER_LOAD'] ?? 0.5);
 const ATTEMPTS = Math.max(1, Number(process.env['BENCH_ATTEMPTS'] ?? 2));

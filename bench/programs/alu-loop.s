@@ -1,6 +1,6 @@
 ; alu-loop.s: interpreter speed. vCPU 0 runs a 6-instruction ALU/memory loop ITERATIONS times and
 ; reports the elapsed rdtsc nanoseconds in HC_REPORT slot 0 (instructions = 6 * ITERATIONS).
-; The same loop as research §4 minus its Atomics.add; bench/baselines/switch-interpreter.ts runs the
+; A plain ALU/memory loop (BENCHMARKS.md goal 8); bench/baselines/switch-interpreter.ts runs the
 ; same assembled bytes in a bare JS switch loop.
 
         .equ ITERATIONS, 10000000

@@ -1,4 +1,4 @@
-// `avic-smp lockdep`: the lock-order replays of spec §3.4 (--scenario NAME, --list) on a real VM, and
+// `avic-smp lockdep`: the lock-order replays of docs/lock-scenarios.md (--scenario NAME, --list) on a real VM, and
 // user-defined lock scenarios (--file F, docs/lock-scenarios.md), with the validator on (default)
 // or off (--no-validator: a real deadlock, caught by the watchdog). Text output: the splat or the
 // wait-for graph, then a verdict line; --json: one object. Exit status: 0 clean, 1 a possible

@@ -1,6 +1,6 @@
 // The guest CPU: architectural state and the interpreter loop.
 //
-// Speed rules (research/node-runtime-limits.md §4): registers live in an Int32Array, instructions are
+// Speed rules (docs/architecture.md "Speed"; BENCHMARKS.md goal 8): registers live in an Int32Array, instructions are
 // read as two Int32 words straight from guest RAM, the guest runs in slices from an outer loop, and the
 // doorbell word is polled with one Atomics.load per taken branch (per basic block), never per
 // instruction. Everything that is not plain RAM (the local APIC page, unmapped addresses, MSRs,

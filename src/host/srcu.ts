@@ -1,7 +1,7 @@
 // SRCU (sleepable RCU) on shared memory: the emulator's kvm->srcu. Readers are threads that use the
 // published memslot table (vCPU workers handling exits, the main thread); the synchronizer is a
 // memslot writer that must know no reader still uses the copy it is about to overwrite
-// (spec avic-model.md §3.3, §4 item 15).
+// (kvm_swap_active_memslots; O6 in docs/architecture.md#orderings).
 //
 // Shape (classic SRCU, one counter pair per reader thread, no shared hot counter):
 //   index                       which counter new readers increment (0 or 1);

@@ -1,8 +1,8 @@
-// APICv inhibits (spec §2.9; KVM enum kvm_apicv_inhibit, kvm_set_or_clear_apicv_inhibit in x86.c):
+// APICv inhibits (AMD APM vol. 2, 15.29; KVM enum kvm_apicv_inhibit, kvm_set_or_clear_apicv_inhibit in x86.c):
 // the VM-wide bitmap of reasons why AVIC must not accelerate. While any bit is set, every ICR write
 // is emulated by software (kvm_lapic_reg_write -> kvm_apic_send_ipi), which matches destinations
 // against the APIC registers themselves, so an IPI to a relocated APIC ID or an aliased logical ID
-// reaches the vCPU that holds it now (spec §4 items 11 and 12).
+// reaches the vCPU that holds it now (docs/architecture.md#orderings, O8).
 //
 // The bitmap is VmHeader.apicvInhibitReasons. Its writer is the main thread, at every APIC map
 // rebuild (apic-map.ts), as kvm_recalculate_apic_map sets or clears both reasons this model knows:
@@ -28,7 +28,7 @@ import { VcpuMode, VcpuRequest } from './vcpu-run-state.js';
 
 /**
  * The reasons this model sets, at their bit positions in KVM's enum kvm_apicv_inhibit (DISABLED is
- * bit 0, PHYSICAL_ID_ALIASED 4, APIC_BASE_MODIFIED 6, PHYSICAL_ID_TOO_BIG 12; spec §2.9).
+ * bit 0, PHYSICAL_ID_ALIASED 4, APIC_BASE_MODIFIED 6, PHYSICAL_ID_TOO_BIG 12; kvm_host.h).
  */
 export const ApicvInhibitReason = {
   /** An xAPIC-mode vCPU holds an ID other than its vCPU index (xapic_id_mismatch in kvm_recalculate_apic_map). */

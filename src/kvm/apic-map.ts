@@ -1,13 +1,13 @@
 // kvm_recalculate_apic_map for the AVIC logical APIC ID table, on the main thread, which owns the
-// table (spec §2.7). It is rebuilt from every vCPU's LDR and DFR as a whole: stale entries are
-// invalidated first (an atomic clear of Valid, spec §4 item 11), then the new ones are written. An
+// table (kvm_recalculate_apic_map, avic_handle_ldr_update). It is rebuilt from every vCPU's LDR and DFR as a whole: stale entries are
+// invalidated first (an atomic clear of Valid, avic_invalidate_logical_id_entry), then the new ones are written. An
 // IPI in the window sees an old or an invalid entry and exits with cause 2, and KVM's software path,
 // which reads the registers themselves, delivers it.
 //
 // Entries name the vCPU index. KVM's avic_handle_ldr_update passes the xAPIC ID (kvm_xapic_id) to
 // avic_ldr_write, but AVIC is active only while every xAPIC-mode vCPU's ID equals its (8-bit) vCPU
 // index, so whenever the hardware reads the table the two are the same; a guest that rewrites its
-// xAPIC ID inhibits AVIC instead of moving entries (spec §2.7, §4 item 12; apic-inhibit.ts).
+// xAPIC ID inhibits AVIC instead of moving entries (apic-inhibit.ts; docs/architecture.md#orderings, O8).
 //
 // APIC_ID_MODIFIED is decided here too, as kvm_recalculate_apic_map decides it (xapic_id_mismatch):
 // set if any xAPIC-mode vCPU's ID differs from (u8)vcpu_id, cleared by a rebuild that finds none, so
@@ -17,7 +17,7 @@
 // vCPUs in x2APIC mode have no entry: x2AVIC needs no logical table, and under hybrid AVIC their
 // IPIs are emulated anyway. A configuration the table cannot express (two vCPUs on one entry, a
 // logical ID with several member bits, flat and cluster models mixed) sets LOGICAL_ID_ALIASED, and
-// a rebuild that finds none clears it, as KVM does (spec §2.9, §4 item 11).
+// a rebuild that finds none clears it, as KVM does (enum kvm_apicv_inhibit, kvm_recalculate_apic_map).
 
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { destinationFormatModel } from '../hw/apic/destination-format.js';

@@ -1,8 +1,8 @@
 // KVM's software IPI path (kvm_apic_send_ipi -> kvm_irq_delivery_to_apic -> __apic_accept_irq), run
 // in the sending vCPU's worker for every ICR form and both APIC modes: on incomplete-IPI causes 0, 2
-// and 4 (spec §1.7, xAVIC and x2AVIC alike), for every xAPIC ICR write while an APICv inhibit is
+// and 4 (avic_incomplete_ipi_interception, xAVIC and x2AVIC alike), for every xAPIC ICR write while an APICv inhibit is
 // set (apic-inhibit.ts), for every x2APIC SELF IPI write (KVM intercepts it), and for every x2APIC
-// ICR write under hybrid AVIC (VmConfig x2avic false: KVM intercepts them, spec §2.8) or while an
+// ICR write under hybrid AVIC (VmConfig x2avic false: KVM intercepts them) or while an
 // inhibit is set. The pure rules
 // (which form, which targets, which ESR bit, who wins a lowest-priority arbitration) come from
 // src/hw/apic; this file applies them to shared memory.

@@ -3,7 +3,7 @@
 //
 // Registers: LVT timer (0x320: vector 7:0, mask 16, mode 18:17), initial count (0x380), current
 // count (0x390, computed, never stored) and divide configuration (0x3E0). AVIC traps the writes
-// (spec §1.2) and faults the current-count read; the handlers call write() and readCurrentCount().
+// (is_avic_unaccelerated_access_trap) and faults the current-count read; the handlers call write() and readCurrentCount().
 //
 // Clock: the APIC bus runs at 1 GHz, one tick per nanosecond before the divider, as KVM's default
 // APIC_BUS_CYCLE_NS = 1. So a count of N at divide-by-D expires N * D ns after the initial-count write.

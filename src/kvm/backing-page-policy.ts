@@ -1,5 +1,5 @@
 // Where a vCPU's AVIC backing page lives and what creating a vCPU costs. Two designs are modelled
-// (spec §2.10):
+// (docs/lock-scenarios.md, rfc-v2-hot-add; avic_init_backing_page for upstream):
 //   upstream  merged in 2016 (44a95dae1d22): the backing page is the lapic's own register page, fixed
 //             for the vCPU's life; the VM needs one 4 KiB APIC-access memslot, created once.
 //   rfc-v2    the first RFC ("PART1 RFC v2 05/10", March 2016): backing pages are carved from the

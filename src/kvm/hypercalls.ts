@@ -3,7 +3,7 @@
 // number) are ignored and counted, never thrown.
 //
 // These are the emulator's instrumentation calls, not KVM hypercalls, and they run without the
-// exit-handling SRCU read section on purpose: none reads a memslot or guest memory (spec §3.4 S6:
+// exit-handling SRCU read section on purpose: none reads a memslot or guest memory (KVM's rule, locking.rst:
 // memslot readers must be SRCU readers), only registers and this vCPU's own control-buffer fields,
 // and LatencySample runs once per measured IPI, where a validated read section would cost more than
 // the operation being measured.

@@ -1,5 +1,5 @@
 // KVM's locks, instrumented (src/lockdep/), as the hypervisor paths take them (docs/lock-order.md,
-// spec avic-model.md §3.1-§3.3, §3.5):
+// Documentation/virt/kvm/locking.rst):
 //   kvm->lock                  main: around each vCPU creation's publish step (Vm.create)
 //   vcpu->mutex                one per vCPU: its worker holds it for the whole run() (KVM_RUN)
 //   kvm->slots_lock            main: memslot updates and the APIC-access page, across the grace periods
@@ -8,7 +8,7 @@
 //   apicv_update_lock, irq_lock  created for the paths that will take them (inhibits, routing)
 //   kvm_lock, cpu_hotplug_lock   host-global stand-ins (the VM list, CPU hotplug) for replay S5
 //   kvm->arch.xen.xen_lock       the leaf a vCPU exit handler may take inside SRCU (S4 fixed)
-// The lock-order replays of spec §3.4 (lock-replays.ts, lock-replays-vcpu.ts) take them all.
+// The lock-order replays of docs/lock-scenarios.md (lock-replays.ts, lock-replays-vcpu.ts) take them all.
 //
 // The Vm always builds the lockdep region, with the validator on only under VmConfig.lockdep: with
 // it off the locks still keep holder and waiter words, so the watchdog can print a wait-for graph.
@@ -53,7 +53,7 @@ export interface KvmLocksShared {
   readonly lockdep: LockdepShared;
   readonly enabled: boolean;
   readonly instances: KvmLockInstances;
-  /** Debug only: the vCPUs play their part of a lock replay (spec §3.4; lock-replays-vcpu.ts). */
+  /** Debug only: the vCPUs play their part of a lock replay (docs/lock-scenarios.md; lock-replays-vcpu.ts). */
   readonly injectLockBug?: VcpuLockReplayName;
   /** The replay's handshake words (ReplayHandshake), present with injectLockBug. */
   readonly replayHandshake?: SharedArrayBuffer;

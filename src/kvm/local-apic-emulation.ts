@@ -1,6 +1,6 @@
 // The hypervisor side of the local APIC for one vCPU: what happens on each kind of APIC-page access
-// (spec §1.2, §2.6), the incomplete-IPI exit handler (avic_incomplete_ipi_interception, spec §1.7,
-// §2.5), the register side effects KVM applies in software (kvm_apic_write_nodecode,
+// (AMD APM vol. 2, 15.29; avic_unaccelerated_access_interception), the incomplete-IPI exit handler
+// (avic_incomplete_ipi_interception), the register side effects KVM applies in software (kvm_apic_write_nodecode,
 // kvm_lapic_reg_write) for traps and for x2APIC MSR writes, and the xAPIC -> x2APIC switch. The
 // software IPI path itself is apic-software-ipi.ts. Runs in the vCPU's own worker.
 //
@@ -227,7 +227,7 @@ export class LocalApicEmulation {
   /**
    * WRMSR 0x830 intercepted by KVM, after its #GP checks (x2apic-msr.ts): ICR stored as two page
    * slots, BUSY clear, then sent by software. This is every x2APIC ICR write under hybrid AVIC (no
-   * x2AVIC, spec §2.8) or while an inhibit is set: there is no hardware attempt first.
+   * x2AVIC) or while an inhibit is set: there is no hardware attempt first.
    */
   sendX2apicInterruptCommand(low: number, high: number): void {
     this.#words[this.#register(ApicRegister.InterruptCommandHigh)] = high;
@@ -426,8 +426,8 @@ export class LocalApicEmulation {
 
   /**
    * LDR, DFR and ID writes change the logical APIC ID table, which the main thread owns (it rebuilds
-   * and publishes it whole, spec §2.7). The vCPU does not re-enter the guest until that is done, so no
-   * IPI sent after the write can see the old table (spec §4 item 11).
+   * and publishes it whole, kvm_recalculate_apic_map). The vCPU does not re-enter the guest until that
+   * is done, so no IPI sent after the write can see the old table (O8 in docs/architecture.md#orderings).
    */
   #requestApicMapRebuild(): void {
     const memory = this.#vcpu.memory;

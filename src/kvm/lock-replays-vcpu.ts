@@ -1,4 +1,4 @@
-// The vCPU side of the lock-order replays (spec avic-model.md §3.4; the main-thread side and the
+// The vCPU side of the lock-order replays (docs/lock-scenarios.md; the main-thread side and the
 // registry are in lock-replays.ts). VmConfig.injectLockBug names a replay; every vCPU it involves
 // runs its part once, from its first exit (Vcpu.beginExitHandling), i.e. inside its KVM_RUN
 // (vcpu->mutex held) and an exit handler (kvm->srcu read held), where KVM runs these paths.

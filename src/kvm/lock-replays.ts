@@ -1,4 +1,4 @@
-// The lock-order replays of spec avic-model.md §3.4 on a real VM, and the registry `avic-smp lockdep
+// The lock-order replays of KVM's historical lock bugs (docs/lock-scenarios.md) on a real VM, and the registry `avic-smp lockdep
 // --scenario NAME` runs from. Each replay starts a Vm whose vCPUs run an IPI-sending guest program
 // (the caller's workload, e.g. the storm scenario), injects the vCPU side (lock-replays-vcpu.ts:
 // their first exit handler takes the locks) and plays the main-thread side here with vm.locks while

@@ -1,6 +1,6 @@
 // Memslot writers on the main thread (kvm_set_memory_region and the private APIC-access slot): every
 // update runs under kvm->slots_lock, writes the inactive copy under slots_arch_lock, publishes, and
-// waits for a grace period before it brings the old copy up to date (spec §3.3). Counts updates and
+// waits for a grace period before it brings the old copy up to date (kvm_swap_active_memslots). Counts updates and
 // grace periods, which the rfc-v2 policy multiplies (one resize per higher vCPU id).
 // Concurrent updates (and vCPU creation's APIC-access slot) take slots_lock first come, first served,
 // each through the event loop (InstrumentedMutex.lockAsync): an `await` loop of updates neither
@@ -62,7 +62,7 @@ export class VmMemslots {
    * old copy up to date. A delete or move waits twice (KVM first installs an invalid copy; here the
    * second grace period stands for it). The grace period covers SRCU readers (vCPUs handling exits)
    * and vCPUs in guest mode with an old RAM window (the TLB flush KVM does with a kick). slots_arch_lock
-   * covers writing and publishing the inactive copy and is dropped before the grace period (§3.3).
+   * covers writing and publishing the inactive copy and is dropped before the grace period (O5, O6 in docs/architecture.md#orderings).
    * The caller holds kvm->slots_lock.
    */
   async publish(set: MemslotSet, removesMemory: boolean): Promise<void> {

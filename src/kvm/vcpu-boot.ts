@@ -1,7 +1,7 @@
 // SMP bring-up on the target side: INIT and start-up IPIs (Intel SDM vol. 3 §9.4 "Multiple-processor
 // (MP) initialization", §11.6.1 delivery modes 101 and 110; KVM's kvm_apic_accept_events and
 // kvm_vcpu_reset). The sender (local-apic-emulation.ts, KVM's software IPI path: AVIC never
-// accelerates INIT or start-up, spec §1.6 step 1) sets VcpuRequest.Init, or stores the vector in the
+// accelerates INIT or start-up: incomplete-IPI cause 0) sets VcpuRequest.Init, or stores the vector in the
 // control block's startUpVector and then sets VcpuRequest.StartUp; the target takes them here, in its
 // own run loop, between guest entries.
 //
@@ -173,7 +173,7 @@ export class VcpuBoot {
     if (discarded > 0) host.count(VcpuStatistic.interruptsDiscardedByInit, discarded);
     host.apicTimer.reset();
     if (page.logicalDestinationChanged) {
-      // LDR and DFR went back to 0 and flat: the main thread rebuilds the logical table (spec §2.7).
+      // LDR and DFR went back to 0 and flat: the main thread rebuilds the logical table (kvm_recalculate_apic_map).
       // No wait, unlike a guest LDR write: this vCPU sends nothing until a start-up IPI restarts it.
       Atomics.add(memory.control, memory.headerIndex('apicMapRequests'), 1);
       memory.ringMainDoorbell();

@@ -1,6 +1,6 @@
 // vCPU creation on the main thread (kvm_vm_ioctl_create_vcpu + avic_init_backing_page), at VM
-// creation and for hot-add while the other vCPUs run, under either backing-page policy (spec §2.2,
-// §2.8, §2.10; backing-page-policy.ts):
+// creation and for hot-add while the other vCPUs run, under either backing-page policy (avic_init_backing_page,
+// kvm_alloc_apic_access_page; backing-page-policy.ts):
 //
 //   upstream  kvm->lock (precreate) -> the APIC-access page, once, under slots_lock -> kvm->lock and
 //             the new vcpu->mutex (reset the page, write the physical table entry). Nothing else moves.
@@ -88,7 +88,7 @@ export class VcpuCreation {
     const control = memory.control;
     await locks.inContext(`KVM_CREATE_VCPU ${vcpu}`, async () => {
       // kvm->lock covers precreate and the final publish only; the arch create (the APIC-access page,
-      // under slots_lock) runs outside it, as in kvm_vm_ioctl_create_vcpu (spec §2.8).
+      // under slots_lock) runs outside it, as in kvm_vm_ioctl_create_vcpu.
       await locks.withMutex(locks.kvmLock, 'kvm_vm_ioctl_create_vcpu: precreate', async () => {
         Atomics.store(control, memory.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Created);
         Atomics.store(control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'), -1);
@@ -100,7 +100,7 @@ export class VcpuCreation {
           const base = memory.apicPageRegionBase(this.#region, vcpu);
           resetApicPage(memory.apicPageWords, base, apicId(vcpu));
           Atomics.store(control, memory.controlBlockIndex(vcpu, 'apicPageBase'), base);
-          // Valid before the vCPU is counted, so a broadcast that sees it can reach it (spec §4 item 6).
+          // Valid before the vCPU is counted, so a broadcast that sees it can reach it (O7 in docs/architecture.md#orderings).
           memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
             hostPhysicalApicId: hostPhysicalApicId(0),
             backingPagePointer: this.#policy.backingPagePointer(vcpu, this.#region),

@@ -2,13 +2,13 @@
 // then block), kvm_vcpu_block with the AVIC blocking hooks, the pause-loop yield and the main
 // thread's pause (vcpu.ts runs the loop that calls these).
 //
-// Orderings that keep wake-ups from being lost (spec §1.9, §4 items 1-3):
+// Orderings that keep wake-ups from being lost (docs/architecture.md#orderings, O1-O3):
 //  * blocking: read the doorbell, clear IsRunning (put), re-check for events, then Atomics.wait on
 //    the doorbell value read first. A sender sets IRR before it reads IsRunning, so either it sees
 //    IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit.
 //  * "sleeping = 1, then Atomics.wait(ring, seen)" pairs with the ringer's "add to ring, then read
 //    sleeping and notify" (VmMemory.ringDoorbell).
-//  * the vCPU is not an SRCU reader while it polls or sleeps (spec §3.5 rule 6).
+//  * the vCPU is not an SRCU reader while it polls or sleeps (rule 6 of docs/lock-order.md; O6).
 // Every wait is bounded (WAIT_SLICE_MS) and re-checks.
 
 import { TraceEventKind } from './trace-recorder.js';
@@ -92,7 +92,7 @@ export class VcpuSleep {
   /**
    * Halt-polling: spin briefly with IsRunning still set (so senders ring the doorbell instead of
    * exiting), but only while runnable vCPUs fit the host cores: spinning on an oversubscribed host
-   * costs a scheduler slice per round trip (research §2). Returns true if an event came.
+   * costs a scheduler slice per round trip (BENCHMARKS.md, goal 4). Returns true if an event came.
    */
   #haltPoll(): boolean {
     const host = this.#host;

@@ -1,13 +1,13 @@
 // The vCPU run loop, inside its worker (KVM's vcpu_run / vcpu_enter_guest / vcpu_block, and the
 // AVIC hooks avic_vcpu_load / _put / _blocking / _unblocking from svm/avic.c).
 //
-// Orderings that keep IPIs from being lost (spec §1.9, §4 items 1-3):
+// Orderings that keep IPIs from being lost (docs/architecture.md#orderings, O1, O2, O5, O6):
 //  * entry: store mode = InGuestMode, then read the doorbell, then scan the IRR. An IRR bit set before
 //    the scan is delivered now; one set after it comes with a doorbell ring the block poll sees.
 //  * blocking (vcpu-sleep.ts): read the doorbell, clear IsRunning, re-check for events, then
 //    Atomics.wait on the doorbell value read first.
 //  * the vCPU is an SRCU reader only while it runs host code for itself (exit handling, requests),
-//    never while in guest mode or asleep (spec §3.3).
+//    never while in guest mode or asleep (vcpu_enter_guest, vcpu_block; O6).
 
 import { GuestCpu, GuestExit, type GuestCpuEnvironment } from '../guest/guest-cpu.js';
 import { GuestFaultKind, type GuestFault } from '../guest/guest-fault.js';
@@ -222,7 +222,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#srcuIndex = this.locks.srcu.readLock(this.#srcuSlot, site);
   }
 
-  /** srcu_read_unlock; rule 6 (§3.5): the vCPU is no reader in guest mode or asleep. */
+  /** srcu_read_unlock; rule 6 of docs/lock-order.md: the vCPU is no reader in guest mode or asleep. */
   srcuReadUnlock(): void {
     this.locks.srcu.readUnlock(this.#srcuSlot, this.#srcuIndex as SrcuIndex);
     this.#srcuIndex = -1;
@@ -473,7 +473,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization && this.apic.apicvActive, hostPhysicalApicId(this.hostThreadSlot));
   }
 
-  /** avic_vcpu_put / avic_vcpu_blocking: clear IsRunning, keep the host id (spec §1.9). */
+  /** avic_vcpu_put / avic_vcpu_blocking: clear IsRunning, keep the host id (__avic_vcpu_put). */
   vcpuPut(): void {
     this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), false, hostPhysicalApicId(this.hostThreadSlot));
   }

@@ -28,7 +28,7 @@ export interface VmConfig {
    * x2AVIC: the CPU has it and KVM uses it, so the x2APIC MSRs KVM passes through (reads, TPR, EOI,
    * ICR, ...; x2apic-msr.ts) are handled by the hardware (int_ctl bit 30) and the physical table
    * covers IDs 0..0x1FF. false models
-   * "hybrid AVIC" (spec §2.8): AVIC for xAPIC vCPUs only, every x2APIC IPI emulated by KVM, and at
+   * "hybrid AVIC" (avic_activate_vmcb): AVIC for xAPIC vCPUs only, every x2APIC IPI emulated by KVM, and at
    * most 255 vCPUs (more would set PHYSICAL_ID_TOO_BIG). Default true.
    */
   readonly x2avic?: boolean;
@@ -39,7 +39,7 @@ export interface VmConfig {
   /** Run the lock-order validator over the hypervisor's locks (docs/lock-order.md). Default false. */
   readonly lockdep?: boolean;
   /**
-   * Debug only: the vCPUs play their part of a lock-order replay (spec §3.4; lock-replays-vcpu.ts),
+   * Debug only: the vCPUs play their part of a lock-order replay (docs/lock-scenarios.md; lock-replays-vcpu.ts),
    * e.g. 's1', the APICv toggle inside SRCU, or its fixed variant 's1-fixed'. Default 'none'.
    */
   readonly injectLockBug?: 'none' | VcpuLockReplayName;

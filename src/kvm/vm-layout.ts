@@ -129,9 +129,9 @@ export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion
     physicalApicIdTable: {
       bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
       align: 4096,
-      writer: 'main writes a whole entry at vCPU creation; then the owning vCPU writes IsRunning and the host id (spec §2.3)',
+      writer: 'main writes a whole entry at vCPU creation; then the owning vCPU writes IsRunning and the host id (avic_vcpu_load / avic_vcpu_put)',
     },
-    logicalApicIdTable: { bytes: LOGICAL_APIC_ID_TABLE_ENTRIES * 4, align: 4096, writer: 'main only (rebuilt as a whole, spec §2.7)' },
+    logicalApicIdTable: { bytes: LOGICAL_APIC_ID_TABLE_ENTRIES * 4, align: 4096, writer: 'main only (rebuilt as a whole, kvm_recalculate_apic_map)' },
     memslots: { bytes: memslotSnapshotRegionBytes(), writer: 'main only, with slots_lock held' },
     srcu: { bytes: Srcu.regionBytes(vcpuCount + 1), writer: 'readers: their own counters; synchronize: the index word' },
     doorbells: { struct: HostThreadDoorbell, count: vcpuCount, writer: 'see fields' },

@@ -1,6 +1,6 @@
 // Where the compiled vCPU worker lives. Workers always load built JavaScript (dist/), whether the
 // caller runs from dist/ or from TypeScript sources under vitest: Node 20 cannot load .ts in a worker
-// without a loader, and compiled workers start five times faster (research §5).
+// without a loader, and compiled workers start several times faster.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

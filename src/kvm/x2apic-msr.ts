@@ -14,11 +14,11 @@
 //    timer (KVM keeps it intercepted: TSC-deadline mode is not virtualized), SELF IPI (not in the
 //    list, so KVM sends it in software) and all but the first MSR of ISR, TMR and IRR (the list
 //    names X2APIC_MSR(APIC_ISR) etc., one MSR each).
-//  * "hybrid AVIC" (x2avic: false, spec §2.8): AVIC stays on for xAPIC vCPUs, and KVM intercepts the
+//  * "hybrid AVIC" (x2avic: false; avic_activate_vmcb's comment): AVIC stays on for xAPIC vCPUs, and KVM intercepts the
 //    x2APIC MSRs of the x2APIC ones, so every x2APIC register access is emulated and every ICR or
 //    SELF IPI write takes the software IPI path (apic-software-ipi.ts). Not modelled: the sticky
 //    deletion of the APIC-access memslot that hybrid mode causes in KVM (kvm_inhibit_apic_access_page,
-//    spec §2.8 and S3).
+//    docs/lock-scenarios.md s3).
 //
 // #GP: the instruction does not complete and the guest takes vector 13 (GuestCpu
 // raiseGeneralProtection); only with no handler there does it become a guest fault of kind

@@ -1,5 +1,5 @@
 // KVM's lock classes and their documented order, as data (Documentation/virt/kvm/locking.rst, §1
-// "Acquisition Orders" and §3 "Reference"; spec avic-model.md §3.1, §3.2, §3.5). docs/lock-order.md
+// "Acquisition Orders" and §3 "Reference"; docs/lock-order.md's rules). docs/lock-order.md
 // is the prose version of this file; keep the two together.
 //
 // The names are the kernel's, so a report reads like the kernel's splat. cpu_hotplug_lock is a
@@ -50,7 +50,7 @@ export const KVM_LOCK_CLASS_SPECS = [
     name: 'kvm->srcu',
     kind: LockKind.Srcu,
     protects: 'readers of kvm->memslots and kvm->buses; a vCPU reads while running host code for the vCPU',
-    comment: 'a vCPU is not a reader while in guest mode or blocked (spec §3.5 rule 6)',
+    comment: 'a vCPU is not a reader while in guest mode or blocked (rule 6 of docs/lock-order.md)',
   },
   {
     name: 'kvm->arch.apicv_update_lock',
@@ -113,7 +113,7 @@ const order = (
 });
 
 /**
- * The acquisition orders of locking.rst (both versions read, spec §3.1) and spec §3.5, as edges
+ * The acquisition orders of locking.rst (the 2023 text and the older one) and docs/lock-order.md's rules, as edges
  * the validator can be primed with (Lockdep.declareOrder), the way KVM primes lockdep at VM
  * creation (42a90008f890; "mutex_lock(&kvm->lock); synchronize_srcu(&kvm->srcu)" under
  * CONFIG_LOCKDEP): one wrong-order acquisition then reports at once.

@@ -3,7 +3,7 @@
 // Slot 0 is the main thread; slots 1..workerThreads are workers (a vCPU worker attaches with its
 // slot and vCPU index); the slots after them are the main thread's async contexts.
 //
-// Why async contexts (aesthetic-anchors.md §6): a worker is one synchronous execution context, but
+// Why async contexts: a worker is one synchronous execution context, but
 // the main thread interleaves async chains. A memslot update holds kvm->slots_lock across an await
 // (the SRCU grace period), while another chain on main may take other locks meanwhile; one
 // held-lock stack for all of main would mix the two chains and invent dependencies. So each chain

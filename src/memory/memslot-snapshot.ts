@@ -1,6 +1,6 @@
 // The published memslot table in shared memory: what vCPU workers read to translate guest physical
 // addresses (our "nested page table"). It follows KVM's two-copy scheme (kvm_swap_active_memslots,
-// spec avic-model.md §3.3 and §4 item 15): two copies of the table, one active, one inactive.
+// O5 and O6 in docs/architecture.md#orderings): two copies of the table, one active, one inactive.
 //
 // Writer (the main thread, with slotsLock held by the caller), for each memslot change:
 //   1. writeInactiveCopy(next)   edit the copy no reader can reach;

@@ -1,8 +1,8 @@
 // Memslots: which ranges of guest physical memory exist and where their bytes live in the host RAM
 // pool (one SharedArrayBuffer). This mirrors KVM's `struct kvm_memory_slot` and the checks of
 // `__kvm_set_memory_region` (virt/kvm/kvm_main.c): page alignment, no overlap between slots
-// (EEXIST), the address space bound, and a fixed number of slot ids. Spec: avic-model.md §2.8
-// (the private APIC-access slot), §3.3 (update protocol), §4 items 14-15.
+// (EEXIST), the address space bound, and a fixed number of slot ids. KVM: kvm_alloc_apic_access_page
+// (the private APIC-access slot), kvm_set_memslot (update protocol; docs/architecture.md#orderings, O5, O6).
 //
 // A MemslotSet is immutable, like the `struct kvm_memslots` a writer builds before publishing it:
 // every operation returns a new set (or a typed error) and never edits one a reader may hold.
@@ -42,7 +42,7 @@ export function memslotId(value: number): MemslotId {
 }
 
 /**
- * KVM's name for the private slot that maps the APIC-access page (spec §2.8). Only a slot of kind
+ * KVM's name for the private slot that maps the APIC-access page (kvm_alloc_apic_access_page). Only a slot of kind
  * 'apicAccess' may use it, and that kind may use no other id.
  */
 export const APIC_ACCESS_PAGE_PRIVATE_MEMSLOT = memslotId(31);

@@ -1,6 +1,6 @@
 // ping-pong, ping-pong-halt, ack and ack-halt: one IPI in flight between two vCPUs, the target
 // running or halted, answering with an IPI or with a store (programs/ping-pong.s). QEMU's
-// ipi_pingpong pong_spin, pong_halt, ack_spin and ack_halt (peers-and-scenarios.md §2.3).
+// ipi_pingpong pong_spin, pong_halt, ack_spin and ack_halt (docs/scenarios.md).
 
 import type { VmReport } from '../kvm/vm-report.js';
 import { check, commonChecks, slot } from './scenario-checks.js';

@@ -1,4 +1,4 @@
-// VmConfig.x2avic and the vCPU limit it sets (issue 5 item 4; spec §1.1, §2.9): up to 512 vCPUs
+// VmConfig.x2avic and the vCPU limit it sets (issue 5 item 4; svm.h X2AVIC_MAX_PHYSICAL_ID, PHYSICAL_ID_TOO_BIG in avic_init_backing_page): up to 512 vCPUs
 // with x2AVIC (physical IDs 0..0x1FF), up to 255 without (xAVIC IDs 0..0xFE), with an error that
 // says why. Validation only: no VM is created, so no worker starts.
 import { describe, expect, it } from 'vitest';

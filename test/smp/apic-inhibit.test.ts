@@ -1,4 +1,4 @@
-// The AVIC inhibits with real vCPU workers (spec §2.7, §2.9, §4 items 11-12; KVM
+// The AVIC inhibits with real vCPU workers (docs/architecture.md O8; KVM
 // kvm_recalculate_apic_map): an APIC ID rewritten while IPIs are in
 // flight sets APIC_ID_MODIFIED and every later ICR write is emulated, so IPIs to the new ID reach
 // their vCPU and none is lost; aliased logical IDs set LOGICAL_ID_ALIASED while they last.

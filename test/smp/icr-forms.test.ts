@@ -1,4 +1,4 @@
-// Every ICR form through real vCPU workers (issue 5 item 2; spec §1.6-§1.7, §2.5): fixed, lowest
+// Every ICR form through real vCPU workers (issue 5 item 2; avic_incomplete_ipi_interception): fixed, lowest
 // priority with KVM's arbitration, NMI, SMI, INIT, start-up; physical, logical flat and cluster
 // destinations; the shorthands and broadcasts; the level and trigger bits; ESR on both sides of an
 // illegal vector. The AVIC inhibits (APIC ID relocation, aliased logical IDs) are apic-inhibit.test.ts.
@@ -43,7 +43,7 @@ describe('every ICR form through the software and AVIC paths', () => {
     expectBalanced(report);
     // SMI, the INIT de-assert and the fixed de-assert: one message each, dropped by kind.
     expect(report.ipis.dropped.unsupported).toBe(3);
-    // Every non-Fixed or level-triggered form leaves AVIC through cause 0 (spec §1.6 step 1).
+    // Every non-Fixed or level-triggered form leaves AVIC through cause 0 (APM 15.29).
     expect(report.perVcpu[0]!.counters.incompleteIpiExits[0]).toBeGreaterThanOrEqual(10);
     // The level-triggered vector's EOI traps on vCPU 1 (its LDR write trapped too); vCPU 2 only trapped its LDR write.
     expect(report.perVcpu[1]!.counters.unacceleratedAccessTrapExits).toBe(2);

@@ -1,6 +1,6 @@
 // kvm-unit-tests vmexit self_ipi_sti_nop / self_ipi_tpr in spirit: a self-IPI made pending while
 // interrupts are blocked is taken at the first instruction boundary where it can be, no later
-// (peers-and-scenarios §2.5: KVM-PVM on this machine misses it 4031 times out of 4032).
+// (a KVM-PVM run on this machine missed it 4031 times out of 4032).
 import { describe, expect, it } from 'vitest';
 import { createGuest, summary } from './smp-support.js';
 

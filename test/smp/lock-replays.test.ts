@@ -1,4 +1,4 @@
-// The replays of spec §3.4 on a real VM with the validator on (issue 4 item 5): vCPUs run the storm
+// The replays of docs/lock-scenarios.md on a real VM with the validator on (issue 4 item 5): vCPUs run the storm
 // program and send IPIs while the vCPU side (their first exit handler) and the main side take the
 // VM's locks. Each buggy variant produces its report, first seen where the cycle closes, and backs
 // out so the run ends normally; each fixed variant runs clean under the same load.

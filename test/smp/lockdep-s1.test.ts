@@ -1,4 +1,4 @@
-// Scenario S1 (spec §3.4) on the real run loop: vCPU 0, handling an exit (kvm->srcu read held),
+// Scenario S1 (docs/lock-scenarios.md) on the real run loop: vCPU 0, handling an exit (kvm->srcu read held),
 // takes kvm->slots_lock and synchronizes kvm->srcu, as the 2020 APICv toggle did. The grace period
 // would wait for vCPU 0's own read section forever.
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 // x2APIC through real vCPU workers (issue 5 item 4; SDM §11.12; KVM kvm_x2apic_msr_read/write):
 // the switch through IA32_APIC_BASE, the 32-bit ID and derived LDR, the ICR as one 64-bit MSR and its
 // read-back, the SELF IPI MSR, x2APIC destinations on the software path (hybrid AVIC intercepts every
-// x2APIC ICR write, spec §2.8; these runs set x2avic: false, test/smp/x2avic.test.ts covers x2AVIC), ESR by MSR, and the #GP rules, which stop the vCPU with a
+// x2APIC ICR write; these runs set x2avic: false, test/smp/x2avic.test.ts covers x2AVIC), ESR by MSR, and the #GP rules, which stop the vCPU with a
 // general-protection fault when the guest has no handler at vector 13 (these programs install none).
 import { describe, expect, it } from 'vitest';
 import { GuestFaultKind } from '../../src/guest/guest-fault.js';

@@ -1,4 +1,4 @@
-// x2AVIC through real vCPU workers (issue 5 item 4; spec §1.5, §1.6, §2.8): every vCPU switches to
+// x2AVIC through real vCPU workers (issue 5 item 4; avic_activate_vmcb, avic_kick_target_vcpus_fast): every vCPU switches to
 // x2APIC, then vCPU 0 sends physical, logical-cluster, broadcast and shorthand x2APIC IPIs by WRMSR
 // 0x830. With x2avic (the default) the hardware model delivers them (IRR set, doorbell rung); the
 // receivers spin (IsRunning stays 1, also across pause-loop yields), so no incomplete-IPI exit may

@@ -1,4 +1,4 @@
-// What the AVIC hardware does with a guest access to the APIC page (spec §1.2). The answer depends
+// What the AVIC hardware does with a guest access to the APIC page (AMD APM vol. 2, 15.29). The answer depends
 // only on the offset, the direction and, for EOI, on whether the highest in-service vector is
 // level-triggered, which is why the page is an argument. The classification does not act: the
 // caller performs the access (or not) and any follow-up, so this stays allocation-free.
@@ -11,9 +11,9 @@ export const ApicAccessKind = {
   Accelerated: 0,
   /** TPR write: the page is updated, then pending interrupts must be re-evaluated against PPR. */
   AcceleratedTaskPriority: 1,
-  /** EOI write with an edge-triggered (or no) vector in service: the EOI is done, no exit (§4 item 7). */
+  /** EOI write with an edge-triggered (or no) vector in service: the EOI is done, no exit (APM 15.29.9.2). */
   AcceleratedEndOfInterrupt: 2,
-  /** ICR low write: the AVIC IPI path (§1.6), which may end in an AVIC_INCOMPLETE_IPI exit. */
+  /** ICR low write: the AVIC IPI path (avic-ipi-delivery.ts), which may end in an AVIC_INCOMPLETE_IPI exit. */
   InterruptCommand: 3,
   /** Write reaches the page, then an AVIC_NOACCEL trap exit; software applies the side effects. */
   Trap: 4,
@@ -26,7 +26,7 @@ export type ApicAccessKind = (typeof ApicAccessKind)[keyof typeof ApicAccessKind
 const LAST_REGISTER_OFFSET = 0x3f0;
 
 /**
- * KVM's is_avic_unaccelerated_access_trap() (§1.2, all three avic.c versions): the writes that
+ * KVM's is_avic_unaccelerated_access_trap() (every avic.c version has the same list): the writes that
  * complete in the page and then trap. KVM's list also holds ICR low; here ICR low has its own
  * kind (InterruptCommand) because AVIC handles it before any NOACCEL exit could happen, and EOI
  * traps only when the in-service vector is level-triggered (see classifyApicAccess).
@@ -63,14 +63,14 @@ export function isAvicUnacceleratedAccessTrap(offset: number): boolean {
 export function classifyApicAccess(offset: number, isWrite: boolean, words: Int32Array, base: number): ApicAccessKind {
   if ((offset & 0xf) !== 0 || offset < 0 || offset > LAST_REGISTER_OFFSET) return ApicAccessKind.Fault;
   if (!isWrite) {
-    // The current count is computed by software from a clock the page does not hold [I, §1.2].
+    // The current count is computed by software from a clock the page does not hold (not in KVM's trap list, so a fault).
     return offset === ApicRegister.TimerCurrentCount ? ApicAccessKind.Fault : ApicAccessKind.Accelerated;
   }
   switch (offset) {
     case ApicRegister.TaskPriority:
       return ApicAccessKind.AcceleratedTaskPriority;
     case ApicRegister.EndOfInterrupt: {
-      // APM §15.29.9.2 as quoted in §1.2: a level-triggered in-service vector needs the
+      // AMD APM vol. 2, 15.29.9.2 (AVIC_NOACCEL): a level-triggered in-service vector needs the
       // hypervisor (IOAPIC EOI broadcast), so the write traps; otherwise hardware completes it.
       const inService = highestIsrVector(words, base);
       return inService >= 0 && isLevelTriggered(words, base, inService) ? ApicAccessKind.Trap : ApicAccessKind.AcceleratedEndOfInterrupt;
@@ -78,7 +78,7 @@ export function classifyApicAccess(offset: number, isWrite: boolean, words: Int3
     case ApicRegister.InterruptCommandLow:
       return ApicAccessKind.InterruptCommand;
     case ApicRegister.InterruptCommandHigh:
-      // Stored in the page with no exit: guests write it before every IPI (§1.2 [I]).
+      // Stored in the page with no exit: guests write it before every IPI (not in KVM's trap list).
       return ApicAccessKind.Accelerated;
     default:
       return isAvicUnacceleratedAccessTrap(offset) ? ApicAccessKind.Trap : ApicAccessKind.Fault;

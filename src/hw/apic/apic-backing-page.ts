@@ -1,4 +1,4 @@
-// The local APIC state machine over an AVIC backing page (spec §1.2, §1.3, §4 items 7-8; Intel SDM
+// The local APIC state machine over an AVIC backing page (AMD APM vol. 2, 15.29 and 16; Intel SDM
 // vol. 3 §11.8). A page is APIC_PAGE_WORDS Int32 words of `words` starting at `base` (a multiple of
 // 1024); the register at byte offset R is word base + (R >> 2).
 //
@@ -54,7 +54,7 @@ const LVT_WORDS = [
   ApicRegister.LvtError,
 ].map((offset) => offset >> 2);
 
-/** Word index, relative to the page, of the IRR/ISR/TMR word holding `vector` (§1.3). */
+/** Word index, relative to the page, of the IRR/ISR/TMR word holding `vector` (SDM vol. 3 §11.8.4). */
 function vectorWord(registerWord: number, vector: number): number {
   return registerWord + ((vector >>> 5) << 2);
 }
@@ -69,7 +69,7 @@ export function resetApicPage(words: Int32Array, base: number, id: ApicId): void
   words[base + SVR_WORD] = SVR_AFTER_FIRMWARE;
   for (const lvt of LVT_WORDS) words[base + lvt] = LVT_MASKED;
   // TPR, PPR, LDR, ESR, ISR, TMR and IRR are zero from the fill. The page is not yet visible to
-  // senders (its physical table entry is written after this, low word then high word, §2.2).
+  // senders (its physical table entry is written after this, low word then high word: O7 in docs/architecture.md#orderings).
 }
 
 function highestSetVector(words: Int32Array, firstWord: number, atomic: boolean): number {
@@ -101,7 +101,7 @@ export function processorPriority(words: Int32Array, base: number): number {
   return (taskPriority & 0xf0) >= inServiceClass ? taskPriority : inServiceClass;
 }
 
-/** Recomputes PPR, stores it in the page (where the guest reads it, §1.2) and returns it. */
+/** Recomputes PPR, stores it in the page (where the guest reads it) and returns it. */
 export function updateProcessorPriority(words: Int32Array, base: number): number {
   const priority = processorPriority(words, base);
   words[base + PPR_WORD] = priority;
@@ -114,7 +114,7 @@ export function isApicSoftwareEnabled(words: Int32Array, base: number): boolean 
 
 /**
  * The vector the APIC would deliver now, or -1: the highest IRR vector whose class (v >> 4) is
- * above the class of PPR, if the APIC is software-enabled (§1.3, §4 item 8). PPR is computed
+ * above the class of PPR, if the APIC is software-enabled (SDM vol. 3 §11.8.3). PPR is computed
  * fresh from TPR and ISR, so an accelerated TPR write takes effect even before the owner stores
  * PPR. RFLAGS.IF and interrupt shadows are the CPU's business, not checked here.
  */
@@ -125,7 +125,7 @@ export function pendingDeliverableVector(words: Int32Array, base: number): numbe
 }
 
 /**
- * INTA: moves `vector` from IRR to ISR and recomputes PPR (§1.3). IRR is cleared with Atomics.and
+ * INTA: moves `vector` from IRR to ISR and recomputes PPR (SDM vol. 3 §11.8.4). IRR is cleared with Atomics.and
  * because remote senders may be ORing other bits into the same word at this moment.
  */
 export function acknowledgeInterrupt(words: Int32Array, base: number, vector: number): void {
@@ -139,7 +139,7 @@ export function acknowledgeInterrupt(words: Int32Array, base: number, vector: nu
 /**
  * EOI: clears the highest ISR bit only, recomputes PPR and returns the completed vector, or -1
  * if nothing was in service. Ask isLevelTriggered(vector) before or after to decide whether the
- * EOI must be broadcast to the IOAPIC (§4 item 7); that keeps this call allocation-free.
+ * EOI must be broadcast to the IOAPIC (APM 15.29.9.2); that keeps this call allocation-free.
  */
 export function endOfInterrupt(words: Int32Array, base: number): number {
   const vector = highestIsrVector(words, base);
@@ -165,7 +165,7 @@ export function setTriggerMode(words: Int32Array, base: number, vector: number, 
 }
 
 /**
- * The hardware's atomic IRR set (§1.6 step 3, §4 item 1). Returns true if the bit was newly set,
+ * The hardware's atomic IRR set (APM 15.29; O1 in docs/architecture.md#orderings). Returns true if the bit was newly set,
  * false if it was already set (the request coalesced with a pending one). Seq-cst, so it is also
  * the full fence between "publish IRR" and the caller's next read of IsRunning or vCPU mode.
  * Vectors below FIRST_LEGAL_VECTOR are illegal; callers reject them before calling (AVIC exits

@@ -1,7 +1,7 @@
 // Software destination matching for the emulated IPI path: KVM's kvm_apic_match_dest with
 // kvm_apic_match_physical_addr / kvm_apic_match_logical_addr, xAPIC mode (Intel SDM vol. 3
 // §11.6.2). Used when the hypervisor emulates an ICR write (incomplete-IPI causes 0 and 2,
-// spec §1.7) and when it looks for the targets of a cause-1 exit (avic_kick_target_vcpus).
+// avic_incomplete_ipi_interception) and when it looks for the targets of a cause-1 exit (avic_kick_target_vcpus).
 // Pure booleans, no allocation.
 
 import { XAPIC_BROADCAST_ID } from './apic-id.js';

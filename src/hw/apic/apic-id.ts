@@ -1,4 +1,4 @@
-// APIC identifiers (spec §1.4, §1.5). Two different numbers are both called "APIC ID" in AVIC:
+// APIC identifiers (AMD APM vol. 2, 15.29; svm.h AVIC_PHYSICAL_ID_ENTRY_*). Two different numbers are both called "APIC ID" in AVIC:
 // the guest's physical APIC ID, which indexes the physical APIC ID table, and the host physical
 // APIC ID stored in a table entry, which names the host CPU to doorbell. They get different brands
 // so one is never passed where the other is meant.
@@ -8,16 +8,16 @@ declare const hostPhysicalApicIdBrand: unique symbol;
 
 /** Guest physical APIC ID: the index into the physical APIC ID table (KVM assumes == vCPU ID). */
 export type ApicId = number & { readonly [apicIdBrand]: true };
-/** Host physical APIC ID: bits 11:0 of a physical table entry; the doorbell's argument (§1.1). */
+/** Host physical APIC ID: bits 11:0 of a physical table entry; the doorbell's argument (AVIC doorbell MSR 0xC001011B). */
 export type HostPhysicalApicId = number & { readonly [hostPhysicalApicIdBrand]: true };
 
-/** Highest xAVIC physical table index; 0xFF is the xAPIC broadcast destination (§1.1). */
+/** Highest xAVIC physical table index; 0xFF is the xAPIC broadcast destination (svm.h AVIC_MAX_PHYSICAL_ID). */
 export const XAPIC_MAX_PHYSICAL_ID = 0xfe;
 /** xAPIC physical broadcast destination (ICR[63:56] = 0xFF). */
 export const XAPIC_BROADCAST_ID = 0xff;
-/** Highest x2AVIC physical table index (§1.1; the "4K" extension, 0xFFF, is not modelled). */
+/** Highest x2AVIC physical table index (svm.h X2AVIC_MAX_PHYSICAL_ID; the "4K" extension, 0xFFF, is not modelled). */
 export const X2AVIC_MAX_PHYSICAL_ID = 0x1ff;
-/** Width of the host physical APIC ID field in a table entry: GENMASK(11,0) (§1.4). */
+/** Width of the host physical APIC ID field in a table entry: GENMASK(11,0) (svm.h). */
 export const HOST_PHYSICAL_APIC_ID_MAX = 0xfff;
 
 /**
@@ -31,7 +31,7 @@ export function apicId(value: number): ApicId {
   return value as ApicId;
 }
 
-/** Checked constructor: 0..0xFFF, the width of the entry field (§1.4). */
+/** Checked constructor: 0..0xFFF, the width of the entry field (svm.h). */
 export function hostPhysicalApicId(value: number): HostPhysicalApicId {
   if (!Number.isInteger(value) || value < 0 || value > HOST_PHYSICAL_APIC_ID_MAX) {
     throw new RangeError(`not a host physical APIC ID: ${value}`);

@@ -1,5 +1,5 @@
 // The Destination Format Register's model and the logical broadcast (Intel SDM vol. 3 §11.6.2.2,
-// spec §1.5). Shared by the logical APIC ID table, the AVIC delivery and software matching.
+// KVM avic_get_logical_id_entry). Shared by the logical APIC ID table, the AVIC delivery and software matching.
 
 /** DFR[31:28]: the destination format model. Other values are reserved. */
 export const DestinationFormatModel = {
@@ -16,7 +16,7 @@ export function destinationFormatModel(dfr: number): DestinationFormatModel | -1
   return model === DestinationFormatModel.Flat || model === DestinationFormatModel.Cluster ? model : -1;
 }
 
-/** Cluster 15 is reserved for broadcast; no APIC can be a member of it (§1.5). */
+/** Cluster 15 is reserved for broadcast; no APIC can be a member of it (avic_get_logical_id_entry). */
 export const LOGICAL_BROADCAST_CLUSTER = 0xf;
 /** Logical destination 0xFF: broadcast in both models (KVM kvm_apic_broadcast). */
 export const LOGICAL_BROADCAST_DESTINATION = 0xff;

@@ -4,7 +4,7 @@
 // implementation being modelled and docs/amd-intel-differences.md lists the differences.
 //
 // The model avic-smp runs is ApicImplementation.KvmEmulated: the ICR is emulated by the hypervisor
-// (every non-Fixed IPI exits with cause 0 and KVM completes it, spec §1.6-§1.7), KVM clears BUSY
+// (every non-Fixed IPI exits with cause 0 and KVM completes it, avic_incomplete_ipi_interception), KVM clears BUSY
 // (it has no delay) and keeps ICR high bits 31:24 only. AmdAvic and IntelHardware are there so
 // tests and the conformance suite can state what the other answers would have been.
 //
@@ -38,7 +38,7 @@ export const X2APIC_ICR_LOW_RESERVED_MASK = (0xfff00000 | 0x00030000 | 0x0000200
  *   KvmEmulated, IntelHardware: BUSY reads 0 (KVM: "no delay, always clear the pending bit";
  *     Intel completes the send before the next read is observable to software that polls).
  *   AmdAvic: the written value, BUSY included; the hardware may also leave BUSY set after an
- *     incomplete-IPI exit (spec §1.6 step 5), so a caller modelling AVIC without KVM's fix-up
+ *     incomplete-IPI exit (avic_incomplete_ipi_interception's comment), so a caller modelling AVIC without KVM's fix-up
  *     passes `busyLeftSet` = true for that case. xapic_state_test masks BUSY on AVIC for this.
  * Reserved bits of ICR low read back as written in every model (KVM stores the whole word).
  */
@@ -52,7 +52,7 @@ export function xapicInterruptCommandLowAfterWrite(written: number, implementati
 /**
  * Value a later read of xAPIC ICR high (0x310) returns after the guest wrote `written`.
  * KvmEmulated and IntelHardware drop bits 23:0; AmdAvic keeps all 32 bits (the page is written
- * without an exit, spec §1.2; xapic_state_test "AVIC ... keeps ICR2[23:0]").
+ * without an exit, not in KVM's trap list; xapic_state_test "AVIC ... keeps ICR2[23:0]").
  */
 export function xapicInterruptCommandHighAfterWrite(written: number, implementation: ApicImplementation): number {
   if (implementation === ApicImplementation.AmdAvic) return written >>> 0;

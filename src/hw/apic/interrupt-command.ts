@@ -1,4 +1,4 @@
-// The xAPIC Interrupt Command Register (Intel SDM vol. 3 §11.6.1, figure 11-12; spec §1.6, §1.7).
+// The xAPIC Interrupt Command Register (Intel SDM vol. 3 §11.6.1, figure 11-12; AMD APM vol. 2, 15.29 for what AVIC does with it).
 // ICR is 64 bits split over two registers: ICR low (0x300) holds the command, ICR high (0x310) the
 // destination in bits 31:24. The field extractors below take one 32-bit half and return a number,
 // so the IPI hot path decodes without allocating; decodeInterruptCommand is the object form for
@@ -7,7 +7,7 @@
 
 /** ICR[10:8]: the message type. */
 export const DeliveryMode = {
-  /** Deliver the vector to every target; the only mode AVIC accelerates (§1.6 step 1). */
+  /** Deliver the vector to every target; the only mode AVIC accelerates (APM 15.29; incomplete-IPI cause 0 otherwise). */
   Fixed: 0,
   /** Deliver to the lowest-priority target; AVIC exits with cause 0. */
   LowestPriority: 1,
@@ -50,7 +50,7 @@ export type DestinationShorthand = (typeof DestinationShorthand)[keyof typeof De
 
 /** ICR[15]: trigger mode. */
 export const TriggerMode = {
-  /** Edge-triggered; the only trigger AVIC accelerates (§1.6 step 1). */
+  /** Edge-triggered; the only trigger AVIC accelerates (APM 15.29; incomplete-IPI cause 0 otherwise). */
   Edge: 0,
   /** Level-triggered; AVIC exits with cause 0. */
   Level: 1,
@@ -60,7 +60,7 @@ export type TriggerMode = (typeof TriggerMode)[keyof typeof TriggerMode];
 export const ICR_VECTOR_MASK = 0xff;
 export const ICR_DELIVERY_MODE_SHIFT = 8;
 export const ICR_DESTINATION_MODE_LOGICAL = 1 << 11;
-/** Delivery status: 1 = send pending. AVIC may leave it set on an exit; software clears it (§1.6 step 5). */
+/** Delivery status: 1 = send pending. AVIC may leave it set on an exit; software clears it (avic_incomplete_ipi_interception). */
 export const ICR_DELIVERY_STATUS_BUSY = 1 << 12;
 /** Level: 1 = assert (0 only meaningful for INIT level de-assert). */
 export const ICR_LEVEL_ASSERT = 1 << 14;
@@ -97,7 +97,7 @@ export function interruptCommandShorthand(low: number): DestinationShorthand {
   return ((low >>> ICR_SHORTHAND_SHIFT) & 3) as DestinationShorthand;
 }
 
-/** xAPIC destination (8 bits). x2AVIC would return the whole high half instead (§1.6 step 2). */
+/** xAPIC destination (8 bits). x2AVIC would return the whole high half instead (x2avic-ipi-delivery.ts). */
 export function interruptCommandDestination(high: number): number {
   return high >>> ICR_XAPIC_DESTINATION_SHIFT;
 }

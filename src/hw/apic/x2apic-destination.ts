@@ -49,8 +49,8 @@ export function matchesX2apicLogicalDestination(targetLdr: number, destination: 
 
 /**
  * Calls `visit(x2apicId)` for each x2APIC ID a logical destination names, lowest first: member
- * bit i of cluster c names ID c * 16 + i. This is x2AVIC's arithmetic (no logical table, spec
- * §1.5). The broadcast destination is not expanded: callers test for it first. Returns the count.
+ * bit i of cluster c names ID c * 16 + i. This is x2AVIC's arithmetic (no logical table; AMD APM
+ * vol. 2, 15.29). The broadcast destination is not expanded: callers test for it first. Returns the count.
  */
 export function forEachX2apicLogicalTarget(destination: number, visit: (x2apicId: number) => void): number {
   const cluster = x2apicLogicalCluster(destination >>> 0);

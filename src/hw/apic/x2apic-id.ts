@@ -1,5 +1,5 @@
 // x2APIC identifiers (Intel SDM vol. 3 §11.12.2 "x2APIC Register Availability" / §11.12.10.2
-// "Logical Destination Mode in x2APIC Mode"; spec §1.5 last paragraph). In x2APIC mode the APIC ID
+// "Logical Destination Mode in x2APIC Mode"; KVM avic_kick_target_vcpus_fast). In x2APIC mode the APIC ID
 // is 32 bits wide, read-only, and set by hardware from the initial APIC ID; the LDR is read-only
 // too and derived from the ID, which is why x2AVIC needs no logical APIC ID table.
 //
@@ -63,7 +63,7 @@ export function x2apicLogicalMembers(logicalDestination: number): number {
 
 /**
  * The x2APIC ID named by member bit `bit` (0..15) of cluster `cluster`: cluster * 16 + bit. This
- * is how x2AVIC turns a logical destination into physical table indices (spec §1.5; KVM
+ * is how x2AVIC turns a logical destination into physical table indices (APM 15.29; KVM
  * avic_kick_target_vcpus_fast). Callers walk the set bits of x2apicLogicalMembers(destination).
  */
 export function x2apicIdOfLogicalMember(cluster: number, bit: number): number {

@@ -1,4 +1,4 @@
-// The two AVIC #VMEXITs and their exit information (spec §1.1, §1.2, §1.7). EXITINFO1 and
+// The two AVIC #VMEXITs and their exit information (AMD APM vol. 2, 15.29; svm.h SVM_EXIT_AVIC_*). EXITINFO1 and
 // EXITINFO2 are 64-bit; they are kept as 32-bit halves in plain numbers so that producing an exit
 // on the IPI path allocates nothing. BigInt appears only in the test helper at the bottom.
 
@@ -14,7 +14,7 @@ export type AvicExitCode = (typeof AvicExitCode)[keyof typeof AvicExitCode];
 export const SVM_EXIT_AVIC_INCOMPLETE_IPI = AvicExitCode.IncompleteIpi;
 export const SVM_EXIT_AVIC_UNACCELERATED_ACCESS = AvicExitCode.UnacceleratedAccess;
 
-/** EXITINFO2[63:32] of an incomplete-IPI exit (§1.7). */
+/** EXITINFO2[63:32] of an incomplete-IPI exit (avic_incomplete_ipi_interception). */
 export const AvicIncompleteIpiCause = {
   /** AVIC_IPI_FAILURE_INVALID_INT_TYPE: not Fixed + edge; software emulates the whole IPI. */
   InvalidInterruptType: 0,
@@ -47,7 +47,7 @@ export class AvicExitInfo {
   exitInfo2Low = 0;
   exitInfo2High = 0;
 
-  /** §1.7: EXITINFO1 = the ICR (low, high); EXITINFO2 = cause << 32 | table index. */
+  /** avic_incomplete_ipi_interception: EXITINFO1 = the ICR (low, high); EXITINFO2 = cause << 32 | table index. */
   setIncompleteIpi(icrLow: number, icrHigh: number, cause: AvicIncompleteIpiCause, index: number): void {
     this.exitCode = AvicExitCode.IncompleteIpi;
     this.exitInfo1Low = icrLow >>> 0;
@@ -56,7 +56,7 @@ export class AvicExitInfo {
     this.exitInfo2High = cause;
   }
 
-  /** §1.2: EXITINFO1[11:4] = offset, EXITINFO1[32] = write; EXITINFO2[31:0] = "vector" (traced only). */
+  /** avic_unaccelerated_access_interception: EXITINFO1[11:4] = offset, EXITINFO1[32] = write; EXITINFO2[31:0] = "vector" (traced only). */
   setUnacceleratedAccess(offset: number, isWrite: boolean, vector: number): void {
     this.exitCode = AvicExitCode.UnacceleratedAccess;
     this.exitInfo1Low = offset & AVIC_UNACCEL_ACCESS_OFFSET_MASK;

@@ -1,7 +1,7 @@
-// What the AVIC hardware does when a guest writes ICR low with AVIC on (spec §1.6, §1.7, §1.9).
+// What the AVIC hardware does when a guest writes ICR low with AVIC on (AMD APM vol. 2, 15.29).
 // xAPIC destinations only; x2AVIC would change where the destination comes from (ICR high bits
 // 31:0), the broadcast ID (0xFFFFFFFF) and the logical path (arithmetic instead of the logical
-// table, §1.5), and nothing else, so those three places are the extension points.
+// table), and nothing else, so those three places are the extension points.
 //
 // The function runs in the sender's worker, millions of times a second: it allocates nothing,
 // uses no BigInt, and writes its result into a caller-owned AvicIpiOutcome. It acts on shared
@@ -10,10 +10,10 @@
 //
 // Two passes over the target set: first validate every target, then set IRR bits. Model choice
 // [I]: the hardware checks all targets before touching any IRR, so a cause-2 or cause-3 exit has
-// set nothing, and KVM's software re-emulation of cause 2 (§1.6 last paragraph) does not count
+// set nothing, and KVM's software re-emulation of cause 2 (avic_incomplete_ipi_interception) does not count
 // a delivery twice. If a target turns invalid between the passes (a concurrent LDR rewrite,
-// §4 item 11, or vCPU teardown) the second pass skips it and still reports cause 2/3, so software
-// re-emulates the whole IPI: re-setting IRR bits is idempotent (§4 item 4), a lost IPI is not.
+// O8 in docs/architecture.md#orderings, or vCPU teardown) the second pass skips it and still reports cause 2/3, so software
+// re-emulates the whole IPI: re-setting IRR bits is idempotent, a lost IPI is not.
 
 import { ApicPageWord, FIRST_LEGAL_VECTOR, setIrrAtomic } from '../apic/apic-backing-page.js';
 import { XAPIC_BROADCAST_ID, type ApicId, type HostPhysicalApicId } from '../apic/apic-id.js';
@@ -54,7 +54,7 @@ export interface AvicHardware {
   readonly pageWords: Int32Array;
   /** Word base in pageWords of the page at `backingPagePointer`, or -1 if it names none (cause 3). */
   resolveBackingPage(backingPagePointer: number): number;
-  /** MSR 0xC001011B: make that host CPU re-scan its running guest's IRR (§1.8). A hint only. */
+  /** MSR 0xC001011B: make that host CPU re-scan its running guest's IRR (avic_ring_doorbell). A hint only. */
   ringDoorbell(hostPhysicalApicId: HostPhysicalApicId): void;
 }
 
@@ -131,7 +131,7 @@ export function visitTarget(
   if (setIrrAtomic(hardware.pageWords, pageBase, vector)) outcome.accepted++;
   else outcome.coalesced++;
   if (index === sender) outcome.selfTargeted = true;
-  // IRR before IsRunning (§1.9, §4 item 1): the seq-cst Atomics.or above and this Atomics.load
+  // IRR before IsRunning (O1 in docs/architecture.md#orderings): the seq-cst Atomics.or above and this Atomics.load
   // form the sender's full fence; it pairs with the target's "clear IsRunning, then re-check
   // IRR" before it blocks. Either the target sees our bit, or we see IsRunning = 0 and exit.
   const runningHigh = table.loadHighWord(index);
@@ -139,14 +139,14 @@ export function visitTarget(
     if (outcome.notRunningTargets === 0 && outcome.exit === NO_EXIT) outcome.exitIndex = reportIndex;
     outcome.notRunningTargets++;
   } else if (index !== sender) {
-    // Never doorbell yourself (§1.8, commit 0532dd52dfec): the sender re-evaluates on return.
+    // Never doorbell yourself (avic_ring_doorbell, commit 0532dd52dfec): the sender re-evaluates on return.
     hardware.ringDoorbell(physicalEntryHostPhysicalApicId(table.loadLowWord(index)));
     outcome.doorbellsRung++;
   }
   return NO_EXIT;
 }
 
-/** Every Valid entry 0..maxPhysicalIndex (§1.6 step 2); invalid ones are skipped with no exit. */
+/** Every Valid entry 0..maxPhysicalIndex (avic_init_backing_page's comment); invalid ones are skipped with no exit. */
 export function visitAllValid(vector: number, sender: ApicId, excludeSelf: boolean, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
   const last = Math.min(hardware.maxPhysicalIndex, hardware.physicalTable.entryCount - 1);
   for (let index = 0; index <= last; index++) {
@@ -160,14 +160,14 @@ export function visitAllValid(vector: number, sender: ApicId, excludeSelf: boole
   return true;
 }
 
-/** One named physical destination: it must be Valid (§1.6 step 3). */
+/** One named physical destination: it must be Valid (else cause 2). */
 export function visitPhysical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
   const cause = visitTarget(destination, destination, vector, sender, hardware, outcome, pass);
   return cause === NO_EXIT || recordExit(outcome, cause, destination);
 }
 
 /**
- * Logical xAPIC destination through the logical table (§1.5, §1.6 step 2): flat, each set bit i
+ * Logical xAPIC destination through the logical table (avic_get_logical_id_entry): flat, each set bit i
  * of the MDA names entry i; cluster, each set bit b of MDA[3:0] names entry (MDA[7:4] * 4 + b).
  * Every named logical entry, and the physical entry it names, must be Valid, else cause 2 with
  * the logical index. The bits are walked lowest first without allocating.
@@ -244,7 +244,7 @@ function decodeTargetSet(icrLow: number, destination: number, senderPageBase: nu
   }
   // 0xFF is the logical broadcast in both models (SDM §11.6.2.2). In the flat model its eight
   // bits name entries 0..7, which is broadcast when eight vCPUs exist and cause 2 (software
-  // re-emulation) otherwise, as §1.6 describes; in the cluster model it would name the
+  // re-emulation) otherwise, as avic_incomplete_ipi_interception does; in the cluster model it would name the
   // reserved cluster 15, so it is decoded as broadcast [I].
   const model = destinationFormatModel(hardware.pageWords[senderPageBase + ApicPageWord.DestinationFormat] ?? 0);
   if (model === DestinationFormatModel.Flat) return TargetSet.LogicalFlat;
@@ -255,7 +255,7 @@ function decodeTargetSet(icrLow: number, destination: number, senderPageBase: nu
 }
 
 /**
- * What xAVIC and x2AVIC do first with an ICR write (§1.6 step 1 and the self shorthand): reset
+ * What xAVIC and x2AVIC do first with an ICR write (APM 15.29: Fixed and edge only; the self shorthand): reset
  * `outcome`; only Fixed + edge is accelerated (else cause 0), a vector below 16 is cause 4, and a
  * self IPI goes to the sender's own page with no table lookup, IsRunning check or doorbell. Returns
  * the vector when the destination still has to be walked, or -1 when the IPI is settled.
@@ -300,7 +300,7 @@ export function deliverAvicIpi(
   const set = decodeTargetSet(icrLow, destination, senderPageBase, hardware);
   if (!visitTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Validate)) return;
   visitTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Deliver);
-  // Step 4: some IRR bits landed in vCPUs that are not running; software must wake them (§1.7).
+  // Step 4: some IRR bits landed in vCPUs that are not running; software must wake them (avic_kick_target_vcpus).
   if (outcome.exit === NO_EXIT && outcome.notRunningTargets > 0) {
     outcome.exit = AvicIncompleteIpiCause.TargetNotRunning;
     if (set === TargetSet.AllIncludingSelf || set === TargetSet.AllExcludingSelf) outcome.exitIndex = 0;

@@ -1,11 +1,11 @@
-// The logical APIC ID table (spec §1.5, §4 item 11): 32-bit entries indexed from a logical APIC
+// The logical APIC ID table (AMD APM vol. 2, 15.29; svm.h AVIC_LOGICAL_ID_ENTRY_*): 32-bit entries indexed from a logical APIC
 // ID, each naming a guest physical APIC ID. xAPIC only; x2AVIC derives logical IDs from x2APIC IDs.
 //
-// Writers: the main thread only (it rebuilds the table when a guest LDR/DFR write traps, §2.7),
+// Writers: the main thread only (it rebuilds the table when a guest LDR/DFR write traps, kvm_recalculate_apic_map),
 // with Atomics.store. Readers: IPI senders, with Atomics.load. An LDR change first invalidates the
 // old index (atomic clear of bit 31), then stores the new one; a sender in that window sees the
 // old mapping or an invalid entry, and an invalid entry makes the IPI exit with cause 2, which
-// software re-emulates (§4 item 11).
+// software re-emulates (O8 in docs/architecture.md#orderings).
 
 import { DestinationFormatModel, LOGICAL_BROADCAST_CLUSTER, destinationFormatModel } from '../apic/destination-format.js';
 
@@ -13,7 +13,7 @@ import { DestinationFormatModel, LOGICAL_BROADCAST_CLUSTER, destinationFormatMod
 export const AVIC_LOGICAL_ID_ENTRY_GUEST_PHYSICAL_ID_MASK = 0xff;
 /** svm.h AVIC_LOGICAL_ID_ENTRY_VALID_MASK (bit 31). */
 export const AVIC_LOGICAL_ID_ENTRY_VALID_MASK = 1 << 31;
-/** The table is one 4 KiB page of 32-bit entries (§1.1); xAPIC uses indices 0..59. */
+/** The table is one 4 KiB page of 32-bit entries; xAPIC uses indices 0..59. */
 export const LOGICAL_APIC_ID_TABLE_ENTRIES = 1024;
 
 export interface LogicalApicIdTableEntry {
@@ -44,7 +44,7 @@ function singleBitPosition(bits: number): number {
 }
 
 /**
- * The table index for a vCPU's LDR under a DFR (KVM avic_get_logical_id_entry, §1.5), or -1 when
+ * The table index for a vCPU's LDR under a DFR (KVM avic_get_logical_id_entry), or -1 when
  * the LDR names no entry: a logical ID of zero or with several member bits (KVM refuses those,
  * is_power_of_2), cluster 15, or a reserved DFR model.
  *   flat:    index = position of the set bit in LDR[31:24] (0..7)
@@ -85,7 +85,7 @@ export class LogicalApicIdTable {
     Atomics.store(this.words, this.logicalBase + index, encodeLogicalApicIdTableEntry({ guestPhysicalApicId, isValid: true }));
   }
 
-  /** Main thread only: atomic clear of Valid (KVM avic_invalidate_logical_id_entry, §4 item 11). */
+  /** Main thread only: atomic clear of Valid (KVM avic_invalidate_logical_id_entry). */
   invalidate(index: number): void {
     this.checkIndex(index);
     Atomics.and(this.words, this.logicalBase + index, ~AVIC_LOGICAL_ID_ENTRY_VALID_MASK);

@@ -1,4 +1,4 @@
-// The physical APIC ID table (spec §1.4, §4 item 10): one 64-bit entry per guest physical APIC ID,
+// The physical APIC ID table (AMD APM vol. 2, 15.29; svm.h AVIC_PHYSICAL_ID_ENTRY_*): one 64-bit entry per guest physical APIC ID,
 // stored as two Int32 words (low word first) so that the hot fields can be read with plain Int32
 // atomics instead of BigInt64 ones, which allocate in Node 20 (architecture.md "Speed").
 //
@@ -11,11 +11,11 @@
 // least as new as the one stored before it: Valid implies the pointer is complete (creation), and
 // IsRunning = 1 implies the host ID of that load (vcpu load). Both stores and loads are seq-cst.
 // The sender's "IRR Atomics.or, then high-word Atomics.load" pairs with the owner's "clear
-// IsRunning (Atomics.store), then re-read IRR" before it blocks (§1.9, §4 items 1 and 3).
+// IsRunning (Atomics.store), then re-read IRR" before it blocks (O1, O7 in docs/architecture.md#orderings).
 //
 // Writers: the main thread writes a whole entry once, at vCPU creation, before the vCPU can be a
-// target (§2.2 step 4, §4 item 6); from then on the owning vCPU's worker writes IsRunning and the
-// host ID (§2.3 ownership rule). One exception models the 2016 RFC (spec §2.10): its vCPU creation
+// target (avic_init_backing_page); from then on the owning vCPU's worker writes IsRunning and the
+// host ID (avic_vcpu_put's ownership comment). One exception models the 2016 RFC (docs/lock-scenarios.md): its vCPU creation
 // re-pointed every existing entry at a re-initialised page while the owners ran. That writer and
 // the owner both change the low word with compare-exchange loops, so neither undoes the other.
 
@@ -32,7 +32,7 @@ export const AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH = 1 << 30;
 /** svm.h AVIC_PHYSICAL_ID_ENTRY_VALID_MASK (bit 63) = high word bit 31. */
 export const AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH = 1 << 31;
 
-/** Entries in the xAVIC/x2AVIC table region (indices 0..0x1FF, §1.1). */
+/** Entries in the xAVIC/x2AVIC table region (indices 0..0x1FF, svm.h X2AVIC_MAX_PHYSICAL_ID). */
 export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
 /** Int32 words per entry. */
 export const PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS = 2;
@@ -101,7 +101,7 @@ export function decodePhysicalApicIdTableEntry(low: number, high: number): Physi
   };
 }
 
-/** The 64-bit entry as a BigInt, for tests that check bit positions against the spec. */
+/** The 64-bit entry as a BigInt, for tests that check bit positions against svm.h. */
 export function physicalApicIdTableEntryToBigInt(low: number, high: number): bigint {
   return (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0);
 }
@@ -161,7 +161,7 @@ export class PhysicalApicIdTable {
   }
 
   /**
-   * Main thread, at vCPU creation (§2.2 step 4): low word, then high word. The entry must not be
+   * Main thread, at vCPU creation (avic_init_backing_page): low word, then high word. The entry must not be
    * Valid yet, so a reader sees either the old invalid high word or the new low word under it.
    */
   storeEntry(index: number, entry: PhysicalApicIdTableEntry): void {
@@ -172,9 +172,9 @@ export class PhysicalApicIdTable {
   }
 
   /**
-   * Owning vCPU only (vcpu load/put/blocking, §2.3): writes the host ID into the low word, then
+   * Owning vCPU only (avic_vcpu_load / avic_vcpu_put / avic_vcpu_blocking): writes the host ID into the low word, then
    * IsRunning into the high word, keeping Valid and the pointer. A put keeps the old host ID
-   * (§1.9 last point), so callers pass the current one. IsRunning changes with one atomic and/or
+   * (__avic_vcpu_put), so callers pass the current one. IsRunning changes with one atomic and/or
    * (seq-cst, so it still orders against the caller's IRR re-check). No allocation.
    */
   setIsRunning(index: number, isRunning: boolean, hostId: HostPhysicalApicId): void {
@@ -190,7 +190,7 @@ export class PhysicalApicIdTable {
   }
 
   /**
-   * Main thread, rfc-v2 only (spec §2.10): point a live entry at another backing page, keeping Valid,
+   * Main thread, rfc-v2 only (backing-page-policy.ts): point a live entry at another backing page, keeping Valid,
    * IsRunning and the host ID as the owner last wrote them. Only pointers that differ in address
    * bits 31:12 can be swapped this way (one word, one compare-exchange, no torn pointer); the caller
    * places both candidate pages under the same high word.

@@ -1,8 +1,8 @@
 // What x2AVIC hardware does on a guest WRMSR of the x2APIC ICR (MSR 0x830) or SELF IPI (0x83F)
-// when KVM runs the vCPU with int_ctl bits 31 and 30 set (spec §1.1, §1.5 last paragraph, §1.6,
-// §1.7). Everything except where the targets come from is the xAVIC algorithm, shared with
+// when KVM runs the vCPU with int_ctl bits 31 and 30 set (AMD APM vol. 2, 15.29; KVM
+// avic_activate_vmcb, avic_kick_target_vcpus_fast). Everything except where the targets come from is the xAVIC algorithm, shared with
 // avic-ipi-delivery.ts (visitTarget, visitAllValid, visitPhysical): the same two passes
-// (validate every target, then set IRR bits), the same IsRunning read after the IRR OR (§1.9),
+// (validate every target, then set IRR bits), the same IsRunning read after the IRR OR (O1 in docs/architecture.md#orderings),
 // the same "never doorbell yourself", the same incomplete-IPI causes 0-4.
 //
 // The three differences from xAVIC (svm.h X2AVIC_MAX_PHYSICAL_ID; KVM avic_kick_target_vcpus_fast
@@ -58,7 +58,7 @@ function decodeX2avicTargetSet(icrLow: number, destination: number): X2avicTarge
 }
 
 /**
- * Logical x2APIC destination by arithmetic (spec §1.5): member bit i of cluster c names physical
+ * Logical x2APIC destination by arithmetic (avic_kick_target_vcpus_fast): member bit i of cluster c names physical
  * index c * 16 + i; each must be a usable target, else cause 2 with that index. Lowest bit first.
  */
 function visitX2apicLogical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {

@@ -1,4 +1,4 @@
-// Physical APIC ID table sizes per AVIC mode (spec §1.1, §1.4, §1.7; svm.h AVIC_MAX_PHYSICAL_ID
+// Physical APIC ID table sizes per AVIC mode (AMD APM vol. 2, 15.29; svm.h AVIC_MAX_PHYSICAL_ID
 // and X2AVIC_MAX_PHYSICAL_ID; KVM avic_get_max_physical_id). xAVIC indexes 0..0xFE (0xFF is the
 // xAPIC broadcast); x2AVIC indexes 0..0x1FF in the same 4 KiB table of 8-byte entries; the newer
 // "4K" x2AVIC extension (0..0xFFF, 32 KiB) is not modelled. The VMCB max index is the highest
@@ -14,7 +14,7 @@ import { X2APIC_BROADCAST_ID } from '../apic/x2apic-id.js';
 export const AvicMode = {
   /** int_ctl bit 31 only: xAPIC guests, logical table in use. */
   Xavic: 0,
-  /** int_ctl bits 31 and 30: x2APIC guests, no logical table (IDs are arithmetic, spec §1.5). */
+  /** int_ctl bits 31 and 30: x2APIC guests, no logical table (IDs are arithmetic, avic_kick_target_vcpus_fast). */
   X2avic: 1,
 } as const;
 export type AvicMode = (typeof AvicMode)[keyof typeof AvicMode];

@@ -1,6 +1,6 @@
 ; broadcast.s: one sender (vCPU 0) broadcasts to VCPUS - 1 receivers that wait in a `sti; hlt` loop,
 ; and waits until every handler has run before the next broadcast. kvm-unit-tests apic.c's physical
-; broadcast test and QEMU ipi_pingpong's bcast_halt (peers-and-scenarios.md sections 1.3, 2.3).
+; broadcast test and QEMU ipi_pingpong's bcast_halt (docs/scenarios.md).
 ;
 ; Rounds alternate between the two ways to reach everyone:
 ;   even rounds: physical destination 0xFF (xAPIC broadcast: every vCPU, the sender included)

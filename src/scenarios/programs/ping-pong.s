@@ -1,5 +1,5 @@
 ; ping-pong.s: one sender (vCPU 0) and one target (vCPU 1) bounce IPIs, one in flight at a time.
-; QEMU's ipi_pingpong scenarios (peers-and-scenarios.md section 2.3); four patterns share it:
+; QEMU's ipi_pingpong scenarios (docs/scenarios.md); four patterns share it:
 ;
 ;   pattern         TARGET_HALTS  REPLY_IPI  WAIT_ASLEEP  the target...
 ;   ping-pong       0             1          0            spins with IF=1; its handler IPIs back (pong_spin)

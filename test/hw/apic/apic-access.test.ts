@@ -13,7 +13,7 @@ function makePage(): Int32Array {
 const write = (offset: number, words = makePage()): ApicAccessKind => classifyApicAccess(offset, true, words, 0);
 const read = (offset: number): ApicAccessKind => classifyApicAccess(offset, false, makePage(), 0);
 
-describe('AVIC handling of guest APIC page accesses (spec §1.2)', () => {
+describe('AVIC handling of guest APIC page accesses (APM 15.29, is_avic_unaccelerated_access_trap)', () => {
   it('writes to the 14 always-trapping registers of the KVM trap list reach the page and trap', () => {
     const trapList = [0x020, 0x0c0, 0x0d0, 0x0e0, 0x0f0, 0x280, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370, 0x380, 0x3e0];
     for (const offset of trapList) expect(write(offset), `offset 0x${offset.toString(16)}`).toBe(ApicAccessKind.Trap);

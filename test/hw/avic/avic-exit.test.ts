@@ -10,7 +10,7 @@ import {
   unacceleratedAccessOffset,
 } from '../../../src/hw/avic/avic-exit.js';
 
-describe('AVIC exit codes and exit info (spec §1.2, §1.7)', () => {
+describe('AVIC exit codes and exit info (svm.h SVM_EXIT_AVIC_*, avic_incomplete_ipi_interception)', () => {
   it('uses SVM exit codes 0x401 and 0x402 and causes 0..4', () => {
     expect(AvicExitCode.IncompleteIpi).toBe(0x401);
     expect(AvicExitCode.UnacceleratedAccess).toBe(0x402);

@@ -21,7 +21,7 @@ function fourRunning(): FakeAvicHardware {
   return hardware;
 }
 
-describe('cause 0: only Fixed + edge is accelerated (§1.6 step 1)', () => {
+describe('cause 0: only Fixed + edge is accelerated (APM 15.29)', () => {
   for (const deliveryMode of [DeliveryMode.Nmi, DeliveryMode.Init, DeliveryMode.StartUp, DeliveryMode.LowestPriority, DeliveryMode.Smi]) {
     it(`delivery mode ${deliveryMode} exits with InvalidInterruptType and sets nothing`, () => {
       const hardware = fourRunning();
@@ -268,7 +268,7 @@ describe('outcome reuse', () => {
 });
 
 describe('ordering and validation details', () => {
-  it('the IRR bit is already set when the doorbell rings (§4 item 1)', () => {
+  it('the IRR bit is already set when the doorbell rings (docs/architecture.md O1, O2)', () => {
     const seen: boolean[] = [];
     const hardware = fourRunning();
     hardware.ringDoorbell = (host) => {
@@ -295,7 +295,7 @@ describe('ordering and validation details', () => {
     const resolve = hardware.resolveBackingPage.bind(hardware);
     let calls = 0;
     hardware.resolveBackingPage = (pointer) => {
-      // Calls 1 and 2 validate targets 1 and 3; an LDR rewrite lands right after (§4 item 11).
+      // Calls 1 and 2 validate targets 1 and 3; an LDR rewrite lands right after (docs/architecture.md O8).
       if (++calls === 2) hardware.logicalTable.invalidate(3);
       return resolve(pointer);
     };

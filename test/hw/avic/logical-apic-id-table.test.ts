@@ -10,7 +10,7 @@ const FLAT = 0xffffffff | 0;
 const CLUSTER = 0x0fffffff;
 const ldr = (logicalId: number): number => (logicalId << 24) | 0;
 
-describe('logical APIC ID table entry (spec §1.5)', () => {
+describe('logical APIC ID table entry (svm.h AVIC_LOGICAL_ID_ENTRY_*, avic_get_logical_id_entry)', () => {
   it('holds the guest physical APIC ID in bits 7:0 and Valid in bit 31', () => {
     expect(encodeLogicalApicIdTableEntry({ guestPhysicalApicId: 0x5a, isValid: true }) >>> 0).toBe(0x8000_005a);
     expect(encodeLogicalApicIdTableEntry({ guestPhysicalApicId: 0x5a, isValid: false })).toBe(0x5a);

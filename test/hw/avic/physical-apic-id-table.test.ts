@@ -15,7 +15,7 @@ const entryBigInt = (entry: PhysicalApicIdTableEntry): bigint => physicalApicIdT
 
 const base: PhysicalApicIdTableEntry = { hostPhysicalApicId: hostPhysicalApicId(0), backingPagePointer: 0, isRunning: false, isValid: false };
 
-describe('physical APIC ID table entry layout (spec §1.4)', () => {
+describe('physical APIC ID table entry layout (svm.h AVIC_PHYSICAL_ID_ENTRY_*)', () => {
   it('IsRunning is bit 62 and Valid bit 63 of the physical APIC ID table entry', () => {
     expect(entryBigInt({ ...base, isRunning: true })).toBe(bit(62n));
     expect(entryBigInt({ ...base, isValid: true })).toBe(bit(63n));
@@ -54,7 +54,7 @@ describe('physical APIC ID table entry layout (spec §1.4)', () => {
     isValid: fc.boolean(),
   });
 
-  it('encode, BigInt and decode agree with the spec bit positions for every entry', () => {
+  it('encode, BigInt and decode agree with the svm.h bit positions for every entry', () => {
     fc.assert(
       fc.property(arbitraryEntry, (entry) => {
         const value = entryBigInt(entry);

@@ -11,7 +11,7 @@ import {
   vcpuCountFitsAvicMode,
 } from '../../../src/hw/avic/x2avic.js';
 
-describe('physical APIC ID table sizes per AVIC mode (spec §1.1)', () => {
+describe('physical APIC ID table sizes per AVIC mode (svm.h, avic_get_max_physical_id)', () => {
   it('xAVIC: indices 0..0xFE (255 entries; 0xFF is the broadcast); x2AVIC: 0..0x1FF (512)', () => {
     expect(maxPhysicalIndexFor(AvicMode.Xavic)).toBe(0xfe);
     expect(physicalTableEntriesFor(AvicMode.Xavic)).toBe(255);
