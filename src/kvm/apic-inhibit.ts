@@ -9,7 +9,8 @@
 //   * APIC_ID_MODIFIED while any xAPIC-mode vCPU's ID differs from its vCPU index (the AVIC tables
 //     assume ID == vCPU index); a rebuild that finds every ID back in place clears it;
 //   * LOGICAL_ID_ALIASED while the logical table cannot express the guest's logical IDs.
-// Readers: each sender, with one Atomics.load per ICR write (local-apic-emulation.ts).
+// Readers: each vCPU, with one Atomics.load per APIC access (LocalApicEmulation.#avicActive) and
+// under apicv_update_lock for read when it handles KVM_REQ_APICV_UPDATE.
 //
 // An activation change (the bitmap going from zero to non-zero or back) makes KVM_REQ_APICV_UPDATE
 // on every vCPU, as __kvm_set_or_clear_apicv_inhibit does (kvm_make_all_cpus_request). Each vCPU
