@@ -127,7 +127,7 @@ describe('avic-smp stress, human summary', () => {
     expect(out).toMatch(/^rate +[\d,]+ IPIs\/s delivered$/m);
     expect(out).toMatch(/^latency +p50 [\d.,]+ µs +p99 [\d.,]+ µs +max [\d.,]+ µs/m);
     expect(out).toMatch(/^exits +incomplete IPI: 0 invalid type \d+, 1 target not running [\d,]+, 2 invalid target \d+, 3 invalid backing page \d+, 4 vector < 16 \d+$/m);
-    expect(out).toMatch(/NOACCEL: trap \d+, fault \d+ +HLT [\d,]+/);
+    expect(out).toMatch(/NOACCEL: trap \d+, fault \d+ +APIC MMIO emulated \(AVIC inhibited\) [\d,]+ +HLT [\d,]+/);
     expect(out).toMatch(/^doorbells +[\d,]+ +wake-ups [\d,]+/m);
     expect(out).toMatch(/^ {2}✓ no IPI lost: /m);
     expect(out).not.toContain('✗');
