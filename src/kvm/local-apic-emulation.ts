@@ -21,7 +21,7 @@ import { x2apicStateOnEntry } from '../hw/apic/apic-base.js';
 import { AvicIncompleteIpiCause } from '../hw/avic/avic-exit.js';
 import { ApicRegister } from '../hw/apic/apic-register.js';
 import { VcpuRequest, VcpuWaitReason } from './vcpu-run-state.js';
-import { KVM_LOCK_TIMEOUT_MS } from './kvm-locks.js';
+import { VcpuApicv } from './apic-inhibit.js';
 import { ApicImplementation, xapicInterruptCommandHighAfterWrite } from '../hw/apic/interrupt-command-readback.js';
 import { TraceEventKind } from './trace-recorder.js';
 import { SoftwareIpiPath } from './apic-software-ipi.js';
@@ -44,9 +44,8 @@ export class LocalApicEmulation {
   readonly #apicModeIndex: number;
   /** This vCPU's mode, cached: only this worker writes the control-block word. */
   #x2apic = false;
-  /** KVM's apic->apicv_active: whether this vCPU runs with AVIC (owner only; see updateApicv). */
-  #apicvActive: boolean;
-  readonly #requests: number;
+  /** KVM's apic->apicv_active and KVM_REQ_APICV_UPDATE for this vCPU (apic-inhibit.ts). */
+  readonly #apicv: VcpuApicv;
   readonly #software: SoftwareIpiPath;
 
   constructor(vcpu: Vcpu) {
@@ -58,8 +57,7 @@ export class LocalApicEmulation {
     this.#pendingErrors = memory.controlBlockIndex(vcpu.index, 'pendingErrorStatus');
     this.#apicModeIndex = memory.controlBlockIndex(vcpu.index, 'apicMode');
     this.#x2apic = Atomics.load(this.#control, this.#apicModeIndex) === VcpuApicMode.X2apic;
-    this.#requests = memory.controlBlockIndex(vcpu.index, 'requests');
-    this.#apicvActive = Atomics.load(this.#control, this.#inhibits) === 0;
+    this.#apicv = new VcpuApicv(vcpu);
     this.#software = new SoftwareIpiPath(vcpu);
     this.#software.x2apic = this.#x2apic;
   }
@@ -78,45 +76,12 @@ export class LocalApicEmulation {
   }
 
   get apicvActive(): boolean {
-    return this.#apicvActive;
+    return this.#apicv.active;
   }
 
-  /**
-   * Whether AVIC handles this vCPU's next APIC access, at that access (guest mode). KVM's
-   * KVM_REQ_APICV_UPDATE waits until every vCPU has left guest mode, and each handles it before it
-   * runs guest code again; so an access that finds the bitmap changed under it first does what that
-   * request would have done (pairs with the main thread's "store the bitmap, then request").
-   */
-  #avicActive(): boolean {
-    const active = Atomics.load(this.#control, this.#inhibits) === 0;
-    if (active !== this.#apicvActive) {
-      this.#vcpu.beginExitHandling();
-      this.updateApicv();
-      this.#vcpu.endExitHandling();
-    }
-    return this.#apicvActive;
-  }
-
-  /**
-   * KVM_REQ_APICV_UPDATE (kvm_vcpu_update_apicv): clear the request, then under apicv_update_lock
-   * for read (__kvm_vcpu_update_apicv, inside the vCPU's SRCU read section) take the VM's state and,
-   * if it changed, refresh this vCPU's (avic_refresh_apicv_exec_ctrl): IsRunning set again on
-   * activation (__avic_vcpu_load), cleared on deactivation (__avic_vcpu_put).
-   */
+  /** KVM_REQ_APICV_UPDATE (kvm_vcpu_update_apicv): see VcpuApicv.update. */
   updateApicv(): void {
-    const vcpu = this.#vcpu;
-    Atomics.and(this.#control, this.#requests, ~VcpuRequest.ApicvUpdate);
-    const lock = vcpu.locks.apicvUpdateLock;
-    lock.readLock('__kvm_vcpu_update_apicv: down_read', KVM_LOCK_TIMEOUT_MS);
-    try {
-      const active = Atomics.load(this.#control, this.#inhibits) === 0;
-      if (active === this.#apicvActive) return;
-      this.#apicvActive = active;
-      if (active) vcpu.vcpuLoad();
-      else vcpu.vcpuPut();
-    } finally {
-      lock.readUnlock();
-    }
+    this.#apicv.update();
   }
 
   read(offset: number): number {
@@ -131,7 +96,7 @@ export class LocalApicEmulation {
       vcpu.cpu.raiseFault(GuestFaultKind.InvalidApicAccess, `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`);
       return 0;
     }
-    if (!this.#avicActive()) return this.#emulateMmioAccess(offset, isWrite, value);
+    if (!this.#apicv.current()) return this.#emulateMmioAccess(offset, isWrite, value);
     const kind = vcpu.classifyAccess(offset, isWrite);
     switch (kind) {
       case ApicAccessKind.Accelerated:
@@ -240,7 +205,7 @@ export class LocalApicEmulation {
    * AVIC off (then KVM intercepts the x2APIC MSRs again and emulates them).
    */
   get x2avicAccelerates(): boolean {
-    return this.#x2apic && this.#vcpu.startup.x2avic && this.#avicActive();
+    return this.#x2apic && this.#vcpu.startup.x2avic && this.#apicv.current();
   }
 
   /**
