@@ -5,7 +5,6 @@
 
 import os from 'node:os';
 import { Piscina } from 'piscina';
-import { GuestMemoryAccess } from '../guest/guest-memory-access.js';
 import { sourceOf, type ProgramImage } from '../guest/assembler-program-image.js';
 import type { FaultSource } from '../guest/guest-fault.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../memory/memslot.js';
@@ -20,31 +19,13 @@ import { VcpuCreation } from './vcpu-creation.js';
 import { buildVmReport, finalExit, type VmExit, type VmReport } from './vm-report.js';
 import { workerEntryUrl } from './worker-entry.js';
 import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
+import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
 import { VcpuWatchdog, allVcpusIdle, describeVcpu } from './vm-watchdog.js';
 import { hostRunTimeSource } from './vcpu-run-time.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
 import type { VcpuExitReport, VcpuStartup } from './vcpu.js';
 
-export { VmConfigError, type VmConfig };
-
-/**
- * A program given piece by piece (kept for callers that assemble elsewhere); Vm.loadProgram also takes
- * a ProgramImage from assemble() as it is, which is the usual way.
- */
-export interface ProgramLoad {
-  readonly origin: number;
-  readonly bytes: Uint8Array;
-  /** Entry point for every vCPU without its own. */
-  readonly entryPoint?: number;
-  /**
-   * Per-vCPU entry points (vCPU index -> address). A vCPU with neither its own entry nor the default
-   * one is an application processor: it waits for INIT and a start-up IPI, as on a PC.
-   */
-  readonly perVcpuEntryPoints?: ReadonlyMap<number, number>;
-}
-
-/** #entryPoints value of a vCPU without an entry point: it starts in wait-for-SIPI. */
-const WAIT_FOR_START_UP = -1;
+export { VmConfigError, type VmConfig, type ProgramLoad };
 
 export interface RunOptions {
   /** Run for this long, then stop (the guest need not finish). */
@@ -171,24 +152,8 @@ export class Vm {
    */
   loadProgram(image: ProgramImage | ProgramLoad): void {
     if (this.#started) throw new VmConfigError('load the program before the VM runs');
-    const program: ProgramLoad = 'entryPoints' in image
-      ? { origin: image.origin, bytes: image.bytes, entryPoint: image.entryPoints.default, perVcpuEntryPoints: image.entryPoints.perVcpu }
-      : image;
-    const access = new GuestMemoryAccess(this.memory.buffers.ram);
-    access.setWindows(this.#memslots.set.slots.filter((slot) => slot.kind === MemslotKind.ram));
-    const end = program.origin + program.bytes.length;
-    const stackFloor = this.config.memoryBytes - this.config.maxVcpus * this.config.stackBytesPerVcpu;
-    if (end > stackFloor) {
-      throw new VmConfigError(`the program (0x${program.origin.toString(16)}-0x${end.toString(16)}) overlaps the vCPU stacks, which start at 0x${stackFloor.toString(16)}; give the VM more memory`);
-    }
-    if (!access.load(program.origin, program.bytes)) throw new VmConfigError(`the program at 0x${program.origin.toString(16)} does not fit in guest RAM`);
-    const entries = Array.from({ length: this.config.maxVcpus }, (_, vcpu) => program.perVcpuEntryPoints?.get(vcpu) ?? program.entryPoint);
-    if (entries.every((entry) => entry === undefined)) {
-      throw new VmConfigError('no vCPU has an entry point: add ".entry <label>" (all vCPUs start there) or ".entry <label>, 0" (only the bootstrap vCPU starts; the others wait for INIT and start-up IPIs)');
-    }
-    // A vCPU with an entry point starts there at once (stress programs start every vCPU this way);
-    // one without is an application processor in wait-for-SIPI until the guest brings it up.
-    for (const [vcpu, entry] of entries.entries()) this.#entryPoints[vcpu] = entry ?? WAIT_FOR_START_UP;
+    const ramSlots = this.#memslots.set.slots.filter((slot) => slot.kind === MemslotKind.ram);
+    this.#entryPoints = loadProgramIntoRam(this.memory.buffers.ram, ramSlots, this.config, image);
     this.#programLoaded = true;
     this.#image = 'entryPoints' in image ? image : undefined;
   }
