@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Vm } from '../src/index.js';
-import { VcpuRunState } from '../src/kvm/vcpu-run-state.js';
+import { VcpuRunState } from '../src/kvm/control/vcpu-run-state.js';
 import { main } from './lib/harness.js';
 import { assembleProgram } from './lib/guest.js';
 import { waitQuiet, withOtherLoad } from './lib/machine.js';

@@ -1,8 +1,8 @@
 // One call from assembly source to a report: assemble, create the VM, load, run.
 
 import { assemble, formatDiagnostic, type IncludeReader, type ProgramImage } from './guest/assembler.js';
-import { Vm, type RunOptions, type StartOptions, type VmConfig } from './kvm/vm.js';
-import type { VmReport } from './kvm/vm-report.js';
+import { Vm, type RunOptions, type StartOptions, type VmConfig } from './kvm/vm/vm.js';
+import type { VmReport } from './kvm/report/vm-report.js';
 
 export interface RunProgramOptions extends VmConfig, RunOptions, StartOptions {
   readonly source: string;

@@ -3,7 +3,7 @@
 // again after being required". A CommonJS entry that require() loads cleanly and that reaches the
 // ESM vCPU code only through import() takes that path away. Wiring only.
 
-import type { VcpuExitReport, VcpuStartup } from '../src/kvm/vcpu.js';
+import type { VcpuExitReport, VcpuStartup } from '../src/kvm/vcpu/vcpu.js';
 
 module.exports = async function runVcpuTask(startup: VcpuStartup): Promise<VcpuExitReport> {
   const { default: runVcpu } = (await import('./vcpu-worker.js')) as { default: (startup: VcpuStartup) => VcpuExitReport };

@@ -1,6 +1,6 @@
 // piscina task module: one task is one vCPU, for the VM's whole life. Wiring only.
-import { Vcpu, type VcpuExitReport, type VcpuStartup } from '../src/kvm/vcpu.js';
-import { currentHostThreadId } from '../src/kvm/vcpu-run-time.js';
+import { Vcpu, type VcpuExitReport, type VcpuStartup } from '../src/kvm/vcpu/vcpu.js';
+import { currentHostThreadId } from '../src/kvm/vm/vcpu-run-time.js';
 
 export default function runVcpu(startup: VcpuStartup): VcpuExitReport {
   const vcpu = new Vcpu(startup);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assemble, formatDiagnostic, Vm, type VmConfig, type VmReport } from '../../src/index.js';
 import type { ProgramImage } from '../../src/guest/assembler.js';
-import { VcpuRunState } from '../../src/kvm/vcpu-run-state.js';
+import { VcpuRunState } from '../../src/kvm/control/vcpu-run-state.js';
 import { SCENARIOS } from '../../src/scenarios/catalogue.js';
 import { assembleScenario, runScenario, STOP_REQUESTED_SYMBOL } from '../../src/scenarios/run-scenario.js';
 import { resolveParameters } from '../../src/scenarios/scenario-parameters.js';

@@ -1,6 +1,6 @@
 // The human form of a run report: a summary, then one row per vCPU.
 
-import type { IpiBalance, VmReport } from '../kvm/vm-report.js';
+import type { IpiBalance, VmReport } from '../kvm/report/vm-report.js';
 import { formatCount, formatTable } from './text-table.js';
 
 const number = formatCount;

@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { positiveInteger, positiveNumber } from './arguments.js';
 import { formatRunReport } from './format-report.js';
 import { AssemblyFailed, runProgram } from '../run-program.js';
-import { VmConfigError } from '../kvm/vm.js';
+import { VmConfigError } from '../kvm/vm/vm.js';
 import { ScenarioParameterError } from '../scenarios/run-scenario.js';
 import { BadInput } from './bad-input.js';
 import { includeFilesRelativeTo } from '../host/include-files.js';
@@ -15,7 +15,7 @@ import { addConformanceCommand } from './conformance-command.js';
 import { addScaleCommand } from './scale-command.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
 import { lockdepOption, patternsHelp, policyOption, x2avicOption } from './scenario-options.js';
-import type { BackingPagePolicyName } from '../kvm/backing-page-policy.js';
+import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
 

@@ -5,7 +5,7 @@
 //
 // 1.00 means each vCPU keeps the throughput it had at n0; 0.50 means it halved.
 
-import type { LatencySummary } from '../kvm/latency-histogram.js';
+import type { LatencySummary } from '../kvm/report/latency-histogram.js';
 import type { ScenarioResult } from '../scenarios/scenario.js';
 import { incompleteIpiExits } from './stress-summary.js';
 import { formatCount, formatMicroseconds, formatRatio, formatTable } from './text-table.js';

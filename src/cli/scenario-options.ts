@@ -2,8 +2,8 @@
 // the VM switches, and how they become runScenario()'s parameters and VM configuration.
 
 import { Option } from 'commander';
-import type { VmConfig } from '../kvm/vm.js';
-import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../kvm/backing-page-policy.js';
+import type { VmConfig } from '../kvm/vm/vm.js';
+import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { SCENARIOS } from '../scenarios/catalogue.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
 import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './arguments.js';

@@ -1,8 +1,8 @@
 // The result of `avic-smp stress`: one object, printed as JSON by --json and as a summary plus a
 // per-vCPU table otherwise. Names follow VmReport (exit causes, IPI balance) so the two read alike.
 
-import type { LatencySummary } from '../kvm/latency-histogram.js';
-import type { IpiBalance, VmExit, VmReport } from '../kvm/vm-report.js';
+import type { LatencySummary } from '../kvm/report/latency-histogram.js';
+import type { IpiBalance, VmExit, VmReport } from '../kvm/report/vm-report.js';
 import type { ScenarioCheck, ScenarioResult } from '../scenarios/scenario.js';
 import { formatCount, formatMicroseconds, formatTable } from './text-table.js';
 

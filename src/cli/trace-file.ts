@@ -3,7 +3,7 @@
 // the whole trace would build a string of hundreds of megabytes, close to V8's string limit.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { ChromeTrace } from '../kvm/chrome-trace.js';
+import type { ChromeTrace } from '../kvm/report/chrome-trace.js';
 import { outputFileError } from './output-file.js';
 
 const FLUSH_CHARACTERS = 1 << 20;

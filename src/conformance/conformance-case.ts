@@ -7,8 +7,8 @@
 // A case states what real hardware does (the architectural interface), not what the emulator does
 // today: a case for a feature the emulator lacks fails, with a detail that says what went wrong.
 
-import type { VmConfig } from '../kvm/vm.js';
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmConfig } from '../kvm/vm/vm.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 
 export interface CaseVerdict {
   readonly ok: boolean;

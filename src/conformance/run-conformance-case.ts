@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
 import { packageRoot } from '../host/package-root.js';
-import { Vm } from '../kvm/vm.js';
-import type { VmReport } from '../kvm/vm-report.js';
+import { Vm } from '../kvm/vm/vm.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import type { CaseVerdict, ConformanceCase } from './conformance-case.js';
 
 export interface ConformanceResult {

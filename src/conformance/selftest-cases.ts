@@ -1,7 +1,7 @@
 // The remaining apic.c scenarios that change APIC IDs or need the timer, kvm-unit-tests x86/smptest.c,
 // and the KVM selftests xapic_state_test and recalc_apic_map_test, as guest programs.
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { everyVcpuSlot, expectSlots, fail, pass, slot, type CaseVerdict, type ConformanceCase } from './conformance-case.js';
 
 const APIC_C = 'kvm-unit-tests x86/apic.c';

@@ -5,7 +5,7 @@
 import { LockWaitAborted } from '../lockdep/index.js';
 import { LockMode } from '../lockdep/lockdep-layout.js';
 import { HANG_BOUND_MS } from './lock-replays-vcpu.js';
-import { KVM_LOCK_TIMEOUT_MS } from './kvm-locks.js';
+import { KVM_LOCK_TIMEOUT_MS } from './control/kvm-locks.js';
 import type { MainReplay } from './lock-replays.js';
 
 /** A guest-physical range no program uses (the RAM slot covers guest memory from 0). */

@@ -14,7 +14,7 @@
 // them. A vCPU part starts only after main set `mainReady`, if the replay has a main side.
 
 import { LockMode, LockWaitAborted, LockWaitTimeout, setWord, waitForWordBlocking, type InstrumentedMutex } from '../lockdep/index.js';
-import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from './kvm-locks.js';
+import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from './control/kvm-locks.js';
 import { handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
 
 /** How long one side waits for the other's handshake before calling the replay broken. */

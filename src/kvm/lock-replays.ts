@@ -15,13 +15,13 @@
 
 import { LockWaitAborted, setWord, waitCycleClasses, waitForWordAsync, type InstrumentedMutex, type Lockdep } from '../lockdep/index.js';
 import { LockMode } from '../lockdep/lockdep-layout.js';
-import type { KvmLocks } from './kvm-locks.js';
+import type { KvmLocks } from './control/kvm-locks.js';
 import { handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
 import { HANDSHAKE_TIMEOUT_MS, HANG_BOUND_MS, replayVcpus, type VcpuLockReplayName } from './lock-replays-vcpu.js';
 import { memslotChurn, rfcV2HotAddMain, s4Main, s5Main } from './lock-replays-main.js';
-import type { VmConfig } from './vm-config.js';
-import type { IpiBalance, VmReport } from './vm-report.js';
-import { Vm } from './vm.js';
+import type { VmConfig } from './vm/vm-config.js';
+import type { IpiBalance, VmReport } from './report/vm-report.js';
+import { Vm } from './vm/vm.js';
 
 export type LockVerdict = 'possible-deadlock' | 'deadlock' | 'clean';
 

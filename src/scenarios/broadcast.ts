@@ -1,7 +1,7 @@
 // broadcast: physical broadcast (destination 0xFF) and the all-excluding-self shorthand from vCPU 0
 // to VCPUS - 1 receivers halted in sti;hlt; the sender waits for every handler (programs/broadcast.s).
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { check, commonChecks, everyVcpu, range, slot } from './scenario-checks.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

@@ -1,7 +1,7 @@
 // halter-sender: the KVM selftest xapic_ipi_test (programs/halter-sender.s): IPIs sent, received,
 // halts and wake-ups must all agree, and every IPI must wake its halter within a bound.
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { check, commonChecks, everyVcpu, range, slot, slotSum } from './scenario-checks.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

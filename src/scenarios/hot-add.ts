@@ -2,7 +2,7 @@
 // backing-page policy nothing may be lost; under rfc-v2 each addition re-initialises every backing
 // page under running senders, and the report's IPI balance and vcpuCreation section show the cost.
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { check, commonChecks, everyVcpu, range, slot, slotSum } from './scenario-checks.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

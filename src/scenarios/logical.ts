@@ -2,7 +2,7 @@
 // pattern (programs/logical.s). `logical` picks the flat model up to 8 vCPUs and the cluster model
 // above; the other two force a model.
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { check, commonChecks, everyVcpu, range, slot, slotSum } from './scenario-checks.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

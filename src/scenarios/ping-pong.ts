@@ -2,7 +2,7 @@
 // running or halted, answering with an IPI or with a store (programs/ping-pong.s). QEMU's
 // ipi_pingpong pong_spin, pong_halt, ack_spin and ack_halt (docs/scenarios.md).
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { check, commonChecks, slot } from './scenario-checks.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
 import { includeFilesRelativeTo } from '../host/include-files.js';
 import { packageRoot } from '../host/package-root.js';
-import { Vm, type VmConfig } from '../kvm/vm.js';
+import { Vm, type VmConfig } from '../kvm/vm/vm.js';
 import { resolveParameters, scenarioDefines } from './scenario-parameters.js';
 import type { ScenarioDefinition, ScenarioParameters, ScenarioResult } from './scenario.js';
 

@@ -7,7 +7,7 @@
 // so the guest's own bookkeeping can be held against the emulator's counters: a check fails if the
 // two disagree, whichever of them is wrong.
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { ipiBudget, UNLIMITED_IPIS } from './scenario-parameters.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

@@ -2,8 +2,8 @@
 // host side: how the user's parameters become assembler constants and a VM configuration, and the
 // checks that decide whether the run was right. The runner (run-scenario.ts) is shared.
 
-import type { VmConfig } from '../kvm/vm.js';
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmConfig } from '../kvm/vm/vm.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 
 export interface ScenarioParameters {
   readonly vcpus: number;

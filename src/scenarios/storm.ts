@@ -1,6 +1,6 @@
 // storm: every vCPU sends to seeded pseudo-random other vCPUs, all to all (programs/storm.s).
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { check, commonChecks, everyVcpu, range, slot, slotSum } from './scenario-checks.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

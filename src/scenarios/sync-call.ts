@@ -1,7 +1,7 @@
 // sync-call: kvm-unit-tests' vmexit `ipi`: synchronous cross-vCPU calls (on_cpu) from vCPU 0 to
 // vCPUs idling in sti;hlt, round robin (programs/sync-call.s).
 
-import type { VmReport } from '../kvm/vm-report.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import { check, commonChecks, everyVcpu, range, slot, slotSum } from './scenario-checks.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 

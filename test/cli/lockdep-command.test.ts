@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { formatIpiBalance } from '../../src/cli/format-report.js';
 import { formatLockdepResult, lockdepExitStatus, type LockdepCommandResult } from '../../src/cli/lockdep-command.js';
-import type { IpiBalance } from '../../src/kvm/vm-report.js';
+import type { IpiBalance } from '../../src/kvm/report/vm-report.js';
 
 const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 

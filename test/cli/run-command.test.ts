@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { VmReport } from '../../src/kvm/vm-report.js';
+import type { VmReport } from '../../src/kvm/report/vm-report.js';
 
 const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/cli/', import.meta.url));

@@ -2,7 +2,7 @@
 // or any failed check fails the run), the units, and the ✓/✗ check lines.
 
 import { describe, expect, it } from 'vitest';
-import type { VmReport } from '../../src/kvm/vm-report.js';
+import type { VmReport } from '../../src/kvm/report/vm-report.js';
 import type { ScenarioResult } from '../../src/scenarios/scenario.js';
 import { formatStressSummary, summarizeStress } from '../../src/cli/stress-summary.js';
 import { formatMicroseconds } from '../../src/cli/text-table.js';

@@ -1,7 +1,7 @@
 // The checks can fail: fed a doctored copy of a real report, the check that guards the doctored fact
 // (and only a failing result) comes back.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { VmReport } from '../../src/kvm/vm-report.js';
+import type { VmReport } from '../../src/kvm/report/vm-report.js';
 import { SCENARIOS } from '../../src/scenarios/catalogue.js';
 import { runScenario } from '../../src/scenarios/run-scenario.js';
 import type { ScenarioParameters } from '../../src/scenarios/scenario.js';

@@ -3,8 +3,8 @@
 // flight sets APIC_ID_MODIFIED and every later ICR write is emulated, so IPIs to the new ID reach
 // their vCPU and none is lost; aliased logical IDs set LOGICAL_ID_ALIASED while they last.
 import { describe, expect, it } from 'vitest';
-import { ApicvInhibitReason, apicvInhibitReasons } from '../../src/kvm/apic-inhibit.js';
-import type { VmReport } from '../../src/kvm/vm-report.js';
+import { ApicvInhibitReason, apicvInhibitReasons } from '../../src/kvm/control/apic-inhibit.js';
+import type { VmReport } from '../../src/kvm/report/vm-report.js';
 import { createGuestVm, summary } from './smp-support.js';
 import { ipiBalance } from './ipi-forms-program.js';
 

@@ -5,8 +5,8 @@
 // (sti; hlt); the main thread pokes it thousands of times, checks the guest never passed the HLT,
 // then has vCPU 1 send an NMI, which must end the HLT.
 import { describe, expect, it } from 'vitest';
-import { VcpuRequest, VcpuRunState } from '../../src/kvm/vcpu-run-state.js';
-import type { Vm } from '../../src/kvm/vm.js';
+import { VcpuRequest, VcpuRunState } from '../../src/kvm/control/vcpu-run-state.js';
+import type { Vm } from '../../src/kvm/vm/vm.js';
 import { createGuest, summary } from './smp-support.js';
 
 const POKES = 2000;

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { assembleScenario, runScenario } from '../../src/scenarios/run-scenario.js';
 import { resolveParameters } from '../../src/scenarios/scenario-parameters.js';
-import { Vm } from '../../src/kvm/vm.js';
+import { Vm } from '../../src/kvm/vm/vm.js';
 import { hotAdd } from '../../src/scenarios/hot-add.js';
 import { summary } from './smp-support.js';
 

@@ -3,7 +3,7 @@
 // destinations; the shorthands and broadcasts; the level and trigger bits; ESR on both sides of an
 // illegal vector. The AVIC inhibits (APIC ID relocation, aliased logical IDs) are apic-inhibit.test.ts.
 import { describe, expect, it } from 'vitest';
-import type { VmReport } from '../../src/kvm/vm-report.js';
+import type { VmReport } from '../../src/kvm/report/vm-report.js';
 import { runGuest, summary } from './smp-support.js';
 import { ALL_EXCLUDING, ALL_INCLUDING, ASSERT, FIXED, INIT, LEVEL, LOGICAL, LOWEST, NMI, NMI_SLOT, SELF, SMI, XAPIC_ACCESS, countsBySlot, formsProgram, ipiBalance, type Step } from './ipi-forms-program.js';
 

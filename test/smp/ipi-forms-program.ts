@@ -2,7 +2,7 @@
 // sends a list of IPIs, one step at a time, waiting (bounded) for the handler runs each should
 // cause; every vCPU counts its handler runs per slot and reports them (HC_REPORT slot k). The APIC
 // is reached through MMIO (xAPIC) or the x2APIC MSRs, per `access`.
-import type { VmReport } from '../../src/kvm/vm-report.js';
+import type { VmReport } from '../../src/kvm/report/vm-report.js';
 
 export const FIXED = 0, LOWEST = 0x100, SMI = 0x200, NMI = 0x400, INIT = 0x500, LOGICAL = 0x800;
 export const ASSERT = 0x4000, LEVEL = 0x8000, SELF = 0x40000, ALL_INCLUDING = 0x80000, ALL_EXCLUDING = 0xc0000;

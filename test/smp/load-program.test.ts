@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { assemble, type ProgramImage } from '../../src/guest/assembler.js';
-import { Vm, VmConfigError } from '../../src/kvm/vm.js';
+import { Vm, VmConfigError } from '../../src/kvm/vm/vm.js';
 import { example, summary } from './smp-support.js';
 
 function assembled(source: string, fileName = 'test.s', files: Readonly<Record<string, string>> = {}): ProgramImage {

@@ -1,5 +1,5 @@
 // Setup only (no assertions here): the storm scenario's program on a VM built with these settings.
-import { Vm, type VmConfig } from '../../src/kvm/vm.js';
+import { Vm, type VmConfig } from '../../src/kvm/vm/vm.js';
 import { assembleScenario } from '../../src/scenarios/run-scenario.js';
 import { resolveParameters } from '../../src/scenarios/scenario-parameters.js';
 import { storm } from '../../src/scenarios/storm.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { assembleScenario } from '../../src/scenarios/run-scenario.js';
 import { resolveParameters } from '../../src/scenarios/scenario-parameters.js';
 import { hotAdd } from '../../src/scenarios/hot-add.js';
-import { Vm } from '../../src/kvm/vm.js';
+import { Vm } from '../../src/kvm/vm/vm.js';
 import { createGuestVm, summary } from './smp-support.js';
 
 const SLOT_ADDRESS = 0x40000000;

@@ -1,6 +1,6 @@
 // Kick, pause and resume from the main thread while vCPUs run guest code.
 import { describe, expect, it } from 'vitest';
-import { VcpuRunState } from '../../src/kvm/vcpu-run-state.js';
+import { VcpuRunState } from '../../src/kvm/control/vcpu-run-state.js';
 import { createGuest, summary } from './smp-support.js';
 
 const PAUSE_CYCLES = 80;

@@ -2,8 +2,8 @@
 // then starts at vector << 12; a start-up IPI without INIT leaves it waiting; a program with an entry
 // for every vCPU still starts them all at once.
 import { describe, expect, it } from 'vitest';
-import { VcpuRequest, VcpuWaitReason } from '../../src/kvm/vcpu-run-state.js';
-import type { Vm } from '../../src/kvm/vm.js';
+import { VcpuRequest, VcpuWaitReason } from '../../src/kvm/control/vcpu-run-state.js';
+import type { Vm } from '../../src/kvm/vm/vm.js';
 import { createGuest, example, summary } from './smp-support.js';
 
 const VCPUS = 8;

@@ -1,8 +1,8 @@
 // Setup only (no assertions here): assemble a guest program, create a VM, load it.
 import { readFileSync } from 'node:fs';
 import { assemble, formatDiagnostic, type ProgramImage } from '../../src/guest/assembler.js';
-import { Vm, type RunOptions, type VmConfig } from '../../src/kvm/vm.js';
-import type { VmReport } from '../../src/kvm/vm-report.js';
+import { Vm, type RunOptions, type VmConfig } from '../../src/kvm/vm/vm.js';
+import type { VmReport } from '../../src/kvm/report/vm-report.js';
 
 export async function createGuestVm(source: string, config: VmConfig, fileName = 'test.s'): Promise<Vm> {
   return (await createGuest(source, config, fileName)).vm;

@@ -6,7 +6,7 @@
 //
 // Callers: the kvm layer sets AvicHardware.maxPhysicalIndex = avicMaxPhysicalIndex(mode, vcpus)
 // and, when a vCPU enters x2APIC mode, re-derives it for AvicMode.X2avic. Nothing here changes
-// src/kvm/vm-layout.ts, which already reserves PHYSICAL_APIC_ID_TABLE_ENTRIES = 512 entries.
+// src/kvm/control/vm-layout.ts, which already reserves PHYSICAL_APIC_ID_TABLE_ENTRIES = 512 entries.
 
 import { X2AVIC_MAX_PHYSICAL_ID, XAPIC_BROADCAST_ID, XAPIC_MAX_PHYSICAL_ID } from '../apic/apic-id.js';
 import { X2APIC_BROADCAST_ID } from '../apic/x2apic-id.js';

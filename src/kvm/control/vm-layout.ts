@@ -1,0 +1,152 @@
+// The VM's shared memory, declared once. Three buffers:
+//
+//   ram          guest RAM pool: the host memory behind the RAM memslots (guest-defined contents)
+//   apicPages    two regions of one 4 KiB APIC register page per vCPU. Under the upstream policy
+//                region 0 holds the lapic's own pages, which are also the AVIC backing pages, and
+//                region 1 is unused; under rfc-v2 the regions take turns as the host memory behind
+//                the resized APIC-access memslot (backing-page-policy.ts)
+//   control      everything else, laid out below
+//
+// Each field names its writer. "owning vCPU" means the worker currently running that vCPU; the main
+// thread writes a vCPU's fields only before its worker starts.
+
+import { defineBufferLayout, defineStruct, type BufferLayout } from '../../host/shared-layout.js';
+import { memslotSnapshotRegionBytes } from '../../memory/memslot-snapshot.js';
+import { Srcu } from '../../host/srcu.js';
+
+/** Physical APIC ID table entries reserved (x2AVIC size; xAVIC uses 0..0xFE). */
+export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
+/** Logical APIC ID table entries (one 4 KiB page of 32-bit entries). */
+export const LOGICAL_APIC_ID_TABLE_ENTRIES = 1024;
+/** Guest-reported values per vCPU (hypercall Report) and counters (hypercall Count). */
+export const GUEST_REPORT_SLOTS = 16;
+
+export const VmHeader = defineStruct('VmHeader', {
+  stopRequested: { type: 'i32', writer: 'main (set once when the VM stops)' },
+  mainDoorbell: { type: 'i32', writer: 'any thread: Atomics.add + notify; the main thread waitAsyncs on it' },
+  runnableVcpus: { type: 'i32', writer: 'each vCPU: Atomics.add on unblock, Atomics.sub on block (halt-poll policy input)' },
+  apicMapGeneration: { type: 'i32', writer: 'main, after it rebuilds the logical APIC ID table' },
+  apicMapRequests: { type: 'i32', writer: 'any vCPU: Atomics.add when its LDR/DFR/ID changed (asks main to rebuild)' },
+  createdVcpus: { type: 'i32', writer: 'main: vCPUs 0..n-1 exist; raised after a new vCPU\'s physical table entry is valid' },
+  apicvInhibitReasons: {
+    type: 'i32',
+    writer: 'main (kvm->arch.apicv_inhibit_reasons, ApicvInhibitReason bits, apic-inhibit.ts): sets or clears APIC_ID_MODIFIED and LOGICAL_ID_ALIASED with Atomics.or/and at each APIC map rebuild',
+  },
+});
+
+/** Per host thread: the doorbell line. The AVIC doorbell and KVM's vCPU wake-up both ring it. */
+export const HostThreadDoorbell = defineStruct('HostThreadDoorbell', {
+  ring: { type: 'i32', writer: 'any thread: Atomics.add(1) to ring; never written otherwise' },
+  sleeping: { type: 'i32', writer: 'owning host thread: 1 just before Atomics.wait on ring, 0 after' },
+  waitValue: { type: 'i32', writer: 'owning host thread: the ring value it sleeps on (watchdog and idle detection)' },
+  claimed: { type: 'i32', writer: 'any worker: compare-and-swap 0 -> 1 to claim this slot at start-up' },
+});
+
+export const VcpuControlBlock = defineStruct('VcpuControlBlock', {
+  runState: { type: 'i32', writer: 'owning vCPU (main writes Created before the worker starts)' },
+  mode: { type: 'i32', writer: 'owning vCPU: OutsideGuestMode / InGuestMode (KVM vcpu->mode)' },
+  requests: { type: 'i32', writer: 'any thread sets bits with Atomics.or; the owning vCPU clears them with Atomics.and' },
+  hostThreadSlot: { type: 'i32', writer: 'owning vCPU, at load' },
+  observedMemslotGeneration: { type: 'i32', writer: 'owning vCPU, after it reloads its RAM windows' },
+  heartbeat: { type: 'i32', writer: 'owning vCPU: +1 per run-loop iteration (watchdog)' },
+  waitReason: { type: 'i32', writer: 'owning vCPU: what it is waiting for, if anything (VcpuWaitReason)' },
+  finished: { type: 'i32', writer: 'owning vCPU: 1 once it reported done or stopped' },
+  apicPageBase: { type: 'i32', writer: 'main: word index of the vCPU\'s current APIC page in apicPages (at creation; rfc-v2: at every re-initialisation)' },
+  startUpVector: { type: 'i32', writer: 'a sender of a start-up IPI: the vector, stored before it sets VcpuRequest.StartUp' },
+  nmiQueued: { type: 'i32', writer: 'any NMI sender: Atomics.add 1 before it sets VcpuRequest.Nmi; the owner takes them with Atomics.exchange (KVM nmi_queued)' },
+  nmiPending: { type: 'i32', writer: 'owning vCPU: NMIs latched and not yet taken, 0..2 (KVM nmi_pending; read by main for the report)' },
+  apicMode: { type: 'i32', writer: 'owning vCPU: VcpuApicMode (0 = xAPIC, the reset state; 1 = x2APIC), stored after the ID and LDR it implies, read by software-path senders' },
+  pendingErrorStatus: { type: 'i32', writer: 'any thread: Atomics.or of ESR bits (a sender: send illegal vector on itself, receive illegal vector on a target); the owning vCPU Atomics.exchange(0) on an ESR write, which latches them into ESR' },
+  arbitrationCounter: { type: 'i32', writer: 'senders of lowest-priority IPIs: Atomics.add(1) on the winner (KVM apic_arb_prio)' },
+  apicTimerArmed: { type: 'i32', writer: 'owning vCPU: 1 while its LVT timer counts toward an unmasked expiry (a halted vCPU with one is not idle)' },
+  hostThreadId: { type: 'i32', writer: 'the worker running this vCPU: its OS thread id (Linux /proc/thread-self; 0 = unknown), stored once before the vCPU runs (workers/vcpu-worker.ts); the watchdog reads its CPU time (vcpu-run-time.ts)' },
+});
+
+/** Per-vCPU counters. Written only by the owning vCPU (plain stores), summed by main at the end. */
+export const VcpuStatistics = defineStruct('VcpuStatistics', {
+  ipiCommands: { type: 'f64', writer: 'owning vCPU: ICR writes that sent an IPI' },
+  ipisSent: { type: 'f64', writer: 'owning vCPU: IPI messages (one per destination vCPU, or one dropped)' },
+  ipisAccepted: { type: 'f64', writer: 'owning vCPU: messages that newly set an IRR bit' },
+  ipisCoalesced: { type: 'f64', writer: 'owning vCPU: messages whose IRR bit was already set (the APIC merges them)' },
+  ipisDroppedIllegalVector: { type: 'f64', writer: 'owning vCPU: vector < 16 (incomplete-IPI cause 4; ESR bit 5)' },
+  ipisDroppedInvalidTarget: { type: 'f64', writer: 'owning vCPU: destination matched no vCPU' },
+  ipisDroppedUnsupported: { type: 'f64', writer: 'owning vCPU: messages the model drops by kind: SMI (no SMM), the reserved delivery modes, level de-asserts KVM ignores' },
+  interruptsDelivered: { type: 'f64', writer: 'owning vCPU: interrupts taken (handler entries), IPIs and others' },
+  nmisDelivered: { type: 'f64', writer: 'owning vCPU' },
+  nmisMerged: { type: 'f64', writer: 'owning vCPU: NMIs that found the latch full (2 pending, or 1 while an NMI is in service) and merged' },
+  doorbellsRung: { type: 'f64', writer: 'owning vCPU: AVIC doorbells rung by its ICR writes' },
+  incompleteIpiExits: { type: 'f64', count: 5, writer: 'owning vCPU: AVIC_INCOMPLETE_IPI exits by cause 0..4' },
+  unacceleratedAccessTrapExits: { type: 'f64', writer: 'owning vCPU' },
+  unacceleratedAccessFaultExits: { type: 'f64', writer: 'owning vCPU' },
+  apicMmioEmulationExits: { type: 'f64', writer: 'owning vCPU: APIC-page accesses emulated as MMIO because AVIC was inactive (an inhibit: the APIC-access page is not mapped, so the nested page fault goes to kvm_emulate_instruction and apic_mmio_read/apic_mmio_write)' },
+  haltExits: { type: 'f64', writer: 'owning vCPU' },
+  haltPollSuccesses: { type: 'f64', writer: 'owning vCPU: halts ended by an event during halt-polling' },
+  blocks: { type: 'f64', writer: 'owning vCPU: times it really slept' },
+  wakeups: { type: 'f64', writer: 'owning vCPU: sleeps ended by a ring (not a timeout)' },
+  kicksSent: { type: 'f64', writer: 'owning vCPU: wake-ups it sent (incomplete-IPI handling, software delivery)' },
+  lostWakeups: { type: 'f64', writer: 'owning vCPU: events found pending with no ring, none within a second (must stay 0)' },
+  lateWakeups: { type: 'f64', writer: 'owning vCPU: events found pending before their ring, which came later (a preempted sender)' },
+  pauseLoopExits: { type: 'f64', writer: 'owning vCPU' },
+  hypercalls: { type: 'f64', writer: 'owning vCPU' },
+  msrAccesses: { type: 'f64', writer: 'owning vCPU: MSR exits, i.e. RDMSR/WRMSR KVM intercepts (every MSR but the x2APIC ones x2AVIC passes through)' },
+  interruptCommandsWhileInhibited: { type: 'f64', writer: 'owning vCPU: ICR writes emulated in software because an APICv inhibit was set (kvm_lapic_reg_write, no AVIC)' },
+  backingPageReloads: { type: 'f64', writer: 'owning vCPU: switches to a re-initialised backing page (rfc-v2 only)' },
+  timerExpiries: { type: 'f64', writer: 'owning vCPU: LVT timer expiries, masked or not (every period of a periodic timer, missed ones too)' },
+  timerInterruptsAccepted: { type: 'f64', writer: 'owning vCPU: timer expiries that newly set the LVT vector in its IRR (not IPIs; in the balance)' },
+  timerInterruptsCoalesced: { type: 'f64', writer: 'owning vCPU: timer expiries whose vector was still pending in IRR (merged, as the APIC does)' },
+  initsTaken: { type: 'f64', writer: 'owning vCPU: INIT signals it acted on (reset, then wait-for-SIPI); also counted in interruptsDelivered' },
+  startUpsTaken: { type: 'f64', writer: 'owning vCPU: start-up IPIs that started it (wait-for-SIPI only); also counted in interruptsDelivered' },
+  startUpsIgnored: { type: 'f64', writer: 'owning vCPU: start-up IPIs consumed and ignored (not waiting for one, SDM); also counted in interruptsDelivered' },
+  interruptsDiscardedByInit: { type: 'f64', writer: 'owning vCPU: accepted interrupts an INIT wiped before they were taken (IRR bits, a pending NMI)' },
+  slices: { type: 'f64', writer: 'owning vCPU: guest entries' },
+  instructions: { type: 'f64', writer: 'owning vCPU: instructions retired' },
+  latencySamples: { type: 'f64', writer: 'owning vCPU: hypercall LatencySample count' },
+  latencySumNs: { type: 'f64', writer: 'owning vCPU' },
+  latencyMinNs: { type: 'f64', writer: 'owning vCPU' },
+  latencyMaxNs: { type: 'f64', writer: 'owning vCPU' },
+});
+
+export const VcpuGuestReport = defineStruct('VcpuGuestReport', {
+  reports: { type: 'f64', count: GUEST_REPORT_SLOTS, writer: 'owning vCPU (hypercall Report)' },
+  counters: { type: 'f64', count: GUEST_REPORT_SLOTS, writer: 'owning vCPU (hypercall Count)' },
+  doneStatus: { type: 'f64', writer: 'owning vCPU (hypercall Done: status + 1; 0 = not done)' },
+});
+
+export type VmControlRegion =
+  | 'header'
+  | 'physicalApicIdTable'
+  | 'logicalApicIdTable'
+  | 'memslots'
+  | 'srcu'
+  | 'doorbells'
+  | 'vcpuControlBlocks'
+  | 'vcpuStatistics'
+  | 'vcpuGuestReports';
+
+export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion> {
+  return defineBufferLayout<VmControlRegion>('VmControl', {
+    header: { struct: VmHeader, count: 1, writer: 'see fields' },
+    physicalApicIdTable: {
+      bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
+      align: 4096,
+      writer: 'main writes a whole entry at vCPU creation; then the owning vCPU writes IsRunning and the host id (avic_vcpu_load / avic_vcpu_put)',
+    },
+    logicalApicIdTable: { bytes: LOGICAL_APIC_ID_TABLE_ENTRIES * 4, align: 4096, writer: 'main only (rebuilt as a whole, kvm_recalculate_apic_map)' },
+    memslots: { bytes: memslotSnapshotRegionBytes(), writer: 'main only, with slots_lock held' },
+    srcu: { bytes: Srcu.regionBytes(vcpuCount + 1), writer: 'readers: their own counters; synchronize: the index word' },
+    doorbells: { struct: HostThreadDoorbell, count: vcpuCount, writer: 'see fields' },
+    vcpuControlBlocks: { struct: VcpuControlBlock, count: vcpuCount, writer: 'see fields' },
+    vcpuStatistics: { struct: VcpuStatistics, count: vcpuCount, writer: 'owning vCPU' },
+    vcpuGuestReports: { struct: VcpuGuestReport, count: vcpuCount, writer: 'owning vCPU' },
+  });
+}
+
+type VcpuStatisticName = keyof typeof VcpuStatistics.fieldOffsets;
+
+/**
+ * Float64 offset of each counter inside one vCPU's VcpuStatistics struct, for the hot path:
+ * `statistics[base + VcpuStatistic.ipisSent] += 1` is a constant-offset store.
+ */
+export const VcpuStatistic: Readonly<Record<VcpuStatisticName, number>> = Object.freeze(
+  Object.fromEntries((Object.keys(VcpuStatistics.fieldOffsets) as VcpuStatisticName[]).map((name) => [name, VcpuStatistics.fieldOffsets[name] / 8])) as Record<VcpuStatisticName, number>,
+);

@@ -1,0 +1,195 @@
+// SMP bring-up on the target side: INIT and start-up IPIs (Intel SDM vol. 3 §9.4 "Multiple-processor
+// (MP) initialization", §11.6.1 delivery modes 101 and 110; KVM's kvm_apic_accept_events and
+// kvm_vcpu_reset). The sender (local-apic-emulation.ts, KVM's software IPI path: AVIC never
+// accelerates INIT or start-up: incomplete-IPI cause 0) sets VcpuRequest.Init, or stores the vector in the
+// control block's startUpVector and then sets VcpuRequest.StartUp; the target takes them here, in its
+// own run loop, between guest entries.
+//
+// States, as KVM's mp_state:
+//   Running         executing guest code (or halted)
+//   WaitForInit     an application processor that never had an entry point (UNINITIALIZED): as in
+//                   KVM, it needs an INIT before a start-up IPI can start it
+//   WaitForStartUp  INIT received (INIT_RECEIVED): architectural state reset; the first start-up IPI
+//                   starts it at vector << 12
+// A start-up IPI in any other state is consumed and ignored (SDM: "a SIPI is ignored unless the
+// processor is in wait-for-SIPI"), so the second SIPI of INIT-SIPI-SIPI does nothing to a vCPU the
+// first one started. Unlike KVM, an INIT to the bootstrap vCPU also leaves it waiting for a start-up:
+// this machine has no reset vector or firmware to restart it at.
+//
+// Counting, so that the report's balance stays exact: the sender counts each INIT or start-up it
+// sets as sent and accepted (coalesced if the request bit was already set); the target counts every
+// one it consumes as delivered (interruptsDelivered, plus initsTaken / startUpsTaken /
+// startUpsIgnored), and interrupts an INIT wipes before they were taken as interruptsDiscardedByInit.
+
+import { APIC_PAGE_WORDS, ApicRegister } from '../../hw/apic/apic-register.js';
+import { APIC_VERSION_RESET, DFR_FLAT, LVT_MASKED } from '../../hw/apic/apic-backing-page.js';
+import { STACK_POINTER } from '../../guest/instruction-set.js';
+import type { GuestCpu } from '../../guest/guest-cpu.js';
+import type { ApicTimer } from '../lapic/apic-timer.js';
+import { VcpuRequest } from '../control/vcpu-run-state.js';
+import { VcpuStatistic } from '../control/vm-layout.js';
+import type { VmMemory } from '../control/vm-memory.js';
+
+export const VcpuBootState = {
+  Running: 0,
+  WaitForInit: 1,
+  WaitForStartUp: 2,
+} as const;
+export type VcpuBootState = (typeof VcpuBootState)[keyof typeof VcpuBootState];
+
+/** SVR after INIT or reset: 0xFF, APIC software-disabled (SDM §11.4.7.1); the AP's code enables it. */
+export const SVR_AFTER_INIT = 0xff;
+
+const IRR_WORD = ApicRegister.InterruptRequest >> 2;
+const ID_WORD = ApicRegister.Id >> 2;
+const LDR_WORD = ApicRegister.LogicalDestination >> 2;
+const DFR_WORD = ApicRegister.DestinationFormat >> 2;
+/** The 256-bit registers (IRR) are eight 32-bit words, one per 16-byte slot. */
+const BITMAP_WORDS = 8;
+const BITMAP_STRIDE_WORDS = 4;
+const LVT_WORDS = [ApicRegister.LvtTimer, ApicRegister.LvtThermal, ApicRegister.LvtPerformanceCounter, ApicRegister.LvtLint0, ApicRegister.LvtLint1, ApicRegister.LvtError].map((offset) => offset >> 2);
+
+function bitCount(value: number): number {
+  let bits = 0;
+  for (let rest = value; rest !== 0; rest &= rest - 1) bits++;
+  return bits;
+}
+
+function isIrrWord(relative: number): boolean {
+  const offset = relative - IRR_WORD;
+  return offset >= 0 && offset < BITMAP_WORDS * BITMAP_STRIDE_WORDS && offset % BITMAP_STRIDE_WORDS === 0;
+}
+
+/**
+ * The local APIC's INIT reset (SDM §11.4.7.3): every register to its power-up value except the APIC
+ * ID, and in x2APIC mode (which INIT keeps: IA32_APIC_BASE is not reset) the LDR derived from it.
+ * IRR is cleared last, word by word with Atomics.exchange, because remote senders may OR into it
+ * at any moment: a bit set before the exchange is counted as discarded, one set after it stays
+ * pending. Returns the discarded IRR bits and whether the logical destination (LDR, DFR) changed.
+ */
+export function resetApicPageForInit(words: Int32Array, base: number, x2apicMode: boolean): { discarded: number; logicalDestinationChanged: boolean } {
+  const id = words[base + ID_WORD]!;
+  const ldr = words[base + LDR_WORD]!;
+  const logicalDestinationChanged = !x2apicMode && (ldr !== 0 || words[base + DFR_WORD] !== DFR_FLAT);
+  for (let relative = 0; relative < APIC_PAGE_WORDS; relative++) {
+    if (!isIrrWord(relative)) Atomics.store(words, base + relative, 0);
+  }
+  words[base + ID_WORD] = id;
+  if (x2apicMode) words[base + LDR_WORD] = ldr;
+  words[base + (ApicRegister.Version >> 2)] = APIC_VERSION_RESET;
+  words[base + DFR_WORD] = DFR_FLAT;
+  words[base + (ApicRegister.SpuriousInterruptVector >> 2)] = SVR_AFTER_INIT;
+  for (const lvt of LVT_WORDS) words[base + lvt] = LVT_MASKED;
+  let discarded = 0;
+  for (let i = 0; i < BITMAP_WORDS; i++) discarded += bitCount(Atomics.exchange(words, base + IRR_WORD + i * BITMAP_STRIDE_WORDS, 0));
+  return { discarded, logicalDestinationChanged };
+}
+
+/** What the boot logic needs from its vCPU (the Vcpu implements it). */
+export interface VcpuBootHost {
+  readonly memory: VmMemory;
+  readonly index: number;
+  readonly pageBase: number;
+  readonly cpu: GuestCpu;
+  readonly apicTimer: ApicTimer;
+  readonly startup: { readonly stackTop: number };
+  count(statistic: number, amount?: number): void;
+  /** Drops the latched and queued NMIs; returns how many. */
+  discardNmis(): number;
+}
+
+export class VcpuBoot {
+  readonly #host: VcpuBootHost;
+  readonly #control: Int32Array;
+  readonly #requests: number;
+  readonly #startUpVector: number;
+  #state: VcpuBootState;
+
+  constructor(host: VcpuBootHost, waitForStartUp: boolean) {
+    this.#host = host;
+    this.#control = host.memory.control;
+    this.#requests = host.memory.controlBlockIndex(host.index, 'requests');
+    this.#startUpVector = host.memory.controlBlockIndex(host.index, 'startUpVector');
+    this.#state = waitForStartUp ? VcpuBootState.WaitForInit : VcpuBootState.Running;
+  }
+
+  get state(): VcpuBootState {
+    return this.#state;
+  }
+
+  /** Not running guest code: waiting for INIT or a start-up IPI (the run loop sleeps instead). */
+  get waiting(): boolean {
+    return this.#state !== VcpuBootState.Running;
+  }
+
+  /**
+   * Takes the INIT and start-up requests in `requests` (INIT first, as kvm_apic_accept_events does, so
+   * INIT and a start-up that arrived together reset and then start the vCPU). Returns true if the
+   * architectural state changed (reset or started): the caller ends any halt.
+   */
+  acceptEvents(requests: number): boolean {
+    let changed = false;
+    if ((requests & VcpuRequest.Init) !== 0) {
+      Atomics.and(this.#control, this.#requests, ~VcpuRequest.Init);
+      this.#init();
+      changed = true;
+    }
+    if ((requests & VcpuRequest.StartUp) !== 0) {
+      // Clear the bit, then read the vector: pairs with the sender's "store vector, then set bit".
+      Atomics.and(this.#control, this.#requests, ~VcpuRequest.StartUp);
+      const vector = Atomics.load(this.#control, this.#startUpVector) & 0xff;
+      this.#host.count(VcpuStatistic.interruptsDelivered);
+      if (this.#state === VcpuBootState.WaitForStartUp) {
+        this.#start(vector);
+        changed = true;
+      } else {
+        this.#host.count(VcpuStatistic.startUpsIgnored);
+      }
+    }
+    return changed;
+  }
+
+  /** kvm_vcpu_reset(init_event = true), then INIT_RECEIVED. */
+  #init(): void {
+    const host = this.#host;
+    host.count(VcpuStatistic.initsTaken);
+    host.count(VcpuStatistic.interruptsDelivered);
+    const cpu = host.cpu;
+    cpu.registers.fill(0);
+    cpu.pc = 0;
+    cpu.flags = 0;
+    cpu.interruptVectorTableBase = 0;
+    cpu.nmiBlocked = false;
+    cpu.msrHighWord = 0;
+    // Pending and queued NMIs go too (KVM clears nmi_pending and nmi_queued at INIT).
+    const memory = host.memory;
+    let discarded = host.discardNmis();
+    // The control block's apicMode: 0 is xAPIC (the reset state), anything else x2APIC.
+    const x2apicMode = Atomics.load(memory.control, memory.controlBlockIndex(host.index, 'apicMode')) !== 0;
+    const page = resetApicPageForInit(memory.apicPageWords, host.pageBase, x2apicMode);
+    // ESR is zero again; errors noticed but not yet latched go with it.
+    Atomics.store(memory.control, memory.controlBlockIndex(host.index, 'pendingErrorStatus'), 0);
+    discarded += page.discarded;
+    if (discarded > 0) host.count(VcpuStatistic.interruptsDiscardedByInit, discarded);
+    host.apicTimer.reset();
+    if (page.logicalDestinationChanged) {
+      // LDR and DFR went back to 0 and flat: the main thread rebuilds the logical table (kvm_recalculate_apic_map).
+      // No wait, unlike a guest LDR write: this vCPU sends nothing until a start-up IPI restarts it.
+      Atomics.add(memory.control, memory.headerIndex('apicMapRequests'), 1);
+      memory.ringMainDoorbell();
+    }
+    this.#state = VcpuBootState.WaitForStartUp;
+  }
+
+  /** Starts at the start-up page, with the start registers every vCPU gets (docs/guest-isa.md §1.1). */
+  #start(vector: number): void {
+    const host = this.#host;
+    host.count(VcpuStatistic.startUpsTaken);
+    const cpu = host.cpu;
+    cpu.pc = (vector << 12) >>> 0;
+    cpu.registers[0] = host.index;
+    cpu.registers[1] = host.memory.createdVcpus();
+    cpu.registers[STACK_POINTER] = host.startup.stackTop | 0;
+    this.#state = VcpuBootState.Running;
+  }
+}

@@ -1,0 +1,234 @@
+// How a vCPU's thread stops running guest code without losing an event: kvm_vcpu_halt (halt-polling,
+// then block), kvm_vcpu_block with the AVIC blocking hooks, the pause-loop yield and the main
+// thread's pause (vcpu.ts runs the loop that calls these).
+//
+// Orderings that keep wake-ups from being lost (docs/architecture.md#orderings, O1-O3):
+//  * blocking: read the doorbell, clear IsRunning (put), re-check for events, then Atomics.wait on
+//    the doorbell value read first. A sender sets IRR before it reads IsRunning, so either it sees
+//    IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit.
+//  * "sleeping = 1, then Atomics.wait(ring, seen)" pairs with the ringer's "add to ring, then read
+//    sleeping and notify" (VmMemory.ringDoorbell).
+//  * the vCPU is not an SRCU reader while it polls or sleeps (rule 6 of docs/lock-order.md; O6).
+// Every wait is bounded (WAIT_SLICE_MS) and re-checks.
+
+import { TraceEventKind } from '../report/trace-recorder.js';
+import { VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
+import { VcpuStatistic } from '../control/vm-layout.js';
+import type { Vcpu } from './vcpu.js';
+
+/** Upper bound of one Atomics.wait; waits loop, re-checking, so no wait is unbounded. */
+export const WAIT_SLICE_MS = 50;
+/** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
+const HALT_POLL_MAX_NS = 200_000;
+const HALT_POLL_START_NS = 10_000;
+/** How long a sleeping vCPU that found an event without a ring waits for the ring before calling it lost. */
+const LOST_WAKEUP_GRACE_MS = 1000;
+/** A pause loop yields the host core for this long when vCPUs outnumber cores. */
+const PAUSE_LOOP_YIELD_MS = 0.2;
+
+/** What the run loop lends the sleeping paths (Vcpu implements it). */
+export type VcpuSleepHost = Pick<Vcpu, 'memory' | 'index' | 'hostThreadSlot' | 'startup' | 'trace' | 'locks' | 'apicTimer' | 'count'
+  | 'hasEvents' | 'canTakeInterrupt' | 'srcuReadLock' | 'srcuReadUnlock' | 'vcpuLoad' | 'vcpuPut'>;
+
+export class VcpuSleep {
+  readonly #host: VcpuSleepHost;
+  readonly #control: Int32Array;
+  readonly #doorbell: number;
+  readonly #sleeping: number;
+  readonly #waitValue: number;
+  readonly #requests: number;
+  readonly #runState: number;
+  readonly #waitReason: number;
+  readonly #runnableVcpus: number;
+  #haltPollNs = HALT_POLL_START_NS;
+
+  constructor(host: VcpuSleepHost) {
+    this.#host = host;
+    const memory = host.memory;
+    this.#control = memory.control;
+    this.#doorbell = memory.doorbellIndex(host.hostThreadSlot, 'ring');
+    this.#sleeping = memory.doorbellIndex(host.hostThreadSlot, 'sleeping');
+    this.#waitValue = memory.doorbellIndex(host.hostThreadSlot, 'waitValue');
+    this.#requests = memory.controlBlockIndex(host.index, 'requests');
+    this.#runState = memory.controlBlockIndex(host.index, 'runState');
+    this.#waitReason = memory.controlBlockIndex(host.index, 'waitReason');
+    this.#runnableVcpus = memory.headerIndex('runnableVcpus');
+  }
+
+  /**
+   * kvm_vcpu_halt: poll, then block; then adapt the polling window. Returns true if still halted.
+   * Any event ends the wait (hasEvents: the host's requests too, so the run loop services them), but
+   * only one the vCPU can take ends HLT (canTakeInterrupt): after a kick, a memslot change or a pause
+   * the run loop handles the request and comes back here, as KVM's vcpu_run calls kvm_vcpu_halt again
+   * while mp_state is still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
+   */
+  halt(): boolean {
+    const host = this.#host;
+    if (host.hasEvents()) return !host.canTakeInterrupt();
+    host.trace?.record(TraceEventKind.HaltBegin);
+    const haltStarted = performance.now();
+    if (this.#haltPoll()) {
+      host.count(VcpuStatistic.haltPollSuccesses);
+      host.trace?.record(TraceEventKind.HaltEnd, 0);
+      return !host.canTakeInterrupt();
+    }
+    this.block(VcpuWaitReason.Halted);
+    this.#adaptHaltPolling((performance.now() - haltStarted) * 1e6);
+    host.trace?.record(TraceEventKind.HaltEnd, 1);
+    return !host.canTakeInterrupt();
+  }
+
+  /**
+   * KVM's rule (kvm_vcpu_halt): a halt that ended within the window leaves it alone; one longer than
+   * the maximum shrinks it (polling would not have helped); one shorter than the maximum but longer
+   * than the window grows it (a slightly longer poll would have caught the event).
+   */
+  #adaptHaltPolling(haltNs: number): void {
+    if (!this.#host.startup.haltPolling || haltNs <= this.#haltPollNs) return;
+    if (haltNs > HALT_POLL_MAX_NS) this.#haltPollNs = Math.floor(this.#haltPollNs / 2);
+    else if (this.#haltPollNs < HALT_POLL_MAX_NS) this.#haltPollNs = Math.min(HALT_POLL_MAX_NS, Math.max(HALT_POLL_START_NS, this.#haltPollNs * 2));
+  }
+
+  /**
+   * Halt-polling: spin briefly with IsRunning still set (so senders ring the doorbell instead of
+   * exiting), but only while runnable vCPUs fit the host cores: spinning on an oversubscribed host
+   * costs a scheduler slice per round trip (BENCHMARKS.md, goal 4). Returns true if an event came.
+   */
+  #haltPoll(): boolean {
+    const host = this.#host;
+    if (!host.startup.haltPolling || this.#haltPollNs <= 0) return false;
+    if (Atomics.load(this.#control, this.#runnableVcpus) > host.startup.hostCores) return false;
+    host.srcuReadUnlock();
+    const deadline = performance.now() + this.#haltPollNs / 1e6;
+    let seen = Atomics.load(this.#control, this.#doorbell);
+    let success = false;
+    for (let spins = 0; ; spins++) {
+      const ring = Atomics.load(this.#control, this.#doorbell);
+      if (ring !== seen) {
+        seen = ring;
+        if (host.hasEvents()) { success = true; break; }
+      }
+      // Look at the IRR itself now and then too, and at the clock (performance.now costs ~40 ns).
+      if ((spins & 255) === 255) {
+        host.apicTimer.poll();
+        if (host.hasEvents()) { success = true; break; }
+        if (performance.now() >= deadline) break;
+      }
+    }
+    host.srcuReadLock('kvm_vcpu_halt: srcu_read_lock after polling');
+    return success;
+  }
+
+  /** kvm_vcpu_block with the AVIC blocking hooks around it. Every wait is bounded and re-checks. */
+  block(reason: number): void {
+    const host = this.#host;
+    // Doorbell first, then IsRunning clear (the AVIC ordering), then Blocked: whoever sees the vCPU
+    // Blocked (the watchdog, a guest asking HC_VCPU_RUN_STATE) knows IsRunning is already clear.
+    let seen = Atomics.load(this.#control, this.#doorbell);
+    host.vcpuPut();
+    this.#leaveRunning(VcpuRunState.Blocked, reason);
+    host.srcuReadUnlock();
+    host.locks.lockdep.assertNotHeld(host.locks.srcu.lockClass);
+    host.count(VcpuStatistic.blocks);
+    for (;;) {
+      // The timer is this vCPU's own event source: it fires here, and the wait ends by its deadline.
+      host.apicTimer.poll();
+      if (host.hasEvents()) break;
+      const result = this.#sleep(seen, Math.min(WAIT_SLICE_MS, host.apicTimer.remainingNs() / 1e6));
+      if (result === 'timed-out') {
+        // A timer deadline announces itself: fire it at the top of the loop, no ring is owed.
+        if (host.apicTimer.remainingNs() === 0) continue;
+        // Nobody rang, yet an event is pending: the ring is late (its sender was preempted between
+        // setting IRR and ringing) or lost (the protocol broke: it will never come).
+        if (host.hasEvents()) {
+          this.#classifyUnannouncedEvent(seen);
+          break;
+        }
+      } else if (result === 'ok') {
+        host.count(VcpuStatistic.wakeups);
+        host.trace?.record(TraceEventKind.WakeUp);
+      }
+      seen = Atomics.load(this.#control, this.#doorbell);
+    }
+    host.srcuReadLock('vcpu_block: srcu_read_lock after waking');
+    this.#returnToRunning();
+  }
+
+  /**
+   * Waits, bounded, for the ring that should announce a pending event. Every path that makes an event
+   * for a sleeping vCPU rings afterwards (an IRR set then a doorbell or a kick; a request then a kick),
+   * so a ring that never comes means a lost wake-up, which the report makes a failure.
+   */
+  #classifyUnannouncedEvent(seen: number): void {
+    const deadline = performance.now() + LOST_WAKEUP_GRACE_MS;
+    for (;;) {
+      if (Atomics.load(this.#control, this.#doorbell) !== seen) { this.#host.count(VcpuStatistic.lateWakeups); return; }
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) { this.#host.count(VcpuStatistic.lostWakeups); return; }
+      Atomics.wait(this.#control, this.#doorbell, seen, Math.min(WAIT_SLICE_MS, remaining));
+    }
+  }
+
+  /** Pause-loop exit (kvm_vcpu_on_spin): yield the core only when vCPUs outnumber cores. */
+  pauseLoopYield(): void {
+    if (Atomics.load(this.#control, this.#runnableVcpus) <= this.#host.startup.hostCores) return;
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.PauseLoopYield);
+    Atomics.wait(this.#control, this.#doorbell, Atomics.load(this.#control, this.#doorbell), PAUSE_LOOP_YIELD_MS);
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
+  }
+
+  /** Paused by the main thread: put, park until the Pause bit is cleared. Returns true to stop. */
+  park(): boolean {
+    const host = this.#host;
+    // IsRunning clear and the SRCU read section left before Paused is published (IsRunning as in
+    // block()): pause() resolves on seeing Paused, and promises a put vCPU that is no SRCU reader.
+    host.vcpuPut();
+    host.srcuReadUnlock();
+    this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
+    let stop = false;
+    for (;;) {
+      const requests = Atomics.load(this.#control, this.#requests);
+      if ((requests & VcpuRequest.Stop) !== 0) { stop = true; break; }
+      if ((requests & VcpuRequest.Pause) === 0) break;
+      if ((requests & VcpuRequest.PauseAcknowledge) !== 0) {
+        // Parked for this pause (put, out of SRCU, Paused published above): pause() may resolve.
+        Atomics.and(this.#control, this.#requests, ~VcpuRequest.PauseAcknowledge);
+        Atomics.notify(this.#control, this.#requests);
+        continue;
+      }
+      const seen = Atomics.load(this.#control, this.#doorbell);
+      if (Atomics.load(this.#control, this.#requests) !== requests) continue;
+      this.#sleep(seen, WAIT_SLICE_MS);
+    }
+    host.srcuReadLock('vcpu_run: srcu_read_lock after a pause');
+    if (stop) {
+      Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
+      return true;
+    }
+    this.#returnToRunning();
+    return false;
+  }
+
+  /** One bounded sleep on the doorbell line, announced to ringers (sleeping) and the watchdog (waitValue). */
+  #sleep(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
+    Atomics.store(this.#control, this.#waitValue, seen);
+    Atomics.store(this.#control, this.#sleeping, 1);
+    const result = Atomics.wait(this.#control, this.#doorbell, seen, timeoutMs);
+    Atomics.store(this.#control, this.#sleeping, 0);
+    return result;
+  }
+
+  #leaveRunning(state: VcpuRunState, reason: number): void {
+    transitionRunState(this.#control, this.#runState, state, this.#host.index);
+    Atomics.sub(this.#control, this.#runnableVcpus, 1);
+    Atomics.store(this.#control, this.#waitReason, reason);
+  }
+
+  /** Back to Running, then avic_vcpu_load (IsRunning) last: the vCPU is ready to take doorbells. */
+  #returnToRunning(): void {
+    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
+    Atomics.add(this.#control, this.#runnableVcpus, 1);
+    transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.#host.index);
+    this.#host.vcpuLoad();
+  }
+}

@@ -1,0 +1,108 @@
+// VM configuration: the options, their defaults, and validation with one message per mistake.
+
+import { XAPIC_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
+import { X2AVIC_MAX_PHYSICAL_INDEX } from '../../hw/avic/x2avic.js';
+import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
+import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../control/backing-page-policy.js';
+import { VCPU_LOCK_REPLAY_NAMES, isVcpuLockReplayName, type VcpuLockReplayName } from '../lock-replays-vcpu.js';
+
+export interface VmConfig {
+  /**
+   * vCPUs created with the VM: 1..255 (xAVIC physical IDs 0..0xFE), or 1..512 with x2avic (x2AVIC
+   * physical IDs 0..0x1FF). vCPUs 255 and up have no xAPIC ID of their own and are reachable once
+   * they switch to x2APIC mode (docs/amd-intel-differences.md).
+   */
+  readonly vcpus: number;
+  /**
+   * Capacity: vCPU ids up to maxVcpus - 1 may be hot-added later (Vm.hotAddVcpu). Shared memory,
+   * stacks and worker threads are sized for it. Default `vcpus` (no hot-add).
+   */
+  readonly maxVcpus?: number;
+  /** Guest RAM in bytes (a multiple of 4 KiB, 64 KiB..1 GiB). Default 16 MiB. */
+  readonly memoryBytes?: number;
+  /** Backing-page policy. Default `upstream`. */
+  readonly policy?: BackingPagePolicyName;
+  /** enable_ipiv. false shows IsRunning = 0 to the hardware always (erratum #1235 work-around). Default true. */
+  readonly ipiVirtualization?: boolean;
+  /**
+   * x2AVIC: the CPU has it and KVM uses it, so the x2APIC MSRs KVM passes through (reads, TPR, EOI,
+   * ICR, ...; x2apic-msr.ts) are handled by the hardware (int_ctl bit 30) and the physical table
+   * covers IDs 0..0x1FF. false models
+   * "hybrid AVIC" (avic_activate_vmcb): AVIC for xAPIC vCPUs only, every x2APIC IPI emulated by KVM, and at
+   * most 255 vCPUs (more would set PHYSICAL_ID_TOO_BIG). Default true.
+   */
+  readonly x2avic?: boolean;
+  /** Halt-polling (KVM's halt_poll_ns). Default true. */
+  readonly haltPolling?: boolean;
+  /** Stack bytes per vCPU at the top of RAM. Default 16 KiB. */
+  readonly stackBytesPerVcpu?: number;
+  /** Run the lock-order validator over the hypervisor's locks (docs/lock-order.md). Default false. */
+  readonly lockdep?: boolean;
+  /**
+   * Debug only: the vCPUs play their part of a lock-order replay (docs/lock-scenarios.md; lock-replays-vcpu.ts),
+   * e.g. 's1', the APICv toggle inside SRCU, or its fixed variant 's1-fixed'. Default 'none'.
+   */
+  readonly injectLockBug?: 'none' | VcpuLockReplayName;
+}
+
+export class VmConfigError extends Error {
+  override readonly name = 'VmConfigError';
+}
+
+const DEFAULT_MEMORY_BYTES = 16 << 20;
+const DEFAULT_STACK_BYTES = 16 << 10;
+
+/** The most vCPUs a VM may have: 255 (xAVIC, IDs 0..0xFE) or 512 (x2AVIC, IDs 0..0x1FF). */
+export function maxVcpusFor(x2avic: boolean): number {
+  return (x2avic ? X2AVIC_MAX_PHYSICAL_INDEX : XAPIC_MAX_PHYSICAL_ID) + 1;
+}
+
+function vcpuLimitReason(x2avic: boolean): string {
+  return x2avic
+    ? ' (x2AVIC physical IDs 0..0x1ff)'
+    : ` (xAPIC physical IDs 0..0x${XAPIC_MAX_PHYSICAL_ID.toString(16)}; up to ${maxVcpusFor(true)} need x2avic: true, without x2AVIC KVM would inhibit AVIC with PHYSICAL_ID_TOO_BIG)`;
+}
+
+export function validateConfig(config: VmConfig): Required<VmConfig> {
+  const { vcpus } = config;
+  const x2avic = config.x2avic ?? true;
+  if (config.x2avic !== undefined && typeof config.x2avic !== 'boolean') throw new VmConfigError(`x2avic must be true or false, got ${String(config.x2avic)}`);
+  const limit = maxVcpusFor(x2avic);
+  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > limit) {
+    throw new VmConfigError(`vcpus must be an integer from 1 to ${limit}${vcpuLimitReason(x2avic)}, got ${vcpus}`);
+  }
+  const maxVcpus = config.maxVcpus ?? vcpus;
+  if (!Number.isInteger(maxVcpus) || maxVcpus < vcpus || maxVcpus > limit) {
+    throw new VmConfigError(`maxVcpus must be an integer from vcpus (${vcpus}) to ${limit}${vcpuLimitReason(x2avic)}, got ${maxVcpus}`);
+  }
+  const policy = config.policy ?? BackingPagePolicyName.Upstream;
+  if (!BACKING_PAGE_POLICY_NAMES.includes(policy)) {
+    throw new VmConfigError(`policy must be one of ${BACKING_PAGE_POLICY_NAMES.join(', ')}, got ${String(policy)}`);
+  }
+  const memoryBytes = config.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+  if (!Number.isInteger(memoryBytes) || memoryBytes % 4096 !== 0 || memoryBytes < 64 << 10 || memoryBytes > 1 << 30) {
+    throw new VmConfigError(`memoryBytes must be a multiple of 4096 from 64 KiB to 1 GiB, got ${memoryBytes}`);
+  }
+  const stackBytesPerVcpu = config.stackBytesPerVcpu ?? DEFAULT_STACK_BYTES;
+  if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
+    throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
+  }
+  if (config.injectLockBug !== undefined && config.injectLockBug !== 'none' && !isVcpuLockReplayName(config.injectLockBug)) {
+    throw new VmConfigError(`injectLockBug must be 'none' or one of ${VCPU_LOCK_REPLAY_NAMES.join(', ')}, got ${String(config.injectLockBug)}`);
+  }
+  // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
+  if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS) throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
+  if (maxVcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${maxVcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
+  return {
+    vcpus,
+    maxVcpus,
+    memoryBytes,
+    policy,
+    ipiVirtualization: config.ipiVirtualization ?? true,
+    x2avic,
+    haltPolling: config.haltPolling ?? true,
+    stackBytesPerVcpu,
+    lockdep: config.lockdep ?? false,
+    injectLockBug: config.injectLockBug ?? 'none',
+  };
+}

@@ -1,0 +1,429 @@
+// The VM on the main thread (KVM's struct kvm and its ioctls): it owns the VM-wide tables (physical
+// and logical APIC ID tables) and the memslots, creates vCPUs, and runs them as one long piscina
+// task each. It is never on the IPI path and never calls Atomics.wait: everything here that waits
+// uses Atomics.waitAsync or timers, so the event loop (piscina's, vitest's) keeps turning.
+
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import { sourceOf, type ProgramImage } from '../../guest/assembler-program-image.js';
+import type { FaultSource } from '../../guest/guest-fault.js';
+import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../../memory/memslot.js';
+import { guestPhysicalAddress } from '../../memory/guest-physical-address.js';
+import { backingPagePolicy, type BackingPagePolicy } from '../control/backing-page-policy.js';
+import { rebuildLogicalApicIdTable } from './apic-map.js';
+import { VcpuRequest, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
+import { allocateVmBuffers, VmMemory } from '../control/vm-memory.js';
+import { KvmLocks } from '../control/kvm-locks.js';
+import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
+import { VcpuCreation } from './vcpu-creation.js';
+import { buildVmReport, finalExit, type VmExit, type VmReport } from '../report/vm-report.js';
+import { workerEntryUrl } from '../../host/worker-entry.js';
+import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
+import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
+import { VcpuWatchdog, allVcpusIdle, describeVcpu } from './vm-watchdog.js';
+import { hostRunTimeSource } from './vcpu-run-time.js';
+import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
+import type { VcpuExitReport, VcpuStartup } from '../vcpu/vcpu.js';
+
+export { VmConfigError, type VmConfig, type ProgramLoad };
+
+export interface RunOptions {
+  /** Run for this long, then stop (the guest need not finish). */
+  readonly seconds?: number;
+  /** Without `seconds`: give up (exit "timeout") if the guest has not finished by then. Default 60. */
+  readonly timeoutSeconds?: number;
+  /** Stop waiting for a vCPU that does not finish after a stop request, name it and tear down. Default 5. */
+  readonly stopTimeoutSeconds?: number;
+  /**
+   * A running vCPU whose run loop makes no progress while its host thread runs this long, or that
+   * sleeps this long in a cycle of lock waits, is reported stuck (VcpuWatchdog). Default 10.
+   */
+  readonly watchdogSeconds?: number;
+  /** Called about every 100 ms while running (progress bars). */
+  readonly onProgress?: (elapsedSeconds: number) => void;
+}
+
+export interface StartOptions {
+  /** Record trace events in every vCPU (see chromeTrace()). */
+  readonly trace?: boolean;
+}
+
+const RAM_SLOT = memslotId(0);
+
+export class Vm {
+  readonly config: Required<VmConfig>;
+  readonly memory: VmMemory;
+  readonly policy: BackingPagePolicy;
+  /** KVM's locks (kvm->lock, slots_lock, slots_arch_lock, kvm->srcu, ...), instrumented; see kvm-locks.ts. */
+  readonly locks: KvmLocks;
+  readonly #memslots: VmMemslots;
+  /** vCPU creation and the backing-page policy's cost (memslot resizes, re-initialised pages). */
+  readonly creation: VcpuCreation;
+  #logicalEntries: ReadonlyMap<number, number> = new Map();
+  #entryPoints: number[];
+  #programLoaded = false;
+  /** The loaded image, when loadProgram was given one: its source map names faulting instructions. */
+  #image: ProgramImage | undefined;
+  #pool: Piscina | undefined;
+  #started = false;
+  #waited = false;
+  /** The run is over (wait() is stopping the vCPUs): no more hot-adds. */
+  #ending = false;
+  #startedAt = 0;
+  /** When every vCPU had left Created (its worker loaded and running); 0 until then. */
+  #allRunningAt = 0;
+  #allRunningWaiters: (() => void)[] = [];
+  #tasks: Promise<void>[] = [];
+  /** The hot-adds queued so far (hotAddVcpu serialises them). */
+  #hotAdds: Promise<void> = Promise.resolve();
+  #clockOriginNs = '0';
+  #trace = false;
+  readonly #results: (VcpuExitReport | Error | undefined)[];
+
+  private constructor(config: Required<VmConfig>) {
+    this.config = config;
+    this.memory = new VmMemory(allocateVmBuffers(config.maxVcpus, config.memoryBytes));
+    this.policy = backingPagePolicy(config.policy, config.maxVcpus);
+    this.locks = new KvmLocks(this.memory, config.maxVcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
+    this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
+    this.#results = new Array<VcpuExitReport | Error | undefined>(config.maxVcpus).fill(undefined);
+    const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
+    if (!ram.ok) throw new VmConfigError(ram.error.message);
+    this.#memslots = new VmMemslots(this.memory, this.locks, ram.set, () => this.#started);
+    this.creation = new VcpuCreation(this.memory, this.locks, this.policy, this.#memslots);
+  }
+
+  /** Creates a VM and its vCPUs (KVM_CREATE_VM, then KVM_CREATE_VCPU for each). */
+  static async create(config: VmConfig): Promise<Vm> {
+    const full = validateConfig(config);
+    const vm = new Vm(full);
+    const locks = vm.locks;
+    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', () => vm.#memslots.publish(vm.#memslots.set, false)));
+    for (let vcpu = 0; vcpu < full.vcpus; vcpu++) await vm.creation.create(vcpu);
+    return vm;
+  }
+
+  get memslots(): MemslotSet {
+    return this.#memslots.set;
+  }
+
+  /** Memslot updates and grace periods so far. */
+  get memslotStatistics(): VmMemslots['statistics'] {
+    return this.#memslots.statistics;
+  }
+
+  /** vCPUs created so far (ids 0..n-1); config.maxVcpus bounds hot-add. */
+  get createdVcpus(): number {
+    return this.memory.createdVcpus();
+  }
+
+  /**
+   * KVM_CREATE_VCPU while the VM runs (or before it starts): creates the next vCPU id under the
+   * backing-page policy (vcpu-creation.ts) and, once the VM runs, starts its worker at its entry
+   * point. Resolves with the new vCPU's index once it is a valid IPI target.
+   */
+  hotAddVcpu(): Promise<number> {
+    // One creation at a time, in id order (KVM serialises them under kvm->lock and checks the id):
+    // concurrent calls queue behind each other; a failed one does not stop the next.
+    const next = this.#hotAdds.then(() => this.#hotAddNext());
+    this.#hotAdds = next.then(() => undefined, () => undefined);
+    return next;
+  }
+
+  async #hotAddNext(): Promise<number> {
+    const vcpu = this.createdVcpus;
+    if (vcpu >= this.config.maxVcpus) throw new VmConfigError(`cannot hot-add a vCPU: all ${this.config.maxVcpus} (maxVcpus) exist`);
+    if (this.#ending) throw new VmConfigError('cannot hot-add a vCPU after the run ended');
+    const started = performance.now();
+    await this.creation.create(vcpu);
+    if (this.#ending) throw new VmConfigError(`vCPU ${vcpu} was created as the run ended; it did not run`);
+    if (this.#started) {
+      this.creation.statistics.hotAdds++;
+      this.creation.statistics.hotAddMs.push(performance.now() - started);
+      this.#allRunningAt = 0;
+      this.#startVcpuTask(vcpu);
+    }
+    return vcpu;
+  }
+
+  /**
+   * Copies a program into guest RAM and records its entry points: pass assemble()'s ProgramImage as it
+   * is (every ".entry", the default and the per-vCPU ones), or a ProgramLoad. Before run() only.
+   */
+  loadProgram(image: ProgramImage | ProgramLoad): void {
+    if (this.#started) throw new VmConfigError('load the program before the VM runs');
+    const ramSlots = this.#memslots.set.slots.filter((slot) => slot.kind === MemslotKind.ram);
+    this.#entryPoints = loadProgramIntoRam(this.memory.buffers.ram, ramSlots, this.config, image);
+    this.#programLoaded = true;
+    this.#image = 'entryPoints' in image ? image : undefined;
+  }
+
+  /** Where the instruction at `address` was written (the loaded image's source map), if known. */
+  sourceOf(address: number): FaultSource | undefined {
+    return this.#image === undefined ? undefined : sourceOf(this.#image, address);
+  }
+
+  // ---- memslots (kvm_set_memory_region), main thread, under slots_lock ----
+
+  // User slots only (userMemslotId, checked before slots_lock as kvm_vm_ioctl_set_memory_region does):
+  // the private APIC-access slot is KVM's, and naming it is a PrivateMemslotIdError.
+
+  async setMemoryRegion(slot: { id: number; guestPhysicalAddress: number; size: number; hostOffset: number }): Promise<void> {
+    const id = userMemslotId(slot.id);
+    await this.#updateMemslots((set) => set.createMemslot({ id, guestPhysicalAddress: guestPhysicalAddress(slot.guestPhysicalAddress), size: slot.size, hostOffset: slot.hostOffset, kind: MemslotKind.ram }), false);
+  }
+
+  async deleteMemoryRegion(id: number): Promise<void> {
+    const slot = userMemslotId(id);
+    await this.#updateMemslots((set) => set.deleteMemslot(slot), true);
+  }
+
+  async moveMemoryRegion(id: number, newGuestPhysicalAddress: number): Promise<void> {
+    const slot = userMemslotId(id);
+    await this.#updateMemslots((set) => set.moveMemslot(slot, guestPhysicalAddress(newGuestPhysicalAddress)), true);
+  }
+
+  async #updateMemslots(edit: MemslotEdit, removesMemory: boolean): Promise<void> {
+    await this.#memslots.update(edit, removesMemory);
+  }
+
+  // ---- running ----
+
+  /** Starts every vCPU, waits for the run to end, stops and reports. */
+  async run(options: RunOptions & StartOptions = {}): Promise<VmReport> {
+    this.start(options);
+    return this.wait(options);
+  }
+
+  /**
+   * Starts one long-running piscina task per vCPU and returns at once; memslot updates, pause and
+   * the like may then be issued while the vCPUs run. wait() ends the run.
+   */
+  start(options: StartOptions = {}): void {
+    if (this.#started) throw new VmConfigError('a VM runs once');
+    if (!this.#programLoaded) throw new VmConfigError('load a program before running the VM');
+    // A vCPU without an entry point runs only once another sends it INIT and start-up IPIs; if no
+    // created vCPU has one, nothing could ever run, and the run would "succeed" having done nothing.
+    const created = this.createdVcpus;
+    if (this.#entryPoints.slice(0, created).every((entry) => entry === WAIT_FOR_START_UP)) {
+      throw new VmConfigError(`none of the ${created} vCPUs has an entry point, so none could ever run: the program's .entry lines name only vCPUs that do not exist (${this.#entryPoints.flatMap((entry, vcpu) => (entry === WAIT_FOR_START_UP ? [] : [vcpu])).join(', ')})`);
+    }
+    this.#started = true;
+    this.#startedAt = performance.now();
+    this.#pool = new Piscina({
+      filename: workerEntryUrl(),
+      minThreads: this.createdVcpus,
+      maxThreads: this.config.maxVcpus,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1,
+      // A hot-added vCPU's task may arrive while an earlier one still waits for its new thread: queue it
+      // (piscina then starts another thread, up to maxThreads) rather than reject it.
+      maxQueue: this.config.maxVcpus,
+    });
+    this.#clockOriginNs = process.hrtime.bigint().toString();
+    this.#trace = options.trace ?? false;
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpuTask(vcpu);
+  }
+
+  /** One long-running piscina task runs vCPU `vcpu` (KVM_RUN) until it is done or stopped. */
+  #startVcpuTask(vcpu: number): void {
+    const startup: VcpuStartup = {
+      buffers: this.memory.buffers,
+      vcpu,
+      policy: this.config.policy,
+      ipiVirtualization: this.config.ipiVirtualization,
+      x2avic: this.config.x2avic,
+      haltPolling: this.config.haltPolling,
+      hostCores: os.availableParallelism(),
+      clockOriginNs: this.#clockOriginNs,
+      entryPoint: Math.max(0, this.#entryPoints[vcpu]!),
+      waitForStartUp: this.#entryPoints[vcpu] === WAIT_FOR_START_UP,
+      stackTop: this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu,
+      trace: this.#trace,
+      locks: this.locks.shared,
+    };
+    // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
+    this.#tasks.push(this.#pool!.run(startup).then(
+      (report: VcpuExitReport) => { this.#results[vcpu] = report; },
+      (error: unknown) => { this.#results[vcpu] = error instanceof Error ? error : new Error(String(error)); },
+    ).finally(() => this.memory.ringMainDoorbell()));
+  }
+
+  /** Waits for the run started by start() to end (see RunOptions), stops every vCPU and reports. */
+  async wait(options: RunOptions = {}): Promise<VmReport> {
+    if (!this.#started || this.#waited) throw new VmConfigError('wait() follows one start()');
+    this.#waited = true;
+    const results = this.#results;
+    const exit = await this.#supervise(results, options, this.#startedAt);
+    this.#ending = true;
+    // Whoever waits for "all running" must not wait past the end of the run.
+    for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
+    // The wait-for graph is taken while the stuck threads still hold and wait (before stopping them).
+    const graphAtWatchdog = exit.reason === 'watchdog' ? this.locks.waitForGraphText() : undefined;
+    const torn = await this.#stopAll(this.#tasks, results, options.stopTimeoutSeconds ?? 5);
+    const endedAt = performance.now();
+    await this.#pool?.destroy().catch(() => undefined);
+    const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
+    this.creation.countStrandedAtEnd();
+    return buildVmReport(this, finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()), results, {
+      durationSeconds: (endedAt - this.#startedAt) / 1000,
+      startupSeconds: (runningAt - this.#startedAt) / 1000,
+    });
+  }
+
+  /** Makes vCPU `vcpu` leave guest mode and look at its requests (kvm_vcpu_kick). */
+  kick(vcpu: number): void {
+    this.#assertRunning('kick');
+    this.memory.kick(this.#checkVcpu(vcpu), VcpuRequest.Kick);
+  }
+
+  /**
+   * Parks every vCPU (each puts itself: IsRunning cleared, SRCU dropped) and resolves once all are
+   * parked for this call (VcpuRequest.PauseAcknowledge) or finished, also right after a resume().
+   * IPIs sent to a paused vCPU wait in its IRR and are delivered after resume().
+   */
+  async pause(timeoutMs = 10_000): Promise<void> {
+    this.#assertRunning('pause');
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Pause | VcpuRequest.PauseAcknowledge);
+    const control = this.memory.control;
+    const deadline = performance.now() + timeoutMs;
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
+      const requests = this.memory.controlBlockIndex(vcpu, 'requests');
+      const runState = this.memory.controlBlockIndex(vcpu, 'runState');
+      for (;;) {
+        // Not the Paused state alone: a vCPU shows it until it acts on an earlier resume(). The
+        // acknowledgement is cleared after Paused is published (park), so this load pairs with it.
+        const seen = Atomics.load(control, requests);
+        if ((seen & VcpuRequest.PauseAcknowledge) === 0) break;
+        const state = Atomics.load(control, runState);
+        if (state === VcpuRunState.Finished) break;
+        if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not pause within ${timeoutMs} ms (it is ${runStateName(state)})`);
+        this.memory.kick(vcpu, 0);
+        const wait = Atomics.waitAsync(control, requests, seen, 5);
+        if (wait.async) await wait.value;
+      }
+    }
+  }
+
+  /** Lets paused vCPUs run again. */
+  resume(): void {
+    this.#assertRunning('resume');
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
+      Atomics.and(this.memory.control, this.memory.controlBlockIndex(vcpu, 'requests'), ~(VcpuRequest.Pause | VcpuRequest.PauseAcknowledge));
+      this.memory.kick(vcpu, 0);
+    }
+  }
+
+  /** Run state of every vCPU, by name (for tests and tools). */
+  runStates(): string[] {
+    return Array.from({ length: this.createdVcpus }, (_, vcpu) => runStateName(Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState'))));
+  }
+
+  #assertRunning(what: string): void {
+    if (!this.#started || this.#waited) throw new VmConfigError(`${what}() needs a VM that has been started and not yet waited for`);
+  }
+
+  #checkVcpu(vcpu: number): number {
+    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.createdVcpus) throw new VmConfigError(`no vCPU ${vcpu} (this VM has ${this.createdVcpus})`);
+    return vcpu;
+  }
+
+  /**
+   * Resolves once every vCPU's worker has started running it (worker start-up is excluded from
+   * rates; time-based scenarios start their clock here), or when the run ends first. Needs wait()
+   * to be in progress or to follow.
+   */
+  whenAllRunning(): Promise<void> {
+    if (this.#allRunningAt !== 0) return Promise.resolve();
+    return new Promise((resolve) => this.#allRunningWaiters.push(resolve));
+  }
+
+  #noteAllRunning(): void {
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
+      if (Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState')) === VcpuRunState.Created) return;
+    }
+    this.#allRunningAt = performance.now();
+    for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
+  }
+
+  /** IPI messages sent so far, summed over vCPUs (read live from their counters; for progress). */
+  liveIpisSent(): number {
+    let total = 0;
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) total += this.memory.controlFloat64[this.memory.statisticIndex(vcpu, 'ipisSent')]!;
+    return total;
+  }
+
+  /** After wait(): the trace the vCPUs recorded (start({ trace: true })), as Chrome trace-event JSON. */
+  chromeTrace(): ChromeTrace {
+    const perVcpu = this.#results.flatMap((result, vcpu) =>
+      result !== undefined && !(result instanceof Error) && result.trace !== undefined ? [{ vcpu, ...result.trace }] : []);
+    return buildChromeTrace(perVcpu);
+  }
+
+  /** The main thread's service loop: APIC map rebuilds, the end conditions, the watchdog. */
+  async #supervise(results: (VcpuExitReport | Error | undefined)[], options: RunOptions, started: number): Promise<VmExit> {
+    const control = this.memory.control;
+    const doorbell = this.memory.headerIndex('mainDoorbell');
+    const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
+    const watchdogMs = (options.watchdogSeconds ?? 10) * 1000;
+    const watchdog = new VcpuWatchdog(this.memory, {
+      boundMs: watchdogMs,
+      runTime: hostRunTimeSource(this.memory),
+      waitsOnCycle: (vcpu) => {
+        // The vCPU's lockdep thread slot is its host thread slot + 1 (VcpuLocks).
+        const hostThreadSlot = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
+        return hostThreadSlot >= 0 && this.locks.waitsOnCycle(hostThreadSlot + 1);
+      },
+      heldLocks: (slot) => this.locks.locksHeldBy(slot),
+    });
+    let lastProgress = started;
+    for (;;) {
+      const seen = Atomics.load(control, doorbell);
+      this.#serviceApicMapRequests();
+      if (this.#allRunningAt === 0) this.#noteAllRunning();
+      const now = performance.now();
+      const failed = results.findIndex((result) => result instanceof Error || (result !== undefined && result.reason === 'fault'));
+      if (failed >= 0) return { reason: 'fault', detail: `vCPU ${failed} stopped the VM` };
+      if (results.slice(0, this.createdVcpus).every((result) => result !== undefined)) return { reason: 'all-done', detail: 'every vCPU reported done' };
+      if (options.seconds === undefined && allVcpusIdle(this.memory, results)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
+      if (now - started >= limitMs) {
+        return options.seconds !== undefined
+          ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }
+          : { reason: 'timeout', detail: `the guest did not finish within ${limitMs / 1000} s` };
+      }
+      const stuck = watchdog.check(now);
+      if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
+      if (options.onProgress !== undefined && now - lastProgress >= 100) {
+        lastProgress = now;
+        options.onProgress((now - started) / 1000);
+      }
+      const wait = Atomics.waitAsync(control, doorbell, seen, 10);
+      if (wait.async) await wait.value;
+    }
+  }
+
+  #serviceApicMapRequests(): void {
+    const control = this.memory.control;
+    const requested = Atomics.load(control, this.memory.headerIndex('apicMapRequests'));
+    const generation = this.memory.headerIndex('apicMapGeneration');
+    if (Atomics.load(control, generation) === requested) return;
+    this.#logicalEntries = rebuildLogicalApicIdTable(this.memory, this.#logicalEntries).entries;
+    Atomics.store(control, generation, requested);
+    Atomics.notify(control, generation);
+  }
+
+  /** Asks every vCPU to stop and waits, bounded; returns a watchdog exit naming the vCPUs that did not. */
+  async #stopAll(tasks: Promise<void>[], results: (VcpuExitReport | Error | undefined)[], stopTimeoutSeconds: number): Promise<VmExit | undefined> {
+    Atomics.store(this.memory.control, this.memory.headerIndex('stopRequested'), 1);
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Stop);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000); });
+    const outcome = await Promise.race([Promise.all(tasks).then(() => 'stopped' as const), timeout]);
+    clearTimeout(timer);
+    if (outcome === 'stopped') return undefined;
+    const stuck = results.slice(0, this.createdVcpus).map((result, vcpu) => (result === undefined ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
+    await this.#pool?.destroy().catch(() => undefined);
+    const states = stuck.map((vcpu) => describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot))).join('; ');
+    return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`, stuckVcpus: stuck };
+  }
+}
