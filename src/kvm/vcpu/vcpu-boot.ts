@@ -60,26 +60,33 @@ function isIrrWord(relative: number): boolean {
   return offset >= 0 && offset < BITMAP_WORDS * BITMAP_STRIDE_WORDS && offset % BITMAP_STRIDE_WORDS === 0;
 }
 
+/** Each register's value after INIT, by word (SDM §11.4.7.3): 0 but for the version, DFR, SVR and masked LVTs. */
+const INIT_RESET_VALUES = (() => {
+  const values = new Int32Array(APIC_PAGE_WORDS);
+  values[ApicRegister.Version >> 2] = APIC_VERSION_RESET;
+  values[DFR_WORD] = DFR_FLAT;
+  values[ApicRegister.SpuriousInterruptVector >> 2] = SVR_AFTER_INIT;
+  for (const lvt of LVT_WORDS) values[lvt] = LVT_MASKED;
+  return values;
+})();
+
 /**
  * The local APIC's INIT reset (SDM §11.4.7.3): every register to its power-up value except the APIC
  * ID, and in x2APIC mode (which INIT keeps: IA32_APIC_BASE is not reset) the LDR derived from it.
- * IRR is cleared last, word by word with Atomics.exchange, because remote senders may OR into it
- * at any moment: a bit set before the exchange is counted as discarded, one set after it stays
- * pending. Returns the discarded IRR bits and whether the logical destination (LDR, DFR) changed.
+ * Other vCPUs' software IPI paths read this page while it is reset (collectTargets: ID, LDR, DFR),
+ * as KVM's senders read the APIC map that INIT leaves alone, so each register goes straight to its
+ * reset value with one atomic store and the kept ones are never written: a start-up IPI sent right
+ * behind the INIT must find its target. IRR is cleared last, word by word with Atomics.exchange,
+ * because remote senders may OR into it at any moment: a bit set before the exchange is counted as
+ * discarded, one set after it stays pending. Returns the discarded IRR bits and whether the logical
+ * destination (LDR, DFR) changed.
  */
 export function resetApicPageForInit(words: Int32Array, base: number, x2apicMode: boolean): { discarded: number; logicalDestinationChanged: boolean } {
-  const id = words[base + ID_WORD]!;
-  const ldr = words[base + LDR_WORD]!;
-  const logicalDestinationChanged = !x2apicMode && (ldr !== 0 || words[base + DFR_WORD] !== DFR_FLAT);
+  const logicalDestinationChanged = !x2apicMode && (words[base + LDR_WORD] !== 0 || words[base + DFR_WORD] !== DFR_FLAT);
   for (let relative = 0; relative < APIC_PAGE_WORDS; relative++) {
-    if (!isIrrWord(relative)) Atomics.store(words, base + relative, 0);
+    if (relative === ID_WORD || (x2apicMode && relative === LDR_WORD) || isIrrWord(relative)) continue;
+    Atomics.store(words, base + relative, INIT_RESET_VALUES[relative]!);
   }
-  words[base + ID_WORD] = id;
-  if (x2apicMode) words[base + LDR_WORD] = ldr;
-  words[base + (ApicRegister.Version >> 2)] = APIC_VERSION_RESET;
-  words[base + DFR_WORD] = DFR_FLAT;
-  words[base + (ApicRegister.SpuriousInterruptVector >> 2)] = SVR_AFTER_INIT;
-  for (const lvt of LVT_WORDS) words[base + lvt] = LVT_MASKED;
   let discarded = 0;
   for (let i = 0; i < BITMAP_WORDS; i++) discarded += bitCount(Atomics.exchange(words, base + IRR_WORD + i * BITMAP_STRIDE_WORDS, 0));
   return { discarded, logicalDestinationChanged };
