@@ -1,7 +1,8 @@
 // The vCPU side of the lock-order replays (docs/lock-scenarios.md; the main-thread side and the
 // registry are in lock-replays.ts). VmConfig.injectLockBug names a replay; every vCPU it involves
-// runs its part once, from its first exit (Vcpu.beginExitHandling), i.e. inside its KVM_RUN
-// (vcpu->mutex held) and an exit handler (kvm->srcu read held), where KVM runs these paths.
+// runs its part once, as the first-exit hook its worker plugs in (workers/vcpu-worker.ts), i.e.
+// inside its KVM_RUN (vcpu->mutex held) and an exit handler (kvm->srcu read held), where KVM runs
+// these paths.
 //
 // Each part takes the VM's own instrumented locks. A buggy part, once the validator has reported,
 // backs out before it would block (the kernel's lockdep reports and then hangs; a replay must not),
@@ -22,7 +23,7 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Bound of the lock waits that deadlock without the validator (the watchdog fires long before). */
 export const HANG_BOUND_MS = 2 * KVM_LOCK_TIMEOUT_MS;
 
-/** What the run loop lends a replay: its locks and its own SRCU read section (vcpu->srcu_idx). */
+/** What the run loop lends a replay (Vcpu's first-exit context): its locks and its own SRCU read section (vcpu->srcu_idx). */
 export interface VcpuReplayContext {
   readonly locks: VcpuLocks;
   readonly vcpu: number;
@@ -281,7 +282,7 @@ export function replayVcpus(name: VcpuLockReplayName): number[] {
 
 export type VcpuLockReplay = (context: VcpuReplayContext) => void;
 
-/** The part vCPU `vcpu` plays in the injected replay, if any (called once, at its first exit). */
+/** The part vCPU `vcpu` plays in the injected replay, if any: its first-exit hook (called once, at its first exit). */
 export function vcpuLockReplay(name: VcpuLockReplayName | undefined, handshake: SharedArrayBuffer | undefined, vcpu: number): VcpuLockReplay | undefined {
   if (name === undefined || handshake === undefined) return undefined;
   const spec: VcpuReplaySpec = VCPU_LOCK_REPLAYS[name];

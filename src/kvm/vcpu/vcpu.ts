@@ -32,7 +32,6 @@ import { VcpuStatistic } from '../control/vm-layout.js';
 import { createLatencyHistogram, encodeLatencyHistogram, type LatencyHistogram } from '../report/latency-histogram.js';
 import { TraceEventKind, TraceRecorder } from '../report/trace-recorder.js';
 import { KVM_LOCK_TIMEOUT_MS, VcpuLocks, type KvmLocksShared } from '../control/kvm-locks.js';
-import { vcpuLockReplay, type VcpuLockReplay } from '../lock-replays-vcpu.js';
 import { ApicTimer } from '../lapic/apic-timer.js';
 import { VcpuBoot } from './vcpu-boot.js';
 import { VcpuSleep } from './vcpu-sleep.js';
@@ -70,6 +69,23 @@ export interface VcpuStartup {
   readonly locks: KvmLocksShared;
 }
 
+/** What a first-exit hook is lent: the vCPU's locks and its own SRCU read section (vcpu->srcu_idx). */
+export interface VcpuFirstExitContext {
+  readonly locks: VcpuLocks;
+  readonly vcpu: number;
+  /** srcu_read_unlock(&kvm->srcu, vcpu->srcu_idx), as the run loop does before it blocks. */
+  readonly dropSrcu: () => void;
+  /** srcu_read_lock again, into vcpu->srcu_idx. */
+  readonly retakeSrcu: (site: string) => void;
+}
+
+/**
+ * Debug only: supplied by the worker (a lock replay's vCPU part, docs/lock-scenarios.md) and called
+ * once, at the vCPU's first exit, inside vcpu->mutex (KVM_RUN) and the exit handler's kvm->srcu read
+ * section, where KVM runs the paths such a hook stands for. The core knows nothing else of it.
+ */
+export type VcpuFirstExitHook = (context: VcpuFirstExitContext) => void;
+
 export interface VcpuExitReport {
   readonly vcpu: number;
   readonly reason: 'done' | 'stopped' | 'fault';
@@ -100,8 +116,8 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly hostThreadSlot: number;
   /** vcpu->mutex, kvm->srcu (read side) and the validator, attached in this worker. */
   readonly locks: VcpuLocks;
-  /** Debug only: this vCPU's part of an injected lock replay, run once at its first exit. */
-  #lockReplay: VcpuLockReplay | undefined;
+  /** Debug only: the worker's first-exit hook, until it has run (beginExitHandling). */
+  #onFirstExit: VcpuFirstExitHook | undefined;
   readonly #control: Int32Array;
   readonly #statistics: Float64Array;
   readonly #doorbell: number;
@@ -127,7 +143,7 @@ export class Vcpu implements GuestCpuEnvironment {
   /** Halt-polling, blocking, the pause-loop yield and parking (vcpu-sleep.ts). */
   readonly #sleep: VcpuSleep;
 
-  constructor(startup: VcpuStartup) {
+  constructor(startup: VcpuStartup, onFirstExit?: VcpuFirstExitHook) {
     this.startup = startup;
     this.memory = new VmMemory(startup.buffers);
     this.index = startup.vcpu;
@@ -137,7 +153,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#statisticsBase = this.memory.statisticIndex(this.index, 'ipiCommands') - VcpuStatistic.ipiCommands;
     this.hostThreadSlot = this.#claimHostThreadSlot();
     this.locks = new VcpuLocks(startup.locks, this.memory, this.hostThreadSlot, this.index);
-    this.#lockReplay = vcpuLockReplay(startup.locks.injectLockBug, startup.locks.replayHandshake, this.index);
+    this.#onFirstExit = onFirstExit;
     this.#doorbell = this.memory.doorbellIndex(this.hostThreadSlot, 'ring');
     this.#requests = this.memory.controlBlockIndex(this.index, 'requests');
     this.#runState = this.memory.controlBlockIndex(this.index, 'runState');
@@ -210,10 +226,10 @@ export class Vcpu implements GuestCpuEnvironment {
   beginExitHandling(): void {
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
     this.srcuReadLock('vcpu_run: exit handling: srcu_read_lock');
-    const replay = this.#lockReplay;
-    if (replay !== undefined) {
-      this.#lockReplay = undefined;
-      replay({ locks: this.locks, vcpu: this.index, dropSrcu: () => this.srcuReadUnlock(), retakeSrcu: (site) => this.srcuReadLock(site) });
+    const onFirstExit = this.#onFirstExit;
+    if (onFirstExit !== undefined) {
+      this.#onFirstExit = undefined;
+      onFirstExit({ locks: this.locks, vcpu: this.index, dropSrcu: () => this.srcuReadUnlock(), retakeSrcu: (site) => this.srcuReadLock(site) });
     }
   }
 
