@@ -5,7 +5,7 @@
 // deadlock or a deadlock was found (or the run failed otherwise), 2 bad input.
 
 import { Command, Option } from 'commander';
-import { LOCK_REPLAYS, findLockReplay, type LockReplayOutcome, type LockReplayWorkload } from '../kvm/lock-replays.js';
+import { LOCK_REPLAYS, findLockReplay, type LockReplayOutcome, type LockReplayWorkload } from '../scenarios/lock-scenarios/lock-replays.js';
 import { loadLockScenarioFile, LockScenarioFileError } from '../lockdep/scenario-file.js';
 import { runLockScenario } from '../lockdep/scenario-file-runner.js';
 import { assembleScenario } from '../scenarios/run-scenario.js';

@@ -1,6 +1,6 @@
 // Setup for the lock-replay tests (no assertions here): run a registered replay on the storm
 // workload, and normalise a report for a text snapshot (worker slots and wait times vary by run).
-import { findLockReplay, type LockReplayOutcome } from '../../src/kvm/lock-replays.js';
+import { findLockReplay, type LockReplayOutcome } from '../../src/scenarios/lock-scenarios/lock-replays.js';
 import { stormWorkload } from '../../src/cli/lockdep-command.js';
 
 export async function runReplay(name: string, validator: boolean): Promise<LockReplayOutcome> {

@@ -9,7 +9,7 @@
 //   irq_lock                   created for the paths that will take it (routing)
 //   kvm_lock, cpu_hotplug_lock   host-global stand-ins (the VM list, CPU hotplug) for replay S5
 //   kvm->arch.xen.xen_lock       the leaf a vCPU exit handler may take inside SRCU (S4 fixed)
-// The lock-order replays of docs/lock-scenarios.md (lock-replays.ts, lock-replays-vcpu.ts) take them all.
+// The lock-order replays of docs/lock-scenarios.md (src/scenarios/lock-scenarios/) take them all.
 //
 // The Vm always builds the lockdep region, with the validator on only under VmConfig.lockdep: with
 // it off the locks still keep holder and waiter words, so the watchdog can print a wait-for graph.
@@ -29,8 +29,7 @@ import {
 } from '../../lockdep/index.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
 import type { VmMemory } from './vm-memory.js';
-import { createReplayHandshake } from '../lock-replays-handshake.js';
-import type { VcpuLockReplayName } from '../lock-replays-vcpu.js';
+import type { InjectedLockBug } from '../vm/vm-config.js';
 
 /** Every lock wait on a hypervisor path is bounded by this (a LockWaitTimeout names the holders). */
 export const KVM_LOCK_TIMEOUT_MS = 10_000;
@@ -54,10 +53,8 @@ export interface KvmLocksShared {
   readonly lockdep: LockdepShared;
   readonly enabled: boolean;
   readonly instances: KvmLockInstances;
-  /** Debug only: the vCPUs play their part of a lock replay (docs/lock-scenarios.md; lock-replays-vcpu.ts). */
-  readonly injectLockBug?: VcpuLockReplayName;
-  /** The replay's handshake words (ReplayHandshake), present with injectLockBug. */
-  readonly replayHandshake?: SharedArrayBuffer;
+  /** Debug only: VmConfig.injectLockBug, passed through for the workers' first-exit hook (docs/lock-scenarios.md). */
+  readonly injectLockBug?: InjectedLockBug;
 }
 
 /** What VmReport carries about the validator: whether it ran, and its first report. */
@@ -84,7 +81,7 @@ export class KvmLocks {
   readonly shared: KvmLocksShared;
   readonly #hasMainContexts: boolean;
 
-  constructor(memory: VmMemory, vcpus: number, options: { enabled: boolean; injectLockBug?: VcpuLockReplayName }) {
+  constructor(memory: VmMemory, vcpus: number, options: { enabled: boolean; injectLockBug?: InjectedLockBug }) {
     const mainContexts = Math.max(0, Math.min(8, MAX_THREAD_SLOTS - 1 - vcpus));
     if (options.enabled && mainContexts === 0) throw new RangeError(`lockdep supports at most ${MAX_THREAD_SLOTS - 2} vCPUs`);
     this.#hasMainContexts = mainContexts > 0;
@@ -116,7 +113,7 @@ export class KvmLocks {
         cpuHotplugLock: this.cpuHotplugLock.instance,
         vcpuMutexes: this.vcpuMutexes.map((mutex) => mutex.instance),
       },
-      ...(options.injectLockBug === undefined ? {} : { injectLockBug: options.injectLockBug, replayHandshake: createReplayHandshake() }),
+      ...(options.injectLockBug === undefined ? {} : { injectLockBug: options.injectLockBug }),
     };
   }
 

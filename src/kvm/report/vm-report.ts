@@ -23,7 +23,6 @@ import type { VcpuExitReport } from '../vcpu/vcpu.js';
 import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
 import type { Vm } from '../vm/vm.js';
 import type { VmLockdepSummary } from '../control/kvm-locks.js';
-import { replayExpectsReport } from '../lock-replays-vcpu.js';
 import type { MemslotStatistics } from '../vm/memslot-updates.js';
 
 export interface VcpuCreationReport {
@@ -257,7 +256,8 @@ export function buildVmReport(
   const failed = exit.reason === 'fault' || exit.reason === 'timeout' || exit.reason === 'watchdog';
   // A possible deadlock fails the run, unless the run injected a buggy lock replay to produce one.
   const lockdep = vm.locks.summary();
-  const unexpectedLockReport = lockdep.report !== undefined && !replayExpectsReport(vm.config.injectLockBug);
+  const injected = vm.config.injectLockBug;
+  const unexpectedLockReport = lockdep.report !== undefined && (injected === 'none' || injected.expectsReport === false);
   return {
     vcpus: vm.createdVcpus,
     policy: vm.config.policy,

@@ -67,7 +67,7 @@ export class VcpuCreation {
   /** Which region of apicPages holds the current backing pages (rfc-v2 alternates). */
   #region = 0;
   /**
-   * rfc-v2 only, for the lock replay `rfc-v2-hot-add` (lock-replays.ts): called, slots_lock held,
+   * rfc-v2 only, for the lock replay `rfc-v2-hot-add` (docs/lock-scenarios.md): called, slots_lock held,
    * before each existing vCPU's page is re-initialised; it takes that vCPU's vcpu->mutex (the
    * obvious way to make the RFC's re-initialisation safe) and returns its release, or undefined to
    * re-initialise without it. Unset, the RFC's behaviour: no per-vCPU lock at all.

@@ -4,7 +4,6 @@ import { XAPIC_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
 import { X2AVIC_MAX_PHYSICAL_INDEX } from '../../hw/avic/x2avic.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
 import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../control/backing-page-policy.js';
-import { VCPU_LOCK_REPLAY_NAMES, isVcpuLockReplayName, type VcpuLockReplayName } from '../lock-replays-vcpu.js';
 
 export interface VmConfig {
   /**
@@ -39,11 +38,27 @@ export interface VmConfig {
   /** Run the lock-order validator over the hypervisor's locks (docs/lock-order.md). Default false. */
   readonly lockdep?: boolean;
   /**
-   * Debug only: the vCPUs play their part of a lock-order replay (docs/lock-scenarios.md; lock-replays-vcpu.ts),
-   * e.g. 's1', the APICv toggle inside SRCU, or its fixed variant 's1-fixed'. Default 'none'.
+   * Debug only: the vCPUs play their part of a lock-order replay (docs/lock-scenarios.md), e.g. 's1',
+   * the APICv toggle inside SRCU, or its fixed variant 's1-fixed'. Opaque to the core: the vCPU
+   * workers look the name up among the replays (src/scenarios/lock-scenarios/) and run their part as
+   * the vCPU's first-exit hook; src/scenarios builds and checks it (injectedLockBug()). A bare name is
+   * short for { name } (no shared handshake words, a report expected). Default 'none'.
    */
-  readonly injectLockBug?: 'none' | VcpuLockReplayName;
+  readonly injectLockBug?: 'none' | string | InjectedLockBug;
 }
+
+/** A lock replay's vCPU side as the core carries it to the workers (KvmLocksShared), uninterpreted. */
+export interface InjectedLockBug {
+  /** The replay's name: each vCPU worker looks up its part by it. */
+  readonly name: string;
+  /** Words shared by the replay's threads (main and every worker), passed to each worker untouched. */
+  readonly handshake?: SharedArrayBuffer;
+  /** A validator report is what the replay is for (VmReport.ok stays true with one). Default true; the fixed variants say false. */
+  readonly expectsReport?: boolean;
+}
+
+/** validateConfig's result: every option set, the injected replay in its object form. */
+export type ValidVmConfig = Required<Omit<VmConfig, 'injectLockBug'>> & { readonly injectLockBug: 'none' | InjectedLockBug };
 
 export class VmConfigError extends Error {
   override readonly name = 'VmConfigError';
@@ -63,7 +78,7 @@ function vcpuLimitReason(x2avic: boolean): string {
     : ` (xAPIC physical IDs 0..0x${XAPIC_MAX_PHYSICAL_ID.toString(16)}; up to ${maxVcpusFor(true)} need x2avic: true, without x2AVIC KVM would inhibit AVIC with PHYSICAL_ID_TOO_BIG)`;
 }
 
-export function validateConfig(config: VmConfig): Required<VmConfig> {
+export function validateConfig(config: VmConfig): ValidVmConfig {
   const { vcpus } = config;
   const x2avic = config.x2avic ?? true;
   if (config.x2avic !== undefined && typeof config.x2avic !== 'boolean') throw new VmConfigError(`x2avic must be true or false, got ${String(config.x2avic)}`);
@@ -87,9 +102,7 @@ export function validateConfig(config: VmConfig): Required<VmConfig> {
   if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
     throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
   }
-  if (config.injectLockBug !== undefined && config.injectLockBug !== 'none' && !isVcpuLockReplayName(config.injectLockBug)) {
-    throw new VmConfigError(`injectLockBug must be 'none' or one of ${VCPU_LOCK_REPLAY_NAMES.join(', ')}, got ${String(config.injectLockBug)}`);
-  }
+  const injectLockBug = injectedLockBugShape(config.injectLockBug);
   // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
   if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS) throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
   if (maxVcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${maxVcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
@@ -103,6 +116,22 @@ export function validateConfig(config: VmConfig): Required<VmConfig> {
     haltPolling: config.haltPolling ?? true,
     stackBytesPerVcpu,
     lockdep: config.lockdep ?? false,
-    injectLockBug: config.injectLockBug ?? 'none',
+    injectLockBug,
   };
+}
+
+/** Only the shape of VmConfig.injectLockBug: which replays exist is src/scenarios' to know. */
+function injectedLockBugShape(value: VmConfig['injectLockBug']): 'none' | InjectedLockBug {
+  if (value === undefined || value === 'none') return 'none';
+  const injected: InjectedLockBug | undefined = typeof value === 'string' ? { name: value } : typeof value === 'object' && value !== null ? value : undefined;
+  if (
+    injected === undefined ||
+    typeof injected.name !== 'string' ||
+    injected.name === '' ||
+    !(injected.handshake === undefined || injected.handshake instanceof SharedArrayBuffer) ||
+    !(injected.expectsReport === undefined || typeof injected.expectsReport === 'boolean')
+  ) {
+    throw new VmConfigError(`injectLockBug must be 'none', a lock replay's name or { name, handshake?: SharedArrayBuffer, expectsReport?: boolean }, got ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
+  }
+  return injected;
 }

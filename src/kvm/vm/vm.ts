@@ -18,7 +18,7 @@ import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
 import { VcpuCreation } from './vcpu-creation.js';
 import { buildVmReport, finalExit, type VmExit, type VmReport } from '../report/vm-report.js';
 import { workerEntryUrl } from '../../host/worker-entry.js';
-import { VmConfigError, validateConfig, type VmConfig } from './vm-config.js';
+import { VmConfigError, validateConfig, type ValidVmConfig, type VmConfig } from './vm-config.js';
 import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
 import { VcpuWatchdog, allVcpusIdle, describeVcpu } from './vm-watchdog.js';
 import { hostRunTimeSource } from './vcpu-run-time.js';
@@ -51,7 +51,7 @@ export interface StartOptions {
 const RAM_SLOT = memslotId(0);
 
 export class Vm {
-  readonly config: Required<VmConfig>;
+  readonly config: ValidVmConfig;
   readonly memory: VmMemory;
   readonly policy: BackingPagePolicy;
   /** KVM's locks (kvm->lock, slots_lock, slots_arch_lock, kvm->srcu, ...), instrumented; see kvm-locks.ts. */
@@ -80,7 +80,7 @@ export class Vm {
   #trace = false;
   readonly #results: (VcpuExitReport | Error | undefined)[];
 
-  private constructor(config: Required<VmConfig>) {
+  private constructor(config: ValidVmConfig) {
     this.config = config;
     this.memory = new VmMemory(allocateVmBuffers(config.maxVcpus, config.memoryBytes));
     this.policy = backingPagePolicy(config.policy, config.maxVcpus);

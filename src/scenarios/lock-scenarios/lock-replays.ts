@@ -1,8 +1,8 @@
 // The lock-order replays of KVM's historical lock bugs (docs/lock-scenarios.md) on a real VM, and the registry `avic-smp lockdep
 // --scenario NAME` runs from. Each replay starts a Vm whose vCPUs run an IPI-sending guest program
 // (the caller's workload, e.g. the storm scenario), injects the vCPU side (lock-replays-vcpu.ts:
-// their first exit handler takes the locks) and plays the main-thread side here with vm.locks while
-// the VM runs. The emulator's own paths take the same locks meanwhile (vCPU run loops, memslot
+// their first exit handler takes the locks) and plays the main-thread side (lock-replays-main.ts)
+// with vm.locks while the VM runs. The emulator's own paths take the same locks meanwhile (vCPU run loops, memslot
 // updates), so a fixed variant is clean only if it is clean under that load.
 //
 // Verdicts: the validator's first report -> 'possible-deadlock' (buggy variants back out after it,
@@ -13,15 +13,12 @@
 // The registry is a list of LockReplay (name, description, run). defineVmReplay() builds one from a
 // vCPU part (VmConfig.injectLockBug) and a main part; add new entries to LOCK_REPLAYS.
 
-import { LockWaitAborted, setWord, waitCycleClasses, waitForWordAsync, type InstrumentedMutex, type Lockdep } from '../lockdep/index.js';
-import { LockMode } from '../lockdep/lockdep-layout.js';
-import type { KvmLocks } from './control/kvm-locks.js';
-import { handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
-import { HANDSHAKE_TIMEOUT_MS, HANG_BOUND_MS, replayVcpus, type VcpuLockReplayName } from './lock-replays-vcpu.js';
-import { memslotChurn, rfcV2HotAddMain, s4Main, s5Main } from './lock-replays-main.js';
-import type { VmConfig } from './vm/vm-config.js';
-import type { IpiBalance, VmReport } from './report/vm-report.js';
-import { Vm } from './vm/vm.js';
+import { LockWaitAborted, waitCycleClasses } from '../../lockdep/index.js';
+import type { VmConfig } from '../../kvm/vm/vm-config.js';
+import type { IpiBalance, VmReport } from '../../kvm/report/vm-report.js';
+import { Vm } from '../../kvm/vm/vm.js';
+import { injectedLockBug, replayVcpus, type VcpuLockReplayName } from './lock-replays-vcpu.js';
+import { MainReplay, memslotChurn, rfcV2HotAddMain, s4Main, s5Main } from './lock-replays-main.js';
 
 export type LockVerdict = 'possible-deadlock' | 'deadlock' | 'clean';
 
@@ -64,80 +61,6 @@ export interface LockReplay {
   readonly run: (options: LockReplayRunOptions) => Promise<LockReplayOutcome>;
 }
 
-/** The main thread's side of a replay in progress: the VM, its locks, the handshake words. */
-export class MainReplay {
-  readonly vm: Vm;
-  #ended = false;
-  readonly #words: Int32Array | undefined;
-
-  constructor(vm: Vm) {
-    this.vm = vm;
-    const handshake = vm.locks.shared.replayHandshake;
-    this.#words = handshake === undefined ? undefined : new Int32Array(handshake);
-  }
-
-  get locks(): KvmLocks {
-    return this.vm.locks;
-  }
-
-  get lockdep(): Lockdep {
-    return this.vm.locks.lockdep;
-  }
-
-  get reported(): boolean {
-    return this.lockdep.report() !== undefined;
-  }
-
-  /** The run ended (or is being torn down): loops stop, handshake waits give up. */
-  get ended(): boolean {
-    return this.#ended || this.lockdep.waitsAborted;
-  }
-
-  end(): void {
-    this.#ended = true;
-  }
-
-  signal(word: ReplayHandshakeWord): void {
-    if (this.#words !== undefined) setWord(this.#words, handshakeIndex(word));
-  }
-
-  isSet(word: ReplayHandshakeWord): boolean {
-    return this.#words !== undefined && Atomics.load(this.#words, handshakeIndex(word)) !== 0;
-  }
-
-  async waitFor(word: ReplayHandshakeWord): Promise<void> {
-    const words = this.#words;
-    if (words === undefined) throw new Error(`this replay has no vCPU side to wait for ("${word}")`);
-    if (!(await waitForWordAsync(words, handshakeIndex(word), performance.now() + HANDSHAKE_TIMEOUT_MS, () => this.ended))) {
-      if (this.lockdep.waitsAborted) throw new LockWaitAborted(`handshake ${word}`, 'the', 'main');
-      throw new Error(`the main side waited ${this.#ended ? 'past the end of the run' : `${HANDSHAKE_TIMEOUT_MS} ms`} for "${word}"`);
-    }
-  }
-
-  /** Runs `body` in its own lockdep context on main (it holds locks across awaits). */
-  context<T>(name: string, body: () => Promise<T>): Promise<T> {
-    return this.locks.inContext(name, body);
-  }
-
-  /** mutex_lock, validated first; backs out (false, no wait) once a report exists. */
-  async lockUnlessReported(mutex: InstrumentedMutex, site: string): Promise<boolean> {
-    const lockdep = this.lockdep;
-    if (lockdep.enabled) lockdep.checkAcquire(mutex.lockClass, LockMode.Write, site, mutex.instance);
-    if (this.reported) return false;
-    await mutex.lockAsync(site, HANG_BOUND_MS);
-    return true;
-  }
-
-  /** synchronize_srcu(&kvm->srcu), validated first, skipped once reported. */
-  async synchronizeUnlessReported(site: string): Promise<boolean> {
-    const { srcu } = this.locks;
-    if (this.lockdep.enabled) this.lockdep.synchronize(srcu.lockClass, site, srcu.instance);
-    if (this.reported) return false;
-    await srcu.synchronize({ site, timeoutMs: HANG_BOUND_MS });
-    return true;
-  }
-}
-
 export interface VmReplaySpec {
   readonly name: string;
   readonly description: string;
@@ -162,6 +85,7 @@ export function defineVmReplay(spec: VmReplaySpec): LockReplay {
 async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): Promise<LockReplayOutcome> {
   const needed = Math.max(2, spec.minimumVcpus ?? 0, ...(spec.inject === undefined ? [] : replayVcpus(spec.inject).map((vcpu) => vcpu + 1)));
   const vcpus = Math.max(needed, options.vcpus ?? 2);
+  const injected = spec.inject === undefined ? undefined : injectedLockBug(spec.inject);
   const vm = await Vm.create({
     ...spec.vmConfig,
     vcpus,
@@ -169,10 +93,10 @@ async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): P
     lockdep: options.validator,
     // Every IPI exits (the erratum #1235 work-around), so every sender reaches its exit handler.
     ipiVirtualization: false,
-    ...(spec.inject === undefined ? {} : { injectLockBug: spec.inject }),
+    ...(injected === undefined ? {} : { injectLockBug: injected }),
   });
   options.workload.load(vm);
-  const main = new MainReplay(vm);
+  const main = new MainReplay(vm, injected?.handshake);
   vm.start();
   const ending = vm.wait({ timeoutSeconds: 60, watchdogSeconds: options.watchdogSeconds ?? 2, stopTimeoutSeconds: options.stopTimeoutSeconds ?? 1 });
   const problems: string[] = [];

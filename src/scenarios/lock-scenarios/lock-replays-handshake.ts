@@ -1,8 +1,15 @@
-// The handshake words of a lock replay (lock-replays.ts on main, lock-replays-vcpu.ts in the
-// workers): one small SharedArrayBuffer per VM that injects a replay, sent to the workers in
-// KvmLocksShared. Each word goes from 0 to non-zero once (setWord); its writer is named beside it.
+// The handshake words of a lock replay (lock-replays-main.ts on main, lock-replays-vcpu.ts in the
+// workers): one small SharedArrayBuffer per VM that injects a replay, carried to the workers inside
+// VmConfig.injectLockBug (injectedLockBug()). Each word goes from 0 to non-zero once (setWord); its
+// writer is named beside it.
 
-import { defineStruct } from '../host/shared-layout.js';
+import { defineStruct } from '../../host/shared-layout.js';
+import { KVM_LOCK_TIMEOUT_MS } from '../../kvm/control/kvm-locks.js';
+
+/** How long one side waits for the other's handshake before calling the replay broken. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Bound of the lock waits that deadlock without the validator (the watchdog fires long before). */
+export const HANG_BOUND_MS = 2 * KVM_LOCK_TIMEOUT_MS;
 
 export const ReplayHandshake = defineStruct('LockReplayHandshake', {
   mainReady: { type: 'i32', writer: 'main: its side is running (vCPU parts start after it)' },

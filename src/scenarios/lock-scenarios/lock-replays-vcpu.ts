@@ -1,8 +1,9 @@
-// The vCPU side of the lock-order replays (docs/lock-scenarios.md; the main-thread side and the
-// registry are in lock-replays.ts). VmConfig.injectLockBug names a replay; every vCPU it involves
-// runs its part once, as the first-exit hook its worker plugs in (workers/vcpu-worker.ts), i.e.
-// inside its KVM_RUN (vcpu->mutex held) and an exit handler (kvm->srcu read held), where KVM runs
-// these paths.
+// The vCPU side of the lock-order replays (docs/lock-scenarios.md; the main-thread side is in
+// lock-replays-main.ts, the registry in lock-replays.ts). VmConfig.injectLockBug names a replay
+// (injectedLockBug() builds and checks it; the core passes it through); every vCPU it involves runs
+// its part once, as the first-exit hook its worker plugs in (workers/vcpu-worker.ts), i.e. inside
+// its KVM_RUN (vcpu->mutex held) and an exit handler (kvm->srcu read held), where KVM runs these
+// paths.
 //
 // Each part takes the VM's own instrumented locks. A buggy part, once the validator has reported,
 // backs out before it would block (the kernel's lockdep reports and then hangs; a replay must not),
@@ -14,24 +15,11 @@
 // Threads are put in order with handshake words (never sleeps): the word names say which side sets
 // them. A vCPU part starts only after main set `mainReady`, if the replay has a main side.
 
-import { LockMode, LockWaitAborted, LockWaitTimeout, setWord, waitForWordBlocking, type InstrumentedMutex } from '../lockdep/index.js';
-import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from './control/kvm-locks.js';
-import { handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
-
-/** How long one side waits for the other's handshake before calling the replay broken. */
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** Bound of the lock waits that deadlock without the validator (the watchdog fires long before). */
-export const HANG_BOUND_MS = 2 * KVM_LOCK_TIMEOUT_MS;
-
-/** What the run loop lends a replay (Vcpu's first-exit context): its locks and its own SRCU read section (vcpu->srcu_idx). */
-export interface VcpuReplayContext {
-  readonly locks: VcpuLocks;
-  readonly vcpu: number;
-  /** srcu_read_unlock(&kvm->srcu, vcpu->srcu_idx), as the run loop does before it blocks. */
-  readonly dropSrcu: () => void;
-  /** srcu_read_lock again, into vcpu->srcu_idx. */
-  readonly retakeSrcu: (site: string) => void;
-}
+import { LockMode, LockWaitAborted, LockWaitTimeout, setWord, waitForWordBlocking, type InstrumentedMutex } from '../../lockdep/index.js';
+import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from '../../kvm/control/kvm-locks.js';
+import type { VcpuFirstExitContext, VcpuFirstExitHook } from '../../kvm/vcpu/vcpu.js';
+import { VmConfigError, type InjectedLockBug } from '../../kvm/vm/vm-config.js';
+import { createReplayHandshake, HANDSHAKE_TIMEOUT_MS, HANG_BOUND_MS, handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
 
 type VcpuPart = (replay: ReplayThread) => void;
 
@@ -44,11 +32,12 @@ interface VcpuReplaySpec {
 
 /** One vCPU's view of a replay in progress: its context plus the handshake words. */
 class ReplayThread {
-  readonly context: VcpuReplayContext;
+  /** What the run loop lends the part: its locks and its own SRCU read section (vcpu->srcu_idx). */
+  readonly context: VcpuFirstExitContext;
   readonly #words: Int32Array;
   readonly #name: string;
 
-  constructor(context: VcpuReplayContext, handshake: SharedArrayBuffer, name: string) {
+  constructor(context: VcpuFirstExitContext, handshake: SharedArrayBuffer, name: string) {
     this.context = context;
     this.#words = new Int32Array(handshake);
     this.#name = name;
@@ -262,7 +251,7 @@ const VCPU_LOCK_REPLAYS = {
   'rfc-v2-hot-add-fixed': { parts: { 0: rfcV2X2apicInhibit }, withMain: true },
 } as const satisfies Record<string, VcpuReplaySpec>;
 
-/** Names VmConfig.injectLockBug accepts (besides 'none'). */
+/** The replays' names (VmConfig.injectLockBug's, besides 'none'). */
 export type VcpuLockReplayName = keyof typeof VCPU_LOCK_REPLAYS;
 export const VCPU_LOCK_REPLAY_NAMES = Object.keys(VCPU_LOCK_REPLAYS) as VcpuLockReplayName[];
 
@@ -270,9 +259,13 @@ export function isVcpuLockReplayName(name: string): name is VcpuLockReplayName {
   return Object.hasOwn(VCPU_LOCK_REPLAYS, name);
 }
 
-/** The buggy replays: a validator report is what they are for (VmReport.ok stays true with one). */
-export function replayExpectsReport(name: string): boolean {
-  return isVcpuLockReplayName(name) && !name.endsWith('-fixed');
+/**
+ * VmConfig.injectLockBug for replay `name`, checked: its handshake words (shared by main and every
+ * worker) and whether a report is what it is for (the buggy replays; VmReport.ok stays true with one).
+ */
+export function injectedLockBug(name: string): InjectedLockBug {
+  if (!isVcpuLockReplayName(name)) throw new VmConfigError(`injectLockBug must be 'none' or one of ${VCPU_LOCK_REPLAY_NAMES.join(', ')}, got ${name}`);
+  return { name, handshake: createReplayHandshake(), expectsReport: !name.endsWith('-fixed') };
 }
 
 /** vCPU indices a replay needs (its parts). */
@@ -280,14 +273,19 @@ export function replayVcpus(name: VcpuLockReplayName): number[] {
   return Object.keys(VCPU_LOCK_REPLAYS[name].parts).map(Number);
 }
 
-export type VcpuLockReplay = (context: VcpuReplayContext) => void;
-
-/** The part vCPU `vcpu` plays in the injected replay, if any: its first-exit hook (called once, at its first exit). */
-export function vcpuLockReplay(name: VcpuLockReplayName | undefined, handshake: SharedArrayBuffer | undefined, vcpu: number): VcpuLockReplay | undefined {
-  if (name === undefined || handshake === undefined) return undefined;
+/**
+ * The part vCPU `vcpu` plays in the injected replay, if any: its first-exit hook (called once, at
+ * its first exit). Without handshake words (a bare name in VmConfig) the part gets words of its own:
+ * enough for a part that meets no other thread (s1), not for one that waits for main or another vCPU.
+ */
+export function vcpuLockReplay(injected: InjectedLockBug | undefined, vcpu: number): VcpuFirstExitHook | undefined {
+  if (injected === undefined) return undefined;
+  const { name } = injected;
+  if (!isVcpuLockReplayName(name)) throw new Error(`injectLockBug: no lock replay is named "${name}"; the replays are ${VCPU_LOCK_REPLAY_NAMES.join(', ')}`);
   const spec: VcpuReplaySpec = VCPU_LOCK_REPLAYS[name];
   const part = spec.parts[vcpu];
   if (part === undefined) return undefined;
+  const handshake = injected.handshake ?? createReplayHandshake();
   return (context) => {
     const replay = new ReplayThread(context, handshake, name);
     try {

@@ -1,12 +1,88 @@
-// The main thread's parts of the lock-order replays (lock-replays.ts runs them; the vCPU parts are
-// in lock-replays-vcpu.ts). Each ioctl-like chain runs in its own lockdep context on main, takes
-// the VM's instrumented locks asynchronously, and backs out once the validator has reported.
+// The main thread's side of the lock-order replays (lock-replays.ts runs them; the vCPU parts are
+// in lock-replays-vcpu.ts): MainReplay, the handshake and lock helpers, and the parts. Each
+// ioctl-like chain runs in its own lockdep context on main, takes the VM's instrumented locks
+// asynchronously, and backs out once the validator has reported.
 
-import { LockWaitAborted } from '../lockdep/index.js';
-import { LockMode } from '../lockdep/lockdep-layout.js';
-import { HANG_BOUND_MS } from './lock-replays-vcpu.js';
-import { KVM_LOCK_TIMEOUT_MS } from './control/kvm-locks.js';
-import type { MainReplay } from './lock-replays.js';
+import { LockWaitAborted, setWord, waitForWordAsync, type InstrumentedMutex, type Lockdep } from '../../lockdep/index.js';
+import { LockMode } from '../../lockdep/lockdep-layout.js';
+import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../../kvm/control/kvm-locks.js';
+import type { Vm } from '../../kvm/vm/vm.js';
+import { HANDSHAKE_TIMEOUT_MS, HANG_BOUND_MS, handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
+
+/** The main thread's side of a replay in progress: the VM, its locks, the handshake words. */
+export class MainReplay {
+  readonly vm: Vm;
+  #ended = false;
+  readonly #words: Int32Array | undefined;
+
+  /** `handshake`: the injected replay's words (VmConfig.injectLockBug), if it has a vCPU side. */
+  constructor(vm: Vm, handshake: SharedArrayBuffer | undefined) {
+    this.vm = vm;
+    this.#words = handshake === undefined ? undefined : new Int32Array(handshake);
+  }
+
+  get locks(): KvmLocks {
+    return this.vm.locks;
+  }
+
+  get lockdep(): Lockdep {
+    return this.vm.locks.lockdep;
+  }
+
+  get reported(): boolean {
+    return this.lockdep.report() !== undefined;
+  }
+
+  /** The run ended (or is being torn down): loops stop, handshake waits give up. */
+  get ended(): boolean {
+    return this.#ended || this.lockdep.waitsAborted;
+  }
+
+  end(): void {
+    this.#ended = true;
+  }
+
+  signal(word: ReplayHandshakeWord): void {
+    if (this.#words !== undefined) setWord(this.#words, handshakeIndex(word));
+  }
+
+  isSet(word: ReplayHandshakeWord): boolean {
+    return this.#words !== undefined && Atomics.load(this.#words, handshakeIndex(word)) !== 0;
+  }
+
+  async waitFor(word: ReplayHandshakeWord): Promise<void> {
+    const words = this.#words;
+    if (words === undefined) throw new Error(`this replay has no vCPU side to wait for ("${word}")`);
+    if (!(await waitForWordAsync(words, handshakeIndex(word), performance.now() + HANDSHAKE_TIMEOUT_MS, () => this.ended))) {
+      if (this.lockdep.waitsAborted) throw new LockWaitAborted(`handshake ${word}`, 'the', 'main');
+      throw new Error(`the main side waited ${this.#ended ? 'past the end of the run' : `${HANDSHAKE_TIMEOUT_MS} ms`} for "${word}"`);
+    }
+  }
+
+  /** Runs `body` in its own lockdep context on main (it holds locks across awaits). */
+  context<T>(name: string, body: () => Promise<T>): Promise<T> {
+    return this.locks.inContext(name, body);
+  }
+
+  /** mutex_lock, validated first; backs out (false, no wait) once a report exists. */
+  async lockUnlessReported(mutex: InstrumentedMutex, site: string): Promise<boolean> {
+    const lockdep = this.lockdep;
+    if (lockdep.enabled) lockdep.checkAcquire(mutex.lockClass, LockMode.Write, site, mutex.instance);
+    if (this.reported) return false;
+    await mutex.lockAsync(site, HANG_BOUND_MS);
+    return true;
+  }
+
+  /** synchronize_srcu(&kvm->srcu), validated first, skipped once reported. */
+  async synchronizeUnlessReported(site: string): Promise<boolean> {
+    const { srcu } = this.locks;
+    if (this.lockdep.enabled) this.lockdep.synchronize(srcu.lockClass, site, srcu.instance);
+    if (this.reported) return false;
+    await srcu.synchronize({ site, timeoutMs: HANG_BOUND_MS });
+    return true;
+  }
+}
+
 
 /** A guest-physical range no program uses (the RAM slot covers guest memory from 0). */
 const CHURN_SLOT = { id: 2, guestPhysicalAddress: 0x4000_0000, size: 64 << 10, hostOffset: 8 << 20 } as const;
