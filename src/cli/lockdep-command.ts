@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import { LOCK_REPLAYS, findLockReplay, type LockReplayOutcome, type LockReplayWorkload } from '../scenarios/lock-scenarios/lock-replays.js';
 import { loadLockScenarioFile, LockScenarioFileError } from '../lockdep/scenario-file.js';
-import { runLockScenario } from '../lockdep/scenario-file-runner.js';
+import { runLockScenario } from '../scenarios/lock-scenarios/scenario-file-runner.js';
 import { assembleScenario } from '../scenarios/run-scenario.js';
 import { resolveParameters } from '../scenarios/scenario-parameters.js';
 import { storm } from '../scenarios/storm.js';

@@ -5,7 +5,8 @@
 // With the validator on, a thread validates each acquisition before it may block; once any thread
 // has reported, it backs out instead of waiting (releases what it holds, in reverse, and ends), so
 // a run with a report ends by itself. Without the validator, it waits: a real deadlock then lasts
-// until the runner's watchdog calls Lockdep.abortWaits(), which every wait notices within a slice.
+// until the runner's watchdog (src/scenarios/lock-scenarios/scenario-file-runner.ts) calls
+// Lockdep.abortWaits(), which every wait notices within a slice.
 //
 // The handshake buffer: one word per step label (set once the labelled step is done), then one
 // progress counter per thread (steps done), then one "sleeping" word per thread (the watchdog

@@ -1,6 +1,6 @@
 // User-defined lock scenarios (`avic-smp lockdep --file F`, docs/lock-scenarios.md): a JSON or YAML
 // file naming locks and threads (main, or vCPU n) with ordered steps. This file reads and checks it;
-// scenario-file-runner.ts runs it. Every mistake is found before anything runs and reported as
+// src/scenarios/lock-scenarios/scenario-file-runner.ts runs it. Every mistake is found before anything runs and reported as
 // "file:line:column: path: message" (JSON is read by the YAML parser too, so both get positions).
 //
 // Checks: the shape (unknown keys, wrong types, a step with no or two actions), locks (unknown

@@ -3,7 +3,7 @@
 // the files' own wait-for labels (handshakes), never by timing.
 import { describe, expect, it } from 'vitest';
 import { loadLockScenarioFile } from '../../src/lockdep/scenario-file.js';
-import { runLockScenario } from '../../src/lockdep/scenario-file-runner.js';
+import { runLockScenario } from '../../src/scenarios/lock-scenarios/scenario-file-runner.js';
 
 describe('running lock scenario files', () => {
   it('abba.yaml with the validator: a possible deadlock between the two workers; the reporter backs out and both finish', async () => {

@@ -1,4 +1,4 @@
-// Runs a lock scenario file (scenario-file.ts): builds a lockdep region with the KVM classes plus the
+// Runs a lock scenario file (src/lockdep/scenario-file.ts): builds a lockdep region with the KVM classes plus the
 // file's own, registers one instance per declared lock, starts a worker per "vcpu N" thread (it
 // attaches as vCPU N's worker slot, like the VM's workers) and runs the "main" threads on this
 // thread, each in its own lockdep context. Then it watches:
@@ -12,17 +12,17 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
-import { packageRoot } from '../host/package-root.js';
-import { Srcu } from '../host/srcu.js';
-import { InstrumentedMutex } from './instrumented-lock.js';
-import { InstrumentedRwSemaphore } from './instrumented-rw-semaphore.js';
-import { InstrumentedSrcu } from './instrumented-srcu.js';
-import { KVM_DOCUMENTED_ORDERS, KVM_LOCK_CLASS_SPECS } from './kvm-lock-classes.js';
-import { LockClassRegistry, LockKind } from './lock-class.js';
-import { Lockdep } from './lockdep.js';
-import type { LockScenario, LockScenarioThread } from './scenario-file.js';
-import { ScenarioThread, handshakeWords, scenarioWaitBoundMs, progressWord, sleepingWord, type ScenarioLockInstance, type ScenarioThreadData, type ScenarioThreadResult } from './scenario-file-steps.js';
-import { buildWaitForGraph, formatWaitForGraph, waitCycleClasses } from './wait-for-graph.js';
+import { packageRoot } from '../../host/package-root.js';
+import { Srcu } from '../../host/srcu.js';
+import { InstrumentedMutex } from '../../lockdep/instrumented-lock.js';
+import { InstrumentedRwSemaphore } from '../../lockdep/instrumented-rw-semaphore.js';
+import { InstrumentedSrcu } from '../../lockdep/instrumented-srcu.js';
+import { KVM_DOCUMENTED_ORDERS, KVM_LOCK_CLASS_SPECS } from '../../lockdep/kvm-lock-classes.js';
+import { LockClassRegistry, LockKind } from '../../lockdep/lock-class.js';
+import { Lockdep } from '../../lockdep/lockdep.js';
+import type { LockScenario, LockScenarioThread } from '../../lockdep/scenario-file.js';
+import { ScenarioThread, handshakeWords, scenarioWaitBoundMs, progressWord, sleepingWord, type ScenarioLockInstance, type ScenarioThreadData, type ScenarioThreadResult } from '../../lockdep/scenario-file-steps.js';
+import { buildWaitForGraph, formatWaitForGraph, waitCycleClasses } from '../../lockdep/wait-for-graph.js';
 
 export interface LockScenarioRunOptions {
   readonly validator: boolean;
@@ -45,7 +45,7 @@ const POLL_MS = 50;
 const TEARDOWN_GRACE_MS = 2000;
 
 function workerUrl(): URL {
-  const file = join(packageRoot(), 'dist', 'src', 'lockdep', 'scenario-file-worker.js');
+  const file = join(packageRoot(), 'dist', 'src', 'scenarios', 'lock-scenarios', 'scenario-file-worker.js');
   if (!existsSync(file)) throw new Error(`the scenario worker is not built (${file}); run "npm run build"`);
   return pathToFileURL(file);
 }

@@ -3,8 +3,8 @@
 // thread's steps blocking, and posts its result. Loaded as built JavaScript (dist/). Wiring only.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { Lockdep } from './lockdep.js';
-import { ScenarioThread, type ScenarioThreadData } from './scenario-file-steps.js';
+import { Lockdep } from '../../lockdep/lockdep.js';
+import { ScenarioThread, type ScenarioThreadData } from '../../lockdep/scenario-file-steps.js';
 
 const data = workerData as ScenarioThreadData;
 const lockdep = Lockdep.attach(data.lockdep, { threadSlot: data.vcpu + 1, vcpu: data.vcpu, enabled: data.enabled });
