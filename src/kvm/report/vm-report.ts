@@ -15,15 +15,57 @@
 // so `lost` is computed, and anything but zero is a bug the report (and the command's exit status)
 // makes visible.
 
+//
+// The report sits below the VM (src/kvm layering: control, lapic, svm, report, vcpu, vm): it is built
+// from a plain record, VmReportInput, that Vm.wait() fills in, so nothing here imports vm/ or vcpu/.
+
 import { describeGuestFault, type FaultSource, type GuestFault } from '../../guest/guest-fault.js';
 import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { VcpuStatistics, GUEST_REPORT_SLOTS } from '../control/vm-layout.js';
 import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from '../control/vcpu-run-state.js';
-import type { VcpuExitReport } from '../vcpu/vcpu.js';
+import type { VmMemory } from '../control/vm-memory.js';
 import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
-import type { Vm } from '../vm/vm.js';
 import type { VmLockdepSummary } from '../control/kvm-locks.js';
-import type { MemslotStatistics } from '../vm/memslot-updates.js';
+
+/** Memslot churn, for the report (VmReport.memslots); counted by the VM's memslot writer (VmMemslots). */
+export interface MemslotStatistics {
+  /** Publications of a new memslot set (user updates and the APIC-access slot). */
+  updates: number;
+  /** Grace periods waited for (0 before the vCPUs run; a delete or move waits two). */
+  gracePeriods: number;
+  gracePeriodMsTotal: number;
+  gracePeriodMsMax: number;
+}
+
+/** What the report reads of one vCPU's run (the vCPU's VcpuExitReport, as its worker returned it). */
+export interface VcpuExitSummary {
+  readonly reason: string;
+  readonly fault?: GuestFault;
+  /** This vCPU's latency samples (HDR histogram, compressed). */
+  readonly latencyHistogram?: string;
+}
+
+/** Everything the report is built from, handed over by the VM once its vCPUs have stopped. */
+export interface VmReportInput {
+  /** The VM's shared memory: per-vCPU counters and control words, APIC pages, guest report slots. */
+  readonly memory: VmMemory;
+  readonly createdVcpus: number;
+  readonly config: { readonly policy: string; readonly ipiVirtualization: boolean; readonly maxVcpus: number };
+  /** vCPU creation's counts (VcpuCreation.statistics). */
+  readonly creation: {
+    readonly hotAdds: number;
+    readonly hotAddMs: readonly number[];
+    readonly apicAccessMemslotResizes: number;
+    readonly backingPagesReinitialised: number;
+    readonly strandedIrrBits: number;
+  };
+  readonly memslots: MemslotStatistics;
+  readonly lockdep: VmLockdepSummary;
+  /** The run injected a buggy lock replay, whose purpose is a validator report: one does not fail the run. */
+  readonly lockReportExpected: boolean;
+  /** Where the instruction at `address` was written (the loaded image's source map), if known. */
+  readonly sourceOf: (address: number) => FaultSource | undefined;
+}
 
 export interface VcpuCreationReport {
   readonly created: number;
@@ -41,12 +83,12 @@ export interface VcpuCreationReport {
   readonly strandedIrrBits: number;
 }
 
-function vcpuCreationReport(vm: Vm, perVcpu: readonly VcpuReport[]): VcpuCreationReport {
-  const statistics = vm.creation.statistics;
+function vcpuCreationReport(input: VmReportInput, perVcpu: readonly VcpuReport[]): VcpuCreationReport {
+  const statistics = input.creation;
   const sorted = [...statistics.hotAddMs].sort((a, b) => a - b);
   return {
-    created: vm.createdVcpus,
-    maxVcpus: vm.config.maxVcpus,
+    created: input.createdVcpus,
+    maxVcpus: input.config.maxVcpus,
     hotAdds: statistics.hotAdds,
     hotAddMsMedian: sorted.length === 0 ? 0 : sorted[Math.floor(sorted.length / 2)]!,
     hotAddMsMax: sorted.length === 0 ? 0 : sorted[sorted.length - 1]!,
@@ -152,8 +194,7 @@ export interface VmReport {
   readonly lockdep?: VmLockdepSummary;
 }
 
-function readCounters(vm: Vm, vcpu: number): VcpuCounters {
-  const memory = vm.memory;
+function readCounters(memory: VmMemory, vcpu: number): VcpuCounters {
   const float64 = memory.controlFloat64;
   const counters = {} as Record<string, number | number[]>;
   for (const [name, spec] of Object.entries(VcpuStatistics.fields)) {
@@ -163,9 +204,9 @@ function readCounters(vm: Vm, vcpu: number): VcpuCounters {
   return counters as unknown as VcpuCounters;
 }
 
-function pendingVectors(vm: Vm, vcpu: number): number[] {
-  const words = vm.memory.apicPageWords;
-  const base = vm.memory.apicPageBase(vcpu) + (ApicRegister.InterruptRequest >> 2);
+function pendingVectors(memory: VmMemory, vcpu: number): number[] {
+  const words = memory.apicPageWords;
+  const base = memory.apicPageBase(vcpu) + (ApicRegister.InterruptRequest >> 2);
   const vectors: number[] = [];
   for (let register = 0; register < 8; register++) {
     const word = Atomics.load(words, base + register * 4);
@@ -174,8 +215,7 @@ function pendingVectors(vm: Vm, vcpu: number): number[] {
   return vectors;
 }
 
-function guestReport(vm: Vm, vcpu: number): VcpuReport['guest'] {
-  const memory = vm.memory;
+function guestReport(memory: VmMemory, vcpu: number): VcpuReport['guest'] {
   const float64 = memory.controlFloat64;
   const reports = memory.guestReportIndex(vcpu, 'reports');
   const counters = memory.guestReportIndex(vcpu, 'counters');
@@ -190,29 +230,30 @@ function guestReport(vm: Vm, vcpu: number): VcpuReport['guest'] {
 
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
 
+/** `results[vcpu]`: the vCPU's exit report, the error its worker failed with, or nothing if it never finished. */
 export function buildVmReport(
-  vm: Vm,
+  input: VmReportInput,
   exit: VmExit,
-  results: readonly (VcpuExitReport | Error | undefined)[],
+  results: readonly (VcpuExitSummary | Error | undefined)[],
   { durationSeconds, startupSeconds }: { durationSeconds: number; startupSeconds: number },
 ): VmReport {
-  const memory = vm.memory;
+  const memory = input.memory;
   const control = memory.control;
   const perVcpu: VcpuReport[] = [];
   const faults: VmReport['faults'][number][] = [];
   const errors: VmReport['errors'][number][] = [];
   let pendingTotal = 0;
   const histograms: string[] = [];
-  for (let vcpu = 0; vcpu < vm.createdVcpus; vcpu++) {
+  for (let vcpu = 0; vcpu < input.createdVcpus; vcpu++) {
     const result = results[vcpu];
-    const pending = pendingVectors(vm, vcpu);
+    const pending = pendingVectors(memory, vcpu);
     const requests = Atomics.load(control, memory.controlBlockIndex(vcpu, 'requests'));
     // NMIs: latched plus still queued (accepted, not yet taken); INIT and start-up: their request bits.
     const nmisPending = Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiPending')) + Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiQueued'));
     const requestsPending = nmisPending + [VcpuRequest.Init, VcpuRequest.StartUp].filter((request) => (requests & request) !== 0).length;
     pendingTotal += pending.length + requestsPending;
     const fault = result !== undefined && !(result instanceof Error) ? result.fault : undefined;
-    const source = fault === undefined ? undefined : vm.sourceOf(fault.pc);
+    const source = fault === undefined ? undefined : input.sourceOf(fault.pc);
     const description = fault === undefined ? undefined : describeGuestFault(fault, source);
     if (result instanceof Error) errors.push({ vcpu, message: result.message });
     else if (fault !== undefined) faults.push({ vcpu, fault, description: description!, ...(source === undefined ? {} : { source }) });
@@ -225,8 +266,8 @@ export function buildVmReport(
       waitReason: VCPU_WAIT_REASON_NAMES[Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'))] ?? 'unknown',
       exit: result === undefined ? 'did not finish' : result instanceof Error ? 'error' : result.reason,
       ...(description === undefined ? {} : { fault: description }),
-      counters: readCounters(vm, vcpu),
-      guest: guestReport(vm, vcpu),
+      counters: readCounters(memory, vcpu),
+      guest: guestReport(memory, vcpu),
       pendingVectors: pending,
       ...(latency === undefined ? {} : { latencyNs: latency }),
     });
@@ -255,13 +296,12 @@ export function buildVmReport(
   const latencyNs = summarizeLatency(mergeLatencyHistograms(histograms));
   const failed = exit.reason === 'fault' || exit.reason === 'timeout' || exit.reason === 'watchdog';
   // A possible deadlock fails the run, unless the run injected a buggy lock replay to produce one.
-  const lockdep = vm.locks.summary();
-  const injected = vm.config.injectLockBug;
-  const unexpectedLockReport = lockdep.report !== undefined && (injected === 'none' || injected.expectsReport === false);
+  const lockdep = input.lockdep;
+  const unexpectedLockReport = lockdep.report !== undefined && !input.lockReportExpected;
   return {
-    vcpus: vm.createdVcpus,
-    policy: vm.config.policy,
-    ipiVirtualization: vm.config.ipiVirtualization,
+    vcpus: input.createdVcpus,
+    policy: input.config.policy,
+    ipiVirtualization: input.config.ipiVirtualization,
     durationSeconds,
     startupSeconds,
     exit,
@@ -286,8 +326,8 @@ export function buildVmReport(
     faults,
     errors,
     perVcpu,
-    vcpuCreation: vcpuCreationReport(vm, perVcpu),
-    memslots: { ...vm.memslotStatistics },
+    vcpuCreation: vcpuCreationReport(input, perVcpu),
+    memslots: { ...input.memslots },
     lockdep,
   };
 }

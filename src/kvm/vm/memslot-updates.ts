@@ -11,18 +11,9 @@ import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../control/kvm-locks.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VmConfigError } from './vm-config.js';
 import type { VmMemory } from '../control/vm-memory.js';
+import type { MemslotStatistics } from '../report/vm-report.js';
 
 export type MemslotEdit = (set: MemslotSet) => { ok: true; set: MemslotSet } | { ok: false; error: MemslotError };
-
-/** Memslot churn, for the report (VmReport.memslots). */
-export interface MemslotStatistics {
-  /** Publications of a new memslot set (user updates and the APIC-access slot). */
-  updates: number;
-  /** Grace periods waited for (0 before the vCPUs run; a delete or move waits two). */
-  gracePeriods: number;
-  gracePeriodMsTotal: number;
-  gracePeriodMsMax: number;
-}
 
 export class VmMemslots {
   readonly statistics: MemslotStatistics = { updates: 0, gracePeriods: 0, gracePeriodMsTotal: 0, gracePeriodMsMax: 0 };

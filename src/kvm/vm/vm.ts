@@ -16,7 +16,7 @@ import { allocateVmBuffers, VmMemory } from '../control/vm-memory.js';
 import { KvmLocks } from '../control/kvm-locks.js';
 import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
 import { VcpuCreation } from './vcpu-creation.js';
-import { buildVmReport, finalExit, type VmExit, type VmReport } from '../report/vm-report.js';
+import { buildVmReport, finalExit, type VmExit, type VmReport, type VmReportInput } from '../report/vm-report.js';
 import { workerEntryUrl } from '../../host/worker-entry.js';
 import { VmConfigError, validateConfig, type ValidVmConfig, type VmConfig } from './vm-config.js';
 import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
@@ -265,7 +265,18 @@ export class Vm {
     await this.#pool?.destroy().catch(() => undefined);
     const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
     this.creation.countStrandedAtEnd();
-    return buildVmReport(this, finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()), results, {
+    // The report reads this plain record (report/ sits below vm/ and imports nothing from it).
+    const input: VmReportInput = {
+      memory: this.memory,
+      createdVcpus: this.createdVcpus,
+      config: this.config,
+      creation: this.creation.statistics,
+      memslots: this.#memslots.statistics,
+      lockdep: this.locks.summary(),
+      lockReportExpected: this.config.injectLockBug !== 'none' && this.config.injectLockBug.expectsReport !== false,
+      sourceOf: (address) => this.sourceOf(address),
+    };
+    return buildVmReport(input, finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()), results, {
       durationSeconds: (endedAt - this.#startedAt) / 1000,
       startupSeconds: (runningAt - this.#startedAt) / 1000,
     });
