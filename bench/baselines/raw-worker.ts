@@ -64,9 +64,10 @@ function spinResponder(task: Extract<RawRole, { role: 'spin-responder' }>): Floa
   Atomics.add(words, Line.control + 2, 1);
   let last = 0;
   for (;;) {
-    let value: number;
-    while ((value = Atomics.load(words, Line.ping)) === last) {
+    let value = Atomics.load(words, Line.ping);
+    while (value === last) {
       if (Atomics.load(words, Line.control) !== 0) return Float64Array.from(oneWay);
+      value = Atomics.load(words, Line.ping);
     }
     if (task.oneWay) oneWay.push(clock() - float64[SENT_AT_FLOAT64]!);
     last = value;

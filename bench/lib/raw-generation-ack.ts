@@ -61,7 +61,8 @@ export class RawGenerationAck {
   async update(rounds: number): Promise<void> {
     const words = this.#words;
     for (let round = 0; round < rounds; round++) {
-      const generation = (this.#generation = (this.#generation + 1) | 0);
+      const generation = (this.#generation + 1) | 0;
+      this.#generation = generation;
       // Publish, then ring: pairs with the worker's "see the ring, then load the generation".
       Atomics.store(words, RawGenerationLine.generation, generation);
       for (let index = 0; index < this.workers; index++) Atomics.add(words, this.#line(index) + RawGenerationLine.doorbell, 1);

@@ -45,7 +45,7 @@ export function positiveIntegerList(name: string, max: number): (text: string) =
 }
 
 /** One name out of `known`; the message lists every valid name. */
-export function oneOf<T>(name: string, what: string, known: ReadonlyMap<string, T>, plural = `${what}s`): (text: string) => T {
+export function oneOf<T>(what: string, known: ReadonlyMap<string, T>, plural = `${what}s`): (text: string) => T {
   return (text) => {
     const value = known.get(text.trim());
     if (value === undefined) throw new InvalidArgumentError(`unknown ${what} "${text}"; the ${plural} are: ${[...known.keys()].join(', ')}`);

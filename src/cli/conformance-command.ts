@@ -3,7 +3,7 @@
 // { "cases": [ { "name", "status", "detail" } ] }. Exit status: 0 every case passed, 1 any failed,
 // 2 bad input (an unknown --case).
 
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { CONFORMANCE_CASES, CONFORMANCE_CASES_BY_NAME } from '../conformance/catalogue.js';
 import type { ConformanceCase } from '../conformance/conformance-case.js';
 import { runConformanceCase, type ConformanceResult } from '../conformance/run-conformance-case.js';

@@ -4,7 +4,7 @@
 // wait-for graph, then a verdict line; --json: one object. Exit status: 0 clean, 1 a possible
 // deadlock or a deadlock was found (or the run failed otherwise), 2 bad input.
 
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { LOCK_REPLAYS, findLockReplay, type LockReplayOutcome, type LockReplayWorkload } from '../scenarios/lock-scenarios/lock-replays.js';
 import { loadLockScenarioFile, LockScenarioFileError } from '../lockdep/scenario-file.js';
 import { runLockScenario } from '../scenarios/lock-scenarios/scenario-file-runner.js';

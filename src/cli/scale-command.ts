@@ -1,7 +1,7 @@
 // `avic-smp scale`: the same scenario at each vCPU count in turn (never in parallel: the runs would
 // only measure each other), a table, --json, and an SVG chart. Exit status 1 if any row failed.
 
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { runScenario } from '../scenarios/run-scenario.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
 import { positiveIntegerList } from './arguments.js';

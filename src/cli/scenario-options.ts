@@ -25,7 +25,7 @@ export interface ScenarioCommandOptions {
 
 export function patternOption(): Option {
   return new Option('--pattern <name>', `the IPI scenario to run: ${[...SCENARIOS.keys()].join(', ')} (listed below)`)
-    .argParser(oneOf('--pattern', 'pattern', SCENARIOS))
+    .argParser(oneOf('pattern', SCENARIOS))
     .makeOptionMandatory();
 }
 
@@ -56,7 +56,7 @@ export function x2avicOption(): Option {
 
 export function policyOption(): Option {
   return new Option('--policy <name>', `backing-page policy: ${BACKING_PAGE_POLICY_NAMES.join(' or ')} (rfc-v2, the 2016 RFC: pages in a memslot resized and re-initialised for every new vCPU id)`)
-    .argParser(oneOf('--policy', 'policy', new Map(BACKING_PAGE_POLICY_NAMES.map((name) => [name, name])), 'policies')).default(BackingPagePolicyName.Upstream);
+    .argParser(oneOf('policy', new Map(BACKING_PAGE_POLICY_NAMES.map((name) => [name, name])), 'policies')).default(BackingPagePolicyName.Upstream);
 }
 
 export function lockdepOption(): Option {

@@ -1,7 +1,7 @@
 // `avic-smp stress`: one scenario run with a summary (or --json), an optional Chrome trace and a
 // progress bar on a terminal. Exit status 1 when anything is lost or a check fails.
 
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { runScenario } from '../scenarios/run-scenario.js';
 import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';

@@ -37,7 +37,10 @@ export function checkAssemblerInput(source: unknown, options: unknown): void {
     throw new AssemblerInputError(`assemble: ${message}`);
   };
   if (typeof source !== 'string') fail(`source must be a string (the program text), got ${describeValue(source, true)}`);
-  if (!isObject(options)) return fail(`options must be an object with at least fileName, got ${describeValue(options)}`);
+  if (!isObject(options)) {
+    fail(`options must be an object with at least fileName, got ${describeValue(options)}`);
+    return;
+  }
   for (const key of Object.keys(options)) {
     if (!OPTION_NAMES.includes(key)) fail(`unknown option '${key}'; the options are ${OPTION_NAMES.join(', ')}`);
   }

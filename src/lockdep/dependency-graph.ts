@@ -19,7 +19,7 @@
 // -(xR)->.
 
 import {
-  EDGE_RECORD,
+  type EDGE_RECORD,
   endsRecursive,
   startsExclusive,
   type DependencyType,

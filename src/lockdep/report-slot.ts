@@ -50,7 +50,9 @@ export class ReportSlot {
     store('reportKind', KIND_CODES[kind]);
     store('reportThread', threadLabel);
     const kept = cycle.slice(0, MAX_REPORTED_CYCLE + 1);
-    kept.forEach((classId, position) => Atomics.store(this.#int32, this.#indices.header('reportCycle') + position, classId));
+    kept.forEach((classId, position) => {
+      Atomics.store(this.#int32, this.#indices.header('reportCycle') + position, classId);
+    });
     store('reportCycleLength', kept.length);
     const { written } = encoder.encodeInto(text, this.#text);
     store('reportTextBytes', written);

@@ -15,7 +15,7 @@
 //   - aliases: each must follow its anchor and lie outside it (no cycles), and expanding them may
 //     produce at most MAX_ALIAS_COUNT copies ("billion laughs"): see the comment there.
 
-import { Composer, isAlias, LineCounter, Parser, visit, type CST, type Document, type Node } from 'yaml';
+import { Composer, LineCounter, Parser, visit, type CST, type Document, type Node } from 'yaml';
 
 /** A scenario for 64 vCPUs with a hundred steps each is a few hundred KiB; anything bigger is a mistake. */
 export const MAX_SCENARIO_FILE_BYTES = 1024 * 1024;

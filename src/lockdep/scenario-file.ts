@@ -250,7 +250,9 @@ class ScenarioChecker {
       positions.push(index);
     });
     this.#checkLabels(threads, positions);
-    threads.forEach((thread, index) => this.#simulate(thread, positions[index]!, locks));
+    threads.forEach((thread, index) => {
+      this.#simulate(thread, positions[index]!, locks);
+    });
     return threads;
   }
 
@@ -284,18 +286,22 @@ class ScenarioChecker {
 
   #checkLabels(threads: readonly LockScenarioThread[], positions: readonly number[]): void {
     const owners = new Map<string, string>();
-    threads.forEach((thread, threadIndex) => thread.steps.forEach((step, stepIndex) => {
-      if (step.label === undefined) return;
-      if (owners.has(step.label)) this.problem(['threads', positions[threadIndex]!, 'steps', stepIndex, 'label'], `label "${step.label}" is used twice`);
-      else owners.set(step.label, thread.name);
-    }));
-    threads.forEach((thread, threadIndex) => thread.steps.forEach((step, stepIndex) => {
-      if (step.op !== 'wait-for' || step.target === '') return;
-      const owner = owners.get(step.target);
-      const path = ['threads', positions[threadIndex]!, 'steps', stepIndex, 'wait-for'];
-      if (owner === undefined) this.problem(path, `waits for label "${step.target}", which no step has; the labels are: ${[...owners.keys()].join(', ') || 'none'}`);
-      else if (owner === thread.name) this.problem(path, `waits for label "${step.target}" of its own thread (it would wait forever)`);
-    }));
+    threads.forEach((thread, threadIndex) => {
+      thread.steps.forEach((step, stepIndex) => {
+        if (step.label === undefined) return;
+        if (owners.has(step.label)) this.problem(['threads', positions[threadIndex]!, 'steps', stepIndex, 'label'], `label "${step.label}" is used twice`);
+        else owners.set(step.label, thread.name);
+      });
+    });
+    threads.forEach((thread, threadIndex) => {
+      thread.steps.forEach((step, stepIndex) => {
+        if (step.op !== 'wait-for' || step.target === '') return;
+        const owner = owners.get(step.target);
+        const path = ['threads', positions[threadIndex]!, 'steps', stepIndex, 'wait-for'];
+        if (owner === undefined) this.problem(path, `waits for label "${step.target}", which no step has; the labels are: ${[...owners.keys()].join(', ') || 'none'}`);
+        else if (owner === thread.name) this.problem(path, `waits for label "${step.target}" of its own thread (it would wait forever)`);
+      });
+    });
   }
 
   /** Runs the thread's steps over its held set: releases must match what it holds. */

@@ -39,7 +39,7 @@ export function expectedLogicalReceipts(mode: LogicalMode, vcpus: number, seed: 
   const expected = new Array<number>(vcpus).fill(0);
   if (swept.length === 0) return expected;
   const start = swept.findIndex((destination) => destination >= (seed & 0xff));
-  const first = start < 0 ? 0 : start;
+  const first = start === -1 ? 0 : start; // none at or above the seed: wrap to the first
   const fullSweeps = Math.floor(patterns / swept.length);
   swept.forEach((destination, index) => {
     const sends = fullSweeps + ((index - first + swept.length) % swept.length < patterns % swept.length ? 1 : 0);

@@ -33,9 +33,13 @@ function parseJsonDoc(markdown: string): { commands: Map<string, FieldTable>; sh
   for (const line of markdown.split('\n')) {
     const command = /^## `avic-smp (\w+) --json`/.exec(line);
     const shape = /^### (\w+)\s*$/.exec(line);
-    if (command !== null) raw.set(`command:${command[1]}`, current = { section: 'command', rows: [] });
-    else if (shape !== null) raw.set(`shape:${shape[1]}`, current = { section: 'shape', rows: [] });
-    else if (line.startsWith('#')) current = undefined;
+    if (command !== null) {
+      current = { section: 'command', rows: [] };
+      raw.set(`command:${command[1]}`, current);
+    } else if (shape !== null) {
+      current = { section: 'shape', rows: [] };
+      raw.set(`shape:${shape[1]}`, current);
+    } else if (line.startsWith('#')) current = undefined;
     else {
       const row = /^\| `([^`]+)` \| ([^|]+?) \|/.exec(line);
       if (row !== null && current !== undefined) current.rows.push({ path: row[1]!, type: row[2]! });

@@ -12,7 +12,6 @@ import type { VmReport } from '../../src/kvm/report/vm-report.js';
 
 const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/cli/', import.meta.url));
-const fixture = (name: string): string => `${FIXTURES}${name}`;
 
 interface CliResult {
   readonly status: number | null;

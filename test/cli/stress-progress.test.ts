@@ -38,6 +38,7 @@ describe('createRunProgress', () => {
     expect(output()).toContain('storm, 4 vCPUs');
     expect(output()).toMatch(/30%\s+1\.2 s/);
     progress.stop();
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's ESC [2K (erase line) is what is looked for
     expect(output()).toMatch(/\u001b\[2K/); // the bar's line is erased
   });
 

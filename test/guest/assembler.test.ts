@@ -24,7 +24,7 @@ function instructionAt(program: ProgramImage, address: number): [number, number]
 }
 
 /** The unsigned immediate of "li r1, <expression>". */
-function valueOf(expression: string): number {
+function immediateOf(expression: string): number {
   const program = assembleOk(`li r1, ${expression}`);
   return instructionAt(program, program.origin)[1] >>> 0;
 }
@@ -156,7 +156,7 @@ describe('assemble: expressions', () => {
     ['APIC_BASE >> 12', 0xfee00],
     ['(APIC_DEST_LOGICAL | APIC_DM_NMI) & ~APIC_DEST_LOGICAL', 0x400],
   ])('%s = %d', (expression, expected) => {
-    expect(valueOf(expression)).toBe(expected);
+    expect(immediateOf(expression)).toBe(expected);
   });
 
   it('evaluates .equ constants lazily, so they may refer to labels further down', () => {

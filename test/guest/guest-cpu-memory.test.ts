@@ -348,7 +348,7 @@ describe('GuestCpu accesses outside RAM', () => {
 
     cpu.run(100);
 
-    expect(environment.outsideRamAccesses[0]?.value! >>> 0).toBe(0xfeedf00d);
+    expect(environment.outsideRamAccesses[0]!.value >>> 0).toBe(0xfeedf00d);
   });
 
   it('an access straddling the end of RAM is not RAM: it goes to the environment whole', () => {

@@ -78,7 +78,7 @@ describe('lock classes', () => {
   it('the held-lock stack holds 16 locks; the 17th is a typed error', () => {
     const specs = Array.from({ length: 17 }, (_, index) => ({ name: `L${index}`, kind: LockKind.Mutex, protects: 'test' }));
     const lockdep = Lockdep.create(new LockClassRegistry(specs), { workerThreads: 1 });
-    specs.slice(0, 16).forEach((spec) => lockdep.acquire(spec.name, W, spec.name));
+    for (const spec of specs.slice(0, 16)) lockdep.acquire(spec.name, W, spec.name);
 
     expect(() => lockdep.acquire('L16', W, 'one too many')).toThrow(/MAX_LOCK_DEPTH/);
   });
@@ -175,7 +175,7 @@ describe('one region, every thread', () => {
 describe('the documented KVM order (locking.rst) as primed dependencies', () => {
   it('is consistent: priming it reports nothing', () => {
     const lockdep = kvmLockdep();
-    KVM_DOCUMENTED_ORDERS.forEach((order) => lockdep.declareOrder(order));
+    for (const order of KVM_DOCUMENTED_ORDERS) lockdep.declareOrder(order);
 
     expect(lockdep.report()).toBeUndefined();
     expect(lockdep.graph.allLinks().length).toBe(KVM_DOCUMENTED_ORDERS.length);
@@ -183,7 +183,7 @@ describe('the documented KVM order (locking.rst) as primed dependencies', () => 
 
   it('then one wrong-order acquisition is reported at once (S4: kvm->lock inside SRCU)', () => {
     const lockdep = kvmLockdep();
-    KVM_DOCUMENTED_ORDERS.forEach((order) => lockdep.declareOrder(order));
+    for (const order of KVM_DOCUMENTED_ORDERS) lockdep.declareOrder(order);
     asThread(lockdep, 1);
     lockdep.acquire('kvm->srcu', R, 'vcpu_run');
     lockdep.acquire('kvm->lock', W, 'kvm_xen_set_evtchn');

@@ -96,7 +96,9 @@ describe('locking-selftest: recursive reads (lockdep-design.rst "Recursive read 
     ['design doc: read X, write Y | read Y, write X', [[['X1', R], ['Y1', W]], [['Y1', R], ['X1', W]]], FAILURE],
   ] as const)('%s: %s', (_name, events, expected) => {
     const lockdep = selftestLockdep();
-    events.forEach(([first, second], index) => runEvent(lockdep, index + 1, { first: [...first], second: [...second] }));
+    events.forEach(([first, second], index) => {
+      runEvent(lockdep, index + 1, { first: [...first], second: [...second] });
+    });
 
     expect(verdict(lockdep)).toBe(expected);
   });
@@ -117,7 +119,9 @@ describe('locking-selftest: recursive reads (lockdep-design.rst "Recursive read 
   ] as const)('rlock %s: %s in every order', (_name, events, expected) => {
     for (const [order, ordered] of threeEvents([...events] as [SelftestEvent, SelftestEvent, SelftestEvent])) {
       const lockdep = selftestLockdep();
-      ordered.forEach((next, index) => runEvent(lockdep, index + 1, next));
+      ordered.forEach((next, index) => {
+        runEvent(lockdep, index + 1, next);
+      });
 
       expect(`${order}: ${verdict(lockdep)}`).toBe(`${order}: ${expected}`);
     }

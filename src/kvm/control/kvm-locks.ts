@@ -220,13 +220,19 @@ export class VcpuLocks {
 
   #mutex(name: 'slotsLock' | 'slotsArchLock' | 'kvmLock' | 'irqLock' | 'xenLock'): InstrumentedMutex {
     let lock = this.#attached.get(name);
-    if (lock === undefined) this.#attached.set(name, (lock = InstrumentedMutex.attach(this.lockdep, this.shared.instances[name])));
+    if (lock === undefined) {
+      lock = InstrumentedMutex.attach(this.lockdep, this.shared.instances[name]);
+      this.#attached.set(name, lock);
+    }
     return lock as InstrumentedMutex;
   }
 
   #rwSemaphore(name: 'apicvUpdateLock' | 'cpuHotplugLock'): InstrumentedRwSemaphore {
     let lock = this.#attached.get(name);
-    if (lock === undefined) this.#attached.set(name, (lock = InstrumentedRwSemaphore.attach(this.lockdep, this.shared.instances[name])));
+    if (lock === undefined) {
+      lock = InstrumentedRwSemaphore.attach(this.lockdep, this.shared.instances[name]);
+      this.#attached.set(name, lock);
+    }
     return lock as InstrumentedRwSemaphore;
   }
 }

@@ -6,7 +6,7 @@
 // each through the event loop (InstrumentedMutex.lockAsync): an `await` loop of updates neither
 // overtakes the other callers nor starves the main thread's timers, supervisor and watchdog.
 
-import { MemslotSet, type MemslotError } from '../../memory/memslot.js';
+import type { MemslotSet, MemslotError } from '../../memory/memslot.js';
 import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../control/kvm-locks.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VmConfigError } from './vm-config.js';
