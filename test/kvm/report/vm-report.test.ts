@@ -24,7 +24,8 @@ function input(memory: VmMemory, overrides: Partial<VmReportInput> = {}): VmRepo
 /** Two created vCPUs with their APIC pages where vCPU creation puts them (upstream: region 0). */
 function vmMemory(): VmMemory {
   const memory = new VmMemory(allocateVmBuffers(2, 1 << 16));
-  for (const vcpu of [0, 1]) Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'apicPageBase'), memory.apicPageRegionBase(0, vcpu));
+  for (const vcpu of [0, 1])
+    Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'apicPageBase'), memory.apicPageRegionBase(0, vcpu));
   return memory;
 }
 
@@ -58,7 +59,7 @@ describe('buildVmReport, from a plain record', () => {
     expect(buildVmReport(input(memory, { lockdep, lockReportExpected: true }), EXIT, [DONE, DONE], TIMING).ok).toBe(true);
   });
 
-  it('names a vCPU that never finished or failed, and copies the record\'s statistics', () => {
+  it("names a vCPU that never finished or failed, and copies the record's statistics", () => {
     const memory = vmMemory();
     const creation = { hotAdds: 2, hotAddMs: [5, 1, 3], apicAccessMemslotResizes: 0, backingPagesReinitialised: 0, strandedIrrBits: 0 };
     const report = buildVmReport(input(memory, { creation }), EXIT, [new Error('worker died'), undefined], TIMING);
