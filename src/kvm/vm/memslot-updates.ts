@@ -5,6 +5,10 @@
 // Concurrent updates (and vCPU creation's APIC-access slot) take slots_lock first come, first served,
 // each through the event loop (InstrumentedMutex.lockAsync): an `await` loop of updates neither
 // overtakes the other callers nor starves the main thread's timers, supervisor and watchdog.
+//
+// Its interface to the vCPUs is their control words (O5 in docs/architecture.md#orderings): each
+// vCPU's mode, finished flag and observedMemslotGeneration, which it stores and notifies after it
+// reloads its RAM windows on VcpuRequest.MemslotsChanged. A test plays that side by writing them.
 
 import type { MemslotSet, MemslotError } from '../../memory/memslot.js';
 import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../control/kvm-locks.js';
@@ -20,13 +24,16 @@ export class VmMemslots {
   readonly #memory: VmMemory;
   readonly #locks: KvmLocks;
   readonly #vcpusRunning: () => boolean;
+  /** Milliseconds, for the acknowledgement deadline and the grace-period statistics (tests pass a fake). */
+  readonly #readClock: () => number;
   #set: MemslotSet;
 
-  constructor(memory: VmMemory, locks: KvmLocks, initial: MemslotSet, vcpusRunning: () => boolean) {
+  constructor(memory: VmMemory, locks: KvmLocks, initial: MemslotSet, vcpusRunning: () => boolean, readClock = (): number => performance.now()) {
     this.#memory = memory;
     this.#locks = locks;
     this.#set = initial;
     this.#vcpusRunning = vcpusRunning;
+    this.#readClock = readClock;
   }
 
   get set(): MemslotSet {
@@ -77,7 +84,7 @@ export class VmMemslots {
   }
 
   async #waitForGracePeriod(generation: number): Promise<void> {
-    const started = performance.now();
+    const started = this.#readClock();
     await this.#locks.srcu.synchronize({ site: 'kvm_swap_active_memslots: synchronize_srcu', timeoutMs: KVM_LOCK_TIMEOUT_MS });
     const memory = this.#memory;
     const control = memory.control;
@@ -91,17 +98,17 @@ export class VmMemslots {
     for (let vcpu = 0; vcpu < created; vcpu++) if (!acknowledged(vcpu)) memory.kick(vcpu, VcpuRequest.MemslotsChanged);
     for (let vcpu = 0; vcpu < created; vcpu++) {
       const observed = memory.controlBlockIndex(vcpu, 'observedMemslotGeneration');
-      const deadline = performance.now() + KVM_LOCK_TIMEOUT_MS;
+      const deadline = this.#readClock() + KVM_LOCK_TIMEOUT_MS;
       for (;;) {
         const seen = Atomics.load(control, observed);
         if (acknowledged(vcpu)) break;
-        if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not acknowledge memslot generation ${generation} within ${KVM_LOCK_TIMEOUT_MS / 1000} s`);
+        if (this.#readClock() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not acknowledge memslot generation ${generation} within ${KVM_LOCK_TIMEOUT_MS / 1000} s`);
         memory.kick(vcpu, VcpuRequest.MemslotsChanged);
         const wait = Atomics.waitAsync(control, observed, seen, 5);
         if (wait.async) await wait.value;
       }
     }
-    const elapsed = performance.now() - started;
+    const elapsed = this.#readClock() - started;
     this.statistics.gracePeriods++;
     this.statistics.gracePeriodMsTotal += elapsed;
     this.statistics.gracePeriodMsMax = Math.max(this.statistics.gracePeriodMsMax, elapsed);
