@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { KvmLocks, VcpuLocks } from '../../../src/kvm/control/kvm-locks.js';
 import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
 import { MAX_THREAD_SLOTS } from '../../../src/lockdep/lockdep-layout.js';
+import { eventually } from '../../support/fake-vcpu.js';
 
 const VCPUS = 2;
 
@@ -21,12 +22,6 @@ function gate(): { opened: Promise<void>; open: () => void } {
     open = resolve;
   });
   return { opened, open };
-}
-
-/** Turns the event loop until `condition` holds (each lock hand-off passes through setImmediate), at most `turns` times. */
-async function eventually(condition: () => boolean, turns = 1000): Promise<void> {
-  for (let turn = 0; turn < turns && !condition(); turn++) await new Promise((resolve) => setImmediate(resolve));
-  expect(condition()).toBe(true);
 }
 
 describe('KvmLocks', () => {

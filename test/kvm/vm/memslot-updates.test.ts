@@ -7,52 +7,13 @@ import { VmMemslots, type MemslotEdit } from '../../../src/kvm/vm/memslot-update
 import { VmConfigError } from '../../../src/kvm/vm/vm-config.js';
 import { KvmLocks } from '../../../src/kvm/control/kvm-locks.js';
 import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
-import { VcpuMode, VcpuRequest } from '../../../src/kvm/control/vcpu-run-state.js';
+import { VcpuRequest } from '../../../src/kvm/control/vcpu-run-state.js';
 import { MemslotKind, MemslotSet, memslotId } from '../../../src/memory/memslot.js';
 import { guestPhysicalAddress } from '../../../src/memory/guest-physical-address.js';
 import type { MemslotTranslation } from '../../../src/memory/memslot-snapshot.js';
+import { FakeVcpu, eventually } from '../../support/fake-vcpu.js';
 
 const RAM_BYTES = 1 << 20;
-
-/** One vCPU's side of the handshake, through its control words. */
-class FakeVcpu {
-  readonly #memory: VmMemory;
-  readonly #vcpu: number;
-
-  constructor(memory: VmMemory, vcpu: number) {
-    this.#memory = memory;
-    this.#vcpu = vcpu;
-  }
-
-  #index(field: 'mode' | 'finished' | 'observedMemslotGeneration' | 'requests'): number {
-    return this.#memory.controlBlockIndex(this.#vcpu, field);
-  }
-
-  enterGuestMode(): void {
-    Atomics.store(this.#memory.control, this.#index('mode'), VcpuMode.InGuestMode);
-  }
-
-  finish(): void {
-    Atomics.store(this.#memory.control, this.#index('finished'), 1);
-  }
-
-  kicked(): boolean {
-    return (Atomics.load(this.#memory.control, this.#index('requests')) & VcpuRequest.MemslotsChanged) !== 0;
-  }
-
-  /** Vcpu's #reloadRamWindows: clear the request, read the active copy, acknowledge its generation, notify. */
-  reloadRamWindows(): MemslotTranslation[] {
-    Atomics.and(this.#memory.control, this.#index('requests'), ~VcpuRequest.MemslotsChanged);
-    const windows: MemslotTranslation[] = [];
-    this.acknowledge(this.#memory.memslots.readActive(windows));
-    return windows;
-  }
-
-  acknowledge(generation: number): void {
-    Atomics.store(this.#memory.control, this.#index('observedMemslotGeneration'), generation);
-    Atomics.notify(this.#memory.control, this.#index('observedMemslotGeneration'));
-  }
-}
 
 function setUp(options: { vcpus: number; running: boolean; readClock?: () => number }): {
   memory: VmMemory;
@@ -83,12 +44,6 @@ const addSlot: MemslotEdit = (set) =>
     hostOffset: RAM_BYTES / 2,
     kind: MemslotKind.ram,
   });
-
-/** Turns the event loop until `condition` holds, at most `turns` times. */
-async function eventually(condition: () => boolean, turns = 1000): Promise<void> {
-  for (let turn = 0; turn < turns && !condition(); turn++) await new Promise((resolve) => setImmediate(resolve));
-  expect(condition()).toBe(true);
-}
 
 describe('VmMemslots', () => {
   it('before the vCPUs run: an update publishes the new set and brings the old copy up to date, with no grace period', async () => {
