@@ -87,9 +87,6 @@ const KNOWN_CYCLES_BEING_REMOVED: readonly (readonly string[])[] = [
     'src/kvm/vcpu/vcpu-sleep.ts',
     'src/kvm/vcpu/vcpu.ts',
   ],
-  // The lock replays move to src/scenarios, and kvm-locks.ts stops naming them.
-  ['src/kvm/control/kvm-locks.ts', 'src/kvm/lock-replays-vcpu.ts'],
-  ['src/kvm/lock-replays-main.ts', 'src/kvm/lock-replays.ts'],
 ];
 
 describe('no import cycles in src/', () => {

@@ -112,13 +112,6 @@ function kvmSubLayerOf(file: string): KvmSubLayer | 'loose' | undefined {
 }
 
 /**
- * Files directly in src/kvm, being moved to src/scenarios (issue 10). An import of one of them from a
- * sub-layer is covered by its entry here: once it lives in src/scenarios, the layer rule forbids it.
- * Only shrinks, like KNOWN_CYCLES_BEING_REMOVED (import-cycles.test.ts): empty once the move lands.
- */
-const KNOWN_LOOSE_KVM_FILES_BEING_MOVED = ['src/kvm/lock-replays-handshake.ts', 'src/kvm/lock-replays-main.ts', 'src/kvm/lock-replays-vcpu.ts', 'src/kvm/lock-replays.ts'];
-
-/**
  * Sub-layer imports against the rule, each being removed on another branch (issue 10): the lapic/
  * files and control/apic-inhibit.ts get narrow host interfaces instead of the Vcpu type, and the
  * lapic/ files stop importing the trace event kinds from report/. Only shrinks: a listed import that
@@ -179,20 +172,20 @@ describe('sub-layers inside src/kvm (architecture.md "Inside src/kvm")', () => {
     ]);
   });
 
-  it('every file in src/kvm lies in a sub-layer folder, but for the listed ones being moved', () => {
+  it('every file in src/kvm lies in a sub-layer folder', () => {
     const loose = SOURCE_FILES.filter((file) => kvmSubLayerOf(file) === 'loose');
 
-    expect(loose).toEqual(KNOWN_LOOSE_KVM_FILES_BEING_MOVED);
+    expect(loose).toEqual([]);
   });
 
   it('src/kvm sub-layers import only the sub-layers below them, but for the listed imports being removed', () => {
-    const violations = kvmSubLayerViolations(EDGES, KNOWN_LOOSE_KVM_FILES_BEING_MOVED);
+    const violations = kvmSubLayerViolations(EDGES, []);
 
     expect(violations.filter((violation) => !KNOWN_SUB_LAYER_VIOLATIONS_BEING_REMOVED.includes(violation))).toEqual([]);
   });
 
   it('every listed sub-layer violation still exists (delete it from the list once it is gone)', () => {
-    const violations = new Set(kvmSubLayerViolations(EDGES, KNOWN_LOOSE_KVM_FILES_BEING_MOVED));
+    const violations = new Set(kvmSubLayerViolations(EDGES, []));
 
     expect(KNOWN_SUB_LAYER_VIOLATIONS_BEING_REMOVED.filter((violation) => !violations.has(violation))).toEqual([]);
   });

@@ -29,7 +29,6 @@ import {
 } from '../../lockdep/index.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
 import type { VmMemory } from './vm-memory.js';
-import type { InjectedLockBug } from '../vm/vm-config.js';
 
 /** Every lock wait on a hypervisor path is bounded by this (a LockWaitTimeout names the holders). */
 export const KVM_LOCK_TIMEOUT_MS = 10_000;
@@ -46,6 +45,16 @@ export interface KvmLockInstances {
   readonly kvmGlobalLock: number;
   readonly cpuHotplugLock: number;
   readonly vcpuMutexes: readonly number[];
+}
+
+/** A lock replay's vCPU side as the core carries it to the workers (KvmLocksShared), uninterpreted. */
+export interface InjectedLockBug {
+  /** The replay's name: each vCPU worker looks up its part by it. */
+  readonly name: string;
+  /** Words shared by the replay's threads (main and every worker), passed to each worker untouched. */
+  readonly handshake?: SharedArrayBuffer;
+  /** A validator report is what the replay is for (VmReport.ok stays true with one). Default true; the fixed variants say false. */
+  readonly expectsReport?: boolean;
 }
 
 /** Sent to every worker in VcpuStartup (structured-cloneable). */

@@ -4,6 +4,9 @@ import { XAPIC_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
 import { X2AVIC_MAX_PHYSICAL_INDEX } from '../../hw/avic/x2avic.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
 import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../control/backing-page-policy.js';
+import type { InjectedLockBug } from '../control/kvm-locks.js';
+
+export type { InjectedLockBug };
 
 export interface VmConfig {
   /**
@@ -45,16 +48,6 @@ export interface VmConfig {
    * short for { name } (no shared handshake words, a report expected). Default 'none'.
    */
   readonly injectLockBug?: 'none' | string | InjectedLockBug;
-}
-
-/** A lock replay's vCPU side as the core carries it to the workers (KvmLocksShared), uninterpreted. */
-export interface InjectedLockBug {
-  /** The replay's name: each vCPU worker looks up its part by it. */
-  readonly name: string;
-  /** Words shared by the replay's threads (main and every worker), passed to each worker untouched. */
-  readonly handshake?: SharedArrayBuffer;
-  /** A validator report is what the replay is for (VmReport.ok stays true with one). Default true; the fixed variants say false. */
-  readonly expectsReport?: boolean;
 }
 
 /** validateConfig's result: every option set, the injected replay in its object form. */

@@ -18,7 +18,8 @@
 import { LockMode, LockWaitAborted, LockWaitTimeout, setWord, waitForWordBlocking, type InstrumentedMutex } from '../../lockdep/index.js';
 import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from '../../kvm/control/kvm-locks.js';
 import type { VcpuFirstExitContext, VcpuFirstExitHook } from '../../kvm/vcpu/vcpu.js';
-import { VmConfigError, type InjectedLockBug } from '../../kvm/vm/vm-config.js';
+import { VmConfigError } from '../../kvm/vm/vm-config.js';
+import type { InjectedLockBug } from '../../kvm/control/kvm-locks.js';
 import { createReplayHandshake, HANDSHAKE_TIMEOUT_MS, HANG_BOUND_MS, handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
 
 type VcpuPart = (replay: ReplayThread) => void;

@@ -2,14 +2,14 @@
 // slots_lock's assertion, the validator's summary, what the watchdog's dump shows of a holder and a
 // waiter, and a vCPU's view (VcpuLocks) attaching to the same instances once.
 import { describe, expect, it } from 'vitest';
-import { KvmLocks, VcpuLocks } from '../../../src/kvm/control/kvm-locks.js';
+import { KvmLocks, VcpuLocks, type InjectedLockBug } from '../../../src/kvm/control/kvm-locks.js';
 import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
 import { MAX_THREAD_SLOTS } from '../../../src/lockdep/lockdep-layout.js';
 import { eventually } from '../../support/fake-vcpu.js';
 
 const VCPUS = 2;
 
-function kvmLocks(options: { enabled: boolean; vcpus?: number; injectLockBug?: 's4' }): { locks: KvmLocks; memory: VmMemory } {
+function kvmLocks(options: { enabled: boolean; vcpus?: number; injectLockBug?: InjectedLockBug }): { locks: KvmLocks; memory: VmMemory } {
   const vcpus = options.vcpus ?? VCPUS;
   const memory = new VmMemory(allocateVmBuffers(vcpus, 1 << 16));
   return { locks: new KvmLocks(memory, vcpus, options), memory };
@@ -112,16 +112,16 @@ describe('KvmLocks', () => {
     expect(locks.locksHeldBy(holderSlot)).toEqual({ held: [] });
   });
 
-  it('shared: the instances a worker attaches by, a handshake only for an injected replay', () => {
+  it('shared: the instances a worker attaches by; an injected replay passed through untouched', () => {
     const { locks } = kvmLocks({ enabled: false });
     const { instances } = locks.shared;
     const ids = [instances.kvmLock, instances.slotsLock, instances.slotsArchLock, instances.srcu, ...instances.vcpuMutexes];
     expect(new Set(ids).size).toBe(ids.length);
     expect(instances.vcpuMutexes).toHaveLength(VCPUS);
-    expect(locks.shared.replayHandshake).toBeUndefined();
-    const replay = kvmLocks({ enabled: true, injectLockBug: 's4' }).locks.shared;
-    expect(replay.injectLockBug).toBe('s4');
-    expect(replay.replayHandshake).toBeInstanceOf(SharedArrayBuffer);
+    expect(locks.shared.injectLockBug).toBeUndefined();
+    const injected: InjectedLockBug = { name: 's4', handshake: new SharedArrayBuffer(64) };
+    const replay = kvmLocks({ enabled: true, injectLockBug: injected }).locks.shared;
+    expect(replay.injectLockBug).toBe(injected);
   });
 });
 
