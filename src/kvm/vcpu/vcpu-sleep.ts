@@ -7,13 +7,15 @@
 //    the doorbell value read first. A sender sets IRR before it reads IsRunning, so either it sees
 //    IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit.
 //  * "sleeping = 1, then Atomics.wait(ring, seen)" pairs with the ringer's "add to ring, then read
-//    sleeping and notify" (VmMemory.ringDoorbell).
+//    sleeping and notify" (HostCpu.sleep and DoorbellLines.ring in src/host/host-cpu.ts).
+// The vCPU sleeps on the doorbell line of the host CPU it is loaded on, which each call names.
 //  * the vCPU is not an SRCU reader while it polls or sleeps (rule 6 of docs/lock-order.md; O6).
 // Every wait is bounded (WAIT_SLICE_MS) and re-checks.
 
 import { TraceEventKind } from '../report/trace-recorder.js';
 import { VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
+import type { HostCpu } from '../../host/host-cpu.js';
 import type { Vcpu } from './vcpu.js';
 
 /** Upper bound of one Atomics.wait; waits loop, re-checking, so no wait is unbounded. */
@@ -27,15 +29,12 @@ const LOST_WAKEUP_GRACE_MS = 1000;
 const PAUSE_LOOP_YIELD_MS = 0.2;
 
 /** What the run loop lends the sleeping paths (Vcpu implements it). */
-export type VcpuSleepHost = Pick<Vcpu, 'memory' | 'index' | 'hostThreadSlot' | 'startup' | 'trace' | 'locks' | 'apicTimer' | 'count'
+export type VcpuSleepHost = Pick<Vcpu, 'memory' | 'index' | 'startup' | 'trace' | 'locks' | 'apicTimer' | 'count'
   | 'hasEvents' | 'canTakeInterrupt' | 'srcuReadLock' | 'srcuReadUnlock' | 'vcpuLoad' | 'vcpuPut'>;
 
 export class VcpuSleep {
   readonly #host: VcpuSleepHost;
   readonly #control: Int32Array;
-  readonly #doorbell: number;
-  readonly #sleeping: number;
-  readonly #waitValue: number;
   readonly #requests: number;
   readonly #runState: number;
   readonly #waitReason: number;
@@ -46,9 +45,6 @@ export class VcpuSleep {
     this.#host = host;
     const memory = host.memory;
     this.#control = memory.control;
-    this.#doorbell = memory.doorbellIndex(host.hostThreadSlot, 'ring');
-    this.#sleeping = memory.doorbellIndex(host.hostThreadSlot, 'sleeping');
-    this.#waitValue = memory.doorbellIndex(host.hostThreadSlot, 'waitValue');
     this.#requests = memory.controlBlockIndex(host.index, 'requests');
     this.#runState = memory.controlBlockIndex(host.index, 'runState');
     this.#waitReason = memory.controlBlockIndex(host.index, 'waitReason');
@@ -62,17 +58,17 @@ export class VcpuSleep {
    * the run loop handles the request and comes back here, as KVM's vcpu_run calls kvm_vcpu_halt again
    * while mp_state is still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
    */
-  halt(): boolean {
+  halt(hostCpu: HostCpu): boolean {
     const host = this.#host;
     if (host.hasEvents()) return !host.canTakeInterrupt();
     host.trace?.record(TraceEventKind.HaltBegin);
     const haltStarted = performance.now();
-    if (this.#haltPoll()) {
+    if (this.#haltPoll(hostCpu)) {
       host.count(VcpuStatistic.haltPollSuccesses);
       host.trace?.record(TraceEventKind.HaltEnd, 0);
       return !host.canTakeInterrupt();
     }
-    this.block(VcpuWaitReason.Halted);
+    this.block(VcpuWaitReason.Halted, hostCpu);
     this.#adaptHaltPolling((performance.now() - haltStarted) * 1e6);
     host.trace?.record(TraceEventKind.HaltEnd, 1);
     return !host.canTakeInterrupt();
@@ -94,16 +90,16 @@ export class VcpuSleep {
    * exiting), but only while runnable vCPUs fit the host cores: spinning on an oversubscribed host
    * costs a scheduler slice per round trip (BENCHMARKS.md, goal 4). Returns true if an event came.
    */
-  #haltPoll(): boolean {
+  #haltPoll(hostCpu: HostCpu): boolean {
     const host = this.#host;
     if (!host.startup.haltPolling || this.#haltPollNs <= 0) return false;
     if (Atomics.load(this.#control, this.#runnableVcpus) > host.startup.hostCores) return false;
     host.srcuReadUnlock();
     const deadline = performance.now() + this.#haltPollNs / 1e6;
-    let seen = Atomics.load(this.#control, this.#doorbell);
+    let seen = hostCpu.ringValue();
     let success = false;
     for (let spins = 0; ; spins++) {
-      const ring = Atomics.load(this.#control, this.#doorbell);
+      const ring = hostCpu.ringValue();
       if (ring !== seen) {
         seen = ring;
         if (host.hasEvents()) { success = true; break; }
@@ -120,11 +116,11 @@ export class VcpuSleep {
   }
 
   /** kvm_vcpu_block with the AVIC blocking hooks around it. Every wait is bounded and re-checks. */
-  block(reason: number): void {
+  block(reason: number, hostCpu: HostCpu): void {
     const host = this.#host;
     // Doorbell first, then IsRunning clear (the AVIC ordering), then Blocked: whoever sees the vCPU
     // Blocked (the watchdog, a guest asking HC_VCPU_RUN_STATE) knows IsRunning is already clear.
-    let seen = Atomics.load(this.#control, this.#doorbell);
+    let seen = hostCpu.ringValue();
     host.vcpuPut();
     this.#leaveRunning(VcpuRunState.Blocked, reason);
     host.srcuReadUnlock();
@@ -134,21 +130,21 @@ export class VcpuSleep {
       // The timer is this vCPU's own event source: it fires here, and the wait ends by its deadline.
       host.apicTimer.poll();
       if (host.hasEvents()) break;
-      const result = this.#sleep(seen, Math.min(WAIT_SLICE_MS, host.apicTimer.remainingNs() / 1e6));
+      const result = hostCpu.sleep(seen, Math.min(WAIT_SLICE_MS, host.apicTimer.remainingNs() / 1e6));
       if (result === 'timed-out') {
         // A timer deadline announces itself: fire it at the top of the loop, no ring is owed.
         if (host.apicTimer.remainingNs() === 0) continue;
         // Nobody rang, yet an event is pending: the ring is late (its sender was preempted between
         // setting IRR and ringing) or lost (the protocol broke: it will never come).
         if (host.hasEvents()) {
-          this.#classifyUnannouncedEvent(seen);
+          this.#classifyUnannouncedEvent(seen, hostCpu);
           break;
         }
       } else if (result === 'ok') {
         host.count(VcpuStatistic.wakeups);
         host.trace?.record(TraceEventKind.WakeUp);
       }
-      seen = Atomics.load(this.#control, this.#doorbell);
+      seen = hostCpu.ringValue();
     }
     host.srcuReadLock('vcpu_block: srcu_read_lock after waking');
     this.#returnToRunning();
@@ -159,26 +155,26 @@ export class VcpuSleep {
    * for a sleeping vCPU rings afterwards (an IRR set then a doorbell or a kick; a request then a kick),
    * so a ring that never comes means a lost wake-up, which the report makes a failure.
    */
-  #classifyUnannouncedEvent(seen: number): void {
+  #classifyUnannouncedEvent(seen: number, hostCpu: HostCpu): void {
     const deadline = performance.now() + LOST_WAKEUP_GRACE_MS;
     for (;;) {
-      if (Atomics.load(this.#control, this.#doorbell) !== seen) { this.#host.count(VcpuStatistic.lateWakeups); return; }
+      if (hostCpu.ringValue() !== seen) { this.#host.count(VcpuStatistic.lateWakeups); return; }
       const remaining = deadline - performance.now();
       if (remaining <= 0) { this.#host.count(VcpuStatistic.lostWakeups); return; }
-      Atomics.wait(this.#control, this.#doorbell, seen, Math.min(WAIT_SLICE_MS, remaining));
+      hostCpu.waitUnannounced(seen, Math.min(WAIT_SLICE_MS, remaining));
     }
   }
 
   /** Pause-loop exit (kvm_vcpu_on_spin): yield the core only when vCPUs outnumber cores. */
-  pauseLoopYield(): void {
+  pauseLoopYield(hostCpu: HostCpu): void {
     if (Atomics.load(this.#control, this.#runnableVcpus) <= this.#host.startup.hostCores) return;
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.PauseLoopYield);
-    Atomics.wait(this.#control, this.#doorbell, Atomics.load(this.#control, this.#doorbell), PAUSE_LOOP_YIELD_MS);
+    hostCpu.waitUnannounced(hostCpu.ringValue(), PAUSE_LOOP_YIELD_MS);
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
   }
 
   /** Paused by the main thread: put, park until the Pause bit is cleared. Returns true to stop. */
-  park(): boolean {
+  park(hostCpu: HostCpu): boolean {
     const host = this.#host;
     // IsRunning clear and the SRCU read section left before Paused is published (IsRunning as in
     // block()): pause() resolves on seeing Paused, and promises a put vCPU that is no SRCU reader.
@@ -196,9 +192,9 @@ export class VcpuSleep {
         Atomics.notify(this.#control, this.#requests);
         continue;
       }
-      const seen = Atomics.load(this.#control, this.#doorbell);
+      const seen = hostCpu.ringValue();
       if (Atomics.load(this.#control, this.#requests) !== requests) continue;
-      this.#sleep(seen, WAIT_SLICE_MS);
+      hostCpu.sleep(seen, WAIT_SLICE_MS);
     }
     host.srcuReadLock('vcpu_run: srcu_read_lock after a pause');
     if (stop) {
@@ -207,15 +203,6 @@ export class VcpuSleep {
     }
     this.#returnToRunning();
     return false;
-  }
-
-  /** One bounded sleep on the doorbell line, announced to ringers (sleeping) and the watchdog (waitValue). */
-  #sleep(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
-    Atomics.store(this.#control, this.#waitValue, seen);
-    Atomics.store(this.#control, this.#sleeping, 1);
-    const result = Atomics.wait(this.#control, this.#doorbell, seen, timeoutMs);
-    Atomics.store(this.#control, this.#sleeping, 0);
-    return result;
   }
 
   #leaveRunning(state: VcpuRunState, reason: number): void {

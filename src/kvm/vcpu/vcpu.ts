@@ -12,6 +12,7 @@
 import { GuestCpu, GuestExit, type GuestCpuEnvironment } from '../../guest/guest-cpu.js';
 import { GuestFaultKind, type GuestFault } from '../../guest/guest-fault.js';
 import type { SrcuIndex } from '../../host/srcu.js';
+import type { HostCpu } from '../../host/host-cpu.js';
 import { FLAGS_INTERRUPT_ENABLE, STACK_POINTER } from '../../guest/instruction-set.js';
 import { acknowledgeInterrupt, endOfInterrupt, pendingDeliverableVector, updateProcessorPriority } from '../../hw/apic/apic-backing-page.js';
 import { classifyApicAccess } from '../../hw/apic/apic-access.js';
@@ -97,14 +98,16 @@ export class Vcpu implements GuestCpuEnvironment {
   /** Float64 index of this vCPU's VcpuStatistics struct (counters are bumped on every IPI). */
   readonly #statisticsBase: number;
   readonly startup: VcpuStartup;
-  readonly hostThreadSlot: number;
-  /** vcpu->mutex, kvm->srcu (read side) and the validator, attached in this worker. */
-  readonly locks: VcpuLocks;
+  /** The host CPU this vCPU is loaded on (run), whose doorbell line senders ring; undefined before. */
+  #hostCpu: HostCpu | undefined;
+  /** vcpu->mutex, kvm->srcu (read side) and the validator, attached on the host CPU's thread at load. */
+  locks!: VcpuLocks;
   /** Debug only: this vCPU's part of an injected lock replay, run once at its first exit. */
   #lockReplay: VcpuLockReplay | undefined;
   readonly #control: Int32Array;
   readonly #statistics: Float64Array;
-  readonly #doorbell: number;
+  /** The loaded host CPU's ring word (HostCpu.ringIndex). */
+  #doorbell = -1;
   readonly #requests: number;
   readonly #runState: number;
   readonly #mode: number;
@@ -135,10 +138,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#control = this.memory.control;
     this.#statistics = this.memory.controlFloat64;
     this.#statisticsBase = this.memory.statisticIndex(this.index, 'ipiCommands') - VcpuStatistic.ipiCommands;
-    this.hostThreadSlot = this.#claimHostThreadSlot();
-    this.locks = new VcpuLocks(startup.locks, this.memory, this.hostThreadSlot, this.index);
     this.#lockReplay = vcpuLockReplay(startup.locks.injectLockBug, startup.locks.replayHandshake, this.index);
-    this.#doorbell = this.memory.doorbellIndex(this.hostThreadSlot, 'ring');
     this.#requests = this.memory.controlBlockIndex(this.index, 'requests');
     this.#runState = this.memory.controlBlockIndex(this.index, 'runState');
     this.#mode = this.memory.controlBlockIndex(this.index, 'mode');
@@ -163,7 +163,7 @@ export class Vcpu implements GuestCpuEnvironment {
     };
     // x2AVIC: up to 0x1FF; re-derived per mode, as KVM does when the vCPU enters x2APIC mode.
     this.#x2avicHardware = { ...this.#hardware, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, this.memory.vcpuCount) };
-    this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, doorbells: this.#control, doorbellIndex: this.#doorbell });
+    this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this });
     this.apic = new LocalApicEmulation(this);
     this.apicTimer = new ApicTimer(this);
     this.boot = new VcpuBoot(this, startup.waitForStartUp);
@@ -173,17 +173,6 @@ export class Vcpu implements GuestCpuEnvironment {
     this.cpu.registers[0] = this.index;
     this.cpu.registers[1] = this.memory.createdVcpus();
     this.cpu.registers[STACK_POINTER] = startup.stackTop | 0;
-  }
-
-  #claimHostThreadSlot(): number {
-    // One task per thread for the VM's life: claim the first free doorbell line (compare-and-swap),
-    // starting at our own index so the usual case takes one step.
-    const count = this.memory.vcpuCount;
-    for (let step = 0; step < count; step++) {
-      const slot = (this.index + step) % count;
-      if (Atomics.compareExchange(this.#control, this.memory.doorbellIndex(slot, 'claimed'), 0, 1) === 0) return slot;
-    }
-    throw new Error(`vCPU ${this.index}: no free host thread slot`);
   }
 
   /** Adds to one of this vCPU's counters; `offset` is a VcpuStatistic member. */
@@ -257,7 +246,16 @@ export class Vcpu implements GuestCpuEnvironment {
 
   // ---- the run loop (vcpu_run) ----
 
-  run(): VcpuExitReport {
+  /**
+   * KVM_RUN on `hostCpu`, the calling thread's host CPU: the vCPU is loaded there (its lock identity,
+   * the doorbell line its guest polls and senders ring, the host id avic_vcpu_load publishes) until
+   * it finishes.
+   */
+  run(hostCpu: HostCpu): VcpuExitReport {
+    this.#hostCpu = hostCpu;
+    this.locks = new VcpuLocks(this.startup.locks, this.memory, hostCpu.slot, this.index);
+    this.#doorbell = hostCpu.ringIndex;
+    this.cpu.attachDoorbell(hostCpu.words, hostCpu.ringIndex);
     transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
     Atomics.add(this.#control, this.#runnableVcpus, 1);
     this.locks.vcpuMutex.lock('kvm_vcpu_ioctl: KVM_RUN', KVM_LOCK_TIMEOUT_MS);
@@ -270,13 +268,13 @@ export class Vcpu implements GuestCpuEnvironment {
         const requests = Atomics.load(this.#control, this.#requests);
         if (requests !== 0 && this.#handleRequests(requests)) return this.#finish('stopped');
         if (this.boot.waiting) {
-          this.#sleep.block(VcpuWaitReason.WaitForStartUp);
+          this.#sleep.block(VcpuWaitReason.WaitForStartUp, hostCpu);
           continue;
         }
         // The timer's deadline is checked at every guest entry (and by halted vCPUs as they wait).
         this.apicTimer.poll();
         if (this.#halted) {
-          this.#halted = this.#sleep.halt();
+          this.#halted = this.#sleep.halt(hostCpu);
           continue;
         }
         const exit = this.#enterGuest();
@@ -287,7 +285,7 @@ export class Vcpu implements GuestCpuEnvironment {
           this.#halted = true;
         } else if (exit === GuestExit.PauseLoop) {
           this.count(VcpuStatistic.pauseLoopExits);
-          this.#sleep.pauseLoopYield();
+          this.#sleep.pauseLoopYield(hostCpu);
         }
       }
     } catch (error) {
@@ -431,7 +429,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if ((requests & VcpuRequest.ApicvUpdate) !== 0) this.apic.updateApicv();
     if ((requests & (VcpuRequest.Init | VcpuRequest.StartUp)) !== 0 && this.boot.acceptEvents(requests)) this.#halted = false;
     if ((requests & VcpuRequest.Kick) !== 0) Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
-    if ((requests & VcpuRequest.Pause) !== 0) return this.#sleep.park();
+    if ((requests & VcpuRequest.Pause) !== 0) return this.#sleep.park(this.#hostCpu!);
     return false;
   }
 
@@ -469,13 +467,14 @@ export class Vcpu implements GuestCpuEnvironment {
 
   /** avic_vcpu_load: publish the host thread and, unless IPI virtualization or AVIC is off, IsRunning. */
   vcpuLoad(): void {
-    Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'hostThreadSlot'), this.hostThreadSlot);
-    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization && this.apic.apicvActive, hostPhysicalApicId(this.hostThreadSlot));
+    const slot = this.#hostCpu!.slot;
+    Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'hostThreadSlot'), slot);
+    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization && this.apic.apicvActive, hostPhysicalApicId(slot));
   }
 
   /** avic_vcpu_put / avic_vcpu_blocking: clear IsRunning, keep the host id (__avic_vcpu_put). */
   vcpuPut(): void {
-    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), false, hostPhysicalApicId(this.hostThreadSlot));
+    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), false, hostPhysicalApicId(this.#hostCpu!.slot));
   }
 
   #releaseForExit(): void {
