@@ -5,7 +5,7 @@
 //   kvm->slots_lock            main: memslot updates and the APIC-access page, across the grace periods
 //   kvm->slots_arch_lock       main: writing the inactive memslot copy; released before synchronize
 //   kvm->srcu                  workers: read sections (exit handling, requests); main: synchronize
-//   apicv_update_lock          workers, for read: KVM_REQ_APICV_UPDATE (VcpuApicv.update)
+//   apicv_update_lock          workers, for read: KVM_REQ_APICV_UPDATE (AvicVcpu.updateApicv, svm/avic.ts)
 //   irq_lock                   created for the paths that will take it (routing)
 //   kvm_lock, cpu_hotplug_lock   host-global stand-ins (the VM list, CPU hotplug) for replay S5
 //   kvm->arch.xen.xen_lock       the leaf a vCPU exit handler may take inside SRCU (S4 fixed)

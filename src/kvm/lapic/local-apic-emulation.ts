@@ -21,7 +21,6 @@ import { x2apicStateOnEntry } from '../../hw/apic/apic-base.js';
 import { AvicIncompleteIpiCause } from '../../hw/avic/avic-exit.js';
 import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { VcpuRequest, VcpuWaitReason } from '../control/vcpu-run-state.js';
-import { VcpuApicv } from '../control/apic-inhibit.js';
 import { ApicImplementation, xapicInterruptCommandHighAfterWrite } from '../../hw/apic/interrupt-command-readback.js';
 import { TraceEventKind } from '../report/trace-recorder.js';
 import { SoftwareIpiPath } from './apic-software-ipi.js';
@@ -44,8 +43,6 @@ export class LocalApicEmulation {
   readonly #apicModeIndex: number;
   /** This vCPU's mode, cached: only this worker writes the control-block word. */
   #x2apic = false;
-  /** KVM's apic->apicv_active and KVM_REQ_APICV_UPDATE for this vCPU (apic-inhibit.ts). */
-  readonly #apicv: VcpuApicv;
   readonly #software: SoftwareIpiPath;
 
   constructor(vcpu: Vcpu) {
@@ -57,7 +54,6 @@ export class LocalApicEmulation {
     this.#pendingErrors = memory.controlBlockIndex(vcpu.index, 'pendingErrorStatus');
     this.#apicModeIndex = memory.controlBlockIndex(vcpu.index, 'apicMode');
     this.#x2apic = Atomics.load(this.#control, this.#apicModeIndex) === VcpuApicMode.X2apic;
-    this.#apicv = new VcpuApicv(vcpu);
     this.#software = new SoftwareIpiPath(vcpu);
     this.#software.x2apic = this.#x2apic;
   }
@@ -75,15 +71,6 @@ export class LocalApicEmulation {
     return this.#x2apic;
   }
 
-  get apicvActive(): boolean {
-    return this.#apicv.active;
-  }
-
-  /** KVM_REQ_APICV_UPDATE (kvm_vcpu_update_apicv): see VcpuApicv.update. */
-  updateApicv(): void {
-    this.#apicv.update();
-  }
-
   read(offset: number): number {
     return this.#words[this.#register(offset)]!;
   }
@@ -96,7 +83,7 @@ export class LocalApicEmulation {
       vcpu.cpu.raiseFault(GuestFaultKind.InvalidApicAccess, `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`);
       return 0;
     }
-    if (!this.#apicv.current()) return this.#emulateMmioAccess(offset, isWrite, value);
+    if (!vcpu.apicvCurrent()) return this.#emulateMmioAccess(offset, isWrite, value);
     const kind = vcpu.classifyAccess(offset, isWrite);
     switch (kind) {
       case ApicAccessKind.Accelerated:
@@ -205,7 +192,7 @@ export class LocalApicEmulation {
    * AVIC off (then KVM intercepts the x2APIC MSRs again and emulates them).
    */
   get x2avicAccelerates(): boolean {
-    return this.#x2apic && this.#vcpu.startup.x2avic && this.#apicv.current();
+    return this.#x2apic && this.#vcpu.startup.x2avic && this.#vcpu.apicvCurrent();
   }
 
   /**

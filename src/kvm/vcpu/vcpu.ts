@@ -19,7 +19,7 @@ import { classifyApicAccess } from '../../hw/apic/apic-access.js';
 import { AvicIpiOutcome, deliverAvicIpi, type AvicHardware } from '../../hw/avic/avic-ipi-delivery.js';
 import { deliverX2avicIpi } from '../../hw/avic/x2avic-ipi-delivery.js';
 import { AvicMode, avicMaxPhysicalIndex } from '../../hw/avic/x2avic.js';
-import { apicId, hostPhysicalApicId } from '../../hw/apic/apic-id.js';
+import { apicId } from '../../hw/apic/apic-id.js';
 import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES } from '../../hw/apic/apic-register.js';
 import { MemslotKind } from '../../memory/memslot.js';
 import type { MemslotTranslation } from '../../memory/memslot-snapshot.js';
@@ -37,6 +37,8 @@ import { vcpuLockReplay, type VcpuLockReplay } from '../lock-replays-vcpu.js';
 import { ApicTimer } from '../lapic/apic-timer.js';
 import { VcpuBoot } from './vcpu-boot.js';
 import { VcpuSleep } from './vcpu-sleep.js';
+import { AvicVcpu } from '../svm/avic.js';
+import { vcpuIndex } from '../../host/identifiers.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
@@ -129,6 +131,8 @@ export class Vcpu implements GuestCpuEnvironment {
   #done = false;
   /** Halt-polling, blocking, the pause-loop yield and parking (vcpu-sleep.ts). */
   readonly #sleep: VcpuSleep;
+  /** IsRunning and the host id, apicv_active (svm/avic.ts). */
+  readonly #avic: AvicVcpu;
 
   constructor(startup: VcpuStartup) {
     this.startup = startup;
@@ -163,6 +167,7 @@ export class Vcpu implements GuestCpuEnvironment {
     };
     // x2AVIC: up to 0x1FF; re-derived per mode, as KVM does when the vCPU enters x2APIC mode.
     this.#x2avicHardware = { ...this.#hardware, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, this.memory.vcpuCount) };
+    this.#avic = new AvicVcpu(this.memory, vcpuIndex(this.index), startup.ipiVirtualization);
     this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this });
     this.apic = new LocalApicEmulation(this);
     this.apicTimer = new ApicTimer(this);
@@ -260,7 +265,7 @@ export class Vcpu implements GuestCpuEnvironment {
     Atomics.add(this.#control, this.#runnableVcpus, 1);
     this.locks.vcpuMutex.lock('kvm_vcpu_ioctl: KVM_RUN', KVM_LOCK_TIMEOUT_MS);
     this.srcuReadLock('vcpu_run: srcu_read_lock');
-    this.vcpuLoad();
+    this.#avic.load(hostCpu.slot);
     this.#reloadRamWindows();
     try {
       for (;;) {
@@ -426,7 +431,7 @@ export class Vcpu implements GuestCpuEnvironment {
     if ((requests & VcpuRequest.Stop) !== 0) return true;
     if ((requests & VcpuRequest.MemslotsChanged) !== 0) this.#reloadRamWindows();
     if ((requests & VcpuRequest.ApicPageReload) !== 0) this.#reloadApicPage();
-    if ((requests & VcpuRequest.ApicvUpdate) !== 0) this.apic.updateApicv();
+    if ((requests & VcpuRequest.ApicvUpdate) !== 0) this.#avic.updateApicv(this.locks.apicvUpdateLock);
     if ((requests & (VcpuRequest.Init | VcpuRequest.StartUp)) !== 0 && this.boot.acceptEvents(requests)) this.#halted = false;
     if ((requests & VcpuRequest.Kick) !== 0) Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
     if ((requests & VcpuRequest.Pause) !== 0) return this.#sleep.park(this.#hostCpu!);
@@ -465,16 +470,28 @@ export class Vcpu implements GuestCpuEnvironment {
 
   // ---- AVIC load / put / blocking (svm/avic.c) ----
 
-  /** avic_vcpu_load: publish the host thread and, unless IPI virtualization or AVIC is off, IsRunning. */
+  /** avic_vcpu_unblocking: IsRunning again on the host CPU the vCPU is loaded on (svm/avic.ts). */
   vcpuLoad(): void {
-    const slot = this.#hostCpu!.slot;
-    Atomics.store(this.#control, this.memory.controlBlockIndex(this.index, 'hostThreadSlot'), slot);
-    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), this.startup.ipiVirtualization && this.apic.apicvActive, hostPhysicalApicId(slot));
+    this.#avic.unblocking();
   }
 
   /** avic_vcpu_put / avic_vcpu_blocking: clear IsRunning, keep the host id (__avic_vcpu_put). */
   vcpuPut(): void {
-    this.memory.physicalApicIdTable.setIsRunning(apicId(this.index), false, hostPhysicalApicId(this.#hostCpu!.slot));
+    this.#avic.put();
+  }
+
+  /**
+   * Whether AVIC handles this vCPU's next APIC access, at that access (guest mode): an APICv update
+   * not yet handled is handled first, outside guest mode (svm/avic.ts).
+   */
+  apicvCurrent(): boolean {
+    const avic = this.#avic;
+    if (avic.apicvStale()) {
+      this.beginExitHandling();
+      avic.updateApicv(this.locks.apicvUpdateLock);
+      this.endExitHandling();
+    }
+    return avic.apicvActive;
   }
 
   #releaseForExit(): void {
