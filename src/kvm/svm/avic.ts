@@ -18,9 +18,35 @@
 
 import { apicId, hostPhysicalApicId, type ApicId, type HostPhysicalApicId } from '../../hw/apic/apic-id.js';
 import type { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
+import type { AvicHardware } from '../../hw/avic/avic-ipi-delivery.js';
+import { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
+import { AvicMode, avicMaxPhysicalIndex } from '../../hw/avic/x2avic.js';
 import type { HostThreadSlot, VcpuIndex } from '../../host/identifiers.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { KVM_LOCK_TIMEOUT_MS } from '../control/kvm-locks.js';
+import { backingPagePolicy, type BackingPagePolicyName } from '../control/backing-page-policy.js';
+import type { VmMemory } from '../control/vm-memory.js';
+
+/**
+ * A vCPU's VMCB as AVIC uses it (avic_init_vmcb): its backing page, the VM's physical and logical
+ * APIC ID tables with the max index of each mode (avic_get_max_physical_id: xAVIC 0xFE at most,
+ * x2AVIC 0x1FF, re-derived per mode as KVM does when the vCPU enters x2APIC mode), and the doorbell
+ * the hardware rings for a running target (avic_ring_doorbell: that host CPU re-scans its guest's
+ * IRR; here its doorbell line in src/host/host-cpu.ts).
+ */
+export function createAvicVmcb(views: VmMemory, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number): AvicVmcb {
+  const lines = views.doorbellLines;
+  const xavic: AvicHardware = {
+    physicalTable: views.physicalApicIdTable,
+    logicalTable: views.logicalApicIdTable,
+    maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.Xavic, views.vcpuCount),
+    pageWords: views.apicPageWords,
+    resolveBackingPage: backingPagePolicy(policy, views.vcpuCount).resolveBackingPage,
+    ringDoorbell: (host) => lines.ring(host),
+  };
+  const x2avic: AvicHardware = { ...xavic, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, views.vcpuCount) };
+  return new AvicVmcb(apicId(index), backingPage, xavic, x2avic);
+}
 
 /** The control words and the table one vCPU's AVIC state reads and writes. */
 export interface AvicVcpuWords {

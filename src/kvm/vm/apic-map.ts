@@ -23,7 +23,7 @@ import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { destinationFormatModel } from '../../hw/apic/destination-format.js';
 import { logicalApicIdTableIndex } from '../../hw/avic/logical-apic-id-table.js';
 import { ApicvInhibitReason, setOrClearApicvInhibitFromMain } from '../control/apic-inhibit.js';
-import { VcpuApicMode } from '../lapic/x2apic-msr.js';
+import { VcpuApicMode } from '../control/vcpu-run-state.js';
 import type { VmMemory } from '../control/vm-memory.js';
 
 export interface ApicMapRebuild {

@@ -20,11 +20,11 @@ function setUp(): { timer: ApicTimer; memory: VmMemory; clock: { now: number }; 
   const clock = { now: 1_000_000 };
   const counters = new Map<number, number>();
   const host: ApicTimerHost = {
-    memory,
+    views: memory,
     index: 0,
-    pageBase: base,
+    page: { base },
     readClock: () => clock.now,
-    count: (statistic, amount = 1) => { counters.set(statistic, (counters.get(statistic) ?? 0) + amount); },
+    counters: { count: (statistic, amount = 1) => { counters.set(statistic, (counters.get(statistic) ?? 0) + amount); } },
     cpu: { requestInterruptEvaluation: () => undefined, requestExit: () => undefined },
   };
   return { timer: new ApicTimer(host), memory, clock, counters, base };
