@@ -4,7 +4,7 @@
 
 import { apicId, hostPhysicalApicId } from '../../src/hw/apic/apic-id.js';
 import { resetApicPage } from '../../src/hw/apic/apic-backing-page.js';
-import { allocateVmBuffers, VmMemory } from '../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../src/kvm/control/vm-control-views.js';
 import { VcpuRunState } from '../../src/kvm/control/vcpu-run-state.js';
 import { VcpuStatistic } from '../../src/kvm/control/vm-layout.js';
 import type { VcpuCounting } from '../../src/kvm/control/vcpu-counters.js';
@@ -14,8 +14,8 @@ import { ApicRegisterPage } from '../../src/kvm/lapic/apic-register-page.js';
  * A VM's control views with `vcpus` vCPUs created: reset pages, Valid physical table entries, and
  * each vCPU loaded on host thread slot = its index (so a kick rings that slot's doorbell line).
  */
-export function createdViews(vcpus: number): VmMemory {
-  const views = new VmMemory(allocateVmBuffers(vcpus, 1 << 16));
+export function createdViews(vcpus: number): VmControlViews {
+  const views = new VmControlViews(allocateVmBuffers(vcpus, 1 << 16));
   const control = views.control;
   for (let vcpu = 0; vcpu < vcpus; vcpu++) {
     const base = views.apicPageRegionBase(0, vcpu);
@@ -30,7 +30,7 @@ export function createdViews(vcpus: number): VmMemory {
 }
 
 /** vCPU `vcpu`'s APIC page as its own pieces see it. */
-export function pageOf(views: VmMemory, vcpu: number): ApicRegisterPage {
+export function pageOf(views: VmControlViews, vcpu: number): ApicRegisterPage {
   return new ApicRegisterPage(views.apicPageWords, views.apicPageBase(vcpu));
 }
 
@@ -70,7 +70,7 @@ export class FakeCpu {
   }
 }
 
-export const ring = (views: VmMemory, slot: number): number => Atomics.load(views.control, views.doorbellIndex(slot, 'ring'));
-export const requestsOf = (views: VmMemory, vcpu: number): number => Atomics.load(views.control, views.controlBlockIndex(vcpu, 'requests'));
-export const controlWord = (views: VmMemory, vcpu: number, field: Parameters<VmMemory['controlBlockIndex']>[1]): number =>
+export const ring = (views: VmControlViews, slot: number): number => Atomics.load(views.control, views.doorbellIndex(slot, 'ring'));
+export const requestsOf = (views: VmControlViews, vcpu: number): number => Atomics.load(views.control, views.controlBlockIndex(vcpu, 'requests'));
+export const controlWord = (views: VmControlViews, vcpu: number, field: Parameters<VmControlViews['controlBlockIndex']>[1]): number =>
   Atomics.load(views.control, views.controlBlockIndex(vcpu, field));

@@ -19,7 +19,7 @@
 // nothing to do here. Not modelled: zapping the APIC-access page's mapping (there is no shadow
 // mapping to zap).
 
-import type { VmMemory } from './vm-memory.js';
+import type { VmControlViews } from './vm-control-views.js';
 import { VcpuMode, VcpuRequest } from './vcpu-run-state.js';
 
 /**
@@ -35,7 +35,7 @@ export const ApicvInhibitReason = {
 export type ApicvInhibitReason = (typeof ApicvInhibitReason)[keyof typeof ApicvInhibitReason];
 
 /** The reasons set now (for reports and tests). */
-export function apicvInhibitReasons(memory: VmMemory): number {
+export function apicvInhibitReasons(memory: VmControlViews): number {
   return Atomics.load(memory.control, memory.headerIndex('apicvInhibitReasons'));
 }
 
@@ -43,7 +43,7 @@ export function apicvInhibitReasons(memory: VmMemory): number {
  * The main thread's set-or-clear at an APIC map rebuild. It does not take apicv_update_lock: the
  * main thread never blocks (architecture.md), and the bitmap has no other writer.
  */
-export function setOrClearApicvInhibitFromMain(memory: VmMemory, reason: ApicvInhibitReason, set: boolean): void {
+export function setOrClearApicvInhibitFromMain(memory: VmControlViews, reason: ApicvInhibitReason, set: boolean): void {
   const index = memory.headerIndex('apicvInhibitReasons');
   const before = set ? Atomics.or(memory.control, index, reason) : Atomics.and(memory.control, index, ~reason);
   const after = set ? before | reason : before & ~reason;
@@ -56,7 +56,7 @@ export function setOrClearApicvInhibitFromMain(memory: VmMemory, reason: ApicvIn
  * first, which pairs with the vCPU's "clear the request bit, then load the bitmap": a vCPU that
  * loaded the old bitmap cleared the bit before we set it, so it looks again.
  */
-function requestApicvUpdateOnEveryVcpu(memory: VmMemory): void {
+function requestApicvUpdateOnEveryVcpu(memory: VmControlViews): void {
   for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     memory.addRequest(vcpu, VcpuRequest.ApicvUpdate);
     if (Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'mode')) !== VcpuMode.InGuestMode) continue;

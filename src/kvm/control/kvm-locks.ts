@@ -28,7 +28,7 @@ import {
   type LockdepShared,
 } from '../../lockdep/index.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
-import type { VmMemory } from './vm-memory.js';
+import type { VmControlViews } from './vm-control-views.js';
 import { createReplayHandshake } from '../lock-replays-handshake.js';
 import type { VcpuLockReplayName } from '../lock-replays-vcpu.js';
 
@@ -84,7 +84,7 @@ export class KvmLocks {
   readonly shared: KvmLocksShared;
   readonly #hasMainContexts: boolean;
 
-  constructor(memory: VmMemory, vcpus: number, options: { enabled: boolean; injectLockBug?: VcpuLockReplayName }) {
+  constructor(memory: VmControlViews, vcpus: number, options: { enabled: boolean; injectLockBug?: VcpuLockReplayName }) {
     const mainContexts = Math.max(0, Math.min(8, MAX_THREAD_SLOTS - 1 - vcpus));
     if (options.enabled && mainContexts === 0) throw new RangeError(`lockdep supports at most ${MAX_THREAD_SLOTS - 2} vCPUs`);
     this.#hasMainContexts = mainContexts > 0;
@@ -186,7 +186,7 @@ export class VcpuLocks {
   readonly shared: KvmLocksShared;
   readonly #attached = new Map<string, InstrumentedMutex | InstrumentedRwSemaphore>();
 
-  constructor(shared: KvmLocksShared, memory: VmMemory, hostThreadSlot: number, vcpu: number) {
+  constructor(shared: KvmLocksShared, memory: VmControlViews, hostThreadSlot: number, vcpu: number) {
     this.shared = shared;
     this.lockdep = Lockdep.attach(shared.lockdep, { threadSlot: hostThreadSlot + 1, vcpu, enabled: shared.enabled });
     this.vcpuMutex = InstrumentedMutex.attach(this.lockdep, shared.instances.vcpuMutexes[vcpu]!);

@@ -8,7 +8,7 @@ export interface VcpuCounting {
   count(statistic: number, amount?: number): void;
 }
 
-/** The Float64 views a VcpuCounters writes through (VmMemory provides them). */
+/** The Float64 views a VcpuCounters writes through (VmControlViews provides them). */
 export interface VcpuStatisticsWords {
   readonly controlFloat64: Float64Array;
   statisticIndex(vcpu: number, field: 'ipiCommands' | 'latencySamples' | 'latencySumNs' | 'latencyMinNs' | 'latencyMaxNs'): number;

@@ -52,7 +52,7 @@ import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { ApicImplementation } from '../../hw/apic/interrupt-command-readback.js';
 import { VcpuApicMode, VcpuRequest } from '../control/vcpu-run-state.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import type { ApicRegisterPage } from './apic-register-page.js';
 
 /** KVM's arbitration for lowest-priority IPIs (kvm_irq_delivery_to_apic with vector_hashing off). */
@@ -61,7 +61,7 @@ export const LOWEST_PRIORITY_POLICY: LowestPriorityPolicy = LowestPriorityPolicy
 /** What the software path needs from its sending vCPU. */
 export interface SoftwareIpiHost {
   /** The VM's control views: every vCPU's page, control words and doorbell (kicks). */
-  readonly views: VmMemory;
+  readonly views: VmControlViews;
   /** The sender. */
   readonly index: number;
   /** The sender's own register page (its ID, for logical matching). */
@@ -73,7 +73,7 @@ export interface SoftwareIpiHost {
 
 export class SoftwareIpiPath {
   readonly #host: SoftwareIpiHost;
-  readonly #views: VmMemory;
+  readonly #views: VmControlViews;
   readonly #counters: VcpuCounting;
   readonly #words: Int32Array;
   readonly #control: Int32Array;
@@ -291,7 +291,7 @@ export class SoftwareIpiPath {
  * kvm_vcpu_kick from a vCPU's worker: ring the host CPU `target` is loaded on, so that it leaves
  * guest mode or wakes and looks at what was just set for it (counted as a kick sent).
  */
-export function kickVcpu(views: Pick<VmMemory, 'kick'>, counters: VcpuCounting, target: number): void {
+export function kickVcpu(views: Pick<VmControlViews, 'kick'>, counters: VcpuCounting, target: number): void {
   views.kick(target, 0);
   counters.count(VcpuStatistic.kicksSent);
 }

@@ -17,7 +17,7 @@
 import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { FIRST_LEGAL_VECTOR, LVT_MASKED, isApicSoftwareEnabled, setIrrAtomic } from '../../hw/apic/apic-backing-page.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 
 /** LVT timer mode, bits 18:17 (SDM table 11-11 / figure 11-8). */
@@ -54,7 +54,7 @@ export function timerDivisor(divideConfiguration: number): number {
 /** What the timer needs from its vCPU. */
 export interface ApicTimerHost {
   /** The VM's control views: the timer's apicTimerArmed word. */
-  readonly views: Pick<VmMemory, 'control' | 'apicPageWords' | 'controlBlockIndex'>;
+  readonly views: Pick<VmControlViews, 'control' | 'apicPageWords' | 'controlBlockIndex'>;
   readonly index: number;
   /** The vCPU's current APIC page (its base moves under rfc-v2). */
   readonly page: { readonly base: number };

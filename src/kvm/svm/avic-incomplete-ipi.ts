@@ -8,7 +8,7 @@ import { AvicIncompleteIpiCause, incompleteIpiCause, type AvicExitInfo } from '.
 import { NO_EXIT, type AvicIpiOutcome } from '../../hw/avic/avic-ipi-delivery.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import { kickVcpu } from '../lapic/apic-software-ipi.js';
 import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
 
@@ -17,7 +17,7 @@ export interface IncompleteIpiHost {
   readonly index: number;
   readonly counters: VcpuCounting;
   /** kvm_vcpu_kick of the targets (cause 1). */
-  readonly views: Pick<VmMemory, 'kick'>;
+  readonly views: Pick<VmControlViews, 'kick'>;
   /** The local APIC's software side: KVM's destination matching, and kvm_apic_send_ipi. */
   readonly lapic: {
     collectTargets(icrLow: number, icrHigh: number): readonly number[];

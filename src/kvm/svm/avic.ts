@@ -25,7 +25,7 @@ import type { HostThreadSlot, VcpuIndex } from '../../host/identifiers.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { KVM_LOCK_TIMEOUT_MS } from '../control/kvm-locks.js';
 import { backingPagePolicy, type BackingPagePolicyName } from '../control/backing-page-policy.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 /**
  * A vCPU's VMCB as AVIC uses it (avic_init_vmcb): its backing page, the VM's physical and logical
@@ -34,7 +34,7 @@ import type { VmMemory } from '../control/vm-memory.js';
  * the hardware rings for a running target (avic_ring_doorbell: that host CPU re-scans its guest's
  * IRR; here its doorbell line in src/host/host-cpu.ts).
  */
-export function createAvicVmcb(views: VmMemory, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number): AvicVmcb {
+export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number): AvicVmcb {
   const lines = views.doorbellLines;
   const xavic: AvicHardware = {
     physicalTable: views.physicalApicIdTable,

@@ -12,12 +12,12 @@ import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { GuestFaultKind } from '../../guest/guest-fault.js';
 import { Hypercall } from '../../guest/hypercall.js';
 import { GUEST_REPORT_SLOTS } from '../control/vm-layout.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import type { LatencyHistogram } from '../report/latency-histogram.js';
 
 /** What the hypercalls touch: this vCPU's report fields and counters, other vCPUs' run states. */
 export interface HypercallHost {
-  readonly views: Pick<VmMemory, 'control' | 'controlFloat64' | 'guestReportIndex' | 'controlBlockIndex' | 'createdVcpus'>;
+  readonly views: Pick<VmControlViews, 'control' | 'controlFloat64' | 'guestReportIndex' | 'controlBlockIndex' | 'createdVcpus'>;
   readonly index: number;
   readonly counters: { recordLatencySample(nanoseconds: number): void };
   /** This vCPU's latency samples (the report's percentiles). */

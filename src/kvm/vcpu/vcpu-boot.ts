@@ -28,7 +28,7 @@ import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 export const VcpuBootState = {
   Running: 0,
@@ -87,7 +87,7 @@ export function resetApicPageForInit(words: Int32Array, base: number, x2apicMode
 
 /** What the boot logic needs from its vCPU. */
 export interface VcpuBootHost {
-  readonly views: Pick<VmMemory, 'control' | 'apicPageWords' | 'controlBlockIndex' | 'headerIndex' | 'ringMainDoorbell' | 'createdVcpus'>;
+  readonly views: Pick<VmControlViews, 'control' | 'apicPageWords' | 'controlBlockIndex' | 'headerIndex' | 'ringMainDoorbell' | 'createdVcpus'>;
   readonly index: number;
   /** The vCPU's current APIC page (its base moves under rfc-v2). */
   readonly page: { readonly base: number };

@@ -14,7 +14,7 @@ import { FLAGS_INTERRUPT_ENABLE } from '../../guest/instruction-set.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
 import type { ApicRegisterPage } from '../lapic/apic-register-page.js';
 
@@ -33,7 +33,7 @@ export const WAKING_REQUESTS = VcpuRequest.Stop | VcpuRequest.Pause | VcpuReques
 export type InterruptibleCpu = Pick<GuestCpu, 'flags' | 'nmiBlocked' | 'interruptsEnabled' | 'deliverInterrupt'>;
 
 export interface VcpuInterruptsHost {
-  readonly views: Pick<VmMemory, 'control' | 'controlBlockIndex'>;
+  readonly views: Pick<VmControlViews, 'control' | 'controlBlockIndex'>;
   readonly index: number;
   readonly page: ApicRegisterPage;
   readonly cpu: InterruptibleCpu;

@@ -8,17 +8,17 @@ import { APIC_DEFAULT_PHYSICAL_BASE } from '../../hw/apic/apic-register.js';
 import { MemslotKind } from '../../memory/memslot.js';
 import type { MemslotTranslation } from '../../memory/memslot-snapshot.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 export class VcpuMemslots {
-  readonly #views: Pick<VmMemory, 'control' | 'memslots' | 'controlBlockIndex'>;
+  readonly #views: Pick<VmControlViews, 'control' | 'memslots' | 'controlBlockIndex'>;
   readonly #cpu: Pick<GuestCpu, 'setRamWindows'>;
   readonly #requests: number;
   readonly #observedGeneration: number;
   #windows: MemslotTranslation[] = [];
   #apicAccessSlotPresent = false;
 
-  constructor(views: Pick<VmMemory, 'control' | 'memslots' | 'controlBlockIndex'>, vcpu: number, cpu: Pick<GuestCpu, 'setRamWindows'>) {
+  constructor(views: Pick<VmControlViews, 'control' | 'memslots' | 'controlBlockIndex'>, vcpu: number, cpu: Pick<GuestCpu, 'setRamWindows'>) {
     this.#views = views;
     this.#cpu = cpu;
     this.#requests = views.controlBlockIndex(vcpu, 'requests');

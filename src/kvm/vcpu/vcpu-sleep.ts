@@ -16,7 +16,7 @@ import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js'
 import { VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import type { HostCpu } from '../../host/host-cpu.js';
 
 /** Upper bound of one Atomics.wait; waits loop, re-checking, so no wait is unbounded. */
@@ -70,7 +70,7 @@ export class HaltPollWindow {
 
 /** What the run loop lends the sleeping paths. */
 export interface VcpuSleepHost {
-  readonly views: Pick<VmMemory, 'control' | 'controlBlockIndex' | 'headerIndex'>;
+  readonly views: Pick<VmControlViews, 'control' | 'controlBlockIndex' | 'headerIndex'>;
   readonly index: number;
   readonly haltPolling: boolean;
   /** Host cores the halt-poll and pause-loop policies may assume. */

@@ -4,7 +4,7 @@
 import type { GuestFault } from '../../guest/guest-fault.js';
 import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { KvmLocksShared, VcpuLocks } from '../control/kvm-locks.js';
-import type { VmBuffers } from '../control/vm-memory.js';
+import type { VmBuffers } from '../control/vm-control-views.js';
 import { encodeLatencyHistogram, type LatencyHistogram } from '../report/latency-histogram.js';
 import type { TraceRecorder } from '../report/trace-recorder.js';
 

@@ -32,7 +32,7 @@ import { KVM_LOCK_TIMEOUT_MS, VcpuLocks } from '../control/kvm-locks.js';
 import { VcpuCounters } from '../control/vcpu-counters.js';
 import { VcpuMode, VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
-import { VmMemory } from '../control/vm-memory.js';
+import { VmControlViews } from '../control/vm-control-views.js';
 import { ApicRegisterPage } from '../lapic/apic-register-page.js';
 import { ApicTimer } from '../lapic/apic-timer.js';
 import { LocalApicEmulation } from '../lapic/local-apic-emulation.js';
@@ -59,7 +59,7 @@ export const SLICE_INSTRUCTIONS = 65536;
 export class Vcpu implements GuestCpuEnvironment {
   readonly index: VcpuIndex;
   /** The VM's control views, as every worker maps them. */
-  readonly views: VmMemory;
+  readonly views: VmControlViews;
   /**
    * Called once, at the vCPU's first exit handled inside a guest instruction, inside KVM_RUN and the
    * exit's SRCU read section (debug: the lock replays of docs/lock-scenarios.md are run from it).
@@ -102,7 +102,7 @@ export class Vcpu implements GuestCpuEnvironment {
 
   constructor(startup: VcpuStartup) {
     this.#startup = startup;
-    const views = (this.views = new VmMemory(startup.buffers));
+    const views = (this.views = new VmControlViews(startup.buffers));
     const index = (this.index = vcpuIndex(startup.vcpu));
     this.#control = views.control;
     this.#requests = views.controlBlockIndex(index, 'requests');

@@ -10,7 +10,7 @@ import { MemslotSet, type MemslotError } from '../../memory/memslot.js';
 import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../control/kvm-locks.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VmConfigError } from './vm-config.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 export type MemslotEdit = (set: MemslotSet) => { ok: true; set: MemslotSet } | { ok: false; error: MemslotError };
 
@@ -26,12 +26,12 @@ export interface MemslotStatistics {
 
 export class VmMemslots {
   readonly statistics: MemslotStatistics = { updates: 0, gracePeriods: 0, gracePeriodMsTotal: 0, gracePeriodMsMax: 0 };
-  readonly #memory: VmMemory;
+  readonly #memory: VmControlViews;
   readonly #locks: KvmLocks;
   readonly #vcpusRunning: () => boolean;
   #set: MemslotSet;
 
-  constructor(memory: VmMemory, locks: KvmLocks, initial: MemslotSet, vcpusRunning: () => boolean) {
+  constructor(memory: VmControlViews, locks: KvmLocks, initial: MemslotSet, vcpusRunning: () => boolean) {
     this.#memory = memory;
     this.#locks = locks;
     this.#set = initial;

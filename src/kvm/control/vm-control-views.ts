@@ -1,5 +1,8 @@
-// Typed views over the VM's three SharedArrayBuffers, built the same way on the main thread and in
-// every vCPU worker from the structured-cloneable VmBuffers descriptor.
+// The VM's control views: typed views over its shared control buffer (the header, per-vCPU control
+// blocks and counters, the AVIC physical and logical APIC ID tables, the memslot table, SRCU, the
+// host threads' doorbell lines) and over its APIC pages, with the index arithmetic of their layout
+// (vm-layout.ts). Built the same way on the main thread and in every vCPU worker from the
+// structured-cloneable VmBuffers descriptor. Guest RAM is not viewed here: the guest CPU maps it.
 
 import { float64IndexOf, int32IndexOf, type BufferLayout } from '../../host/shared-layout.js';
 import { APIC_PAGE_BYTES, APIC_PAGE_WORDS } from '../../hw/apic/apic-register.js';
@@ -39,7 +42,8 @@ export function allocateVmBuffers(vcpuCount: number, ramBytes: number): VmBuffer
   };
 }
 
-export class VmMemory {
+/** One thread's views of the VM's control plane (everything shared but guest RAM). */
+export class VmControlViews {
   readonly buffers: VmBuffers;
   readonly layout: BufferLayout<VmControlRegion>;
   readonly control: Int32Array;
