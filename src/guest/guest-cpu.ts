@@ -86,16 +86,26 @@ export class GuestCpu {
   #evaluateRequested = false;
   instructionsRetired = 0;
 
+  /**
+   * `doorbells[doorbellIndex]` is the doorbell word the interpreter polls; without it, a private word
+   * nobody rings until attachDoorbell() names the host CPU's (the vCPU is loaded there).
+   */
   constructor(options: {
     ramBuffer: SharedArrayBuffer;
     environment: GuestCpuEnvironment;
-    doorbells: Int32Array;
-    doorbellIndex: number;
+    doorbells?: Int32Array;
+    doorbellIndex?: number;
   }) {
     this.memory = new GuestMemoryAccess(options.ramBuffer);
     this.#environment = options.environment;
-    this.#doorbells = options.doorbells;
-    this.#doorbellIndex = options.doorbellIndex;
+    this.#doorbells = options.doorbells ?? new Int32Array(1);
+    this.#doorbellIndex = options.doorbellIndex ?? 0;
+  }
+
+  /** The doorbell word to poll from the next run() on: the host CPU this guest now runs on. */
+  attachDoorbell(doorbells: Int32Array, doorbellIndex: number): void {
+    this.#doorbells = doorbells;
+    this.#doorbellIndex = doorbellIndex;
   }
 
   get interruptsEnabled(): boolean {

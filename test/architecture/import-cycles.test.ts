@@ -68,43 +68,11 @@ describe('the import-cycle checker, on made-up graphs', () => {
   });
 });
 
-/**
- * Today's cycles, each being removed by work in progress on other branches (issue 10). This list
- * only shrinks: the test fails if a cycle not listed here appears, and also if a listed one is gone,
- * so that it is deleted from here in the same change that removes it. It must be empty once that
- * work has landed.
- */
-const KNOWN_CYCLES_BEING_REMOVED: readonly (readonly string[])[] = [
-  // The vCPU and its local APIC import each other's types; the lapic/ files get narrow host
-  // interfaces (as apic-timer.ts has) and control/apic-inhibit.ts its own VcpuApicvHost interface.
-  [
-    'src/kvm/control/apic-inhibit.ts',
-    'src/kvm/lapic/apic-software-ipi.ts',
-    'src/kvm/lapic/local-apic-emulation.ts',
-    'src/kvm/lapic/x2apic-msr.ts',
-    'src/kvm/vcpu/hypercalls.ts',
-    'src/kvm/vcpu/model-specific-registers.ts',
-    'src/kvm/vcpu/vcpu-sleep.ts',
-    'src/kvm/vcpu/vcpu.ts',
-  ],
-];
-
 describe('no import cycles in src/', () => {
   const files = typeScriptFilesUnder('src');
   const cycles = importCycles(importGraphOf(files, files.flatMap(importsOf)));
-  const key = (cycleFiles: readonly string[]): string => cycleFiles.join(' ');
-  const known = new Set(KNOWN_CYCLES_BEING_REMOVED.map((cycleFiles) => key([...cycleFiles].sort())));
 
-  it('no cycle other than the known ones being removed (a type-only import counts)', () => {
-    const unexpected = cycles.filter((cycle) => !known.has(key(cycle.files))).flatMap((cycle) => cycle.paths.map(describePath));
-
-    expect(unexpected).toEqual([]);
-  });
-
-  it('every known cycle still exists (remove it from KNOWN_CYCLES_BEING_REMOVED once it is gone)', () => {
-    const found = new Set(cycles.map((cycle) => key(cycle.files)));
-    const gone = [...known].filter((cycle) => !found.has(cycle));
-
-    expect(gone).toEqual([]);
+  it('no cycle at all (a type-only import counts)', () => {
+    expect(cycles.flatMap((cycle) => cycle.paths.map(describePath))).toEqual([]);
   });
 });

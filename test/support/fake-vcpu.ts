@@ -5,14 +5,14 @@
 
 import { expect } from 'vitest';
 import { VcpuMode, VcpuRequest } from '../../src/kvm/control/vcpu-run-state.js';
-import type { VmMemory } from '../../src/kvm/control/vm-memory.js';
+import type { VmControlViews } from '../../src/kvm/control/vm-control-views.js';
 import type { MemslotTranslation } from '../../src/memory/memslot-snapshot.js';
 
 export class FakeVcpu {
-  readonly #memory: VmMemory;
+  readonly #memory: VmControlViews;
   readonly #vcpu: number;
 
-  constructor(memory: VmMemory, vcpu: number) {
+  constructor(memory: VmControlViews, vcpu: number) {
     this.#memory = memory;
     this.#vcpu = vcpu;
   }

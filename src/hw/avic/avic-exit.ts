@@ -11,6 +11,29 @@ export const AvicExitCode = {
 } as const;
 export type AvicExitCode = (typeof AvicExitCode)[keyof typeof AvicExitCode];
 
+/**
+ * The #VMEXIT codes the model takes (svm.h SVM_EXIT_*): the two AVIC ones, and the intercepts the
+ * vCPU's exit dispatch handles beside them (svm_exit_handlers).
+ */
+export const SvmExitCode = {
+  /** SVM_EXIT_INTR: a host interrupt (a kick) took the vCPU out of guest mode to look at its requests. */
+  Interrupt: 0x060,
+  /** SVM_EXIT_PAUSE: pause-loop filtering saw a spin-wait. */
+  Pause: 0x077,
+  /** SVM_EXIT_HLT. */
+  Halt: 0x078,
+  /** SVM_EXIT_MSR: an intercepted RDMSR/WRMSR; EXITINFO1 = 1 for a write. */
+  Msr: 0x07c,
+  /** SVM_EXIT_NPF: a nested page fault; EXITINFO1 = the error code (bit 1: write), EXITINFO2 = the guest physical address. */
+  NestedPageFault: 0x400,
+  AvicIncompleteIpi: AvicExitCode.IncompleteIpi,
+  AvicUnacceleratedAccess: AvicExitCode.UnacceleratedAccess,
+} as const;
+export type SvmExitCode = (typeof SvmExitCode)[keyof typeof SvmExitCode];
+
+/** Nested page fault error code bit 1 (PFERR_WRITE_MASK): the access was a write. */
+export const NPF_ERROR_CODE_WRITE = 1 << 1;
+
 export const SVM_EXIT_AVIC_INCOMPLETE_IPI = AvicExitCode.IncompleteIpi;
 export const SVM_EXIT_AVIC_UNACCELERATED_ACCESS = AvicExitCode.UnacceleratedAccess;
 
@@ -37,15 +60,25 @@ export const AVIC_UNACCEL_ACCESS_WRITE_MASK_HIGH = 1;
 export const AVIC_PHYSICAL_MAX_INDEX_MASK = 0xfff;
 
 /**
- * One exit's code and info, as 32-bit halves. Allocate one per vCPU and overwrite it per exit.
- * Halves are stored as unsigned 32-bit numbers.
+ * One exit's code and info, as 32-bit halves: the VMCB's exit_code, exit_info_1 and exit_info_2.
+ * Allocate one per vCPU and overwrite it per exit; exitCode 0 means no exit. Halves are stored as
+ * unsigned 32-bit numbers.
  */
 export class AvicExitInfo {
-  exitCode: AvicExitCode | 0 = 0;
+  exitCode: SvmExitCode | 0 = 0;
   exitInfo1Low = 0;
   exitInfo1High = 0;
   exitInfo2Low = 0;
   exitInfo2High = 0;
+
+  /** Any other #VMEXIT: its code and both EXITINFO fields (low halves; the high halves are 0). */
+  set(exitCode: SvmExitCode, exitInfo1: number, exitInfo2: number): void {
+    this.exitCode = exitCode;
+    this.exitInfo1Low = exitInfo1 >>> 0;
+    this.exitInfo1High = 0;
+    this.exitInfo2Low = exitInfo2 >>> 0;
+    this.exitInfo2High = 0;
+  }
 
   /** avic_incomplete_ipi_interception: EXITINFO1 = the ICR (low, high); EXITINFO2 = cause << 32 | table index. */
   setIncompleteIpi(icrLow: number, icrHigh: number, cause: AvicIncompleteIpiCause, index: number): void {

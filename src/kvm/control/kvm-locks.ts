@@ -5,7 +5,7 @@
 //   kvm->slots_lock            main: memslot updates and the APIC-access page, across the grace periods
 //   kvm->slots_arch_lock       main: writing the inactive memslot copy; released before synchronize
 //   kvm->srcu                  workers: read sections (exit handling, requests); main: synchronize
-//   apicv_update_lock          workers, for read: KVM_REQ_APICV_UPDATE (VcpuApicv.update)
+//   apicv_update_lock          workers, for read: KVM_REQ_APICV_UPDATE (AvicVcpu.updateApicv, svm/avic.ts)
 //   irq_lock                   created for the paths that will take it (routing)
 //   kvm_lock, cpu_hotplug_lock   host-global stand-ins (the VM list, CPU hotplug) for replay S5
 //   kvm->arch.xen.xen_lock       the leaf a vCPU exit handler may take inside SRCU (S4 fixed)
@@ -28,7 +28,7 @@ import {
   type LockdepShared,
 } from '../../lockdep/index.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
-import type { VmMemory } from './vm-memory.js';
+import type { VmControlViews } from './vm-control-views.js';
 
 /** Every lock wait on a hypervisor path is bounded by this (a LockWaitTimeout names the holders). */
 export const KVM_LOCK_TIMEOUT_MS = 10_000;
@@ -90,7 +90,7 @@ export class KvmLocks {
   readonly shared: KvmLocksShared;
   readonly #hasMainContexts: boolean;
 
-  constructor(memory: VmMemory, vcpus: number, options: { enabled: boolean; injectLockBug?: InjectedLockBug }) {
+  constructor(memory: VmControlViews, vcpus: number, options: { enabled: boolean; injectLockBug?: InjectedLockBug }) {
     const mainContexts = Math.max(0, Math.min(8, MAX_THREAD_SLOTS - 1 - vcpus));
     if (options.enabled && mainContexts === 0) throw new RangeError(`lockdep supports at most ${MAX_THREAD_SLOTS - 2} vCPUs`);
     this.#hasMainContexts = mainContexts > 0;
@@ -192,7 +192,7 @@ export class VcpuLocks {
   readonly shared: KvmLocksShared;
   readonly #attached = new Map<string, InstrumentedMutex | InstrumentedRwSemaphore>();
 
-  constructor(shared: KvmLocksShared, memory: VmMemory, hostThreadSlot: number, vcpu: number) {
+  constructor(shared: KvmLocksShared, memory: VmControlViews, hostThreadSlot: number, vcpu: number) {
     this.shared = shared;
     this.lockdep = Lockdep.attach(shared.lockdep, { threadSlot: hostThreadSlot + 1, vcpu, enabled: shared.enabled });
     this.vcpuMutex = InstrumentedMutex.attach(this.lockdep, shared.instances.vcpuMutexes[vcpu]!);

@@ -13,6 +13,10 @@
 import { defineBufferLayout, defineStruct, type BufferLayout } from '../../host/shared-layout.js';
 import { memslotSnapshotRegionBytes } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
+import { HostThreadDoorbell } from '../../host/host-cpu.js';
+
+/** The doorbell line struct lives with its mechanism (host-cpu.ts); the layout places one per host thread. */
+export { HostThreadDoorbell };
 
 /** Physical APIC ID table entries reserved (x2AVIC size; xAVIC uses 0..0xFE). */
 export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
@@ -32,14 +36,6 @@ export const VmHeader = defineStruct('VmHeader', {
     type: 'i32',
     writer: 'main (kvm->arch.apicv_inhibit_reasons, ApicvInhibitReason bits, apic-inhibit.ts): sets or clears APIC_ID_MODIFIED and LOGICAL_ID_ALIASED with Atomics.or/and at each APIC map rebuild',
   },
-});
-
-/** Per host thread: the doorbell line. The AVIC doorbell and KVM's vCPU wake-up both ring it. */
-export const HostThreadDoorbell = defineStruct('HostThreadDoorbell', {
-  ring: { type: 'i32', writer: 'any thread: Atomics.add(1) to ring; never written otherwise' },
-  sleeping: { type: 'i32', writer: 'owning host thread: 1 just before Atomics.wait on ring, 0 after' },
-  waitValue: { type: 'i32', writer: 'owning host thread: the ring value it sleeps on (watchdog and idle detection)' },
-  claimed: { type: 'i32', writer: 'any worker: compare-and-swap 0 -> 1 to claim this slot at start-up' },
 });
 
 export const VcpuControlBlock = defineStruct('VcpuControlBlock', {

@@ -18,7 +18,7 @@
 // IPI accounting (vm-report.ts): each message to each destination is counted once, by the sender, as
 // accepted (it newly set an IRR bit or a request bit), coalesced (the bit was already set) or
 // dropped. NMI, INIT and start-up are request bits (VcpuRequest.Nmi / Init / StartUp, KVM's
-// pending_events): the TARGET counts them in interruptsDelivered when it consumes the bit (vcpu.ts:
+// pending_events): the TARGET counts them in interruptsDelivered when it consumes the bit (vcpu/:
 // nmisDelivered, initsTaken, startUpsTaken, startUpsIgnored), and a bit still set at the end is
 // pending. So "sent = accepted + coalesced + dropped" and "accepted = delivered + pending + lost"
 // hold for every form.
@@ -50,15 +50,31 @@ import { XAPIC_BROADCAST_ID, XAPIC_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id
 import { X2APIC_BROADCAST_ID } from '../../hw/apic/x2apic-id.js';
 import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { ApicImplementation } from '../../hw/apic/interrupt-command-readback.js';
-import { VcpuRequest } from '../control/vcpu-run-state.js';
-import { VcpuApicMode } from './x2apic-msr.js';
-import type { Vcpu } from '../vcpu/vcpu.js';
+import { VcpuApicMode, VcpuRequest } from '../control/vcpu-run-state.js';
+import type { VcpuCounting } from '../control/vcpu-counters.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
+import type { ApicRegisterPage } from './apic-register-page.js';
 
 /** KVM's arbitration for lowest-priority IPIs (kvm_irq_delivery_to_apic with vector_hashing off). */
 export const LOWEST_PRIORITY_POLICY: LowestPriorityPolicy = LowestPriorityPolicy.KvmArbitrationCounter;
 
+/** What the software path needs from its sending vCPU. */
+export interface SoftwareIpiHost {
+  /** The VM's control views: every vCPU's page, control words and doorbell (kicks). */
+  readonly views: VmControlViews;
+  /** The sender. */
+  readonly index: number;
+  /** The sender's own register page (its ID, for logical matching). */
+  readonly page: ApicRegisterPage;
+  /** The sender's CPU: a self-IPI makes it re-evaluate after the writing instruction. */
+  readonly cpu: { requestInterruptEvaluation(): void };
+  readonly counters: VcpuCounting;
+}
+
 export class SoftwareIpiPath {
-  readonly #vcpu: Vcpu;
+  readonly #host: SoftwareIpiHost;
+  readonly #views: VmControlViews;
+  readonly #counters: VcpuCounting;
   readonly #words: Int32Array;
   readonly #control: Int32Array;
   /** Reused target list (no allocation per IPI). */
@@ -66,18 +82,20 @@ export class SoftwareIpiPath {
   /** The sender's APIC mode: x2APIC destinations are ICR[63:32], xAPIC ones ICR[63:56]. */
   x2apic = false;
 
-  constructor(vcpu: Vcpu) {
-    this.#vcpu = vcpu;
-    this.#words = vcpu.memory.apicPageWords;
-    this.#control = vcpu.memory.control;
+  constructor(host: SoftwareIpiHost) {
+    this.#host = host;
+    this.#views = host.views;
+    this.#counters = host.counters;
+    this.#words = host.views.apicPageWords;
+    this.#control = host.views.control;
   }
 
   /** The vCPU indices an ICR names, by KVM's matching rules (kvm_apic_match_dest); reused array. */
   collectTargets(icrLow: number, icrHigh: number): number[] {
     const targets = this.#targets;
     targets.length = 0;
-    const memory = this.#vcpu.memory;
-    const self = this.#vcpu.index;
+    const memory = this.#views;
+    const self = this.#host.index;
     const shorthand = interruptCommandShorthand(icrLow);
     // KVM walks the vCPUs that exist (kvm_for_each_vcpu); hot-add slots beyond them are not APICs.
     const created = memory.createdVcpus();
@@ -94,7 +112,8 @@ export class SoftwareIpiPath {
     const x2apic = this.x2apic;
     const destination = x2apic ? x2apicInterruptCommandDestination(icrHigh) : interruptCommandDestination(icrHigh);
     const mode = interruptCommandDestinationMode(icrLow);
-    const senderId = x2apic ? words[this.#vcpu.pageBase + (ApicRegister.Id >> 2)]! >>> 0 : words[this.#vcpu.pageBase + (ApicRegister.Id >> 2)]! >>> 24;
+    const senderIdWord = this.#host.page.read(ApicRegister.Id);
+    const senderId = x2apic ? senderIdWord >>> 0 : senderIdWord >>> 24;
     for (let target = 0; target < created; target++) {
       // Mode first, then the ID: pairs with enterX2apicMode's "ID and LDR, then the mode word".
       const targetX2apic = Atomics.load(this.#control, memory.controlBlockIndex(target, 'apicMode')) === VcpuApicMode.X2apic;
@@ -125,28 +144,28 @@ export class SoftwareIpiPath {
 
   /** kvm_apic_send_ipi -> kvm_irq_delivery_to_apic -> __apic_accept_irq, for every ICR form. */
   emulateIpi(icrLow: number, icrHigh: number): void {
-    const vcpu = this.#vcpu;
-    vcpu.count(VcpuStatistic.ipiCommands);
+    const counters = this.#counters;
+    counters.count(VcpuStatistic.ipiCommands);
     const check = checkInterruptCommand(icrLow, ApicImplementation.KvmEmulated);
     if (check === InterruptCommandCheck.IgnoredLevelDeassert || check === InterruptCommandCheck.ReservedDeliveryMode) {
       // INIT level de-assert, Fixed/LowestPriority with level 0 and the reserved modes: KVM ignores them.
-      vcpu.count(VcpuStatistic.ipisSent);
-      vcpu.count(VcpuStatistic.ipisDroppedUnsupported);
+      counters.count(VcpuStatistic.ipisSent);
+      counters.count(VcpuStatistic.ipisDroppedUnsupported);
       return;
     }
     const targets = this.collectTargets(icrLow, icrHigh);
     if (check === InterruptCommandCheck.SendIllegalVector) {
       // SDM §11.5.3: the sender latches "send illegal vector", each destination "receive illegal
       // vector", and no IRR bit is set anywhere.
-      this.latchError(vcpu.index, ErrorStatusBit.SendIllegalVector);
+      this.latchError(this.#host.index, ErrorStatusBit.SendIllegalVector);
       for (const target of targets) this.latchError(target, ErrorStatusBit.ReceivedIllegalVector);
-      vcpu.count(VcpuStatistic.ipisSent, Math.max(1, targets.length));
-      vcpu.count(VcpuStatistic.ipisDroppedIllegalVector, Math.max(1, targets.length));
+      counters.count(VcpuStatistic.ipisSent, Math.max(1, targets.length));
+      counters.count(VcpuStatistic.ipisDroppedIllegalVector, Math.max(1, targets.length));
       return;
     }
     if (targets.length === 0) {
-      vcpu.count(VcpuStatistic.ipisSent);
-      vcpu.count(VcpuStatistic.ipisDroppedInvalidTarget);
+      counters.count(VcpuStatistic.ipisSent);
+      counters.count(VcpuStatistic.ipisDroppedInvalidTarget);
       return;
     }
     const vector = interruptCommandVector(icrLow);
@@ -169,22 +188,22 @@ export class SoftwareIpiPath {
           // The vector first, then the request bit: pairs with the target's "see StartUp, then load
           // startUpVector" (vcpu-run-state.ts). A second SIPI before the target looks overwrites it, as
           // KVM's sipi_vector is overwritten.
-          Atomics.store(this.#control, vcpu.memory.controlBlockIndex(target, 'startUpVector'), vector);
+          Atomics.store(this.#control, this.#views.controlBlockIndex(target, 'startUpVector'), vector);
           this.#latchRequest(target, VcpuRequest.StartUp);
         }
         break;
       default:
         // SMI: no SMM in this emulator, so no APIC accepts it (KVM without SMM support drops it too).
-        vcpu.count(VcpuStatistic.ipisSent, targets.length);
-        vcpu.count(VcpuStatistic.ipisDroppedUnsupported, targets.length);
+        counters.count(VcpuStatistic.ipisSent, targets.length);
+        counters.count(VcpuStatistic.ipisDroppedUnsupported, targets.length);
         break;
     }
   }
 
   /** KVM's lowest-priority choice among software-enabled matches; the physical broadcast is Fixed. */
   #acceptLowestPriority(targets: readonly number[], icrLow: number, icrHigh: number, vector: number, level: boolean): void {
-    const vcpu = this.#vcpu;
-    const memory = vcpu.memory;
+    const memory = this.#views;
+    const counters = this.#counters;
     const physical = interruptCommandDestinationMode(icrLow) === DestinationMode.Physical;
     const destination = this.x2apic ? x2apicInterruptCommandDestination(icrHigh) : interruptCommandDestination(icrHigh);
     const broadcast = interruptCommandShorthand(icrLow) === DestinationShorthand.None && destination === (this.x2apic ? X2APIC_BROADCAST_ID : XAPIC_BROADCAST_ID);
@@ -205,8 +224,8 @@ export class SoftwareIpiPath {
     }
     const winner = selectLowestPriorityTarget(LOWEST_PRIORITY_POLICY, vector, candidates);
     if (winner < 0) {
-      vcpu.count(VcpuStatistic.ipisSent);
-      vcpu.count(VcpuStatistic.ipisDroppedInvalidTarget);
+      counters.count(VcpuStatistic.ipisSent);
+      counters.count(VcpuStatistic.ipisDroppedInvalidTarget);
       return;
     }
     // __apic_accept_irq bumps apic_arb_prio of the vCPU that takes a LowestPriority message.
@@ -216,56 +235,63 @@ export class SoftwareIpiPath {
 
   /** __apic_accept_irq for a vector: TMR to the trigger, atomic IRR set, then make the target look. */
   #acceptFixed(target: number, vector: number, level: boolean): void {
-    const vcpu = this.#vcpu;
-    const memory = vcpu.memory;
+    const memory = this.#views;
+    const counters = this.#counters;
     const base = memory.apicPageBase(target);
-    vcpu.count(VcpuStatistic.ipisSent);
+    counters.count(VcpuStatistic.ipisSent);
     // TMR before IRR (KVM does the same): once the target can see the IRR bit, its EOI must already
     // know whether to trap as level-triggered.
     setTriggerMode(memory.apicPageWords, base, vector, level);
-    if (setIrrAtomic(memory.apicPageWords, base, vector)) vcpu.count(VcpuStatistic.ipisAccepted);
-    else vcpu.count(VcpuStatistic.ipisCoalesced);
+    if (setIrrAtomic(memory.apicPageWords, base, vector)) counters.count(VcpuStatistic.ipisAccepted);
+    else counters.count(VcpuStatistic.ipisCoalesced);
     this.#makeTargetLook(target);
   }
 
   /** INIT, start-up: a pending-event bit (KVM pending_events); a set bit merges. */
   #latchRequest(target: number, request: number): void {
-    const vcpu = this.#vcpu;
-    const previous = Atomics.or(this.#control, vcpu.memory.controlBlockIndex(target, 'requests'), request);
-    vcpu.count(VcpuStatistic.ipisSent);
-    vcpu.count((previous & request) === 0 ? VcpuStatistic.ipisAccepted : VcpuStatistic.ipisCoalesced);
+    const counters = this.#counters;
+    const previous = Atomics.or(this.#control, this.#views.controlBlockIndex(target, 'requests'), request);
+    counters.count(VcpuStatistic.ipisSent);
+    counters.count((previous & request) === 0 ? VcpuStatistic.ipisAccepted : VcpuStatistic.ipisCoalesced);
     this.#makeTargetLook(target);
   }
 
   /**
    * kvm_inject_nmi: count it in the target's nmi_queued, then KVM_REQ_NMI and a kick. Always accepted
    * here: the target folds the queue into at most two pending NMIs (one while an NMI is in service)
-   * and counts the rest as merged (Vcpu.collectNmis), so two NMIs that arrive together are both taken.
+   * and counts the rest as merged (VcpuInterrupts.collectNmis), so two NMIs that arrive together are both taken.
    * The add comes before the request bit, which pairs with the target's "clear the bit, then take
    * the queue": an NMI queued after the take leaves the bit set for the next look.
    */
   #queueNmi(target: number): void {
-    const vcpu = this.#vcpu;
-    Atomics.add(this.#control, vcpu.memory.controlBlockIndex(target, 'nmiQueued'), 1);
-    Atomics.or(this.#control, vcpu.memory.controlBlockIndex(target, 'requests'), VcpuRequest.Nmi);
-    vcpu.count(VcpuStatistic.ipisSent);
-    vcpu.count(VcpuStatistic.ipisAccepted);
+    const counters = this.#counters;
+    Atomics.add(this.#control, this.#views.controlBlockIndex(target, 'nmiQueued'), 1);
+    Atomics.or(this.#control, this.#views.controlBlockIndex(target, 'requests'), VcpuRequest.Nmi);
+    counters.count(VcpuStatistic.ipisSent);
+    counters.count(VcpuStatistic.ipisAccepted);
     this.#makeTargetLook(target);
   }
 
   /** After the bit is set (the Atomics.or is the fence): re-evaluate ourselves, or kick the target. */
   #makeTargetLook(target: number): void {
-    const vcpu = this.#vcpu;
-    if (target === vcpu.index) {
-      vcpu.cpu.requestInterruptEvaluation();
+    if (target === this.#host.index) {
+      this.#host.cpu.requestInterruptEvaluation();
       return;
     }
-    vcpu.memory.kick(target, 0);
-    vcpu.count(VcpuStatistic.kicksSent);
+    kickVcpu(this.#views, this.#counters, target);
   }
 
   /** ESR errors accumulate in the control block until the owner's next ESR write latches them. */
   latchError(target: number, bit: ErrorStatusBit): void {
-    Atomics.or(this.#control, this.#vcpu.memory.controlBlockIndex(target, 'pendingErrorStatus'), errorStatusMask(bit));
+    Atomics.or(this.#control, this.#views.controlBlockIndex(target, 'pendingErrorStatus'), errorStatusMask(bit));
   }
+}
+
+/**
+ * kvm_vcpu_kick from a vCPU's worker: ring the host CPU `target` is loaded on, so that it leaves
+ * guest mode or wakes and looks at what was just set for it (counted as a kick sent).
+ */
+export function kickVcpu(views: Pick<VmControlViews, 'kick'>, counters: VcpuCounting, target: number): void {
+  views.kick(target, 0);
+  counters.count(VcpuStatistic.kicksSent);
 }

@@ -17,7 +17,8 @@
 import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { FIRST_LEGAL_VECTOR, LVT_MASKED, isApicSoftwareEnabled, setIrrAtomic } from '../../hw/apic/apic-backing-page.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
+import type { VcpuCounting } from '../control/vcpu-counters.js';
 
 /** LVT timer mode, bits 18:17 (SDM table 11-11 / figure 11-8). */
 export const LvtTimerMode = {
@@ -50,15 +51,16 @@ export function timerDivisor(divideConfiguration: number): number {
   return 1 << ((value + 1) & 7);
 }
 
-/** What the timer needs from its vCPU (the Vcpu implements it). */
+/** What the timer needs from its vCPU. */
 export interface ApicTimerHost {
-  readonly memory: VmMemory;
+  /** The VM's control views: the timer's apicTimerArmed word. */
+  readonly views: Pick<VmControlViews, 'control' | 'apicPageWords' | 'controlBlockIndex'>;
   readonly index: number;
-  /** Word index of the vCPU's current APIC page (moves under rfc-v2). */
-  readonly pageBase: number;
+  /** The vCPU's current APIC page (its base moves under rfc-v2). */
+  readonly page: { readonly base: number };
   /** Nanoseconds on the VM clock. */
   readClock(): number;
-  count(statistic: number, amount?: number): void;
+  readonly counters: VcpuCounting;
   /** An interrupt may be pending now: evaluate at the next instruction boundary (GuestCpu). */
   readonly cpu: { requestInterruptEvaluation(): void; requestExit(): void };
 }
@@ -88,9 +90,9 @@ export class ApicTimer {
 
   constructor(host: ApicTimerHost) {
     this.#host = host;
-    this.#words = host.memory.apicPageWords;
-    this.#control = host.memory.control;
-    this.#armedIndex = host.memory.controlBlockIndex(host.index, 'apicTimerArmed');
+    this.#words = host.views.apicPageWords;
+    this.#control = host.views.control;
+    this.#armedIndex = host.views.controlBlockIndex(host.index, 'apicTimerArmed');
   }
 
   /** True while the counter runs (whether or not its expiry is masked). */
@@ -99,7 +101,7 @@ export class ApicTimer {
   }
 
   #register(offset: number): number {
-    return this.#host.pageBase + (offset >> 2);
+    return this.#host.page.base + (offset >> 2);
   }
 
   #lvt(): number {
@@ -134,7 +136,7 @@ export class ApicTimer {
   #writeLvt(value: number): void {
     const previousMode = this.#mode();
     // While the APIC is software-disabled every LVT entry stays masked (SDM §11.4.7.2).
-    const software = isApicSoftwareEnabled(this.#words, this.#host.pageBase) ? 0 : LVT_MASKED;
+    const software = isApicSoftwareEnabled(this.#words, this.#host.page.base) ? 0 : LVT_MASKED;
     this.#lvtValue = (value & LVT_TIMER_WRITABLE) | software;
     this.#words[this.#register(ApicRegister.LvtTimer)] = this.#lvtValue;
     // One-shot <-> periodic keeps counting and takes effect at the next expiry; entering or leaving
@@ -216,20 +218,20 @@ export class ApicTimer {
       this.#deadlineNs = Infinity;
     }
     const host = this.#host;
-    host.count(VcpuStatistic.timerExpiries, expiries);
+    host.counters.count(VcpuStatistic.timerExpiries, expiries);
     const vector = lvt & LVT_VECTOR_MASK;
     // Masked, software-disabled, or an illegal vector (SDM: "receive illegal vector"; the ESR bit is
     // not modelled here): the count expired but no interrupt is raised.
-    const deliverable = (lvt & LVT_MASKED) === 0 && vector >= FIRST_LEGAL_VECTOR && isApicSoftwareEnabled(this.#words, host.pageBase);
+    const deliverable = (lvt & LVT_MASKED) === 0 && vector >= FIRST_LEGAL_VECTOR && isApicSoftwareEnabled(this.#words, host.page.base);
     if (!deliverable) {
       if (!this.counting) this.#publishArmed();
       return false;
     }
-    if (setIrrAtomic(this.#words, host.pageBase, vector)) {
-      host.count(VcpuStatistic.timerInterruptsAccepted);
-      host.count(VcpuStatistic.timerInterruptsCoalesced, expiries - 1);
+    if (setIrrAtomic(this.#words, host.page.base, vector)) {
+      host.counters.count(VcpuStatistic.timerInterruptsAccepted);
+      host.counters.count(VcpuStatistic.timerInterruptsCoalesced, expiries - 1);
     } else {
-      host.count(VcpuStatistic.timerInterruptsCoalesced, expiries);
+      host.counters.count(VcpuStatistic.timerInterruptsCoalesced, expiries);
     }
     if (!this.counting) this.#publishArmed();
     return true;

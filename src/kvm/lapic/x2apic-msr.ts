@@ -1,7 +1,7 @@
 // RDMSR/WRMSR of the x2APIC registers (MSRs 0x800-0x8FF) and of IA32_APIC_BASE (0x1B), the
 // hypervisor side (KVM kvm_x2apic_msr_read / kvm_x2apic_msr_write, kvm_apic_set_base). The #GP rules
 // and the state machine are pure (src/hw/apic/x2apic-register.ts, apic-base.ts); this file asks them,
-// then acts on the vCPU's page through LocalApicEmulation.
+// then acts on the vCPU's page through the register emulation (LocalApicEmulation, as X2apicMsrApic).
 //
 // Two AVIC flavours (VmConfig.x2avic):
 //  * x2AVIC (the default): for a vCPU in x2APIC mode with AVIC active KVM sets int_ctl bit 30 and
@@ -10,7 +10,8 @@
 //    (AMD APM vol. 2, 15.29): reads, TPR and EOI writes complete with no exit, an ICR write is the
 //    hardware IPI path (src/hw/avic/x2avic-ipi-delivery.ts) with the same incomplete-IPI exits as
 //    xAPIC, the other writes trap and the current-count read faults (AVIC_NOACCEL, as for xAPIC:
-//    classifyApicAccess). Everything else is intercepted, an MSR exit: IA32_APIC_BASE, the LVT
+//    src/hw/avic/avic-apic-access.ts), after the hardware's own #GP checks (x2avicMsrReadFaults,
+//    x2avicMsrWriteFaults). Everything else is intercepted, an MSR exit: IA32_APIC_BASE, the LVT
 //    timer (KVM keeps it intercepted: TSC-deadline mode is not virtualized), SELF IPI (not in the
 //    list, so KVM sends it in software) and all but the first MSR of ISR, TMR and IRR (the list
 //    names X2APIC_MSR(APIC_ISR) etc., one MSR each).
@@ -24,8 +25,9 @@
 // raiseGeneralProtection); only with no handler there does it become a guest fault of kind
 // GeneralProtection, naming the MSR, the value and the rule, that stops the VM (docs/guest-isa.md §12).
 //
-// The vCPU's APIC mode is the control-block word apicMode (VcpuApicMode), written by the owning vCPU
-// after the ID and LDR it implies, read by software-path senders and the main thread's map rebuild.
+// The vCPU's APIC mode is the control-block word apicMode (VcpuApicMode, vcpu-run-state.ts), written
+// by the owning vCPU after the ID and LDR it implies, read by software-path senders and the main
+// thread's map rebuild.
 
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { GuestFaultKind } from '../../guest/guest-fault.js';
@@ -48,17 +50,14 @@ import {
   xapicOffsetForX2apicMsr,
 } from '../../hw/apic/x2apic-register.js';
 import { ApicImplementation, x2apicInterruptCommandStoredLow } from '../../hw/apic/interrupt-command-readback.js';
-import { ApicAccessKind } from '../../hw/apic/apic-access.js';
-import { TraceEventKind } from '../report/trace-recorder.js';
-import { VcpuStatistic } from '../control/vm-layout.js';
-import type { Vcpu } from '../vcpu/vcpu.js';
+import type { LocalApicEmulation } from './local-apic-emulation.js';
 
-/** The control block's apicMode word. 0 is the reset state, so a fresh (zeroed) block reads xAPIC. */
-export const VcpuApicMode = {
-  Xapic: 0,
-  X2apic: 1,
-} as const;
-export type VcpuApicMode = (typeof VcpuApicMode)[keyof typeof VcpuApicMode];
+/** The register emulation as the MSR handlers use it. */
+export type X2apicMsrApic = Pick<LocalApicEmulation,
+  'index' | 'x2apicMode' | 'read' | 'readRegister' | 'writeRegister' | 'enterX2apicMode' | 'sendX2apicInterruptCommand' | 'sendSelfIpi'>;
+
+/** The guest CPU as the MSR handlers use it: #GP, a stopping fault, the high half of RDMSR. */
+export type X2apicMsrCpu = Pick<GuestCpu, 'raiseGeneralProtection' | 'raiseFault' | 'msrHighWord'>;
 
 /** The guest is a 32-bit machine: MAXPHYADDR 32, so every bit of the APIC base's high half is reserved. */
 const GUEST_PHYSICAL_ADDRESS_BITS = 32;
@@ -85,14 +84,14 @@ const APIC_BASE_FAULT_TEXT: Readonly<Record<ApicBaseWriteFault, string>> = {
 
 const hex = (value: number): string => `0x${(value >>> 0).toString(16)}`;
 
-function generalProtection(cpu: GuestCpu, what: string, reason: string): void {
+function generalProtection(cpu: X2apicMsrCpu, what: string, reason: string): void {
   cpu.raiseGeneralProtection(GuestFaultKind.GeneralProtection, `${what}: ${reason}`);
 }
 
 /** IA32_APIC_BASE as the guest reads it: the base, EN, EXTD in x2APIC mode, BSP on vCPU 0. */
-export function apicBaseLow(vcpu: Vcpu): number {
-  const extended = vcpu.apic.x2apicMode ? APIC_BASE_X2APIC_ENABLE : 0;
-  return (APIC_DEFAULT_PHYSICAL_BASE | APIC_BASE_GLOBAL_ENABLE | extended | (vcpu.index === 0 ? APIC_BASE_BSP : 0)) | 0;
+export function apicBaseLow(apic: Pick<X2apicMsrApic, 'index' | 'x2apicMode'>): number {
+  const extended = apic.x2apicMode ? APIC_BASE_X2APIC_ENABLE : 0;
+  return (APIC_DEFAULT_PHYSICAL_BASE | APIC_BASE_GLOBAL_ENABLE | extended | (apic.index === 0 ? APIC_BASE_BSP : 0)) | 0;
 }
 
 /**
@@ -101,9 +100,9 @@ export function apicBaseLow(vcpu: Vcpu): number {
  * rewrites of the current value. Disabling the APIC, and moving its base (which would set
  * APIC_BASE_MODIFIED), stop the vCPU with an "unknown MSR" fault saying they are not modelled.
  */
-export function writeApicBase(vcpu: Vcpu, cpu: GuestCpu, low: number, high: number): void {
+export function writeApicBase(apic: X2apicMsrApic, cpu: X2apicMsrCpu, low: number, high: number): void {
   const what = `wrmsr IA32_APIC_BASE (0x1b) = ${hex(high)}:${hex(low)}`;
-  const result = classifyApicBaseWrite(apicBaseLow(vcpu), 0, low, high, { x2apicSupported: true, physicalAddressBits: GUEST_PHYSICAL_ADDRESS_BITS });
+  const result = classifyApicBaseWrite(apicBaseLow(apic), 0, low, high, { x2apicSupported: true, physicalAddressBits: GUEST_PHYSICAL_ADDRESS_BITS });
   if (result.fault !== ApicBaseWriteFault.None) {
     generalProtection(cpu, what, APIC_BASE_FAULT_TEXT[result.fault]);
     return;
@@ -111,7 +110,7 @@ export function writeApicBase(vcpu: Vcpu, cpu: GuestCpu, low: number, high: numb
   if (result.effects === ApicBaseEffect.None) return;
   const modelled = ApicBaseEffect.SetX2apicIdAndLogicalDestination | ApicBaseEffect.ModeChanged;
   if (result.oldMode === ApicMode.Xapic && result.newMode === ApicMode.X2apic && (result.effects & ~modelled) === 0) {
-    vcpu.apic.enterX2apicMode();
+    apic.enterX2apicMode();
     return;
   }
   cpu.raiseFault(GuestFaultKind.UnknownMsr, `${what}: disabling or relocating the APIC is not modelled (only xAPIC -> x2APIC is)`);
@@ -130,78 +129,43 @@ export const X2AVIC_PASSTHROUGH_MSRS: ReadonlySet<number> = new Set([
   ApicRegister.LvtError, ApicRegister.TimerInitialCount, ApicRegister.TimerCurrentCount, ApicRegister.TimerDivideConfiguration,
 ].map(x2apicMsrForOffset));
 
-/** Whether an RDMSR/WRMSR of x2APIC `msr` reaches the x2AVIC hardware instead of exiting. */
-export function x2avicPassesThrough(vcpu: Vcpu, msr: number): boolean {
-  return X2AVIC_PASSTHROUGH_MSRS.has(msr) && vcpu.apic.x2avicAccelerates;
-}
-
 /** RDMSR 0x800-0x8FF: the register's page slot in EAX, EDX = 0 except for the ICR (0x830). */
-export function readX2apicMsr(vcpu: Vcpu, cpu: GuestCpu, msr: number): number {
-  const fault = x2apicMsrReadFault(msr, vcpu.apic.x2apicMode);
+export function readX2apicMsr(apic: X2apicMsrApic, cpu: X2apicMsrCpu, msr: number): number {
+  const fault = x2apicMsrReadFault(msr, apic.x2apicMode);
   if (fault !== X2apicMsrFault.None) {
     generalProtection(cpu, `rdmsr ${hex(msr)}`, X2APIC_FAULT_TEXT[fault]);
     return 0;
   }
-  const offset = xapicOffsetForX2apicMsr(msr);
-  cpu.msrHighWord = msr === X2apicMsr.InterruptCommand ? vcpu.apic.read(ApicRegister.InterruptCommandHigh) : 0;
-  return vcpu.apic.readRegister(offset);
+  cpu.msrHighWord = msr === X2apicMsr.InterruptCommand ? apic.read(ApicRegister.InterruptCommandHigh) : 0;
+  return apic.readRegister(xapicOffsetForX2apicMsr(msr));
 }
 
 /**
- * RDMSR of an x2APIC MSR x2AVIC passes through (x2avicPassesThrough): #GP as for any x2APIC read;
- * the current count faults (AVIC_NOACCEL, emulated); every other register is read from the page
- * with no exit.
+ * The x2AVIC hardware's #GP checks on an RDMSR of an MSR it passes through, as for any x2APIC read.
+ * Returns true (with #GP raised) if the read faults; otherwise AVIC handles it.
  */
-export function readX2apicMsrPassedThrough(vcpu: Vcpu, cpu: GuestCpu, msr: number): number {
-  const offset = xapicOffsetForX2apicMsr(msr);
-  if (x2apicMsrReadFault(msr, true) === X2apicMsrFault.None && vcpu.classifyAccess(offset, false) === ApicAccessKind.Fault) {
-    vcpu.count(VcpuStatistic.unacceleratedAccessFaultExits);
-    vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 0);
-    vcpu.beginExitHandling();
-    const value = readX2apicMsr(vcpu, cpu, msr);
-    vcpu.endExitHandling();
-    return value;
-  }
-  return readX2apicMsr(vcpu, cpu, msr);
+export function x2avicMsrReadFaults(cpu: X2apicMsrCpu, msr: number): boolean {
+  const fault = x2apicMsrReadFault(msr, true);
+  if (fault === X2apicMsrFault.None) return false;
+  generalProtection(cpu, `rdmsr ${hex(msr)}`, X2APIC_FAULT_TEXT[fault]);
+  return true;
 }
 
 /**
- * WRMSR of an x2APIC MSR x2AVIC passes through, in guest mode: the hardware's #GP checks (AMD also
- * faults an ICR write with BUSY set, where KVM's emulation clears it), then what AVIC does with the
- * register (classifyApicAccess): TPR and edge EOI complete with no exit, ICR is the hardware IPI
- * path, a level EOI and the other writable registers trap (AVIC_NOACCEL; KVM applies the effect,
- * kvm_apic_write_nodecode).
+ * The x2AVIC hardware's #GP checks on a WRMSR of an MSR it passes through (AMD also faults an ICR
+ * write with BUSY set, where KVM's emulation clears it). Returns true (with #GP raised) if the write
+ * faults; otherwise AVIC handles it.
  */
-export function writeX2apicMsrPassedThrough(vcpu: Vcpu, cpu: GuestCpu, msr: number, low: number, high: number): void {
+export function x2avicMsrWriteFaults(cpu: X2apicMsrCpu, msr: number, low: number, high: number): boolean {
   const fault = x2apicMsrWriteFault(msr, low, high, true, ApicImplementation.AmdAvic);
-  if (fault !== X2apicMsrFault.None) {
-    generalProtection(cpu, `wrmsr ${hex(msr)} = ${hex(high)}:${hex(low)} (x2AVIC)`, X2APIC_FAULT_TEXT[fault]);
-    return;
-  }
-  const offset = xapicOffsetForX2apicMsr(msr);
-  const kind = vcpu.classifyAccess(offset, true);
-  switch (kind) {
-    case ApicAccessKind.InterruptCommand:
-      vcpu.apic.sendAcceleratedX2apicInterruptCommand(low | 0, high | 0);
-      return;
-    case ApicAccessKind.AcceleratedTaskPriority:
-    case ApicAccessKind.AcceleratedEndOfInterrupt:
-      vcpu.apic.writeRegister(offset, low | 0);
-      return;
-    default: {
-      const trap = kind === ApicAccessKind.Trap;
-      vcpu.count(trap ? VcpuStatistic.unacceleratedAccessTrapExits : VcpuStatistic.unacceleratedAccessFaultExits);
-      vcpu.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, trap ? 1 : 0);
-      vcpu.beginExitHandling();
-      vcpu.apic.writeRegister(offset, low | 0);
-      vcpu.endExitHandling();
-    }
-  }
+  if (fault === X2apicMsrFault.None) return false;
+  generalProtection(cpu, `wrmsr ${hex(msr)} = ${hex(high)}:${hex(low)} (x2AVIC)`, X2APIC_FAULT_TEXT[fault]);
+  return true;
 }
 
 /** WRMSR 0x800-0x8FF, inside an exit (KVM intercepts them): #GP checks, then the register's effect. */
-export function writeX2apicMsr(vcpu: Vcpu, cpu: GuestCpu, msr: number, low: number, high: number): void {
-  const fault = x2apicMsrWriteFault(msr, low, high, vcpu.apic.x2apicMode, ApicImplementation.KvmEmulated);
+export function writeX2apicMsr(apic: X2apicMsrApic, cpu: X2apicMsrCpu, msr: number, low: number, high: number): void {
+  const fault = x2apicMsrWriteFault(msr, low, high, apic.x2apicMode, ApicImplementation.KvmEmulated);
   if (fault !== X2apicMsrFault.None) {
     generalProtection(cpu, `wrmsr ${hex(msr)} = ${hex(high)}:${hex(low)}`, X2APIC_FAULT_TEXT[fault]);
     return;
@@ -209,12 +173,12 @@ export function writeX2apicMsr(vcpu: Vcpu, cpu: GuestCpu, msr: number, low: numb
   switch (msr) {
     case X2apicMsr.InterruptCommand:
       // One 64-bit register: the 32-bit destination is EDX. KVM clears BUSY (it has no delay).
-      vcpu.apic.sendX2apicInterruptCommand(x2apicInterruptCommandStoredLow(low) | 0, high | 0);
+      apic.sendX2apicInterruptCommand(x2apicInterruptCommandStoredLow(low) | 0, high | 0);
       return;
     case X2apicMsr.SelfIpi:
-      vcpu.apic.sendSelfIpi(low & 0xff);
+      apic.sendSelfIpi(low & 0xff);
       return;
     default:
-      vcpu.apic.writeRegister(xapicOffsetForX2apicMsr(msr), low | 0);
+      apic.writeRegister(xapicOffsetForX2apicMsr(msr), low | 0);
   }
 }

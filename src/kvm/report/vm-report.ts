@@ -23,7 +23,7 @@ import { describeGuestFault, type FaultSource, type GuestFault } from '../../gue
 import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { VcpuStatistics, GUEST_REPORT_SLOTS } from '../control/vm-layout.js';
 import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from '../control/vcpu-run-state.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
 import type { VmLockdepSummary } from '../control/kvm-locks.js';
 
@@ -48,7 +48,7 @@ export interface VcpuExitSummary {
 /** Everything the report is built from, handed over by the VM once its vCPUs have stopped. */
 export interface VmReportInput {
   /** The VM's shared memory: per-vCPU counters and control words, APIC pages, guest report slots. */
-  readonly memory: VmMemory;
+  readonly memory: VmControlViews;
   readonly createdVcpus: number;
   readonly config: { readonly policy: string; readonly ipiVirtualization: boolean; readonly maxVcpus: number };
   /** vCPU creation's counts (VcpuCreation.statistics). */
@@ -194,7 +194,7 @@ export interface VmReport {
   readonly lockdep?: VmLockdepSummary;
 }
 
-function readCounters(memory: VmMemory, vcpu: number): VcpuCounters {
+function readCounters(memory: VmControlViews, vcpu: number): VcpuCounters {
   const float64 = memory.controlFloat64;
   const counters = {} as Record<string, number | number[]>;
   for (const [name, spec] of Object.entries(VcpuStatistics.fields)) {
@@ -204,7 +204,7 @@ function readCounters(memory: VmMemory, vcpu: number): VcpuCounters {
   return counters as unknown as VcpuCounters;
 }
 
-function pendingVectors(memory: VmMemory, vcpu: number): number[] {
+function pendingVectors(memory: VmControlViews, vcpu: number): number[] {
   const words = memory.apicPageWords;
   const base = memory.apicPageBase(vcpu) + (ApicRegister.InterruptRequest >> 2);
   const vectors: number[] = [];
@@ -215,7 +215,7 @@ function pendingVectors(memory: VmMemory, vcpu: number): number[] {
   return vectors;
 }
 
-function guestReport(memory: VmMemory, vcpu: number): VcpuReport['guest'] {
+function guestReport(memory: VmControlViews, vcpu: number): VcpuReport['guest'] {
   const float64 = memory.controlFloat64;
   const reports = memory.guestReportIndex(vcpu, 'reports');
   const counters = memory.guestReportIndex(vcpu, 'counters');

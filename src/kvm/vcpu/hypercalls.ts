@@ -12,45 +12,57 @@ import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { GuestFaultKind } from '../../guest/guest-fault.js';
 import { Hypercall } from '../../guest/hypercall.js';
 import { GUEST_REPORT_SLOTS } from '../control/vm-layout.js';
-import type { Vcpu } from './vcpu.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
+import type { LatencyHistogram } from '../report/latency-histogram.js';
 
-export function handleHypercall(vcpu: Vcpu, cpu: GuestCpu, number: number): void {
+/** What the hypercalls touch: this vCPU's report fields and counters, other vCPUs' run states. */
+export interface HypercallHost {
+  readonly views: Pick<VmControlViews, 'control' | 'controlFloat64' | 'guestReportIndex' | 'controlBlockIndex' | 'createdVcpus'>;
+  readonly index: number;
+  readonly counters: { recordLatencySample(nanoseconds: number): void };
+  /** This vCPU's latency samples (the report's percentiles). */
+  readonly latency: LatencyHistogram;
+}
+
+/** Returns true for Done: the caller ends the vCPU's run after this instruction. */
+export function handleHypercall(host: HypercallHost, cpu: Pick<GuestCpu, 'registers' | 'raiseFault'>, number: number): boolean {
   const registers = cpu.registers;
   const first = registers[1]!;
   const second = registers[2]!;
-  const float64 = vcpu.memory.controlFloat64;
+  const views = host.views;
+  const float64 = views.controlFloat64;
   registers[0] = 0;
   switch (number) {
     case Hypercall.Done:
-      float64[vcpu.memory.guestReportIndex(vcpu.index, 'doneStatus')] = (first >>> 0) + 1;
-      vcpu.markDone();
-      return;
+      float64[views.guestReportIndex(host.index, 'doneStatus')] = (first >>> 0) + 1;
+      return true;
     case Hypercall.Report:
-      if (first >>> 0 < GUEST_REPORT_SLOTS) float64[vcpu.memory.guestReportIndex(vcpu.index, 'reports') + first] = second >>> 0;
+      if (first >>> 0 < GUEST_REPORT_SLOTS) float64[views.guestReportIndex(host.index, 'reports') + first] = second >>> 0;
       else registers[0] = -1;
-      return;
+      return false;
     case Hypercall.Count:
-      if (first >>> 0 < GUEST_REPORT_SLOTS) float64[vcpu.memory.guestReportIndex(vcpu.index, 'counters') + first]! += second >>> 0;
+      if (first >>> 0 < GUEST_REPORT_SLOTS) float64[views.guestReportIndex(host.index, 'counters') + first]! += second >>> 0;
       else registers[0] = -1;
-      return;
+      return false;
     case Hypercall.LatencySample: {
       const sample = first >>> 0;
-      vcpu.recordLatencySample(sample);
-      return;
+      host.counters.recordLatencySample(sample);
+      host.latency.recordValue(sample);
+      return false;
     }
     case Hypercall.Print:
-      process.stderr.write(`[vCPU ${vcpu.index}] ${first >>> 0} (0x${(first >>> 0).toString(16)}) ${second >>> 0}\n`);
-      return;
+      process.stderr.write(`[vCPU ${host.index}] ${first >>> 0} (0x${(first >>> 0).toString(16)}) ${second >>> 0}\n`);
+      return false;
     case Hypercall.Abort:
       cpu.raiseFault(GuestFaultKind.GuestAbort, `guest assertion failed: code ${first >>> 0}, value ${second >>> 0} (0x${(second >>> 0).toString(16)})`);
-      return;
+      return false;
     case Hypercall.VcpuRunState:
-      registers[0] = first >>> 0 < vcpu.memory.createdVcpus()
-        ? Atomics.load(vcpu.memory.control, vcpu.memory.controlBlockIndex(first, 'runState'))
+      registers[0] = first >>> 0 < views.createdVcpus()
+        ? Atomics.load(views.control, views.controlBlockIndex(first, 'runState'))
         : -1;
-      return;
+      return false;
     default:
       registers[0] = -1;
-      return;
+      return false;
   }
 }

@@ -1,19 +1,17 @@
 // The MSRs the model implements: the time-stamp counter, IA32_APIC_BASE and the x2APIC registers
-// 0x800-0x8FF (x2apic-msr.ts). An unknown MSR is #GP, as on hardware: vector 13, or an unknown-MSR
-// guest fault when the guest has no handler there.
+// 0x800-0x8FF (lapic/x2apic-msr.ts). An unknown MSR is #GP, as on hardware: vector 13, or an
+// unknown-MSR guest fault when the guest has no handler there.
 //
-// An intercepted RDMSR/WRMSR is an MSR exit, counted here (msrAccesses): every MSR but the x2APIC
-// ones x2AVIC passes through (x2apic-msr.ts x2avicPassesThrough), which the hardware handles in
-// guest mode. Intercepted APIC MSR writes run as exit handling: outside guest mode and an SRCU
-// reader, like an AVIC trap (vcpu.beginExitHandling).
+// These are the intercepted accesses, each an MSR exit (counted by the vCPU as msrAccesses): every
+// MSR but the x2APIC ones x2AVIC passes through, which the hardware handles in guest mode
+// (vcpu.ts, src/hw/avic/avic-apic-access.ts). An RDMSR is answered where it happens; an APIC MSR
+// write goes through the vCPU's exit dispatch (SVM_EXIT_MSR), outside guest mode and an SRCU reader.
 
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { GuestFaultKind } from '../../guest/guest-fault.js';
 import { isX2apicMsr } from '../../hw/apic/x2apic-register.js';
 import { IA32_APIC_BASE_MSR } from '../../hw/apic/apic-base.js';
-import { apicBaseLow, readX2apicMsr, readX2apicMsrPassedThrough, writeApicBase, writeX2apicMsr, writeX2apicMsrPassedThrough, x2avicPassesThrough } from '../lapic/x2apic-msr.js';
-import { VcpuStatistic } from '../control/vm-layout.js';
-import type { Vcpu } from './vcpu.js';
+import { apicBaseLow, readX2apicMsr, writeApicBase, writeX2apicMsr, type X2apicMsrApic } from '../lapic/x2apic-msr.js';
 
 export const ModelSpecificRegister = {
   /** IA32_TIME_STAMP_COUNTER: the VM clock in nanoseconds. */
@@ -22,37 +20,44 @@ export const ModelSpecificRegister = {
   ApicBase: IA32_APIC_BASE_MSR,
 } as const;
 
-export function readModelSpecificRegister(vcpu: Vcpu, cpu: GuestCpu, index: number): number {
-  if (isX2apicMsr(index) && x2avicPassesThrough(vcpu, index)) return readX2apicMsrPassedThrough(vcpu, cpu, index);
-  vcpu.count(VcpuStatistic.msrAccesses);
+/** What the MSR handlers need: the VM clock and the local APIC's register emulation. */
+export interface MsrHost {
+  readClock(): number;
+  readonly lapic: X2apicMsrApic;
+}
+
+type MsrCpu = Pick<GuestCpu, 'raiseGeneralProtection' | 'raiseFault' | 'msrHighWord'>;
+
+/** An intercepted RDMSR: the value's low half; the high half goes to cpu.msrHighWord. */
+export function readModelSpecificRegister(host: MsrHost, cpu: MsrCpu, index: number): number {
   switch (index) {
     case ModelSpecificRegister.TimeStampCounter: {
-      const now = vcpu.readClock();
+      const now = host.readClock();
       cpu.msrHighWord = Math.floor(now / 2 ** 32) | 0;
       return now | 0;
     }
     case ModelSpecificRegister.ApicBase:
       cpu.msrHighWord = 0;
-      return apicBaseLow(vcpu);
+      return apicBaseLow(host.lapic);
     default:
-      if (isX2apicMsr(index)) return readX2apicMsr(vcpu, cpu, index);
+      if (isX2apicMsr(index)) return readX2apicMsr(host.lapic, cpu, index);
       cpu.raiseGeneralProtection(GuestFaultKind.UnknownMsr, `rdmsr of MSR 0x${index.toString(16)}, which this model does not implement`);
       return 0;
   }
 }
 
-export function writeModelSpecificRegister(vcpu: Vcpu, cpu: GuestCpu, index: number, low: number, high: number): void {
-  if (isX2apicMsr(index) && x2avicPassesThrough(vcpu, index)) {
-    writeX2apicMsrPassedThrough(vcpu, cpu, index, low, high);
-    return;
-  }
-  vcpu.count(VcpuStatistic.msrAccesses);
-  if (index !== ModelSpecificRegister.ApicBase && !isX2apicMsr(index)) {
-    cpu.raiseGeneralProtection(GuestFaultKind.UnknownMsr, `wrmsr of MSR 0x${index.toString(16)} = 0x${(high >>> 0).toString(16)}:${(low >>> 0).toString(16)}: this model does not implement it`);
-    return;
-  }
-  vcpu.beginExitHandling();
-  if (index === ModelSpecificRegister.ApicBase) writeApicBase(vcpu, cpu, low, high);
-  else writeX2apicMsr(vcpu, cpu, index, low, high);
-  vcpu.endExitHandling();
+/**
+ * An intercepted WRMSR before it exits: true if the model implements the MSR (the write is then an
+ * SVM_EXIT_MSR the vCPU dispatches); otherwise #GP is raised here and there is nothing to handle.
+ */
+export function checkModelSpecificRegisterWrite(cpu: MsrCpu, index: number, low: number, high: number): boolean {
+  if (index === ModelSpecificRegister.ApicBase || isX2apicMsr(index)) return true;
+  cpu.raiseGeneralProtection(GuestFaultKind.UnknownMsr, `wrmsr of MSR 0x${index.toString(16)} = 0x${(high >>> 0).toString(16)}:${(low >>> 0).toString(16)}: this model does not implement it`);
+  return false;
+}
+
+/** SVM_EXIT_MSR for a write (msr_interception -> kvm_set_msr): IA32_APIC_BASE or an x2APIC register. */
+export function writeModelSpecificRegister(host: MsrHost, cpu: MsrCpu, index: number, low: number, high: number): void {
+  if (index === ModelSpecificRegister.ApicBase) writeApicBase(host.lapic, cpu, low, high);
+  else writeX2apicMsr(host.lapic, cpu, index, low, high);
 }

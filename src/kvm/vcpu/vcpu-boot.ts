@@ -1,6 +1,6 @@
 // SMP bring-up on the target side: INIT and start-up IPIs (Intel SDM vol. 3 §9.4 "Multiple-processor
 // (MP) initialization", §11.6.1 delivery modes 101 and 110; KVM's kvm_apic_accept_events and
-// kvm_vcpu_reset). The sender (local-apic-emulation.ts, KVM's software IPI path: AVIC never
+// kvm_vcpu_reset). The sender (apic-software-ipi.ts, KVM's software IPI path: AVIC never
 // accelerates INIT or start-up: incomplete-IPI cause 0) sets VcpuRequest.Init, or stores the vector in the
 // control block's startUpVector and then sets VcpuRequest.StartUp; the target takes them here, in its
 // own run loop, between guest entries.
@@ -25,10 +25,10 @@ import { APIC_PAGE_WORDS, ApicRegister } from '../../hw/apic/apic-register.js';
 import { APIC_VERSION_RESET, DFR_FLAT, LVT_MASKED } from '../../hw/apic/apic-backing-page.js';
 import { STACK_POINTER } from '../../guest/instruction-set.js';
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import type { ApicTimer } from '../lapic/apic-timer.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VcpuCounting } from '../control/vcpu-counters.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 export const VcpuBootState = {
   Running: 0,
@@ -92,17 +92,18 @@ export function resetApicPageForInit(words: Int32Array, base: number, x2apicMode
   return { discarded, logicalDestinationChanged };
 }
 
-/** What the boot logic needs from its vCPU (the Vcpu implements it). */
+/** What the boot logic needs from its vCPU. */
 export interface VcpuBootHost {
-  readonly memory: VmMemory;
+  readonly views: Pick<VmControlViews, 'control' | 'apicPageWords' | 'controlBlockIndex' | 'headerIndex' | 'ringMainDoorbell' | 'createdVcpus'>;
   readonly index: number;
-  readonly pageBase: number;
-  readonly cpu: GuestCpu;
-  readonly apicTimer: ApicTimer;
-  readonly startup: { readonly stackTop: number };
-  count(statistic: number, amount?: number): void;
-  /** Drops the latched and queued NMIs; returns how many. */
-  discardNmis(): number;
+  /** The vCPU's current APIC page (its base moves under rfc-v2). */
+  readonly page: { readonly base: number };
+  readonly cpu: Pick<GuestCpu, 'registers' | 'pc' | 'flags' | 'interruptVectorTableBase' | 'nmiBlocked' | 'msrHighWord'>;
+  readonly timer: { reset(): void };
+  readonly stackTop: number;
+  readonly counters: VcpuCounting;
+  /** Drops the latched and queued NMIs; returns how many (vcpu-interrupts.ts). */
+  readonly nmis: { discardNmis(): number };
 }
 
 export class VcpuBoot {
@@ -114,9 +115,9 @@ export class VcpuBoot {
 
   constructor(host: VcpuBootHost, waitForStartUp: boolean) {
     this.#host = host;
-    this.#control = host.memory.control;
-    this.#requests = host.memory.controlBlockIndex(host.index, 'requests');
-    this.#startUpVector = host.memory.controlBlockIndex(host.index, 'startUpVector');
+    this.#control = host.views.control;
+    this.#requests = host.views.controlBlockIndex(host.index, 'requests');
+    this.#startUpVector = host.views.controlBlockIndex(host.index, 'startUpVector');
     this.#state = waitForStartUp ? VcpuBootState.WaitForInit : VcpuBootState.Running;
   }
 
@@ -145,12 +146,12 @@ export class VcpuBoot {
       // Clear the bit, then read the vector: pairs with the sender's "store vector, then set bit".
       Atomics.and(this.#control, this.#requests, ~VcpuRequest.StartUp);
       const vector = Atomics.load(this.#control, this.#startUpVector) & 0xff;
-      this.#host.count(VcpuStatistic.interruptsDelivered);
+      this.#host.counters.count(VcpuStatistic.interruptsDelivered);
       if (this.#state === VcpuBootState.WaitForStartUp) {
         this.#start(vector);
         changed = true;
       } else {
-        this.#host.count(VcpuStatistic.startUpsIgnored);
+        this.#host.counters.count(VcpuStatistic.startUpsIgnored);
       }
     }
     return changed;
@@ -159,8 +160,8 @@ export class VcpuBoot {
   /** kvm_vcpu_reset(init_event = true), then INIT_RECEIVED. */
   #init(): void {
     const host = this.#host;
-    host.count(VcpuStatistic.initsTaken);
-    host.count(VcpuStatistic.interruptsDelivered);
+    host.counters.count(VcpuStatistic.initsTaken);
+    host.counters.count(VcpuStatistic.interruptsDelivered);
     const cpu = host.cpu;
     cpu.registers.fill(0);
     cpu.pc = 0;
@@ -169,16 +170,16 @@ export class VcpuBoot {
     cpu.nmiBlocked = false;
     cpu.msrHighWord = 0;
     // Pending and queued NMIs go too (KVM clears nmi_pending and nmi_queued at INIT).
-    const memory = host.memory;
-    let discarded = host.discardNmis();
+    const memory = host.views;
+    let discarded = host.nmis.discardNmis();
     // The control block's apicMode: 0 is xAPIC (the reset state), anything else x2APIC.
     const x2apicMode = Atomics.load(memory.control, memory.controlBlockIndex(host.index, 'apicMode')) !== 0;
-    const page = resetApicPageForInit(memory.apicPageWords, host.pageBase, x2apicMode);
+    const page = resetApicPageForInit(memory.apicPageWords, host.page.base, x2apicMode);
     // ESR is zero again; errors noticed but not yet latched go with it.
     Atomics.store(memory.control, memory.controlBlockIndex(host.index, 'pendingErrorStatus'), 0);
     discarded += page.discarded;
-    if (discarded > 0) host.count(VcpuStatistic.interruptsDiscardedByInit, discarded);
-    host.apicTimer.reset();
+    if (discarded > 0) host.counters.count(VcpuStatistic.interruptsDiscardedByInit, discarded);
+    host.timer.reset();
     if (page.logicalDestinationChanged) {
       // LDR and DFR went back to 0 and flat: the main thread rebuilds the logical table (kvm_recalculate_apic_map).
       // No wait, unlike a guest LDR write: this vCPU sends nothing until a start-up IPI restarts it.
@@ -191,12 +192,12 @@ export class VcpuBoot {
   /** Starts at the start-up page, with the start registers every vCPU gets (docs/guest-isa.md §1.1). */
   #start(vector: number): void {
     const host = this.#host;
-    host.count(VcpuStatistic.startUpsTaken);
+    host.counters.count(VcpuStatistic.startUpsTaken);
     const cpu = host.cpu;
     cpu.pc = (vector << 12) >>> 0;
     cpu.registers[0] = host.index;
-    cpu.registers[1] = host.memory.createdVcpus();
-    cpu.registers[STACK_POINTER] = host.startup.stackTop | 0;
+    cpu.registers[1] = host.views.createdVcpus();
+    cpu.registers[STACK_POINTER] = host.stackTop | 0;
     this.#state = VcpuBootState.Running;
   }
 }

@@ -7,48 +7,100 @@
 //    the doorbell value read first. A sender sets IRR before it reads IsRunning, so either it sees
 //    IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit.
 //  * "sleeping = 1, then Atomics.wait(ring, seen)" pairs with the ringer's "add to ring, then read
-//    sleeping and notify" (VmMemory.ringDoorbell).
+//    sleeping and notify" (HostCpu.sleep and DoorbellLines.ring in src/host/host-cpu.ts).
+// The vCPU sleeps on the doorbell line of the host CPU it is loaded on, which each call names.
 //  * the vCPU is not an SRCU reader while it polls or sleeps (rule 6 of docs/lock-order.md; O6).
 // Every wait is bounded (WAIT_SLICE_MS) and re-checks.
 
-import { TraceEventKind } from '../report/trace-recorder.js';
+import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
 import { VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
-import type { Vcpu } from './vcpu.js';
+import type { VcpuCounting } from '../control/vcpu-counters.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
+import type { HostCpu } from '../../host/host-cpu.js';
 
 /** Upper bound of one Atomics.wait; waits loop, re-checking, so no wait is unbounded. */
 export const WAIT_SLICE_MS = 50;
 /** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
-const HALT_POLL_MAX_NS = 200_000;
-const HALT_POLL_START_NS = 10_000;
+export const HALT_POLL_MAX_NS = 200_000;
+export const HALT_POLL_START_NS = 10_000;
 /** How long a sleeping vCPU that found an event without a ring waits for the ring before calling it lost. */
 const LOST_WAKEUP_GRACE_MS = 1000;
 /** A pause loop yields the host core for this long when vCPUs outnumber cores. */
 const PAUSE_LOOP_YIELD_MS = 0.2;
 
-/** What the run loop lends the sleeping paths (Vcpu implements it). */
-export type VcpuSleepHost = Pick<Vcpu, 'memory' | 'index' | 'hostThreadSlot' | 'startup' | 'trace' | 'locks' | 'apicTimer' | 'count'
-  | 'hasEvents' | 'canTakeInterrupt' | 'srcuReadLock' | 'srcuReadUnlock' | 'vcpuLoad' | 'vcpuPut'>;
+/**
+ * The halt-poll window (KVM's vcpu->halt_poll_ns) and when to poll at all. Pure policy: the sleeping
+ * paths feed it how long each halt lasted.
+ */
+export class HaltPollWindow {
+  readonly #enabled: boolean;
+  readonly #hostCores: number;
+  #ns = HALT_POLL_START_NS;
+
+  constructor(enabled: boolean, hostCores: number) {
+    this.#enabled = enabled;
+    this.#hostCores = hostCores;
+  }
+
+  /** Nanoseconds the next halt polls before it blocks. */
+  get ns(): number {
+    return this.#ns;
+  }
+
+  /**
+   * Poll only while runnable vCPUs fit the host cores: spinning on an oversubscribed host costs a
+   * scheduler slice per round trip (BENCHMARKS.md, goal 4).
+   */
+  shouldPoll(runnableVcpus: number): boolean {
+    return this.#enabled && this.#ns > 0 && runnableVcpus <= this.#hostCores;
+  }
+
+  /**
+   * KVM's rule (kvm_vcpu_halt): a halt that ended within the window leaves it alone; one longer than
+   * the maximum shrinks it (polling would not have helped); one shorter than the maximum but longer
+   * than the window grows it (a slightly longer poll would have caught the event).
+   */
+  adapt(haltNs: number): void {
+    if (!this.#enabled || haltNs <= this.#ns) return;
+    if (haltNs > HALT_POLL_MAX_NS) this.#ns = Math.floor(this.#ns / 2);
+    else if (this.#ns < HALT_POLL_MAX_NS) this.#ns = Math.min(HALT_POLL_MAX_NS, Math.max(HALT_POLL_START_NS, this.#ns * 2));
+  }
+}
+
+/** What the run loop lends the sleeping paths. */
+export interface VcpuSleepHost {
+  readonly views: Pick<VmControlViews, 'control' | 'controlBlockIndex' | 'headerIndex'>;
+  readonly index: number;
+  readonly haltPolling: boolean;
+  /** Host cores the halt-poll and pause-loop policies may assume. */
+  readonly hostCores: number;
+  readonly trace: TraceRecorder | undefined;
+  readonly counters: VcpuCounting;
+  /** The vCPU's kvm->srcu read side (vcpu-srcu.ts): dropped while polling or asleep. */
+  readonly srcu: { readLock(site: string): void; readUnlock(): void; assertNotReader(): void };
+  /** The vCPU's own event source: it fires while the vCPU waits, and bounds the wait. */
+  readonly timer: { poll(): boolean; remainingNs(): number };
+  /** kvm_vcpu_check_block and kvm_arch_vcpu_runnable (vcpu-interrupts.ts). */
+  readonly events: { hasEvents(): boolean; canTakeInterrupt(): boolean };
+  /** avic_vcpu_blocking / avic_vcpu_unblocking / avic_vcpu_put (svm/avic.ts). */
+  readonly avic: { blocking(): void; unblocking(): void; put(): void };
+}
 
 export class VcpuSleep {
   readonly #host: VcpuSleepHost;
   readonly #control: Int32Array;
-  readonly #doorbell: number;
-  readonly #sleeping: number;
-  readonly #waitValue: number;
   readonly #requests: number;
   readonly #runState: number;
   readonly #waitReason: number;
   readonly #runnableVcpus: number;
-  #haltPollNs = HALT_POLL_START_NS;
+  readonly #haltPoll: HaltPollWindow;
 
   constructor(host: VcpuSleepHost) {
     this.#host = host;
-    const memory = host.memory;
+    this.#haltPoll = new HaltPollWindow(host.haltPolling, host.hostCores);
+    const memory = host.views;
     this.#control = memory.control;
-    this.#doorbell = memory.doorbellIndex(host.hostThreadSlot, 'ring');
-    this.#sleeping = memory.doorbellIndex(host.hostThreadSlot, 'sleeping');
-    this.#waitValue = memory.doorbellIndex(host.hostThreadSlot, 'waitValue');
     this.#requests = memory.controlBlockIndex(host.index, 'requests');
     this.#runState = memory.controlBlockIndex(host.index, 'runState');
     this.#waitReason = memory.controlBlockIndex(host.index, 'waitReason');
@@ -62,95 +114,85 @@ export class VcpuSleep {
    * the run loop handles the request and comes back here, as KVM's vcpu_run calls kvm_vcpu_halt again
    * while mp_state is still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
    */
-  halt(): boolean {
+  halt(hostCpu: HostCpu): boolean {
     const host = this.#host;
-    if (host.hasEvents()) return !host.canTakeInterrupt();
+    const events = host.events;
+    if (events.hasEvents()) return !events.canTakeInterrupt();
     host.trace?.record(TraceEventKind.HaltBegin);
     const haltStarted = performance.now();
-    if (this.#haltPoll()) {
-      host.count(VcpuStatistic.haltPollSuccesses);
+    if (this.#poll(hostCpu)) {
+      host.counters.count(VcpuStatistic.haltPollSuccesses);
       host.trace?.record(TraceEventKind.HaltEnd, 0);
-      return !host.canTakeInterrupt();
+      return !events.canTakeInterrupt();
     }
-    this.block(VcpuWaitReason.Halted);
-    this.#adaptHaltPolling((performance.now() - haltStarted) * 1e6);
+    this.block(VcpuWaitReason.Halted, hostCpu);
+    this.#haltPoll.adapt((performance.now() - haltStarted) * 1e6);
     host.trace?.record(TraceEventKind.HaltEnd, 1);
-    return !host.canTakeInterrupt();
-  }
-
-  /**
-   * KVM's rule (kvm_vcpu_halt): a halt that ended within the window leaves it alone; one longer than
-   * the maximum shrinks it (polling would not have helped); one shorter than the maximum but longer
-   * than the window grows it (a slightly longer poll would have caught the event).
-   */
-  #adaptHaltPolling(haltNs: number): void {
-    if (!this.#host.startup.haltPolling || haltNs <= this.#haltPollNs) return;
-    if (haltNs > HALT_POLL_MAX_NS) this.#haltPollNs = Math.floor(this.#haltPollNs / 2);
-    else if (this.#haltPollNs < HALT_POLL_MAX_NS) this.#haltPollNs = Math.min(HALT_POLL_MAX_NS, Math.max(HALT_POLL_START_NS, this.#haltPollNs * 2));
+    return !events.canTakeInterrupt();
   }
 
   /**
    * Halt-polling: spin briefly with IsRunning still set (so senders ring the doorbell instead of
-   * exiting), but only while runnable vCPUs fit the host cores: spinning on an oversubscribed host
-   * costs a scheduler slice per round trip (BENCHMARKS.md, goal 4). Returns true if an event came.
+   * exiting), while the window's policy allows it (HaltPollWindow.shouldPoll). Returns true if an
+   * event came.
    */
-  #haltPoll(): boolean {
+  #poll(hostCpu: HostCpu): boolean {
     const host = this.#host;
-    if (!host.startup.haltPolling || this.#haltPollNs <= 0) return false;
-    if (Atomics.load(this.#control, this.#runnableVcpus) > host.startup.hostCores) return false;
-    host.srcuReadUnlock();
-    const deadline = performance.now() + this.#haltPollNs / 1e6;
-    let seen = Atomics.load(this.#control, this.#doorbell);
+    const window = this.#haltPoll;
+    if (!window.shouldPoll(Atomics.load(this.#control, this.#runnableVcpus))) return false;
+    host.srcu.readUnlock();
+    const deadline = performance.now() + window.ns / 1e6;
+    let seen = hostCpu.ringValue();
     let success = false;
     for (let spins = 0; ; spins++) {
-      const ring = Atomics.load(this.#control, this.#doorbell);
+      const ring = hostCpu.ringValue();
       if (ring !== seen) {
         seen = ring;
-        if (host.hasEvents()) { success = true; break; }
+        if (host.events.hasEvents()) { success = true; break; }
       }
       // Look at the IRR itself now and then too, and at the clock (performance.now costs ~40 ns).
       if ((spins & 255) === 255) {
-        host.apicTimer.poll();
-        if (host.hasEvents()) { success = true; break; }
+        host.timer.poll();
+        if (host.events.hasEvents()) { success = true; break; }
         if (performance.now() >= deadline) break;
       }
     }
-    host.srcuReadLock('kvm_vcpu_halt: srcu_read_lock after polling');
+    host.srcu.readLock('kvm_vcpu_halt: srcu_read_lock after polling');
     return success;
   }
 
   /** kvm_vcpu_block with the AVIC blocking hooks around it. Every wait is bounded and re-checks. */
-  block(reason: number): void {
+  block(reason: number, hostCpu: HostCpu): void {
     const host = this.#host;
     // Doorbell first, then IsRunning clear (the AVIC ordering), then Blocked: whoever sees the vCPU
     // Blocked (the watchdog, a guest asking HC_VCPU_RUN_STATE) knows IsRunning is already clear.
-    let seen = Atomics.load(this.#control, this.#doorbell);
-    host.vcpuPut();
+    let seen = hostCpu.ringValue();
+    host.avic.blocking();
     this.#leaveRunning(VcpuRunState.Blocked, reason);
-    host.srcuReadUnlock();
-    host.locks.lockdep.assertNotHeld(host.locks.srcu.lockClass);
-    host.count(VcpuStatistic.blocks);
+    host.srcu.readUnlock();
+    host.srcu.assertNotReader();
+    host.counters.count(VcpuStatistic.blocks);
     for (;;) {
       // The timer is this vCPU's own event source: it fires here, and the wait ends by its deadline.
-      host.apicTimer.poll();
-      if (host.hasEvents()) break;
-      const result = this.#sleep(seen, Math.min(WAIT_SLICE_MS, host.apicTimer.remainingNs() / 1e6));
+      host.timer.poll();
+      if (host.events.hasEvents()) break;
+      const result = hostCpu.sleep(seen, Math.min(WAIT_SLICE_MS, host.timer.remainingNs() / 1e6));
       if (result === 'timed-out') {
         // A timer deadline announces itself: fire it at the top of the loop, no ring is owed.
-        if (host.apicTimer.remainingNs() === 0) continue;
+        if (host.timer.remainingNs() === 0) continue;
         // Nobody rang, yet an event is pending: the ring is late (its sender was preempted between
         // setting IRR and ringing) or lost (the protocol broke: it will never come).
-        if (host.hasEvents()) {
-          this.#classifyUnannouncedEvent(seen);
+        if (host.events.hasEvents()) {
+          this.#classifyUnannouncedEvent(seen, hostCpu);
           break;
         }
       } else if (result === 'ok') {
-        host.count(VcpuStatistic.wakeups);
+        host.counters.count(VcpuStatistic.wakeups);
         host.trace?.record(TraceEventKind.WakeUp);
       }
-      seen = Atomics.load(this.#control, this.#doorbell);
+      seen = hostCpu.ringValue();
     }
-    host.srcuReadLock('vcpu_block: srcu_read_lock after waking');
+    host.srcu.readLock('vcpu_block: srcu_read_lock after waking');
     this.#returnToRunning();
   }
 
@@ -159,31 +201,31 @@ export class VcpuSleep {
    * for a sleeping vCPU rings afterwards (an IRR set then a doorbell or a kick; a request then a kick),
    * so a ring that never comes means a lost wake-up, which the report makes a failure.
    */
-  #classifyUnannouncedEvent(seen: number): void {
+  #classifyUnannouncedEvent(seen: number, hostCpu: HostCpu): void {
     const deadline = performance.now() + LOST_WAKEUP_GRACE_MS;
     for (;;) {
-      if (Atomics.load(this.#control, this.#doorbell) !== seen) { this.#host.count(VcpuStatistic.lateWakeups); return; }
+      if (hostCpu.ringValue() !== seen) { this.#host.counters.count(VcpuStatistic.lateWakeups); return; }
       const remaining = deadline - performance.now();
-      if (remaining <= 0) { this.#host.count(VcpuStatistic.lostWakeups); return; }
-      Atomics.wait(this.#control, this.#doorbell, seen, Math.min(WAIT_SLICE_MS, remaining));
+      if (remaining <= 0) { this.#host.counters.count(VcpuStatistic.lostWakeups); return; }
+      hostCpu.waitUnannounced(seen, Math.min(WAIT_SLICE_MS, remaining));
     }
   }
 
   /** Pause-loop exit (kvm_vcpu_on_spin): yield the core only when vCPUs outnumber cores. */
-  pauseLoopYield(): void {
-    if (Atomics.load(this.#control, this.#runnableVcpus) <= this.#host.startup.hostCores) return;
+  pauseLoopYield(hostCpu: HostCpu): void {
+    if (Atomics.load(this.#control, this.#runnableVcpus) <= this.#host.hostCores) return;
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.PauseLoopYield);
-    Atomics.wait(this.#control, this.#doorbell, Atomics.load(this.#control, this.#doorbell), PAUSE_LOOP_YIELD_MS);
+    hostCpu.waitUnannounced(hostCpu.ringValue(), PAUSE_LOOP_YIELD_MS);
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
   }
 
   /** Paused by the main thread: put, park until the Pause bit is cleared. Returns true to stop. */
-  park(): boolean {
+  park(hostCpu: HostCpu): boolean {
     const host = this.#host;
     // IsRunning clear and the SRCU read section left before Paused is published (IsRunning as in
     // block()): pause() resolves on seeing Paused, and promises a put vCPU that is no SRCU reader.
-    host.vcpuPut();
-    host.srcuReadUnlock();
+    host.avic.put();
+    host.srcu.readUnlock();
     this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
     let stop = false;
     for (;;) {
@@ -196,26 +238,17 @@ export class VcpuSleep {
         Atomics.notify(this.#control, this.#requests);
         continue;
       }
-      const seen = Atomics.load(this.#control, this.#doorbell);
+      const seen = hostCpu.ringValue();
       if (Atomics.load(this.#control, this.#requests) !== requests) continue;
-      this.#sleep(seen, WAIT_SLICE_MS);
+      hostCpu.sleep(seen, WAIT_SLICE_MS);
     }
-    host.srcuReadLock('vcpu_run: srcu_read_lock after a pause');
+    host.srcu.readLock('vcpu_run: srcu_read_lock after a pause');
     if (stop) {
       Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
       return true;
     }
     this.#returnToRunning();
     return false;
-  }
-
-  /** One bounded sleep on the doorbell line, announced to ringers (sleeping) and the watchdog (waitValue). */
-  #sleep(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
-    Atomics.store(this.#control, this.#waitValue, seen);
-    Atomics.store(this.#control, this.#sleeping, 1);
-    const result = Atomics.wait(this.#control, this.#doorbell, seen, timeoutMs);
-    Atomics.store(this.#control, this.#sleeping, 0);
-    return result;
   }
 
   #leaveRunning(state: VcpuRunState, reason: number): void {
@@ -229,6 +262,6 @@ export class VcpuSleep {
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
     Atomics.add(this.#control, this.#runnableVcpus, 1);
     transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.#host.index);
-    this.#host.vcpuLoad();
+    this.#host.avic.unblocking();
   }
 }

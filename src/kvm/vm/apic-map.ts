@@ -23,8 +23,8 @@ import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { destinationFormatModel } from '../../hw/apic/destination-format.js';
 import { logicalApicIdTableIndex } from '../../hw/avic/logical-apic-id-table.js';
 import { ApicvInhibitReason, setOrClearApicvInhibitFromMain } from '../control/apic-inhibit.js';
-import { VcpuApicMode } from '../lapic/x2apic-msr.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import { VcpuApicMode } from '../control/vcpu-run-state.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 export interface ApicMapRebuild {
   /** Logical table entries now valid. */
@@ -37,7 +37,7 @@ export interface ApicMapRebuild {
   readonly apicIdModified: boolean;
 }
 
-export function rebuildLogicalApicIdTable(memory: VmMemory, previous: ReadonlyMap<number, number>): { rebuild: ApicMapRebuild; entries: Map<number, number> } {
+export function rebuildLogicalApicIdTable(memory: VmControlViews, previous: ReadonlyMap<number, number>): { rebuild: ApicMapRebuild; entries: Map<number, number> } {
   const words = memory.apicPageWords;
   const next = new Map<number, number>();
   const aliased: number[] = [];

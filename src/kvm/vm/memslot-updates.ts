@@ -14,21 +14,21 @@ import type { MemslotSet, MemslotError } from '../../memory/memslot.js';
 import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../control/kvm-locks.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VmConfigError } from './vm-config.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import type { MemslotStatistics } from '../report/vm-report.js';
 
 export type MemslotEdit = (set: MemslotSet) => { ok: true; set: MemslotSet } | { ok: false; error: MemslotError };
 
 export class VmMemslots {
   readonly statistics: MemslotStatistics = { updates: 0, gracePeriods: 0, gracePeriodMsTotal: 0, gracePeriodMsMax: 0 };
-  readonly #memory: VmMemory;
+  readonly #memory: VmControlViews;
   readonly #locks: KvmLocks;
   readonly #vcpusRunning: () => boolean;
   /** Milliseconds, for the acknowledgement deadline and the grace-period statistics (tests pass a fake). */
   readonly #readClock: () => number;
   #set: MemslotSet;
 
-  constructor(memory: VmMemory, locks: KvmLocks, initial: MemslotSet, vcpusRunning: () => boolean, readClock = (): number => performance.now()) {
+  constructor(memory: VmControlViews, locks: KvmLocks, initial: MemslotSet, vcpusRunning: () => boolean, readClock = (): number => performance.now()) {
     this.#memory = memory;
     this.#locks = locks;
     this.#set = initial;

@@ -20,7 +20,7 @@ import type { BackingPagePolicy } from '../control/backing-page-policy.js';
 import type { KvmLocks } from '../control/kvm-locks.js';
 import type { VmMemslots } from './memslot-updates.js';
 import { VcpuRequest, VcpuRunState } from '../control/vcpu-run-state.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 /** What vCPU creation cost, for the report (VmReport.vcpuCreation). */
 export interface VcpuCreationStatistics {
@@ -57,7 +57,7 @@ function irrBitsSet(words: Int32Array, base: number): number {
 
 export class VcpuCreation {
   readonly statistics: VcpuCreationStatistics = { hotAdds: 0, hotAddMs: [], apicAccessMemslotResizes: 0, backingPagesReinitialised: 0, strandedIrrBits: 0 };
-  readonly #memory: VmMemory;
+  readonly #memory: VmControlViews;
   readonly #locks: KvmLocks;
   readonly #policy: BackingPagePolicy;
   readonly #memslots: VmMemslots;
@@ -74,7 +74,7 @@ export class VcpuCreation {
    */
   reinitialisationGuard: ((vcpu: number) => Promise<(() => void) | undefined>) | undefined;
 
-  constructor(memory: VmMemory, locks: KvmLocks, policy: BackingPagePolicy, memslots: VmMemslots) {
+  constructor(memory: VmControlViews, locks: KvmLocks, policy: BackingPagePolicy, memslots: VmMemslots) {
     this.#memory = memory;
     this.#locks = locks;
     this.#policy = policy;

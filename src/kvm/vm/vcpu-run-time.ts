@@ -18,7 +18,7 @@
 
 import { readFileSync, readlinkSync } from 'node:fs';
 import { VcpuRunState } from '../control/vcpu-run-state.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 /** What the watchdog asks: how much each vCPU could have run so far. */
 export interface VcpuRunTimeSource {
@@ -68,12 +68,12 @@ export function hostThreadTimesAvailable(): boolean {
 
 /** The process's CPU time split evenly among the threads that want to run (see the file comment). */
 export class FairShareRunTime implements VcpuRunTimeSource {
-  readonly #memory: VmMemory;
+  readonly #memory: VmControlViews;
   readonly #processCpuMs: () => number;
   #lastProcessMs: number;
   #shareMs = 0;
 
-  constructor(memory: VmMemory, processCpuMs: () => number = defaultProcessCpuMs) {
+  constructor(memory: VmControlViews, processCpuMs: () => number = defaultProcessCpuMs) {
     this.#memory = memory;
     this.#processCpuMs = processCpuMs;
     this.#lastProcessMs = processCpuMs();
@@ -103,11 +103,11 @@ export class FairShareRunTime implements VcpuRunTimeSource {
 
 /** Linux: each vCPU thread's own CPU time; the fair share for a vCPU whose thread id is unknown. */
 export class HostThreadRunTime implements VcpuRunTimeSource {
-  readonly #memory: VmMemory;
+  readonly #memory: VmControlViews;
   readonly #fallback: FairShareRunTime;
   readonly #threadCpuMs: (tid: number) => number | undefined;
 
-  constructor(memory: VmMemory, threadCpuMs: (tid: number) => number | undefined = hostThreadCpuMs, fallback = new FairShareRunTime(memory)) {
+  constructor(memory: VmControlViews, threadCpuMs: (tid: number) => number | undefined = hostThreadCpuMs, fallback = new FairShareRunTime(memory)) {
     this.#memory = memory;
     this.#threadCpuMs = threadCpuMs;
     this.#fallback = fallback;
@@ -124,7 +124,7 @@ export class HostThreadRunTime implements VcpuRunTimeSource {
 }
 
 /** The best source this host offers. */
-export function hostRunTimeSource(memory: VmMemory): VcpuRunTimeSource {
+export function hostRunTimeSource(memory: VmControlViews): VcpuRunTimeSource {
   return hostThreadTimesAvailable() ? new HostThreadRunTime(memory) : new FairShareRunTime(memory);
 }
 

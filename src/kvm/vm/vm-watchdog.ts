@@ -4,7 +4,7 @@
 
 import { VCPU_WAIT_REASON_NAMES, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
 import type { VcpuExitReport } from '../vcpu/vcpu.js';
-import type { VmMemory } from '../control/vm-memory.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VcpuRunTimeSource } from './vcpu-run-time.js';
 
 /** The watchdog looks at most this often (a storm's heartbeats move far faster). */
@@ -15,7 +15,7 @@ const CHECK_INTERVAL_MS = 100;
  * will raise an interrupt (idle: nothing can wake it). Halted vCPUs and application processors in
  * wait-for-SIPI (run state Blocked, wait reason WaitForStartUp) both count as asleep.
  */
-export function allVcpusIdle(memory: VmMemory, results: readonly (VcpuExitReport | Error | undefined)[]): boolean {
+export function allVcpusIdle(memory: VmControlViews, results: readonly (VcpuExitReport | Error | undefined)[]): boolean {
   const control = memory.control;
   for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     if (results[vcpu] !== undefined) continue;
@@ -64,13 +64,13 @@ export interface VcpuWatchdogOptions {
  * the bound (a thread runs at most as long as the wall clock), so a busy VM costs few reads.
  */
 export class VcpuWatchdog {
-  readonly #memory: VmMemory;
+  readonly #memory: VmControlViews;
   readonly #options: VcpuWatchdogOptions;
   readonly #interval: number;
   readonly #vcpus: (Stillness | undefined)[] = [];
   #lastCheck = -Infinity;
 
-  constructor(memory: VmMemory, options: VcpuWatchdogOptions) {
+  constructor(memory: VmControlViews, options: VcpuWatchdogOptions) {
     this.#memory = memory;
     this.#options = options;
     this.#interval = Math.min(CHECK_INTERVAL_MS, options.boundMs / 10);
@@ -117,7 +117,7 @@ export class VcpuWatchdog {
 }
 
 /** What a vCPU is doing and which locks it holds, for watchdog reports. */
-export function describeVcpu(memory: VmMemory, vcpu: number, heldLocks?: HeldLocksOf): string {
+export function describeVcpu(memory: VmControlViews, vcpu: number, heldLocks?: HeldLocksOf): string {
   const control = memory.control;
   const state = runStateName(Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')));
   const reason = Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'));

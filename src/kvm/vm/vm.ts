@@ -12,7 +12,7 @@ import { guestPhysicalAddress } from '../../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from '../control/backing-page-policy.js';
 import { rebuildLogicalApicIdTable } from './apic-map.js';
 import { VcpuRequest, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
-import { allocateVmBuffers, VmMemory } from '../control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../control/vm-control-views.js';
 import { KvmLocks } from '../control/kvm-locks.js';
 import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
 import { VcpuCreation } from './vcpu-creation.js';
@@ -52,7 +52,7 @@ const RAM_SLOT = memslotId(0);
 
 export class Vm {
   readonly config: ValidVmConfig;
-  readonly memory: VmMemory;
+  readonly memory: VmControlViews;
   readonly policy: BackingPagePolicy;
   /** KVM's locks (kvm->lock, slots_lock, slots_arch_lock, kvm->srcu, ...), instrumented; see kvm-locks.ts. */
   readonly locks: KvmLocks;
@@ -82,7 +82,7 @@ export class Vm {
 
   private constructor(config: ValidVmConfig) {
     this.config = config;
-    this.memory = new VmMemory(allocateVmBuffers(config.maxVcpus, config.memoryBytes));
+    this.memory = new VmControlViews(allocateVmBuffers(config.maxVcpus, config.memoryBytes));
     this.policy = backingPagePolicy(config.policy, config.maxVcpus);
     this.locks = new KvmLocks(this.memory, config.maxVcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
     this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);

@@ -3,15 +3,18 @@
 // waiter, and a vCPU's view (VcpuLocks) attaching to the same instances once.
 import { describe, expect, it } from 'vitest';
 import { KvmLocks, VcpuLocks, type InjectedLockBug } from '../../../src/kvm/control/kvm-locks.js';
-import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { MAX_THREAD_SLOTS } from '../../../src/lockdep/lockdep-layout.js';
 import { eventually } from '../../support/fake-vcpu.js';
 
 const VCPUS = 2;
 
-function kvmLocks(options: { enabled: boolean; vcpus?: number; injectLockBug?: InjectedLockBug }): { locks: KvmLocks; memory: VmMemory } {
+function kvmLocks(options: { enabled: boolean; vcpus?: number; injectLockBug?: InjectedLockBug }): {
+  locks: KvmLocks;
+  memory: VmControlViews;
+} {
   const vcpus = options.vcpus ?? VCPUS;
-  const memory = new VmMemory(allocateVmBuffers(vcpus, 1 << 16));
+  const memory = new VmControlViews(allocateVmBuffers(vcpus, 1 << 16));
   return { locks: new KvmLocks(memory, vcpus, options), memory };
 }
 

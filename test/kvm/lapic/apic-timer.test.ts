@@ -2,7 +2,7 @@
 // masking, the divider, the current count, TPR gating of the vector it raises, and INIT's reset.
 import { describe, expect, it } from 'vitest';
 import { APIC_BUS_NS_PER_TICK, ApicTimer, MINIMUM_PERIODIC_NS, timerDivisor, type ApicTimerHost } from '../../../src/kvm/lapic/apic-timer.js';
-import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { VcpuStatistic } from '../../../src/kvm/control/vm-layout.js';
 import { ApicRegister } from '../../../src/hw/apic/apic-register.js';
 import { isIrrSet, pendingDeliverableVector, resetApicPage } from '../../../src/hw/apic/apic-backing-page.js';
@@ -13,24 +13,24 @@ const PERIODIC = 1 << 17;
 const MASKED = 1 << 16;
 const DIVIDE_BY_1 = 0xb;
 
-function setUp(): { timer: ApicTimer; memory: VmMemory; clock: { now: number }; counters: Map<number, number>; base: number } {
-  const memory = new VmMemory(allocateVmBuffers(1, 1 << 16));
+function setUp(): { timer: ApicTimer; memory: VmControlViews; clock: { now: number }; counters: Map<number, number>; base: number } {
+  const memory = new VmControlViews(allocateVmBuffers(1, 1 << 16));
   const base = memory.apicPageBase(0);
   resetApicPage(memory.apicPageWords, base, apicId(0));
   const clock = { now: 1_000_000 };
   const counters = new Map<number, number>();
   const host: ApicTimerHost = {
-    memory,
+    views: memory,
     index: 0,
-    pageBase: base,
+    page: { base },
     readClock: () => clock.now,
-    count: (statistic, amount = 1) => { counters.set(statistic, (counters.get(statistic) ?? 0) + amount); },
+    counters: { count: (statistic, amount = 1) => { counters.set(statistic, (counters.get(statistic) ?? 0) + amount); } },
     cpu: { requestInterruptEvaluation: () => undefined, requestExit: () => undefined },
   };
   return { timer: new ApicTimer(host), memory, clock, counters, base };
 }
 
-const armed = (memory: VmMemory): number => Atomics.load(memory.control, memory.controlBlockIndex(0, 'apicTimerArmed'));
+const armed = (memory: VmControlViews): number => Atomics.load(memory.control, memory.controlBlockIndex(0, 'apicTimerArmed'));
 
 describe('ApicTimer', () => {
   it('decodes the divide configuration as the SDM table does (0b1011 = 1, 0 = 2, 0b1010 = 128)', () => {

@@ -2,12 +2,12 @@
 // worker threads: the IPI balance computes `lost`, and only an unexpected lockdep report fails the run.
 import { describe, expect, it } from 'vitest';
 import { buildVmReport, type VmReportInput } from '../../../src/kvm/report/vm-report.js';
-import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { setIrrAtomic } from '../../../src/hw/apic/apic-backing-page.js';
 
 const LOCKDEP_REPORT = { kind: 'circular', cycle: ['a', 'b'], text: 'possible circular locking dependency' };
 
-function input(memory: VmMemory, overrides: Partial<VmReportInput> = {}): VmReportInput {
+function input(memory: VmControlViews, overrides: Partial<VmReportInput> = {}): VmReportInput {
   return {
     memory,
     createdVcpus: 2,
@@ -22,14 +22,14 @@ function input(memory: VmMemory, overrides: Partial<VmReportInput> = {}): VmRepo
 }
 
 /** Two created vCPUs with their APIC pages where vCPU creation puts them (upstream: region 0). */
-function vmMemory(): VmMemory {
-  const memory = new VmMemory(allocateVmBuffers(2, 1 << 16));
+function vmMemory(): VmControlViews {
+  const memory = new VmControlViews(allocateVmBuffers(2, 1 << 16));
   for (const vcpu of [0, 1])
     Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'apicPageBase'), memory.apicPageRegionBase(0, vcpu));
   return memory;
 }
 
-function count(memory: VmMemory, vcpu: number, name: 'ipisSent' | 'ipisAccepted' | 'interruptsDelivered', value: number): void {
+function count(memory: VmControlViews, vcpu: number, name: 'ipisSent' | 'ipisAccepted' | 'interruptsDelivered', value: number): void {
   memory.controlFloat64[memory.statisticIndex(vcpu, name)] = value;
 }
 

@@ -1,21 +1,21 @@
 // The APIC map rebuild (kvm_recalculate_apic_map for the AVIC logical APIC ID table) alone, over a
-// bare VmMemory whose registers the test writes as the vCPUs' LDR, DFR and ID writes would: which
+// bare VmControlViews whose registers the test writes as the vCPUs' LDR, DFR and ID writes would: which
 // entries become valid, which are invalidated, and when LOGICAL_ID_ALIASED and APIC_ID_MODIFIED are
 // set and cleared (with KVM_REQ_APICV_UPDATE on every vCPU when the bitmap turns).
 import { describe, expect, it } from 'vitest';
 import { rebuildLogicalApicIdTable } from '../../../src/kvm/vm/apic-map.js';
-import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { ApicvInhibitReason, apicvInhibitReasons } from '../../../src/kvm/control/apic-inhibit.js';
 import { VcpuRequest } from '../../../src/kvm/control/vcpu-run-state.js';
-import { VcpuApicMode } from '../../../src/kvm/lapic/x2apic-msr.js';
+import { VcpuApicMode } from '../../../src/kvm/control/vcpu-run-state.js';
 import { ApicRegister } from '../../../src/hw/apic/apic-register.js';
 import { DFR_CLUSTER, resetApicPage } from '../../../src/hw/apic/apic-backing-page.js';
 import { apicId } from '../../../src/hw/apic/apic-id.js';
 import { decodeLogicalApicIdTableEntry } from '../../../src/hw/avic/logical-apic-id-table.js';
 
 /** `vcpus` created vCPUs, their pages reset as vCPU creation leaves them (flat DFR, LDR 0, ID = index). */
-function vmMemory(vcpus: number): VmMemory {
-  const memory = new VmMemory(allocateVmBuffers(vcpus, 1 << 16));
+function vmMemory(vcpus: number): VmControlViews {
+  const memory = new VmControlViews(allocateVmBuffers(vcpus, 1 << 16));
   for (let vcpu = 0; vcpu < vcpus; vcpu++) {
     Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'apicPageBase'), memory.apicPageRegionBase(0, vcpu));
     resetApicPage(memory.apicPageWords, memory.apicPageBase(vcpu), apicId(vcpu));
@@ -24,14 +24,14 @@ function vmMemory(vcpus: number): VmMemory {
   return memory;
 }
 
-const write = (memory: VmMemory, vcpu: number, register: number, value: number): void => {
+const write = (memory: VmControlViews, vcpu: number, register: number, value: number): void => {
   memory.apicPageWords[memory.apicPageBase(vcpu) + (register >> 2)] = value;
 };
-const setLogicalId = (memory: VmMemory, vcpu: number, logicalId: number): void =>
+const setLogicalId = (memory: VmControlViews, vcpu: number, logicalId: number): void =>
   write(memory, vcpu, ApicRegister.LogicalDestination, logicalId << 24);
 
 /** Valid entries of the table: index -> vCPU. */
-function validEntries(memory: VmMemory): Map<number, number> {
+function validEntries(memory: VmControlViews): Map<number, number> {
   const entries = new Map<number, number>();
   for (let index = 0; index < 64; index++) {
     const entry = decodeLogicalApicIdTableEntry(memory.logicalApicIdTable.load(index));
@@ -40,10 +40,10 @@ function validEntries(memory: VmMemory): Map<number, number> {
   return entries;
 }
 
-const apicvUpdateRequested = (memory: VmMemory, vcpu: number): boolean =>
+const apicvUpdateRequested = (memory: VmControlViews, vcpu: number): boolean =>
   (Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'requests')) & VcpuRequest.ApicvUpdate) !== 0;
 
-const clearRequests = (memory: VmMemory, vcpus: number): void => {
+const clearRequests = (memory: VmControlViews, vcpus: number): void => {
   for (let vcpu = 0; vcpu < vcpus; vcpu++) Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'requests'), 0);
 };
 

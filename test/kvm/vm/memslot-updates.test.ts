@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { VmMemslots, type MemslotEdit } from '../../../src/kvm/vm/memslot-updates.js';
 import { VmConfigError } from '../../../src/kvm/vm/vm-config.js';
 import { KvmLocks } from '../../../src/kvm/control/kvm-locks.js';
-import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { VcpuRequest } from '../../../src/kvm/control/vcpu-run-state.js';
 import { MemslotKind, MemslotSet, memslotId } from '../../../src/memory/memslot.js';
 import { guestPhysicalAddress } from '../../../src/memory/guest-physical-address.js';
@@ -16,11 +16,11 @@ import { FakeVcpu, eventually } from '../../support/fake-vcpu.js';
 const RAM_BYTES = 1 << 20;
 
 function setUp(options: { vcpus: number; running: boolean; readClock?: () => number }): {
-  memory: VmMemory;
+  memory: VmControlViews;
   memslots: VmMemslots;
   vcpus: FakeVcpu[];
 } {
-  const memory = new VmMemory(allocateVmBuffers(options.vcpus, RAM_BYTES));
+  const memory = new VmControlViews(allocateVmBuffers(options.vcpus, RAM_BYTES));
   Atomics.store(memory.control, memory.headerIndex('createdVcpus'), options.vcpus);
   const locks = new KvmLocks(memory, options.vcpus, { enabled: true });
   const ram = MemslotSet.empty(RAM_BYTES).createMemslot({

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { VcpuCreation } from '../../../src/kvm/vm/vcpu-creation.js';
 import { VmMemslots } from '../../../src/kvm/vm/memslot-updates.js';
 import { KvmLocks } from '../../../src/kvm/control/kvm-locks.js';
-import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { backingPagePolicy } from '../../../src/kvm/control/backing-page-policy.js';
 import { VcpuRequest } from '../../../src/kvm/control/vcpu-run-state.js';
 import { MemslotKind, MemslotSet, memslotId } from '../../../src/memory/memslot.js';
@@ -20,12 +20,12 @@ const MAX_VCPUS = 2;
 
 /** As Vm.create does: the RAM slot published, then vCPU 0 created before anything runs. */
 async function vmWithOneVcpu(policy: 'upstream' | 'rfc-v2'): Promise<{
-  memory: VmMemory;
+  memory: VmControlViews;
   memslots: VmMemslots;
   creation: VcpuCreation;
   start: () => void;
 }> {
-  const memory = new VmMemory(allocateVmBuffers(MAX_VCPUS, RAM_BYTES));
+  const memory = new VmControlViews(allocateVmBuffers(MAX_VCPUS, RAM_BYTES));
   const locks = new KvmLocks(memory, MAX_VCPUS, { enabled: true });
   const ram = MemslotSet.empty(RAM_BYTES).createMemslot({
     id: memslotId(0),

@@ -5,25 +5,25 @@
 // its heartbeat still is reported, a sleeping one is not.
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allocateVmBuffers, VmMemory } from '../../../src/kvm/control/vm-memory.js';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
 import { VcpuWatchdog } from '../../../src/kvm/vm/vm-watchdog.js';
 import { FairShareRunTime, HostThreadRunTime, hostThreadTimesAvailable, type VcpuRunTimeSource } from '../../../src/kvm/vm/vcpu-run-time.js';
 
 const BOUND_MS = 10_000;
 
-function vmMemory(vcpus: number): VmMemory {
-  const memory = new VmMemory(allocateVmBuffers(vcpus, 1 << 16));
+function vmMemory(vcpus: number): VmControlViews {
+  const memory = new VmControlViews(allocateVmBuffers(vcpus, 1 << 16));
   Atomics.store(memory.control, memory.headerIndex('createdVcpus'), vcpus);
   for (let vcpu = 0; vcpu < vcpus; vcpu++) setRunState(memory, vcpu, VcpuRunState.Running);
   return memory;
 }
 
-function setRunState(memory: VmMemory, vcpu: number, state: number): void {
+function setRunState(memory: VmControlViews, vcpu: number, state: number): void {
   Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'runState'), state);
 }
 
-function beat(memory: VmMemory, vcpu: number): void {
+function beat(memory: VmControlViews, vcpu: number): void {
   Atomics.add(memory.control, memory.controlBlockIndex(vcpu, 'heartbeat'), 1);
 }
 

@@ -1,5 +1,8 @@
-// Typed views over the VM's three SharedArrayBuffers, built the same way on the main thread and in
-// every vCPU worker from the structured-cloneable VmBuffers descriptor.
+// The VM's control views: typed views over its shared control buffer (the header, per-vCPU control
+// blocks and counters, the AVIC physical and logical APIC ID tables, the memslot table, SRCU, the
+// host threads' doorbell lines) and over its APIC pages, with the index arithmetic of their layout
+// (vm-layout.ts). Built the same way on the main thread and in every vCPU worker from the
+// structured-cloneable VmBuffers descriptor. Guest RAM is not viewed here: the guest CPU maps it.
 
 import { float64IndexOf, int32IndexOf, type BufferLayout } from '../../host/shared-layout.js';
 import { APIC_PAGE_BYTES, APIC_PAGE_WORDS } from '../../hw/apic/apic-register.js';
@@ -7,8 +10,8 @@ import { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import { LogicalApicIdTable } from '../../hw/avic/logical-apic-id-table.js';
 import { MemslotSnapshot } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
+import { DoorbellLines, type HostThreadDoorbellField } from '../../host/host-cpu.js';
 import {
-  HostThreadDoorbell,
   PHYSICAL_APIC_ID_TABLE_ENTRIES,
   VcpuControlBlock,
   VcpuGuestReport,
@@ -39,7 +42,8 @@ export function allocateVmBuffers(vcpuCount: number, ramBytes: number): VmBuffer
   };
 }
 
-export class VmMemory {
+/** One thread's views of the VM's control plane (everything shared but guest RAM). */
+export class VmControlViews {
   readonly buffers: VmBuffers;
   readonly layout: BufferLayout<VmControlRegion>;
   readonly control: Int32Array;
@@ -50,11 +54,11 @@ export class VmMemory {
   readonly logicalApicIdTable: LogicalApicIdTable;
   readonly memslots: MemslotSnapshot;
   readonly srcu: Srcu;
+  /** One doorbell line per host thread (host-cpu.ts). */
+  readonly doorbellLines: DoorbellLines;
 
   // Hot indices, computed once from the layout: the IPI path rings doorbells and sets requests
   // millions of times a second, and the layout arithmetic showed up at 15% of a sender's profile.
-  readonly #doorbellRing: Int32Array;
-  readonly #doorbellSleeping: Int32Array;
   readonly #requests: Int32Array;
   readonly #hostThreadSlot: Int32Array;
   readonly #apicPageBase: Int32Array;
@@ -72,8 +76,7 @@ export class VmMemory {
     this.memslots = new MemslotSnapshot(this.control, this.layout.regionOffsets.memslots >> 2);
     this.srcu = new Srcu(this.control, this.layout.regionOffsets.srcu >> 2, buffers.vcpuCount + 1);
     const count = buffers.vcpuCount;
-    this.#doorbellRing = Int32Array.from({ length: count }, (_, slot) => this.doorbellIndex(slot, 'ring'));
-    this.#doorbellSleeping = Int32Array.from({ length: count }, (_, slot) => this.doorbellIndex(slot, 'sleeping'));
+    this.doorbellLines = new DoorbellLines(this.control, this.layout.regionOffsets.doorbells, count);
     this.#requests = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'requests'));
     this.#hostThreadSlot = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'hostThreadSlot'));
     this.#apicPageBase = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'apicPageBase'));
@@ -88,8 +91,8 @@ export class VmMemory {
     return int32IndexOf(this.layout, 'header', VmHeader, 0, field);
   }
 
-  doorbellIndex(slot: number, field: keyof typeof HostThreadDoorbell.fieldOffsets): number {
-    return int32IndexOf(this.layout, 'doorbells', HostThreadDoorbell, slot, field);
+  doorbellIndex(slot: number, field: HostThreadDoorbellField): number {
+    return this.doorbellLines.index(slot, field);
   }
 
   controlBlockIndex(vcpu: number, field: keyof typeof VcpuControlBlock.fieldOffsets): number {
@@ -125,12 +128,7 @@ export class VmMemory {
 
   /** Rings a host thread's doorbell: the AVIC doorbell and KVM's wake-up share this line. */
   ringDoorbell(slot: number): void {
-    Atomics.add(this.control, this.#doorbellRing[slot]!, 1);
-    // Pairs with the sleeper's "sleeping = 1, then Atomics.wait(ring, seen)": either it sees our add
-    // (the wait returns not-equal) or we see sleeping = 1 and notify.
-    if (Atomics.load(this.control, this.#doorbellSleeping[slot]!) !== 0) {
-      Atomics.notify(this.control, this.#doorbellRing[slot]!, 1);
-    }
+    this.doorbellLines.ring(slot);
   }
 
   /** Wakes the main thread's service loop. */

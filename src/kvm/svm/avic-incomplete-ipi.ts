@@ -1,0 +1,82 @@
+// The AVIC_INCOMPLETE_IPI #VMEXIT (AMD APM vol. 2, 15.29; KVM avic_incomplete_ipi_interception and
+// avic_kick_target_vcpus in svm/avic.c), for xAVIC and x2AVIC alike: the hardware took an ICR write
+// and could not finish it. EXITINFO1 is the ICR as written (low, high: for x2APIC the high half is
+// the 32-bit destination), EXITINFO2[63:32] the cause. Also here: the model's account of what the
+// hardware delivered for every ICR write (counters and trace), which no exit reports.
+
+import { AvicIncompleteIpiCause, incompleteIpiCause, type AvicExitInfo } from '../../hw/avic/avic-exit.js';
+import { NO_EXIT, type AvicIpiOutcome } from '../../hw/avic/avic-ipi-delivery.js';
+import { VcpuStatistic } from '../control/vm-layout.js';
+import type { VcpuCounting } from '../control/vcpu-counters.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
+import { kickVcpu } from '../lapic/apic-software-ipi.js';
+import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
+
+/** What the handler needs from the sending vCPU. */
+export interface IncompleteIpiHost {
+  readonly index: number;
+  readonly counters: VcpuCounting;
+  /** kvm_vcpu_kick of the targets (cause 1). */
+  readonly views: Pick<VmControlViews, 'kick'>;
+  /** The local APIC's software side: KVM's destination matching, and kvm_apic_send_ipi. */
+  readonly lapic: {
+    collectTargets(icrLow: number, icrHigh: number): readonly number[];
+    emulateIcrClearingBusy(icrLow: number, icrHigh: number): void;
+  };
+}
+
+/**
+ * avic_incomplete_ipi_interception: count the exit by cause, then wake the not-running targets
+ * (cause 1: their IRR bits are already set), drop the IPI (cause 3) or emulate the whole IPI in
+ * software (causes 0, 2 and 4).
+ */
+export function avicIncompleteIpiInterception(exit: AvicExitInfo, host: IncompleteIpiHost): void {
+  const icrLow = exit.exitInfo1Low | 0;
+  const icrHigh = exit.exitInfo1High | 0;
+  const cause = incompleteIpiCause(exit.exitInfo2High);
+  const counters = host.counters;
+  counters.count(VcpuStatistic.incompleteIpiExits + cause);
+  switch (cause) {
+    case AvicIncompleteIpiCause.TargetNotRunning:
+      // The IRR bits are already set: only wake the targets.
+      avicKickTargetVcpus(icrLow, icrHigh, host);
+      break;
+    case AvicIncompleteIpiCause.InvalidBackingPage:
+      // KVM only warns; the IPI goes nowhere. Counted as dropped so the totals still add up.
+      counters.count(VcpuStatistic.ipiCommands);
+      counters.count(VcpuStatistic.ipisSent);
+      counters.count(VcpuStatistic.ipisDroppedInvalidTarget);
+      break;
+    default:
+      // Causes 0 and 2: full software emulation (kvm_apic_send_ipi), a stuck busy bit cleared first.
+      // Cause 4 (vector < 16): KVM drops it silently; the emulation drops it too but latches the
+      // architectural ESR bits on both sides (docs/amd-intel-differences.md).
+      host.lapic.emulateIcrClearingBusy(icrLow, icrHigh);
+      break;
+  }
+}
+
+/** avic_kick_target_vcpus: kvm_vcpu_kick every vCPU the ICR names but the sender. */
+export function avicKickTargetVcpus(icrLow: number, icrHigh: number, host: IncompleteIpiHost): void {
+  for (const target of host.lapic.collectTargets(icrLow, icrHigh)) {
+    if (target === host.index) continue;
+    kickVcpu(host.views, host.counters, target);
+  }
+}
+
+/**
+ * The model's account of one ICR write the hardware took (`ipi`, its outcome): the doorbells it
+ * rang, and, when it finished the IPI or left only the wake-ups (cause 1), the messages it
+ * delivered; the other causes are counted by the software emulation. Traced with the destination
+ * the trace shows (ICR[63:56] in xAPIC, ICR[39:32] of the x2APIC destination).
+ */
+export function accountAvicIpi(ipi: AvicIpiOutcome, icrLow: number, tracedDestination: number, counters: VcpuCounting, trace: TraceRecorder | undefined): void {
+  trace?.record(TraceEventKind.IpiSent, icrLow, (tracedDestination & 0xff) | ((ipi.exit + 1) << 8));
+  counters.count(VcpuStatistic.doorbellsRung, ipi.doorbellsRung);
+  if (ipi.exit === NO_EXIT || ipi.exit === AvicIncompleteIpiCause.TargetNotRunning) {
+    counters.count(VcpuStatistic.ipiCommands);
+    counters.count(VcpuStatistic.ipisSent, ipi.targets);
+    counters.count(VcpuStatistic.ipisAccepted, ipi.accepted);
+    counters.count(VcpuStatistic.ipisCoalesced, ipi.coalesced);
+  }
+}
