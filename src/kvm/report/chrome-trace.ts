@@ -3,7 +3,7 @@
 // (B/E) events for halts. Timestamps are microseconds on the VM clock.
 
 import { AvicIncompleteIpiCause } from '../../hw/avic/avic-exit.js';
-import { TRACE_EVENT_FIELDS, TraceEventKind } from './trace-recorder.js';
+import { TraceEventKind, TraceEvents } from './trace-recorder.js';
 
 export interface ChromeTraceEvent {
   readonly name: string;
@@ -32,7 +32,8 @@ const CAUSE_NAMES: Readonly<Record<number, string>> = {
 
 const PROCESS_ID = 1;
 
-function convert(vcpu: number, kind: number, ts: number, a: number, b: number): ChromeTraceEvent {
+/** The Chrome form of one recorded event; undefined for the kinds only the ftrace text shows (entries, exits, scheduling). */
+function convert(vcpu: number, kind: number, ts: number, a: number, b: number): ChromeTraceEvent | undefined {
   const base = { ts, pid: PROCESS_ID, tid: vcpu };
   switch (kind) {
     case TraceEventKind.IpiSent: {
@@ -50,8 +51,10 @@ function convert(vcpu: number, kind: number, ts: number, a: number, b: number): 
       return { ...base, ph: 'B', cat: 'halt', name: 'HLT' };
     case TraceEventKind.HaltEnd:
       return { ...base, ph: 'E', cat: 'halt', name: 'HLT', args: { slept: a === 1 } };
-    default:
+    case TraceEventKind.WakeUp:
       return { ...base, ph: 'i', s: 't', cat: 'wake', name: 'wake-up' };
+    default:
+      return undefined;
   }
 }
 
@@ -59,8 +62,10 @@ export function buildChromeTrace(perVcpu: readonly { vcpu: number; events: Float
   const traceEvents: ChromeTraceEvent[] = [{ name: 'process_name', ph: 'M', ts: 0, pid: PROCESS_ID, tid: 0, args: { name: 'avic-smp VM' } }];
   for (const { vcpu, events } of perVcpu) {
     traceEvents.push({ name: 'thread_name', ph: 'M', ts: 0, pid: PROCESS_ID, tid: vcpu, args: { name: `vCPU ${vcpu}` } });
-    for (let at = 0; at + TRACE_EVENT_FIELDS <= events.length; at += TRACE_EVENT_FIELDS) {
-      traceEvents.push(convert(vcpu, events[at + 1]!, events[at]! / 1000, events[at + 2]!, events[at + 3]!));
+    const recorded = new TraceEvents(events);
+    for (let index = 0; index < recorded.count; index++) {
+      const event = convert(vcpu, recorded.kind(index), recorded.time(index) / 1000, recorded.field(index, 0), recorded.field(index, 1));
+      if (event !== undefined) traceEvents.push(event);
     }
   }
   return {

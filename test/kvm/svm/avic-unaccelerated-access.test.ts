@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApicRegister } from '../../../src/hw/apic/apic-register.js';
 import { AvicExitInfo } from '../../../src/hw/avic/avic-exit.js';
-import { TraceEventKind, TraceRecorder } from '../../../src/kvm/report/trace-recorder.js';
+import { TraceEventKind, TraceEvents, TraceRecorder } from '../../../src/kvm/report/trace-recorder.js';
 import { avicUnacceleratedAccessInterception } from '../../../src/kvm/svm/avic-unaccelerated-access.js';
 import { FakeCounters } from '../vcpu-parts.js';
 
@@ -66,9 +66,9 @@ describe('avic_unaccelerated_access_interception', () => {
   });
 
   it('traces the offset and trap (1) or fault (0)', () => {
-    const trap = handle(ApicRegister.LvtError, true).trace.take();
-    const fault = handle(ApicRegister.TimerCurrentCount, false).trace.take();
-    expect([trap[1], trap[2], trap[3]]).toEqual([TraceEventKind.UnacceleratedAccessExit, ApicRegister.LvtError, 1]);
-    expect([fault[1], fault[2], fault[3]]).toEqual([TraceEventKind.UnacceleratedAccessExit, ApicRegister.TimerCurrentCount, 0]);
+    const trap = new TraceEvents(handle(ApicRegister.LvtError, true).trace.take());
+    const fault = new TraceEvents(handle(ApicRegister.TimerCurrentCount, false).trace.take());
+    expect([trap.kind(0), trap.field(0, 0), trap.field(0, 1)]).toEqual([TraceEventKind.UnacceleratedAccessExit, ApicRegister.LvtError, 1]);
+    expect([fault.kind(0), fault.field(0, 0), fault.field(0, 1)]).toEqual([TraceEventKind.UnacceleratedAccessExit, ApicRegister.TimerCurrentCount, 0]);
   });
 });
