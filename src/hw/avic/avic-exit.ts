@@ -22,6 +22,8 @@ export const SvmExitCode = {
   Pause: 0x077,
   /** SVM_EXIT_HLT. */
   Halt: 0x078,
+  /** SVM_EXIT_SHUTDOWN: the guest cannot go on (a triple fault); a guest fault ends the model's run as one does. */
+  Shutdown: 0x07f,
   /** SVM_EXIT_MSR: an intercepted RDMSR/WRMSR; EXITINFO1 = 1 for a write. */
   Msr: 0x07c,
   /** SVM_EXIT_NPF: a nested page fault; EXITINFO1 = the error code (bit 1: write), EXITINFO2 = the guest physical address. */
