@@ -53,6 +53,7 @@ import { ApicImplementation } from '../../hw/apic/interrupt-command-readback.js'
 import { VcpuApicMode, VcpuRequest } from '../control/vcpu-run-state.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import type { TraceRecorder } from '../report/trace-recorder.js';
 import type { ApicRegisterPage } from './apic-register-page.js';
 
 /** KVM's arbitration for lowest-priority IPIs (kvm_irq_delivery_to_apic with vector_hashing off). */
@@ -69,6 +70,8 @@ export interface SoftwareIpiHost {
   /** The sender's CPU: a self-IPI makes it re-evaluate after the writing instruction. */
   readonly cpu: { requestInterruptEvaluation(): void };
   readonly counters: VcpuCounting;
+  /** Present only when tracing (--trace). */
+  readonly trace?: TraceRecorder | undefined;
 }
 
 export class SoftwareIpiPath {
@@ -244,6 +247,7 @@ export class SoftwareIpiPath {
     setTriggerMode(memory.apicPageWords, base, vector, level);
     if (setIrrAtomic(memory.apicPageWords, base, vector)) counters.count(VcpuStatistic.ipisAccepted);
     else counters.count(VcpuStatistic.ipisCoalesced);
+    this.#host.trace?.interruptDelivery(target);
     this.#makeTargetLook(target);
   }
 

@@ -213,7 +213,7 @@ export class LocalApicEmulation {
   emulateMmioAccess(offset: number, isWrite: boolean, value: number): number {
     const host = this.#host;
     host.counters.count(VcpuStatistic.apicMmioEmulationExits);
-    host.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 2);
+    host.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, 2, isWrite ? 1 : 0);
     if (!isWrite) return this.readRegister(offset);
     const page = host.page;
     switch (classifyApicAccess(offset, true, page.words, page.base)) {

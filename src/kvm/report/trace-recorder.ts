@@ -7,6 +7,18 @@
 // unsigned 32-bit words in the other four: the kind, the host CPU the vCPU was loaded on when it
 // happened (stamped from `cpu`, set at vcpuLoad), and up to six payload words (a..f). Every payload
 // value is a 32-bit quantity (ICR halves, EXITINFO halves, offsets, ids), so none is rounded.
+//
+// Two of KVM's paths choose their tracepoints from the target's state (interruptDelivery,
+// avicKickTargets): the recorder reads those control words itself, so each recording site stays
+// one `trace?.` call and costs nothing when tracing is off.
+
+import { GuestExit } from '../../guest/guest-cpu.js';
+import { SvmExitCode } from '../../hw/avic/avic-exit.js';
+import { DestinationMode, DestinationShorthand, interruptCommandDestinationMode, interruptCommandShorthand } from '../../hw/apic/interrupt-command.js';
+import { XAPIC_BROADCAST_ID } from '../../hw/apic/apic-id.js';
+import { X2APIC_BROADCAST_ID } from '../../hw/apic/x2apic-id.js';
+import { VcpuApicMode, VcpuMode, VcpuRunState } from '../control/vcpu-run-state.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 
 export const TraceEventKind = {
   /** An ICR write that sent an IPI. a = ICR low; b = destination | ((exit cause + 1) << 8), 0 = no exit. */
@@ -64,6 +76,9 @@ const PAYLOAD_WORD = 4;
 /** At most this many events per vCPU (20 MiB). */
 export const TRACE_EVENTS_PER_VCPU_LIMIT = 1 << 19;
 
+/** The control words the delivery paths' tracepoints are chosen from (the VM's control views). */
+export type TraceTargetViews = Pick<VmControlViews, 'control' | 'controlBlockIndex' | 'headerIndex'>;
+
 export class TraceRecorder {
   #events = new Float64Array(4096 * TRACE_EVENT_FIELDS);
   #words = new Uint32Array(this.#events.buffer);
@@ -73,9 +88,11 @@ export class TraceRecorder {
   cpu = 0;
   #loaded = false;
   readonly #clock: () => number;
+  readonly #views: TraceTargetViews | undefined;
 
-  constructor(clock: () => number) {
+  constructor(clock: () => number, views?: TraceTargetViews) {
     this.#clock = clock;
+    this.#views = views;
   }
 
   record(kind: TraceEventKind, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): void {
@@ -123,10 +140,59 @@ export class TraceRecorder {
     this.record(TraceEventKind.VcpuPut, state);
   }
 
+  /**
+   * svm_complete_interrupt_delivery's tracepoints, for an interrupt just made pending for `target`
+   * (its IRR bit is set): with AVIC active, a target in guest mode on another host CPU has its
+   * doorbell rung (avic_ring_doorbell: kvm_avic_doorbell with that CPU's host physical APIC id); a
+   * blocked target is woken (kvm_vcpu_wake_up -> try_to_wake_up: sched_waking). The target's mode is
+   * read as KVM reads vcpu->mode, so a race with its entry or exit is traced as KVM would see it.
+   */
+  interruptDelivery(target: number): void {
+    const views = this.#views;
+    if (views === undefined) return;
+    const control = views.control;
+    const slot = Atomics.load(control, views.controlBlockIndex(target, 'hostThreadSlot'));
+    if (Atomics.load(control, views.controlBlockIndex(target, 'mode')) === VcpuMode.InGuestMode) {
+      const apicvActive = Atomics.load(control, views.headerIndex('apicvInhibitReasons')) === 0;
+      if (apicvActive && slot !== this.cpu) this.record(TraceEventKind.AvicDoorbell, target, slot);
+      return;
+    }
+    if (Atomics.load(control, views.controlBlockIndex(target, 'runState')) === VcpuRunState.Blocked) this.record(TraceEventKind.VcpuWaking, target, slot);
+  }
+
+  /**
+   * avic_kick_target_vcpus for `sender`'s ICR: its fast path (avic_kick_target_vcpus_fast) takes a
+   * physical destination other than the broadcast, and any logical one; a shorthand or the physical
+   * broadcast falls to the slow path, which KVM traces (kvm_avic_kick_vcpu_slowpath). The sender's
+   * APIC mode says how ICR high reads (xAPIC: bits 31:24; x2APIC: all 32 bits).
+   */
+  avicKickTargets(sender: number, icrLow: number, icrHigh: number, index: number): void {
+    const views = this.#views;
+    if (views === undefined) return;
+    const x2apic = Atomics.load(views.control, views.controlBlockIndex(sender, 'apicMode')) === VcpuApicMode.X2apic;
+    const destination = x2apic ? icrHigh >>> 0 : icrHigh >>> 24;
+    const broadcast = destination === (x2apic ? X2APIC_BROADCAST_ID : XAPIC_BROADCAST_ID);
+    const physical = interruptCommandDestinationMode(icrLow) === DestinationMode.Physical;
+    if (interruptCommandShorthand(icrLow) !== DestinationShorthand.None || (physical && broadcast)) {
+      this.record(TraceEventKind.AvicKickSlowPath, icrHigh, icrLow, index);
+    }
+  }
+
   /** The recorded events (a copy of exactly the used part). */
   take(): Float64Array {
     return this.#events.slice(0, this.#length);
   }
+}
+
+/**
+ * trace_kvm_exit for a slice of guest execution that ended without an exit handler: HLT and PAUSE go
+ * through svm_handle_exit, which records them with their exit info; a slice that ran out, or stopped
+ * for a request or the timer, is a host interrupt (SVM_EXIT_INTR: the host's tick, or a kick's IPI);
+ * a guest fault ends the run, as a shutdown (triple fault) ends a real guest's.
+ */
+export function traceSliceExit(trace: TraceRecorder, exit: GuestExit, rip: number): void {
+  if (exit === GuestExit.Halt || exit === GuestExit.PauseLoop) return;
+  trace.record(TraceEventKind.VmExit, exit === GuestExit.Fault ? SvmExitCode.Shutdown : SvmExitCode.Interrupt, rip);
 }
 
 /** Read access to what TraceRecorder.take() returned (on the main thread, after the run). */

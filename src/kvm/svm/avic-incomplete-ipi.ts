@@ -4,7 +4,7 @@
 // the 32-bit destination), EXITINFO2[63:32] the cause. Also here: the model's account of what the
 // hardware delivered for every ICR write (counters and trace), which no exit reports.
 
-import { AvicIncompleteIpiCause, incompleteIpiCause, type AvicExitInfo } from '../../hw/avic/avic-exit.js';
+import { AvicIncompleteIpiCause, incompleteIpiCause, incompleteIpiIndex, type AvicExitInfo } from '../../hw/avic/avic-exit.js';
 import { NO_EXIT, type AvicIpiOutcome } from '../../hw/avic/avic-ipi-delivery.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
@@ -23,6 +23,8 @@ export interface IncompleteIpiHost {
     collectTargets(icrLow: number, icrHigh: number): readonly number[];
     emulateIcrClearingBusy(icrLow: number, icrHigh: number): void;
   };
+  /** Present only when tracing (--trace). */
+  readonly trace?: TraceRecorder | undefined;
 }
 
 /**
@@ -35,10 +37,12 @@ export function avicIncompleteIpiInterception(exit: AvicExitInfo, host: Incomple
   const icrHigh = exit.exitInfo1High | 0;
   const cause = incompleteIpiCause(exit.exitInfo2High);
   const counters = host.counters;
+  host.trace?.record(TraceEventKind.AvicIncompleteIpi, icrHigh, icrLow, cause, incompleteIpiIndex(exit.exitInfo2Low));
   counters.count(VcpuStatistic.incompleteIpiExits + cause);
   switch (cause) {
     case AvicIncompleteIpiCause.TargetNotRunning:
       // The IRR bits are already set: only wake the targets.
+      host.trace?.avicKickTargets(host.index, icrLow, icrHigh, incompleteIpiIndex(exit.exitInfo2Low));
       avicKickTargetVcpus(icrLow, icrHigh, host);
       break;
     case AvicIncompleteIpiCause.InvalidBackingPage:
@@ -60,6 +64,7 @@ export function avicIncompleteIpiInterception(exit: AvicExitInfo, host: Incomple
 export function avicKickTargetVcpus(icrLow: number, icrHigh: number, host: IncompleteIpiHost): void {
   for (const target of host.lapic.collectTargets(icrLow, icrHigh)) {
     if (target === host.index) continue;
+    host.trace?.interruptDelivery(target);
     kickVcpu(host.views, host.counters, target);
   }
 }

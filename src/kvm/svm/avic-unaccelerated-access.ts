@@ -33,7 +33,7 @@ export function avicUnacceleratedAccessInterception(exit: AvicExitInfo, offset: 
   const write = unacceleratedAccessIsWrite(exit.exitInfo1High);
   const trap = write && isAvicUnacceleratedAccessTrap(offset);
   host.counters.count(trap ? VcpuStatistic.unacceleratedAccessTrapExits : VcpuStatistic.unacceleratedAccessFaultExits);
-  host.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, trap ? 1 : 0);
+  host.trace?.record(TraceEventKind.UnacceleratedAccessExit, offset, trap ? 1 : 0, write ? 1 : 0, exit.exitInfo2Low);
   if (trap) {
     host.lapic.applyTrappedWrite(offset);
     return 0;

@@ -12,7 +12,7 @@
 //  * the vCPU is not an SRCU reader while it polls or sleeps (rule 6 of docs/lock-order.md; O6).
 // Every wait is bounded (WAIT_SLICE_MS) and re-checks.
 
-import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
+import { TaskSwitchState, TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
 import { VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
@@ -176,6 +176,7 @@ export class VcpuSleep {
       // The timer is this vCPU's own event source: it fires here, and the wait ends by its deadline.
       host.timer.poll();
       if (host.events.hasEvents()) break;
+      host.trace?.vcpuPut(TaskSwitchState.Sleeping);
       const result = hostCpu.sleep(seen, Math.min(WAIT_SLICE_MS, host.timer.remainingNs() / 1e6));
       if (result === 'timed-out') {
         // A timer deadline announces itself: fire it at the top of the loop, no ring is owed.
@@ -193,6 +194,7 @@ export class VcpuSleep {
       seen = hostCpu.ringValue();
     }
     host.srcu.readLock('vcpu_block: srcu_read_lock after waking');
+    host.trace?.vcpuLoad(hostCpu.slot);
     this.#returnToRunning();
   }
 
@@ -225,6 +227,7 @@ export class VcpuSleep {
     // IsRunning clear and the SRCU read section left before Paused is published (IsRunning as in
     // block()): pause() resolves on seeing Paused, and promises a put vCPU that is no SRCU reader.
     host.avic.put();
+    host.trace?.vcpuPut(TaskSwitchState.Sleeping);
     host.srcu.readUnlock();
     this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
     let stop = false;
@@ -247,6 +250,7 @@ export class VcpuSleep {
       Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
       return true;
     }
+    host.trace?.vcpuLoad(hostCpu.slot);
     this.#returnToRunning();
     return false;
   }

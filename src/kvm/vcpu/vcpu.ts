@@ -38,7 +38,7 @@ import { ApicTimer } from '../lapic/apic-timer.js';
 import { LocalApicEmulation } from '../lapic/local-apic-emulation.js';
 import { X2AVIC_PASSTHROUGH_MSRS, x2avicMsrReadFaults, x2avicMsrWriteFaults } from '../lapic/x2apic-msr.js';
 import { createLatencyHistogram, type LatencyHistogram } from '../report/latency-histogram.js';
-import { TraceRecorder } from '../report/trace-recorder.js';
+import { TaskSwitchState, TraceEventKind, TraceRecorder, traceSliceExit } from '../report/trace-recorder.js';
 import { AvicVcpu, createAvicVmcb } from '../svm/avic.js';
 import { accountAvicIpi, avicIncompleteIpiInterception, type IncompleteIpiHost } from '../svm/avic-incomplete-ipi.js';
 import { avicUnacceleratedAccessInterception, type UnacceleratedAccessHost } from '../svm/avic-unaccelerated-access.js';
@@ -114,7 +114,7 @@ export class Vcpu implements GuestCpuEnvironment {
     const counters = new VcpuCounters(views, index);
     this.#counters = counters;
     const readClock = (): number => this.readClock();
-    const trace = startup.trace ? new TraceRecorder(readClock) : undefined;
+    const trace = startup.trace ? new TraceRecorder(readClock, views) : undefined;
     this.#trace = trace;
     const page = new ApicRegisterPage(views.apicPageWords, views.apicPageBase(index));
     this.#page = page;
@@ -164,6 +164,7 @@ export class Vcpu implements GuestCpuEnvironment {
     locks.vcpuMutex.lock('kvm_vcpu_ioctl: KVM_RUN', KVM_LOCK_TIMEOUT_MS);
     this.#srcu.readLock('vcpu_run: srcu_read_lock');
     this.#avic.load(hostCpu.slot);
+    this.#trace?.vcpuLoad(hostCpu.slot);
     this.#memslots.reload();
     try {
       for (;;) {
@@ -216,7 +217,9 @@ export class Vcpu implements GuestCpuEnvironment {
     if (cpu.fault !== undefined) exit = GuestExit.Fault;
     else {
       const before = cpu.instructionsRetired;
+      this.#trace?.record(TraceEventKind.GuestEntry, cpu.pc);
       exit = cpu.run(this.#timer.beginSlice(SLICE_INSTRUCTIONS));
+      if (this.#trace !== undefined) traceSliceExit(this.#trace, exit, cpu.pc);
       this.#timer.endSlice(cpu.instructionsRetired - before);
       this.#counters.count(VcpuStatistic.instructions, cpu.instructionsRetired - before);
     }
@@ -263,6 +266,7 @@ export class Vcpu implements GuestCpuEnvironment {
 
   #releaseForExit(): void {
     this.#avic.put();
+    this.#trace?.vcpuPut(TaskSwitchState.Sleeping);
     if (this.#srcu.held) this.#srcu.readUnlock();
     const locks = this.#locks!;
     if (locks.vcpuMutex.holder() === locks.lockdep.currentThreadSlot()) locks.vcpuMutex.unlock();
@@ -290,6 +294,7 @@ export class Vcpu implements GuestCpuEnvironment {
    */
   #handleExit(operand: number, value: number, high: number): number {
     const exit = this.#vmcb.exit;
+    this.#trace?.record(TraceEventKind.VmExit, exit.exitCode, this.#cpu.pc, exit.exitInfo1Low, exit.exitInfo1High, exit.exitInfo2Low, exit.exitInfo2High);
     switch (exit.exitCode) {
       case SvmExitCode.AvicIncompleteIpi:
         avicIncompleteIpiInterception(exit, this.#exitHost);
@@ -334,6 +339,7 @@ export class Vcpu implements GuestCpuEnvironment {
       hook({ locks: this.#locks!, vcpu: this.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
     }
     const result = this.#handleExit(operand, value, high);
+    this.#trace?.record(TraceEventKind.GuestEntry, this.#cpu.pc);
     Atomics.store(this.#control, this.#mode, VcpuMode.InGuestMode);
     if (this.#memslots.stale()) this.#memslots.reload();
     this.#srcu.readUnlock();

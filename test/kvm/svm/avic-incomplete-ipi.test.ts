@@ -3,8 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { AvicExitInfo, AvicIncompleteIpiCause } from '../../../src/hw/avic/avic-exit.js';
 import { AvicIpiOutcome, NO_EXIT } from '../../../src/hw/avic/avic-ipi-delivery.js';
+import { VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
+import { TraceEventKind, TraceEvents, TraceRecorder } from '../../../src/kvm/report/trace-recorder.js';
 import { accountAvicIpi, avicIncompleteIpiInterception, type IncompleteIpiHost } from '../../../src/kvm/svm/avic-incomplete-ipi.js';
-import { FakeCounters } from '../vcpu-parts.js';
+import { createdViews, FakeCounters } from '../vcpu-parts.js';
 
 const ICR_LOW = 0x000c4050;
 const ICR_HIGH = 0x02000000;
@@ -63,6 +65,23 @@ describe('avic_incomplete_ipi_interception', () => {
     avicIncompleteIpiInterception(exit, host);
     expect([lapic.emulated, kicked]).toEqual([[], []]);
     expect(counters.nonZero()).toEqual({ 'incompleteIpiExits[3]': 1, ipiCommands: 1, ipisSent: 1, ipisDroppedInvalidTarget: 1 });
+  });
+});
+
+describe('avic_incomplete_ipi_interception traces what KVM traces', () => {
+  it('cause 1 with a shorthand: kvm_avic_incomplete_ipi from the exit info, the kick slow path, and the blocked target\'s wake-up', () => {
+    const { exit, host } = setUp(AvicIncompleteIpiCause.TargetNotRunning);
+    const views = createdViews(3);
+    Atomics.store(views.control, views.controlBlockIndex(2, 'runState'), VcpuRunState.Blocked);
+    const trace = new TraceRecorder(() => 0, views);
+    avicIncompleteIpiInterception(exit, { ...host, trace });
+    const events = new TraceEvents(trace.take());
+    const recorded = Array.from({ length: events.count }, (_, index) => [events.kind(index), ...[0, 1, 2, 3].map((field) => events.field(index, field))]);
+    expect(recorded).toEqual([
+      [TraceEventKind.AvicIncompleteIpi, ICR_HIGH, ICR_LOW, AvicIncompleteIpiCause.TargetNotRunning, 2],
+      [TraceEventKind.AvicKickSlowPath, ICR_HIGH, ICR_LOW, 2, 0],
+      [TraceEventKind.VcpuWaking, 2, 2, 0, 0],
+    ]);
   });
 });
 
