@@ -21,6 +21,7 @@ export { Hypercall } from './guest/hypercall.js';
 export { runProgram, type RunProgramOptions } from './run-program.js';
 export type { LatencySummary } from './kvm/report/latency-histogram.js';
 export type { ChromeTrace } from './kvm/report/chrome-trace.js';
+export type { FtraceText } from './kvm/report/ftrace-text.js';
 export { runScenario, ScenarioParameterError } from './scenarios/run-scenario.js';
 export { SCENARIOS } from './scenarios/catalogue.js';
 export type { ScenarioDefinition, ScenarioParameters, ScenarioResult, ScenarioCheck } from './scenarios/scenario.js';

@@ -1,23 +1,25 @@
-// `avic-smp stress`: one scenario run with a summary (or --json), an optional Chrome trace and a
-// progress bar on a terminal. Exit status 1 when anything is lost or a check fails.
+// `avic-smp stress`: one scenario run with a summary (or --json), an optional trace (Chrome JSON or
+// ftrace text) and a progress bar on a terminal. Exit status 1 when anything is lost or a check fails.
 
 import { type Command, Option } from 'commander';
 import { runScenario } from '../scenarios/run-scenario.js';
-import { positiveInteger } from './arguments.js';
+import { oneOf, positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
 import { checkOutputFile } from './output-file.js';
 import { createRunProgress } from './progress.js';
 import { patternOption, patternsHelp, runLengthOptions, vmConfigOverrides, vmSwitchOptions, type ScenarioCommandOptions } from './scenario-options.js';
 import { formatStressSummary, summarizeStress } from './stress-summary.js';
-import { writeTraceFile } from './trace-file.js';
+import { TRACE_FORMATS, TraceFormat, writeFtraceFile, writeTraceFile } from './trace-file.js';
 
 interface StressOptions extends ScenarioCommandOptions {
   readonly vcpus: number;
   readonly hotAdd?: number;
   readonly trace?: string;
+  readonly traceFormat?: TraceFormat;
 }
 
 async function stress(options: StressOptions): Promise<number> {
+  if (options.traceFormat !== undefined && options.trace === undefined) throw new BadInput('--trace-format needs --trace FILE');
   if (options.trace !== undefined) checkOutputFile('--trace', options.trace);
   const definition = options.pattern;
   const parameters = {
@@ -46,7 +48,9 @@ async function stress(options: StressOptions): Promise<number> {
   let traceError: BadInput | undefined;
   if (options.trace !== undefined) {
     try {
-      const written = writeTraceFile(options.trace, vm.chromeTrace(), { pattern: summary.pattern, vcpus: summary.vcpus, seed: summary.seed });
+      const written = options.traceFormat === TraceFormat.Ftrace
+        ? writeFtraceFile(options.trace, vm.ftraceText())
+        : writeTraceFile(options.trace, vm.chromeTrace(), { pattern: summary.pattern, vcpus: summary.vcpus, seed: summary.seed });
       summary = { ...summary, trace: written.path };
       traceLine = `trace: ${written.path} (${written.events.toLocaleString('en-US')} events` +
         `${written.droppedEvents > 0 ? `, ${written.droppedEvents.toLocaleString('en-US')} not recorded: buffers full` : ''}; open it in https://ui.perfetto.dev)`;
@@ -71,7 +75,11 @@ export function addStressCommand(program: Command, setExitCode: (status: number)
   command.addOption(new Option('--hot-add <n>', 'hot-add N vCPUs at evenly spaced moments of a --seconds run (pattern hot-add; see --policy)').argParser(positiveInteger('--hot-add', 253)));
   command
     .option('--json', 'print one JSON object instead of the summary (latencies in ns; null when the pattern records none)')
-    .addOption(new Option('--trace <file>', 'write a Chrome trace-event JSON file (open it in Perfetto): IPI sends, deliveries, exits, halts and wake-ups, one track per vCPU'));
+    .addOption(new Option('--trace <file>', 'write a trace of the run (open it in Perfetto); --trace-format says which kind'))
+    .addOption(new Option('--trace-format <format>', 'chrome (the default): Chrome trace-event JSON, one track per vCPU with its IPI sends, deliveries, ' +
+      'exits, halts and wake-ups; ftrace: the text a KVM host\'s tracefs prints for the run (kvm_entry, kvm_exit, kvm_avic_*, ' +
+      'kvm_vcpu_wakeup, sched_switch per host CPU), to diff against a real host\'s trace')
+      .argParser(oneOf('trace format', TRACE_FORMATS)));
   for (const option of vmSwitchOptions()) command.addOption(option);
   command
     .addHelpText('after', () => `

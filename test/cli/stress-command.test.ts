@@ -154,6 +154,8 @@ describe('avic-smp stress bad input exits 2 with a one-line message and no stack
     ['no --pattern', ['--vcpus', '2'], /required option '--pattern <name>' not specified/],
     ['no --vcpus', ['--pattern', 'ping-pong'], /required option '--vcpus <n>' not specified/],
     ['--trace into a missing directory', ['--pattern', 'ping-pong', '--vcpus', '2', '--trace', '/nonexistent-avic-smp/trace.json'], /^avic-smp: --trace .*does not exist/],
+    ['an unknown --trace-format', ['--pattern', 'ping-pong', '--vcpus', '2', '--trace', 'out.txt', '--trace-format', 'perf'], /unknown trace format "perf"; the trace formats are: chrome, ftrace/],
+    ['--trace-format without --trace', ['--pattern', 'ping-pong', '--vcpus', '2', '--trace-format', 'ftrace'], /^avic-smp: --trace-format needs --trace FILE$/],
   ];
   it.each(cases)('%s', (_name, args, message) => {
     const result = cli(['stress', ...args]);
@@ -165,7 +167,7 @@ describe('avic-smp stress bad input exits 2 with a one-line message and no stack
 });
 
 describe('avic-smp help covers stress and scale', () => {
-  const STRESS_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--trace', '--no-ipiv', '--no-halt-poll'];
+  const STRESS_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--trace', '--trace-format', '--no-ipiv', '--no-halt-poll'];
   const SCALE_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--svg', '--no-ipiv', '--no-halt-poll'];
 
   it('`stress --help` explains every option and lists every pattern', () => {

@@ -213,16 +213,16 @@ export class Vcpu implements GuestCpuEnvironment {
     // A delivery that faults (no handler, a frame pushed outside memory) returns false with the fault
     // recorded: the vCPU stops here, as a failed event injection ends KVM_RUN.
     const cpu = this.#cpu;
+    this.#trace?.record(TraceEventKind.GuestEntry, cpu.pc);
     this.#evaluateInterrupts();
     if (cpu.fault !== undefined) exit = GuestExit.Fault;
     else {
       const before = cpu.instructionsRetired;
-      this.#trace?.record(TraceEventKind.GuestEntry, cpu.pc);
       exit = cpu.run(this.#timer.beginSlice(SLICE_INSTRUCTIONS));
-      if (this.#trace !== undefined) traceSliceExit(this.#trace, exit, cpu.pc);
       this.#timer.endSlice(cpu.instructionsRetired - before);
       this.#counters.count(VcpuStatistic.instructions, cpu.instructionsRetired - before);
     }
+    if (this.#trace !== undefined) traceSliceExit(this.#trace, exit, cpu.pc);
     this.#srcu.readLock('vcpu_enter_guest: srcu_read_lock after the guest');
     Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
     return exit;

@@ -23,6 +23,7 @@ import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './progr
 import { VcpuWatchdog, allVcpusIdle, describeVcpu } from './vm-watchdog.js';
 import { hostRunTimeSource } from './vcpu-run-time.js';
 import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
+import { buildFtraceText, type FtraceText, type RecordedTrace } from '../report/ftrace-text.js';
 import type { VcpuExitReport, VcpuStartup } from '../vcpu/vcpu.js';
 
 export { VmConfigError, type VmConfig, type ProgramLoad };
@@ -366,9 +367,17 @@ export class Vm {
 
   /** After wait(): the trace the vCPUs recorded (start({ trace: true })), as Chrome trace-event JSON. */
   chromeTrace(): ChromeTrace {
-    const perVcpu = this.#results.flatMap((result, vcpu) =>
+    return buildChromeTrace(this.#recordedTraces());
+  }
+
+  /** After wait(): the same trace as ftrace text, the lines a KVM host's tracefs prints (ftrace-text.ts). */
+  ftraceText(): FtraceText {
+    return buildFtraceText(this.#recordedTraces());
+  }
+
+  #recordedTraces(): RecordedTrace[] {
+    return this.#results.flatMap((result, vcpu) =>
       result !== undefined && !(result instanceof Error) && result.trace !== undefined ? [{ vcpu, ...result.trace }] : []);
-    return buildChromeTrace(perVcpu);
   }
 
   /** The main thread's service loop: APIC map rebuilds, the end conditions, the watchdog. */
