@@ -31,7 +31,7 @@ export interface ScenarioProgress {
 }
 
 export interface RunScenarioOptions {
-  /** Record trace events in every vCPU (vm.chromeTrace() afterwards). */
+  /** Record trace events in every vCPU (vm.chromeTrace() or vm.ftraceText() afterwards). */
   readonly trace?: boolean;
   /** Called about every 100 ms while the VM runs. */
   readonly onProgress?: (progress: ScenarioProgress) => void;
