@@ -1,4 +1,5 @@
-// What a vCPU's worker is given (VcpuStartup, structured-cloneable), what it may hook in
+// What a vCPU is built from (VcpuStartup: its host CPU assembles it from HostCpuStartup and the
+// vCPU's control-block words), what it may hook in
 // (VcpuFirstExitContext, VcpuFirstExitHook), and what it gives back when the vCPU finishes (VcpuExitReport).
 
 import type { GuestFault } from '../../guest/guest-fault.js';
@@ -17,8 +18,6 @@ export interface VcpuStartup {
   /** KVM uses x2AVIC (VmConfig.x2avic): the x2APIC MSRs it passes through go to the hardware first. */
   readonly x2avic: boolean;
   readonly haltPolling: boolean;
-  /** Host cores the halt-poll and pause-loop policies may assume. */
-  readonly hostCores: number;
   /** process.hrtime origin of the VM clock, in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
   readonly clockOriginNs: string;
   readonly entryPoint: number;
