@@ -23,31 +23,13 @@ import { VcpuWatchdog, allVcpusIdle, describeVcpu, lostWakeup } from './vm-watch
 import { LoadedRunTime } from './vcpu-run-time.js';
 import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
 import type { VcpuExitReport } from '../vcpu/vcpu.js';
+import type { RunOptions, StartOptions } from './run-options.js';
 import type { HostCpuReport, HostCpuStartup } from '../vcpu/host-cpu-loop.js';
 import { vcpuLockdepSlot } from '../control/kvm-locks.js';
 
 export { VmConfigError, type VmConfig, type ProgramLoad };
 
-export interface RunOptions {
-  /** Run for this long, then stop (the guest need not finish). */
-  readonly seconds?: number;
-  /** Without `seconds`: give up (exit "timeout") if the guest has not finished by then. Default 60. */
-  readonly timeoutSeconds?: number;
-  /** Stop waiting for a vCPU that does not finish after a stop request, name it and tear down. Default 5. */
-  readonly stopTimeoutSeconds?: number;
-  /**
-   * A running vCPU whose run loop makes no progress while its host thread runs this long, or that
-   * sleeps this long in a cycle of lock waits, is reported stuck (VcpuWatchdog). Default 10.
-   */
-  readonly watchdogSeconds?: number;
-  /** Called about every 100 ms while running (progress bars). */
-  readonly onProgress?: (elapsedSeconds: number) => void;
-}
-
-export interface StartOptions {
-  /** Record trace events in every vCPU (see chromeTrace()). */
-  readonly trace?: boolean;
-}
+export type { RunOptions, StartOptions } from './run-options.js';
 
 const RAM_SLOT = memslotId(0);
 
@@ -271,7 +253,7 @@ export class Vm {
     if (!this.#started || this.#waited) throw new VmConfigError('wait() follows one start()');
     this.#waited = true;
     const results = this.#results;
-    const exit = await this.#supervise(results, options, this.#startedAt);
+    const exit = await this.#supervise(options, this.#startedAt);
     this.#ending = true;
     // Whoever waits for "all running" must not wait past the end of the run.
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
@@ -389,7 +371,7 @@ export class Vm {
   }
 
   /** The main thread's service loop: APIC map rebuilds, the end conditions, the watchdog. */
-  async #supervise(results: (VcpuExitReport | Error | undefined)[], options: RunOptions, started: number): Promise<VmExit> {
+  async #supervise(options: RunOptions, started: number): Promise<VmExit> {
     const control = this.memory.control;
     const doorbell = this.memory.headerIndex('mainDoorbell');
     const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
