@@ -171,11 +171,11 @@ export class HostCpuLoop implements LoadedHostCpu {
     switch (end) {
       case SliceEnd.QuantumEnd:
         cpu.count('preemptions');
-        this.#requeue(index, false);
+        this.#requeue(index);
         break;
       case SliceEnd.Yielded:
         cpu.count('directedYields');
-        this.#requeue(index, true);
+        this.#requeue(index);
         break;
       case SliceEnd.Finished:
         queues.setState(index, TaskState.Finished);
@@ -189,13 +189,15 @@ export class HostCpuLoop implements LoadedHostCpu {
   }
 
   /**
-   * Still runnable at put: vcpu->preempted, back on the queue's tail. A directed yield first moves a
-   * preempted vCPU (one put while runnable, as kvm_vcpu_on_spin prefers) to the front.
+   * Still runnable at put: vcpu->preempted, back on the queue's tail. A directed yield gives the host
+   * CPU to the queue's head: moving a preferred (preempted) vCPU to the front instead, as
+   * kvm_vcpu_on_spin's candidate choice would, starved the vCPUs behind it when every vCPU spins
+   * (a 24-vCPU storm's barrier: the never-run vCPUs were never reached); CFS's fairness is what
+   * bounds yield_to in the kernel, and a FIFO queue has only its order for that.
    */
-  #requeue(index: number, directedYield: boolean): void {
+  #requeue(index: number): void {
     const queues = this.#views.runQueues;
     Atomics.store(queues.words, queues.taskIndex(index, 'preempted'), 1);
-    if (directedYield) queues.promote(this.cpu.index, (task) => Atomics.load(queues.words, queues.taskIndex(task, 'preempted')) !== 0);
     queues.setState(index, TaskState.Queued);
     queues.enqueue(this.cpu.index, index);
   }

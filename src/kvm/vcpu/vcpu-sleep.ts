@@ -238,12 +238,15 @@ export class VcpuSleep {
         host.srcu.readLock('vcpu_run: srcu_read_lock after a pause');
         return ParkOutcome.Running;
       }
-      if ((requests & VcpuRequest.PauseAcknowledge) !== 0) {
-        // Parked for this pause (put, out of SRCU, Paused published above): pause() may resolve.
-        Atomics.and(this.#control, this.#requests, ~VcpuRequest.PauseAcknowledge);
-        Atomics.notify(this.#control, this.#requests);
+      if (scheduling.commitBlocking(host.index)) {
+        // Parked for this pause (put, out of SRCU, Paused published, blocked): pause() may resolve.
+        // Still this host CPU's to finish: a wake-up only queues it here, behind this put.
+        if ((requests & VcpuRequest.PauseAcknowledge) !== 0) {
+          Atomics.and(this.#control, this.#requests, ~VcpuRequest.PauseAcknowledge);
+          Atomics.notify(this.#control, this.#requests);
+        }
+        return ParkOutcome.Paused;
       }
-      if (scheduling.commitBlocking(host.index)) return ParkOutcome.Paused;
       scheduling.cancelBlocking(host.index);
     }
   }

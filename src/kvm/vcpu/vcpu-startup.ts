@@ -30,6 +30,21 @@ export interface VcpuStartup {
   readonly locks: KvmLocksShared;
 }
 
+/** Why runSlice returned: what the host CPU does next with the vCPU (host-cpu-loop.ts). */
+export const SliceEnd = {
+  /** The quantum is over; still runnable (the host CPU preempts it if another vCPU is runnable). */
+  QuantumEnd: 0,
+  /** A pause-loop exit with another vCPU runnable here: a directed yield (kvm_vcpu_on_spin). */
+  Yielded: 1,
+  /** It blocked (halted or waiting for SIPI): off the run queue until a wake-up. */
+  Blocked: 2,
+  /** Parked by the main thread's pause: off the run queue until resume or stop wakes it. */
+  Paused: 3,
+  /** Its run is over (done, stopped, fault): exitReport holds the report. */
+  Finished: 4,
+} as const;
+export type SliceEnd = (typeof SliceEnd)[keyof typeof SliceEnd];
+
 export interface VcpuExitReport {
   readonly vcpu: number;
   readonly reason: 'done' | 'stopped' | 'fault';

@@ -21,14 +21,10 @@
 //    never in guest mode, while halt-polling or put (vcpu_enter_guest, vcpu_block; O6).
 
 import { GuestCpu, GuestExit, type GuestCpuEnvironment } from '../../guest/guest-cpu.js';
-import { GuestFaultKind } from '../../guest/guest-fault.js';
 import { STACK_POINTER } from '../../guest/instruction-set.js';
 import { hostThreadSlot, vcpuIndex, type VcpuIndex } from '../../host/identifiers.js';
 import { pendingDeliverableVector } from '../../hw/apic/apic-backing-page.js';
-import { ApicAccessKind } from '../../hw/apic/apic-access.js';
-import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES, ApicRegister } from '../../hw/apic/apic-register.js';
-import { isX2apicMsr, X2apicMsr, xapicOffsetForX2apicMsr } from '../../hw/apic/x2apic-register.js';
-import { avicApicRead, avicApicWrite, x2avicMsrWrite, type AvicVmcb } from '../../hw/avic/avic-apic-access.js';
+import type { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { NPF_ERROR_CODE_WRITE, SvmExitCode } from '../../hw/avic/avic-exit.js';
 import { KVM_LOCK_TIMEOUT_MS, VcpuLocks } from '../control/kvm-locks.js';
 import { VcpuCounters } from '../control/vcpu-counters.js';
@@ -38,20 +34,20 @@ import { VmControlViews } from '../control/vm-control-views.js';
 import { ApicRegisterPage } from '../lapic/apic-register-page.js';
 import { ApicTimer } from '../lapic/apic-timer.js';
 import { LocalApicEmulation } from '../lapic/local-apic-emulation.js';
-import { X2AVIC_PASSTHROUGH_MSRS, x2avicMsrReadFaults, x2avicMsrWriteFaults } from '../lapic/x2apic-msr.js';
 import { createLatencyHistogram, type LatencyHistogram } from '../report/latency-histogram.js';
 import { TraceEventKind, TraceRecorder } from '../report/trace-recorder.js';
 import { AvicVcpu, createAvicVmcb } from '../svm/avic.js';
-import { accountAvicIpi, avicIncompleteIpiInterception, type IncompleteIpiHost } from '../svm/avic-incomplete-ipi.js';
+import { avicIncompleteIpiInterception, type IncompleteIpiHost } from '../svm/avic-incomplete-ipi.js';
 import { avicUnacceleratedAccessInterception, type UnacceleratedAccessHost } from '../svm/avic-unaccelerated-access.js';
 import { handleHypercall, type HypercallHost } from './hypercalls.js';
-import { checkModelSpecificRegisterWrite, readModelSpecificRegister, writeModelSpecificRegister, type MsrHost } from './model-specific-registers.js';
+import { writeModelSpecificRegister, type MsrHost } from './model-specific-registers.js';
+import { VcpuApicAccess } from './vcpu-apic-access.js';
 import { VcpuBoot } from './vcpu-boot.js';
 import { VcpuInterrupts } from './vcpu-interrupts.js';
 import { VcpuMemslots } from './vcpu-memslots.js';
 import { HaltOutcome, ParkOutcome, VcpuSleep, type LoadedHostCpu } from './vcpu-sleep.js';
 import { VcpuSrcu } from './vcpu-srcu.js';
-import { vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
+import { SliceEnd, vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
 
 export type { VcpuExitReport, VcpuFirstExitContext, VcpuFirstExitHook, VcpuStartup } from './vcpu-startup.js';
 
@@ -60,27 +56,12 @@ export const SLICE_INSTRUCTIONS = 65536;
 
 export type { LoadedHostCpu } from './vcpu-sleep.js';
 
-/** Why runSlice returned: what the host CPU does next with the vCPU (host-cpu-loop.ts). */
-export const SliceEnd = {
-  /** The quantum is over; still runnable (the host CPU preempts it if another vCPU is runnable). */
-  QuantumEnd: 0,
-  /** A pause-loop exit with another vCPU runnable here: a directed yield (kvm_vcpu_on_spin). */
-  Yielded: 1,
-  /** It blocked (halted or waiting for SIPI): off the run queue until a wake-up. */
-  Blocked: 2,
-  /** Parked by the main thread's pause: off the run queue until resume or stop wakes it. */
-  Paused: 3,
-  /** Its run is over (done, stopped, fault): exitReport holds the report. */
-  Finished: 4,
-} as const;
-export type SliceEnd = (typeof SliceEnd)[keyof typeof SliceEnd];
+export { SliceEnd } from './vcpu-startup.js';
 
 export class Vcpu implements GuestCpuEnvironment {
   readonly index: VcpuIndex;
   /** The VM's control views, as every worker maps them. */
   readonly views: VmControlViews;
-
-  readonly #startup: VcpuStartup;
   readonly #cpu: GuestCpu;
   readonly #control: Int32Array;
   readonly #page: ApicRegisterPage;
@@ -108,6 +89,8 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #runnableVcpus: number;
   /** Its RAM windows and whether the APIC-access page is mapped (vcpu-memslots.ts). */
   readonly #memslots: VcpuMemslots;
+  /** The APIC-access page and MSRs (vcpu-apic-access.ts). */
+  readonly #apicAccess: VcpuApicAccess;
   readonly #hostThreadId: number;
   /** Its locks: vcpu->mutex and the SRCU read side, in the vCPU's own lockdep slot (vCPU index + 1). */
   readonly #locks: VcpuLocks;
@@ -117,12 +100,13 @@ export class Vcpu implements GuestCpuEnvironment {
   /** A pause-loop exit found another vCPU runnable here: end the slice (kvm_vcpu_on_spin). */
   #yieldRequested = false;
   #exitReport: VcpuExitReport | undefined;
+  /** The current slice's quantum deadline (performance.now() ms): exits past it end the guest slice. */
+  #quantumDeadlineMs = Infinity;
   #done = false;
   /** Debug only: the worker's first-exit hook (VcpuFirstExitHook), until it has run. */
   #onFirstExit: VcpuFirstExitHook | undefined;
 
   constructor(startup: VcpuStartup, onFirstExit?: VcpuFirstExitHook) {
-    this.#startup = startup;
     this.#onFirstExit = onFirstExit;
     const views = new VmControlViews(startup.buffers);
     this.views = views;
@@ -169,6 +153,13 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#exitHost = { index, counters, trace, views, lapic };
     this.#msrHost = { readClock, lapic };
     this.#hypercallHost = { views, index, counters, latency: this.#latency };
+    const memslots = this.#memslots;
+    this.#apicAccess = new VcpuApicAccess({
+      vmcb: this.#vmcb, page, lapic, counters, trace, msrHost: this.#msrHost, x2avic: startup.x2avic,
+      apicAccessSlotPresent: () => memslots.apicAccessSlotPresent,
+      apicvActive: () => this.#apicvActive(),
+      exitFromGuestInstruction: (operand, value, high) => this.#exitFromGuestInstruction(operand, value, high),
+    });
     cpu.pc = startup.entryPoint >>> 0;
     cpu.registers[0] = index;
     cpu.registers[1] = views.createdVcpus();
@@ -218,6 +209,7 @@ export class Vcpu implements GuestCpuEnvironment {
    */
   runSlice(deadlineMs: number): SliceEnd {
     const loaded = this.#loaded!;
+    this.#quantumDeadlineMs = deadlineMs;
     this.#srcu.readLock('vcpu_run: srcu_read_lock');
     try {
       const end = this.#runUntil(loaded, deadlineMs);
@@ -438,6 +430,10 @@ export class Vcpu implements GuestCpuEnvironment {
       hook({ locks: this.#locks, vcpu: this.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
     }
     const result = this.#handleExit(operand, value, high);
+    // An exit may have taken long (a wait for the APIC map rebuild, a lock): past the quantum, end
+    // the slice after this instruction so that the host CPU can preempt (the quantum's overshoot is
+    // bounded by one exit, not by the slice's instruction budget).
+    if (performance.now() >= this.#quantumDeadlineMs) this.#cpu.requestExit();
     Atomics.store(this.#control, this.#mode, VcpuMode.InGuestMode);
     if (this.#memslots.stale()) this.#memslots.reload();
     this.#srcu.readUnlock();
@@ -456,76 +452,18 @@ export class Vcpu implements GuestCpuEnvironment {
     return this.#avic.apicvActive;
   }
 
-  // ---- GuestCpuEnvironment: what the guest reaches outside RAM ----
+  // ---- GuestCpuEnvironment: what the guest reaches outside RAM (vcpu-apic-access.ts) ----
 
   accessOutsideRam(cpu: GuestCpu, address: number, width: 1 | 2 | 4, isWrite: boolean, value: number): number {
-    const offset = address - APIC_DEFAULT_PHYSICAL_BASE;
-    if (!this.#memslots.apicAccessSlotPresent || offset < 0 || offset >= APIC_PAGE_BYTES) {
-      cpu.raiseFault(GuestFaultKind.AccessOutsideMemory, `${isWrite ? 'write' : 'read'} of ${width} byte(s) outside every memslot`, address);
-      return 0;
-    }
-    if (width !== 4 || (offset & 3) !== 0) {
-      cpu.raiseFault(GuestFaultKind.InvalidApicAccess, 'local APIC registers take aligned 32-bit accesses only', address);
-      return 0;
-    }
-    if (this.#lapic.x2apicMode) {
-      // x2APIC mode disables the MMIO interface (SDM §11.12.1.2); KVM's MMIO handler declines it.
-      cpu.raiseFault(GuestFaultKind.InvalidApicAccess, `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`);
-      return 0;
-    }
-    const vmcb = this.#vmcb;
-    if (!this.#apicvActive()) {
-      vmcb.exit.set(SvmExitCode.NestedPageFault, isWrite ? NPF_ERROR_CODE_WRITE : 0, address);
-      return this.#exitFromGuestInstruction(offset, value, 0);
-    }
-    let result = 0;
-    if (!isWrite) result = avicApicRead(vmcb, offset);
-    else if (avicApicWrite(vmcb, cpu, offset, value) === ApicAccessKind.InterruptCommand) {
-      accountAvicIpi(vmcb.ipi, value, (this.#page.read(ApicRegister.InterruptCommandHigh) >>> 24) & 0xff, this.#counters, this.#trace);
-    }
-    return vmcb.exit.exitCode === 0 ? result : this.#exitFromGuestInstruction(offset, value, 0);
+    return this.#apicAccess.accessOutsideRam(cpu, address, width, isWrite, value);
   }
 
-  /**
-   * Whether an RDMSR/WRMSR of `index` goes to the x2AVIC hardware instead of exiting: one of KVM's
-   * x2avic_passthrough_msrs, with this vCPU in x2APIC mode, the VM using x2AVIC (int_ctl bit 30) and
-   * no inhibit (else KVM intercepts the x2APIC MSRs again and emulates them).
-   */
-  #x2avicPassesThrough(index: number): boolean {
-    return isX2apicMsr(index) && X2AVIC_PASSTHROUGH_MSRS.has(index) && this.#lapic.x2apicMode && this.#startup.x2avic && this.#apicvActive();
-  }
-
-  /** RDMSR: x2AVIC's accelerated read, or an intercepted one (an MSR exit, model-specific-registers.ts). */
   readMsr(cpu: GuestCpu, index: number): number {
-    if (this.#x2avicPassesThrough(index)) {
-      if (x2avicMsrReadFaults(cpu, index)) return 0;
-      const offset = xapicOffsetForX2apicMsr(index);
-      const vmcb = this.#vmcb;
-      let value = avicApicRead(vmcb, offset);
-      if (vmcb.exit.exitCode !== 0) value = this.#exitFromGuestInstruction(offset, 0, 0);
-      cpu.msrHighWord = index === X2apicMsr.InterruptCommand ? this.#page.read(ApicRegister.InterruptCommandHigh) : 0;
-      return value;
-    }
-    this.#counters.count(VcpuStatistic.msrAccesses);
-    return readModelSpecificRegister(this.#msrHost, cpu, index);
+    return this.#apicAccess.readMsr(cpu, index);
   }
 
-  /** WRMSR: x2AVIC's hardware path (src/hw/avic/avic-apic-access.ts), or an MSR exit. */
   writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void {
-    if (this.#x2avicPassesThrough(index)) {
-      if (x2avicMsrWriteFaults(cpu, index, low, high)) return;
-      const offset = xapicOffsetForX2apicMsr(index);
-      const vmcb = this.#vmcb;
-      if (x2avicMsrWrite(vmcb, cpu, offset, low | 0, high | 0) === ApicAccessKind.InterruptCommand) {
-        accountAvicIpi(vmcb.ipi, low, high, this.#counters, this.#trace);
-      }
-      if (vmcb.exit.exitCode !== 0) this.#exitFromGuestInstruction(offset, low | 0, high | 0);
-      return;
-    }
-    this.#counters.count(VcpuStatistic.msrAccesses);
-    if (!checkModelSpecificRegisterWrite(cpu, index, low, high)) return;
-    this.#vmcb.exit.set(SvmExitCode.Msr, 1, 0);
-    this.#exitFromGuestInstruction(index, low, high);
+    this.#apicAccess.writeMsr(cpu, index, low, high);
   }
 
   /** The emulator's instrumentation calls (hypercalls.ts), handled in place: no exit handling. */
