@@ -14,7 +14,7 @@ import { includeFilesRelativeTo } from '../host/include-files.js';
 import { addConformanceCommand } from './conformance-command.js';
 import { addScaleCommand } from './scale-command.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
-import { lockdepOption, patternsHelp, policyOption, x2avicOption } from './scenario-options.js';
+import { hostCpusOption, lockdepOption, patternsHelp, policyOption, x2avicOption } from './scenario-options.js';
 import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
@@ -49,8 +49,9 @@ export function buildProgram(): Command {
     .addOption(policyOption())
     .addOption(lockdepOption())
     .addOption(x2avicOption())
+    .addOption(hostCpusOption())
     .option('--json', 'print the report as one JSON object')
-    .action(async (file: string, options: { vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; x2avic: boolean; json?: boolean }) => {
+    .action(async (file: string, options: { hostCpus?: number; vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; x2avic: boolean; json?: boolean }) => {
       const source = readSource(file);
       const report = await runProgram({
         source,
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
         policy: options.policy,
         lockdep: options.lockdep === true,
         x2avic: options.x2avic,
+        ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
         timeoutSeconds: options.timeout,
         ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
       });

@@ -21,6 +21,7 @@ export interface ScenarioCommandOptions {
   readonly policy: BackingPagePolicyName;
   readonly lockdep?: boolean;
   readonly x2avic: boolean;
+  readonly hostCpus?: number;
 }
 
 export function patternOption(): Option {
@@ -47,7 +48,13 @@ export function vmSwitchOptions(): Option[] {
     policyOption(),
     lockdepOption(),
     x2avicOption(),
+    hostCpusOption(),
   ];
+}
+
+export function hostCpusOption(): Option {
+  return new Option('--host-cpus <n>', 'host CPUs (worker threads) the vCPUs are scheduled onto, 1 to the vCPU count; default min(vCPUs, cores)')
+    .argParser(positiveInteger('--host-cpus', 4096));
 }
 
 export function x2avicOption(): Option {
@@ -71,6 +78,7 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
     ...(options.policy === BackingPagePolicyName.Upstream ? {} : { policy: options.policy }),
     ...(options.lockdep === true ? { lockdep: true } : {}),
     ...(options.x2avic ? {} : { x2avic: false }),
+    ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
   };
 }
 

@@ -36,6 +36,8 @@ export interface StressSummary {
   readonly memslots: VmReport['memslots'];
   /** The lock-order validator: null when it did not run; its first report, if any. */
   readonly lockdep: { readonly report: string | null; readonly cycle: readonly string[] } | null;
+  /** Per host CPU: utilisation, switches, preemptions, directed yields, migrations. */
+  readonly hostCpus: VmReport['hostCpus'];
   readonly durationSeconds: number;
   readonly exit: VmExit;
   readonly ipis: IpiBalance;
@@ -97,6 +99,7 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
     vcpuCreation: report.vcpuCreation,
     memslots: report.memslots,
     lockdep: report.lockdep?.enabled === true ? { report: report.lockdep.report?.text ?? null, cycle: report.lockdep.report?.cycle ?? [] } : null,
+    hostCpus: report.hostCpus,
     durationSeconds: report.durationSeconds,
     exit: report.exit,
     ipis: report.ipis,
@@ -178,6 +181,11 @@ function creationLines(summary: StressSummary): string[] {
   ];
 }
 
+function hostCpuLines(summary: StressSummary): string[] {
+  return summary.hostCpus.map((host, index) =>
+    `${index === 0 ? 'host CPUs  ' : '           '} ${host.hostCpu}: busy ${(host.utilisation * 100).toFixed(0)}%, vCPU switches ${formatCount(host.vcpuSwitches)}, preemptions ${formatCount(host.preemptions)}, directed yields ${formatCount(host.directedYields)}, migrations ${formatCount(host.migrations)}`);
+}
+
 function lockdepLines(summary: StressSummary): string[] {
   if (summary.lockdep === null) return [];
   if (summary.lockdep.report === null) return ['lockdep     on: no possible deadlock reported'];
@@ -198,6 +206,7 @@ export function formatStressSummary(summary: StressSummary): string {
     ...latencyLines(summary.latencyNs, summary.latencyMeasures),
     ...exitLines(summary.exits),
     `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)} (late ${formatCount(summary.lateWakeups)})`,
+    ...hostCpuLines(summary),
     ...creationLines(summary),
     ...lockdepLines(summary),
     '',

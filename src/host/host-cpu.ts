@@ -1,114 +1,187 @@
-// The doorbell line of each host thread, and the host CPU a vCPU is loaded on. Mechanism only: this
-// file knows no APIC. A line is four words in the VM's control buffer (HostThreadDoorbell); the AVIC
-// doorbell (avic_ring_doorbell) and KVM's vCPU wake-up (kvm_vcpu_kick) both ring it, and the thread
-// that owns it polls it while running guest code and sleeps on it while blocked.
+// The host CPUs a VM's vCPUs are scheduled onto, as shared words. Mechanism only: this file knows no
+// APIC and no vCPU state beyond an index. Each host CPU is one worker thread for the VM's life
+// (src/kvm/vcpu/host-cpu-loop.ts runs its loop); its index is the host physical APIC ID the AVIC
+// physical APIC ID table shows for a vCPU loaded there.
 //
-// One ordering lives here (docs/architecture.md#orderings, O3): the ringer's "add to ring, then read
-// sleeping and notify" (DoorbellLines.ring) pairs with the sleeper's "sleeping = 1, then
-// Atomics.wait(ring, seen)" (HostCpu.sleep). Every wait is bounded by its caller's timeout.
+// Two words a host CPU is reached through, kept apart on purpose (AMD APM vol. 2, 15.29: the
+// doorbell is a signal to a physical CPU, not a wake-up):
+//   ring  the AVIC doorbell (avic_ring_doorbell): any thread Atomics.add's it; only the vCPU in guest
+//         mode there notices, by polling it once per basic block. Never notified, never waited on.
+//   wake  KVM's wake-up reaching the host scheduler (try_to_wake_up -> the CPU's run queue): whoever
+//         enqueues work for this host CPU adds to it and, if the host CPU is idle, notifies it.
+//
+// One ordering lives here (docs/architecture.md#orderings, O9): the waker's "enqueue, add to wake,
+// then load idle and notify" (HostCpus.wake) pairs with the idle host CPU's "idle = 1, re-check its
+// run queue, then Atomics.wait(wake, seen)" (HostCpu.idleWait's caller). Every wait is bounded.
 
 import { defineStruct } from './shared-layout.js';
-import { hostThreadSlot, type HostThreadSlot } from './identifiers.js';
 
-/** Per host thread: the doorbell line. The AVIC doorbell and KVM's vCPU wake-up both ring it. */
-export const HostThreadDoorbell = defineStruct('HostThreadDoorbell', {
-  ring: { type: 'i32', writer: 'any thread: Atomics.add(1) to ring; never written otherwise' },
-  sleeping: { type: 'i32', writer: 'owning host thread: 1 just before Atomics.wait on ring, 0 after' },
-  waitValue: { type: 'i32', writer: 'owning host thread: the ring value it sleeps on (watchdog and idle detection)' },
-  claimed: { type: 'i32', writer: 'any worker: compare-and-swap 0 -> 1 to claim this slot at start-up' },
+/** Per host CPU: how it is reached, what it runs, and its scheduler's progress. */
+export const HostCpuState = defineStruct('HostCpuState', {
+  ring: { type: 'i32', writer: 'any thread: Atomics.add(1) to ring the AVIC doorbell; never notified' },
+  wake: { type: 'i32', writer: 'any thread: Atomics.add(1) after it enqueued work here, then Atomics.notify if idle' },
+  idle: { type: 'i32', writer: 'owning host CPU: 1 just before it waits on wake (its run queue empty), 0 after' },
+  current: { type: 'i32', writer: 'owning host CPU: vCPU index + 1 of the vCPU loaded (0 = none); stored before avic_vcpu_load sets IsRunning, cleared after avic_vcpu_put clears it' },
+  switchSequence: { type: 'i32', writer: 'owning host CPU: +1 as a put or load begins and +1 as it ends (odd while switching: a seqlock for observers)' },
+  heartbeat: { type: 'i32', writer: 'owning host CPU: +1 per scheduler loop iteration (watchdog)' },
+  threadId: { type: 'i32', writer: 'owning host CPU: its OS thread id (Linux /proc/thread-self; 0 = unknown), once at start' },
 });
 
-export type HostThreadDoorbellField = keyof typeof HostThreadDoorbell.fieldOffsets;
+export type HostCpuStateField = keyof typeof HostCpuState.fieldOffsets;
 
-/** The array of doorbell lines, one per host thread slot, at byte `regionOffset` of the buffer under `words`. */
-export class DoorbellLines {
+/** Per host CPU counters (owner only, plain stores; read by main for the report). */
+export const HostCpuStatistics = defineStruct('HostCpuStatistics', {
+  busyNs: { type: 'f64', writer: 'owning host CPU: time with a vCPU loaded' },
+  idleNs: { type: 'f64', writer: 'owning host CPU: time waiting on its wake word with nothing to run' },
+  vcpuSwitches: { type: 'f64', writer: 'owning host CPU: loads of a vCPU other than the one it ran last' },
+  preemptions: { type: 'f64', writer: 'owning host CPU: vCPUs put at the end of their quantum while still runnable' },
+  directedYields: { type: 'f64', writer: 'owning host CPU: pause-loop exits that yielded to another runnable vCPU (kvm_vcpu_on_spin)' },
+  migrations: { type: 'f64', writer: 'owning host CPU: vCPUs loaded here that last ran on another host CPU (0 while vCPUs are pinned)' },
+  haltPollNs: { type: 'f64', writer: 'owning host CPU: time its vCPUs spent halt-polling' },
+});
+
+export type HostCpuStatisticName = keyof typeof HostCpuStatistics.fieldOffsets;
+
+/** The calling thread's clock in ms, comparable across the VM's threads (timeOrigin is absolute). */
+export function hostClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Every host CPU's words: the state structs at `stateOffset`, the statistics at `statisticsOffset` (bytes). */
+export class HostCpus {
   readonly words: Int32Array;
+  readonly float64: Float64Array;
   readonly count: number;
-  readonly #regionOffset: number;
+  readonly #stateOffset: number;
+  readonly #statisticsOffset: number;
   // Hot indices, computed once: the IPI path rings millions of times a second.
   readonly #ring: Int32Array;
-  readonly #sleeping: Int32Array;
 
-  constructor(words: Int32Array, regionOffset: number, count: number) {
+  constructor(words: Int32Array, stateOffset: number, statisticsOffset: number, count: number) {
     this.words = words;
+    this.float64 = new Float64Array(words.buffer);
     this.count = count;
-    this.#regionOffset = regionOffset;
-    this.#ring = Int32Array.from({ length: count }, (_, slot) => this.index(slot, 'ring'));
-    this.#sleeping = Int32Array.from({ length: count }, (_, slot) => this.index(slot, 'sleeping'));
+    this.#stateOffset = stateOffset;
+    this.#statisticsOffset = statisticsOffset;
+    this.#ring = Int32Array.from({ length: count }, (_, host) => this.index(host, 'ring'));
   }
 
-  /** Int32 index of `field` of line `slot`. */
-  index(slot: number, field: HostThreadDoorbellField): number {
-    return (this.#regionOffset + slot * HostThreadDoorbell.byteSize + HostThreadDoorbell.fieldOffsets[field]) >> 2;
+  /** Int32 index of `field` of host CPU `host`. */
+  index(host: number, field: HostCpuStateField): number {
+    return (this.#stateOffset + host * HostCpuState.byteSize + HostCpuState.fieldOffsets[field]) >> 2;
   }
 
-  /** Rings line `slot`: the AVIC doorbell and KVM's wake-up share it. */
-  ring(slot: number): void {
-    Atomics.add(this.words, this.#ring[slot]!, 1);
-    // Pairs with the sleeper's "sleeping = 1, then Atomics.wait(ring, seen)" (O3): either it sees our
-    // add (the wait returns not-equal) or we see sleeping = 1 and notify.
-    if (Atomics.load(this.words, this.#sleeping[slot]!) !== 0) {
-      Atomics.notify(this.words, this.#ring[slot]!, 1);
-    }
+  /** Float64 index of counter `name` of host CPU `host`. */
+  statisticIndex(host: number, name: HostCpuStatisticName): number {
+    return (this.#statisticsOffset + host * HostCpuStatistics.byteSize + HostCpuStatistics.fieldOffsets[name]) >> 3;
+  }
+
+  /** The AVIC doorbell: only the vCPU in guest mode on `host` notices it. Wakes nothing. */
+  ring(host: number): void {
+    Atomics.add(this.words, this.#ring[host]!, 1);
   }
 
   /**
-   * Claims a free line for the calling thread, for the VM's life (compare-and-swap on `claimed`),
-   * trying `preferred` first so that the usual case takes one step.
+   * Tells `host` it has work (a vCPU enqueued on it): add to its wake word, then notify it if idle.
+   * Pairs with the idle host CPU's "idle = 1, re-check the run queue, wait(wake, seen)" (O9): either
+   * it sees the enqueue or the moved wake word, or we see idle = 1 and notify.
    */
-  claim(preferred: number): HostCpu {
-    for (let step = 0; step < this.count; step++) {
-      const slot = (preferred + step) % this.count;
-      if (Atomics.compareExchange(this.words, this.index(slot, 'claimed'), 0, 1) === 0) return new HostCpu(this, hostThreadSlot(slot));
-    }
-    throw new Error(`no free host thread slot (all ${this.count} claimed)`);
+  wake(host: number): void {
+    const wake = this.index(host, 'wake');
+    Atomics.add(this.words, wake, 1);
+    if (Atomics.load(this.words, this.index(host, 'idle')) !== 0) Atomics.notify(this.words, wake, 1);
+  }
+
+  /** The vCPU loaded on `host`, or -1. */
+  currentVcpu(host: number): number {
+    return Atomics.load(this.words, this.index(host, 'current')) - 1;
+  }
+
+  statistic(host: number, name: HostCpuStatisticName): number {
+    return this.float64[this.statisticIndex(host, name)]!;
+  }
+
+  /** The host CPU `host`, owned by the calling thread from now on. */
+  own(host: number): HostCpu {
+    if (!Number.isInteger(host) || host < 0 || host >= this.count) throw new RangeError(`no host CPU ${host} (0..${this.count - 1})`);
+    return new HostCpu(this, host);
   }
 }
 
 /**
- * The host CPU a vCPU is loaded on: one claimed doorbell line, owned by the calling thread. Its slot
- * is what the physical APIC ID table shows as the host physical APIC ID while the vCPU runs here.
+ * One host CPU, as its owning thread sees it: the doorbell word the guest polls while a vCPU runs
+ * here, its wake word and idle flag, what it has loaded, and its counters.
  */
 export class HostCpu {
-  readonly slot: HostThreadSlot;
-  readonly lines: DoorbellLines;
+  readonly index: number;
+  readonly cpus: HostCpus;
   /** The words and index the guest polls (GuestCpu) while it runs on this host CPU. */
   readonly words: Int32Array;
   readonly ringIndex: number;
-  readonly #sleeping: number;
-  readonly #waitValue: number;
+  readonly wakeIndex: number;
+  readonly #idle: number;
+  readonly #current: number;
+  readonly #sequence: number;
+  readonly #heartbeat: number;
 
-  constructor(lines: DoorbellLines, slot: HostThreadSlot) {
-    this.lines = lines;
-    this.slot = slot;
-    this.words = lines.words;
-    this.ringIndex = lines.index(slot, 'ring');
-    this.#sleeping = lines.index(slot, 'sleeping');
-    this.#waitValue = lines.index(slot, 'waitValue');
+  constructor(cpus: HostCpus, index: number) {
+    this.cpus = cpus;
+    this.index = index;
+    this.words = cpus.words;
+    this.ringIndex = cpus.index(index, 'ring');
+    this.wakeIndex = cpus.index(index, 'wake');
+    this.#idle = cpus.index(index, 'idle');
+    this.#current = cpus.index(index, 'current');
+    this.#sequence = cpus.index(index, 'switchSequence');
+    this.#heartbeat = cpus.index(index, 'heartbeat');
   }
 
-  /** The ring count now; a later value that differs means someone rang. */
+  /** The ring count now; a later value that differs means someone rang the doorbell. */
   ringValue(): number {
     return Atomics.load(this.words, this.ringIndex);
   }
 
-  /**
-   * One bounded sleep until the ring moves from `seen`, announced to ringers (sleeping, so they
-   * notify; O3) and to the main thread's watchdog (waitValue).
-   */
-  sleep(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
-    Atomics.store(this.words, this.#waitValue, seen);
-    Atomics.store(this.words, this.#sleeping, 1);
-    const result = Atomics.wait(this.words, this.ringIndex, seen, timeoutMs);
-    Atomics.store(this.words, this.#sleeping, 0);
-    return result;
+  /** The wake count now; a later value that differs means someone enqueued work here. */
+  wakeValue(): number {
+    return Atomics.load(this.words, this.wakeIndex);
   }
 
   /**
-   * A short bounded wait for the ring to move from `seen`, not announced: ringers do not notify it,
-   * so it lasts its timeout unless the ring moved before it began (a yield, or a grace period).
+   * Idle: one bounded wait for the wake word to move from `seen`, announced (idle = 1, so wakers
+   * notify; O9). The caller loaded `seen`, then re-checked its run queue, with idle already set
+   * (beginIdle): a waker that enqueued after that re-check moved the word.
    */
-  waitUnannounced(seen: number, timeoutMs: number): void {
-    Atomics.wait(this.words, this.ringIndex, seen, timeoutMs);
+  beginIdle(): void {
+    Atomics.store(this.words, this.#idle, 1);
+  }
+
+  idleWait(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
+    return Atomics.wait(this.words, this.wakeIndex, seen, timeoutMs);
+  }
+
+  endIdle(): void {
+    Atomics.store(this.words, this.#idle, 0);
+  }
+
+  /** Publishes the vCPU loaded here (-1: none); see the field's writer for its place in load and put. */
+  setCurrent(vcpu: number): void {
+    Atomics.store(this.words, this.#current, vcpu + 1);
+  }
+
+  /** A put or load begins or ends (the switch seqlock: odd while switching). */
+  stepSwitchSequence(): void {
+    Atomics.add(this.words, this.#sequence, 1);
+  }
+
+  beat(): void {
+    Atomics.add(this.words, this.#heartbeat, 1);
+  }
+
+  count(name: HostCpuStatisticName, amount = 1): void {
+    this.cpus.float64[this.cpus.statisticIndex(this.index, name)]! += amount;
+  }
+
+  setThreadId(tid: number): void {
+    Atomics.store(this.words, this.cpus.index(this.index, 'threadId'), tid);
   }
 }

@@ -32,6 +32,7 @@ function result(lost: number, checksOk: boolean): ScenarioResult {
     errors: [],
     vcpuCreation: { created: 1, maxVcpus: 1, hotAdds: 0, hotAddMsMedian: 0, hotAddMsMax: 0, apicAccessMemslotResizes: 0, backingPagesReinitialised: 0, backingPageReloads: 0, strandedIrrBits: 0 },
     memslots: { updates: 2, gracePeriods: 0, gracePeriodMsTotal: 0, gracePeriodMsMax: 0 },
+    hostCpus: [],
     perVcpu: [{ vcpu: 0, runState: 'finished', waitReason: 'none', exit: 'done', counters: counters({ ipisSent: 10, interruptsDelivered: 10 - lost, doorbellsRung: 7, haltExits: 2, wakeups: 2 }), guest: { reports: [], counters: [], done: true }, pendingVectors: [] }],
   } as unknown as VmReport;
   const checks = [{ name: 'every IPI handled', ok: checksOk, detail: checksOk ? '10 of 10' : '9 of 10' }];

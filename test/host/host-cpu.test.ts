@@ -1,47 +1,101 @@
-// The doorbell lines and the host CPU a vCPU is loaded on (src/host/host-cpu.ts), in one thread: the
-// claim, the ring, and what a sleep announces. (The cross-thread wake-up is the SMP tests' business.)
+// The host CPUs' words and run queues (src/host/host-cpu.ts, run-queue.ts), in one thread: the ring
+// and the wake word stay apart, the queue keeps FIFO order, promotes a directed yield's target, and
+// stamps when a task began to wait. (The cross-thread wake-up is the SMP tests' business.)
 import { describe, expect, it } from 'vitest';
-import { DoorbellLines, HostThreadDoorbell } from '../../src/host/host-cpu.js';
+import { HostCpuState, HostCpuStatistics, HostCpus } from '../../src/host/host-cpu.js';
+import { HostRunQueue, HostTask, RunQueues, TaskState } from '../../src/host/run-queue.js';
 
-function lines(count: number, regionOffset = 128): DoorbellLines {
-  const words = new Int32Array(new SharedArrayBuffer(regionOffset + count * HostThreadDoorbell.byteSize));
-  return new DoorbellLines(words, regionOffset, count);
+function hostCpus(count: number): HostCpus {
+  const stateOffset = 128;
+  const statisticsOffset = stateOffset + count * HostCpuState.byteSize;
+  const words = new Int32Array(new SharedArrayBuffer(statisticsOffset + count * HostCpuStatistics.byteSize));
+  return new HostCpus(words, stateOffset, statisticsOffset, count);
 }
 
-describe('DoorbellLines', () => {
-  it('places line i at its struct in the region, one cache line each', () => {
-    const doorbells = lines(3);
-    expect(doorbells.index(0, 'ring')).toBe(128 / 4);
-    expect(doorbells.index(2, 'claimed') - doorbells.index(1, 'claimed')).toBe(HostThreadDoorbell.byteSize / 4);
+function runQueues(tasks: number, hosts = 1): RunQueues {
+  const queueOffset = tasks * HostTask.byteSize;
+  const words = new Int32Array(new SharedArrayBuffer(queueOffset + hosts * HostRunQueue.byteSize));
+  return new RunQueues(words, 0, queueOffset, tasks);
+}
+
+describe('HostCpus', () => {
+  it('places host CPU i at its struct, one cache line each', () => {
+    const cpus = hostCpus(3);
+    expect(cpus.index(0, 'ring')).toBe(128 / 4);
+    expect(cpus.index(2, 'wake') - cpus.index(1, 'wake')).toBe(HostCpuState.byteSize / 4);
   });
 
-  it('claims the preferred free line first, then the next free one, wrapping; never one twice', () => {
-    const doorbells = lines(3);
-    expect(doorbells.claim(1).slot).toBe(1);
-    expect(doorbells.claim(1).slot).toBe(2);
-    expect(doorbells.claim(1).slot).toBe(0);
-    expect(() => doorbells.claim(0)).toThrow(/no free host thread slot/);
-  });
-
-  it('a ring moves only that line\'s ring word', () => {
-    const doorbells = lines(2);
-    const first = doorbells.claim(0);
-    const second = doorbells.claim(1);
-    doorbells.ring(1);
-    doorbells.ring(1);
+  it('a doorbell ring moves only that host CPU\'s ring word, never its wake word', () => {
+    const cpus = hostCpus(2);
+    const first = cpus.own(0);
+    const second = cpus.own(1);
+    cpus.ring(1);
+    cpus.ring(1);
     expect([first.ringValue(), second.ringValue()]).toEqual([0, 2]);
+    expect([first.wakeValue(), second.wakeValue()]).toEqual([0, 0]);
+  });
+
+  it('an idle wait returns at once when the wake word moved since it was read; a ring does not move it', () => {
+    const cpus = hostCpus(1);
+    const cpu = cpus.own(0);
+    const seen = cpu.wakeValue();
+    cpus.ring(0);
+    cpu.beginIdle();
+    expect(cpu.idleWait(seen, 0)).toBe('timed-out');
+    cpus.wake(0);
+    expect(cpu.idleWait(seen, 1000)).toBe('not-equal');
+    cpu.endIdle();
+  });
+
+  it('current reads -1 until a vCPU is loaded', () => {
+    const cpus = hostCpus(1);
+    const cpu = cpus.own(0);
+    expect(cpus.currentVcpu(0)).toBe(-1);
+    cpu.setCurrent(4);
+    expect(cpus.currentVcpu(0)).toBe(4);
   });
 });
 
-describe('HostCpu.sleep', () => {
-  it('returns at once when the ring already moved from the value seen, and leaves sleeping clear', () => {
-    const doorbells = lines(1);
-    const cpu = doorbells.claim(0);
-    const seen = cpu.ringValue();
-    doorbells.ring(0);
-    expect(cpu.sleep(seen, 1000)).toBe('not-equal');
-    expect(Atomics.load(doorbells.words, doorbells.index(0, 'sleeping'))).toBe(0);
-    // The watchdog sees the value it slept on.
-    expect(Atomics.load(doorbells.words, doorbells.index(0, 'waitValue'))).toBe(seen);
+describe('RunQueues', () => {
+  it('is FIFO; the front is taken first; length follows', () => {
+    const queues = runQueues(4);
+    queues.enqueue(0, 2);
+    queues.enqueue(0, 0);
+    queues.enqueue(0, 3, true);
+    expect(queues.queued(0)).toEqual([3, 2, 0]);
+    expect(queues.length(0)).toBe(3);
+    expect([queues.dequeue(0), queues.dequeue(0), queues.dequeue(0), queues.dequeue(0)]).toEqual([3, 2, 0, -1]);
+    expect(queues.length(0)).toBe(0);
+    queues.enqueue(0, 1);
+    expect(queues.queued(0)).toEqual([1]);
+  });
+
+  it('promote moves the first task it prefers to the front, else keeps the head', () => {
+    const queues = runQueues(4);
+    for (const task of [0, 1, 2, 3]) queues.enqueue(0, task);
+    expect(queues.promote(0, (task) => task === 2)).toBe(2);
+    expect(queues.queued(0)).toEqual([2, 0, 1, 3]);
+    expect(queues.promote(0, (task) => task === 3)).toBe(3);
+    expect(queues.queued(0)).toEqual([3, 2, 0, 1]);
+    expect(queues.promote(0, () => false)).toBe(3);
+    expect(queues.dequeue(0)).toBe(3);
+    expect(queues.dequeue(0)).toBe(2);
+    expect(queues.dequeue(0)).toBe(0);
+    expect(queues.dequeue(0)).toBe(1);
+    queues.enqueue(0, 1);
+    expect(queues.queued(0)).toEqual([1]);
+  });
+
+  it('state transitions are compare-exchanges', () => {
+    const queues = runQueues(1);
+    expect(queues.transition(0, TaskState.Off, TaskState.Queued)).toBe(true);
+    expect(queues.transition(0, TaskState.Off, TaskState.Queued)).toBe(false);
+    expect(queues.state(0)).toBe(TaskState.Queued);
+  });
+
+  it('stamps when a task joined the queue', () => {
+    const queues = runQueues(1);
+    queues.enqueue(0, 0);
+    expect(queues.float64[queues.taskTimeIndex(0, 'enqueuedAtMs')]).toBeGreaterThan(0);
   });
 });

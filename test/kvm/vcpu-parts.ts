@@ -2,6 +2,7 @@
 // with the vCPUs created as the main thread would (reset page, Valid entry, counted), counters that
 // remember what was counted, a CPU that remembers what it was asked.
 
+import { TaskState } from '../../src/host/run-queue.js';
 import { apicId, hostPhysicalApicId } from '../../src/hw/apic/apic-id.js';
 import { resetApicPage } from '../../src/hw/apic/apic-backing-page.js';
 import { allocateVmBuffers, VmControlViews } from '../../src/kvm/control/vm-control-views.js';
@@ -23,9 +24,11 @@ export function createdViews(vcpus: number): VmControlViews {
     Atomics.store(control, views.controlBlockIndex(vcpu, 'apicPageBase'), base);
     Atomics.store(control, views.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Running);
     Atomics.store(control, views.controlBlockIndex(vcpu, 'hostThreadSlot'), vcpu);
+    views.runQueues.setState(vcpu, TaskState.Running);
     views.physicalApicIdTable.storeEntry(apicId(vcpu), { hostPhysicalApicId: hostPhysicalApicId(vcpu), backingPagePointer: 0x1_0000_0000 + vcpu * 4096, isRunning: false, isValid: true });
   }
   Atomics.store(control, views.headerIndex('createdVcpus'), vcpus);
+  Atomics.store(control, views.headerIndex('hostCpus'), vcpus);
   return views;
 }
 
@@ -70,7 +73,7 @@ export class FakeCpu {
   }
 }
 
-export const ring = (views: VmControlViews, slot: number): number => Atomics.load(views.control, views.doorbellIndex(slot, 'ring'));
+export const ring = (views: VmControlViews, slot: number): number => Atomics.load(views.control, views.hostCpuIndex(slot, 'ring'));
 export const requestsOf = (views: VmControlViews, vcpu: number): number => Atomics.load(views.control, views.controlBlockIndex(vcpu, 'requests'));
 export const controlWord = (views: VmControlViews, vcpu: number, field: Parameters<VmControlViews['controlBlockIndex']>[1]): number =>
   Atomics.load(views.control, views.controlBlockIndex(vcpu, field));

@@ -6,6 +6,7 @@
 // then has vCPU 1 send an NMI, which must end the HLT.
 import { describe, expect, it } from 'vitest';
 import { VcpuRequest, VcpuRunState } from '../../src/kvm/control/vcpu-run-state.js';
+import { TaskState } from '../../src/host/run-queue.js';
 import type { Vm } from '../../src/kvm/vm/vm.js';
 import { createGuest, summary } from './smp-support.js';
 
@@ -105,10 +106,8 @@ async function startHalter(masking: Masking): Promise<Halter> {
   const setGo = () => Atomics.store(ram, program.symbols.get('go')! >> 2, 1);
   vm.start();
   const asleep = () => {
-    const slot = Atomics.load(control, vm.memory.controlBlockIndex(0, 'hostThreadSlot'));
-    return slot >= 0 && Atomics.load(control, runState) === VcpuRunState.Blocked
-      && Atomics.load(control, vm.memory.doorbellIndex(slot, 'sleeping')) === 1
-      && Atomics.load(control, vm.memory.doorbellIndex(slot, 'waitValue')) === Atomics.load(control, vm.memory.doorbellIndex(slot, 'ring'));
+    // Blocked and put: off every run queue until a wake-up (host-cpu-loop.ts).
+    return Atomics.load(control, runState) === VcpuRunState.Blocked && vm.memory.runQueues.state(0) === TaskState.Blocked;
   };
   await waitUntil(() => word('halting') === 1 && asleep(), 'vCPU 0 to halt and sleep');
   return {

@@ -1,6 +1,7 @@
 // Kick, pause and resume from the main thread while vCPUs run guest code.
 import { describe, expect, it } from 'vitest';
 import { VcpuRunState } from '../../src/kvm/control/vcpu-run-state.js';
+import { TaskState } from '../../src/host/run-queue.js';
 import { createGuest, summary } from './smp-support.js';
 
 const PAUSE_CYCLES = 80;
@@ -53,14 +54,13 @@ describe('main-thread control of running vCPUs', () => {
     await vm.pause();
     expect(vm.runStates()).toEqual(['paused', 'paused', 'paused']);
     const frozen = counts();
-    // A kick to a paused vCPU must not let it run: wait until vCPU 1 has seen the kick's ring and
-    // is asleep again on the new ring value (a handshake through its doorbell line), then look.
+    // A kick to a paused vCPU must not let it run: wait until vCPU 1 has been woken by the kick, run
+    // its loop (its heartbeat moved) and parked again (blocked, put), then look.
     const control = vm.memory.control;
-    const slot = Atomics.load(control, vm.memory.controlBlockIndex(1, 'hostThreadSlot'));
+    const heartbeat = () => Atomics.load(control, vm.memory.controlBlockIndex(1, 'heartbeat'));
+    const beforeKick = heartbeat();
     vm.kick(1);
-    const ringAfterKick = Atomics.load(control, vm.memory.doorbellIndex(slot, 'ring'));
-    await waitUntil(() => Atomics.load(control, vm.memory.doorbellIndex(slot, 'sleeping')) === 1
-      && Atomics.load(control, vm.memory.doorbellIndex(slot, 'waitValue')) === ringAfterKick, 'vCPU 1 to park again after the kick');
+    await waitUntil(() => heartbeat() !== beforeKick && vm.memory.runQueues.state(1) === TaskState.Blocked, 'vCPU 1 to park again after the kick');
     expect(vm.runStates()).toEqual(['paused', 'paused', 'paused']);
     expect(counts()).toEqual(frozen);
     // Paused vCPUs are put: IsRunning clear in the physical APIC ID table.
@@ -76,7 +76,8 @@ describe('main-thread control of running vCPUs', () => {
 
   it('a vCPU seen Paused, and every vCPU once pause() resolves, is put (IsRunning clear) and out of SRCU; resume loads it again', async () => {
     const vcpus = 3;
-    const { vm, program } = await createGuest(source, { vcpus });
+    // One host CPU per vCPU: after resume() each is loaded again (shared, a preempted one is put).
+    const { vm, program } = await createGuest(source, { vcpus, hostCpus: vcpus });
     const ram = new Int32Array(vm.memory.buffers.ram);
     const control = vm.memory.control;
     const counterIndex = (vcpu: number) => (program.symbols.get('counters')! >> 2) + vcpu * 16;
@@ -126,13 +127,12 @@ describe('main-thread control of running vCPUs', () => {
     const problems: string[] = [];
     const control = vm.memory.control;
     const runState = () => Atomics.load(control, vm.memory.controlBlockIndex(0, 'runState'));
-    const slot = Atomics.load(control, vm.memory.controlBlockIndex(0, 'hostThreadSlot'));
     await vm.pause();
     for (let cycle = 0; cycle < RESUME_PAUSE_CYCLES && problems.length === 0; cycle++) {
       vm.resume();
       // Pause again the moment vCPU 0 wakes for the resume: it has not left its park yet (its run
       // state still reads Paused) but is about to.
-      spinUntil(() => Atomics.load(control, vm.memory.doorbellIndex(slot, 'sleeping')) === 0 || runState() !== VcpuRunState.Paused, 'vCPU 0 to wake');
+      spinUntil(() => vm.memory.runQueues.state(0) !== TaskState.Blocked || runState() !== VcpuRunState.Paused, 'vCPU 0 to wake');
       await vm.pause();
       const states = vm.runStates();
       states.forEach((state, vcpu) => {

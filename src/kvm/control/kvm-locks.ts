@@ -1,7 +1,7 @@
 // KVM's locks, instrumented (src/lockdep/), as the hypervisor paths take them (docs/lock-order.md,
 // Documentation/virt/kvm/locking.rst):
 //   kvm->lock                  main: around each vCPU creation's publish step (Vm.create)
-//   vcpu->mutex                one per vCPU: its worker holds it for the whole run() (KVM_RUN)
+//   vcpu->mutex                one per vCPU: the vCPU holds it from its first load to its end (KVM_RUN)
 //   kvm->slots_lock            main: memslot updates and the APIC-access page, across the grace periods
 //   kvm->slots_arch_lock       main: writing the inactive memslot copy; released before synchronize
 //   kvm->srcu                  workers: read sections (exit handling, requests); main: synchronize
@@ -29,6 +29,11 @@ import {
 } from '../../lockdep/index.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
 import type { VmControlViews } from './vm-control-views.js';
+
+/** vCPU i's lockdep thread slot (slot 0 is main's; the main thread's async contexts follow the vCPUs'). */
+export function vcpuLockdepSlot(vcpu: number): number {
+  return vcpu + 1;
+}
 
 /** Every lock wait on a hypervisor path is bounded by this (a LockWaitTimeout names the holders). */
 export const KVM_LOCK_TIMEOUT_MS = 10_000;
@@ -184,7 +189,12 @@ export class KvmLocks {
   }
 }
 
-/** A vCPU worker's view: its own vcpu->mutex and the SRCU read side; the VM-wide locks attached on first use. */
+/**
+ * One vCPU's view, in the worker of the host CPU it runs on: its own vcpu->mutex and the SRCU read
+ * side; the VM-wide locks attached on first use. Its lockdep context is the vCPU's own slot (vCPU
+ * index + 1), not the thread's: vcpu->mutex is held by the vCPU across KVM_RUN, and several vCPUs
+ * take turns on one host CPU.
+ */
 export class VcpuLocks {
   readonly lockdep: Lockdep;
   readonly vcpuMutex: InstrumentedMutex;
@@ -192,9 +202,9 @@ export class VcpuLocks {
   readonly shared: KvmLocksShared;
   readonly #attached = new Map<string, InstrumentedMutex | InstrumentedRwSemaphore>();
 
-  constructor(shared: KvmLocksShared, memory: VmControlViews, hostThreadSlot: number, vcpu: number) {
+  constructor(shared: KvmLocksShared, memory: VmControlViews, vcpu: number) {
     this.shared = shared;
-    this.lockdep = Lockdep.attach(shared.lockdep, { threadSlot: hostThreadSlot + 1, vcpu, enabled: shared.enabled });
+    this.lockdep = Lockdep.attach(shared.lockdep, { threadSlot: vcpuLockdepSlot(vcpu), vcpu, enabled: shared.enabled });
     this.vcpuMutex = InstrumentedMutex.attach(this.lockdep, shared.instances.vcpuMutexes[vcpu]!);
     this.srcu = InstrumentedSrcu.attach(this.lockdep, shared.instances.srcu, memory.srcu);
   }

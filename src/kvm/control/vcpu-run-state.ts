@@ -124,3 +124,14 @@ export const VCPU_WAIT_REASON_NAMES = [
   'waiting for the main thread to rebuild the APIC map',
   'wait-for-SIPI (an application processor waiting for INIT and a start-up IPI)',
 ] as const;
+
+/** The control block's finished word: why a vCPU's run ended (0 while it runs). */
+export const VcpuFinish = {
+  Running: 0,
+  Done: 1,
+  Stopped: 2,
+  Fault: 3,
+  /** An emulator bug thrown while it ran (its host CPU carries the error to main). */
+  Error: 4,
+} as const;
+export type VcpuFinish = (typeof VcpuFinish)[keyof typeof VcpuFinish];

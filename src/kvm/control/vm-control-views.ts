@@ -1,6 +1,6 @@
 // The VM's control views: typed views over its shared control buffer (the header, per-vCPU control
 // blocks and counters, the AVIC physical and logical APIC ID tables, the memslot table, SRCU, the
-// host threads' doorbell lines) and over its APIC pages, with the index arithmetic of their layout
+// host CPUs, their run queues and the vCPU tasks) and over its APIC pages, with the index arithmetic of their layout
 // (vm-layout.ts). Built the same way on the main thread and in every vCPU worker from the
 // structured-cloneable VmBuffers descriptor. Guest RAM is not viewed here: the guest CPU maps it.
 
@@ -10,7 +10,9 @@ import { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import { LogicalApicIdTable } from '../../hw/avic/logical-apic-id-table.js';
 import { MemslotSnapshot } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
-import { DoorbellLines, type HostThreadDoorbellField } from '../../host/host-cpu.js';
+import { HostCpus, type HostCpuStateField } from '../../host/host-cpu.js';
+import { RunQueues } from '../../host/run-queue.js';
+import { VcpuScheduling } from './vcpu-scheduling.js';
 import {
   PHYSICAL_APIC_ID_TABLE_ENTRIES,
   VcpuControlBlock,
@@ -54,8 +56,12 @@ export class VmControlViews {
   readonly logicalApicIdTable: LogicalApicIdTable;
   readonly memslots: MemslotSnapshot;
   readonly srcu: Srcu;
-  /** One doorbell line per host thread (host-cpu.ts). */
-  readonly doorbellLines: DoorbellLines;
+  /** The host CPUs (src/host/host-cpu.ts): doorbell and wake words, what each has loaded, counters. */
+  readonly hostCpus: HostCpus;
+  /** The vCPU tasks and the host CPUs' run queues (src/host/run-queue.ts). */
+  readonly runQueues: RunQueues;
+  /** KVM's block / wake protocol over them (vcpu-scheduling.ts): kvm_vcpu_wake_up, kvm_vcpu_kick. */
+  readonly scheduling: VcpuScheduling;
 
   // Hot indices, computed once from the layout: the IPI path rings doorbells and sets requests
   // millions of times a second, and the layout arithmetic showed up at 15% of a sender's profile.
@@ -76,11 +82,19 @@ export class VmControlViews {
     this.memslots = new MemslotSnapshot(this.control, this.layout.regionOffsets.memslots >> 2);
     this.srcu = new Srcu(this.control, this.layout.regionOffsets.srcu >> 2, buffers.vcpuCount + 1);
     const count = buffers.vcpuCount;
-    this.doorbellLines = new DoorbellLines(this.control, this.layout.regionOffsets.doorbells, count);
+    const offsets = this.layout.regionOffsets;
+    this.hostCpus = new HostCpus(this.control, offsets.hostCpus, offsets.hostCpuStatistics, count);
+    this.runQueues = new RunQueues(this.control, offsets.hostTasks, offsets.runQueues, count);
     this.#requests = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'requests'));
     this.#hostThreadSlot = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'hostThreadSlot'));
     this.#apicPageBase = Int32Array.from({ length: count }, (_, vcpu) => this.controlBlockIndex(vcpu, 'apicPageBase'));
     this.#createdVcpus = this.headerIndex('createdVcpus');
+    const hostSlots = this.#hostThreadSlot;
+    this.scheduling = new VcpuScheduling(this.hostCpus, this.runQueues, {
+      control: this.control,
+      hostSlotIndex: (vcpu) => hostSlots[vcpu]!,
+      hostCpuCountIndex: this.headerIndex('hostCpus'),
+    });
   }
 
   get vcpuCount(): number {
@@ -91,8 +105,8 @@ export class VmControlViews {
     return int32IndexOf(this.layout, 'header', VmHeader, 0, field);
   }
 
-  doorbellIndex(slot: number, field: HostThreadDoorbellField): number {
-    return this.doorbellLines.index(slot, field);
+  hostCpuIndex(host: number, field: HostCpuStateField): number {
+    return this.hostCpus.index(host, field);
   }
 
   controlBlockIndex(vcpu: number, field: keyof typeof VcpuControlBlock.fieldOffsets): number {
@@ -126,9 +140,9 @@ export class VmControlViews {
     return Atomics.load(this.control, this.#createdVcpus);
   }
 
-  /** Rings a host thread's doorbell: the AVIC doorbell and KVM's wake-up share this line. */
-  ringDoorbell(slot: number): void {
-    this.doorbellLines.ring(slot);
+  /** Rings a host CPU's AVIC doorbell: only the vCPU in guest mode there notices; it wakes nothing. */
+  ringDoorbell(host: number): void {
+    this.hostCpus.ring(host);
   }
 
   /** Wakes the main thread's service loop. */
@@ -142,11 +156,13 @@ export class VmControlViews {
     Atomics.or(this.control, this.#requests[vcpu]!, request);
   }
 
-  /** Sets a request and makes the vCPU look at it (kvm_make_request + kvm_vcpu_kick). */
+  /**
+   * Sets a request and makes the vCPU look at it (kvm_make_request + kvm_vcpu_kick): the bit first,
+   * then the wake-up (O4, O10).
+   */
   kick(vcpu: number, request: number): void {
-    this.addRequest(vcpu, request);
-    const slot = Atomics.load(this.control, this.#hostThreadSlot[vcpu]!);
-    if (slot >= 0) this.ringDoorbell(slot);
+    if (request !== 0) this.addRequest(vcpu, request);
+    this.scheduling.kick(vcpu);
   }
 }
 

@@ -13,10 +13,11 @@
 import { defineBufferLayout, defineStruct, type BufferLayout } from '../../host/shared-layout.js';
 import { memslotSnapshotRegionBytes } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
-import { HostThreadDoorbell } from '../../host/host-cpu.js';
+import { HostCpuState, HostCpuStatistics } from '../../host/host-cpu.js';
+import { HostRunQueue, HostTask } from '../../host/run-queue.js';
 
-/** The doorbell line struct lives with its mechanism (host-cpu.ts); the layout places one per host thread. */
-export { HostThreadDoorbell };
+/** The host CPU and task structs live with their mechanism (src/host/); the layout places them. */
+export { HostCpuState, HostCpuStatistics, HostRunQueue, HostTask };
 
 /** Physical APIC ID table entries reserved (x2AVIC size; xAVIC uses 0..0xFE). */
 export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
@@ -28,7 +29,8 @@ export const GUEST_REPORT_SLOTS = 16;
 export const VmHeader = defineStruct('VmHeader', {
   stopRequested: { type: 'i32', writer: 'main (set once when the VM stops)' },
   mainDoorbell: { type: 'i32', writer: 'any thread: Atomics.add + notify; the main thread waitAsyncs on it' },
-  runnableVcpus: { type: 'i32', writer: 'each vCPU: Atomics.add on unblock, Atomics.sub on block (halt-poll policy input)' },
+  runnableVcpus: { type: 'i32', writer: 'each vCPU: Atomics.add on unblock, Atomics.sub on block (reports and tools)' },
+  hostCpus: { type: 'i32', writer: 'main, at VM creation: the host CPUs the vCPUs are scheduled onto (VmConfig.hostCpus)' },
   apicMapGeneration: { type: 'i32', writer: 'main, after it rebuilds the logical APIC ID table' },
   apicMapRequests: { type: 'i32', writer: 'any vCPU: Atomics.add when its LDR/DFR/ID changed (asks main to rebuild)' },
   createdVcpus: { type: 'i32', writer: 'main: vCPUs 0..n-1 exist; raised after a new vCPU\'s physical table entry is valid' },
@@ -42,11 +44,11 @@ export const VcpuControlBlock = defineStruct('VcpuControlBlock', {
   runState: { type: 'i32', writer: 'owning vCPU (main writes Created before the worker starts)' },
   mode: { type: 'i32', writer: 'owning vCPU: OutsideGuestMode / InGuestMode (KVM vcpu->mode)' },
   requests: { type: 'i32', writer: 'any thread sets bits with Atomics.or; the owning vCPU clears them with Atomics.and' },
-  hostThreadSlot: { type: 'i32', writer: 'owning vCPU, at load' },
+  hostThreadSlot: { type: 'i32', writer: 'owning vCPU, at load: the host CPU it is loaded on (kept while put: vcpu->cpu)' },
   observedMemslotGeneration: { type: 'i32', writer: 'owning vCPU, after it reloads its RAM windows' },
   heartbeat: { type: 'i32', writer: 'owning vCPU: +1 per run-loop iteration (watchdog)' },
   waitReason: { type: 'i32', writer: 'owning vCPU: what it is waiting for, if anything (VcpuWaitReason)' },
-  finished: { type: 'i32', writer: 'owning vCPU: 1 once it reported done or stopped' },
+  finished: { type: 'i32', writer: 'owning vCPU: why its run ended (VcpuFinish: 0 = still running, done, stopped, fault, emulator error)' },
   apicPageBase: { type: 'i32', writer: 'main: word index of the vCPU\'s current APIC page in apicPages (at creation; rfc-v2: at every re-initialisation)' },
   startUpVector: { type: 'i32', writer: 'a sender of a start-up IPI: the vector, stored before it sets VcpuRequest.StartUp' },
   nmiQueued: { type: 'i32', writer: 'any NMI sender: Atomics.add 1 before it sets VcpuRequest.Nmi; the owner takes them with Atomics.exchange (KVM nmi_queued)' },
@@ -55,7 +57,11 @@ export const VcpuControlBlock = defineStruct('VcpuControlBlock', {
   pendingErrorStatus: { type: 'i32', writer: 'any thread: Atomics.or of ESR bits (a sender: send illegal vector on itself, receive illegal vector on a target); the owning vCPU Atomics.exchange(0) on an ESR write, which latches them into ESR' },
   arbitrationCounter: { type: 'i32', writer: 'senders of lowest-priority IPIs: Atomics.add(1) on the winner (KVM apic_arb_prio)' },
   apicTimerArmed: { type: 'i32', writer: 'owning vCPU: 1 while its LVT timer counts toward an unmasked expiry (a halted vCPU with one is not idle)' },
-  hostThreadId: { type: 'i32', writer: 'the worker running this vCPU: its OS thread id (Linux /proc/thread-self; 0 = unknown), stored once before the vCPU runs (workers/vcpu-worker.ts); the watchdog reads its CPU time (vcpu-run-time.ts)' },
+  hostThreadId: { type: 'i32', writer: 'the host CPU that loads the vCPU: its OS thread id (Linux /proc/thread-self; 0 = unknown), stored at each load; HostThreadRunTime reads its CPU time (vcpu-run-time.ts)' },
+  entryPoint: { type: 'i32', writer: 'main, before it starts the vCPU: where it begins (its host CPU builds the vCPU from these words)' },
+  waitForStartUp: { type: 'i32', writer: 'main, before it starts the vCPU: 1 for an application processor in wait-for-SIPI' },
+  stackTop: { type: 'i32', writer: 'main, before it starts the vCPU: its initial stack pointer' },
+  lostWakeupVector: { type: 'i32', writer: 'the host CPU of a blocked vCPU: vector + 1 (256 + 1 for another event) of an event it found pending with no wake-up coming (0 = none)' },
 });
 
 /** Per-vCPU counters. Written only by the owning vCPU (plain stores), summed by main at the end. */
@@ -114,7 +120,10 @@ export type VmControlRegion =
   | 'logicalApicIdTable'
   | 'memslots'
   | 'srcu'
-  | 'doorbells'
+  | 'hostCpus'
+  | 'hostCpuStatistics'
+  | 'runQueues'
+  | 'hostTasks'
   | 'vcpuControlBlocks'
   | 'vcpuStatistics'
   | 'vcpuGuestReports';
@@ -130,7 +139,10 @@ export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion
     logicalApicIdTable: { bytes: LOGICAL_APIC_ID_TABLE_ENTRIES * 4, align: 4096, writer: 'main only (rebuilt as a whole, kvm_recalculate_apic_map)' },
     memslots: { bytes: memslotSnapshotRegionBytes(), writer: 'main only, with slots_lock held' },
     srcu: { bytes: Srcu.regionBytes(vcpuCount + 1), writer: 'readers: their own counters; synchronize: the index word' },
-    doorbells: { struct: HostThreadDoorbell, count: vcpuCount, writer: 'see fields' },
+    hostCpus: { struct: HostCpuState, count: vcpuCount, writer: 'see fields (at most one host CPU per vCPU)' },
+    hostCpuStatistics: { struct: HostCpuStatistics, count: vcpuCount, writer: 'owning host CPU' },
+    runQueues: { struct: HostRunQueue, count: vcpuCount, writer: 'see fields' },
+    hostTasks: { struct: HostTask, count: vcpuCount, writer: 'see fields' },
     vcpuControlBlocks: { struct: VcpuControlBlock, count: vcpuCount, writer: 'see fields' },
     vcpuStatistics: { struct: VcpuStatistics, count: vcpuCount, writer: 'owning vCPU' },
     vcpuGuestReports: { struct: VcpuGuestReport, count: vcpuCount, writer: 'owning vCPU' },

@@ -26,6 +26,7 @@ import { VcpuRequest, VCPU_WAIT_REASON_NAMES, runStateName } from '../control/vc
 import type { VmControlViews } from '../control/vm-control-views.js';
 import { mergeLatencyHistograms, summarizeLatency, type LatencySummary } from './latency-histogram.js';
 import type { VmLockdepSummary } from '../control/kvm-locks.js';
+import { hostCpuUsage, vcpuScheduling, type HostCpuUsage, type VcpuScheduling } from './host-cpu-report.js';
 
 /** Memslot churn, for the report (VmReport.memslots); counted by the VM's memslot writer (VmMemslots). */
 export interface MemslotStatistics {
@@ -50,7 +51,7 @@ export interface VmReportInput {
   /** The VM's shared memory: per-vCPU counters and control words, APIC pages, guest report slots. */
   readonly memory: VmControlViews;
   readonly createdVcpus: number;
-  readonly config: { readonly policy: string; readonly ipiVirtualization: boolean; readonly maxVcpus: number };
+  readonly config: { readonly policy: string; readonly ipiVirtualization: boolean; readonly maxVcpus: number; readonly hostCpus: number; readonly quantumUs: number };
   /** vCPU creation's counts (VcpuCreation.statistics). */
   readonly creation: {
     readonly hotAdds: number;
@@ -149,12 +150,17 @@ export interface VcpuReport {
   readonly pendingVectors: number[];
   /** This vCPU's guest latency samples (hypercall LatencySample), if any. */
   readonly latencyNs?: LatencySummary;
+  /** Where it ran, how long it was loaded, and how long it waited, runnable, for its host CPU. */
+  readonly scheduling: VcpuScheduling;
 }
 
 export interface VmReport {
   readonly vcpus: number;
   readonly policy: string;
   readonly ipiVirtualization: boolean;
+  /** Host CPUs the vCPUs were scheduled onto, and the quantum (VmConfig.hostCpus, quantumUs). */
+  readonly hostCpuCount: number;
+  readonly quantumUs: number;
   /** From start() to the end of the run. */
   readonly durationSeconds: number;
   /** From start() until every vCPU was running (worker start-up); rates exclude it. */
@@ -186,6 +192,8 @@ export interface VmReport {
   readonly faults: readonly { vcpu: number; fault: GuestFault; description: string; source?: FaultSource }[];
   readonly errors: readonly { vcpu: number; message: string }[];
   readonly perVcpu: readonly VcpuReport[];
+  /** Per host CPU: utilisation, vCPU switches, preemptions, directed yields, migrations. */
+  readonly hostCpus: readonly HostCpuUsage[];
   /** vCPU creation under the backing-page policy: hot-adds, and what rfc-v2 re-initialisation cost. */
   readonly vcpuCreation: VcpuCreationReport;
   /** Memslot churn: updates published and the grace periods they waited for. */
@@ -270,6 +278,7 @@ export function buildVmReport(
       guest: guestReport(memory, vcpu),
       pendingVectors: pending,
       ...(latency === undefined ? {} : { latencyNs: latency }),
+      scheduling: vcpuScheduling(memory, vcpu),
     });
   }
   const total = (name: Exclude<StatisticName, 'incompleteIpiExits'>): number => sum(perVcpu.map((report) => report.counters[name]));
@@ -302,6 +311,8 @@ export function buildVmReport(
     vcpus: input.createdVcpus,
     policy: input.config.policy,
     ipiVirtualization: input.config.ipiVirtualization,
+    hostCpuCount: input.config.hostCpus,
+    quantumUs: input.config.quantumUs,
     durationSeconds,
     startupSeconds,
     exit,
@@ -326,6 +337,7 @@ export function buildVmReport(
     faults,
     errors,
     perVcpu,
+    hostCpus: hostCpuUsage(memory, input.config.hostCpus, durationSeconds),
     vcpuCreation: vcpuCreationReport(input, perVcpu),
     memslots: { ...input.memslots },
     lockdep,

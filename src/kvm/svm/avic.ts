@@ -13,8 +13,8 @@
 // docs/architecture.md#orderings), and the request covers vCPUs that touch no APIC register (their
 // IsRunning).
 //
-// Writers: the owning vCPU's worker is the only writer of its IsRunning bit, its host id and its
-// control-block hostThreadSlot word (O7: low word, then high word, in PhysicalApicIdTable).
+// Writers: the host CPU the vCPU is loaded on (its owner) is the only writer of its IsRunning bit,
+// its host id and its control-block hostThreadSlot word (O7: low word, then high word, in PhysicalApicIdTable).
 
 import { apicId, hostPhysicalApicId, type ApicId, type HostPhysicalApicId } from '../../hw/apic/apic-id.js';
 import type { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
@@ -35,14 +35,14 @@ import type { VmControlViews } from '../control/vm-control-views.js';
  * IRR; here its doorbell line in src/host/host-cpu.ts).
  */
 export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number): AvicVmcb {
-  const lines = views.doorbellLines;
+  const hostCpus = views.hostCpus;
   const xavic: AvicHardware = {
     physicalTable: views.physicalApicIdTable,
     logicalTable: views.logicalApicIdTable,
     maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.Xavic, views.vcpuCount),
     pageWords: views.apicPageWords,
     resolveBackingPage: backingPagePolicy(policy, views.vcpuCount).resolveBackingPage,
-    ringDoorbell: (host) => lines.ring(host),
+    ringDoorbell: (host) => hostCpus.ring(host),
   };
   const x2avic: AvicHardware = { ...xavic, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, views.vcpuCount) };
   return new AvicVmcb(apicId(index), backingPage, xavic, x2avic);
@@ -93,13 +93,21 @@ export class AvicVcpu {
   }
 
   /**
+   * vcpu->cpu = cpu at vcpu_load: the host CPU kicks ring and the host id the entry keeps, without
+   * IsRunning (a blocked or paused vCPU's IsRunning is left to avic_vcpu_unblocking or its resume).
+   */
+  setHostCpu(slot: HostThreadSlot): void {
+    this.#slot = slot;
+    this.#hostId = hostPhysicalApicId(slot);
+    Atomics.store(this.#control, this.#hostThreadSlotWord, slot);
+  }
+
+  /**
    * avic_vcpu_load(vcpu, cpu): publish the host CPU (the control-block word kicks read) and, unless
    * IPI virtualization or AVIC is off, IsRunning with that CPU's id, so senders ring its doorbell.
    */
   load(slot: HostThreadSlot): void {
-    this.#slot = slot;
-    this.#hostId = hostPhysicalApicId(slot);
-    Atomics.store(this.#control, this.#hostThreadSlotWord, slot);
+    this.setHostCpu(slot);
     this.#table.setIsRunning(this.#id, this.#ipiVirtualization && this.#active, this.#hostId);
   }
 

@@ -1,33 +1,28 @@
-// How a vCPU's thread stops running guest code without losing an event: kvm_vcpu_halt (halt-polling,
-// then block), kvm_vcpu_block with the AVIC blocking hooks, the pause-loop yield and the main
-// thread's pause (vcpu.ts runs the loop that calls these).
+// How a vCPU stops running guest code without losing an event: kvm_vcpu_halt (halt-polling, then
+// block), kvm_vcpu_block with the AVIC blocking hooks, and the main thread's pause (vcpu.ts runs the
+// loop that calls these). Nothing here sleeps: a vCPU that blocks is put by its host CPU, which runs
+// another (host-cpu-loop.ts), and only kvm_vcpu_wake_up makes it runnable again
+// (control/vcpu-scheduling.ts). The only wait is halt-polling, bounded by the poll window.
 //
-// Orderings that keep wake-ups from being lost (docs/architecture.md#orderings, O1-O3):
-//  * blocking: read the doorbell, clear IsRunning (put), re-check for events, then Atomics.wait on
-//    the doorbell value read first. A sender sets IRR before it reads IsRunning, so either it sees
-//    IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit.
-//  * "sleeping = 1, then Atomics.wait(ring, seen)" pairs with the ringer's "add to ring, then read
-//    sleeping and notify" (HostCpu.sleep and DoorbellLines.ring in src/host/host-cpu.ts).
-// The vCPU sleeps on the doorbell line of the host CPU it is loaded on, which each call names.
-//  * the vCPU is not an SRCU reader while it polls or sleeps (rule 6 of docs/lock-order.md; O6).
-// Every wait is bounded (WAIT_SLICE_MS) and re-checks.
+// Orderings that keep wake-ups from being lost (docs/architecture.md#orderings, O1, O2, O10):
+//  * blocking: state Blocking, clear IsRunning (avic_vcpu_blocking), re-check for events, then
+//    compare-exchange Blocking -> Blocked. A sender sets IRR before it reads IsRunning, so either it
+//    sees IsRunning = 0 and wakes us through the incomplete-IPI exit, or we see its IRR bit; a waker
+//    stores its event before it reads our state, so either it sees Blocking / Blocked, or we see it.
+//  * halt-polling keeps IsRunning set: senders ring the doorbell, the poll sees the ring move (O2).
+//  * the vCPU is not an SRCU reader while it polls or is put (rule 6 of docs/lock-order.md; O6).
 
-import { TaskSwitchState, TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
+import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
 import { VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import type { VcpuScheduling } from '../control/vcpu-scheduling.js';
 import type { HostCpu } from '../../host/host-cpu.js';
 
-/** Upper bound of one Atomics.wait; waits loop, re-checking, so no wait is unbounded. */
-export const WAIT_SLICE_MS = 50;
 /** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
 export const HALT_POLL_MAX_NS = 200_000;
 export const HALT_POLL_START_NS = 10_000;
-/** How long a sleeping vCPU that found an event without a ring waits for the ring before calling it lost. */
-const LOST_WAKEUP_GRACE_MS = 1000;
-/** A pause loop yields the host core for this long when vCPUs outnumber cores. */
-const PAUSE_LOOP_YIELD_MS = 0.2;
 
 /**
  * The halt-poll window (KVM's vcpu->halt_poll_ns) and when to poll at all. Pure policy: the sleeping
@@ -35,12 +30,10 @@ const PAUSE_LOOP_YIELD_MS = 0.2;
  */
 export class HaltPollWindow {
   readonly #enabled: boolean;
-  readonly #hostCores: number;
   #ns = HALT_POLL_START_NS;
 
-  constructor(enabled: boolean, hostCores: number) {
+  constructor(enabled: boolean) {
     this.#enabled = enabled;
-    this.#hostCores = hostCores;
   }
 
   /** Nanoseconds the next halt polls before it blocks. */
@@ -49,11 +42,11 @@ export class HaltPollWindow {
   }
 
   /**
-   * Poll only while runnable vCPUs fit the host cores: spinning on an oversubscribed host costs a
-   * scheduler slice per round trip (BENCHMARKS.md, goal 4).
+   * Poll only while nothing else is runnable on this host CPU (single_task_running): spinning while
+   * another vCPU waits for the host CPU would only delay it.
    */
-  shouldPoll(runnableVcpus: number): boolean {
-    return this.#enabled && this.#ns > 0 && runnableVcpus <= this.#hostCores;
+  shouldPoll(singleTaskRunning: boolean): boolean {
+    return this.#enabled && this.#ns > 0 && singleTaskRunning;
   }
 
   /**
@@ -68,24 +61,44 @@ export class HaltPollWindow {
   }
 }
 
+/** The host CPU a vCPU is loaded on, as the sleeping paths see it. */
+export interface LoadedHostCpu {
+  readonly cpu: HostCpu;
+  /** Nothing else is queued on this host CPU (single_task_running). */
+  singleTaskRunning(): boolean;
+}
+
 /** What the run loop lends the sleeping paths. */
 export interface VcpuSleepHost {
-  readonly views: Pick<VmControlViews, 'control' | 'controlBlockIndex' | 'headerIndex'>;
+  readonly views: Pick<VmControlViews, 'control' | 'controlBlockIndex' | 'headerIndex'> & { readonly scheduling: Pick<VcpuScheduling, 'beginBlocking' | 'commitBlocking' | 'cancelBlocking'> };
   readonly index: number;
   readonly haltPolling: boolean;
-  /** Host cores the halt-poll and pause-loop policies may assume. */
-  readonly hostCores: number;
   readonly trace: TraceRecorder | undefined;
   readonly counters: VcpuCounting;
-  /** The vCPU's kvm->srcu read side (vcpu-srcu.ts): dropped while polling or asleep. */
-  readonly srcu: { readLock(site: string): void; readUnlock(): void; assertNotReader(): void };
-  /** The vCPU's own event source: it fires while the vCPU waits, and bounds the wait. */
-  readonly timer: { poll(): boolean; remainingNs(): number };
+  /** The vCPU's kvm->srcu read side (vcpu-srcu.ts): dropped while polling and before it is put. */
+  readonly srcu: { readLock(site: string): void; readUnlock(): void; readonly held: boolean };
+  /** The vCPU's own event source: it fires when the vCPU looks. */
+  readonly timer: { poll(): boolean };
   /** kvm_vcpu_check_block and kvm_arch_vcpu_runnable (vcpu-interrupts.ts). */
   readonly events: { hasEvents(): boolean; canTakeInterrupt(): boolean };
   /** avic_vcpu_blocking / avic_vcpu_unblocking / avic_vcpu_put (svm/avic.ts). */
   readonly avic: { blocking(): void; unblocking(): void; put(): void };
 }
+
+/** What halt() leaves the run loop with. */
+export const HaltOutcome = {
+  /** HLT is over: an interrupt (or NMI) can be taken. */
+  Running: 0,
+  /** Still halted: service a request, then halt again. */
+  Halted: 1,
+  /** Blocked: the host CPU puts the vCPU; halt() is called again after its wake-up. */
+  Blocked: 2,
+} as const;
+export type HaltOutcome = (typeof HaltOutcome)[keyof typeof HaltOutcome];
+
+/** What park() leaves the run loop with. */
+export const ParkOutcome = { Running: 0, Paused: 1, Stop: 2 } as const;
+export type ParkOutcome = (typeof ParkOutcome)[keyof typeof ParkOutcome];
 
 export class VcpuSleep {
   readonly #host: VcpuSleepHost;
@@ -95,10 +108,12 @@ export class VcpuSleep {
   readonly #waitReason: number;
   readonly #runnableVcpus: number;
   readonly #haltPoll: HaltPollWindow;
+  /** When the current halt began (ms, this thread's clock), 0 when not halted: it spans puts. */
+  #haltStartedMs = 0;
 
   constructor(host: VcpuSleepHost) {
     this.#host = host;
-    this.#haltPoll = new HaltPollWindow(host.haltPolling, host.hostCores);
+    this.#haltPoll = new HaltPollWindow(host.haltPolling);
     const memory = host.views;
     this.#control = memory.control;
     this.#requests = memory.controlBlockIndex(host.index, 'requests');
@@ -108,151 +123,132 @@ export class VcpuSleep {
   }
 
   /**
-   * kvm_vcpu_halt: poll, then block; then adapt the polling window. Returns true if still halted.
-   * Any event ends the wait (hasEvents: the host's requests too, so the run loop services them), but
-   * only one the vCPU can take ends HLT (canTakeInterrupt): after a kick, a memslot change or a pause
-   * the run loop handles the request and comes back here, as KVM's vcpu_run calls kvm_vcpu_halt again
-   * while mp_state is still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
+   * kvm_vcpu_halt: poll, then block; then adapt the polling window. Any event ends the wait
+   * (hasEvents: the host's requests too, so the run loop services them), but only one the vCPU can
+   * take ends HLT (canTakeInterrupt): after a kick, a memslot change or a pause the run loop handles
+   * the request and comes back here, as KVM's vcpu_run calls kvm_vcpu_halt again while mp_state is
+   * still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
    */
-  halt(hostCpu: HostCpu): boolean {
+  halt(loaded: LoadedHostCpu): HaltOutcome {
     const host = this.#host;
     const events = host.events;
-    if (events.hasEvents()) return !events.canTakeInterrupt();
-    host.trace?.record(TraceEventKind.HaltBegin);
-    const haltStarted = performance.now();
-    if (this.#poll(hostCpu)) {
-      host.counters.count(VcpuStatistic.haltPollSuccesses);
-      host.trace?.record(TraceEventKind.HaltEnd, 0);
-      return !events.canTakeInterrupt();
+    if (this.#haltStartedMs === 0) {
+      if (events.hasEvents()) return events.canTakeInterrupt() ? HaltOutcome.Running : HaltOutcome.Halted;
+      host.trace?.record(TraceEventKind.HaltBegin);
+      this.#haltStartedMs = performance.now();
+      if (this.#poll(loaded)) {
+        host.counters.count(VcpuStatistic.haltPollSuccesses);
+        return this.#endHalt(0);
+      }
+    } else if (events.hasEvents()) {
+      // Back after a wake-up (or a serviced request found something else pending).
+      return this.#endHalt(1);
     }
-    this.block(VcpuWaitReason.Halted, hostCpu);
-    this.#haltPoll.adapt((performance.now() - haltStarted) * 1e6);
-    host.trace?.record(TraceEventKind.HaltEnd, 1);
-    return !events.canTakeInterrupt();
+    if (this.block(VcpuWaitReason.Halted)) return HaltOutcome.Blocked;
+    return this.#endHalt(1);
+  }
+
+  #endHalt(slept: number): HaltOutcome {
+    this.#haltPoll.adapt((performance.now() - this.#haltStartedMs) * 1e6);
+    this.#haltStartedMs = 0;
+    this.#host.trace?.record(TraceEventKind.HaltEnd, slept);
+    return this.#host.events.canTakeInterrupt() ? HaltOutcome.Running : HaltOutcome.Halted;
   }
 
   /**
    * Halt-polling: spin briefly with IsRunning still set (so senders ring the doorbell instead of
-   * exiting), while the window's policy allows it (HaltPollWindow.shouldPoll). Returns true if an
-   * event came.
+   * exiting), only while nothing else is runnable here; stop as soon as something is (the host CPU's
+   * wake word moved). Returns true if an event came.
    */
-  #poll(hostCpu: HostCpu): boolean {
+  #poll(loaded: LoadedHostCpu): boolean {
     const host = this.#host;
     const window = this.#haltPoll;
-    if (!window.shouldPoll(Atomics.load(this.#control, this.#runnableVcpus))) return false;
+    if (!window.shouldPoll(loaded.singleTaskRunning())) return false;
+    const cpu = loaded.cpu;
     host.srcu.readUnlock();
-    const deadline = performance.now() + window.ns / 1e6;
-    let seen = hostCpu.ringValue();
+    const started = performance.now();
+    const deadline = started + window.ns / 1e6;
+    let seen = cpu.ringValue();
+    const wake = cpu.wakeValue();
     let success = false;
     for (let spins = 0; ; spins++) {
-      const ring = hostCpu.ringValue();
+      const ring = cpu.ringValue();
       if (ring !== seen) {
         seen = ring;
         if (host.events.hasEvents()) { success = true; break; }
       }
-      // Look at the IRR itself now and then too, and at the clock (performance.now costs ~40 ns).
+      // Look at the IRR itself now and then too, at the wake word and at the clock (performance.now costs ~40 ns).
       if ((spins & 255) === 255) {
         host.timer.poll();
         if (host.events.hasEvents()) { success = true; break; }
-        if (performance.now() >= deadline) break;
+        if (cpu.wakeValue() !== wake || performance.now() >= deadline) break;
       }
     }
+    cpu.count('haltPollNs', (performance.now() - started) * 1e6);
     host.srcu.readLock('kvm_vcpu_halt: srcu_read_lock after polling');
     return success;
   }
 
-  /** kvm_vcpu_block with the AVIC blocking hooks around it. Every wait is bounded and re-checks. */
-  block(reason: number, hostCpu: HostCpu): void {
+  /**
+   * kvm_vcpu_block with the AVIC blocking hooks (the protocol in control/vcpu-scheduling.ts). Returns
+   * true if the vCPU blocked (its host CPU puts it; runState stays Blocked until its next load), false
+   * if an event came first (it is Running again, IsRunning set).
+   */
+  block(reason: number): boolean {
     const host = this.#host;
-    // Doorbell first, then IsRunning clear (the AVIC ordering), then Blocked: whoever sees the vCPU
-    // Blocked (the watchdog, a guest asking HC_VCPU_RUN_STATE) knows IsRunning is already clear.
-    let seen = hostCpu.ringValue();
+    const scheduling = host.views.scheduling;
+    scheduling.beginBlocking(host.index);
+    // IsRunning clear, then Blocked: whoever sees the vCPU Blocked (the watchdog, a guest asking
+    // HC_VCPU_RUN_STATE) knows IsRunning is already clear.
     host.avic.blocking();
     this.#leaveRunning(VcpuRunState.Blocked, reason);
-    host.srcu.readUnlock();
-    host.srcu.assertNotReader();
-    host.counters.count(VcpuStatistic.blocks);
-    for (;;) {
-      // The timer is this vCPU's own event source: it fires here, and the wait ends by its deadline.
-      host.timer.poll();
-      if (host.events.hasEvents()) break;
-      host.trace?.vcpuPut(TaskSwitchState.Sleeping);
-      const result = hostCpu.sleep(seen, Math.min(WAIT_SLICE_MS, host.timer.remainingNs() / 1e6));
-      if (result === 'timed-out') {
-        // A timer deadline announces itself: fire it at the top of the loop, no ring is owed.
-        if (host.timer.remainingNs() === 0) continue;
-        // Nobody rang, yet an event is pending: the ring is late (its sender was preempted between
-        // setting IRR and ringing) or lost (the protocol broke: it will never come).
-        if (host.events.hasEvents()) {
-          this.#classifyUnannouncedEvent(seen, hostCpu);
-          break;
-        }
-      } else if (result === 'ok') {
-        host.counters.count(VcpuStatistic.wakeups);
-        host.trace?.record(TraceEventKind.WakeUp);
-      }
-      seen = hostCpu.ringValue();
+    // The timer is this vCPU's own event source: fire it now if due (its host CPU wakes it at the
+    // deadline otherwise).
+    host.timer.poll();
+    if (!host.events.hasEvents() && scheduling.commitBlocking(host.index)) {
+      host.counters.count(VcpuStatistic.blocks);
+      return true;
     }
-    host.srcu.readLock('vcpu_block: srcu_read_lock after waking');
-    host.trace?.vcpuLoad(hostCpu.slot);
-    this.#returnToRunning();
+    scheduling.cancelBlocking(host.index);
+    this.returnToRunning();
+    return false;
   }
 
   /**
-   * Waits, bounded, for the ring that should announce a pending event. Every path that makes an event
-   * for a sleeping vCPU rings afterwards (an IRR set then a doorbell or a kick; a request then a kick),
-   * so a ring that never comes means a lost wake-up, which the report makes a failure.
+   * Paused by the main thread: put (IsRunning clear), out of SRCU, Paused published, the pause
+   * acknowledged, then blocked until resume() or stop() wakes it (the block protocol again, so the
+   * wake-up of a resume that races with the park is not lost).
    */
-  #classifyUnannouncedEvent(seen: number, hostCpu: HostCpu): void {
-    const deadline = performance.now() + LOST_WAKEUP_GRACE_MS;
-    for (;;) {
-      if (hostCpu.ringValue() !== seen) { this.#host.counters.count(VcpuStatistic.lateWakeups); return; }
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) { this.#host.counters.count(VcpuStatistic.lostWakeups); return; }
-      hostCpu.waitUnannounced(seen, Math.min(WAIT_SLICE_MS, remaining));
-    }
-  }
-
-  /** Pause-loop exit (kvm_vcpu_on_spin): yield the core only when vCPUs outnumber cores. */
-  pauseLoopYield(hostCpu: HostCpu): void {
-    if (Atomics.load(this.#control, this.#runnableVcpus) <= this.#host.hostCores) return;
-    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.PauseLoopYield);
-    hostCpu.waitUnannounced(hostCpu.ringValue(), PAUSE_LOOP_YIELD_MS);
-    Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
-  }
-
-  /** Paused by the main thread: put, park until the Pause bit is cleared. Returns true to stop. */
-  park(hostCpu: HostCpu): boolean {
+  park(): ParkOutcome {
     const host = this.#host;
-    // IsRunning clear and the SRCU read section left before Paused is published (IsRunning as in
-    // block()): pause() resolves on seeing Paused, and promises a put vCPU that is no SRCU reader.
-    host.avic.put();
-    host.trace?.vcpuPut(TaskSwitchState.Sleeping);
-    host.srcu.readUnlock();
-    this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
-    let stop = false;
+    const scheduling = host.views.scheduling;
     for (;;) {
+      scheduling.beginBlocking(host.index);
+      host.avic.put();
+      if (host.srcu.held) host.srcu.readUnlock();
+      if (Atomics.load(this.#control, this.#runState) !== VcpuRunState.Paused) this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
       const requests = Atomics.load(this.#control, this.#requests);
-      if ((requests & VcpuRequest.Stop) !== 0) { stop = true; break; }
-      if ((requests & VcpuRequest.Pause) === 0) break;
-      if ((requests & VcpuRequest.PauseAcknowledge) !== 0) {
-        // Parked for this pause (put, out of SRCU, Paused published above): pause() may resolve.
-        Atomics.and(this.#control, this.#requests, ~VcpuRequest.PauseAcknowledge);
-        Atomics.notify(this.#control, this.#requests);
-        continue;
+      if ((requests & VcpuRequest.Stop) !== 0) {
+        scheduling.cancelBlocking(host.index);
+        return ParkOutcome.Stop;
       }
-      const seen = hostCpu.ringValue();
-      if (Atomics.load(this.#control, this.#requests) !== requests) continue;
-      hostCpu.sleep(seen, WAIT_SLICE_MS);
+      if ((requests & VcpuRequest.Pause) === 0) {
+        scheduling.cancelBlocking(host.index);
+        this.returnToRunning();
+        host.srcu.readLock('vcpu_run: srcu_read_lock after a pause');
+        return ParkOutcome.Running;
+      }
+      if (scheduling.commitBlocking(host.index)) {
+        // Parked for this pause (put, out of SRCU, Paused published, blocked): pause() may resolve.
+        // Still this host CPU's to finish: a wake-up only queues it here, behind this put.
+        if ((requests & VcpuRequest.PauseAcknowledge) !== 0) {
+          Atomics.and(this.#control, this.#requests, ~VcpuRequest.PauseAcknowledge);
+          Atomics.notify(this.#control, this.#requests);
+        }
+        return ParkOutcome.Paused;
+      }
+      scheduling.cancelBlocking(host.index);
     }
-    host.srcu.readLock('vcpu_run: srcu_read_lock after a pause');
-    if (stop) {
-      Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
-      return true;
-    }
-    host.trace?.vcpuLoad(hostCpu.slot);
-    this.#returnToRunning();
-    return false;
   }
 
   #leaveRunning(state: VcpuRunState, reason: number): void {
@@ -262,7 +258,7 @@ export class VcpuSleep {
   }
 
   /** Back to Running, then avic_vcpu_load (IsRunning) last: the vCPU is ready to take doorbells. */
-  #returnToRunning(): void {
+  returnToRunning(): void {
     Atomics.store(this.#control, this.#waitReason, VcpuWaitReason.None);
     Atomics.add(this.#control, this.#runnableVcpus, 1);
     transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.#host.index);

@@ -1,4 +1,5 @@
-// What a vCPU's worker is given (VcpuStartup, structured-cloneable), what it may hook in
+// What a vCPU is built from (VcpuStartup: its host CPU assembles it from HostCpuStartup and the
+// vCPU's control-block words), what it may hook in
 // (VcpuFirstExitContext, VcpuFirstExitHook), and what it gives back when the vCPU finishes (VcpuExitReport).
 
 import type { GuestFault } from '../../guest/guest-fault.js';
@@ -17,8 +18,6 @@ export interface VcpuStartup {
   /** KVM uses x2AVIC (VmConfig.x2avic): the x2APIC MSRs it passes through go to the hardware first. */
   readonly x2avic: boolean;
   readonly haltPolling: boolean;
-  /** Host cores the halt-poll and pause-loop policies may assume. */
-  readonly hostCores: number;
   /** process.hrtime origin of the VM clock, in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
   readonly clockOriginNs: string;
   readonly entryPoint: number;
@@ -30,6 +29,21 @@ export interface VcpuStartup {
   /** The VM's instrumented locks (lockdep region and instance ids). */
   readonly locks: KvmLocksShared;
 }
+
+/** Why runSlice returned: what the host CPU does next with the vCPU (host-cpu-loop.ts). */
+export const SliceEnd = {
+  /** The quantum is over; still runnable (the host CPU preempts it if another vCPU is runnable). */
+  QuantumEnd: 0,
+  /** A pause-loop exit with another vCPU runnable here: a directed yield (kvm_vcpu_on_spin). */
+  Yielded: 1,
+  /** It blocked (halted or waiting for SIPI): off the run queue until a wake-up. */
+  Blocked: 2,
+  /** Parked by the main thread's pause: off the run queue until resume or stop wakes it. */
+  Paused: 3,
+  /** Its run is over (done, stopped, fault): exitReport holds the report. */
+  Finished: 4,
+} as const;
+export type SliceEnd = (typeof SliceEnd)[keyof typeof SliceEnd];
 
 export interface VcpuExitReport {
   readonly vcpu: number;

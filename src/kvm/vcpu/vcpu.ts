@@ -1,7 +1,9 @@
 // One vCPU, in the worker of the host CPU it is loaded on: KVM's run loop (vcpu_run /
 // vcpu_enter_guest, with kvm_vcpu_halt and kvm_vcpu_block in vcpu-sleep.ts) and its exit dispatch
 // (svm_handle_exit: one switch on the #VMEXIT code, as svm_exit_handlers). The object holds all of
-// the vCPU's state; the host CPU (its doorbell line and lock identity) is given to run().
+// the vCPU's state, its locks (vcpu->mutex, held from the first load to the end: KVM_RUN) included;
+// its host CPU (src/kvm/vcpu/host-cpu-loop.ts) loads it, runs it a slice at a time and puts it, and
+// each slice returns why it ended (SliceEnd) instead of sleeping.
 //
 // An exit is a value: the AVIC hardware step (src/hw/avic/avic-apic-access.ts) completes what it
 // accelerates and writes any #VMEXIT into the VMCB's exit fields; this file reads them and
@@ -13,55 +15,53 @@
 // Orderings that keep IPIs from being lost (docs/architecture.md#orderings, O1, O2, O5, O6):
 //  * entry: store mode = InGuestMode, then read the doorbell, then scan the IRR. An IRR bit set before
 //    the scan is delivered now; one set after it comes with a doorbell ring the block poll sees.
-//  * blocking (vcpu-sleep.ts): read the doorbell, clear IsRunning, re-check for events, then
-//    Atomics.wait on the doorbell value read first.
+//  * blocking (vcpu-sleep.ts): state Blocking, clear IsRunning, re-check for events, then commit
+//    (O1, O10); the host CPU puts it and only a wake-up makes it runnable.
 //  * the vCPU is an SRCU reader only while it runs host code for itself (exit handling, requests),
-//    never while in guest mode or asleep (vcpu_enter_guest, vcpu_block; O6).
+//    never in guest mode, while halt-polling or put (vcpu_enter_guest, vcpu_block; O6).
 
 import { GuestCpu, GuestExit, type GuestCpuEnvironment } from '../../guest/guest-cpu.js';
-import { GuestFaultKind } from '../../guest/guest-fault.js';
 import { STACK_POINTER } from '../../guest/instruction-set.js';
-import type { HostCpu } from '../../host/host-cpu.js';
-import { vcpuIndex, type VcpuIndex } from '../../host/identifiers.js';
-import { ApicAccessKind } from '../../hw/apic/apic-access.js';
-import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES, ApicRegister } from '../../hw/apic/apic-register.js';
-import { isX2apicMsr, X2apicMsr, xapicOffsetForX2apicMsr } from '../../hw/apic/x2apic-register.js';
-import { avicApicRead, avicApicWrite, x2avicMsrWrite, type AvicVmcb } from '../../hw/avic/avic-apic-access.js';
+import { hostThreadSlot, vcpuIndex, type VcpuIndex } from '../../host/identifiers.js';
+import { pendingDeliverableVector } from '../../hw/apic/apic-backing-page.js';
+import type { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { NPF_ERROR_CODE_WRITE, SvmExitCode } from '../../hw/avic/avic-exit.js';
 import { KVM_LOCK_TIMEOUT_MS, VcpuLocks } from '../control/kvm-locks.js';
 import { VcpuCounters } from '../control/vcpu-counters.js';
-import { VcpuMode, VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
+import { VcpuFinish, VcpuMode, VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import { VmControlViews } from '../control/vm-control-views.js';
 import { ApicRegisterPage } from '../lapic/apic-register-page.js';
 import { ApicTimer } from '../lapic/apic-timer.js';
 import { LocalApicEmulation } from '../lapic/local-apic-emulation.js';
-import { X2AVIC_PASSTHROUGH_MSRS, x2avicMsrReadFaults, x2avicMsrWriteFaults } from '../lapic/x2apic-msr.js';
 import { createLatencyHistogram, type LatencyHistogram } from '../report/latency-histogram.js';
 import { TaskSwitchState, TraceEventKind, TraceRecorder, traceSliceExit } from '../report/trace-recorder.js';
 import { AvicVcpu, createAvicVmcb } from '../svm/avic.js';
-import { accountAvicIpi, avicIncompleteIpiInterception, type IncompleteIpiHost } from '../svm/avic-incomplete-ipi.js';
+import { avicIncompleteIpiInterception, type IncompleteIpiHost } from '../svm/avic-incomplete-ipi.js';
 import { avicUnacceleratedAccessInterception, type UnacceleratedAccessHost } from '../svm/avic-unaccelerated-access.js';
 import { handleHypercall, type HypercallHost } from './hypercalls.js';
-import { checkModelSpecificRegisterWrite, readModelSpecificRegister, writeModelSpecificRegister, type MsrHost } from './model-specific-registers.js';
+import { writeModelSpecificRegister, type MsrHost } from './model-specific-registers.js';
+import { VcpuApicAccess } from './vcpu-apic-access.js';
 import { VcpuBoot } from './vcpu-boot.js';
 import { VcpuInterrupts } from './vcpu-interrupts.js';
 import { VcpuMemslots } from './vcpu-memslots.js';
-import { VcpuSleep } from './vcpu-sleep.js';
+import { HaltOutcome, ParkOutcome, VcpuSleep, type LoadedHostCpu } from './vcpu-sleep.js';
 import { VcpuSrcu } from './vcpu-srcu.js';
-import { vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
+import { SliceEnd, vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
 
 export type { VcpuExitReport, VcpuFirstExitContext, VcpuFirstExitHook, VcpuStartup } from './vcpu-startup.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
 
+export type { LoadedHostCpu } from './vcpu-sleep.js';
+
+export { SliceEnd } from './vcpu-startup.js';
+
 export class Vcpu implements GuestCpuEnvironment {
   readonly index: VcpuIndex;
   /** The VM's control views, as every worker maps them. */
   readonly views: VmControlViews;
-
-  readonly #startup: VcpuStartup;
   readonly #cpu: GuestCpu;
   readonly #control: Int32Array;
   readonly #page: ApicRegisterPage;
@@ -89,16 +89,24 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #runnableVcpus: number;
   /** Its RAM windows and whether the APIC-access page is mapped (vcpu-memslots.ts). */
   readonly #memslots: VcpuMemslots;
-  /** The host CPU the vCPU is loaded on, and that thread's locks: given to run(). */
-  #hostCpu: HostCpu | undefined;
-  #locks: VcpuLocks | undefined;
+  /** The APIC-access page and MSRs (vcpu-apic-access.ts). */
+  readonly #apicAccess: VcpuApicAccess;
+  readonly #hostThreadId: number;
+  /** Its locks: vcpu->mutex and the SRCU read side, in the vCPU's own lockdep slot (vCPU index + 1). */
+  readonly #locks: VcpuLocks;
+  /** The host CPU it is loaded on (load to put). */
+  #loaded: LoadedHostCpu | undefined;
   #halted = false;
+  /** A pause-loop exit found another vCPU runnable here: end the slice (kvm_vcpu_on_spin). */
+  #yieldRequested = false;
+  #exitReport: VcpuExitReport | undefined;
+  /** The current slice's quantum deadline (performance.now() ms): exits past it end the guest slice. */
+  #quantumDeadlineMs = Infinity;
   #done = false;
   /** Debug only: the worker's first-exit hook (VcpuFirstExitHook), until it has run. */
   #onFirstExit: VcpuFirstExitHook | undefined;
 
   constructor(startup: VcpuStartup, onFirstExit?: VcpuFirstExitHook) {
-    this.#startup = startup;
     this.#onFirstExit = onFirstExit;
     const views = new VmControlViews(startup.buffers);
     this.views = views;
@@ -109,6 +117,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#runState = views.controlBlockIndex(index, 'runState');
     this.#mode = views.controlBlockIndex(index, 'mode');
     this.#heartbeat = views.controlBlockIndex(index, 'heartbeat');
+    this.#hostThreadId = views.controlBlockIndex(index, 'hostThreadId');
     this.#runnableVcpus = views.headerIndex('runnableVcpus');
     this.#clockOffsetNs = Number(process.hrtime.bigint() - BigInt(startup.clockOriginNs)) - performance.now() * 1e6;
     const counters = new VcpuCounters(views, index);
@@ -133,66 +142,150 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#boot = boot;
     const interrupts: VcpuInterrupts = new VcpuInterrupts({ views, index, page, cpu, counters, trace, boot });
     this.#interrupts = interrupts;
+    const locks = new VcpuLocks(startup.locks, views, index);
+    this.#locks = locks;
     const srcu = new VcpuSrcu(index);
+    srcu.attach(locks);
     this.#srcu = srcu;
     this.#sleep = new VcpuSleep({
-      views, index, haltPolling: startup.haltPolling, hostCores: startup.hostCores, trace, counters, srcu, timer, events: interrupts, avic,
+      views, index, haltPolling: startup.haltPolling, trace, counters, srcu, timer, events: interrupts, avic,
     });
     this.#exitHost = { index, counters, trace, views, lapic };
     this.#msrHost = { readClock, lapic };
     this.#hypercallHost = { views, index, counters, latency: this.#latency };
+    const memslots = this.#memslots;
+    this.#apicAccess = new VcpuApicAccess({
+      vmcb: this.#vmcb, page, lapic, counters, trace, msrHost: this.#msrHost, x2avic: startup.x2avic,
+      apicAccessSlotPresent: () => memslots.apicAccessSlotPresent,
+      apicvActive: () => this.#apicvActive(),
+      exitFromGuestInstruction: (operand, value, high) => this.#exitFromGuestInstruction(operand, value, high),
+    });
     cpu.pc = startup.entryPoint >>> 0;
     cpu.registers[0] = index;
     cpu.registers[1] = views.createdVcpus();
     cpu.registers[STACK_POINTER] = startup.stackTop | 0;
   }
 
-  // ---- the run loop (vcpu_run) ----
+  // ---- load, run a slice, put (vcpu_load, vcpu_run, vcpu_put) ----
 
   /**
-   * KVM_RUN on `hostCpu`, the calling thread's host CPU: the vCPU takes that thread's lock identity
-   * and doorbell line (the guest polls it, senders ring it), then avic_vcpu_load publishes its id.
+   * vcpu_load on `loaded`, the calling thread's host CPU: the guest polls that host CPU's doorbell
+   * from now on, and avic_vcpu_load publishes its id, then IsRunning (unless the vCPU is blocked or
+   * paused: avic_vcpu_load leaves IsRunning to avic_vcpu_unblocking). The first load is KVM_RUN's
+   * start: the vCPU takes its vcpu->mutex and keeps it across every put until it finishes.
    */
-  run(hostCpu: HostCpu): VcpuExitReport {
-    const locks = new VcpuLocks(this.#startup.locks, this.views, hostCpu.slot, this.index);
-    this.#locks = locks;
-    this.#hostCpu = hostCpu;
-    this.#srcu.attach(locks);
-    this.#cpu.attachDoorbell(hostCpu.words, hostCpu.ringIndex);
-    transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
-    Atomics.add(this.#control, this.#runnableVcpus, 1);
-    locks.vcpuMutex.lock('kvm_vcpu_ioctl: KVM_RUN', KVM_LOCK_TIMEOUT_MS);
+  load(loaded: LoadedHostCpu, threadId: number): void {
+    this.#loaded = loaded;
+    const cpu = loaded.cpu;
+    this.#cpu.attachDoorbell(cpu.words, cpu.ringIndex);
+    Atomics.store(this.#control, this.#hostThreadId, threadId);
+    this.#avic.setHostCpu(hostThreadSlot(cpu.index));
+    const state = Atomics.load(this.#control, this.#runState);
+    if (state === VcpuRunState.Created) {
+      transitionRunState(this.#control, this.#runState, VcpuRunState.Running, this.index);
+      Atomics.add(this.#control, this.#runnableVcpus, 1);
+      this.#locks.vcpuMutex.lock('kvm_vcpu_ioctl: KVM_RUN', KVM_LOCK_TIMEOUT_MS);
+      this.#memslots.reload();
+      this.#avic.load(hostThreadSlot(cpu.index));
+    } else if (state === VcpuRunState.Blocked) {
+      // Woken (kvm_vcpu_wake_up made it runnable): back to Running, IsRunning last.
+      this.#counters.count(VcpuStatistic.wakeups);
+      this.#trace?.record(TraceEventKind.WakeUp);
+      this.#sleep.returnToRunning();
+    } else if (state === VcpuRunState.Paused) {
+      // Woken by resume(): running again (IsRunning last). Still paused: runSlice parks it again.
+      if ((Atomics.load(this.#control, this.#requests) & VcpuRequest.Pause) === 0) this.#sleep.returnToRunning();
+    } else if (state === VcpuRunState.Running) {
+      this.#avic.load(hostThreadSlot(cpu.index));
+    }
+    this.#trace?.vcpuLoad(cpu.index);
+  }
+
+  /**
+   * vcpu_run until the slice ends (the value says why): the quantum is over (`deadlineMs`, this
+   * thread's performance.now()), the vCPU blocked, paused, yielded after a pause loop, or finished.
+   * It is a kvm->srcu reader inside, never across the return (a put vCPU holds no read section;
+   * vcpu_run drops it around xfer_to_guest_mode_handle_work the same way). It never sleeps, but for
+   * halt-polling (bounded).
+   */
+  runSlice(deadlineMs: number): SliceEnd {
+    const loaded = this.#loaded!;
+    this.#quantumDeadlineMs = deadlineMs;
     this.#srcu.readLock('vcpu_run: srcu_read_lock');
-    this.#avic.load(hostCpu.slot);
-    this.#trace?.vcpuLoad(hostCpu.slot);
-    this.#memslots.reload();
     try {
-      for (;;) {
-        Atomics.add(this.#control, this.#heartbeat, 1);
-        const requests = Atomics.load(this.#control, this.#requests);
-        if (requests !== 0 && this.#handleRequests(requests, hostCpu)) return this.#finish('stopped');
-        if (this.#boot.waiting) {
-          this.#sleep.block(VcpuWaitReason.WaitForStartUp, hostCpu);
-          continue;
-        }
-        // The timer's deadline is checked at every guest entry (and by halted vCPUs as they wait).
-        this.#timer.poll();
-        if (this.#halted) {
-          this.#halted = this.#sleep.halt(hostCpu);
-          continue;
-        }
-        const exit = this.#enterGuest();
-        if (exit === GuestExit.Fault) return this.#finish('fault');
-        if (this.#done) return this.#finish('done');
-        if (exit === GuestExit.Halt || exit === GuestExit.PauseLoop) {
-          this.#vmcb.exit.set(exit === GuestExit.Halt ? SvmExitCode.Halt : SvmExitCode.Pause, 0, 0);
-          this.#handleExit(0, 0, 0);
-        }
-      }
+      const end = this.#runUntil(loaded, deadlineMs);
+      if (this.#srcu.held) this.#srcu.readUnlock();
+      return end;
     } catch (error) {
       // An emulator bug: leave the VM in a state the main thread can report, then rethrow with the vCPU named.
-      this.#releaseForExit();
+      this.#release(VcpuFinish.Error);
       throw new Error(`vCPU ${this.index}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+
+  /** vcpu_put: IsRunning cleared, the host id kept (avic_vcpu_put). Outside guest mode already. */
+  put(end: SliceEnd): void {
+    this.#avic.put();
+    this.#loaded = undefined;
+    const trace = this.#trace;
+    if (trace !== undefined) {
+      const state = end === SliceEnd.QuantumEnd ? TaskSwitchState.Preempted : end === SliceEnd.Yielded ? TaskSwitchState.Runnable : TaskSwitchState.Sleeping;
+      trace.vcpuPut(state);
+    }
+  }
+
+  /** The report of a finished vCPU (after runSlice returned Finished). */
+  get exitReport(): VcpuExitReport | undefined {
+    return this.#exitReport;
+  }
+
+  /** How long until this vCPU's APIC timer fires (Infinity when it does not count): its host CPU wakes it then. */
+  timerRemainingNs(): number {
+    return this.#timer.remainingNs();
+  }
+
+  /**
+   * For a blocked vCPU, the event it would wake for (kvm_vcpu_check_block), without firing anything:
+   * -1 none, 0..255 the deliverable vector, 256 another event (an NMI, INIT, start-up, a request).
+   */
+  pendingEvent(): number {
+    if (!this.#interrupts.hasEvents()) return -1;
+    const vector = this.#cpu.interruptsEnabled ? pendingDeliverableVector(this.#page.words, this.#page.base) : -1;
+    return vector >= 0 ? vector : 256;
+  }
+
+  #runUntil(loaded: LoadedHostCpu, deadlineMs: number): SliceEnd {
+    for (;;) {
+      Atomics.add(this.#control, this.#heartbeat, 1);
+      const requests = Atomics.load(this.#control, this.#requests);
+      if (requests !== 0) {
+        const end = this.#handleRequests(requests);
+        if (end !== undefined) return end;
+      }
+      if (this.#boot.waiting) {
+        if (this.#sleep.block(VcpuWaitReason.WaitForStartUp)) return SliceEnd.Blocked;
+        continue;
+      }
+      // The timer's deadline is checked at every guest entry (a blocked vCPU's by its host CPU).
+      this.#timer.poll();
+      if (this.#halted) {
+        const outcome = this.#sleep.halt(loaded);
+        if (outcome === HaltOutcome.Blocked) return SliceEnd.Blocked;
+        this.#halted = outcome === HaltOutcome.Halted;
+        continue;
+      }
+      const exit = this.#enterGuest();
+      if (exit === GuestExit.Fault) return this.#finish(VcpuFinish.Fault);
+      if (this.#done) return this.#finish(VcpuFinish.Done);
+      if (exit === GuestExit.Halt || exit === GuestExit.PauseLoop) {
+        this.#vmcb.exit.set(exit === GuestExit.Halt ? SvmExitCode.Halt : SvmExitCode.Pause, 0, 0);
+        this.#handleExit(0, 0, 0);
+        if (this.#yieldRequested) {
+          this.#yieldRequested = false;
+          return SliceEnd.Yielded;
+        }
+      }
+      if (performance.now() >= deadlineMs) return SliceEnd.QuantumEnd;
     }
   }
 
@@ -233,20 +326,24 @@ export class Vcpu implements GuestCpuEnvironment {
    * doorbell first, then scan (vcpu-interrupts.ts), so a ring after the read is seen by the next poll.
    */
   #evaluateInterrupts(): boolean {
-    this.#cpu.lastDoorbell = this.#hostCpu!.ringValue();
+    this.#cpu.lastDoorbell = this.#loaded!.cpu.ringValue();
     return this.#interrupts.inject();
   }
 
-  /** Returns true if the vCPU must stop. */
-  #handleRequests(requests: number, hostCpu: HostCpu): boolean {
-    if ((requests & VcpuRequest.Stop) !== 0) return true;
+  /** Services the requests; returns how the slice ends if it must (stopped, paused). */
+  #handleRequests(requests: number): SliceEnd | undefined {
+    if ((requests & VcpuRequest.Stop) !== 0) return this.#finish(VcpuFinish.Stopped);
     if ((requests & VcpuRequest.MemslotsChanged) !== 0) this.#memslots.reload();
     if ((requests & VcpuRequest.ApicPageReload) !== 0) this.#reloadApicPage();
-    if ((requests & VcpuRequest.ApicvUpdate) !== 0) this.#avic.updateApicv(this.#locks!.apicvUpdateLock);
+    if ((requests & VcpuRequest.ApicvUpdate) !== 0) this.#avic.updateApicv(this.#locks.apicvUpdateLock);
     if ((requests & (VcpuRequest.Init | VcpuRequest.StartUp)) !== 0 && this.#boot.acceptEvents(requests)) this.#halted = false;
     if ((requests & VcpuRequest.Kick) !== 0) Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
-    if ((requests & VcpuRequest.Pause) !== 0) return this.#sleep.park(hostCpu);
-    return false;
+    if ((requests & VcpuRequest.Pause) !== 0 || Atomics.load(this.#control, this.#runState) === VcpuRunState.Paused) {
+      const outcome = this.#sleep.park();
+      if (outcome === ParkOutcome.Stop) return this.#finish(VcpuFinish.Stopped);
+      if (outcome === ParkOutcome.Paused) return SliceEnd.Paused;
+    }
+    return undefined;
   }
 
   /**
@@ -264,24 +361,27 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#counters.count(VcpuStatistic.backingPageReloads);
   }
 
-  #releaseForExit(): void {
+  /** The vCPU's run is over: put, out of SRCU, vcpu->mutex released, why published. */
+  #release(why: VcpuFinish): void {
     this.#avic.put();
     this.#trace?.vcpuPut(TaskSwitchState.Sleeping);
     if (this.#srcu.held) this.#srcu.readUnlock();
-    const locks = this.#locks!;
+    const locks = this.#locks;
     if (locks.vcpuMutex.holder() === locks.lockdep.currentThreadSlot()) locks.vcpuMutex.unlock();
-    Atomics.store(this.#control, this.views.controlBlockIndex(this.index, 'finished'), 1);
-  }
-
-  #finish(reason: VcpuExitReport['reason']): VcpuExitReport {
-    this.#releaseForExit();
     const state = Atomics.load(this.#control, this.#runState);
     if (state === VcpuRunState.Running || state === VcpuRunState.Paused) {
       Atomics.sub(this.#control, this.#runnableVcpus, state === VcpuRunState.Running ? 1 : 0);
       transitionRunState(this.#control, this.#runState, VcpuRunState.Finished, this.index);
     }
+    Atomics.store(this.#control, this.views.controlBlockIndex(this.index, 'finished'), why);
     this.views.ringMainDoorbell();
-    return vcpuExitReport(this.index, reason, this.#cpu.fault, this.#latency, this.#trace);
+  }
+
+  #finish(why: VcpuFinish): SliceEnd {
+    this.#release(why);
+    const reason = why === VcpuFinish.Done ? 'done' : why === VcpuFinish.Stopped ? 'stopped' : 'fault';
+    this.#exitReport = vcpuExitReport(this.index, reason, this.#cpu.fault, this.#latency, this.#trace);
+    return SliceEnd.Finished;
   }
 
   // ---- exits (svm_handle_exit) ----
@@ -309,15 +409,16 @@ export class Vcpu implements GuestCpuEnvironment {
         return 0;
       case SvmExitCode.Interrupt:
         // A kick for KVM_REQ_APICV_UPDATE, seen at an APIC access: re-derive AVIC before it is used.
-        this.#avic.updateApicv(this.#locks!.apicvUpdateLock);
+        this.#avic.updateApicv(this.#locks.apicvUpdateLock);
         return 0;
       case SvmExitCode.Halt:
         this.#counters.count(VcpuStatistic.haltExits);
         this.#halted = true;
         return 0;
       case SvmExitCode.Pause:
+        // kvm_vcpu_on_spin: yield to another runnable vCPU on this host CPU, if there is one.
         this.#counters.count(VcpuStatistic.pauseLoopExits);
-        this.#sleep.pauseLoopYield(this.#hostCpu!);
+        this.#yieldRequested = !this.#loaded!.singleTaskRunning();
         return 0;
       default:
         throw new Error(`no handler for #VMEXIT 0x${exit.exitCode.toString(16)}`);
@@ -336,9 +437,13 @@ export class Vcpu implements GuestCpuEnvironment {
     if (hook !== undefined) {
       this.#onFirstExit = undefined;
       const srcu = this.#srcu;
-      hook({ locks: this.#locks!, vcpu: this.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
+      hook({ locks: this.#locks, vcpu: this.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
     }
     const result = this.#handleExit(operand, value, high);
+    // An exit may have taken long (a wait for the APIC map rebuild, a lock): past the quantum, end
+    // the slice after this instruction so that the host CPU can preempt (the quantum's overshoot is
+    // bounded by one exit, not by the slice's instruction budget).
+    if (performance.now() >= this.#quantumDeadlineMs) this.#cpu.requestExit();
     this.#trace?.record(TraceEventKind.GuestEntry, this.#cpu.pc);
     Atomics.store(this.#control, this.#mode, VcpuMode.InGuestMode);
     if (this.#memslots.stale()) this.#memslots.reload();
@@ -358,76 +463,18 @@ export class Vcpu implements GuestCpuEnvironment {
     return this.#avic.apicvActive;
   }
 
-  // ---- GuestCpuEnvironment: what the guest reaches outside RAM ----
+  // ---- GuestCpuEnvironment: what the guest reaches outside RAM (vcpu-apic-access.ts) ----
 
   accessOutsideRam(cpu: GuestCpu, address: number, width: 1 | 2 | 4, isWrite: boolean, value: number): number {
-    const offset = address - APIC_DEFAULT_PHYSICAL_BASE;
-    if (!this.#memslots.apicAccessSlotPresent || offset < 0 || offset >= APIC_PAGE_BYTES) {
-      cpu.raiseFault(GuestFaultKind.AccessOutsideMemory, `${isWrite ? 'write' : 'read'} of ${width} byte(s) outside every memslot`, address);
-      return 0;
-    }
-    if (width !== 4 || (offset & 3) !== 0) {
-      cpu.raiseFault(GuestFaultKind.InvalidApicAccess, 'local APIC registers take aligned 32-bit accesses only', address);
-      return 0;
-    }
-    if (this.#lapic.x2apicMode) {
-      // x2APIC mode disables the MMIO interface (SDM §11.12.1.2); KVM's MMIO handler declines it.
-      cpu.raiseFault(GuestFaultKind.InvalidApicAccess, `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`);
-      return 0;
-    }
-    const vmcb = this.#vmcb;
-    if (!this.#apicvActive()) {
-      vmcb.exit.set(SvmExitCode.NestedPageFault, isWrite ? NPF_ERROR_CODE_WRITE : 0, address);
-      return this.#exitFromGuestInstruction(offset, value, 0);
-    }
-    let result = 0;
-    if (!isWrite) result = avicApicRead(vmcb, offset);
-    else if (avicApicWrite(vmcb, cpu, offset, value) === ApicAccessKind.InterruptCommand) {
-      accountAvicIpi(vmcb.ipi, value, (this.#page.read(ApicRegister.InterruptCommandHigh) >>> 24) & 0xff, this.#counters, this.#trace);
-    }
-    return vmcb.exit.exitCode === 0 ? result : this.#exitFromGuestInstruction(offset, value, 0);
+    return this.#apicAccess.accessOutsideRam(cpu, address, width, isWrite, value);
   }
 
-  /**
-   * Whether an RDMSR/WRMSR of `index` goes to the x2AVIC hardware instead of exiting: one of KVM's
-   * x2avic_passthrough_msrs, with this vCPU in x2APIC mode, the VM using x2AVIC (int_ctl bit 30) and
-   * no inhibit (else KVM intercepts the x2APIC MSRs again and emulates them).
-   */
-  #x2avicPassesThrough(index: number): boolean {
-    return isX2apicMsr(index) && X2AVIC_PASSTHROUGH_MSRS.has(index) && this.#lapic.x2apicMode && this.#startup.x2avic && this.#apicvActive();
-  }
-
-  /** RDMSR: x2AVIC's accelerated read, or an intercepted one (an MSR exit, model-specific-registers.ts). */
   readMsr(cpu: GuestCpu, index: number): number {
-    if (this.#x2avicPassesThrough(index)) {
-      if (x2avicMsrReadFaults(cpu, index)) return 0;
-      const offset = xapicOffsetForX2apicMsr(index);
-      const vmcb = this.#vmcb;
-      let value = avicApicRead(vmcb, offset);
-      if (vmcb.exit.exitCode !== 0) value = this.#exitFromGuestInstruction(offset, 0, 0);
-      cpu.msrHighWord = index === X2apicMsr.InterruptCommand ? this.#page.read(ApicRegister.InterruptCommandHigh) : 0;
-      return value;
-    }
-    this.#counters.count(VcpuStatistic.msrAccesses);
-    return readModelSpecificRegister(this.#msrHost, cpu, index);
+    return this.#apicAccess.readMsr(cpu, index);
   }
 
-  /** WRMSR: x2AVIC's hardware path (src/hw/avic/avic-apic-access.ts), or an MSR exit. */
   writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void {
-    if (this.#x2avicPassesThrough(index)) {
-      if (x2avicMsrWriteFaults(cpu, index, low, high)) return;
-      const offset = xapicOffsetForX2apicMsr(index);
-      const vmcb = this.#vmcb;
-      if (x2avicMsrWrite(vmcb, cpu, offset, low | 0, high | 0) === ApicAccessKind.InterruptCommand) {
-        accountAvicIpi(vmcb.ipi, low, high, this.#counters, this.#trace);
-      }
-      if (vmcb.exit.exitCode !== 0) this.#exitFromGuestInstruction(offset, low | 0, high | 0);
-      return;
-    }
-    this.#counters.count(VcpuStatistic.msrAccesses);
-    if (!checkModelSpecificRegisterWrite(cpu, index, low, high)) return;
-    this.#vmcb.exit.set(SvmExitCode.Msr, 1, 0);
-    this.#exitFromGuestInstruction(index, low, high);
+    this.#apicAccess.writeMsr(cpu, index, low, high);
   }
 
   /** The emulator's instrumentation calls (hypercalls.ts), handled in place: no exit handling. */

@@ -92,7 +92,7 @@ export class VmMemslots {
     const acknowledged = (vcpu: number): boolean =>
       Atomics.load(control, memory.controlBlockIndex(vcpu, 'observedMemslotGeneration')) - generation >= 0
       || Atomics.load(control, memory.controlBlockIndex(vcpu, 'mode')) === 0
-      || Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) === 1;
+      || Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) !== 0;
     // Kick every vCPU still in guest mode with the old windows first (kvm_make_all_cpus_request), then
     // wait for each: the round trips overlap instead of adding up.
     for (let vcpu = 0; vcpu < created; vcpu++) if (!acknowledged(vcpu)) memory.kick(vcpu, VcpuRequest.MemslotsChanged);

@@ -13,11 +13,15 @@
 // split evenly among the threads that want to run (vCPUs neither halted, paused nor finished, plus
 // main). It assumes the OS shares the cores fairly, which is why /proc is preferred where it exists.
 //
-// The watchdog sees only VcpuRunTimeSource, so an emulator-side scheduler of vCPUs can later supply
-// the time it gave each vCPU instead.
+// The watchdog sees only VcpuRunTimeSource. The VM uses LoadedRunTime: the time each vCPU was loaded
+// on a host CPU, from the scheduler's own words (src/host/run-queue.ts: loadedNs, loadedSinceMs). A
+// vCPU runnable but not loaded is waiting for a host CPU and accumulates nothing, so it is never
+// judged stuck for that.
 
 import { readFileSync, readlinkSync } from 'node:fs';
 import { VcpuRunState } from '../control/vcpu-run-state.js';
+import { hostClockMs } from '../../host/host-cpu.js';
+import { TaskState } from '../../host/run-queue.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 
 /** What the watchdog asks: how much each vCPU could have run so far. */
@@ -120,6 +124,28 @@ export class HostThreadRunTime implements VcpuRunTimeSource {
   ranMs(vcpu: number): number | undefined {
     const tid = Atomics.load(this.#memory.control, this.#memory.controlBlockIndex(vcpu, 'hostThreadId'));
     return tid === 0 ? this.#fallback.ranMs() : this.#threadCpuMs(tid);
+  }
+}
+
+/**
+ * The scheduler's account: the time vCPU `vcpu` has been loaded on a host CPU (the total its host
+ * CPU adds at each put, plus the current stretch while it is loaded).
+ */
+export class LoadedRunTime implements VcpuRunTimeSource {
+  readonly #memory: VmControlViews;
+
+  constructor(memory: VmControlViews) {
+    this.#memory = memory;
+  }
+
+  refresh(): void {}
+
+  ranMs(vcpu: number): number {
+    const queues = this.#memory.runQueues;
+    const total = queues.float64[queues.taskTimeIndex(vcpu, 'loadedNs')]! / 1e6;
+    const state = queues.state(vcpu);
+    if (state !== TaskState.Running && state !== TaskState.Blocking && state !== TaskState.Woken) return total;
+    return total + Math.max(0, hostClockMs() - queues.float64[queues.taskTimeIndex(vcpu, 'loadedSinceMs')]!);
   }
 }
 

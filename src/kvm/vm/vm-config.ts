@@ -1,5 +1,6 @@
 // VM configuration: the options, their defaults, and validation with one message per mistake.
 
+import os from 'node:os';
 import { XAPIC_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
 import { X2AVIC_MAX_PHYSICAL_INDEX } from '../../hw/avic/x2avic.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
@@ -34,6 +35,18 @@ export interface VmConfig {
    * most 255 vCPUs (more would set PHYSICAL_ID_TOO_BIG). Default true.
    */
   readonly x2avic?: boolean;
+  /**
+   * Host CPUs the vCPUs are scheduled onto (one worker thread each): 1..maxVcpus. vCPU i runs on
+   * host CPU i mod hostCpus. Default min(vcpus, os.availableParallelism()): with vCPUs <= cores every
+   * vCPU has its own thread; beyond that vCPUs share host CPUs as vCPU threads share pCPUs under KVM.
+   */
+  readonly hostCpus?: number;
+  /**
+   * The host scheduler's quantum in microseconds: a vCPU runs at least this long before another
+   * runnable one on its host CPU preempts it (checked between guest entries). Default the Linux
+   * scheduler's base slice, 0.75 ms x (1 + log2(min(cores, 8))): 1.5 ms on 2 cores.
+   */
+  readonly quantumUs?: number;
   /** Halt-polling (KVM's halt_poll_ns). Default true. */
   readonly haltPolling?: boolean;
   /** Stack bytes per vCPU at the top of RAM. Default 16 KiB. */
@@ -58,6 +71,14 @@ export class VmConfigError extends Error {
 }
 
 const DEFAULT_MEMORY_BYTES = 16 << 20;
+
+/**
+ * The Linux scheduler's base slice (sysctl_sched_base_slice, 0.75 ms) scaled as it scales it by
+ * default (SCHED_TUNABLESCALING_LOG: x (1 + ilog2(min(online CPUs, 8)))): 1.5 ms on 2 cores.
+ */
+export function defaultQuantumUs(cores = os.availableParallelism()): number {
+  return 750 * (1 + Math.floor(Math.log2(Math.min(Math.max(1, cores), 8))));
+}
 const DEFAULT_STACK_BYTES = 16 << 10;
 
 /** The most vCPUs a VM may have: 255 (xAVIC, IDs 0..0xFE) or 512 (x2AVIC, IDs 0..0x1FF). */
@@ -95,6 +116,14 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
   if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
     throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
   }
+  const hostCpus = config.hostCpus ?? Math.min(vcpus, os.availableParallelism());
+  if (!Number.isInteger(hostCpus) || hostCpus < 1 || hostCpus > maxVcpus) {
+    throw new VmConfigError(`hostCpus must be an integer from 1 to maxVcpus (${maxVcpus}), got ${hostCpus}`);
+  }
+  const quantumUs = config.quantumUs ?? defaultQuantumUs();
+  if (!Number.isFinite(quantumUs) || quantumUs < 10 || quantumUs > 1_000_000) {
+    throw new VmConfigError(`quantumUs must be a number from 10 to 1000000, got ${quantumUs}`);
+  }
   const injectLockBug = injectedLockBugShape(config.injectLockBug);
   // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
   if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS) throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
@@ -106,6 +135,8 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     policy,
     ipiVirtualization: config.ipiVirtualization ?? true,
     x2avic,
+    hostCpus,
+    quantumUs,
     haltPolling: config.haltPolling ?? true,
     stackBytesPerVcpu,
     lockdep: config.lockdep ?? false,

@@ -2,30 +2,44 @@
 // and has a vCPU stopped making progress (its run loop's heartbeat is still although it could have
 // moved: see VcpuWatchdog).
 
-import { VCPU_WAIT_REASON_NAMES, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
-import type { VcpuExitReport } from '../vcpu/vcpu.js';
+import { VCPU_WAIT_REASON_NAMES, VcpuFinish, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
+import { TaskState } from '../../host/run-queue.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import { vcpuLockdepSlot } from '../control/kvm-locks.js';
 import type { VcpuRunTimeSource } from './vcpu-run-time.js';
 
 /** The watchdog looks at most this often (a storm's heartbeats move far faster). */
 const CHECK_INTERVAL_MS = 100;
 
 /**
- * Every vCPU finished, or asleep on a doorbell nobody has rung since with no timer of its own that
- * will raise an interrupt (idle: nothing can wake it). Halted vCPUs and application processors in
- * wait-for-SIPI (run state Blocked, wait reason WaitForStartUp) both count as asleep.
+ * Every vCPU finished, or blocked (put, off every run queue) with no timer of its own that will raise
+ * an interrupt and no event lost on it (idle: nothing can wake it). Halted vCPUs and application
+ * processors in wait-for-SIPI (run state Blocked, wait reason WaitForStartUp) both count as blocked.
  */
-export function allVcpusIdle(memory: VmControlViews, results: readonly (VcpuExitReport | Error | undefined)[]): boolean {
+export function allVcpusIdle(memory: VmControlViews): boolean {
   const control = memory.control;
   for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
-    if (results[vcpu] !== undefined) continue;
+    if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) !== VcpuFinish.Running) continue;
     if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')) !== VcpuRunState.Blocked) return false;
+    if (memory.runQueues.state(vcpu) !== TaskState.Blocked) return false;
     if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'apicTimerArmed')) !== 0) return false;
-    const slot = Atomics.load(control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
-    if (slot < 0 || Atomics.load(control, memory.doorbellIndex(slot, 'sleeping')) !== 1) return false;
-    if (Atomics.load(control, memory.doorbellIndex(slot, 'ring')) !== Atomics.load(control, memory.doorbellIndex(slot, 'waitValue'))) return false;
+    if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'lostWakeupVector')) !== 0) return false;
   }
   return true;
+}
+
+/**
+ * A blocked vCPU its host CPU found with an event pending and no wake-up coming (host-cpu-loop.ts),
+ * described for the watchdog, or undefined.
+ */
+export function lostWakeup(memory: VmControlViews): string | undefined {
+  for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
+    const mark = Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'lostWakeupVector'));
+    if (mark === 0) continue;
+    const what = mark - 1 < 256 ? `vector ${mark - 1} (0x${(mark - 1).toString(16)}) deliverable in its IRR` : 'an event pending (NMI, INIT, start-up or a request)';
+    return `vCPU ${vcpu} is blocked with ${what} and no wake-up coming (a lost wake-up)`;
+  }
+  return undefined;
 }
 
 /** The locks a thread holds and the one it waits for, from the locks' own words (validator on or off). */
@@ -121,9 +135,8 @@ export function describeVcpu(memory: VmControlViews, vcpu: number, heldLocks?: H
   const control = memory.control;
   const state = runStateName(Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')));
   const reason = Atomics.load(control, memory.controlBlockIndex(vcpu, 'waitReason'));
-  const hostThreadSlot = Atomics.load(control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
-  // The vCPU's lockdep thread slot is its host thread slot + 1 (VcpuLocks); slot 0 is main's.
-  const locks = heldLocks !== undefined && hostThreadSlot >= 0 ? heldLocks(hostThreadSlot + 1) : { held: [] };
+  // The vCPU's own lockdep slot (VcpuLocks): its locks stay its own whichever host CPU runs it.
+  const locks = heldLocks !== undefined ? heldLocks(vcpuLockdepSlot(vcpu)) : { held: [] };
   const held = [...locks.held];
   const waiting = reason === 0 && locks.waitingFor !== undefined ? locks.waitingFor : VCPU_WAIT_REASON_NAMES[reason] ?? 'unknown';
   const srcuSlot = vcpu + 1;

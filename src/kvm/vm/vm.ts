@@ -3,7 +3,6 @@
 // task each. It is never on the IPI path and never calls Atomics.wait: everything here that waits
 // uses Atomics.waitAsync or timers, so the event loop (piscina's, vitest's) keeps turning.
 
-import os from 'node:os';
 import { Piscina } from 'piscina';
 import { sourceOf, type ProgramImage } from '../../guest/assembler-program-image.js';
 import type { FaultSource } from '../../guest/guest-fault.js';
@@ -11,7 +10,7 @@ import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../../memory/
 import { guestPhysicalAddress } from '../../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from '../control/backing-page-policy.js';
 import { rebuildLogicalApicIdTable } from './apic-map.js';
-import { VcpuRequest, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
+import { VcpuFinish, VcpuRequest, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
 import { allocateVmBuffers, VmControlViews } from '../control/vm-control-views.js';
 import { KvmLocks } from '../control/kvm-locks.js';
 import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
@@ -20,34 +19,18 @@ import { buildVmReport, finalExit, type VmExit, type VmReport, type VmReportInpu
 import { workerEntryUrl } from '../../host/worker-entry.js';
 import { VmConfigError, validateConfig, type ValidVmConfig, type VmConfig } from './vm-config.js';
 import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
-import { VcpuWatchdog, allVcpusIdle, describeVcpu } from './vm-watchdog.js';
-import { hostRunTimeSource } from './vcpu-run-time.js';
+import { VcpuWatchdog, allVcpusIdle, describeVcpu, lostWakeup } from './vm-watchdog.js';
+import { LoadedRunTime } from './vcpu-run-time.js';
 import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
 import { buildFtraceText, type FtraceText, type RecordedTrace } from '../report/ftrace-text.js';
-import type { VcpuExitReport, VcpuStartup } from '../vcpu/vcpu.js';
+import type { VcpuExitReport } from '../vcpu/vcpu.js';
+import type { RunOptions, StartOptions } from './run-options.js';
+import type { HostCpuReport, HostCpuStartup } from '../vcpu/host-cpu-loop.js';
+import { vcpuLockdepSlot } from '../control/kvm-locks.js';
 
 export { VmConfigError, type VmConfig, type ProgramLoad };
 
-export interface RunOptions {
-  /** Run for this long, then stop (the guest need not finish). */
-  readonly seconds?: number;
-  /** Without `seconds`: give up (exit "timeout") if the guest has not finished by then. Default 60. */
-  readonly timeoutSeconds?: number;
-  /** Stop waiting for a vCPU that does not finish after a stop request, name it and tear down. Default 5. */
-  readonly stopTimeoutSeconds?: number;
-  /**
-   * A running vCPU whose run loop makes no progress while its host thread runs this long, or that
-   * sleeps this long in a cycle of lock waits, is reported stuck (VcpuWatchdog). Default 10.
-   */
-  readonly watchdogSeconds?: number;
-  /** Called about every 100 ms while running (progress bars). */
-  readonly onProgress?: (elapsedSeconds: number) => void;
-}
-
-export interface StartOptions {
-  /** Record trace events in every vCPU (see chromeTrace()). */
-  readonly trace?: boolean;
-}
+export type { RunOptions, StartOptions } from './run-options.js';
 
 const RAM_SLOT = memslotId(0);
 
@@ -75,6 +58,8 @@ export class Vm {
   #allRunningAt = 0;
   #allRunningWaiters: (() => void)[] = [];
   #tasks: Promise<void>[] = [];
+  /** Host CPU tasks that failed outside any vCPU (an emulator bug in the scheduler loop). */
+  readonly #hostCpuErrors: Error[] = [];
   /** The hot-adds queued so far (hotAddVcpu serialises them). */
   #hotAdds: Promise<void> = Promise.resolve();
   #clockOriginNs = '0';
@@ -86,6 +71,7 @@ export class Vm {
     this.memory = new VmControlViews(allocateVmBuffers(config.maxVcpus, config.memoryBytes));
     this.policy = backingPagePolicy(config.policy, config.maxVcpus);
     this.locks = new KvmLocks(this.memory, config.maxVcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
+    Atomics.store(this.memory.control, this.memory.headerIndex('hostCpus'), config.hostCpus);
     this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
     this.#results = new Array<VcpuExitReport | Error | undefined>(config.maxVcpus).fill(undefined);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
@@ -142,7 +128,7 @@ export class Vm {
       this.creation.statistics.hotAdds++;
       this.creation.statistics.hotAddMs.push(performance.now() - started);
       this.#allRunningAt = 0;
-      this.#startVcpuTask(vcpu);
+      this.#startVcpu(vcpu);
     }
     return vcpu;
   }
@@ -211,43 +197,56 @@ export class Vm {
     }
     this.#started = true;
     this.#startedAt = performance.now();
+    const hostCpus = this.config.hostCpus;
     this.#pool = new Piscina({
       filename: workerEntryUrl(),
-      minThreads: this.createdVcpus,
-      maxThreads: this.config.maxVcpus,
+      minThreads: hostCpus,
+      maxThreads: hostCpus,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1,
-      // A hot-added vCPU's task may arrive while an earlier one still waits for its new thread: queue it
-      // (piscina then starts another thread, up to maxThreads) rather than reject it.
-      maxQueue: this.config.maxVcpus,
+      maxQueue: hostCpus,
     });
     this.#clockOriginNs = process.hrtime.bigint().toString();
     this.#trace = options.trace ?? false;
-    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpuTask(vcpu);
+    for (let hostCpu = 0; hostCpu < hostCpus; hostCpu++) this.#startHostCpuTask(hostCpu);
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpu(vcpu);
   }
 
-  /** One long-running piscina task runs vCPU `vcpu` (KVM_RUN) until it is done or stopped. */
-  #startVcpuTask(vcpu: number): void {
-    const startup: VcpuStartup = {
+  /** One long-running piscina task per host CPU: its scheduler loop (host-cpu-loop.ts) until the VM stops. */
+  #startHostCpuTask(hostCpu: number): void {
+    const startup: HostCpuStartup = {
       buffers: this.memory.buffers,
-      vcpu,
+      hostCpu,
       policy: this.config.policy,
       ipiVirtualization: this.config.ipiVirtualization,
       x2avic: this.config.x2avic,
       haltPolling: this.config.haltPolling,
-      hostCores: os.availableParallelism(),
+      quantumMs: this.config.quantumUs / 1000,
       clockOriginNs: this.#clockOriginNs,
-      entryPoint: Math.max(0, this.#entryPoints[vcpu]!),
-      waitForStartUp: this.#entryPoints[vcpu] === WAIT_FOR_START_UP,
-      stackTop: this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu,
       trace: this.#trace,
       locks: this.locks.shared,
     };
     // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
     this.#tasks.push(this.#pool!.run(startup).then(
-      (report: VcpuExitReport) => { this.#results[vcpu] = report; },
-      (error: unknown) => { this.#results[vcpu] = error instanceof Error ? error : new Error(String(error)); },
+      (report: HostCpuReport) => {
+        for (const vcpu of report.vcpus) this.#results[vcpu.vcpu] = vcpu;
+        for (const error of report.errors) this.#results[error.vcpu] = new Error(error.message);
+      },
+      (error: unknown) => { this.#hostCpuErrors.push(error instanceof Error ? error : new Error(String(error))); },
     ).finally(() => this.memory.ringMainDoorbell()));
+  }
+
+  /**
+   * KVM_RUN for vCPU `vcpu`: its startup words (read by its host CPU when it first loads it), then it
+   * joins its host CPU's run queue.
+   */
+  #startVcpu(vcpu: number): void {
+    const control = this.memory.control;
+    const entry = this.#entryPoints[vcpu]!;
+    Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'entryPoint'), Math.max(0, entry));
+    Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'waitForStartUp'), entry === WAIT_FOR_START_UP ? 1 : 0);
+    Atomics.store(control, this.memory.controlBlockIndex(vcpu, 'stackTop'), this.config.memoryBytes - vcpu * this.config.stackBytesPerVcpu);
+    this.memory.scheduling.start(vcpu);
   }
 
   /** Waits for the run started by start() to end (see RunOptions), stops every vCPU and reports. */
@@ -255,7 +254,7 @@ export class Vm {
     if (!this.#started || this.#waited) throw new VmConfigError('wait() follows one start()');
     this.#waited = true;
     const results = this.#results;
-    const exit = await this.#supervise(results, options, this.#startedAt);
+    const exit = await this.#supervise(options, this.#startedAt);
     this.#ending = true;
     // Whoever waits for "all running" must not wait past the end of the run.
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
@@ -381,19 +380,15 @@ export class Vm {
   }
 
   /** The main thread's service loop: APIC map rebuilds, the end conditions, the watchdog. */
-  async #supervise(results: (VcpuExitReport | Error | undefined)[], options: RunOptions, started: number): Promise<VmExit> {
+  async #supervise(options: RunOptions, started: number): Promise<VmExit> {
     const control = this.memory.control;
     const doorbell = this.memory.headerIndex('mainDoorbell');
     const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
     const watchdogMs = (options.watchdogSeconds ?? 10) * 1000;
     const watchdog = new VcpuWatchdog(this.memory, {
       boundMs: watchdogMs,
-      runTime: hostRunTimeSource(this.memory),
-      waitsOnCycle: (vcpu) => {
-        // The vCPU's lockdep thread slot is its host thread slot + 1 (VcpuLocks).
-        const hostThreadSlot = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'hostThreadSlot'));
-        return hostThreadSlot >= 0 && this.locks.waitsOnCycle(hostThreadSlot + 1);
-      },
+      runTime: new LoadedRunTime(this.memory),
+      waitsOnCycle: (vcpu) => this.locks.waitsOnCycle(vcpuLockdepSlot(vcpu)),
       heldLocks: (slot) => this.locks.locksHeldBy(slot),
     });
     let lastProgress = started;
@@ -402,15 +397,25 @@ export class Vm {
       this.#serviceApicMapRequests();
       if (this.#allRunningAt === 0) this.#noteAllRunning();
       const now = performance.now();
-      const failed = results.findIndex((result) => result instanceof Error || (result !== undefined && result.reason === 'fault'));
+      if (this.#hostCpuErrors.length > 0) return { reason: 'fault', detail: `a host CPU failed: ${this.#hostCpuErrors[0]!.message}` };
+      // The vCPUs' finished words (their reports come back with their host CPUs, at the end).
+      let failed = -1;
+      let running = 0;
+      for (let vcpu = 0; vcpu < this.createdVcpus && failed < 0; vcpu++) {
+        const finished = Atomics.load(control, this.memory.controlBlockIndex(vcpu, 'finished'));
+        if (finished === VcpuFinish.Fault || finished === VcpuFinish.Error) failed = vcpu;
+        else if (finished === VcpuFinish.Running) running++;
+      }
       if (failed >= 0) return { reason: 'fault', detail: `vCPU ${failed} stopped the VM` };
-      if (results.slice(0, this.createdVcpus).every((result) => result !== undefined)) return { reason: 'all-done', detail: 'every vCPU reported done' };
-      if (options.seconds === undefined && allVcpusIdle(this.memory, results)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
+      if (running === 0) return { reason: 'all-done', detail: 'every vCPU reported done' };
+      if (options.seconds === undefined && allVcpusIdle(this.memory)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
       if (now - started >= limitMs) {
         return options.seconds !== undefined
           ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }
           : { reason: 'timeout', detail: `the guest did not finish within ${limitMs / 1000} s` };
       }
+      const lost = lostWakeup(this.memory);
+      if (lost !== undefined) return { reason: 'watchdog', detail: lost };
       const stuck = watchdog.check(now);
       if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
       if (options.onProgress !== undefined && now - lastProgress >= 100) {
@@ -436,12 +441,14 @@ export class Vm {
   async #stopAll(tasks: Promise<void>[], results: (VcpuExitReport | Error | undefined)[], stopTimeoutSeconds: number): Promise<VmExit | undefined> {
     Atomics.store(this.memory.control, this.memory.headerIndex('stopRequested'), 1);
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Stop);
+    // Host CPUs with nothing left to run see the stop word at their next look.
+    for (let hostCpu = 0; hostCpu < this.config.hostCpus; hostCpu++) this.memory.hostCpus.wake(hostCpu);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000); });
     const outcome = await Promise.race([Promise.all(tasks).then(() => 'stopped' as const), timeout]);
     clearTimeout(timer);
     if (outcome === 'stopped') return undefined;
-    const stuck = results.slice(0, this.createdVcpus).map((result, vcpu) => (result === undefined ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
+    const stuck = results.slice(0, this.createdVcpus).map((_, vcpu) => (Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
     await this.#pool?.destroy().catch(() => undefined);
     const states = stuck.map((vcpu) => describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot))).join('; ');
     return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`, stuckVcpus: stuck };

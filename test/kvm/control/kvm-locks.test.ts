@@ -131,8 +131,8 @@ describe('KvmLocks', () => {
 describe("VcpuLocks (a vCPU worker's view, played on this thread)", () => {
   it('attaches the VM-wide locks by instance on first use, once, and holds its own vcpu->mutex', () => {
     const { locks, memory } = kvmLocks({ enabled: false });
-    const vcpuLocks = new VcpuLocks(locks.shared, memory, 0, 1);
-    expect(vcpuLocks.lockdep.currentThreadSlot()).toBe(1); // host thread slot + 1
+    const vcpuLocks = new VcpuLocks(locks.shared, memory, 1);
+    expect(vcpuLocks.lockdep.currentThreadSlot()).toBe(2); // the vCPU's own slot: index + 1
     expect(vcpuLocks.vcpuMutex.instance).toBe(locks.vcpuMutexes[1]!.instance);
     expect(vcpuLocks.slotsLock.instance).toBe(locks.slotsLock.instance);
     expect(vcpuLocks.slotsLock).toBe(vcpuLocks.slotsLock);
@@ -140,8 +140,8 @@ describe("VcpuLocks (a vCPU worker's view, played on this thread)", () => {
     expect(vcpuLocks.apicvUpdateLock).toBe(vcpuLocks.apicvUpdateLock);
     // A lock taken through the vCPU's view is held in the VM's: one lock word, two views.
     vcpuLocks.vcpuMutex.lock('KVM_RUN', 1000);
-    expect(locks.vcpuMutexes[1]!.holder()).toBe(1);
-    expect(locks.locksHeldBy(1).held).toEqual(['vcpu1->mutex (vcpu->mutex)']);
+    expect(locks.vcpuMutexes[1]!.holder()).toBe(2);
+    expect(locks.locksHeldBy(2).held).toEqual(['vcpu1->mutex (vcpu->mutex)']);
     vcpuLocks.vcpuMutex.unlock();
     expect(locks.vcpuMutexes[1]!.holder()).toBeUndefined();
   });

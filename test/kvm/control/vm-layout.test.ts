@@ -5,7 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { CACHE_LINE_BYTES, type FieldSpec, type StructLayout } from '../../../src/host/shared-layout.js';
 import {
-  HostThreadDoorbell,
+  HostCpuState,
+  HostCpuStatistics,
+  HostRunQueue,
+  HostTask,
   LOGICAL_APIC_ID_TABLE_ENTRIES,
   PHYSICAL_APIC_ID_TABLE_ENTRIES,
   VcpuControlBlock,
@@ -21,7 +24,10 @@ const PAGE_BYTES = 4096;
 
 /** The per-vCPU struct arrays: one instance per vCPU (one doorbell line per host thread, one per vCPU). */
 const PER_VCPU_REGIONS = [
-  ['doorbells', HostThreadDoorbell],
+  ['hostCpus', HostCpuState],
+  ['hostCpuStatistics', HostCpuStatistics],
+  ['runQueues', HostRunQueue],
+  ['hostTasks', HostTask],
   ['vcpuControlBlocks', VcpuControlBlock],
   ['vcpuStatistics', VcpuStatistics],
   ['vcpuGuestReports', VcpuGuestReport],

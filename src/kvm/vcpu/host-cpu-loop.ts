@@ -1,0 +1,283 @@
+// One host CPU's scheduler loop, in its own worker for the VM's life (the host scheduler's
+// __schedule as KVM's vCPU tasks see it): take the next runnable vCPU from this host CPU's run
+// queue, load it (vcpu_load: kvm_sched_in -> avic_vcpu_load), run it until its quantum ends with
+// another vCPU runnable here, it blocks, yields after a pause loop, is paused or finishes, then put
+// it (vcpu_put: kvm_sched_out -> avic_vcpu_put; vcpu->preempted when still runnable) and pick again.
+// With nothing runnable it waits on its wake word, bounded by the nearest APIC timer deadline of its
+// blocked vCPUs (it wakes them then, as the hrtimer callback does: apic_timer_fn -> kvm_vcpu_kick).
+//
+// vCPU i runs on host CPU i mod P (pinned); its Vcpu object is built here at its first load from
+// the VM's HostCpuStartup and the vCPU's control-block words (entry point, wait-for-SIPI, stack top),
+// so a hot-added vCPU needs only its words and an enqueue. All of a vCPU's state lives in its Vcpu
+// object (a later save area can move it to another host CPU: migration is not done yet).
+//
+// Orderings (docs/architecture.md#orderings): the switch seqlock and `current` around IsRunning
+// (O11); the idle wait against wakers (O9, HostCpus.wake in src/host/host-cpu.ts).
+
+import { hostClockMs, type HostCpu } from '../../host/host-cpu.js';
+import { TaskState } from '../../host/run-queue.js';
+import { VcpuFinish, VcpuRunState } from '../control/vcpu-run-state.js';
+import { VmControlViews, type VmBuffers } from '../control/vm-control-views.js';
+import type { KvmLocksShared } from '../control/kvm-locks.js';
+import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
+import { SliceEnd, type LoadedHostCpu, type Vcpu, type VcpuExitReport, type VcpuStartup } from './vcpu.js';
+
+/** Upper bound of one idle wait; the loop re-checks its queue, timers and the stop word after it. */
+export const IDLE_WAIT_MS = 50;
+/** A blocked vCPU with an event pending and no wake-up this long counts as a lost wake-up. */
+export const LOST_WAKEUP_GRACE_MS = 1000;
+/** How often the loop looks for blocked vCPUs with an event pending. */
+const LOST_WAKEUP_CHECK_MS = 100;
+
+/** What every host CPU worker is given (structured-cloneable). */
+export interface HostCpuStartup {
+  readonly buffers: VmBuffers;
+  readonly hostCpu: number;
+  readonly policy: BackingPagePolicyName;
+  readonly ipiVirtualization: boolean;
+  readonly x2avic: boolean;
+  readonly haltPolling: boolean;
+  /** The scheduler's quantum in ms (VmConfig.quantumUs / 1000). */
+  readonly quantumMs: number;
+  readonly clockOriginNs: string;
+  readonly trace: boolean;
+  readonly locks: KvmLocksShared;
+}
+
+/** What a host CPU gives back when the VM stops: the reports of the vCPUs it ran, and their errors. */
+export interface HostCpuReport {
+  readonly hostCpu: number;
+  readonly vcpus: readonly VcpuExitReport[];
+  readonly errors: readonly { readonly vcpu: number; readonly message: string }[];
+}
+
+/** The startup of vCPU `vcpu`, from the VM's words (main stored them before it started the vCPU). */
+export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, vcpu: number): VcpuStartup {
+  const word = (field: 'entryPoint' | 'waitForStartUp' | 'stackTop'): number => Atomics.load(views.control, views.controlBlockIndex(vcpu, field));
+  return {
+    buffers: startup.buffers,
+    vcpu,
+    policy: startup.policy,
+    ipiVirtualization: startup.ipiVirtualization,
+    x2avic: startup.x2avic,
+    haltPolling: startup.haltPolling,
+    clockOriginNs: startup.clockOriginNs,
+    entryPoint: word('entryPoint') >>> 0,
+    waitForStartUp: word('waitForStartUp') !== 0,
+    stackTop: word('stackTop'),
+    trace: startup.trace,
+    locks: startup.locks,
+  };
+}
+
+/** Per vCPU this host CPU has built: the object, and what the lost-wake-up check saw. */
+interface Resident {
+  readonly vcpu: Vcpu;
+  /** hostClockMs() when it was first seen blocked with an event pending; 0 when not. */
+  pendingSinceMs: number;
+  lost: boolean;
+}
+
+export class HostCpuLoop implements LoadedHostCpu {
+  readonly cpu: HostCpu;
+  readonly #views: VmControlViews;
+  readonly #startup: HostCpuStartup;
+  readonly #createVcpu: (startup: VcpuStartup) => Vcpu;
+  readonly #threadId: number;
+  readonly #residents = new Map<number, Resident>();
+  readonly #reports: VcpuExitReport[] = [];
+  readonly #errors: { vcpu: number; message: string }[] = [];
+  #lastLoaded = -1;
+  #lastLostWakeupCheck = 0;
+
+  constructor(startup: HostCpuStartup, createVcpu: (startup: VcpuStartup) => Vcpu, threadId: number) {
+    this.#startup = startup;
+    this.#createVcpu = createVcpu;
+    this.#threadId = threadId;
+    this.#views = new VmControlViews(startup.buffers);
+    this.cpu = this.#views.hostCpus.own(startup.hostCpu);
+    this.cpu.setThreadId(threadId);
+    this.cpu.setCurrent(-1);
+  }
+
+  singleTaskRunning(): boolean {
+    return this.#views.runQueues.length(this.cpu.index) === 0;
+  }
+
+  /** The loop, until the VM stops and every vCPU placed here has finished. */
+  run(): HostCpuReport {
+    const cpu = this.cpu;
+    const queues = this.#views.runQueues;
+    for (;;) {
+      cpu.beat();
+      if (this.#finishedHere()) break;
+      this.#serviceBlocked();
+      const vcpu = queues.dequeue(cpu.index);
+      if (vcpu < 0) {
+        this.#idle();
+        continue;
+      }
+      this.#runVcpu(vcpu);
+    }
+    return { hostCpu: cpu.index, vcpus: this.#reports, errors: this.#errors };
+  }
+
+  #runVcpu(index: number): void {
+    const cpu = this.cpu;
+    const views = this.#views;
+    const queues = views.runQueues;
+    let resident = this.#residents.get(index);
+    if (resident === undefined) {
+      resident = { vcpu: this.#createVcpu(vcpuStartupFor(this.#startup, views, index)), pendingSinceMs: 0, lost: false };
+      this.#residents.set(index, resident);
+    }
+    if (resident.pendingSinceMs !== 0 && !resident.lost) views.controlFloat64[views.statisticIndex(index, 'lateWakeups')]! += 1;
+    resident.pendingSinceMs = 0;
+    const vcpu = resident.vcpu;
+    // Load: the switch seqlock odd, then current, then the vCPU's own load (IsRunning last; O11).
+    cpu.stepSwitchSequence();
+    const loadedAt = hostClockMs();
+    const float64 = queues.float64;
+    float64[queues.taskTimeIndex(index, 'runnableWaitNs')]! += Math.max(0, loadedAt - float64[queues.taskTimeIndex(index, 'enqueuedAtMs')]!) * 1e6;
+    float64[queues.taskTimeIndex(index, 'loadedSinceMs')] = loadedAt;
+    Atomics.store(queues.words, queues.taskIndex(index, 'preempted'), 0);
+    queues.setState(index, TaskState.Running);
+    if (index !== this.#lastLoaded) cpu.count('vcpuSwitches');
+    this.#lastLoaded = index;
+    cpu.setCurrent(index);
+    let end: SliceEnd;
+    try {
+      vcpu.load(this, this.#threadId);
+      cpu.stepSwitchSequence();
+      for (;;) {
+        end = vcpu.runSlice(performance.now() + this.#startup.quantumMs);
+        if (end !== SliceEnd.QuantumEnd || !this.singleTaskRunning()) break;
+        // Nothing else to run here: look after the blocked vCPUs, then go on without a put.
+        this.#serviceBlocked();
+        if (!this.singleTaskRunning() || this.#stopRequested()) break;
+      }
+    } catch (error) {
+      // An emulator bug in this vCPU (runSlice released it: put, out of SRCU, finished word Error).
+      this.#errors.push({ vcpu: index, message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      end = SliceEnd.Finished;
+    }
+    // Put: the switch seqlock odd, the vCPU's put (IsRunning clear), then current cleared (O11).
+    cpu.stepSwitchSequence();
+    vcpu.put(end);
+    cpu.setCurrent(-1);
+    const putAt = hostClockMs();
+    float64[queues.taskTimeIndex(index, 'loadedNs')]! += (putAt - loadedAt) * 1e6;
+    cpu.count('busyNs', (putAt - loadedAt) * 1e6);
+    switch (end) {
+      case SliceEnd.QuantumEnd:
+        cpu.count('preemptions');
+        this.#requeue(index);
+        break;
+      case SliceEnd.Yielded:
+        cpu.count('directedYields');
+        this.#requeue(index);
+        break;
+      case SliceEnd.Finished:
+        queues.setState(index, TaskState.Finished);
+        if (vcpu.exitReport !== undefined) this.#reports.push(vcpu.exitReport);
+        break;
+      default:
+        // Blocked or Paused: the vCPU committed Blocked itself; a waker may have queued it since.
+        break;
+    }
+    cpu.stepSwitchSequence();
+  }
+
+  /**
+   * Still runnable at put: vcpu->preempted, back on the queue's tail. A directed yield gives the host
+   * CPU to the queue's head: moving a preferred (preempted) vCPU to the front instead, as
+   * kvm_vcpu_on_spin's candidate choice would, starved the vCPUs behind it when every vCPU spins
+   * (a 24-vCPU storm's barrier: the never-run vCPUs were never reached); CFS's fairness is what
+   * bounds yield_to in the kernel, and a FIFO queue has only its order for that.
+   */
+  #requeue(index: number): void {
+    const queues = this.#views.runQueues;
+    Atomics.store(queues.words, queues.taskIndex(index, 'preempted'), 1);
+    queues.setState(index, TaskState.Queued);
+    queues.enqueue(this.cpu.index, index);
+  }
+
+  /** Nothing runnable: wait for a wake-up, bounded by the nearest timer of a blocked vCPU here (O9). */
+  #idle(): void {
+    const cpu = this.cpu;
+    const seen = cpu.wakeValue();
+    cpu.beginIdle();
+    const started = hostClockMs();
+    if (this.singleTaskRunning() && !this.#finishedHere()) cpu.idleWait(seen, Math.min(IDLE_WAIT_MS, this.#nearestTimerMs()));
+    cpu.endIdle();
+    cpu.count('idleNs', (hostClockMs() - started) * 1e6);
+  }
+
+  /** Wakes blocked vCPUs whose APIC timer is due; notes those with an event and no wake-up coming. */
+  #serviceBlocked(): void {
+    const queues = this.#views.runQueues;
+    const now = hostClockMs();
+    const checkLost = now - this.#lastLostWakeupCheck >= LOST_WAKEUP_CHECK_MS;
+    if (checkLost) this.#lastLostWakeupCheck = now;
+    for (const [index, resident] of this.#residents) {
+      if (queues.state(index) !== TaskState.Blocked) continue;
+      if (resident.vcpu.timerRemainingNs() === 0) {
+        this.#views.scheduling.wakeUp(index);
+        continue;
+      }
+      // A paused vCPU waits for resume(), with whatever IPIs came meanwhile in its IRR.
+      const paused = Atomics.load(this.#views.control, this.#views.controlBlockIndex(index, 'runState')) === VcpuRunState.Paused;
+      if (checkLost && !paused) this.#checkLostWakeup(index, resident, now);
+    }
+  }
+
+  /**
+   * Every path that makes an event for a blocked vCPU wakes it afterwards (an IRR bit, then the
+   * incomplete-IPI exit's kick; a request, then a kick), so a blocked vCPU with an event pending for
+   * LOST_WAKEUP_GRACE_MS has lost its wake-up: count it and publish the vector for the watchdog. It
+   * stays blocked, as it would under KVM; one woken late is counted late at its load.
+   */
+  #checkLostWakeup(index: number, resident: Resident, now: number): void {
+    const pending = resident.vcpu.pendingEvent();
+    if (pending < 0) {
+      resident.pendingSinceMs = 0;
+      return;
+    }
+    if (resident.pendingSinceMs === 0) resident.pendingSinceMs = now;
+    if (resident.lost || now - resident.pendingSinceMs < LOST_WAKEUP_GRACE_MS) return;
+    resident.lost = true;
+    const views = this.#views;
+    views.controlFloat64[views.statisticIndex(index, 'lostWakeups')]! += 1;
+    Atomics.store(views.control, views.controlBlockIndex(index, 'lostWakeupVector'), pending + 1);
+    views.ringMainDoorbell();
+  }
+
+  #nearestTimerMs(): number {
+    let nearest = Infinity;
+    for (const [index, resident] of this.#residents) {
+      if (this.#views.runQueues.state(index) === TaskState.Blocked) nearest = Math.min(nearest, resident.vcpu.timerRemainingNs() / 1e6);
+    }
+    return nearest;
+  }
+
+  #stopRequested(): boolean {
+    return Atomics.load(this.#views.control, this.#views.headerIndex('stopRequested')) !== 0;
+  }
+
+  /** The VM stopped and no vCPU placed here still runs (or was never started). */
+  #finishedHere(): boolean {
+    if (!this.#stopRequested()) return false;
+    const views = this.#views;
+    const hosts = views.scheduling.hostCpuCount;
+    for (let vcpu = this.cpu.index; vcpu < views.createdVcpus(); vcpu += hosts) {
+      const state = views.runQueues.state(vcpu);
+      if (state !== TaskState.Finished && state !== TaskState.Off && Atomics.load(views.control, views.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running) return false;
+    }
+    return true;
+  }
+}
+
+/** The host CPU worker's task: runs the loop until the VM stops. */
+export function runHostCpu(startup: HostCpuStartup, createVcpu: (startup: VcpuStartup) => Vcpu, threadId: number): HostCpuReport {
+  return new HostCpuLoop(startup, createVcpu, threadId).run();
+}
