@@ -6,11 +6,16 @@ import { formatCount, formatTable } from './text-table.js';
 const number = formatCount;
 const table = formatTable;
 
+/** The erratum #1235 model's setting and what it did, for the run and stress summaries. */
+export function erratum1235Text(windowUs: number, staleReads: number): string {
+  return `AMD erratum #1235 modelled (window ${number(windowUs)} µs): ${number(staleReads)} stale IsRunning read${staleReads === 1 ? '' : 's'} (doorbell rung, no exit)`;
+}
+
 export function formatRunReport(report: VmReport): string {
   const { ipis, exits } = report;
   const lines: string[] = [];
   lines.push(`${report.ok ? 'OK' : 'FAILED'}: ${report.exit.reason} (${report.exit.detail}) after ${report.durationSeconds.toFixed(2)} s`);
-  lines.push(`vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (erratum #1235 mode)'}`);
+  lines.push(`vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}${report.erratum1235WindowUs === null ? '' : `, ${erratum1235Text(report.erratum1235WindowUs, report.erratumStaleIsRunningReads)}`}`);
   lines.push('');
   lines.push(formatIpiBalance(ipis));
   lines.push(`IPIs delivered per second: ${number(report.ipisPerSecond)}`);

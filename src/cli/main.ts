@@ -14,7 +14,7 @@ import { includeFilesRelativeTo } from '../host/include-files.js';
 import { addConformanceCommand } from './conformance-command.js';
 import { addScaleCommand } from './scale-command.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
-import { hostCpusOption, lockdepOption, patternsHelp, policyOption, x2avicOption } from './scenario-options.js';
+import { erratum1235Config, erratum1235Options, hostCpusOption, lockdepOption, patternsHelp, policyOption, x2avicOption } from './scenario-options.js';
 import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
@@ -36,6 +36,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (text, write) => write(text) });
 
+  const [erratumOption, erratumWindowOption] = erratum1235Options() as [Option, Option];
   const run = program
     .command('run')
     .description('assemble a guest program and run it on N vCPUs; print the IPI and exit report')
@@ -45,13 +46,15 @@ export function buildProgram(): Command {
     .addOption(new Option('--timeout <s>', 'without --seconds, fail if the guest has not finished by then').argParser(positiveNumber('--timeout')).default(60))
     .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(positiveInteger('--memory', 1024)).default(16))
     .option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to hardware, every IPI exits (the erratum #1235 work-around)')
+    .addOption(erratumOption)
+    .addOption(erratumWindowOption)
     .option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once')
     .addOption(policyOption())
     .addOption(lockdepOption())
     .addOption(x2avicOption())
     .addOption(hostCpusOption())
     .option('--json', 'print the report as one JSON object')
-    .action(async (file: string, options: { hostCpus?: number; vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; x2avic: boolean; json?: boolean }) => {
+    .action(async (file: string, options: { hostCpus?: number; vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; erratum1235?: boolean; erratum1235Window?: number; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; x2avic: boolean; json?: boolean }) => {
       const source = readSource(file);
       const report = await runProgram({
         source,
@@ -60,6 +63,7 @@ export function buildProgram(): Command {
         vcpus: options.vcpus,
         memoryBytes: options.memory * 1024 * 1024,
         ipiVirtualization: options.ipiv,
+        ...erratum1235Config(options),
         haltPolling: options.haltPoll,
         policy: options.policy,
         lockdep: options.lockdep === true,

@@ -3,6 +3,7 @@
 
 import { Option } from 'commander';
 import type { VmConfig } from '../kvm/vm/vm.js';
+import { ERRATUM_1235_DEFAULT_WINDOW_US } from '../kvm/vm/vm-config.js';
 import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { SCENARIOS } from '../scenarios/catalogue.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
@@ -17,6 +18,8 @@ export interface ScenarioCommandOptions {
   readonly seed: number;
   readonly json?: boolean;
   readonly ipiv: boolean;
+  readonly erratum1235?: boolean;
+  readonly erratum1235Window?: number;
   readonly haltPoll: boolean;
   readonly policy: BackingPagePolicyName;
   readonly lockdep?: boolean;
@@ -44,12 +47,31 @@ export function runLengthOptions(): Option[] {
 export function vmSwitchOptions(): Option[] {
   return [
     new Option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to the hardware, so every IPI exits (the erratum #1235 work-around)'),
+    ...erratum1235Options(),
     new Option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once, so every IPI to it is a real wake-up'),
     policyOption(),
     lockdepOption(),
     x2avicOption(),
     hostCpusOption(),
   ];
+}
+
+/** --erratum-1235 and its window (run, stress, scale: wherever --no-ipiv is). */
+export function erratum1235Options(): Option[] {
+  return [
+    new Option('--erratum-1235', 'model AMD erratum #1235 (Zen1/Zen2): a sender may miss a recent IsRunning clear, ring a doorbell nobody hears and take no exit, so a halted target can lose its wake-up; with --no-ipiv, KVM\'s work-around, nothing is lost'),
+    new Option('--erratum-1235-window <us>', `the erratum's window W: an IsRunning clear younger than this many microseconds is missed, 1 to 1000000 (default ${ERRATUM_1235_DEFAULT_WINDOW_US}); implies --erratum-1235`)
+      .argParser(positiveInteger('--erratum-1235-window', 1_000_000))
+      .implies({ erratum1235: true }),
+  ];
+}
+
+/** The erratum #1235 settings the user chose, as VmConfig fields. */
+export function erratum1235Config(options: { readonly erratum1235?: boolean; readonly erratum1235Window?: number }): Partial<VmConfig> {
+  return {
+    ...(options.erratum1235 === true ? { erratum1235: true } : {}),
+    ...(options.erratum1235Window === undefined ? {} : { erratum1235WindowUs: options.erratum1235Window }),
+  };
 }
 
 export function hostCpusOption(): Option {
@@ -74,6 +96,7 @@ export function lockdepOption(): Option {
 export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmConfig> {
   return {
     ...(options.ipiv ? {} : { ipiVirtualization: false }),
+    ...erratum1235Config(options),
     ...(options.haltPoll ? {} : { haltPolling: false }),
     ...(options.policy === BackingPagePolicyName.Upstream ? {} : { policy: options.policy }),
     ...(options.lockdep === true ? { lockdep: true } : {}),

@@ -5,6 +5,7 @@ import type { LatencySummary } from '../kvm/report/latency-histogram.js';
 import type { IpiBalance, VmExit, VmReport } from '../kvm/report/vm-report.js';
 import type { ScenarioCheck, ScenarioResult } from '../scenarios/scenario.js';
 import { formatCount, formatMicroseconds, formatTable } from './text-table.js';
+import { erratum1235Text } from './format-report.js';
 
 type Exits = VmReport['exits'];
 
@@ -30,6 +31,8 @@ export interface StressSummary {
   readonly requested: { readonly ipis: number | null; readonly seconds: number | null };
   readonly ipiVirtualization: boolean;
   readonly haltPolling: boolean;
+  /** The AMD erratum #1235 model's window in microseconds (--erratum-1235); null when off. */
+  readonly erratum1235WindowUs: number | null;
   /** Backing-page policy (upstream or rfc-v2) and what vCPU creation cost under it. */
   readonly policy: string;
   readonly vcpuCreation: VmReport['vcpuCreation'];
@@ -49,6 +52,8 @@ export interface StressSummary {
   readonly latencyMeasures: string | null;
   readonly exits: Exits;
   readonly doorbells: number;
+  /** IPI targets whose recent IsRunning clear the erratum #1235 model missed (doorbell, no exit). */
+  readonly erratumStaleIsRunningReads: number;
   readonly wakeups: number;
   readonly lostWakeups: number;
   readonly lateWakeups: number;
@@ -95,6 +100,7 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
     requested: { ipis: result.parameters.seconds === undefined ? result.parameters.ipis ?? null : null, seconds: result.parameters.seconds ?? null },
     ipiVirtualization: report.ipiVirtualization,
     haltPolling: settings.haltPolling,
+    erratum1235WindowUs: report.erratum1235WindowUs,
     policy: report.policy,
     vcpuCreation: report.vcpuCreation,
     memslots: report.memslots,
@@ -108,6 +114,7 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
     latencyMeasures: settings.latencyMeasures ?? null,
     exits: report.exits,
     doorbells: report.doorbells,
+    erratumStaleIsRunningReads: report.erratumStaleIsRunningReads,
     wakeups: report.wakeups,
     lostWakeups: report.lostWakeups,
     lateWakeups: report.lateWakeups,
@@ -197,7 +204,7 @@ export function formatStressSummary(summary: StressSummary): string {
   const dropped = ipis.dropped.illegalVector + ipis.dropped.invalidTarget + ipis.dropped.unsupported;
   const lines = [
     `${summary.ok ? 'OK' : 'FAILED'}: ${summary.pattern} on ${summary.vcpus} vCPUs, seed ${summary.seed}, ${requestedText(summary)}; ran ${summary.durationSeconds.toFixed(2)} s, ended by ${summary.exit.reason} (${summary.exit.detail})`,
-    `IPI virtualization ${summary.ipiVirtualization ? 'on' : 'off (erratum #1235 mode)'}, halt-polling ${summary.haltPolling ? 'on' : 'off'}`,
+    `IPI virtualization ${summary.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}, halt-polling ${summary.haltPolling ? 'on' : 'off'}`,
     '',
     `IPIs        sent ${formatCount(ipis.sent)}   delivered ${formatCount(ipis.delivered)}   lost ${formatCount(ipis.lost)}`,
     `            accepted ${formatCount(ipis.accepted)}, coalesced into a pending IRR bit ${formatCount(ipis.coalesced)}, still pending ${formatCount(ipis.pending)},` +
@@ -207,6 +214,7 @@ export function formatStressSummary(summary: StressSummary): string {
     ...exitLines(summary.exits),
     `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)} (late ${formatCount(summary.lateWakeups)})`,
     ...hostCpuLines(summary),
+    ...(summary.erratum1235WindowUs === null ? [] : [`erratum     ${erratum1235Text(summary.erratum1235WindowUs, summary.erratumStaleIsRunningReads)}`]),
     ...creationLines(summary),
     ...lockdepLines(summary),
     '',

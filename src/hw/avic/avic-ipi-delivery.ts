@@ -30,6 +30,7 @@ import {
   interruptCommandVector,
 } from '../apic/interrupt-command.js';
 import { AvicIncompleteIpiCause } from './avic-exit.js';
+import { missesIsRunningClear, type Erratum1235 } from './erratum-1235.js';
 import { DestinationFormatModel, LOGICAL_BROADCAST_DESTINATION, destinationFormatModel } from '../apic/destination-format.js';
 import {
   logicalEntryGuestPhysicalApicId,
@@ -56,6 +57,8 @@ export interface AvicHardware {
   resolveBackingPage(backingPagePointer: number): number;
   /** MSR 0xC001011B: make that host CPU re-scan its running guest's IRR (avic_ring_doorbell). A hint only. */
   ringDoorbell(hostPhysicalApicId: HostPhysicalApicId): void;
+  /** AMD erratum #1235 (erratum-1235.ts): set when the model is on; undefined on a correct part. */
+  readonly erratum1235?: Erratum1235 | undefined;
 }
 
 /** AvicIpiOutcome.exit when the IPI needed no exit. */
@@ -76,6 +79,8 @@ export class AvicIpiOutcome {
   doorbellsRung = 0;
   /** Targets whose entry showed IsRunning = 0 after their IRR was set. */
   notRunningTargets = 0;
+  /** Targets whose IsRunning = 0 the erratum #1235 model missed (acted on as 1: doorbell, no exit). */
+  staleIsRunningReads = 0;
   /** The sender's own IRR got the bit: the caller must re-evaluate its own interrupts. */
   selfTargeted = false;
 
@@ -87,6 +92,7 @@ export class AvicIpiOutcome {
     this.coalesced = 0;
     this.doorbellsRung = 0;
     this.notRunningTargets = 0;
+    this.staleIsRunningReads = 0;
     this.selfTargeted = false;
   }
 }
@@ -134,8 +140,14 @@ export function visitTarget(
   // IRR before IsRunning (O1 in docs/architecture.md#orderings): the seq-cst Atomics.or above and this Atomics.load
   // form the sender's full fence; it pairs with the target's "clear IsRunning, then re-check
   // IRR" before it blocks. Either the target sees our bit, or we see IsRunning = 0 and exit.
-  const runningHigh = table.loadHighWord(index);
-  if (!physicalEntryIsRunning(runningHigh)) {
+  let running = physicalEntryIsRunning(table.loadHighWord(index));
+  // AMD erratum #1235: a recent clear not yet seen reads as the old 1. Off, one branch on this path.
+  const erratum = hardware.erratum1235;
+  if (!running && erratum !== undefined && missesIsRunningClear(table, index, erratum)) {
+    running = true;
+    outcome.staleIsRunningReads++;
+  }
+  if (!running) {
     if (outcome.notRunningTargets === 0 && outcome.exit === NO_EXIT) outcome.exitIndex = reportIndex;
     outcome.notRunningTargets++;
   } else if (index !== sender) {

@@ -18,6 +18,10 @@
 // host ID (avic_vcpu_put's ownership comment). One exception models the 2016 RFC (docs/lock-scenarios.md): its vCPU creation
 // re-pointed every existing entry at a re-initialised page while the owners ran. That writer and
 // the owner both change the low word with compare-exchange loops, so neither undoes the other.
+//
+// Beside the table, one Float64 per entry that the hardware does not have: when the owner last
+// cleared a set IsRunning bit, on the VM clock, written by the owner only with the AMD erratum #1235
+// model on (erratum-1235.ts) and read only by that model's senders.
 
 import { HOST_PHYSICAL_APIC_ID_MAX, type HostPhysicalApicId } from '../apic/apic-id.js';
 
@@ -117,14 +121,22 @@ export class PhysicalApicIdTable {
   readonly words: Int32Array;
   readonly tableBase: number;
   readonly entryCount: number;
+  /** Per entry: the VM-clock ns of the owner's last IsRunning 1 -> 0 clear, 0 = none (erratum #1235 model only). */
+  readonly #clearedAtNs: Float64Array;
 
-  constructor(words: Int32Array, tableBase: number, entryCount: number = PHYSICAL_APIC_ID_TABLE_ENTRIES) {
+  /**
+   * `clearedAtNs`: entryCount Float64s, shared like `words` (vm-layout.ts places them beside the
+   * table); by default a private array, enough for a table that lives in one thread.
+   */
+  constructor(words: Int32Array, tableBase: number, entryCount: number = PHYSICAL_APIC_ID_TABLE_ENTRIES, clearedAtNs: Float64Array = new Float64Array(entryCount)) {
     if (tableBase < 0 || tableBase + entryCount * PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS > words.length) {
       throw new RangeError(`physical APIC ID table [${tableBase}, +${entryCount} entries) is outside its ${words.length}-word array`);
     }
+    if (clearedAtNs.length < entryCount) throw new RangeError(`${clearedAtNs.length} clear stamps for ${entryCount} entries`);
     this.words = words;
     this.tableBase = tableBase;
     this.entryCount = entryCount;
+    this.#clearedAtNs = clearedAtNs;
   }
 
   /** Readers load this first (see the ordering note at the top). */
@@ -176,8 +188,13 @@ export class PhysicalApicIdTable {
    * IsRunning into the high word, keeping Valid and the pointer. A put keeps the old host ID
    * (__avic_vcpu_put), so callers pass the current one. IsRunning changes with one atomic and/or
    * (seq-cst, so it still orders against the caller's IRR re-check). No allocation.
+   *
+   * `clearedAtNs` > 0 (the erratum #1235 model): a clear of a set bit first stamps that VM-clock time
+   * for the entry. The stamp is a plain store before the clear's Atomics.and, so a sender whose
+   * Atomics.load sees the clear sees the stamp (or a later one). A clear of a bit that was not set
+   * is no change the hardware could miss, and leaves the stamp alone.
    */
-  setIsRunning(index: number, isRunning: boolean, hostId: HostPhysicalApicId): void {
+  setIsRunning(index: number, isRunning: boolean, hostId: HostPhysicalApicId, clearedAtNs = 0): void {
     const lowIndex = this.tableBase + index * 2;
     // Compare-exchange: the rfc-v2 re-pointing (replaceBackingPagePointer) may change the same word.
     for (;;) {
@@ -185,8 +202,18 @@ export class PhysicalApicIdTable {
       const next = (low & ~AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK) | (hostId & AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK);
       if (next === low || Atomics.compareExchange(this.words, lowIndex, low, next) === low) break;
     }
-    if (isRunning) Atomics.or(this.words, lowIndex + 1, AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH);
-    else Atomics.and(this.words, lowIndex + 1, ~AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH);
+    if (isRunning) {
+      Atomics.or(this.words, lowIndex + 1, AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH);
+      return;
+    }
+    // The owner is the bit's only writer while the vCPU exists, so this read is exact.
+    if (clearedAtNs > 0 && physicalEntryIsRunning(Atomics.load(this.words, lowIndex + 1))) this.#clearedAtNs[index] = clearedAtNs;
+    Atomics.and(this.words, lowIndex + 1, ~AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH);
+  }
+
+  /** When the owner last cleared IsRunning (VM-clock ns), 0 if never stamped: the erratum #1235 model's senders. */
+  isRunningClearedAtNs(index: number): number {
+    return this.#clearedAtNs[index] ?? 0;
   }
 
   /**

@@ -77,7 +77,12 @@ export class VmControlViews {
     this.control = new Int32Array(buffers.control);
     this.controlFloat64 = new Float64Array(buffers.control);
     this.apicPageWords = new Int32Array(buffers.apicPages);
-    this.physicalApicIdTable = new PhysicalApicIdTable(this.control, this.layout.regionOffsets.physicalApicIdTable >> 2, PHYSICAL_APIC_ID_TABLE_ENTRIES);
+    this.physicalApicIdTable = new PhysicalApicIdTable(
+      this.control,
+      this.layout.regionOffsets.physicalApicIdTable >> 2,
+      PHYSICAL_APIC_ID_TABLE_ENTRIES,
+      new Float64Array(buffers.control, this.layout.regionOffsets.physicalApicIdTableClearedAt, PHYSICAL_APIC_ID_TABLE_ENTRIES),
+    );
     this.logicalApicIdTable = new LogicalApicIdTable(this.control, this.layout.regionOffsets.logicalApicIdTable >> 2);
     this.memslots = new MemslotSnapshot(this.control, this.layout.regionOffsets.memslots >> 2);
     this.srcu = new Srcu(this.control, this.layout.regionOffsets.srcu >> 2, buffers.vcpuCount + 1);

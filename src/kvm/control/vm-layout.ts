@@ -31,6 +31,7 @@ export const VmHeader = defineStruct('VmHeader', {
   mainDoorbell: { type: 'i32', writer: 'any thread: Atomics.add + notify; the main thread waitAsyncs on it' },
   runnableVcpus: { type: 'i32', writer: 'each vCPU: Atomics.add on unblock, Atomics.sub on block (reports and tools)' },
   hostCpus: { type: 'i32', writer: 'main, at VM creation: the host CPUs the vCPUs are scheduled onto (VmConfig.hostCpus)' },
+  erratum1235WindowNs: { type: 'i32', writer: 'main, at VM creation: the AMD erratum #1235 model\'s window W in ns, 0 when the model is off (VmConfig.erratum1235)' },
   apicMapGeneration: { type: 'i32', writer: 'main, after it rebuilds the logical APIC ID table' },
   apicMapRequests: { type: 'i32', writer: 'any vCPU: Atomics.add when its LDR/DFR/ID changed (asks main to rebuild)' },
   createdVcpus: { type: 'i32', writer: 'main: vCPUs 0..n-1 exist; raised after a new vCPU\'s physical table entry is valid' },
@@ -77,6 +78,7 @@ export const VcpuStatistics = defineStruct('VcpuStatistics', {
   nmisDelivered: { type: 'f64', writer: 'owning vCPU' },
   nmisMerged: { type: 'f64', writer: 'owning vCPU: NMIs that found the latch full (2 pending, or 1 while an NMI is in service) and merged' },
   doorbellsRung: { type: 'f64', writer: 'owning vCPU: AVIC doorbells rung by its ICR writes' },
+  erratumStaleIsRunningReads: { type: 'f64', writer: 'owning vCPU: targets of its ICR writes whose recent IsRunning clear the erratum #1235 model missed (doorbell, no exit)' },
   incompleteIpiExits: { type: 'f64', count: 5, writer: 'owning vCPU: AVIC_INCOMPLETE_IPI exits by cause 0..4' },
   unacceleratedAccessTrapExits: { type: 'f64', writer: 'owning vCPU' },
   unacceleratedAccessFaultExits: { type: 'f64', writer: 'owning vCPU' },
@@ -117,6 +119,7 @@ export const VcpuGuestReport = defineStruct('VcpuGuestReport', {
 export type VmControlRegion =
   | 'header'
   | 'physicalApicIdTable'
+  | 'physicalApicIdTableClearedAt'
   | 'logicalApicIdTable'
   | 'memslots'
   | 'srcu'
@@ -135,6 +138,10 @@ export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion
       bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
       align: 4096,
       writer: 'main writes a whole entry at vCPU creation; then the owning vCPU writes IsRunning and the host id (avic_vcpu_load / avic_vcpu_put)',
+    },
+    physicalApicIdTableClearedAt: {
+      bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
+      writer: 'the owning vCPU, erratum #1235 model only: one Float64 per entry, the VM-clock ns of its last IsRunning 1 -> 0 clear, stored before the clear (PhysicalApicIdTable.setIsRunning)',
     },
     logicalApicIdTable: { bytes: LOGICAL_APIC_ID_TABLE_ENTRIES * 4, align: 4096, writer: 'main only (rebuilt as a whole, kvm_recalculate_apic_map)' },
     memslots: { bytes: memslotSnapshotRegionBytes(), writer: 'main only, with slots_lock held' },

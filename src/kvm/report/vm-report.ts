@@ -183,6 +183,10 @@ export interface VmReport {
     readonly msr: number;
   };
   readonly doorbells: number;
+  /** The AMD erratum #1235 model's window W in microseconds (VmConfig.erratum1235WindowUs), null when the model is off. */
+  readonly erratum1235WindowUs: number | null;
+  /** IPI targets whose recent IsRunning clear the erratum #1235 model missed: a doorbell instead of the cause-1 exit. */
+  readonly erratumStaleIsRunningReads: number;
   readonly wakeups: number;
   readonly lostWakeups: number;
   /** Wake-ups whose ring came after the sleeper's bounded wait had already found the event. */
@@ -302,6 +306,7 @@ export function buildVmReport(
     lost: accepted + timerInterrupts - delivered - pendingTotal - discardedByInit - nmisMerged,
   };
   const lostWakeups = total('lostWakeups');
+  const erratum1235WindowNs = Atomics.load(memory.control, memory.headerIndex('erratum1235WindowNs'));
   const latencyNs = summarizeLatency(mergeLatencyHistograms(histograms));
   const failed = exit.reason === 'fault' || exit.reason === 'timeout' || exit.reason === 'watchdog';
   // A possible deadlock fails the run, unless the run injected a buggy lock replay to produce one.
@@ -330,6 +335,8 @@ export function buildVmReport(
       msr: total('msrAccesses'),
     },
     doorbells: total('doorbellsRung'),
+    erratum1235WindowUs: erratum1235WindowNs === 0 ? null : erratum1235WindowNs / 1000,
+    erratumStaleIsRunningReads: total('erratumStaleIsRunningReads'),
     wakeups: total('wakeups'),
     lostWakeups,
     lateWakeups: total('lateWakeups'),

@@ -78,6 +78,7 @@ export function avicKickTargetVcpus(icrLow: number, icrHigh: number, host: Incom
 export function accountAvicIpi(ipi: AvicIpiOutcome, icrLow: number, tracedDestination: number, counters: VcpuCounting, trace: TraceRecorder | undefined): void {
   trace?.record(TraceEventKind.IpiSent, icrLow, (tracedDestination & 0xff) | ((ipi.exit + 1) << 8));
   counters.count(VcpuStatistic.doorbellsRung, ipi.doorbellsRung);
+  if (ipi.staleIsRunningReads !== 0) counters.count(VcpuStatistic.erratumStaleIsRunningReads, ipi.staleIsRunningReads);
   if (ipi.exit === NO_EXIT || ipi.exit === AvicIncompleteIpiCause.TargetNotRunning) {
     counters.count(VcpuStatistic.ipiCommands);
     counters.count(VcpuStatistic.ipisSent, ipi.targets);

@@ -14,11 +14,13 @@
 // IsRunning).
 //
 // Writers: the host CPU the vCPU is loaded on (its owner) is the only writer of its IsRunning bit,
-// its host id and its control-block hostThreadSlot word (O7: low word, then high word, in PhysicalApicIdTable).
+// its host id and its control-block hostThreadSlot word (O7: low word, then high word, in PhysicalApicIdTable),
+// and, with the AMD erratum #1235 model on, of the time of its last IsRunning clear beside the table.
 
 import { apicId, hostPhysicalApicId, type ApicId, type HostPhysicalApicId } from '../../hw/apic/apic-id.js';
 import type { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import type { AvicHardware } from '../../hw/avic/avic-ipi-delivery.js';
+import type { Erratum1235 } from '../../hw/avic/erratum-1235.js';
 import { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { AvicMode, avicMaxPhysicalIndex } from '../../hw/avic/x2avic.js';
 import type { HostThreadSlot, VcpuIndex } from '../../host/identifiers.js';
@@ -28,13 +30,23 @@ import { backingPagePolicy, type BackingPagePolicyName } from '../control/backin
 import type { VmControlViews } from '../control/vm-control-views.js';
 
 /**
+ * The AMD erratum #1235 model's window (VmHeader.erratum1235WindowNs, 0 when off) with the VM clock
+ * `readClockNs`, as the sending hardware sees it; undefined on a correct part or without a clock.
+ */
+export function erratum1235Of(views: { readonly control: Int32Array; headerIndex(field: 'erratum1235WindowNs'): number }, readClockNs: (() => number) | undefined): Erratum1235 | undefined {
+  const windowNs = Atomics.load(views.control, views.headerIndex('erratum1235WindowNs'));
+  return windowNs > 0 && readClockNs !== undefined ? { windowNs, readClockNs } : undefined;
+}
+
+/**
  * A vCPU's VMCB as AVIC uses it (avic_init_vmcb): its backing page, the VM's physical and logical
  * APIC ID tables with the max index of each mode (avic_get_max_physical_id: xAVIC 0xFE at most,
  * x2AVIC 0x1FF, re-derived per mode as KVM does when the vCPU enters x2APIC mode), and the doorbell
  * the hardware rings for a running target (avic_ring_doorbell: that host CPU re-scans its guest's
- * IRR; here its doorbell line in src/host/host-cpu.ts).
+ * IRR; here its doorbell line in src/host/host-cpu.ts). `readClockNs` (the VM clock) lets the
+ * sending hardware have AMD erratum #1235 when the VM models it.
  */
-export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number): AvicVmcb {
+export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number, readClockNs?: () => number): AvicVmcb {
   const hostCpus = views.hostCpus;
   const xavic: AvicHardware = {
     physicalTable: views.physicalApicIdTable,
@@ -43,6 +55,7 @@ export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: 
     pageWords: views.apicPageWords,
     resolveBackingPage: backingPagePolicy(policy, views.vcpuCount).resolveBackingPage,
     ringDoorbell: (host) => hostCpus.ring(host),
+    erratum1235: erratum1235Of(views, readClockNs),
   };
   const x2avic: AvicHardware = { ...xavic, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, views.vcpuCount) };
   return new AvicVmcb(apicId(index), backingPage, xavic, x2avic);
@@ -52,7 +65,7 @@ export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: 
 export interface AvicVcpuWords {
   readonly control: Int32Array;
   readonly physicalApicIdTable: PhysicalApicIdTable;
-  headerIndex(field: 'apicvInhibitReasons'): number;
+  headerIndex(field: 'apicvInhibitReasons' | 'erratum1235WindowNs'): number;
   controlBlockIndex(vcpu: number, field: 'hostThreadSlot' | 'requests'): number;
 }
 
@@ -76,8 +89,11 @@ export class AvicVcpu {
   #slot = -1;
   /** apic->apicv_active. */
   #active: boolean;
+  /** The VM clock, when the erratum #1235 model is on: each IsRunning clear is stamped with it. */
+  readonly #clearClock: (() => number) | undefined;
 
-  constructor(words: AvicVcpuWords, index: VcpuIndex, ipiVirtualization: boolean) {
+  /** `readClockNs`: the VM clock, needed only to stamp IsRunning clears for the erratum #1235 model. */
+  constructor(words: AvicVcpuWords, index: VcpuIndex, ipiVirtualization: boolean, readClockNs?: () => number) {
     this.#control = words.control;
     this.#table = words.physicalApicIdTable;
     this.#id = apicId(index);
@@ -86,6 +102,7 @@ export class AvicVcpu {
     this.#inhibits = words.headerIndex('apicvInhibitReasons');
     this.#ipiVirtualization = ipiVirtualization;
     this.#active = Atomics.load(this.#control, this.#inhibits) === 0;
+    this.#clearClock = erratum1235Of(words, readClockNs)?.readClockNs;
   }
 
   get apicvActive(): boolean {
@@ -111,9 +128,12 @@ export class AvicVcpu {
     this.#table.setIsRunning(this.#id, this.#ipiVirtualization && this.#active, this.#hostId);
   }
 
-  /** avic_vcpu_put (__avic_vcpu_put): clear IsRunning, keep the host id. */
+  /**
+   * avic_vcpu_put (__avic_vcpu_put): clear IsRunning, keep the host id; with the erratum #1235 model,
+   * stamped with the time of the clear so the model's senders can miss it.
+   */
   put(): void {
-    this.#table.setIsRunning(this.#id, false, this.#hostId);
+    this.#table.setIsRunning(this.#id, false, this.#hostId, this.#clearClock === undefined ? 0 : this.#clearClock());
   }
 
   /** avic_vcpu_blocking: IsRunning clear before the vCPU re-checks for events and sleeps (O1). */

@@ -127,8 +127,8 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#trace = trace;
     const page = new ApicRegisterPage(views.apicPageWords, views.apicPageBase(index));
     this.#page = page;
-    this.#vmcb = createAvicVmcb(views, index, startup.policy, page.base);
-    const avic = new AvicVcpu(views, index, startup.ipiVirtualization);
+    this.#vmcb = createAvicVmcb(views, index, startup.policy, page.base, readClock);
+    const avic = new AvicVcpu(views, index, startup.ipiVirtualization, readClock);
     this.#avic = avic;
     const cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this });
     this.#cpu = cpu;

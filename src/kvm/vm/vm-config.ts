@@ -28,6 +28,14 @@ export interface VmConfig {
   /** enable_ipiv. false shows IsRunning = 0 to the hardware always (erratum #1235 work-around). Default true. */
   readonly ipiVirtualization?: boolean;
   /**
+   * Model AMD erratum #1235 (src/hw/avic/erratum-1235.ts): a sender may miss a clear of the target's
+   * IsRunning younger than erratum1235WindowUs, ring a doorbell nobody hears and take no exit, so a
+   * blocking target can lose its wake-up. Default false (a correct part).
+   */
+  readonly erratum1235?: boolean;
+  /** The erratum's visibility window W in microseconds, 1..1000000 (only with erratum1235). Default ERRATUM_1235_DEFAULT_WINDOW_US. */
+  readonly erratum1235WindowUs?: number;
+  /**
    * x2AVIC: the CPU has it and KVM uses it, so the x2APIC MSRs KVM passes through (reads, TPR, EOI,
    * ICR, ...; x2apic-msr.ts) are handled by the hardware (int_ctl bit 30) and the physical table
    * covers IDs 0..0x1FF. false models
@@ -71,6 +79,18 @@ export class VmConfigError extends Error {
 }
 
 const DEFAULT_MEMORY_BYTES = 16 << 20;
+
+/**
+ * The erratum #1235 model's default window W, in microseconds. It stands for the store-to-load
+ * visibility gap the missing ordering opens on the sender: well under a microsecond on silicon, but
+ * the model has to meet the emulator's time scale, where a guest instruction takes some 100 times
+ * longer and blocking (clear IsRunning, re-check, Blocked, put) is host code. Measured on this
+ * 2-core machine, a sender reads a just-blocked halter's IsRunning = 0 a median 20-27 us after the
+ * clear (p90 63 us with 1 host CPU, 345 us with 2). 100 us covers most of those reads, so
+ * halter-sender loses a wake-up within its first few dozen IPIs; 20 us still does, after hundreds.
+ * It stays far below the 1 s lost-wake-up grace, so the loss is reported within about a second.
+ */
+export const ERRATUM_1235_DEFAULT_WINDOW_US = 100;
 
 /**
  * The Linux scheduler's base slice (sysctl_sched_base_slice, 0.75 ms) scaled as it scales it by
@@ -124,6 +144,11 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
   if (!Number.isFinite(quantumUs) || quantumUs < 10 || quantumUs > 1_000_000) {
     throw new VmConfigError(`quantumUs must be a number from 10 to 1000000, got ${quantumUs}`);
   }
+  if (config.erratum1235 !== undefined && typeof config.erratum1235 !== 'boolean') throw new VmConfigError(`erratum1235 must be true or false, got ${String(config.erratum1235)}`);
+  const erratum1235WindowUs = config.erratum1235WindowUs ?? ERRATUM_1235_DEFAULT_WINDOW_US;
+  if (!Number.isFinite(erratum1235WindowUs) || erratum1235WindowUs < 1 || erratum1235WindowUs > 1_000_000) {
+    throw new VmConfigError(`erratum1235WindowUs must be a number of microseconds from 1 to 1000000, got ${erratum1235WindowUs}`);
+  }
   const injectLockBug = injectedLockBugShape(config.injectLockBug);
   // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
   if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS) throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
@@ -134,6 +159,8 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     memoryBytes,
     policy,
     ipiVirtualization: config.ipiVirtualization ?? true,
+    erratum1235: config.erratum1235 ?? false,
+    erratum1235WindowUs,
     x2avic,
     hostCpus,
     quantumUs,

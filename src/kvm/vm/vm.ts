@@ -72,6 +72,7 @@ export class Vm {
     this.policy = backingPagePolicy(config.policy, config.maxVcpus);
     this.locks = new KvmLocks(this.memory, config.maxVcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
     Atomics.store(this.memory.control, this.memory.headerIndex('hostCpus'), config.hostCpus);
+    Atomics.store(this.memory.control, this.memory.headerIndex('erratum1235WindowNs'), config.erratum1235 ? Math.round(config.erratum1235WindowUs * 1000) : 0);
     this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
     this.#results = new Array<VcpuExitReport | Error | undefined>(config.maxVcpus).fill(undefined);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });

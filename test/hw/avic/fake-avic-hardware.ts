@@ -7,6 +7,7 @@ import { isIrrSet, resetApicPage, writeApicRegister } from '../../../src/hw/apic
 import { PhysicalApicIdTable } from '../../../src/hw/avic/physical-apic-id-table.js';
 import { LogicalApicIdTable, logicalApicIdTableIndex } from '../../../src/hw/avic/logical-apic-id-table.js';
 import type { AvicHardware } from '../../../src/hw/avic/avic-ipi-delivery.js';
+import type { Erratum1235 } from '../../../src/hw/avic/erratum-1235.js';
 
 /** Backing pages live at this fake host-physical address and up (above 4 GiB to use bits 51:32). */
 export const FIRST_PAGE_POINTER = 0x1_0000_0000;
@@ -20,6 +21,8 @@ export class FakeAvicHardware implements AvicHardware {
   readonly pageWords: Int32Array;
   readonly pageCount: number;
   readonly doorbells: HostPhysicalApicId[] = [];
+  /** The AMD erratum #1235 model: off unless a test sets it. */
+  erratum1235: Erratum1235 | undefined = undefined;
 
   constructor(pageCount: number, maxPhysicalIndex: number = XAPIC_MAX_PHYSICAL_ID) {
     this.pageCount = pageCount;

@@ -82,3 +82,43 @@ describe('createAvicVmcb', () => {
     expect(vmcb.x2avic.maxPhysicalIndex).toBeGreaterThanOrEqual(vmcb.xavic.maxPhysicalIndex);
   });
 });
+
+describe('the AMD erratum #1235 model (VmHeader.erratum1235WindowNs)', () => {
+  const withWindow = (windowNs: number): ReturnType<typeof createdViews> => {
+    const views = createdViews(2);
+    Atomics.store(views.control, views.headerIndex('erratum1235WindowNs'), windowNs);
+    return views;
+  };
+
+  it('on: put and blocking stamp the clear of a set IsRunning with the VM clock, and the VMCB\'s hardware has the erratum', () => {
+    const views = withWindow(100_000);
+    let now = 7_000;
+    const avic = new AvicVcpu(views, vcpuIndex(1), true, () => now);
+    avic.load(hostThreadSlot(1));
+    avic.put();
+    expect(views.physicalApicIdTable.isRunningClearedAtNs(1)).toBe(7_000);
+    now = 9_000;
+    avic.put(); // already clear: nothing the hardware could miss, the stamp stays
+    expect(views.physicalApicIdTable.isRunningClearedAtNs(1)).toBe(7_000);
+    avic.unblocking();
+    avic.blocking();
+    expect(views.physicalApicIdTable.isRunningClearedAtNs(1)).toBe(9_000);
+    const vmcb = createAvicVmcb(views, vcpuIndex(0), 'upstream', views.apicPageBase(0), () => now);
+    expect(vmcb.xavic.erratum1235?.windowNs).toBe(100_000);
+    expect(vmcb.x2avic.erratum1235?.readClockNs()).toBe(9_000);
+  });
+
+  it('off (window 0), or without IPI virtualization: no stamp, and no erratum in the hardware', () => {
+    const off = createdViews(2);
+    const avic = new AvicVcpu(off, vcpuIndex(1), true, () => 5_000);
+    avic.load(hostThreadSlot(1));
+    avic.put();
+    expect(off.physicalApicIdTable.isRunningClearedAtNs(1)).toBe(0);
+    expect(createAvicVmcb(off, vcpuIndex(0), 'upstream', off.apicPageBase(0), () => 5_000).xavic.erratum1235).toBeUndefined();
+    const workAround = withWindow(100_000);
+    const shown = new AvicVcpu(workAround, vcpuIndex(1), false, () => 5_000);
+    shown.load(hostThreadSlot(1));
+    shown.put();
+    expect(workAround.physicalApicIdTable.isRunningClearedAtNs(1)).toBe(0);
+  });
+});
