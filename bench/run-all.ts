@@ -21,7 +21,7 @@ function cell(goal: GoalResult): string[] {
   const figure = formatSpread(goal.figure.spread, goal.figure.unit);
   const baseline = goal.baseline === undefined ? '–' : `${goal.baseline.label}: ${formatSpread(goal.baseline.spread, goal.baseline.unit)}`;
   const ratio = goal.ratio === undefined ? '–' : `${formatValue(goal.ratio.ofMedians, '×')}× (${formatValue(goal.ratio.perRepetition.min, '×')}–${formatValue(goal.ratio.perRepetition.max, '×')})`;
-  const verdict = goal.met ? 'met' : goal.missFactor === undefined ? 'MISSED' : `MISSED ×${formatValue(goal.missFactor, '×')}`;
+  const verdict = goal.skipped !== undefined ? `skipped: ${goal.skipped}` : goal.met ? 'met' : goal.missFactor === undefined ? 'MISSED' : `MISSED ×${formatValue(goal.missFactor, '×')}`;
   return [goal.title, figure, baseline, ratio, goal.goal.text, verdict];
 }
 
