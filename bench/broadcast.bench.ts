@@ -58,7 +58,7 @@ main(async () => {
     }),
     goalResult({
       id: 'broadcast-host-cpus-p50',
-      title: `11. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p50 against the raw 1→7 wake`,
+      title: `13a. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p50 against the raw 1→7 wake`,
       figure,
       baseline: { label: 'raw 1→7 Atomics.wait/notify wake p50 (same repetition)', unit: 'µs', values: reps.column('rawP50') },
       goal: { text: 'p50 at or below the raw 1→7 wait/notify baseline (≤ 1×)', kind: 'ratio-at-most', threshold: 1 },
@@ -67,7 +67,7 @@ main(async () => {
     }),
     goalResult({
       id: 'broadcast-host-cpus-p99',
-      title: `11. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p99 against its own p50`,
+      title: `13b. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p99 against its own p50`,
       figure: { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
       baseline: { label: 'emulator p50 (same run)', unit: 'µs', values: reps.column('emulatorP50') },
       goal: { text: 'p99 ≤ 5× its p50', kind: 'ratio-at-most', threshold: 5 },

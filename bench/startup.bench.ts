@@ -102,7 +102,7 @@ function describe(name: CaseName, result: ChildResult): string {
 }
 
 /** The time and memory goals of one size on host CPUs, with the "before" run beside it where there is one. */
-function goals(size: number, runs: readonly ChildResult[], limits: { ms: number; mib: number }, before: readonly ChildResult[]): GoalResult[] {
+function goals(number: string, size: number, runs: readonly ChildResult[], limits: { ms: number; mib: number }, before: readonly ChildResult[]): GoalResult[] {
   const refused = runs.find((run) => run.refused !== undefined)?.refused;
   const skipped = refused === undefined ? undefined : `needs x2avic 4K: the VM refuses ${size} vCPUs ("${refused}")`;
   const clean = runs.every((run) => run.ok && run.lost === 0 && run.lostWakeups === 0);
@@ -116,7 +116,7 @@ function goals(size: number, runs: readonly ChildResult[], limits: { ms: number;
   return [
     goalResult({
       id: `startup-${size}-time`,
-      title: `11. ${size} vCPUs on ${HOST_CPUS} host CPUs start: Vm.create → every vCPU loaded once`,
+      title: `${number}. ${size} vCPUs on ${HOST_CPUS} host CPUs start: Vm.create → every vCPU loaded once`,
       figure: { label: 'start-up', unit: 'ms', values: runs.map((run) => run.startupMs) },
       goal: { text: `< ${limits.ms / 1000} s${clean ? '' : ' (a run was NOT clean, see notes)'}`, kind: 'figure-at-most', threshold: limits.ms },
       extras: [{ label: 'stop request → report', unit: 'ms', values: runs.map((run) => run.stopMs) }, ...beforeExtras('ms')],
@@ -125,7 +125,7 @@ function goals(size: number, runs: readonly ChildResult[], limits: { ms: number;
     }),
     goalResult({
       id: `startup-${size}-rss`,
-      title: `11. ${size} vCPUs on ${HOST_CPUS} host CPUs: peak RSS of the process`,
+      title: `${number}. ${size} vCPUs on ${HOST_CPUS} host CPUs: peak RSS of the process`,
       figure: { label: `peak RSS (${sources})`, unit: 'MiB', values: runs.map((run) => run.peakRss.mib) },
       goal: { text: `< ${limits.mib} MiB`, kind: 'figure-at-most', threshold: limits.mib },
       extras: beforeExtras('MiB'),
@@ -156,8 +156,8 @@ main(async () => {
     otherLoad.push(load);
   }
   finishBench(BENCH, [
-    ...goals(SMALL, results.small, { ms: 1000, mib: 600 }, results.before),
-    ...goals(LARGE, results.large, { ms: 10_000, mib: 3072 }, []),
+    ...goals('16a', SMALL, results.small, { ms: 1000, mib: 600 }, results.before),
+    ...goals('16b', LARGE, results.large, { ms: 10_000, mib: 3072 }, []),
   ], otherLoad, startedAt);
   // A run that did not start every vCPU, lost something or did not stop cleanly is a failed measurement.
   if (Object.values(results).flat().some((run) => !run.ok)) process.exitCode = 1;

@@ -64,13 +64,14 @@ main(async () => {
   ];
     // A "before" figure, where BENCH_STORM_BEFORE ran that size.
   const column = (name: string, label: string, unit: string): Measured[] => (name in reps.rows[0]! ? [{ label, unit, values: reps.column(name) }] : []);
-  const goals = SIZES.flatMap((vcpus) => {
+  const goals = SIZES.flatMap((vcpus, index) => {
+    const number = `12${'abc'[index]}`;
     const after = `after${vcpus}`;
     const before = `before${vcpus}`;
     return [
       goalResult({
         id: `storm-host-cpus-${vcpus}-rate`,
-        title: `11. storm, ${vcpus} vCPUs on ${HOST_CPUS} host CPUs: delivered IPIs/s`,
+        title: `${number}. storm, ${vcpus} vCPUs on ${HOST_CPUS} host CPUs: delivered IPIs/s`,
         figure: { label: `${vcpus} vCPUs, ${HOST_CPUS} host CPUs`, unit: 'k/s', values: reps.column(`${after}Rate`) },
         baseline: { label: `2 vCPUs, ${HOST_CPUS} host CPUs (same repetition)`, unit: 'k/s', values: reps.column('twoRate') },
         goal: { text: '≥ 0.5× the 2-vCPU storm', kind: 'ratio-at-least', threshold: 0.5 },
@@ -86,7 +87,7 @@ main(async () => {
       }),
       goalResult({
         id: `storm-host-cpus-${vcpus}-latency`,
-        title: `11. storm, ${vcpus} vCPUs on ${HOST_CPUS} host CPUs: send-to-handled p50`,
+        title: `${number}. storm, ${vcpus} vCPUs on ${HOST_CPUS} host CPUs: send-to-handled p50`,
         figure: { label: 'p50 (the storm\'s samples, all senders)', unit: 'µs', values: reps.column(`${after}P50`) },
         baseline: { label: `bound: 2 quanta × ${vcpus} runnable / ${HOST_CPUS} host CPUs`, unit: 'µs', values: reps.column(`${after}Bound`) },
         goal: { text: 'p50 within 2 quanta × (runnable vCPUs / host CPUs)', kind: 'ratio-at-most', threshold: 1 },

@@ -62,7 +62,7 @@ main(async () => {
     }),
     goalResult({
       id: 'wake-host-cpus',
-      title: `11. ack to a halted vCPU on host CPUs (2 vCPUs, ${HOST_CPUS} host CPUs, halt-polling off, 50 µs gap)`,
+      title: `14. ack to a halted vCPU on host CPUs (2 vCPUs, ${HOST_CPUS} host CPUs, halt-polling off, 50 µs gap)`,
       figure,
       baseline,
       goal: { text: '≤ 1.1× the raw wait/notify wake in the same run', kind: 'ratio-at-most', threshold: 1.1 },
