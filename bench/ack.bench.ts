@@ -26,6 +26,7 @@ main(async () => {
     return {
       emulatorP50: us(latency.p50), emulatorP99: us(latency.p99), samples: latency.count,
       rawRoundTripP50: us(raw.roundTrip.p50), rawRoundTripP99: us(raw.roundTrip.p99), rawOneWayP50: us(raw.oneWay.p50),
+      hostCpus: report.hostCpuCount,
     };
   }, (row) => ({
     emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
@@ -42,6 +43,6 @@ main(async () => {
       { label: 'raw spin hand-off p99', unit: 'µs', values: reps.column('rawRoundTripP99') },
       { label: 'raw spin one-way p50 (store → seen, shared clock)', unit: 'µs', values: reps.column('rawOneWayP50') },
     ],
-    notes: [`scenario ack for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap`],
+    notes: [`scenario ack for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap; the default host CPUs (VmConfig.hostCpus unset): ${[...new Set(reps.column('hostCpus'))].join('/')} for 2 vCPUs`],
   })], reps.otherLoad, startedAt);
 });

@@ -21,7 +21,7 @@ main(async () => {
     const raw = await measureSpinHandoff({ rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
     const report = await runScenarioBench('ping-pong', { vcpus: 2, seconds: SECONDS, seed: 1 }, { defines: { GAP_NS } });
     const latency = vcpuLatency(report, 0);
-    return { emulatorP50: us(latency.p50), emulatorP99: us(latency.p99), samples: latency.count, rawP50: us(raw.roundTrip.p50), rawP99: us(raw.roundTrip.p99) };
+    return { emulatorP50: us(latency.p50), emulatorP99: us(latency.p99), samples: latency.count, rawP50: us(raw.roundTrip.p50), rawP99: us(raw.roundTrip.p99), hostCpus: report.hostCpuCount };
   }, (row) => ({
     emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
     raw: `spin RT p50 ${formatValue(row['rawP50']!, 'µs')} µs`,
@@ -36,6 +36,6 @@ main(async () => {
       { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
       { label: 'raw spin round trip p99', unit: 'µs', values: reps.column('rawP99') },
     ],
-    notes: [`scenario ping-pong for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap`],
+    notes: [`scenario ping-pong for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap; the default host CPUs (VmConfig.hostCpus unset): ${[...new Set(reps.column('hostCpus'))].join('/')} for 2 vCPUs`],
   })], reps.otherLoad, startedAt);
 });

@@ -30,6 +30,7 @@ main(async () => {
       sleptPercent: (100 * target.wakeups) / calls,
       pollPercent: (100 * target.haltPollSuccesses) / Math.max(1, target.haltExits),
       rawP50: us(raw.roundTrip.p50),
+      hostCpus: report.hostCpuCount,
     };
   }, (row) => ({
     emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p90 ${formatValue(row['emulatorP90']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
@@ -50,6 +51,6 @@ main(async () => {
       { label: 'calls that had to wake the target from a real sleep (futex) (%)', unit: '%', values: reps.column('sleptPercent') },
       { label: 'target halts ended by halt-polling (%)', unit: '%', values: reps.column('pollPercent') },
     ],
-    notes: [`scenario sync-call for ${SECONDS} s (${reps.column('samples').join('/')} calls), back to back (CALL_GAP_NS 0)`],
+    notes: [`scenario sync-call for ${SECONDS} s (${reps.column('samples').join('/')} calls), back to back (CALL_GAP_NS 0); the default host CPUs (VmConfig.hostCpus unset): ${[...new Set(reps.column('hostCpus'))].join('/')} for 2 vCPUs`],
   })], reps.otherLoad, startedAt);
 });

@@ -44,6 +44,7 @@ export function formatValue(value: number, unit: string): string {
   if (!Number.isFinite(value)) return 'n/a';
   if (unit === 'µs') return value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : value.toFixed(0);
   if (unit === 'M/s') return value.toFixed(2);
+  if (unit === 'k/s') return value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : value.toFixed(0);
   if (unit === 'MIPS') return value.toFixed(0);
   if (unit === 'ms') return value.toFixed(0);
   if (unit === 'MiB') return value.toFixed(0);
