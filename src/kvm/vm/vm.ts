@@ -21,6 +21,7 @@ import { VmConfigError, validateConfig, type ValidVmConfig, type VmConfig } from
 import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
 import { VcpuWatchdog, allVcpusIdle, describeVcpu, lostWakeup } from './vm-watchdog.js';
 import { LoadedRunTime } from './vcpu-run-time.js';
+import { HostCpuWatchdog } from './host-cpu-watchdog.js';
 import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
 import { buildFtraceText, type FtraceText, type RecordedTrace } from '../report/ftrace-text.js';
 import type { VcpuExitReport } from '../vcpu/vcpu.js';
@@ -392,6 +393,7 @@ export class Vm {
       waitsOnCycle: (vcpu) => this.locks.waitsOnCycle(vcpuLockdepSlot(vcpu)),
       heldLocks: (slot) => this.locks.locksHeldBy(slot),
     });
+    const hostCpuWatchdog = new HostCpuWatchdog(this.memory, { boundMs: watchdogMs });
     let lastProgress = started;
     for (;;) {
       const seen = Atomics.load(control, doorbell);
@@ -417,7 +419,8 @@ export class Vm {
       }
       const lost = lostWakeup(this.memory);
       if (lost !== undefined) return { reason: 'watchdog', detail: lost };
-      const stuck = watchdog.check(now);
+      // A stuck vCPU first (the more precise report), then a stuck host CPU (its queued vCPUs accrue no run time).
+      const stuck = watchdog.check(now) ?? hostCpuWatchdog.check(now);
       if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
       if (options.onProgress !== undefined && now - lastProgress >= 100) {
         lastProgress = now;
