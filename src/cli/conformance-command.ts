@@ -1,18 +1,21 @@
 // `avic-smp conformance`: runs the conformance cases (src/conformance, docs/conformance.md) one after
 // another and prints pass or fail per case with a detail. --json prints exactly
 // { "cases": [ { "name", "status", "detail" } ] }. Exit status: 0 every case passed, 1 any failed,
-// 2 bad input (an unknown --case).
+// 2 bad input (an unknown --case, a bad --host-cpus). --host-cpus N schedules each case's vCPUs onto
+// at most N host CPUs.
 
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { CONFORMANCE_CASES, CONFORMANCE_CASES_BY_NAME } from '../conformance/catalogue.js';
 import type { ConformanceCase } from '../conformance/conformance-case.js';
 import { runConformanceCase, type ConformanceResult } from '../conformance/run-conformance-case.js';
+import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
 
 interface ConformanceOptions {
   readonly json?: boolean;
   readonly case: readonly string[];
   readonly list?: boolean;
+  readonly hostCpus?: number;
 }
 
 function selectCases(names: readonly string[]): readonly ConformanceCase[] {
@@ -38,7 +41,7 @@ async function conformance(options: ConformanceOptions): Promise<number> {
   const results: ConformanceResult[] = [];
   const width = Math.max(...cases.map((entry) => entry.name.length));
   for (const entry of cases) {
-    const result = await runConformanceCase(entry);
+    const result = await runConformanceCase(entry, options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus });
     results.push(result);
     if (options.json !== true) process.stdout.write(`${result.status === 'pass' ? 'PASS' : 'FAIL'}  ${result.name.padEnd(width)}  ${result.detail}\n`);
   }
@@ -47,7 +50,8 @@ async function conformance(options: ConformanceOptions): Promise<number> {
     const cases = results.map(({ name, status, detail }) => ({ name, status, detail }));
     process.stdout.write(`${JSON.stringify({ cases }, null, 2)}\n`);
   } else {
-    process.stdout.write(`\n${results.length - failed} of ${results.length} case(s) passed${failed > 0 ? `, ${failed} failed` : ''}\n`);
+    const hostCpus = options.hostCpus === undefined ? '' : ` on at most ${options.hostCpus} host CPU(s) each`;
+    process.stdout.write(`\n${results.length - failed} of ${results.length} case(s) passed${failed > 0 ? `, ${failed} failed` : ''}${hostCpus}\n`);
   }
   return failed === 0 ? 0 : 1;
 }
@@ -59,11 +63,15 @@ export function addConformanceCommand(program: Command, setExitCode: (status: nu
     .option('--json', 'print { "cases": [ { "name", "status": "pass" | "fail", "detail" } ] } instead of one line per case')
     .option('--case <name>', 'run only this case (repeatable; see --list)', (value: string, previous: string[]) => [...previous, value], [] as string[])
     .option('--list', 'list the cases (name, vCPUs, what each checks, where it comes from) without running them')
+    .addOption(new Option('--host-cpus <n>', 'schedule each case\'s vCPUs onto at most N host CPUs (worker threads; a case with fewer vCPUs gets one per vCPU), 1 to 4096; default min(vCPUs, cores)')
+      .argParser(positiveInteger('--host-cpus', 4096)))
     .addHelpText('after', `
-Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case).
+Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case, a bad --host-cpus).
 Cases for features the emulator does not model yet fail with a detail saying what went wrong.
 
-Example: avic-smp conformance --case apic/self-ipi-xapic --case apic/logical-flat`)
+Examples:
+  avic-smp conformance --case apic/self-ipi-xapic --case apic/logical-flat
+  avic-smp conformance --host-cpus 1`)
     .action(async (options: ConformanceOptions) => {
       setExitCode(await conformance(options));
     });

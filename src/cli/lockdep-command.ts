@@ -42,6 +42,7 @@ interface LockdepOptions {
   readonly vcpus: number;
   readonly watchdog: number;
   readonly ipis: number;
+  readonly hostCpus?: number;
 }
 
 /** What --json prints (and the text output is made of). */
@@ -63,8 +64,9 @@ export function lockdepExitStatus(result: Pick<LockdepCommandResult, 'verdict' |
   return result.verdict === 'clean' && result.problems.length === 0 && (result.ipis?.lost ?? 0) === 0 ? 0 : 1;
 }
 
-export function formatLockdepResult(result: LockdepCommandResult): string {
-  const lines = [`lockdep ${result.scenario}: validator ${result.validator ? 'on' : 'off'}`];
+/** `hostCpus`: the replay VM's host CPUs, named on the first line when the user chose them. */
+export function formatLockdepResult(result: LockdepCommandResult, hostCpus?: number): string {
+  const lines = [`lockdep ${result.scenario}: validator ${result.validator ? 'on' : 'off'}${hostCpus === undefined ? '' : `, ${hostCpus} host CPU(s)`}`];
   if (result.report !== '') lines.push('', result.report, '');
   if (result.ipis !== undefined) lines.push(formatIpiBalance(result.ipis));
   for (const problem of result.problems) lines.push(`problem: ${problem}`);
@@ -86,11 +88,18 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     process.stdout.write(`${listText()}\n`);
     return 0;
   }
+  if (options.hostCpus !== undefined && options.file !== undefined) throw new BadInput('--host-cpus applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
+  if (options.hostCpus !== undefined && options.hostCpus > options.vcpus) throw new BadInput(`--host-cpus must be at most --vcpus (${options.vcpus}), got ${options.hostCpus}`);
   let result: LockdepCommandResult;
+  let hostCpus: number | undefined;
   if (options.scenario !== undefined) {
     const replay = findLockReplay(options.scenario);
     if (replay === undefined) throw new BadInput(`unknown lock scenario "${options.scenario}"; the scenarios are: ${LOCK_REPLAYS.map((each) => each.name).join(', ')}`);
-    const outcome = await replay.run({ validator: options.validator, workload: stormWorkload(options.ipis), vcpus: options.vcpus, watchdogSeconds: options.watchdog });
+    const outcome = await replay.run({
+      validator: options.validator, workload: stormWorkload(options.ipis), vcpus: options.vcpus, watchdogSeconds: options.watchdog,
+      ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+    });
+    if (options.hostCpus !== undefined) hostCpus = outcome.vmReport?.hostCpuCount;
     result = { scenario: outcome.scenario, verdict: outcome.verdict, cycle: outcome.cycle, report: outcome.report, validator: outcome.validator, ...(outcome.ipis === undefined ? {} : { ipis: outcome.ipis }), problems: outcome.problems };
   } else {
     const file = options.file!;
@@ -103,7 +112,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     }
     result = await runLockScenario(scenario, { validator: options.validator, watchdogMs: options.watchdog * 1000 });
   }
-  process.stdout.write(options.json === true ? `${JSON.stringify(result, null, 2)}\n` : `${formatLockdepResult(result)}\n`);
+  process.stdout.write(options.json === true ? `${JSON.stringify(result, null, 2)}\n` : `${formatLockdepResult(result, hostCpus)}\n`);
   return lockdepExitStatus(result);
 }
 
@@ -118,6 +127,8 @@ export function addLockdepCommand(program: Command, setExitCode: (status: number
     .option('--json', 'print one JSON object: scenario, verdict, cycle, report, validator, ipis, problems')
     .addOption(new Option('--vcpus <n>', 'vCPUs of a replay\'s VM (at least what it needs)').argParser(positiveInteger('--vcpus', 254)).default(2))
     .addOption(new Option('--ipis <n>', 'IPI budget of the replay VM\'s storm program').argParser(positiveInteger('--ipis')).default(20_000))
+    .addOption(new Option('--host-cpus <n>', 'host CPUs (worker threads) a replay\'s vCPUs are scheduled onto, 1 to --vcpus; default min(vCPUs, cores)')
+      .argParser(positiveInteger('--host-cpus', 254)))
     .addOption(new Option('--watchdog <s>', 'seconds threads may stay blocked before the watchdog calls it a deadlock').argParser(positiveNumber('--watchdog')).default(2))
     .addHelpText('after', `
 Verdicts: possible-deadlock (the validator saw both orders of a cycle; buggy replays then back out),
@@ -125,12 +136,13 @@ deadlock (threads stayed blocked past the watchdog bound: the wait-for graph is 
 torn down), clean.
 Exit status: 0 clean; 1 a possible deadlock or a deadlock (or the run failed otherwise, or lost an
 IPI); 2 bad input (an unknown scenario, a bad scenario file: its errors name the file, line and
-step).
+step; --host-cpus above --vcpus or with --file).
 
 Examples:
   avic-smp lockdep --list
   avic-smp lockdep --scenario s1
   avic-smp lockdep --scenario s5 --no-validator --watchdog 1
+  avic-smp lockdep --scenario s1 --vcpus 3 --host-cpus 1
   avic-smp lockdep --file examples/locks/abba.yaml --json`)
     .action(async (options: LockdepOptions) => {
       setExitCode(await lockdep(options));

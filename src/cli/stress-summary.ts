@@ -21,6 +21,8 @@ export interface VcpuStressSummary {
   readonly halts: number;
   readonly wakeups: number;
   readonly latencyNs: LatencySummary | null;
+  /** Its host CPU, time loaded there, and time runnable but waiting for it (as run's report). */
+  readonly scheduling: VmReport['perVcpu'][number]['scheduling'];
 }
 
 export interface StressSummary {
@@ -131,6 +133,7 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
       halts: vcpu.counters.haltExits,
       wakeups: vcpu.counters.wakeups,
       latencyNs: vcpu.latencyNs ?? null,
+      scheduling: vcpu.scheduling,
     })),
   };
 }
@@ -160,7 +163,7 @@ function exitLines(exits: Exits): string[] {
 
 function vcpuTable(perVcpu: readonly VcpuStressSummary[]): string {
   return formatTable(
-    ['vCPU', 'sent', 'received', 'doorbells', 'IPI exits', 'HLT', 'wake-ups', 'p50 µs', 'p99 µs', 'max µs'],
+    ['vCPU', 'sent', 'received', 'doorbells', 'IPI exits', 'HLT', 'wake-ups', 'p50 µs', 'p99 µs', 'max µs', 'host CPU', 'runnable wait ms'],
     perVcpu.map((vcpu) => [
       String(vcpu.vcpu),
       formatCount(vcpu.sent),
@@ -172,6 +175,8 @@ function vcpuTable(perVcpu: readonly VcpuStressSummary[]): string {
       formatMicroseconds(vcpu.latencyNs?.p50),
       formatMicroseconds(vcpu.latencyNs?.p99),
       formatMicroseconds(vcpu.latencyNs?.max),
+      String(vcpu.scheduling.hostCpu),
+      vcpu.scheduling.runnableWaitMs.toFixed(1),
     ]),
   );
 }

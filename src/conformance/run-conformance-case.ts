@@ -72,15 +72,24 @@ function verdictOf(testCase: ConformanceCase, report: VmReport): CaseVerdict {
   return failure === undefined ? testCase.check(report) : { ok: false, detail: failure };
 }
 
+export interface ConformanceRunOptions {
+  /**
+   * Host CPUs to schedule the case's vCPUs onto (VmConfig.hostCpus); a case with fewer vCPUs gets
+   * one host CPU per vCPU. Default: the VM's own default, min(vCPUs, cores).
+   */
+  readonly hostCpus?: number;
+}
+
 /** Runs one case; never throws for anything the case or the emulator does. */
-export async function runConformanceCase(testCase: ConformanceCase): Promise<ConformanceResult> {
+export async function runConformanceCase(testCase: ConformanceCase, options: ConformanceRunOptions = {}): Promise<ConformanceResult> {
   const result = (verdict: CaseVerdict): ConformanceResult => ({ name: testCase.name, status: verdict.ok ? 'pass' : 'fail', detail: verdict.detail });
   const assembled = assembleCase(testCase);
   if (!assembled.ok) return result({ ok: false, detail: assembled.detail });
   const { program } = assembled;
   let vm: Vm;
   try {
-    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus });
+    const hostCpus = options.hostCpus === undefined ? {} : { hostCpus: Math.min(options.hostCpus, testCase.vcpus) };
+    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus });
     vm.loadProgram(program);
   } catch (error) {
     return result({ ok: false, detail: `the VM refused the program: ${error instanceof Error ? error.message : String(error)}` });

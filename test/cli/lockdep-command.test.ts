@@ -76,6 +76,28 @@ describe('avic-smp lockdep', () => {
     expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
   });
 
+  it('--host-cpus 1: the replay VM\'s vCPUs share one host CPU, the first line says so; still clean', () => {
+    const { status, stdout, stderr } = cli(['--scenario', 's1-fixed', '--vcpus', '3', '--host-cpus', '1', '--ipis', '3000']);
+    expect(status, stdout + stderr).toBe(0);
+    expect(stdout.split('\n')[0]).toBe('lockdep s1-fixed: validator on, 1 host CPU(s)');
+    expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
+  });
+
+  it('bad --host-cpus: exit 2 with one line, no stack trace', () => {
+    for (const [args, message] of [
+      [['--scenario', 's1', '--host-cpus', '0'], '--host-cpus must be from 1 to 254, got 0'],
+      [['--scenario', 's1', '--host-cpus', 'two'], '--host-cpus must be a whole number'],
+      [['--scenario', 's1', '--vcpus', '2', '--host-cpus', '3'], 'avic-smp: --host-cpus must be at most --vcpus (2), got 3'],
+      [['--file', 'examples/locks/abba.yaml', '--host-cpus', '1'], 'avic-smp: --host-cpus applies to a replay (--scenario)'],
+    ] as const) {
+      const { status, stdout, stderr } = cli(args);
+      expect(status, args.join(' ')).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toContain(message);
+      expect(stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
   it('--file abba.yaml --no-validator: the wait-for graph and a deadlock verdict; exit 1', () => {
     const { status, stdout } = cli(['--file', 'examples/locks/abba.yaml', '--no-validator', '--watchdog', '1']);
     expect(status).toBe(1);

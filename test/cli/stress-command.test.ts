@@ -131,7 +131,7 @@ describe('avic-smp stress, human summary', () => {
     expect(out).toMatch(/^doorbells +[\d,]+ +wake-ups [\d,]+/m);
     expect(out).toMatch(/^ {2}✓ no IPI lost: /m);
     expect(out).not.toContain('✗');
-    expect(out).toMatch(/^vCPU +sent +received +doorbells +IPI exits +HLT +wake-ups +p50 µs +p99 µs +max µs$/m);
+    expect(out).toMatch(/^vCPU +sent +received +doorbells +IPI exits +HLT +wake-ups +p50 µs +p99 µs +max µs +host CPU +runnable wait ms$/m);
     expect(out).toMatch(/^0 +[\d,]+ +[\d,]+/m);
     expect(out).toMatch(/^1 +[\d,]+ +[\d,]+/m);
   });

@@ -33,7 +33,7 @@ function result(lost: number, checksOk: boolean): ScenarioResult {
     vcpuCreation: { created: 1, maxVcpus: 1, hotAdds: 0, hotAddMsMedian: 0, hotAddMsMax: 0, apicAccessMemslotResizes: 0, backingPagesReinitialised: 0, backingPageReloads: 0, strandedIrrBits: 0 },
     memslots: { updates: 2, gracePeriods: 0, gracePeriodMsTotal: 0, gracePeriodMsMax: 0 },
     hostCpus: [],
-    perVcpu: [{ vcpu: 0, runState: 'finished', waitReason: 'none', exit: 'done', counters: counters({ ipisSent: 10, interruptsDelivered: 10 - lost, doorbellsRung: 7, haltExits: 2, wakeups: 2 }), guest: { reports: [], counters: [], done: true }, pendingVectors: [] }],
+    perVcpu: [{ vcpu: 0, runState: 'finished', waitReason: 'none', exit: 'done', counters: counters({ ipisSent: 10, interruptsDelivered: 10 - lost, doorbellsRung: 7, haltExits: 2, wakeups: 2 }), guest: { reports: [], counters: [], done: true }, pendingVectors: [], scheduling: { hostCpu: 0, loadedMs: 480.25, runnableWaitMs: 12.345 } }],
   } as unknown as VmReport;
   const checks = [{ name: 'every IPI handled', ok: checksOk, detail: checksOk ? '10 of 10' : '9 of 10' }];
   return { scenario: 'ack', parameters: { vcpus: 1, ipis: 10, seed: 3 }, report, checks, ok: report.ok && checksOk };
@@ -65,6 +65,20 @@ describe('summarizeStress', () => {
     const text = formatStressSummary(summarizeStress(result(0, true), { haltPolling: true, latencyMeasures: 'ICR write to ack' }));
     expect(text).toContain('p50 0.43 µs   p99 45.1 µs   max 1,204 µs');
     expect(text).toContain('one sample = ICR write to ack');
+  });
+});
+
+describe('per-vCPU scheduling', () => {
+  it('carries each vCPU\'s host CPU, loaded and runnable-wait time, as run\'s report does', () => {
+    const summary = summarizeStress(result(0, true), { haltPolling: true });
+    expect(summary.perVcpu[0]!.scheduling).toEqual({ hostCpu: 0, loadedMs: 480.25, runnableWaitMs: 12.345 });
+  });
+
+  it('prints them as the per-vCPU table\'s last columns, the wait in ms', () => {
+    const lines = formatStressSummary(summarizeStress(result(0, true), { haltPolling: true })).split('\n');
+    const header = lines.findIndex((line) => line.startsWith('vCPU '));
+    expect(lines[header]).toMatch(/max µs +host CPU +runnable wait ms$/);
+    expect(lines[header + 2]).toMatch(/ 0 +12\.3$/); // after the rule under the header
   });
 });
 

@@ -67,6 +67,20 @@ describe('avic-smp conformance', () => {
     expect(result.stderr).toMatch(/unknown conformance case 'apic\/no-such-case'.*apic\/self-ipi-xapic/);
   });
 
+  it('--host-cpus N runs each case on at most N host CPUs and says so in the total', () => {
+    const result = cli(['--host-cpus', '1', '--case', 'apic/physical-broadcast', '--case', 'apic/self-ipi-xapic']);
+    expect(result.status, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^2 of 2 case\(s\) passed on at most 1 host CPU\(s\) each$/m);
+  });
+
+  it.each([['0'], ['x'], ['1.5'], ['4097']])('--host-cpus %s exits 2 with one line, and runs nothing', (value) => {
+    const result = cli(['--host-cpus', value, '--case', 'apic/self-ipi-xapic']);
+    expect(result.status).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/--host-cpus must be (from 1 to 4096|a whole number)/);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('an unknown option exits 2', () => {
     expect(cli(['--frobnicate']).status).toBe(2);
   });

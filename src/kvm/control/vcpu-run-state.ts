@@ -5,9 +5,9 @@
 export const VcpuRunState = {
   /** Created by the main thread; its worker has not started running it. */
   Created: 0,
-  /** Loaded on its host thread: running guest code, handling an exit, or halt-polling. */
+  /** Runnable: loaded on its host CPU (guest code, an exit, halt-polling) or preempted on its run queue. */
   Running: 1,
-  /** Halted and asleep on its host thread's doorbell (IsRunning clear). */
+  /** Halted and blocked (kvm_vcpu_block: IsRunning clear, off the run queue) until kvm_vcpu_wake_up and its next load. */
   Blocked: 2,
   /** Parked at the main thread's request (vcpu put; IsRunning clear). */
   Paused: 3,
@@ -112,13 +112,13 @@ export const VcpuWaitReason = {
   ApicMapRebuild: 4,
   /**
    * An application processor in wait-for-SIPI (SDM vol. 3 §9.4; KVM's mp_state UNINITIALIZED or
-   * INIT_RECEIVED): asleep on its doorbell with IsRunning clear, woken only by INIT and start-up.
+   * INIT_RECEIVED): blocked with IsRunning clear, woken only by INIT and start-up.
    */
   WaitForStartUp: 5,
 } as const;
 export const VCPU_WAIT_REASON_NAMES = [
   'none',
-  'halted (HLT, asleep on its doorbell)',
+  'halted (HLT, blocked until kvm_vcpu_wake_up)',
   'paused by the main thread',
   'yielding after a pause loop',
   'waiting for the main thread to rebuild the APIC map',

@@ -1,9 +1,9 @@
 // The VM on the main thread (KVM's struct kvm and its ioctls): it owns the VM-wide tables (physical
-// and logical APIC ID tables) and the memslots, creates vCPUs, and runs them as one long piscina
-// task each. It is never on the IPI path and never calls Atomics.wait: everything here that waits
-// uses Atomics.waitAsync or timers, so the event loop (piscina's, vitest's) keeps turning.
+// and logical APIC ID tables) and the memslots, creates vCPUs, and runs them on its host CPUs (one
+// long piscina task each, host-cpu-tasks.ts). It is never on the IPI path and never calls
+// Atomics.wait: everything here that waits uses Atomics.waitAsync or timers, so the event loop
+// (piscina's, vitest's) keeps turning.
 
-import { Piscina } from 'piscina';
 import { sourceOf, type ProgramImage } from '../../guest/assembler-program-image.js';
 import type { FaultSource } from '../../guest/guest-fault.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../../memory/memslot.js';
@@ -16,16 +16,15 @@ import { KvmLocks } from '../control/kvm-locks.js';
 import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
 import { VcpuCreation } from './vcpu-creation.js';
 import { buildVmReport, finalExit, type VmExit, type VmReport, type VmReportInput } from '../report/vm-report.js';
-import { workerEntryUrl } from '../../host/worker-entry.js';
 import { VmConfigError, validateConfig, type ValidVmConfig, type VmConfig } from './vm-config.js';
 import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
 import { VcpuWatchdog, allVcpusIdle, describeVcpu, lostWakeup } from './vm-watchdog.js';
 import { LoadedRunTime } from './vcpu-run-time.js';
+import { HostCpuWatchdog } from './host-cpu-watchdog.js';
 import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
-import { buildFtraceText, type FtraceText, type RecordedTrace } from '../report/ftrace-text.js';
-import type { VcpuExitReport } from '../vcpu/vcpu.js';
+import { buildFtraceText, type FtraceText } from '../report/ftrace-text.js';
 import type { RunOptions, StartOptions } from './run-options.js';
-import type { HostCpuReport, HostCpuStartup } from '../vcpu/host-cpu-loop.js';
+import { HostCpuTasks } from './host-cpu-tasks.js';
 import { vcpuLockdepSlot } from '../control/kvm-locks.js';
 
 export { VmConfigError, type VmConfig, type ProgramLoad };
@@ -48,7 +47,6 @@ export class Vm {
   #programLoaded = false;
   /** The loaded image, when loadProgram was given one: its source map names faulting instructions. */
   #image: ProgramImage | undefined;
-  #pool: Piscina | undefined;
   #started = false;
   #waited = false;
   /** The run is over (wait() is stopping the vCPUs): no more hot-adds. */
@@ -57,14 +55,10 @@ export class Vm {
   /** When every vCPU had left Created (its worker loaded and running); 0 until then. */
   #allRunningAt = 0;
   #allRunningWaiters: (() => void)[] = [];
-  #tasks: Promise<void>[] = [];
-  /** Host CPU tasks that failed outside any vCPU (an emulator bug in the scheduler loop). */
-  readonly #hostCpuErrors: Error[] = [];
+  /** The host CPUs' piscina tasks and what they return (host-cpu-tasks.ts). */
+  readonly #hostCpuTasks: HostCpuTasks;
   /** The hot-adds queued so far (hotAddVcpu serialises them). */
   #hotAdds: Promise<void> = Promise.resolve();
-  #clockOriginNs = '0';
-  #trace = false;
-  readonly #results: (VcpuExitReport | Error | undefined)[];
 
   private constructor(config: ValidVmConfig) {
     this.config = config;
@@ -74,7 +68,7 @@ export class Vm {
     Atomics.store(this.memory.control, this.memory.headerIndex('hostCpus'), config.hostCpus);
     Atomics.store(this.memory.control, this.memory.headerIndex('erratum1235WindowNs'), config.erratum1235 ? Math.round(config.erratum1235WindowUs * 1000) : 0);
     this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
-    this.#results = new Array<VcpuExitReport | Error | undefined>(config.maxVcpus).fill(undefined);
+    this.#hostCpuTasks = new HostCpuTasks(this.memory, config.hostCpus, config.maxVcpus);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
     if (!ram.ok) throw new VmConfigError(ram.error.message);
     this.#memslots = new VmMemslots(this.memory, this.locks, ram.set, () => this.#started);
@@ -198,43 +192,17 @@ export class Vm {
     }
     this.#started = true;
     this.#startedAt = performance.now();
-    const hostCpus = this.config.hostCpus;
-    this.#pool = new Piscina({
-      filename: workerEntryUrl(),
-      minThreads: hostCpus,
-      maxThreads: hostCpus,
-      idleTimeout: Infinity,
-      concurrentTasksPerWorker: 1,
-      maxQueue: hostCpus,
-    });
-    this.#clockOriginNs = process.hrtime.bigint().toString();
-    this.#trace = options.trace ?? false;
-    for (let hostCpu = 0; hostCpu < hostCpus; hostCpu++) this.#startHostCpuTask(hostCpu);
-    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpu(vcpu);
-  }
-
-  /** One long-running piscina task per host CPU: its scheduler loop (host-cpu-loop.ts) until the VM stops. */
-  #startHostCpuTask(hostCpu: number): void {
-    const startup: HostCpuStartup = {
+    this.#hostCpuTasks.start({
       buffers: this.memory.buffers,
-      hostCpu,
       policy: this.config.policy,
       ipiVirtualization: this.config.ipiVirtualization,
       x2avic: this.config.x2avic,
       haltPolling: this.config.haltPolling,
       quantumMs: this.config.quantumUs / 1000,
-      clockOriginNs: this.#clockOriginNs,
-      trace: this.#trace,
+      trace: options.trace ?? false,
       locks: this.locks.shared,
-    };
-    // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
-    this.#tasks.push(this.#pool!.run(startup).then(
-      (report: HostCpuReport) => {
-        for (const vcpu of report.vcpus) this.#results[vcpu.vcpu] = vcpu;
-        for (const error of report.errors) this.#results[error.vcpu] = new Error(error.message);
-      },
-      (error: unknown) => { this.#hostCpuErrors.push(error instanceof Error ? error : new Error(String(error))); },
-    ).finally(() => this.memory.ringMainDoorbell()));
+    });
+    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpu(vcpu);
   }
 
   /**
@@ -254,16 +222,16 @@ export class Vm {
   async wait(options: RunOptions = {}): Promise<VmReport> {
     if (!this.#started || this.#waited) throw new VmConfigError('wait() follows one start()');
     this.#waited = true;
-    const results = this.#results;
+    const results = this.#hostCpuTasks.results;
     const exit = await this.#supervise(options, this.#startedAt);
     this.#ending = true;
     // Whoever waits for "all running" must not wait past the end of the run.
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
     // The wait-for graph is taken while the stuck threads still hold and wait (before stopping them).
     const graphAtWatchdog = exit.reason === 'watchdog' ? this.locks.waitForGraphText() : undefined;
-    const torn = await this.#stopAll(this.#tasks, results, options.stopTimeoutSeconds ?? 5);
+    const torn = await this.#hostCpuTasks.stopAll(this.createdVcpus, options.stopTimeoutSeconds ?? 5, (vcpu) => describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot)));
     const endedAt = performance.now();
-    await this.#pool?.destroy().catch(() => undefined);
+    await this.#hostCpuTasks.destroy();
     const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
     this.creation.countStrandedAtEnd();
     // The report reads this plain record (report/ sits below vm/ and imports nothing from it).
@@ -367,17 +335,12 @@ export class Vm {
 
   /** After wait(): the trace the vCPUs recorded (start({ trace: true })), as Chrome trace-event JSON. */
   chromeTrace(): ChromeTrace {
-    return buildChromeTrace(this.#recordedTraces());
+    return buildChromeTrace(this.#hostCpuTasks.recordedTraces());
   }
 
   /** After wait(): the same trace as ftrace text, the lines a KVM host's tracefs prints (ftrace-text.ts). */
   ftraceText(): FtraceText {
-    return buildFtraceText(this.#recordedTraces());
-  }
-
-  #recordedTraces(): RecordedTrace[] {
-    return this.#results.flatMap((result, vcpu) =>
-      result !== undefined && !(result instanceof Error) && result.trace !== undefined ? [{ vcpu, ...result.trace }] : []);
+    return buildFtraceText(this.#hostCpuTasks.recordedTraces());
   }
 
   /** The main thread's service loop: APIC map rebuilds, the end conditions, the watchdog. */
@@ -392,13 +355,15 @@ export class Vm {
       waitsOnCycle: (vcpu) => this.locks.waitsOnCycle(vcpuLockdepSlot(vcpu)),
       heldLocks: (slot) => this.locks.locksHeldBy(slot),
     });
+    const hostCpuWatchdog = new HostCpuWatchdog(this.memory, { boundMs: watchdogMs });
     let lastProgress = started;
     for (;;) {
       const seen = Atomics.load(control, doorbell);
       this.#serviceApicMapRequests();
       if (this.#allRunningAt === 0) this.#noteAllRunning();
       const now = performance.now();
-      if (this.#hostCpuErrors.length > 0) return { reason: 'fault', detail: `a host CPU failed: ${this.#hostCpuErrors[0]!.message}` };
+      const hostCpuErrors = this.#hostCpuTasks.errors;
+      if (hostCpuErrors.length > 0) return { reason: 'fault', detail: `a host CPU failed: ${hostCpuErrors[0]!.message}` };
       // The vCPUs' finished words (their reports come back with their host CPUs, at the end).
       let failed = -1;
       let running = 0;
@@ -417,7 +382,8 @@ export class Vm {
       }
       const lost = lostWakeup(this.memory);
       if (lost !== undefined) return { reason: 'watchdog', detail: lost };
-      const stuck = watchdog.check(now);
+      // A stuck vCPU first (the more precise report), then a stuck host CPU (its queued vCPUs accrue no run time).
+      const stuck = watchdog.check(now) ?? hostCpuWatchdog.check(now);
       if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
       if (options.onProgress !== undefined && now - lastProgress >= 100) {
         lastProgress = now;
@@ -436,22 +402,5 @@ export class Vm {
     this.#logicalEntries = rebuildLogicalApicIdTable(this.memory, this.#logicalEntries).entries;
     Atomics.store(control, generation, requested);
     Atomics.notify(control, generation);
-  }
-
-  /** Asks every vCPU to stop and waits, bounded; returns a watchdog exit naming the vCPUs that did not. */
-  async #stopAll(tasks: Promise<void>[], results: (VcpuExitReport | Error | undefined)[], stopTimeoutSeconds: number): Promise<VmExit | undefined> {
-    Atomics.store(this.memory.control, this.memory.headerIndex('stopRequested'), 1);
-    for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Stop);
-    // Host CPUs with nothing left to run see the stop word at their next look.
-    for (let hostCpu = 0; hostCpu < this.config.hostCpus; hostCpu++) this.memory.hostCpus.wake(hostCpu);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000); });
-    const outcome = await Promise.race([Promise.all(tasks).then(() => 'stopped' as const), timeout]);
-    clearTimeout(timer);
-    if (outcome === 'stopped') return undefined;
-    const stuck = results.slice(0, this.createdVcpus).map((_, vcpu) => (Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
-    await this.#pool?.destroy().catch(() => undefined);
-    const states = stuck.map((vcpu) => describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot))).join('; ');
-    return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`, stuckVcpus: stuck };
   }
 }

@@ -48,6 +48,8 @@ export interface LockReplayRunOptions {
   readonly workload: LockReplayWorkload;
   /** vCPUs (at least what the replay needs; default 2). */
   readonly vcpus?: number;
+  /** Host CPUs the vCPUs are scheduled onto (VmConfig.hostCpus, at most the vCPUs); default the VM's. */
+  readonly hostCpus?: number;
   /** The main thread's watchdog bound (default 2 s). */
   readonly watchdogSeconds?: number;
   /** How long teardown waits for stuck vCPUs before terminating their workers (default 1 s). */
@@ -90,6 +92,7 @@ async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): P
     ...spec.vmConfig,
     vcpus,
     ...(spec.vmConfig?.maxVcpus === undefined ? {} : { maxVcpus: Math.max(vcpus, spec.vmConfig.maxVcpus) }),
+    ...(options.hostCpus === undefined ? {} : { hostCpus: Math.min(options.hostCpus, vcpus) }),
     lockdep: options.validator,
     // Every IPI exits (the erratum #1235 work-around), so every sender reaches its exit handler.
     ipiVirtualization: false,

@@ -5,7 +5,7 @@
 ;   ping-pong       0             1          0            spins with IF=1; its handler IPIs back (pong_spin)
 ;   ping-pong-halt  1             1          0            waits in a `sti; hlt` loop; IPIs back (pong_halt)
 ;   ack             0             0          0            spins with IF=1; its handler acks in memory (ack_spin)
-;   ack-halt        1             0          1            is asleep on its doorbell; acks in memory (ack_halt)
+;   ack-halt        1             0          1            is blocked in HLT; acks in memory (ack_halt)
 ;
 ; A halting target sets `target_halting` just before its `sti; hlt`, and the sender waits for that
 ; flag (and clears it) before each send, so every IPI meets a target in or entering HLT: with

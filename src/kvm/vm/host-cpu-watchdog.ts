@@ -1,0 +1,94 @@
+// The main thread's check on the host CPUs themselves: a host CPU whose scheduler loop makes no
+// progress strands every vCPU queued on it, and those vCPUs, runnable but never loaded, accumulate
+// no loaded time, so VcpuWatchdog never judges them (rightly: waiting for a host CPU is not a hang).
+// This names the host CPU instead.
+//
+// Each host CPU beats its heartbeat word once per scheduler loop iteration (HostCpuState.heartbeat,
+// host-cpu-loop.ts) and publishes its OS thread id at start (HostCpuState.threadId). A heartbeat that
+// stands still proves nothing by itself: a host CPU running one vCPU alone goes on slice after slice
+// without going round its loop (the vCPU's own heartbeat moves then), an idle one sleeps on its wake
+// word, and on a busy machine the OS may not run its thread for seconds. So a host CPU is stuck only
+// if its thread used the whole bound of CPU time (Linux /proc, vcpu-run-time.ts) while neither its
+// heartbeat nor the heartbeat of the vCPU loaded there moved. Where thread times cannot be read,
+// nothing is judged: a missed hang ends at the run's time limit, a false one would end a good run.
+
+import type { VmControlViews } from '../control/vm-control-views.js';
+import { hostThreadCpuMs } from './vcpu-run-time.js';
+
+/** The watchdog looks at most this often (as VcpuWatchdog). */
+const CHECK_INTERVAL_MS = 100;
+
+export interface HostCpuWatchdogOptions {
+  /** A host CPU is stuck once its thread ran this long with nothing moving. */
+  readonly boundMs: number;
+  /** CPU time of OS thread `tid` in ms, or undefined when unknown (default: Linux /proc). */
+  readonly threadCpuMs?: (tid: number) => number | undefined;
+}
+
+/** Per host CPU: the heartbeats last seen, when they moved, and what its thread had run when first seen still. */
+interface Stillness {
+  readonly beat: number;
+  /** The vCPU loaded there (-1 none) and its heartbeat, seen with `beat`. */
+  readonly vcpu: number;
+  readonly vcpuBeat: number;
+  readonly movedAt: number;
+  ranAtStill: number | undefined;
+  readAfter: number;
+}
+
+export class HostCpuWatchdog {
+  readonly #memory: VmControlViews;
+  readonly #boundMs: number;
+  readonly #threadCpuMs: (tid: number) => number | undefined;
+  readonly #interval: number;
+  readonly #hosts: (Stillness | undefined)[] = [];
+  #lastCheck = -Infinity;
+
+  constructor(memory: VmControlViews, options: HostCpuWatchdogOptions) {
+    this.#memory = memory;
+    this.#boundMs = options.boundMs;
+    this.#threadCpuMs = options.threadCpuMs ?? hostThreadCpuMs;
+    this.#interval = Math.min(CHECK_INTERVAL_MS, options.boundMs / 10);
+  }
+
+  /** The stuck host CPU's description, or undefined. `now` is performance.now() (tests pass a fake clock). */
+  check(now: number): string | undefined {
+    if (now - this.#lastCheck < this.#interval) return undefined;
+    this.#lastCheck = now;
+    const memory = this.#memory;
+    const cpus = memory.hostCpus;
+    const count = Atomics.load(memory.control, memory.headerIndex('hostCpus'));
+    for (let host = 0; host < count; host++) {
+      const beat = Atomics.load(cpus.words, cpus.index(host, 'heartbeat'));
+      const vcpu = cpus.currentVcpu(host);
+      const vcpuBeat = vcpu < 0 ? 0 : Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'heartbeat'));
+      const previous = this.#hosts[host];
+      if (previous === undefined || beat !== previous.beat || vcpu !== previous.vcpu || vcpuBeat !== previous.vcpuBeat) {
+        this.#hosts[host] = { beat, vcpu, vcpuBeat, movedAt: now, ranAtStill: undefined, readAfter: now };
+        continue;
+      }
+      if (now < previous.readAfter) continue;
+      const tid = Atomics.load(cpus.words, cpus.index(host, 'threadId'));
+      const ran = tid === 0 ? undefined : this.#threadCpuMs(tid);
+      if (ran === undefined) continue;
+      if (previous.ranAtStill === undefined) {
+        // Taken a little after the last move: run time is undercounted by at most one interval.
+        previous.ranAtStill = ran;
+        previous.readAfter = now + this.#boundMs;
+        continue;
+      }
+      const ranStill = ran - previous.ranAtStill;
+      if (ranStill >= this.#boundMs) return this.#describe(host, vcpu, ranStill, now - previous.movedAt);
+      // A thread runs at most as long as the wall clock: no need to read again before it could.
+      previous.readAfter = now + (this.#boundMs - ranStill);
+    }
+    return undefined;
+  }
+
+  #describe(host: number, vcpu: number, ranMs: number, stillMs: number): string {
+    const waiting = this.#memory.runQueues.length(host);
+    const loaded = vcpu < 0 ? 'none' : `vCPU ${vcpu}, whose heartbeat stood still too`;
+    const queue = waiting === 0 ? 'empty' : `${waiting} vCPU${waiting === 1 ? '' : 's'} waiting`;
+    return `host CPU ${host} made no progress for ${(this.#boundMs / 1000).toFixed(1)} s of its thread's run time (its scheduler loop's heartbeat stood still; loaded: ${loaded}; run queue: ${queue}; it ran ${(ranMs / 1000).toFixed(1)} s in ${(stillMs / 1000).toFixed(1)} s)`;
+  }
+}

@@ -1,0 +1,144 @@
+// The watchdog's judgement of a host CPU whose scheduler loop stands still: stuck only if its thread
+// ran the whole bound meanwhile and no vCPU loaded there moved either. On a fake clock and fake
+// thread times: a host CPU spinning with its heartbeat still is named with what it has loaded and
+// queued; a host CPU starved by a busy host, one running a vCPU alone slice after slice, one whose
+// thread is unknown are not. Then on real threads (Linux /proc): the stall injected as a thread that
+// publishes its id and spins without beating is named, a sleeping one and a beating one are not.
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
+import { HostCpuWatchdog } from '../../../src/kvm/vm/host-cpu-watchdog.js';
+import { hostThreadTimesAvailable } from '../../../src/kvm/vm/vcpu-run-time.js';
+
+const BOUND_MS = 10_000;
+
+function vmMemory(vcpus: number, hostCpus: number): VmControlViews {
+  const memory = new VmControlViews(allocateVmBuffers(vcpus, 1 << 16));
+  Atomics.store(memory.control, memory.headerIndex('createdVcpus'), vcpus);
+  Atomics.store(memory.control, memory.headerIndex('hostCpus'), hostCpus);
+  // Thread ids 1001, 1002, ...: the fake thread clock below is keyed by them.
+  for (let host = 0; host < hostCpus; host++) Atomics.store(memory.hostCpus.words, memory.hostCpus.index(host, 'threadId'), 1001 + host);
+  return memory;
+}
+
+function beatHost(memory: VmControlViews, host: number): void {
+  Atomics.add(memory.hostCpus.words, memory.hostCpus.index(host, 'heartbeat'), 1);
+}
+
+function load(memory: VmControlViews, host: number, vcpu: number): void {
+  Atomics.store(memory.hostCpus.words, memory.hostCpus.index(host, 'current'), vcpu + 1);
+}
+
+/** Advances the fake clock in 100 ms steps to `until`, checking at each; returns the first report. */
+function runUntil(watchdog: HostCpuWatchdog, clock: { now: number }, until: number, eachStep: () => void = () => undefined): string | undefined {
+  while (clock.now < until) {
+    clock.now += 100;
+    eachStep();
+    const stuck = watchdog.check(clock.now);
+    if (stuck !== undefined) return stuck;
+  }
+  return undefined;
+}
+
+describe('HostCpuWatchdog on a fake clock', () => {
+  it('names a host CPU whose thread ran the whole bound while its loop\'s heartbeat stood still, with what it holds', () => {
+    const memory = vmMemory(4, 2);
+    const threadMs = new Map<number, number>([[1001, 0], [1002, 0]]);
+    const clock = { now: 0 };
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => threadMs.get(tid) });
+    memory.runQueues.enqueue(1, 1);
+    memory.runQueues.enqueue(1, 3);
+    // Host CPU 0 makes progress; host CPU 1's thread runs at half a core and its loop never beats.
+    const stuck = runUntil(watchdog, clock, 60_000, () => {
+      beatHost(memory, 0);
+      for (const tid of [1001, 1002]) threadMs.set(tid, threadMs.get(tid)! + 50);
+    });
+    expect(stuck).toMatch(/^host CPU 1 made no progress for 10\.0 s of its thread's run time \(its scheduler loop's heartbeat stood still; loaded: none; run queue: 2 vCPUs waiting; it ran 10\.\d s in 2\d\.\d s\)$/);
+    expect(clock.now).toBeGreaterThanOrEqual(20_000);
+  });
+
+  it('does not name host CPUs a busy host starves, nor idle ones, however long their heartbeats stand still', () => {
+    const memory = vmMemory(8, 4);
+    const threadMs = new Map<number, number>([[1001, 0], [1002, 0], [1003, 0], [1004, 0]]);
+    const clock = { now: 0 };
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => threadMs.get(tid) });
+    // Host CPUs 0-2 get a sliver of a core each, less than one loop iteration needs; 3 sleeps idle.
+    expect(runUntil(watchdog, clock, 300_000, () => {
+      for (const tid of [1001, 1002, 1003]) threadMs.set(tid, threadMs.get(tid)! + 3);
+    })).toBeUndefined();
+  });
+
+  it('does not name a host CPU running one vCPU slice after slice (the vCPU\'s heartbeat moves, the loop\'s need not)', () => {
+    const memory = vmMemory(2, 2);
+    let ran = 0;
+    const clock = { now: 0 };
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => (tid === 1001 ? ran : 0) });
+    load(memory, 0, 1);
+    expect(runUntil(watchdog, clock, 60_000, () => {
+      ran += 100;
+      Atomics.add(memory.control, memory.controlBlockIndex(1, 'heartbeat'), 1);
+    })).toBeUndefined();
+    // The same host CPU with its vCPU still too: the host CPU is named, with the vCPU it has loaded.
+    const stuck = runUntil(watchdog, clock, 120_000, () => { ran += 100; });
+    expect(stuck).toMatch(/^host CPU 0 made no progress for 10\.0 s .*loaded: vCPU 1, whose heartbeat stood still too; run queue: empty;/);
+  });
+
+  it('judges nothing for a host CPU whose thread time is unknown (thread id 0, or no /proc)', () => {
+    const memory = vmMemory(2, 2);
+    Atomics.store(memory.hostCpus.words, memory.hostCpus.index(0, 'threadId'), 0);
+    const clock = { now: 0 };
+    // Host CPU 0's thread id is 0; host CPU 1's thread time cannot be read; any other thread ran flat out.
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => (tid === 1002 ? undefined : clock.now) });
+    expect(runUntil(watchdog, clock, 60_000)).toBeUndefined();
+  });
+
+  it('forgets a host CPU\'s run time when its heartbeat moves', () => {
+    const memory = vmMemory(1, 1);
+    let ran = 0;
+    const clock = { now: 0 };
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: () => ran });
+    expect(runUntil(watchdog, clock, 9_000, () => { ran += 100; })).toBeUndefined();
+    beatHost(memory, 0);
+    expect(runUntil(watchdog, clock, 18_500, () => { ran += 100; })).toBeUndefined();
+  });
+});
+
+describe.skipIf(!hostThreadTimesAvailable())('HostCpuWatchdog on real threads (Linux /proc)', () => {
+  const workers: Worker[] = [];
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((worker) => worker.terminate()));
+  });
+
+  // Publishes its thread id as a host CPU does at start, then spins (beating or not) or sleeps.
+  const THREAD = `
+    const { readlinkSync } = require('node:fs');
+    const { workerData } = require('node:worker_threads');
+    const words = new Int32Array(workerData.words);
+    Atomics.store(words, workerData.tidIndex, Number(/\\/task\\/(\\d+)$/.exec(readlinkSync('/proc/thread-self'))[1]));
+    if (workerData.mode === 'spin') for (;;) {}
+    if (workerData.mode === 'beat') for (;;) Atomics.add(words, workerData.heartbeatIndex, 1);
+    const nothing = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) Atomics.wait(nothing, 0, 0);
+  `;
+
+  it('names the host CPU whose thread spins with its heartbeat still, not the sleeping or the beating one', async () => {
+    const memory = vmMemory(3, 3);
+    const cpus = memory.hostCpus;
+    for (const [host, mode] of [[0, 'sleep'], [1, 'beat'], [2, 'spin']] as const) {
+      const tidIndex = cpus.index(host, 'threadId');
+      Atomics.store(cpus.words, tidIndex, 0);
+      workers.push(new Worker(THREAD, { eval: true, workerData: { words: cpus.words.buffer, tidIndex, heartbeatIndex: cpus.index(host, 'heartbeat'), mode } }));
+      const deadline = performance.now() + 30_000;
+      while (Atomics.load(cpus.words, tidIndex) === 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: 300 });
+    let stuck: string | undefined;
+    // Bounded generously: the spinner needs 300 ms of CPU on a host other tests load too.
+    const deadline = performance.now() + 60_000;
+    while (stuck === undefined && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      stuck = watchdog.check(performance.now());
+    }
+    expect(stuck).toMatch(/^host CPU 2 made no progress for 0\.3 s of its thread's run time/);
+  }, 70_000);
+});
