@@ -28,7 +28,26 @@ export interface VcpuSchedulingWords {
   hostSlotIndex(vcpu: number): number;
   /** Int32 index of the header's hostCpus word. */
   readonly hostCpuCountIndex: number;
+  /** The vCPU's APIC has a deliverable interrupt in its IRR (read from its backing page by any thread). */
+  interruptPending(vcpu: number): boolean;
 }
+
+/**
+ * How many directed yields may pass a waiting vCPU over before it is owed its turn. KVM's
+ * kvm_vcpu_on_spin leaves fairness to the host scheduler (yield_to makes the target CFS's next
+ * buddy, and vruntime catches up the rest); a FIFO run queue needs the bound said outright, or the
+ * preferred vCPUs keep jumping the ones that never ran (every vCPU spinning on a lock they hold).
+ */
+export const DIRECTED_YIELD_MAX_SKIPS = 2;
+
+/** What makes a queued vCPU a directed yield's candidate, best first (0: not one). */
+export const YieldRank = {
+  None: 0,
+  /** vcpu->preempted: put while runnable, possibly holding the lock the spinner waits for. */
+  Preempted: 1,
+  /** An interrupt waits in its IRR (kvm_arch_dy_has_pending_interrupt): the target of an IPI the spinner may be waiting on. */
+  InterruptPending: 2,
+} as const;
 
 export class VcpuScheduling {
   readonly hostCpus: HostCpus;
@@ -88,6 +107,44 @@ export class VcpuScheduling {
     if (state !== TaskState.Running && state !== TaskState.Blocking && state !== TaskState.Woken) return;
     const host = Atomics.load(this.#words.control, this.#words.hostSlotIndex(vcpu));
     if (host >= 0) this.hostCpus.ring(host);
+  }
+
+  /**
+   * The host CPU put `vcpu` while it was still runnable (its quantum ended, or it yielded): KVM's
+   * vcpu->preempted, back on the tail of `host`'s queue.
+   */
+  preempt(host: number, vcpu: number): void {
+    const queues = this.runQueues;
+    Atomics.store(queues.words, queues.taskIndex(vcpu, 'preempted'), 1);
+    queues.setState(vcpu, TaskState.Queued);
+    queues.enqueue(host, vcpu);
+  }
+
+  /** A pause-loop exit yielded the host CPU: the spinner goes to the tail, its directed yield's target to the front. */
+  yieldOnSpin(host: number, spinner: number): number {
+    this.preempt(host, spinner);
+    return this.directedYield(host, spinner);
+  }
+
+  /**
+   * kvm_vcpu_on_spin, on the spinner's host CPU after it put the spinner back on the queue's tail:
+   * moves the best candidate queued on `host` to the front (one with an interrupt pending, else a
+   * preempted one; never the spinner itself) within the fairness bound, and returns it (-1: none, the
+   * head runs next). The IPI path does no work for this: the candidates' IRR and preempted words are
+   * read here, by the yielder.
+   */
+  directedYield(host: number, spinner: number): number {
+    const queues = this.runQueues;
+    const words = this.#words;
+    return queues.promote(
+      host,
+      (task) => {
+        if (task === spinner) return YieldRank.None;
+        if (words.interruptPending(task)) return YieldRank.InterruptPending;
+        return Atomics.load(queues.words, queues.taskIndex(task, 'preempted')) !== 0 ? YieldRank.Preempted : YieldRank.None;
+      },
+      DIRECTED_YIELD_MAX_SKIPS,
+    );
   }
 
   // ---- the blocker's side (its host CPU) ----

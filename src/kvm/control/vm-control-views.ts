@@ -5,6 +5,7 @@
 // structured-cloneable VmBuffers descriptor. Guest RAM is not viewed here: the guest CPU maps it.
 
 import { float64IndexOf, int32IndexOf, type BufferLayout } from '../../host/shared-layout.js';
+import { pendingDeliverableVector } from '../../hw/apic/apic-backing-page.js';
 import { APIC_PAGE_BYTES, APIC_PAGE_WORDS } from '../../hw/apic/apic-register.js';
 import { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import { LogicalApicIdTable } from '../../hw/avic/logical-apic-id-table.js';
@@ -99,6 +100,7 @@ export class VmControlViews {
       control: this.control,
       hostSlotIndex: (vcpu) => hostSlots[vcpu]!,
       hostCpuCountIndex: this.headerIndex('hostCpus'),
+      interruptPending: (vcpu) => pendingDeliverableVector(this.apicPageWords, this.apicPageBase(vcpu)) >= 0,
     });
   }
 

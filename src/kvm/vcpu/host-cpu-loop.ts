@@ -171,11 +171,11 @@ export class HostCpuLoop implements LoadedHostCpu {
     switch (end) {
       case SliceEnd.QuantumEnd:
         cpu.count('preemptions');
-        this.#requeue(index);
+        views.scheduling.preempt(cpu.index, index);
         break;
       case SliceEnd.Yielded:
         cpu.count('directedYields');
-        this.#requeue(index);
+        views.scheduling.yieldOnSpin(cpu.index, index);
         break;
       case SliceEnd.Finished:
         queues.setState(index, TaskState.Finished);
@@ -186,20 +186,6 @@ export class HostCpuLoop implements LoadedHostCpu {
         break;
     }
     cpu.stepSwitchSequence();
-  }
-
-  /**
-   * Still runnable at put: vcpu->preempted, back on the queue's tail. A directed yield gives the host
-   * CPU to the queue's head: moving a preferred (preempted) vCPU to the front instead, as
-   * kvm_vcpu_on_spin's candidate choice would, starved the vCPUs behind it when every vCPU spins
-   * (a 24-vCPU storm's barrier: the never-run vCPUs were never reached); CFS's fairness is what
-   * bounds yield_to in the kernel, and a FIFO queue has only its order for that.
-   */
-  #requeue(index: number): void {
-    const queues = this.#views.runQueues;
-    Atomics.store(queues.words, queues.taskIndex(index, 'preempted'), 1);
-    queues.setState(index, TaskState.Queued);
-    queues.enqueue(this.cpu.index, index);
   }
 
   /** Nothing runnable: wait for a wake-up, bounded by the nearest timer of a blocked vCPU here (O9). */
