@@ -36,7 +36,7 @@ export const HostCpuStatistics = defineStruct('HostCpuStatistics', {
   vcpuSwitches: { type: 'f64', writer: 'owning host CPU: loads of a vCPU other than the one it ran last' },
   preemptions: { type: 'f64', writer: 'owning host CPU: vCPUs put at the end of their quantum while still runnable' },
   directedYields: { type: 'f64', writer: 'owning host CPU: pause-loop exits that yielded to another runnable vCPU (kvm_vcpu_on_spin)' },
-  migrations: { type: 'f64', writer: 'owning host CPU: vCPUs loaded here that last ran on another host CPU (0 while vCPUs are pinned)' },
+  migrations: { type: 'f64', writer: 'owning host CPU: vCPUs it took from another host CPU\'s run queue while idle (load balancing)' },
   haltPollNs: { type: 'f64', writer: 'owning host CPU: time its vCPUs spent halt-polling' },
 });
 

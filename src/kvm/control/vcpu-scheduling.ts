@@ -65,9 +65,27 @@ export class VcpuScheduling {
     return Math.max(1, Atomics.load(this.#words.control, this.#words.hostCpuCountIndex));
   }
 
-  /** Placement: vCPU i runs on host CPU i mod P, pinned (migration is a later step). */
+  /**
+   * Placement: the host CPU whose worker holds the vCPU's state (it runs there), or, before any host
+   * CPU built it, host CPU i mod P. An idle host CPU may take a vCPU whose state is built nowhere
+   * (steal); one built on a host CPU stays there (its state lives in that worker).
+   */
   homeHostCpu(vcpu: number): number {
-    return vcpu % this.hostCpuCount;
+    const resident = Atomics.load(this.runQueues.words, this.runQueues.taskIndex(vcpu, 'residentHost'));
+    return resident > 0 ? resident - 1 : vcpu % this.hostCpuCount;
+  }
+
+  /**
+   * An idle host CPU `thief` takes the longest-waiting runnable vCPU it may run from the longest other
+   * queue (load balancing as the host scheduler's idle balance does), or -1. It may run a vCPU whose
+   * state is built nowhere yet, or built in its own worker.
+   */
+  steal(thief: number): number {
+    const queues = this.runQueues;
+    return queues.steal(thief, this.hostCpuCount, (task) => {
+      const resident = Atomics.load(queues.words, queues.taskIndex(task, 'residentHost'));
+      return resident === 0 || resident === thief + 1;
+    });
   }
 
   /** Main, at start or hot-add: the new vCPU task becomes runnable on its host CPU. */

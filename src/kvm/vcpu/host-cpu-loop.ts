@@ -6,10 +6,13 @@
 // With nothing runnable it waits on its wake word, bounded by the nearest APIC timer deadline of its
 // blocked vCPUs (it wakes them then, as the hrtimer callback does: apic_timer_fn -> kvm_vcpu_kick).
 //
-// vCPU i runs on host CPU i mod P (pinned); its Vcpu object is built here at its first load from
-// the VM's HostCpuStartup and the vCPU's control-block words (entry point, wait-for-SIPI, stack top),
-// so a hot-added vCPU needs only its words and an enqueue. All of a vCPU's state lives in its Vcpu
-// object (a later save area can move it to another host CPU: migration is not done yet).
+// vCPU i starts queued on host CPU i mod P; its Vcpu object is built at its first load, by whichever
+// host CPU loads it, from the VM's HostCpuStartup and the vCPU's control-block words (entry point,
+// wait-for-SIPI, stack top), so a hot-added vCPU needs only its words and an enqueue. Until then any
+// host CPU may run it: one with nothing to run takes the longest-waiting such vCPU from the longest
+// queue (VcpuScheduling.steal) and counts a migration. Once built, the vCPU's state lives in that
+// worker's Vcpu object and it stays on that host CPU (moving a built vCPU needs its state in shared
+// memory: vcpu-save-area.ts).
 //
 // Orderings (docs/architecture.md#orderings): the switch seqlock and `current` around IsRunning
 // (O11); the idle wait against wakers (O9, HostCpus.wake in src/host/host-cpu.ts).
@@ -112,10 +115,14 @@ export class HostCpuLoop implements LoadedHostCpu {
       cpu.beat();
       if (this.#finishedHere()) break;
       this.#serviceBlocked();
-      const vcpu = queues.dequeue(cpu.index);
+      let vcpu = queues.dequeue(cpu.index);
       if (vcpu < 0) {
-        this.#idle();
-        continue;
+        vcpu = this.#views.scheduling.steal(cpu.index);
+        if (vcpu < 0) {
+          this.#idle();
+          continue;
+        }
+        cpu.count('migrations');
       }
       this.#runVcpu(vcpu);
     }
@@ -130,6 +137,8 @@ export class HostCpuLoop implements LoadedHostCpu {
     if (resident === undefined) {
       resident = { vcpu: this.#createVcpu(vcpuStartupFor(this.#startup, views, index)), pendingSinceMs: 0, lost: false };
       this.#residents.set(index, resident);
+      // Its state lives here from now on: wake-ups queue it here, and no other host CPU steals it.
+      Atomics.store(queues.words, queues.taskIndex(index, 'residentHost'), cpu.index + 1);
     }
     if (resident.pendingSinceMs !== 0 && !resident.lost) views.controlFloat64[views.statisticIndex(index, 'lateWakeups')]! += 1;
     resident.pendingSinceMs = 0;
@@ -250,12 +259,12 @@ export class HostCpuLoop implements LoadedHostCpu {
     return Atomics.load(this.#views.control, this.#views.headerIndex('stopRequested')) !== 0;
   }
 
-  /** The VM stopped and no vCPU placed here still runs (or was never started). */
+  /** The VM stopped and no vCPU placed here (built here, or not built and homed here) still runs. */
   #finishedHere(): boolean {
     if (!this.#stopRequested()) return false;
     const views = this.#views;
-    const hosts = views.scheduling.hostCpuCount;
-    for (let vcpu = this.cpu.index; vcpu < views.createdVcpus(); vcpu += hosts) {
+    for (let vcpu = 0; vcpu < views.createdVcpus(); vcpu++) {
+      if (views.scheduling.homeHostCpu(vcpu) !== this.cpu.index) continue;
       const state = views.runQueues.state(vcpu);
       if (state !== TaskState.Finished && state !== TaskState.Off && Atomics.load(views.control, views.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running) return false;
     }

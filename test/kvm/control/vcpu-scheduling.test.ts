@@ -144,3 +144,22 @@ describe('directed yield (kvm_vcpu_on_spin)', () => {
     expect(longestWait).toBeLessThanOrEqual(vcpus * (DIRECTED_YIELD_MAX_SKIPS + 1));
   });
 });
+
+describe('load balancing', () => {
+  it('an idle host CPU takes only a vCPU built nowhere (or in its own worker); a built vCPU is woken where its state lives', () => {
+    const memory = views(4, 2);
+    const queues = memory.runQueues;
+    for (const vcpu of [1, 3]) memory.scheduling.start(vcpu);
+    expect(queues.queued(1)).toEqual([1, 3]);
+    // vCPU 1's state was built on host CPU 1: host CPU 0 may not take it, vCPU 3 it may.
+    Atomics.store(queues.words, queues.taskIndex(1, 'residentHost'), 2);
+    expect(memory.scheduling.steal(0)).toBe(3);
+    expect(memory.scheduling.steal(0)).toBe(-1);
+    // Built on host CPU 0 now: blocked, then woken, it is queued there, not on host CPU 3 mod 2.
+    Atomics.store(queues.words, queues.taskIndex(3, 'residentHost'), 1);
+    block(memory, 3);
+    memory.scheduling.wakeUp(3);
+    expect(queues.queued(0)).toEqual([3]);
+    expect(memory.scheduling.homeHostCpu(3)).toBe(0);
+  });
+});
