@@ -13,6 +13,7 @@ import { MemslotSnapshot } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
 import { HostCpus, type HostCpuStateField } from '../../host/host-cpu.js';
 import { RunQueues } from '../../host/run-queue.js';
+import { VcpuSaveArea, VcpuSaveAreaView } from './vcpu-save-area.js';
 import { VcpuScheduling } from './vcpu-scheduling.js';
 import {
   PHYSICAL_APIC_ID_TABLE_ENTRIES,
@@ -102,6 +103,11 @@ export class VmControlViews {
       hostCpuCountIndex: this.headerIndex('hostCpus'),
       interruptPending: (vcpu) => pendingDeliverableVector(this.apicPageWords, this.apicPageBase(vcpu)) >= 0,
     });
+  }
+
+  /** vCPU `vcpu`'s save area (vcpu-save-area.ts): its state while it moves between host CPUs. */
+  saveArea(vcpu: number): VcpuSaveAreaView {
+    return new VcpuSaveAreaView(this.control, this.layout.regionOffsets.vcpuSaveAreas + vcpu * VcpuSaveArea.byteSize);
   }
 
   get vcpuCount(): number {

@@ -53,12 +53,22 @@ export interface VcpuExitsHost {
 
 export class VcpuExits {
   readonly #host: VcpuExitsHost;
-  /** Debug only: the worker's first-exit hook (VcpuFirstExitHook), until it has run. */
-  #onFirstExit: VcpuFirstExitHook | undefined;
+  /** Debug only: the worker's first-exit hook (VcpuFirstExitHook), run at the vCPU's first exit. */
+  readonly #onFirstExit: VcpuFirstExitHook | undefined;
+  #firstExitDone = false;
 
   constructor(host: VcpuExitsHost, onFirstExit: VcpuFirstExitHook | undefined) {
     this.#host = host;
     this.#onFirstExit = onFirstExit;
+  }
+
+  /** The vCPU has taken its first exit (its hook, if any, ran: in this worker or, before a migration, another). */
+  get firstExitDone(): boolean {
+    return this.#firstExitDone;
+  }
+
+  set firstExitDone(done: boolean) {
+    this.#firstExitDone = done;
   }
 
   /**
@@ -109,11 +119,10 @@ export class VcpuExits {
     const host = this.#host;
     Atomics.store(host.control, host.modeIndex, VcpuMode.OutsideGuestMode);
     host.srcu.readLock('vcpu_run: exit handling: srcu_read_lock');
-    const hook = this.#onFirstExit;
-    if (hook !== undefined) {
-      this.#onFirstExit = undefined;
+    if (!this.#firstExitDone) {
+      this.#firstExitDone = true;
       const srcu = host.srcu;
-      hook({ locks: host.locks, vcpu: host.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
+      this.#onFirstExit?.({ locks: host.locks, vcpu: host.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
     }
     const result = this.handle(operand, value, high);
     // An exit may have taken long (a wait for the APIC map rebuild, a lock): past the quantum, end

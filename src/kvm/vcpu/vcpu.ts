@@ -29,6 +29,7 @@ import { SvmExitCode } from '../../hw/avic/avic-exit.js';
 import { KVM_LOCK_TIMEOUT_MS, VcpuLocks } from '../control/kvm-locks.js';
 import { VcpuCounters } from '../control/vcpu-counters.js';
 import { VcpuFinish, VcpuMode, VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import { VmControlViews } from '../control/vm-control-views.js';
 import { ApicRegisterPage } from '../lapic/apic-register-page.js';
@@ -46,6 +47,7 @@ import { VcpuInterrupts } from './vcpu-interrupts.js';
 import { VcpuMemslots } from './vcpu-memslots.js';
 import { HaltOutcome, ParkOutcome, VcpuSleep, type LoadedHostCpu } from './vcpu-sleep.js';
 import { VcpuSrcu } from './vcpu-srcu.js';
+import { restoreVcpuState, saveVcpuState, type VcpuStateParts } from './vcpu-state.js';
 import { SliceEnd, vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
 
 export type { VcpuExitReport, VcpuFirstExitContext, VcpuFirstExitHook, VcpuStartup } from './vcpu-startup.js';
@@ -78,6 +80,8 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #clockOffsetNs: number;
   /** Its exit dispatch (vcpu-exits.ts). */
   readonly #exits: VcpuExits;
+  /** What a migration saves and restores (vcpu-state.ts). */
+  readonly #state: VcpuStateParts;
   readonly #hypercallHost: HypercallHost;
   readonly #requests: number;
   readonly #runState: number;
@@ -161,6 +165,14 @@ export class Vcpu implements GuestCpuEnvironment {
       apicvActive: () => exits.apicvActive(),
       exitFromGuestInstruction: (operand, value, high) => exits.fromGuestInstruction(operand, value, high),
     });
+    const vcpu = this;
+    this.#state = {
+      cpu, parts: [timer, boot, interrupts, this.#sleep, avic],
+      get halted() { return vcpu.#halted; },
+      set halted(halted) { vcpu.#halted = halted; },
+      get firstExitDone() { return exits.firstExitDone; },
+      set firstExitDone(done) { exits.firstExitDone = done; },
+    };
     cpu.pc = startup.entryPoint >>> 0;
     cpu.registers[0] = index;
     cpu.registers[1] = views.createdVcpus();
@@ -233,6 +245,17 @@ export class Vcpu implements GuestCpuEnvironment {
       const state = end === SliceEnd.QuantumEnd ? TaskSwitchState.Preempted : end === SliceEnd.Yielded ? TaskSwitchState.Runnable : TaskSwitchState.Sleeping;
       trace.vcpuPut(state);
     }
+  }
+
+  /** Migration: its state into its save area, at a put after which another host CPU may load it. */
+  save(area: VcpuSaveAreaView): void {
+    saveVcpuState(this.#state, area);
+  }
+
+  /** Migration: a fresh Vcpu takes the state another host CPU saved, and decodes the memslots. */
+  restore(area: VcpuSaveAreaView): void {
+    restoreVcpuState(this.#state, area);
+    this.#memslots.reload();
   }
 
   /** The report of a finished vCPU (after runSlice returned Finished). */
