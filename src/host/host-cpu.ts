@@ -92,6 +92,11 @@ export class HostCpus {
     if (Atomics.load(this.words, this.index(host, 'idle')) !== 0) Atomics.notify(this.words, wake, 1);
   }
 
+  /** `host` waits on its wake word with nothing loaded (a hint: it may be waking already). */
+  isIdle(host: number): boolean {
+    return Atomics.load(this.words, this.index(host, 'idle')) !== 0;
+  }
+
   /** The vCPU loaded on `host`, or -1. */
   currentVcpu(host: number): number {
     return Atomics.load(this.words, this.index(host, 'current')) - 1;

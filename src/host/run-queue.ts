@@ -37,7 +37,8 @@ export const HostTask = defineStruct('HostTask', {
   state: { type: 'i32', writer: 'see TaskState: the loading host CPU (Queued -> Running, Running -> Blocking / Queued / Finished), wakers (compare-exchange Blocking -> Woken, Blocked -> Queued), the blocker (compare-exchange Blocking -> Blocked), main (Off -> Queued at start)' },
   next: { type: 'i32', writer: 'the holder of the run queue lock the task is on: task index + 1 of the next task (0 = last)' },
   preempted: { type: 'i32', writer: 'the host CPU it was loaded on: 1 when put while still runnable (KVM vcpu->preempted), 0 at load' },
-  residentHost: { type: 'i32', writer: 'the host CPU that loads it first: its index + 1, once (0 = the task\'s state is built nowhere yet, so any host CPU may take it)' },
+  residentHost: { type: 'i32', writer: 'the host CPU that loads it: its index + 1 (0 = never loaded); where wake-ups queue it' },
+  onCpu: { type: 'i32', writer: 'the host CPU that loads it: 1 from its load until its state is saved after its put (Linux p->on_cpu: no other host CPU may take it meanwhile)' },
   skipped: { type: 'i32', writer: 'the holder of the run queue lock the task is on: times a promoted task went ahead of it while it waited (0 when it joins a queue)' },
   enqueuedAtMs: { type: 'f64', writer: 'the enqueuer, under the run queue lock: hostClockMs() as it joined the queue' },
   loadedSinceMs: { type: 'f64', writer: 'the host CPU it is loaded on: hostClockMs() at load' },
@@ -71,7 +72,7 @@ export class RunQueues {
     this.#tasks = tasks;
   }
 
-  taskIndex(task: number, field: 'state' | 'next' | 'preempted' | 'residentHost' | 'skipped'): number {
+  taskIndex(task: number, field: 'state' | 'next' | 'preempted' | 'residentHost' | 'onCpu' | 'skipped'): number {
     return (this.#taskOffset + task * HostTask.byteSize + HostTask.fieldOffsets[field]) >> 2;
   }
 
@@ -156,22 +157,13 @@ export class RunQueues {
   }
 
   /**
-   * An idle host CPU's load balancing: from the longest queue of another host CPU, takes the task that
-   * has waited longest among those `eligible` accepts (FIFO: the first), or -1. One lock is taken
-   * (the victim's): the stolen task goes straight to the thief to be loaded and never sits on the
-   * thief's queue, so no two run-queue locks are ever held together.
+   * Load balancing: takes from `victim`'s queue the task that has waited longest among those
+   * `eligible` accepts (FIFO: the first), or -1. One lock is taken (the victim's): the stolen task goes
+   * straight to the thief to be loaded and never sits on the thief's queue, so no two run-queue locks
+   * are ever held together.
    */
-  steal(thief: number, hosts: number, eligible: (task: number) => boolean): number {
-    let victim = -1;
-    let longest = 0;
-    for (let host = 0; host < hosts; host++) {
-      const length = host === thief ? 0 : this.length(host);
-      if (length > longest) {
-        victim = host;
-        longest = length;
-      }
-    }
-    if (victim < 0) return -1;
+  steal(victim: number, eligible: (task: number) => boolean): number {
+    if (this.length(victim) === 0) return -1;
     return this.#withLock(victim, () => {
       let previous = -1;
       for (let task = Atomics.load(this.words, this.queueIndex(victim, 'head')) - 1; task >= 0; previous = task, task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1) {

@@ -6,9 +6,9 @@
 // construction (the APIC page base, x2APIC mode, memslots: reloaded at the restoring load) or stays
 // per worker and is merged by the main thread (latency samples, trace events).
 //
-// One writer per area: the host CPU the vCPU is loaded on (only one at a time). The area is written
-// before the vCPU is queued again and read after it was dequeued, both under the run queue's lock,
-// so the lock orders the save before the restore.
+// One writer per area: the host CPU the vCPU is loaded on (only one at a time). It saves, commits
+// (generation +1), then clears the task's onCpu word; no other host CPU loads the vCPU before it
+// reads onCpu = 0, so it sees the whole save (docs/architecture.md#orderings, O12).
 
 import { defineStruct } from '../../host/shared-layout.js';
 

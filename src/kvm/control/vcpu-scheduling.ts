@@ -66,9 +66,8 @@ export class VcpuScheduling {
   }
 
   /**
-   * Placement: the host CPU whose worker holds the vCPU's state (it runs there), or, before any host
-   * CPU built it, host CPU i mod P. An idle host CPU may take a vCPU whose state is built nowhere
-   * (steal); one built on a host CPU stays there (its state lives in that worker).
+   * Placement: the host CPU that loaded the vCPU last (its state is freshest there: no restore), or,
+   * before any host CPU loaded it, host CPU i mod P.
    */
   homeHostCpu(vcpu: number): number {
     const resident = Atomics.load(this.runQueues.words, this.runQueues.taskIndex(vcpu, 'residentHost'));
@@ -76,16 +75,28 @@ export class VcpuScheduling {
   }
 
   /**
-   * An idle host CPU `thief` takes the longest-waiting runnable vCPU it may run from the longest other
-   * queue (load balancing as the host scheduler's idle balance does), or -1. It may run a vCPU whose
-   * state is built nowhere yet, or built in its own worker.
+   * An idle host CPU `thief` takes the longest-waiting runnable vCPU from the busiest other host CPU
+   * (load balancing as the host scheduler's idle balance does), or -1. Busiest: the most vCPUs loaded
+   * and queued, and at least two (find_busiest_queue leaves a CPU with one task alone: a host CPU
+   * about to load its only queued vCPU is not robbed of it). Not one whose state is still
+   * being saved by the host CPU that put it (onCpu, as can_migrate_task skips a task on_cpu): a
+   * waker may queue a vCPU that committed Blocked before its host CPU saved it. The thief's load of
+   * onCpu = 0 pairs with the saver's "save, then clear onCpu": it then sees the whole save.
    */
   steal(thief: number): number {
     const queues = this.runQueues;
-    return queues.steal(thief, this.hostCpuCount, (task) => {
-      const resident = Atomics.load(queues.words, queues.taskIndex(task, 'residentHost'));
-      return resident === 0 || resident === thief + 1;
-    });
+    let victim = -1;
+    let busiest = 1;
+    for (let host = 0; host < this.hostCpuCount; host++) {
+      const queued = host === thief ? 0 : queues.length(host);
+      const load = queued === 0 ? 0 : queued + (this.hostCpus.currentVcpu(host) >= 0 ? 1 : 0);
+      if (load > busiest) {
+        victim = host;
+        busiest = load;
+      }
+    }
+    if (victim < 0) return -1;
+    return queues.steal(victim, (task) => Atomics.load(queues.words, queues.taskIndex(task, 'onCpu')) === 0);
   }
 
   /** Main, at start or hot-add: the new vCPU task becomes runnable on its host CPU. */
@@ -183,8 +194,28 @@ export class VcpuScheduling {
   }
 
   #enqueue(vcpu: number): void {
-    const host = this.homeHostCpu(vcpu);
+    const host = this.#placement(vcpu);
     this.runQueues.enqueue(host, vcpu);
     this.hostCpus.wake(host);
+  }
+
+  /**
+   * Where a vCPU made runnable goes (select_task_rq at a wake-up): the host CPU it last ran on, unless
+   * that one is busy and another sits idle (select_idle_sibling). Not while its last host CPU is still
+   * saving its state (onCpu): only that host CPU may load it until the save is done. A wake-up whose
+   * last host CPU is free costs two loads more.
+   */
+  #placement(vcpu: number): number {
+    const home = this.homeHostCpu(vcpu);
+    const queues = this.runQueues;
+    const cpus = this.hostCpus;
+    if (cpus.currentVcpu(home) < 0 && queues.length(home) === 0) return home;
+    if (Atomics.load(queues.words, queues.taskIndex(vcpu, 'onCpu')) !== 0) return home;
+    const hosts = this.hostCpuCount;
+    for (let step = 1; step < hosts; step++) {
+      const host = (home + step) % hosts;
+      if (cpus.isIdle(host) && queues.length(host) === 0) return host;
+    }
+    return home;
   }
 }

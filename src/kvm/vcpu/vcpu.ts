@@ -1,16 +1,14 @@
 // One vCPU, in the worker of the host CPU it is loaded on: KVM's run loop (vcpu_run /
 // vcpu_enter_guest, with kvm_vcpu_halt and kvm_vcpu_block in vcpu-sleep.ts; the exit dispatch,
-// svm_handle_exit, in vcpu-exits.ts). The object holds all of
-// the vCPU's state, its locks (vcpu->mutex, held from the first load to the end: KVM_RUN) included;
-// its host CPU (src/kvm/vcpu/host-cpu-loop.ts) loads it, runs it a slice at a time and puts it, and
-// each slice returns why it ended (SliceEnd) instead of sleeping.
+// svm_handle_exit, in vcpu-exits.ts). The object holds the vCPU's state that is not in shared memory
+// (moved between host CPUs through its save area: vcpu-state.ts) and its locks (vcpu->mutex, held
+// from the first load to the end: KVM_RUN); its host CPU (host-cpu-loop.ts) loads it, runs it a
+// slice at a time and puts it, and each slice returns why it ended (SliceEnd) instead of sleeping.
 //
 // An exit is a value: the AVIC hardware step (src/hw/avic/avic-apic-access.ts) completes what it
-// accelerates and writes any #VMEXIT into the VMCB's exit fields; this file reads them and
-// dispatches to the handler (vcpu-exits.ts: src/kvm/svm/ for the AVIC exits, lapic/ and this
-// folder for the others). No handler calls back into the vCPU: each takes the narrow host it declares. An APIC
-// access happens inside a guest instruction, so its exit is handled there (exitFromGuestInstruction):
-// the trapping instruction has completed, the faulting one is emulated.
+// accelerates and writes any #VMEXIT into the VMCB's exit fields; vcpu-exits.ts reads them and
+// dispatches to the handler. An APIC access happens inside a guest instruction, so its exit is
+// handled there: the trapping instruction has completed, the faulting one is emulated.
 //
 // Orderings that keep IPIs from being lost (docs/architecture.md#orderings, O1, O2, O5, O6):
 //  * entry: store mode = InGuestMode, then read the doorbell, then scan the IRR. An IRR bit set before
@@ -51,13 +49,11 @@ import { restoreVcpuState, saveVcpuState, type VcpuStateParts } from './vcpu-sta
 import { SliceEnd, vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
 
 export type { VcpuExitReport, VcpuFirstExitContext, VcpuFirstExitHook, VcpuStartup } from './vcpu-startup.js';
+export type { LoadedHostCpu } from './vcpu-sleep.js';
+export { SliceEnd } from './vcpu-startup.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
-
-export type { LoadedHostCpu } from './vcpu-sleep.js';
-
-export { SliceEnd } from './vcpu-startup.js';
 
 export class Vcpu implements GuestCpuEnvironment {
   readonly index: VcpuIndex;
@@ -256,6 +252,11 @@ export class Vcpu implements GuestCpuEnvironment {
   restore(area: VcpuSaveAreaView): void {
     restoreVcpuState(this.#state, area);
     this.#memslots.reload();
+  }
+
+  /** Migration: what this worker recorded for the vCPU before it moved on (merged on main). */
+  movedReport(): VcpuExitReport {
+    return vcpuExitReport(this.index, 'moved', undefined, this.#latency, this.#trace);
   }
 
   /** The report of a finished vCPU (after runSlice returned Finished). */

@@ -24,6 +24,7 @@ import { LoadedRunTime } from './vcpu-run-time.js';
 import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
 import { buildFtraceText, type FtraceText, type RecordedTrace } from '../report/ftrace-text.js';
 import type { VcpuExitReport } from '../vcpu/vcpu.js';
+import { mergeVcpuExitReports } from '../vcpu/vcpu-startup.js';
 import type { RunOptions, StartOptions } from './run-options.js';
 import type { HostCpuReport, HostCpuStartup } from '../vcpu/host-cpu-loop.js';
 import { vcpuLockdepSlot } from '../control/kvm-locks.js';
@@ -230,7 +231,8 @@ export class Vm {
     // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
     this.#tasks.push(this.#pool!.run(startup).then(
       (report: HostCpuReport) => {
-        for (const vcpu of report.vcpus) this.#results[vcpu.vcpu] = vcpu;
+        // A vCPU that moved between host CPUs is reported by each worker it ran in.
+        for (const vcpu of report.vcpus) this.#results[vcpu.vcpu] = mergeVcpuExitReports(this.#results[vcpu.vcpu], vcpu);
         for (const error of report.errors) this.#results[error.vcpu] = new Error(error.message);
       },
       (error: unknown) => { this.#hostCpuErrors.push(error instanceof Error ? error : new Error(String(error))); },

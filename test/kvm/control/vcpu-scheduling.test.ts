@@ -146,20 +146,38 @@ describe('directed yield (kvm_vcpu_on_spin)', () => {
 });
 
 describe('load balancing', () => {
-  it('an idle host CPU takes only a vCPU built nowhere (or in its own worker); a built vCPU is woken where its state lives', () => {
+  it('an idle host CPU takes the first vCPU not being saved from the busiest other host CPU, one with two vCPUs or more', () => {
+    const memory = views(6, 3);
+    const queues = memory.runQueues;
+    memory.scheduling.start(1);
+    // Host CPU 1 has one vCPU queued and none loaded: it is about to run it, nothing to take.
+    expect(memory.scheduling.steal(0)).toBe(-1);
+    memory.hostCpus.own(1).setCurrent(4);
+    expect(memory.scheduling.steal(0)).toBe(1);
+    expect(queues.queued(1)).toEqual([]);
+    memory.scheduling.start(2);
+    memory.scheduling.start(5);
+    expect(queues.queued(2)).toEqual([2, 5]);
+    // Both still being saved by the host CPU that put them (onCpu): neither may be taken.
+    for (const vcpu of [2, 5]) Atomics.store(queues.words, queues.taskIndex(vcpu, 'onCpu'), 1);
+    expect(memory.scheduling.steal(0)).toBe(-1);
+    Atomics.store(queues.words, queues.taskIndex(5, 'onCpu'), 0);
+    expect(memory.scheduling.steal(0)).toBe(5);
+  });
+
+  it('a wake-up queues a vCPU where it last ran, or on an idle host CPU when that one is busy', () => {
     const memory = views(4, 2);
     const queues = memory.runQueues;
-    for (const vcpu of [1, 3]) memory.scheduling.start(vcpu);
-    expect(queues.queued(1)).toEqual([1, 3]);
-    // vCPU 1's state was built on host CPU 1: host CPU 0 may not take it, vCPU 3 it may.
-    Atomics.store(queues.words, queues.taskIndex(1, 'residentHost'), 2);
-    expect(memory.scheduling.steal(0)).toBe(3);
-    expect(memory.scheduling.steal(0)).toBe(-1);
-    // Built on host CPU 0 now: blocked, then woken, it is queued there, not on host CPU 3 mod 2.
     Atomics.store(queues.words, queues.taskIndex(3, 'residentHost'), 1);
     block(memory, 3);
     memory.scheduling.wakeUp(3);
     expect(queues.queued(0)).toEqual([3]);
     expect(memory.scheduling.homeHostCpu(3)).toBe(0);
+    queues.dequeue(0);
+    memory.hostCpus.own(0).setCurrent(2);
+    block(memory, 3);
+    memory.hostCpus.own(1).beginIdle();
+    memory.scheduling.wakeUp(3);
+    expect(queues.queued(1)).toEqual([3]);
   });
 });
