@@ -36,7 +36,7 @@ export const HostCpuStatistics = defineStruct('HostCpuStatistics', {
   vcpuSwitches: { type: 'f64', writer: 'owning host CPU: loads of a vCPU other than the one it ran last' },
   preemptions: { type: 'f64', writer: 'owning host CPU: vCPUs put at the end of their quantum while still runnable' },
   directedYields: { type: 'f64', writer: 'owning host CPU: pause-loop exits that yielded to another runnable vCPU (kvm_vcpu_on_spin)' },
-  migrations: { type: 'f64', writer: 'owning host CPU: vCPUs loaded here that last ran on another host CPU (0 while vCPUs are pinned)' },
+  migrations: { type: 'f64', writer: 'owning host CPU: vCPUs it took from another host CPU\'s run queue while idle (load balancing)' },
   haltPollNs: { type: 'f64', writer: 'owning host CPU: time its vCPUs spent halt-polling' },
 });
 
@@ -90,6 +90,11 @@ export class HostCpus {
     const wake = this.index(host, 'wake');
     Atomics.add(this.words, wake, 1);
     if (Atomics.load(this.words, this.index(host, 'idle')) !== 0) Atomics.notify(this.words, wake, 1);
+  }
+
+  /** `host` waits on its wake word with nothing loaded (a hint: it may be waking already). */
+  isIdle(host: number): boolean {
+    return Atomics.load(this.words, this.index(host, 'idle')) !== 0;
   }
 
   /** The vCPU loaded on `host`, or -1. */

@@ -37,6 +37,9 @@ export const HostTask = defineStruct('HostTask', {
   state: { type: 'i32', writer: 'see TaskState: the loading host CPU (Queued -> Running, Running -> Blocking / Queued / Finished), wakers (compare-exchange Blocking -> Woken, Blocked -> Queued), the blocker (compare-exchange Blocking -> Blocked), main (Off -> Queued at start)' },
   next: { type: 'i32', writer: 'the holder of the run queue lock the task is on: task index + 1 of the next task (0 = last)' },
   preempted: { type: 'i32', writer: 'the host CPU it was loaded on: 1 when put while still runnable (KVM vcpu->preempted), 0 at load' },
+  residentHost: { type: 'i32', writer: 'the host CPU that loads it: its index + 1 (0 = never loaded); where wake-ups queue it' },
+  onCpu: { type: 'i32', writer: 'the host CPU that loads it: 1 from its load until its state is saved after its put (Linux p->on_cpu: no other host CPU may take it meanwhile)' },
+  skipped: { type: 'i32', writer: 'the holder of the run queue lock the task is on: times a promoted task went ahead of it while it waited (0 when it joins a queue)' },
   enqueuedAtMs: { type: 'f64', writer: 'the enqueuer, under the run queue lock: hostClockMs() as it joined the queue' },
   loadedSinceMs: { type: 'f64', writer: 'the host CPU it is loaded on: hostClockMs() at load' },
   loadedNs: { type: 'f64', writer: 'the host CPU it is loaded on: total time loaded, added at put (the watchdog\'s run time)' },
@@ -69,7 +72,7 @@ export class RunQueues {
     this.#tasks = tasks;
   }
 
-  taskIndex(task: number, field: 'state' | 'next' | 'preempted'): number {
+  taskIndex(task: number, field: 'state' | 'next' | 'preempted' | 'residentHost' | 'onCpu' | 'skipped'): number {
     return (this.#taskOffset + task * HostTask.byteSize + HostTask.fieldOffsets[field]) >> 2;
   }
 
@@ -120,24 +123,55 @@ export class RunQueues {
   }
 
   /**
-   * Moves the first queued task that `prefer` accepts to the front of `host`'s queue (a directed
-   * yield's target); returns it, or -1 if the queue is empty. Without a preferred one, the head stays.
+   * Moves the queued task `rank` scores highest (above 0; the first of equals) to the front of
+   * `host`'s queue, a directed yield's target, and returns it; -1 when none scores or the queue is
+   * empty. Fairness bound: a task already passed over `maxSkips` times in this wait is never jumped,
+   * so the scan stops there (the tasks behind it stay behind it); each task a promotion jumps counts
+   * one more skip. A task waits at most maxSkips promotions plus the slices of those ahead of it.
    */
-  promote(host: number, prefer: (task: number) => boolean): number {
+  promote(host: number, rank: (task: number) => number, maxSkips: number): number {
     if (this.length(host) === 0) return -1;
     return this.#withLock(host, () => {
+      const words = this.words;
+      let best = -1;
+      let bestPrevious = -1;
+      let bestRank = 0;
       let previous = -1;
-      let task = Atomics.load(this.words, this.queueIndex(host, 'head')) - 1;
-      const head = task;
-      for (; task >= 0; previous = task, task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1) {
-        if (!prefer(task)) continue;
-        if (previous >= 0) {
-          this.#unlink(host, task, previous);
-          this.#link(host, task, true);
+      for (let task = Atomics.load(words, this.queueIndex(host, 'head')) - 1; task >= 0; previous = task, task = Atomics.load(words, this.taskIndex(task, 'next')) - 1) {
+        const score = rank(task);
+        if (score > bestRank) {
+          best = task;
+          bestPrevious = previous;
+          bestRank = score;
         }
+        if (Atomics.load(words, this.taskIndex(task, 'skipped')) >= maxSkips) break;
+      }
+      if (best < 0 || bestPrevious < 0) return best;
+      for (let task = Atomics.load(words, this.queueIndex(host, 'head')) - 1; task !== best; task = Atomics.load(words, this.taskIndex(task, 'next')) - 1) {
+        Atomics.add(words, this.taskIndex(task, 'skipped'), 1);
+      }
+      this.#unlink(host, best, bestPrevious);
+      this.#link(host, best, true);
+      return best;
+    });
+  }
+
+  /**
+   * Load balancing: takes from `victim`'s queue the task that has waited longest among those
+   * `eligible` accepts (FIFO: the first), or -1. One lock is taken (the victim's): the stolen task goes
+   * straight to the thief to be loaded and never sits on the thief's queue, so no two run-queue locks
+   * are ever held together.
+   */
+  steal(victim: number, eligible: (task: number) => boolean): number {
+    if (this.length(victim) === 0) return -1;
+    return this.#withLock(victim, () => {
+      let previous = -1;
+      for (let task = Atomics.load(this.words, this.queueIndex(victim, 'head')) - 1; task >= 0; previous = task, task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1) {
+        if (!eligible(task)) continue;
+        this.#unlink(victim, task, previous);
         return task;
       }
-      return head;
+      return -1;
     });
   }
 
@@ -154,6 +188,7 @@ export class RunQueues {
     const words = this.words;
     const head = this.queueIndex(host, 'head');
     const tail = this.queueIndex(host, 'tail');
+    Atomics.store(words, this.taskIndex(task, 'skipped'), 0);
     if (Atomics.load(words, head) === 0) {
       Atomics.store(words, this.taskIndex(task, 'next'), 0);
       Atomics.store(words, head, task + 1);

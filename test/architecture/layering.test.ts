@@ -189,7 +189,7 @@ describe('file size (architecture.md "Style": files around 400 lines at most)', 
   // Over the budget today; each should be split (the interpreter's slow paths; the vCPU's run loop,
   // grown by load/runSlice/put and the trace's one-line records; the VM, by host-CPU start-up and the
   // two trace formats). Listed so that no other file joins them unnoticed.
-  const OVERSIZED_EXCEPTIONS: ReadonlySet<string> = new Set(['src/guest/guest-cpu.ts', 'src/kvm/vcpu/vcpu.ts']);
+  const OVERSIZED_EXCEPTIONS: ReadonlySet<string> = new Set(['src/guest/guest-cpu.ts']);
 
   it(`no source file outside the listed exceptions exceeds ${MAX_LINES} lines`, () => {
     const oversized = SOURCE_FILES.filter((file) => lineCount(file) > MAX_LINES && !OVERSIZED_EXCEPTIONS.has(file)).map(

@@ -1,5 +1,5 @@
 // The host CPUs' words and run queues (src/host/host-cpu.ts, run-queue.ts), in one thread: the ring
-// and the wake word stay apart, the queue keeps FIFO order, promotes a directed yield's target, and
+// and the wake word stay apart, the queue keeps FIFO order, promotes a directed yield's target within its fairness bound, and
 // stamps when a task began to wait. (The cross-thread wake-up is the SMP tests' business.)
 import { describe, expect, it } from 'vitest';
 import { HostCpuState, HostCpuStatistics, HostCpus } from '../../src/host/host-cpu.js';
@@ -70,20 +70,43 @@ describe('RunQueues', () => {
     expect(queues.queued(0)).toEqual([1]);
   });
 
-  it('promote moves the first task it prefers to the front, else keeps the head', () => {
+  it('promote moves the task ranked highest (the first of equals) to the front, else leaves the order', () => {
     const queues = runQueues(4);
     for (const task of [0, 1, 2, 3]) queues.enqueue(0, task);
-    expect(queues.promote(0, (task) => task === 2)).toBe(2);
+    expect(queues.promote(0, (task) => (task === 2 ? 1 : 0), 9)).toBe(2);
     expect(queues.queued(0)).toEqual([2, 0, 1, 3]);
-    expect(queues.promote(0, (task) => task === 3)).toBe(3);
+    expect(queues.promote(0, (task) => (task === 3 ? 2 : task === 1 ? 1 : 0), 9)).toBe(3);
     expect(queues.queued(0)).toEqual([3, 2, 0, 1]);
-    expect(queues.promote(0, () => false)).toBe(3);
+    expect(queues.promote(0, () => 0, 9)).toBe(-1);
     expect(queues.dequeue(0)).toBe(3);
     expect(queues.dequeue(0)).toBe(2);
     expect(queues.dequeue(0)).toBe(0);
     expect(queues.dequeue(0)).toBe(1);
     queues.enqueue(0, 1);
     expect(queues.queued(0)).toEqual([1]);
+  });
+
+  it('promote never jumps a task already passed over maxSkips times', () => {
+    const queues = runQueues(4);
+    for (const task of [0, 1, 2, 3]) queues.enqueue(0, task);
+    expect(queues.promote(0, (task) => (task === 3 ? 1 : 0), 1)).toBe(3);
+    expect(queues.queued(0)).toEqual([3, 0, 1, 2]);
+    expect(queues.dequeue(0)).toBe(3);
+    // 0, 1 and 2 were each passed over once: 2 cannot jump them again.
+    expect(queues.promote(0, (task) => (task === 2 ? 1 : 0), 1)).toBe(-1);
+    expect(queues.queued(0)).toEqual([0, 1, 2]);
+  });
+
+  it('steal takes the first eligible task of the victim\'s queue', () => {
+    const queues = runQueues(6, 2);
+    queues.enqueue(1, 1);
+    queues.enqueue(1, 3);
+    queues.enqueue(1, 5);
+    expect(queues.steal(1, (task) => task !== 1)).toBe(3);
+    expect(queues.queued(1)).toEqual([1, 5]);
+    expect(queues.length(1)).toBe(2);
+    expect(queues.steal(1, () => false)).toBe(-1);
+    expect(queues.steal(0, () => true)).toBe(-1);
   });
 
   it('state transitions are compare-exchanges', () => {

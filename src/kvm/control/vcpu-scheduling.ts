@@ -28,7 +28,26 @@ export interface VcpuSchedulingWords {
   hostSlotIndex(vcpu: number): number;
   /** Int32 index of the header's hostCpus word. */
   readonly hostCpuCountIndex: number;
+  /** The vCPU's APIC has a deliverable interrupt in its IRR (read from its backing page by any thread). */
+  interruptPending(vcpu: number): boolean;
 }
+
+/**
+ * How many directed yields may pass a waiting vCPU over before it is owed its turn. KVM's
+ * kvm_vcpu_on_spin leaves fairness to the host scheduler (yield_to makes the target CFS's next
+ * buddy, and vruntime catches up the rest); a FIFO run queue needs the bound said outright, or the
+ * preferred vCPUs keep jumping the ones that never ran (every vCPU spinning on a lock they hold).
+ */
+export const DIRECTED_YIELD_MAX_SKIPS = 2;
+
+/** What makes a queued vCPU a directed yield's candidate, best first (0: not one). */
+export const YieldRank = {
+  None: 0,
+  /** vcpu->preempted: put while runnable, possibly holding the lock the spinner waits for. */
+  Preempted: 1,
+  /** An interrupt waits in its IRR (kvm_arch_dy_has_pending_interrupt): the target of an IPI the spinner may be waiting on. */
+  InterruptPending: 2,
+} as const;
 
 export class VcpuScheduling {
   readonly hostCpus: HostCpus;
@@ -46,9 +65,38 @@ export class VcpuScheduling {
     return Math.max(1, Atomics.load(this.#words.control, this.#words.hostCpuCountIndex));
   }
 
-  /** Placement: vCPU i runs on host CPU i mod P, pinned (migration is a later step). */
+  /**
+   * Placement: the host CPU that loaded the vCPU last (its state is freshest there: no restore), or,
+   * before any host CPU loaded it, host CPU i mod P.
+   */
   homeHostCpu(vcpu: number): number {
-    return vcpu % this.hostCpuCount;
+    const resident = Atomics.load(this.runQueues.words, this.runQueues.taskIndex(vcpu, 'residentHost'));
+    return resident > 0 ? resident - 1 : vcpu % this.hostCpuCount;
+  }
+
+  /**
+   * An idle host CPU `thief` takes the longest-waiting runnable vCPU from the busiest other host CPU
+   * (load balancing as the host scheduler's idle balance does), or -1. Busiest: the most vCPUs loaded
+   * and queued, and at least two (find_busiest_queue leaves a CPU with one task alone: a host CPU
+   * about to load its only queued vCPU is not robbed of it). Not one whose state is still
+   * being saved by the host CPU that put it (onCpu, as can_migrate_task skips a task on_cpu): a
+   * waker may queue a vCPU that committed Blocked before its host CPU saved it. The thief's load of
+   * onCpu = 0 pairs with the saver's "save, then clear onCpu": it then sees the whole save.
+   */
+  steal(thief: number): number {
+    const queues = this.runQueues;
+    let victim = -1;
+    let busiest = 1;
+    for (let host = 0; host < this.hostCpuCount; host++) {
+      const queued = host === thief ? 0 : queues.length(host);
+      const load = queued === 0 ? 0 : queued + (this.hostCpus.currentVcpu(host) >= 0 ? 1 : 0);
+      if (load > busiest) {
+        victim = host;
+        busiest = load;
+      }
+    }
+    if (victim < 0) return -1;
+    return queues.steal(victim, (task) => Atomics.load(queues.words, queues.taskIndex(task, 'onCpu')) === 0);
   }
 
   /** Main, at start or hot-add: the new vCPU task becomes runnable on its host CPU. */
@@ -90,6 +138,44 @@ export class VcpuScheduling {
     if (host >= 0) this.hostCpus.ring(host);
   }
 
+  /**
+   * The host CPU put `vcpu` while it was still runnable (its quantum ended, or it yielded): KVM's
+   * vcpu->preempted, back on the tail of `host`'s queue.
+   */
+  preempt(host: number, vcpu: number): void {
+    const queues = this.runQueues;
+    Atomics.store(queues.words, queues.taskIndex(vcpu, 'preempted'), 1);
+    queues.setState(vcpu, TaskState.Queued);
+    queues.enqueue(host, vcpu);
+  }
+
+  /** A pause-loop exit yielded the host CPU: the spinner goes to the tail, its directed yield's target to the front. */
+  yieldOnSpin(host: number, spinner: number): number {
+    this.preempt(host, spinner);
+    return this.directedYield(host, spinner);
+  }
+
+  /**
+   * kvm_vcpu_on_spin, on the spinner's host CPU after it put the spinner back on the queue's tail:
+   * moves the best candidate queued on `host` to the front (one with an interrupt pending, else a
+   * preempted one; never the spinner itself) within the fairness bound, and returns it (-1: none, the
+   * head runs next). The IPI path does no work for this: the candidates' IRR and preempted words are
+   * read here, by the yielder.
+   */
+  directedYield(host: number, spinner: number): number {
+    const queues = this.runQueues;
+    const words = this.#words;
+    return queues.promote(
+      host,
+      (task) => {
+        if (task === spinner) return YieldRank.None;
+        if (words.interruptPending(task)) return YieldRank.InterruptPending;
+        return Atomics.load(queues.words, queues.taskIndex(task, 'preempted')) !== 0 ? YieldRank.Preempted : YieldRank.None;
+      },
+      DIRECTED_YIELD_MAX_SKIPS,
+    );
+  }
+
   // ---- the blocker's side (its host CPU) ----
 
   /** Step 1: the vCPU is about to block (stored before IsRunning is cleared and events re-checked). */
@@ -108,8 +194,28 @@ export class VcpuScheduling {
   }
 
   #enqueue(vcpu: number): void {
-    const host = this.homeHostCpu(vcpu);
+    const host = this.#placement(vcpu);
     this.runQueues.enqueue(host, vcpu);
     this.hostCpus.wake(host);
+  }
+
+  /**
+   * Where a vCPU made runnable goes (select_task_rq at a wake-up): the host CPU it last ran on, unless
+   * that one is busy and another sits idle (select_idle_sibling). Not while its last host CPU is still
+   * saving its state (onCpu): only that host CPU may load it until the save is done. A wake-up whose
+   * last host CPU is free costs two loads more.
+   */
+  #placement(vcpu: number): number {
+    const home = this.homeHostCpu(vcpu);
+    const queues = this.runQueues;
+    const cpus = this.hostCpus;
+    if (cpus.currentVcpu(home) < 0 && queues.length(home) === 0) return home;
+    if (Atomics.load(queues.words, queues.taskIndex(vcpu, 'onCpu')) !== 0) return home;
+    const hosts = this.hostCpuCount;
+    for (let step = 1; step < hosts; step++) {
+      const host = (home + step) % hosts;
+      if (cpus.isIdle(host) && queues.length(host) === 0) return host;
+    }
+    return home;
   }
 }

@@ -5,6 +5,7 @@
 // structured-cloneable VmBuffers descriptor. Guest RAM is not viewed here: the guest CPU maps it.
 
 import { float64IndexOf, int32IndexOf, type BufferLayout } from '../../host/shared-layout.js';
+import { pendingDeliverableVector } from '../../hw/apic/apic-backing-page.js';
 import { APIC_PAGE_BYTES, APIC_PAGE_WORDS } from '../../hw/apic/apic-register.js';
 import { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import { LogicalApicIdTable } from '../../hw/avic/logical-apic-id-table.js';
@@ -12,6 +13,7 @@ import { MemslotSnapshot } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
 import { HostCpus, type HostCpuStateField } from '../../host/host-cpu.js';
 import { RunQueues } from '../../host/run-queue.js';
+import { VcpuSaveArea, VcpuSaveAreaView } from './vcpu-save-area.js';
 import { VcpuScheduling } from './vcpu-scheduling.js';
 import {
   PHYSICAL_APIC_ID_TABLE_ENTRIES,
@@ -99,7 +101,13 @@ export class VmControlViews {
       control: this.control,
       hostSlotIndex: (vcpu) => hostSlots[vcpu]!,
       hostCpuCountIndex: this.headerIndex('hostCpus'),
+      interruptPending: (vcpu) => pendingDeliverableVector(this.apicPageWords, this.apicPageBase(vcpu)) >= 0,
     });
+  }
+
+  /** vCPU `vcpu`'s save area (vcpu-save-area.ts): its state while it moves between host CPUs. */
+  saveArea(vcpu: number): VcpuSaveAreaView {
+    return new VcpuSaveAreaView(this.control, this.layout.regionOffsets.vcpuSaveAreas + vcpu * VcpuSaveArea.byteSize);
   }
 
   get vcpuCount(): number {

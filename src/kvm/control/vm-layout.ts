@@ -15,6 +15,7 @@ import { memslotSnapshotRegionBytes } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
 import { HostCpuState, HostCpuStatistics } from '../../host/host-cpu.js';
 import { HostRunQueue, HostTask } from '../../host/run-queue.js';
+import { VcpuSaveArea } from './vcpu-save-area.js';
 
 /** The host CPU and task structs live with their mechanism (src/host/); the layout places them. */
 export { HostCpuState, HostCpuStatistics, HostRunQueue, HostTask };
@@ -127,6 +128,7 @@ export type VmControlRegion =
   | 'hostCpuStatistics'
   | 'runQueues'
   | 'hostTasks'
+  | 'vcpuSaveAreas'
   | 'vcpuControlBlocks'
   | 'vcpuStatistics'
   | 'vcpuGuestReports';
@@ -150,6 +152,7 @@ export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion
     hostCpuStatistics: { struct: HostCpuStatistics, count: vcpuCount, writer: 'owning host CPU' },
     runQueues: { struct: HostRunQueue, count: vcpuCount, writer: 'see fields' },
     hostTasks: { struct: HostTask, count: vcpuCount, writer: 'see fields' },
+    vcpuSaveAreas: { struct: VcpuSaveArea, count: vcpuCount, writer: 'the host CPU that puts the vCPU (see fields)' },
     vcpuControlBlocks: { struct: VcpuControlBlock, count: vcpuCount, writer: 'see fields' },
     vcpuStatistics: { struct: VcpuStatistics, count: vcpuCount, writer: 'owning vCPU' },
     vcpuGuestReports: { struct: VcpuGuestReport, count: vcpuCount, writer: 'owning vCPU' },

@@ -19,6 +19,7 @@ import { FIRST_LEGAL_VECTOR, LVT_MASKED, isApicSoftwareEnabled, setIrrAtomic } f
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 
 /** LVT timer mode, bits 18:17 (SDM table 11-11 / figure 11-8). */
 export const LvtTimerMode = {
@@ -93,6 +94,26 @@ export class ApicTimer {
     this.#words = host.views.apicPageWords;
     this.#control = host.views.control;
     this.#armedIndex = host.views.controlBlockIndex(host.index, 'apicTimerArmed');
+  }
+
+  /** Migration (vcpu-save-area.ts): the timer's state, the deadline in VM-clock ns every worker shares. */
+  save(area: VcpuSaveAreaView): void {
+    area.set('timerLvt', this.#lvtValue);
+    area.set('timerInitialCount', this.#initialCount);
+    area.set('timerDivisor', this.#divisor);
+    area.set('timerDeadlineNs', this.#deadlineNs);
+    area.set('timerPeriodNs', this.#periodNs);
+    area.set('timerInstructionsPerNs', this.#instructionsPerNs);
+  }
+
+  restore(area: VcpuSaveAreaView): void {
+    this.#lvtValue = area.get('timerLvt');
+    this.#initialCount = area.get('timerInitialCount') >>> 0;
+    this.#divisor = area.get('timerDivisor');
+    this.#deadlineNs = area.get('timerDeadlineNs');
+    this.#periodNs = area.get('timerPeriodNs');
+    this.#instructionsPerNs = area.get('timerInstructionsPerNs');
+    this.#sliceStartNs = -1;
   }
 
   /** True while the counter runs (whether or not its expiry is masked). */

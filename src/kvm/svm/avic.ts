@@ -28,6 +28,7 @@ import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { KVM_LOCK_TIMEOUT_MS } from '../control/kvm-locks.js';
 import { backingPagePolicy, type BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 
 /**
  * The AMD erratum #1235 model's window (VmHeader.erratum1235WindowNs, 0 when off) with the VM clock
@@ -107,6 +108,15 @@ export class AvicVcpu {
 
   get apicvActive(): boolean {
     return this.#active;
+  }
+
+  /** Migration (vcpu-save-area.ts): apic->apicv_active as this vCPU last handled it (the host id is published at load). */
+  save(area: VcpuSaveAreaView): void {
+    area.set('apicvActive', this.#active ? 1 : 0);
+  }
+
+  restore(area: VcpuSaveAreaView): void {
+    this.#active = area.get('apicvActive') !== 0;
   }
 
   /**

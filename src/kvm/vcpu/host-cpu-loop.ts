@@ -6,10 +6,16 @@
 // With nothing runnable it waits on its wake word, bounded by the nearest APIC timer deadline of its
 // blocked vCPUs (it wakes them then, as the hrtimer callback does: apic_timer_fn -> kvm_vcpu_kick).
 //
-// vCPU i runs on host CPU i mod P (pinned); its Vcpu object is built here at its first load from
-// the VM's HostCpuStartup and the vCPU's control-block words (entry point, wait-for-SIPI, stack top),
-// so a hot-added vCPU needs only its words and an enqueue. All of a vCPU's state lives in its Vcpu
-// object (a later save area can move it to another host CPU: migration is not done yet).
+// vCPU i starts queued on host CPU i mod P; its Vcpu object is built at its first load from the VM's
+// HostCpuStartup and the vCPU's control-block words (entry point, wait-for-SIPI, stack top), so a
+// hot-added vCPU needs only its words and an enqueue. A host CPU with nothing to run takes the
+// longest-waiting vCPU from the longest other queue (VcpuScheduling.steal) and counts a migration.
+// With more than one host CPU every put saves the vCPU's state to its save area (vcpu-save-area.ts)
+// before it can be queued anywhere (onCpu is cleared after the save); a load in a worker whose
+// object is not of the latest save builds a fresh Vcpu and restores it, and leaves the stale object's
+// latency samples and trace events to the final report (reason 'moved', merged on main). avic_vcpu_load
+// publishes the new host id at the load; a doorbell rung at the old host CPU meanwhile is a harmless
+// stray (the vCPU scans its IRR at its next entry).
 //
 // Orderings (docs/architecture.md#orderings): the switch seqlock and `current` around IsRunning
 // (O11); the idle wait against wakers (O9, HostCpus.wake in src/host/host-cpu.ts).
@@ -20,6 +26,7 @@ import { VcpuFinish, VcpuRunState } from '../control/vcpu-run-state.js';
 import { VmControlViews, type VmBuffers } from '../control/vm-control-views.js';
 import type { KvmLocksShared } from '../control/kvm-locks.js';
 import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import { SliceEnd, type LoadedHostCpu, type Vcpu, type VcpuExitReport, type VcpuStartup } from './vcpu.js';
 
 /** Upper bound of one idle wait; the loop re-checks its queue, timers and the stop word after it. */
@@ -70,9 +77,12 @@ export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, v
   };
 }
 
-/** Per vCPU this host CPU has built: the object, and what the lost-wake-up check saw. */
+/** Per vCPU this host CPU has built: the object, its save area, and what the lost-wake-up check saw. */
 interface Resident {
   readonly vcpu: Vcpu;
+  readonly area: VcpuSaveAreaView;
+  /** The save-area generation the object's state is (it saved it, or restored it): another means stale. */
+  generation: number;
   /** hostClockMs() when it was first seen blocked with an event pending; 0 when not. */
   pendingSinceMs: number;
   lost: boolean;
@@ -112,12 +122,19 @@ export class HostCpuLoop implements LoadedHostCpu {
       cpu.beat();
       if (this.#finishedHere()) break;
       this.#serviceBlocked();
-      const vcpu = queues.dequeue(cpu.index);
+      let vcpu = queues.dequeue(cpu.index);
       if (vcpu < 0) {
-        this.#idle();
-        continue;
+        vcpu = this.#views.scheduling.steal(cpu.index);
+        if (vcpu < 0) {
+          this.#idle();
+          continue;
+        }
+        cpu.count('migrations');
       }
       this.#runVcpu(vcpu);
+    }
+    for (const [index, resident] of this.#residents) {
+      if (Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) !== cpu.index + 1) this.#retire(index, resident);
     }
     return { hostCpu: cpu.index, vcpus: this.#reports, errors: this.#errors };
   }
@@ -126,11 +143,7 @@ export class HostCpuLoop implements LoadedHostCpu {
     const cpu = this.cpu;
     const views = this.#views;
     const queues = views.runQueues;
-    let resident = this.#residents.get(index);
-    if (resident === undefined) {
-      resident = { vcpu: this.#createVcpu(vcpuStartupFor(this.#startup, views, index)), pendingSinceMs: 0, lost: false };
-      this.#residents.set(index, resident);
-    }
+    const resident = this.#resident(index);
     if (resident.pendingSinceMs !== 0 && !resident.lost) views.controlFloat64[views.statisticIndex(index, 'lateWakeups')]! += 1;
     resident.pendingSinceMs = 0;
     const vcpu = resident.vcpu;
@@ -141,6 +154,7 @@ export class HostCpuLoop implements LoadedHostCpu {
     float64[queues.taskTimeIndex(index, 'runnableWaitNs')]! += Math.max(0, loadedAt - float64[queues.taskTimeIndex(index, 'enqueuedAtMs')]!) * 1e6;
     float64[queues.taskTimeIndex(index, 'loadedSinceMs')] = loadedAt;
     Atomics.store(queues.words, queues.taskIndex(index, 'preempted'), 0);
+    Atomics.store(queues.words, queues.taskIndex(index, 'onCpu'), 1);
     queues.setState(index, TaskState.Running);
     if (index !== this.#lastLoaded) cpu.count('vcpuSwitches');
     this.#lastLoaded = index;
@@ -165,17 +179,23 @@ export class HostCpuLoop implements LoadedHostCpu {
     cpu.stepSwitchSequence();
     vcpu.put(end);
     cpu.setCurrent(-1);
+    // Saved before it can be queued or taken anywhere (a blocked one may be queued here already; onCpu keeps it).
+    if (end !== SliceEnd.Finished && views.scheduling.hostCpuCount > 1) {
+      vcpu.save(resident.area);
+      resident.generation = resident.area.commit(cpu.index);
+    }
+    Atomics.store(queues.words, queues.taskIndex(index, 'onCpu'), 0);
     const putAt = hostClockMs();
     float64[queues.taskTimeIndex(index, 'loadedNs')]! += (putAt - loadedAt) * 1e6;
     cpu.count('busyNs', (putAt - loadedAt) * 1e6);
     switch (end) {
       case SliceEnd.QuantumEnd:
         cpu.count('preemptions');
-        this.#requeue(index);
+        views.scheduling.preempt(cpu.index, index);
         break;
       case SliceEnd.Yielded:
         cpu.count('directedYields');
-        this.#requeue(index);
+        views.scheduling.yieldOnSpin(cpu.index, index);
         break;
       case SliceEnd.Finished:
         queues.setState(index, TaskState.Finished);
@@ -189,17 +209,34 @@ export class HostCpuLoop implements LoadedHostCpu {
   }
 
   /**
-   * Still runnable at put: vcpu->preempted, back on the queue's tail. A directed yield gives the host
-   * CPU to the queue's head: moving a preferred (preempted) vCPU to the front instead, as
-   * kvm_vcpu_on_spin's candidate choice would, starved the vCPUs behind it when every vCPU spins
-   * (a 24-vCPU storm's barrier: the never-run vCPUs were never reached); CFS's fairness is what
-   * bounds yield_to in the kernel, and a FIFO queue has only its order for that.
+   * The object of vCPU `index` for a load here: the one built here if its state is the latest save,
+   * else a fresh one restored from the save area (a vCPU never saved starts from its startup words).
    */
-  #requeue(index: number): void {
-    const queues = this.#views.runQueues;
-    Atomics.store(queues.words, queues.taskIndex(index, 'preempted'), 1);
-    queues.setState(index, TaskState.Queued);
-    queues.enqueue(this.cpu.index, index);
+  #resident(index: number): Resident {
+    const views = this.#views;
+    let resident = this.#residents.get(index);
+    const area = resident?.area ?? views.saveArea(index);
+    const generation = area.generation;
+    if (resident !== undefined && resident.generation !== generation) {
+      // It ran on another host CPU since: this object is stale.
+      this.#retire(index, resident);
+      resident = undefined;
+    }
+    if (resident === undefined) {
+      const vcpu = this.#createVcpu(vcpuStartupFor(this.#startup, views, index));
+      if (generation > 0) vcpu.restore(area);
+      resident = { vcpu, area, generation, pendingSinceMs: 0, lost: false };
+      this.#residents.set(index, resident);
+    }
+    // Wake-ups queue it here from now on (its state is freshest here).
+    Atomics.store(views.runQueues.words, views.runQueues.taskIndex(index, 'residentHost'), this.cpu.index + 1);
+    return resident;
+  }
+
+  /** A vCPU that moved to another host CPU: its object goes, what it recorded here is reported. */
+  #retire(index: number, resident: Resident): void {
+    this.#residents.delete(index);
+    this.#reports.push(resident.vcpu.movedReport());
   }
 
   /** Nothing runnable: wait for a wake-up, bounded by the nearest timer of a blocked vCPU here (O9). */
@@ -220,6 +257,11 @@ export class HostCpuLoop implements LoadedHostCpu {
     const checkLost = now - this.#lastLostWakeupCheck >= LOST_WAKEUP_CHECK_MS;
     if (checkLost) this.#lastLostWakeupCheck = now;
     for (const [index, resident] of this.#residents) {
+      if (Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) !== this.cpu.index + 1) {
+        // Loaded by another host CPU since (its state lives there now): not this host CPU's to wake.
+        this.#retire(index, resident);
+        continue;
+      }
       if (queues.state(index) !== TaskState.Blocked) continue;
       if (resident.vcpu.timerRemainingNs() === 0) {
         this.#views.scheduling.wakeUp(index);
@@ -254,8 +296,9 @@ export class HostCpuLoop implements LoadedHostCpu {
 
   #nearestTimerMs(): number {
     let nearest = Infinity;
+    const queues = this.#views.runQueues;
     for (const [index, resident] of this.#residents) {
-      if (this.#views.runQueues.state(index) === TaskState.Blocked) nearest = Math.min(nearest, resident.vcpu.timerRemainingNs() / 1e6);
+      if (queues.state(index) === TaskState.Blocked && Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) === this.cpu.index + 1) nearest = Math.min(nearest, resident.vcpu.timerRemainingNs() / 1e6);
     }
     return nearest;
   }
@@ -264,12 +307,12 @@ export class HostCpuLoop implements LoadedHostCpu {
     return Atomics.load(this.#views.control, this.#views.headerIndex('stopRequested')) !== 0;
   }
 
-  /** The VM stopped and no vCPU placed here still runs (or was never started). */
+  /** The VM stopped and no vCPU placed here (built here, or not built and homed here) still runs. */
   #finishedHere(): boolean {
     if (!this.#stopRequested()) return false;
     const views = this.#views;
-    const hosts = views.scheduling.hostCpuCount;
-    for (let vcpu = this.cpu.index; vcpu < views.createdVcpus(); vcpu += hosts) {
+    for (let vcpu = 0; vcpu < views.createdVcpus(); vcpu++) {
+      if (views.scheduling.homeHostCpu(vcpu) !== this.cpu.index) continue;
       const state = views.runQueues.state(vcpu);
       if (state !== TaskState.Finished && state !== TaskState.Off && Atomics.load(views.control, views.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running) return false;
     }

@@ -29,6 +29,7 @@ import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 
 export const VcpuBootState = {
   Running: 0,
@@ -123,6 +124,15 @@ export class VcpuBoot {
 
   get state(): VcpuBootState {
     return this.#state;
+  }
+
+  /** Migration (vcpu-save-area.ts). */
+  save(area: VcpuSaveAreaView): void {
+    area.set('bootState', this.#state);
+  }
+
+  restore(area: VcpuSaveAreaView): void {
+    this.#state = area.get('bootState') as VcpuBootState;
   }
 
   /** Not running guest code: waiting for INIT or a start-up IPI (the run loop sleeps instead). */

@@ -15,6 +15,7 @@ import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
 import type { ApicRegisterPage } from '../lapic/apic-register-page.js';
 
@@ -62,6 +63,15 @@ export class VcpuInterrupts {
     this.#requests = host.views.controlBlockIndex(host.index, 'requests');
     this.#nmiQueued = host.views.controlBlockIndex(host.index, 'nmiQueued');
     this.#nmiPending = host.views.controlBlockIndex(host.index, 'nmiPending');
+  }
+
+  /** Migration (vcpu-save-area.ts): the NMIs collected but not yet delivered. */
+  save(area: VcpuSaveAreaView): void {
+    area.set('nmisLatched', this.#nmisLatched);
+  }
+
+  restore(area: VcpuSaveAreaView): void {
+    this.#nmisLatched = area.get('nmisLatched');
   }
 
   get nmisLatched(): number {

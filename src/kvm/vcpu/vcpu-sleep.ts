@@ -17,6 +17,7 @@ import { VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '.
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import type { VcpuScheduling } from '../control/vcpu-scheduling.js';
 import type { HostCpu } from '../../host/host-cpu.js';
 
@@ -39,6 +40,10 @@ export class HaltPollWindow {
   /** Nanoseconds the next halt polls before it blocks. */
   get ns(): number {
     return this.#ns;
+  }
+
+  set ns(ns: number) {
+    this.#ns = ns;
   }
 
   /**
@@ -120,6 +125,21 @@ export class VcpuSleep {
     this.#runState = memory.controlBlockIndex(host.index, 'runState');
     this.#waitReason = memory.controlBlockIndex(host.index, 'waitReason');
     this.#runnableVcpus = memory.headerIndex('runnableVcpus');
+  }
+
+  /**
+   * Migration (vcpu-save-area.ts): the halt-poll window, and when a halt in progress began, on the
+   * clock every worker shares (performance.now() is per thread).
+   */
+  save(area: VcpuSaveAreaView): void {
+    area.set('haltPollNs', this.#haltPoll.ns);
+    area.set('haltStartedAtMs', this.#haltStartedMs === 0 ? 0 : this.#haltStartedMs + performance.timeOrigin);
+  }
+
+  restore(area: VcpuSaveAreaView): void {
+    this.#haltPoll.ns = area.get('haltPollNs');
+    const startedAt = area.get('haltStartedAtMs');
+    this.#haltStartedMs = startedAt === 0 ? 0 : startedAt - performance.timeOrigin;
   }
 
   /**

@@ -6,8 +6,8 @@ import type { GuestFault } from '../../guest/guest-fault.js';
 import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { KvmLocksShared, VcpuLocks } from '../control/kvm-locks.js';
 import type { VmBuffers } from '../control/vm-control-views.js';
-import { encodeLatencyHistogram, type LatencyHistogram } from '../report/latency-histogram.js';
-import type { TraceRecorder } from '../report/trace-recorder.js';
+import { encodeLatencyHistogram, mergeLatencyHistograms, type LatencyHistogram } from '../report/latency-histogram.js';
+import { TRACE_EVENT_FIELDS, type TraceRecorder } from '../report/trace-recorder.js';
 
 export interface VcpuStartup {
   readonly buffers: VmBuffers;
@@ -47,7 +47,8 @@ export type SliceEnd = (typeof SliceEnd)[keyof typeof SliceEnd];
 
 export interface VcpuExitReport {
   readonly vcpu: number;
-  readonly reason: 'done' | 'stopped' | 'fault';
+  /** 'moved': not an end, what one worker recorded before the vCPU moved on (mergeVcpuExitReports). */
+  readonly reason: 'done' | 'stopped' | 'fault' | 'moved';
   readonly fault?: GuestFault;
   /** This vCPU's latency samples (HDR histogram, compressed). */
   readonly latencyHistogram: string;
@@ -68,6 +69,34 @@ export function vcpuExitReport(
     ...(trace === undefined ? {} : { trace: { events: trace.take(), dropped: trace.dropped } }),
   };
   return fault === undefined ? { ...common, reason } : { ...common, reason: 'fault', fault };
+}
+
+/**
+ * One vCPU's reports from the workers it ran in (a migrated vCPU leaves one per worker it left, with
+ * reason 'moved'): the latency samples merged, the trace events in time order, the end from the
+ * report that has one. Order-independent: host CPUs report in any order.
+ */
+export function mergeVcpuExitReports(earlier: VcpuExitReport | Error | undefined, next: VcpuExitReport): VcpuExitReport | Error {
+  if (earlier === undefined) return next;
+  if (earlier instanceof Error) return earlier;
+  const end = next.reason === 'moved' ? earlier : next;
+  const trace = earlier.trace === undefined || next.trace === undefined ? (earlier.trace ?? next.trace) : { events: mergeTraceEvents(earlier.trace.events, next.trace.events), dropped: earlier.trace.dropped + next.trace.dropped };
+  return {
+    ...end,
+    latencyHistogram: encodeLatencyHistogram(mergeLatencyHistograms([earlier.latencyHistogram, next.latencyHistogram])),
+    ...(trace === undefined ? {} : { trace }),
+  };
+}
+
+/** Two recorders' events (TRACE_EVENT_FIELDS doubles each, the time first) in one time-ordered array. */
+function mergeTraceEvents(first: Float64Array, second: Float64Array): Float64Array {
+  const all = new Float64Array(first.length + second.length);
+  all.set(first);
+  all.set(second, first.length);
+  const order = Array.from({ length: all.length / TRACE_EVENT_FIELDS }, (_, event) => event).sort((a, b) => all[a * TRACE_EVENT_FIELDS]! - all[b * TRACE_EVENT_FIELDS]! || a - b);
+  const merged = new Float64Array(all.length);
+  for (const [position, event] of order.entries()) merged.set(all.subarray(event * TRACE_EVENT_FIELDS, (event + 1) * TRACE_EVENT_FIELDS), position * TRACE_EVENT_FIELDS);
+  return merged;
 }
 
 /** What a first-exit hook is lent: the vCPU's locks and its own SRCU read section (vcpu->srcu_idx). */

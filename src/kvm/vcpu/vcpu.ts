@@ -1,16 +1,14 @@
 // One vCPU, in the worker of the host CPU it is loaded on: KVM's run loop (vcpu_run /
-// vcpu_enter_guest, with kvm_vcpu_halt and kvm_vcpu_block in vcpu-sleep.ts) and its exit dispatch
-// (svm_handle_exit: one switch on the #VMEXIT code, as svm_exit_handlers). The object holds all of
-// the vCPU's state, its locks (vcpu->mutex, held from the first load to the end: KVM_RUN) included;
-// its host CPU (src/kvm/vcpu/host-cpu-loop.ts) loads it, runs it a slice at a time and puts it, and
-// each slice returns why it ended (SliceEnd) instead of sleeping.
+// vcpu_enter_guest, with kvm_vcpu_halt and kvm_vcpu_block in vcpu-sleep.ts; the exit dispatch,
+// svm_handle_exit, in vcpu-exits.ts). The object holds the vCPU's state that is not in shared memory
+// (moved between host CPUs through its save area: vcpu-state.ts) and its locks (vcpu->mutex, held
+// from the first load to the end: KVM_RUN); its host CPU (host-cpu-loop.ts) loads it, runs it a
+// slice at a time and puts it, and each slice returns why it ended (SliceEnd) instead of sleeping.
 //
 // An exit is a value: the AVIC hardware step (src/hw/avic/avic-apic-access.ts) completes what it
-// accelerates and writes any #VMEXIT into the VMCB's exit fields; this file reads them and
-// dispatches to the handler (src/kvm/svm/ for the AVIC exits, lapic/ and this folder for the
-// others). No handler calls back into the vCPU: each takes the narrow host it declares. An APIC
-// access happens inside a guest instruction, so its exit is handled there (exitFromGuestInstruction):
-// the trapping instruction has completed, the faulting one is emulated.
+// accelerates and writes any #VMEXIT into the VMCB's exit fields; vcpu-exits.ts reads them and
+// dispatches to the handler. An APIC access happens inside a guest instruction, so its exit is
+// handled there: the trapping instruction has completed, the faulting one is emulated.
 //
 // Orderings that keep IPIs from being lost (docs/architecture.md#orderings, O1, O2, O5, O6):
 //  * entry: store mode = InGuestMode, then read the doorbell, then scan the IRR. An IRR bit set before
@@ -25,10 +23,11 @@ import { STACK_POINTER } from '../../guest/instruction-set.js';
 import { hostThreadSlot, vcpuIndex, type VcpuIndex } from '../../host/identifiers.js';
 import { pendingDeliverableVector } from '../../hw/apic/apic-backing-page.js';
 import type { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
-import { NPF_ERROR_CODE_WRITE, SvmExitCode } from '../../hw/avic/avic-exit.js';
+import { SvmExitCode } from '../../hw/avic/avic-exit.js';
 import { KVM_LOCK_TIMEOUT_MS, VcpuLocks } from '../control/kvm-locks.js';
 import { VcpuCounters } from '../control/vcpu-counters.js';
 import { VcpuFinish, VcpuMode, VcpuRequest, VcpuRunState, VcpuWaitReason, transitionRunState } from '../control/vcpu-run-state.js';
+import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import { VmControlViews } from '../control/vm-control-views.js';
 import { ApicRegisterPage } from '../lapic/apic-register-page.js';
@@ -37,26 +36,24 @@ import { LocalApicEmulation } from '../lapic/local-apic-emulation.js';
 import { createLatencyHistogram, type LatencyHistogram } from '../report/latency-histogram.js';
 import { TaskSwitchState, TraceEventKind, TraceRecorder, traceSliceExit } from '../report/trace-recorder.js';
 import { AvicVcpu, createAvicVmcb } from '../svm/avic.js';
-import { avicIncompleteIpiInterception, type IncompleteIpiHost } from '../svm/avic-incomplete-ipi.js';
-import { avicUnacceleratedAccessInterception, type UnacceleratedAccessHost } from '../svm/avic-unaccelerated-access.js';
 import { handleHypercall, type HypercallHost } from './hypercalls.js';
-import { writeModelSpecificRegister, type MsrHost } from './model-specific-registers.js';
+import type { MsrHost } from './model-specific-registers.js';
 import { VcpuApicAccess } from './vcpu-apic-access.js';
 import { VcpuBoot } from './vcpu-boot.js';
+import { VcpuExits } from './vcpu-exits.js';
 import { VcpuInterrupts } from './vcpu-interrupts.js';
 import { VcpuMemslots } from './vcpu-memslots.js';
 import { HaltOutcome, ParkOutcome, VcpuSleep, type LoadedHostCpu } from './vcpu-sleep.js';
 import { VcpuSrcu } from './vcpu-srcu.js';
+import { restoreVcpuState, saveVcpuState, type VcpuStateParts } from './vcpu-state.js';
 import { SliceEnd, vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
 
 export type { VcpuExitReport, VcpuFirstExitContext, VcpuFirstExitHook, VcpuStartup } from './vcpu-startup.js';
+export type { LoadedHostCpu } from './vcpu-sleep.js';
+export { SliceEnd } from './vcpu-startup.js';
 
 /** Instructions per guest entry (a "slice"); exits and polls end a slice early. */
 export const SLICE_INSTRUCTIONS = 65536;
-
-export type { LoadedHostCpu } from './vcpu-sleep.js';
-
-export { SliceEnd } from './vcpu-startup.js';
 
 export class Vcpu implements GuestCpuEnvironment {
   readonly index: VcpuIndex;
@@ -67,7 +64,6 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #page: ApicRegisterPage;
   readonly #vmcb: AvicVmcb;
   readonly #avic: AvicVcpu;
-  readonly #lapic: LocalApicEmulation;
   readonly #timer: ApicTimer;
   readonly #boot: VcpuBoot;
   readonly #interrupts: VcpuInterrupts;
@@ -78,9 +74,10 @@ export class Vcpu implements GuestCpuEnvironment {
   /** Present only when tracing: every recording site checks it first. */
   readonly #trace: TraceRecorder | undefined;
   readonly #clockOffsetNs: number;
-  /** What the exit handlers are given (narrow hosts; no handler sees the vCPU). */
-  readonly #exitHost: IncompleteIpiHost & UnacceleratedAccessHost;
-  readonly #msrHost: MsrHost;
+  /** Its exit dispatch (vcpu-exits.ts). */
+  readonly #exits: VcpuExits;
+  /** What a migration saves and restores (vcpu-state.ts). */
+  readonly #state: VcpuStateParts;
   readonly #hypercallHost: HypercallHost;
   readonly #requests: number;
   readonly #runState: number;
@@ -103,11 +100,8 @@ export class Vcpu implements GuestCpuEnvironment {
   /** The current slice's quantum deadline (performance.now() ms): exits past it end the guest slice. */
   #quantumDeadlineMs = Infinity;
   #done = false;
-  /** Debug only: the worker's first-exit hook (VcpuFirstExitHook), until it has run. */
-  #onFirstExit: VcpuFirstExitHook | undefined;
 
   constructor(startup: VcpuStartup, onFirstExit?: VcpuFirstExitHook) {
-    this.#onFirstExit = onFirstExit;
     const views = new VmControlViews(startup.buffers);
     this.views = views;
     const index = vcpuIndex(startup.vcpu);
@@ -136,7 +130,6 @@ export class Vcpu implements GuestCpuEnvironment {
     const timer = new ApicTimer({ views, index, page, readClock, counters, cpu });
     this.#timer = timer;
     const lapic = new LocalApicEmulation({ views, index, page, cpu, counters, trace, timer });
-    this.#lapic = lapic;
     const nmis = { discardNmis: (): number => interrupts.discardNmis() };
     const boot: VcpuBoot = new VcpuBoot({ views, index, page, cpu, timer, counters, stackTop: startup.stackTop, nmis }, startup.waitForStartUp);
     this.#boot = boot;
@@ -150,16 +143,32 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#sleep = new VcpuSleep({
       views, index, haltPolling: startup.haltPolling, trace, counters, srcu, timer, events: interrupts, avic,
     });
-    this.#exitHost = { index, counters, trace, views, lapic };
-    this.#msrHost = { readClock, lapic };
+    const msrHost: MsrHost = { readClock, lapic };
     this.#hypercallHost = { views, index, counters, latency: this.#latency };
     const memslots = this.#memslots;
+    const exits = new VcpuExits({
+      index, control: views.control, modeIndex: this.#mode, cpu, vmcb: this.#vmcb, avic, lapic, locks, srcu, memslots, counters, trace,
+      exitHost: { index, counters, trace, views, lapic }, msrHost,
+      quantumDeadlineMs: () => this.#quantumDeadlineMs,
+      halt: () => { this.#halted = true; },
+      // kvm_vcpu_on_spin: yield to another runnable vCPU on this host CPU, if there is one.
+      pauseLoop: () => { this.#yieldRequested = !this.#loaded!.singleTaskRunning(); },
+    }, onFirstExit);
+    this.#exits = exits;
     this.#apicAccess = new VcpuApicAccess({
-      vmcb: this.#vmcb, page, lapic, counters, trace, msrHost: this.#msrHost, x2avic: startup.x2avic,
+      vmcb: this.#vmcb, page, lapic, counters, trace, msrHost, x2avic: startup.x2avic,
       apicAccessSlotPresent: () => memslots.apicAccessSlotPresent,
-      apicvActive: () => this.#apicvActive(),
-      exitFromGuestInstruction: (operand, value, high) => this.#exitFromGuestInstruction(operand, value, high),
+      apicvActive: () => exits.apicvActive(),
+      exitFromGuestInstruction: (operand, value, high) => exits.fromGuestInstruction(operand, value, high),
     });
+    const vcpu = this;
+    this.#state = {
+      cpu, parts: [timer, boot, interrupts, this.#sleep, avic],
+      get halted() { return vcpu.#halted; },
+      set halted(halted) { vcpu.#halted = halted; },
+      get firstExitDone() { return exits.firstExitDone; },
+      set firstExitDone(done) { exits.firstExitDone = done; },
+    };
     cpu.pc = startup.entryPoint >>> 0;
     cpu.registers[0] = index;
     cpu.registers[1] = views.createdVcpus();
@@ -234,6 +243,22 @@ export class Vcpu implements GuestCpuEnvironment {
     }
   }
 
+  /** Migration: its state into its save area, at a put after which another host CPU may load it. */
+  save(area: VcpuSaveAreaView): void {
+    saveVcpuState(this.#state, area);
+  }
+
+  /** Migration: a fresh Vcpu takes the state another host CPU saved, and decodes the memslots. */
+  restore(area: VcpuSaveAreaView): void {
+    restoreVcpuState(this.#state, area);
+    this.#memslots.reload();
+  }
+
+  /** Migration: what this worker recorded for the vCPU before it moved on (merged on main). */
+  movedReport(): VcpuExitReport {
+    return vcpuExitReport(this.index, 'moved', undefined, this.#latency, this.#trace);
+  }
+
   /** The report of a finished vCPU (after runSlice returned Finished). */
   get exitReport(): VcpuExitReport | undefined {
     return this.#exitReport;
@@ -279,7 +304,7 @@ export class Vcpu implements GuestCpuEnvironment {
       if (this.#done) return this.#finish(VcpuFinish.Done);
       if (exit === GuestExit.Halt || exit === GuestExit.PauseLoop) {
         this.#vmcb.exit.set(exit === GuestExit.Halt ? SvmExitCode.Halt : SvmExitCode.Pause, 0, 0);
-        this.#handleExit(0, 0, 0);
+        this.#exits.handle(0, 0, 0);
         if (this.#yieldRequested) {
           this.#yieldRequested = false;
           return SliceEnd.Yielded;
@@ -382,85 +407,6 @@ export class Vcpu implements GuestCpuEnvironment {
     const reason = why === VcpuFinish.Done ? 'done' : why === VcpuFinish.Stopped ? 'stopped' : 'fault';
     this.#exitReport = vcpuExitReport(this.index, reason, this.#cpu.fault, this.#latency, this.#trace);
     return SliceEnd.Finished;
-  }
-
-  // ---- exits (svm_handle_exit) ----
-
-  /**
-   * The handler of the #VMEXIT in the VMCB's exit fields (svm_exit_handlers), outside guest mode and
-   * an SRCU reader. `operand`, `value`, `high` are what the exiting instruction named (the APIC
-   * offset or MSR index and the value written), as KVM's handlers read them from the guest's
-   * registers or its instruction emulator. Returns the value an emulated read produces.
-   */
-  #handleExit(operand: number, value: number, high: number): number {
-    const exit = this.#vmcb.exit;
-    this.#trace?.record(TraceEventKind.VmExit, exit.exitCode, this.#cpu.pc, exit.exitInfo1Low, exit.exitInfo1High, exit.exitInfo2Low, exit.exitInfo2High);
-    switch (exit.exitCode) {
-      case SvmExitCode.AvicIncompleteIpi:
-        avicIncompleteIpiInterception(exit, this.#exitHost);
-        return 0;
-      case SvmExitCode.AvicUnacceleratedAccess:
-        return avicUnacceleratedAccessInterception(exit, operand, value, this.#exitHost);
-      case SvmExitCode.NestedPageFault:
-        // The APIC-access page is not mapped while AVIC is inhibited: KVM emulates the access as MMIO.
-        return this.#lapic.emulateMmioAccess(operand, (exit.exitInfo1Low & NPF_ERROR_CODE_WRITE) !== 0, value);
-      case SvmExitCode.Msr:
-        writeModelSpecificRegister(this.#msrHost, this.#cpu, operand, value, high);
-        return 0;
-      case SvmExitCode.Interrupt:
-        // A kick for KVM_REQ_APICV_UPDATE, seen at an APIC access: re-derive AVIC before it is used.
-        this.#avic.updateApicv(this.#locks.apicvUpdateLock);
-        return 0;
-      case SvmExitCode.Halt:
-        this.#counters.count(VcpuStatistic.haltExits);
-        this.#halted = true;
-        return 0;
-      case SvmExitCode.Pause:
-        // kvm_vcpu_on_spin: yield to another runnable vCPU on this host CPU, if there is one.
-        this.#counters.count(VcpuStatistic.pauseLoopExits);
-        this.#yieldRequested = !this.#loaded!.singleTaskRunning();
-        return 0;
-      default:
-        throw new Error(`no handler for #VMEXIT 0x${exit.exitCode.toString(16)}`);
-    }
-  }
-
-  /**
-   * An exit inside a guest instruction (an APIC access, an APIC MSR write): leave guest mode and
-   * become an SRCU reader (vcpu_run), handle it, then return to guest mode: mode first, then the
-   * memslot generation check, then drop SRCU (as #enterGuest).
-   */
-  #exitFromGuestInstruction(operand: number, value: number, high: number): number {
-    Atomics.store(this.#control, this.#mode, VcpuMode.OutsideGuestMode);
-    this.#srcu.readLock('vcpu_run: exit handling: srcu_read_lock');
-    const hook = this.#onFirstExit;
-    if (hook !== undefined) {
-      this.#onFirstExit = undefined;
-      const srcu = this.#srcu;
-      hook({ locks: this.#locks, vcpu: this.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
-    }
-    const result = this.#handleExit(operand, value, high);
-    // An exit may have taken long (a wait for the APIC map rebuild, a lock): past the quantum, end
-    // the slice after this instruction so that the host CPU can preempt (the quantum's overshoot is
-    // bounded by one exit, not by the slice's instruction budget).
-    if (performance.now() >= this.#quantumDeadlineMs) this.#cpu.requestExit();
-    this.#trace?.record(TraceEventKind.GuestEntry, this.#cpu.pc);
-    Atomics.store(this.#control, this.#mode, VcpuMode.InGuestMode);
-    if (this.#memslots.stale()) this.#memslots.reload();
-    this.#srcu.readUnlock();
-    return result;
-  }
-
-  /**
-   * Whether AVIC handles this vCPU's next APIC access. An APICv update not yet handled was a kick out
-   * of guest mode before this instruction (SVM_EXIT_INTR): handle it first (svm/avic.ts).
-   */
-  #apicvActive(): boolean {
-    if (this.#avic.apicvStale()) {
-      this.#vmcb.exit.set(SvmExitCode.Interrupt, 0, 0);
-      this.#exitFromGuestInstruction(0, 0, 0);
-    }
-    return this.#avic.apicvActive;
   }
 
   // ---- GuestCpuEnvironment: what the guest reaches outside RAM (vcpu-apic-access.ts) ----

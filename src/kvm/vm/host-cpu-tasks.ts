@@ -9,6 +9,7 @@ import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VmExit } from '../report/vm-report.js';
 import type { RecordedTrace } from '../report/ftrace-text.js';
 import type { VcpuExitReport } from '../vcpu/vcpu.js';
+import { mergeVcpuExitReports } from '../vcpu/vcpu-startup.js';
 import type { HostCpuReport, HostCpuStartup } from '../vcpu/host-cpu-loop.js';
 
 /** What every host CPU starts with; the host CPU index and the trace clock's origin are added here. */
@@ -50,7 +51,8 @@ export class HostCpuTasks {
     // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
     this.#tasks.push(this.#pool!.run(startup).then(
       (report: HostCpuReport) => {
-        for (const vcpu of report.vcpus) this.results[vcpu.vcpu] = vcpu;
+        // A vCPU that moved between host CPUs is reported by each worker it ran in.
+        for (const vcpu of report.vcpus) this.results[vcpu.vcpu] = mergeVcpuExitReports(this.results[vcpu.vcpu], vcpu);
         for (const error of report.errors) this.results[error.vcpu] = new Error(error.message);
       },
       (error: unknown) => { this.errors.push(error instanceof Error ? error : new Error(String(error))); },
