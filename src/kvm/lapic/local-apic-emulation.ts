@@ -13,7 +13,7 @@
 
 import { VcpuStatistic } from '../control/vm-layout.js';
 import { isLevelTriggered, setTriggerMode, endOfInterrupt } from '../../hw/apic/apic-backing-page.js';
-import { ApicAccessKind } from '../../hw/apic/apic-access.js';
+import { ApicAccessKind, isReadOnlyRegister } from '../../hw/apic/apic-register-table.js';
 import { DestinationShorthand, ICR_DELIVERY_STATUS_BUSY, ICR_SHORTHAND_SHIFT } from '../../hw/apic/interrupt-command.js';
 import { ErrorStatusBit } from '../../hw/apic/error-status.js';
 import { apicId } from '../../hw/apic/apic-id.js';
@@ -359,9 +359,7 @@ export class LocalApicEmulation {
   #emulateWrite(offset: number, _value: number): void {
     // Writes that fault are to read-only or reserved registers: read-only ones are ignored, reserved
     // ones set "illegal register address" (SDM 11.5.3).
-    const readOnly = offset === ApicRegister.Version || offset === ApicRegister.ProcessorPriority || offset === ApicRegister.ArbitrationPriority
-      || (offset >= ApicRegister.InService && offset < ApicRegister.ErrorStatus) || offset === ApicRegister.TimerCurrentCount;
-    if (!readOnly) this.#software.latchError(this.#vcpu.index, ErrorStatusBit.IllegalRegisterAddress);
+    if (!isReadOnlyRegister(offset)) this.#software.latchError(this.#vcpu.index, ErrorStatusBit.IllegalRegisterAddress);
   }
 
   // ---- xAPIC -> x2APIC (x2apic-msr.ts decides; this applies it to the page) ----

@@ -44,11 +44,11 @@ import {
   X2apicMsrFault,
   x2apicMsrReadFault,
   x2apicMsrWriteFault,
-  x2apicMsrForOffset,
   xapicOffsetForX2apicMsr,
 } from '../../hw/apic/x2apic-register.js';
 import { ApicImplementation, x2apicInterruptCommandStoredLow } from '../../hw/apic/interrupt-command-readback.js';
 import { ApicAccessKind } from '../../hw/apic/apic-access.js';
+import { X2AVIC_PASSTHROUGH_MSRS } from '../../hw/apic/apic-register-table.js';
 import { TraceEventKind } from '../report/trace-recorder.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
@@ -117,18 +117,8 @@ export function writeApicBase(vcpu: Vcpu, cpu: GuestCpu, low: number, high: numb
   cpu.raiseFault(GuestFaultKind.UnknownMsr, `${what}: disabling or relocating the APIC is not modelled (only xAPIC -> x2APIC is)`);
 }
 
-/**
- * KVM's x2avic_passthrough_msrs: the x2APIC MSRs avic_set_x2apic_msr_interception stops intercepting
- * while x2AVIC is active for the vCPU (the same list in every KVM version that has x2AVIC).
- */
-export const X2AVIC_PASSTHROUGH_MSRS: ReadonlySet<number> = new Set([
-  ApicRegister.Id, ApicRegister.Version, ApicRegister.TaskPriority, ApicRegister.ArbitrationPriority,
-  ApicRegister.ProcessorPriority, ApicRegister.EndOfInterrupt, ApicRegister.RemoteRead, ApicRegister.LogicalDestination,
-  ApicRegister.DestinationFormat, ApicRegister.SpuriousInterruptVector, ApicRegister.InService, ApicRegister.TriggerMode,
-  ApicRegister.InterruptRequest, ApicRegister.ErrorStatus, ApicRegister.InterruptCommandLow, ApicRegister.InterruptCommandHigh,
-  ApicRegister.LvtThermal, ApicRegister.LvtPerformanceCounter, ApicRegister.LvtLint0, ApicRegister.LvtLint1,
-  ApicRegister.LvtError, ApicRegister.TimerInitialCount, ApicRegister.TimerCurrentCount, ApicRegister.TimerDivideConfiguration,
-].map(x2apicMsrForOffset));
+/** KVM's x2avic_passthrough_msrs, derived from the register table (apic-register-table.ts). */
+export { X2AVIC_PASSTHROUGH_MSRS };
 
 /** Whether an RDMSR/WRMSR of x2APIC `msr` reaches the x2AVIC hardware instead of exiting. */
 export function x2avicPassesThrough(vcpu: Vcpu, msr: number): boolean {
