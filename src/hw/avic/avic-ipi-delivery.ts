@@ -1,9 +1,11 @@
-// What the AVIC hardware does when a guest writes ICR low with AVIC on (AMD APM vol. 2, 15.29).
-// xAPIC destinations only; x2AVIC would change where the destination comes from (ICR high bits
-// 31:0), the broadcast ID (0xFFFFFFFF) and the logical path (arithmetic instead of the logical
-// table), and nothing else, so those three places are the extension points.
+// What the AVIC hardware does when a guest writes the ICR with AVIC on (AMD APM vol. 2, 15.29): one
+// two-pass driver for xAVIC and x2AVIC (deliverAvicIpiWith), and the xAPIC target decoder. The
+// modes differ only in where the target set comes from, so each has a decoder (AvicTargetDecoder):
+// the destination field (ICR[63:56] here, ICR[63:32] in x2avic-ipi-delivery.ts), the set's shape
+// (broadcast 0xFF or 0xFFFFFFFF, the DFR's flat or cluster model or none) and the logical walk (the
+// logical APIC ID table here, cluster arithmetic in x2APIC). Everything else is shared.
 //
-// The function runs in the sender's worker, millions of times a second: it allocates nothing,
+// The driver runs in the sender's worker, millions of times a second: it allocates nothing,
 // uses no BigInt, and writes its result into a caller-owned AvicIpiOutcome. It acts on shared
 // memory only as the hardware does (IRR Atomics.or, doorbell); everything else it reports, and
 // the kvm layer turns a reported cause into the AVIC_INCOMPLETE_IPI exit handling.
@@ -91,7 +93,7 @@ export class AvicIpiOutcome {
   }
 }
 
-/** The two passes over a target set (shared with x2avic-ipi-delivery.ts). */
+/** The two passes over a target set. */
 export const Pass = { Validate: 0, Deliver: 1 } as const;
 export type Pass = (typeof Pass)[keyof typeof Pass];
 
@@ -167,42 +169,10 @@ export function visitPhysical(destination: number, vector: number, sender: ApicI
 }
 
 /**
- * Logical xAPIC destination through the logical table (avic_get_logical_id_entry): flat, each set bit i
- * of the MDA names entry i; cluster, each set bit b of MDA[3:0] names entry (MDA[7:4] * 4 + b).
- * Every named logical entry, and the physical entry it names, must be Valid, else cause 2 with
- * the logical index. The bits are walked lowest first without allocating.
+ * The shape of the target set, decoded once from the ICR (and, in xAPIC mode, the sender's DFR) so
+ * the two passes share it without allocating.
  */
-function visitLogical(
-  destination: number,
-  clusterModel: boolean,
-  vector: number,
-  sender: ApicId,
-  hardware: AvicHardware,
-  outcome: AvicIpiOutcome,
-  pass: Pass,
-): boolean {
-  const firstIndex = clusterModel ? (destination >>> 4) << 2 : 0;
-  let members = clusterModel ? destination & 0xf : destination & 0xff;
-  let ok = true;
-  for (; members !== 0; members &= members - 1) {
-    const logicalIndex = firstIndex + 31 - Math.clz32(members & -members);
-    const entry = hardware.logicalTable.load(logicalIndex);
-    const cause = logicalEntryIsValid(entry)
-      ? visitTarget(logicalEntryGuestPhysicalApicId(entry), logicalIndex, vector, sender, hardware, outcome, pass)
-      : AvicIncompleteIpiCause.InvalidTarget;
-    if (cause !== NO_EXIT) {
-      ok = recordExit(outcome, cause, logicalIndex);
-      if (pass === Pass.Validate) return false;
-    }
-  }
-  return ok;
-}
-
-/**
- * The shape of the target set, decoded once from the ICR and the sender's DFR so the two passes
- * share it without allocating.
- */
-const TargetSet = {
+export const TargetSet = {
   None: 0,
   AllIncludingSelf: 1,
   AllExcludingSelf: 2,
@@ -210,9 +180,28 @@ const TargetSet = {
   LogicalFlat: 4,
   LogicalCluster: 5,
 } as const;
-type TargetSet = (typeof TargetSet)[keyof typeof TargetSet];
+export type TargetSet = (typeof TargetSet)[keyof typeof TargetSet];
 
-function visitTargetSet(set: TargetSet, destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
+/** What differs between xAVIC and x2AVIC: where the targets come from. */
+export interface AvicTargetDecoder {
+  /** The destination field of the ICR high half. */
+  destination(icrHigh: number): number;
+  /** The target set's shape (shorthand, broadcast, destination mode and logical model). */
+  targetSet(icrLow: number, destination: number, senderPageBase: number, hardware: AvicHardware): TargetSet;
+  /** One pass over a logical destination (set LogicalFlat or LogicalCluster). */
+  visitLogical(destination: number, clusterModel: boolean, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean;
+}
+
+function visitTargetSet(
+  decoder: AvicTargetDecoder,
+  set: TargetSet,
+  destination: number,
+  vector: number,
+  sender: ApicId,
+  hardware: AvicHardware,
+  outcome: AvicIpiOutcome,
+  pass: Pass,
+): boolean {
   switch (set) {
     case TargetSet.AllIncludingSelf:
       return visitAllValid(vector, sender, false, hardware, outcome, pass);
@@ -221,37 +210,12 @@ function visitTargetSet(set: TargetSet, destination: number, vector: number, sen
     case TargetSet.Physical:
       return visitPhysical(destination, vector, sender, hardware, outcome, pass);
     case TargetSet.LogicalFlat:
-      return visitLogical(destination, false, vector, sender, hardware, outcome, pass);
+      return decoder.visitLogical(destination, false, vector, sender, hardware, outcome, pass);
     case TargetSet.LogicalCluster:
-      return visitLogical(destination, true, vector, sender, hardware, outcome, pass);
+      return decoder.visitLogical(destination, true, vector, sender, hardware, outcome, pass);
     default:
       return true;
   }
-}
-
-/**
- * Decodes the target set. Logical destinations are decoded with the SENDER's DFR, read from its
- * own page [I]: AVIC indexes the logical table per one VM-wide model, KVM keeps the DFR per vCPU
- * and inhibits AVIC when they disagree, and KVM's own fast path (avic_kick_target_vcpus_fast)
- * also reads the source's DFR. A reserved DFR model names no targets.
- */
-function decodeTargetSet(icrLow: number, destination: number, senderPageBase: number, hardware: AvicHardware): TargetSet {
-  const shorthand = interruptCommandShorthand(icrLow);
-  if (shorthand === DestinationShorthand.AllIncludingSelf) return TargetSet.AllIncludingSelf;
-  if (shorthand === DestinationShorthand.AllExcludingSelf) return TargetSet.AllExcludingSelf;
-  if (interruptCommandDestinationMode(icrLow) === DestinationMode.Physical) {
-    return destination === XAPIC_BROADCAST_ID ? TargetSet.AllIncludingSelf : TargetSet.Physical;
-  }
-  // 0xFF is the logical broadcast in both models (SDM §11.6.2.2). In the flat model its eight
-  // bits name entries 0..7, which is broadcast when eight vCPUs exist and cause 2 (software
-  // re-emulation) otherwise, as avic_incomplete_ipi_interception does; in the cluster model it would name the
-  // reserved cluster 15, so it is decoded as broadcast [I].
-  const model = destinationFormatModel(hardware.pageWords[senderPageBase + ApicPageWord.DestinationFormat] ?? 0);
-  if (model === DestinationFormatModel.Flat) return TargetSet.LogicalFlat;
-  if (model === DestinationFormatModel.Cluster) {
-    return destination === LOGICAL_BROADCAST_DESTINATION ? TargetSet.AllIncludingSelf : TargetSet.LogicalCluster;
-  }
-  return TargetSet.None;
 }
 
 /**
@@ -282,6 +246,100 @@ export function beginAvicIpi(icrLow: number, senderPageBase: number, hardware: A
 }
 
 /**
+ * The one driver: the hardware's handling of a guest ICR write (`icrLow`, with `icrHigh` already
+ * in the page or EDX) by vCPU `sender`, whose backing page (VMCB avic_backing_page) is at word
+ * `senderPageBase` of hardware.pageWords, with the targets decoded by `decoder`. Validate pass,
+ * then deliver pass; writes the result into `outcome` (reset first).
+ */
+export function deliverAvicIpiWith(
+  decoder: AvicTargetDecoder,
+  icrLow: number,
+  icrHigh: number,
+  sender: ApicId,
+  senderPageBase: number,
+  hardware: AvicHardware,
+  outcome: AvicIpiOutcome,
+): void {
+  const vector = beginAvicIpi(icrLow, senderPageBase, hardware, outcome);
+  if (vector < 0) return;
+  const destination = decoder.destination(icrHigh);
+  const set = decoder.targetSet(icrLow, destination, senderPageBase, hardware);
+  if (!visitTargetSet(decoder, set, destination, vector, sender, hardware, outcome, Pass.Validate)) return;
+  visitTargetSet(decoder, set, destination, vector, sender, hardware, outcome, Pass.Deliver);
+  // Step 4: some IRR bits landed in vCPUs that are not running; software must wake them (avic_kick_target_vcpus).
+  if (outcome.exit === NO_EXIT && outcome.notRunningTargets > 0) {
+    outcome.exit = AvicIncompleteIpiCause.TargetNotRunning;
+    if (set === TargetSet.AllIncludingSelf || set === TargetSet.AllExcludingSelf) outcome.exitIndex = 0;
+  }
+}
+
+// ---- the xAPIC decoder ----
+
+/**
+ * Logical xAPIC destination through the logical table (avic_get_logical_id_entry): flat, each set bit i
+ * of the MDA names entry i; cluster, each set bit b of MDA[3:0] names entry (MDA[7:4] * 4 + b).
+ * Every named logical entry, and the physical entry it names, must be Valid, else cause 2 with
+ * the logical index. The bits are walked lowest first without allocating.
+ */
+function visitXapicLogical(
+  destination: number,
+  clusterModel: boolean,
+  vector: number,
+  sender: ApicId,
+  hardware: AvicHardware,
+  outcome: AvicIpiOutcome,
+  pass: Pass,
+): boolean {
+  const firstIndex = clusterModel ? (destination >>> 4) << 2 : 0;
+  let members = clusterModel ? destination & 0xf : destination & 0xff;
+  let ok = true;
+  for (; members !== 0; members &= members - 1) {
+    const logicalIndex = firstIndex + 31 - Math.clz32(members & -members);
+    const entry = hardware.logicalTable.load(logicalIndex);
+    const cause = logicalEntryIsValid(entry)
+      ? visitTarget(logicalEntryGuestPhysicalApicId(entry), logicalIndex, vector, sender, hardware, outcome, pass)
+      : AvicIncompleteIpiCause.InvalidTarget;
+    if (cause !== NO_EXIT) {
+      ok = recordExit(outcome, cause, logicalIndex);
+      if (pass === Pass.Validate) return false;
+    }
+  }
+  return ok;
+}
+
+/**
+ * Decodes the target set. Logical destinations are decoded with the SENDER's DFR, read from its
+ * own page [I]: AVIC indexes the logical table per one VM-wide model, KVM keeps the DFR per vCPU
+ * and inhibits AVIC when they disagree, and KVM's own fast path (avic_kick_target_vcpus_fast)
+ * also reads the source's DFR. A reserved DFR model names no targets.
+ */
+function xapicTargetSet(icrLow: number, destination: number, senderPageBase: number, hardware: AvicHardware): TargetSet {
+  const shorthand = interruptCommandShorthand(icrLow);
+  if (shorthand === DestinationShorthand.AllIncludingSelf) return TargetSet.AllIncludingSelf;
+  if (shorthand === DestinationShorthand.AllExcludingSelf) return TargetSet.AllExcludingSelf;
+  if (interruptCommandDestinationMode(icrLow) === DestinationMode.Physical) {
+    return destination === XAPIC_BROADCAST_ID ? TargetSet.AllIncludingSelf : TargetSet.Physical;
+  }
+  // 0xFF is the logical broadcast in both models (SDM §11.6.2.2). In the flat model its eight
+  // bits name entries 0..7, which is broadcast when eight vCPUs exist and cause 2 (software
+  // re-emulation) otherwise, as avic_incomplete_ipi_interception does; in the cluster model it would name the
+  // reserved cluster 15, so it is decoded as broadcast [I].
+  const model = destinationFormatModel(hardware.pageWords[senderPageBase + ApicPageWord.DestinationFormat] ?? 0);
+  if (model === DestinationFormatModel.Flat) return TargetSet.LogicalFlat;
+  if (model === DestinationFormatModel.Cluster) {
+    return destination === LOGICAL_BROADCAST_DESTINATION ? TargetSet.AllIncludingSelf : TargetSet.LogicalCluster;
+  }
+  return TargetSet.None;
+}
+
+/** xAVIC: the destination is ICR[63:56], the broadcast 0xFF, logical IDs go through the logical table. */
+export const XAPIC_TARGET_DECODER: AvicTargetDecoder = {
+  destination: interruptCommandDestination,
+  targetSet: xapicTargetSet,
+  visitLogical: visitXapicLogical,
+};
+
+/**
  * The hardware's handling of a guest ICR-low write (`icrLow`, with `icrHigh` already in the page)
  * by vCPU `sender`, whose backing page (VMCB avic_backing_page) is at word `senderPageBase` of
  * hardware.pageWords. Writes the result into `outcome` (reset first).
@@ -294,15 +352,5 @@ export function deliverAvicIpi(
   hardware: AvicHardware,
   outcome: AvicIpiOutcome,
 ): void {
-  const vector = beginAvicIpi(icrLow, senderPageBase, hardware, outcome);
-  if (vector < 0) return;
-  const destination = interruptCommandDestination(icrHigh);
-  const set = decodeTargetSet(icrLow, destination, senderPageBase, hardware);
-  if (!visitTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Validate)) return;
-  visitTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Deliver);
-  // Step 4: some IRR bits landed in vCPUs that are not running; software must wake them (avic_kick_target_vcpus).
-  if (outcome.exit === NO_EXIT && outcome.notRunningTargets > 0) {
-    outcome.exit = AvicIncompleteIpiCause.TargetNotRunning;
-    if (set === TargetSet.AllIncludingSelf || set === TargetSet.AllExcludingSelf) outcome.exitIndex = 0;
-  }
+  deliverAvicIpiWith(XAPIC_TARGET_DECODER, icrLow, icrHigh, sender, senderPageBase, hardware, outcome);
 }

@@ -1,9 +1,10 @@
 // What x2AVIC hardware does on a guest WRMSR of the x2APIC ICR (MSR 0x830) or SELF IPI (0x83F)
 // when KVM runs the vCPU with int_ctl bits 31 and 30 set (AMD APM vol. 2, 15.29; KVM
-// avic_activate_vmcb, avic_kick_target_vcpus_fast). Everything except where the targets come from is the xAVIC algorithm, shared with
-// avic-ipi-delivery.ts (visitTarget, visitAllValid, visitPhysical): the same two passes
-// (validate every target, then set IRR bits), the same IsRunning read after the IRR OR (O1 in docs/architecture.md#orderings),
-// the same "never doorbell yourself", the same incomplete-IPI causes 0-4.
+// avic_activate_vmcb, avic_kick_target_vcpus_fast): the one driver of avic-ipi-delivery.ts
+// (deliverAvicIpiWith) with the x2APIC target decoder below. So everything except where the
+// targets come from is the xAVIC algorithm: the same two passes (validate every target, then set
+// IRR bits), the same IsRunning read after the IRR OR (O1 in docs/architecture.md#orderings), the
+// same "never doorbell yourself", the same incomplete-IPI causes 0-4.
 //
 // The three differences from xAVIC (svm.h X2AVIC_MAX_PHYSICAL_ID; KVM avic_kick_target_vcpus_fast
 // and avic_get_max_physical_id):
@@ -26,42 +27,37 @@
 import type { ApicId } from '../apic/apic-id.js';
 import { DestinationMode, DestinationShorthand, interruptCommandDestinationMode, interruptCommandShorthand } from '../apic/interrupt-command.js';
 import { X2APIC_BROADCAST_ID, x2apicIdOfLogicalMember, x2apicLogicalCluster, x2apicLogicalMembers } from '../apic/x2apic-id.js';
-import { AvicIncompleteIpiCause } from './avic-exit.js';
 import {
   NO_EXIT,
   Pass,
-  beginAvicIpi,
+  TargetSet,
+  deliverAvicIpiWith,
   recordExit,
-  visitAllValid,
-  visitPhysical,
   visitTarget,
   type AvicHardware,
   type AvicIpiOutcome,
+  type AvicTargetDecoder,
 } from './avic-ipi-delivery.js';
 
-/** The shapes an x2APIC ICR's target set can take (decoded once for both passes). */
-const X2avicTargetSet = {
-  AllIncludingSelf: 0,
-  AllExcludingSelf: 1,
-  Physical: 2,
-  LogicalCluster: 3,
-} as const;
-type X2avicTargetSet = (typeof X2avicTargetSet)[keyof typeof X2avicTargetSet];
+function x2apicDestination(icrHigh: number): number {
+  return icrHigh >>> 0;
+}
 
-function decodeX2avicTargetSet(icrLow: number, destination: number): X2avicTargetSet {
+function x2apicTargetSet(icrLow: number, destination: number): TargetSet {
   const shorthand = interruptCommandShorthand(icrLow);
-  if (shorthand === DestinationShorthand.AllIncludingSelf) return X2avicTargetSet.AllIncludingSelf;
-  if (shorthand === DestinationShorthand.AllExcludingSelf) return X2avicTargetSet.AllExcludingSelf;
+  if (shorthand === DestinationShorthand.AllIncludingSelf) return TargetSet.AllIncludingSelf;
+  if (shorthand === DestinationShorthand.AllExcludingSelf) return TargetSet.AllExcludingSelf;
   // 0xFFFFFFFF is the broadcast in both destination modes (SDM §11.12.9).
-  if (destination === X2APIC_BROADCAST_ID) return X2avicTargetSet.AllIncludingSelf;
-  return interruptCommandDestinationMode(icrLow) === DestinationMode.Physical ? X2avicTargetSet.Physical : X2avicTargetSet.LogicalCluster;
+  if (destination === X2APIC_BROADCAST_ID) return TargetSet.AllIncludingSelf;
+  // Always the cluster model: x2APIC has no DFR.
+  return interruptCommandDestinationMode(icrLow) === DestinationMode.Physical ? TargetSet.Physical : TargetSet.LogicalCluster;
 }
 
 /**
  * Logical x2APIC destination by arithmetic (avic_kick_target_vcpus_fast): member bit i of cluster c names physical
  * index c * 16 + i; each must be a usable target, else cause 2 with that index. Lowest bit first.
  */
-function visitX2apicLogical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
+function visitX2apicLogical(destination: number, _clusterModel: boolean, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
   const cluster = x2apicLogicalCluster(destination);
   let members = x2apicLogicalMembers(destination);
   let ok = true;
@@ -76,18 +72,12 @@ function visitX2apicLogical(destination: number, vector: number, sender: ApicId,
   return ok;
 }
 
-function visitX2avicTargetSet(set: X2avicTargetSet, destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
-  switch (set) {
-    case X2avicTargetSet.AllIncludingSelf:
-      return visitAllValid(vector, sender, false, hardware, outcome, pass);
-    case X2avicTargetSet.AllExcludingSelf:
-      return visitAllValid(vector, sender, true, hardware, outcome, pass);
-    case X2avicTargetSet.Physical:
-      return visitPhysical(destination, vector, sender, hardware, outcome, pass);
-    default:
-      return visitX2apicLogical(destination, vector, sender, hardware, outcome, pass);
-  }
-}
+/** x2AVIC: the destination is ICR[63:32], the broadcast 0xFFFFFFFF, logical IDs are arithmetic. */
+export const X2APIC_TARGET_DECODER: AvicTargetDecoder = {
+  destination: x2apicDestination,
+  targetSet: x2apicTargetSet,
+  visitLogical: visitX2apicLogical,
+};
 
 /**
  * The x2AVIC hardware's handling of a WRMSR to the x2APIC ICR by vCPU `sender` (its physical table
@@ -105,14 +95,5 @@ export function deliverX2avicIpi(
   hardware: AvicHardware,
   outcome: AvicIpiOutcome,
 ): void {
-  const vector = beginAvicIpi(icrLow, senderPageBase, hardware, outcome);
-  if (vector < 0) return;
-  const destination = icrHigh >>> 0;
-  const set = decodeX2avicTargetSet(icrLow, destination);
-  if (!visitX2avicTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Validate)) return;
-  visitX2avicTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Deliver);
-  if (outcome.exit === NO_EXIT && outcome.notRunningTargets > 0) {
-    outcome.exit = AvicIncompleteIpiCause.TargetNotRunning;
-    if (set === X2avicTargetSet.AllIncludingSelf || set === X2avicTargetSet.AllExcludingSelf) outcome.exitIndex = 0;
-  }
+  deliverAvicIpiWith(X2APIC_TARGET_DECODER, icrLow, icrHigh, sender, senderPageBase, hardware, outcome);
 }
