@@ -19,7 +19,7 @@
 // re-pointed every existing entry at a re-initialised page while the owners ran. That writer and
 // the owner both change the low word with compare-exchange loops, so neither undoes the other.
 
-import { HOST_PHYSICAL_APIC_ID_MAX, type HostPhysicalApicId } from '../apic/apic-id.js';
+import { HOST_PHYSICAL_APIC_ID_MAX, X2AVIC_MAX_PHYSICAL_ID, type HostPhysicalApicId } from '../apic/apic-id.js';
 
 /** svm.h AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK, GENMASK_ULL(11,0): in the low word. */
 export const AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK = 0xfff;
@@ -32,10 +32,12 @@ export const AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH = 1 << 30;
 /** svm.h AVIC_PHYSICAL_ID_ENTRY_VALID_MASK (bit 63) = high word bit 31. */
 export const AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH = 1 << 31;
 
-/** Entries in the xAVIC/x2AVIC table region (indices 0..0x1FF, svm.h X2AVIC_MAX_PHYSICAL_ID). */
-export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
+/** Bytes per entry: one 64-bit entry per guest physical APIC ID. */
+export const PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES = 8;
 /** Int32 words per entry. */
-export const PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS = 2;
+export const PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS = PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES / 4;
+/** Entries in the xAVIC/x2AVIC table region (indices 0..0x1FF, svm.h X2AVIC_MAX_PHYSICAL_ID): the one definition. */
+export const PHYSICAL_APIC_ID_TABLE_ENTRIES = X2AVIC_MAX_PHYSICAL_ID + 1;
 
 const TWO_POW_32 = 0x1_0000_0000;
 const PAGE_BYTES = 4096;

@@ -5,11 +5,14 @@
 // index the hardware may use, which KVM clamps to the highest vCPU ID the VM can have.
 //
 // Callers: the kvm layer sets AvicHardware.maxPhysicalIndex = avicMaxPhysicalIndex(mode, vcpus)
-// and, when a vCPU enters x2APIC mode, re-derives it for AvicMode.X2avic. Nothing here changes
-// src/kvm/control/vm-layout.ts, which already reserves PHYSICAL_APIC_ID_TABLE_ENTRIES = 512 entries.
+// and, when a vCPU enters x2APIC mode, re-derives it for AvicMode.X2avic. The table region
+// (src/kvm/control/vm-layout.ts) holds PHYSICAL_APIC_ID_TABLE_ENTRIES (physical-apic-id-table.ts).
 
 import { X2AVIC_MAX_PHYSICAL_ID, XAPIC_BROADCAST_ID, XAPIC_MAX_PHYSICAL_ID } from '../apic/apic-id.js';
 import { X2APIC_BROADCAST_ID } from '../apic/x2apic-id.js';
+import { PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES } from './physical-apic-id-table.js';
+
+export { PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES };
 
 export const AvicMode = {
   /** int_ctl bit 31 only: xAPIC guests, logical table in use. */
@@ -23,8 +26,6 @@ export type AvicMode = (typeof AvicMode)[keyof typeof AvicMode];
 export const AVIC_MAX_PHYSICAL_ID = XAPIC_MAX_PHYSICAL_ID;
 /** svm.h X2AVIC_MAX_PHYSICAL_ID: 0x1FF. */
 export const X2AVIC_MAX_PHYSICAL_INDEX = X2AVIC_MAX_PHYSICAL_ID;
-/** Bytes per physical table entry. */
-export const PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES = 8;
 
 /** Highest physical table index the hardware can use in `mode`. */
 export function maxPhysicalIndexFor(mode: AvicMode): number {

@@ -13,9 +13,10 @@
 import { defineBufferLayout, defineStruct, type BufferLayout } from '../../host/shared-layout.js';
 import { memslotSnapshotRegionBytes } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
+import { PHYSICAL_APIC_ID_TABLE_ENTRIES, PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES } from '../../hw/avic/physical-apic-id-table.js';
 
-/** Physical APIC ID table entries reserved (x2AVIC size; xAVIC uses 0..0xFE). */
-export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
+/** Physical APIC ID table entries reserved (x2AVIC size; xAVIC uses 0..0xFE): defined in hw. */
+export { PHYSICAL_APIC_ID_TABLE_ENTRIES };
 /** Logical APIC ID table entries (one 4 KiB page of 32-bit entries). */
 export const LOGICAL_APIC_ID_TABLE_ENTRIES = 1024;
 /** Guest-reported values per vCPU (hypercall Report) and counters (hypercall Count). */
@@ -127,7 +128,7 @@ export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion
   return defineBufferLayout<VmControlRegion>('VmControl', {
     header: { struct: VmHeader, count: 1, writer: 'see fields' },
     physicalApicIdTable: {
-      bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
+      bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES,
       align: 4096,
       writer: 'main writes a whole entry at vCPU creation; then the owning vCPU writes IsRunning and the host id (avic_vcpu_load / avic_vcpu_put)',
     },

@@ -3,13 +3,12 @@
 
 import { float64IndexOf, int32IndexOf, type BufferLayout } from '../../host/shared-layout.js';
 import { APIC_PAGE_BYTES, APIC_PAGE_WORDS } from '../../hw/apic/apic-register.js';
-import { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
+import { PHYSICAL_APIC_ID_TABLE_ENTRIES, PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import { LogicalApicIdTable } from '../../hw/avic/logical-apic-id-table.js';
 import { MemslotSnapshot } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
 import {
   HostThreadDoorbell,
-  PHYSICAL_APIC_ID_TABLE_ENTRIES,
   VcpuControlBlock,
   VcpuGuestReport,
   VcpuStatistics,
