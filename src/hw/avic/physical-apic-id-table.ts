@@ -177,9 +177,12 @@ export class PhysicalApicIdTable {
    * Owning vCPU only (avic_vcpu_load / avic_vcpu_put / avic_vcpu_blocking): writes the host ID into the low word, then
    * IsRunning into the high word, keeping Valid and the pointer. A put keeps the old host ID
    * (__avic_vcpu_put), so callers pass the current one. IsRunning changes with one atomic and/or
-   * (seq-cst, so it still orders against the caller's IRR re-check). No allocation.
+   * (seq-cst, so it still orders against the caller's IRR re-check). No allocation. A vCPU whose ID
+   * is past the table (it set PHYSICAL_ID_TOO_BIG and has no entry) writes nothing, as
+   * __avic_vcpu_load and __avic_vcpu_put check the ID against the table's size first.
    */
   setIsRunning(index: number, isRunning: boolean, hostId: HostPhysicalApicId): void {
+    if (index >= this.entryCount) return;
     const lowIndex = this.tableBase + index * 2;
     // Compare-exchange: the rfc-v2 re-pointing (replaceBackingPagePointer) may change the same word.
     for (;;) {
