@@ -36,7 +36,11 @@ export const AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH = 1 << 31;
 export const PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES = 8;
 /** Int32 words per entry. */
 export const PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS = PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES / 4;
-/** Entries in the xAVIC/x2AVIC table region (indices 0..0x1FF, svm.h X2AVIC_MAX_PHYSICAL_ID): the one definition. */
+/**
+ * Entries in one page of the table, the smallest table KVM allocates (order 0): enough for xAVIC
+ * and for x2AVIC without the extension (indices 0..0x1FF, svm.h X2AVIC_MAX_PHYSICAL_ID). Larger
+ * tables (the 4K extension) are whole powers of two of pages (x2avic.ts physicalApicIdTableBytes).
+ */
 export const PHYSICAL_APIC_ID_TABLE_ENTRIES = X2AVIC_MAX_PHYSICAL_ID + 1;
 
 const TWO_POW_32 = 0x1_0000_0000;

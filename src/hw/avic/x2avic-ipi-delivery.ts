@@ -6,11 +6,12 @@
 // IRR bits), the same IsRunning read after the IRR OR (O1 in docs/architecture.md#orderings), the
 // same "never doorbell yourself", the same incomplete-IPI causes 0-4.
 //
-// The three differences from xAVIC (svm.h X2AVIC_MAX_PHYSICAL_ID; KVM avic_kick_target_vcpus_fast
-// and avic_get_max_physical_id):
+// The three differences from xAVIC (svm.h X2AVIC_MAX_PHYSICAL_ID and X2AVIC_4K_MAX_PHYSICAL_ID;
+// KVM avic_kick_target_vcpus_fast and avic_get_max_physical_id):
 //  * the destination is the full 32-bit ICR[63:32], and a physical destination indexes the
-//    physical APIC ID table directly, up to the VMCB max index (0x1FF at most); an index above it
-//    is an invalid target (cause 2, software re-emulates, exactly as for a not-Valid entry);
+//    physical APIC ID table directly, up to the VMCB max index (0x1FF at most, 0xFFF with the 4K
+//    extension X2AVIC_EXT; x2avic.ts); an index above it is an invalid target (cause 2, software
+//    re-emulates, exactly as for a not-Valid entry);
 //  * the broadcast is 0xFFFFFFFF (physical and logical alike), not 0xFF;
 //  * a logical destination does not use the logical APIC ID table: x2APIC LDRs are read-only and
 //    derived from the ID (cluster = ID >> 4, member bit = ID & 15), so member bit i of cluster c
