@@ -31,7 +31,7 @@ export const VmHeader = defineStruct('VmHeader', {
   createdVcpus: { type: 'i32', writer: 'main: vCPUs 0..n-1 exist; raised after a new vCPU\'s physical table entry is valid' },
   apicvInhibitReasons: {
     type: 'i32',
-    writer: 'main (kvm->arch.apicv_inhibit_reasons, ApicvInhibitReason bits, apic-inhibit.ts): sets or clears APIC_ID_MODIFIED and LOGICAL_ID_ALIASED with Atomics.or/and at each APIC map rebuild',
+    writer: 'main (kvm->arch.apicv_inhibit_reasons, ApicvInhibitReason bits, apic-inhibit.ts): sets or clears APIC_ID_MODIFIED and LOGICAL_ID_ALIASED with Atomics.or/and at each APIC map rebuild; sets PHYSICAL_ID_TOO_BIG at a vCPU creation',
   },
 });
 

@@ -55,6 +55,8 @@ export interface VcpuStartup {
   readonly ipiVirtualization: boolean;
   /** KVM uses x2AVIC (VmConfig.x2avic): the x2APIC MSRs it passes through go to the hardware first. */
   readonly x2avic: boolean;
+  /** The CPU has the x2AVIC 4K extension (VmConfig.x2avicExtended): the x2AVIC max index reaches 0xFFF. */
+  readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
   /** Host cores the halt-poll and pause-loop policies may assume. */
   readonly hostCores: number;
@@ -162,7 +164,7 @@ export class Vcpu implements GuestCpuEnvironment {
       },
     };
     // x2AVIC: up to 0x1FF; re-derived per mode, as KVM does when the vCPU enters x2APIC mode.
-    this.#x2avicHardware = { ...this.#hardware, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, this.memory.vcpuCount) };
+    this.#x2avicHardware = { ...this.#hardware, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, this.memory.vcpuCount, startup.x2avicExtended) };
     this.cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, doorbells: this.#control, doorbellIndex: this.#doorbell });
     this.apic = new LocalApicEmulation(this);
     this.apicTimer = new ApicTimer(this);
