@@ -21,6 +21,7 @@ export interface ScenarioCommandOptions {
   readonly policy: BackingPagePolicyName;
   readonly lockdep?: boolean;
   readonly x2avic: boolean;
+  readonly x2avicExt: boolean;
 }
 
 export function patternOption(): Option {
@@ -47,11 +48,16 @@ export function vmSwitchOptions(): Option[] {
     policyOption(),
     lockdepOption(),
     x2avicOption(),
+    x2avicExtOption(),
   ];
 }
 
 export function x2avicOption(): Option {
-  return new Option('--no-x2avic', 'no x2AVIC (hybrid AVIC): x2APIC IPIs all take KVM\'s software path, and VMs are limited to 255 vCPUs');
+  return new Option('--no-x2avic', 'no x2AVIC (hybrid AVIC): x2APIC IPIs all take KVM\'s software path, and AVIC addresses vCPUs 0-254 only (more inhibit it: PHYSICAL_ID_TOO_BIG)');
+}
+
+export function x2avicExtOption(): Option {
+  return new Option('--no-x2avic-ext', 'no x2AVIC 4K extension (X2AVIC_EXT): x2AVIC addresses vCPUs 0-511 only, so a VM of more runs with AVIC inhibited (PHYSICAL_ID_TOO_BIG, every IPI in software)');
 }
 
 export function policyOption(): Option {
@@ -71,6 +77,8 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
     ...(options.policy === BackingPagePolicyName.Upstream ? {} : { policy: options.policy }),
     ...(options.lockdep === true ? { lockdep: true } : {}),
     ...(options.x2avic ? {} : { x2avic: false }),
+    // The extension widens x2AVIC: without x2AVIC the flag has nothing to turn off.
+    ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
   };
 }
 
