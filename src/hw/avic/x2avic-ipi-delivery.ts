@@ -1,7 +1,7 @@
 // What x2AVIC hardware does on a guest WRMSR of the x2APIC ICR (MSR 0x830) or SELF IPI (0x83F)
 // when KVM runs the vCPU with int_ctl bits 31 and 30 set (AMD APM vol. 2, 15.29; KVM
 // avic_activate_vmcb, avic_kick_target_vcpus_fast): the one driver of avic-ipi-delivery.ts
-// (deliverAvicIpiWith) with the x2APIC target decoder below. So everything except where the
+// (deliverToTargetSet) after the x2APIC target decoder (avic-ipi-decoders.ts). So everything except where the
 // targets come from is the xAVIC algorithm: the same two passes (validate every target, then set
 // IRR bits), the same IsRunning read after the IRR OR (O1 in docs/architecture.md#orderings), the
 // same "never doorbell yourself", the same incomplete-IPI causes 0-4.
@@ -26,59 +26,8 @@
 // Like deliverAvicIpi it allocates nothing and writes its result into a caller-owned outcome.
 
 import type { ApicId } from '../apic/apic-id.js';
-import { DestinationMode, DestinationShorthand, interruptCommandDestinationMode, interruptCommandShorthand } from '../apic/interrupt-command.js';
-import { X2APIC_BROADCAST_ID, x2apicIdOfLogicalMember, x2apicLogicalCluster, x2apicLogicalMembers } from '../apic/x2apic-id.js';
-import {
-  NO_EXIT,
-  Pass,
-  TargetSet,
-  deliverAvicIpiWith,
-  recordExit,
-  visitTarget,
-  type AvicHardware,
-  type AvicIpiOutcome,
-  type AvicTargetDecoder,
-} from './avic-ipi-delivery.js';
-
-function x2apicDestination(icrHigh: number): number {
-  return icrHigh >>> 0;
-}
-
-function x2apicTargetSet(icrLow: number, destination: number): TargetSet {
-  const shorthand = interruptCommandShorthand(icrLow);
-  if (shorthand === DestinationShorthand.AllIncludingSelf) return TargetSet.AllIncludingSelf;
-  if (shorthand === DestinationShorthand.AllExcludingSelf) return TargetSet.AllExcludingSelf;
-  // 0xFFFFFFFF is the broadcast in both destination modes (SDM §11.12.9).
-  if (destination === X2APIC_BROADCAST_ID) return TargetSet.AllIncludingSelf;
-  // Always the cluster model: x2APIC has no DFR.
-  return interruptCommandDestinationMode(icrLow) === DestinationMode.Physical ? TargetSet.Physical : TargetSet.LogicalCluster;
-}
-
-/**
- * Logical x2APIC destination by arithmetic (avic_kick_target_vcpus_fast): member bit i of cluster c names physical
- * index c * 16 + i; each must be a usable target, else cause 2 with that index. Lowest bit first.
- */
-function visitX2apicLogical(destination: number, _clusterModel: boolean, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
-  const cluster = x2apicLogicalCluster(destination);
-  let members = x2apicLogicalMembers(destination);
-  let ok = true;
-  for (; members !== 0; members &= members - 1) {
-    const index = x2apicIdOfLogicalMember(cluster, 31 - Math.clz32(members & -members));
-    const cause = visitTarget(index, index, vector, sender, hardware, outcome, pass);
-    if (cause !== NO_EXIT) {
-      ok = recordExit(outcome, cause, index);
-      if (pass === Pass.Validate) return false;
-    }
-  }
-  return ok;
-}
-
-/** x2AVIC: the destination is ICR[63:32], the broadcast 0xFFFFFFFF, logical IDs are arithmetic. */
-export const X2APIC_TARGET_DECODER: AvicTargetDecoder = {
-  destination: x2apicDestination,
-  targetSet: x2apicTargetSet,
-  visitLogical: visitX2apicLogical,
-};
+import { beginAvicIpi, deliverToTargetSet, type AvicHardware, type AvicIpiOutcome } from './avic-ipi-delivery.js';
+import { x2apicDestination, x2apicTargetSet } from './avic-ipi-decoders.js';
 
 /**
  * The x2AVIC hardware's handling of a WRMSR to the x2APIC ICR by vCPU `sender` (its physical table
@@ -96,5 +45,8 @@ export function deliverX2avicIpi(
   hardware: AvicHardware,
   outcome: AvicIpiOutcome,
 ): void {
-  deliverAvicIpiWith(X2APIC_TARGET_DECODER, icrLow, icrHigh, sender, senderPageBase, hardware, outcome);
+  const vector = beginAvicIpi(icrLow, senderPageBase, hardware, outcome);
+  if (vector < 0) return;
+  const destination = x2apicDestination(icrHigh);
+  deliverToTargetSet(x2apicTargetSet(icrLow, destination), destination, vector, sender, hardware, outcome);
 }
