@@ -5,7 +5,7 @@
 // (vcpu-creation-physical-id.test.ts) instead of being refused. Validation only: no VM is created,
 // so no worker starts.
 import { describe, expect, it } from 'vitest';
-import { MAX_VCPUS, VmConfigError, maxVcpusFor, validateConfig } from '../../../src/kvm/vm/vm-config.js';
+import { MAX_VCPUS, maxVcpusFor, validateConfig } from '../../../src/kvm/vm/vm-config.js';
 
 describe('VmConfig x2avic', () => {
   it('defaults to true (KVM uses x2AVIC when the CPU has it)', () => {
