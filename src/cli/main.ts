@@ -14,7 +14,7 @@ import { includeFilesRelativeTo } from '../host/include-files.js';
 import { addConformanceCommand } from './conformance-command.js';
 import { addScaleCommand } from './scale-command.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
-import { erratum1235Config, erratum1235Options, hostCpusOption, lockdepOption, patternsHelp, policyOption, x2avicOption } from './scenario-options.js';
+import { erratum1235Config, erratum1235Options, hostCpusOption, lockdepOption, patternsHelp, policyOption, x2avicExtOption, x2avicOption } from './scenario-options.js';
 import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
@@ -41,7 +41,7 @@ export function buildProgram(): Command {
     .command('run')
     .description('assemble a guest program and run it on N vCPUs; print the IPI and exit report')
     .argument('<program.s>', 'guest assembly source (see docs/guest-isa.md)')
-    .addOption(new Option('--vcpus <n>', 'number of vCPUs (1-512; above 255 the guest must use x2APIC, and x2AVIC must be on)').argParser(positiveInteger('--vcpus', 512)).default(2))
+    .addOption(new Option('--vcpus <n>', 'number of vCPUs (1-4096; above 255 the guest must use x2APIC; AVIC addresses 4096 with x2AVIC and its 4K extension, 512 without the extension, 255 without x2AVIC, and a larger VM runs with AVIC inhibited)').argParser(positiveInteger('--vcpus', 4096)).default(2))
     .addOption(new Option('--seconds <s>', 'run for this long, then stop (default: until every vCPU is done or halted)').argParser(positiveNumber('--seconds')))
     .addOption(new Option('--timeout <s>', 'without --seconds, fail if the guest has not finished by then').argParser(positiveNumber('--timeout')).default(60))
     .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(positiveInteger('--memory', 1024)).default(16))
@@ -53,8 +53,9 @@ export function buildProgram(): Command {
     .addOption(lockdepOption())
     .addOption(x2avicOption())
     .addOption(hostCpusOption())
+    .addOption(x2avicExtOption())
     .option('--json', 'print the report as one JSON object')
-    .action(async (file: string, options: { hostCpus?: number; vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; erratum1235?: boolean; erratum1235Window?: number; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; x2avic: boolean; json?: boolean }) => {
+    .action(async (file: string, options: { hostCpus?: number; vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; erratum1235?: boolean; erratum1235Window?: number; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; x2avic: boolean; x2avicExt: boolean; json?: boolean }) => {
       const source = readSource(file);
       const report = await runProgram({
         source,
@@ -69,6 +70,7 @@ export function buildProgram(): Command {
         lockdep: options.lockdep === true,
         x2avic: options.x2avic,
         ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+        ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
         timeoutSeconds: options.timeout,
         ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
       });

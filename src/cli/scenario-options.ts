@@ -25,6 +25,7 @@ export interface ScenarioCommandOptions {
   readonly lockdep?: boolean;
   readonly x2avic: boolean;
   readonly hostCpus?: number;
+  readonly x2avicExt: boolean;
 }
 
 export function patternOption(): Option {
@@ -53,6 +54,7 @@ export function vmSwitchOptions(): Option[] {
     lockdepOption(),
     x2avicOption(),
     hostCpusOption(),
+    x2avicExtOption(),
   ];
 }
 
@@ -80,7 +82,11 @@ export function hostCpusOption(): Option {
 }
 
 export function x2avicOption(): Option {
-  return new Option('--no-x2avic', 'no x2AVIC (hybrid AVIC): x2APIC IPIs all take KVM\'s software path, and VMs are limited to 255 vCPUs');
+  return new Option('--no-x2avic', 'no x2AVIC (hybrid AVIC): x2APIC IPIs all take KVM\'s software path, and AVIC addresses vCPUs 0-254 only (more inhibit it: PHYSICAL_ID_TOO_BIG)');
+}
+
+export function x2avicExtOption(): Option {
+  return new Option('--no-x2avic-ext', 'no x2AVIC 4K extension (X2AVIC_EXT): x2AVIC addresses vCPUs 0-511 only, so a VM of more runs with AVIC inhibited (PHYSICAL_ID_TOO_BIG, every IPI in software)');
 }
 
 export function policyOption(): Option {
@@ -102,6 +108,8 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
     ...(options.lockdep === true ? { lockdep: true } : {}),
     ...(options.x2avic ? {} : { x2avic: false }),
     ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+    // The extension widens x2AVIC: without x2AVIC the flag has nothing to turn off.
+    ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
   };
 }
 

@@ -77,7 +77,8 @@ const holderName = (tag: number): HolderName | undefined =>
 
 /** Longest single wait; the loop re-checks in between (no lost wakeups rely on it). */
 const WAIT_SLICE_MS = 50;
-const MAX_READER_SLOTS = 1024;
+/** One slot per vCPU (up to 4096, the x2AVIC 4K extension's reach) plus the main thread's. */
+const MAX_READER_SLOTS = 4097;
 
 const MISUSE_MESSAGES = {
   placement: 'the SRCU region must lie inside a SharedArrayBuffer-backed Int32Array, on a 64-byte boundary',

@@ -45,10 +45,11 @@ export const endsRecursive = (type: DependencyType): boolean => (type & 2) === 0
 
 export const MAX_HELD_LOCKS = 16;
 /**
- * Main + one worker per vCPU (up to 512, x2AVIC) + 8 main-thread async contexts = 521, rounded up
- * to whole 32-bit reader-bitmap words.
+ * Main + one worker per vCPU (up to 4096, x2AVIC with the 4K extension) + 8 main-thread async
+ * contexts = 4105, rounded up to whole 32-bit reader-bitmap words. The locks use thread slots even
+ * with the validator off (holder words), so every VM needs one per vCPU.
  */
-export const MAX_THREAD_SLOTS = 544;
+export const MAX_THREAD_SLOTS = 4128;
 /** Longest cycle a report stores (closed: the first class is repeated at the end). */
 export const MAX_REPORTED_CYCLE = 32;
 const READER_BITMAP_WORDS = MAX_THREAD_SLOTS / 32;

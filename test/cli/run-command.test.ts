@@ -35,7 +35,7 @@ function runJson(args: readonly string[], status: number): VmReport {
   return JSON.parse(result.stdout) as VmReport;
 }
 
-const RUN_OPTIONS = ['--vcpus', '--seconds', '--timeout', '--memory', '--no-ipiv', '--no-halt-poll', '--json'];
+const RUN_OPTIONS = ['--vcpus', '--seconds', '--timeout', '--memory', '--no-ipiv', '--no-halt-poll', '--no-x2avic', '--no-x2avic-ext', '--json'];
 
 beforeAll(() => {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
@@ -58,10 +58,9 @@ describe('avic-smp bad arguments exit 2 with a one-line message and no stack tra
   const program = 'report-index.s';
   const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
     ['an unknown flag (--vcpu)', ['run', program, '--vcpu', '2'], /unknown option '--vcpu'/],
-    ['--vcpus 0', ['run', program, '--vcpus', '0'], /--vcpus.*\b1\b.*\b512\b.*got 0/],
+    ['--vcpus 0', ['run', program, '--vcpus', '0'], /--vcpus.*\b1\b.*\b4096\b.*got 0/],
     ['--vcpus abc', ['run', program, '--vcpus', 'abc'], /--vcpus must be a whole number.*"abc"/],
-    ['--vcpus 513', ['run', program, '--vcpus', '513'], /--vcpus.*\b512\b.*got 513/],
-    ['--vcpus 256 --no-x2avic', ['run', program, '--vcpus', '256', '--no-x2avic'], /vcpus must be an integer from 1 to 255 .*x2avic.*got 256/],
+    ['--vcpus 4097', ['run', program, '--vcpus', '4097'], /--vcpus.*\b4096\b.*got 4097/],
     ['--vcpus 2.5', ['run', program, '--vcpus', '2.5'], /--vcpus must be a whole number.*"2\.5"/],
     ['--vcpus without a value', ['run', program, '--vcpus'], /--vcpus.*argument missing/],
     ['--seconds -1', ['run', program, '--seconds', '-1'], /--seconds must be a number above 0.*"-1"/],
@@ -83,7 +82,8 @@ describe('avic-smp bad arguments exit 2 with a one-line message and no stack tra
   });
 
   it('a program that does not fit the VM (no stack room) is bad input, not an internal error', () => {
-    const result = cli(['run', program, '--vcpus', '255', '--memory', '1']);
+    // The default stack shrinks to fit (down to 256 bytes): 4096 of those need half of 1 MiB.
+    const result = cli(['run', program, '--vcpus', '4096', '--memory', '1']);
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/^avic-smp: .*stacks/);
     expect(result.stderr).not.toContain('internal error');
@@ -248,6 +248,11 @@ describe('avic-smp successful runs', () => {
     expect(noIpiv.vcpus).toBe(1);
     expect(noIpiv.ipiVirtualization).toBe(false);
     expect(noIpiv.perVcpu[0]!.guest.reports[1]).toBe(100);
+  });
+
+  it('--no-x2avic-ext is accepted alone and with --no-x2avic (where it has nothing to turn off)', () => {
+    expect(runJson(['report-index.s', '--no-x2avic-ext'], 0).ok).toBe(true);
+    expect(runJson(['report-index.s', '--no-x2avic', '--no-x2avic-ext'], 0).ok).toBe(true);
   });
 });
 

@@ -167,8 +167,8 @@ describe('avic-smp stress bad input exits 2 with a one-line message and no stack
 });
 
 describe('avic-smp help covers stress and scale', () => {
-  const STRESS_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--trace', '--trace-format', '--no-ipiv', '--no-halt-poll'];
-  const SCALE_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--svg', '--no-ipiv', '--no-halt-poll'];
+  const STRESS_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--trace', '--trace-format', '--no-ipiv', '--no-halt-poll', '--no-x2avic-ext'];
+  const SCALE_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--svg', '--no-ipiv', '--no-halt-poll', '--no-x2avic-ext'];
 
   it('`stress --help` explains every option and lists every pattern', () => {
     const result = cli(['stress', '--help']);

@@ -12,10 +12,12 @@
 // Everything here is allocation-free: these run once per interrupt evaluation in the worker.
 
 import { ApicRegister, APIC_PAGE_WORDS } from './apic-register.js';
+import { writeApicRegisterResetValues } from './apic-register-table.js';
 import type { ApicId } from './apic-id.js';
 
+export { APIC_VERSION_RESET, DFR_FLAT, LVT_MASKED } from './apic-register-table.js';
+
 const ID_WORD = ApicRegister.Id >> 2;
-const VERSION_WORD = ApicRegister.Version >> 2;
 const TPR_WORD = ApicRegister.TaskPriority >> 2;
 const PPR_WORD = ApicRegister.ProcessorPriority >> 2;
 const LDR_WORD = ApicRegister.LogicalDestination >> 2;
@@ -26,10 +28,6 @@ const TMR_WORD = ApicRegister.TriggerMode >> 2;
 const IRR_WORD = ApicRegister.InterruptRequest >> 2;
 const ESR_WORD = ApicRegister.ErrorStatus >> 2;
 
-/** Version register after reset: version 0x14 (integrated APIC), max LVT entry 5 (bits 23:16). */
-export const APIC_VERSION_RESET = 0x00050014;
-/** DFR after reset: flat model (bits 31:28 = 0xF; bits 27:0 read as ones). */
-export const DFR_FLAT = -1; // 0xFFFFFFFF as an Int32
 /** DFR cluster model as KVM stores it (APIC_DFR_CLUSTER = 0x0FFFFFFF). */
 export const DFR_CLUSTER = 0x0fffffff;
 /** SVR bit 8: APIC software enable. */
@@ -40,34 +38,24 @@ export const SVR_APIC_SOFTWARE_ENABLE = 0x100;
  * that a guest program can take IPIs without an SVR write of its own.
  */
 export const SVR_AFTER_FIRMWARE = 0x1ff;
-/** LVT mask bit (16): every LVT entry is masked after reset. */
-export const LVT_MASKED = 0x10000;
 /** Vectors 0..15 are illegal for IPIs and fixed interrupts (§1.3, SDM §11.5.2). */
 export const FIRST_LEGAL_VECTOR = 16;
-
-const LVT_WORDS = [
-  ApicRegister.LvtTimer,
-  ApicRegister.LvtThermal,
-  ApicRegister.LvtPerformanceCounter,
-  ApicRegister.LvtLint0,
-  ApicRegister.LvtLint1,
-  ApicRegister.LvtError,
-].map((offset) => offset >> 2);
 
 /** Word index, relative to the page, of the IRR/ISR/TMR word holding `vector` (SDM vol. 3 §11.8.4). */
 function vectorWord(registerWord: number, vector: number): number {
   return registerWord + ((vector >>> 5) << 2);
 }
 
-/** Writes the xAPIC state after reset and firmware (the whole page: unused bytes are zero). */
+/**
+ * Writes the xAPIC state after reset and firmware (the whole page: unused bytes are zero): the
+ * register table's reset values (apic-register-table.ts), the ID, and the firmware's SVR.
+ */
 export function resetApicPage(words: Int32Array, base: number, id: ApicId): void {
   words.fill(0, base, base + APIC_PAGE_WORDS);
   // xAPIC holds an 8-bit ID in bits 31:24; IDs above 0xFF exist only in x2APIC mode.
   words[base + ID_WORD] = (id & 0xff) << 24;
-  words[base + VERSION_WORD] = APIC_VERSION_RESET;
-  words[base + DFR_WORD] = DFR_FLAT;
+  writeApicRegisterResetValues(words, base);
   words[base + SVR_WORD] = SVR_AFTER_FIRMWARE;
-  for (const lvt of LVT_WORDS) words[base + lvt] = LVT_MASKED;
   // TPR, PPR, LDR, ESR, ISR, TMR and IRR are zero from the fill. The page is not yet visible to
   // senders (its physical table entry is written after this, low word then high word: O7 in docs/architecture.md#orderings).
 }

@@ -15,17 +15,23 @@ export type HostPhysicalApicId = number & { readonly [hostPhysicalApicIdBrand]: 
 export const XAPIC_MAX_PHYSICAL_ID = 0xfe;
 /** xAPIC physical broadcast destination (ICR[63:56] = 0xFF). */
 export const XAPIC_BROADCAST_ID = 0xff;
-/** Highest x2AVIC physical table index (svm.h X2AVIC_MAX_PHYSICAL_ID; the "4K" extension, 0xFFF, is not modelled). */
+/** Highest x2AVIC physical table index without the extension (svm.h X2AVIC_MAX_PHYSICAL_ID). */
 export const X2AVIC_MAX_PHYSICAL_ID = 0x1ff;
+/**
+ * Highest x2AVIC physical table index with the "4K" extension, X86_FEATURE_X2AVIC_EXT (CPUID
+ * 0x8000000A ECX bit 6; svm.h X2AVIC_4K_MAX_PHYSICAL_ID): the largest guest physical APIC ID any
+ * AVIC mode addresses, and the most vCPUs a VM may have here.
+ */
+export const X2AVIC_4K_MAX_PHYSICAL_ID = 0xfff;
 /** Width of the host physical APIC ID field in a table entry: GENMASK(11,0) (svm.h). */
 export const HOST_PHYSICAL_APIC_ID_MAX = 0xfff;
 
 /**
- * Checked constructor. Accepts 0..X2AVIC_MAX_PHYSICAL_ID: 0xFF is a broadcast destination in xAPIC
- * mode but an ordinary table index in x2AVIC, so the caller checks the xAPIC limit.
+ * Checked constructor. Accepts 0..X2AVIC_4K_MAX_PHYSICAL_ID: 0xFF is a broadcast destination in
+ * xAPIC mode but an ordinary table index in x2AVIC, so the caller checks the limit of its mode.
  */
 export function apicId(value: number): ApicId {
-  if (!Number.isInteger(value) || value < 0 || value > X2AVIC_MAX_PHYSICAL_ID) {
+  if (!Number.isInteger(value) || value < 0 || value > X2AVIC_4K_MAX_PHYSICAL_ID) {
     throw new RangeError(`not a guest physical APIC ID: ${value}`);
   }
   return value as ApicId;

@@ -46,6 +46,14 @@ export const ApicRegister = {
 } as const;
 export type ApicRegister = (typeof ApicRegister)[keyof typeof ApicRegister];
 
+/** LVT CMCI (0x2F0): exists only when the CPU reports it; not in the ApicRegister names above. */
+export const APIC_LVT_CMCI_OFFSET = 0x2f0;
+/** SELF IPI (0x3F0): an x2APIC-only register (MSR 0x83F), reserved in the xAPIC page. */
+export const APIC_SELF_IPI_OFFSET = 0x3f0;
+
+/** x2APIC MSR of the register at page offset R: X2APIC_MSR_BASE + (R >> 4) (SDM §11.12.1.2). */
+export const X2APIC_MSR_BASE = 0x800;
+
 /** Guest-physical base of the xAPIC MMIO page (IA32_APIC_BASE reset value). */
 export const APIC_DEFAULT_PHYSICAL_BASE = 0xfee00000;
 export const APIC_PAGE_BYTES = 4096;

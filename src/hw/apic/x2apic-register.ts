@@ -9,16 +9,14 @@
 // the register slot at xapicOffsetForX2apicMsr(msr) in the APIC page (the ICR as two slots, 0x300
 // low and 0x310 high, as KVM keeps it when x2apic_icr_is_split, which is the AVIC case).
 
-import { ApicRegister } from './apic-register.js';
+import { APIC_LVT_CMCI_OFFSET, APIC_SELF_IPI_OFFSET, X2APIC_MSR_BASE } from './apic-register.js';
+import { RegisterAccess, x2apicAccessOf, xapicAccessOf } from './apic-register-table.js';
 import { ApicImplementation, x2apicInterruptCommandWriteFault, X2apicIcrWriteFault } from './interrupt-command-readback.js';
 
-/** First and last MSR of the x2APIC register range modelled (the SDM reserves up to 0xBFF). */
-export const X2APIC_MSR_BASE = 0x800;
-export const X2APIC_MSR_LAST = 0x8ff;
+export { APIC_LVT_CMCI_OFFSET, APIC_SELF_IPI_OFFSET, X2APIC_MSR_BASE, RegisterAccess };
 
-/** Page offsets of registers the xAPIC table in apic-register.ts does not name. */
-export const APIC_LVT_CMCI_OFFSET = 0x2f0;
-export const APIC_SELF_IPI_OFFSET = 0x3f0;
+/** Last MSR of the x2APIC register range modelled (the SDM reserves up to 0xBFF). */
+export const X2APIC_MSR_LAST = 0x8ff;
 
 /** The x2APIC MSR addresses (SDM table 11-6). */
 export const X2apicMsr = {
@@ -66,75 +64,24 @@ export function xapicOffsetForX2apicMsr(msr: number): number {
   return (msr - X2APIC_MSR_BASE) << 4;
 }
 
-/** How a register may be accessed in a given mode. */
-export const RegisterAccess = {
-  /** No register: #GP in x2APIC mode, ESR illegal register address in xAPIC mode. */
-  Reserved: 0,
-  ReadWrite: 1,
-  ReadOnly: 2,
-  WriteOnly: 3,
-} as const;
-export type RegisterAccess = (typeof RegisterAccess)[keyof typeof RegisterAccess];
-
 /**
- * Access of the register at page `offset` in x2APIC mode (SDM table 11-6). Differences from xAPIC:
- * APR (0x90), RRD (0xC0), DFR (0xE0) and ICR high (0x310) do not exist; ID and LDR are read-only;
- * SELF IPI (0x3F0) exists, write-only. LVT CMCI exists only when the CPU reports CMCI.
+ * Access of the register at page `offset` in x2APIC mode (SDM table 11-6; the x2apic column of
+ * apic-register-table.ts). Differences from xAPIC: APR (0x90), RRD (0xC0), DFR (0xE0) and ICR high
+ * (0x310) do not exist; ID and LDR are read-only; SELF IPI (0x3F0) exists, write-only. LVT CMCI
+ * exists only when the CPU reports CMCI.
  */
 export function x2apicRegisterAccess(offset: number, lvtCmciSupported = false): RegisterAccess {
-  if ((offset & 0xf) !== 0 || offset < 0 || offset > APIC_SELF_IPI_OFFSET) return RegisterAccess.Reserved;
-  if (offset >= ApicRegister.InService && offset < ApicRegister.ErrorStatus) return RegisterAccess.ReadOnly;
-  switch (offset) {
-    case ApicRegister.Id:
-    case ApicRegister.Version:
-    case ApicRegister.ProcessorPriority:
-    case ApicRegister.LogicalDestination:
-    case ApicRegister.TimerCurrentCount:
-      return RegisterAccess.ReadOnly;
-    case ApicRegister.EndOfInterrupt:
-    case APIC_SELF_IPI_OFFSET:
-      return RegisterAccess.WriteOnly;
-    case APIC_LVT_CMCI_OFFSET:
-      return lvtCmciSupported ? RegisterAccess.ReadWrite : RegisterAccess.Reserved;
-    case ApicRegister.TaskPriority:
-    case ApicRegister.SpuriousInterruptVector:
-    case ApicRegister.ErrorStatus:
-    case ApicRegister.InterruptCommandLow:
-    case ApicRegister.LvtTimer:
-    case ApicRegister.LvtThermal:
-    case ApicRegister.LvtPerformanceCounter:
-    case ApicRegister.LvtLint0:
-    case ApicRegister.LvtLint1:
-    case ApicRegister.LvtError:
-    case ApicRegister.TimerInitialCount:
-    case ApicRegister.TimerDivideConfiguration:
-      return RegisterAccess.ReadWrite;
-    default:
-      return RegisterAccess.Reserved;
-  }
+  return x2apicAccessOf(offset, lvtCmciSupported);
 }
 
 /**
  * Access of the register at page `offset` in xAPIC (MMIO) mode, as the architecture defines it
- * (SDM table 11-1). An access to a Reserved offset sets ESR bit 7 (illegal register address) on
- * the APICs that implement it; see docs/amd-intel-differences.md for what KVM does instead.
+ * (SDM table 11-1; the xapic column). An access to a Reserved offset sets ESR bit 7 (illegal
+ * register address) on the APICs that implement it; see docs/amd-intel-differences.md for what KVM
+ * does instead.
  */
 export function xapicRegisterAccess(offset: number, lvtCmciSupported = false): RegisterAccess {
-  if ((offset & 0xf) !== 0 || offset < 0 || offset >= APIC_SELF_IPI_OFFSET) return RegisterAccess.Reserved;
-  switch (offset) {
-    case ApicRegister.Id:
-    case ApicRegister.LogicalDestination:
-      return RegisterAccess.ReadWrite;
-    case ApicRegister.ArbitrationPriority:
-    case ApicRegister.RemoteRead:
-      return RegisterAccess.ReadOnly;
-    case ApicRegister.DestinationFormat:
-    case ApicRegister.InterruptCommandHigh:
-      return RegisterAccess.ReadWrite;
-    default:
-      // Every other register has the same access in both modes.
-      return x2apicRegisterAccess(offset, lvtCmciSupported);
-  }
+  return xapicAccessOf(offset, lvtCmciSupported);
 }
 
 /** Why an RDMSR/WRMSR of an x2APIC MSR takes #GP, or None. */

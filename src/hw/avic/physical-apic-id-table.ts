@@ -23,7 +23,7 @@
 // cleared a set IsRunning bit, on the VM clock, written by the owner only with the AMD erratum #1235
 // model on (erratum-1235.ts) and read only by that model's senders.
 
-import { HOST_PHYSICAL_APIC_ID_MAX, type HostPhysicalApicId } from '../apic/apic-id.js';
+import { HOST_PHYSICAL_APIC_ID_MAX, X2AVIC_MAX_PHYSICAL_ID, type HostPhysicalApicId } from '../apic/apic-id.js';
 
 /** svm.h AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK, GENMASK_ULL(11,0): in the low word. */
 export const AVIC_PHYSICAL_ID_ENTRY_HOST_PHYSICAL_ID_MASK = 0xfff;
@@ -36,10 +36,16 @@ export const AVIC_PHYSICAL_ID_ENTRY_IS_RUNNING_MASK_HIGH = 1 << 30;
 /** svm.h AVIC_PHYSICAL_ID_ENTRY_VALID_MASK (bit 63) = high word bit 31. */
 export const AVIC_PHYSICAL_ID_ENTRY_VALID_MASK_HIGH = 1 << 31;
 
-/** Entries in the xAVIC/x2AVIC table region (indices 0..0x1FF, svm.h X2AVIC_MAX_PHYSICAL_ID). */
-export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
+/** Bytes per entry: one 64-bit entry per guest physical APIC ID. */
+export const PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES = 8;
 /** Int32 words per entry. */
-export const PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS = 2;
+export const PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS = PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES / 4;
+/**
+ * Entries in one page of the table, the smallest table KVM allocates (order 0): enough for xAVIC
+ * and for x2AVIC without the extension (indices 0..0x1FF, svm.h X2AVIC_MAX_PHYSICAL_ID). Larger
+ * tables (the 4K extension) are whole powers of two of pages (x2avic.ts physicalApicIdTableBytes).
+ */
+export const PHYSICAL_APIC_ID_TABLE_ENTRIES = X2AVIC_MAX_PHYSICAL_ID + 1;
 
 const TWO_POW_32 = 0x1_0000_0000;
 const PAGE_BYTES = 4096;
@@ -187,7 +193,9 @@ export class PhysicalApicIdTable {
    * Owning vCPU only (avic_vcpu_load / avic_vcpu_put / avic_vcpu_blocking): writes the host ID into the low word, then
    * IsRunning into the high word, keeping Valid and the pointer. A put keeps the old host ID
    * (__avic_vcpu_put), so callers pass the current one. IsRunning changes with one atomic and/or
-   * (seq-cst, so it still orders against the caller's IRR re-check). No allocation.
+   * (seq-cst, so it still orders against the caller's IRR re-check). No allocation. A vCPU whose ID
+   * is past the table (it set PHYSICAL_ID_TOO_BIG and has no entry) writes nothing, as
+   * __avic_vcpu_load and __avic_vcpu_put check the ID against the table's size first.
    *
    * `clearedAtNs` > 0 (the erratum #1235 model): a clear of a set bit first stamps that VM-clock time
    * for the entry. The stamp is a plain store before the clear's Atomics.and, so a sender whose
@@ -195,6 +203,7 @@ export class PhysicalApicIdTable {
    * is no change the hardware could miss, and leaves the stamp alone.
    */
   setIsRunning(index: number, isRunning: boolean, hostId: HostPhysicalApicId, clearedAtNs = 0): void {
+    if (index >= this.entryCount) return;
     const lowIndex = this.tableBase + index * 2;
     // Compare-exchange: the rfc-v2 re-pointing (replaceBackingPagePointer) may change the same word.
     for (;;) {

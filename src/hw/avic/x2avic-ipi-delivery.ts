@@ -1,15 +1,17 @@
 // What x2AVIC hardware does on a guest WRMSR of the x2APIC ICR (MSR 0x830) or SELF IPI (0x83F)
 // when KVM runs the vCPU with int_ctl bits 31 and 30 set (AMD APM vol. 2, 15.29; KVM
-// avic_activate_vmcb, avic_kick_target_vcpus_fast). Everything except where the targets come from is the xAVIC algorithm, shared with
-// avic-ipi-delivery.ts (visitTarget, visitAllValid, visitPhysical): the same two passes
-// (validate every target, then set IRR bits), the same IsRunning read after the IRR OR (O1 in docs/architecture.md#orderings),
-// the same "never doorbell yourself", the same incomplete-IPI causes 0-4.
+// avic_activate_vmcb, avic_kick_target_vcpus_fast): the one driver of avic-ipi-delivery.ts
+// (deliverToTargetSet) after the x2APIC target decoder (avic-ipi-decoders.ts). So everything except where the
+// targets come from is the xAVIC algorithm: the same two passes (validate every target, then set
+// IRR bits), the same IsRunning read after the IRR OR (O1 in docs/architecture.md#orderings), the
+// same "never doorbell yourself", the same incomplete-IPI causes 0-4.
 //
-// The three differences from xAVIC (svm.h X2AVIC_MAX_PHYSICAL_ID; KVM avic_kick_target_vcpus_fast
-// and avic_get_max_physical_id):
+// The three differences from xAVIC (svm.h X2AVIC_MAX_PHYSICAL_ID and X2AVIC_4K_MAX_PHYSICAL_ID;
+// KVM avic_kick_target_vcpus_fast and avic_get_max_physical_id):
 //  * the destination is the full 32-bit ICR[63:32], and a physical destination indexes the
-//    physical APIC ID table directly, up to the VMCB max index (0x1FF at most); an index above it
-//    is an invalid target (cause 2, software re-emulates, exactly as for a not-Valid entry);
+//    physical APIC ID table directly, up to the VMCB max index (0x1FF at most, 0xFFF with the 4K
+//    extension X2AVIC_EXT; x2avic.ts); an index above it is an invalid target (cause 2, software
+//    re-emulates, exactly as for a not-Valid entry);
 //  * the broadcast is 0xFFFFFFFF (physical and logical alike), not 0xFF;
 //  * a logical destination does not use the logical APIC ID table: x2APIC LDRs are read-only and
 //    derived from the ID (cluster = ID >> 4, member bit = ID & 15), so member bit i of cluster c
@@ -24,70 +26,8 @@
 // Like deliverAvicIpi it allocates nothing and writes its result into a caller-owned outcome.
 
 import type { ApicId } from '../apic/apic-id.js';
-import { DestinationMode, DestinationShorthand, interruptCommandDestinationMode, interruptCommandShorthand } from '../apic/interrupt-command.js';
-import { X2APIC_BROADCAST_ID, x2apicIdOfLogicalMember, x2apicLogicalCluster, x2apicLogicalMembers } from '../apic/x2apic-id.js';
-import { AvicIncompleteIpiCause } from './avic-exit.js';
-import {
-  NO_EXIT,
-  Pass,
-  beginAvicIpi,
-  recordExit,
-  visitAllValid,
-  visitPhysical,
-  visitTarget,
-  type AvicHardware,
-  type AvicIpiOutcome,
-} from './avic-ipi-delivery.js';
-
-/** The shapes an x2APIC ICR's target set can take (decoded once for both passes). */
-const X2avicTargetSet = {
-  AllIncludingSelf: 0,
-  AllExcludingSelf: 1,
-  Physical: 2,
-  LogicalCluster: 3,
-} as const;
-type X2avicTargetSet = (typeof X2avicTargetSet)[keyof typeof X2avicTargetSet];
-
-function decodeX2avicTargetSet(icrLow: number, destination: number): X2avicTargetSet {
-  const shorthand = interruptCommandShorthand(icrLow);
-  if (shorthand === DestinationShorthand.AllIncludingSelf) return X2avicTargetSet.AllIncludingSelf;
-  if (shorthand === DestinationShorthand.AllExcludingSelf) return X2avicTargetSet.AllExcludingSelf;
-  // 0xFFFFFFFF is the broadcast in both destination modes (SDM §11.12.9).
-  if (destination === X2APIC_BROADCAST_ID) return X2avicTargetSet.AllIncludingSelf;
-  return interruptCommandDestinationMode(icrLow) === DestinationMode.Physical ? X2avicTargetSet.Physical : X2avicTargetSet.LogicalCluster;
-}
-
-/**
- * Logical x2APIC destination by arithmetic (avic_kick_target_vcpus_fast): member bit i of cluster c names physical
- * index c * 16 + i; each must be a usable target, else cause 2 with that index. Lowest bit first.
- */
-function visitX2apicLogical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
-  const cluster = x2apicLogicalCluster(destination);
-  let members = x2apicLogicalMembers(destination);
-  let ok = true;
-  for (; members !== 0; members &= members - 1) {
-    const index = x2apicIdOfLogicalMember(cluster, 31 - Math.clz32(members & -members));
-    const cause = visitTarget(index, index, vector, sender, hardware, outcome, pass);
-    if (cause !== NO_EXIT) {
-      ok = recordExit(outcome, cause, index);
-      if (pass === Pass.Validate) return false;
-    }
-  }
-  return ok;
-}
-
-function visitX2avicTargetSet(set: X2avicTargetSet, destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
-  switch (set) {
-    case X2avicTargetSet.AllIncludingSelf:
-      return visitAllValid(vector, sender, false, hardware, outcome, pass);
-    case X2avicTargetSet.AllExcludingSelf:
-      return visitAllValid(vector, sender, true, hardware, outcome, pass);
-    case X2avicTargetSet.Physical:
-      return visitPhysical(destination, vector, sender, hardware, outcome, pass);
-    default:
-      return visitX2apicLogical(destination, vector, sender, hardware, outcome, pass);
-  }
-}
+import { beginAvicIpi, deliverToTargetSet, type AvicHardware, type AvicIpiOutcome } from './avic-ipi-delivery.js';
+import { x2apicDestination, x2apicTargetSet } from './avic-ipi-decoders.js';
 
 /**
  * The x2AVIC hardware's handling of a WRMSR to the x2APIC ICR by vCPU `sender` (its physical table
@@ -107,12 +47,6 @@ export function deliverX2avicIpi(
 ): void {
   const vector = beginAvicIpi(icrLow, senderPageBase, hardware, outcome);
   if (vector < 0) return;
-  const destination = icrHigh >>> 0;
-  const set = decodeX2avicTargetSet(icrLow, destination);
-  if (!visitX2avicTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Validate)) return;
-  visitX2avicTargetSet(set, destination, vector, sender, hardware, outcome, Pass.Deliver);
-  if (outcome.exit === NO_EXIT && outcome.notRunningTargets > 0) {
-    outcome.exit = AvicIncompleteIpiCause.TargetNotRunning;
-    if (set === X2avicTargetSet.AllIncludingSelf || set === X2avicTargetSet.AllExcludingSelf) outcome.exitIndex = 0;
-  }
+  const destination = x2apicDestination(icrHigh);
+  deliverToTargetSet(x2apicTargetSet(icrLow, destination), destination, vector, sender, hardware, outcome);
 }

@@ -4,11 +4,13 @@
 // against the APIC registers themselves, so an IPI to a relocated APIC ID or an aliased logical ID
 // reaches the vCPU that holds it now (docs/architecture.md#orderings, O8).
 //
-// The bitmap is VmHeader.apicvInhibitReasons. Its writer is the main thread, at every APIC map
-// rebuild (apic-map.ts), as kvm_recalculate_apic_map sets or clears both reasons this model knows:
+// The bitmap is VmHeader.apicvInhibitReasons. Its writer is the main thread: at every APIC map
+// rebuild (apic-map.ts), as kvm_recalculate_apic_map sets or clears these two reasons,
 //   * APIC_ID_MODIFIED while any xAPIC-mode vCPU's ID differs from its vCPU index (the AVIC tables
 //     assume ID == vCPU index); a rebuild that finds every ID back in place clears it;
-//   * LOGICAL_ID_ALIASED while the logical table cannot express the guest's logical IDs.
+//   * LOGICAL_ID_ALIASED while the logical table cannot express the guest's logical IDs;
+// and at vCPU creation (vcpu-creation.ts), as avic_init_backing_page sets
+//   * PHYSICAL_ID_TOO_BIG for a vCPU ID beyond what the VM's AVIC addresses; never cleared.
 // Readers: each vCPU, with one Atomics.load per APIC access (AvicVcpu.apicvStale) and
 // under apicv_update_lock for read when it handles KVM_REQ_APICV_UPDATE.
 //
@@ -31,6 +33,8 @@ export const ApicvInhibitReason = {
   ApicIdModified: 1 << 5,
   /** Two vCPUs share a logical ID, a logical ID names several members, or DFR models are mixed. */
   LogicalIdAliased: 1 << 11,
+  /** A vCPU ID is beyond what the VM's AVIC addresses (avic_init_backing_page); set at its creation, never cleared. */
+  PhysicalIdTooBig: 1 << 12,
 } as const;
 export type ApicvInhibitReason = (typeof ApicvInhibitReason)[keyof typeof ApicvInhibitReason];
 
@@ -40,8 +44,8 @@ export function apicvInhibitReasons(memory: VmControlViews): number {
 }
 
 /**
- * The main thread's set-or-clear at an APIC map rebuild. It does not take apicv_update_lock: the
- * main thread never blocks (architecture.md), and the bitmap has no other writer.
+ * The main thread's set-or-clear at an APIC map rebuild or a vCPU creation. It does not take
+ * apicv_update_lock: the main thread never blocks (architecture.md), and the bitmap has no other writer.
  */
 export function setOrClearApicvInhibitFromMain(memory: VmControlViews, reason: ApicvInhibitReason, set: boolean): void {
   const index = memory.headerIndex('apicvInhibitReasons');

@@ -7,7 +7,7 @@
 import { float64IndexOf, int32IndexOf, type BufferLayout } from '../../host/shared-layout.js';
 import { pendingDeliverableVector } from '../../hw/apic/apic-backing-page.js';
 import { APIC_PAGE_BYTES, APIC_PAGE_WORDS } from '../../hw/apic/apic-register.js';
-import { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
+import { PHYSICAL_APIC_ID_TABLE_ENTRIES, PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import { LogicalApicIdTable } from '../../hw/avic/logical-apic-id-table.js';
 import { MemslotSnapshot } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
@@ -16,7 +16,6 @@ import { RunQueues } from '../../host/run-queue.js';
 import { VcpuSaveArea, VcpuSaveAreaView } from './vcpu-save-area.js';
 import { VcpuScheduling } from './vcpu-scheduling.js';
 import {
-  PHYSICAL_APIC_ID_TABLE_ENTRIES,
   VcpuControlBlock,
   VcpuGuestReport,
   VcpuStatistics,
@@ -31,19 +30,36 @@ export const APIC_PAGE_REGIONS = 2;
 /** Everything a worker needs to map the VM; sent in the task payload (buffers are shared, not copied). */
 export interface VmBuffers {
   readonly vcpuCount: number;
+  /** Entries of the physical APIC ID table region (vm-layout.ts): 512 per page, 1 to 8 pages. */
+  readonly physicalApicIdTableEntries: number;
   readonly ram: SharedArrayBuffer;
   readonly apicPages: SharedArrayBuffer;
   readonly control: SharedArrayBuffer;
 }
 
-export function allocateVmBuffers(vcpuCount: number, ramBytes: number): VmBuffers {
-  const layout = vmControlLayout(vcpuCount);
+/** How big the VM's sized regions are; the defaults are the largest a VM of up to 512 vCPUs needs. */
+export interface VmBufferSizes {
+  /** Default PHYSICAL_APIC_ID_TABLE_ENTRIES (one page); VMs size it with physicalApicIdTableBytes (x2avic.ts). */
+  readonly physicalApicIdTableEntries?: number;
+  /** Regions of APIC pages: 2 for rfc-v2 (the default), 1 under the upstream policy, which never uses region 1. */
+  readonly apicPageRegions?: number;
+}
+
+export function allocateVmBuffers(vcpuCount: number, ramBytes: number, sizes: VmBufferSizes = {}): VmBuffers {
+  const physicalApicIdTableEntries = sizes.physicalApicIdTableEntries ?? PHYSICAL_APIC_ID_TABLE_ENTRIES;
+  const layout = vmControlLayout(vcpuCount, physicalApicIdTableEntries);
   return {
     vcpuCount,
+    physicalApicIdTableEntries,
     ram: new SharedArrayBuffer(ramBytes),
-    apicPages: new SharedArrayBuffer(APIC_PAGE_REGIONS * vcpuCount * APIC_PAGE_BYTES),
+    apicPages: new SharedArrayBuffer((sizes.apicPageRegions ?? APIC_PAGE_REGIONS) * vcpuCount * APIC_PAGE_BYTES),
     control: new SharedArrayBuffer(layout.byteSize),
   };
+}
+
+/** All shared bytes of the VM: guest RAM, the APIC pages and the control buffer. */
+export function vmSharedBytes(buffers: VmBuffers): number {
+  return buffers.ram.byteLength + buffers.apicPages.byteLength + buffers.control.byteLength;
 }
 
 /** One thread's views of the VM's control plane (everything shared but guest RAM). */
@@ -52,7 +68,7 @@ export class VmControlViews {
   readonly layout: BufferLayout<VmControlRegion>;
   readonly control: Int32Array;
   readonly controlFloat64: Float64Array;
-  /** All APIC register pages: region r's page of vCPU i starts at word (r * vcpuCount + i) * 1024. */
+  /** All APIC register pages: region r's page of vCPU i starts at word (r * vcpuCount + i) * 1024 (one region under upstream). */
   readonly apicPageWords: Int32Array;
   readonly physicalApicIdTable: PhysicalApicIdTable;
   readonly logicalApicIdTable: LogicalApicIdTable;
@@ -74,7 +90,7 @@ export class VmControlViews {
 
   constructor(buffers: VmBuffers) {
     this.buffers = buffers;
-    this.layout = vmControlLayout(buffers.vcpuCount);
+    this.layout = vmControlLayout(buffers.vcpuCount, buffers.physicalApicIdTableEntries);
     if (buffers.control.byteLength !== this.layout.byteSize) throw new RangeError('control buffer does not match its layout');
     this.control = new Int32Array(buffers.control);
     this.controlFloat64 = new Float64Array(buffers.control);
@@ -82,8 +98,8 @@ export class VmControlViews {
     this.physicalApicIdTable = new PhysicalApicIdTable(
       this.control,
       this.layout.regionOffsets.physicalApicIdTable >> 2,
-      PHYSICAL_APIC_ID_TABLE_ENTRIES,
-      new Float64Array(buffers.control, this.layout.regionOffsets.physicalApicIdTableClearedAt, PHYSICAL_APIC_ID_TABLE_ENTRIES),
+      buffers.physicalApicIdTableEntries,
+      new Float64Array(buffers.control, this.layout.regionOffsets.physicalApicIdTableClearedAt, buffers.physicalApicIdTableEntries),
     );
     this.logicalApicIdTable = new LogicalApicIdTable(this.control, this.layout.regionOffsets.logicalApicIdTable >> 2);
     this.memslots = new MemslotSnapshot(this.control, this.layout.regionOffsets.memslots >> 2);

@@ -1,10 +1,10 @@
 // The VM's shared memory, declared once. Three buffers:
 //
 //   ram          guest RAM pool: the host memory behind the RAM memslots (guest-defined contents)
-//   apicPages    two regions of one 4 KiB APIC register page per vCPU. Under the upstream policy
-//                region 0 holds the lapic's own pages, which are also the AVIC backing pages, and
-//                region 1 is unused; under rfc-v2 the regions take turns as the host memory behind
-//                the resized APIC-access memslot (backing-page-policy.ts)
+//   apicPages    regions of one 4 KiB APIC register page per vCPU. Under the upstream policy one
+//                region holds the lapic's own pages, which are also the AVIC backing pages; under
+//                rfc-v2 two regions take turns as the host memory behind the resized APIC-access
+//                memslot (backing-page-policy.ts)
 //   control      everything else, laid out below
 //
 // Each field names its writer. "owning vCPU" means the worker currently running that vCPU; the main
@@ -13,6 +13,7 @@
 import { defineBufferLayout, defineStruct, type BufferLayout } from '../../host/shared-layout.js';
 import { memslotSnapshotRegionBytes } from '../../memory/memslot-snapshot.js';
 import { Srcu } from '../../host/srcu.js';
+import { PHYSICAL_APIC_ID_TABLE_ENTRIES, PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES } from '../../hw/avic/physical-apic-id-table.js';
 import { HostCpuState, HostCpuStatistics } from '../../host/host-cpu.js';
 import { HostRunQueue, HostTask } from '../../host/run-queue.js';
 import { VcpuSaveArea } from './vcpu-save-area.js';
@@ -20,8 +21,8 @@ import { VcpuSaveArea } from './vcpu-save-area.js';
 /** The host CPU and task structs live with their mechanism (src/host/); the layout places them. */
 export { HostCpuState, HostCpuStatistics, HostRunQueue, HostTask };
 
-/** Physical APIC ID table entries reserved (x2AVIC size; xAVIC uses 0..0xFE). */
-export const PHYSICAL_APIC_ID_TABLE_ENTRIES = 512;
+/** Physical APIC ID table entries in one page, the default region size: defined in hw. */
+export { PHYSICAL_APIC_ID_TABLE_ENTRIES };
 /** Logical APIC ID table entries (one 4 KiB page of 32-bit entries). */
 export const LOGICAL_APIC_ID_TABLE_ENTRIES = 1024;
 /** Guest-reported values per vCPU (hypercall Report) and counters (hypercall Count). */
@@ -38,7 +39,7 @@ export const VmHeader = defineStruct('VmHeader', {
   createdVcpus: { type: 'i32', writer: 'main: vCPUs 0..n-1 exist; raised after a new vCPU\'s physical table entry is valid' },
   apicvInhibitReasons: {
     type: 'i32',
-    writer: 'main (kvm->arch.apicv_inhibit_reasons, ApicvInhibitReason bits, apic-inhibit.ts): sets or clears APIC_ID_MODIFIED and LOGICAL_ID_ALIASED with Atomics.or/and at each APIC map rebuild',
+    writer: 'main (kvm->arch.apicv_inhibit_reasons, ApicvInhibitReason bits, apic-inhibit.ts): sets or clears APIC_ID_MODIFIED and LOGICAL_ID_ALIASED with Atomics.or/and at each APIC map rebuild; sets PHYSICAL_ID_TOO_BIG at a vCPU creation',
   },
 });
 
@@ -133,16 +134,25 @@ export type VmControlRegion =
   | 'vcpuStatistics'
   | 'vcpuGuestReports';
 
-export function vmControlLayout(vcpuCount: number): BufferLayout<VmControlRegion> {
+/**
+ * The control buffer of a VM with `vcpuCount` vCPU slots and a physical APIC ID table of
+ * `physicalApicIdTableEntries` entries (contiguous and page-aligned, as __get_free_pages gives KVM:
+ * x2avic.ts physicalApicIdTableBytes / 8).
+ */
+export function vmControlLayout(vcpuCount: number, physicalApicIdTableEntries: number = PHYSICAL_APIC_ID_TABLE_ENTRIES): BufferLayout<VmControlRegion> {
+  if (!Number.isInteger(physicalApicIdTableEntries) || physicalApicIdTableEntries < 1 || physicalApicIdTableEntries % PHYSICAL_APIC_ID_TABLE_ENTRIES !== 0) {
+    throw new RangeError(`the physical APIC ID table is whole pages of ${PHYSICAL_APIC_ID_TABLE_ENTRIES} entries, got ${physicalApicIdTableEntries} entries`);
+  }
   return defineBufferLayout<VmControlRegion>('VmControl', {
     header: { struct: VmHeader, count: 1, writer: 'see fields' },
     physicalApicIdTable: {
-      bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
+      bytes: physicalApicIdTableEntries * PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES,
       align: 4096,
-      writer: 'main writes a whole entry at vCPU creation; then the owning vCPU writes IsRunning and the host id (avic_vcpu_load / avic_vcpu_put)',
+      writer: 'main writes a whole entry at vCPU creation (none for a vCPU ID past the table: PHYSICAL_ID_TOO_BIG); then the owning vCPU writes IsRunning and the host id (avic_vcpu_load / avic_vcpu_put)',
     },
     physicalApicIdTableClearedAt: {
-      bytes: PHYSICAL_APIC_ID_TABLE_ENTRIES * 8,
+      bytes: physicalApicIdTableEntries * 8,
+      align: 8,
       writer: 'the owning vCPU, erratum #1235 model only: one Float64 per entry, the VM-clock ns of its last IsRunning 1 -> 0 clear, stored before the clear (PhysicalApicIdTable.setIsRunning)',
     },
     logicalApicIdTable: { bytes: LOGICAL_APIC_ID_TABLE_ENTRIES * 4, align: 4096, writer: 'main only (rebuilt as a whole, kvm_recalculate_apic_map)' },

@@ -16,6 +16,7 @@
 import { VcpuStatistic } from '../control/vm-layout.js';
 import { isLevelTriggered, setTriggerMode, endOfInterrupt, updateProcessorPriority } from '../../hw/apic/apic-backing-page.js';
 import { ApicAccessKind, classifyApicAccess } from '../../hw/apic/apic-access.js';
+import { isReadOnlyRegister } from '../../hw/apic/apic-register-table.js';
 import { DestinationShorthand, ICR_DELIVERY_STATUS_BUSY, ICR_SHORTHAND_SHIFT } from '../../hw/apic/interrupt-command.js';
 import { ErrorStatusBit } from '../../hw/apic/error-status.js';
 import { apicId } from '../../hw/apic/apic-id.js';
@@ -31,15 +32,6 @@ const APIC_MAP_REBUILD_TIMEOUT_MS = 10_000;
 
 const isTimerRegister = (offset: number): boolean =>
   offset === ApicRegister.LvtTimer || offset === ApicRegister.TimerInitialCount || offset === ApicRegister.TimerDivideConfiguration;
-
-/**
- * Writes that fault are to read-only or reserved registers: read-only ones are ignored, reserved
- * ones set "illegal register address" (SDM 11.5.3). The read-only set, in one place.
- */
-export function isReadOnlyApicRegister(offset: number): boolean {
-  return offset === ApicRegister.Version || offset === ApicRegister.ProcessorPriority || offset === ApicRegister.ArbitrationPriority
-    || (offset >= ApicRegister.InService && offset < ApicRegister.ErrorStatus) || offset === ApicRegister.TimerCurrentCount;
-}
 
 /** What the register emulation needs from its vCPU: the software path's needs, its timer and its trace. */
 export interface LocalApicHost extends SoftwareIpiHost {
@@ -200,7 +192,9 @@ export class LocalApicEmulation {
    * a reserved one.
    */
   emulateFaultingWrite(offset: number, _value: number): void {
-    if (!isReadOnlyApicRegister(offset)) this.#software.latchError(this.index, ErrorStatusBit.IllegalRegisterAddress);
+    // Writes that fault are to read-only or reserved registers: read-only ones are ignored, reserved
+    // ones set "illegal register address" (SDM 11.5.3); the read-only set is the register table's.
+    if (!isReadOnlyRegister(offset)) this.#software.latchError(this.index, ErrorStatusBit.IllegalRegisterAddress);
   }
 
   /**

@@ -46,11 +46,11 @@ import {
   X2apicMsrFault,
   x2apicMsrReadFault,
   x2apicMsrWriteFault,
-  x2apicMsrForOffset,
   xapicOffsetForX2apicMsr,
 } from '../../hw/apic/x2apic-register.js';
 import { ApicImplementation, x2apicInterruptCommandStoredLow } from '../../hw/apic/interrupt-command-readback.js';
 import type { LocalApicEmulation } from './local-apic-emulation.js';
+import { X2AVIC_PASSTHROUGH_MSRS } from '../../hw/apic/apic-register-table.js';
 
 /** The register emulation as the MSR handlers use it. */
 export type X2apicMsrApic = Pick<LocalApicEmulation,
@@ -116,18 +116,8 @@ export function writeApicBase(apic: X2apicMsrApic, cpu: X2apicMsrCpu, low: numbe
   cpu.raiseFault(GuestFaultKind.UnknownMsr, `${what}: disabling or relocating the APIC is not modelled (only xAPIC -> x2APIC is)`);
 }
 
-/**
- * KVM's x2avic_passthrough_msrs: the x2APIC MSRs avic_set_x2apic_msr_interception stops intercepting
- * while x2AVIC is active for the vCPU (the same list in every KVM version that has x2AVIC).
- */
-export const X2AVIC_PASSTHROUGH_MSRS: ReadonlySet<number> = new Set([
-  ApicRegister.Id, ApicRegister.Version, ApicRegister.TaskPriority, ApicRegister.ArbitrationPriority,
-  ApicRegister.ProcessorPriority, ApicRegister.EndOfInterrupt, ApicRegister.RemoteRead, ApicRegister.LogicalDestination,
-  ApicRegister.DestinationFormat, ApicRegister.SpuriousInterruptVector, ApicRegister.InService, ApicRegister.TriggerMode,
-  ApicRegister.InterruptRequest, ApicRegister.ErrorStatus, ApicRegister.InterruptCommandLow, ApicRegister.InterruptCommandHigh,
-  ApicRegister.LvtThermal, ApicRegister.LvtPerformanceCounter, ApicRegister.LvtLint0, ApicRegister.LvtLint1,
-  ApicRegister.LvtError, ApicRegister.TimerInitialCount, ApicRegister.TimerCurrentCount, ApicRegister.TimerDivideConfiguration,
-].map(x2apicMsrForOffset));
+/** KVM's x2avic_passthrough_msrs, derived from the register table (apic-register-table.ts). */
+export { X2AVIC_PASSTHROUGH_MSRS };
 
 /** RDMSR 0x800-0x8FF: the register's page slot in EAX, EDX = 0 except for the ICR (0x830). */
 export function readX2apicMsr(apic: X2apicMsrApic, cpu: X2apicMsrCpu, msr: number): number {

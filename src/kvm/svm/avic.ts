@@ -42,12 +42,12 @@ export function erratum1235Of(views: { readonly control: Int32Array; headerIndex
 /**
  * A vCPU's VMCB as AVIC uses it (avic_init_vmcb): its backing page, the VM's physical and logical
  * APIC ID tables with the max index of each mode (avic_get_max_physical_id: xAVIC 0xFE at most,
- * x2AVIC 0x1FF, re-derived per mode as KVM does when the vCPU enters x2APIC mode), and the doorbell
+ * x2AVIC 0x1FF, or 0xFFF with the 4K extension, re-derived per mode as KVM does when the vCPU enters x2APIC mode), and the doorbell
  * the hardware rings for a running target (avic_ring_doorbell: that host CPU re-scans its guest's
  * IRR; here its doorbell line in src/host/host-cpu.ts). `readClockNs` (the VM clock) lets the
  * sending hardware have AMD erratum #1235 when the VM models it.
  */
-export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number, readClockNs?: () => number): AvicVmcb {
+export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number, x2avicExtended: boolean, readClockNs?: () => number): AvicVmcb {
   const hostCpus = views.hostCpus;
   const xavic: AvicHardware = {
     physicalTable: views.physicalApicIdTable,
@@ -58,7 +58,7 @@ export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: 
     ringDoorbell: (host) => hostCpus.ring(host),
     erratum1235: erratum1235Of(views, readClockNs),
   };
-  const x2avic: AvicHardware = { ...xavic, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, views.vcpuCount) };
+  const x2avic: AvicHardware = { ...xavic, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, views.vcpuCount, x2avicExtended) };
   return new AvicVmcb(apicId(index), backingPage, xavic, x2avic);
 }
 

@@ -43,6 +43,7 @@ export interface HostCpuStartup {
   readonly policy: BackingPagePolicyName;
   readonly ipiVirtualization: boolean;
   readonly x2avic: boolean;
+  readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
   /** The scheduler's quantum in ms (VmConfig.quantumUs / 1000). */
   readonly quantumMs: number;
@@ -67,6 +68,7 @@ export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, v
     policy: startup.policy,
     ipiVirtualization: startup.ipiVirtualization,
     x2avic: startup.x2avic,
+    x2avicExtended: startup.x2avicExtended,
     haltPolling: startup.haltPolling,
     clockOriginNs: startup.clockOriginNs,
     entryPoint: word('entryPoint') >>> 0,

@@ -22,7 +22,7 @@
 // startUpsIgnored), and interrupts an INIT wipes before they were taken as interruptsDiscardedByInit.
 
 import { APIC_PAGE_WORDS, ApicRegister } from '../../hw/apic/apic-register.js';
-import { APIC_VERSION_RESET, DFR_FLAT, LVT_MASKED } from '../../hw/apic/apic-backing-page.js';
+import { DFR_FLAT, SVR_RESET, writeApicRegisterResetValues } from '../../hw/apic/apic-register-table.js';
 import { STACK_POINTER } from '../../guest/instruction-set.js';
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
@@ -39,7 +39,7 @@ export const VcpuBootState = {
 export type VcpuBootState = (typeof VcpuBootState)[keyof typeof VcpuBootState];
 
 /** SVR after INIT or reset: 0xFF, APIC software-disabled (SDM §11.4.7.1); the AP's code enables it. */
-export const SVR_AFTER_INIT = 0xff;
+export const SVR_AFTER_INIT = SVR_RESET;
 
 const IRR_WORD = ApicRegister.InterruptRequest >> 2;
 const ID_WORD = ApicRegister.Id >> 2;
@@ -48,7 +48,6 @@ const DFR_WORD = ApicRegister.DestinationFormat >> 2;
 /** The 256-bit registers (IRR) are eight 32-bit words, one per 16-byte slot. */
 const BITMAP_WORDS = 8;
 const BITMAP_STRIDE_WORDS = 4;
-const LVT_WORDS = [ApicRegister.LvtTimer, ApicRegister.LvtThermal, ApicRegister.LvtPerformanceCounter, ApicRegister.LvtLint0, ApicRegister.LvtLint1, ApicRegister.LvtError].map((offset) => offset >> 2);
 
 function bitCount(value: number): number {
   let bits = 0;
@@ -64,10 +63,7 @@ function isIrrWord(relative: number): boolean {
 /** Each register's value after INIT, by word (SDM §11.4.7.3): 0 but for the version, DFR, SVR and masked LVTs. */
 const INIT_RESET_VALUES = (() => {
   const values = new Int32Array(APIC_PAGE_WORDS);
-  values[ApicRegister.Version >> 2] = APIC_VERSION_RESET;
-  values[DFR_WORD] = DFR_FLAT;
-  values[ApicRegister.SpuriousInterruptVector >> 2] = SVR_AFTER_INIT;
-  for (const lvt of LVT_WORDS) values[lvt] = LVT_MASKED;
+  writeApicRegisterResetValues(values, 0);
   return values;
 })();
 

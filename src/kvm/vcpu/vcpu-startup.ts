@@ -17,6 +17,8 @@ export interface VcpuStartup {
   readonly ipiVirtualization: boolean;
   /** KVM uses x2AVIC (VmConfig.x2avic): the x2APIC MSRs it passes through go to the hardware first. */
   readonly x2avic: boolean;
+  /** The CPU has the x2AVIC 4K extension (VmConfig.x2avicExtended): the x2AVIC max index reaches 0xFFF. */
+  readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
   /** process.hrtime origin of the VM clock, in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
   readonly clockOriginNs: string;

@@ -121,7 +121,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#trace = trace;
     const page = new ApicRegisterPage(views.apicPageWords, views.apicPageBase(index));
     this.#page = page;
-    this.#vmcb = createAvicVmcb(views, index, startup.policy, page.base, readClock);
+    this.#vmcb = createAvicVmcb(views, index, startup.policy, page.base, startup.x2avicExtended, readClock);
     const avic = new AvicVcpu(views, index, startup.ipiVirtualization, readClock);
     this.#avic = avic;
     const cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this });

@@ -10,6 +10,13 @@
 //             memory and re-points its physical table entry while its owner runs (the RFC took no
 //             per-vCPU lock). The owner switches to the new page when it sees KVM_REQ_APIC_PAGE_RELOAD;
 //             IRR bits that senders set in the released page meanwhile are stranded there: lost.
+//
+// A vCPU whose ID is beyond what the VM's AVIC addresses (avic_init_backing_page's max_id: 0xFE,
+// 0x1FF, or 0xFFF with the x2AVIC 4K extension; x2avic.ts avicReachMaxId) is created all the same,
+// as KVM does since it stopped refusing it: it gets its APIC page but no physical table entry, and
+// it sets APICV_INHIBIT_REASON_PHYSICAL_ID_TOO_BIG for the VM before it is counted, so its own AVIC
+// state starts inactive and every existing vCPU is asked to drop AVIC (KVM_REQ_APICV_UPDATE):
+// every interrupt is delivered in software from then on, and none is lost.
 
 import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES, APIC_PAGE_WORDS, ApicRegister } from '../../hw/apic/apic-register.js';
 import { resetApicPage, updateProcessorPriority } from '../../hw/apic/apic-backing-page.js';
@@ -21,6 +28,7 @@ import type { KvmLocks } from '../control/kvm-locks.js';
 import type { VmMemslots } from './memslot-updates.js';
 import { VcpuRequest, VcpuRunState } from '../control/vcpu-run-state.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
+import { ApicvInhibitReason, setOrClearApicvInhibitFromMain } from '../control/apic-inhibit.js';
 
 /** What vCPU creation cost, for the report (VmReport.vcpuCreation). */
 export interface VcpuCreationStatistics {
@@ -73,12 +81,19 @@ export class VcpuCreation {
    * re-initialise without it. Unset, the RFC's behaviour: no per-vCPU lock at all.
    */
   reinitialisationGuard: ((vcpu: number) => Promise<(() => void) | undefined>) | undefined;
+  /**
+   * avic_init_backing_page's max_id: the highest vCPU ID that gets a physical table entry; a higher
+   * one sets PHYSICAL_ID_TOO_BIG. The VM's AVIC reach (avicReachMaxId); tests may lower it to
+   * exercise the inhibit with a few vCPUs (the table and the VMCB max indices keep their sizes).
+   */
+  avicMaxPhysicalId: number;
 
-  constructor(memory: VmControlViews, locks: KvmLocks, policy: BackingPagePolicy, memslots: VmMemslots) {
+  constructor(memory: VmControlViews, locks: KvmLocks, policy: BackingPagePolicy, memslots: VmMemslots, avicMaxPhysicalId: number) {
     this.#memory = memory;
     this.#locks = locks;
     this.#policy = policy;
     this.#memslots = memslots;
+    this.avicMaxPhysicalId = avicMaxPhysicalId;
   }
 
   /** Creates vCPU `vcpu` (the next id): afterwards it is a valid target and counted in createdVcpus. */
@@ -93,7 +108,11 @@ export class VcpuCreation {
         Atomics.store(control, memory.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Created);
         Atomics.store(control, memory.controlBlockIndex(vcpu, 'hostThreadSlot'), -1);
       });
-      if (this.#policy.growsWithVcpuId) await this.#growApicAccessMemslot(vcpu);
+      // avic_init_backing_page: an ID beyond AVIC's reach inhibits AVIC for the VM at once and
+      // needs neither the APIC-access page nor a table entry.
+      const addressable = vcpu <= this.avicMaxPhysicalId;
+      if (!addressable) setOrClearApicvInhibitFromMain(memory, ApicvInhibitReason.PhysicalIdTooBig, true);
+      else if (this.#policy.growsWithVcpuId) await this.#growApicAccessMemslot(vcpu);
       else await this.#allocateApicAccessPage();
       await locks.withMutex(locks.kvmLock, 'kvm_vm_ioctl_create_vcpu: publish', () =>
         locks.withMutex(locks.vcpuMutexes[vcpu]!, 'kvm_vm_ioctl_create_vcpu: install the vCPU fd', async () => {
@@ -101,7 +120,7 @@ export class VcpuCreation {
           resetApicPage(memory.apicPageWords, base, apicId(vcpu));
           Atomics.store(control, memory.controlBlockIndex(vcpu, 'apicPageBase'), base);
           // Valid before the vCPU is counted, so a broadcast that sees it can reach it (O7 in docs/architecture.md#orderings).
-          memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
+          if (addressable) memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
             hostPhysicalApicId: hostPhysicalApicId(0),
             backingPagePointer: this.#policy.backingPagePointer(vcpu, this.#region),
             isRunning: false,
@@ -188,7 +207,7 @@ export class VcpuCreation {
     }
     updateProcessorPriority(words, target);
     Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'apicPageBase'), target);
-    memory.physicalApicIdTable.replaceBackingPagePointer(apicId(vcpu), this.#policy.backingPagePointer(vcpu, to));
+    if (vcpu <= this.avicMaxPhysicalId) memory.physicalApicIdTable.replaceBackingPagePointer(apicId(vcpu), this.#policy.backingPagePointer(vcpu, to));
     memory.kick(vcpu, VcpuRequest.ApicPageReload);
     this.statistics.backingPagesReinitialised++;
   }

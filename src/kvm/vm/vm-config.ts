@@ -1,24 +1,29 @@
 // VM configuration: the options, their defaults, and validation with one message per mistake.
 
 import os from 'node:os';
-import { XAPIC_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
-import { X2AVIC_MAX_PHYSICAL_INDEX } from '../../hw/avic/x2avic.js';
+import { X2AVIC_4K_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
+import { PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES } from '../../hw/avic/physical-apic-id-table.js';
+import { avicReachMaxId, physicalApicIdTableBytes } from '../../hw/avic/x2avic.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
-import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../control/backing-page-policy.js';
+import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName, backingPagePolicy } from '../control/backing-page-policy.js';
+import { APIC_PAGE_REGIONS, type VmBufferSizes } from '../control/vm-control-views.js';
 import type { InjectedLockBug } from '../control/kvm-locks.js';
 
 export type { InjectedLockBug };
 
 export interface VmConfig {
   /**
-   * vCPUs created with the VM: 1..255 (xAVIC physical IDs 0..0xFE), or 1..512 with x2avic (x2AVIC
-   * physical IDs 0..0x1FF). vCPUs 255 and up have no xAPIC ID of their own and are reachable once
-   * they switch to x2APIC mode (docs/amd-intel-differences.md).
+   * vCPUs created with the VM: 1..4096. AVIC addresses vCPU IDs up to 0xFFF with x2avicExtended,
+   * 0x1FF with x2AVIC alone and 0xFE without x2AVIC; a VM with a vCPU ID beyond that runs with AVIC
+   * inhibited (PHYSICAL_ID_TOO_BIG: every interrupt in software, none lost), as KVM does. vCPUs 255
+   * and up have no xAPIC ID of their own and are reachable once they switch to x2APIC mode
+   * (docs/amd-intel-differences.md).
    */
   readonly vcpus: number;
   /**
    * Capacity: vCPU ids up to maxVcpus - 1 may be hot-added later (Vm.hotAddVcpu). Shared memory,
-   * stacks and worker threads are sized for it. Default `vcpus` (no hot-add).
+   * the physical APIC ID table (KVM's max_vcpu_ids), stacks and worker threads are sized for it.
+   * Default `vcpus` (no hot-add).
    */
   readonly maxVcpus?: number;
   /** Guest RAM in bytes (a multiple of 4 KiB, 64 KiB..1 GiB). Default 16 MiB. */
@@ -38,9 +43,9 @@ export interface VmConfig {
   /**
    * x2AVIC: the CPU has it and KVM uses it, so the x2APIC MSRs KVM passes through (reads, TPR, EOI,
    * ICR, ...; x2apic-msr.ts) are handled by the hardware (int_ctl bit 30) and the physical table
-   * covers IDs 0..0x1FF. false models
-   * "hybrid AVIC" (avic_activate_vmcb): AVIC for xAPIC vCPUs only, every x2APIC IPI emulated by KVM, and at
-   * most 255 vCPUs (more would set PHYSICAL_ID_TOO_BIG). Default true.
+   * covers IDs 0..0x1FF (0xFFF with x2avicExtended). false models "hybrid AVIC"
+   * (avic_activate_vmcb): AVIC for xAPIC vCPUs only, every x2APIC IPI emulated by KVM, and AVIC
+   * addresses IDs 0..0xFE only. Default true.
    */
   readonly x2avic?: boolean;
   /**
@@ -55,9 +60,20 @@ export interface VmConfig {
    * scheduler's base slice, 0.75 ms x (1 + log2(min(cores, 8))): 1.5 ms on 2 cores.
    */
   readonly quantumUs?: number;
+  /**
+   * The CPU has the x2AVIC "4K" extension (X86_FEATURE_X2AVIC_EXT, CPUID 0x8000000A ECX bit 6;
+   * KVM uses it since 6.19): x2AVIC addresses IDs 0..0xFFF and the physical table spans up to 8
+   * pages. Only with x2avic. Default true with x2avic: it changes nothing for VMs of up to 512
+   * vCPUs (the same table page and max indices) and lets larger ones keep AVIC.
+   */
+  readonly x2avicExtended?: boolean;
   /** Halt-polling (KVM's halt_poll_ns). Default true. */
   readonly haltPolling?: boolean;
-  /** Stack bytes per vCPU at the top of RAM. Default 16 KiB. */
+  /**
+   * Stack bytes per vCPU at the top of RAM. Default 16 KiB, or, for a VM whose 16 KiB stacks would
+   * take half of RAM or more, the largest power of two (at least 256) that keeps them within a
+   * quarter (8 KiB each for 512 vCPUs and 1 KiB for 4096 in the default 16 MiB).
+   */
   readonly stackBytesPerVcpu?: number;
   /** Run the lock-order validator over the hypervisor's locks (docs/lock-order.md). Default false. */
   readonly lockdep?: boolean;
@@ -100,29 +116,51 @@ export function defaultQuantumUs(cores = os.availableParallelism()): number {
   return 750 * (1 + Math.floor(Math.log2(Math.min(Math.max(1, cores), 8))));
 }
 const DEFAULT_STACK_BYTES = 16 << 10;
+const MIN_STACK_BYTES = 256;
 
-/** The most vCPUs a VM may have: 255 (xAVIC, IDs 0..0xFE) or 512 (x2AVIC, IDs 0..0x1FF). */
-export function maxVcpusFor(x2avic: boolean): number {
-  return (x2avic ? X2AVIC_MAX_PHYSICAL_INDEX : XAPIC_MAX_PHYSICAL_ID) + 1;
+/** The most vCPUs a VM may have: 4096, IDs 0..0xFFF (X2AVIC_4K_MAX_PHYSICAL_ID, the widest AVIC reach). */
+export const MAX_VCPUS = X2AVIC_4K_MAX_PHYSICAL_ID + 1;
+
+/**
+ * The most vCPUs AVIC addresses: 255 (xAVIC, IDs 0..0xFE), 512 (x2AVIC, IDs 0..0x1FF) or 4096
+ * (x2AVIC with the 4K extension). More vCPUs are allowed (up to MAX_VCPUS) but inhibit AVIC.
+ */
+export function maxVcpusFor(x2avic: boolean, x2avicExtended = false): number {
+  return avicReachMaxId({ x2avic, x2avicExtended: x2avic && x2avicExtended }) + 1;
 }
 
-function vcpuLimitReason(x2avic: boolean): string {
-  return x2avic
-    ? ' (x2AVIC physical IDs 0..0x1ff)'
-    : ` (xAPIC physical IDs 0..0x${XAPIC_MAX_PHYSICAL_ID.toString(16)}; up to ${maxVcpusFor(true)} need x2avic: true, without x2AVIC KVM would inhibit AVIC with PHYSICAL_ID_TOO_BIG)`;
+/** 16 KiB while the stacks take less than half of RAM (the limit below), else a quarter's worth. */
+function defaultStackBytes(maxVcpus: number, memoryBytes: number): number {
+  if (maxVcpus * DEFAULT_STACK_BYTES < memoryBytes / 2) return DEFAULT_STACK_BYTES;
+  const share = Math.floor(memoryBytes / 4 / maxVcpus);
+  return Math.max(MIN_STACK_BYTES, 2 ** Math.floor(Math.log2(Math.max(1, share))));
+}
+
+/**
+ * The sizes of the VM's shared regions (vm-control-views.ts): the physical APIC ID table as KVM allocates
+ * it (avic_get_physical_id_table_order for max_vcpu_ids = maxVcpus), and one region of APIC pages
+ * unless the policy alternates two (rfc-v2).
+ */
+export function vmBufferSizes(config: Required<VmConfig>): VmBufferSizes {
+  return {
+    physicalApicIdTableEntries: physicalApicIdTableBytes(config, config.maxVcpus) / PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES,
+    apicPageRegions: backingPagePolicy(config.policy, config.maxVcpus).growsWithVcpuId ? APIC_PAGE_REGIONS : 1,
+  };
 }
 
 export function validateConfig(config: VmConfig): ValidVmConfig {
   const { vcpus } = config;
   const x2avic = config.x2avic ?? true;
   if (config.x2avic !== undefined && typeof config.x2avic !== 'boolean') throw new VmConfigError(`x2avic must be true or false, got ${String(config.x2avic)}`);
-  const limit = maxVcpusFor(x2avic);
-  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > limit) {
-    throw new VmConfigError(`vcpus must be an integer from 1 to ${limit}${vcpuLimitReason(x2avic)}, got ${vcpus}`);
+  if (config.x2avicExtended !== undefined && typeof config.x2avicExtended !== 'boolean') throw new VmConfigError(`x2avicExtended must be true or false, got ${String(config.x2avicExtended)}`);
+  if (config.x2avicExtended === true && !x2avic) throw new VmConfigError('x2avicExtended needs x2avic: the 4K extension widens x2AVIC');
+  const x2avicExtended = config.x2avicExtended ?? x2avic;
+  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > MAX_VCPUS) {
+    throw new VmConfigError(`vcpus must be an integer from 1 to ${MAX_VCPUS}, got ${vcpus}`);
   }
   const maxVcpus = config.maxVcpus ?? vcpus;
-  if (!Number.isInteger(maxVcpus) || maxVcpus < vcpus || maxVcpus > limit) {
-    throw new VmConfigError(`maxVcpus must be an integer from vcpus (${vcpus}) to ${limit}${vcpuLimitReason(x2avic)}, got ${maxVcpus}`);
+  if (!Number.isInteger(maxVcpus) || maxVcpus < vcpus || maxVcpus > MAX_VCPUS) {
+    throw new VmConfigError(`maxVcpus must be an integer from vcpus (${vcpus}) to ${MAX_VCPUS}, got ${maxVcpus}`);
   }
   const policy = config.policy ?? BackingPagePolicyName.Upstream;
   if (!BACKING_PAGE_POLICY_NAMES.includes(policy)) {
@@ -132,9 +170,9 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
   if (!Number.isInteger(memoryBytes) || memoryBytes % 4096 !== 0 || memoryBytes < 64 << 10 || memoryBytes > 1 << 30) {
     throw new VmConfigError(`memoryBytes must be a multiple of 4096 from 64 KiB to 1 GiB, got ${memoryBytes}`);
   }
-  const stackBytesPerVcpu = config.stackBytesPerVcpu ?? DEFAULT_STACK_BYTES;
-  if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < 256) {
-    throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least 256, got ${stackBytesPerVcpu}`);
+  const stackBytesPerVcpu = config.stackBytesPerVcpu ?? defaultStackBytes(maxVcpus, memoryBytes);
+  if (!Number.isInteger(stackBytesPerVcpu) || stackBytesPerVcpu % 16 !== 0 || stackBytesPerVcpu < MIN_STACK_BYTES) {
+    throw new VmConfigError(`stackBytesPerVcpu must be a multiple of 16 and at least ${MIN_STACK_BYTES}, got ${stackBytesPerVcpu}`);
   }
   const hostCpus = config.hostCpus ?? Math.min(vcpus, os.availableParallelism());
   if (!Number.isInteger(hostCpus) || hostCpus < 1 || hostCpus > maxVcpus) {
@@ -164,6 +202,7 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     x2avic,
     hostCpus,
     quantumUs,
+    x2avicExtended,
     haltPolling: config.haltPolling ?? true,
     stackBytesPerVcpu,
     lockdep: config.lockdep ?? false,

@@ -15,8 +15,9 @@ import { allocateVmBuffers, VmControlViews } from '../control/vm-control-views.j
 import { KvmLocks } from '../control/kvm-locks.js';
 import { VmMemslots, type MemslotEdit } from './memslot-updates.js';
 import { VcpuCreation } from './vcpu-creation.js';
+import { avicReachMaxId } from '../../hw/avic/x2avic.js';
 import { buildVmReport, finalExit, type VmExit, type VmReport, type VmReportInput } from '../report/vm-report.js';
-import { VmConfigError, validateConfig, type ValidVmConfig, type VmConfig } from './vm-config.js';
+import { VmConfigError, validateConfig, vmBufferSizes, type ValidVmConfig, type VmConfig } from './vm-config.js';
 import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
 import { VcpuWatchdog, allVcpusIdle, describeVcpu, lostWakeup } from './vm-watchdog.js';
 import { LoadedRunTime } from './vcpu-run-time.js';
@@ -62,7 +63,7 @@ export class Vm {
 
   private constructor(config: ValidVmConfig) {
     this.config = config;
-    this.memory = new VmControlViews(allocateVmBuffers(config.maxVcpus, config.memoryBytes));
+    this.memory = new VmControlViews(allocateVmBuffers(config.maxVcpus, config.memoryBytes, vmBufferSizes(config)));
     this.policy = backingPagePolicy(config.policy, config.maxVcpus);
     this.locks = new KvmLocks(this.memory, config.maxVcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
     Atomics.store(this.memory.control, this.memory.headerIndex('hostCpus'), config.hostCpus);
@@ -72,7 +73,7 @@ export class Vm {
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
     if (!ram.ok) throw new VmConfigError(ram.error.message);
     this.#memslots = new VmMemslots(this.memory, this.locks, ram.set, () => this.#started);
-    this.creation = new VcpuCreation(this.memory, this.locks, this.policy, this.#memslots);
+    this.creation = new VcpuCreation(this.memory, this.locks, this.policy, this.#memslots, avicReachMaxId(config));
   }
 
   /** Creates a VM and its vCPUs (KVM_CREATE_VM, then KVM_CREATE_VCPU for each). */
@@ -197,6 +198,7 @@ export class Vm {
       policy: this.config.policy,
       ipiVirtualization: this.config.ipiVirtualization,
       x2avic: this.config.x2avic,
+      x2avicExtended: this.config.x2avicExtended,
       haltPolling: this.config.haltPolling,
       quantumMs: this.config.quantumUs / 1000,
       trace: options.trace ?? false,

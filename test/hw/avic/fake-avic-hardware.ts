@@ -15,7 +15,7 @@ export const FLAT = -1;
 export const CLUSTER = 0x0fffffff;
 
 export class FakeAvicHardware implements AvicHardware {
-  readonly physicalTable = new PhysicalApicIdTable(new Int32Array(512 * 2), 0);
+  readonly physicalTable: PhysicalApicIdTable;
   readonly logicalTable = new LogicalApicIdTable(new Int32Array(1024), 0);
   readonly maxPhysicalIndex: number;
   readonly pageWords: Int32Array;
@@ -24,7 +24,9 @@ export class FakeAvicHardware implements AvicHardware {
   /** The AMD erratum #1235 model: off unless a test sets it. */
   erratum1235: Erratum1235 | undefined = undefined;
 
-  constructor(pageCount: number, maxPhysicalIndex: number = XAPIC_MAX_PHYSICAL_ID) {
+  /** `tableEntries`: the physical table's size (512, one page, unless a test needs the 4K extension's). */
+  constructor(pageCount: number, maxPhysicalIndex: number = XAPIC_MAX_PHYSICAL_ID, tableEntries = 512) {
+    this.physicalTable = new PhysicalApicIdTable(new Int32Array(tableEntries * 2), 0, tableEntries);
     this.pageCount = pageCount;
     this.maxPhysicalIndex = maxPhysicalIndex;
     this.pageWords = new Int32Array(new SharedArrayBuffer(pageCount * APIC_PAGE_WORDS * 4));
@@ -39,13 +41,13 @@ export class FakeAvicHardware implements AvicHardware {
     this.doorbells.push(host);
   }
 
-  /** Page k belongs to APIC ID k; its host ID is 0x100 + k so doorbells are easy to read. */
+  /** Page k belongs to APIC ID k; its host ID is 0x100 + k (within 12 bits) so doorbells are easy to read. */
   pageBase(id: number): number {
     return id * APIC_PAGE_WORDS;
   }
 
   hostOf(id: number): HostPhysicalApicId {
-    return hostPhysicalApicId(0x100 + id);
+    return hostPhysicalApicId((0x100 + id) & 0xfff);
   }
 
   /** Creates vCPU `id` (reset page + Valid entry), running or not, with optional LDR/DFR. */

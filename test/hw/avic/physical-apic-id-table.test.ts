@@ -114,4 +114,13 @@ describe('PhysicalApicIdTable over Int32 words', () => {
     const table = new PhysicalApicIdTable(new Int32Array(1024), 0);
     expect(() => table.storeEntry(512, entry)).toThrow(RangeError);
   });
+
+  it('a vCPU whose ID is past the table loads and puts without touching the words after it (__avic_vcpu_load\'s size check)', () => {
+    // 4 entries (8 words), then 8 words of whatever the buffer holds next (the logical table in a VM).
+    const words = new Int32Array(16).fill(0x5a5a5a5a);
+    const table = new PhysicalApicIdTable(words, 0, 4);
+    table.setIsRunning(4, true, hostPhysicalApicId(7));
+    table.setIsRunning(5, false, hostPhysicalApicId(7));
+    expect([...words.subarray(8)]).toEqual(new Array(8).fill(0x5a5a5a5a));
+  });
 });

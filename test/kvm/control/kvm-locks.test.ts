@@ -79,10 +79,12 @@ describe('KvmLocks', () => {
     expect(locks.summary()).toEqual({ enabled: false });
   });
 
-  it('the validator needs thread slots: too many vCPUs is a RangeError with it on, and fine with it off', () => {
-    const vcpus = MAX_THREAD_SLOTS - 1;
-    expect(() => kvmLocks({ enabled: true, vcpus })).toThrow(RangeError);
-    expect(() => kvmLocks({ enabled: false, vcpus })).not.toThrow();
+  it('the validator needs thread slots: the largest VM (4096 vCPUs) fits with it on; more than the slots is a RangeError', () => {
+    expect(() => kvmLocks({ enabled: true, vcpus: 4096 })).not.toThrow();
+    // The shared views of a 4096-vCPU VM, asked for more vCPUs than lockdep has thread slots for.
+    const memory = new VmControlViews(allocateVmBuffers(4096, 1 << 16));
+    expect(() => new KvmLocks(memory, MAX_THREAD_SLOTS - 1, { enabled: true })).toThrow(RangeError);
+    expect(() => new KvmLocks(memory, MAX_THREAD_SLOTS - 1, { enabled: false })).not.toThrow();
   });
 
   it('the watchdog sees a holder and a waiter: locksHeldBy, waitsOnCycle (no cycle) and the wait-for graph', async () => {

@@ -8,7 +8,8 @@ import { ApicRegister } from '../../../src/hw/apic/apic-register.js';
 import { ICR_DELIVERY_STATUS_BUSY, encodeInterruptCommand } from '../../../src/hw/apic/interrupt-command.js';
 import { ErrorStatusBit, errorStatusMask } from '../../../src/hw/apic/error-status.js';
 import { VcpuApicMode, VcpuWaitReason } from '../../../src/kvm/control/vcpu-run-state.js';
-import { isReadOnlyApicRegister, LocalApicEmulation } from '../../../src/kvm/lapic/local-apic-emulation.js';
+import { LocalApicEmulation } from '../../../src/kvm/lapic/local-apic-emulation.js';
+import { isReadOnlyRegister as isReadOnlyApicRegister } from '../../../src/hw/apic/apic-register-table.js';
 import { createdViews, controlWord, FakeCounters, FakeCpu, pageOf } from '../vcpu-parts.js';
 
 const VECTOR = 0x61;

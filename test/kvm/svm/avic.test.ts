@@ -72,7 +72,7 @@ describe('APICv refresh (kvm_vcpu_update_apicv)', () => {
 describe('createAvicVmcb', () => {
   it('the VMCB\'s doorbell rings the host CPU\'s doorbell line; the two modes differ only in the max index', () => {
     const views = createdViews(2);
-    const vmcb = createAvicVmcb(views, vcpuIndex(0), 'upstream', views.apicPageBase(0));
+    const vmcb = createAvicVmcb(views, vcpuIndex(0), 'upstream', views.apicPageBase(0), false);
     expect(vmcb.physicalId).toBe(apicId(0));
     expect(vmcb.backingPage).toBe(views.apicPageBase(0));
     const before = ring(views, 1);
@@ -103,7 +103,7 @@ describe('the AMD erratum #1235 model (VmHeader.erratum1235WindowNs)', () => {
     avic.unblocking();
     avic.blocking();
     expect(views.physicalApicIdTable.isRunningClearedAtNs(1)).toBe(9_000);
-    const vmcb = createAvicVmcb(views, vcpuIndex(0), 'upstream', views.apicPageBase(0), () => now);
+    const vmcb = createAvicVmcb(views, vcpuIndex(0), 'upstream', views.apicPageBase(0), false, () => now);
     expect(vmcb.xavic.erratum1235?.windowNs).toBe(100_000);
     expect(vmcb.x2avic.erratum1235?.readClockNs()).toBe(9_000);
   });
@@ -114,7 +114,7 @@ describe('the AMD erratum #1235 model (VmHeader.erratum1235WindowNs)', () => {
     avic.load(hostThreadSlot(1));
     avic.put();
     expect(off.physicalApicIdTable.isRunningClearedAtNs(1)).toBe(0);
-    expect(createAvicVmcb(off, vcpuIndex(0), 'upstream', off.apicPageBase(0), () => 5_000).xavic.erratum1235).toBeUndefined();
+    expect(createAvicVmcb(off, vcpuIndex(0), 'upstream', off.apicPageBase(0), false, () => 5_000).xavic.erratum1235).toBeUndefined();
     const workAround = withWindow(100_000);
     const shown = new AvicVcpu(workAround, vcpuIndex(1), false, () => 5_000);
     shown.load(hostThreadSlot(1));

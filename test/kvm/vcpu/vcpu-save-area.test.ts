@@ -14,7 +14,7 @@ function freshVcpu(): { vcpu: Vcpu; views: ReturnType<typeof createdViews> } {
   const views = createdViews(2);
   const locks = new KvmLocks(views, 2, { enabled: false });
   const vcpu = new Vcpu({
-    buffers: views.buffers, vcpu: 1, policy: 'upstream', ipiVirtualization: true, x2avic: false, haltPolling: true,
+    buffers: views.buffers, vcpu: 1, policy: 'upstream', ipiVirtualization: true, x2avic: false, x2avicExtended: false, haltPolling: true,
     clockOriginNs: String(process.hrtime.bigint()), entryPoint: 0x1000, waitForStartUp: false, stackTop: 0x8000, trace: false, locks: locks.shared,
   });
   return { vcpu, views };

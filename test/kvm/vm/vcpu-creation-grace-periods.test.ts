@@ -38,7 +38,7 @@ async function vmWithOneVcpu(policy: 'upstream' | 'rfc-v2'): Promise<{
   let running = false;
   const memslots = new VmMemslots(memory, locks, ram.set, () => running);
   await locks.inContext('test', () => locks.withMutex(locks.slotsLock, 'test', () => memslots.publish(memslots.set, false)));
-  const creation = new VcpuCreation(memory, locks, backingPagePolicy(policy, MAX_VCPUS), memslots);
+  const creation = new VcpuCreation(memory, locks, backingPagePolicy(policy, MAX_VCPUS), memslots, MAX_VCPUS - 1);
   await creation.create(0);
   return {
     memory,
