@@ -2,27 +2,10 @@
 // mean for AVIC when vCPUs outnumber host CPUs.
 import { describe, expect, it } from 'vitest';
 import { apicId } from '../../src/hw/apic/apic-id.js';
-import { createGuest, runGuest, summary } from './smp-support.js';
+import { countingProgram, createGuest, runGuest, summary } from './smp-support.js';
 
 // Each vCPU counts in its own line until the host sets `stop`.
-const counting = `
-        .entry count
-count:
-        shl r5, r0, 6
-        add r5, r5, counters
-loop:
-        ld32 r2, [r5]
-        add r2, r2, 1
-        st32 [r5], r2
-        ld32 r3, [stop]
-        beqz r3, loop
-        li r1, 0
-        hypercall HC_DONE
-        .align 64
-stop:     .word 0
-        .align 64
-counters: .zero 64 * 8
-`;
+const counting = countingProgram(8);
 
 // Even vCPUs count until the host sets `stop`; odd vCPUs finish at once, leaving their host CPU idle.
 const oddsFinish = `

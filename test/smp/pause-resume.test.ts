@@ -2,30 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { VcpuRunState } from '../../src/kvm/control/vcpu-run-state.js';
 import { TaskState } from '../../src/host/run-queue.js';
-import { createGuest, summary } from './smp-support.js';
+import { countingProgram, createGuest, summary } from './smp-support.js';
 
 const PAUSE_CYCLES = 80;
 const RESUME_PAUSE_CYCLES = 200;
 
 // Each vCPU counts in its own line until the host sets `stop`.
-const source = `
-        .entry count
-count:
-        shl r5, r0, 6
-        add r5, r5, counters
-loop:
-        ld32 r2, [r5]
-        add r2, r2, 1
-        st32 [r5], r2
-        ld32 r3, [stop]
-        beqz r3, loop
-        li r1, 0
-        hypercall HC_DONE
-        .align 64
-stop:     .word 0
-        .align 64
-counters: .zero 64 * 4
-`;
+const source = countingProgram(4);
 
 async function waitUntil(condition: () => boolean, what: string): Promise<void> {
   const flag = new Int32Array(new SharedArrayBuffer(4));

@@ -37,3 +37,28 @@ export function example(name: string, overrides: Readonly<Record<string, number>
 export function summary(report: VmReport): string {
   return JSON.stringify({ exit: report.exit, ipis: report.ipis, exits: report.exits, faults: report.faults.map((f) => f.description), errors: report.errors });
 }
+
+/**
+ * A guest in which each vCPU counts in its own 64-byte line (`counters`, room for `lines` vCPUs)
+ * until the host sets `stop`, then reports done: the spinning workload of the scheduling tests.
+ */
+export function countingProgram(lines: number): string {
+  return `
+        .entry count
+count:
+        shl r5, r0, 6
+        add r5, r5, counters
+loop:
+        ld32 r2, [r5]
+        add r2, r2, 1
+        st32 [r5], r2
+        ld32 r3, [stop]
+        beqz r3, loop
+        li r1, 0
+        hypercall HC_DONE
+        .align 64
+stop:     .word 0
+        .align 64
+counters: .zero 64 * ${lines}
+`;
+}
