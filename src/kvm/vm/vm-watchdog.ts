@@ -15,17 +15,21 @@ const CHECK_INTERVAL_MS = 100;
  * Every vCPU finished, or blocked (put, off every run queue) with no timer of its own that will raise
  * an interrupt and no event lost on it (idle: nothing can wake it). Halted vCPUs and application
  * processors in wait-for-SIPI (run state Blocked, wait reason WaitForStartUp) both count as blocked.
+ * At least one must be blocked: a VM whose vCPUs all finished is done, not idle.
  */
 export function allVcpusIdle(memory: VmControlViews): boolean {
   const control = memory.control;
+  let blocked = 0;
   for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) !== VcpuFinish.Running) continue;
+    blocked++;
     if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'runState')) !== VcpuRunState.Blocked) return false;
     if (memory.runQueues.state(vcpu) !== TaskState.Blocked) return false;
     if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'apicTimerArmed')) !== 0) return false;
     if (Atomics.load(control, memory.controlBlockIndex(vcpu, 'lostWakeupVector')) !== 0) return false;
   }
-  return true;
+  // None blocked: every vCPU finished since the caller counted them, which is all-done, not idle.
+  return blocked > 0;
 }
 
 /**

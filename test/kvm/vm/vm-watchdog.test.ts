@@ -6,8 +6,9 @@
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
-import { VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
-import { VcpuWatchdog } from '../../../src/kvm/vm/vm-watchdog.js';
+import { VcpuFinish, VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
+import { TaskState } from '../../../src/host/run-queue.js';
+import { allVcpusIdle, VcpuWatchdog } from '../../../src/kvm/vm/vm-watchdog.js';
 import { FairShareRunTime, HostThreadRunTime, hostThreadTimesAvailable, type VcpuRunTimeSource } from '../../../src/kvm/vm/vcpu-run-time.js';
 
 const BOUND_MS = 10_000;
@@ -123,6 +124,39 @@ describe('VcpuWatchdog on a fake clock', () => {
     expect(runUntil(watchdog, clock, 18_500, () => { runTime.ran[0]! += 100; })).toBeUndefined();
     beat(memory, 0);
     expect(runUntil(watchdog, clock, 27_500, () => { runTime.ran[0]! += 100; })).toBeUndefined();
+  });
+});
+
+describe('allVcpusIdle', () => {
+  function finish(memory: VmControlViews, vcpu: number): void {
+    Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'finished'), VcpuFinish.Done);
+  }
+
+  function block(memory: VmControlViews, vcpu: number): void {
+    setRunState(memory, vcpu, VcpuRunState.Blocked);
+    memory.runQueues.setState(vcpu, TaskState.Blocked);
+  }
+
+  it('is idle when every unfinished vCPU is blocked with nothing that could wake it', () => {
+    const memory = vmMemory(3);
+    finish(memory, 0);
+    block(memory, 1);
+    block(memory, 2);
+    expect(allVcpusIdle(memory)).toBe(true);
+  });
+
+  it('is not idle when every vCPU finished: that is all-done, and the supervisor must not call it all-halted', () => {
+    // The supervisor counts unfinished vCPUs, then asks allVcpusIdle; the last ones can finish in between.
+    const memory = vmMemory(2);
+    finish(memory, 0);
+    finish(memory, 1);
+    expect(allVcpusIdle(memory)).toBe(false);
+  });
+
+  it('is not idle while one vCPU still runs', () => {
+    const memory = vmMemory(2);
+    block(memory, 0);
+    expect(allVcpusIdle(memory)).toBe(false);
   });
 });
 
