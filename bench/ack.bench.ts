@@ -19,30 +19,47 @@ const GAP_NS = 1000;
 
 main(async () => {
   const startedAt = performance.now();
-  const reps = await repeat(BENCH, async () => {
-    const raw = await measureSpinHandoff({ rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
-    const report = await runScenarioBench('ack', { vcpus: 2, seconds: SECONDS, seed: 1 }, { defines: { GAP_NS } });
-    const latency = vcpuLatency(report, 0);
-    return {
-      emulatorP50: us(latency.p50), emulatorP99: us(latency.p99), samples: latency.count,
-      rawRoundTripP50: us(raw.roundTrip.p50), rawRoundTripP99: us(raw.roundTrip.p99), rawOneWayP50: us(raw.oneWay.p50),
-      hostCpus: report.hostCpuCount,
-    };
-  }, (row) => ({
-    emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
-    raw: `hand-off p50 ${formatValue(row['rawRoundTripP50']!, 'µs')} one-way ${formatValue(row['rawOneWayP50']!, 'µs')} µs`,
-  }));
-  finishBench(BENCH, [goalResult({
-    id: 'ack',
-    title: '1. one-way IPI to a running vCPU (ack): ICR write → ack seen by the sender',
-    figure: { label: 'emulator p50 (guest rdtsc histogram)', unit: 'µs', values: reps.column('emulatorP50') },
-    baseline: { label: 'raw spin hand-off p50 (store → ack seen)', unit: 'µs', values: reps.column('rawRoundTripP50') },
-    goal: { text: 'p50 ≤ 0.7 µs (QEMU MTTCG 1.2–1.5 µs)', kind: 'figure-at-most', threshold: 0.7 },
-    extras: [
-      { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
-      { label: 'raw spin hand-off p99', unit: 'µs', values: reps.column('rawRoundTripP99') },
-      { label: 'raw spin one-way p50 (store → seen, shared clock)', unit: 'µs', values: reps.column('rawOneWayP50') },
+  const reps = await repeat(
+    BENCH,
+    async () => {
+      const raw = await measureSpinHandoff({ rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
+      const report = await runScenarioBench('ack', { vcpus: 2, seconds: SECONDS, seed: 1 }, { defines: { GAP_NS } });
+      const latency = vcpuLatency(report, 0);
+      return {
+        emulatorP50: us(latency.p50),
+        emulatorP99: us(latency.p99),
+        samples: latency.count,
+        rawRoundTripP50: us(raw.roundTrip.p50),
+        rawRoundTripP99: us(raw.roundTrip.p99),
+        rawOneWayP50: us(raw.oneWay.p50),
+        hostCpus: report.hostCpuCount,
+      };
+    },
+    (row) => ({
+      emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
+      raw: `hand-off p50 ${formatValue(row['rawRoundTripP50']!, 'µs')} one-way ${formatValue(row['rawOneWayP50']!, 'µs')} µs`,
+    }),
+  );
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'ack',
+        title: '1. one-way IPI to a running vCPU (ack): ICR write → ack seen by the sender',
+        figure: { label: 'emulator p50 (guest rdtsc histogram)', unit: 'µs', values: reps.column('emulatorP50') },
+        baseline: { label: 'raw spin hand-off p50 (store → ack seen)', unit: 'µs', values: reps.column('rawRoundTripP50') },
+        goal: { text: 'p50 ≤ 0.7 µs (QEMU MTTCG 1.2–1.5 µs)', kind: 'figure-at-most', threshold: 0.7 },
+        extras: [
+          { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
+          { label: 'raw spin hand-off p99', unit: 'µs', values: reps.column('rawRoundTripP99') },
+          { label: 'raw spin one-way p50 (store → seen, shared clock)', unit: 'µs', values: reps.column('rawOneWayP50') },
+        ],
+        notes: [
+          `scenario ack for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap; the default host CPUs (VmConfig.hostCpus unset): ${[...new Set(reps.column('hostCpus'))].join('/')} for 2 vCPUs`,
+        ],
+      }),
     ],
-    notes: [`scenario ack for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap; the default host CPUs (VmConfig.hostCpus unset): ${[...new Set(reps.column('hostCpus'))].join('/')} for 2 vCPUs`],
-  })], reps.otherLoad, startedAt);
+    reps.otherLoad,
+    startedAt,
+  );
 });

@@ -23,56 +23,71 @@ const GAP_NS = 50_000;
 
 main(async () => {
   const startedAt = performance.now();
-  const reps = await repeat(BENCH, async () => {
-    const raw = await measureWaitNotifyWake({ sleepers: VCPUS - 1, rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
-    const defines = { VCPUS, ROUNDS, WARMUP, GAP_NS };
-    const latency = vcpuLatency(await runProgramBench('broadcast', defines, { vcpus: VCPUS, hostCpus: HOST_CPUS }), 0);
-    const before = vcpuLatency(await runProgramBench('broadcast', defines, { vcpus: VCPUS, hostCpus: VCPUS }), 0);
-    return {
-      emulatorP50: us(latency.p50), emulatorP99: us(latency.p99), rawP50: us(raw.roundTrip.p50), rawP99: us(raw.roundTrip.p99),
-      beforeP50: us(before.p50), beforeP99: us(before.p99),
-    };
-  }, (row) => ({
-    [`${HOST_CPUS} host CPUs`]: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
-    'one thread per vCPU': `p50 ${formatValue(row['beforeP50']!, 'µs')} p99 ${formatValue(row['beforeP99']!, 'µs')} µs`,
-    raw: `1→7 wait/notify p50 ${formatValue(row['rawP50']!, 'µs')} µs`,
-  }));
+  const reps = await repeat(
+    BENCH,
+    async () => {
+      const raw = await measureWaitNotifyWake({ sleepers: VCPUS - 1, rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
+      const defines = { VCPUS, ROUNDS, WARMUP, GAP_NS };
+      const latency = vcpuLatency(await runProgramBench('broadcast', defines, { vcpus: VCPUS, hostCpus: HOST_CPUS }), 0);
+      const before = vcpuLatency(await runProgramBench('broadcast', defines, { vcpus: VCPUS, hostCpus: VCPUS }), 0);
+      return {
+        emulatorP50: us(latency.p50),
+        emulatorP99: us(latency.p99),
+        rawP50: us(raw.roundTrip.p50),
+        rawP99: us(raw.roundTrip.p99),
+        beforeP50: us(before.p50),
+        beforeP99: us(before.p99),
+      };
+    },
+    (row) => ({
+      [`${HOST_CPUS} host CPUs`]: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
+      'one thread per vCPU': `p50 ${formatValue(row['beforeP50']!, 'µs')} p99 ${formatValue(row['beforeP99']!, 'µs')} µs`,
+      raw: `1→7 wait/notify p50 ${formatValue(row['rawP50']!, 'µs')} µs`,
+    }),
+  );
   const figure = { label: `emulator p50 (guest rdtsc histogram), ${HOST_CPUS} host CPUs`, unit: 'µs', values: reps.column('emulatorP50') };
-  const notes = [`${ROUNDS} sampled broadcasts after ${WARMUP} warm-up; ${VCPUS} vCPUs on ${HOST_CPUS} host CPUs, "before" on ${VCPUS} (one OS thread per vCPU)`];
+  const notes = [
+    `${ROUNDS} sampled broadcasts after ${WARMUP} warm-up; ${VCPUS} vCPUs on ${HOST_CPUS} host CPUs, "before" on ${VCPUS} (one OS thread per vCPU)`,
+  ];
   const before = [
     { label: `before: one OS thread per vCPU (hostCpus = ${VCPUS}), p50`, unit: 'µs', values: reps.column('beforeP50') },
     { label: 'before: p99', unit: 'µs', values: reps.column('beforeP99') },
   ];
-  finishBench(BENCH, [
-    goalResult({
-      id: 'broadcast',
-      title: `5. broadcast to 7 halted receivers (8 vCPUs on ${HOST_CPUS} host CPUs, 50 µs gap): ICR write → all 7 handlers seen`,
-      figure,
-      baseline: { label: 'raw 1→7 Atomics.wait/notify wake p50', unit: 'µs', values: reps.column('rawP50') },
-      goal: { text: 'p50 ≤ 56 µs (QEMU MTTCG smp 8: 55.6 µs)', kind: 'figure-at-most', threshold: 56 },
-      extras: [
-        { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
-        { label: 'raw 1→7 wake p99', unit: 'µs', values: reps.column('rawP99') },
-      ],
-      notes,
-    }),
-    goalResult({
-      id: 'broadcast-host-cpus-p50',
-      title: `13a. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p50 against the raw 1→7 wake`,
-      figure,
-      baseline: { label: 'raw 1→7 Atomics.wait/notify wake p50 (same repetition)', unit: 'µs', values: reps.column('rawP50') },
-      goal: { text: 'p50 at or below the raw 1→7 wait/notify baseline (≤ 1×)', kind: 'ratio-at-most', threshold: 1 },
-      extras: before,
-      notes,
-    }),
-    goalResult({
-      id: 'broadcast-host-cpus-p99',
-      title: `13b. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p99 against its own p50`,
-      figure: { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
-      baseline: { label: 'emulator p50 (same run)', unit: 'µs', values: reps.column('emulatorP50') },
-      goal: { text: 'p99 ≤ 5× its p50', kind: 'ratio-at-most', threshold: 5 },
-      extras: before,
-      notes,
-    }),
-  ], reps.otherLoad, startedAt);
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'broadcast',
+        title: `5. broadcast to 7 halted receivers (8 vCPUs on ${HOST_CPUS} host CPUs, 50 µs gap): ICR write → all 7 handlers seen`,
+        figure,
+        baseline: { label: 'raw 1→7 Atomics.wait/notify wake p50', unit: 'µs', values: reps.column('rawP50') },
+        goal: { text: 'p50 ≤ 56 µs (QEMU MTTCG smp 8: 55.6 µs)', kind: 'figure-at-most', threshold: 56 },
+        extras: [
+          { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
+          { label: 'raw 1→7 wake p99', unit: 'µs', values: reps.column('rawP99') },
+        ],
+        notes,
+      }),
+      goalResult({
+        id: 'broadcast-host-cpus-p50',
+        title: `13a. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p50 against the raw 1→7 wake`,
+        figure,
+        baseline: { label: 'raw 1→7 Atomics.wait/notify wake p50 (same repetition)', unit: 'µs', values: reps.column('rawP50') },
+        goal: { text: 'p50 at or below the raw 1→7 wait/notify baseline (≤ 1×)', kind: 'ratio-at-most', threshold: 1 },
+        extras: before,
+        notes,
+      }),
+      goalResult({
+        id: 'broadcast-host-cpus-p99',
+        title: `13b. broadcast to 7 halted receivers on ${HOST_CPUS} host CPUs: p99 against its own p50`,
+        figure: { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
+        baseline: { label: 'emulator p50 (same run)', unit: 'µs', values: reps.column('emulatorP50') },
+        goal: { text: 'p99 ≤ 5× its p50', kind: 'ratio-at-most', threshold: 5 },
+        extras: before,
+        notes,
+      }),
+    ],
+    reps.otherLoad,
+    startedAt,
+  );
 });

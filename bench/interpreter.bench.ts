@@ -24,7 +24,10 @@ function bareGuestCpu(origin: number, bytes: Uint8Array): () => number {
   let done = false;
   const environment: GuestCpuEnvironment = {
     accessOutsideRam: () => 0,
-    hypercall: (cpu) => { done = true; cpu.requestExit(); },
+    hypercall: (cpu) => {
+      done = true;
+      cpu.requestExit();
+    },
     readMsr: () => 0,
     writeMsr: () => undefined,
     readClock: () => performance.now() * 1e6,
@@ -50,43 +53,60 @@ main(async () => {
   const startedAt = performance.now();
   const taskProgram = assembleProgram('alu-loop', { ITERATIONS: TASK_ITERATIONS });
   const instructionsPerTask = 6 * TASK_ITERATIONS + 4;
-  const reps = await repeat(BENCH, async () => {
-    const raw = loadRawProgram(taskProgram.origin, taskProgram.bytes);
-    const doorbell = new Int32Array(new SharedArrayBuffer(64));
-    const bare = bareGuestCpu(taskProgram.origin, taskProgram.bytes);
-    const bench = new Bench({ time: QUICK ? 200 : 400, iterations: 5, warmupTime: 150, warmupIterations: 2 });
-    bench.add('raw switch', () => { runRawSwitch(raw, undefined); });
-    bench.add('raw switch, poll per taken branch', () => { runRawSwitch(raw, doorbell); });
-    bench.add('GuestCpu on the main thread', () => { bare(); });
-    await bench.run();
-    const mips = (name: string): number => {
-      const result = bench.getTask(name)?.result;
-      if (result === undefined || result.state !== 'completed') throw new Error(`tinybench task ${name} did not complete`);
-      return instructionsPerTask / (result.latency.p50 * 1000);
-    };
-    const report = await runProgramBench('alu-loop', { ITERATIONS: VM_ITERATIONS }, { vcpus: 1 });
-    const elapsedNs = report.perVcpu[0]!.guest.reports[0]!;
-    return {
-      vm: (6 * VM_ITERATIONS) / (elapsedNs / 1000),
-      raw: mips('raw switch'),
-      rawPoll: mips('raw switch, poll per taken branch'),
-      bare: mips('GuestCpu on the main thread'),
-    };
-  }, (row) => ({
-    vm: `${formatValue(row['vm']!, 'MIPS')} MIPS`,
-    raw: `${formatValue(row['raw']!, 'MIPS')} (poll ${formatValue(row['rawPoll']!, 'MIPS')})`,
-    bare: `${formatValue(row['bare']!, 'MIPS')}`,
-  }));
-  finishBench(BENCH, [goalResult({
-    id: 'interpreter',
-    title: '8. interpreter speed, ALU/memory loop (6 instructions per iteration)',
-    figure: { label: 'emulator vCPU in a VM (guest rdtsc)', unit: 'MIPS', values: reps.column('vm') },
-    baseline: { label: 'raw JS switch loop, no poll (tinybench p50)', unit: 'MIPS', values: reps.column('raw') },
-    goal: { text: '≥ 0.4× the raw switch loop (BENCHMARKS.md goal 8)', kind: 'ratio-at-least', threshold: 0.4 },
-    extras: [
-      { label: 'raw switch loop, Atomics.load per taken branch (tinybench p50)', unit: 'MIPS', values: reps.column('rawPoll') },
-      { label: 'emulator GuestCpu on the main thread (tinybench p50)', unit: 'MIPS', values: reps.column('bare') },
+  const reps = await repeat(
+    BENCH,
+    async () => {
+      const raw = loadRawProgram(taskProgram.origin, taskProgram.bytes);
+      const doorbell = new Int32Array(new SharedArrayBuffer(64));
+      const bare = bareGuestCpu(taskProgram.origin, taskProgram.bytes);
+      const bench = new Bench({ time: QUICK ? 200 : 400, iterations: 5, warmupTime: 150, warmupIterations: 2 });
+      bench.add('raw switch', () => {
+        runRawSwitch(raw, undefined);
+      });
+      bench.add('raw switch, poll per taken branch', () => {
+        runRawSwitch(raw, doorbell);
+      });
+      bench.add('GuestCpu on the main thread', () => {
+        bare();
+      });
+      await bench.run();
+      const mips = (name: string): number => {
+        const result = bench.getTask(name)?.result;
+        if (result === undefined || result.state !== 'completed') throw new Error(`tinybench task ${name} did not complete`);
+        return instructionsPerTask / (result.latency.p50 * 1000);
+      };
+      const report = await runProgramBench('alu-loop', { ITERATIONS: VM_ITERATIONS }, { vcpus: 1 });
+      const elapsedNs = report.perVcpu[0]!.guest.reports[0]!;
+      return {
+        vm: (6 * VM_ITERATIONS) / (elapsedNs / 1000),
+        raw: mips('raw switch'),
+        rawPoll: mips('raw switch, poll per taken branch'),
+        bare: mips('GuestCpu on the main thread'),
+      };
+    },
+    (row) => ({
+      vm: `${formatValue(row['vm']!, 'MIPS')} MIPS`,
+      raw: `${formatValue(row['raw']!, 'MIPS')} (poll ${formatValue(row['rawPoll']!, 'MIPS')})`,
+      bare: `${formatValue(row['bare']!, 'MIPS')}`,
+    }),
+  );
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'interpreter',
+        title: '8. interpreter speed, ALU/memory loop (6 instructions per iteration)',
+        figure: { label: 'emulator vCPU in a VM (guest rdtsc)', unit: 'MIPS', values: reps.column('vm') },
+        baseline: { label: 'raw JS switch loop, no poll (tinybench p50)', unit: 'MIPS', values: reps.column('raw') },
+        goal: { text: '≥ 0.4× the raw switch loop (BENCHMARKS.md goal 8)', kind: 'ratio-at-least', threshold: 0.4 },
+        extras: [
+          { label: 'raw switch loop, Atomics.load per taken branch (tinybench p50)', unit: 'MIPS', values: reps.column('rawPoll') },
+          { label: 'emulator GuestCpu on the main thread (tinybench p50)', unit: 'MIPS', values: reps.column('bare') },
+        ],
+        notes: [`VM run: ${VM_ITERATIONS} iterations; tinybench tasks: ${TASK_ITERATIONS} iterations each`],
+      }),
     ],
-    notes: [`VM run: ${VM_ITERATIONS} iterations; tinybench tasks: ${TASK_ITERATIONS} iterations each`],
-  })], reps.otherLoad, startedAt);
+    reps.otherLoad,
+    startedAt,
+  );
 });

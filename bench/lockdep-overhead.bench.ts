@@ -73,7 +73,12 @@ async function stormWithChurn(lockdep: boolean, seed: number): Promise<Run> {
   const program = assembleScenario(definition, parameters);
   const onlineAddress = program.symbols.get(ONLINE_VCPUS_SYMBOL);
   if (onlineAddress === undefined) throw new Error(`${label}: the program has no '${ONLINE_VCPUS_SYMBOL}' word`);
-  const running = await startRunningVm(label, program, { ...definition.vmConfig?.(parameters), vcpus: VCPUS, maxVcpus: VCPUS + HOT_ADDS, lockdep });
+  const running = await startRunningVm(label, program, {
+    ...definition.vmConfig?.(parameters),
+    vcpus: VCPUS,
+    maxVcpus: VCPUS + HOT_ADDS,
+    lockdep,
+  });
   const { vm } = running;
   let measured: Omit<Run, 'lockdepReport'> | undefined;
   let failure: unknown;
@@ -109,70 +114,94 @@ async function stormWithChurn(lockdep: boolean, seed: number): Promise<Run> {
     failure = error;
   }
   // The guest is stopped whatever happened (its workers would keep a failed bench alive).
-  const report = await running.stop((finished) => definition.check(finished, parameters).filter((entry) => !entry.ok).map((entry) => `${entry.name}: ${entry.detail}`));
+  const report = await running.stop((finished) =>
+    definition
+      .check(finished, parameters)
+      .filter((entry) => !entry.ok)
+      .map((entry) => `${entry.name}: ${entry.detail}`),
+  );
   if (measured === undefined) throw failure;
-  if (report.lockdep?.enabled !== lockdep) throw new Error(`${label}: the report says the validator was ${report.lockdep?.enabled === true ? 'on' : 'off'}`);
+  if (report.lockdep?.enabled !== lockdep)
+    throw new Error(`${label}: the report says the validator was ${report.lockdep?.enabled === true ? 'on' : 'off'}`);
   // A report turns the validator off for the rest of the run, so the "on" figure would flatter it.
   const lockdepReport = report.lockdep?.report?.text;
-  if (lockdepReport !== undefined) warnings.push(`${label}: the validator reported (${report.lockdep!.report!.kind}) and turned itself off`);
+  if (lockdepReport !== undefined)
+    warnings.push(`${label}: the validator reported (${report.lockdep!.report!.kind}) and turned itself off`);
   return { ...measured, lockdepReport };
 }
 
 main(async () => {
   const startedAt = performance.now();
-  const reps = await repeat(BENCH, async (repetition) => {
-    const raw = await measureAtomicsStorm({ workers: VCPUS, windowMs: RAW_WINDOW_MS, seed: repetition + 1 });
-    // Alternate which run goes first, so a drift in the machine's state does not favour one side.
-    const order = repetition % 2 === 0 ? [false, true] : [true, false];
-    const runs = new Map<boolean, Run>();
-    for (const lockdep of order) runs.set(lockdep, await stormWithChurn(lockdep, repetition + 1));
-    const on = runs.get(true)!;
-    const off = runs.get(false)!;
-    return {
-      ipisOn: on.deliveredPerSecond / 1e3, ipisOff: off.deliveredPerSecond / 1e3,
-      updatesOn: on.updatesPerSecond, updatesOff: off.updatesPerSecond,
-      cycleOn: on.cycleP50Us, cycleOff: off.cycleP50Us,
-      hotAddOn: on.hotAddUs, hotAddOff: off.hotAddUs,
-      raw: raw.deliveredPerSecond / 1e3,
-    };
-  }, (row) => ({
-    'IPIs on/off': `${row['ipisOn']!.toFixed(1)}/${row['ipisOff']!.toFixed(1)} k/s`,
-    'updates on/off': `${row['updatesOn']!.toFixed(0)}/${row['updatesOff']!.toFixed(0)} /s`,
-    raw: `${row['raw']!.toFixed(0)} k/s`,
-  }));
+  const reps = await repeat(
+    BENCH,
+    async (repetition) => {
+      const raw = await measureAtomicsStorm({ workers: VCPUS, windowMs: RAW_WINDOW_MS, seed: repetition + 1 });
+      // Alternate which run goes first, so a drift in the machine's state does not favour one side.
+      const order = repetition % 2 === 0 ? [false, true] : [true, false];
+      const runs = new Map<boolean, Run>();
+      for (const lockdep of order) runs.set(lockdep, await stormWithChurn(lockdep, repetition + 1));
+      const on = runs.get(true)!;
+      const off = runs.get(false)!;
+      return {
+        ipisOn: on.deliveredPerSecond / 1e3,
+        ipisOff: off.deliveredPerSecond / 1e3,
+        updatesOn: on.updatesPerSecond,
+        updatesOff: off.updatesPerSecond,
+        cycleOn: on.cycleP50Us,
+        cycleOff: off.cycleP50Us,
+        hotAddOn: on.hotAddUs,
+        hotAddOff: off.hotAddUs,
+        raw: raw.deliveredPerSecond / 1e3,
+      };
+    },
+    (row) => ({
+      'IPIs on/off': `${row['ipisOn']!.toFixed(1)}/${row['ipisOff']!.toFixed(1)} k/s`,
+      'updates on/off': `${row['updatesOn']!.toFixed(0)}/${row['updatesOff']!.toFixed(0)} /s`,
+      raw: `${row['raw']!.toFixed(0)} k/s`,
+    }),
+  );
   const notes = [
     `scenario hot-add (the storm over the vCPUs online), ${VCPUS} vCPUs, seed = repetition + 1 for both runs; window: ${CYCLES} churn cycles (set + move + delete of a 64 KiB slot) ${PACE_MS} ms apart, from ${SETTLE_MS} ms after every vCPU started; then ${HOT_ADDS} hot-add(s), each followed by a cycle`,
   ];
-  const goal = { text: `validator costs ≤ ${MAX_COST}×: with it ≥ ${formatValue(1 / MAX_COST, '×')}× the throughput without`, kind: 'ratio-at-least' as const, threshold: 1 / MAX_COST };
-  finishBench(BENCH, [
-    goalResult({
-      id: 'lockdep-ipis',
-      title: `10a. lock-order validator overhead, storm (${VCPUS} vCPUs) + memslot churn (+ hot-add after): delivered IPIs/s`,
-      figure: { label: 'validator on', unit: 'k/s', values: reps.column('ipisOn') },
-      baseline: { label: 'validator off (same seed and work)', unit: 'k/s', values: reps.column('ipisOff') },
-      goal,
-      extras: [{ label: `raw Atomics storm, ${VCPUS} workers (no churn)`, unit: 'k/s', values: reps.column('raw') }],
-      notes,
-    }),
-    goalResult({
-      id: 'lockdep-updates',
-      title: `10b. lock-order validator overhead, storm (${VCPUS} vCPUs) + memslot churn (+ hot-add after): memslot updates/s`,
-      figure: { label: 'validator on', unit: '/s', values: reps.column('updatesOn') },
-      baseline: { label: 'validator off (same seed and work)', unit: '/s', values: reps.column('updatesOff') },
-      goal,
-      extras: [
-        { label: 'hot-add (Vm.hotAddVcpu, after the window), validator on', unit: 'µs', values: reps.column('hotAddOn') },
-        { label: 'hot-add, validator off', unit: 'µs', values: reps.column('hotAddOff') },
-      ],
-      notes: [...notes, `updates/s is bound by the ${PACE_MS} ms pause between cycles; 10c is the update path's own cost`],
-    }),
-    goalResult({
-      id: 'lockdep-cycle',
-      title: '10c. lock-order validator overhead on the update path: churn cycle (set + move + delete) latency p50, main thread',
-      figure: { label: 'validator on (tinybench p50)', unit: 'µs', values: reps.column('cycleOn') },
-      baseline: { label: 'validator off (tinybench p50)', unit: 'µs', values: reps.column('cycleOff') },
-      goal: { text: `≤ ${MAX_COST}× the cycle without the validator`, kind: 'ratio-at-most', threshold: MAX_COST },
-      notes,
-    }),
-  ], reps.otherLoad, startedAt);
+  const goal = {
+    text: `validator costs ≤ ${MAX_COST}×: with it ≥ ${formatValue(1 / MAX_COST, '×')}× the throughput without`,
+    kind: 'ratio-at-least' as const,
+    threshold: 1 / MAX_COST,
+  };
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'lockdep-ipis',
+        title: `10a. lock-order validator overhead, storm (${VCPUS} vCPUs) + memslot churn (+ hot-add after): delivered IPIs/s`,
+        figure: { label: 'validator on', unit: 'k/s', values: reps.column('ipisOn') },
+        baseline: { label: 'validator off (same seed and work)', unit: 'k/s', values: reps.column('ipisOff') },
+        goal,
+        extras: [{ label: `raw Atomics storm, ${VCPUS} workers (no churn)`, unit: 'k/s', values: reps.column('raw') }],
+        notes,
+      }),
+      goalResult({
+        id: 'lockdep-updates',
+        title: `10b. lock-order validator overhead, storm (${VCPUS} vCPUs) + memslot churn (+ hot-add after): memslot updates/s`,
+        figure: { label: 'validator on', unit: '/s', values: reps.column('updatesOn') },
+        baseline: { label: 'validator off (same seed and work)', unit: '/s', values: reps.column('updatesOff') },
+        goal,
+        extras: [
+          { label: 'hot-add (Vm.hotAddVcpu, after the window), validator on', unit: 'µs', values: reps.column('hotAddOn') },
+          { label: 'hot-add, validator off', unit: 'µs', values: reps.column('hotAddOff') },
+        ],
+        notes: [...notes, `updates/s is bound by the ${PACE_MS} ms pause between cycles; 10c is the update path's own cost`],
+      }),
+      goalResult({
+        id: 'lockdep-cycle',
+        title: '10c. lock-order validator overhead on the update path: churn cycle (set + move + delete) latency p50, main thread',
+        figure: { label: 'validator on (tinybench p50)', unit: 'µs', values: reps.column('cycleOn') },
+        baseline: { label: 'validator off (tinybench p50)', unit: 'µs', values: reps.column('cycleOff') },
+        goal: { text: `≤ ${MAX_COST}× the cycle without the validator`, kind: 'ratio-at-most', threshold: MAX_COST },
+        notes,
+      }),
+    ],
+    reps.otherLoad,
+    startedAt,
+  );
 });

@@ -82,7 +82,11 @@ function percentiles(samples: number[]): { p50: number; p99: number } {
 async function measureRaw(vcpus: (typeof SIZES)[number]): Promise<Cycles> {
   const raw = await RawGenerationAck.start(vcpus);
   try {
-    return await timeCycles(vcpus, `raw, ${vcpus} workers`, { create: () => raw.update(1), move: () => raw.update(2), delete: () => raw.update(2) });
+    return await timeCycles(vcpus, `raw, ${vcpus} workers`, {
+      create: () => raw.update(1),
+      move: () => raw.update(2),
+      delete: () => raw.update(2),
+    });
   } finally {
     await raw.close();
   }
@@ -104,58 +108,85 @@ async function measureEmulator(vcpus: (typeof SIZES)[number]): Promise<Cycles & 
     failure = error;
   }
   // Stop the guest whatever happened above, so its workers do not keep a failed bench alive.
-  const report = await running.stop((finished) => (finished.perVcpu.every((entry) => entry.guest.counters[0]! > 0) ? [] : ['a vCPU never reached its exit hypercall']));
+  const report = await running.stop((finished) =>
+    finished.perVcpu.every((entry) => entry.guest.counters[0]! > 0) ? [] : ['a vCPU never reached its exit hypercall'],
+  );
   if (cycles === undefined) throw failure;
   return { ...cycles, startupMs: running.startupMs, exits: report.perVcpu.reduce((sum, entry) => sum + entry.counters.hypercalls, 0) };
 }
 
 main(async () => {
   const startedAt = performance.now();
-  const reps = await repeatTimes(BENCH, REPS, async () => {
-    const row: Record<string, number> = {};
-    for (const vcpus of SIZES) {
-      const raw = await measureRaw(vcpus);
-      const emulator = await measureEmulator(vcpus);
-      const all = (samples: Samples): number[] => [...samples.create, ...samples.move, ...samples.delete];
-      const emu = percentiles(all(emulator.samples));
-      const base = percentiles(all(raw.samples));
-      row[`emuP50_${vcpus}`] = emu.p50;
-      row[`emuP99_${vcpus}`] = emu.p99;
-      row[`rawP50_${vcpus}`] = base.p50;
-      row[`rawP99_${vcpus}`] = base.p99;
-      for (const kind of KINDS) {
-        row[`emu_${kind}P50_${vcpus}`] = percentiles(emulator.samples[kind]).p50;
-        row[`raw_${kind}P50_${vcpus}`] = percentiles(raw.samples[kind]).p50;
+  const reps = await repeatTimes(
+    BENCH,
+    REPS,
+    async () => {
+      const row: Record<string, number> = {};
+      for (const vcpus of SIZES) {
+        const raw = await measureRaw(vcpus);
+        const emulator = await measureEmulator(vcpus);
+        const all = (samples: Samples): number[] => [...samples.create, ...samples.move, ...samples.delete];
+        const emu = percentiles(all(emulator.samples));
+        const base = percentiles(all(raw.samples));
+        row[`emuP50_${vcpus}`] = emu.p50;
+        row[`emuP99_${vcpus}`] = emu.p99;
+        row[`rawP50_${vcpus}`] = base.p50;
+        row[`rawP99_${vcpus}`] = base.p99;
+        for (const kind of KINDS) {
+          row[`emu_${kind}P50_${vcpus}`] = percentiles(emulator.samples[kind]).p50;
+          row[`raw_${kind}P50_${vcpus}`] = percentiles(raw.samples[kind]).p50;
+        }
+        row[`emuCycle${vcpus}`] = emulator.cycleP50;
+        row[`rawCycle${vcpus}`] = raw.cycleP50;
+        row[`startup${vcpus}`] = emulator.startupMs;
+        row[`exits${vcpus}`] = emulator.exits;
       }
-      row[`emuCycle${vcpus}`] = emulator.cycleP50;
-      row[`rawCycle${vcpus}`] = raw.cycleP50;
-      row[`startup${vcpus}`] = emulator.startupMs;
-      row[`exits${vcpus}`] = emulator.exits;
-    }
-    return row;
-  }, (row) => ({
-    emulator: SIZES.map((n) => `${n}:${formatValue(row[`emuP50_${n}`]!, 'µs')}/${formatValue(row[`emuP99_${n}`]!, 'µs')}`).join(' ') + ' µs (p50/p99)',
-    raw: SIZES.map((n) => `${n}:${formatValue(row[`rawP50_${n}`]!, 'µs')}/${formatValue(row[`rawP99_${n}`]!, 'µs')}`).join(' ') + ' µs',
-  }));
+      return row;
+    },
+    (row) => ({
+      emulator:
+        SIZES.map((n) => `${n}:${formatValue(row[`emuP50_${n}`]!, 'µs')}/${formatValue(row[`emuP99_${n}`]!, 'µs')}`).join(' ') +
+        ' µs (p50/p99)',
+      raw: SIZES.map((n) => `${n}:${formatValue(row[`rawP50_${n}`]!, 'µs')}/${formatValue(row[`rawP99_${n}`]!, 'µs')}`).join(' ') + ' µs',
+    }),
+  );
   const samplesNote = SIZES.map((n) => `N=${n}: ${WARMUP_SAMPLES[n]} + ${SAMPLES[n]}`).join(', ');
-  finishBench(BENCH, SIZES.map((vcpus) => goalResult({
-    id: `memslot-update-${vcpus}`,
-    title: `9${'abcd'[SIZES.indexOf(vcpus)]}. memslot update (publish + grace period), ${vcpus} running vCPU${vcpus === 1 ? '' : 's'}: p50 over create/move/delete`,
-    figure: { label: `emulator, ${vcpus} vCPUs, p50`, unit: 'µs', values: reps.column(`emuP50_${vcpus}`) },
-    baseline: { label: `raw publish + ${vcpus}-worker acknowledgement, same mix, p50`, unit: 'µs', values: reps.column(`rawP50_${vcpus}`) },
-    goal: { text: 'no target (issue 4: measure); clean run: no IPI lost, every update acknowledged', kind: 'clean-run', threshold: 0 },
-    clean: true,
-    extras: [
-      { label: 'emulator p99', unit: 'µs', values: reps.column(`emuP99_${vcpus}`) },
-      { label: 'raw p99', unit: 'µs', values: reps.column(`rawP99_${vcpus}`) },
-      ...KINDS.flatMap((kind) => [
-        { label: `emulator ${kind} p50`, unit: 'µs', values: reps.column(`emu_${kind}P50_${vcpus}`) },
-        { label: `raw ${kind === 'create' ? '1 round' : '2 rounds'} (as ${kind}) p50`, unit: 'µs', values: reps.column(`raw_${kind}P50_${vcpus}`) },
-      ]),
-      { label: 'tinybench cycle (create + move + delete) p50, emulator', unit: 'µs', values: reps.column(`emuCycle${vcpus}`) },
-      { label: 'tinybench cycle p50, raw', unit: 'µs', values: reps.column(`rawCycle${vcpus}`) },
-      { label: 'hypercall exits taken by the guests during the run', unit: '', values: reps.column(`exits${vcpus}`) },
-    ],
-    notes: [`tinybench 6, sequential, time 0, warm-up + timed cycles: ${samplesNote}; guest: the ring program (IPI to the next vCPU, exit every 64 IPIs)`],
-  })), reps.otherLoad, startedAt, REPS);
+  finishBench(
+    BENCH,
+    SIZES.map((vcpus) =>
+      goalResult({
+        id: `memslot-update-${vcpus}`,
+        title: `9${'abcd'[SIZES.indexOf(vcpus)]}. memslot update (publish + grace period), ${vcpus} running vCPU${vcpus === 1 ? '' : 's'}: p50 over create/move/delete`,
+        figure: { label: `emulator, ${vcpus} vCPUs, p50`, unit: 'µs', values: reps.column(`emuP50_${vcpus}`) },
+        baseline: {
+          label: `raw publish + ${vcpus}-worker acknowledgement, same mix, p50`,
+          unit: 'µs',
+          values: reps.column(`rawP50_${vcpus}`),
+        },
+        goal: { text: 'no target (issue 4: measure); clean run: no IPI lost, every update acknowledged', kind: 'clean-run', threshold: 0 },
+        clean: true,
+        extras: [
+          { label: 'emulator p99', unit: 'µs', values: reps.column(`emuP99_${vcpus}`) },
+          { label: 'raw p99', unit: 'µs', values: reps.column(`rawP99_${vcpus}`) },
+          ...KINDS.flatMap((kind) => [
+            { label: `emulator ${kind} p50`, unit: 'µs', values: reps.column(`emu_${kind}P50_${vcpus}`) },
+            {
+              label: `raw ${kind === 'create' ? '1 round' : '2 rounds'} (as ${kind}) p50`,
+              unit: 'µs',
+              values: reps.column(`raw_${kind}P50_${vcpus}`),
+            },
+          ]),
+          { label: 'tinybench cycle (create + move + delete) p50, emulator', unit: 'µs', values: reps.column(`emuCycle${vcpus}`) },
+          { label: 'tinybench cycle p50, raw', unit: 'µs', values: reps.column(`rawCycle${vcpus}`) },
+          { label: 'hypercall exits taken by the guests during the run', unit: '', values: reps.column(`exits${vcpus}`) },
+        ],
+        notes: [
+          `tinybench 6, sequential, time 0, warm-up + timed cycles: ${samplesNote}; guest: the ring program (IPI to the next vCPU, exit every 64 IPIs)`,
+        ],
+      }),
+    ),
+    reps.otherLoad,
+    startedAt,
+    REPS,
+  );
 });

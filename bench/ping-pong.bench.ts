@@ -17,25 +17,45 @@ const GAP_NS = 1000;
 
 main(async () => {
   const startedAt = performance.now();
-  const reps = await repeat(BENCH, async () => {
-    const raw = await measureSpinHandoff({ rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
-    const report = await runScenarioBench('ping-pong', { vcpus: 2, seconds: SECONDS, seed: 1 }, { defines: { GAP_NS } });
-    const latency = vcpuLatency(report, 0);
-    return { emulatorP50: us(latency.p50), emulatorP99: us(latency.p99), samples: latency.count, rawP50: us(raw.roundTrip.p50), rawP99: us(raw.roundTrip.p99), hostCpus: report.hostCpuCount };
-  }, (row) => ({
-    emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
-    raw: `spin RT p50 ${formatValue(row['rawP50']!, 'µs')} µs`,
-  }));
-  finishBench(BENCH, [goalResult({
-    id: 'ping-pong',
-    title: '2. ping-pong, IPI reply to a running sender: ICR write → pong handler seen',
-    figure: { label: 'emulator p50 (guest rdtsc histogram)', unit: 'µs', values: reps.column('emulatorP50') },
-    baseline: { label: 'raw spin round trip p50', unit: 'µs', values: reps.column('rawP50') },
-    goal: { text: 'p50 ≤ 2 µs (QEMU MTTCG 4.6–5.2 µs)', kind: 'figure-at-most', threshold: 2 },
-    extras: [
-      { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
-      { label: 'raw spin round trip p99', unit: 'µs', values: reps.column('rawP99') },
+  const reps = await repeat(
+    BENCH,
+    async () => {
+      const raw = await measureSpinHandoff({ rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
+      const report = await runScenarioBench('ping-pong', { vcpus: 2, seconds: SECONDS, seed: 1 }, { defines: { GAP_NS } });
+      const latency = vcpuLatency(report, 0);
+      return {
+        emulatorP50: us(latency.p50),
+        emulatorP99: us(latency.p99),
+        samples: latency.count,
+        rawP50: us(raw.roundTrip.p50),
+        rawP99: us(raw.roundTrip.p99),
+        hostCpus: report.hostCpuCount,
+      };
+    },
+    (row) => ({
+      emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
+      raw: `spin RT p50 ${formatValue(row['rawP50']!, 'µs')} µs`,
+    }),
+  );
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'ping-pong',
+        title: '2. ping-pong, IPI reply to a running sender: ICR write → pong handler seen',
+        figure: { label: 'emulator p50 (guest rdtsc histogram)', unit: 'µs', values: reps.column('emulatorP50') },
+        baseline: { label: 'raw spin round trip p50', unit: 'µs', values: reps.column('rawP50') },
+        goal: { text: 'p50 ≤ 2 µs (QEMU MTTCG 4.6–5.2 µs)', kind: 'figure-at-most', threshold: 2 },
+        extras: [
+          { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
+          { label: 'raw spin round trip p99', unit: 'µs', values: reps.column('rawP99') },
+        ],
+        notes: [
+          `scenario ping-pong for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap; the default host CPUs (VmConfig.hostCpus unset): ${[...new Set(reps.column('hostCpus'))].join('/')} for 2 vCPUs`,
+        ],
+      }),
     ],
-    notes: [`scenario ping-pong for ${SECONDS} s (${reps.column('samples').join('/')} rounds), GAP_NS ${GAP_NS}; raw: up to ${ROUNDS} rounds after ${WARMUP} warm-up, same gap; the default host CPUs (VmConfig.hostCpus unset): ${[...new Set(reps.column('hostCpus'))].join('/')} for 2 vCPUs`],
-  })], reps.otherLoad, startedAt);
+    reps.otherLoad,
+    startedAt,
+  );
 });

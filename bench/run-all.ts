@@ -17,13 +17,37 @@ import { RESULTS_DIR, type BenchResult, type GoalResult } from './lib/report.js'
 import { machineNotes } from './lib/machine.js';
 import { formatSpread, formatValue } from './lib/stats.js';
 
-const BENCHES = ['ack', 'ping-pong', 'sync-call', 'wake', 'broadcast', 'storm', 'storm-host-cpus', 'startup', 'interpreter', 'scale-255', 'x2avic-512', 'memslot-update', 'lockdep-overhead'] as const;
+const BENCHES = [
+  'ack',
+  'ping-pong',
+  'sync-call',
+  'wake',
+  'broadcast',
+  'storm',
+  'storm-host-cpus',
+  'startup',
+  'interpreter',
+  'scale-255',
+  'x2avic-512',
+  'memslot-update',
+  'lockdep-overhead',
+] as const;
 
 function cell(goal: GoalResult): string[] {
   const figure = formatSpread(goal.figure.spread, goal.figure.unit);
   const baseline = goal.baseline === undefined ? '–' : `${goal.baseline.label}: ${formatSpread(goal.baseline.spread, goal.baseline.unit)}`;
-  const ratio = goal.ratio === undefined ? '–' : `${formatValue(goal.ratio.ofMedians, '×')}× (${formatValue(goal.ratio.perRepetition.min, '×')}–${formatValue(goal.ratio.perRepetition.max, '×')})`;
-  const verdict = goal.skipped !== undefined ? `skipped: ${goal.skipped}` : goal.met ? 'met' : goal.missFactor === undefined ? 'MISSED' : `MISSED ×${formatValue(goal.missFactor, '×')}`;
+  const ratio =
+    goal.ratio === undefined
+      ? '–'
+      : `${formatValue(goal.ratio.ofMedians, '×')}× (${formatValue(goal.ratio.perRepetition.min, '×')}–${formatValue(goal.ratio.perRepetition.max, '×')})`;
+  const verdict =
+    goal.skipped !== undefined
+      ? `skipped: ${goal.skipped}`
+      : goal.met
+        ? 'met'
+        : goal.missFactor === undefined
+          ? 'MISSED'
+          : `MISSED ×${formatValue(goal.missFactor, '×')}`;
   return [goal.title, figure, baseline, ratio, goal.goal.text, verdict];
 }
 
@@ -44,7 +68,10 @@ const loads: string[] = [];
 const warned: string[] = [];
 for (const name of names) {
   const file = join(RESULTS_DIR, `${name}.json`);
-  if (!existsSync(file) || statSync(file).mtimeMs < began) { rows.push([`${name}: no result (the bench failed; see above)`, '', '', '', '', 'FAILED']); continue; }
+  if (!existsSync(file) || statSync(file).mtimeMs < began) {
+    rows.push([`${name}: no result (the bench failed; see above)`, '', '', '', '', 'FAILED']);
+    continue;
+  }
   const result = JSON.parse(readFileSync(file, 'utf8')) as BenchResult;
   for (const goal of result.goals) rows.push(cell(goal));
   warned.push(...(result.warnings ?? []));

@@ -47,12 +47,30 @@ async function idleRun(): Promise<Omit<ChildResult, 'otherLoad' | 'maxRssMiB'>> 
   const startupMs = performance.now() - began;
   const stopBegan = performance.now();
   const report = await vm.wait({ seconds: 0.001, stopTimeoutSeconds: 60 });
-  return { mode: 'idle', startupMs, deliveredPerSecond: 0, stopMs: performance.now() - stopBegan, exit: report.exit.reason, lost: report.ipis.lost, lostWakeups: report.lostWakeups, ok: report.ok && report.exit.reason === 'time-limit' };
+  return {
+    mode: 'idle',
+    startupMs,
+    deliveredPerSecond: 0,
+    stopMs: performance.now() - stopBegan,
+    exit: report.exit.reason,
+    lost: report.ipis.lost,
+    lostWakeups: report.lostWakeups,
+    ok: report.ok && report.exit.reason === 'time-limit',
+  };
 }
 
 async function stormRun(): Promise<Omit<ChildResult, 'otherLoad' | 'maxRssMiB'>> {
   const run = await runScenarioSteadyState('storm', { vcpus: VCPUS, seed: 1 }, 300, 1000);
-  return { mode: 'storm', startupMs: run.startupMs, deliveredPerSecond: run.deliveredPerSecond, stopMs: run.stopMs, exit: run.report.exit.reason, lost: run.report.ipis.lost, lostWakeups: run.report.lostWakeups, ok: run.report.ok };
+  return {
+    mode: 'storm',
+    startupMs: run.startupMs,
+    deliveredPerSecond: run.deliveredPerSecond,
+    stopMs: run.stopMs,
+    exit: run.report.exit.reason,
+    lost: run.report.ipis.lost,
+    lostWakeups: run.report.lostWakeups,
+    ok: run.report.ok,
+  };
 }
 
 async function child(mode: string): Promise<void> {
@@ -62,7 +80,12 @@ async function child(mode: string): Promise<void> {
 }
 
 function runChild(mode: 'idle' | 'storm'): ChildResult {
-  const output = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode], { encoding: 'utf8', env: process.env, timeout: 400_000, stdio: ['ignore', 'pipe', 'inherit'] });
+  const output = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode], {
+    encoding: 'utf8',
+    env: process.env,
+    timeout: 400_000,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return JSON.parse(output.trim().split('\n').pop()!) as ChildResult;
 }
 
@@ -79,25 +102,45 @@ main(async () => {
       const value = runChild(mode);
       (mode === 'idle' ? idle : storm).push(value);
       otherLoad.push(value.otherLoad);
-      console.log(`[${BENCH}] rep ${repetition + 1}/${REPS} ${mode}: start-up ${value.startupMs.toFixed(0)} ms, ${mode === 'storm' ? `storm ${(value.deliveredPerSecond / 1e6).toFixed(3)} M/s, ` : ''}stop ${value.stopMs.toFixed(0)} ms, peak RSS ${value.maxRssMiB.toFixed(0)} MiB, exit ${value.exit}, lost IPIs ${value.lost}, lost wake-ups ${value.lostWakeups}, ok ${value.ok} (other load ${value.otherLoad.toFixed(2)} cores)`);
+      console.log(
+        `[${BENCH}] rep ${repetition + 1}/${REPS} ${mode}: start-up ${value.startupMs.toFixed(0)} ms, ${mode === 'storm' ? `storm ${(value.deliveredPerSecond / 1e6).toFixed(3)} M/s, ` : ''}stop ${value.stopMs.toFixed(0)} ms, peak RSS ${value.maxRssMiB.toFixed(0)} MiB, exit ${value.exit}, lost IPIs ${value.lost}, lost wake-ups ${value.lostWakeups}, ok ${value.ok} (other load ${value.otherLoad.toFixed(2)} cores)`,
+      );
     }
   }
   const all = [...idle, ...storm];
   const clean = all.every((result) => result.ok && result.lost === 0 && result.lostWakeups === 0);
-  finishBench(BENCH, [goalResult({
-    id: 'scale-255',
-    title: `7. ${VCPUS} vCPUs start, run the storm and stop cleanly`,
-    figure: { label: 'start-up with the storm running: Vm.create → every vCPU running', unit: 'ms', values: storm.map((result) => result.startupMs) },
-    goal: { text: `${VCPUS} vCPUs start, run a storm and stop cleanly (record start-up and peak memory)`, kind: 'clean-run', threshold: 0 },
-    clean,
-    extras: [
-      { label: 'start-up of idle vCPUs (halted at once)', unit: 'ms', values: idle.map((result) => result.startupMs) },
-      { label: 'peak RSS, storm run (maxRSS)', unit: 'MiB', values: storm.map((result) => result.maxRssMiB) },
-      { label: 'peak RSS, idle run (maxRSS)', unit: 'MiB', values: idle.map((result) => result.maxRssMiB) },
-      { label: 'storm delivered over a 1 s window', unit: 'M/s', values: storm.map((result) => result.deliveredPerSecond / 1e6) },
-      { label: 'stop request → report, storm run', unit: 'ms', values: storm.map((result) => result.stopMs) },
-      { label: 'stop request → report, idle run', unit: 'ms', values: idle.map((result) => result.stopMs) },
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'scale-255',
+        title: `7. ${VCPUS} vCPUs start, run the storm and stop cleanly`,
+        figure: {
+          label: 'start-up with the storm running: Vm.create → every vCPU running',
+          unit: 'ms',
+          values: storm.map((result) => result.startupMs),
+        },
+        goal: {
+          text: `${VCPUS} vCPUs start, run a storm and stop cleanly (record start-up and peak memory)`,
+          kind: 'clean-run',
+          threshold: 0,
+        },
+        clean,
+        extras: [
+          { label: 'start-up of idle vCPUs (halted at once)', unit: 'ms', values: idle.map((result) => result.startupMs) },
+          { label: 'peak RSS, storm run (maxRSS)', unit: 'MiB', values: storm.map((result) => result.maxRssMiB) },
+          { label: 'peak RSS, idle run (maxRSS)', unit: 'MiB', values: idle.map((result) => result.maxRssMiB) },
+          { label: 'storm delivered over a 1 s window', unit: 'M/s', values: storm.map((result) => result.deliveredPerSecond / 1e6) },
+          { label: 'stop request → report, storm run', unit: 'ms', values: storm.map((result) => result.stopMs) },
+          { label: 'stop request → report, idle run', unit: 'ms', values: idle.map((result) => result.stopMs) },
+        ],
+        notes: [
+          `exits ${all.map((result) => `${result.mode} ${result.exit}${result.ok ? '' : ' NOT ok'}`).join(', ')}; lost IPIs ${all.map((result) => result.lost).join('/')}; lost wake-ups ${all.map((result) => result.lostWakeups).join('/')}`,
+        ],
+      }),
     ],
-    notes: [`exits ${all.map((result) => `${result.mode} ${result.exit}${result.ok ? '' : ' NOT ok'}`).join(', ')}; lost IPIs ${all.map((result) => result.lost).join('/')}; lost wake-ups ${all.map((result) => result.lostWakeups).join('/')}`],
-  })], otherLoad, startedAt, REPS);
+    otherLoad,
+    startedAt,
+    REPS,
+  );
 });

@@ -59,7 +59,16 @@ async function startAndStop(config: VmConfig): Promise<Omit<ChildResult, 'otherL
     vm = await Vm.create(config);
   } catch (error) {
     if (!refusesVcpuCount(error)) throw error;
-    return { refused: (error as Error).message, startupMs: Number.NaN, stopMs: Number.NaN, hostCpus: 0, exit: 'refused', lost: 0, lostWakeups: 0, ok: true };
+    return {
+      refused: (error as Error).message,
+      startupMs: Number.NaN,
+      stopMs: Number.NaN,
+      hostCpus: 0,
+      exit: 'refused',
+      lost: 0,
+      lostWakeups: 0,
+      ok: true,
+    };
   }
   vm.loadProgram(program);
   vm.start();
@@ -87,12 +96,21 @@ async function startAndStop(config: VmConfig): Promise<Omit<ChildResult, 'otherL
 async function child(name: CaseName): Promise<void> {
   const { value, otherLoad } = await withOtherLoad(() => startAndStop(CASES[name]));
   // A refused VM measured nothing: its process's peak is Node's own, not a figure.
-  const result: ChildResult = { ...value, otherLoad, peakRss: value.refused === undefined ? peakRss() : { mib: Number.NaN, source: peakRss().source } };
+  const result: ChildResult = {
+    ...value,
+    otherLoad,
+    peakRss: value.refused === undefined ? peakRss() : { mib: Number.NaN, source: peakRss().source },
+  };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 function runChild(name: CaseName): ChildResult {
-  const output = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', name], { encoding: 'utf8', env: process.env, timeout: 600_000, stdio: ['ignore', 'pipe', 'inherit'] });
+  const output = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', name], {
+    encoding: 'utf8',
+    env: process.env,
+    timeout: 600_000,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return JSON.parse(output.trim().split('\n').pop()!) as ChildResult;
 }
 
@@ -102,23 +120,40 @@ function describe(name: CaseName, result: ChildResult): string {
 }
 
 /** The time and memory goals of one size on host CPUs, with the "before" run beside it where there is one. */
-function goals(number: string, size: number, runs: readonly ChildResult[], limits: { ms: number; mib: number }, before: readonly ChildResult[]): GoalResult[] {
+function goals(
+  number: string,
+  size: number,
+  runs: readonly ChildResult[],
+  limits: { ms: number; mib: number },
+  before: readonly ChildResult[],
+): GoalResult[] {
   const refused = runs.find((run) => run.refused !== undefined)?.refused;
   const skipped = refused === undefined ? undefined : `needs x2avic 4K: the VM refuses ${size} vCPUs ("${refused}")`;
   const clean = runs.every((run) => run.ok && run.lost === 0 && run.lostWakeups === 0);
   const sources = [...new Set(runs.map((run) => run.peakRss.source))].join('/');
-  const notes = [`idle vCPUs (halted at once), ${HOST_CPUS} host CPUs, a child process each; peak RSS from ${sources}; exits ${runs.map((run) => `${run.exit}${run.ok ? '' : ' NOT ok'}`).join(', ')}`];
-  const beforeExtras = (unit: 'ms' | 'MiB') => (before.length === 0 ? [] : [{
-    label: `before: one OS thread per vCPU (hostCpus = ${size}), ${unit === 'ms' ? 'start-up' : 'peak RSS'}`,
-    unit,
-    values: before.map((run) => (unit === 'ms' ? run.startupMs : run.peakRss.mib)),
-  }]);
+  const notes = [
+    `idle vCPUs (halted at once), ${HOST_CPUS} host CPUs, a child process each; peak RSS from ${sources}; exits ${runs.map((run) => `${run.exit}${run.ok ? '' : ' NOT ok'}`).join(', ')}`,
+  ];
+  const beforeExtras = (unit: 'ms' | 'MiB') =>
+    before.length === 0
+      ? []
+      : [
+          {
+            label: `before: one OS thread per vCPU (hostCpus = ${size}), ${unit === 'ms' ? 'start-up' : 'peak RSS'}`,
+            unit,
+            values: before.map((run) => (unit === 'ms' ? run.startupMs : run.peakRss.mib)),
+          },
+        ];
   return [
     goalResult({
       id: `startup-${size}-time`,
       title: `${number}. ${size} vCPUs on ${HOST_CPUS} host CPUs start: Vm.create → every vCPU loaded once`,
       figure: { label: 'start-up', unit: 'ms', values: runs.map((run) => run.startupMs) },
-      goal: { text: `< ${limits.ms / 1000} s${clean ? '' : ' (a run was NOT clean, see notes)'}`, kind: 'figure-at-most', threshold: limits.ms },
+      goal: {
+        text: `< ${limits.ms / 1000} s${clean ? '' : ' (a run was NOT clean, see notes)'}`,
+        kind: 'figure-at-most',
+        threshold: limits.ms,
+      },
       extras: [{ label: 'stop request → report', unit: 'ms', values: runs.map((run) => run.stopMs) }, ...beforeExtras('ms')],
       notes,
       ...(skipped === undefined ? {} : { skipped }),
@@ -151,14 +186,26 @@ main(async () => {
       const result = runChild(name);
       results[name].push(result);
       load = Math.max(load, result.otherLoad);
-      console.log(`[${BENCH}] rep ${repetition + 1}/${REPETITIONS} ${name}: ${describe(name, result)} (other load ${result.otherLoad.toFixed(2)} cores)`);
+      console.log(
+        `[${BENCH}] rep ${repetition + 1}/${REPETITIONS} ${name}: ${describe(name, result)} (other load ${result.otherLoad.toFixed(2)} cores)`,
+      );
     }
     otherLoad.push(load);
   }
-  finishBench(BENCH, [
-    ...goals('16a', SMALL, results.small, { ms: 1000, mib: 600 }, results.before),
-    ...goals('16b', LARGE, results.large, { ms: 10_000, mib: 3072 }, []),
-  ], otherLoad, startedAt);
+  finishBench(
+    BENCH,
+    [
+      ...goals('16a', SMALL, results.small, { ms: 1000, mib: 600 }, results.before),
+      ...goals('16b', LARGE, results.large, { ms: 10_000, mib: 3072 }, []),
+    ],
+    otherLoad,
+    startedAt,
+  );
   // A run that did not start every vCPU, lost something or did not stop cleanly is a failed measurement.
-  if (Object.values(results).flat().some((run) => !run.ok)) process.exitCode = 1;
+  if (
+    Object.values(results)
+      .flat()
+      .some((run) => !run.ok)
+  )
+    process.exitCode = 1;
 });

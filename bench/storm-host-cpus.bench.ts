@@ -42,28 +42,34 @@ function record(row: Row, prefix: string, run: SteadyStateResult): void {
 
 main(async () => {
   const startedAt = performance.now();
-  const reps = await repeat(BENCH, async (repetition) => {
-    const row: Row = {};
-    const seed = repetition + 1;
-    record(row, 'two', await runScenarioSteadyState('storm', { vcpus: 2, seed }, WARMUP_MS, WINDOW_MS, { hostCpus: HOST_CPUS }));
-    for (const vcpus of SIZES) {
-      record(row, `after${vcpus}`, await runScenarioSteadyState('storm', { vcpus, seed }, WARMUP_MS, WINDOW_MS, { hostCpus: HOST_CPUS }));
-    }
-    for (const vcpus of BEFORE_SIZES) {
-      record(row, `before${vcpus}`, await runScenarioSteadyState('storm', { vcpus, seed }, WARMUP_MS, WINDOW_MS, { hostCpus: vcpus }));
-    }
-    return row;
-  }, (row) => ({
-    [`on ${HOST_CPUS} host CPUs`]: [2, ...SIZES].map((n) => `${n}:${formatValue(row[n === 2 ? 'twoRate' : `after${n}Rate`]!, 'k/s')}`).join(' ') + ' k/s',
-    p50: [2, ...SIZES].map((n) => `${n}:${formatValue(row[n === 2 ? 'twoP50' : `after${n}P50`]!, 'µs')}`).join(' ') + ' µs',
-    'one thread per vCPU': BEFORE_SIZES.map((n) => `${n}:${formatValue(row[`before${n}Rate`]!, 'k/s')}`).join(' ') + ' k/s',
-  }));
+  const reps = await repeat(
+    BENCH,
+    async (repetition) => {
+      const row: Row = {};
+      const seed = repetition + 1;
+      record(row, 'two', await runScenarioSteadyState('storm', { vcpus: 2, seed }, WARMUP_MS, WINDOW_MS, { hostCpus: HOST_CPUS }));
+      for (const vcpus of SIZES) {
+        record(row, `after${vcpus}`, await runScenarioSteadyState('storm', { vcpus, seed }, WARMUP_MS, WINDOW_MS, { hostCpus: HOST_CPUS }));
+      }
+      for (const vcpus of BEFORE_SIZES) {
+        record(row, `before${vcpus}`, await runScenarioSteadyState('storm', { vcpus, seed }, WARMUP_MS, WINDOW_MS, { hostCpus: vcpus }));
+      }
+      return row;
+    },
+    (row) => ({
+      [`on ${HOST_CPUS} host CPUs`]:
+        [2, ...SIZES].map((n) => `${n}:${formatValue(row[n === 2 ? 'twoRate' : `after${n}Rate`]!, 'k/s')}`).join(' ') + ' k/s',
+      p50: [2, ...SIZES].map((n) => `${n}:${formatValue(row[n === 2 ? 'twoP50' : `after${n}P50`]!, 'µs')}`).join(' ') + ' µs',
+      'one thread per vCPU': BEFORE_SIZES.map((n) => `${n}:${formatValue(row[`before${n}Rate`]!, 'k/s')}`).join(' ') + ' k/s',
+    }),
+  );
   const quantumUs = reps.column('twoQuantum');
   const notes = [
     `${HOST_CPUS} host CPUs, quantum ${[...new Set(quantumUs)].join('/')} µs (from the report); window ${WINDOW_MS} ms after every vCPU started + ${WARMUP_MS} ms; p50 and coalesced share over the whole run; 0 IPIs lost in every run`,
   ];
-    // A "before" figure, where BENCH_STORM_BEFORE ran that size.
-  const column = (name: string, label: string, unit: string): Measured[] => (name in reps.rows[0]! ? [{ label, unit, values: reps.column(name) }] : []);
+  // A "before" figure, where BENCH_STORM_BEFORE ran that size.
+  const column = (name: string, label: string, unit: string): Measured[] =>
+    name in reps.rows[0]! ? [{ label, unit, values: reps.column(name) }] : [];
   const goals = SIZES.flatMap((vcpus, index) => {
     const number = `12${'abc'[index]}`;
     const after = `after${vcpus}`;
@@ -88,8 +94,12 @@ main(async () => {
       goalResult({
         id: `storm-host-cpus-${vcpus}-latency`,
         title: `${number}. storm, ${vcpus} vCPUs on ${HOST_CPUS} host CPUs: send-to-handled p50`,
-        figure: { label: 'p50 (the storm\'s samples, all senders)', unit: 'µs', values: reps.column(`${after}P50`) },
-        baseline: { label: `bound: 2 quanta × ${vcpus} runnable / ${HOST_CPUS} host CPUs`, unit: 'µs', values: reps.column(`${after}Bound`) },
+        figure: { label: "p50 (the storm's samples, all senders)", unit: 'µs', values: reps.column(`${after}P50`) },
+        baseline: {
+          label: `bound: 2 quanta × ${vcpus} runnable / ${HOST_CPUS} host CPUs`,
+          unit: 'µs',
+          values: reps.column(`${after}Bound`),
+        },
         goal: { text: 'p50 within 2 quanta × (runnable vCPUs / host CPUs)', kind: 'ratio-at-most', threshold: 1 },
         extras: [
           { label: 'p99', unit: 'µs', values: reps.column(`${after}P99`) },

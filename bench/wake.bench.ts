@@ -26,51 +26,78 @@ const HOST_CPUS = 2;
 
 main(async () => {
   const startedAt = performance.now();
-  const reps = await repeat(BENCH, async () => {
-    const raw = await measureWaitNotifyWake({ sleepers: 1, rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
-    const report = await runScenarioBench('ack-halt', { vcpus: 2, seconds: SECONDS, seed: 1 }, { defines: { GAP_NS }, vmConfig: { haltPolling: false, hostCpus: HOST_CPUS } });
-    const latency = vcpuLatency(report, 0);
-    const shared = vcpuLatency(await runScenarioBench('ack-halt', { vcpus: 2, seconds: SECONDS, seed: 1 }, { defines: { GAP_NS }, vmConfig: { haltPolling: false, hostCpus: 1 } }), 0);
-    return {
-      emulatorP50: us(latency.p50), emulatorP99: us(latency.p99), samples: latency.count,
-      rawP50: us(raw.roundTrip.p50), rawP99: us(raw.roundTrip.p99), rawOneWayP50: us(raw.oneWay.p50),
-      wakeups: report.perVcpu[1]!.counters.wakeups,
-      sharedP50: us(shared.p50), sharedP99: us(shared.p99),
-    };
-  }, (row) => ({
-    emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
-    'one host CPU': `p50 ${formatValue(row['sharedP50']!, 'µs')} µs`,
-    raw: `wait/notify wake RT p50 ${formatValue(row['rawP50']!, 'µs')} (one-way ${formatValue(row['rawOneWayP50']!, 'µs')}) µs`,
-  }));
+  const reps = await repeat(
+    BENCH,
+    async () => {
+      const raw = await measureWaitNotifyWake({ sleepers: 1, rounds: ROUNDS, warmup: WARMUP, gapNs: GAP_NS });
+      const report = await runScenarioBench(
+        'ack-halt',
+        { vcpus: 2, seconds: SECONDS, seed: 1 },
+        { defines: { GAP_NS }, vmConfig: { haltPolling: false, hostCpus: HOST_CPUS } },
+      );
+      const latency = vcpuLatency(report, 0);
+      const shared = vcpuLatency(
+        await runScenarioBench(
+          'ack-halt',
+          { vcpus: 2, seconds: SECONDS, seed: 1 },
+          { defines: { GAP_NS }, vmConfig: { haltPolling: false, hostCpus: 1 } },
+        ),
+        0,
+      );
+      return {
+        emulatorP50: us(latency.p50),
+        emulatorP99: us(latency.p99),
+        samples: latency.count,
+        rawP50: us(raw.roundTrip.p50),
+        rawP99: us(raw.roundTrip.p99),
+        rawOneWayP50: us(raw.oneWay.p50),
+        wakeups: report.perVcpu[1]!.counters.wakeups,
+        sharedP50: us(shared.p50),
+        sharedP99: us(shared.p99),
+      };
+    },
+    (row) => ({
+      emulator: `p50 ${formatValue(row['emulatorP50']!, 'µs')} p99 ${formatValue(row['emulatorP99']!, 'µs')} µs`,
+      'one host CPU': `p50 ${formatValue(row['sharedP50']!, 'µs')} µs`,
+      raw: `wait/notify wake RT p50 ${formatValue(row['rawP50']!, 'µs')} (one-way ${formatValue(row['rawOneWayP50']!, 'µs')}) µs`,
+    }),
+  );
   const figure = { label: `emulator p50 (guest rdtsc histogram), ${HOST_CPUS} host CPUs`, unit: 'µs', values: reps.column('emulatorP50') };
   const baseline = { label: 'raw Atomics.wait/notify wake round trip p50', unit: 'µs', values: reps.column('rawP50') };
-  const notes = [`scenario ack-halt for ${SECONDS} s (${reps.column('samples').join('/')} wake-ups), GAP_NS ${GAP_NS} after the target is blocked; raw: up to ${ROUNDS} after ${WARMUP} warm-up, same gap`];
-  finishBench(BENCH, [
-    goalResult({
-      id: 'wake',
-      title: '4. wake-up of a vCPU that is truly asleep (halt-polling off, 50 µs gap): ICR write → handler completion seen',
-      figure,
-      baseline,
-      goal: { text: '≤ 1.2× the raw wait/notify wake in the same run', kind: 'ratio-at-most', threshold: 1.2 },
-      extras: [
-        { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
-        { label: 'raw wake p99', unit: 'µs', values: reps.column('rawP99') },
-        { label: 'raw wake one-way p50 (notify → sleeper runs, shared clock)', unit: 'µs', values: reps.column('rawOneWayP50') },
-        { label: 'target wake-ups (futex)', unit: '', values: reps.column('wakeups') },
-      ],
-      notes,
-    }),
-    goalResult({
-      id: 'wake-host-cpus',
-      title: `14. ack to a halted vCPU on host CPUs (2 vCPUs, ${HOST_CPUS} host CPUs, halt-polling off, 50 µs gap)`,
-      figure,
-      baseline,
-      goal: { text: '≤ 1.1× the raw wait/notify wake in the same run', kind: 'ratio-at-most', threshold: 1.1 },
-      extras: [
-        { label: 'sender and target sharing 1 host CPU: p50 (no goal)', unit: 'µs', values: reps.column('sharedP50') },
-        { label: 'sharing 1 host CPU: p99', unit: 'µs', values: reps.column('sharedP99') },
-      ],
-      notes,
-    }),
-  ], reps.otherLoad, startedAt);
+  const notes = [
+    `scenario ack-halt for ${SECONDS} s (${reps.column('samples').join('/')} wake-ups), GAP_NS ${GAP_NS} after the target is blocked; raw: up to ${ROUNDS} after ${WARMUP} warm-up, same gap`,
+  ];
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'wake',
+        title: '4. wake-up of a vCPU that is truly asleep (halt-polling off, 50 µs gap): ICR write → handler completion seen',
+        figure,
+        baseline,
+        goal: { text: '≤ 1.2× the raw wait/notify wake in the same run', kind: 'ratio-at-most', threshold: 1.2 },
+        extras: [
+          { label: 'emulator p99', unit: 'µs', values: reps.column('emulatorP99') },
+          { label: 'raw wake p99', unit: 'µs', values: reps.column('rawP99') },
+          { label: 'raw wake one-way p50 (notify → sleeper runs, shared clock)', unit: 'µs', values: reps.column('rawOneWayP50') },
+          { label: 'target wake-ups (futex)', unit: '', values: reps.column('wakeups') },
+        ],
+        notes,
+      }),
+      goalResult({
+        id: 'wake-host-cpus',
+        title: `14. ack to a halted vCPU on host CPUs (2 vCPUs, ${HOST_CPUS} host CPUs, halt-polling off, 50 µs gap)`,
+        figure,
+        baseline,
+        goal: { text: '≤ 1.1× the raw wait/notify wake in the same run', kind: 'ratio-at-most', threshold: 1.1 },
+        extras: [
+          { label: 'sender and target sharing 1 host CPU: p50 (no goal)', unit: 'µs', values: reps.column('sharedP50') },
+          { label: 'sharing 1 host CPU: p99', unit: 'µs', values: reps.column('sharedP99') },
+        ],
+        notes,
+      }),
+    ],
+    reps.otherLoad,
+    startedAt,
+  );
 });

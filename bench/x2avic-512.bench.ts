@@ -63,7 +63,13 @@ async function stormRun(): Promise<Omit<ChildResult, 'otherLoad' | 'maxRssMiB'>>
     coalesced: report.ipis.coalesced,
     lost: report.ipis.lost,
     lostWakeups: report.lostWakeups,
-    incompleteIpiExits: [incomplete.invalidInterruptType, incomplete.targetNotRunning, incomplete.invalidTarget, incomplete.invalidBackingPage, incomplete.invalidIpiVector],
+    incompleteIpiExits: [
+      incomplete.invalidInterruptType,
+      incomplete.targetNotRunning,
+      incomplete.invalidTarget,
+      incomplete.invalidBackingPage,
+      incomplete.invalidIpiVector,
+    ],
     doorbells: report.doorbells,
     ok: report.ok && report.exit.reason === 'all-done',
   };
@@ -76,7 +82,12 @@ async function child(): Promise<void> {
 }
 
 function runChild(): ChildResult {
-  const output = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child'], { encoding: 'utf8', env: process.env, timeout: 600_000, stdio: ['ignore', 'pipe', 'inherit'] });
+  const output = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child'], {
+    encoding: 'utf8',
+    env: process.env,
+    timeout: 600_000,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return JSON.parse(output.trim().split('\n').pop()!) as ChildResult;
 }
 
@@ -88,23 +99,39 @@ main(async () => {
     await waitQuiet();
     const value = runChild();
     runs.push(value);
-    console.log(`[${BENCH}] rep ${repetition + 1}/${REPS}: ${VCPUS} vCPUs, start-up ${value.startupMs.toFixed(0)} ms, run ${value.runMs.toFixed(0)} ms, peak RSS ${value.maxRssMiB.toFixed(0)} MiB, exit ${value.exit}, done ${value.done}/${VCPUS}, IPIs sent ${value.sent} delivered ${value.delivered} coalesced ${value.coalesced} lost ${value.lost}, incomplete-IPI exits by cause ${value.incompleteIpiExits.join('/')}, doorbells ${value.doorbells}, lost wake-ups ${value.lostWakeups}, ok ${value.ok} (other load ${value.otherLoad.toFixed(2)} cores)`);
+    console.log(
+      `[${BENCH}] rep ${repetition + 1}/${REPS}: ${VCPUS} vCPUs, start-up ${value.startupMs.toFixed(0)} ms, run ${value.runMs.toFixed(0)} ms, peak RSS ${value.maxRssMiB.toFixed(0)} MiB, exit ${value.exit}, done ${value.done}/${VCPUS}, IPIs sent ${value.sent} delivered ${value.delivered} coalesced ${value.coalesced} lost ${value.lost}, incomplete-IPI exits by cause ${value.incompleteIpiExits.join('/')}, doorbells ${value.doorbells}, lost wake-ups ${value.lostWakeups}, ok ${value.ok} (other load ${value.otherLoad.toFixed(2)} cores)`,
+    );
   }
   const clean = runs.every((result) => result.ok && result.done === VCPUS && result.lost === 0 && result.lostWakeups === 0);
-  finishBench(BENCH, [goalResult({
-    id: 'x2avic-512',
-    title: `${VCPUS} vCPUs in x2APIC mode under x2AVIC start, run an x2APIC storm and stop cleanly`,
-    figure: { label: 'start-up: Vm.create → every vCPU running', unit: 'ms', values: runs.map((result) => result.startupMs) },
-    goal: { text: `${VCPUS} vCPUs switch to x2APIC, send ${ROUNDS} rounds of x2APIC IPIs each, none lost (record start-up and peak memory)`, kind: 'clean-run', threshold: 0 },
-    clean,
-    extras: [
-      { label: 'peak RSS (maxRSS)', unit: 'MiB', values: runs.map((result) => result.maxRssMiB) },
-      { label: 'run: start → last vCPU done', unit: 'ms', values: runs.map((result) => result.runMs) },
-      { label: 'IPI messages sent', unit: 'count', values: runs.map((result) => result.sent) },
-      { label: 'IPI messages delivered (handler entries)', unit: 'count', values: runs.map((result) => result.delivered) },
+  finishBench(
+    BENCH,
+    [
+      goalResult({
+        id: 'x2avic-512',
+        title: `${VCPUS} vCPUs in x2APIC mode under x2AVIC start, run an x2APIC storm and stop cleanly`,
+        figure: { label: 'start-up: Vm.create → every vCPU running', unit: 'ms', values: runs.map((result) => result.startupMs) },
+        goal: {
+          text: `${VCPUS} vCPUs switch to x2APIC, send ${ROUNDS} rounds of x2APIC IPIs each, none lost (record start-up and peak memory)`,
+          kind: 'clean-run',
+          threshold: 0,
+        },
+        clean,
+        extras: [
+          { label: 'peak RSS (maxRSS)', unit: 'MiB', values: runs.map((result) => result.maxRssMiB) },
+          { label: 'run: start → last vCPU done', unit: 'ms', values: runs.map((result) => result.runMs) },
+          { label: 'IPI messages sent', unit: 'count', values: runs.map((result) => result.sent) },
+          { label: 'IPI messages delivered (handler entries)', unit: 'count', values: runs.map((result) => result.delivered) },
+        ],
+        notes: [
+          `exits ${runs.map((result) => `${result.exit}${result.ok ? '' : ' NOT ok'}`).join(', ')}; lost IPIs ${runs.map((result) => result.lost).join('/')}; coalesced ${runs.map((result) => result.coalesced).join('/')}; incomplete-IPI exits by cause ${runs.map((result) => result.incompleteIpiExits.join('/')).join(', ')}; lost wake-ups ${runs.map((result) => result.lostWakeups).join('/')}`,
+        ],
+      }),
     ],
-    notes: [`exits ${runs.map((result) => `${result.exit}${result.ok ? '' : ' NOT ok'}`).join(', ')}; lost IPIs ${runs.map((result) => result.lost).join('/')}; coalesced ${runs.map((result) => result.coalesced).join('/')}; incomplete-IPI exits by cause ${runs.map((result) => result.incompleteIpiExits.join('/')).join(', ')}; lost wake-ups ${runs.map((result) => result.lostWakeups).join('/')}`],
-  })], otherLoad(runs), startedAt, REPS);
+    otherLoad(runs),
+    startedAt,
+    REPS,
+  );
 });
 
 function otherLoad(runs: readonly ChildResult[]): number[] {

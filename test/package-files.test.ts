@@ -15,7 +15,9 @@ const REPOSITORY = fileURLToPath(new URL('..', import.meta.url));
 const CLONE_ENTRIES = ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'src', 'workers', 'examples', 'docs'];
 
 let directory = '';
-afterAll(() => { if (directory !== '') rmSync(directory, { recursive: true, force: true }); });
+afterAll(() => {
+  if (directory !== '') rmSync(directory, { recursive: true, force: true });
+});
 
 describe('npm pack from a clean clone', () => {
   it('ships the built package entry, the CLI and the vCPU worker', () => {
@@ -33,7 +35,13 @@ describe('npm pack from a clean clone', () => {
     const files = new Set(packed.files.map((file) => file.path));
 
     const manifest = JSON.parse(readFileSync(join(REPOSITORY, 'package.json'), 'utf8')) as { main: string; bin: Record<string, string> };
-    for (const path of [manifest.main, 'dist/src/index.d.ts', ...Object.values(manifest.bin), 'dist/workers/vcpu-worker-entry.cjs', 'dist/workers/vcpu-worker.js']) {
+    for (const path of [
+      manifest.main,
+      'dist/src/index.d.ts',
+      ...Object.values(manifest.bin),
+      'dist/workers/vcpu-worker-entry.cjs',
+      'dist/workers/vcpu-worker.js',
+    ]) {
       expect(files, `${path} is not in the tarball`).toContain(path);
     }
     // The guest programs the scenarios and the conformance suite assemble at run time.

@@ -31,14 +31,18 @@ beforeAll(() => {
   const importPattern = /from 'avic-smp'/g;
   expect(snippet, 'the snippet imports the package by its name').toMatch(importPattern);
   const runnable = snippet.replace(importPattern, `from ${JSON.stringify(pathToFileURL(PACKAGE_ENTRY).href)}`);
-  const javascript = ts.transpileModule(runnable, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const javascript = ts.transpileModule(runnable, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
   directory = mkdtempSync(join(tmpdir(), 'avic-smp-readme-'));
   mkdirSync(join(directory, 'examples'));
   script = join(directory, 'snippet.mjs');
   writeFileSync(script, javascript);
 });
 
-afterAll(() => { if (directory !== '') rmSync(directory, { recursive: true, force: true }); });
+afterAll(() => {
+  if (directory !== '') rmSync(directory, { recursive: true, force: true });
+});
 
 /** Runs the snippet with `source` as the examples/ file it reads (whichever file it names). */
 function runSnippet(fileName: string, source: string): { status: number | null; stdout: string; stderr: string } {

@@ -2,9 +2,27 @@
 // apart so the main thread can import them without running a worker's body.
 
 export type RawRole =
-  | { role: 'spin-initiator'; sab: SharedArrayBuffer; originNs: string; rounds: number; warmup: number; gapNs: number; oneWay: boolean; deadlineMs: number }
+  | {
+      role: 'spin-initiator';
+      sab: SharedArrayBuffer;
+      originNs: string;
+      rounds: number;
+      warmup: number;
+      gapNs: number;
+      oneWay: boolean;
+      deadlineMs: number;
+    }
   | { role: 'spin-responder'; sab: SharedArrayBuffer; originNs: string; oneWay: boolean }
-  | { role: 'waker'; sab: SharedArrayBuffer; originNs: string; rounds: number; warmup: number; gapNs: number; sleepers: number; deadlineMs: number }
+  | {
+      role: 'waker';
+      sab: SharedArrayBuffer;
+      originNs: string;
+      rounds: number;
+      warmup: number;
+      gapNs: number;
+      sleepers: number;
+      deadlineMs: number;
+    }
   | { role: 'sleeper'; sab: SharedArrayBuffer; originNs: string; index: number; rounds: number; warmup: number }
   | { role: 'storm'; sab: SharedArrayBuffer; index: number; workers: number; seed: number };
 

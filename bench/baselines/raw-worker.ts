@@ -27,7 +27,9 @@ function sharedClock(originNs: string): () => number {
 }
 
 function spinUntil(clock: () => number, deadlineNs: number): void {
-  while (clock() < deadlineNs) { /* spin */ }
+  while (clock() < deadlineNs) {
+    /* spin */
+  }
 }
 
 function spinInitiator(task: Extract<RawRole, { role: 'spin-initiator' }>): Float64Array {
@@ -36,7 +38,9 @@ function spinInitiator(task: Extract<RawRole, { role: 'spin-initiator' }>): Floa
   const clock = sharedClock(task.originNs);
   const samples = new Float64Array(task.rounds);
   Atomics.add(words, Line.control + 2, 1);
-  while (Atomics.load(words, Line.control + 2) < 2) { /* wait for the responder */ }
+  while (Atomics.load(words, Line.control + 2) < 2) {
+    /* wait for the responder */
+  }
   const total = task.rounds + task.warmup;
   // Bounded: two spinners sharing one core take a scheduler slice per round (BENCHMARKS.md goal 4), so stop
   // at the deadline and keep the rounds done so far.
@@ -47,7 +51,9 @@ function spinInitiator(task: Extract<RawRole, { role: 'spin-initiator' }>): Floa
     const start = clock();
     if (task.oneWay) float64[SENT_AT_FLOAT64] = start;
     Atomics.store(words, Line.ping, round);
-    while (Atomics.load(words, Line.pong) !== round) { /* spin */ }
+    while (Atomics.load(words, Line.pong) !== round) {
+      /* spin */
+    }
     const end = clock();
     if (round > task.warmup) samples[measured++] = end - start;
     if (end > deadline) break;
@@ -86,7 +92,9 @@ function waker(task: Extract<RawRole, { role: 'waker' }>): Float64Array {
   for (let round = 1; round <= total; round++) {
     // Every sleeper has announced it is going to sleep for this round...
     for (let k = 0; k < task.sleepers; k++) {
-      while (Atomics.load(words, Line.perWorker + 16 * k + 1) !== round) { /* spin */ }
+      while (Atomics.load(words, Line.perWorker + 16 * k + 1) !== round) {
+        /* spin */
+      }
     }
     // ...and then it has had GAP_NS to really fall asleep (futex wait, idle core).
     spinUntil(clock, clock() + task.gapNs);
@@ -98,7 +106,9 @@ function waker(task: Extract<RawRole, { role: 'waker' }>): Float64Array {
       Atomics.notify(words, door, 1);
     }
     const wanted = round * task.sleepers;
-    while (Atomics.load(words, Line.acks) !== wanted) { /* spin */ }
+    while (Atomics.load(words, Line.acks) !== wanted) {
+      /* spin */
+    }
     const end = clock();
     if (round > task.warmup) samples[measured++] = end - start;
     if (end > deadline) break;
@@ -148,7 +158,9 @@ function storm(task: Extract<RawRole, { role: 'storm' }>): { sent: number; coale
   const own = Line.perWorker + 16 * self;
   let state = (Math.imul(self + 1, 0x9e3779b9) ^ task.seed) | 0 || 1;
   Atomics.add(words, Line.control + 2, 1);
-  while (Atomics.load(words, Line.control + 1) === 0) { /* wait for go */ }
+  while (Atomics.load(words, Line.control + 1) === 0) {
+    /* wait for go */
+  }
   let sent = 0;
   let coalesced = 0;
   let delivered = 0;
@@ -172,10 +184,20 @@ function storm(task: Extract<RawRole, { role: 'storm' }>): { sent: number; coale
 const task = workerData as RawRole;
 let result: unknown;
 switch (task.role) {
-  case 'spin-initiator': result = spinInitiator(task); break;
-  case 'spin-responder': result = spinResponder(task); break;
-  case 'waker': result = waker(task); break;
-  case 'sleeper': result = sleeper(task); break;
-  case 'storm': result = storm(task); break;
+  case 'spin-initiator':
+    result = spinInitiator(task);
+    break;
+  case 'spin-responder':
+    result = spinResponder(task);
+    break;
+  case 'waker':
+    result = waker(task);
+    break;
+  case 'sleeper':
+    result = sleeper(task);
+    break;
+  case 'storm':
+    result = storm(task);
+    break;
 }
 parentPort!.postMessage(result);

@@ -19,7 +19,9 @@ function startWorker<T>(data: RawRole): { worker: Worker; result: Promise<T> } {
   const result = new Promise<T>((resolve, reject) => {
     worker.once('message', (message: T) => resolve(message));
     worker.once('error', reject);
-    worker.once('exit', (code) => { if (code !== 0) reject(new Error(`raw baseline worker (${data.role}) exited with code ${code}`)); });
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`raw baseline worker (${data.role}) exited with code ${code}`));
+    });
   });
   return { worker, result };
 }
@@ -41,21 +43,32 @@ export interface SpinHandoffResult {
 }
 
 /** Two workers, `rounds` hand-offs (after `warmup`), `gapNs` idle between rounds; each pair stops at `deadlineMs` (default 1500). */
-export async function measureSpinHandoff(options: { rounds: number; warmup: number; gapNs: number; deadlineMs?: number }): Promise<SpinHandoffResult> {
+export async function measureSpinHandoff(options: {
+  rounds: number;
+  warmup: number;
+  gapNs: number;
+  deadlineMs?: number;
+}): Promise<SpinHandoffResult> {
   const run = async (oneWay: boolean): Promise<{ initiator: Float64Array; responder: Float64Array }> => {
     const sab = new SharedArrayBuffer(4096);
     const origin = originNs();
     const responder = startWorker<Float64Array>({ role: 'spin-responder', sab, originNs: origin, oneWay });
-    const initiator = startWorker<Float64Array>({ role: 'spin-initiator', sab, originNs: origin, oneWay, rounds: options.rounds, warmup: options.warmup, gapNs: options.gapNs, deadlineMs: options.deadlineMs ?? 1500 });
+    const initiator = startWorker<Float64Array>({
+      role: 'spin-initiator',
+      sab,
+      originNs: origin,
+      oneWay,
+      rounds: options.rounds,
+      warmup: options.warmup,
+      gapNs: options.gapNs,
+      deadlineMs: options.deadlineMs ?? 1500,
+    });
     return { initiator: await finish(initiator), responder: await finish(responder) };
   };
   // Round trips with no clock read on the responder's path, then one-way stamps in a second pair.
   const plain = await run(false);
   const stamped = await run(true);
-  return {
-    roundTrip: latencyPercentiles(plain.initiator),
-    oneWay: latencyPercentiles(stamped.responder.subarray(options.warmup)),
-  };
+  return { roundTrip: latencyPercentiles(plain.initiator), oneWay: latencyPercentiles(stamped.responder.subarray(options.warmup)) };
 }
 
 export interface WakeResult {
@@ -66,12 +79,28 @@ export interface WakeResult {
 }
 
 /** One waker and `sleepers` sleeping workers; each round waits until all announced sleep, then `gapNs`; stops at `deadlineMs` (default 3000). */
-export async function measureWaitNotifyWake(options: { sleepers: number; rounds: number; warmup: number; gapNs: number; deadlineMs?: number }): Promise<WakeResult> {
+export async function measureWaitNotifyWake(options: {
+  sleepers: number;
+  rounds: number;
+  warmup: number;
+  gapNs: number;
+  deadlineMs?: number;
+}): Promise<WakeResult> {
   const sab = new SharedArrayBuffer(4096 + 64 * options.sleepers);
   const origin = originNs();
   const sleepers = Array.from({ length: options.sleepers }, (_, index) =>
-    startWorker<Float64Array>({ role: 'sleeper', sab, originNs: origin, index, rounds: options.rounds, warmup: options.warmup }));
-  const waker = startWorker<Float64Array>({ role: 'waker', sab, originNs: origin, sleepers: options.sleepers, rounds: options.rounds, warmup: options.warmup, gapNs: options.gapNs, deadlineMs: options.deadlineMs ?? 3000 });
+    startWorker<Float64Array>({ role: 'sleeper', sab, originNs: origin, index, rounds: options.rounds, warmup: options.warmup }),
+  );
+  const waker = startWorker<Float64Array>({
+    role: 'waker',
+    sab,
+    originNs: origin,
+    sleepers: options.sleepers,
+    rounds: options.rounds,
+    warmup: options.warmup,
+    gapNs: options.gapNs,
+    deadlineMs: options.deadlineMs ?? 3000,
+  });
   const roundTrip = await finish(waker);
   const oneWays = await Promise.all(sleepers.map(finish));
   return { roundTrip: latencyPercentiles(roundTrip), oneWay: latencyPercentiles(oneWays[0]!) };
@@ -89,7 +118,14 @@ export async function measureAtomicsStorm(options: { workers: number; windowMs: 
   const sab = new SharedArrayBuffer(4096 + 64 * options.workers);
   const words = new Int32Array(sab);
   const started = Array.from({ length: options.workers }, (_, index) =>
-    startWorker<{ sent: number; coalesced: number; delivered: number }>({ role: 'storm', sab, index, workers: options.workers, seed: options.seed ?? 1 }));
+    startWorker<{ sent: number; coalesced: number; delivered: number }>({
+      role: 'storm',
+      sab,
+      index,
+      workers: options.workers,
+      seed: options.seed ?? 1,
+    }),
+  );
   while (Atomics.load(words, Line.control + 2) < options.workers) await sleep(1);
   Atomics.store(words, Line.control + 1, 1);
   const t0 = performance.now();

@@ -31,22 +31,48 @@ export function runRawSwitch(program: RawProgram, poll: Int32Array | undefined):
     const c = word0 >>> 24;
     executed++;
     switch (word0 & 0xff) {
-      case 0x11: registers[a] = immediate; pc += 8; break;
-      case 0x20: registers[a] = (registers[b]! + registers[c]!) | 0; pc += 8; break;
-      case 0x21: registers[a] = (registers[b]! - registers[c]!) | 0; pc += 8; break;
-      case 0x30: registers[a] = (registers[b]! + immediate) | 0; pc += 8; break;
-      case 0x31: registers[a] = (registers[b]! - immediate) | 0; pc += 8; break;
-      case 0x64: registers[a] = ram32[((registers[b]! + immediate) >>> 0) >> 2]!; pc += 8; break;
-      case 0x6a: ram32[((registers[b]! + immediate) >>> 0) >> 2] = registers[a]!; pc += 8; break;
+      case 0x11:
+        registers[a] = immediate;
+        pc += 8;
+        break;
+      case 0x20:
+        registers[a] = (registers[b]! + registers[c]!) | 0;
+        pc += 8;
+        break;
+      case 0x21:
+        registers[a] = (registers[b]! - registers[c]!) | 0;
+        pc += 8;
+        break;
+      case 0x30:
+        registers[a] = (registers[b]! + immediate) | 0;
+        pc += 8;
+        break;
+      case 0x31:
+        registers[a] = (registers[b]! - immediate) | 0;
+        pc += 8;
+        break;
+      case 0x64:
+        registers[a] = ram32[((registers[b]! + immediate) >>> 0) >> 2]!;
+        pc += 8;
+        break;
+      case 0x6a:
+        ram32[((registers[b]! + immediate) >>> 0) >> 2] = registers[a]!;
+        pc += 8;
+        break;
       case 0x47:
         if (registers[a] !== 0) {
           pc = immediate >>> 0;
           if (poll !== undefined && Atomics.load(poll, 0) !== lastDoorbell) lastDoorbell = Atomics.load(poll, 0);
         } else pc += 8;
         break;
-      case 0x80: registers[a] = 0; pc += 8; break;
-      case 0x84: return executed - 1;
-      default: throw new Error(`raw switch interpreter: opcode 0x${(word0 & 0xff).toString(16)} is not in its subset`);
+      case 0x80:
+        registers[a] = 0;
+        pc += 8;
+        break;
+      case 0x84:
+        return executed - 1;
+      default:
+        throw new Error(`raw switch interpreter: opcode 0x${(word0 & 0xff).toString(16)} is not in its subset`);
     }
   }
 }

@@ -31,8 +31,10 @@ async function createLoaded(program: ProgramImage, config: VmConfig): Promise<Vm
 }
 
 function describeFailure(name: string, report: VmReport, failedChecks: string[] = []): string {
-  return `${name}: the run failed: ${report.exit.reason} (${report.exit.detail}); lost IPIs ${report.ipis.lost}; lost wake-ups ${report.lostWakeups}; `
-    + `errors ${JSON.stringify(report.errors)}; faults ${report.faults.map((fault) => fault.description).join('; ')}; checks ${failedChecks.join('; ')}`;
+  return (
+    `${name}: the run failed: ${report.exit.reason} (${report.exit.detail}); lost IPIs ${report.ipis.lost}; lost wake-ups ${report.lostWakeups}; ` +
+    `errors ${JSON.stringify(report.errors)}; faults ${report.faults.map((fault) => fault.description).join('; ')}; checks ${failedChecks.join('; ')}`
+  );
 }
 
 /**
@@ -58,7 +60,12 @@ function judge(name: string, report: VmReport, expectedExit: string, failedCheck
 }
 
 /** Runs a bench program that finishes by itself. */
-export async function runProgramBench(name: string, defines: Record<string, number>, config: VmConfig, timeoutSeconds = 60): Promise<VmReport> {
+export async function runProgramBench(
+  name: string,
+  defines: Record<string, number>,
+  config: VmConfig,
+  timeoutSeconds = 60,
+): Promise<VmReport> {
   const vm = await createLoaded(assembleProgram(name, defines), config);
   const report = await vm.run({ timeoutSeconds });
   judge(name, report, 'all-done', []);
@@ -83,7 +90,12 @@ export async function runScenarioBench(
     ...(options.defines === undefined ? {} : { defines: new Map(Object.entries(options.defines)) }),
     ...(options.vmConfig === undefined ? {} : { vmConfig: options.vmConfig }),
   });
-  judge(name, result.report, 'all-done', result.checks.filter((entry) => !entry.ok).map((entry) => `${entry.name}: ${entry.detail}`));
+  judge(
+    name,
+    result.report,
+    'all-done',
+    result.checks.filter((entry) => !entry.ok).map((entry) => `${entry.name}: ${entry.detail}`),
+  );
   return result.report;
 }
 
@@ -153,16 +165,29 @@ export async function runScenarioSteadyState(
     }
     const startupMs = performance.now() - began;
     await sleep(warmupMs);
-    const before = { delivered: sumCounter(vm, 'interruptsDelivered'), sent: sumCounter(vm, 'ipisSent'), instructions: sumCounter(vm, 'instructions'), at: performance.now() };
+    const before = {
+      delivered: sumCounter(vm, 'interruptsDelivered'),
+      sent: sumCounter(vm, 'ipisSent'),
+      instructions: sumCounter(vm, 'instructions'),
+      at: performance.now(),
+    };
     await sleep(windowMs);
-    const after = { delivered: sumCounter(vm, 'interruptsDelivered'), sent: sumCounter(vm, 'ipisSent'), instructions: sumCounter(vm, 'instructions'), at: performance.now() };
+    const after = {
+      delivered: sumCounter(vm, 'interruptsDelivered'),
+      sent: sumCounter(vm, 'ipisSent'),
+      instructions: sumCounter(vm, 'instructions'),
+      at: performance.now(),
+    };
     const seconds = (after.at - before.at) / 1000;
     const stopBegan = performance.now();
     const stopIndex = program.symbols.get(STOP_REQUESTED_SYMBOL)! >>> 2;
     Atomics.store(new Int32Array(vm.memory.buffers.ram), stopIndex, 1);
     report = await vm.wait({ timeoutSeconds: (performance.now() - began) / 1000 + 60, stopTimeoutSeconds: 30 });
     const stopMs = performance.now() - stopBegan;
-    const failedChecks = definition.check(report, resolved).filter((entry) => !entry.ok).map((entry) => `${entry.name}: ${entry.detail}`);
+    const failedChecks = definition
+      .check(report, resolved)
+      .filter((entry) => !entry.ok)
+      .map((entry) => `${entry.name}: ${entry.detail}`);
     judge(name, report, 'all-done', failedChecks);
     return {
       startupMs,
@@ -177,7 +202,10 @@ export async function runScenarioSteadyState(
     // Tear the VM down (its workers would keep the process alive) and say what the vCPUs reported.
     if (report === undefined) {
       const torn = await vm.wait({ seconds: 0.001, stopTimeoutSeconds: 10 }).catch(() => undefined);
-      const detail = torn === undefined ? '' : `; vCPU errors: ${JSON.stringify(torn.errors.slice(0, 3))}; states: ${[...new Set(torn.perVcpu.map((entry) => entry.runState))].join(', ')}`;
+      const detail =
+        torn === undefined
+          ? ''
+          : `; vCPU errors: ${JSON.stringify(torn.errors.slice(0, 3))}; states: ${[...new Set(torn.perVcpu.map((entry) => entry.runState))].join(', ')}`;
       throw new Error(`${error instanceof Error ? error.message : String(error)}${detail}`, { cause: error });
     }
     throw error;

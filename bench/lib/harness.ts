@@ -21,16 +21,22 @@ export interface Repetitions {
   column(name: string): number[];
 }
 
-export async function repeat(bench: string, once: (repetition: number) => Promise<Row>, show: (row: Row) => Record<string, string>): Promise<Repetitions> {
+export async function repeat(
+  bench: string,
+  once: (repetition: number) => Promise<Row>,
+  show: (row: Row) => Record<string, string>,
+): Promise<Repetitions> {
   return repeatTimes(bench, REPETITIONS, once, show);
 }
 
 /** Runs a bench's main, printing a failure with a non-zero exit status. */
 export function main(run: () => Promise<void>): void {
   run().then(
-    () => { process.exitCode ??= 0; },
+    () => {
+      process.exitCode ??= 0;
+    },
     (error: unknown) => {
-      console.error(error instanceof Error ? error.stack ?? error.message : String(error));
+      console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
       process.exitCode = 1;
       // Whatever is left running (a VM's workers) must not keep a failed bench alive.
       setTimeout(() => process.exit(1), 5000).unref();
@@ -43,7 +49,12 @@ export function main(run: () => Promise<void>): void {
  * processes is measured again and the less disturbed attempt kept. repeat() uses BENCH_REPS; a bench
  * whose repetition takes much longer (scale-255, memslot-update) passes its own count.
  */
-export async function repeatTimes(bench: string, repetitions: number, once: (repetition: number) => Promise<Row>, show: (row: Row) => Record<string, string>): Promise<Repetitions> {
+export async function repeatTimes(
+  bench: string,
+  repetitions: number,
+  once: (repetition: number) => Promise<Row>,
+  show: (row: Row) => Record<string, string>,
+): Promise<Repetitions> {
   const rows: Row[] = [];
   const otherLoad: number[] = [];
   for (let repetition = 0; repetition < repetitions; repetition++) {
@@ -53,7 +64,10 @@ export async function repeatTimes(bench: string, repetitions: number, once: (rep
       const measured = await withOtherLoad(() => once(repetition));
       if (best === undefined || !(measured.otherLoad >= best.otherLoad)) best = measured;
       if (!(measured.otherLoad > MAX_OTHER_LOAD)) break;
-      if (attempt < ATTEMPTS) console.log(`[${bench}] rep ${repetition + 1}: other processes used ${measured.otherLoad.toFixed(2)} cores meanwhile; measuring it again`);
+      if (attempt < ATTEMPTS)
+        console.log(
+          `[${bench}] rep ${repetition + 1}: other processes used ${measured.otherLoad.toFixed(2)} cores meanwhile; measuring it again`,
+        );
     }
     rows.push(best!.value);
     otherLoad.push(best!.otherLoad);
@@ -62,10 +76,11 @@ export async function repeatTimes(bench: string, repetitions: number, once: (rep
   return {
     rows,
     otherLoad,
-    column: (name: string) => rows.map((row) => {
-      const value = row[name];
-      if (value === undefined) throw new Error(`no column ${name}`);
-      return value;
-    }),
+    column: (name: string) =>
+      rows.map((row) => {
+        const value = row[name];
+        if (value === undefined) throw new Error(`no column ${name}`);
+        return value;
+      }),
   };
 }

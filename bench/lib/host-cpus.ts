@@ -14,7 +14,9 @@ import { readFileSync } from 'node:fs';
  */
 export function quantumBoundUs(quantumUs: number, runnableVcpus: number, hostCpus: number): number {
   if (!(quantumUs > 0) || !(runnableVcpus >= 1) || !(hostCpus >= 1)) {
-    throw new RangeError(`quantumBoundUs needs a positive quantum and at least one runnable vCPU and host CPU, got ${quantumUs} µs, ${runnableVcpus}, ${hostCpus}`);
+    throw new RangeError(
+      `quantumBoundUs needs a positive quantum and at least one runnable vCPU and host CPU, got ${quantumUs} µs, ${runnableVcpus}, ${hostCpus}`,
+    );
   }
   return 2 * quantumUs * Math.max(1, runnableVcpus / hostCpus);
 }
@@ -42,7 +44,11 @@ export function parseVmHwmKiB(status: string): number | undefined {
 /** This process's peak resident set so far: VmHWM where Linux's /proc has it, else maxRSS. */
 export function peakRss(readStatus: () => string = () => readFileSync('/proc/self/status', 'utf8')): PeakRss {
   let kib: number | undefined;
-  try { kib = parseVmHwmKiB(readStatus()); } catch { kib = undefined; }
+  try {
+    kib = parseVmHwmKiB(readStatus());
+  } catch {
+    kib = undefined;
+  }
   if (kib !== undefined) return { mib: kib / 1024, source: 'VmHWM' };
   // ru_maxrss is in KiB on Linux (Node passes it through).
   return { mib: process.resourceUsage().maxRSS / 1024, source: 'maxRSS' };

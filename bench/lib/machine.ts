@@ -23,13 +23,23 @@ export interface MachineNotes {
 
 export function machineNotes(): MachineNotes {
   let cpuidle: string | undefined;
-  try { cpuidle = readFileSync('/sys/devices/system/cpu/cpuidle/current_driver', 'utf8').trim(); } catch { cpuidle = undefined; }
+  try {
+    cpuidle = readFileSync('/sys/devices/system/cpu/cpuidle/current_driver', 'utf8').trim();
+  } catch {
+    cpuidle = undefined;
+  }
   let commit = 'unknown';
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'workers'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'workers'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() !== '';
     commit = `${head}${dirty ? '+dirty' : ''}`;
-  } catch { commit = 'unknown'; }
+  } catch {
+    commit = 'unknown';
+  }
   return {
     commit,
     node: process.version,

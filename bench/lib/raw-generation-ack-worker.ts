@@ -12,7 +12,7 @@ const words = new Int32Array(task.sab);
 const line = RawGenerationLine.perWorker + RawGenerationLine.wordsPerWorker * task.index;
 const doorbell = line + RawGenerationLine.doorbell;
 const ack = line + RawGenerationLine.acknowledged;
-let state = (Math.imul(task.index + 1, 0x9e3779b9) | 0) || 1;
+let state = Math.imul(task.index + 1, 0x9e3779b9) | 0 || 1;
 let seen = Atomics.load(words, doorbell);
 Atomics.add(words, RawGenerationLine.control + RawGenerationLine.ready, 1);
 for (;;) {

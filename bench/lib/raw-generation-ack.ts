@@ -39,11 +39,15 @@ export class RawGenerationAck {
     for (let index = 0; index < workers; index++) {
       const worker = new Worker(WORKER_URL, { workerData: { sab, index } satisfies RawGenerationTask });
       threads.push(worker);
-      exited.push(new Promise((resolve, reject) => {
-        worker.once('message', resolve);
-        worker.once('error', reject);
-        worker.once('exit', (code) => { if (code !== 0) reject(new Error(`raw generation worker ${index} exited with code ${code}`)); });
-      }));
+      exited.push(
+        new Promise((resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+          worker.once('exit', (code) => {
+            if (code !== 0) reject(new Error(`raw generation worker ${index} exited with code ${code}`));
+          });
+        }),
+      );
     }
     const raw = new RawGenerationAck(workers, words, threads, exited);
     const deadline = performance.now() + 30_000 + 1_000 * workers;
@@ -72,7 +76,8 @@ export class RawGenerationAck {
         for (;;) {
           const seen = Atomics.load(words, ack);
           if (((seen - generation) | 0) >= 0) break;
-          if (performance.now() > deadline) throw new Error(`raw baseline: worker ${index} did not acknowledge generation ${generation} within ${ACK_TIMEOUT_MS} ms`);
+          if (performance.now() > deadline)
+            throw new Error(`raw baseline: worker ${index} did not acknowledge generation ${generation} within ${ACK_TIMEOUT_MS} ms`);
           const wait = Atomics.waitAsync(words, ack, seen, 5);
           if (wait.async) await wait.value;
         }
@@ -85,7 +90,9 @@ export class RawGenerationAck {
     Atomics.store(this.#words, RawGenerationLine.control + RawGenerationLine.stop, 1);
     for (let index = 0; index < this.workers; index++) Atomics.add(this.#words, this.#line(index) + RawGenerationLine.doorbell, 1);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, 10_000); });
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 10_000);
+    });
     await Promise.race([Promise.allSettled(this.#exited), timeout]);
     clearTimeout(timer);
     await Promise.all(this.#threads.map((worker) => worker.terminate()));

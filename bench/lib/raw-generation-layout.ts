@@ -21,4 +21,5 @@ export const RawGenerationLine = {
   acknowledged: 16,
 } as const;
 
-export const rawGenerationBytes = (workers: number): number => 4 * (RawGenerationLine.perWorker + RawGenerationLine.wordsPerWorker * workers);
+export const rawGenerationBytes = (workers: number): number =>
+  4 * (RawGenerationLine.perWorker + RawGenerationLine.wordsPerWorker * workers);

@@ -126,21 +126,35 @@ export function goalResult(options: {
 export function printGoal(result: GoalResult): void {
   const lines: string[] = [];
   lines.push(`  ${result.title}`);
-  lines.push(`    figure   ${result.figure.label}: ${formatSpread(result.figure.spread, result.figure.unit)}  [${result.figure.values.map((v) => formatValue(v, result.figure.unit)).join(', ')}]`);
+  lines.push(
+    `    figure   ${result.figure.label}: ${formatSpread(result.figure.spread, result.figure.unit)}  [${result.figure.values.map((v) => formatValue(v, result.figure.unit)).join(', ')}]`,
+  );
   if (result.baseline !== undefined) {
-    lines.push(`    baseline ${result.baseline.label}: ${formatSpread(result.baseline.spread, result.baseline.unit)}  [${result.baseline.values.map((v) => formatValue(v, result.baseline!.unit)).join(', ')}]`);
+    lines.push(
+      `    baseline ${result.baseline.label}: ${formatSpread(result.baseline.spread, result.baseline.unit)}  [${result.baseline.values.map((v) => formatValue(v, result.baseline!.unit)).join(', ')}]`,
+    );
   }
   if (result.ratio !== undefined) {
-    lines.push(`    ratio    ${formatValue(result.ratio.ofMedians, '×')}× of medians (per repetition ${formatValue(result.ratio.perRepetition.min, '×')}–${formatValue(result.ratio.perRepetition.max, '×')}×)`);
+    lines.push(
+      `    ratio    ${formatValue(result.ratio.ofMedians, '×')}× of medians (per repetition ${formatValue(result.ratio.perRepetition.min, '×')}–${formatValue(result.ratio.perRepetition.max, '×')}×)`,
+    );
   }
   for (const extra of result.extras) lines.push(`    also     ${extra.label}: ${formatSpread(extra.spread, extra.unit)}`);
   const miss = result.met || result.missFactor === undefined ? '' : ` (missed by ${formatValue(result.missFactor, '×')}×)`;
-  lines.push(`    goal     ${result.goal.text}: ${result.skipped === undefined ? `${result.met ? 'MET' : 'MISSED'}${miss}` : `SKIPPED (${result.skipped})`}`);
+  lines.push(
+    `    goal     ${result.goal.text}: ${result.skipped === undefined ? `${result.met ? 'MET' : 'MISSED'}${miss}` : `SKIPPED (${result.skipped})`}`,
+  );
   for (const note of result.notes) lines.push(`    note     ${note}`);
   console.log(lines.join('\n'));
 }
 
-export function finishBench(bench: string, goals: GoalResult[], otherLoad: number[], startedAt: number, repetitions = REPETITIONS): BenchResult {
+export function finishBench(
+  bench: string,
+  goals: GoalResult[],
+  otherLoad: number[],
+  startedAt: number,
+  repetitions = REPETITIONS,
+): BenchResult {
   const result: BenchResult = {
     bench,
     command: `npm run build && node dist/bench/${bench}.bench.js`,
@@ -151,7 +165,9 @@ export function finishBench(bench: string, goals: GoalResult[], otherLoad: numbe
     warnings: [...warnings],
     goals,
   };
-  console.log(`\n${bench}: ${repetitions} repetitions in ${result.elapsedSeconds.toFixed(1)} s; other processes' load per repetition (cores): ${otherLoad.map((load) => (Number.isFinite(load) ? load.toFixed(2) : '?')).join(', ')}`);
+  console.log(
+    `\n${bench}: ${repetitions} repetitions in ${result.elapsedSeconds.toFixed(1)} s; other processes' load per repetition (cores): ${otherLoad.map((load) => (Number.isFinite(load) ? load.toFixed(2) : '?')).join(', ')}`,
+  );
   for (const goal of goals) printGoal(goal);
   for (const warning of warnings) console.log(`  WARNING ${warning}`);
   // BENCH_STRICT=1: a missed goal makes the bench exit with status 2 (the measurements still succeeded).
@@ -162,9 +178,19 @@ export function finishBench(bench: string, goals: GoalResult[], otherLoad: numbe
 }
 
 /** One line per repetition while the bench runs, so a long bench shows progress. */
-export function logRepetition(bench: string, repetition: number, parts: Record<string, string>, otherLoad: number, repetitions = REPETITIONS): void {
-  const text = Object.entries(parts).map(([key, value]) => `${key} ${value}`).join('  ');
-  console.log(`[${bench}] rep ${repetition + 1}/${repetitions}: ${text}  (other load ${Number.isFinite(otherLoad) ? otherLoad.toFixed(2) : '?'} cores)`);
+export function logRepetition(
+  bench: string,
+  repetition: number,
+  parts: Record<string, string>,
+  otherLoad: number,
+  repetitions = REPETITIONS,
+): void {
+  const text = Object.entries(parts)
+    .map(([key, value]) => `${key} ${value}`)
+    .join('  ');
+  console.log(
+    `[${bench}] rep ${repetition + 1}/${repetitions}: ${text}  (other load ${Number.isFinite(otherLoad) ? otherLoad.toFixed(2) : '?'} cores)`,
+  );
 }
 
 export const us = (ns: number): number => ns / 1000;

@@ -68,16 +68,26 @@ export async function startRunningVm(name: string, program: ProgramImage, config
   return {
     vm,
     startupMs,
-    counters: () => ({ delivered: sum(vm, 'interruptsDelivered'), sent: sum(vm, 'ipisSent'), instructions: sum(vm, 'instructions'), at: performance.now() }),
+    counters: () => ({
+      delivered: sum(vm, 'interruptsDelivered'),
+      sent: sum(vm, 'ipisSent'),
+      instructions: sum(vm, 'instructions'),
+      at: performance.now(),
+    }),
     async stop(checks) {
       Atomics.store(new Int32Array(vm.memory.buffers.ram), stopAddress >>> 2, 1);
       const report = await ending;
       const failedChecks = checks?.(report) ?? [];
       if (report.ipis.lost !== 0 || report.faults.length > 0 || report.errors.length > 0 || report.exit.reason !== 'all-done') {
-        throw new Error(`${name}: the run failed: ${report.exit.reason} (${report.exit.detail}); lost IPIs ${report.ipis.lost}; errors ${JSON.stringify(report.errors)}; `
-          + `faults ${report.faults.map((fault) => fault.description).join('; ')}; checks ${failedChecks.join('; ')}`);
+        throw new Error(
+          `${name}: the run failed: ${report.exit.reason} (${report.exit.detail}); lost IPIs ${report.ipis.lost}; errors ${JSON.stringify(report.errors)}; ` +
+            `faults ${report.faults.map((fault) => fault.description).join('; ')}; checks ${failedChecks.join('; ')}`,
+        );
       }
-      const notes = [...(report.lostWakeups === 0 ? [] : [`${report.lostWakeups} lost wake-up(s) counted`]), ...failedChecks.map((check) => `scenario check failed: ${check}`)];
+      const notes = [
+        ...(report.lostWakeups === 0 ? [] : [`${report.lostWakeups} lost wake-up(s) counted`]),
+        ...failedChecks.map((check) => `scenario check failed: ${check}`),
+      ];
       for (const note of notes) {
         console.warn(`WARNING ${name}: ${note}`);
         warnings.push(`${name}: ${note}`);
@@ -88,7 +98,14 @@ export async function startRunningVm(name: string, program: ProgramImage, config
 }
 
 /** Seconds between two counter readings, and the rates over them (per second). */
-export function ratesBetween(before: VmCounters, after: VmCounters): { seconds: number; deliveredPerSecond: number; sentPerSecond: number } {
+export function ratesBetween(
+  before: VmCounters,
+  after: VmCounters,
+): { seconds: number; deliveredPerSecond: number; sentPerSecond: number } {
   const seconds = (after.at - before.at) / 1000;
-  return { seconds, deliveredPerSecond: (after.delivered - before.delivered) / seconds, sentPerSecond: (after.sent - before.sent) / seconds };
+  return {
+    seconds,
+    deliveredPerSecond: (after.delivered - before.delivered) / seconds,
+    sentPerSecond: (after.sent - before.sent) / seconds,
+  };
 }

@@ -36,7 +36,12 @@ export function latencyPercentiles(samples: Float64Array): LatencyPercentiles {
   const sorted = Float64Array.from(samples).sort();
   let sum = 0;
   for (const value of sorted) sum += value;
-  return { count: sorted.length, p50: percentileOfSorted(sorted, 50), p99: percentileOfSorted(sorted, 99), mean: sum / Math.max(1, sorted.length) };
+  return {
+    count: sorted.length,
+    p50: percentileOfSorted(sorted, 50),
+    p99: percentileOfSorted(sorted, 99),
+    mean: sum / Math.max(1, sorted.length),
+  };
 }
 
 /** "0.62" for 620 ns when the unit is µs, with a sensible number of digits. */

@@ -15,7 +15,8 @@ export function positiveInteger(name: string, max = Number.MAX_SAFE_INTEGER): (t
 export function positiveNumber(name: string): (text: string) => number {
   return (text) => {
     const value = Number(text);
-    if (!/^\d+(\.\d+)?([eE][+-]?\d+)?$/.test(text.trim()) || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a number above 0, got "${text}"`);
+    if (!/^\d+(\.\d+)?([eE][+-]?\d+)?$/.test(text.trim()) || !Number.isFinite(value) || value <= 0)
+      throw new InvalidArgumentError(`${name} must be a number above 0, got "${text}"`);
     return value;
   };
 }
@@ -35,7 +36,9 @@ export function positiveIntegerList(name: string, max: number): (text: string) =
   return (text) => {
     const items = text.split(',').map((item) => item.trim());
     if (items.some((item) => !/^\d+$/.test(item))) {
-      throw new InvalidArgumentError(`${name} must be a comma-separated list of whole numbers from 1 to ${max} (like 1,2,4,8), got "${text}"`);
+      throw new InvalidArgumentError(
+        `${name} must be a comma-separated list of whole numbers from 1 to ${max} (like 1,2,4,8), got "${text}"`,
+      );
     }
     const values = items.map(Number);
     const outside = values.find((value) => value < 1 || value > max);
@@ -48,7 +51,8 @@ export function positiveIntegerList(name: string, max: number): (text: string) =
 export function oneOf<T>(what: string, known: ReadonlyMap<string, T>, plural = `${what}s`): (text: string) => T {
   return (text) => {
     const value = known.get(text.trim());
-    if (value === undefined) throw new InvalidArgumentError(`unknown ${what} "${text}"; the ${plural} are: ${[...known.keys()].join(', ')}`);
+    if (value === undefined)
+      throw new InvalidArgumentError(`unknown ${what} "${text}"; the ${plural} are: ${[...known.keys()].join(', ')}`);
     return value;
   };
 }

@@ -15,32 +15,42 @@ export function formatRunReport(report: VmReport): string {
   const { ipis, exits } = report;
   const lines: string[] = [];
   lines.push(`${report.ok ? 'OK' : 'FAILED'}: ${report.exit.reason} (${report.exit.detail}) after ${report.durationSeconds.toFixed(2)} s`);
-  lines.push(`vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}${report.erratum1235WindowUs === null ? '' : `, ${erratum1235Text(report.erratum1235WindowUs, report.erratumStaleIsRunningReads)}`}`);
+  lines.push(
+    `vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}${report.erratum1235WindowUs === null ? '' : `, ${erratum1235Text(report.erratum1235WindowUs, report.erratumStaleIsRunningReads)}`}`,
+  );
   lines.push('');
   lines.push(formatIpiBalance(ipis));
   lines.push(`IPIs delivered per second: ${number(report.ipisPerSecond)}`);
-  lines.push(`doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)} (late ${number(report.lateWakeups)}), instructions ${number(report.instructions)}`);
+  lines.push(
+    `doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)} (late ${number(report.lateWakeups)}), instructions ${number(report.instructions)}`,
+  );
   const c = exits.incompleteIpi;
-  lines.push(`exits: incomplete IPI [0 invalid type ${number(c.invalidInterruptType)}, 1 not running ${number(c.targetNotRunning)}, 2 invalid target ${number(c.invalidTarget)}, 3 invalid backing page ${number(c.invalidBackingPage)}, 4 vector < 16 ${number(c.invalidIpiVector)}]`);
-  lines.push(`       unaccelerated access [trap ${number(exits.unacceleratedAccess.trap)}, fault ${number(exits.unacceleratedAccess.fault)}], APIC MMIO emulated (AVIC inhibited) ${number(exits.apicMmioEmulation)}, HLT ${number(exits.halt)}, pause loop ${number(exits.pauseLoop)}, hypercall ${number(exits.hypercall)}, MSR ${number(exits.msr)}`);
+  lines.push(
+    `exits: incomplete IPI [0 invalid type ${number(c.invalidInterruptType)}, 1 not running ${number(c.targetNotRunning)}, 2 invalid target ${number(c.invalidTarget)}, 3 invalid backing page ${number(c.invalidBackingPage)}, 4 vector < 16 ${number(c.invalidIpiVector)}]`,
+  );
+  lines.push(
+    `       unaccelerated access [trap ${number(exits.unacceleratedAccess.trap)}, fault ${number(exits.unacceleratedAccess.fault)}], APIC MMIO emulated (AVIC inhibited) ${number(exits.apicMmioEmulation)}, HLT ${number(exits.halt)}, pause loop ${number(exits.pauseLoop)}, hypercall ${number(exits.hypercall)}, MSR ${number(exits.msr)}`,
+  );
   for (const fault of report.faults) lines.push(`guest fault on vCPU ${fault.vcpu}: ${fault.description}`);
   for (const error of report.errors) lines.push(`emulator error on vCPU ${error.vcpu}: ${error.message}`);
   lines.push('');
-  lines.push(table(
-    ['vCPU', 'state', 'exit', 'IPIs sent', 'received', 'doorbells', 'exits c1', 'HLT', 'wake-ups', 'guest reports'],
-    report.perVcpu.map((vcpu) => [
-      String(vcpu.vcpu),
-      vcpu.runState,
-      vcpu.exit,
-      number(vcpu.counters.ipisSent),
-      number(vcpu.counters.interruptsDelivered),
-      number(vcpu.counters.doorbellsRung),
-      number(vcpu.counters.incompleteIpiExits[1] ?? 0),
-      number(vcpu.counters.haltExits),
-      number(vcpu.counters.wakeups),
-      lastNonZero(vcpu.guest.reports),
-    ]),
-  ));
+  lines.push(
+    table(
+      ['vCPU', 'state', 'exit', 'IPIs sent', 'received', 'doorbells', 'exits c1', 'HLT', 'wake-ups', 'guest reports'],
+      report.perVcpu.map((vcpu) => [
+        String(vcpu.vcpu),
+        vcpu.runState,
+        vcpu.exit,
+        number(vcpu.counters.ipisSent),
+        number(vcpu.counters.interruptsDelivered),
+        number(vcpu.counters.doorbellsRung),
+        number(vcpu.counters.incompleteIpiExits[1] ?? 0),
+        number(vcpu.counters.haltExits),
+        number(vcpu.counters.wakeups),
+        lastNonZero(vcpu.guest.reports),
+      ]),
+    ),
+  );
   return lines.join('\n');
 }
 
@@ -50,9 +60,11 @@ export function formatRunReport(report: VmReport): string {
  * accepted = delivered + pending + lost).
  */
 export function formatIpiBalance(ipis: IpiBalance): string {
-  return `IPIs: sent ${number(ipis.sent)}, delivered ${number(ipis.delivered)}, lost ${number(ipis.lost)}` +
+  return (
+    `IPIs: sent ${number(ipis.sent)}, delivered ${number(ipis.delivered)}, lost ${number(ipis.lost)}` +
     ` (accepted ${number(ipis.accepted)}, coalesced ${number(ipis.coalesced)}, pending ${number(ipis.pending)},` +
-    ` dropped: illegal vector ${number(ipis.dropped.illegalVector)}, invalid target ${number(ipis.dropped.invalidTarget)}, unsupported ${number(ipis.dropped.unsupported)})`;
+    ` dropped: illegal vector ${number(ipis.dropped.illegalVector)}, invalid target ${number(ipis.dropped.invalidTarget)}, unsupported ${number(ipis.dropped.unsupported)})`
+  );
 }
 
 function lastNonZero(values: readonly number[]): string {

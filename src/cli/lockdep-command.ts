@@ -66,12 +66,18 @@ export function lockdepExitStatus(result: Pick<LockdepCommandResult, 'verdict' |
 
 /** `hostCpus`: the replay VM's host CPUs, named on the first line when the user chose them. */
 export function formatLockdepResult(result: LockdepCommandResult, hostCpus?: number): string {
-  const lines = [`lockdep ${result.scenario}: validator ${result.validator ? 'on' : 'off'}${hostCpus === undefined ? '' : `, ${hostCpus} host CPU(s)`}`];
+  const lines = [
+    `lockdep ${result.scenario}: validator ${result.validator ? 'on' : 'off'}${hostCpus === undefined ? '' : `, ${hostCpus} host CPU(s)`}`,
+  ];
   if (result.report !== '') lines.push('', result.report, '');
   if (result.ipis !== undefined) lines.push(formatIpiBalance(result.ipis));
   for (const problem of result.problems) lines.push(`problem: ${problem}`);
   const cycle = result.cycle.length === 0 ? '' : ` (${result.cycle.join(' -> ')})`;
-  const meaning = { 'possible-deadlock': 'the validator saw both orders of a cycle', deadlock: 'threads stayed blocked past the watchdog bound', clean: 'no possible deadlock, nothing stuck' };
+  const meaning = {
+    'possible-deadlock': 'the validator saw both orders of a cycle',
+    deadlock: 'threads stayed blocked past the watchdog bound',
+    clean: 'no possible deadlock, nothing stuck',
+  };
   lines.push(`verdict: ${result.verdict}${cycle}: ${meaning[result.verdict]}`);
   return lines.join('\n');
 }
@@ -88,19 +94,35 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     process.stdout.write(`${listText()}\n`);
     return 0;
   }
-  if (options.hostCpus !== undefined && options.file !== undefined) throw new BadInput('--host-cpus applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
-  if (options.hostCpus !== undefined && options.hostCpus > options.vcpus) throw new BadInput(`--host-cpus must be at most --vcpus (${options.vcpus}), got ${options.hostCpus}`);
+  if (options.hostCpus !== undefined && options.file !== undefined)
+    throw new BadInput('--host-cpus applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
+  if (options.hostCpus !== undefined && options.hostCpus > options.vcpus)
+    throw new BadInput(`--host-cpus must be at most --vcpus (${options.vcpus}), got ${options.hostCpus}`);
   let result: LockdepCommandResult;
   let hostCpus: number | undefined;
   if (options.scenario !== undefined) {
     const replay = findLockReplay(options.scenario);
-    if (replay === undefined) throw new BadInput(`unknown lock scenario "${options.scenario}"; the scenarios are: ${LOCK_REPLAYS.map((each) => each.name).join(', ')}`);
+    if (replay === undefined)
+      throw new BadInput(
+        `unknown lock scenario "${options.scenario}"; the scenarios are: ${LOCK_REPLAYS.map((each) => each.name).join(', ')}`,
+      );
     const outcome = await replay.run({
-      validator: options.validator, workload: stormWorkload(options.ipis), vcpus: options.vcpus, watchdogSeconds: options.watchdog,
+      validator: options.validator,
+      workload: stormWorkload(options.ipis),
+      vcpus: options.vcpus,
+      watchdogSeconds: options.watchdog,
       ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
     });
     if (options.hostCpus !== undefined) hostCpus = outcome.vmReport?.hostCpuCount;
-    result = { scenario: outcome.scenario, verdict: outcome.verdict, cycle: outcome.cycle, report: outcome.report, validator: outcome.validator, ...(outcome.ipis === undefined ? {} : { ipis: outcome.ipis }), problems: outcome.problems };
+    result = {
+      scenario: outcome.scenario,
+      verdict: outcome.verdict,
+      cycle: outcome.cycle,
+      report: outcome.report,
+      validator: outcome.validator,
+      ...(outcome.ipis === undefined ? {} : { ipis: outcome.ipis }),
+      problems: outcome.problems,
+    };
   } else {
     const file = options.file!;
     let scenario;
@@ -119,18 +141,35 @@ async function lockdep(options: LockdepOptions): Promise<number> {
 export function addLockdepCommand(program: Command, setExitCode: (status: number) => void): Command {
   return program
     .command('lockdep')
-    .description('reproduce lock-ordering problems: replays of real KVM slots_lock/SRCU bugs and their fixes on a running VM, or your own lock scenario file; report a possible deadlock (validator) or a real one (watchdog)')
+    .description(
+      'reproduce lock-ordering problems: replays of real KVM slots_lock/SRCU bugs and their fixes on a running VM, or your own lock scenario file; report a possible deadlock (validator) or a real one (watchdog)',
+    )
     .option('--list', 'list the built-in scenarios, one line each')
     .addOption(new Option('--scenario <name>', 'run a built-in replay (see --list)'))
     .addOption(new Option('--file <F>', 'run a lock scenario file, JSON or YAML (docs/lock-scenarios.md)'))
-    .option('--no-validator', 'run without the lock-order validator: a buggy order then really deadlocks and the watchdog tears the run down')
+    .option(
+      '--no-validator',
+      'run without the lock-order validator: a buggy order then really deadlocks and the watchdog tears the run down',
+    )
     .option('--json', 'print one JSON object: scenario, verdict, cycle, report, validator, ipis, problems')
-    .addOption(new Option('--vcpus <n>', 'vCPUs of a replay\'s VM (at least what it needs)').argParser(positiveInteger('--vcpus', 254)).default(2))
-    .addOption(new Option('--ipis <n>', 'IPI budget of the replay VM\'s storm program').argParser(positiveInteger('--ipis')).default(20_000))
-    .addOption(new Option('--host-cpus <n>', 'host CPUs (worker threads) a replay\'s vCPUs are scheduled onto, 1 to --vcpus; default min(vCPUs, cores)')
-      .argParser(positiveInteger('--host-cpus', 254)))
-    .addOption(new Option('--watchdog <s>', 'seconds threads may stay blocked before the watchdog calls it a deadlock').argParser(positiveNumber('--watchdog')).default(2))
-    .addHelpText('after', `
+    .addOption(
+      new Option('--vcpus <n>', "vCPUs of a replay's VM (at least what it needs)").argParser(positiveInteger('--vcpus', 254)).default(2),
+    )
+    .addOption(new Option('--ipis <n>', "IPI budget of the replay VM's storm program").argParser(positiveInteger('--ipis')).default(20_000))
+    .addOption(
+      new Option(
+        '--host-cpus <n>',
+        "host CPUs (worker threads) a replay's vCPUs are scheduled onto, 1 to --vcpus; default min(vCPUs, cores)",
+      ).argParser(positiveInteger('--host-cpus', 254)),
+    )
+    .addOption(
+      new Option('--watchdog <s>', 'seconds threads may stay blocked before the watchdog calls it a deadlock')
+        .argParser(positiveNumber('--watchdog'))
+        .default(2),
+    )
+    .addHelpText(
+      'after',
+      `
 Verdicts: possible-deadlock (the validator saw both orders of a cycle; buggy replays then back out),
 deadlock (threads stayed blocked past the watchdog bound: the wait-for graph is printed and the run
 torn down), clean.
@@ -143,7 +182,8 @@ Examples:
   avic-smp lockdep --scenario s1
   avic-smp lockdep --scenario s5 --no-validator --watchdog 1
   avic-smp lockdep --scenario s1 --vcpus 3 --host-cpus 1
-  avic-smp lockdep --file examples/locks/abba.yaml --json`)
+  avic-smp lockdep --file examples/locks/abba.yaml --json`,
+    )
     .action(async (options: LockdepOptions) => {
       setExitCode(await lockdep(options));
     });

@@ -14,7 +14,16 @@ import { includeFilesRelativeTo } from '../host/include-files.js';
 import { addConformanceCommand } from './conformance-command.js';
 import { addScaleCommand } from './scale-command.js';
 import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION } from './scale-sweep.js';
-import { erratum1235Config, erratum1235Options, hostCpusOption, lockdepOption, patternsHelp, policyOption, x2avicExtOption, x2avicOption } from './scenario-options.js';
+import {
+  erratum1235Config,
+  erratum1235Options,
+  hostCpusOption,
+  lockdepOption,
+  patternsHelp,
+  policyOption,
+  x2avicExtOption,
+  x2avicOption,
+} from './scenario-options.js';
 import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
@@ -41,9 +50,24 @@ export function buildProgram(): Command {
     .command('run')
     .description('assemble a guest program and run it on N vCPUs; print the IPI and exit report')
     .argument('<program.s>', 'guest assembly source (see docs/guest-isa.md)')
-    .addOption(new Option('--vcpus <n>', 'number of vCPUs (1-4096; above 255 the guest must use x2APIC; AVIC addresses 4096 with x2AVIC and its 4K extension, 512 without the extension, 255 without x2AVIC, and a larger VM runs with AVIC inhibited)').argParser(positiveInteger('--vcpus', 4096)).default(2))
-    .addOption(new Option('--seconds <s>', 'run for this long, then stop (default: until every vCPU is done or halted)').argParser(positiveNumber('--seconds')))
-    .addOption(new Option('--timeout <s>', 'without --seconds, fail if the guest has not finished by then').argParser(positiveNumber('--timeout')).default(60))
+    .addOption(
+      new Option(
+        '--vcpus <n>',
+        'number of vCPUs (1-4096; above 255 the guest must use x2APIC; AVIC addresses 4096 with x2AVIC and its 4K extension, 512 without the extension, 255 without x2AVIC, and a larger VM runs with AVIC inhibited)',
+      )
+        .argParser(positiveInteger('--vcpus', 4096))
+        .default(2),
+    )
+    .addOption(
+      new Option('--seconds <s>', 'run for this long, then stop (default: until every vCPU is done or halted)').argParser(
+        positiveNumber('--seconds'),
+      ),
+    )
+    .addOption(
+      new Option('--timeout <s>', 'without --seconds, fail if the guest has not finished by then')
+        .argParser(positiveNumber('--timeout'))
+        .default(60),
+    )
     .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(positiveInteger('--memory', 1024)).default(16))
     .option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to hardware, every IPI exits (the erratum #1235 work-around)')
     .addOption(erratumOption)
@@ -55,55 +79,79 @@ export function buildProgram(): Command {
     .addOption(hostCpusOption())
     .addOption(x2avicExtOption())
     .option('--json', 'print the report as one JSON object')
-    .action(async (file: string, options: { hostCpus?: number; vcpus: number; seconds?: number; timeout: number; memory: number; ipiv: boolean; erratum1235?: boolean; erratum1235Window?: number; haltPoll: boolean; policy: BackingPagePolicyName; lockdep?: boolean; x2avic: boolean; x2avicExt: boolean; json?: boolean }) => {
-      const source = readSource(file);
-      const report = await runProgram({
-        source,
-        fileName: file,
-        readInclude: includeFilesRelativeTo(file),
-        vcpus: options.vcpus,
-        memoryBytes: options.memory * 1024 * 1024,
-        ipiVirtualization: options.ipiv,
-        ...erratum1235Config(options),
-        haltPolling: options.haltPoll,
-        policy: options.policy,
-        lockdep: options.lockdep === true,
-        x2avic: options.x2avic,
-        ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
-        ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
-        timeoutSeconds: options.timeout,
-        ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
-      });
-      process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatRunReport(report)}\n`);
-      process.exitCode = report.ok ? ExitStatus.Success : ExitStatus.RunFailed;
-    });
-  const setExitCode = (status: number): void => { process.exitCode = status; };
+    .action(
+      async (
+        file: string,
+        options: {
+          hostCpus?: number;
+          vcpus: number;
+          seconds?: number;
+          timeout: number;
+          memory: number;
+          ipiv: boolean;
+          erratum1235?: boolean;
+          erratum1235Window?: number;
+          haltPoll: boolean;
+          policy: BackingPagePolicyName;
+          lockdep?: boolean;
+          x2avic: boolean;
+          x2avicExt: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const source = readSource(file);
+        const report = await runProgram({
+          source,
+          fileName: file,
+          readInclude: includeFilesRelativeTo(file),
+          vcpus: options.vcpus,
+          memoryBytes: options.memory * 1024 * 1024,
+          ipiVirtualization: options.ipiv,
+          ...erratum1235Config(options),
+          haltPolling: options.haltPoll,
+          policy: options.policy,
+          lockdep: options.lockdep === true,
+          x2avic: options.x2avic,
+          ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+          ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
+          timeoutSeconds: options.timeout,
+          ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
+        });
+        process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatRunReport(report)}\n`);
+        process.exitCode = report.ok ? ExitStatus.Success : ExitStatus.RunFailed;
+      },
+    );
+  const setExitCode = (status: number): void => {
+    process.exitCode = status;
+  };
   const stress = addStressCommand(program, setExitCode);
   const scale = addScaleCommand(program, setExitCode);
   const lockdep = addLockdepCommand(program, setExitCode);
   const conformance = addConformanceCommand(program, setExitCode);
-  program.addHelpText('after', () => [
-    '',
-    `Options of run:\n${run.helpInformation()}`,
-    `Options of stress:\n${stress.helpInformation()}`,
-    `Options of scale:\n${scale.helpInformation()}`,
-    `Options of lockdep:\n${lockdep.helpInformation()}`,
-    `Options of conformance:\n${conformance.helpInformation()}`,
-    patternsHelp(),
-    '',
-    'Columns of scale:',
-    `  ${EXITS_PER_IPI_DEFINITION}`,
-    `  ${EFFICIENCY_DEFINITION}`,
-    '',
-    'Exit status: 0 success; 1 the run failed (an IPI lost, a check failed, a guest fault, a timeout); 2 bad input.',
-    'Run `avic-smp help <command>` for the details of one command (scale defines its columns there).',
-    'Examples:',
-    '  avic-smp run examples/halter-sender.s --vcpus 2',
-    '  avic-smp stress --pattern storm --vcpus 4 --seconds 3',
-    '  avic-smp scale --pattern storm --vcpus 2,4,8 --seconds 1 --svg storm.svg',
-    '  avic-smp lockdep --scenario s5 (lockdep: exit 0 clean, 1 a possible deadlock or a deadlock, 2 bad input)',
-    '  avic-smp conformance --json',
-  ].join('\n'));
+  program.addHelpText('after', () =>
+    [
+      '',
+      `Options of run:\n${run.helpInformation()}`,
+      `Options of stress:\n${stress.helpInformation()}`,
+      `Options of scale:\n${scale.helpInformation()}`,
+      `Options of lockdep:\n${lockdep.helpInformation()}`,
+      `Options of conformance:\n${conformance.helpInformation()}`,
+      patternsHelp(),
+      '',
+      'Columns of scale:',
+      `  ${EXITS_PER_IPI_DEFINITION}`,
+      `  ${EFFICIENCY_DEFINITION}`,
+      '',
+      'Exit status: 0 success; 1 the run failed (an IPI lost, a check failed, a guest fault, a timeout); 2 bad input.',
+      'Run `avic-smp help <command>` for the details of one command (scale defines its columns there).',
+      'Examples:',
+      '  avic-smp run examples/halter-sender.s --vcpus 2',
+      '  avic-smp stress --pattern storm --vcpus 4 --seconds 3',
+      '  avic-smp scale --pattern storm --vcpus 2,4,8 --seconds 1 --svg storm.svg',
+      '  avic-smp lockdep --scenario s5 (lockdep: exit 0 clean, 1 a possible deadlock or a deadlock, 2 bad input)',
+      '  avic-smp conformance --json',
+    ].join('\n'),
+  );
   return program;
 }
 
@@ -124,7 +172,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`avic-smp: ${error.message}\n`);
       return ExitStatus.BadInput;
     }
-    process.stderr.write(`avic-smp: internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.stderr.write(`avic-smp: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return ExitStatus.RunFailed;
   }
 }

@@ -40,7 +40,8 @@ export function outputFileError(option: string, path: string, error: unknown): B
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const message = error instanceof Error ? error.message : String(error);
   // Node's system-error messages read "CODE: description, syscall 'path'".
-  const description = (code === undefined ? undefined : DESCRIPTIONS[code]) ?? /^[A-Z]+: ([^,]*)/.exec(message)?.[1] ?? message.split('\n')[0];
+  const description =
+    (code === undefined ? undefined : DESCRIPTIONS[code]) ?? /^[A-Z]+: ([^,]*)/.exec(message)?.[1] ?? message.split('\n')[0];
   return new BadInput(`${option} ${path}: cannot write it: ${code === undefined ? description : `${code} (${description})`}`);
 }
 

@@ -44,10 +44,12 @@ export function createRunProgress(options: RunProgressOptions): RunProgress {
       const payload = { elapsed: sample.elapsedSeconds.toFixed(1) };
       const value = fraction === undefined ? 0 : Math.round(Math.min(1, Math.max(0, fraction)) * 1000);
       if (bar === undefined) {
-        const format = fraction === undefined
-          ? `${options.label}  running for {elapsed} s`
-          : `${options.label}  {bar} {percentage}%  {elapsed} s`;
-        bar = new cliProgress.SingleBar({ stream, format, barsize: 30, clearOnComplete: true, hideCursor: false, fps: 10 }, cliProgress.Presets.shades_classic);
+        const format =
+          fraction === undefined ? `${options.label}  running for {elapsed} s` : `${options.label}  {bar} {percentage}%  {elapsed} s`;
+        bar = new cliProgress.SingleBar(
+          { stream, format, barsize: 30, clearOnComplete: true, hideCursor: false, fps: 10 },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(1000, value, payload);
       } else {
         bar.update(value, payload);

@@ -31,15 +31,24 @@ function points(rows: readonly ScaleRow[]): { throughput: Point[]; latency: Poin
     { vcpus: row.vcpus, series: 'throughput (measured)', value: row.ipisPerSecond },
     ...(withLinear ? [{ vcpus: row.vcpus, series: linear, value: perVcpu * row.vcpus }] : []),
   ]);
-  const latency = rows.flatMap((row) => (row.latencyNs === null ? [] : [
-    { vcpus: row.vcpus, series: 'p99 latency', value: row.latencyNs.p99 / 1000 },
-    { vcpus: row.vcpus, series: 'p50 latency', value: row.latencyNs.p50 / 1000 },
-  ]));
+  const latency = rows.flatMap((row) =>
+    row.latencyNs === null
+      ? []
+      : [
+          { vcpus: row.vcpus, series: 'p99 latency', value: row.latencyNs.p99 / 1000 },
+          { vcpus: row.vcpus, series: 'p50 latency', value: row.latencyNs.p50 / 1000 },
+        ],
+  );
   return { throughput, latency, series: ['throughput (measured)', ...(withLinear ? [linear] : []), 'p99 latency', 'p50 latency'] };
 }
 
 function subtitle(result: ScaleResult): string[] {
-  const length = result.requested.seconds !== null ? `${result.requested.seconds} s per point` : result.requested.ipis !== null ? `${result.requested.ipis.toLocaleString('en-US')} IPIs per point` : 'default IPI count per point';
+  const length =
+    result.requested.seconds !== null
+      ? `${result.requested.seconds} s per point`
+      : result.requested.ipis !== null
+        ? `${result.requested.ipis.toLocaleString('en-US')} IPIs per point`
+        : 'default IPI count per point';
   const failed = result.rows.filter((row) => !row.ok).map((row) => row.vcpus);
   return [
     `avic-smp scale, seed ${result.seed}, ${length}; ${os.availableParallelism()} host cores (${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.versions.node}, ${new Date().toISOString().slice(0, 10)}`,
@@ -65,24 +74,59 @@ export function scaleChartSpec(result: ScaleResult): TopLevelSpec {
     scale: { type: 'log' as const, base: 2, domain: [low / 2 ** 0.35, high * 2 ** 0.35], nice: false },
     axis: { values: counts, format: 'd', grid: true },
   };
-  const legend = { title: null, orient: 'bottom' as const, direction: 'horizontal' as const, symbolType: 'stroke', symbolStrokeWidth: 2.5, symbolSize: 300, labelFontSize: 12, labelLimit: 0, columnPadding: 24 };
+  const legend = {
+    title: null,
+    orient: 'bottom' as const,
+    direction: 'horizontal' as const,
+    symbolType: 'stroke',
+    symbolStrokeWidth: 2.5,
+    symbolSize: 300,
+    labelFontSize: 12,
+    labelLimit: 0,
+    columnPadding: 24,
+  };
   const style = (name: string): { color: string; dash: number[] } =>
-    name === 'throughput (measured)' ? { color: '#1f77b4', dash: [1, 0] }
-      : name === 'p99 latency' ? { color: '#d62728', dash: [1, 0] }
-        : name === 'p50 latency' ? { color: '#fc9272', dash: [6, 4] }
+    name === 'throughput (measured)'
+      ? { color: '#1f77b4', dash: [1, 0] }
+      : name === 'p99 latency'
+        ? { color: '#d62728', dash: [1, 0] }
+        : name === 'p50 latency'
+          ? { color: '#fc9272', dash: [6, 4] }
           : { color: '#9ecae1', dash: [6, 4] };
-  const color = { field: 'series', type: 'nominal' as const, scale: { domain: series, range: series.map((name) => style(name).color) }, legend };
-  const strokeDash = { field: 'series', type: 'nominal' as const, scale: { domain: series, range: series.map((name) => style(name).dash) }, legend };
+  const color = {
+    field: 'series',
+    type: 'nominal' as const,
+    scale: { domain: series, range: series.map((name) => style(name).color) },
+    legend,
+  };
+  const strokeDash = {
+    field: 'series',
+    type: 'nominal' as const,
+    scale: { domain: series, range: series.map((name) => style(name).dash) },
+    legend,
+  };
   const latencies = latency.map((point) => point.value).filter((value) => value > 0);
   const logLatency = latencies.length > 0 && Math.max(...latencies) / Math.min(...latencies) > 50;
   // A log axis labels and grids the powers of ten only; vega's default adds every 2..9 multiple.
   const decades = logLatency ? powersOfTen(Math.min(...latencies), Math.max(...latencies)) : undefined;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: chartTitle(result.pattern), subtitle: subtitle(result), anchor: 'start', fontSize: 16, subtitleFontSize: 11, subtitleColor: '#555', offset: 12 },
+    title: {
+      text: chartTitle(result.pattern),
+      subtitle: subtitle(result),
+      anchor: 'start',
+      fontSize: 16,
+      subtitleFontSize: 11,
+      subtitleColor: '#555',
+      offset: 12,
+    },
     background: 'white',
     padding: 16,
-    config: { font: 'Helvetica, Arial, sans-serif', axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', gridColor: '#eee' }, view: { stroke: '#ccc' } },
+    config: {
+      font: 'Helvetica, Arial, sans-serif',
+      axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', gridColor: '#eee' },
+      view: { stroke: '#ccc' },
+    },
     spacing: 48,
     hconcat: [
       {
@@ -93,7 +137,13 @@ export function scaleChartSpec(result: ScaleResult): TopLevelSpec {
         mark: { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2.5 },
         encoding: {
           x,
-          y: { field: 'value', type: 'quantitative', title: CHART_AXIS_TITLES.throughput, axis: { labelExpr: "datum.value === 0 ? '0' : format(datum.value, '~s')" }, scale: { zero: true } },
+          y: {
+            field: 'value',
+            type: 'quantitative',
+            title: CHART_AXIS_TITLES.throughput,
+            axis: { labelExpr: "datum.value === 0 ? '0' : format(datum.value, '~s')" },
+            scale: { zero: true },
+          },
           color,
           strokeDash,
         },
@@ -106,7 +156,13 @@ export function scaleChartSpec(result: ScaleResult): TopLevelSpec {
         mark: { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2.5 },
         encoding: {
           x,
-          y: { field: 'value', type: 'quantitative', title: logLatency ? `${CHART_AXIS_TITLES.latency}, log scale` : CHART_AXIS_TITLES.latency, axis: decades === undefined ? { format: ',~r' } : { format: ',~r', values: decades }, scale: logLatency ? { type: 'log', domain: [decades![0]!, decades!.at(-1)!] } : { zero: true } },
+          y: {
+            field: 'value',
+            type: 'quantitative',
+            title: logLatency ? `${CHART_AXIS_TITLES.latency}, log scale` : CHART_AXIS_TITLES.latency,
+            axis: decades === undefined ? { format: ',~r' } : { format: ',~r', values: decades },
+            scale: logLatency ? { type: 'log', domain: [decades![0]!, decades!.at(-1)!] } : { zero: true },
+          },
           color,
           strokeDash,
         },

@@ -9,8 +9,23 @@ import { BadInput } from './bad-input.js';
 import { checkOutputFile, writeOutputFile } from './output-file.js';
 import { createRunProgress } from './progress.js';
 import { renderScaleChart } from './scale-chart.js';
-import { EFFICIENCY_DEFINITION, EXITS_PER_IPI_DEFINITION, formatScaleTable, scaleRow, type ScaleResult, type ScaleRow, type SkippedCount } from './scale-sweep.js';
-import { patternOption, patternsHelp, runLengthOptions, vmConfigOverrides, vmSwitchOptions, type ScenarioCommandOptions } from './scenario-options.js';
+import {
+  EFFICIENCY_DEFINITION,
+  EXITS_PER_IPI_DEFINITION,
+  formatScaleTable,
+  scaleRow,
+  type ScaleResult,
+  type ScaleRow,
+  type SkippedCount,
+} from './scale-sweep.js';
+import {
+  patternOption,
+  patternsHelp,
+  runLengthOptions,
+  vmConfigOverrides,
+  vmSwitchOptions,
+  type ScenarioCommandOptions,
+} from './scenario-options.js';
 
 const DEFAULT_COUNTS = '1,2,4,8,16';
 
@@ -21,7 +36,10 @@ interface ScaleOptions extends ScenarioCommandOptions {
 
 function allowedCounts(definition: ScenarioDefinition, counts: readonly number[]): { run: number[]; skipped: SkippedCount[] } {
   const allowed = (vcpus: number): boolean => vcpus >= definition.minimumVcpus && vcpus <= definition.maximumVcpus;
-  const range = definition.minimumVcpus === definition.maximumVcpus ? `exactly ${definition.minimumVcpus}` : `${definition.minimumVcpus} to ${definition.maximumVcpus}`;
+  const range =
+    definition.minimumVcpus === definition.maximumVcpus
+      ? `exactly ${definition.minimumVcpus}`
+      : `${definition.minimumVcpus} to ${definition.maximumVcpus}`;
   return {
     run: counts.filter(allowed),
     skipped: counts.filter((vcpus) => !allowed(vcpus)).map((vcpus) => ({ vcpus, reason: `${definition.name} runs on ${range} vCPUs` })),
@@ -33,17 +51,25 @@ async function scale(options: ScaleOptions): Promise<number> {
   const definition = options.pattern;
   const { run, skipped } = allowedCounts(definition, options.vcpus);
   if (run.length === 0) throw new BadInput(`none of --vcpus ${options.vcpus.join(',')} can run: ${skipped[0]?.reason ?? definition.name}`);
-  for (const skip of skipped) process.stderr.write(`avic-smp: note: skipping ${skip.vcpus} vCPU${skip.vcpus === 1 ? '' : 's'}: ${skip.reason}\n`);
+  for (const skip of skipped)
+    process.stderr.write(`avic-smp: note: skipping ${skip.vcpus} vCPU${skip.vcpus === 1 ? '' : 's'}: ${skip.reason}\n`);
   const rows: ScaleRow[] = [];
   for (const [index, vcpus] of run.entries()) {
-    const progress = createRunProgress({ label: `${definition.name}, ${vcpus} vCPUs (${index + 1}/${run.length})`, ...(options.seconds === undefined ? {} : { seconds: options.seconds }) });
+    const progress = createRunProgress({
+      label: `${definition.name}, ${vcpus} vCPUs (${index + 1}/${run.length})`,
+      ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
+    });
     try {
-      const { result } = await runScenario(definition, {
-        vcpus,
-        seed: options.seed,
-        ...(options.ipis === undefined ? {} : { ipis: options.ipis }),
-        ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
-      }, { onProgress: (sample) => progress.update(sample), vmConfig: vmConfigOverrides(options) });
+      const { result } = await runScenario(
+        definition,
+        {
+          vcpus,
+          seed: options.seed,
+          ...(options.ipis === undefined ? {} : { ipis: options.ipis }),
+          ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
+        },
+        { onProgress: (sample) => progress.update(sample), vmConfig: vmConfigOverrides(options) },
+      );
       rows.push(scaleRow(result, rows[0]));
     } finally {
       progress.stop();
@@ -52,7 +78,7 @@ async function scale(options: ScaleOptions): Promise<number> {
   let result: ScaleResult = {
     pattern: definition.name,
     seed: options.seed,
-    requested: { ipis: options.seconds === undefined ? options.ipis ?? definition.defaultIpis : null, seconds: options.seconds ?? null },
+    requested: { ipis: options.seconds === undefined ? (options.ipis ?? definition.defaultIpis) : null, seconds: options.seconds ?? null },
     skipped,
     rows,
     ok: rows.every((row) => row.ok),
@@ -79,15 +105,25 @@ export function addScaleCommand(program: Command, setExitCode: (status: number) 
     .command('scale')
     .description('run one IPI scenario at each vCPU count in turn and show how throughput, latency and exits scale')
     .addOption(patternOption())
-    .addOption(new Option('--vcpus <list>', 'comma-separated vCPU counts, each 1-255; run in ascending order, counts the pattern cannot run are skipped with a note')
-      .argParser(positiveIntegerList('--vcpus', 255)).default(DEFAULT_COUNTS.split(',').map(Number), DEFAULT_COUNTS));
+    .addOption(
+      new Option(
+        '--vcpus <list>',
+        'comma-separated vCPU counts, each 1-255; run in ascending order, counts the pattern cannot run are skipped with a note',
+      )
+        .argParser(positiveIntegerList('--vcpus', 255))
+        .default(DEFAULT_COUNTS.split(',').map(Number), DEFAULT_COUNTS),
+    );
   for (const option of runLengthOptions()) command.addOption(option);
   command
     .option('--json', 'print one JSON object { pattern, seed, requested, skipped, rows: [...], ok } instead of the table')
-    .addOption(new Option('--svg <file>', 'write an SVG chart: throughput (IPIs/s) and p50/p99 latency (µs) against the vCPU count, log2 x axis'));
+    .addOption(
+      new Option('--svg <file>', 'write an SVG chart: throughput (IPIs/s) and p50/p99 latency (µs) against the vCPU count, log2 x axis'),
+    );
   for (const option of vmSwitchOptions()) command.addOption(option);
   command
-    .addHelpText('after', () => `
+    .addHelpText(
+      'after',
+      () => `
 Columns: vCPUs; IPIs/s (IPIs delivered per second); p50 and p99 guest-measured latency in µs;
 exits/IPI; efficiency; ok (nothing lost and every check passed).
   ${EXITS_PER_IPI_DEFINITION}
@@ -97,7 +133,8 @@ ${patternsHelp()}
 
 Exit status: 0 every row passed; 1 a row lost an IPI or failed a check; 2 bad input.
 
-Example: avic-smp scale --pattern storm --vcpus 2,4,8,16 --seconds 1 --svg storm-scaling.svg`)
+Example: avic-smp scale --pattern storm --vcpus 2,4,8,16 --seconds 1 --svg storm-scaling.svg`,
+    )
     .action(async (options: ScaleOptions) => {
       setExitCode(await scale(options));
     });

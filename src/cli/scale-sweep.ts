@@ -10,7 +10,8 @@ import type { ScenarioResult } from '../scenarios/scenario.js';
 import { incompleteIpiExits } from './stress-summary.js';
 import { formatCount, formatMicroseconds, formatRatio, formatTable } from './text-table.js';
 
-export const EFFICIENCY_DEFINITION = 'efficiency = (IPIs/s ÷ vCPUs) ÷ (IPIs/s ÷ vCPUs of the first row); 1.00 = per-vCPU throughput kept, 0.50 = halved';
+export const EFFICIENCY_DEFINITION =
+  'efficiency = (IPIs/s ÷ vCPUs) ÷ (IPIs/s ÷ vCPUs of the first row); 1.00 = per-vCPU throughput kept, 0.50 = halved';
 export const EXITS_PER_IPI_DEFINITION = 'exits/IPI = AVIC incomplete-IPI exits (all causes) ÷ IPIs delivered';
 
 export interface ScaleRow {
@@ -88,17 +89,24 @@ export function formatScaleTable(result: ScaleResult): string {
       okCell(row),
     ]),
   );
-  const length = result.requested.seconds !== null ? `${result.requested.seconds} s per row` : result.requested.ipis !== null ? `${formatCount(result.requested.ipis)} IPIs per row` : 'the pattern\'s default IPI count per row';
+  const length =
+    result.requested.seconds !== null
+      ? `${result.requested.seconds} s per row`
+      : result.requested.ipis !== null
+        ? `${formatCount(result.requested.ipis)} IPIs per row`
+        : "the pattern's default IPI count per row";
   const footer = [
     '',
     `${result.pattern}, seed ${result.seed}, ${length}; latency is guest-measured (µs)`,
     `${EFFICIENCY_DEFINITION.replace('the first row', `the ${first?.vcpus ?? '?'}-vCPU row`)}`,
     EXITS_PER_IPI_DEFINITION,
     ...result.skipped.map((skip) => `skipped ${skip.vcpus} vCPU${skip.vcpus === 1 ? '' : 's'}: ${skip.reason}`),
-    ...result.rows.filter((row) => !row.ok).flatMap((row) => [
-      `failed at ${row.vcpus} vCPUs: ended by ${row.exit}, lost ${formatCount(row.lost)}`,
-      ...row.failedChecks.map((check) => `  ✗ ${check}`),
-    ]),
+    ...result.rows
+      .filter((row) => !row.ok)
+      .flatMap((row) => [
+        `failed at ${row.vcpus} vCPUs: ended by ${row.exit}, lost ${formatCount(row.lost)}`,
+        ...row.failedChecks.map((check) => `  ✗ ${check}`),
+      ]),
   ];
   return [table, ...footer].join('\n');
 }

@@ -36,18 +36,24 @@ export function patternOption(): Option {
 
 export function runLengthOptions(): Option[] {
   return [
-    new Option('--ipis <m>', 'stop after about M IPIs in total (the pattern says how it splits them); default: the pattern\'s own count')
-      .argParser(positiveInteger('--ipis')).conflicts('seconds'),
+    new Option('--ipis <m>', "stop after about M IPIs in total (the pattern says how it splits them); default: the pattern's own count")
+      .argParser(positiveInteger('--ipis'))
+      .conflicts('seconds'),
     new Option('--seconds <s>', 'or run for S seconds (the guest is asked to stop when time is up)')
-      .argParser(positiveNumber('--seconds')).conflicts('ipis'),
-    new Option('--seed <x>', 'seed for the guest\'s pseudo-random choices (storm targets, destination patterns), 0 to 4294967295')
-      .argParser(nonNegativeInteger('--seed')).default(DEFAULT_SEED),
+      .argParser(positiveNumber('--seconds'))
+      .conflicts('ipis'),
+    new Option('--seed <x>', "seed for the guest's pseudo-random choices (storm targets, destination patterns), 0 to 4294967295")
+      .argParser(nonNegativeInteger('--seed'))
+      .default(DEFAULT_SEED),
   ];
 }
 
 export function vmSwitchOptions(): Option[] {
   return [
-    new Option('--no-ipiv', 'IPI virtualization off: IsRunning is never shown to the hardware, so every IPI exits (the erratum #1235 work-around)'),
+    new Option(
+      '--no-ipiv',
+      'IPI virtualization off: IsRunning is never shown to the hardware, so every IPI exits (the erratum #1235 work-around)',
+    ),
     ...erratum1235Options(),
     new Option('--no-halt-poll', 'no halt-polling: a halted vCPU sleeps at once, so every IPI to it is a real wake-up'),
     policyOption(),
@@ -61,8 +67,14 @@ export function vmSwitchOptions(): Option[] {
 /** --erratum-1235 and its window (run, stress, scale: wherever --no-ipiv is). */
 export function erratum1235Options(): Option[] {
   return [
-    new Option('--erratum-1235', 'model AMD erratum #1235 (Zen1/Zen2): a sender may miss a recent IsRunning clear, ring a doorbell nobody hears and take no exit, so a halted target can lose its wake-up; with --no-ipiv, KVM\'s work-around, nothing is lost'),
-    new Option('--erratum-1235-window <us>', `the erratum's window W: an IsRunning clear younger than this many microseconds is missed, 1 to 1000000 (default ${ERRATUM_1235_DEFAULT_WINDOW_US}); implies --erratum-1235`)
+    new Option(
+      '--erratum-1235',
+      "model AMD erratum #1235 (Zen1/Zen2): a sender may miss a recent IsRunning clear, ring a doorbell nobody hears and take no exit, so a halted target can lose its wake-up; with --no-ipiv, KVM's work-around, nothing is lost",
+    ),
+    new Option(
+      '--erratum-1235-window <us>',
+      `the erratum's window W: an IsRunning clear younger than this many microseconds is missed, 1 to 1000000 (default ${ERRATUM_1235_DEFAULT_WINDOW_US}); implies --erratum-1235`,
+    )
       .argParser(positiveInteger('--erratum-1235-window', 1_000_000))
       .implies({ erratum1235: true }),
   ];
@@ -77,25 +89,37 @@ export function erratum1235Config(options: { readonly erratum1235?: boolean; rea
 }
 
 export function hostCpusOption(): Option {
-  return new Option('--host-cpus <n>', 'host CPUs (worker threads) the vCPUs are scheduled onto, 1 to the vCPU count; default min(vCPUs, cores)')
-    .argParser(positiveInteger('--host-cpus', 4096));
+  return new Option(
+    '--host-cpus <n>',
+    'host CPUs (worker threads) the vCPUs are scheduled onto, 1 to the vCPU count; default min(vCPUs, cores)',
+  ).argParser(positiveInteger('--host-cpus', 4096));
 }
 
 export function x2avicOption(): Option {
-  return new Option('--no-x2avic', 'no x2AVIC (hybrid AVIC): x2APIC IPIs all take KVM\'s software path, and AVIC addresses vCPUs 0-254 only (more inhibit it: PHYSICAL_ID_TOO_BIG)');
+  return new Option(
+    '--no-x2avic',
+    "no x2AVIC (hybrid AVIC): x2APIC IPIs all take KVM's software path, and AVIC addresses vCPUs 0-254 only (more inhibit it: PHYSICAL_ID_TOO_BIG)",
+  );
 }
 
 export function x2avicExtOption(): Option {
-  return new Option('--no-x2avic-ext', 'no x2AVIC 4K extension (X2AVIC_EXT): x2AVIC addresses vCPUs 0-511 only, so a VM of more runs with AVIC inhibited (PHYSICAL_ID_TOO_BIG, every IPI in software)');
+  return new Option(
+    '--no-x2avic-ext',
+    'no x2AVIC 4K extension (X2AVIC_EXT): x2AVIC addresses vCPUs 0-511 only, so a VM of more runs with AVIC inhibited (PHYSICAL_ID_TOO_BIG, every IPI in software)',
+  );
 }
 
 export function policyOption(): Option {
-  return new Option('--policy <name>', `backing-page policy: ${BACKING_PAGE_POLICY_NAMES.join(' or ')} (rfc-v2, the 2016 RFC: pages in a memslot resized and re-initialised for every new vCPU id)`)
-    .argParser(oneOf('policy', new Map(BACKING_PAGE_POLICY_NAMES.map((name) => [name, name])), 'policies')).default(BackingPagePolicyName.Upstream);
+  return new Option(
+    '--policy <name>',
+    `backing-page policy: ${BACKING_PAGE_POLICY_NAMES.join(' or ')} (rfc-v2, the 2016 RFC: pages in a memslot resized and re-initialised for every new vCPU id)`,
+  )
+    .argParser(oneOf('policy', new Map(BACKING_PAGE_POLICY_NAMES.map((name) => [name, name])), 'policies'))
+    .default(BackingPagePolicyName.Upstream);
 }
 
 export function lockdepOption(): Option {
-  return new Option('--lockdep', 'run the lock-order validator over the hypervisor\'s locks; a report fails the run (docs/lock-order.md)');
+  return new Option('--lockdep', "run the lock-order validator over the hypervisor's locks; a report fails the run (docs/lock-order.md)");
 }
 
 /** The VM settings the user changed; the pattern's own choices stand for the rest. */
@@ -115,7 +139,9 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
 
 export function patternsHelp(): string {
   const width = Math.max(...[...SCENARIOS.keys()].map((name) => name.length));
-  const lines = [...SCENARIOS.values()].map((definition) =>
-    `  ${definition.name.padEnd(width)}  ${definition.summary} (${definition.minimumVcpus === definition.maximumVcpus ? `${definition.minimumVcpus}` : `${definition.minimumVcpus}-${definition.maximumVcpus}`} vCPUs; default ${definition.defaultIpis.toLocaleString('en-US')} IPIs)`);
+  const lines = [...SCENARIOS.values()].map(
+    (definition) =>
+      `  ${definition.name.padEnd(width)}  ${definition.summary} (${definition.minimumVcpus === definition.maximumVcpus ? `${definition.minimumVcpus}` : `${definition.minimumVcpus}-${definition.maximumVcpus}`} vCPUs; default ${definition.defaultIpis.toLocaleString('en-US')} IPIs)`,
+  );
   return `Patterns:\n${lines.join('\n')}`;
 }

@@ -78,7 +78,13 @@ export interface StressRunSettings {
 function vcpuExits(counters: VmReport['perVcpu'][number]['counters']): Exits {
   const cause = (index: number): number => counters.incompleteIpiExits[index] ?? 0;
   return {
-    incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },
+    incompleteIpi: {
+      invalidInterruptType: cause(0),
+      targetNotRunning: cause(1),
+      invalidTarget: cause(2),
+      invalidBackingPage: cause(3),
+      invalidIpiVector: cause(4),
+    },
     unacceleratedAccess: { trap: counters.unacceleratedAccessTrapExits, fault: counters.unacceleratedAccessFaultExits },
     apicMmioEmulation: counters.apicMmioEmulationExits,
     halt: counters.haltExits,
@@ -99,14 +105,18 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
     pattern: result.scenario,
     vcpus: report.vcpus,
     seed: result.parameters.seed,
-    requested: { ipis: result.parameters.seconds === undefined ? result.parameters.ipis ?? null : null, seconds: result.parameters.seconds ?? null },
+    requested: {
+      ipis: result.parameters.seconds === undefined ? (result.parameters.ipis ?? null) : null,
+      seconds: result.parameters.seconds ?? null,
+    },
     ipiVirtualization: report.ipiVirtualization,
     haltPolling: settings.haltPolling,
     erratum1235WindowUs: report.erratum1235WindowUs,
     policy: report.policy,
     vcpuCreation: report.vcpuCreation,
     memslots: report.memslots,
-    lockdep: report.lockdep?.enabled === true ? { report: report.lockdep.report?.text ?? null, cycle: report.lockdep.report?.cycle ?? [] } : null,
+    lockdep:
+      report.lockdep?.enabled === true ? { report: report.lockdep.report?.text ?? null, cycle: report.lockdep.report?.cycle ?? [] } : null,
     hostCpus: report.hostCpus,
     durationSeconds: report.durationSeconds,
     exit: report.exit,
@@ -146,9 +156,11 @@ function requestedText(summary: StressSummary): string {
 
 function latencyLines(latency: LatencySummary | null, measures: string | null): string[] {
   if (latency === null) return ['latency     no samples (this pattern does not time its IPIs)'];
-  return [`latency     p50 ${formatMicroseconds(latency.p50)} µs   p99 ${formatMicroseconds(latency.p99)} µs   max ${formatMicroseconds(latency.max)} µs` +
-    `   (${formatCount(latency.count)} samples; min ${formatMicroseconds(latency.min)}, p90 ${formatMicroseconds(latency.p90)}, p99.9 ${formatMicroseconds(latency.p999)} µs)`,
-    ...(measures === null ? [] : [`            one sample = ${measures}`])];
+  return [
+    `latency     p50 ${formatMicroseconds(latency.p50)} µs   p99 ${formatMicroseconds(latency.p99)} µs   max ${formatMicroseconds(latency.max)} µs` +
+      `   (${formatCount(latency.count)} samples; min ${formatMicroseconds(latency.min)}, p90 ${formatMicroseconds(latency.p90)}, p99.9 ${formatMicroseconds(latency.p999)} µs)`,
+    ...(measures === null ? [] : [`            one sample = ${measures}`]),
+  ];
 }
 
 function exitLines(exits: Exits): string[] {
@@ -194,8 +206,10 @@ function creationLines(summary: StressSummary): string[] {
 }
 
 function hostCpuLines(summary: StressSummary): string[] {
-  return summary.hostCpus.map((host, index) =>
-    `${index === 0 ? 'host CPUs  ' : '           '} ${host.hostCpu}: busy ${(host.utilisation * 100).toFixed(0)}%, vCPU switches ${formatCount(host.vcpuSwitches)}, preemptions ${formatCount(host.preemptions)}, directed yields ${formatCount(host.directedYields)}, migrations ${formatCount(host.migrations)}`);
+  return summary.hostCpus.map(
+    (host, index) =>
+      `${index === 0 ? 'host CPUs  ' : '           '} ${host.hostCpu}: busy ${(host.utilisation * 100).toFixed(0)}%, vCPU switches ${formatCount(host.vcpuSwitches)}, preemptions ${formatCount(host.preemptions)}, directed yields ${formatCount(host.directedYields)}, migrations ${formatCount(host.migrations)}`,
+  );
 }
 
 function lockdepLines(summary: StressSummary): string[] {
@@ -219,12 +233,16 @@ export function formatStressSummary(summary: StressSummary): string {
     ...exitLines(summary.exits),
     `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)} (late ${formatCount(summary.lateWakeups)})`,
     ...hostCpuLines(summary),
-    ...(summary.erratum1235WindowUs === null ? [] : [`erratum     ${erratum1235Text(summary.erratum1235WindowUs, summary.erratumStaleIsRunningReads)}`]),
+    ...(summary.erratum1235WindowUs === null
+      ? []
+      : [`erratum     ${erratum1235Text(summary.erratum1235WindowUs, summary.erratumStaleIsRunningReads)}`]),
     ...creationLines(summary),
     ...lockdepLines(summary),
     '',
     'checks',
-    ...(summary.checks.length === 0 ? ['  (none)'] : summary.checks.map((check) => `  ${check.ok ? '✓' : '✗'} ${check.name}: ${check.detail}`)),
+    ...(summary.checks.length === 0
+      ? ['  (none)']
+      : summary.checks.map((check) => `  ${check.ok ? '✓' : '✗'} ${check.name}: ${check.detail}`)),
     ...summary.faults.map((fault) => `guest fault on ${fault}`),
     ...summary.errors.map((error) => `emulator error on ${error}`),
     '',

@@ -16,7 +16,8 @@ export function formatMicroseconds(nanoseconds: number | undefined | null): stri
 }
 
 /** A ratio with two decimals (two significant digits below 0.1, so 0.0023 is not "0.00"), or "-" when it is not defined. */
-export const formatRatio = (value: number | null): string => (value === null ? '-' : value === 0 || value >= 0.095 ? value.toFixed(2) : value.toPrecision(2));
+export const formatRatio = (value: number | null): string =>
+  value === null ? '-' : value === 0 || value >= 0.095 ? value.toFixed(2) : value.toPrecision(2);
 
 /** Columns padded to their widest cell: the first left-aligned, the rest right-aligned. */
 export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {

@@ -26,9 +26,10 @@ export interface TraceFileSummary {
 /** Writes the trace; an I/O failure (a full disk, a directory) throws a one-line BadInput naming --trace. */
 export function writeTraceFile(path: string, trace: ChromeTrace, metadata: Readonly<Record<string, unknown>>): TraceFileSummary {
   const dropped = trace.otherData['droppedEvents'];
-  const droppedEvents = typeof dropped === 'object' && dropped !== null
-    ? Object.values(dropped).reduce<number>((total, count) => total + (typeof count === 'number' ? count : 0), 0)
-    : 0;
+  const droppedEvents =
+    typeof dropped === 'object' && dropped !== null
+      ? Object.values(dropped).reduce<number>((total, count) => total + (typeof count === 'number' ? count : 0), 0)
+      : 0;
   try {
     writeTraceEvents(path, trace, metadata);
   } catch (error) {

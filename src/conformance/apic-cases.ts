@@ -15,42 +15,59 @@ export const selfIpiXapic: ConformanceCase = {
   vcpus: 1,
   timeoutSeconds: 10,
   abortCodes: new Map(),
-  check: (report) => expectSlots(report, [
-    { vcpu: 0, slot: 1, expected: 0x800, what: 'APIC base MSR bits 11:10 (enabled, xAPIC mode)' },
-    { vcpu: 0, slot: 0, expected: 1, what: 'handler runs after the self-IPI' },
-  ], 'the self-IPI was taken exactly once'),
+  check: (report) =>
+    expectSlots(
+      report,
+      [
+        { vcpu: 0, slot: 1, expected: 0x800, what: 'APIC base MSR bits 11:10 (enabled, xAPIC mode)' },
+        { vcpu: 0, slot: 0, expected: 1, what: 'handler runs after the self-IPI' },
+      ],
+      'the self-IPI was taken exactly once',
+    ),
 };
 
 export const selfIpiX2apic: ConformanceCase = {
   name: 'apic/self-ipi-x2apic',
   origin: `${APIC_C} test_self_ipi_x2apic`,
-  summary: 'after the switch to x2APIC mode (APIC base bit 10), a self-IPI through the ICR MSR 0x830 and one through the SELF IPI MSR 0x83F are each taken exactly once',
+  summary:
+    'after the switch to x2APIC mode (APIC base bit 10), a self-IPI through the ICR MSR 0x830 and one through the SELF IPI MSR 0x83F are each taken exactly once',
   program: 'self-ipi-x2apic.s',
   vcpus: 1,
   timeoutSeconds: 10,
   abortCodes: new Map(),
-  check: (report) => expectSlots(report, [
-    { vcpu: 0, slot: 2, expected: 0xc00, what: 'APIC base MSR bits 11:10 after the switch (enabled, x2APIC mode)' },
-    { vcpu: 0, slot: 3, expected: 0, what: 'x2APIC ID (MSR 0x802)' },
-    { vcpu: 0, slot: 0, expected: 1, what: 'handler runs after the ICR (MSR 0x830) self-IPI' },
-    { vcpu: 0, slot: 1, expected: 2, what: 'handler runs after the SELF IPI MSR (0x83F) write, both IPIs' },
-  ], 'both x2APIC self-IPIs were taken exactly once'),
+  check: (report) =>
+    expectSlots(
+      report,
+      [
+        { vcpu: 0, slot: 2, expected: 0xc00, what: 'APIC base MSR bits 11:10 after the switch (enabled, x2APIC mode)' },
+        { vcpu: 0, slot: 3, expected: 0, what: 'x2APIC ID (MSR 0x802)' },
+        { vcpu: 0, slot: 0, expected: 1, what: 'handler runs after the ICR (MSR 0x830) self-IPI' },
+        { vcpu: 0, slot: 1, expected: 2, what: 'handler runs after the SELF IPI MSR (0x83F) write, both IPIs' },
+      ],
+      'both x2APIC self-IPIs were taken exactly once',
+    ),
 };
 
 const BROADCAST_VCPUS = 4;
 export const physicalBroadcast: ConformanceCase = {
   name: 'apic/physical-broadcast',
   origin: `${APIC_C} test_physical_broadcast`,
-  summary: 'a fixed IPI to physical destination 0xFF, and one with the all-including-self shorthand, reach every vCPU (the sender too) exactly once',
+  summary:
+    'a fixed IPI to physical destination 0xFF, and one with the all-including-self shorthand, reach every vCPU (the sender too) exactly once',
   program: 'physical-broadcast.s',
   vcpus: BROADCAST_VCPUS,
   timeoutSeconds: 15,
   abortCodes: new Map([NOT_ONLINE]),
-  check: (report) => expectSlots(report, [
-    { vcpu: 0, slot: 0, expected: BROADCAST_VCPUS, what: 'handler runs after the 0xFF broadcast' },
-    { vcpu: 0, slot: 1, expected: BROADCAST_VCPUS, what: 'handler runs after the all-including-self broadcast' },
-    ...everyVcpuSlot(BROADCAST_VCPUS, 2, () => 2, 'broadcasts taken by its own handler'),
-  ], `both broadcasts reached all ${BROADCAST_VCPUS} vCPUs exactly once`),
+  check: (report) =>
+    expectSlots(
+      report,
+      [
+        { vcpu: 0, slot: 0, expected: BROADCAST_VCPUS, what: 'handler runs after the 0xFF broadcast' },
+        { vcpu: 0, slot: 1, expected: BROADCAST_VCPUS, what: 'handler runs after the all-including-self broadcast' },
+        ...everyVcpuSlot(BROADCAST_VCPUS, 2, () => 2, 'broadcasts taken by its own handler'),
+      ],
+      `both broadcasts reached all ${BROADCAST_VCPUS} vCPUs exactly once`,
+    ),
 };
 
 /**
@@ -77,7 +94,11 @@ export function logicalSweepExpectation(cluster: boolean): { sends: number; vcpu
         if (i === j) continue;
         const mask = (1 << i) | (1 << j);
         configurations += 2;
-        for (let k = 0; k < (1 << bits); k++) if ((k & mask) === 0) { sends += 2; vcpu0 += 2; }
+        for (let k = 0; k < 1 << bits; k++)
+          if ((k & mask) === 0) {
+            sends += 2;
+            vcpu0 += 2;
+          }
       }
     }
   }
@@ -104,12 +125,16 @@ function logicalCase(cluster: boolean): ConformanceCase {
     ]),
     check: (report) => {
       const want = logicalSweepExpectation(cluster);
-      return expectSlots(report, [
-        { vcpu: 0, slot: 0, expected: want.sends, what: 'IPIs sent' },
-        { vcpu: 0, slot: 4, expected: want.configurations, what: 'logical ID configurations' },
-        { vcpu: 0, slot: 1, expected: want.vcpu0, what: 'IPIs taken by vCPU 0' },
-        { vcpu: 1, slot: 1, expected: want.vcpu1, what: 'IPIs taken by vCPU 1' },
-      ], `${want.sends} logical IPIs over ${want.configurations} configurations, each taken by exactly the vCPUs it named`);
+      return expectSlots(
+        report,
+        [
+          { vcpu: 0, slot: 0, expected: want.sends, what: 'IPIs sent' },
+          { vcpu: 0, slot: 4, expected: want.configurations, what: 'logical ID configurations' },
+          { vcpu: 0, slot: 1, expected: want.vcpu0, what: 'IPIs taken by vCPU 0' },
+          { vcpu: 1, slot: 1, expected: want.vcpu1, what: 'IPIs taken by vCPU 1' },
+        ],
+        `${want.sends} logical IPIs over ${want.configurations} configurations, each taken by exactly the vCPUs it named`,
+      );
     },
   };
 }
@@ -130,10 +155,14 @@ export const nmiAfterSti: ConformanceCase = {
   check: (report) => {
     const sent = slot(report, 0, 0) ?? 0;
     if (sent < NMI_AFTER_STI_ROUNDS) return fail(`only ${sent} of ${NMI_AFTER_STI_ROUNDS} NMIs sent`);
-    return expectSlots(report, [
-      { vcpu: 1, slot: 0, expected: 0, what: 'NMIs taken inside the sti shadow' },
-      { vcpu: 1, slot: 1, expected: sent, what: 'NMIs taken' },
-    ], `${sent} NMIs taken, none inside the sti shadow`);
+    return expectSlots(
+      report,
+      [
+        { vcpu: 1, slot: 0, expected: 0, what: 'NMIs taken inside the sti shadow' },
+        { vcpu: 1, slot: 1, expected: sent, what: 'NMIs taken' },
+      ],
+      `${sent} NMIs taken, none inside the sti shadow`,
+    );
   },
 };
 
@@ -152,7 +181,12 @@ export const multipleNmi: ConformanceCase = {
     [4, 'a round handshake timed out (value = the vCPU waiting)'],
     NOT_ONLINE,
   ]),
-  check: (report) => expectSlots(report, [{ vcpu: 0, slot: 0, expected: MULTIPLE_NMI_ROUNDS, what: 'rounds with exactly 2 NMIs' }], `${MULTIPLE_NMI_ROUNDS} rounds, 2 NMIs taken in each`),
+  check: (report) =>
+    expectSlots(
+      report,
+      [{ vcpu: 0, slot: 0, expected: MULTIPLE_NMI_ROUNDS, what: 'rounds with exactly 2 NMIs' }],
+      `${MULTIPLE_NMI_ROUNDS} rounds, 2 NMIs taken in each`,
+    ),
 };
 
 const PENDING_NMI_ROUNDS = 5000;
@@ -169,6 +203,10 @@ export const pendingNmi: ConformanceCase = {
     [3, 'other than 2 NMIs once a later fixed IPI was handled (value = NMIs taken | round << 8)'],
     [4, 'the flush IPI was not taken within 1 s (value = round)'],
   ]),
-  check: (report) => expectSlots(report, [{ vcpu: 0, slot: 0, expected: PENDING_NMI_ROUNDS, what: 'rounds with exactly 2 NMIs' }], `${PENDING_NMI_ROUNDS} rounds, exactly 2 NMIs in each`),
+  check: (report) =>
+    expectSlots(
+      report,
+      [{ vcpu: 0, slot: 0, expected: PENDING_NMI_ROUNDS, what: 'rounds with exactly 2 NMIs' }],
+      `${PENDING_NMI_ROUNDS} rounds, exactly 2 NMIs in each`,
+    ),
 };
-

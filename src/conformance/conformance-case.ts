@@ -59,10 +59,14 @@ const hex = (value: number): string => `0x${value.toString(16)}`;
 export function expectSlots(report: VmReport, expectations: readonly SlotExpectation[], passDetail: string): CaseVerdict {
   const wrong = expectations.filter((entry) => slot(report, entry.vcpu, entry.slot) !== entry.expected);
   if (wrong.length === 0) return pass(passDetail);
-  return fail(wrong.map((entry) => {
-    const actual = slot(report, entry.vcpu, entry.slot);
-    return `vCPU ${entry.vcpu} ${entry.what}: ${actual === undefined ? 'missing' : `${actual} (${hex(actual)})`}, expected ${entry.expected} (${hex(entry.expected)})`;
-  }).join('; '));
+  return fail(
+    wrong
+      .map((entry) => {
+        const actual = slot(report, entry.vcpu, entry.slot);
+        return `vCPU ${entry.vcpu} ${entry.what}: ${actual === undefined ? 'missing' : `${actual} (${hex(actual)})`}, expected ${entry.expected} (${hex(entry.expected)})`;
+      })
+      .join('; '),
+  );
 }
 
 /** Every vCPU's slot `slotIndex` must be `expected(vcpu)`. */

@@ -62,7 +62,8 @@ export function runFailure(report: VmReport, testCase: ConformanceCase): string 
   if (problems.length > 0) return problems.join('; ');
   const badStatus = report.perVcpu.filter((entry) => entry.guest.doneStatus !== 0);
   if (badStatus.length > 0) return badStatus.map((entry) => `vCPU ${entry.vcpu} finished with status ${entry.guest.doneStatus}`).join('; ');
-  if (report.ipis.lost !== 0) return `IPIs lost: accepted ${report.ipis.accepted} = delivered ${report.ipis.delivered} + pending ${report.ipis.pending} + lost ${report.ipis.lost}`;
+  if (report.ipis.lost !== 0)
+    return `IPIs lost: accepted ${report.ipis.accepted} = delivered ${report.ipis.delivered} + pending ${report.ipis.pending} + lost ${report.ipis.lost}`;
   if (report.lostWakeups !== 0) return `${report.lostWakeups} lost wake-up(s)`;
   return undefined;
 }
@@ -82,7 +83,11 @@ export interface ConformanceRunOptions {
 
 /** Runs one case; never throws for anything the case or the emulator does. */
 export async function runConformanceCase(testCase: ConformanceCase, options: ConformanceRunOptions = {}): Promise<ConformanceResult> {
-  const result = (verdict: CaseVerdict): ConformanceResult => ({ name: testCase.name, status: verdict.ok ? 'pass' : 'fail', detail: verdict.detail });
+  const result = (verdict: CaseVerdict): ConformanceResult => ({
+    name: testCase.name,
+    status: verdict.ok ? 'pass' : 'fail',
+    detail: verdict.detail,
+  });
   const assembled = assembleCase(testCase);
   if (!assembled.ok) return result({ ok: false, detail: assembled.detail });
   const { program } = assembled;

@@ -10,7 +10,8 @@ const NOT_ONLINE: readonly [number, string] = [100, 'an application vCPU did not
 export const aliasedId: ConformanceCase = {
   name: 'apic/aliased-id',
   origin: `${APIC_C} test_aliased_xapic_physical_ipi`,
-  summary: 'with both xAPIC IDs set to 0, a chain of fixed physical IPIs to IDs 0..0xFF, each handler moving its ID one up, reaches both vCPUs every time',
+  summary:
+    'with both xAPIC IDs set to 0, a chain of fixed physical IPIs to IDs 0..0xFF, each handler moving its ID one up, reaches both vCPUs every time',
   program: 'aliased-id.s',
   vcpus: 2,
   timeoutSeconds: 30,
@@ -19,11 +20,16 @@ export const aliasedId: ConformanceCase = {
     [3, 'an IPI was taken more than twice (value = destination ID)'],
     NOT_ONLINE,
   ]),
-  check: (report) => expectSlots(report, [
-    { vcpu: 0, slot: 0, expected: 256, what: 'destinations that reached both vCPUs' },
-    ...everyVcpuSlot(2, 1, (vcpu) => vcpu, 'APIC ID at the end (back to its index after 0xFF)'),
-    ...everyVcpuSlot(2, 2, () => 256, 'IPIs its handler took'),
-  ], 'all 256 aliased destinations reached both vCPUs'),
+  check: (report) =>
+    expectSlots(
+      report,
+      [
+        { vcpu: 0, slot: 0, expected: 256, what: 'destinations that reached both vCPUs' },
+        ...everyVcpuSlot(2, 1, (vcpu) => vcpu, 'APIC ID at the end (back to its index after 0xFF)'),
+        ...everyVcpuSlot(2, 2, () => 256, 'IPIs its handler took'),
+      ],
+      'all 256 aliased destinations reached both vCPUs',
+    ),
 };
 
 export const idRelocation: ConformanceCase = {
@@ -35,23 +41,29 @@ export const idRelocation: ConformanceCase = {
   timeoutSeconds: 15,
   abortCodes: new Map([
     [2, 'the APIC ID read back after the write differs (value = ID read)'],
-    [3, 'an IPI to the vCPU\'s new ID was not taken within 1 s (value = destination ID)'],
+    [3, "an IPI to the vCPU's new ID was not taken within 1 s (value = destination ID)"],
     [4, 'an IPI to an ID no vCPU holds any more was taken (value = destination ID)'],
     [5, 'vCPU 1 did not acknowledge an ID change within 1 s'],
     [6, 'the APIC ID read back after moving back differs (value = ID read)'],
     NOT_ONLINE,
   ]),
-  check: (report) => expectSlots(report, [
-    { vcpu: 0, slot: 0, expected: 6, what: 'steps passed (2 moves, 4 IPIs)' },
-    { vcpu: 1, slot: 1, expected: 0x42, what: 'APIC ID read back after the write' },
-    { vcpu: 1, slot: 0, expected: 2, what: 'IPIs taken' },
-  ], 'the relocated ID took the IPIs, the vacated ID none'),
+  check: (report) =>
+    expectSlots(
+      report,
+      [
+        { vcpu: 0, slot: 0, expected: 6, what: 'steps passed (2 moves, 4 IPIs)' },
+        { vcpu: 1, slot: 1, expected: 0x42, what: 'APIC ID read back after the write' },
+        { vcpu: 1, slot: 0, expected: 2, what: 'IPIs taken' },
+      ],
+      'the relocated ID took the IPIs, the vacated ID none',
+    ),
 };
 
 export const timerOneShot: ConformanceCase = {
   name: 'apic/timer-one-shot',
   origin: `${APIC_C} test_apic_timer_one_shot`,
-  summary: 'the LVT timer in one-shot mode (divide by 1, initial count 0x10000) fires exactly once, no sooner than 0x10000 ns after the start',
+  summary:
+    'the LVT timer in one-shot mode (divide by 1, initial count 0x10000) fires exactly once, no sooner than 0x10000 ns after the start',
   program: 'timer-one-shot.s',
   vcpus: 1,
   timeoutSeconds: 10,
@@ -60,7 +72,9 @@ export const timerOneShot: ConformanceCase = {
     const runs = slot(report, 0, 0);
     const elapsed = slot(report, 0, 1) ?? 0;
     if (runs !== 1) return fail(`the timer handler ran ${runs ?? 'no'} times, expected once`);
-    return elapsed >= 0x10000 ? pass(`fired once, ${elapsed} ns after the start`) : fail(`fired after ${elapsed} ns, sooner than the initial count (65536 ticks of at least 1 ns)`);
+    return elapsed >= 0x10000
+      ? pass(`fired once, ${elapsed} ns after the start`)
+      : fail(`fired after ${elapsed} ns, sooner than the initial count (65536 ticks of at least 1 ns)`);
   },
 };
 
@@ -78,11 +92,16 @@ export const smpBoot: ConformanceCase = {
     [4, 'an application vCPU ran before the start-up IPIs were sent (value = its APIC ID)'],
     NOT_ONLINE,
   ]),
-  check: (report) => expectSlots(report, [
-    ...everyVcpuSlot(BOOT_VCPUS, 0, (vcpu) => vcpu, 'APIC ID reported after bring-up'),
-    { vcpu: 0, slot: 2, expected: BOOT_VCPUS - 1, what: 'application vCPUs online' },
-    { vcpu: 0, slot: 1, expected: BOOT_VCPUS, what: 'calls that ran on the vCPU they were sent to' },
-  ], `${BOOT_VCPUS} vCPUs up, each reported its APIC ID and ran the call sent to it`),
+  check: (report) =>
+    expectSlots(
+      report,
+      [
+        ...everyVcpuSlot(BOOT_VCPUS, 0, (vcpu) => vcpu, 'APIC ID reported after bring-up'),
+        { vcpu: 0, slot: 2, expected: BOOT_VCPUS - 1, what: 'application vCPUs online' },
+        { vcpu: 0, slot: 1, expected: BOOT_VCPUS, what: 'calls that ran on the vCPU they were sent to' },
+      ],
+      `${BOOT_VCPUS} vCPUs up, each reported its APIC ID and ran the call sent to it`,
+    ),
 };
 
 /** ICR values the xapic_state_test sweep writes (self 256, own ID 256, absent IDs 254 x 8, shorthand 8, garbage 3). */
@@ -103,10 +122,18 @@ function firstBad(report: VmReport): string {
  */
 function checkXapicReadBack(report: VmReport): CaseVerdict {
   const total = ICR_SWEEP_VALUES * 2;
-  const [reads, lowBad, busy, kept, masked, neither] = [0, 1, 2, 3, 4, 5].map((index) => slot(report, 0, index) ?? 0) as [number, number, number, number, number, number];
+  const [reads, lowBad, busy, kept, masked, neither] = [0, 1, 2, 3, 4, 5].map((index) => slot(report, 0, index) ?? 0) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (reads !== total) return fail(`${reads} read-backs, expected ${total}`);
   if (lowBad > 0) return fail(`${lowBad} of ${total} ICR read-backs differ in bits 31:0 (busy aside); ${firstBad(report)}`);
-  if (neither > 0) return fail(`${neither} of ${total} ICR2 read-backs are neither the value written nor it with bits 23:0 clear; ${firstBad(report)}`);
+  if (neither > 0)
+    return fail(`${neither} of ${total} ICR2 read-backs are neither the value written nor it with bits 23:0 clear; ${firstBad(report)}`);
   if (kept === total) return pass(`${total} read-backs exact; AMD AVIC behaviour: ICR2[23:0] kept, busy read set ${busy} times`);
   if (masked === total) {
     return busy === 0
@@ -143,10 +170,14 @@ export const x2apicState: ConformanceCase = {
     const bad = slot(report, 0, 1) ?? 0;
     if (reads !== total) return fail(`${reads} read-backs, expected ${total}`);
     if (bad > 0) return fail(`${bad} of ${total} ICR MSR read-backs differ; ${firstBad(report)}`);
-    return expectSlots(report, [
-      { vcpu: 0, slot: 6, expected: X2APIC_RESERVED_VALUES, what: 'reserved-bit values that made wrmsr #GP' },
-      { vcpu: 0, slot: 11, expected: 0, what: 'reserved-bit values that did not #GP' },
-    ], `${total} ICR MSR read-backs exact; the ${X2APIC_RESERVED_VALUES} values with reserved bits #GP`);
+    return expectSlots(
+      report,
+      [
+        { vcpu: 0, slot: 6, expected: X2APIC_RESERVED_VALUES, what: 'reserved-bit values that made wrmsr #GP' },
+        { vcpu: 0, slot: 11, expected: 0, what: 'reserved-bit values that did not #GP' },
+      ],
+      `${total} ICR MSR read-backs exact; the ${X2APIC_RESERVED_VALUES} values with reserved bits #GP`,
+    );
   },
 };
 
@@ -170,11 +201,16 @@ export const recalcApicMap: ConformanceCase = {
     const during = slot(report, 0, 1) ?? 0;
     const churners = Array.from({ length: RECALC_VCPUS - 2 }, (_, index) => index + 2);
     const idle = churners.filter((vcpu) => (slot(report, vcpu, 0) ?? 0) === 0);
-    if (during === 0 || idle.length > 0) return fail(`the rewrites did not overlap the sends (${during} during the sends; idle churners: ${idle.join(', ') || 'none'})`);
-    return expectSlots(report, [
-      { vcpu: 0, slot: 0, expected: RECALC_ROUNDS, what: 'IPIs sent' },
-      { vcpu: 1, slot: 0, expected: RECALC_ROUNDS, what: 'IPIs taken' },
-      ...churners.map((vcpu) => ({ vcpu, slot: 1, expected: 0, what: 'IPIs taken by a churner' })),
-    ], `${RECALC_ROUNDS} IPIs delivered exactly while ${during} ID/LDR rewrites ran`);
+    if (during === 0 || idle.length > 0)
+      return fail(`the rewrites did not overlap the sends (${during} during the sends; idle churners: ${idle.join(', ') || 'none'})`);
+    return expectSlots(
+      report,
+      [
+        { vcpu: 0, slot: 0, expected: RECALC_ROUNDS, what: 'IPIs sent' },
+        { vcpu: 1, slot: 0, expected: RECALC_ROUNDS, what: 'IPIs taken' },
+        ...churners.map((vcpu) => ({ vcpu, slot: 1, expected: 0, what: 'IPIs taken by a churner' })),
+      ],
+      `${RECALC_ROUNDS} IPIs delivered exactly while ${during} ID/LDR rewrites ran`,
+    );
   },
 };

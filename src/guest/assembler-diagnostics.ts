@@ -134,8 +134,6 @@ export class DiagnosticCollector {
 
   /** In source order: pass 2 finds some errors on lines before ones pass 1 already reported. */
   sorted(): AssemblyDiagnostic[] {
-    return [...this.#diagnostics]
-      .sort((a, b) => a.at - b.at || a.diagnostic.column - b.diagnostic.column)
-      .map((each) => each.diagnostic);
+    return [...this.#diagnostics].sort((a, b) => a.at - b.at || a.diagnostic.column - b.diagnostic.column).map((each) => each.diagnostic);
   }
 }

@@ -30,7 +30,16 @@ export type Expression =
 export type SymbolLookup = (name: string, column: number) => number;
 
 const BINARY_PRECEDENCE: ReadonlyMap<string, number> = new Map([
-  ['|', 1], ['^', 2], ['&', 3], ['<<', 4], ['>>', 4], ['+', 5], ['-', 5], ['*', 6], ['/', 6], ['%', 6],
+  ['|', 1],
+  ['^', 2],
+  ['&', 3],
+  ['<<', 4],
+  ['>>', 4],
+  ['+', 5],
+  ['-', 5],
+  ['*', 6],
+  ['/', 6],
+  ['%', 6],
 ]);
 const UNARY_OPERATORS: ReadonlySet<string> = new Set(['-', '~', '+']);
 const MAX_UNSIGNED_32 = 0xffffffff;
@@ -129,16 +138,26 @@ function applyUnary(operator: UnaryOperator, value: number): number {
 
 function applyBinary(operator: BinaryOperator, left: number, right: number, column: number): number {
   switch (operator) {
-    case '*': return Math.imul(left, right) >>> 0;
-    case '/': return Math.floor(left / nonZero(right, column)) >>> 0;
-    case '%': return left % nonZero(right, column);
-    case '+': return (left + right) >>> 0;
-    case '-': return (left - right) >>> 0;
-    case '<<': return (left << shiftCount(right, column)) >>> 0;
-    case '>>': return left >>> shiftCount(right, column);
-    case '&': return (left & right) >>> 0;
-    case '^': return (left ^ right) >>> 0;
-    case '|': return (left | right) >>> 0;
+    case '*':
+      return Math.imul(left, right) >>> 0;
+    case '/':
+      return Math.floor(left / nonZero(right, column)) >>> 0;
+    case '%':
+      return left % nonZero(right, column);
+    case '+':
+      return (left + right) >>> 0;
+    case '-':
+      return (left - right) >>> 0;
+    case '<<':
+      return (left << shiftCount(right, column)) >>> 0;
+    case '>>':
+      return left >>> shiftCount(right, column);
+    case '&':
+      return (left & right) >>> 0;
+    case '^':
+      return (left ^ right) >>> 0;
+    case '|':
+      return (left | right) >>> 0;
   }
 }
 

@@ -18,7 +18,8 @@ export function describeValue(value: unknown, expectsText = false): string {
   if (typeof value === 'number' || typeof value === 'boolean') return `a ${typeof value} (${String(value)})`;
   if (typeof value === 'bigint') return `a bigint (${value}n)`;
   if (typeof value === 'function' || typeof value === 'symbol') return `a ${typeof value}`;
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return `a ${value.constructor.name === 'Buffer' ? 'Uint8Array' : value.constructor.name}${expectsText ? TEXT_HINT : ''}`;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer)
+    return `a ${value.constructor.name === 'Buffer' ? 'Uint8Array' : value.constructor.name}${expectsText ? TEXT_HINT : ''}`;
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Map) return 'a Map';
   return 'an object';
@@ -45,7 +46,8 @@ export function checkAssemblerInput(source: unknown, options: unknown): void {
     if (!OPTION_NAMES.includes(key)) fail(`unknown option '${key}'; the options are ${OPTION_NAMES.join(', ')}`);
   }
   const { fileName, origin, defines, readInclude } = options;
-  if (typeof fileName !== 'string' || fileName === '') fail(`options.fileName must be a non-empty string (used in diagnostics), got ${describeValue(fileName)}`);
+  if (typeof fileName !== 'string' || fileName === '')
+    fail(`options.fileName must be a non-empty string (used in diagnostics), got ${describeValue(fileName)}`);
   // The origin's value (aligned, below 2^32) is checked by assemble() itself: a RangeError.
   if (origin !== undefined && typeof origin !== 'number') fail(`options.origin must be a number, got ${describeValue(origin)}`);
   if (defines !== undefined) {

@@ -34,7 +34,13 @@ export interface Token {
 const TWO_CHARACTER_PUNCTUATION = new Set(['<<', '>>']);
 const ONE_CHARACTER_PUNCTUATION = new Set([',', '[', ']', '(', ')', '+', '-', '*', '/', '%', '&', '^', '|', '~', ':', '=']);
 const ESCAPES: ReadonlyMap<string, number> = new Map([
-  ['n', 10], ['t', 9], ['r', 13], ['0', 0], ['\\', 92], ['"', 34], ["'", 39],
+  ['n', 10],
+  ['t', 9],
+  ['r', 13],
+  ['0', 0],
+  ['\\', 92],
+  ['"', 34],
+  ["'", 39],
 ]);
 
 const isIdentifierStart = (c: string): boolean => /[A-Za-z_.]/.test(c);
@@ -153,7 +159,10 @@ function readString(line: string, start: number, tokens: Token[]): number {
 
 function readCharacter(line: string, start: number, tokens: Token[]): number {
   if (start + 1 >= line.length || line[start + 1] === "'") {
-    throw new AssemblySyntaxError(start + 1, `expected one character between quotes, found ${line[start + 1] === "'" ? "''" : 'end of line'}`);
+    throw new AssemblySyntaxError(
+      start + 1,
+      `expected one character between quotes, found ${line[start + 1] === "'" ? "''" : 'end of line'}`,
+    );
   }
   const { code, next } = readQuotedCharacter(line, start + 1, "'");
   if (line[next] !== "'") {

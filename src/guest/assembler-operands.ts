@@ -113,7 +113,7 @@ export function parseInstructionOperands(
   const name = definition.mnemonic;
   const expected = OPERAND_COUNT[definition.form];
   if (operandTokens.length !== expected) {
-    const column = operandTokens.length > expected ? firstColumn(operandTokens[expected]) ?? mnemonic.column : mnemonic.column;
+    const column = operandTokens.length > expected ? (firstColumn(operandTokens[expected]) ?? mnemonic.column) : mnemonic.column;
     const syntax = expected === 0 ? 'no operands' : `${expected} operand${expected === 1 ? '' : 's'} (${operandSyntax(definition)})`;
     throw new AssemblySyntaxError(column, `expected ${syntax} after '${name}', found ${operandTokens.length}`);
   }

@@ -92,7 +92,5 @@ const OTHER_SYMBOLS: ReadonlyArray<readonly [string, number]> = [
 
 /** Every predefined symbol and its value (unsigned 32-bit). Names are case-sensitive. */
 export const PREDEFINED_SYMBOLS: ReadonlyMap<string, number> = new Map(
-  [...OTHER_SYMBOLS, ...APIC_REGISTER_SYMBOLS, ...INTERRUPT_COMMAND_SYMBOLS].map(
-    ([name, value]) => [name, value >>> 0] as const,
-  ),
+  [...OTHER_SYMBOLS, ...APIC_REGISTER_SYMBOLS, ...INTERRUPT_COMMAND_SYMBOLS].map(([name, value]) => [name, value >>> 0] as const),
 );

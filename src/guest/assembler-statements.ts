@@ -138,9 +138,11 @@ function valueDirective(directive: Directive, head: Token, operands: readonly Op
 function checkCount(head: Token, directive: string, found: number, minimum: number, maximum: number): void {
   if (found >= minimum && found <= maximum) return;
   const expected =
-    minimum === maximum ? `${minimum} operand${minimum === 1 ? '' : 's'}`
-    : maximum === Infinity ? `at least ${minimum} operand${minimum === 1 ? '' : 's'}`
-    : `${minimum} to ${maximum} operands`;
+    minimum === maximum
+      ? `${minimum} operand${minimum === 1 ? '' : 's'}`
+      : maximum === Infinity
+        ? `at least ${minimum} operand${minimum === 1 ? '' : 's'}`
+        : `${minimum} to ${maximum} operands`;
   throw new AssemblySyntaxError(head.column, `expected ${expected} after '${directive}', found ${found}`);
 }
 

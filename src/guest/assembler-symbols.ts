@@ -67,12 +67,22 @@ export class SymbolTable {
   constructor(defines: ReadonlyMap<string, number> = new Map(), describeLine: (line: number) => string = (line) => `line ${line}`) {
     this.#describeLine = describeLine;
     for (const [name, value] of defines) {
-      if (!SYMBOL_NAME.test(name) || looksLikeRegister(name)) throw new AssemblerDefineError(`assembler define '${name}' is not a symbol name ([A-Za-z_.][A-Za-z0-9_.]*, not a register)`);
-      if (PREDEFINED_SYMBOLS.has(name)) throw new AssemblerDefineError(`assembler define '${name}' would override a predefined symbol, which programs rely on`);
+      if (!SYMBOL_NAME.test(name) || looksLikeRegister(name))
+        throw new AssemblerDefineError(`assembler define '${name}' is not a symbol name ([A-Za-z_.][A-Za-z0-9_.]*, not a register)`);
+      if (PREDEFINED_SYMBOLS.has(name))
+        throw new AssemblerDefineError(`assembler define '${name}' would override a predefined symbol, which programs rely on`);
       if (!Number.isInteger(value) || value < -0x8000_0000 || value > 0xffff_ffff) {
         throw new AssemblerDefineError(`assembler define '${name}' must be an integer from -2^31 to 2^32-1, got ${value}`);
       }
-      this.#symbols.set(name, { kind: 'constant', line: 0, expression: undefined, hostDefined: true, resolving: false, value: value >>> 0, failure: undefined });
+      this.#symbols.set(name, {
+        kind: 'constant',
+        line: 0,
+        expression: undefined,
+        hostDefined: true,
+        resolving: false,
+        value: value >>> 0,
+        failure: undefined,
+      });
     }
   }
 
@@ -95,7 +105,15 @@ export class SymbolTable {
       return;
     }
     this.#checkNewName(name, column);
-    this.#symbols.set(name, { kind: 'constant', line, expression, hostDefined: false, resolving: false, value: undefined, failure: undefined });
+    this.#symbols.set(name, {
+      kind: 'constant',
+      line,
+      expression,
+      hostDefined: false,
+      resolving: false,
+      value: undefined,
+      failure: undefined,
+    });
   }
 
   /** Called between the passes: from now on an unknown symbol is undefined, not "not yet known". */
@@ -148,7 +166,10 @@ export class SymbolTable {
       throw new AssemblySyntaxError(column, `expected a value for '${name}', found a circular definition`);
     }
     if (this.#depth >= MAX_CONSTANT_DEPTH) {
-      throw new AssemblySyntaxError(column, `expected constants defined through at most ${MAX_CONSTANT_DEPTH} others, found a deeper chain at '${name}'`);
+      throw new AssemblySyntaxError(
+        column,
+        `expected constants defined through at most ${MAX_CONSTANT_DEPTH} others, found a deeper chain at '${name}'`,
+      );
     }
     symbol.resolving = true;
     this.#depth += 1;
@@ -170,10 +191,7 @@ export class SymbolTable {
   }
 
   #forwardReference(name: string, column: number): ForwardReferenceError {
-    return new ForwardReferenceError(
-      column,
-      `expected a value known in the first pass (symbols defined above this line), found '${name}'`,
-    );
+    return new ForwardReferenceError(column, `expected a value known in the first pass (symbols defined above this line), found '${name}'`);
   }
 
   #checkNewName(name: string, column: number): void {
@@ -185,7 +203,8 @@ export class SymbolTable {
     }
     const existing = this.#symbols.get(name);
     if (existing !== undefined) {
-      const where = existing.line === 0 ? 'the host defines it (assembler defines)' : `already defined at ${this.#describeLine(existing.line)}`;
+      const where =
+        existing.line === 0 ? 'the host defines it (assembler defines)' : `already defined at ${this.#describeLine(existing.line)}`;
       throw new AssemblySyntaxError(column, `duplicate symbol '${name}': ${where}`);
     }
   }

@@ -90,12 +90,7 @@ export class GuestCpu {
    * `doorbells[doorbellIndex]` is the doorbell word the interpreter polls; without it, a private word
    * nobody rings until attachDoorbell() names the host CPU's (the vCPU is loaded there).
    */
-  constructor(options: {
-    ramBuffer: SharedArrayBuffer;
-    environment: GuestCpuEnvironment;
-    doorbells?: Int32Array;
-    doorbellIndex?: number;
-  }) {
+  constructor(options: { ramBuffer: SharedArrayBuffer; environment: GuestCpuEnvironment; doorbells?: Int32Array; doorbellIndex?: number }) {
     this.memory = new GuestMemoryAccess(options.ramBuffer);
     this.#environment = options.environment;
     this.#doorbells = options.doorbells ?? new Int32Array(1);
@@ -152,7 +147,13 @@ export class GuestCpu {
 
   raiseFault(kind: GuestFaultKind, detail: string, address?: number): void {
     if (this.fault !== undefined) return;
-    this.fault = { kind, pc: this.pc >>> 0, detail, instruction: this.#disassembleAt(this.pc), ...(address === undefined ? {} : { address: address >>> 0 }) };
+    this.fault = {
+      kind,
+      pc: this.pc >>> 0,
+      detail,
+      instruction: this.#disassembleAt(this.pc),
+      ...(address === undefined ? {} : { address: address >>> 0 }),
+    };
     this.#exitRequested = true;
   }
 
@@ -164,7 +165,11 @@ export class GuestCpu {
   deliverInterrupt(vector: number): boolean {
     const handler = this.memory.read32(this.interruptVectorTableBase + vector * 4);
     if (handler === undefined || handler === 0) {
-      this.raiseFault(GuestFaultKind.MissingInterruptHandler, `no handler for vector ${vector} in the vector table at 0x${(this.interruptVectorTableBase >>> 0).toString(16)}`, (this.interruptVectorTableBase + vector * 4) >>> 0);
+      this.raiseFault(
+        GuestFaultKind.MissingInterruptHandler,
+        `no handler for vector ${vector} in the vector table at 0x${(this.interruptVectorTableBase >>> 0).toString(16)}`,
+        (this.interruptVectorTableBase + vector * 4) >>> 0,
+      );
       return false;
     }
     if ((handler & 7) !== 0) {
@@ -214,8 +219,12 @@ export class GuestCpu {
     registers[ZERO_REGISTER] = 0;
 
     // The code window caches the RAM slot the pc is in, the data window the last slot loaded from.
-    let codeStart = memory.codeWindowStart, codeLimit = memory.codeWindowLimit, codeHost = memory.codeWindowHost;
-    let dataStart = memory.dataWindowStart, dataLimit = memory.dataWindowLimit, dataHost = memory.dataWindowHost;
+    let codeStart = memory.codeWindowStart,
+      codeLimit = memory.codeWindowLimit,
+      codeHost = memory.codeWindowHost;
+    let dataStart = memory.dataWindowStart,
+      dataLimit = memory.dataWindowLimit,
+      dataHost = memory.dataWindowHost;
 
     for (;;) {
       const fetchOffset = (pc - codeStart) >>> 0;
@@ -226,7 +235,9 @@ export class GuestCpu {
           exit = GuestExit.Fault;
           break;
         }
-        codeStart = memory.codeWindowStart; codeLimit = memory.codeWindowLimit; codeHost = memory.codeWindowHost;
+        codeStart = memory.codeWindowStart;
+        codeLimit = memory.codeWindowLimit;
+        codeHost = memory.codeWindowHost;
         continue;
       }
       const wordIndex = (codeHost + fetchOffset) >> 2;
@@ -237,54 +248,141 @@ export class GuestCpu {
       const c = word0 >>> 24;
 
       switch (word0 & 0xff) {
-        case 0x01 /* Opcode.Nop */: pc += 8; break;
-        case 0x10 /* Opcode.Mov */: registers[a] = registers[b]!; pc += 8; break;
-        case 0x11 /* Opcode.Li */: registers[a] = immediate; pc += 8; break;
+        case 0x01 /* Opcode.Nop */:
+          pc += 8;
+          break;
+        case 0x10 /* Opcode.Mov */:
+          registers[a] = registers[b]!;
+          pc += 8;
+          break;
+        case 0x11 /* Opcode.Li */:
+          registers[a] = immediate;
+          pc += 8;
+          break;
 
-        case 0x20 /* Opcode.Add */: registers[a] = (registers[b]! + registers[c]!) | 0; pc += 8; break;
-        case 0x21 /* Opcode.Sub */: registers[a] = (registers[b]! - registers[c]!) | 0; pc += 8; break;
-        case 0x22 /* Opcode.And */: registers[a] = registers[b]! & registers[c]!; pc += 8; break;
-        case 0x23 /* Opcode.Or */: registers[a] = registers[b]! | registers[c]!; pc += 8; break;
-        case 0x24 /* Opcode.Xor */: registers[a] = registers[b]! ^ registers[c]!; pc += 8; break;
-        case 0x25 /* Opcode.Shl */: registers[a] = registers[b]! << (registers[c]! & 31); pc += 8; break;
-        case 0x26 /* Opcode.Shr */: registers[a] = registers[b]! >>> (registers[c]! & 31); pc += 8; break;
-        case 0x27 /* Opcode.Sar */: registers[a] = registers[b]! >> (registers[c]! & 31); pc += 8; break;
-        case 0x28 /* Opcode.Mul */: registers[a] = Math.imul(registers[b]!, registers[c]!); pc += 8; break;
-        case 0x2b /* Opcode.Slt */: registers[a] = registers[b]! < registers[c]! ? 1 : 0; pc += 8; break;
-        case 0x2c /* Opcode.Sltu */: registers[a] = registers[b]! >>> 0 < registers[c]! >>> 0 ? 1 : 0; pc += 8; break;
-        case 0x2d /* Opcode.Seq */: registers[a] = registers[b] === registers[c] ? 1 : 0; pc += 8; break;
-        case 0x2e /* Opcode.Sne */: registers[a] = registers[b] !== registers[c] ? 1 : 0; pc += 8; break;
+        case 0x20 /* Opcode.Add */:
+          registers[a] = (registers[b]! + registers[c]!) | 0;
+          pc += 8;
+          break;
+        case 0x21 /* Opcode.Sub */:
+          registers[a] = (registers[b]! - registers[c]!) | 0;
+          pc += 8;
+          break;
+        case 0x22 /* Opcode.And */:
+          registers[a] = registers[b]! & registers[c]!;
+          pc += 8;
+          break;
+        case 0x23 /* Opcode.Or */:
+          registers[a] = registers[b]! | registers[c]!;
+          pc += 8;
+          break;
+        case 0x24 /* Opcode.Xor */:
+          registers[a] = registers[b]! ^ registers[c]!;
+          pc += 8;
+          break;
+        case 0x25 /* Opcode.Shl */:
+          registers[a] = registers[b]! << (registers[c]! & 31);
+          pc += 8;
+          break;
+        case 0x26 /* Opcode.Shr */:
+          registers[a] = registers[b]! >>> (registers[c]! & 31);
+          pc += 8;
+          break;
+        case 0x27 /* Opcode.Sar */:
+          registers[a] = registers[b]! >> (registers[c]! & 31);
+          pc += 8;
+          break;
+        case 0x28 /* Opcode.Mul */:
+          registers[a] = Math.imul(registers[b]!, registers[c]!);
+          pc += 8;
+          break;
+        case 0x2b /* Opcode.Slt */:
+          registers[a] = registers[b]! < registers[c]! ? 1 : 0;
+          pc += 8;
+          break;
+        case 0x2c /* Opcode.Sltu */:
+          registers[a] = registers[b]! >>> 0 < registers[c]! >>> 0 ? 1 : 0;
+          pc += 8;
+          break;
+        case 0x2d /* Opcode.Seq */:
+          registers[a] = registers[b] === registers[c] ? 1 : 0;
+          pc += 8;
+          break;
+        case 0x2e /* Opcode.Sne */:
+          registers[a] = registers[b] !== registers[c] ? 1 : 0;
+          pc += 8;
+          break;
         case 0x29 /* Opcode.Divu */:
         case 0x2a /* Opcode.Remu */:
         case 0x39 /* Opcode.DivuImmediate */:
-        case 0x3a /* Opcode.RemuImmediate */: {
-          const divisor = (word0 & 0xff) === Opcode.Divu || (word0 & 0xff) === Opcode.Remu ? registers[c]! >>> 0 : immediate >>> 0;
-          if (divisor === 0) {
-            this.pc = pc;
-            this.raiseFault(GuestFaultKind.DivideByZero, 'unsigned division by zero');
-            exit = GuestExit.Fault;
+        case 0x3a /* Opcode.RemuImmediate */:
+          {
+            const divisor = (word0 & 0xff) === Opcode.Divu || (word0 & 0xff) === Opcode.Remu ? registers[c]! >>> 0 : immediate >>> 0;
+            if (divisor === 0) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.DivideByZero, 'unsigned division by zero');
+              exit = GuestExit.Fault;
+              break;
+            }
+            const dividend = registers[b]! >>> 0;
+            const isDivide = (word0 & 0xff) === Opcode.Divu || (word0 & 0xff) === Opcode.DivuImmediate;
+            registers[a] = isDivide ? Math.floor(dividend / divisor) | 0 : (dividend % divisor) | 0;
+            pc += 8;
             break;
           }
-          const dividend = registers[b]! >>> 0;
-          const isDivide = (word0 & 0xff) === Opcode.Divu || (word0 & 0xff) === Opcode.DivuImmediate;
-          registers[a] = isDivide ? Math.floor(dividend / divisor) | 0 : (dividend % divisor) | 0;
+
+        case 0x30 /* Opcode.AddImmediate */:
+          registers[a] = (registers[b]! + immediate) | 0;
           pc += 8;
           break;
-        }
-
-        case 0x30 /* Opcode.AddImmediate */: registers[a] = (registers[b]! + immediate) | 0; pc += 8; break;
-        case 0x31 /* Opcode.SubImmediate */: registers[a] = (registers[b]! - immediate) | 0; pc += 8; break;
-        case 0x32 /* Opcode.AndImmediate */: registers[a] = registers[b]! & immediate; pc += 8; break;
-        case 0x33 /* Opcode.OrImmediate */: registers[a] = registers[b]! | immediate; pc += 8; break;
-        case 0x34 /* Opcode.XorImmediate */: registers[a] = registers[b]! ^ immediate; pc += 8; break;
-        case 0x35 /* Opcode.ShlImmediate */: registers[a] = registers[b]! << (immediate & 31); pc += 8; break;
-        case 0x36 /* Opcode.ShrImmediate */: registers[a] = registers[b]! >>> (immediate & 31); pc += 8; break;
-        case 0x37 /* Opcode.SarImmediate */: registers[a] = registers[b]! >> (immediate & 31); pc += 8; break;
-        case 0x38 /* Opcode.MulImmediate */: registers[a] = Math.imul(registers[b]!, immediate); pc += 8; break;
-        case 0x3b /* Opcode.SltImmediate */: registers[a] = registers[b]! < immediate ? 1 : 0; pc += 8; break;
-        case 0x3c /* Opcode.SltuImmediate */: registers[a] = registers[b]! >>> 0 < immediate >>> 0 ? 1 : 0; pc += 8; break;
-        case 0x3d /* Opcode.SeqImmediate */: registers[a] = registers[b] === immediate ? 1 : 0; pc += 8; break;
-        case 0x3e /* Opcode.SneImmediate */: registers[a] = registers[b] !== immediate ? 1 : 0; pc += 8; break;
+        case 0x31 /* Opcode.SubImmediate */:
+          registers[a] = (registers[b]! - immediate) | 0;
+          pc += 8;
+          break;
+        case 0x32 /* Opcode.AndImmediate */:
+          registers[a] = registers[b]! & immediate;
+          pc += 8;
+          break;
+        case 0x33 /* Opcode.OrImmediate */:
+          registers[a] = registers[b]! | immediate;
+          pc += 8;
+          break;
+        case 0x34 /* Opcode.XorImmediate */:
+          registers[a] = registers[b]! ^ immediate;
+          pc += 8;
+          break;
+        case 0x35 /* Opcode.ShlImmediate */:
+          registers[a] = registers[b]! << (immediate & 31);
+          pc += 8;
+          break;
+        case 0x36 /* Opcode.ShrImmediate */:
+          registers[a] = registers[b]! >>> (immediate & 31);
+          pc += 8;
+          break;
+        case 0x37 /* Opcode.SarImmediate */:
+          registers[a] = registers[b]! >> (immediate & 31);
+          pc += 8;
+          break;
+        case 0x38 /* Opcode.MulImmediate */:
+          registers[a] = Math.imul(registers[b]!, immediate);
+          pc += 8;
+          break;
+        case 0x3b /* Opcode.SltImmediate */:
+          registers[a] = registers[b]! < immediate ? 1 : 0;
+          pc += 8;
+          break;
+        case 0x3c /* Opcode.SltuImmediate */:
+          registers[a] = registers[b]! >>> 0 < immediate >>> 0 ? 1 : 0;
+          pc += 8;
+          break;
+        case 0x3d /* Opcode.SeqImmediate */:
+          registers[a] = registers[b] === immediate ? 1 : 0;
+          pc += 8;
+          break;
+        case 0x3e /* Opcode.SneImmediate */:
+          registers[a] = registers[b] !== immediate ? 1 : 0;
+          pc += 8;
+          break;
 
         // Taken branches end a basic block: that is where the doorbell is polled (one Atomics.load per
         // block; an IPI to a running vCPU is noticed within one block).
@@ -295,154 +393,262 @@ export class GuestCpu {
         case 0x44 /* Opcode.Bltu */:
         case 0x45 /* Opcode.Bgeu */:
         case 0x46 /* Opcode.Beqz */:
-        case 0x47 /* Opcode.Bnez */: {
-          if (!branchTaken(word0 & 0xff, registers[a]!, registers[b]!)) { pc += 8; break; }
-          if ((immediate & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'branch target is not 8-byte aligned', immediate); exit = GuestExit.Fault; break; }
-          pc = immediate >>> 0;
-          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
-          break;
-        }
+        case 0x47 /* Opcode.Bnez */:
+          {
+            if (!branchTaken(word0 & 0xff, registers[a]!, registers[b]!)) {
+              pc += 8;
+              break;
+            }
+            if ((immediate & 7) !== 0) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.MisalignedInstruction, 'branch target is not 8-byte aligned', immediate);
+              exit = GuestExit.Fault;
+              break;
+            }
+            pc = immediate >>> 0;
+            if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) {
+              exit = GuestExit.InterruptWindow;
+              budget -= remaining;
+              remaining = 0;
+            }
+            break;
+          }
         case 0x48 /* Opcode.Jmp */:
-          if ((immediate & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'jump target is not 8-byte aligned', immediate); exit = GuestExit.Fault; break; }
-          pc = immediate >>> 0;
-          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
-          break;
-        case 0x49 /* Opcode.JmpRegister */:
-        case 0x4b /* Opcode.CallRegister */:
-        case 0x4a /* Opcode.Call */: {
-          const target = (word0 & 0xff) === Opcode.Call ? immediate >>> 0 : registers[a]! >>> 0;
-          if ((target & 7) !== 0) {
+          if ((immediate & 7) !== 0) {
             this.pc = pc;
-            this.raiseFault(GuestFaultKind.MisalignedInstruction, 'jump target is not 8-byte aligned', target);
+            this.raiseFault(GuestFaultKind.MisalignedInstruction, 'jump target is not 8-byte aligned', immediate);
             exit = GuestExit.Fault;
             break;
           }
-          if ((word0 & 0xff) !== Opcode.JmpRegister) {
+          pc = immediate >>> 0;
+          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) {
+            exit = GuestExit.InterruptWindow;
+            budget -= remaining;
+            remaining = 0;
+          }
+          break;
+        case 0x49 /* Opcode.JmpRegister */:
+        case 0x4b /* Opcode.CallRegister */:
+        case 0x4a /* Opcode.Call */:
+          {
+            const target = (word0 & 0xff) === Opcode.Call ? immediate >>> 0 : registers[a]! >>> 0;
+            if ((target & 7) !== 0) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.MisalignedInstruction, 'jump target is not 8-byte aligned', target);
+              exit = GuestExit.Fault;
+              break;
+            }
+            if ((word0 & 0xff) !== Opcode.JmpRegister) {
+              const sp = (registers[STACK_POINTER]! - 4) | 0;
+              if (!memory.write32(sp, pc + 8)) {
+                this.pc = pc;
+                this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'call pushed its return address outside memory', sp);
+                exit = GuestExit.Fault;
+                break;
+              }
+              registers[STACK_POINTER] = sp;
+            }
+            pc = target;
+            if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) {
+              exit = GuestExit.InterruptWindow;
+              budget -= remaining;
+              remaining = 0;
+            }
+            break;
+          }
+        case 0x07 /* Opcode.Ret */:
+          {
+            const sp = registers[STACK_POINTER]!;
+            const target = memory.read32(sp);
+            if (target === undefined) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'ret popped outside memory', sp);
+              exit = GuestExit.Fault;
+              break;
+            }
+            if ((target & 7) !== 0) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.MisalignedInstruction, 'return address is not 8-byte aligned', target);
+              exit = GuestExit.Fault;
+              break;
+            }
+            registers[STACK_POINTER] = (sp + 4) | 0;
+            pc = target >>> 0;
+            if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) {
+              exit = GuestExit.InterruptWindow;
+              budget -= remaining;
+              remaining = 0;
+            }
+            break;
+          }
+
+        case 0x50 /* Opcode.Push */:
+          {
             const sp = (registers[STACK_POINTER]! - 4) | 0;
-            if (!memory.write32(sp, pc + 8)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'call pushed its return address outside memory', sp); exit = GuestExit.Fault; break; }
+            if (!memory.write32(sp, registers[a]!)) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'push outside memory', sp);
+              exit = GuestExit.Fault;
+              break;
+            }
             registers[STACK_POINTER] = sp;
+            pc += 8;
+            break;
           }
-          pc = target;
-          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
-          break;
-        }
-        case 0x07 /* Opcode.Ret */: {
-          const sp = registers[STACK_POINTER]!;
-          const target = memory.read32(sp);
-          if (target === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'ret popped outside memory', sp); exit = GuestExit.Fault; break; }
-          if ((target & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'return address is not 8-byte aligned', target); exit = GuestExit.Fault; break; }
-          registers[STACK_POINTER] = (sp + 4) | 0;
-          pc = target >>> 0;
-          if (Atomics.load(doorbells, doorbellIndex) !== lastDoorbell) { exit = GuestExit.InterruptWindow; budget -= remaining; remaining = 0; }
-          break;
-        }
+        case 0x51 /* Opcode.Pop */:
+          {
+            const sp = registers[STACK_POINTER]!;
+            const value = memory.read32(sp);
+            if (value === undefined) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pop outside memory', sp);
+              exit = GuestExit.Fault;
+              break;
+            }
+            registers[STACK_POINTER] = (sp + 4) | 0;
+            if (a !== STACK_POINTER) registers[a] = value;
+            pc += 8;
+            break;
+          }
+        case 0x08 /* Opcode.Pushf */:
+          {
+            const sp = (registers[STACK_POINTER]! - 4) | 0;
+            if (!memory.write32(sp, this.flags)) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pushf outside memory', sp);
+              exit = GuestExit.Fault;
+              break;
+            }
+            registers[STACK_POINTER] = sp;
+            pc += 8;
+            break;
+          }
 
-        case 0x50 /* Opcode.Push */: {
-          const sp = (registers[STACK_POINTER]! - 4) | 0;
-          if (!memory.write32(sp, registers[a]!)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'push outside memory', sp); exit = GuestExit.Fault; break; }
-          registers[STACK_POINTER] = sp;
-          pc += 8;
-          break;
-        }
-        case 0x51 /* Opcode.Pop */: {
-          const sp = registers[STACK_POINTER]!;
-          const value = memory.read32(sp);
-          if (value === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pop outside memory', sp); exit = GuestExit.Fault; break; }
-          registers[STACK_POINTER] = (sp + 4) | 0;
-          if (a !== STACK_POINTER) registers[a] = value;
-          pc += 8;
-          break;
-        }
-        case 0x08 /* Opcode.Pushf */: {
-          const sp = (registers[STACK_POINTER]! - 4) | 0;
-          if (!memory.write32(sp, this.flags)) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, 'pushf outside memory', sp); exit = GuestExit.Fault; break; }
-          registers[STACK_POINTER] = sp;
-          pc += 8;
-          break;
-        }
-
-        case 0x64 /* Opcode.Load32 */: {
-          const address = (registers[b]! + immediate) >>> 0;
-          const offset = (address - dataStart) >>> 0;
-          if (offset <= dataLimit && (address & 3) === 0) {
-            registers[a] = ram32[(dataHost + offset) >> 2]!;
-          } else {
-            this.pc = pc;
-            const value = this.#slowLoad(address, 4);
-            if (this.#exitRequested) { exit = this.fault !== undefined ? GuestExit.Fault : GuestExit.EnvironmentExit; if (exit === GuestExit.Fault) break; }
-            registers[a] = value;
-            dataStart = memory.dataWindowStart; dataLimit = memory.dataWindowLimit; dataHost = memory.dataWindowHost;
+        case 0x64 /* Opcode.Load32 */:
+          {
+            const address = (registers[b]! + immediate) >>> 0;
+            const offset = (address - dataStart) >>> 0;
+            if (offset <= dataLimit && (address & 3) === 0) {
+              registers[a] = ram32[(dataHost + offset) >> 2]!;
+            } else {
+              this.pc = pc;
+              const value = this.#slowLoad(address, 4);
+              if (this.#exitRequested) {
+                exit = this.fault !== undefined ? GuestExit.Fault : GuestExit.EnvironmentExit;
+                if (exit === GuestExit.Fault) break;
+              }
+              registers[a] = value;
+              dataStart = memory.dataWindowStart;
+              dataLimit = memory.dataWindowLimit;
+              dataHost = memory.dataWindowHost;
+            }
+            pc += 8;
+            if (this.#exitRequested || this.#evaluateRequested) {
+              budget -= remaining;
+              remaining = 0;
+            }
+            break;
           }
-          pc += 8;
-          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
-          break;
-        }
-        case 0x6a /* Opcode.Store32 */: {
-          const address = (registers[b]! + immediate) >>> 0;
-          const offset = (address - dataStart) >>> 0;
-          if (offset <= dataLimit && (address & 3) === 0) {
-            ram32[(dataHost + offset) >> 2] = registers[a]!;
-          } else {
-            this.pc = pc;
-            this.#slowStore(address, 4, registers[a]!);
-            if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
-            dataStart = memory.dataWindowStart; dataLimit = memory.dataWindowLimit; dataHost = memory.dataWindowHost;
+        case 0x6a /* Opcode.Store32 */:
+          {
+            const address = (registers[b]! + immediate) >>> 0;
+            const offset = (address - dataStart) >>> 0;
+            if (offset <= dataLimit && (address & 3) === 0) {
+              ram32[(dataHost + offset) >> 2] = registers[a]!;
+            } else {
+              this.pc = pc;
+              this.#slowStore(address, 4, registers[a]!);
+              if (this.fault !== undefined) {
+                exit = GuestExit.Fault;
+                break;
+              }
+              dataStart = memory.dataWindowStart;
+              dataLimit = memory.dataWindowLimit;
+              dataHost = memory.dataWindowHost;
+            }
+            pc += 8;
+            if (this.#exitRequested || this.#evaluateRequested) {
+              budget -= remaining;
+              remaining = 0;
+            }
+            break;
           }
-          pc += 8;
-          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
-          break;
-        }
         case 0x60 /* Opcode.Load8 */:
         case 0x61 /* Opcode.Load8Signed */:
         case 0x62 /* Opcode.Load16 */:
-        case 0x63 /* Opcode.Load16Signed */: {
-          const op = word0 & 0xff;
-          const width = op === Opcode.Load8 || op === Opcode.Load8Signed ? 1 : 2;
-          const address = (registers[b]! + immediate) >>> 0;
-          this.pc = pc;
-          const value = this.#slowLoad(address, width);
-          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
-          registers[a] = op === Opcode.Load8Signed ? (value << 24) >> 24 : op === Opcode.Load16Signed ? (value << 16) >> 16 : value;
-          pc += 8;
-          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
-          break;
-        }
+        case 0x63 /* Opcode.Load16Signed */:
+          {
+            const op = word0 & 0xff;
+            const width = op === Opcode.Load8 || op === Opcode.Load8Signed ? 1 : 2;
+            const address = (registers[b]! + immediate) >>> 0;
+            this.pc = pc;
+            const value = this.#slowLoad(address, width);
+            if (this.fault !== undefined) {
+              exit = GuestExit.Fault;
+              break;
+            }
+            registers[a] = op === Opcode.Load8Signed ? (value << 24) >> 24 : op === Opcode.Load16Signed ? (value << 16) >> 16 : value;
+            pc += 8;
+            if (this.#exitRequested || this.#evaluateRequested) {
+              budget -= remaining;
+              remaining = 0;
+            }
+            break;
+          }
         case 0x68 /* Opcode.Store8 */:
-        case 0x69 /* Opcode.Store16 */: {
-          const address = (registers[b]! + immediate) >>> 0;
-          this.pc = pc;
-          this.#slowStore(address, (word0 & 0xff) === Opcode.Store8 ? 1 : 2, registers[a]!);
-          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
-          pc += 8;
-          if (this.#exitRequested || this.#evaluateRequested) { budget -= remaining; remaining = 0; }
-          break;
-        }
+        case 0x69 /* Opcode.Store16 */:
+          {
+            const address = (registers[b]! + immediate) >>> 0;
+            this.pc = pc;
+            this.#slowStore(address, (word0 & 0xff) === Opcode.Store8 ? 1 : 2, registers[a]!);
+            if (this.fault !== undefined) {
+              exit = GuestExit.Fault;
+              break;
+            }
+            pc += 8;
+            if (this.#exitRequested || this.#evaluateRequested) {
+              budget -= remaining;
+              remaining = 0;
+            }
+            break;
+          }
 
         // Guest atomics are real Atomics on the shared RAM, so guest spinlocks work across vCPUs.
         case 0x70 /* Opcode.Exchange */:
         case 0x71 /* Opcode.CompareExchange */:
-        case 0x72 /* Opcode.FetchAdd */: {
-          const address = (registers[b]! + immediate) >>> 0;
-          const index = memory.atomicWordIndex(address);
-          if (index < 0) {
-            this.pc = pc;
-            this.raiseFault(GuestFaultKind.MisalignedAtomic, 'atomic access needs a 4-byte aligned RAM address', address);
-            exit = GuestExit.Fault;
+        case 0x72 /* Opcode.FetchAdd */:
+          {
+            const address = (registers[b]! + immediate) >>> 0;
+            const index = memory.atomicWordIndex(address);
+            if (index < 0) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.MisalignedAtomic, 'atomic access needs a 4-byte aligned RAM address', address);
+              exit = GuestExit.Fault;
+              break;
+            }
+            const op = word0 & 0xff;
+            registers[a] =
+              op === Opcode.Exchange
+                ? Atomics.exchange(ram32, index, registers[a]!)
+                : op === Opcode.FetchAdd
+                  ? Atomics.add(ram32, index, registers[a]!)
+                  : Atomics.compareExchange(ram32, index, registers[a]!, registers[c]!);
+            pc += 8;
             break;
           }
-          const op = word0 & 0xff;
-          registers[a] = op === Opcode.Exchange ? Atomics.exchange(ram32, index, registers[a]!)
-            : op === Opcode.FetchAdd ? Atomics.add(ram32, index, registers[a]!)
-            : Atomics.compareExchange(ram32, index, registers[a]!, registers[c]!);
-          pc += 8;
-          break;
-        }
 
         case 0x06 /* Opcode.Pause */:
           pc += 8;
-          if (++pauses >= PAUSE_LOOP_WINDOW) { exit = GuestExit.PauseLoop; budget -= remaining; remaining = 0; }
+          if (++pauses >= PAUSE_LOOP_WINDOW) {
+            exit = GuestExit.PauseLoop;
+            budget -= remaining;
+            remaining = 0;
+          }
           break;
-        case 0x03 /* Opcode.Cli */: this.flags &= ~FLAGS_INTERRUPT_ENABLE; pc += 8; break;
+        case 0x03 /* Opcode.Cli */:
+          this.flags &= ~FLAGS_INTERRUPT_ENABLE;
+          pc += 8;
+          break;
         case 0x04 /* Opcode.Sti */:
           pc += 8;
           if ((this.flags & FLAGS_INTERRUPT_ENABLE) === 0) {
@@ -455,57 +661,93 @@ export class GuestCpu {
           }
           break;
         case 0x09 /* Opcode.Popf */:
-        case 0x05 /* Opcode.Iret */: {
-          const sp = registers[STACK_POINTER]!;
-          const isIret = (word0 & 0xff) === Opcode.Iret;
-          const first = memory.read32(sp);
-          const second = isIret ? memory.read32(sp + 4) : 0;
-          if (first === undefined || second === undefined) { this.pc = pc; this.raiseFault(GuestFaultKind.AccessOutsideMemory, `${isIret ? 'iret' : 'popf'} popped outside memory`, sp); exit = GuestExit.Fault; break; }
-          if (isIret && (first & 7) !== 0) { this.pc = pc; this.raiseFault(GuestFaultKind.MisalignedInstruction, 'iret return address is not 8-byte aligned', first); exit = GuestExit.Fault; break; }
-          if (isIret) {
-            pc = first >>> 0;
-            this.flags = second & FLAGS_INTERRUPT_ENABLE;
-            this.nmiBlocked = false;
-            registers[STACK_POINTER] = (sp + 8) | 0;
-          } else {
-            this.flags = first & FLAGS_INTERRUPT_ENABLE;
-            registers[STACK_POINTER] = (sp + 4) | 0;
-            pc += 8;
+        case 0x05 /* Opcode.Iret */:
+          {
+            const sp = registers[STACK_POINTER]!;
+            const isIret = (word0 & 0xff) === Opcode.Iret;
+            const first = memory.read32(sp);
+            const second = isIret ? memory.read32(sp + 4) : 0;
+            if (first === undefined || second === undefined) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.AccessOutsideMemory, `${isIret ? 'iret' : 'popf'} popped outside memory`, sp);
+              exit = GuestExit.Fault;
+              break;
+            }
+            if (isIret && (first & 7) !== 0) {
+              this.pc = pc;
+              this.raiseFault(GuestFaultKind.MisalignedInstruction, 'iret return address is not 8-byte aligned', first);
+              exit = GuestExit.Fault;
+              break;
+            }
+            if (isIret) {
+              pc = first >>> 0;
+              this.flags = second & FLAGS_INTERRUPT_ENABLE;
+              this.nmiBlocked = false;
+              registers[STACK_POINTER] = (sp + 8) | 0;
+            } else {
+              this.flags = first & FLAGS_INTERRUPT_ENABLE;
+              registers[STACK_POINTER] = (sp + 4) | 0;
+              pc += 8;
+            }
+            // Pending interrupts may now be deliverable (IF restored, NMI unblocked).
+            exit = GuestExit.InterruptWindow;
+            budget -= remaining;
+            remaining = 0;
+            break;
           }
-          // Pending interrupts may now be deliverable (IF restored, NMI unblocked).
-          exit = GuestExit.InterruptWindow;
-          budget -= remaining; remaining = 0;
-          break;
-        }
         case 0x02 /* Opcode.Hlt */:
           pc += 8;
           exit = GuestExit.Halt;
-          budget -= remaining; remaining = 0;
+          budget -= remaining;
+          remaining = 0;
           break;
 
-        case 0x80 /* Opcode.Rdtsc */: registers[a] = this.#environment.readClock() | 0; pc += 8; break;
-        case 0x83 /* Opcode.Livt */: this.interruptVectorTableBase = (registers[b]! + immediate) >>> 0; pc += 8; break;
+        case 0x80 /* Opcode.Rdtsc */:
+          registers[a] = this.#environment.readClock() | 0;
+          pc += 8;
+          break;
+        case 0x83 /* Opcode.Livt */:
+          this.interruptVectorTableBase = (registers[b]! + immediate) >>> 0;
+          pc += 8;
+          break;
         case 0x81 /* Opcode.Rdmsr */:
         case 0x82 /* Opcode.Wrmsr */:
-        case 0x84 /* Opcode.Hypercall */: {
-          this.pc = pc;
-          const op = word0 & 0xff;
-          if (op === Opcode.Hypercall) this.#environment.hypercall(this, immediate);
-          else if (op === Opcode.Rdmsr) {
-            const low = this.#environment.readMsr(this, (registers[b]! + immediate) >>> 0);
-            if (this.fault === undefined && this.#pendingGeneralProtection === undefined) { registers[a] = low; registers[a + 1] = this.msrHighWord; }
-          } else this.#environment.writeMsr(this, (registers[b]! + immediate) >>> 0, registers[a]!, registers[a + 1]!);
-          if (this.#pendingGeneralProtection !== undefined) {
-            // The instruction does not complete: #GP with its own address as the return address.
-            if (!this.#deliverGeneralProtection()) { exit = GuestExit.Fault; break; }
-            pc = this.pc;
+        case 0x84 /* Opcode.Hypercall */:
+          {
+            this.pc = pc;
+            const op = word0 & 0xff;
+            if (op === Opcode.Hypercall) this.#environment.hypercall(this, immediate);
+            else if (op === Opcode.Rdmsr) {
+              const low = this.#environment.readMsr(this, (registers[b]! + immediate) >>> 0);
+              if (this.fault === undefined && this.#pendingGeneralProtection === undefined) {
+                registers[a] = low;
+                registers[a + 1] = this.msrHighWord;
+              }
+            } else this.#environment.writeMsr(this, (registers[b]! + immediate) >>> 0, registers[a]!, registers[a + 1]!);
+            if (this.#pendingGeneralProtection !== undefined) {
+              // The instruction does not complete: #GP with its own address as the return address.
+              if (!this.#deliverGeneralProtection()) {
+                exit = GuestExit.Fault;
+                break;
+              }
+              pc = this.pc;
+              break;
+            }
+            if (this.fault !== undefined) {
+              exit = GuestExit.Fault;
+              break;
+            }
+            pc += 8;
+            if (this.#exitRequested) {
+              exit = GuestExit.EnvironmentExit;
+              budget -= remaining;
+              remaining = 0;
+            } else if (this.#evaluateRequested) {
+              budget -= remaining;
+              remaining = 0;
+            }
             break;
           }
-          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
-          pc += 8;
-          if (this.#exitRequested) { exit = GuestExit.EnvironmentExit; budget -= remaining; remaining = 0; } else if (this.#evaluateRequested) { budget -= remaining; remaining = 0; }
-          break;
-        }
 
         default:
           this.pc = pc;
@@ -527,7 +769,10 @@ export class GuestCpu {
           this.#evaluateRequested = false;
           const endSlice = left <= 0 || this.#environment.interruptWindow(this);
           // A delivery in the window that faulted stops the vCPU, whatever the environment answered.
-          if (this.fault !== undefined) { exit = GuestExit.Fault; break; }
+          if (this.fault !== undefined) {
+            exit = GuestExit.Fault;
+            break;
+          }
           if (!endSlice) {
             pc = this.pc;
             lastDoorbell = this.lastDoorbell;
@@ -560,13 +805,21 @@ export class GuestCpu {
 
 function branchTaken(opcode: number, left: number, right: number): boolean {
   switch (opcode) {
-    case 0x40 /* Opcode.Beq */: return left === right;
-    case 0x41 /* Opcode.Bne */: return left !== right;
-    case 0x42 /* Opcode.Blt */: return left < right;
-    case 0x43 /* Opcode.Bge */: return left >= right;
-    case 0x44 /* Opcode.Bltu */: return left >>> 0 < right >>> 0;
-    case 0x45 /* Opcode.Bgeu */: return left >>> 0 >= right >>> 0;
-    case 0x46 /* Opcode.Beqz */: return left === 0;
-    default: return left !== 0;
+    case 0x40 /* Opcode.Beq */:
+      return left === right;
+    case 0x41 /* Opcode.Bne */:
+      return left !== right;
+    case 0x42 /* Opcode.Blt */:
+      return left < right;
+    case 0x43 /* Opcode.Bge */:
+      return left >= right;
+    case 0x44 /* Opcode.Bltu */:
+      return left >>> 0 < right >>> 0;
+    case 0x45 /* Opcode.Bgeu */:
+      return left >>> 0 >= right >>> 0;
+    case 0x46 /* Opcode.Beqz */:
+      return left === 0;
+    default:
+      return left !== 0;
   }
 }

@@ -163,12 +163,13 @@ export interface InstructionDefinition {
   readonly summary: string;
 }
 
-const arithmetic = (
-  mnemonic: string,
-  opcode: Opcode,
-  immediateOpcode: Opcode,
-  summary: string,
-): InstructionDefinition => ({ mnemonic, opcode, form: OperandForm.RegRegReg, immediateOpcode, summary });
+const arithmetic = (mnemonic: string, opcode: Opcode, immediateOpcode: Opcode, summary: string): InstructionDefinition => ({
+  mnemonic,
+  opcode,
+  form: OperandForm.RegRegReg,
+  immediateOpcode,
+  summary,
+});
 
 /** Every mnemonic the assembler accepts, in the order docs/guest-isa.md lists them. */
 export const INSTRUCTIONS: readonly InstructionDefinition[] = [
@@ -210,7 +211,13 @@ export const INSTRUCTIONS: readonly InstructionDefinition[] = [
   { mnemonic: 'beqz', opcode: Opcode.Beqz, form: OperandForm.BranchZero, summary: 'branch if rs == 0' },
   { mnemonic: 'bnez', opcode: Opcode.Bnez, form: OperandForm.BranchZero, summary: 'branch if rs != 0' },
   { mnemonic: 'jmp', opcode: Opcode.Jmp, form: OperandForm.Target, registerOpcode: Opcode.JmpRegister, summary: 'pc <- target (or rs)' },
-  { mnemonic: 'call', opcode: Opcode.Call, form: OperandForm.Target, registerOpcode: Opcode.CallRegister, summary: 'push the return address; pc <- target (or rs)' },
+  {
+    mnemonic: 'call',
+    opcode: Opcode.Call,
+    form: OperandForm.Target,
+    registerOpcode: Opcode.CallRegister,
+    summary: 'push the return address; pc <- target (or rs)',
+  },
 
   { mnemonic: 'push', opcode: Opcode.Push, form: OperandForm.Reg, summary: 'sp <- sp - 4; [sp] <- rs' },
   { mnemonic: 'pop', opcode: Opcode.Pop, form: OperandForm.RegDestination, summary: 'rd <- [sp]; sp <- sp + 4' },
@@ -224,15 +231,40 @@ export const INSTRUCTIONS: readonly InstructionDefinition[] = [
   { mnemonic: 'st16', opcode: Opcode.Store16, form: OperandForm.MemReg, summary: '16 bits at mem <- rs' },
   { mnemonic: 'st32', opcode: Opcode.Store32, form: OperandForm.MemReg, summary: '32 bits at mem <- rs' },
 
-  { mnemonic: 'xchg', opcode: Opcode.Exchange, form: OperandForm.RegMem, summary: 'atomically: old <- [mem]; [mem] <- rd; rd <- old (mem 4-aligned)' },
-  { mnemonic: 'cas', opcode: Opcode.CompareExchange, form: OperandForm.RegMemReg, summary: 'atomically: old <- [mem]; if old == rd then [mem] <- rt; rd <- old (mem 4-aligned)' },
-  { mnemonic: 'xadd', opcode: Opcode.FetchAdd, form: OperandForm.RegMem, summary: 'atomically: old <- [mem]; [mem] <- old + rd; rd <- old (mem 4-aligned)' },
+  {
+    mnemonic: 'xchg',
+    opcode: Opcode.Exchange,
+    form: OperandForm.RegMem,
+    summary: 'atomically: old <- [mem]; [mem] <- rd; rd <- old (mem 4-aligned)',
+  },
+  {
+    mnemonic: 'cas',
+    opcode: Opcode.CompareExchange,
+    form: OperandForm.RegMemReg,
+    summary: 'atomically: old <- [mem]; if old == rd then [mem] <- rt; rd <- old (mem 4-aligned)',
+  },
+  {
+    mnemonic: 'xadd',
+    opcode: Opcode.FetchAdd,
+    form: OperandForm.RegMem,
+    summary: 'atomically: old <- [mem]; [mem] <- old + rd; rd <- old (mem 4-aligned)',
+  },
 
-  { mnemonic: 'rdtsc', opcode: Opcode.Rdtsc, form: OperandForm.RegDestination, summary: 'rd <- low 32 bits of the VM clock in nanoseconds (shared by all vCPUs)' },
+  {
+    mnemonic: 'rdtsc',
+    opcode: Opcode.Rdtsc,
+    form: OperandForm.RegDestination,
+    summary: 'rd <- low 32 bits of the VM clock in nanoseconds (shared by all vCPUs)',
+  },
   { mnemonic: 'rdmsr', opcode: Opcode.Rdmsr, form: OperandForm.RegIndex, summary: 'rd:rd+1 <- MSR[rs + imm] (low word in rd)' },
   { mnemonic: 'wrmsr', opcode: Opcode.Wrmsr, form: OperandForm.IndexReg, summary: 'MSR[rs + imm] <- rt:rt+1 (low word in rt)' },
   { mnemonic: 'livt', opcode: Opcode.Livt, form: OperandForm.Index, summary: 'interrupt vector table base <- rs + imm' },
-  { mnemonic: 'hypercall', opcode: Opcode.Hypercall, form: OperandForm.Imm, summary: 'call the host: number imm, arguments r1-r3, result in r0' },
+  {
+    mnemonic: 'hypercall',
+    opcode: Opcode.Hypercall,
+    form: OperandForm.Imm,
+    summary: 'call the host: number imm, arguments r1-r3, result in r0',
+  },
 ];
 
 export const INSTRUCTIONS_BY_MNEMONIC: ReadonlyMap<string, InstructionDefinition> = new Map(
@@ -246,14 +278,8 @@ export const REGISTER_ALIASES: ReadonlyMap<string, number> = new Map([['sp', STA
 export const FLAGS_INTERRUPT_ENABLE = 1 << 9;
 
 /** Encodes one instruction into two 32-bit words. */
-export function encodeInstruction(
-  opcode: Opcode,
-  fieldA: number,
-  fieldB: number,
-  fieldC: number,
-  immediate: number,
-): [number, number] {
-  return [(opcode | (fieldA << 8) | (fieldB << 16) | (fieldC << 24)) | 0, immediate | 0];
+export function encodeInstruction(opcode: Opcode, fieldA: number, fieldB: number, fieldC: number, immediate: number): [number, number] {
+  return [opcode | (fieldA << 8) | (fieldB << 16) | (fieldC << 24) | 0, immediate | 0];
 }
 
 export interface DecodedInstruction {
@@ -265,13 +291,7 @@ export interface DecodedInstruction {
 }
 
 export function decodeInstruction(word0: number, word1: number): DecodedInstruction {
-  return {
-    opcode: word0 & 0xff,
-    fieldA: (word0 >>> 8) & 0xff,
-    fieldB: (word0 >>> 16) & 0xff,
-    fieldC: word0 >>> 24,
-    immediate: word1 | 0,
-  };
+  return { opcode: word0 & 0xff, fieldA: (word0 >>> 8) & 0xff, fieldB: (word0 >>> 16) & 0xff, fieldC: word0 >>> 24, immediate: word1 | 0 };
 }
 
 const DEFINITION_BY_OPCODE: ReadonlyMap<number, InstructionDefinition> = (() => {

@@ -21,8 +21,15 @@ export const HostCpuState = defineStruct('HostCpuState', {
   ring: { type: 'i32', writer: 'any thread: Atomics.add(1) to ring the AVIC doorbell; never notified' },
   wake: { type: 'i32', writer: 'any thread: Atomics.add(1) after it enqueued work here, then Atomics.notify if idle' },
   idle: { type: 'i32', writer: 'owning host CPU: 1 just before it waits on wake (its run queue empty), 0 after' },
-  current: { type: 'i32', writer: 'owning host CPU: vCPU index + 1 of the vCPU loaded (0 = none); stored before avic_vcpu_load sets IsRunning, cleared after avic_vcpu_put clears it' },
-  switchSequence: { type: 'i32', writer: 'owning host CPU: +1 as a put or load begins and +1 as it ends (odd while switching: a seqlock for observers)' },
+  current: {
+    type: 'i32',
+    writer:
+      'owning host CPU: vCPU index + 1 of the vCPU loaded (0 = none); stored before avic_vcpu_load sets IsRunning, cleared after avic_vcpu_put clears it',
+  },
+  switchSequence: {
+    type: 'i32',
+    writer: 'owning host CPU: +1 as a put or load begins and +1 as it ends (odd while switching: a seqlock for observers)',
+  },
   heartbeat: { type: 'i32', writer: 'owning host CPU: +1 per scheduler loop iteration (watchdog)' },
   threadId: { type: 'i32', writer: 'owning host CPU: its OS thread id (Linux /proc/thread-self; 0 = unknown), once at start' },
 });
@@ -36,7 +43,7 @@ export const HostCpuStatistics = defineStruct('HostCpuStatistics', {
   vcpuSwitches: { type: 'f64', writer: 'owning host CPU: loads of a vCPU other than the one it ran last' },
   preemptions: { type: 'f64', writer: 'owning host CPU: vCPUs put at the end of their quantum while still runnable' },
   directedYields: { type: 'f64', writer: 'owning host CPU: pause-loop exits that yielded to another runnable vCPU (kvm_vcpu_on_spin)' },
-  migrations: { type: 'f64', writer: 'owning host CPU: vCPUs it took from another host CPU\'s run queue while idle (load balancing)' },
+  migrations: { type: 'f64', writer: "owning host CPU: vCPUs it took from another host CPU's run queue while idle (load balancing)" },
   haltPollNs: { type: 'f64', writer: 'owning host CPU: time its vCPUs spent halt-polling' },
 });
 

@@ -34,15 +34,27 @@ export const TASK_STATE_NAMES = ['off', 'queued', 'running', 'blocking', 'blocke
 
 /** Per task (vCPU). */
 export const HostTask = defineStruct('HostTask', {
-  state: { type: 'i32', writer: 'see TaskState: the loading host CPU (Queued -> Running, Running -> Blocking / Queued / Finished), wakers (compare-exchange Blocking -> Woken, Blocked -> Queued), the blocker (compare-exchange Blocking -> Blocked), main (Off -> Queued at start)' },
+  state: {
+    type: 'i32',
+    writer:
+      'see TaskState: the loading host CPU (Queued -> Running, Running -> Blocking / Queued / Finished), wakers (compare-exchange Blocking -> Woken, Blocked -> Queued), the blocker (compare-exchange Blocking -> Blocked), main (Off -> Queued at start)',
+  },
   next: { type: 'i32', writer: 'the holder of the run queue lock the task is on: task index + 1 of the next task (0 = last)' },
   preempted: { type: 'i32', writer: 'the host CPU it was loaded on: 1 when put while still runnable (KVM vcpu->preempted), 0 at load' },
   residentHost: { type: 'i32', writer: 'the host CPU that loads it: its index + 1 (0 = never loaded); where wake-ups queue it' },
-  onCpu: { type: 'i32', writer: 'the host CPU that loads it: 1 from its load until its state is saved after its put (Linux p->on_cpu: no other host CPU may take it meanwhile)' },
-  skipped: { type: 'i32', writer: 'the holder of the run queue lock the task is on: times a promoted task went ahead of it while it waited (0 when it joins a queue)' },
+  onCpu: {
+    type: 'i32',
+    writer:
+      'the host CPU that loads it: 1 from its load until its state is saved after its put (Linux p->on_cpu: no other host CPU may take it meanwhile)',
+  },
+  skipped: {
+    type: 'i32',
+    writer:
+      'the holder of the run queue lock the task is on: times a promoted task went ahead of it while it waited (0 when it joins a queue)',
+  },
   enqueuedAtMs: { type: 'f64', writer: 'the enqueuer, under the run queue lock: hostClockMs() as it joined the queue' },
   loadedSinceMs: { type: 'f64', writer: 'the host CPU it is loaded on: hostClockMs() at load' },
-  loadedNs: { type: 'f64', writer: 'the host CPU it is loaded on: total time loaded, added at put (the watchdog\'s run time)' },
+  loadedNs: { type: 'f64', writer: "the host CPU it is loaded on: total time loaded, added at put (the watchdog's run time)" },
   runnableWaitNs: { type: 'f64', writer: 'the host CPU it is loaded on: total time runnable but not loaded, added at load' },
 });
 
@@ -137,7 +149,11 @@ export class RunQueues {
       let bestPrevious = -1;
       let bestRank = 0;
       let previous = -1;
-      for (let task = Atomics.load(words, this.queueIndex(host, 'head')) - 1; task >= 0; previous = task, task = Atomics.load(words, this.taskIndex(task, 'next')) - 1) {
+      for (
+        let task = Atomics.load(words, this.queueIndex(host, 'head')) - 1;
+        task >= 0;
+        previous = task, task = Atomics.load(words, this.taskIndex(task, 'next')) - 1
+      ) {
         const score = rank(task);
         if (score > bestRank) {
           best = task;
@@ -147,7 +163,11 @@ export class RunQueues {
         if (Atomics.load(words, this.taskIndex(task, 'skipped')) >= maxSkips) break;
       }
       if (best < 0 || bestPrevious < 0) return best;
-      for (let task = Atomics.load(words, this.queueIndex(host, 'head')) - 1; task !== best; task = Atomics.load(words, this.taskIndex(task, 'next')) - 1) {
+      for (
+        let task = Atomics.load(words, this.queueIndex(host, 'head')) - 1;
+        task !== best;
+        task = Atomics.load(words, this.taskIndex(task, 'next')) - 1
+      ) {
         Atomics.add(words, this.taskIndex(task, 'skipped'), 1);
       }
       this.#unlink(host, best, bestPrevious);
@@ -166,7 +186,11 @@ export class RunQueues {
     if (this.length(victim) === 0) return -1;
     return this.#withLock(victim, () => {
       let previous = -1;
-      for (let task = Atomics.load(this.words, this.queueIndex(victim, 'head')) - 1; task >= 0; previous = task, task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1) {
+      for (
+        let task = Atomics.load(this.words, this.queueIndex(victim, 'head')) - 1;
+        task >= 0;
+        previous = task, task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1
+      ) {
         if (!eligible(task)) continue;
         this.#unlink(victim, task, previous);
         return task;
@@ -179,7 +203,12 @@ export class RunQueues {
   queued(host: number): number[] {
     return this.#withLock(host, () => {
       const tasks: number[] = [];
-      for (let task = Atomics.load(this.words, this.queueIndex(host, 'head')) - 1; task >= 0 && tasks.length <= this.#tasks; task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1) tasks.push(task);
+      for (
+        let task = Atomics.load(this.words, this.queueIndex(host, 'head')) - 1;
+        task >= 0 && tasks.length <= this.#tasks;
+        task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1
+      )
+        tasks.push(task);
       return tasks;
     });
   }
@@ -229,7 +258,8 @@ export class RunQueues {
     const deadline = performance.now() + RUN_QUEUE_LOCK_TIMEOUT_MS;
     for (let spins = 1; ; spins++) {
       if (Atomics.load(this.words, lock) === 0 && Atomics.compareExchange(this.words, lock, 0, 1) === 0) return;
-      if ((spins & 1023) === 0 && performance.now() > deadline) throw new Error(`host CPU ${host}'s run queue lock was held for over ${RUN_QUEUE_LOCK_TIMEOUT_MS} ms`);
+      if ((spins & 1023) === 0 && performance.now() > deadline)
+        throw new Error(`host CPU ${host}'s run queue lock was held for over ${RUN_QUEUE_LOCK_TIMEOUT_MS} ms`);
     }
   }
 }

@@ -119,11 +119,15 @@ export function describeLayout<R extends string>(layout: BufferLayout<R>): strin
   const lines = [`${layout.name}: ${layout.byteSize} bytes`];
   for (const [regionName, spec] of Object.entries(layout.regions) as [R, RegionSpec][]) {
     const offset = layout.regionOffsets[regionName];
-    lines.push(`  0x${offset.toString(16).padStart(6, '0')} ${regionName} (${layout.regionBytes[regionName]} bytes) writer: ${spec.writer}`);
+    lines.push(
+      `  0x${offset.toString(16).padStart(6, '0')} ${regionName} (${layout.regionBytes[regionName]} bytes) writer: ${spec.writer}`,
+    );
     if (spec.struct !== undefined) {
       for (const [fieldName, field] of Object.entries(spec.struct.fields) as [string, FieldSpec][]) {
         const fieldOffset = spec.struct.fieldOffsets[fieldName] ?? 0;
-        lines.push(`      +0x${fieldOffset.toString(16).padStart(2, '0')} ${fieldName}: ${field.type}${(field.count ?? 1) > 1 ? `[${field.count}]` : ''} writer: ${field.writer}`);
+        lines.push(
+          `      +0x${fieldOffset.toString(16).padStart(2, '0')} ${fieldName}: ${field.type}${(field.count ?? 1) > 1 ? `[${field.count}]` : ''} writer: ${field.writer}`,
+        );
       }
     }
   }

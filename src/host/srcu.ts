@@ -123,16 +123,8 @@ export class SrcuGracePeriodTimeout extends Error {
   /** For 'queued': which synchronizer held synchronizeInProgress, if one did. */
   readonly holder: HolderName | undefined;
 
-  constructor(
-    phase: SrcuWaitPhase,
-    index: SrcuIndex,
-    stuckReaders: readonly SrcuStuckReader[],
-    waitedMs: number,
-    holder?: HolderName,
-  ) {
-    const readers = stuckReaders
-      .map((reader) => `slot ${reader.slot} (inside >= ${reader.insideForAtLeastMs.toFixed(1)} ms)`)
-      .join(', ');
+  constructor(phase: SrcuWaitPhase, index: SrcuIndex, stuckReaders: readonly SrcuStuckReader[], waitedMs: number, holder?: HolderName) {
+    const readers = stuckReaders.map((reader) => `slot ${reader.slot} (inside >= ${reader.insideForAtLeastMs.toFixed(1)} ms)`).join(', ');
     const waitingFor =
       phase === 'queued'
         ? `an earlier synchronize (held by ${holder ?? 'this thread'}) to finish`
@@ -185,8 +177,7 @@ export class Srcu {
     const fits = Number.isInteger(baseIndex) && baseIndex >= 0 && baseIndex + layout.byteSize / 4 <= int32.length;
     const placedOnLine = (int32.byteOffset + baseIndex * 4) % 64 === 0;
     if (!(int32.buffer instanceof SharedArrayBuffer) || !fits || !placedOnLine) throw new SrcuMisuseError('placement', baseIndex);
-    const header = (field: keyof typeof SrcuHeader.fields): number =>
-      baseIndex + int32IndexOf(layout, 'header', SrcuHeader, 0, field);
+    const header = (field: keyof typeof SrcuHeader.fields): number => baseIndex + int32IndexOf(layout, 'header', SrcuHeader, 0, field);
     this.readerSlots = readerSlots;
     this.indexWordIndex = header('index');
     this.synchronizeInProgressWordIndex = header('synchronizeInProgress');
@@ -251,10 +242,12 @@ export class Srcu {
     const startedAt = performance.now();
     const previous = this.#tail;
     const mine = this.#synchronizeAfter(previous, startedAt, options);
-    this.#tail = previous.then(() => mine).then(
-      () => undefined,
-      () => undefined,
-    );
+    this.#tail = previous
+      .then(() => mine)
+      .then(
+        () => undefined,
+        () => undefined,
+      );
     return mine;
   }
 

@@ -101,8 +101,7 @@ export class DependencyGraph {
   }
 
   record(prev: number, next: number, type: DependencyType): EdgeRecord | undefined {
-    const load = (field: RecordField): number =>
-      Atomics.load(this.#int32, this.#indices.edgeRecord(prev, next, type, field));
+    const load = (field: RecordField): number => Atomics.load(this.#int32, this.#indices.edgeRecord(prev, next, type, field));
     const recordedBy = load('recordedBy');
     if (recordedBy === 0 || !this.has(prev, next, type)) return undefined;
     return {
@@ -166,7 +165,9 @@ export class DependencyGraph {
   }
 
   #pathTo(search: StrongPathSearch, lastState: number, target: number, lastType: DependencyType): DependencyLink[] {
-    const links: DependencyLink[] = [{ prev: lastState >> 1, next: target, type: lastType, record: this.record(lastState >> 1, target, lastType) }];
+    const links: DependencyLink[] = [
+      { prev: lastState >> 1, next: target, type: lastType, record: this.record(lastState >> 1, target, lastType) },
+    ];
     for (let state = lastState; search.parentOf(state) >= 0; state = search.parentOf(state)) {
       const prev = search.parentOf(state) >> 1;
       const type = search.typeInto(state);

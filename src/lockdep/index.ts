@@ -5,7 +5,14 @@ export type { LockClass, LockClassSpec } from './lock-class.js';
 export { KVM_LOCK_CLASS_SPECS, KVM_DOCUMENTED_ORDERS, OrderedAcquisition, createKvmLockClassRegistry } from './kvm-lock-classes.js';
 export type { KvmLockClassName, DocumentedLockOrder } from './kvm-lock-classes.js';
 export { Lockdep } from './lockdep.js';
-export type { LockdepShared, LockdepOptions, LockdepCreateOptions, LockdepAttachOptions, LockClassReference, DeclaredLockOrder } from './lockdep.js';
+export type {
+  LockdepShared,
+  LockdepOptions,
+  LockdepCreateOptions,
+  LockdepAttachOptions,
+  LockClassReference,
+  DeclaredLockOrder,
+} from './lockdep.js';
 export { LockMode, DependencyType, DEPENDENCY_TYPE_NAMES, MAX_HELD_LOCKS, lockdepLayout, DEFAULT_DIMENSIONS } from './lockdep-layout.js';
 export type { LockdepDimensions } from './lockdep-layout.js';
 export { LockdepReportKind, formatCircularSplat, formatRecursiveSplat } from './lockdep-splat.js';

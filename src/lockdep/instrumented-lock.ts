@@ -223,7 +223,8 @@ export class InstrumentedMutex {
     await this.#takeTurn(this.#wait(slot, timeoutMs), startedAt);
     try {
       const attempt = this.#attempt(slot);
-      if (attempt() !== undefined) await this.#handle.waitAsync(attempt, this.#wait(slot, Math.max(0, startedAt + timeoutMs - performance.now())));
+      if (attempt() !== undefined)
+        await this.#handle.waitAsync(attempt, this.#wait(slot, Math.max(0, startedAt + timeoutMs - performance.now())));
     } finally {
       this.#passTurn();
     }
@@ -243,7 +244,12 @@ export class InstrumentedMutex {
     const queue = this.#mainQueue;
     let granted = false;
     const turn = new Promise<void>((resolve) => {
-      queue.push({ grant: () => { granted = true; resolve(); } });
+      queue.push({
+        grant: () => {
+          granted = true;
+          resolve();
+        },
+      });
     });
     const entry = queue[queue.length - 1]!;
     if (queue.length === 1) {
@@ -253,7 +259,9 @@ export class InstrumentedMutex {
     // Behind other callers: a waiter for the wait-for graph, bounded by the caller's timeout.
     this.#lockdep.threads.setWaiting(wait.slot, this.#handle.instance, wait.mode);
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timedOut'>((resolve) => { timer = setTimeout(() => resolve('timedOut'), wait.timeoutMs); });
+    const timedOut = new Promise<'timedOut'>((resolve) => {
+      timer = setTimeout(() => resolve('timedOut'), wait.timeoutMs);
+    });
     try {
       if ((await Promise.race([turn, timedOut])) === 'timedOut' && !granted) {
         const position = queue.indexOf(entry);

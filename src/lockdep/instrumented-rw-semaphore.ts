@@ -138,7 +138,10 @@ export class InstrumentedRwSemaphore {
     const slot = this.#lockdep.currentThreadSlot();
     const writer = this.writer();
     if (writer !== slot) {
-      throw this.#handle.releaseNotHeld(slot, writer === undefined ? 'which no writer holds' : `written by ${this.#lockdep.threadName(writer)}`);
+      throw this.#handle.releaseNotHeld(
+        slot,
+        writer === undefined ? 'which no writer holds' : `written by ${this.#lockdep.threadName(writer)}`,
+      );
     }
     if (this.#lockdep.enabled) this.#lockdep.release(this.#handle.lockClass, this.#handle.instance);
     Atomics.store(this.#handle.word.int32, this.#lockdep.instances.ownerIndex(this.#handle.instance), 0);

@@ -31,7 +31,7 @@ export const KVM_LOCK_CLASS_SPECS = [
   {
     name: 'vcpu->mutex',
     kind: LockKind.Mutex,
-    protects: 'the vCPU for the whole of a vCPU ioctl (KVM_RUN: the worker\'s run call)',
+    protects: "the vCPU for the whole of a vCPU ioctl (KVM_RUN: the worker's run call)",
     comment: 'synchronize_srcu is called inside it (S3), so it is never taken inside a kvm->srcu read section',
   },
   {
@@ -125,7 +125,9 @@ export const KVM_DOCUMENTED_ORDERS: readonly DocumentedLockOrder[] = [
   order('kvm->lock', 'kvm->irq_lock', 'locking.rst: kvm->lock is taken outside kvm->slots_lock and kvm->irq_lock'),
   order('kvm->slots_lock', 'kvm->irq_lock', 'locking.rst: kvm->slots_lock is taken outside kvm->irq_lock'),
   order('kvm->slots_lock', 'kvm->slots_arch_lock', 'kvm_main.c: kvm_set_memslot takes slots_arch_lock under slots_lock'),
-  order('kvm->slots_lock', 'kvm->srcu', 'locking.rst: synchronize_srcu(&kvm->srcu) is called inside kvm->slots_lock', { inner: 'synchronize' }),
+  order('kvm->slots_lock', 'kvm->srcu', 'locking.rst: synchronize_srcu(&kvm->srcu) is called inside kvm->slots_lock', {
+    inner: 'synchronize',
+  }),
   order('vcpu->mutex', 'kvm->srcu', 'locking.rst (2023-01): synchronize_srcu is called inside vcpu->mutex', { inner: 'synchronize' }),
   order('kvm->lock', 'kvm->srcu', 'locking.rst (2023-01): synchronize_srcu is called inside kvm->lock', { inner: 'synchronize' }),
   order('vcpu->mutex', 'kvm->arch.xen.xen_lock', 'locking.rst (newer): vcpu->mutex is taken outside kvm->arch.xen.xen_lock'),

@@ -83,7 +83,11 @@ export class LockClassRegistry {
 
   byName(name: string): LockClass {
     const found = this.#byName.get(name);
-    if (found === undefined) throw new UnknownLockClassError(name, this.classes.map((lockClass) => lockClass.name));
+    if (found === undefined)
+      throw new UnknownLockClassError(
+        name,
+        this.classes.map((lockClass) => lockClass.name),
+      );
     return found;
   }
 
@@ -101,7 +105,10 @@ export class LockClassRegistry {
   resolve(lockClass: LockClass | string): LockClass {
     if (typeof lockClass === 'string') return this.byName(lockClass);
     if (this.classes[lockClass.id] !== lockClass && this.classes[lockClass.id]?.name !== lockClass.name) {
-      throw new UnknownLockClassError(lockClass.name, this.classes.map((known) => known.name));
+      throw new UnknownLockClassError(
+        lockClass.name,
+        this.classes.map((known) => known.name),
+      );
     }
     return this.byId(lockClass.id);
   }

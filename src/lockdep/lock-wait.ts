@@ -61,7 +61,12 @@ export function waitBlocking(word: LockWord, attempt: AcquireAttempt, deadline: 
 }
 
 /** Main (or any thread that must not block): the same loop with waitAsync. */
-export async function waitAsync(word: LockWord, attempt: AcquireAttempt, deadline: number, aborted: AbortCheck = NEVER_ABORTED): Promise<WaitOutcome> {
+export async function waitAsync(
+  word: LockWord,
+  attempt: AcquireAttempt,
+  deadline: number,
+  aborted: AbortCheck = NEVER_ABORTED,
+): Promise<WaitOutcome> {
   Atomics.add(word.int32, word.waitersIndex, 1);
   try {
     for (;;) {
@@ -95,7 +100,12 @@ export function waitForWordBlocking(int32: Int32Array, index: number, deadline: 
 }
 
 /** Main: the same with waitAsync. */
-export async function waitForWordAsync(int32: Int32Array, index: number, deadline: number, aborted: AbortCheck = NEVER_ABORTED): Promise<boolean> {
+export async function waitForWordAsync(
+  int32: Int32Array,
+  index: number,
+  deadline: number,
+  aborted: AbortCheck = NEVER_ABORTED,
+): Promise<boolean> {
   for (;;) {
     if (Atomics.load(int32, index) !== 0) return true;
     if (aborted()) return false;

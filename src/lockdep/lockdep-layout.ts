@@ -13,7 +13,14 @@
 //   labelEntries, labelHash, labelBytes   the shared site-label table (site-labels.ts)
 //   reportText    UTF-8 text of the first report
 
-import { defineBufferLayout, defineStruct, int32IndexOf, regionInt32Index, type BufferLayout, type StructLayout } from '../host/shared-layout.js';
+import {
+  defineBufferLayout,
+  defineStruct,
+  int32IndexOf,
+  regionInt32Index,
+  type BufferLayout,
+  type StructLayout,
+} from '../host/shared-layout.js';
 
 /** How a lock is acquired: the kernel's `read` argument to lock_acquire (0, 1, 2). */
 export const LockMode = {
@@ -184,7 +191,8 @@ function structWords<F extends string>(
 ): StructWords<F> {
   const regionStart = baseWord + regionInt32Index(layout, region);
   const fields = {} as Record<F, number>;
-  for (const field of Object.keys(struct.fields) as F[]) fields[field] = baseWord + int32IndexOf(layout, region, struct, 0, field) - regionStart;
+  for (const field of Object.keys(struct.fields) as F[])
+    fields[field] = baseWord + int32IndexOf(layout, region, struct, 0, field) - regionStart;
   return { base: regionStart, stride: struct.byteSize >> 2, fields };
 }
 

@@ -10,7 +10,12 @@
 //     (Boqun Feng's 2023 lock_sync patch; the CPU1 side was on his TODO list).
 // A report is data ({kind, cycle, thread, text}): `cycle` feeds the CLI's --json output.
 
-import { LockMode } from './lockdep-layout.js';
+import type { DependencyLink } from './dependency-graph.js';
+import type { HeldLock } from './held-lock-stack.js';
+import type { LockClassRegistry } from './lock-class.js';
+import type { LockInstanceTable } from './lock-instances.js';
+import { LockMode, startsExclusive } from './lockdep-layout.js';
+import type { SharedLabelTable } from './site-labels.js';
 
 export const LockdepReportKind = {
   /** "WARNING: possible circular locking dependency detected" (an ABBA or longer strong cycle). */
@@ -79,7 +84,8 @@ export function formatMode(acquisition: Pick<SplatAcquisition, 'mode' | 'synchro
 
 /** "kvm->slots_lock" or "vcpu 2 (vcpu->mutex)" ... followed by the mode. */
 function lockLine(acquisition: SplatAcquisition): string {
-  const instance = acquisition.instanceName !== undefined && acquisition.instanceName !== acquisition.className ? `${acquisition.instanceName} ` : '';
+  const instance =
+    acquisition.instanceName !== undefined && acquisition.instanceName !== acquisition.className ? `${acquisition.instanceName} ` : '';
   return `${instance}(${acquisition.className})${formatMode(acquisition)}, at: ${acquisition.site}`;
 }
 
@@ -188,4 +194,38 @@ export function formatRecursiveSplat(input: RecursiveSplatInput): string {
     '',
     ...formatHeldLocks(input.threadName, input.heldLocks),
   ].join('\n');
+}
+
+/** Where a splat's names come from: the class registry, the site labels, the named instances. */
+export interface SplatNames {
+  readonly classes: LockClassRegistry;
+  readonly labels: SharedLabelTable;
+  readonly instances: LockInstanceTable;
+}
+
+/** A held (or wanted) lock as a splat line names it. */
+export function describeSplatAcquisition(names: SplatNames, held: HeldLock, synchronize: boolean): SplatAcquisition {
+  const instanceName = held.instance >= 0 ? names.instances.describe(held.instance).name : undefined;
+  return {
+    className: names.classes.byId(held.classId).name,
+    instanceName,
+    mode: held.mode,
+    synchronize,
+    site: names.labels.text(held.site),
+  };
+}
+
+/** One link of a dependency chain, with the sites and thread that recorded it (if recorded). */
+export function describeSplatLink(names: SplatNames, link: DependencyLink): SplatLink {
+  const record = link.record;
+  const prevMode = record?.prevMode ?? (startsExclusive(link.type) ? LockMode.Write : LockMode.Read);
+  const nextMode = record?.nextMode ?? LockMode.Write;
+  const prevSite = names.labels.text(record?.prevSite ?? 0);
+  const nextSite = names.labels.text(record?.nextSite ?? 0);
+  return {
+    prev: { className: names.classes.byId(link.prev).name, mode: prevMode, synchronize: false, site: prevSite },
+    next: { className: names.classes.byId(link.next).name, mode: nextMode, synchronize: record?.synchronize ?? false, site: nextSite },
+    threadName: record === undefined ? '?' : names.labels.text(record.threadName),
+    vcpu: record?.vcpu ?? -1,
+  };
 }

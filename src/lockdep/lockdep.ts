@@ -31,7 +31,6 @@ import {
   MAX_THREAD_SLOTS,
   dependencyTypeOf,
   lockdepLayout,
-  startsExclusive,
   threadSlotCount,
   type LockdepDimensions,
 } from './lockdep-layout.js';
@@ -39,9 +38,10 @@ import {
   LockdepReportKind,
   formatCircularSplat,
   formatRecursiveSplat,
+  describeSplatAcquisition,
+  describeSplatLink,
   type LockdepReport,
   type SplatAcquisition,
-  type SplatLink,
 } from './lockdep-splat.js';
 import { LockdepThreads, MAIN_THREAD_SLOT } from './lockdep-threads.js';
 import { ReportSlot } from './report-slot.js';
@@ -120,7 +120,8 @@ export class Lockdep {
     const bytes = lockdepLayout(classes.size, full).byteSize;
     const buffer = options.placement?.buffer ?? new SharedArrayBuffer(bytes);
     const byteOffset = options.placement?.byteOffset ?? 0;
-    if (byteOffset % 64 !== 0 || byteOffset + bytes > buffer.byteLength) throw new RangeError('the lockdep region must be 64-byte aligned and fit');
+    if (byteOffset % 64 !== 0 || byteOffset + bytes > buffer.byteLength)
+      throw new RangeError('the lockdep region must be 64-byte aligned and fit');
     const lockdep = new Lockdep({ buffer, byteOffset, dimensions: full, classSpecs: classes.specs }, classes, options);
     lockdep.#initialize();
     return lockdep;
@@ -209,7 +210,9 @@ export class Lockdep {
     const next: HeldLock = { classId, mode, site: this.labels.intern(site), instance };
     const context = this.#currentContext();
     const held = this.stacks.entries(context.slot);
-    const conflicting = held.find((entry) => entry.classId === next.classId && !(mode === LockMode.RecursiveRead && entry.mode !== LockMode.Write));
+    const conflicting = held.find(
+      (entry) => entry.classId === next.classId && !(mode === LockMode.RecursiveRead && entry.mode !== LockMode.Write),
+    );
     if (conflicting !== undefined) {
       this.#reportRecursive(context, conflicting, next, synchronize, held);
       return;
@@ -288,7 +291,12 @@ export class Lockdep {
     const slot = this.threads.current();
     const matchesMode = (held: HeldLock): boolean => mode === undefined || (mode === 'write') === (held.mode === LockMode.Write);
     if (this.stacks.findTopmost(slot, (held) => held.classId === resolved.id && matchesMode(held)) < 0) {
-      throw new LockAssertionError('held', mode === undefined ? resolved.name : `${resolved.name} for ${mode}`, this.threads.name(slot), this.#heldNames(slot));
+      throw new LockAssertionError(
+        'held',
+        mode === undefined ? resolved.name : `${resolved.name} for ${mode}`,
+        this.threads.name(slot),
+        this.#heldNames(slot),
+      );
     }
   }
 
@@ -301,7 +309,7 @@ export class Lockdep {
   }
 
   heldLocks(slot = this.threads.current()): SplatAcquisition[] {
-    return this.stacks.entries(slot).map((held) => this.#describe(held, false));
+    return this.stacks.entries(slot).map((held) => describeSplatAcquisition(this, held, false));
   }
 
   /** The first (and only) report, from any thread; undefined while none. */
@@ -373,27 +381,40 @@ export class Lockdep {
     return true;
   }
 
-  #reportCircular(context: ValidationContext, prev: HeldLock, next: HeldLock, synchronize: boolean, chain: DependencyLink[], held: readonly HeldLock[]): void {
+  #reportCircular(
+    context: ValidationContext,
+    prev: HeldLock,
+    next: HeldLock,
+    synchronize: boolean,
+    chain: DependencyLink[],
+    held: readonly HeldLock[],
+  ): void {
     if (!this.#reports.turnOff()) return;
     const text = formatCircularSplat({
       threadName: this.labels.text(context.threadNameLabel),
       vcpu: context.vcpu,
-      acquiring: this.#describe(next, synchronize),
-      holding: this.#describe(prev, false),
-      chain: chain.map((link) => this.#describeLink(link)),
-      heldLocks: held.map((entry) => this.#describe(entry, false)),
+      acquiring: describeSplatAcquisition(this, next, synchronize),
+      holding: describeSplatAcquisition(this, prev, false),
+      chain: chain.map((link) => describeSplatLink(this, link)),
+      heldLocks: held.map((entry) => describeSplatAcquisition(this, entry, false)),
     });
     const cycle = [next.classId, ...chain.map((link) => link.next), next.classId];
     this.#publish(LockdepReportKind.CircularDependency, cycle, context, text);
   }
 
-  #reportRecursive(context: ValidationContext, conflicting: HeldLock, next: HeldLock, synchronize: boolean, held: readonly HeldLock[]): void {
+  #reportRecursive(
+    context: ValidationContext,
+    conflicting: HeldLock,
+    next: HeldLock,
+    synchronize: boolean,
+    held: readonly HeldLock[],
+  ): void {
     if (!this.#reports.turnOff()) return;
     const text = formatRecursiveSplat({
       threadName: this.labels.text(context.threadNameLabel),
-      acquiring: this.#describe(next, synchronize),
-      holding: this.#describe(conflicting, false),
-      heldLocks: held.map((entry) => this.#describe(entry, false)),
+      acquiring: describeSplatAcquisition(this, next, synchronize),
+      holding: describeSplatAcquisition(this, conflicting, false),
+      heldLocks: held.map((entry) => describeSplatAcquisition(this, entry, false)),
     });
     this.#publish(LockdepReportKind.RecursiveLocking, [next.classId, next.classId], context, text);
   }
@@ -402,28 +423,6 @@ export class Lockdep {
     this.#reports.write(kind, cycle, context.threadNameLabel, text);
     const report = this.#reports.read();
     if (report !== undefined) this.#onReport?.(report);
-  }
-
-  #describe(held: HeldLock, synchronize: boolean): SplatAcquisition {
-    const instanceName = held.instance >= 0 ? this.instances.describe(held.instance).name : undefined;
-    return { className: this.classes.byId(held.classId).name, instanceName, mode: held.mode, synchronize, site: this.labels.text(held.site) };
-  }
-
-  #describeLink(link: DependencyLink): SplatLink {
-    const record = link.record;
-    const prevMode = record?.prevMode ?? (startsExclusive(link.type) ? LockMode.Write : LockMode.Read);
-    const nextMode = record?.nextMode ?? LockMode.Write;
-    return {
-      prev: { className: this.classes.byId(link.prev).name, mode: prevMode, synchronize: false, site: this.labels.text(record?.prevSite ?? 0) },
-      next: {
-        className: this.classes.byId(link.next).name,
-        mode: nextMode,
-        synchronize: record?.synchronize ?? false,
-        site: this.labels.text(record?.nextSite ?? 0),
-      },
-      threadName: record === undefined ? '?' : this.labels.text(record.threadName),
-      vcpu: record?.vcpu ?? -1,
-    };
   }
 
   #heldNames(slot: number): string[] {

@@ -62,7 +62,8 @@ export class ReportSlot {
   read(): LockdepReport | undefined {
     if (Atomics.load(this.#int32, this.#indices.header('reportState')) !== REPORT_READY) return undefined;
     const load = (field: Parameters<LockdepIndices['header']>[0]): number => Atomics.load(this.#int32, this.#indices.header(field));
-    const kind = load('reportKind') === KIND_CODES['recursive-locking'] ? LockdepReportKind.RecursiveLocking : LockdepReportKind.CircularDependency;
+    const kind =
+      load('reportKind') === KIND_CODES['recursive-locking'] ? LockdepReportKind.RecursiveLocking : LockdepReportKind.CircularDependency;
     const cycle: string[] = [];
     for (let position = 0; position < load('reportCycleLength'); position++) {
       cycle.push(this.#classes.byId(Atomics.load(this.#int32, this.#indices.header('reportCycle') + position)).name);

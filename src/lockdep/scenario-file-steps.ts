@@ -80,7 +80,8 @@ export interface ScenarioThreadResult {
 }
 
 export const progressWord = (data: Pick<ScenarioThreadData, 'labels'>, thread: number): number => data.labels.length + thread;
-export const sleepingWord = (data: Pick<ScenarioThreadData, 'labels' | 'threadCount'>, thread: number): number => data.labels.length + data.threadCount + thread;
+export const sleepingWord = (data: Pick<ScenarioThreadData, 'labels' | 'threadCount'>, thread: number): number =>
+  data.labels.length + data.threadCount + thread;
 export const handshakeWords = (labels: number, threads: number): number => labels + 2 * threads;
 
 type Lock = InstrumentedMutex | InstrumentedRwSemaphore | InstrumentedSrcu;
@@ -106,7 +107,11 @@ export class ScenarioThread {
     for (const lock of data.locks) {
       if (lock.kind === LockKind.Mutex) this.#locks.set(lock.name, InstrumentedMutex.attach(lockdep, lock.instance));
       else if (lock.kind === LockKind.RwSemaphore) this.#locks.set(lock.name, InstrumentedRwSemaphore.attach(lockdep, lock.instance));
-      else this.#locks.set(lock.name, InstrumentedSrcu.attach(lockdep, lock.instance, new Srcu(new Int32Array(lock.srcuBuffer!), 0, data.srcuReaderSlots)));
+      else
+        this.#locks.set(
+          lock.name,
+          InstrumentedSrcu.attach(lockdep, lock.instance, new Srcu(new Int32Array(lock.srcuBuffer!), 0, data.srcuReaderSlots)),
+        );
     }
   }
 
@@ -171,14 +176,16 @@ export class ScenarioThread {
     switch (step.op) {
       case 'acquire':
         if (lock instanceof InstrumentedMutex) lock.lock(site, this.#data.waitBoundMs);
-        else if (lock instanceof InstrumentedRwSemaphore) (step.mode === 'read' ? lock.readLock(site, this.#data.waitBoundMs) : lock.writeLock(site, this.#data.waitBoundMs));
+        else if (lock instanceof InstrumentedRwSemaphore)
+          step.mode === 'read' ? lock.readLock(site, this.#data.waitBoundMs) : lock.writeLock(site, this.#data.waitBoundMs);
         this.#held.push({ name: step.target, how: step.mode });
         return;
       case 'synchronize':
         (lock as InstrumentedSrcu).synchronizeBlocking(site, this.#data.waitBoundMs);
         return;
       case 'wait-for':
-        if (!waitForWordBlocking(this.#words, this.#data.labels.indexOf(step.target), performance.now() + this.#data.waitBoundMs, aborted)) throw this.#labelWaitFailed(step);
+        if (!waitForWordBlocking(this.#words, this.#data.labels.indexOf(step.target), performance.now() + this.#data.waitBoundMs, aborted))
+          throw this.#labelWaitFailed(step);
         return;
       case 'sleep':
         this.#sleeping(true);
@@ -196,14 +203,24 @@ export class ScenarioThread {
     switch (step.op) {
       case 'acquire':
         if (lock instanceof InstrumentedMutex) await lock.lockAsync(site, this.#data.waitBoundMs);
-        else if (lock instanceof InstrumentedRwSemaphore) await (step.mode === 'read' ? lock.readLockAsync(site, this.#data.waitBoundMs) : lock.writeLockAsync(site, this.#data.waitBoundMs));
+        else if (lock instanceof InstrumentedRwSemaphore)
+          await (step.mode === 'read'
+            ? lock.readLockAsync(site, this.#data.waitBoundMs)
+            : lock.writeLockAsync(site, this.#data.waitBoundMs));
         this.#held.push({ name: step.target, how: step.mode });
         return;
       case 'synchronize':
         await (lock as InstrumentedSrcu).synchronize({ site, timeoutMs: this.#data.waitBoundMs });
         return;
       case 'wait-for':
-        if (!(await waitForWordAsync(this.#words, this.#data.labels.indexOf(step.target), performance.now() + this.#data.waitBoundMs, () => this.#lockdep.waitsAborted))) {
+        if (
+          !(await waitForWordAsync(
+            this.#words,
+            this.#data.labels.indexOf(step.target),
+            performance.now() + this.#data.waitBoundMs,
+            () => this.#lockdep.waitsAborted,
+          ))
+        ) {
           throw this.#labelWaitFailed(step);
         }
         return;
@@ -231,7 +248,7 @@ export class ScenarioThread {
 
   #release(lock: Lock, how: 'write' | 'read' | SrcuIndex): void {
     if (lock instanceof InstrumentedMutex) lock.unlock();
-    else if (lock instanceof InstrumentedRwSemaphore) (how === 'read' ? lock.readUnlock() : lock.writeUnlock());
+    else if (lock instanceof InstrumentedRwSemaphore) how === 'read' ? lock.readUnlock() : lock.writeUnlock();
     else lock.readUnlock(this.#readerSlot, how as SrcuIndex);
   }
 

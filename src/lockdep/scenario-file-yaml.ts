@@ -54,7 +54,9 @@ export function readScenarioDocument(text: string, file: string): ScenarioDocume
   if (document === undefined) return { ok: false, problems: [at(0, 'no document')] };
   const problems = [
     ...document.errors.map((error) => at(error.pos[0], error.message.split('\n')[0]!)),
-    ...document.warnings.map((warning) => at(warning.pos[0], `${warning.message.split('\n')[0]!}${warning.code === 'TAG_RESOLVE_FAILED' ? ` (${TAGS_HINT})` : ''}`)),
+    ...document.warnings.map((warning) =>
+      at(warning.pos[0], `${warning.message.split('\n')[0]!}${warning.code === 'TAG_RESOLVE_FAILED' ? ` (${TAGS_HINT})` : ''}`),
+    ),
     ...(second === undefined ? [] : [at(second.range[0], 'a second YAML document; a scenario file holds one')]),
   ];
   if (problems.length > 0) return { ok: false, problems };
@@ -65,7 +67,8 @@ export function readScenarioDocument(text: string, file: string): ScenarioDocume
   });
   for (const alias of aliases) {
     if (alias.anchor === undefined) problems.push(at(alias.offset, `alias *${alias.source} has no anchor &${alias.source} before it`));
-    else if (contains(alias.anchor, alias.offset)) problems.push(at(alias.offset, `alias *${alias.source} is inside its own anchor &${alias.source} (a cycle)`));
+    else if (contains(alias.anchor, alias.offset))
+      problems.push(at(alias.offset, `alias *${alias.source} is inside its own anchor &${alias.source} (a cycle)`));
   }
   if (problems.length > 0) return { ok: false, problems };
   try {
@@ -74,7 +77,15 @@ export function readScenarioDocument(text: string, file: string): ScenarioDocume
     // Every alias resolves and none is cyclic (checked above), so what toJS can still refuse is the
     // expansion's size: reported at the first alias, where the multiplying starts.
     if (!(error instanceof ReferenceError) || aliases.length === 0) throw error;
-    return { ok: false, problems: [at(aliases[0]!.offset, `aliases expand to more than ${MAX_ALIAS_COUNT} copies of their anchors (an anchor may be reused, not multiplied)`)] };
+    return {
+      ok: false,
+      problems: [
+        at(
+          aliases[0]!.offset,
+          `aliases expand to more than ${MAX_ALIAS_COUNT} copies of their anchors (an anchor may be reused, not multiplied)`,
+        ),
+      ],
+    };
   }
 }
 

@@ -114,7 +114,8 @@ export function parseLockScenario(text: string, file: string): LockScenario {
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-const pathText = (path: Path): string => path.map((part, index) => (typeof part === 'number' ? `[${part}]` : index === 0 ? part : `.${part}`)).join('') || '(top level)';
+const pathText = (path: Path): string =>
+  path.map((part, index) => (typeof part === 'number' ? `[${part}]` : index === 0 ? part : `.${part}`)).join('') || '(top level)';
 
 class ScenarioChecker {
   readonly problems: string[] = [];
@@ -154,7 +155,15 @@ class ScenarioChecker {
   }
 
   check(root: unknown): LockScenario {
-    const empty: LockScenario = { name: basename(this.#file), file: this.#file, description: '', classes: [], locks: [], threads: [], documentedOrders: false };
+    const empty: LockScenario = {
+      name: basename(this.#file),
+      file: this.#file,
+      description: '',
+      classes: [],
+      locks: [],
+      threads: [],
+      documentedOrders: false,
+    };
     if (!isRecord(root)) {
       this.problem([], 'malformed file: expected a mapping with "locks" and "threads"');
       return empty;
@@ -163,7 +172,8 @@ class ScenarioChecker {
     const name = typeof root.name === 'string' ? root.name : basename(this.#file);
     if (root.name !== undefined && typeof root.name !== 'string') this.problem(['name'], 'must be a string');
     if (root.description !== undefined && typeof root.description !== 'string') this.problem(['description'], 'must be a string');
-    if (root['documented-orders'] !== undefined && typeof root['documented-orders'] !== 'boolean') this.problem(['documented-orders'], 'must be true or false');
+    if (root['documented-orders'] !== undefined && typeof root['documented-orders'] !== 'boolean')
+      this.problem(['documented-orders'], 'must be true or false');
     const { locks, classes } = this.#locks(root.locks);
     const threads = this.#threads(root.threads, new Map(locks.map((lock) => [lock.name, lock])));
     return {
@@ -202,18 +212,24 @@ class ScenarioChecker {
       const known = KVM_KINDS.get(className) ?? classes.get(className)?.kind;
       const kind = known ?? declared;
       if (kind === undefined) {
-        this.problem(path, `unknown lock class "${className}": give a kind (mutex, rwsem or srcu), or use a KVM class (${[...KVM_KINDS.keys()].join(', ')})`);
+        this.problem(
+          path,
+          `unknown lock class "${className}": give a kind (mutex, rwsem or srcu), or use a KVM class (${[...KVM_KINDS.keys()].join(', ')})`,
+        );
         return;
       }
-      if (known !== undefined && declared !== undefined && known !== declared) this.problem([...path, 'kind'], `class "${className}" is a ${known}, not a ${kindName as string}`);
-      if (!KVM_KINDS.has(className) && !classes.has(className)) classes.set(className, { name: className, kind, protects: `declared in ${basename(this.#file)}` });
+      if (known !== undefined && declared !== undefined && known !== declared)
+        this.problem([...path, 'kind'], `class "${className}" is a ${known}, not a ${kindName as string}`);
+      if (!KVM_KINDS.has(className) && !classes.has(className))
+        classes.set(className, { name: className, kind, protects: `declared in ${basename(this.#file)}` });
       const writerPreferring = entry['writer-preferring'] === true;
       if (entry['writer-preferring'] !== undefined && (typeof entry['writer-preferring'] !== 'boolean' || kind !== LockKind.RwSemaphore)) {
         this.problem([...path, 'writer-preferring'], 'is true or false, and only for an rwsem');
       }
       locks.push({ name: entry.name, className, kind, writerPreferring });
     });
-    if (KVM_KINDS.size + classes.size > MAX_LOCK_CLASSES) this.problem(['locks'], `at most ${MAX_LOCK_CLASSES - KVM_KINDS.size} classes of your own`);
+    if (KVM_KINDS.size + classes.size > MAX_LOCK_CLASSES)
+      this.problem(['locks'], `at most ${MAX_LOCK_CLASSES - KVM_KINDS.size} classes of your own`);
     return { locks, classes: [...classes.values()] };
   }
 
@@ -236,7 +252,10 @@ class ScenarioChecker {
       const vcpuMatch = /^vcpu\s+(\d+)$/i.exec(name);
       const vcpu = vcpuMatch === null ? -1 : Number(vcpuMatch[1]);
       if (vcpuMatch === null && !/^main(\s+\S.*)?$/.test(name)) {
-        this.problem([...path, 'thread'], `unknown thread "${String(entry.thread ?? '')}"; a thread is "main", "main NAME" or "vcpu N" (N from 0 to ${MAX_VCPU})`);
+        this.problem(
+          [...path, 'thread'],
+          `unknown thread "${String(entry.thread ?? '')}"; a thread is "main", "main NAME" or "vcpu N" (N from 0 to ${MAX_VCPU})`,
+        );
         return;
       }
       if (vcpu > MAX_VCPU) this.problem([...path, 'thread'], `vcpu ${vcpu}: N is from 0 to ${MAX_VCPU}`);
@@ -246,7 +265,11 @@ class ScenarioChecker {
         this.problem([...path, 'steps'], 'malformed file: "steps" must be a list');
         return;
       }
-      threads.push({ name: canonical, vcpu, steps: entry.steps.map((step: unknown, stepIndex) => this.#step(step, [...path, 'steps', stepIndex])) });
+      threads.push({
+        name: canonical,
+        vcpu,
+        steps: entry.steps.map((step: unknown, stepIndex) => this.#step(step, [...path, 'steps', stepIndex])),
+      });
       positions.push(index);
     });
     this.#checkLabels(threads, positions);
@@ -265,22 +288,33 @@ class ScenarioChecker {
     this.#keys(value, path, [...STEP_OPS, 'label', 'mode']);
     const ops = STEP_OPS.filter((op) => value[op] !== undefined);
     if (ops.length !== 1) {
-      this.problem(path, ops.length === 0 ? `a step needs one action: ${STEP_OPS.join(', ')}` : `a step has one action, not ${ops.join(' and ')}`);
+      this.problem(
+        path,
+        ops.length === 0 ? `a step needs one action: ${STEP_OPS.join(', ')}` : `a step has one action, not ${ops.join(' and ')}`,
+      );
       return bad;
     }
     const op = ops[0]!;
     const argument = value[op];
     const label = value.label;
-    if (label !== undefined && (typeof label !== 'string' || label.length === 0)) this.problem([...path, 'label'], 'a label is a non-empty string');
+    if (label !== undefined && (typeof label !== 'string' || label.length === 0))
+      this.problem([...path, 'label'], 'a label is a non-empty string');
     const mode = value.mode ?? 'write';
     if (mode !== 'read' && mode !== 'write') this.problem([...path, 'mode'], 'mode is read or write');
     if (value.mode !== undefined && op !== 'acquire') this.problem([...path, 'mode'], 'only an acquire has a mode');
-    const step = { op, mode: mode === 'read' ? 'read' : 'write', where: this.where(path), ...(typeof label === 'string' ? { label } : {}) } as const;
+    const step = {
+      op,
+      mode: mode === 'read' ? 'read' : 'write',
+      where: this.where(path),
+      ...(typeof label === 'string' ? { label } : {}),
+    } as const;
     if (op === 'sleep') {
-      if (typeof argument !== 'number' || !Number.isFinite(argument) || argument < 0 || argument > MAX_SLEEP_MS) this.problem([...path, op], `sleep takes milliseconds, 0 to ${MAX_SLEEP_MS}`);
+      if (typeof argument !== 'number' || !Number.isFinite(argument) || argument < 0 || argument > MAX_SLEEP_MS)
+        this.problem([...path, op], `sleep takes milliseconds, 0 to ${MAX_SLEEP_MS}`);
       return { ...step, target: '', ms: typeof argument === 'number' ? argument : 0 };
     }
-    if (typeof argument !== 'string' || argument.length === 0) this.problem([...path, op], `${op} takes a ${op === 'wait-for' ? 'step label' : 'lock name'}`);
+    if (typeof argument !== 'string' || argument.length === 0)
+      this.problem([...path, op], `${op} takes a ${op === 'wait-for' ? 'step label' : 'lock name'}`);
     return { ...step, target: typeof argument === 'string' ? argument : '', ms: 0 };
   }
 
@@ -289,7 +323,8 @@ class ScenarioChecker {
     threads.forEach((thread, threadIndex) => {
       thread.steps.forEach((step, stepIndex) => {
         if (step.label === undefined) return;
-        if (owners.has(step.label)) this.problem(['threads', positions[threadIndex]!, 'steps', stepIndex, 'label'], `label "${step.label}" is used twice`);
+        if (owners.has(step.label))
+          this.problem(['threads', positions[threadIndex]!, 'steps', stepIndex, 'label'], `label "${step.label}" is used twice`);
         else owners.set(step.label, thread.name);
       });
     });
@@ -298,7 +333,11 @@ class ScenarioChecker {
         if (step.op !== 'wait-for' || step.target === '') return;
         const owner = owners.get(step.target);
         const path = ['threads', positions[threadIndex]!, 'steps', stepIndex, 'wait-for'];
-        if (owner === undefined) this.problem(path, `waits for label "${step.target}", which no step has; the labels are: ${[...owners.keys()].join(', ') || 'none'}`);
+        if (owner === undefined)
+          this.problem(
+            path,
+            `waits for label "${step.target}", which no step has; the labels are: ${[...owners.keys()].join(', ') || 'none'}`,
+          );
         else if (owner === thread.name) this.problem(path, `waits for label "${step.target}" of its own thread (it would wait forever)`);
       });
     });
@@ -318,18 +357,32 @@ class ScenarioChecker {
       }
       const srcuOp = step.op === 'srcu-read-lock' || step.op === 'srcu-read-unlock' || step.op === 'synchronize';
       if (srcuOp !== (lock.kind === LockKind.Srcu)) {
-        this.problem(path, srcuOp ? `${step.op} needs an srcu lock; "${lock.name}" is a ${lock.kind}` : `"${lock.name}" is an srcu: use srcu-read-lock, srcu-read-unlock or synchronize`);
+        this.problem(
+          path,
+          srcuOp
+            ? `${step.op} needs an srcu lock; "${lock.name}" is a ${lock.kind}`
+            : `"${lock.name}" is an srcu: use srcu-read-lock, srcu-read-unlock or synchronize`,
+        );
         return;
       }
-      if (step.op === 'acquire' && lock.kind === LockKind.Mutex && step.mode === 'read') this.problem([...threadPath, 'steps', stepIndex, 'mode'], `"${lock.name}" is a mutex: it has no read mode`);
+      if (step.op === 'acquire' && lock.kind === LockKind.Mutex && step.mode === 'read')
+        this.problem([...threadPath, 'steps', stepIndex, 'mode'], `"${lock.name}" is a mutex: it has no read mode`);
       const count = held.get(lock.name) ?? 0;
       if (step.op === 'acquire' || step.op === 'srcu-read-lock') held.set(lock.name, count + 1);
       if (step.op === 'release' || step.op === 'srcu-read-unlock') {
-        if (count === 0) this.problem(path, `${thread.name} ${step.op === 'release' ? 'releases' : 'leaves a read section of'} "${lock.name}", which it does not hold`);
+        if (count === 0)
+          this.problem(
+            path,
+            `${thread.name} ${step.op === 'release' ? 'releases' : 'leaves a read section of'} "${lock.name}", which it does not hold`,
+          );
         else held.set(lock.name, count - 1);
       }
     });
     const stillHeld = [...held].filter(([, count]) => count > 0).map(([name]) => name);
-    if (stillHeld.length > 0) this.problem([...threadPath, 'steps'], `${thread.name} ends holding ${stillHeld.join(', ')}: release ${stillHeld.length === 1 ? 'it' : 'them'} (a thread may not end holding a lock)`);
+    if (stillHeld.length > 0)
+      this.problem(
+        [...threadPath, 'steps'],
+        `${thread.name} ends holding ${stillHeld.join(', ')}: release ${stillHeld.length === 1 ? 'it' : 'them'} (a thread may not end holding a lock)`,
+      );
   }
 }

@@ -96,14 +96,19 @@ function readWaits(lockdep: Lockdep, byInstance: ReadonlyMap<number, LockHolding
   }
   return waiting.map((wait) => {
     const holding = byInstance.get(wait.instance);
-    const queuedWriters = waiting.filter((other) => other.instance === wait.instance && other.mode === LockMode.Write && other.slot !== wait.slot);
+    const queuedWriters = waiting.filter(
+      (other) => other.instance === wait.instance && other.mode === LockMode.Write && other.slot !== wait.slot,
+    );
     const writerPreferring = (lockdep.instances.describe(wait.instance).flags & INSTANCE_FLAG_WRITER_PREFERRING) !== 0;
     let waitsFor: number[] = [];
     let waitKind = 'lock';
     if (holding !== undefined && wait.mode === WAITING_FOR_GRACE_PERIOD) {
       [waitsFor, waitKind] = [[...holding.readers], 'a grace period of'];
     } else if (holding !== undefined && wait.mode === LockMode.Write) {
-      [waitsFor, waitKind] = [holding.writers.length > 0 ? [...holding.writers] : [...holding.readers], holding.kind === 'mutex' ? 'lock' : 'write lock'];
+      [waitsFor, waitKind] = [
+        holding.writers.length > 0 ? [...holding.writers] : [...holding.readers],
+        holding.kind === 'mutex' ? 'lock' : 'write lock',
+      ];
     } else if (holding !== undefined) {
       const ahead = writerPreferring ? queuedWriters.map((other) => other.slot) : [];
       [waitsFor, waitKind] = [[...holding.writers, ...ahead], 'read lock'];
@@ -148,7 +153,9 @@ export function formatWaitForGraph(graph: WaitForGraph): string {
   const names = (slots: readonly number[]): string => (slots.length === 0 ? 'nobody' : slots.map(thread).join(', '));
   const lines = [`Wait-for graph: ${graph.waits.length} thread${graph.waits.length === 1 ? '' : 's'} waiting`];
   for (const wait of graph.waits) {
-    lines.push(`  ${thread(wait.slot)} waits (${wait.waitedMs.toFixed(0)} ms) for ${wait.waitKind} ${lock(wait.instance)}, held by ${names(wait.waitsFor)}`);
+    lines.push(
+      `  ${thread(wait.slot)} waits (${wait.waitedMs.toFixed(0)} ms) for ${wait.waitKind} ${lock(wait.instance)}, held by ${names(wait.waitsFor)}`,
+    );
   }
   const held = graph.holdings.filter((holding) => holding.writers.length + holding.readers.length > 0);
   lines.push(held.length === 0 ? 'Locks held: none' : 'Locks held:');
@@ -179,6 +186,8 @@ export function waitCycleClasses(lockdep: Lockdep): string[] {
   const graph = buildWaitForGraph(lockdep);
   if (graph.cycle === undefined) return [];
   const waitOf = new Map(graph.waits.map((wait) => [wait.slot, wait.instance]));
-  const classes = graph.cycle.slice(0, -1).map((slot) => lockdep.classes.byId(lockdep.instances.describe(waitOf.get(slot) ?? 0).classId).name);
+  const classes = graph.cycle
+    .slice(0, -1)
+    .map((slot) => lockdep.classes.byId(lockdep.instances.describe(waitOf.get(slot) ?? 0).classId).name);
   return classes.length === 0 ? [] : [...classes, classes[0]!];
 }

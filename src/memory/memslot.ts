@@ -61,7 +61,9 @@ export class PrivateMemslotIdError extends RangeError {
   readonly id: MemslotId;
 
   constructor(id: MemslotId) {
-    super(`memslot ${id} is KVM's private APIC-access slot: KVM_SET_USER_MEMORY_REGION takes user slots 0..${KVM_USER_MEM_SLOTS - 1} only (EINVAL)`);
+    super(
+      `memslot ${id} is KVM's private APIC-access slot: KVM_SET_USER_MEMORY_REGION takes user slots 0..${KVM_USER_MEM_SLOTS - 1} only (EINVAL)`,
+    );
     this.name = 'PrivateMemslotIdError';
     this.id = id;
   }
@@ -102,12 +104,7 @@ export interface Memslot {
 export type MemslotError =
   | { readonly kind: 'duplicateId'; readonly id: MemslotId; readonly message: string }
   | { readonly kind: 'noSuchSlot'; readonly id: MemslotId; readonly message: string }
-  | {
-      readonly kind: 'overlap';
-      readonly id: MemslotId;
-      readonly existingId: MemslotId;
-      readonly message: string;
-    }
+  | { readonly kind: 'overlap'; readonly id: MemslotId; readonly existingId: MemslotId; readonly message: string }
   | {
       readonly kind: 'misaligned';
       readonly field: 'guestPhysicalAddress' | 'size' | 'hostOffset';
@@ -129,12 +126,7 @@ export type MemslotError =
       readonly message: string;
     }
   | { readonly kind: 'tooManySlots'; readonly limit: number; readonly message: string }
-  | {
-      readonly kind: 'privateSlotMisuse';
-      readonly id: MemslotId;
-      readonly slotKind: MemslotKind;
-      readonly message: string;
-    };
+  | { readonly kind: 'privateSlotMisuse'; readonly id: MemslotId; readonly slotKind: MemslotKind; readonly message: string };
 
 const hex = (value: number): string => `0x${value.toString(16)}`;
 
@@ -310,7 +302,10 @@ export class MemslotSet {
     const isPrivateId = slot.id === APIC_ACCESS_PAGE_PRIVATE_MEMSLOT;
     // Upstream KVM's private slot is one page; the 2016 RFC grew it to one page per vCPU id
     // (backing-page-policy.ts), so up to the x2AVIC table's 512 pages are allowed.
-    if (isPrivateId !== (slot.kind === MemslotKind.apicAccess) || (isPrivateId && !(slot.size >= PAGE_SIZE && slot.size <= APIC_ACCESS_SLOT_MAX_PAGES * PAGE_SIZE))) {
+    if (
+      isPrivateId !== (slot.kind === MemslotKind.apicAccess) ||
+      (isPrivateId && !(slot.size >= PAGE_SIZE && slot.size <= APIC_ACCESS_SLOT_MAX_PAGES * PAGE_SIZE))
+    ) {
       return memslotError.privateSlotMisuse(slot.id, slot.kind);
     }
     if (!Number.isInteger(slot.size) || slot.size <= 0) return memslotError.emptySlot(slot.id, slot.size);
@@ -336,9 +331,7 @@ export class MemslotSet {
     const end = slot.guestPhysicalAddress + slot.size;
     const existing = this.slots.find(
       (other) =>
-        other.id !== slot.id &&
-        other.guestPhysicalAddress < end &&
-        slot.guestPhysicalAddress < other.guestPhysicalAddress + other.size,
+        other.id !== slot.id && other.guestPhysicalAddress < end && slot.guestPhysicalAddress < other.guestPhysicalAddress + other.size,
     );
     return existing === undefined ? undefined : memslotError.overlap(slot.id, existing);
   }

@@ -14,11 +14,35 @@ function broadcastChecks(report: VmReport): ScenarioCheck[] {
   const shorthand = slot(report, SENDER, 4);
   const messages = report.vcpus * physical + (report.vcpus - 1) * (shorthand + 1);
   return [
-    everyVcpu('every receiver got every broadcast', receivers, (vcpu) => slot(report, vcpu, 3), () => broadcasts, 'broadcasts handled and broadcasts sent'),
-    everyVcpu('and the finish', receivers, (vcpu) => slot(report, vcpu, 1), (vcpu) => slot(report, vcpu, 3) + 1, 'interrupts handled and broadcasts + 1'),
-    check('0xFF reaches the sender too', slot(report, SENDER, 1) === physical, `sender handled ${slot(report, SENDER, 1)} of its ${physical} physical broadcast(s)`),
-    check('both kinds sent', physical + shorthand === broadcasts && (broadcasts < 2 || (physical > 0 && shorthand > 0)), `${physical} physical + ${shorthand} shorthand of ${broadcasts}`),
-    check('one message per destination', report.ipis.sent === messages, `${report.ipis.sent} IPI messages, expected ${report.vcpus} x ${physical} + ${report.vcpus - 1} x ${shorthand + 1}`),
+    everyVcpu(
+      'every receiver got every broadcast',
+      receivers,
+      (vcpu) => slot(report, vcpu, 3),
+      () => broadcasts,
+      'broadcasts handled and broadcasts sent',
+    ),
+    everyVcpu(
+      'and the finish',
+      receivers,
+      (vcpu) => slot(report, vcpu, 1),
+      (vcpu) => slot(report, vcpu, 3) + 1,
+      'interrupts handled and broadcasts + 1',
+    ),
+    check(
+      '0xFF reaches the sender too',
+      slot(report, SENDER, 1) === physical,
+      `sender handled ${slot(report, SENDER, 1)} of its ${physical} physical broadcast(s)`,
+    ),
+    check(
+      'both kinds sent',
+      physical + shorthand === broadcasts && (broadcasts < 2 || (physical > 0 && shorthand > 0)),
+      `${physical} physical + ${shorthand} shorthand of ${broadcasts}`,
+    ),
+    check(
+      'one message per destination',
+      report.ipis.sent === messages,
+      `${report.ipis.sent} IPI messages, expected ${report.vcpus} x ${physical} + ${report.vcpus - 1} x ${shorthand + 1}`,
+    ),
   ];
 }
 
@@ -29,7 +53,7 @@ export const broadcast: ScenarioDefinition = {
   maximumVcpus: 255,
   program: 'broadcast.s',
   defaultIpis: 20_000,
-  latency: 'one broadcast: the sender\'s ICR write to the sender having seen every handler run (its own too, for 0xFF)',
+  latency: "one broadcast: the sender's ICR write to the sender having seen every handler run (its own too, for 0xFF)",
   abortCodes: new Map([
     [1, 'the vCPU count differs from VCPUS (or is below 2)'],
     [2, 'not every receiver came online within 4 s'],

@@ -10,6 +10,20 @@ import { shootdown } from './shootdown.js';
 import { storm } from './storm.js';
 import { syncCall } from './sync-call.js';
 
-const ALL: readonly ScenarioDefinition[] = [pingPong, pingPongHalt, ack, ackHalt, syncCall, halterSender, storm, broadcast, shootdown, logical, logicalFlat, logicalCluster, hotAdd];
+const ALL: readonly ScenarioDefinition[] = [
+  pingPong,
+  pingPongHalt,
+  ack,
+  ackHalt,
+  syncCall,
+  halterSender,
+  storm,
+  broadcast,
+  shootdown,
+  logical,
+  logicalFlat,
+  logicalCluster,
+  hotAdd,
+];
 
 export const SCENARIOS: ReadonlyMap<string, ScenarioDefinition> = new Map(ALL.map((definition) => [definition.name, definition]));

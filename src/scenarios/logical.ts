@@ -43,7 +43,8 @@ export function expectedLogicalReceipts(mode: LogicalMode, vcpus: number, seed: 
   const fullSweeps = Math.floor(patterns / swept.length);
   swept.forEach((destination, index) => {
     const sends = fullSweeps + ((index - first + swept.length) % swept.length < patterns % swept.length ? 1 : 0);
-    for (let vcpu = 0; vcpu < vcpus; vcpu++) if (logicalDestinationNames(mode, destination, logicalId(mode, vcpu))) expected[vcpu]! += sends;
+    for (let vcpu = 0; vcpu < vcpus; vcpu++)
+      if (logicalDestinationNames(mode, destination, logicalId(mode, vcpu))) expected[vcpu]! += sends;
   });
   return expected;
 }
@@ -53,16 +54,46 @@ function logicalChecks(report: VmReport, parameters: ScenarioParameters, mode: L
   const expected = expectedLogicalReceipts(mode, report.vcpus, parameters.seed, slot(report, 0, 2));
   const dfr = mode === LogicalMode.Flat ? APIC_DFR_FLAT : APIC_DFR_CLUSTER;
   return [
-    everyVcpu('LDR took', vcpus, (vcpu) => slot(report, vcpu, 7) >>> 24, (vcpu) => logicalId(mode, vcpu), 'LDR read back and the logical ID'),
-    everyVcpu('DFR took', vcpus, (vcpu) => slot(report, vcpu, 8), () => dfr, 'DFR read back and the model'),
-    everyVcpu('each vCPU got exactly the IPIs that named it', vcpus, (vcpu) => slot(report, vcpu, 3), (vcpu) => expected[vcpu]!, 'pattern IPIs received and the sweep\'s expectation (computed on the host)'),
+    everyVcpu(
+      'LDR took',
+      vcpus,
+      (vcpu) => slot(report, vcpu, 7) >>> 24,
+      (vcpu) => logicalId(mode, vcpu),
+      'LDR read back and the logical ID',
+    ),
+    everyVcpu(
+      'DFR took',
+      vcpus,
+      (vcpu) => slot(report, vcpu, 8),
+      () => dfr,
+      'DFR read back and the model',
+    ),
+    everyVcpu(
+      'each vCPU got exactly the IPIs that named it',
+      vcpus,
+      (vcpu) => slot(report, vcpu, 3),
+      (vcpu) => expected[vcpu]!,
+      "pattern IPIs received and the sweep's expectation (computed on the host)",
+    ),
     check('per pattern, too', slotSum(report, 5) === 0, `${slotSum(report, 5)} (vCPU, pattern) count(s) differ from the sender's sends`),
     check('none to the wrong vCPU', slotSum(report, 6) === 0, `${slotSum(report, 6)} IPI(s) reached a vCPU their pattern does not name`),
-    everyVcpu('the guest agrees', vcpus, (vcpu) => slot(report, vcpu, 4), (vcpu) => expected[vcpu]!, 'the guest\'s own expectation and the host\'s'),
+    everyVcpu(
+      'the guest agrees',
+      vcpus,
+      (vcpu) => slot(report, vcpu, 4),
+      (vcpu) => expected[vcpu]!,
+      "the guest's own expectation and the host's",
+    ),
   ];
 }
 
-function logicalDefinition(name: string, summary: string, maximumVcpus: number, reason: string, modeFor: (vcpus: number) => LogicalMode): ScenarioDefinition {
+function logicalDefinition(
+  name: string,
+  summary: string,
+  maximumVcpus: number,
+  reason: string,
+  modeFor: (vcpus: number) => LogicalMode,
+): ScenarioDefinition {
   const definition: ScenarioDefinition = {
     name,
     summary,
@@ -71,7 +102,7 @@ function logicalDefinition(name: string, summary: string, maximumVcpus: number, 
     vcpuLimitReason: reason,
     program: 'logical.s',
     defaultIpis: 20_000,
-    latency: 'one pattern: vCPU 0\'s ICR write to its having seen every named vCPU\'s handler run',
+    latency: "one pattern: vCPU 0's ICR write to its having seen every named vCPU's handler run",
     abortCodes: new Map([
       [1, 'the vCPU count differs from VCPUS'],
       [2, 'too many vCPUs for the logical model'],
@@ -80,14 +111,32 @@ function logicalDefinition(name: string, summary: string, maximumVcpus: number, 
       [5, 'a vCPU did not finish within 4 s of its FINISH IPI'],
     ]),
     defines: (parameters) => new Map([['LOGICAL_MODE', modeFor(parameters.vcpus)]]),
-    check: (report: VmReport, parameters: ScenarioParameters) => [...commonChecks(report, definition, parameters), ...logicalChecks(report, parameters, modeFor(parameters.vcpus))],
+    check: (report: VmReport, parameters: ScenarioParameters) => [
+      ...commonChecks(report, definition, parameters),
+      ...logicalChecks(report, parameters, modeFor(parameters.vcpus)),
+    ],
   };
   return definition;
 }
 
-export const logicalFlat = logicalDefinition('logical-flat', 'flat logical-destination multicast over every destination pattern (up to 8 vCPUs)',
-  FLAT_MAX_VCPUS, 'the flat model has 8 logical ID bits', () => LogicalMode.Flat);
-export const logicalCluster = logicalDefinition('logical-cluster', 'cluster logical-destination multicast over every cluster and member mask (up to 60 vCPUs)',
-  CLUSTER_MAX_VCPUS, 'the cluster model has 15 clusters of 4', () => LogicalMode.Cluster);
-export const logical = logicalDefinition('logical', 'logical-destination multicast over every pattern: flat up to 8 vCPUs, cluster above (up to 60)',
-  CLUSTER_MAX_VCPUS, 'the cluster model has 15 clusters of 4', (vcpus) => (vcpus <= FLAT_MAX_VCPUS ? LogicalMode.Flat : LogicalMode.Cluster));
+export const logicalFlat = logicalDefinition(
+  'logical-flat',
+  'flat logical-destination multicast over every destination pattern (up to 8 vCPUs)',
+  FLAT_MAX_VCPUS,
+  'the flat model has 8 logical ID bits',
+  () => LogicalMode.Flat,
+);
+export const logicalCluster = logicalDefinition(
+  'logical-cluster',
+  'cluster logical-destination multicast over every cluster and member mask (up to 60 vCPUs)',
+  CLUSTER_MAX_VCPUS,
+  'the cluster model has 15 clusters of 4',
+  () => LogicalMode.Cluster,
+);
+export const logical = logicalDefinition(
+  'logical',
+  'logical-destination multicast over every pattern: flat up to 8 vCPUs, cluster above (up to 60)',
+  CLUSTER_MAX_VCPUS,
+  'the cluster model has 15 clusters of 4',
+  (vcpus) => (vcpus <= FLAT_MAX_VCPUS ? LogicalMode.Flat : LogicalMode.Cluster),
+);

@@ -33,11 +33,20 @@ function variantChecks(report: VmReport, variant: Variant): ScenarioCheck[] {
   const checks = [
     check('every ping handled', pings === rounds, `target handled ${pings} ping(s) for ${rounds} round(s)`),
     check('every reply seen', slot(report, SENDER, 3) === rounds, `sender saw ${slot(report, SENDER, 3)} repl(ies) for ${rounds} round(s)`),
-    check('the wake ends the run', slot(report, TARGET, 1) === pings + 1, `target handled ${slot(report, TARGET, 1)} interrupt(s): ${pings} ping(s) + 1 WAKE expected`),
+    check(
+      'the wake ends the run',
+      slot(report, TARGET, 1) === pings + 1,
+      `target handled ${slot(report, TARGET, 1)} interrupt(s): ${pings} ping(s) + 1 WAKE expected`,
+    ),
   ];
   if (variant.replyIpi) {
-    checks.push(check('one pong per ping', slot(report, TARGET, 0) === rounds && slot(report, SENDER, 1) === rounds,
-      `target sent ${slot(report, TARGET, 0)}, sender handled ${slot(report, SENDER, 1)}, for ${rounds} round(s)`));
+    checks.push(
+      check(
+        'one pong per ping',
+        slot(report, TARGET, 0) === rounds && slot(report, SENDER, 1) === rounds,
+        `target sent ${slot(report, TARGET, 0)}, sender handled ${slot(report, SENDER, 1)}, for ${rounds} round(s)`,
+      ),
+    );
   }
   if (variant.targetHalts) {
     const halts = slot(report, TARGET, 4);
@@ -45,7 +54,13 @@ function variantChecks(report: VmReport, variant: Variant): ScenarioCheck[] {
     // One HLT per round, plus one more unless the final WAKE arrived before the target got back to
     // HLT: it answers inside its handler, so the sender can send WAKE before the handler's iret.
     const perRound = halts === rounds || halts === rounds + 1;
-    checks.push(check('one HLT per round', perRound && haltExits === halts, `target executed ${halts} HLT(s) (${haltExits} halt exits) for ${rounds} round(s), plus one if the WAKE came after the last`));
+    checks.push(
+      check(
+        'one HLT per round',
+        perRound && haltExits === halts,
+        `target executed ${halts} HLT(s) (${haltExits} halt exits) for ${rounds} round(s), plus one if the WAKE came after the last`,
+      ),
+    );
   }
   return checks;
 }
@@ -61,13 +76,17 @@ function pingPongVariant(variant: Variant): ScenarioDefinition {
     defaultIpis: variant.defaultIpis,
     latency: variant.latency,
     abortCodes: ABORT_CODES,
-    defines: () => new Map([
-      ['TARGET_HALTS', variant.targetHalts ? 1 : 0],
-      ['REPLY_IPI', variant.replyIpi ? 1 : 0],
-      ['WAIT_ASLEEP', variant.waitAsleep ? 1 : 0],
-    ]),
+    defines: () =>
+      new Map([
+        ['TARGET_HALTS', variant.targetHalts ? 1 : 0],
+        ['REPLY_IPI', variant.replyIpi ? 1 : 0],
+        ['WAIT_ASLEEP', variant.waitAsleep ? 1 : 0],
+      ]),
     ...(variant.waitAsleep ? { vmConfig: () => ({ haltPolling: false }) } : {}),
-    check: (report: VmReport, parameters: ScenarioParameters) => [...commonChecks(report, definition, parameters), ...variantChecks(report, variant)],
+    check: (report: VmReport, parameters: ScenarioParameters) => [
+      ...commonChecks(report, definition, parameters),
+      ...variantChecks(report, variant),
+    ],
   };
   return definition;
 }
@@ -78,7 +97,7 @@ export const pingPong = pingPongVariant({
   targetHalts: false,
   replyIpi: true,
   waitAsleep: false,
-  latency: 'round trip: the sender\'s ICR write to its pong handler having run',
+  latency: "round trip: the sender's ICR write to its pong handler having run",
   defaultIpis: 40_000,
 });
 
@@ -88,7 +107,7 @@ export const pingPongHalt = pingPongVariant({
   targetHalts: true,
   replyIpi: true,
   waitAsleep: false,
-  latency: 'round trip to a target entering HLT: the sender\'s ICR write to its pong handler having run',
+  latency: "round trip to a target entering HLT: the sender's ICR write to its pong handler having run",
   defaultIpis: 20_000,
 });
 
@@ -98,7 +117,7 @@ export const ack = pingPongVariant({
   targetHalts: false,
   replyIpi: false,
   waitAsleep: false,
-  latency: 'one way: the sender\'s ICR write to the sender seeing the target handler\'s ack',
+  latency: "one way: the sender's ICR write to the sender seeing the target handler's ack",
   defaultIpis: 40_000,
 });
 
@@ -108,6 +127,6 @@ export const ackHalt = pingPongVariant({
   targetHalts: true,
   replyIpi: false,
   waitAsleep: true,
-  latency: 'wake-up: the sender\'s ICR write to the sender seeing the ack of a target that was asleep',
+  latency: "wake-up: the sender's ICR write to the sender seeing the ack of a target that was asleep",
   defaultIpis: 2_000,
 });

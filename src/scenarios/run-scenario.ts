@@ -67,9 +67,15 @@ export function assembleScenario(
     // `.include "name"`: a file beside the program; no subdirectories, no '..'.
     readInclude: includeFilesRelativeTo(path, { fileName: definition.program, sameDirectoryOnly: true }),
   });
-  if (!result.ok) throw new ScenarioProgramError(`scenario ${definition.name}: ${definition.program} does not assemble:\n${result.errors.map(formatDiagnostic).join('\n')}`);
+  if (!result.ok)
+    throw new ScenarioProgramError(
+      `scenario ${definition.name}: ${definition.program} does not assemble:\n${result.errors.map(formatDiagnostic).join('\n')}`,
+    );
   const stop = result.program.symbols.get(STOP_REQUESTED_SYMBOL);
-  if (stop === undefined || stop % 4 !== 0) throw new ScenarioProgramError(`scenario ${definition.name}: ${definition.program} must declare a 4-aligned '${STOP_REQUESTED_SYMBOL}: .word 0'`);
+  if (stop === undefined || stop % 4 !== 0)
+    throw new ScenarioProgramError(
+      `scenario ${definition.name}: ${definition.program} must declare a 4-aligned '${STOP_REQUESTED_SYMBOL}: .word 0'`,
+    );
   return result.program;
 }
 
@@ -81,7 +87,12 @@ export async function runScenario(
   const resolved = resolveParameters(definition, parameters);
   const program = assembleScenario(definition, resolved, options.defines);
   const hotAdds = resolved.hotAdd ?? 0;
-  const vm = await Vm.create({ ...definition.vmConfig?.(resolved), ...options.vmConfig, vcpus: resolved.vcpus, maxVcpus: resolved.vcpus + hotAdds });
+  const vm = await Vm.create({
+    ...definition.vmConfig?.(resolved),
+    ...options.vmConfig,
+    vcpus: resolved.vcpus,
+    maxVcpus: resolved.vcpus + hotAdds,
+  });
   vm.loadProgram(program);
   const { seconds, ipis } = resolved;
   // RAM slot 0 maps guest-physical 0 at pool offset 0, so the symbol's address indexes the pool.
@@ -101,21 +112,35 @@ export async function runScenario(
       if (ended) return;
       clockStartedAt = performance.now();
       timer = setTimeout(() => Atomics.store(ram, stopIndex, 1), seconds * 1000);
-      if (hotAdds > 0) hotAdding = hotAddDuring(vm, hotAdds, seconds, () => ended, onlineIndex === undefined ? undefined : (created) => Atomics.store(ram, onlineIndex, created));
+      if (hotAdds > 0)
+        hotAdding = hotAddDuring(
+          vm,
+          hotAdds,
+          seconds,
+          () => ended,
+          onlineIndex === undefined ? undefined : (created) => Atomics.store(ram, onlineIndex, created),
+        );
     });
   }
   const onProgress = options.onProgress;
   try {
     const report = await vm.wait({
       timeoutSeconds: options.timeoutSeconds ?? (seconds ?? 0) + DEFAULT_GRACE_SECONDS,
-      ...(onProgress === undefined ? {} : {
-        onProgress: (elapsedSeconds: number) => {
-          const fraction = seconds !== undefined
-            ? (clockStartedAt === undefined ? 0 : (performance.now() - clockStartedAt) / 1000 / seconds)
-            : ipis !== undefined ? vm.liveIpisSent() / ipis : undefined;
-          onProgress({ elapsedSeconds, ...(fraction === undefined ? {} : { fraction: Math.min(1, fraction) }) });
-        },
-      }),
+      ...(onProgress === undefined
+        ? {}
+        : {
+            onProgress: (elapsedSeconds: number) => {
+              const fraction =
+                seconds !== undefined
+                  ? clockStartedAt === undefined
+                    ? 0
+                    : (performance.now() - clockStartedAt) / 1000 / seconds
+                  : ipis !== undefined
+                    ? vm.liveIpisSent() / ipis
+                    : undefined;
+              onProgress({ elapsedSeconds, ...(fraction === undefined ? {} : { fraction: Math.min(1, fraction) }) });
+            },
+          }),
     });
     ended = true;
     const hotAddErrors = await hotAdding;
@@ -123,7 +148,10 @@ export async function runScenario(
       ...definition.check(report, resolved),
       ...(hotAddErrors.length === 0 ? [] : [{ name: 'hot-add calls succeeded', ok: false, detail: hotAddErrors.join('; ') }]),
     ];
-    return { result: { scenario: definition.name, parameters: resolved, report, checks, ok: report.ok && checks.every((entry) => entry.ok) }, vm };
+    return {
+      result: { scenario: definition.name, parameters: resolved, report, checks, ok: report.ok && checks.every((entry) => entry.ok) },
+      vm,
+    };
   } finally {
     ended = true;
     if (timer !== undefined) clearTimeout(timer);
@@ -134,14 +162,23 @@ export async function runScenario(
  * Hot-adds `count` vCPUs at evenly spaced moments of a `seconds`-long run (k / (count + 1) of it),
  * one after another, announcing each through `announce` (the program's online_vcpus). Returns the errors of calls that failed (the run still ends normally).
  */
-async function hotAddDuring(vm: Vm, count: number, seconds: number, ended: () => boolean, announce?: (created: number) => void): Promise<string[]> {
+async function hotAddDuring(
+  vm: Vm,
+  count: number,
+  seconds: number,
+  ended: () => boolean,
+  announce?: (created: number) => void,
+): Promise<string[]> {
   const errors: string[] = [];
   const startedAt = performance.now();
   for (let k = 1; k <= count; k++) {
     const due = startedAt + (seconds * 1000 * k) / (count + 1);
     const delay = due - performance.now();
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    if (ended()) { errors.push(`${count - k + 1} hot-add(s) not made: the run ended first`); break; }
+    if (ended()) {
+      errors.push(`${count - k + 1} hot-add(s) not made: the run ended first`);
+      break;
+    }
     try {
       await vm.hotAddVcpu();
       announce?.(vm.createdVcpus);

@@ -11,11 +11,7 @@ import type { VmReport } from '../kvm/report/vm-report.js';
 import { ipiBudget, UNLIMITED_IPIS } from './scenario-parameters.js';
 import type { ScenarioCheck, ScenarioDefinition, ScenarioParameters } from './scenario.js';
 
-export const ReportSlot = {
-  IcrWrites: 0,
-  InterruptsHandled: 1,
-  MeasuredOperations: 2,
-} as const;
+export const ReportSlot = { IcrWrites: 0, InterruptsHandled: 1, MeasuredOperations: 2 } as const;
 
 export function check(name: string, ok: boolean, detail: string): ScenarioCheck {
   return { name, ok, detail };
@@ -46,8 +42,17 @@ export function everyVcpu(
   what: string,
 ): ScenarioCheck {
   const wrong = vcpus.filter((vcpu) => actual(vcpu) !== expected(vcpu));
-  const shown = wrong.slice(0, 4).map((vcpu) => `vCPU ${vcpu}: ${actual(vcpu)} != ${expected(vcpu)}`).join('; ');
-  return check(name, wrong.length === 0, wrong.length === 0 ? `${what} agree on ${vcpus.length} vCPU(s)` : `${what}: ${shown}${wrong.length > 4 ? ` (and ${wrong.length - 4} more)` : ''}`);
+  const shown = wrong
+    .slice(0, 4)
+    .map((vcpu) => `vCPU ${vcpu}: ${actual(vcpu)} != ${expected(vcpu)}`)
+    .join('; ');
+  return check(
+    name,
+    wrong.length === 0,
+    wrong.length === 0
+      ? `${what} agree on ${vcpus.length} vCPU(s)`
+      : `${what}: ${shown}${wrong.length > 4 ? ` (and ${wrong.length - 4} more)` : ''}`,
+  );
 }
 
 /** "guest assertion failed: code 3, value 7" -> "... (code 3: the IPI was not handled)". */
@@ -60,27 +65,51 @@ function nameAbort(description: string, codes: ReadonlyMap<number, string> | und
 /** The checks every scenario makes, before its own. */
 export function commonChecks(report: VmReport, definition: ScenarioDefinition, parameters: ScenarioParameters): ScenarioCheck[] {
   const vcpus = report.perVcpu.map((entry) => entry.vcpu);
-  const failures = [...report.faults.map((fault) => `vCPU ${fault.vcpu}: ${nameAbort(fault.description, definition.abortCodes)}`), ...report.errors.map((error) => `vCPU ${error.vcpu}: ${error.message}`)];
+  const failures = [
+    ...report.faults.map((fault) => `vCPU ${fault.vcpu}: ${nameAbort(fault.description, definition.abortCodes)}`),
+    ...report.errors.map((error) => `vCPU ${error.vcpu}: ${error.message}`),
+  ];
   const notDone = report.perVcpu.filter((entry) => !entry.guest.done || entry.guest.doneStatus !== 0).map((entry) => entry.vcpu);
   const checks = [
-    check('no IPI lost', report.ipis.lost === 0, `accepted ${report.ipis.accepted} = delivered ${report.ipis.delivered} + pending ${report.ipis.pending} + lost ${report.ipis.lost}`),
+    check(
+      'no IPI lost',
+      report.ipis.lost === 0,
+      `accepted ${report.ipis.accepted} = delivered ${report.ipis.delivered} + pending ${report.ipis.pending} + lost ${report.ipis.lost}`,
+    ),
     check('no lost wake-up', report.lostWakeups === 0, `${report.lostWakeups} bounded wait(s) timed out with an event pending`),
     check(
       'every vCPU finished',
       report.exit.reason === 'all-done' && notDone.length === 0,
       report.exit.reason === 'all-done' && notDone.length === 0
         ? `${vcpus.length} vCPU(s) reported done`
-        : [`exit ${report.exit.reason}: ${report.exit.detail}`, ...failures, ...(notDone.length > 0 ? [`not done: vCPU ${notDone.slice(0, 8).join(', ')}`] : [])].join('; '),
+        : [
+            `exit ${report.exit.reason}: ${report.exit.detail}`,
+            ...failures,
+            ...(notDone.length > 0 ? [`not done: vCPU ${notDone.slice(0, 8).join(', ')}`] : []),
+          ].join('; '),
     ),
-    everyVcpu('ICR writes match IPI commands', vcpus, (vcpu) => slot(report, vcpu, ReportSlot.IcrWrites), (vcpu) => report.perVcpu[vcpu]!.counters.ipiCommands, 'guest ICR writes (slot 0) and emulator IPI commands'),
+    everyVcpu(
+      'ICR writes match IPI commands',
+      vcpus,
+      (vcpu) => slot(report, vcpu, ReportSlot.IcrWrites),
+      (vcpu) => report.perVcpu[vcpu]!.counters.ipiCommands,
+      'guest ICR writes (slot 0) and emulator IPI commands',
+    ),
     check(
       'handler runs match deliveries',
       slotSum(report, ReportSlot.InterruptsHandled) === report.ipis.delivered,
       `guest handler runs (slot 1) ${slotSum(report, ReportSlot.InterruptsHandled)}, emulator deliveries ${report.ipis.delivered}`,
     ),
-    everyVcpu('one latency sample per operation', vcpus, (vcpu) => report.perVcpu[vcpu]!.counters.latencySamples, (vcpu) => slot(report, vcpu, ReportSlot.MeasuredOperations), 'latency samples and measured operations (slot 2)'),
+    everyVcpu(
+      'one latency sample per operation',
+      vcpus,
+      (vcpu) => report.perVcpu[vcpu]!.counters.latencySamples,
+      (vcpu) => slot(report, vcpu, ReportSlot.MeasuredOperations),
+      'latency samples and measured operations (slot 2)',
+    ),
   ];
   const budget = ipiBudget(parameters);
-  if (budget !== UNLIMITED_IPIS) checks.push(check('IPI budget sent', report.ipis.sent >= budget, `${report.ipis.sent} IPI messages sent for a budget of ${budget}`));
+  if (budget !== UNLIMITED_IPIS)
+    checks.push(check('IPI budget sent', report.ipis.sent >= budget, `${report.ipis.sent} IPI messages sent for a budget of ${budget}`));
   return checks;
 }

@@ -25,10 +25,12 @@ export function resolveParameters(definition: ScenarioDefinition, parameters: Sc
   const maximum = Math.min(definition.maximumVcpus, MAX_SCENARIO_VCPUS);
   if (!Number.isInteger(vcpus) || vcpus < minimum || vcpus > maximum) {
     const range = minimum === maximum ? `exactly ${minimum}` : `${minimum} to ${maximum}`;
-    const reason = definition.vcpuLimitReason === undefined || vcpus <= maximum || !Number.isInteger(vcpus) ? '' : ` (${definition.vcpuLimitReason})`;
+    const reason =
+      definition.vcpuLimitReason === undefined || vcpus <= maximum || !Number.isInteger(vcpus) ? '' : ` (${definition.vcpuLimitReason})`;
     throw new ScenarioParameterError(`pattern ${definition.name} needs ${range} vCPUs${reason}, got ${vcpus}`);
   }
-  if (ipis !== undefined && seconds !== undefined) throw new ScenarioParameterError(`give ipis or seconds, not both (got ipis ${ipis} and seconds ${seconds})`);
+  if (ipis !== undefined && seconds !== undefined)
+    throw new ScenarioParameterError(`give ipis or seconds, not both (got ipis ${ipis} and seconds ${seconds})`);
   if (ipis !== undefined && (!Number.isInteger(ipis) || ipis < 1 || ipis > MAX_IPIS)) {
     throw new ScenarioParameterError(`ipis must be an integer from 1 to ${MAX_IPIS}, got ${ipis}`);
   }
@@ -43,9 +45,12 @@ export function resolveParameters(definition: ScenarioDefinition, parameters: Sc
       throw new ScenarioParameterError(`pattern ${definition.name} does not support hot-add (pattern hot-add does)`);
     }
     if (!Number.isInteger(hotAdd) || hotAdd < 0 || vcpus + hotAdd > maximum) {
-      throw new ScenarioParameterError(`hot-add must be an integer from 0 to ${maximum - vcpus} (${vcpus} vCPUs, at most ${maximum}), got ${hotAdd}`);
+      throw new ScenarioParameterError(
+        `hot-add must be an integer from 0 to ${maximum - vcpus} (${vcpus} vCPUs, at most ${maximum}), got ${hotAdd}`,
+      );
     }
-    if (seconds === undefined) throw new ScenarioParameterError('hot-add needs a time-based run (seconds): the vCPUs are added at evenly spaced moments of it');
+    if (seconds === undefined)
+      throw new ScenarioParameterError('hot-add needs a time-based run (seconds): the vCPUs are added at evenly spaced moments of it');
     return { vcpus, seconds, seed, hotAdd };
   }
   return seconds !== undefined ? { vcpus, seconds, seed } : { vcpus, ipis: ipis ?? definition.defaultIpis, seed };
@@ -53,7 +58,7 @@ export function resolveParameters(definition: ScenarioDefinition, parameters: Sc
 
 /** The guest's IPI budget: total IPI messages to send, or UNLIMITED_IPIS for a time-based run. */
 export function ipiBudget(parameters: ScenarioParameters): number {
-  return parameters.seconds !== undefined ? UNLIMITED_IPIS : parameters.ipis ?? UNLIMITED_IPIS;
+  return parameters.seconds !== undefined ? UNLIMITED_IPIS : (parameters.ipis ?? UNLIMITED_IPIS);
 }
 
 /**

@@ -26,10 +26,32 @@ function shootdownChecks(report: VmReport): ScenarioCheck[] {
   const total = slotSum(report, 2);
   const expected = expectedShootdowns(report.vcpus, total, SHOOTDOWN_ROTATE_EVERY);
   return [
-    everyVcpu('acks = IPIs per target', vcpus, (vcpu) => slot(report, vcpu, 3), (vcpu) => slot(report, vcpu, 4), 'flushes acknowledged and shootdown IPIs sent'),
-    check('every shootdown hit 1 to N-1 vCPUs', slotSum(report, 4) >= total && slotSum(report, 4) <= total * (report.vcpus - 1), `${slotSum(report, 4)} shootdown IPIs for ${total} shootdown(s) of ${report.vcpus} vCPUs`),
-    everyVcpu(`initiator rotates every ${SHOOTDOWN_ROTATE_EVERY}`, vcpus, (vcpu) => slot(report, vcpu, 2), (vcpu) => expected.shootdowns[vcpu]!, 'shootdowns initiated and the rotation'),
-    everyVcpu('terms served', vcpus, (vcpu) => slot(report, vcpu, 6), (vcpu) => expected.terms[vcpu]!, 'terms served and the rotation'),
+    everyVcpu(
+      'acks = IPIs per target',
+      vcpus,
+      (vcpu) => slot(report, vcpu, 3),
+      (vcpu) => slot(report, vcpu, 4),
+      'flushes acknowledged and shootdown IPIs sent',
+    ),
+    check(
+      'every shootdown hit 1 to N-1 vCPUs',
+      slotSum(report, 4) >= total && slotSum(report, 4) <= total * (report.vcpus - 1),
+      `${slotSum(report, 4)} shootdown IPIs for ${total} shootdown(s) of ${report.vcpus} vCPUs`,
+    ),
+    everyVcpu(
+      `initiator rotates every ${SHOOTDOWN_ROTATE_EVERY}`,
+      vcpus,
+      (vcpu) => slot(report, vcpu, 2),
+      (vcpu) => expected.shootdowns[vcpu]!,
+      'shootdowns initiated and the rotation',
+    ),
+    everyVcpu(
+      'terms served',
+      vcpus,
+      (vcpu) => slot(report, vcpu, 6),
+      (vcpu) => expected.terms[vcpu]!,
+      'terms served and the rotation',
+    ),
   ];
 }
 
@@ -40,7 +62,7 @@ export const shootdown: ScenarioDefinition = {
   maximumVcpus: 255,
   program: 'shootdown.s',
   defaultIpis: 20_000,
-  latency: 'one shootdown: the initiator\'s first ICR write to its seeing the last target\'s ack of that generation',
+  latency: "one shootdown: the initiator's first ICR write to its seeing the last target's ack of that generation",
   abortCodes: new Map([
     [1, 'the vCPU count differs from VCPUS (or is below 2)'],
     [2, 'not every vCPU came online within 4 s'],

@@ -13,8 +13,12 @@ function filesUnder(directory: string): string[] {
   const absolute = resolve(REPOSITORY_ROOT, directory);
   if (!existsSync(absolute)) return [];
   const walk = (current: string): string[] =>
-    readdirSync(current, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? walk(join(current, entry.name)) : [join(current, entry.name)]));
-  return walk(absolute).map((file) => relative(REPOSITORY_ROOT, file).split(sep).join('/')).sort();
+    readdirSync(current, { withFileTypes: true }).flatMap((entry) =>
+      entry.isDirectory() ? walk(join(current, entry.name)) : [join(current, entry.name)],
+    );
+  return walk(absolute)
+    .map((file) => relative(REPOSITORY_ROOT, file).split(sep).join('/'))
+    .sort();
 }
 
 // Built from pieces so that this file does not match itself.
@@ -22,10 +26,17 @@ const SECTION = '\u00a7';
 const FORBIDDEN: readonly { readonly what: string; readonly pattern: RegExp }[] = [
   { what: `a spec section ("spec ${SECTION}")`, pattern: new RegExp(`spec ${SECTION}`, 'i') },
   { what: `a research section ("research ${SECTION}")`, pattern: new RegExp(`research ${SECTION}`, 'i') },
-  { what: `a path outside the repository (${['..', 'shared'].join('/')}, ${['/work', 'shared'].join('/')})`, pattern: new RegExp(`(\\.\\.|/work)/${'shared'}\\b`) },
+  {
+    what: `a path outside the repository (${['..', 'shared'].join('/')}, ${['/work', 'shared'].join('/')})`,
+    pattern: new RegExp(`(\\.\\.|/work)/${'shared'}\\b`),
+  },
   {
     what: 'a document that lives outside the repository',
-    pattern: new RegExp(['avic-model', 'peers-and-scenarios', 'aesthetic-anchors', 'node-runtime-limits', 'upstream-avic-and-determinism'].map((name) => `${name}\\.md`).join('|')),
+    pattern: new RegExp(
+      ['avic-model', 'peers-and-scenarios', 'aesthetic-anchors', 'node-runtime-limits', 'upstream-avic-and-determinism']
+        .map((name) => `${name}\\.md`)
+        .join('|'),
+    ),
   },
 ];
 

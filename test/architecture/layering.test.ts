@@ -39,7 +39,10 @@ const ALLOWED_IMPORTS: Readonly<Record<Layer, readonly Layer[]>> = {
 /** Layers that are pure models: no npm packages and no Node builtins. */
 const NO_PACKAGES: ReadonlySet<Layer> = new Set(['hw', 'memory', 'guest']);
 
-const SOURCE_FILES = [...typeScriptFilesUnder('src'), ...(existsSync(resolve(REPOSITORY_ROOT, 'workers')) ? typeScriptFilesUnder('workers') : [])];
+const SOURCE_FILES = [
+  ...typeScriptFilesUnder('src'),
+  ...(existsSync(resolve(REPOSITORY_ROOT, 'workers')) ? typeScriptFilesUnder('workers') : []),
+];
 const EDGES: readonly ImportEdge[] = SOURCE_FILES.flatMap(importsOf);
 const describeEdge = (edge: ImportEdge): string => `${edge.from} -> ${edge.specifier}`;
 
@@ -79,7 +82,9 @@ describe('source layering (architecture.md "The layers, and which way imports go
 
   it('relative imports end in .js and name an existing .ts source', () => {
     const offenders = EDGES.filter(
-      (edge) => edge.target !== undefined && (!edge.specifier.endsWith('.js') || !existsSync(resolve(REPOSITORY_ROOT, edge.target.replace(/\.js$/, '.ts')))),
+      (edge) =>
+        edge.target !== undefined &&
+        (!edge.specifier.endsWith('.js') || !existsSync(resolve(REPOSITORY_ROOT, edge.target.replace(/\.js$/, '.ts')))),
     ).map(describeEdge);
 
     expect(offenders).toEqual([]);
@@ -175,7 +180,12 @@ describe('blocking waits (architecture.md "Threads and who owns what")', () => {
   // synchronize on a worker. The main thread must use Atomics.waitAsync:
   // a blocked event loop freezes piscina and vitest. A new call site fails here until it is reviewed
   // and added.
-  const ATOMICS_WAIT_ALLOWED = ['src/host/host-cpu.ts', 'src/host/srcu.ts', 'src/kvm/lapic/local-apic-emulation.ts', 'src/lockdep/lock-wait.ts'];
+  const ATOMICS_WAIT_ALLOWED = [
+    'src/host/host-cpu.ts',
+    'src/host/srcu.ts',
+    'src/kvm/lapic/local-apic-emulation.ts',
+    'src/lockdep/lock-wait.ts',
+  ];
 
   it('only the reviewed worker-side files call Atomics.wait(', () => {
     const callers = SOURCE_FILES.filter((file) => callSitesOf(file, 'Atomics', 'wait').length > 0);

@@ -1,7 +1,14 @@
 // The issue-11 benches' arithmetic and readings (bench/lib/host-cpus.ts): no timing is asserted.
 
 import { describe, expect, it } from 'vitest';
-import { coalescedShare, parseVmHwmKiB, peakRss, quantumBoundUs, refusesVcpuCount, sizesFromEnvironment } from '../../bench/lib/host-cpus.js';
+import {
+  coalescedShare,
+  parseVmHwmKiB,
+  peakRss,
+  quantumBoundUs,
+  refusesVcpuCount,
+  sizesFromEnvironment,
+} from '../../bench/lib/host-cpus.js';
 import { VmConfigError } from '../../src/kvm/vm/vm-config.js';
 import { validateConfig } from '../../src/kvm/vm/vm-config.js';
 
@@ -45,7 +52,9 @@ describe('peak resident set', () => {
   });
 
   it('falls back to maxRSS when there is no /proc status or no VmHWM line', () => {
-    const unreadable = peakRss(() => { throw new Error('ENOENT'); });
+    const unreadable = peakRss(() => {
+      throw new Error('ENOENT');
+    });
     expect(unreadable.source).toBe('maxRSS');
     expect(unreadable.mib).toBeGreaterThan(0);
     expect(peakRss(() => 'Name:\tnode\n').source).toBe('maxRSS');
@@ -55,7 +64,11 @@ describe('peak resident set', () => {
 describe('refusesVcpuCount', () => {
   it('recognises the VM refusing its vCPU count', () => {
     let refusal: unknown;
-    try { validateConfig({ vcpus: 100_000 }); } catch (error) { refusal = error; }
+    try {
+      validateConfig({ vcpus: 100_000 });
+    } catch (error) {
+      refusal = error;
+    }
     expect(refusal).toBeInstanceOf(VmConfigError);
     expect(refusesVcpuCount(refusal)).toBe(true);
   });
@@ -78,6 +91,8 @@ describe('sizesFromEnvironment', () => {
   });
 
   it('refuses a size the bench does not run', () => {
-    expect(() => sizesFromEnvironment('BENCH_STORM_BEFORE', '8,64', allowed)).toThrow("BENCH_STORM_BEFORE must be 'none' or a comma-separated subset of 8,32,255, got '8,64'");
+    expect(() => sizesFromEnvironment('BENCH_STORM_BEFORE', '8,64', allowed)).toThrow(
+      "BENCH_STORM_BEFORE must be 'none' or a comma-separated subset of 8,32,255, got '8,64'",
+    );
   });
 });

@@ -11,17 +11,19 @@ import { describe, expect, it } from 'vitest';
 const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 const HALTER_SENDER = ['stress', '--pattern', 'halter-sender', '--vcpus', '2', '--ipis', '2000'];
 /** The watchdog's words for the halter (vCPU 0) blocked with the selftest's vector 0xA5 in its IRR. */
-const HALTER_BLOCKED_WITH_IPI = /vCPU 0 is blocked with vector 165 \(0xa5\) deliverable in its IRR and no wake-up coming \(a lost wake-up\)/;
+const HALTER_BLOCKED_WITH_IPI =
+  /vCPU 0 is blocked with vector 165 \(0xa5\) deliverable in its IRR and no wake-up coming \(a lost wake-up\)/;
 
 function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
   if (result.error !== undefined) throw result.error;
-  if (result.signal !== null) throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  if (result.signal !== null)
+    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 describe('halter-sender with the erratum #1235 model', () => {
-  it('2 host CPUs: a stale IsRunning read loses the halter\'s wake-up; the watchdog names it, exit 1 (JSON)', () => {
+  it("2 host CPUs: a stale IsRunning read loses the halter's wake-up; the watchdog names it, exit 1 (JSON)", () => {
     const result = cli([...HALTER_SENDER, '--host-cpus', '2', '--erratum-1235', '--json']);
     expect(result.status, result.stderr).toBe(1);
     const summary = JSON.parse(result.stdout) as Record<string, any>;
@@ -43,10 +45,12 @@ describe('halter-sender with the erratum #1235 model', () => {
     expect(result.stdout).toMatch(/^FAILED: halter-sender on 2 vCPUs/);
     expect(result.stdout).toMatch(HALTER_BLOCKED_WITH_IPI);
     expect(result.stdout).toMatch(/lost wake-ups 1 /);
-    expect(result.stdout).toMatch(/erratum {5}AMD erratum #1235 modelled \(window 100 µs\): [1-9][\d,]* stale IsRunning reads? \(doorbell rung, no exit\)/);
+    expect(result.stdout).toMatch(
+      /erratum {5}AMD erratum #1235 modelled \(window 100 µs\): [1-9][\d,]* stale IsRunning reads? \(doorbell rung, no exit\)/,
+    );
   });
 
-  it('with --no-ipiv (KVM\'s work-around) the same runs pass: every IPI exits, nothing is missed or lost', () => {
+  it("with --no-ipiv (KVM's work-around) the same runs pass: every IPI exits, nothing is missed or lost", () => {
     for (const hostCpus of ['2', '1']) {
       const result = cli([...HALTER_SENDER, '--host-cpus', hostCpus, '--erratum-1235', '--no-ipiv', '--json']);
       expect(result.status, `--host-cpus ${hostCpus}: ${result.stdout.slice(0, 400)}${result.stderr}`).toBe(0);

@@ -88,19 +88,22 @@ function fieldsOf(value: unknown, path = '', into = new Map<string, Set<string>>
   return into;
 }
 
-const parentOf = (path: string): string => path.endsWith('[]') ? path.slice(0, -2) : path.includes('.') ? path.slice(0, path.lastIndexOf('.')) : '';
+const parentOf = (path: string): string =>
+  path.endsWith('[]') ? path.slice(0, -2) : path.includes('.') ? path.slice(0, path.lastIndexOf('.')) : '';
 
 function compare(table: FieldTable, outputs: readonly unknown[]): { missing: string[]; undocumented: string[]; wrongType: string[] } {
   const seen = new Map<string, Set<string>>();
   for (const output of outputs) {
     for (const [path, types] of fieldsOf(output)) seen.set(path, new Set([...(seen.get(path) ?? []), ...types]));
   }
-  const missing = [...table].filter(([path, field]) => {
-    // An array's elements exist only when it has some: "x[]" itself is never required.
-    if (field.optional || seen.has(path) || path.endsWith('[]')) return false;
-    const parent = parentOf(path);
-    return parent === '' || seen.has(parent);
-  }).map(([path]) => path);
+  const missing = [...table]
+    .filter(([path, field]) => {
+      // An array's elements exist only when it has some: "x[]" itself is never required.
+      if (field.optional || seen.has(path) || path.endsWith('[]')) return false;
+      const parent = parentOf(path);
+      return parent === '' || seen.has(parent);
+    })
+    .map(([path]) => path);
   const undocumented = [...seen.keys()].filter((path) => !table.has(path));
   const wrongType = [...seen].flatMap(([path, types]) => {
     const documented = table.get(path);
@@ -121,19 +124,28 @@ function jsonOf(args: readonly string[], statuses: readonly number[] = [0]): unk
 const DOC = parseJsonDoc(readFileSync(`${REPOSITORY}/docs/json.md`, 'utf8'));
 
 const RUNS: ReadonlyArray<readonly [string, () => unknown[]]> = [
-  ['run', () => [
-    jsonOf(['run', 'test/fixtures/cli/load-outside-memory.s', '--vcpus', '2', '--json'], [1]),
-    jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--lockdep', '--json']),
-  ]],
-  ['stress', () => [
-    jsonOf(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--json']),
-    jsonOf(['stress', '--pattern', 'storm', '--vcpus', '2', '--ipis', '200', '--lockdep', '--json']),
-  ]],
+  [
+    'run',
+    () => [
+      jsonOf(['run', 'test/fixtures/cli/load-outside-memory.s', '--vcpus', '2', '--json'], [1]),
+      jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--lockdep', '--json']),
+    ],
+  ],
+  [
+    'stress',
+    () => [
+      jsonOf(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--json']),
+      jsonOf(['stress', '--pattern', 'storm', '--vcpus', '2', '--ipis', '200', '--lockdep', '--json']),
+    ],
+  ],
   ['scale', () => [jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '200', '--json'])]],
-  ['lockdep', () => [
-    jsonOf(['lockdep', '--scenario', 's1', '--ipis', '500', '--json'], [1]),
-    jsonOf(['lockdep', '--file', 'examples/locks/abba.yaml', '--json'], [1]),
-  ]],
+  [
+    'lockdep',
+    () => [
+      jsonOf(['lockdep', '--scenario', 's1', '--ipis', '500', '--json'], [1]),
+      jsonOf(['lockdep', '--file', 'examples/locks/abba.yaml', '--json'], [1]),
+    ],
+  ],
   ['conformance', () => [jsonOf(['conformance', '--case', 'apic/self-ipi-xapic', '--json'])]],
 ];
 

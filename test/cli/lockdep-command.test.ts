@@ -23,17 +23,36 @@ function cli(args: readonly string[]): { status: number | null; stdout: string; 
 function expectBalanced(ipis: IpiBalance): void {
   const dropped = ipis.dropped.illegalVector + ipis.dropped.invalidTarget + ipis.dropped.unsupported;
   expect(ipis.accepted + ipis.coalesced + dropped, JSON.stringify(ipis)).toBe(ipis.sent);
-  expect(ipis.delivered + ipis.pending + ipis.lost + ipis.discardedByInit + ipis.nmisMerged, JSON.stringify(ipis)).toBe(ipis.accepted + ipis.timerInterrupts);
+  expect(ipis.delivered + ipis.pending + ipis.lost + ipis.discardedByInit + ipis.nmisMerged, JSON.stringify(ipis)).toBe(
+    ipis.accepted + ipis.timerInterrupts,
+  );
 }
 
-describe('lockdep results: the replay VM\'s IPI balance, as run reports it', () => {
+describe("lockdep results: the replay VM's IPI balance, as run reports it", () => {
   const balance = (lost: number): IpiBalance => ({
-    commands: 100, sent: 100, accepted: 60, coalesced: 40, dropped: { illegalVector: 0, invalidTarget: 0, unsupported: 0 },
-    delivered: 60 - lost, pending: 0, timerInterrupts: 0, discardedByInit: 0, nmisMerged: 0, lost,
+    commands: 100,
+    sent: 100,
+    accepted: 60,
+    coalesced: 40,
+    dropped: { illegalVector: 0, invalidTarget: 0, unsupported: 0 },
+    delivered: 60 - lost,
+    pending: 0,
+    timerInterrupts: 0,
+    discardedByInit: 0,
+    nmisMerged: 0,
+    lost,
   });
-  const result = (lost: number): LockdepCommandResult => ({ scenario: 's4-fixed', verdict: 'clean', cycle: [], report: '', validator: true, ipis: balance(lost), problems: [] });
+  const result = (lost: number): LockdepCommandResult => ({
+    scenario: 's4-fixed',
+    verdict: 'clean',
+    cycle: [],
+    report: '',
+    validator: true,
+    ipis: balance(lost),
+    problems: [],
+  });
 
-  it('prints the run report\'s balance line', () => {
+  it("prints the run report's balance line", () => {
     expect(formatLockdepResult(result(0)).split('\n')).toContain(formatIpiBalance(balance(0)));
   });
 
@@ -47,18 +66,51 @@ describe('avic-smp lockdep', () => {
   it('--list names every replay with a one-line description', () => {
     const { status, stdout } = cli(['--list']);
     expect(status).toBe(0);
-    const names = stdout.trim().split('\n').map((line) => line.split(/\s+/)[0]);
-    expect(names).toEqual(['s1', 's1-fixed', 's3', 's3-fixed', 's4', 's4-fixed', 's5', 's5-fixed', 'rfc-v2-hot-add', 'rfc-v2-hot-add-fixed', 'abba']);
+    const names = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(/\s+/)[0]);
+    expect(names).toEqual([
+      's1',
+      's1-fixed',
+      's3',
+      's3-fixed',
+      's4',
+      's4-fixed',
+      's5',
+      's5-fixed',
+      'rfc-v2-hot-add',
+      'rfc-v2-hot-add-fixed',
+      'abba',
+    ]);
   });
 
   it('--scenario s4 --json: one object with the verdict, the cycle, the report and the IPI counts; exit 1', () => {
     const { status, stdout } = cli(['--scenario', 's4', '--json', '--ipis', '5000']);
     expect(status).toBe(1);
     const result = JSON.parse(stdout) as Record<string, any>;
-    expect(result).toMatchObject({ scenario: 's4', verdict: 'possible-deadlock', cycle: ['kvm->lock', 'kvm->srcu', 'kvm->lock'], validator: true, problems: [] });
+    expect(result).toMatchObject({
+      scenario: 's4',
+      verdict: 'possible-deadlock',
+      cycle: ['kvm->lock', 'kvm->srcu', 'kvm->lock'],
+      validator: true,
+      problems: [],
+    });
     expect(result.report).toContain('WARNING: possible circular locking dependency detected');
     // The same IPI balance as `run --json` and `stress --json`, and it balances.
-    expect(Object.keys(result.ipis).sort()).toEqual(['accepted', 'coalesced', 'commands', 'delivered', 'discardedByInit', 'dropped', 'lost', 'nmisMerged', 'pending', 'sent', 'timerInterrupts']);
+    expect(Object.keys(result.ipis).sort()).toEqual([
+      'accepted',
+      'coalesced',
+      'commands',
+      'delivered',
+      'discardedByInit',
+      'dropped',
+      'lost',
+      'nmisMerged',
+      'pending',
+      'sent',
+      'timerInterrupts',
+    ]);
     expect(result.ipis.sent).toBeGreaterThan(0);
     expect(result.ipis.lost).toBe(0);
     expectBalanced(result.ipis as IpiBalance);
@@ -68,7 +120,10 @@ describe('avic-smp lockdep', () => {
     const { status, stdout } = cli(['--scenario', 's4-fixed', '--ipis', '5000']);
     expect(status).toBe(0);
     const line = stdout.split('\n').find((each) => each.startsWith('IPIs: '));
-    const numbers = /^IPIs: sent ([\d,]+), delivered ([\d,]+), lost 0 \(accepted ([\d,]+), coalesced ([\d,]+), pending ([\d,]+), dropped: illegal vector ([\d,]+), invalid target ([\d,]+), unsupported ([\d,]+)\)$/.exec(line ?? '');
+    const numbers =
+      /^IPIs: sent ([\d,]+), delivered ([\d,]+), lost 0 \(accepted ([\d,]+), coalesced ([\d,]+), pending ([\d,]+), dropped: illegal vector ([\d,]+), invalid target ([\d,]+), unsupported ([\d,]+)\)$/.exec(
+        line ?? '',
+      );
     expect(numbers, `the run report's balance line, found: ${line}`).not.toBeNull();
     const [sent, delivered, accepted, coalesced, pending, ...dropped] = numbers!.slice(1).map((text) => Number(text.replaceAll(',', '')));
     expect(accepted! + coalesced! + dropped.reduce((total, count) => total + count, 0)).toBe(sent);
@@ -76,7 +131,7 @@ describe('avic-smp lockdep', () => {
     expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
   });
 
-  it('--host-cpus 1: the replay VM\'s vCPUs share one host CPU, the first line says so; still clean', () => {
+  it("--host-cpus 1: the replay VM's vCPUs share one host CPU, the first line says so; still clean", () => {
     const { status, stdout, stderr } = cli(['--scenario', 's1-fixed', '--vcpus', '3', '--host-cpus', '1', '--ipis', '3000']);
     expect(status, stdout + stderr).toBe(0);
     expect(stdout.split('\n')[0]).toBe('lockdep s1-fixed: validator on, 1 host CPU(s)');
@@ -106,7 +161,12 @@ describe('avic-smp lockdep', () => {
   });
 
   it('bad input: exit 2 with one clear message, no stack trace', () => {
-    for (const args of [['--scenario', 'nope'], ['--file', 'no/such/file.yaml'], ['--list', '--scenario', 's1'], ['--file', 'package.json']]) {
+    for (const args of [
+      ['--scenario', 'nope'],
+      ['--file', 'no/such/file.yaml'],
+      ['--list', '--scenario', 's1'],
+      ['--file', 'package.json'],
+    ]) {
       const { status, stdout, stderr } = cli(args);
       expect(status, args.join(' ')).toBe(2);
       expect(stdout).toBe('');
@@ -114,19 +174,30 @@ describe('avic-smp lockdep', () => {
       expect(stderr).not.toMatch(/\n\s+at /);
     }
     expect(cli(['--scenario', 'nope']).stderr).toContain('unknown lock scenario "nope"; the scenarios are: s1, s1-fixed');
-    expect(cli(['--file', 'package.json']).stderr).toContain('package.json:5:14: license: unknown key "license"; expected one of: name, description, documented-orders, locks, threads');
+    expect(cli(['--file', 'package.json']).stderr).toContain(
+      'package.json:5:14: license: unknown key "license"; expected one of: name, description, documented-orders, locks, threads',
+    );
   });
 
   it('a hostile scenario file (an alias bomb, an unanchored alias): exit 2 with one positioned line, no stack trace', () => {
     const directory = mkdtempSync(join(tmpdir(), 'lockdep-command-'));
     try {
       const bomb = join(directory, 'bomb.yaml');
-      const levels = Array.from({ length: 8 }, (_, level) => `${String.fromCharCode(98 + level)}: &${String.fromCharCode(98 + level)} [${Array(9).fill(`*${String.fromCharCode(97 + level)}`).join(', ')}]`);
+      const levels = Array.from(
+        { length: 8 },
+        (_, level) =>
+          `${String.fromCharCode(98 + level)}: &${String.fromCharCode(98 + level)} [${Array(9)
+            .fill(`*${String.fromCharCode(97 + level)}`)
+            .join(', ')}]`,
+      );
       writeFileSync(bomb, ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]', ...levels].join('\n'));
       const unanchored = join(directory, 'unanchored.yaml');
       writeFileSync(unanchored, 'locks: *nowhere\n');
       for (const [file, message] of [
-        [bomb, `avic-smp: ${bomb}:2:8: malformed file: aliases expand to more than 100 copies of their anchors (an anchor may be reused, not multiplied)\n`],
+        [
+          bomb,
+          `avic-smp: ${bomb}:2:8: malformed file: aliases expand to more than 100 copies of their anchors (an anchor may be reused, not multiplied)\n`,
+        ],
         [unanchored, `avic-smp: ${unanchored}:1:8: malformed file: alias *nowhere has no anchor &nowhere before it\n`],
       ] as const) {
         const { status, stdout, stderr } = cli(['--file', file]);

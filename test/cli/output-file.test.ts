@@ -17,8 +17,12 @@ const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url))
 const HAS_DEV_FULL = existsSync('/dev/full');
 let directory = '';
 
-beforeAll(() => { directory = mkdtempSync(join(tmpdir(), 'avic-smp-output-')); });
-afterAll(() => { rmSync(directory, { recursive: true, force: true }); });
+beforeAll(() => {
+  directory = mkdtempSync(join(tmpdir(), 'avic-smp-output-'));
+});
+afterAll(() => {
+  rmSync(directory, { recursive: true, force: true });
+});
 
 function thrown(write: () => unknown): unknown {
   try {

@@ -23,7 +23,8 @@ interface CliResult {
 function cli(args: readonly string[], cwd: string = FIXTURES): CliResult {
   const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
   if (result.error !== undefined) throw result.error;
-  if (result.signal !== null) throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  if (result.signal !== null)
+    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -35,18 +36,24 @@ function runJson(args: readonly string[], status: number): VmReport {
   return JSON.parse(result.stdout) as VmReport;
 }
 
-const RUN_OPTIONS = ['--vcpus', '--seconds', '--timeout', '--memory', '--no-ipiv', '--no-halt-poll', '--no-x2avic', '--no-x2avic-ext', '--json'];
+const RUN_OPTIONS = [
+  '--vcpus',
+  '--seconds',
+  '--timeout',
+  '--memory',
+  '--no-ipiv',
+  '--no-halt-poll',
+  '--no-x2avic',
+  '--no-x2avic-ext',
+  '--json',
+];
 
 beforeAll(() => {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
 });
 
 describe('avic-smp help', () => {
-  it.each([
-    ['--help'],
-    ['run --help'],
-    ['help run'],
-  ])('`avic-smp %s` exits 0 and mentions every option of run', (command) => {
+  it.each([['--help'], ['run --help'], ['help run']])('`avic-smp %s` exits 0 and mentions every option of run', (command) => {
     const result = cli(command.split(' '));
     expect(result.status).toBe(0);
     const help = result.stdout + result.stderr;
@@ -111,7 +118,10 @@ describe('avic-smp assembler errors', () => {
 
 describe('avic-smp run with .include (docs/guest-isa.md 5.1)', () => {
   it('reads each included file relative to the file that includes it, whatever the working directory', () => {
-    for (const [cwd, path] of [[FIXTURES, 'include-main.s'], [fileURLToPath(new URL('../..', import.meta.url)), 'test/fixtures/cli/include-main.s']] as const) {
+    for (const [cwd, path] of [
+      [FIXTURES, 'include-main.s'],
+      [fileURLToPath(new URL('../..', import.meta.url)), 'test/fixtures/cli/include-main.s'],
+    ] as const) {
       const result = cli(['run', path, '--vcpus', '2', '--json'], cwd);
       expect(result.status, `cwd ${cwd}\n${result.stderr}`).toBe(0);
       const report = JSON.parse(result.stdout) as VmReport;
@@ -204,7 +214,19 @@ describe('avic-smp guest faults exit 1', () => {
     const report = runJson(['guest-abort.s', '--vcpus', '2'], 1);
     expect(report.ok).toBe(false);
     expect(report.exit.reason).toBe('fault');
-    expect(report.faults, JSON.stringify({ exit: report.exit, faults: report.faults, errors: report.errors, perVcpu: report.perVcpu.map(({ counters: _, ...rest }) => rest) }, null, 1)).toHaveLength(1);
+    expect(
+      report.faults,
+      JSON.stringify(
+        {
+          exit: report.exit,
+          faults: report.faults,
+          errors: report.errors,
+          perVcpu: report.perVcpu.map(({ counters: _, ...rest }) => rest),
+        },
+        null,
+        1,
+      ),
+    ).toHaveLength(1);
     expect(report.faults[0]!.vcpu).toBe(0);
     expect(report.faults[0]!.fault.kind).toBe('guest-abort');
     expect(report.faults[0]!.description).toContain('code 42');
@@ -219,7 +241,13 @@ describe('avic-smp successful runs', () => {
     expect(report.vcpus).toBe(3);
     expect(report.ipiVirtualization).toBe(true);
     expect(report.ipis).toMatchObject({ sent: 0, delivered: 0, lost: 0 });
-    expect(report.exits.incompleteIpi).toEqual({ invalidInterruptType: 0, targetNotRunning: 0, invalidTarget: 0, invalidBackingPage: 0, invalidIpiVector: 0 });
+    expect(report.exits.incompleteIpi).toEqual({
+      invalidInterruptType: 0,
+      targetNotRunning: 0,
+      invalidTarget: 0,
+      invalidBackingPage: 0,
+      invalidIpiVector: 0,
+    });
     expect(report.faults).toEqual([]);
     expect(report.errors).toEqual([]);
     expect(report.perVcpu).toHaveLength(3);

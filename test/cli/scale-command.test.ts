@@ -18,7 +18,8 @@ let directory = '';
 function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 45_000 });
   if (result.error !== undefined) throw result.error;
-  if (result.signal !== null) throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  if (result.signal !== null)
+    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -26,11 +27,18 @@ function cli(args: readonly string[]): { status: number | null; stdout: string; 
 function svgTexts(svg: string): string[] {
   const texts: string[] = [];
   const strings = (node: unknown): string[] =>
-    typeof node === 'string' || typeof node === 'number' ? [String(node)]
-      : Array.isArray(node) ? node.flatMap(strings)
-        : node !== null && typeof node === 'object' ? Object.values(node).flatMap(strings) : [];
+    typeof node === 'string' || typeof node === 'number'
+      ? [String(node)]
+      : Array.isArray(node)
+        ? node.flatMap(strings)
+        : node !== null && typeof node === 'object'
+          ? Object.values(node).flatMap(strings)
+          : [];
   const walk = (node: unknown): void => {
-    if (Array.isArray(node)) { node.forEach(walk); return; }
+    if (Array.isArray(node)) {
+      node.forEach(walk);
+      return;
+    }
     if (node === null || typeof node !== 'object') return;
     for (const [key, value] of Object.entries(node)) {
       if (key === 'text') texts.push(...strings(value));
@@ -50,7 +58,9 @@ beforeAll(() => {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
   directory = mkdtempSync(join(tmpdir(), 'avic-smp-scale-'));
 });
-afterAll(() => { rmSync(directory, { recursive: true, force: true }); });
+afterAll(() => {
+  rmSync(directory, { recursive: true, force: true });
+});
 
 describe('avic-smp scale, a small sweep', () => {
   it('--vcpus 1,2 --ipis 2000 on ping-pong: skips 1 with a note, one row in JSON, and an SVG chart that parses with title, axis titles, ticks and legend', () => {
@@ -59,7 +69,14 @@ describe('avic-smp scale, a small sweep', () => {
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toBe('avic-smp: note: skipping 1 vCPU: ping-pong runs on exactly 2 vCPUs\n');
     const sweep = JSON.parse(result.stdout) as ScaleResult;
-    expect(sweep).toMatchObject({ pattern: 'ping-pong', seed: 1, requested: { ipis: 2000, seconds: null }, skipped: [{ vcpus: 1 }], ok: true, svg: svgPath });
+    expect(sweep).toMatchObject({
+      pattern: 'ping-pong',
+      seed: 1,
+      requested: { ipis: 2000, seconds: null },
+      skipped: [{ vcpus: 1 }],
+      ok: true,
+      svg: svgPath,
+    });
     expect(sweep.rows).toHaveLength(1);
     const [row] = sweep.rows;
     expect(row).toMatchObject({ vcpus: 2, lost: 0, efficiency: 1, ok: true, failedChecks: [] });
@@ -100,12 +117,29 @@ describe('avic-smp scale, a small sweep', () => {
 
 describe('the scale chart, rendered in process', () => {
   const row = (vcpus: number, ipisPerSecond: number, p99: number | null, ok = true): ScaleRow => ({
-    vcpus, ipisPerSecond, sent: 1000, delivered: 1000, lost: ok ? 0 : 1, exitsPerIpi: 0.1, efficiency: 1, durationSeconds: 1, exit: 'all-done', failedChecks: [], ok,
+    vcpus,
+    ipisPerSecond,
+    sent: 1000,
+    delivered: 1000,
+    lost: ok ? 0 : 1,
+    exitsPerIpi: 0.1,
+    efficiency: 1,
+    durationSeconds: 1,
+    exit: 'all-done',
+    failedChecks: [],
+    ok,
     latencyNs: p99 === null ? null : { count: 10, min: 100, mean: p99 / 2, p50: p99 / 4, p90: p99 / 2, p99, p999: p99, max: p99 },
   });
 
   it('four counts on a log2 axis with a linear-scaling reference, a failed row named in the subtitle, well-formed XML', async () => {
-    const sweep: ScaleResult = { pattern: 'storm', seed: 9, requested: { ipis: null, seconds: 1 }, skipped: [], ok: false, rows: [row(1, 1e6, 800), row(2, 1.8e6, 1_500), row(4, 2.5e6, 9_000), row(16, 2.6e6, 400_000, false)] };
+    const sweep: ScaleResult = {
+      pattern: 'storm',
+      seed: 9,
+      requested: { ipis: null, seconds: 1 },
+      skipped: [],
+      ok: false,
+      rows: [row(1, 1e6, 800), row(2, 1.8e6, 1_500), row(4, 2.5e6, 9_000), row(16, 2.6e6, 400_000, false)],
+    };
     const svg = await renderScaleChart(sweep);
     expectWellFormedSvg(svg);
     const texts = svgTexts(svg);
@@ -117,7 +151,14 @@ describe('the scale chart, rendered in process', () => {
   });
 
   it('a pattern without latency samples still draws both panels and says so', async () => {
-    const sweep: ScaleResult = { pattern: 'broadcast', seed: 1, requested: { ipis: 500, seconds: null }, skipped: [], ok: true, rows: [row(2, 5e5, null), row(8, 9e5, null)] };
+    const sweep: ScaleResult = {
+      pattern: 'broadcast',
+      seed: 1,
+      requested: { ipis: 500, seconds: null },
+      skipped: [],
+      ok: true,
+      rows: [row(2, 5e5, null), row(8, 9e5, null)],
+    };
     const svg = await renderScaleChart(sweep);
     expectWellFormedSvg(svg);
     expect(svgTexts(svg)).toContain('Latency: this pattern records no samples');
@@ -126,12 +167,24 @@ describe('the scale chart, rendered in process', () => {
 
 describe('avic-smp scale bad input exits 2 with a one-line message and no stack trace', () => {
   const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
-    ['--vcpus 1,x', ['--pattern', 'ping-pong', '--vcpus', '1,x'], /--vcpus must be a comma-separated list of whole numbers from 1 to 255.*"1,x"/],
+    [
+      '--vcpus 1,x',
+      ['--pattern', 'ping-pong', '--vcpus', '1,x'],
+      /--vcpus must be a comma-separated list of whole numbers from 1 to 255.*"1,x"/,
+    ],
     ['--vcpus 0,2', ['--pattern', 'ping-pong', '--vcpus', '0,2'], /--vcpus values must be from 1 to 255, got 0/],
-    ['--vcpus with nothing the pattern can run', ['--pattern', 'ping-pong', '--vcpus', '1,4'], /^avic-smp: none of --vcpus 1,4 can run: ping-pong runs on exactly 2 vCPUs$/],
+    [
+      '--vcpus with nothing the pattern can run',
+      ['--pattern', 'ping-pong', '--vcpus', '1,4'],
+      /^avic-smp: none of --vcpus 1,4 can run: ping-pong runs on exactly 2 vCPUs$/,
+    ],
     ['an unknown pattern', ['--pattern', 'nope'], /unknown pattern "nope"; the patterns are: /],
     ['both --ipis and --seconds', ['--pattern', 'ping-pong', '--ipis', '10', '--seconds', '1'], /cannot be used with option/],
-    ['--svg into a missing directory', ['--pattern', 'ping-pong', '--vcpus', '2', '--svg', '/nonexistent-avic-smp/x.svg'], /^avic-smp: --svg .*does not exist/],
+    [
+      '--svg into a missing directory',
+      ['--pattern', 'ping-pong', '--vcpus', '2', '--svg', '/nonexistent-avic-smp/x.svg'],
+      /^avic-smp: --svg .*does not exist/,
+    ],
   ];
   it.each(cases)('%s', (_name, args, message) => {
     const result = cli(['scale', ...args]);

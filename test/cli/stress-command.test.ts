@@ -20,7 +20,8 @@ interface CliResult {
 function cli(args: readonly string[]): CliResult {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
   if (result.error !== undefined) throw result.error;
-  if (result.signal !== null) throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  if (result.signal !== null)
+    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -31,7 +32,19 @@ const EXIT_CAUSES = ['invalidInterruptType', 'targetNotRunning', 'invalidTarget'
 function expectStressJson(stdout: string, pattern: string, vcpus: number): Record<string, any> {
   const summary = JSON.parse(stdout) as Record<string, any>; // exactly one JSON object, nothing else
   expect(summary).toMatchObject({ pattern, vcpus, seed: expect.any(Number), ok: expect.any(Boolean) });
-  expect(Object.keys(summary.ipis).sort()).toEqual(['accepted', 'coalesced', 'commands', 'delivered', 'discardedByInit', 'dropped', 'lost', 'nmisMerged', 'pending', 'sent', 'timerInterrupts']);
+  expect(Object.keys(summary.ipis).sort()).toEqual([
+    'accepted',
+    'coalesced',
+    'commands',
+    'delivered',
+    'discardedByInit',
+    'dropped',
+    'lost',
+    'nmisMerged',
+    'pending',
+    'sent',
+    'timerInterrupts',
+  ]);
   expect(Object.keys(summary.ipis.dropped).sort()).toEqual(['illegalVector', 'invalidTarget', 'unsupported']);
   expect(summary.ipis.lost).toBe(0);
   expect(summary.ipis.sent).toBeGreaterThan(0);
@@ -48,10 +61,18 @@ function expectStressJson(stdout: string, pattern: string, vcpus: number): Recor
   expect(summary.doorbells).toEqual(expect.any(Number));
   expect(summary.wakeups).toEqual(expect.any(Number));
   expect(summary.checks.length).toBeGreaterThan(0);
-  for (const check of summary.checks) expect(check).toEqual({ name: expect.any(String), ok: expect.any(Boolean), detail: expect.any(String) });
+  for (const check of summary.checks)
+    expect(check).toEqual({ name: expect.any(String), ok: expect.any(Boolean), detail: expect.any(String) });
   expect(summary.perVcpu).toHaveLength(vcpus);
   summary.perVcpu.forEach((vcpu: Record<string, any>, index: number) => {
-    expect(vcpu).toMatchObject({ vcpu: index, sent: expect.any(Number), received: expect.any(Number), doorbells: expect.any(Number), halts: expect.any(Number), wakeups: expect.any(Number) });
+    expect(vcpu).toMatchObject({
+      vcpu: index,
+      sent: expect.any(Number),
+      received: expect.any(Number),
+      doorbells: expect.any(Number),
+      halts: expect.any(Number),
+      wakeups: expect.any(Number),
+    });
     expect(Object.keys(vcpu.exits.incompleteIpi).sort()).toEqual([...EXIT_CAUSES].sort());
     expect(vcpu.latencyNs === null || typeof vcpu.latencyNs.p99 === 'number').toBe(true);
   });
@@ -104,10 +125,29 @@ describe('avic-smp stress --json', () => {
   });
 
   it('hot-add under --policy rfc-v2: the creation cost is reported, and the exit status follows the IPI balance', () => {
-    const result = cli(['stress', '--pattern', 'hot-add', '--vcpus', '2', '--hot-add', '2', '--seconds', '1', '--policy', 'rfc-v2', '--json']);
+    const result = cli([
+      'stress',
+      '--pattern',
+      'hot-add',
+      '--vcpus',
+      '2',
+      '--hot-add',
+      '2',
+      '--seconds',
+      '1',
+      '--policy',
+      'rfc-v2',
+      '--json',
+    ]);
     const summary = JSON.parse(result.stdout) as Record<string, any>;
     expect(summary).toMatchObject({ pattern: 'hot-add', vcpus: 4, policy: 'rfc-v2' });
-    expect(summary.vcpuCreation).toMatchObject({ created: 4, maxVcpus: 4, hotAdds: 2, apicAccessMemslotResizes: 3, backingPagesReinitialised: 6 });
+    expect(summary.vcpuCreation).toMatchObject({
+      created: 4,
+      maxVcpus: 4,
+      hotAdds: 2,
+      apicAccessMemslotResizes: 3,
+      backingPagesReinitialised: 6,
+    });
     expect(summary.memslots.gracePeriods).toBe(4);
     // Losses are the design's cost and vary with timing; whatever they are, they decide the status.
     expect(summary.ipis.lost).toBeGreaterThanOrEqual(summary.vcpuCreation.strandedIrrBits);
@@ -126,7 +166,9 @@ describe('avic-smp stress, human summary', () => {
     expect(out).toMatch(/^IPIs +sent [\d,]+ +delivered [\d,]+ +lost 0$/m);
     expect(out).toMatch(/^rate +[\d,]+ IPIs\/s delivered$/m);
     expect(out).toMatch(/^latency +p50 [\d.,]+ µs +p99 [\d.,]+ µs +max [\d.,]+ µs/m);
-    expect(out).toMatch(/^exits +incomplete IPI: 0 invalid type \d+, 1 target not running [\d,]+, 2 invalid target \d+, 3 invalid backing page \d+, 4 vector < 16 \d+$/m);
+    expect(out).toMatch(
+      /^exits +incomplete IPI: 0 invalid type \d+, 1 target not running [\d,]+, 2 invalid target \d+, 3 invalid backing page \d+, 4 vector < 16 \d+$/m,
+    );
     expect(out).toMatch(/NOACCEL: trap \d+, fault \d+ +APIC MMIO emulated \(AVIC inhibited\) [\d,]+ +HLT [\d,]+/);
     expect(out).toMatch(/^doorbells +[\d,]+ +wake-ups [\d,]+/m);
     expect(out).toMatch(/^ {2}✓ no IPI lost: /m);
@@ -140,22 +182,58 @@ describe('avic-smp stress, human summary', () => {
 describe('avic-smp stress bad input exits 2 with a one-line message and no stack trace', () => {
   const patterns = [...SCENARIOS.keys()];
   const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
-    ['an unknown pattern (lists the valid ones)', ['--pattern', 'nope', '--vcpus', '2'], new RegExp(`unknown pattern "nope"; the patterns are: ${patterns.join(', ')}`)],
+    [
+      'an unknown pattern (lists the valid ones)',
+      ['--pattern', 'nope', '--vcpus', '2'],
+      new RegExp(`unknown pattern "nope"; the patterns are: ${patterns.join(', ')}`),
+    ],
     ['--vcpus 0', ['--pattern', 'ping-pong', '--vcpus', '0'], /--vcpus must be from 1 to 255, got 0/],
-    ['more vCPUs than the pattern allows', ['--pattern', 'ping-pong', '--vcpus', '3'], /^avic-smp: pattern ping-pong needs exactly 2 vCPUs.*got 3/],
-    ['--hot-add with a pattern that cannot', ['--pattern', 'storm', '--vcpus', '2', '--hot-add', '1', '--seconds', '1'], /^avic-smp: pattern storm does not support hot-add \(pattern hot-add does\)/],
-    ['--hot-add without --seconds', ['--pattern', 'hot-add', '--vcpus', '2', '--hot-add', '1'], /^avic-smp: hot-add needs a time-based run/],
-    ['an unknown --policy', ['--pattern', 'storm', '--vcpus', '2', '--policy', 'rfc-v3'], /unknown policy "rfc-v3"; the policies are: upstream, rfc-v2/],
+    [
+      'more vCPUs than the pattern allows',
+      ['--pattern', 'ping-pong', '--vcpus', '3'],
+      /^avic-smp: pattern ping-pong needs exactly 2 vCPUs.*got 3/,
+    ],
+    [
+      '--hot-add with a pattern that cannot',
+      ['--pattern', 'storm', '--vcpus', '2', '--hot-add', '1', '--seconds', '1'],
+      /^avic-smp: pattern storm does not support hot-add \(pattern hot-add does\)/,
+    ],
+    [
+      '--hot-add without --seconds',
+      ['--pattern', 'hot-add', '--vcpus', '2', '--hot-add', '1'],
+      /^avic-smp: hot-add needs a time-based run/,
+    ],
+    [
+      'an unknown --policy',
+      ['--pattern', 'storm', '--vcpus', '2', '--policy', 'rfc-v3'],
+      /unknown policy "rfc-v3"; the policies are: upstream, rfc-v2/,
+    ],
     ['--vcpus abc', ['--pattern', 'ping-pong', '--vcpus', 'abc'], /--vcpus must be a whole number, got "abc"/],
     ['--ipis 1.5', ['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '1.5'], /--ipis must be a whole number, got "1\.5"/],
     ['--seconds ten', ['--pattern', 'ping-pong', '--vcpus', '2', '--seconds', 'ten'], /--seconds must be a number above 0, got "ten"/],
     ['--seed x', ['--pattern', 'ping-pong', '--vcpus', '2', '--seed', 'x'], /--seed must be a whole number from 0 to 4294967295, got "x"/],
-    ['both --ipis and --seconds', ['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '100', '--seconds', '1'], /option '--ipis <m>' cannot be used with option '--seconds <s>'/],
+    [
+      'both --ipis and --seconds',
+      ['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '100', '--seconds', '1'],
+      /option '--ipis <m>' cannot be used with option '--seconds <s>'/,
+    ],
     ['no --pattern', ['--vcpus', '2'], /required option '--pattern <name>' not specified/],
     ['no --vcpus', ['--pattern', 'ping-pong'], /required option '--vcpus <n>' not specified/],
-    ['--trace into a missing directory', ['--pattern', 'ping-pong', '--vcpus', '2', '--trace', '/nonexistent-avic-smp/trace.json'], /^avic-smp: --trace .*does not exist/],
-    ['an unknown --trace-format', ['--pattern', 'ping-pong', '--vcpus', '2', '--trace', 'out.txt', '--trace-format', 'perf'], /unknown trace format "perf"; the trace formats are: chrome, ftrace/],
-    ['--trace-format without --trace', ['--pattern', 'ping-pong', '--vcpus', '2', '--trace-format', 'ftrace'], /^avic-smp: --trace-format needs --trace FILE$/],
+    [
+      '--trace into a missing directory',
+      ['--pattern', 'ping-pong', '--vcpus', '2', '--trace', '/nonexistent-avic-smp/trace.json'],
+      /^avic-smp: --trace .*does not exist/,
+    ],
+    [
+      'an unknown --trace-format',
+      ['--pattern', 'ping-pong', '--vcpus', '2', '--trace', 'out.txt', '--trace-format', 'perf'],
+      /unknown trace format "perf"; the trace formats are: chrome, ftrace/,
+    ],
+    [
+      '--trace-format without --trace',
+      ['--pattern', 'ping-pong', '--vcpus', '2', '--trace-format', 'ftrace'],
+      /^avic-smp: --trace-format needs --trace FILE$/,
+    ],
   ];
   it.each(cases)('%s', (_name, args, message) => {
     const result = cli(['stress', ...args]);
@@ -167,8 +245,31 @@ describe('avic-smp stress bad input exits 2 with a one-line message and no stack
 });
 
 describe('avic-smp help covers stress and scale', () => {
-  const STRESS_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--trace', '--trace-format', '--no-ipiv', '--no-halt-poll', '--no-x2avic-ext'];
-  const SCALE_OPTIONS = ['--pattern', '--vcpus', '--ipis', '--seconds', '--seed', '--json', '--svg', '--no-ipiv', '--no-halt-poll', '--no-x2avic-ext'];
+  const STRESS_OPTIONS = [
+    '--pattern',
+    '--vcpus',
+    '--ipis',
+    '--seconds',
+    '--seed',
+    '--json',
+    '--trace',
+    '--trace-format',
+    '--no-ipiv',
+    '--no-halt-poll',
+    '--no-x2avic-ext',
+  ];
+  const SCALE_OPTIONS = [
+    '--pattern',
+    '--vcpus',
+    '--ipis',
+    '--seconds',
+    '--seed',
+    '--json',
+    '--svg',
+    '--no-ipiv',
+    '--no-halt-poll',
+    '--no-x2avic-ext',
+  ];
 
   it('`stress --help` explains every option and lists every pattern', () => {
     const result = cli(['stress', '--help']);

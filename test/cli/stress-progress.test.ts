@@ -8,7 +8,9 @@ import { createRunProgress } from '../../src/cli/progress.js';
 function fakeStderr(isTTY: boolean): { stream: NodeJS.WriteStream; output: () => string } {
   const stream = new PassThrough();
   let text = '';
-  stream.on('data', (chunk: Buffer) => { text += chunk.toString('utf8'); });
+  stream.on('data', (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+  });
   Object.assign(stream, { isTTY, columns: 100 });
   return { stream: stream as unknown as NodeJS.WriteStream, output: () => text };
 }
@@ -42,7 +44,7 @@ describe('createRunProgress', () => {
     expect(output()).toMatch(/\u001b\[2K/); // the bar's line is erased
   });
 
-  it('prefers the scenario\'s own fraction (an --ipis run) over elapsed time', () => {
+  it("prefers the scenario's own fraction (an --ipis run) over elapsed time", () => {
     const { stream, output } = fakeStderr(true);
     const progress = createRunProgress({ label: 'ack, 2 vCPUs', stream });
     progress.update({ elapsedSeconds: 1.5, fraction: 0.25 });

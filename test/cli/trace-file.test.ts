@@ -47,7 +47,9 @@ beforeAll(() => {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
   directory = mkdtempSync(join(tmpdir(), 'avic-smp-trace-'));
 });
-afterAll(() => { rmSync(directory, { recursive: true, force: true }); });
+afterAll(() => {
+  rmSync(directory, { recursive: true, force: true });
+});
 
 describe('avic-smp stress --trace', () => {
   it('ping-pong: a trace-event file with a named track per vCPU, IPI sends and interrupts on both; the path is printed', () => {
@@ -57,7 +59,10 @@ describe('avic-smp stress --trace', () => {
     expect(result.stdout).toContain(`trace: ${path} (`);
     const { traceEvents, otherData } = readTrace(path);
     const threads = traceEvents.filter((event) => event.ph === 'M' && event.name === 'thread_name');
-    expect(threads.map((event) => [event.tid, event.args?.['name']])).toEqual([[0, 'vCPU 0'], [1, 'vCPU 1']]);
+    expect(threads.map((event) => [event.tid, event.args?.['name']])).toEqual([
+      [0, 'vCPU 0'],
+      [1, 'vCPU 1'],
+    ]);
     const sends = traceEvents.filter((event) => event.name.startsWith('IPI send'));
     expect(sends.length).toBeGreaterThan(0);
     expect(new Set(sends.map((event) => event.tid))).toEqual(new Set([0, 1])); // the ping and the pong
@@ -98,13 +103,15 @@ function readFtrace(path: string): { header: string[]; lines: FtraceLine[] } {
   const all = readFileSync(path, 'utf8').split('\n');
   expect(all.pop()).toBe('');
   const header = all.filter((line) => line.startsWith('#'));
-  const lines = all.filter((line) => !line.startsWith('#')).map((line) => {
-    const match = FTRACE_LINE.exec(line);
-    expect(match, line).not.toBeNull();
-    expect(PERFETTO_TOKENIZER.test(line), line).toBe(true);
-    const [, task, pid, cpu, seconds, event, text] = match!;
-    return { task: task!.trim(), pid: Number(pid), cpu: Number(cpu), seconds: Number(seconds), event: event!, text: text! };
-  });
+  const lines = all
+    .filter((line) => !line.startsWith('#'))
+    .map((line) => {
+      const match = FTRACE_LINE.exec(line);
+      expect(match, line).not.toBeNull();
+      expect(PERFETTO_TOKENIZER.test(line), line).toBe(true);
+      const [, task, pid, cpu, seconds, event, text] = match!;
+      return { task: task!.trim(), pid: Number(pid), cpu: Number(cpu), seconds: Number(seconds), event: event!, text: text! };
+    });
   return { header, lines };
 }
 
@@ -112,7 +119,9 @@ function readFtrace(path: string): { header: string[]; lines: FtraceLine[] } {
 function expectSwitchesPairPerCpu(lines: readonly FtraceLine[]): void {
   const current = new Map<number, string>();
   for (const line of lines.filter((entry) => entry.event === 'sched_switch')) {
-    const match = /^prev_comm=(.+) prev_pid=(\d+) prev_prio=120 prev_state=(R|R\+|S) ==> next_comm=(.+) next_pid=(\d+) next_prio=120$/.exec(line.text);
+    const match = /^prev_comm=(.+) prev_pid=(\d+) prev_prio=120 prev_state=(R|R\+|S) ==> next_comm=(.+) next_pid=(\d+) next_prio=120$/.exec(
+      line.text,
+    );
     expect(match, line.text).not.toBeNull();
     const [, prevComm, prevPid, , nextComm, nextPid] = match!;
     expect(`${prevComm}-${prevPid}`).toBe(current.get(line.cpu) ?? `swapper/${line.cpu}-0`);
@@ -122,9 +131,21 @@ function expectSwitchesPairPerCpu(lines: readonly FtraceLine[]): void {
 }
 
 describe('avic-smp stress --trace-format ftrace', () => {
-  it('halter-sender --no-halt-poll: KVM\'s incomplete-IPI exits with cause 1, the halted vCPU switched out and woken on its host CPU', () => {
+  it("halter-sender --no-halt-poll: KVM's incomplete-IPI exits with cause 1, the halted vCPU switched out and woken on its host CPU", () => {
     const path = join(directory, 'halter-sender.txt');
-    const result = stress(['--pattern', 'halter-sender', '--vcpus', '2', '--ipis', '200', '--no-halt-poll', '--trace', path, '--trace-format', 'ftrace']);
+    const result = stress([
+      '--pattern',
+      'halter-sender',
+      '--vcpus',
+      '2',
+      '--ipis',
+      '200',
+      '--no-halt-poll',
+      '--trace',
+      path,
+      '--trace-format',
+      'ftrace',
+    ]);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain(`trace: ${path} (`);
     const { header, lines } = readFtrace(path);
@@ -139,7 +160,13 @@ describe('avic-smp stress --trace-format ftrace', () => {
     expect(incomplete.length).toBeGreaterThan(0);
     for (const line of incomplete) expect(line.text).toMatch(/^vcpu=[01], icrh:icrl=0x[0-9a-f]{8}:[0-9a-f]{8}, id=1, index=[01]$/);
     const exits = lines.filter((line) => line.event === 'kvm_exit');
-    expect(exits.some((line) => / reason avic_incomplete_ipi rip 0x[0-9a-f]+ info1 0x[0-9a-f]{16} info2 0x000000010000000[01] intr_info 0x00000000 error_code 0x00000000$/.test(line.text))).toBe(true);
+    expect(
+      exits.some((line) =>
+        / reason avic_incomplete_ipi rip 0x[0-9a-f]+ info1 0x[0-9a-f]{16} info2 0x000000010000000[01] intr_info 0x00000000 error_code 0x00000000$/.test(
+          line.text,
+        ),
+      ),
+    ).toBe(true);
     expect(exits.some((line) => / reason hlt /.test(line.text))).toBe(true);
     expect(lines.filter((line) => line.event === 'kvm_entry').every((line) => /^vcpu [01], rip 0x[0-9a-f]+$/.test(line.text))).toBe(true);
 
@@ -147,12 +174,27 @@ describe('avic-smp stress --trace-format ftrace', () => {
     expect(switches.some((line) => /prev_state=S ==> next_comm=swapper\/\d next_pid=0/.test(line.text))).toBe(true);
     expectSwitchesPairPerCpu(lines);
     expect(lines.some((line) => line.event === 'kvm_vcpu_wakeup' && /^wait time \d+ ns, polling valid$/.test(line.text))).toBe(true);
-    expect(lines.some((line) => line.event === 'sched_waking' && /^comm=CPU [01]\/KVM pid=100[01] prio=120 target_cpu=00[01]$/.test(line.text))).toBe(true);
+    expect(
+      lines.some((line) => line.event === 'sched_waking' && /^comm=CPU [01]\/KVM pid=100[01] prio=120 target_cpu=00[01]$/.test(line.text)),
+    ).toBe(true);
   });
 
-  it('ping-pong --no-ipiv: every IPI exits, and KVM rings the running target\'s doorbell at the host CPU it runs on', () => {
+  it("ping-pong --no-ipiv: every IPI exits, and KVM rings the running target's doorbell at the host CPU it runs on", () => {
     const path = join(directory, 'ping-pong.txt');
-    const result = stress(['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--no-ipiv', '--json', '--trace', path, '--trace-format', 'ftrace']);
+    const result = stress([
+      '--pattern',
+      'ping-pong',
+      '--vcpus',
+      '2',
+      '--ipis',
+      '200',
+      '--no-ipiv',
+      '--json',
+      '--trace',
+      path,
+      '--trace-format',
+      'ftrace',
+    ]);
     expect(result.status, result.stdout + result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ pattern: 'ping-pong', trace: path });
     const { lines } = readFtrace(path);

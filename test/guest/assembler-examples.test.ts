@@ -76,11 +76,7 @@ describe('docs/guest-isa.md', () => {
   });
 
   it('documents every mnemonic, directive and predefined symbol', () => {
-    const names = [
-      ...INSTRUCTIONS.map((definition) => definition.mnemonic),
-      ...Object.values(Directive),
-      ...PREDEFINED_SYMBOLS.keys(),
-    ];
+    const names = [...INSTRUCTIONS.map((definition) => definition.mnemonic), ...Object.values(Directive), ...PREDEFINED_SYMBOLS.keys()];
     // In code: `name` alone, or starting a longer example such as `.equ NAME, expr`.
     const missing = names.filter((name) => !REFERENCE.includes(`\`${name}\``) && !REFERENCE.includes(`\`${name} `));
     expect(missing).toEqual([]);

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { assemble, formatDiagnostic, lineOf, MAX_INCLUDE_DEPTH, type AssemblerOptions, type ProgramImage } from '../../src/guest/assembler.js';
+import {
+  assemble,
+  formatDiagnostic,
+  lineOf,
+  MAX_INCLUDE_DEPTH,
+  type AssemblerOptions,
+  type ProgramImage,
+} from '../../src/guest/assembler.js';
 
 /** A reader over an in-memory set of files that also records each request. */
 function filesReader(files: Record<string, string>, requests: string[] = []): NonNullable<AssemblerOptions['readInclude']> {
@@ -24,9 +31,14 @@ function errorsOf(source: string, options: Partial<AssemblerOptions> = {}): stri
 describe('.include', () => {
   it('assembles the included text in place, with symbols visible both ways and forward references', () => {
     const requests: string[] = [];
-    const source = ['start:', '  li r1, COMMON_VALUE', '  jmp common_tail', '.include "common.s"  ; the tail', 'after:', '  nop'].join('\n');
+    const source = ['start:', '  li r1, COMMON_VALUE', '  jmp common_tail', '.include "common.s"  ; the tail', 'after:', '  nop'].join(
+      '\n',
+    );
     const common = ['  .equ COMMON_VALUE, 7', 'common_tail:', '  li r2, MAIN_VALUE', '  jmp after'].join('\n');
-    const result = assemble(`${source}\n  .equ MAIN_VALUE, 9`, { fileName: 'main.s', readInclude: filesReader({ 'common.s': common }, requests) });
+    const result = assemble(`${source}\n  .equ MAIN_VALUE, 9`, {
+      fileName: 'main.s',
+      readInclude: filesReader({ 'common.s': common }, requests),
+    });
     if (!result.ok) expect.fail(result.errors.map(formatDiagnostic).join('\n'));
     const { program } = result;
     expect(requests).toEqual(['main.s -> common.s']);
@@ -117,9 +129,15 @@ describe('.include', () => {
 
   it('rejects a malformed directive', () => {
     const readInclude = filesReader({ 'a.s': 'nop' });
-    expect(errorsOf('.include', { readInclude })).toEqual(["main.s:1:9: error: expected one file name in double quotes after '.include', found end of line"]);
-    expect(errorsOf('.include a.s', { readInclude })).toEqual(["main.s:1:10: error: expected one file name in double quotes after '.include', found 'a.s'"]);
-    expect(errorsOf('.include "a.s", 1', { readInclude })).toEqual(["main.s:1:15: error: expected one file name in double quotes after '.include', found ','"]);
+    expect(errorsOf('.include', { readInclude })).toEqual([
+      "main.s:1:9: error: expected one file name in double quotes after '.include', found end of line",
+    ]);
+    expect(errorsOf('.include a.s', { readInclude })).toEqual([
+      "main.s:1:10: error: expected one file name in double quotes after '.include', found 'a.s'",
+    ]);
+    expect(errorsOf('.include "a.s", 1', { readInclude })).toEqual([
+      "main.s:1:15: error: expected one file name in double quotes after '.include', found ','",
+    ]);
     expect(errorsOf('here: .include "a.s"', { readInclude })).toEqual([
       "main.s:1:7: error: expected '.include' alone at the start of its line, found it after a label",
     ]);

@@ -51,7 +51,10 @@ function encodingsOf(definition: InstructionDefinition): fc.Arbitrary<Words> {
       const direct = target.map((value) => encode(0, 0, 0, value));
       const { registerOpcode } = definition;
       if (registerOpcode === undefined) return direct;
-      return fc.oneof(direct, register.map((a) => encodeInstruction(registerOpcode, a, 0, 0, 0)));
+      return fc.oneof(
+        direct,
+        register.map((a) => encodeInstruction(registerOpcode, a, 0, 0, 0)),
+      );
     }
     case OperandForm.Reg:
     case OperandForm.RegDestination:
@@ -92,9 +95,57 @@ describe('assemble: properties', () => {
   });
 
   const fragments = fc.constantFrom(
-    'add', 'li', 'ld32', 'st32', 'cas', 'rdmsr', 'livt', 'jmp', '.org', '.align', '.byte', '.ascii', '.equ', '.entry',
-    'r1', 'r15', 'sp', 'r16', 'x', 'x:', 'APIC_BASE', '0', '8', '0x1000', '0xFFFFFFFF', '99999999999', "'a'", '"s"', '"',
-    "'", ',', '[', ']', '(', ')', '+', '-', '*', '/', '%', '<<', '>>', '~', '=', ';', '#', '//', '\\', '@', ' ', '\t',
+    'add',
+    'li',
+    'ld32',
+    'st32',
+    'cas',
+    'rdmsr',
+    'livt',
+    'jmp',
+    '.org',
+    '.align',
+    '.byte',
+    '.ascii',
+    '.equ',
+    '.entry',
+    'r1',
+    'r15',
+    'sp',
+    'r16',
+    'x',
+    'x:',
+    'APIC_BASE',
+    '0',
+    '8',
+    '0x1000',
+    '0xFFFFFFFF',
+    '99999999999',
+    "'a'",
+    '"s"',
+    '"',
+    "'",
+    ',',
+    '[',
+    ']',
+    '(',
+    ')',
+    '+',
+    '-',
+    '*',
+    '/',
+    '%',
+    '<<',
+    '>>',
+    '~',
+    '=',
+    ';',
+    '#',
+    '//',
+    '\\',
+    '@',
+    ' ',
+    '\t',
   );
   const line = fc.array(fragments, { maxLength: 8 }).map((parts) => parts.join(' '));
 

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { assemble, AssemblerInputError, DEFAULT_ORIGIN, entryPointOf, formatDiagnostic, lineOf, type ProgramImage } from '../../src/guest/assembler.js';
+import {
+  assemble,
+  AssemblerInputError,
+  DEFAULT_ORIGIN,
+  entryPointOf,
+  formatDiagnostic,
+  lineOf,
+  type ProgramImage,
+} from '../../src/guest/assembler.js';
 import * as publicApi from '../../src/index.js';
 import { encodeInstruction, Opcode, ZERO_REGISTER, type Opcode as OpcodeValue } from '../../src/guest/instruction-set.js';
 
@@ -234,22 +242,58 @@ describe('assemble: directives', () => {
 
 describe('assemble: API misuse is a typed error that says what was expected', () => {
   /** Calls assemble() the way plain JavaScript could, past the types. */
-  const assembleUntyped = (source: unknown, options?: unknown): unknown => (assemble as (source: unknown, options?: unknown) => unknown)(source, options);
+  const assembleUntyped = (source: unknown, options?: unknown): unknown =>
+    (assemble as (source: unknown, options?: unknown) => unknown)(source, options);
 
   it.each([
     ['a number as the source', 42, { fileName: 'x.s' }, 'assemble: source must be a string (the program text), got a number (42)'],
-    ['a Buffer as the source', Buffer.from('nop'), { fileName: 'x.s' }, "assemble: source must be a string (the program text), got a Uint8Array: decode it first (readFileSync(path, 'utf8'))"],
+    [
+      'a Buffer as the source',
+      Buffer.from('nop'),
+      { fileName: 'x.s' },
+      "assemble: source must be a string (the program text), got a Uint8Array: decode it first (readFileSync(path, 'utf8'))",
+    ],
     ['no source', undefined, { fileName: 'x.s' }, 'assemble: source must be a string (the program text), got undefined'],
     ['no options', 'nop', undefined, 'assemble: options must be an object with at least fileName, got undefined'],
     ['a string as the options', 'nop', 'x.s', "assemble: options must be an object with at least fileName, got a string ('x.s')"],
     ['no fileName', 'nop', {}, 'assemble: options.fileName must be a non-empty string (used in diagnostics), got undefined'],
-    ['an empty fileName', 'nop', { fileName: '' }, "assemble: options.fileName must be a non-empty string (used in diagnostics), got a string ('')"],
-    ['a misspelt option', 'nop', { fileName: 'x.s', orign: 0x2000 }, "assemble: unknown option 'orign'; the options are fileName, origin, defines, readInclude"],
+    [
+      'an empty fileName',
+      'nop',
+      { fileName: '' },
+      "assemble: options.fileName must be a non-empty string (used in diagnostics), got a string ('')",
+    ],
+    [
+      'a misspelt option',
+      'nop',
+      { fileName: 'x.s', orign: 0x2000 },
+      "assemble: unknown option 'orign'; the options are fileName, origin, defines, readInclude",
+    ],
     ['a string origin', 'nop', { fileName: 'x.s', origin: '0x2000' }, "assemble: options.origin must be a number, got a string ('0x2000')"],
-    ['defines as a plain object', 'nop', { fileName: 'x.s', defines: { VCPUS: 4 } }, 'assemble: options.defines must be a Map from symbol name to number, got an object (new Map(Object.entries(...)) makes one)'],
-    ['a define with a number name', 'nop', { fileName: 'x.s', defines: new Map([[4, 4]]) }, 'assemble: options.defines must be a Map from symbol name to number, got the name 4 (a number)'],
-    ['a define with a string value', 'nop', { fileName: 'x.s', defines: new Map([['VCPUS', '4']]) }, "assemble: options.defines must be a Map from symbol name to number, got 'VCPUS' => a string ('4')"],
-    ['readInclude that is not a function', 'nop', { fileName: 'x.s', readInclude: { 'a.s': 'nop' } }, 'assemble: options.readInclude must be a function (name, fromFile) => string | undefined, got an object'],
+    [
+      'defines as a plain object',
+      'nop',
+      { fileName: 'x.s', defines: { VCPUS: 4 } },
+      'assemble: options.defines must be a Map from symbol name to number, got an object (new Map(Object.entries(...)) makes one)',
+    ],
+    [
+      'a define with a number name',
+      'nop',
+      { fileName: 'x.s', defines: new Map([[4, 4]]) },
+      'assemble: options.defines must be a Map from symbol name to number, got the name 4 (a number)',
+    ],
+    [
+      'a define with a string value',
+      'nop',
+      { fileName: 'x.s', defines: new Map([['VCPUS', '4']]) },
+      "assemble: options.defines must be a Map from symbol name to number, got 'VCPUS' => a string ('4')",
+    ],
+    [
+      'readInclude that is not a function',
+      'nop',
+      { fileName: 'x.s', readInclude: { 'a.s': 'nop' } },
+      'assemble: options.readInclude must be a function (name, fromFile) => string | undefined, got an object',
+    ],
   ])('%s', (_name, source, options, message) => {
     let thrown: unknown;
     try {
@@ -266,7 +310,9 @@ describe('assemble: API misuse is a typed error that says what was expected', ()
   it('an include reader that returns something other than text', () => {
     const readInclude = (): unknown => Buffer.from('nop');
     expect(() => assembleUntyped('.include "a.s"', { fileName: 'x.s', readInclude })).toThrow(
-      new AssemblerInputError("assemble: options.readInclude('a.s', 'x.s') must return a string or undefined, got a Uint8Array: decode it first (readFileSync(path, 'utf8'))"),
+      new AssemblerInputError(
+        "assemble: options.readInclude('a.s', 'x.s') must return a string or undefined, got a Uint8Array: decode it first (readFileSync(path, 'utf8'))",
+      ),
     );
   });
 
@@ -279,7 +325,10 @@ describe('assemble: entry points', () => {
   it('records a default entry and per-vCPU entries', () => {
     const program = assembleOk(['.entry main', '.entry other, 1', '.entry other + 8, 3', 'main: nop', 'other: nop', 'nop'].join('\n'));
     expect(program.entryPoints.default).toBe(0x1000);
-    expect([...program.entryPoints.perVcpu]).toEqual([[1, 0x1008], [3, 0x1010]]);
+    expect([...program.entryPoints.perVcpu]).toEqual([
+      [1, 0x1008],
+      [3, 0x1010],
+    ]);
     expect(entryPointOf(program, 0)).toBe(0x1000);
     expect(entryPointOf(program, 1)).toBe(0x1008);
   });
@@ -299,7 +348,16 @@ describe('assemble: entry points', () => {
 
 describe('assemble: comments and white space', () => {
   it('ignores ;, // and # comments, blank lines, tabs and CRLF line ends', () => {
-    const source = ['; a comment', '# another', '// and another', '', '\tnop ; trailing', 'li r1, 8 / 2 // divide', 'li r2, 3 # three', 'x:#label comment'].join('\r\n');
+    const source = [
+      '; a comment',
+      '# another',
+      '// and another',
+      '',
+      '\tnop ; trailing',
+      'li r1, 8 / 2 // divide',
+      'li r2, 3 # three',
+      'x:#label comment',
+    ].join('\r\n');
     const program = assembleOk(source);
     expect(program.instructionCount).toBe(3);
     expect(instructionAt(program, 0x1008)[1]).toBe(4);

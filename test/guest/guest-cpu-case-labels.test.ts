@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { Opcode } from '../../src/guest/instruction-set.js';
 
 const source = readFileSync(new URL('../../src/guest/guest-cpu.ts', import.meta.url), 'utf8');
-const labels = [...source.matchAll(/case (0x[0-9a-f]+) \/\* Opcode\.(\w+) \*\/:/g)].map(([, value, name]) => ({ value: Number(value), name: name! }));
+const labels = [...source.matchAll(/case (0x[0-9a-f]+) \/\* Opcode\.(\w+) \*\/:/g)].map(([, value, name]) => ({
+  value: Number(value),
+  name: name!,
+}));
 
 describe('interpreter case labels', () => {
   it('every literal case label equals the opcode its comment names', () => {

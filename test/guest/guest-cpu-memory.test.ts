@@ -74,9 +74,7 @@ ${DATA}`);
 
     cpu.run(100);
 
-    expect(bytesAt(ramBuffer, symbol('data'), 12)).toEqual([
-      0x44, 0xbe, 0x22, 0x11, 0x88, 0x77, 0x66, 0xbe, 0xba, 0xbb, 0xaa, 0x99,
-    ]);
+    expect(bytesAt(ramBuffer, symbol('data'), 12)).toEqual([0x44, 0xbe, 0x22, 0x11, 0x88, 0x77, 0x66, 0xbe, 0xba, 0xbb, 0xaa, 0x99]);
   });
 
   it('addresses are base register plus displacement, negative displacements included', () => {
@@ -380,7 +378,12 @@ describe('GuestCpu accesses outside RAM', () => {
     const exit = cpu.run(100);
 
     expect(exit).toBe(GuestExit.Fault);
-    expect(cpu.fault).toMatchObject({ kind: GuestFaultKind.AccessOutsideMemory, pc: program.origin + 8, address: 0x20000, instruction: 'ld32 r1, [0x20000]' });
+    expect(cpu.fault).toMatchObject({
+      kind: GuestFaultKind.AccessOutsideMemory,
+      pc: program.origin + 8,
+      address: 0x20000,
+      instruction: 'ld32 r1, [0x20000]',
+    });
     expect(cpu.pc).toBe(program.origin + 8);
     expect(cpu.registers[1]).toBe(5);
     expect(cpu.registers[2]).toBe(0);

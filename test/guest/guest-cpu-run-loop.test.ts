@@ -36,7 +36,7 @@ next:   li r2, 2
     expect(cpu.instructionsRetired).toBe(2);
   });
 
-  it('the instruction in the sti shadow may be hlt: sti; hlt halts (the wake-up is the halt path\'s job)', () => {
+  it("the instruction in the sti shadow may be hlt: sti; hlt halts (the wake-up is the halt path's job)", () => {
     const { cpu, symbol } = createGuest(`
         sti
         hlt
@@ -48,7 +48,7 @@ after:  nop`);
     expect(cpu.interruptsEnabled).toBe(true);
   });
 
-  it('the sti shadow ends at a taken branch\'s target', () => {
+  it("the sti shadow ends at a taken branch's target", () => {
     const { cpu, symbol } = createGuest(`
         sti
         jmp target
@@ -99,7 +99,7 @@ describe('GuestCpu doorbell polling', () => {
 target: li r4, 4
         hlt`;
 
-  it('a changed doorbell stops the slice at the next taken branch\'s target, not before the branch', () => {
+  it("a changed doorbell stops the slice at the next taken branch's target, not before the branch", () => {
     const { cpu, symbol, ringDoorbell } = createGuest(STRAIGHT_THEN_JUMP);
     ringDoorbell();
 
@@ -122,7 +122,7 @@ target: li r4, 4
     expect(cpu.registers[4]).toBe(4);
   });
 
-  it('another vCPU\'s doorbell word is not this vCPU\'s', () => {
+  it("another vCPU's doorbell word is not this vCPU's", () => {
     const { cpu, doorbells } = createGuest(STRAIGHT_THEN_JUMP);
     Atomics.add(doorbells, 0, 1);
     Atomics.add(doorbells, 2, 1);

@@ -149,7 +149,10 @@ describe('GuestCpu fetch faults', () => {
     // guest-physical 0 in turn.
     const { cpu } = createGuest('hlt');
     const half = HARNESS_RAM_BYTES / 2;
-    for (const [hostOffset, copy] of [[0, 1], [half, 2]] as const) {
+    for (const [hostOffset, copy] of [
+      [0, 1],
+      [half, 2],
+    ] as const) {
       cpu.setRamWindows([{ guestPhysicalAddress: 0, size: half, hostOffset }]);
       const program = assembleOrThrow(`ld32 r1, [0x100]\n li r2, ${copy}\n hlt`);
       cpu.memory.load(program.origin, program.bytes);
@@ -178,7 +181,9 @@ describe('GuestCpu hypercalls, MSRs, time and the vector table', () => {
         hypercall 5
         mov r4, r0
         hlt`);
-    environment.onHypercall = (caller) => { caller.registers[0] = 77; };
+    environment.onHypercall = (caller) => {
+      caller.registers[0] = 77;
+    };
 
     expect(cpu.run(100)).toBe(GuestExit.Halt);
 
@@ -197,7 +202,10 @@ describe('GuestCpu hypercalls, MSRs, time and the vector table', () => {
 
     cpu.run(100);
 
-    expect(environment.msrAccesses).toEqual([{ index: 0x1b, isWrite: false }, { index: 0x10, isWrite: false }]);
+    expect(environment.msrAccesses).toEqual([
+      { index: 0x1b, isWrite: false },
+      { index: 0x10, isWrite: false },
+    ]);
     expect([unsignedRegister(cpu, 4), unsignedRegister(cpu, 5)]).toEqual([0xfee00900, 0x12]);
     expect([unsignedRegister(cpu, 7), unsignedRegister(cpu, 8)]).toEqual([0x89abcdef, 0x01234567]);
   });

@@ -25,7 +25,7 @@ describe('HostCpus', () => {
     expect(cpus.index(2, 'wake') - cpus.index(1, 'wake')).toBe(HostCpuState.byteSize / 4);
   });
 
-  it('a doorbell ring moves only that host CPU\'s ring word, never its wake word', () => {
+  it("a doorbell ring moves only that host CPU's ring word, never its wake word", () => {
     const cpus = hostCpus(2);
     const first = cpus.own(0);
     const second = cpus.own(1);
@@ -97,7 +97,7 @@ describe('RunQueues', () => {
     expect(queues.queued(0)).toEqual([0, 1, 2]);
   });
 
-  it('steal takes the first eligible task of the victim\'s queue', () => {
+  it("steal takes the first eligible task of the victim's queue", () => {
     const queues = runQueues(6, 2);
     queues.enqueue(1, 1);
     queues.enqueue(1, 3);

@@ -9,10 +9,7 @@ import {
   regionInt32Index,
 } from '../../src/host/shared-layout.js';
 
-const Doorbell = defineStruct('Doorbell', {
-  ring: { type: 'i32', writer: 'any sender' },
-  waiting: { type: 'i32', writer: 'owner' },
-});
+const Doorbell = defineStruct('Doorbell', { ring: { type: 'i32', writer: 'any sender' }, waiting: { type: 'i32', writer: 'owner' } });
 
 const Mixed = defineStruct('Mixed', {
   flag: { type: 'i32', writer: 'owner' },
@@ -20,9 +17,7 @@ const Mixed = defineStruct('Mixed', {
   words: { type: 'i32', count: 3, writer: 'main' },
 });
 
-const Wide = defineStruct('Wide', {
-  words: { type: 'i32', count: 20, writer: 'main' },
-});
+const Wide = defineStruct('Wide', { words: { type: 'i32', count: 20, writer: 'main' } });
 
 describe('defineStruct', () => {
   it('lays fields out in declaration order, each aligned to its own size', () => {
@@ -54,10 +49,7 @@ describe('defineBufferLayout', () => {
   });
 
   it('honours a smaller alignment', () => {
-    const packed = defineBufferLayout('Packed', {
-      first: { bytes: 4, writer: 'main' },
-      second: { bytes: 4, align: 4, writer: 'main' },
-    });
+    const packed = defineBufferLayout('Packed', { first: { bytes: 4, writer: 'main' }, second: { bytes: 4, align: 4, writer: 'main' } });
     expect(packed.regionOffsets.second).toBe(4);
     expect(packed.byteSize).toBe(64);
   });

@@ -113,7 +113,10 @@ describe('Srcu with a real reader thread', () => {
         resolvedWhileReaderInside = Atomics.load(int32, word('readerLeaving')) === 0;
       });
       let settled = false;
-      void gracePeriod.then(() => (settled = true), () => (settled = true));
+      void gracePeriod.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
       await Promise.race([
         failed,
         until(() => srcu.currentIndex() !== index && Atomics.load(int32, srcu.synchronizerWaitingWordIndex) === 1, 'the drain'),
@@ -183,7 +186,10 @@ interface SynchronizerReport {
   readonly slots?: number[];
 }
 
-function startSynchronizer(sab: SharedArrayBuffer, timeoutMs: number): { worker: Worker; failed: Promise<never>; report: Promise<SynchronizerReport> } {
+function startSynchronizer(
+  sab: SharedArrayBuffer,
+  timeoutMs: number,
+): { worker: Worker; failed: Promise<never>; report: Promise<SynchronizerReport> } {
   const worker = new Worker(pathToFileURL(join(moduleDirectory, 'synchronizer.js')), {
     workerData: {
       sab,

@@ -123,7 +123,10 @@ describe('Srcu.synchronize (main thread, waitAsync)', () => {
   it('times out with SrcuGracePeriodTimeout naming the slot, first on the old index, then as a straggler', async () => {
     const { srcu, int32 } = makeSrcu();
     const index = srcu.readLock(3);
-    const first = await srcu.synchronize({ timeoutMs: 20 }).then(() => undefined, (error: unknown) => error);
+    const first = await srcu.synchronize({ timeoutMs: 20 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect(first).toBeInstanceOf(SrcuGracePeriodTimeout);
     const timeout = first as SrcuGracePeriodTimeout;
     expect(timeout).toMatchObject({ phase: 'drainOld', index });
@@ -134,7 +137,10 @@ describe('Srcu.synchronize (main thread, waitAsync)', () => {
     expect(Atomics.load(int32, srcu.synchronizeInProgressWordIndex)).toBe(0);
 
     // The flip happened, so slot 3 now sits on the inactive index: the next grace period's first drain.
-    const second = await srcu.synchronize({ timeoutMs: 20 }).then(() => undefined, (error: unknown) => error);
+    const second = await srcu.synchronize({ timeoutMs: 20 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect(second).toMatchObject({ name: 'SrcuGracePeriodTimeout', phase: 'drainInactive', index });
     srcu.readUnlock(3, index);
     await srcu.synchronize({ timeoutMs: LONG_MS });
@@ -184,9 +190,7 @@ describe('Srcu.synchronize (main thread, waitAsync)', () => {
 
   it('refuses an unbounded timeout', async () => {
     const { srcu } = makeSrcu();
-    await expect(srcu.synchronize({ timeoutMs: Number.POSITIVE_INFINITY })).rejects.toMatchObject({
-      reason: 'unboundedTimeout',
-    });
+    await expect(srcu.synchronize({ timeoutMs: Number.POSITIVE_INFINITY })).rejects.toMatchObject({ reason: 'unboundedTimeout' });
   });
 
   it.runIf(isMainThread)('refuses synchronizeBlocking on the main thread', () => {

@@ -25,7 +25,12 @@ export function createdViews(vcpus: number): VmControlViews {
     Atomics.store(control, views.controlBlockIndex(vcpu, 'runState'), VcpuRunState.Running);
     Atomics.store(control, views.controlBlockIndex(vcpu, 'hostThreadSlot'), vcpu);
     views.runQueues.setState(vcpu, TaskState.Running);
-    views.physicalApicIdTable.storeEntry(apicId(vcpu), { hostPhysicalApicId: hostPhysicalApicId(vcpu), backingPagePointer: 0x1_0000_0000 + vcpu * 4096, isRunning: false, isValid: true });
+    views.physicalApicIdTable.storeEntry(apicId(vcpu), {
+      hostPhysicalApicId: hostPhysicalApicId(vcpu),
+      backingPagePointer: 0x1_0000_0000 + vcpu * 4096,
+      isRunning: false,
+      isValid: true,
+    });
   }
   Atomics.store(control, views.headerIndex('createdVcpus'), vcpus);
   Atomics.store(control, views.headerIndex('hostCpus'), vcpus);
@@ -45,7 +50,7 @@ export class FakeCounters implements VcpuCounting {
 
   count(statistic: number, amount = 1): void {
     const cause = statistic - VcpuStatistic.incompleteIpiExits;
-    const name = cause >= 0 && cause < 5 ? `incompleteIpiExits[${cause}]` : STATISTIC_NAMES.get(statistic) ?? `statistic ${statistic}`;
+    const name = cause >= 0 && cause < 5 ? `incompleteIpiExits[${cause}]` : (STATISTIC_NAMES.get(statistic) ?? `statistic ${statistic}`);
     this.counts.set(name, (this.counts.get(name) ?? 0) + amount);
   }
 
@@ -74,6 +79,7 @@ export class FakeCpu {
 }
 
 export const ring = (views: VmControlViews, slot: number): number => Atomics.load(views.control, views.hostCpuIndex(slot, 'ring'));
-export const requestsOf = (views: VmControlViews, vcpu: number): number => Atomics.load(views.control, views.controlBlockIndex(vcpu, 'requests'));
+export const requestsOf = (views: VmControlViews, vcpu: number): number =>
+  Atomics.load(views.control, views.controlBlockIndex(vcpu, 'requests'));
 export const controlWord = (views: VmControlViews, vcpu: number, field: Parameters<VmControlViews['controlBlockIndex']>[1]): number =>
   Atomics.load(views.control, views.controlBlockIndex(vcpu, field));

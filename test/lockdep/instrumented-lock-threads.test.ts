@@ -45,7 +45,15 @@ function setUp(enabled: boolean): Setup {
   const mutexes = { A: InstrumentedMutex.create(lockdep, 'A').instance, B: InstrumentedMutex.create(lockdep, 'B').instance };
   const buffer = new SharedArrayBuffer(HANDSHAKE_LAYOUT.byteSize);
   const start = (slot: number, steps: readonly LockStep[]): Promise<LockStepsResult> => {
-    const workerData: LockStepsWorkerData = { shared: lockdep.shared, enabled, threadSlot: slot, vcpu: slot - 1, mutexes, handshake: buffer, steps };
+    const workerData: LockStepsWorkerData = {
+      shared: lockdep.shared,
+      enabled,
+      threadSlot: slot,
+      vcpu: slot - 1,
+      mutexes,
+      handshake: buffer,
+      steps,
+    };
     const worker = new Worker(WORKER_URL, { workerData, execArgv: [] });
     return new Promise<LockStepsResult>((resolve, reject) => {
       worker.once('message', (result: LockStepsResult) => resolve(result));
@@ -78,7 +86,13 @@ describe('ABBA between two real workers on instrumented mutexes', () => {
       waitFor('releaseA'),
       unlock('A'),
     ]);
-    const second = start(2, [waitFor('firstHoldsA'), lock('B', 'worker 2: lock B'), lock('A', 'worker 2: lock A under B'), unlock('A'), unlock('B')]);
+    const second = start(2, [
+      waitFor('firstHoldsA'),
+      lock('B', 'worker 2: lock B'),
+      lock('A', 'worker 2: lock A under B'),
+      unlock('A'),
+      unlock('B'),
+    ]);
 
     await until(() => lockdep.threads.waiting(2) !== undefined, 'worker 2 blocks on A');
     const report = lockdep.report();
@@ -93,8 +107,22 @@ describe('ABBA between two real workers on instrumented mutexes', () => {
 
   it('with the validator off, the workers deadlock: the dump shows the cycle, the bounded wait names the holder', async () => {
     const { lockdep, start } = setUp(false);
-    const first = start(1, [lock('A', 'worker 1: lock A'), signal('firstHoldsA'), waitFor('secondHoldsB'), lock('B', 'worker 1: lock B'), unlock('B'), unlock('A')]);
-    const second = start(2, [lock('B', 'worker 2: lock B'), signal('secondHoldsB'), waitFor('firstHoldsA'), lock('A', 'worker 2: lock A', 1_000), unlock('A'), unlock('B')]);
+    const first = start(1, [
+      lock('A', 'worker 1: lock A'),
+      signal('firstHoldsA'),
+      waitFor('secondHoldsB'),
+      lock('B', 'worker 1: lock B'),
+      unlock('B'),
+      unlock('A'),
+    ]);
+    const second = start(2, [
+      lock('B', 'worker 2: lock B'),
+      signal('secondHoldsB'),
+      waitFor('firstHoldsA'),
+      lock('A', 'worker 2: lock A', 1_000),
+      unlock('A'),
+      unlock('B'),
+    ]);
 
     await until(() => lockdep.threads.waiting(1) !== undefined && lockdep.threads.waiting(2) !== undefined, 'both workers block');
     const graph = buildWaitForGraph(lockdep);

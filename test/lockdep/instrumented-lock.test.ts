@@ -19,7 +19,8 @@ const LONG_MS = 5_000;
 /** Yields to the event loop until `count` threads are blocked on lock waits (never a fixed sleep). */
 async function untilWaiting(lockdep: Lockdep, count: number): Promise<void> {
   const deadline = performance.now() + LONG_MS;
-  const waiting = (): number => Array.from({ length: lockdep.threads.threadSlots }, (_, slot) => lockdep.threads.waiting(slot)).filter(Boolean).length;
+  const waiting = (): number =>
+    Array.from({ length: lockdep.threads.threadSlots }, (_, slot) => lockdep.threads.waiting(slot)).filter(Boolean).length;
   while (waiting() < count) {
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${count} waiting threads`);
     await new Promise((resolve) => setTimeout(resolve, 1));
@@ -124,11 +125,13 @@ describe('InstrumentedMutex on the main thread', () => {
         mutex.unlock();
       }
     });
-    const others = ['second', 'third'].map((name) => lockdep.runInMainContext(name, async () => {
-      await mutex.lockAsync(name, LONG_MS);
-      grants.push(name);
-      mutex.unlock();
-    }));
+    const others = ['second', 'third'].map((name) =>
+      lockdep.runInMainContext(name, async () => {
+        await mutex.lockAsync(name, LONG_MS);
+        grants.push(name);
+        mutex.unlock();
+      }),
+    );
     await Promise.all([loop, ...others]);
 
     expect(grants).toEqual(['loop 1', 'second', 'third', 'loop 2', 'loop 3']);
@@ -139,7 +142,9 @@ describe('InstrumentedMutex on the main thread', () => {
     const mutex = InstrumentedMutex.create(lockdep, 'A');
     for (let round = 0; round < 3; round++) {
       let ran = false;
-      setImmediate(() => { ran = true; });
+      setImmediate(() => {
+        ran = true;
+      });
       await mutex.lockAsync('loop', LONG_MS);
       mutex.unlock();
       expect(ran).toBe(true);
@@ -191,7 +196,9 @@ describe('InstrumentedRwSemaphore', () => {
     await apicv.readLockAsync('vCPU 0 refresh', LONG_MS);
     asThread(lockdep, 0);
 
-    await expect(apicv.writeLockAsync('inhibit', SHORT_MS)).rejects.toThrow(/write lock kvm->arch.apicv_update_lock, held by vCPU 0\/worker 1/);
+    await expect(apicv.writeLockAsync('inhibit', SHORT_MS)).rejects.toThrow(
+      /write lock kvm->arch.apicv_update_lock, held by vCPU 0\/worker 1/,
+    );
   });
 
   it('reader-preferring: a new reader enters while a writer is queued', async () => {

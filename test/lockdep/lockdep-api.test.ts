@@ -126,7 +126,9 @@ describe('main-thread async contexts (each chain its own held-lock stack)', () =
   it('a context that ends while holding a lock is an error', async () => {
     const lockdep = selftestLockdep();
 
-    await expect(lockdep.runInMainContext('leaky', async () => lockdep.acquire('A', W, 'never released'))).rejects.toThrow(LockdepMisuseError);
+    await expect(lockdep.runInMainContext('leaky', async () => lockdep.acquire('A', W, 'never released'))).rejects.toThrow(
+      LockdepMisuseError,
+    );
   });
 });
 
@@ -165,7 +167,9 @@ describe('one region, every thread', () => {
   });
 
   it('the layout names every region with its writer', () => {
-    const text = describeLayout(lockdepLayout(9, { workerThreads: 4, mainContexts: 8, lockInstances: 256, labels: 2048, labelBytes: 131072, reportBytes: 32768 }));
+    const text = describeLayout(
+      lockdepLayout(9, { workerThreads: 4, mainContexts: 8, lockInstances: 256, labels: 2048, labelBytes: 131072, reportBytes: 32768 }),
+    );
 
     expect(text).toMatch(/dependencies .* writer: validating threads: Atomics.or only/);
     expect(text).toMatch(/debugLocks: i32 writer: main at creation \(1\); the first reporter/);
@@ -189,7 +193,9 @@ describe('the documented KVM order (locking.rst) as primed dependencies', () => 
     lockdep.acquire('kvm->lock', W, 'kvm_xen_set_evtchn');
 
     expect(lockdep.report()?.cycle).toEqual(['kvm->lock', 'kvm->srcu', 'kvm->lock']);
-    expect(lockdep.report()?.text).toContain('first seen: documented order, step: locking.rst (2023-01): synchronize_srcu is called inside kvm->lock');
+    expect(lockdep.report()?.text).toContain(
+      'first seen: documented order, step: locking.rst (2023-01): synchronize_srcu is called inside kvm->lock',
+    );
   });
 
   it('a writer-fair cpu_hotplug_lock read inside SRCU closes the S5 four-party cycle', () => {

@@ -37,12 +37,62 @@ describe('locking-selftest: basic deadlocks (mutex)', () => {
   });
 
   it.each([
-    ['ABBA', [['A', 'B'], ['B', 'A']], ['A', 'B', 'A']],
-    ['ABBCCA', [['A', 'B'], ['B', 'C'], ['C', 'A']], ['A', 'B', 'C', 'A']],
-    ['ABCABC', [['A', 'B'], ['C', 'A'], ['B', 'C']], ['C', 'A', 'B', 'C']],
-    ['ABBCCDDA', [['A', 'B'], ['B', 'C'], ['C', 'D'], ['D', 'A']], ['A', 'B', 'C', 'D', 'A']],
-    ['ABCDBDDA', [['A', 'B'], ['C', 'D'], ['B', 'D'], ['D', 'A']], ['A', 'B', 'D', 'A']],
-    ['ABCDBCDA', [['A', 'B'], ['C', 'D'], ['B', 'C'], ['D', 'A']], ['A', 'B', 'C', 'D', 'A']],
+    [
+      'ABBA',
+      [
+        ['A', 'B'],
+        ['B', 'A'],
+      ],
+      ['A', 'B', 'A'],
+    ],
+    [
+      'ABBCCA',
+      [
+        ['A', 'B'],
+        ['B', 'C'],
+        ['C', 'A'],
+      ],
+      ['A', 'B', 'C', 'A'],
+    ],
+    [
+      'ABCABC',
+      [
+        ['A', 'B'],
+        ['C', 'A'],
+        ['B', 'C'],
+      ],
+      ['C', 'A', 'B', 'C'],
+    ],
+    [
+      'ABBCCDDA',
+      [
+        ['A', 'B'],
+        ['B', 'C'],
+        ['C', 'D'],
+        ['D', 'A'],
+      ],
+      ['A', 'B', 'C', 'D', 'A'],
+    ],
+    [
+      'ABCDBDDA',
+      [
+        ['A', 'B'],
+        ['C', 'D'],
+        ['B', 'D'],
+        ['D', 'A'],
+      ],
+      ['A', 'B', 'D', 'A'],
+    ],
+    [
+      'ABCDBCDA',
+      [
+        ['A', 'B'],
+        ['C', 'D'],
+        ['B', 'C'],
+        ['D', 'A'],
+      ],
+      ['A', 'B', 'C', 'D', 'A'],
+    ],
   ] as const)('%s is a possible circular locking dependency, reported at the closing acquisition', (_name, sequence, cycle) => {
     const lockdep = pairs(sequence.map(([first, second]) => [first, second]));
 
@@ -50,7 +100,14 @@ describe('locking-selftest: basic deadlocks (mutex)', () => {
   });
 
   it('the same order twice (AB, AB) is no deadlock', () => {
-    expect(verdict(pairs([['A', 'B'], ['A', 'B']]))).toBe(SUCCESS);
+    expect(
+      verdict(
+        pairs([
+          ['A', 'B'],
+          ['A', 'B'],
+        ]),
+      ),
+    ).toBe(SUCCESS);
   });
 
   it('double unlock: releasing a lock not held is a typed error naming the lock and thread', () => {
@@ -82,18 +139,122 @@ describe('locking-selftest: recursive reads (lockdep-design.rst "Recursive read 
 
   it.each([
     // mixed read-lock/lock-write ABBA: read_lock(A); lock(B) | lock(B); write_lock(A)
-    ['ABBA1 rwlock (recursive read)', [[['X1', R], ['A', W]], [['A', W], ['X1', W]]], FAILURE],
-    ['ABBA1 rwsem (non-recursive read)', [[['X1', r], ['A', W]], [['A', W], ['X1', W]]], FAILURE],
+    [
+      'ABBA1 rwlock (recursive read)',
+      [
+        [
+          ['X1', R],
+          ['A', W],
+        ],
+        [
+          ['A', W],
+          ['X1', W],
+        ],
+      ],
+      FAILURE,
+    ],
+    [
+      'ABBA1 rwsem (non-recursive read)',
+      [
+        [
+          ['X1', r],
+          ['A', W],
+        ],
+        [
+          ['A', W],
+          ['X1', W],
+        ],
+      ],
+      FAILURE,
+    ],
     // mixed read-lock/lock-read ABBA: read_lock(A); lock(B) | lock(B); read_lock(A)
-    ['ABBA2 rwlock (recursive read)', [[['X1', R], ['A', W]], [['A', W], ['X1', R]]], SUCCESS],
-    ['ABBA2 rwsem (non-recursive read)', [[['X1', r], ['A', W]], [['A', W], ['X1', r]]], FAILURE],
+    [
+      'ABBA2 rwlock (recursive read)',
+      [
+        [
+          ['X1', R],
+          ['A', W],
+        ],
+        [
+          ['A', W],
+          ['X1', R],
+        ],
+      ],
+      SUCCESS,
+    ],
+    [
+      'ABBA2 rwsem (non-recursive read)',
+      [
+        [
+          ['X1', r],
+          ['A', W],
+        ],
+        [
+          ['A', W],
+          ['X1', r],
+        ],
+      ],
+      FAILURE,
+    ],
     // mixed write-lock/lock-write ABBA: write_lock(A); lock(B) | lock(B); write_lock(A)
-    ['ABBA3', [[['X1', W], ['A', W]], [['A', W], ['X1', W]]], FAILURE],
+    [
+      'ABBA3',
+      [
+        [
+          ['X1', W],
+          ['A', W],
+        ],
+        [
+          ['A', W],
+          ['X1', W],
+        ],
+      ],
+      FAILURE,
+    ],
     // read-read ABBA: both sides read both locks
-    ['read-read ABBA, recursive reads', [[['X1', R], ['Y1', R]], [['Y1', R], ['X1', R]]], SUCCESS],
-    ['read-read ABBA, non-recursive reads (writers may queue on both)', [[['X1', r], ['Y1', r]], [['Y1', r], ['X1', r]]], FAILURE],
+    [
+      'read-read ABBA, recursive reads',
+      [
+        [
+          ['X1', R],
+          ['Y1', R],
+        ],
+        [
+          ['Y1', R],
+          ['X1', R],
+        ],
+      ],
+      SUCCESS,
+    ],
+    [
+      'read-read ABBA, non-recursive reads (writers may queue on both)',
+      [
+        [
+          ['X1', r],
+          ['Y1', r],
+        ],
+        [
+          ['Y1', r],
+          ['X1', r],
+        ],
+      ],
+      FAILURE,
+    ],
     // lockdep-design.rst: TASK A read_lock(X); write_lock(Y) | TASK B read_lock(Y); write_lock(X)
-    ['design doc: read X, write Y | read Y, write X', [[['X1', R], ['Y1', W]], [['Y1', R], ['X1', W]]], FAILURE],
+    [
+      'design doc: read X, write Y | read Y, write X',
+      [
+        [
+          ['X1', R],
+          ['Y1', W],
+        ],
+        [
+          ['Y1', R],
+          ['X1', W],
+        ],
+      ],
+      FAILURE,
+    ],
   ] as const)('%s: %s', (_name, events, expected) => {
     const lockdep = selftestLockdep();
     events.forEach(([first, second], index) => {
@@ -217,7 +378,10 @@ describe('locking-selftest: SRCU (read = recursive read, synchronize = write acq
 
 describe('locking-selftest: the checker itself', () => {
   it('the first report wins and turns the checker off: a later cycle is not reported', () => {
-    const lockdep = pairs([['A', 'B'], ['B', 'A']]);
+    const lockdep = pairs([
+      ['A', 'B'],
+      ['B', 'A'],
+    ]);
     const first = lockdep.report();
     lockUnlock2(lockdep, 3, 'C', 'D');
     lockUnlock2(lockdep, 4, 'D', 'C');
@@ -228,7 +392,10 @@ describe('locking-selftest: the checker itself', () => {
   });
 
   it('held-lock stacks are still kept after the report, so assertions keep working', () => {
-    const lockdep = pairs([['A', 'B'], ['B', 'A']]);
+    const lockdep = pairs([
+      ['A', 'B'],
+      ['B', 'A'],
+    ]);
     asThread(lockdep, 3);
     lockdep.acquire('C', W, 'after the report');
 

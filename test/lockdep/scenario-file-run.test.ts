@@ -10,10 +10,15 @@ describe('running lock scenario files', () => {
     const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/abba.yaml'), { validator: true, watchdogMs: 1000 });
     expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
     // Either worker may validate its second acquisition last and close the cycle.
-    expect([['A', 'B', 'A'], ['B', 'A', 'B']]).toContainEqual(outcome.cycle);
+    expect([
+      ['A', 'B', 'A'],
+      ['B', 'A', 'B'],
+    ]).toContainEqual(outcome.cycle);
     expect(outcome.report).toContain('WARNING: possible circular locking dependency detected');
     expect(outcome.report).toMatch(/vCPU [01]\/worker [12] is trying to acquire lock/);
-    expect(outcome.report).toMatch(/first seen: vCPU [01]\/worker [12], step: acquire [AB] at threads\[[01]\]\.steps\[2\] \(abba\.yaml:(18|26)\)/);
+    expect(outcome.report).toMatch(
+      /first seen: vCPU [01]\/worker [12], step: acquire [AB] at threads\[[01]\]\.steps\[2\] \(abba\.yaml:(18|26)\)/,
+    );
     expect(outcome.problems).toEqual([]);
     expect(outcome.threads.map((thread) => thread.outcome).sort()).toEqual(['backed-out', 'done']);
   });
@@ -24,7 +29,10 @@ describe('running lock scenario files', () => {
     // The watchdog (1 s) ends it far below the waits' own bound; generous for a loaded host's worker start-up.
     expect(performance.now() - started).toBeLessThan(15_000);
     expect(outcome.verdict).toBe('deadlock');
-    expect([['A', 'B', 'A'], ['B', 'A', 'B']]).toContainEqual(outcome.cycle);
+    expect([
+      ['A', 'B', 'A'],
+      ['B', 'A', 'B'],
+    ]).toContainEqual(outcome.cycle);
     expect(outcome.report).toContain('no thread made progress for 1.0 s');
     expect(outcome.report).toMatch(/vCPU 0\/worker 1 waits \(\d+ ms\) for lock B, held by vCPU 1\/worker 2/);
     expect(outcome.report).toMatch(/vCPU 1\/worker 2 waits \(\d+ ms\) for lock A, held by vCPU 0\/worker 1/);
@@ -34,13 +42,18 @@ describe('running lock scenario files', () => {
   });
 
   it('srcu-vs-synchronize.yaml: the vCPU reading kvm->srcu, then slots_lock, against main synchronizing under slots_lock', async () => {
-    const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/srcu-vs-synchronize.yaml'), { validator: true, watchdogMs: 1000 });
+    const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/srcu-vs-synchronize.yaml'), {
+      validator: true,
+      watchdogMs: 1000,
+    });
     expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
     // Who closes the cycle depends on scheduling: the vCPU may take slots_lock (validated) before
     // main validates its synchronize, or after. Either way the cycle is the same two edges.
     if (outcome.cycle[0] === 'kvm->slots_lock') {
       expect(outcome.cycle).toEqual(['kvm->slots_lock', 'kvm->srcu', 'kvm->slots_lock']);
-      expect(outcome.report).toContain('first seen: main, step: synchronize kvm->srcu at threads[1].steps[2] (srcu-vs-synchronize.yaml:23)');
+      expect(outcome.report).toContain(
+        'first seen: main, step: synchronize kvm->srcu at threads[1].steps[2] (srcu-vs-synchronize.yaml:23)',
+      );
     } else {
       expect(outcome.cycle).toEqual(['kvm->srcu', 'kvm->slots_lock', 'kvm->srcu']);
       expect(outcome.report).toMatch(/first seen: vCPU 0[^\n]*, step: acquire kvm->slots_lock at threads\[0\]\.steps\[2\]/);
@@ -49,13 +62,17 @@ describe('running lock scenario files', () => {
     expect(outcome.problems).toEqual([]);
   });
 
-  it('clean.json: KVM\'s documented order kept, on two workers and main, with and without the validator', async () => {
+  it("clean.json: KVM's documented order kept, on two workers and main, with and without the validator", async () => {
     for (const validator of [true, false]) {
       const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/clean.json'), { validator, watchdogMs: 1000 });
       expect(outcome.verdict, outcome.report).toBe('clean');
       expect(outcome.cycle).toEqual([]);
       expect(outcome.problems).toEqual([]);
-      expect(outcome.threads.map((thread) => `${thread.thread}: ${thread.outcome} after ${thread.stepsDone}`)).toEqual(['main: done after 5', 'vcpu 0: done after 10', 'vcpu 1: done after 2']);
+      expect(outcome.threads.map((thread) => `${thread.thread}: ${thread.outcome} after ${thread.stepsDone}`)).toEqual([
+        'main: done after 5',
+        'vcpu 0: done after 10',
+        'vcpu 1: done after 2',
+      ]);
     }
   });
 });

@@ -22,9 +22,9 @@ const TWO_MUTEXES = 'locks:\n  - name: A\n    kind: mutex\n  - name: B\n    kind
 
 describe('scenario files: the errors name the file, the line and the step', () => {
   it('an unknown lock in a step', () => {
-    expect(problemsOf(`${TWO_MUTEXES}threads:\n  - thread: vcpu 0\n    steps:\n      - acquire: A\n      - acquire: C\n      - release: A\n`)).toEqual([
-      'bad.yaml:10:18: threads[0].steps[1].acquire: unknown lock "C"; the declared locks are: A, B',
-    ]);
+    expect(
+      problemsOf(`${TWO_MUTEXES}threads:\n  - thread: vcpu 0\n    steps:\n      - acquire: A\n      - acquire: C\n      - release: A\n`),
+    ).toEqual(['bad.yaml:10:18: threads[0].steps[1].acquire: unknown lock "C"; the declared locks are: A, B']);
   });
 
   it('a release of a lock that thread does not hold (another thread does)', () => {
@@ -36,10 +36,15 @@ describe('scenario files: the errors name the file, the line and the step', () =
     const yaml = problemsOf('locks: [A\nthreads: {');
     expect(yaml.length).toBeGreaterThan(0);
     for (const problem of yaml) expect(problem).toMatch(/^bad\.yaml:\d+:\d+: malformed file: /);
-    const json = problemsOf('{ "locks": [ {"name": "A", "kind": "mutex"} ],\n  "threads": [ { "thread": "main", "steps": [ ] }', 'bad.json');
+    const json = problemsOf(
+      '{ "locks": [ {"name": "A", "kind": "mutex"} ],\n  "threads": [ { "thread": "main", "steps": [ ] }',
+      'bad.json',
+    );
     expect(json.length).toBeGreaterThan(0);
     for (const problem of json) expect(problem).toMatch(/^bad\.json:\d+:\d+: malformed file: /);
-    expect(problemsOf('- just\n- a list\n')).toEqual(['bad.yaml:1:1: (top level): malformed file: expected a mapping with "locks" and "threads"']);
+    expect(problemsOf('- just\n- a list\n')).toEqual([
+      'bad.yaml:1:1: (top level): malformed file: expected a mapping with "locks" and "threads"',
+    ]);
   });
 
   it('an unknown thread, a wait for a label nobody has, an unknown class, a step with two actions, a thread ending with a lock held', () => {
@@ -92,7 +97,10 @@ describe('scenario files: the errors name the file, the line and the step', () =
     const clean = loadLockScenarioFile('examples/locks/clean.json');
     expect(clean.documentedOrders).toBe(true);
     expect(clean.locks.find((lock) => lock.name === 'kvm->srcu')?.kind).toBe('srcu');
-    expect(loadLockScenarioFile('examples/locks/srcu-vs-synchronize.yaml').threads.map((thread) => thread.name)).toEqual(['vcpu 0', 'main']);
+    expect(loadLockScenarioFile('examples/locks/srcu-vs-synchronize.yaml').threads.map((thread) => thread.name)).toEqual([
+      'vcpu 0',
+      'main',
+    ]);
   });
 });
 
@@ -183,7 +191,9 @@ describe('scenario files: a sleep at the documented maximum does not race the lo
   it('the maximum the checker allows is the one documented', () => {
     expect(readFileSync('docs/lock-scenarios.md', 'utf8')).toContain(`# milliseconds (0..${MAX_SLEEP_MS}`);
     expect(parseLockScenario(holderSleeps(MAX_SLEEP_MS), 'max.yaml').threads[0]!.steps[1]).toMatchObject({ op: 'sleep', ms: MAX_SLEEP_MS });
-    expect(problemsOf(holderSleeps(MAX_SLEEP_MS + 1))).toEqual([`bad.yaml:9:16: threads[0].steps[1].sleep: sleep takes milliseconds, 0 to ${MAX_SLEEP_MS}`]);
+    expect(problemsOf(holderSleeps(MAX_SLEEP_MS + 1))).toEqual([
+      `bad.yaml:9:16: threads[0].steps[1].sleep: sleep takes milliseconds, 0 to ${MAX_SLEEP_MS}`,
+    ]);
   });
 
   it('a waiter behind a holder sleeping the maximum, once or twice, waits within its bound whatever the watchdog', () => {
@@ -193,7 +203,9 @@ describe('scenario files: a sleep at the documented maximum does not race the lo
     for (const times of [1, 2]) {
       const scenario = parseLockScenario(holderSleeps(MAX_SLEEP_MS, times), 'max.yaml');
       for (const watchdogMs of [1000, 2000, 600_000]) {
-        expect(scenarioWaitBoundMs(scenario, watchdogMs), `${times} sleeps, watchdog ${watchdogMs} ms`).toBeGreaterThan(times * MAX_SLEEP_MS + watchdogMs);
+        expect(scenarioWaitBoundMs(scenario, watchdogMs), `${times} sleeps, watchdog ${watchdogMs} ms`).toBeGreaterThan(
+          times * MAX_SLEEP_MS + watchdogMs,
+        );
       }
     }
   });

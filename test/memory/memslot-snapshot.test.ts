@@ -27,9 +27,7 @@ function embeddedSnapshot(): { snapshot: MemslotSnapshot; int32: Int32Array } {
 
 function sampleSet(): MemslotSet {
   let set = MemslotSet.empty(POOL_BYTES);
-  set = expectMemslotSet(
-    set.createMemslot({ id: memslotId(0), guestPhysicalAddress: gpa(0), size: 0x10_0000, hostOffset: 0xf000_0000 }),
-  );
+  set = expectMemslotSet(set.createMemslot({ id: memslotId(0), guestPhysicalAddress: gpa(0), size: 0x10_0000, hostOffset: 0xf000_0000 }));
   set = expectMemslotSet(
     set.createMemslot({
       id: memslotId(31),

@@ -116,10 +116,17 @@ describe('MemslotSet', () => {
 
   it('refuses misaligned address, size and host offset', () => {
     const empty = MemslotSet.empty(POOL_BYTES);
-    expect(refusal(empty.createMemslot(ram(0, 0x800, 1, 0)))).toMatchObject({ kind: 'misaligned', field: 'guestPhysicalAddress', value: 0x800 });
+    expect(refusal(empty.createMemslot(ram(0, 0x800, 1, 0)))).toMatchObject({
+      kind: 'misaligned',
+      field: 'guestPhysicalAddress',
+      value: 0x800,
+    });
     expect(refusal(empty.createMemslot({ ...ram(0, 0, 1, 0), size: 100 }))).toMatchObject({ kind: 'misaligned', field: 'size' });
     expect(refusal(empty.createMemslot({ ...ram(0, 0, 1, 0), hostOffset: 8 }))).toMatchObject({ kind: 'misaligned', field: 'hostOffset' });
-    expect(refusal(empty.createMemslot({ ...ram(0, 0, 1, 0), hostOffset: -PAGE_SIZE }))).toMatchObject({ kind: 'misaligned', field: 'hostOffset' });
+    expect(refusal(empty.createMemslot({ ...ram(0, 0, 1, 0), hostOffset: -PAGE_SIZE }))).toMatchObject({
+      kind: 'misaligned',
+      field: 'hostOffset',
+    });
   });
 
   it('refuses an empty slot', () => {

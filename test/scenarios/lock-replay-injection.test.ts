@@ -53,6 +53,8 @@ describe('validateConfig (the core): only the shape of injectLockBug', () => {
     ['an expectation that is not a boolean', { name: 's1', expectsReport: 'yes' }],
   ])('rejects %s with one VmConfigError', (_, injectLockBug) => {
     expect(() => validateConfig({ vcpus: 2, injectLockBug: injectLockBug as never })).toThrow(VmConfigError);
-    expect(() => validateConfig({ vcpus: 2, injectLockBug: injectLockBug as never })).toThrow(/^injectLockBug must be 'none', a lock replay's name or \{ name, handshake/);
+    expect(() => validateConfig({ vcpus: 2, injectLockBug: injectLockBug as never })).toThrow(
+      /^injectLockBug must be 'none', a lock replay's name or \{ name, handshake/,
+    );
   });
 });

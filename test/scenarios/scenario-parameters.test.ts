@@ -44,7 +44,14 @@ describe('scenario parameters', () => {
   });
 
   it('the error is typed and named', () => {
-    const error = (() => { try { resolveParameters(scenario('ack'), { vcpus: 1, seed: 0 }); } catch (caught) { return caught; } return undefined; })();
+    const error = (() => {
+      try {
+        resolveParameters(scenario('ack'), { vcpus: 1, seed: 0 });
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
     expect(error).toBeInstanceOf(ScenarioParameterError);
     expect((error as Error).name).toBe('ScenarioParameterError');
   });

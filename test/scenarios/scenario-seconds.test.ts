@@ -12,7 +12,11 @@ describe('a seconds run stops by itself', () => {
   ] as const)('%s with %i vCPUs for 0.3 s', async (pattern, vcpus) => {
     const progress: ScenarioProgress[] = [];
     const started = performance.now();
-    const { result } = await runScenario(SCENARIOS.get(pattern)!, { vcpus, seconds: 0.3, seed: 1 }, { onProgress: (entry) => progress.push(entry) });
+    const { result } = await runScenario(
+      SCENARIOS.get(pattern)!,
+      { vcpus, seconds: 0.3, seed: 1 },
+      { onProgress: (entry) => progress.push(entry) },
+    );
     const elapsed = (performance.now() - started) / 1000;
     expect(result.ok, JSON.stringify(result.checks.filter((check) => !check.ok))).toBe(true);
     expect(result.report.exit.reason).toBe('all-done');
@@ -26,7 +30,11 @@ describe('a seconds run stops by itself', () => {
 
   it('a count run reports progress as the fraction of IPIs sent', async () => {
     const progress: ScenarioProgress[] = [];
-    const { result } = await runScenario(SCENARIOS.get('ack-halt')!, { vcpus: 2, ipis: 300, seed: 1 }, { onProgress: (entry) => progress.push(entry) });
+    const { result } = await runScenario(
+      SCENARIOS.get('ack-halt')!,
+      { vcpus: 2, ipis: 300, seed: 1 },
+      { onProgress: (entry) => progress.push(entry) },
+    );
     expect(result.ok).toBe(true);
     for (const entry of progress) {
       expect(entry.fraction).toBeGreaterThanOrEqual(0);

@@ -14,7 +14,9 @@ function expectBalanced(report: VmReport): void {
 
 describe('AVIC inhibits keep IPIs on the right vCPU', () => {
   it('APIC ID relocation with sends in flight: APIC_ID_MODIFIED, software delivery, none lost', async () => {
-    const N = 200, K = 100, NEW_ID = 0x20;
+    const N = 200,
+      K = 100,
+      NEW_ID = 0x20;
     // vCPU 1 takes vector 0x40 from vCPU 0 (physical, to target_id) and 0x50 from vCPU 2 (logical,
     // LDR bit 1, unaffected by the ID). In its K-th 0x40 handler it rewrites its APIC ID to NEW_ID
     // and publishes it before acknowledging, so vCPU 0's next send already names the new ID while
@@ -462,7 +464,13 @@ ivt:    .zero 4 * 0x40
     // never saw an ICR write (no incomplete-IPI exit at all), and every IPI arrived.
     expect(sender!.interruptCommandsWhileInhibited).toBe(N);
     expect(sender!.apicMmioEmulationExits).toBe(N + 1);
-    expect(report.exits.incompleteIpi).toEqual({ invalidInterruptType: 0, targetNotRunning: 0, invalidTarget: 0, invalidBackingPage: 0, invalidIpiVector: 0 });
+    expect(report.exits.incompleteIpi).toEqual({
+      invalidInterruptType: 0,
+      targetNotRunning: 0,
+      invalidTarget: 0,
+      invalidBackingPage: 0,
+      invalidIpiVector: 0,
+    });
     // The receiver's TPR and EOI writes are emulated only while inhibited (three per handler run).
     expect(receiver!.apicMmioEmulationExits).toBe(3 * N);
     // vCPU 2's LDR write that ended the alias was made with AVIC inactive.

@@ -55,7 +55,8 @@ ivt:    .zero 4 * 256
 
 describe('the local APIC timer', () => {
   it('one-shot: fires exactly once, no sooner than its count (1 GHz bus, divide by 1)', async () => {
-    const { vm } = await createGuest(`
+    const { vm } = await createGuest(
+      `
         .entry start
         .equ COUNT, 1000000
 start:  call setup
@@ -78,7 +79,9 @@ wait:   ld32 r2, [ticks]
         call report
         li r1, 0
         hypercall HC_DONE
-${common}`, { vcpus: 1 });
+${common}`,
+      { vcpus: 1 },
+    );
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
     const [ticks, elapsed] = report.perVcpu[0]!.guest.reports;
@@ -91,7 +94,8 @@ ${common}`, { vcpus: 1 });
   });
 
   it('periodic: fires again and again; masking stops the interrupts, unmasking resumes them, an initial count of 0 stops the timer', async () => {
-    const { vm } = await createGuest(`
+    const { vm } = await createGuest(
+      `
         .entry start
 start:  call setup
         li r2, LVT_PERIODIC | VECTOR
@@ -136,7 +140,9 @@ wait3:  ld32 r2, [ticks]
         call report                     ; slot 3: current count of a stopped timer (0)
         li r1, 0
         hypercall HC_DONE
-${common}`, { vcpus: 1 });
+${common}`,
+      { vcpus: 1 },
+    );
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
     expect(report.perVcpu[0]!.guest.reports.slice(0, 4)).toEqual([0, 1, 0, 0]);
@@ -147,7 +153,8 @@ ${common}`, { vcpus: 1 });
   });
 
   it('a halted vCPU sleeps until its timer fires (it blocks; nothing spins), and the VM is not taken for idle meanwhile', async () => {
-    const { vm } = await createGuest(`
+    const { vm } = await createGuest(
+      `
         .entry start
 start:  call setup
         li r2, VECTOR
@@ -165,7 +172,9 @@ woken:  li r1, 0
         call report
         li r1, 0
         hypercall HC_DONE
-${common}`, { vcpus: 1 });
+${common}`,
+      { vcpus: 1 },
+    );
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
     expect(report.exit.reason).toBe('all-done');
@@ -179,7 +188,8 @@ ${common}`, { vcpus: 1 });
   });
 
   it('a timer vector whose priority class is not above TPR stays pending in IRR until TPR drops', async () => {
-    const { vm } = await createGuest(`
+    const { vm } = await createGuest(
+      `
         .entry start
         .equ IRR_WORD_OF_VECTOR, APIC_IRR + 0x10 * (VECTOR >> 5)
 start:  call setup
@@ -208,7 +218,9 @@ pending:
         call report                     ; slot 1: taken right after TPR = 0 (1)
         li r1, 0
         hypercall HC_DONE
-${common}`, { vcpus: 1 });
+${common}`,
+      { vcpus: 1 },
+    );
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
     expect(report.perVcpu[0]!.guest.reports.slice(0, 2)).toEqual([0, 1]);

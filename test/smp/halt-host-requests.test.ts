@@ -23,18 +23,26 @@ halter: li r2, nmi_handler
         li r2, irq_handler
         st32 [ivt + 4 * 0x40], r2
         livt ivt
-${masking === 'cli' ? `        cli` : `        li r2, 0xf0                     ; TPR class 15 masks vector 0x40
+${
+  masking === 'cli'
+    ? `        cli`
+    : `        li r2, 0xf0                     ; TPR class 15 masks vector 0x40
         st32 [APIC_BASE + APIC_TPR], r2
         li r2, APIC_DEST_SELF | APIC_DM_FIXED | 0x40
         st32 [APIC_BASE + APIC_ICR], r2   ; pending in IRR, not deliverable
-        sti`}
+        sti`
+}
         li r2, 1
         st32 [halting], r2
         hlt
         li r2, 1
         st32 [passed], r2               ; past the HLT
-${masking === 'cli' ? '' : `        li r2, 0
-        st32 [APIC_BASE + APIC_TPR], r2   ; now the IPI is taken`}
+${
+  masking === 'cli'
+    ? ''
+    : `        li r2, 0
+        st32 [APIC_BASE + APIC_TPR], r2   ; now the IPI is taken`
+}
         li r1, 0
         hypercall HC_DONE
 
@@ -110,14 +118,7 @@ async function startHalter(masking: Masking): Promise<Halter> {
     return Atomics.load(control, runState) === VcpuRunState.Blocked && vm.memory.runQueues.state(0) === TaskState.Blocked;
   };
   await waitUntil(() => word('halting') === 1 && asleep(), 'vCPU 0 to halt and sleep');
-  return {
-    vm,
-    word,
-    setGo,
-    requests: () => Atomics.load(control, requestsIndex),
-    runState: () => Atomics.load(control, runState),
-    asleep,
-  };
+  return { vm, word, setGo, requests: () => Atomics.load(control, requestsIndex), runState: () => Atomics.load(control, runState), asleep };
 }
 
 /**
@@ -149,37 +150,43 @@ describe('a halted vCPU goes back to HLT after a host request', () => {
   for (const masking of ['cli', 'tpr'] as const) {
     const what = masking === 'cli' ? 'cli; hlt' : 'sti; hlt with the pending IPI masked by TPR';
 
-    it(`${what}: ${POKES} kicks do not end the HLT; an NMI does`, () => pokeHalter(masking, (halter) => {
-      let poke = 0;
-      for (; poke < POKES && halter.word('passed') === 0; poke++) {
-        halter.vm.kick(0);
-        spinUntil(() => (halter.requests() & VcpuRequest.Kick) === 0 || halter.word('passed') !== 0, 'vCPU 0 to take the kick');
-      }
-      return `${poke} of ${POKES} kicks`;
-    }));
+    it(`${what}: ${POKES} kicks do not end the HLT; an NMI does`, () =>
+      pokeHalter(masking, (halter) => {
+        let poke = 0;
+        for (; poke < POKES && halter.word('passed') === 0; poke++) {
+          halter.vm.kick(0);
+          spinUntil(() => (halter.requests() & VcpuRequest.Kick) === 0 || halter.word('passed') !== 0, 'vCPU 0 to take the kick');
+        }
+        return `${poke} of ${POKES} kicks`;
+      }));
 
-    it(`${what}: ${POKES} memslot-change requests do not end the HLT`, () => pokeHalter(masking, (halter) => {
-      let poke = 0;
-      for (; poke < POKES && halter.word('passed') === 0; poke++) {
-        // What the memslot writer sends a vCPU it finds in guest mode (kvm_make_all_cpus_request).
-        halter.vm.memory.kick(0, VcpuRequest.MemslotsChanged);
-        spinUntil(() => (halter.requests() & VcpuRequest.MemslotsChanged) === 0 || halter.word('passed') !== 0, 'vCPU 0 to reload its memslots');
-      }
-      return `${poke} of ${POKES} memslot-change requests`;
-    }));
+    it(`${what}: ${POKES} memslot-change requests do not end the HLT`, () =>
+      pokeHalter(masking, (halter) => {
+        let poke = 0;
+        for (; poke < POKES && halter.word('passed') === 0; poke++) {
+          // What the memslot writer sends a vCPU it finds in guest mode (kvm_make_all_cpus_request).
+          halter.vm.memory.kick(0, VcpuRequest.MemslotsChanged);
+          spinUntil(
+            () => (halter.requests() & VcpuRequest.MemslotsChanged) === 0 || halter.word('passed') !== 0,
+            'vCPU 0 to reload its memslots',
+          );
+        }
+        return `${poke} of ${POKES} memslot-change requests`;
+      }));
   }
 
-  it(`cli; hlt: ${PAUSES} pause/resume cycles park the halted vCPU and leave it halted`, () => pokeHalter('cli', async (halter) => {
-    let cycle = 0;
-    for (; cycle < PAUSES && halter.word('passed') === 0; cycle++) {
-      await halter.vm.pause();
-      if (halter.word('passed') !== 0) break; // it left HLT and finished: reported below
-      expect(halter.vm.runStates()[0]).toBe('paused');
-      halter.vm.resume();
-      // Handshake: vCPU 0 has left the park (it is on its way back to HLT) before the next pause, so
-      // that pause does not find it still paused from this one, and lands while it re-halts.
-      spinUntil(() => halter.runState() !== VcpuRunState.Paused, 'vCPU 0 to leave the park');
-    }
-    return `${cycle} of ${PAUSES} pauses`;
-  }));
+  it(`cli; hlt: ${PAUSES} pause/resume cycles park the halted vCPU and leave it halted`, () =>
+    pokeHalter('cli', async (halter) => {
+      let cycle = 0;
+      for (; cycle < PAUSES && halter.word('passed') === 0; cycle++) {
+        await halter.vm.pause();
+        if (halter.word('passed') !== 0) break; // it left HLT and finished: reported below
+        expect(halter.vm.runStates()[0]).toBe('paused');
+        halter.vm.resume();
+        // Handshake: vCPU 0 has left the park (it is on its way back to HLT) before the next pause, so
+        // that pause does not find it still paused from this one, and lands while it re-halts.
+        spinUntil(() => halter.runState() !== VcpuRunState.Paused, 'vCPU 0 to leave the park');
+      }
+      return `${cycle} of ${PAUSES} pauses`;
+    }));
 });

@@ -31,37 +31,56 @@ const SCENARIO_RUNS: ReadonlyArray<readonly [pattern: string, parameters: Scenar
 ];
 
 const SCENARIO_MATRIX = SCENARIO_RUNS.flatMap(([pattern, parameters, vcpusInAll]) =>
-  hostCpuCounts(vcpusInAll).map((hostCpus) => [pattern, hostCpus, parameters] as const));
+  hostCpuCounts(vcpusInAll).map((hostCpus) => [pattern, hostCpus, parameters] as const),
+);
 
 describe('scenario checks pass with host CPUs = 1, 2 and = vCPUs', () => {
-  it.each(SCENARIO_MATRIX)('%s on %i host CPU(s)', async (pattern, hostCpus, parameters) => {
-    const { result } = await runScenario(SCENARIOS.get(pattern)!, parameters, { vmConfig: { hostCpus } });
-    expect(result.report.hostCpuCount).toBe(hostCpus);
-    expect(result.ok, explain(result)).toBe(true);
-    expect(result.report.exit.reason).toBe('all-done');
-    expect(result.report.ipis.lost).toBe(0);
-    expect(result.report.lostWakeups).toBe(0);
-  }, 60_000);
+  it.each(SCENARIO_MATRIX)(
+    '%s on %i host CPU(s)',
+    async (pattern, hostCpus, parameters) => {
+      const { result } = await runScenario(SCENARIOS.get(pattern)!, parameters, { vmConfig: { hostCpus } });
+      expect(result.report.hostCpuCount).toBe(hostCpus);
+      expect(result.ok, explain(result)).toBe(true);
+      expect(result.report.exit.reason).toBe('all-done');
+      expect(result.report.ipis.lost).toBe(0);
+      expect(result.report.lostWakeups).toBe(0);
+    },
+    60_000,
+  );
 });
 
 describe('a lock replay is reported and backs out with host CPUs = 1, 2 and = vCPUs', () => {
-  it.each(hostCpuCounts(3))('s1 with 3 vCPUs on %i host CPU(s)', async (hostCpus) => {
-    const outcome = await findLockReplay('s1')!.run({ validator: true, workload: stormWorkload(6000), vcpus: 3, hostCpus, watchdogSeconds: 1, stopTimeoutSeconds: 1 });
-    expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
-    expect(outcome.cycle).toEqual(['kvm->slots_lock', 'kvm->srcu', 'kvm->slots_lock']);
-    expect(outcome.problems).toEqual([]);
-    expect(outcome.vmReport?.hostCpuCount).toBe(hostCpus);
-    expect(outcome.vmReport?.exit.reason).toBe('all-done');
-    expect(outcome.vmReport?.ok).toBe(true);
-    expect(outcome.ipis?.lost).toBe(0);
-  }, 60_000);
+  it.each(hostCpuCounts(3))(
+    's1 with 3 vCPUs on %i host CPU(s)',
+    async (hostCpus) => {
+      const outcome = await findLockReplay('s1')!.run({
+        validator: true,
+        workload: stormWorkload(6000),
+        vcpus: 3,
+        hostCpus,
+        watchdogSeconds: 1,
+        stopTimeoutSeconds: 1,
+      });
+      expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
+      expect(outcome.cycle).toEqual(['kvm->slots_lock', 'kvm->srcu', 'kvm->slots_lock']);
+      expect(outcome.problems).toEqual([]);
+      expect(outcome.vmReport?.hostCpuCount).toBe(hostCpus);
+      expect(outcome.vmReport?.exit.reason).toBe('all-done');
+      expect(outcome.vmReport?.ok).toBe(true);
+      expect(outcome.ipis?.lost).toBe(0);
+    },
+    60_000,
+  );
 });
 
 // test/conformance/conformance-catalogue.test.ts runs every case with the default host CPUs,
 // min(vCPUs, cores); here each case runs at the other counts of 1, 2 and = vCPUs.
 const defaultHostCpus = (vcpus: number): number => Math.min(vcpus, os.availableParallelism());
 const CONFORMANCE_MATRIX = CONFORMANCE_CASES.flatMap((testCase) =>
-  hostCpuCounts(testCase.vcpus).filter((hostCpus) => hostCpus !== defaultHostCpus(testCase.vcpus)).map((hostCpus) => [testCase.name, hostCpus, testCase] as const));
+  hostCpuCounts(testCase.vcpus)
+    .filter((hostCpus) => hostCpus !== defaultHostCpus(testCase.vcpus))
+    .map((hostCpus) => [testCase.name, hostCpus, testCase] as const),
+);
 
 describe('the conformance suite passes with host CPUs = 1, 2 and = vCPUs', () => {
   it('runs every multi-vCPU case at some count other than the default', () => {
@@ -69,8 +88,12 @@ describe('the conformance suite passes with host CPUs = 1, 2 and = vCPUs', () =>
     for (const testCase of CONFORMANCE_CASES) if (testCase.vcpus > 1) expect(covered.has(testCase.name), testCase.name).toBe(true);
   });
 
-  it.each(CONFORMANCE_MATRIX)('%s on %i host CPU(s)', async (name, hostCpus, testCase) => {
-    const result = await runConformanceCase(testCase, { hostCpus });
-    expect(result, result.detail).toMatchObject({ name, status: 'pass' });
-  }, 70_000);
+  it.each(CONFORMANCE_MATRIX)(
+    '%s on %i host CPU(s)',
+    async (name, hostCpus, testCase) => {
+      const result = await runConformanceCase(testCase, { hostCpus });
+      expect(result, result.detail).toMatchObject({ name, status: 'pass' });
+    },
+    70_000,
+  );
 });

@@ -149,7 +149,8 @@ describe('host CPUs', () => {
           consistentSamples++;
           if (current >= 0) loadedSeen++;
           const strays = running.filter((vcpu) => vcpu !== current);
-          if (strays.length > 0) problems.push(`host CPU ${host} has vCPU ${current} loaded, yet IsRunning = 1 for vCPU ${strays.join(', ')}`);
+          if (strays.length > 0)
+            problems.push(`host CPU ${host} has vCPU ${current} loaded, yet IsRunning = 1 for vCPU ${strays.join(', ')}`);
         }
       }
       await Atomics.waitAsync(flag, 0, 0, 1).value;
@@ -186,7 +187,9 @@ describe('host CPUs', () => {
         const before = sequence(host);
         if ((before & 1) !== 0) continue;
         const current = memory.hostCpus.currentVcpu(host);
-        const running = Array.from({ length: vcpus }, (_, vcpu) => vcpu).filter((vcpu) => memory.physicalApicIdTable.isRunning(apicId(vcpu)));
+        const running = Array.from({ length: vcpus }, (_, vcpu) => vcpu).filter((vcpu) =>
+          memory.physicalApicIdTable.isRunning(apicId(vcpu)),
+        );
         const hostId = current < 0 ? -1 : Number(memory.physicalApicIdTable.hostPhysicalApicId(apicId(current)));
         if (sequence(host) !== before) continue;
         if (current < 0) continue;
@@ -223,7 +226,11 @@ describe('host CPUs', () => {
     }
     // Each even vCPU goes on counting after the moves (its registers came with it).
     const before = [0, 2, 4].map(count);
-    for (let polls = 0; ![0, 2, 4].every((vcpu, position) => count(vcpu) > before[position]! + 1000) || memory.hostCpus.statistic(1, 'migrations') < 1; polls++) {
+    for (
+      let polls = 0;
+      ![0, 2, 4].every((vcpu, position) => count(vcpu) > before[position]! + 1000) || memory.hostCpus.statistic(1, 'migrations') < 1;
+      polls++
+    ) {
       if (polls > 10_000) throw new Error(`the even vCPUs did not go on counting on both host CPUs: ${[0, 2, 4].map(count).join(', ')}`);
       await Atomics.waitAsync(flag, 0, 0, 2).value;
     }

@@ -11,11 +11,19 @@ describe('hot-add while every vCPU sends IPIs', () => {
   it('upstream: each added vCPU becomes a target and runs; nothing is lost and no page moves', async () => {
     const { result } = await runScenario(hotAdd, { vcpus: 2, hotAdd: 2, seconds: 1.5, seed: 3 });
     const report = result.report;
-    expect(result.checks.filter((check) => !check.ok), summary(report)).toEqual([]);
+    expect(
+      result.checks.filter((check) => !check.ok),
+      summary(report),
+    ).toEqual([]);
     expect(result.ok).toBe(true);
     expect(report.vcpus).toBe(4);
     expect(report.ipis.lost).toBe(0);
-    expect(report.vcpuCreation).toMatchObject({ hotAdds: 2, apicAccessMemslotResizes: 0, backingPagesReinitialised: 0, strandedIrrBits: 0 });
+    expect(report.vcpuCreation).toMatchObject({
+      hotAdds: 2,
+      apicAccessMemslotResizes: 0,
+      backingPagesReinitialised: 0,
+      strandedIrrBits: 0,
+    });
     // The added vCPUs were announced (online_vcpus) and others sent to them.
     expect(report.perVcpu[2]!.counters.interruptsDelivered + report.perVcpu[3]!.counters.interruptsDelivered).toBeGreaterThan(0);
   });
@@ -44,7 +52,11 @@ describe('hot-add calls that overlap', () => {
     const parameters = resolveParameters(hotAdd, { vcpus: 2, ipis: 40_000, seed: 5 });
     const program = assembleScenario(hotAdd, parameters, new Map([['MAX_VCPUS', 5]]));
     const vm = await Vm.create({ vcpus: 2, maxVcpus: 5 });
-    vm.loadProgram({ origin: program.origin, bytes: program.bytes, ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }) });
+    vm.loadProgram({
+      origin: program.origin,
+      bytes: program.bytes,
+      ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
+    });
     vm.start();
     const ending = vm.wait({ timeoutSeconds: 60 });
     await vm.whenAllRunning();

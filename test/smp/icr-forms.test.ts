@@ -5,7 +5,25 @@
 import { describe, expect, it } from 'vitest';
 import type { VmReport } from '../../src/kvm/report/vm-report.js';
 import { runGuest, summary } from './smp-support.js';
-import { ALL_EXCLUDING, ALL_INCLUDING, ASSERT, FIXED, INIT, LEVEL, LOGICAL, LOWEST, NMI, NMI_SLOT, SELF, SMI, XAPIC_ACCESS, countsBySlot, formsProgram, ipiBalance, type Step } from './ipi-forms-program.js';
+import {
+  ALL_EXCLUDING,
+  ALL_INCLUDING,
+  ASSERT,
+  FIXED,
+  INIT,
+  LEVEL,
+  LOGICAL,
+  LOWEST,
+  NMI,
+  NMI_SLOT,
+  SELF,
+  SMI,
+  XAPIC_ACCESS,
+  countsBySlot,
+  formsProgram,
+  ipiBalance,
+  type Step,
+} from './ipi-forms-program.js';
 
 function expectBalanced(report: VmReport): void {
   expect(ipiBalance(report)).toEqual({ unaccounted: 0, lost: 0 });
@@ -25,14 +43,50 @@ describe('every ICR form through the software and AVIC paths', () => {
     { name: 'fixed, all including self', icr: FIXED | ALL_INCLUDING, destination: 0, slot: 3, handled: 4, expect: [1, 1, 1, 1] },
     { name: 'fixed, all excluding self', icr: FIXED | ALL_EXCLUDING, destination: 0, slot: 4, handled: 3, expect: [0, 1, 1, 1] },
     { name: 'fixed, physical broadcast 0xFF', icr: FIXED, destination: 0xff, slot: 5, handled: 4, expect: [1, 1, 1, 1] },
-    { name: 'fixed, logical broadcast 0xFF (cause 2, software)', icr: FIXED | LOGICAL, destination: 0xff, slot: 6, handled: 4, expect: [1, 1, 1, 1] },
+    {
+      name: 'fixed, logical broadcast 0xFF (cause 2, software)',
+      icr: FIXED | LOGICAL,
+      destination: 0xff,
+      slot: 6,
+      handled: 4,
+      expect: [1, 1, 1, 1],
+    },
     { name: 'fixed, level-triggered assert', icr: FIXED | LEVEL | ASSERT, destination: 1, slot: 7, handled: 1, expect: [0, 1, 0, 0] },
-    { name: 'lowest priority, logical, three times (KVM arbitration counter)', icr: LOWEST | LOGICAL, destination: 0x0e, slot: 8, repeat: 3, handled: 1, expect: [0, 1, 1, 1] },
-    { name: 'NMI, physical, and NMI with the self shorthand (KVM delivers it)', icr: NMI, destination: 3, slot: NMI_SLOT, handled: 1, expect: [1, 0, 0, 1] },
+    {
+      name: 'lowest priority, logical, three times (KVM arbitration counter)',
+      icr: LOWEST | LOGICAL,
+      destination: 0x0e,
+      slot: 8,
+      repeat: 3,
+      handled: 1,
+      expect: [0, 1, 1, 1],
+    },
+    {
+      name: 'NMI, physical, and NMI with the self shorthand (KVM delivers it)',
+      icr: NMI,
+      destination: 3,
+      slot: NMI_SLOT,
+      handled: 1,
+      expect: [1, 0, 0, 1],
+    },
     { name: '', icr: NMI | SELF, destination: 0, slot: NMI_SLOT, handled: 1, expect: [1, 0, 0, 1] },
-    { name: 'lowest priority to the physical broadcast becomes fixed', icr: LOWEST, destination: 0xff, slot: 10, handled: 4, expect: [1, 1, 1, 1] },
+    {
+      name: 'lowest priority to the physical broadcast becomes fixed',
+      icr: LOWEST,
+      destination: 0xff,
+      slot: 10,
+      handled: 4,
+      expect: [1, 1, 1, 1],
+    },
     { name: 'SMI: no SMM, dropped', icr: SMI, destination: 1, slot: 11, handled: 0, expect: [0, 0, 0, 0] },
-    { name: 'INIT level de-assert: ignored (the target keeps running)', icr: INIT | LEVEL, destination: 1, slot: 12, handled: 0, expect: [0, 0, 0, 0] },
+    {
+      name: 'INIT level de-assert: ignored (the target keeps running)',
+      icr: INIT | LEVEL,
+      destination: 1,
+      slot: 12,
+      handled: 0,
+      expect: [0, 0, 0, 0],
+    },
     { name: 'fixed level de-assert: ignored', icr: FIXED | LEVEL, destination: 2, slot: 13, handled: 0, expect: [0, 0, 0, 0] },
   ];
 
@@ -68,7 +122,15 @@ cluster_done:`;
       { name: 'cluster 1, all members', icr: FIXED | LOGICAL, destination: 0x1f, slot: 1, handled: 3, expect: [0, 1, 1, 1] },
       { name: 'cluster 2: nobody', icr: FIXED | LOGICAL, destination: 0x21, slot: 2, handled: 0, expect: [0, 0, 0, 0] },
       { name: 'cluster broadcast 0xFF', icr: FIXED | LOGICAL, destination: 0xff, slot: 3, handled: 4, expect: [1, 1, 1, 1] },
-      { name: 'lowest priority, cluster 1 members 1 and 2, twice', icr: LOWEST | LOGICAL, destination: 0x16, slot: 4, repeat: 2, handled: 1, expect: [0, 0, 1, 1] },
+      {
+        name: 'lowest priority, cluster 1 members 1 and 2, twice',
+        icr: LOWEST | LOGICAL,
+        destination: 0x16,
+        slot: 4,
+        repeat: 2,
+        handled: 1,
+        expect: [0, 0, 1, 1],
+      },
     ];
     const report = await runGuest(formsProgram(clusterSteps, XAPIC_ACCESS(clusterSetup)), { vcpus: 4 });
     expect(report.ok, summary(report)).toBe(true);

@@ -14,13 +14,16 @@ start:
         livt ivt
         li r6, ${ROUNDS}
 round:
-${blocking === 'cli' ? `        cli
+${
+  blocking === 'cli'
+    ? `        cli
         li r2, APIC_DEST_SELF | APIC_DM_FIXED | VECTOR
         st32 [APIC_BASE + APIC_ICR], r2
         sti
         nop
 expected_cli:
-        nop` : `        sti
+        nop`
+    : `        sti
         li r2, 0x40                     ; TPR class 4 masks vector 0x40 (class 4 is not above it)
         st32 [APIC_BASE + APIC_TPR], r2
         li r2, APIC_DEST_SELF | APIC_DM_FIXED | VECTOR
@@ -28,7 +31,8 @@ expected_cli:
         li r2, 0
         st32 [APIC_BASE + APIC_TPR], r2
 expected_tpr:
-        nop`}
+        nop`
+}
         ld32 r3, [taken]
         bnez r3, ok
         li r1, 1                        ; not taken at all

@@ -13,11 +13,15 @@ sender:
 wait_ready:
         ld32 r2, [ready]
         beqz r2, wait_ready
-${waitForSleep ? `wait_asleep:
+${
+  waitForSleep
+    ? `wait_asleep:
         li r1, 1
         hypercall HC_VCPU_RUN_STATE
         li r3, VCPU_STATE_BLOCKED
-        bne r0, r3, wait_asleep` : ''}
+        bne r0, r3, wait_asleep`
+    : ''
+}
         li r2, 1 << APIC_DEST_SHIFT
         st32 [APIC_BASE + APIC_ICR2], r2
         li r2, APIC_DEST_PHYSICAL | APIC_DM_FIXED | VECTOR
@@ -32,12 +36,16 @@ receiver:
         livt ivt
         li r2, 1
         xchg r2, [ready]
-${waitMode === 'spin' ? `        sti
+${
+  waitMode === 'spin'
+    ? `        sti
 spin:
         ld32 r2, [acked]
-        beqz r2, spin` : `        sti
+        beqz r2, spin`
+    : `        sti
         hlt
-        cli`}
+        cli`
+}
         li r1, 0
         hypercall HC_DONE
 handler:

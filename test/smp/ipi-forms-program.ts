@@ -4,8 +4,17 @@
 // is reached through MMIO (xAPIC) or the x2APIC MSRs, per `access`.
 import type { VmReport } from '../../src/kvm/report/vm-report.js';
 
-export const FIXED = 0, LOWEST = 0x100, SMI = 0x200, NMI = 0x400, INIT = 0x500, LOGICAL = 0x800;
-export const ASSERT = 0x4000, LEVEL = 0x8000, SELF = 0x40000, ALL_INCLUDING = 0x80000, ALL_EXCLUDING = 0xc0000;
+export const FIXED = 0,
+  LOWEST = 0x100,
+  SMI = 0x200,
+  NMI = 0x400,
+  INIT = 0x500,
+  LOGICAL = 0x800;
+export const ASSERT = 0x4000,
+  LEVEL = 0x8000,
+  SELF = 0x40000,
+  ALL_INCLUDING = 0x80000,
+  ALL_EXCLUDING = 0xc0000;
 
 export interface Step {
   readonly name: string;
@@ -68,7 +77,9 @@ export const X2APIC_ACCESS: ApicAccess = {
 };
 
 export function formsProgram(steps: readonly Step[], access: ApicAccess): string {
-  const handlers = Array.from({ length: SLOTS }, (_, slot) => `
+  const handlers = Array.from(
+    { length: SLOTS },
+    (_, slot) => `
 h${slot}:   push r2
         push r3
 ${access.index('r2')}
@@ -80,16 +91,21 @@ ${access.index('r2')}
         ${slot === NMI_SLOT ? '' : access.endOfInterrupt}
         pop r3
         pop r2
-        iret`).join('\n');
+        iret`,
+  ).join('\n');
   let expected = 0;
-  const sends = steps.flatMap((step, index) => Array.from({ length: step.repeat ?? 1 }, () => {
-    expected += step.handled;
-    const vectorForm = (step.icr & 0x700) === FIXED || (step.icr & 0x700) === LOWEST;
-    return `${access.send(step.icr | (vectorForm ? 0x40 + step.slot : 0), step.destination)}
+  const sends = steps
+    .flatMap((step, index) =>
+      Array.from({ length: step.repeat ?? 1 }, () => {
+        expected += step.handled;
+        const vectorForm = (step.icr & 0x700) === FIXED || (step.icr & 0x700) === LOWEST;
+        return `${access.send(step.icr | (vectorForm ? 0x40 + step.slot : 0), step.destination)}
         li r13, ${expected}
         li r12, ${index}
         call wait_handled`;
-  })).join('\n');
+      }),
+    )
+    .join('\n');
   const ivt = Array.from({ length: 256 }, (_, vector) => {
     if (vector === 2) return `h${NMI_SLOT}`;
     return vector >= 0x40 && vector < 0x40 + SLOTS ? `h${vector - 0x40}` : '0';

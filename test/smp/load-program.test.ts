@@ -30,23 +30,31 @@ describe('Vm.loadProgram(program image)', () => {
 
   it('refuses to start when no created vCPU has an entry point (the only one is for a vCPU not yet hot-added)', async () => {
     const vm = await Vm.create({ vcpus: 2, maxVcpus: 4 });
-    vm.loadProgram(assembled(`
+    vm.loadProgram(
+      assembled(`
         .entry only, 3
 only:   hlt
-`));
+`),
+    );
     expect(() => vm.start()).toThrow(VmConfigError);
     expect(() => vm.start()).toThrow(/none of the 2 vCPUs has an entry point/);
   });
 
   it('a guest fault names the source line of the faulting instruction, in the included file it came from', async () => {
-    const program = assembled(`        .entry start
+    const program = assembled(
+      `        .entry start
         .include "lib.s"
 start:  call load_far
-`, 'main.s', { 'lib.s': `; lib.s
+`,
+      'main.s',
+      {
+        'lib.s': `; lib.s
 load_far:
         ld32 r1, [0x80000000]
         ret
-` });
+`,
+      },
+    );
     const vm = await Vm.create({ vcpus: 1 });
     vm.loadProgram(program);
     const report = await vm.run({ timeoutSeconds: 30 });

@@ -8,12 +8,18 @@ const CASES: readonly { name: string; cycle: string[]; waits: string[] }[] = [
   {
     name: 'abba',
     cycle: ['kvm->slots_arch_lock', 'kvm->irq_lock', 'kvm->slots_arch_lock'],
-    waits: ['vCPU 0/worker N waits (T ms) for lock kvm->slots_arch_lock, held by vCPU 1/worker N', 'vCPU 1/worker N waits (T ms) for lock kvm->irq_lock, held by vCPU 0/worker N'],
+    waits: [
+      'vCPU 0/worker N waits (T ms) for lock kvm->slots_arch_lock, held by vCPU 1/worker N',
+      'vCPU 1/worker N waits (T ms) for lock kvm->irq_lock, held by vCPU 0/worker N',
+    ],
   },
   {
     name: 's4',
     cycle: ['kvm->lock', 'kvm->srcu', 'kvm->lock'],
-    waits: ['vCPU 0/worker N waits (T ms) for lock kvm->lock, held by main/KVM_SET_MSR_FILTER', 'main/KVM_SET_MSR_FILTER waits (T ms) for a grace period of kvm->srcu, held by vCPU 0/worker N'],
+    waits: [
+      'vCPU 0/worker N waits (T ms) for lock kvm->lock, held by main/KVM_SET_MSR_FILTER',
+      'main/KVM_SET_MSR_FILTER waits (T ms) for a grace period of kvm->srcu, held by vCPU 0/worker N',
+    ],
   },
   {
     name: 's5',
@@ -50,7 +56,9 @@ describe('lock replays without the validator: a real deadlock, caught by the wat
     expect(text).toMatch(/vCPU \d made no progress for T s/);
     // The watchdog names what the stuck vCPU waits for and what it holds (its KVM_RUN mutex at least),
     // from the locks' own words: the validator is off.
-    expect(text).toMatch(/made no progress for T s \(vCPU \d is running, waiting for: (lock|read lock|write lock|a grace period of) [^;]+; holds: [^;]*vcpu\d->mutex \(vcpu->mutex\)/);
+    expect(text).toMatch(
+      /made no progress for T s \(vCPU \d is running, waiting for: (lock|read lock|write lock|a grace period of) [^;]+; holds: [^;]*vcpu\d->mutex \(vcpu->mutex\)/,
+    );
     for (const wait of waits) expect(text).toContain(wait);
     expect(text).toContain('DEADLOCK: a cycle of waits:');
   });

@@ -11,5 +11,8 @@ export async function runReplay(name: string, validator: boolean): Promise<LockR
 
 /** Worker slot numbers and waited milliseconds differ between runs; the rest of a report does not. */
 export function normalizeReport(text: string): string {
-  return text.replace(/worker \d+/g, 'worker N').replace(/\(\d+ ms\)/g, '(T ms)').replace(/for \d+(\.\d+)? s/g, 'for T s');
+  return text
+    .replace(/worker \d+/g, 'worker N')
+    .replace(/\(\d+ ms\)/g, '(T ms)')
+    .replace(/for \d+(\.\d+)? s/g, 'for T s');
 }

@@ -6,15 +6,32 @@ import { describe, expect, it } from 'vitest';
 import { normalizeReport, runReplay } from './lock-replays-support.js';
 
 const BUGGY: readonly { name: string; cycle: string[]; reporter: string }[] = [
-  { name: 's1', cycle: ['kvm->slots_lock', 'kvm->srcu', 'kvm->slots_lock'], reporter: 'vCPU 0/worker N is trying to acquire lock:\n(kvm->slots_lock){W}, at: avic_update_access_page (S1: inside kvm->srcu)' },
-  { name: 's3', cycle: ['kvm->slots_lock', 'kvm->srcu', 'kvm->slots_lock'], reporter: 'vCPU 0/worker N is trying to acquire lock:\n(kvm->slots_lock){W}, at: kvm_inhibit_apic_access_page (SRCU not dropped)' },
-  { name: 's4', cycle: ['kvm->lock', 'kvm->srcu', 'kvm->lock'], reporter: 'vCPU 0/worker N is trying to acquire lock:\n(kvm->lock){W}, at: kvm_xen_set_evtchn: kvm->lock (inside kvm->srcu)' },
+  {
+    name: 's1',
+    cycle: ['kvm->slots_lock', 'kvm->srcu', 'kvm->slots_lock'],
+    reporter: 'vCPU 0/worker N is trying to acquire lock:\n(kvm->slots_lock){W}, at: avic_update_access_page (S1: inside kvm->srcu)',
+  },
+  {
+    name: 's3',
+    cycle: ['kvm->slots_lock', 'kvm->srcu', 'kvm->slots_lock'],
+    reporter: 'vCPU 0/worker N is trying to acquire lock:\n(kvm->slots_lock){W}, at: kvm_inhibit_apic_access_page (SRCU not dropped)',
+  },
+  {
+    name: 's4',
+    cycle: ['kvm->lock', 'kvm->srcu', 'kvm->lock'],
+    reporter: 'vCPU 0/worker N is trying to acquire lock:\n(kvm->lock){W}, at: kvm_xen_set_evtchn: kvm->lock (inside kvm->srcu)',
+  },
   {
     name: 's5',
     cycle: ['cpu_hotplug_lock', 'kvm_lock', 'kvm->slots_lock', 'kvm->srcu', 'cpu_hotplug_lock'],
-    reporter: 'vCPU 0/worker N is trying to acquire lock:\n(cpu_hotplug_lock){r}, at: kvm_lapic_set_base: static_branch_inc: cpus_read_lock',
+    reporter:
+      'vCPU 0/worker N is trying to acquire lock:\n(cpu_hotplug_lock){r}, at: kvm_lapic_set_base: static_branch_inc: cpus_read_lock',
   },
-  { name: 'abba', cycle: ['kvm->irq_lock', 'kvm->slots_arch_lock', 'kvm->irq_lock'], reporter: 'vCPU 1/worker N is trying to acquire lock:\n(kvm->irq_lock){W}, at: abba: vCPU 1 takes kvm->irq_lock second' },
+  {
+    name: 'abba',
+    cycle: ['kvm->irq_lock', 'kvm->slots_arch_lock', 'kvm->irq_lock'],
+    reporter: 'vCPU 1/worker N is trying to acquire lock:\n(kvm->irq_lock){W}, at: abba: vCPU 1 takes kvm->irq_lock second',
+  },
 ];
 
 describe('lock replays with the validator: each buggy variant is reported, then backs out', () => {
@@ -50,7 +67,7 @@ describe('the fixed variants run clean under the same load', () => {
 });
 
 describe('rfc-v2 hot-add: the 2016 RFC re-initialising pages under slots_lock, against upstream', () => {
-  it('rfc-v2-hot-add: slots_lock -> vcpu->mutex against KVM_RUN\'s vcpu->mutex -> slots_lock is reported, from the hot-add, before anything waits', async () => {
+  it("rfc-v2-hot-add: slots_lock -> vcpu->mutex against KVM_RUN's vcpu->mutex -> slots_lock is reported, from the hot-add, before anything waits", async () => {
     const outcome = await runReplay('rfc-v2-hot-add', true);
     expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
     expect(outcome.cycle).toEqual(['vcpu->mutex', 'kvm->slots_lock', 'vcpu->mutex']);

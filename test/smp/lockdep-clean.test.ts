@@ -39,7 +39,12 @@ describe('lock-order validator on the hypervisor paths', () => {
     // were all first seen as KVM_DOCUMENTED_ORDERS, primed at VM creation).
     expect(report.exits.incompleteIpi.invalidInterruptType + report.exits.incompleteIpi.targetNotRunning).toBeGreaterThan(0);
     const { classes, graph } = vm.locks.lockdep;
-    const seenOnThreads = graph.allLinks().map((link) => `${classes.byId(link.prev).name} -> ${classes.byId(link.next).name} by ${(link.record?.vcpu ?? -1) >= 0 ? 'a vCPU' : 'main'}`);
+    const seenOnThreads = graph
+      .allLinks()
+      .map(
+        (link) =>
+          `${classes.byId(link.prev).name} -> ${classes.byId(link.next).name} by ${(link.record?.vcpu ?? -1) >= 0 ? 'a vCPU' : 'main'}`,
+      );
     expect(seenOnThreads).toContain('vcpu->mutex -> kvm->srcu by a vCPU');
   });
 

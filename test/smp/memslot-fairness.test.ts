@@ -25,14 +25,18 @@ describe('memslot updates and the main thread', () => {
     vm.start();
     const ending = vm.wait({ timeoutSeconds: 60 });
     let ticks = 0;
-    const interval = setInterval(() => { ticks++; }, 1);
+    const interval = setInterval(() => {
+      ticks++;
+    }, 1);
     let updates = 0;
     let eachUpdateYielded = true;
     try {
       // Bounded by a count, not a time: without yielding, 20,000 updates ran with no tick at all.
       while (ticks < 10 && updates < 20_000) {
         let immediateRan = false;
-        setImmediate(() => { immediateRan = true; });
+        setImmediate(() => {
+          immediateRan = true;
+        });
         await vm.moveMemoryRegion(1, updates % 2 === 0 ? MOVED_ADDRESS : SLOT_ADDRESS);
         eachUpdateYielded &&= immediateRan;
         updates++;
@@ -51,7 +55,11 @@ describe('memslot updates and the main thread', () => {
     const parameters = resolveParameters(hotAdd, { vcpus: 2, seconds: 60, seed: 5 });
     const program = assembleScenario(hotAdd, parameters, new Map([['MAX_VCPUS', 3]]));
     const vm = await Vm.create({ vcpus: 2, maxVcpus: 3, memoryBytes: 32 << 20 });
-    vm.loadProgram({ origin: program.origin, bytes: program.bytes, ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }) });
+    vm.loadProgram({
+      origin: program.origin,
+      bytes: program.bytes,
+      ...(program.entryPoints.default === undefined ? {} : { entryPoint: program.entryPoints.default }),
+    });
     vm.start();
     const ending = vm.wait({ timeoutSeconds: 120 });
     await vm.whenAllRunning();
@@ -72,7 +80,14 @@ describe('memslot updates and the main thread', () => {
     };
     const caller = async (id: number): Promise<void> => {
       for (let round = 0; round < 10; round++) {
-        await update(() => vm.setMemoryRegion({ id: 10 + id, guestPhysicalAddress: 0x60000000 + id * 0x100000, size: 4096, hostOffset: (24 << 20) + id * 4096 }));
+        await update(() =>
+          vm.setMemoryRegion({
+            id: 10 + id,
+            guestPhysicalAddress: 0x60000000 + id * 0x100000,
+            size: 4096,
+            hostOffset: (24 << 20) + id * 4096,
+          }),
+        );
         await update(() => vm.deleteMemoryRegion(10 + id));
       }
     };

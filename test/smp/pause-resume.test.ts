@@ -43,7 +43,10 @@ describe('main-thread control of running vCPUs', () => {
     const heartbeat = () => Atomics.load(control, vm.memory.controlBlockIndex(1, 'heartbeat'));
     const beforeKick = heartbeat();
     vm.kick(1);
-    await waitUntil(() => heartbeat() !== beforeKick && vm.memory.runQueues.state(1) === TaskState.Blocked, 'vCPU 1 to park again after the kick');
+    await waitUntil(
+      () => heartbeat() !== beforeKick && vm.memory.runQueues.state(1) === TaskState.Blocked,
+      'vCPU 1 to park again after the kick',
+    );
     expect(vm.runStates()).toEqual(['paused', 'paused', 'paused']);
     expect(counts()).toEqual(frozen);
     // Paused vCPUs are put: IsRunning clear in the physical APIC ID table.
@@ -90,9 +93,13 @@ describe('main-thread control of running vCPUs', () => {
       vm.resume();
       // Handshake: every vCPU has left the park and runs guest code again (its counter moved); then
       // it must be loaded again (IsRunning set: it counts in guest mode, with no exit in between).
-      await waitUntil(() => counts().every((count, vcpu) => count > frozen[vcpu]! && runState(vcpu) === VcpuRunState.Running), 'every vCPU to count again');
+      await waitUntil(
+        () => counts().every((count, vcpu) => count > frozen[vcpu]! && runState(vcpu) === VcpuRunState.Running),
+        'every vCPU to count again',
+      );
       for (let vcpu = 0; vcpu < vcpus; vcpu++) {
-        if (!vm.memory.physicalApicIdTable.isRunning(vcpu as never)) problems.push(`cycle ${cycle}: vCPU ${vcpu} runs guest code with IsRunning = 0 after resume()`);
+        if (!vm.memory.physicalApicIdTable.isRunning(vcpu as never))
+          problems.push(`cycle ${cycle}: vCPU ${vcpu} runs guest code with IsRunning = 0 after resume()`);
       }
     }
     Atomics.store(ram, program.symbols.get('stop')! >> 2, 1);
@@ -120,7 +127,8 @@ describe('main-thread control of running vCPUs', () => {
       const states = vm.runStates();
       states.forEach((state, vcpu) => {
         if (state !== 'paused') problems.push(`cycle ${cycle}: vCPU ${vcpu} is ${state} after pause()`);
-        else if (vm.memory.physicalApicIdTable.isRunning(vcpu as never)) problems.push(`cycle ${cycle}: vCPU ${vcpu} IsRunning = 1 after pause()`);
+        else if (vm.memory.physicalApicIdTable.isRunning(vcpu as never))
+          problems.push(`cycle ${cycle}: vCPU ${vcpu} IsRunning = 1 after pause()`);
       });
     }
     vm.resume();

@@ -18,7 +18,8 @@ async function waitUntil(condition: () => boolean, what: string): Promise<void> 
 }
 
 const waitReason = (vm: Vm, vcpu: number): number => Atomics.load(vm.memory.control, vm.memory.controlBlockIndex(vcpu, 'waitReason'));
-const statistic = (vm: Vm, vcpu: number, name: 'startUpsIgnored' | 'initsTaken' | 'startUpsTaken'): number => vm.memory.controlFloat64[vm.memory.statisticIndex(vcpu, name)]!;
+const statistic = (vm: Vm, vcpu: number, name: 'startUpsIgnored' | 'initsTaken' | 'startUpsTaken'): number =>
+  vm.memory.controlFloat64[vm.memory.statisticIndex(vcpu, name)]!;
 
 /** What a sender does for a start-up IPI (local-apic-emulation.ts): the vector first, then the request bit. */
 function sendStartUp(vm: Vm, vcpu: number, vector: number): void {
@@ -95,7 +96,10 @@ describe('SMP boot (INIT-SIPI-SIPI)', () => {
     const { vm } = await createGuest(hostDriven, { vcpus: VCPUS });
     vm.start();
     const applicationVcpus = Array.from({ length: VCPUS - 1 }, (_, i) => i + 1);
-    await waitUntil(() => applicationVcpus.every((vcpu) => vm.runStates()[vcpu] === 'blocked' && waitReason(vm, vcpu) === VcpuWaitReason.WaitForStartUp), 'the application vCPUs to wait for SIPI');
+    await waitUntil(
+      () => applicationVcpus.every((vcpu) => vm.runStates()[vcpu] === 'blocked' && waitReason(vm, vcpu) === VcpuWaitReason.WaitForStartUp),
+      'the application vCPUs to wait for SIPI',
+    );
     // Not yet INITed (KVM's mp_state UNINITIALIZED): the start-up IPI is consumed and ignored.
     sendStartUp(vm, 1, 0x8);
     await waitUntil(() => statistic(vm, 1, 'startUpsIgnored') === 1, 'vCPU 1 to consume the start-up IPI');
@@ -122,7 +126,8 @@ describe('SMP boot (INIT-SIPI-SIPI)', () => {
   });
 
   it('a program with an entry for every vCPU starts them all at once, with no INIT or start-up', async () => {
-    const { vm } = await createGuest(`
+    const { vm } = await createGuest(
+      `
         .entry start
 start:  mov r5, r0
         ld32 r2, [APIC_BASE + APIC_ID]
@@ -134,7 +139,9 @@ start:  mov r5, r0
         hypercall HC_REPORT
         li r1, 0
         hypercall HC_DONE
-`, { vcpus: 4 });
+`,
+      { vcpus: 4 },
+    );
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
     for (let vcpu = 0; vcpu < 4; vcpu++) {
@@ -144,7 +151,8 @@ start:  mov r5, r0
   });
 
   it('INIT resets a running vCPU: registers, flags and APIC (but not its ID) as after reset, a pending IPI discarded and counted so', async () => {
-    const { vm } = await createGuest(`
+    const { vm } = await createGuest(
+      `
         .equ VECTOR, 0x50
         .entry bsp, 0
         .entry victim, 1
@@ -197,7 +205,9 @@ restart:
         hypercall HC_REPORT
         li r1, 0
         hypercall HC_DONE
-`, { vcpus: 2 });
+`,
+      { vcpus: 2 },
+    );
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.ok, summary(report)).toBe(true);
     // TPR 0, SVR 0xFF (software-disabled), the IPI gone from IRR, IF = 0, r5 cleared, APIC ID kept.
@@ -208,22 +218,31 @@ restart:
   });
 
   it('application vCPUs nobody starts wait for SIPI without keeping the VM busy: the run ends all-halted', async () => {
-    const { vm } = await createGuest(`
+    const { vm } = await createGuest(
+      `
         .entry bsp, 0
 bsp:    li r1, 0
         hypercall HC_DONE
-`, { vcpus: 3 });
+`,
+      { vcpus: 3 },
+    );
     const report = await vm.run({ timeoutSeconds: 30 });
     expect(report.exit.reason, summary(report)).toBe('all-halted');
     expect(report.ok).toBe(true);
     // They ran no guest code and slept: the idle check saw them asleep on untouched doorbells.
-    for (const vcpu of [1, 2]) expect([report.perVcpu[vcpu]!.counters.instructions, report.perVcpu[vcpu]!.counters.blocks > 0]).toEqual([0, true]);
+    for (const vcpu of [1, 2])
+      expect([report.perVcpu[vcpu]!.counters.instructions, report.perVcpu[vcpu]!.counters.blocks > 0]).toEqual([0, true]);
   });
 
   it('a program where no vCPU has an entry point is refused at load', async () => {
-    await expect(createGuest(`
+    await expect(
+      createGuest(
+        `
         .entry only, 9
 only:   hlt
-`, { vcpus: 2 })).rejects.toThrow(/no vCPU has an entry point/);
+`,
+        { vcpus: 2 },
+      ),
+    ).rejects.toThrow(/no vCPU has an entry point/);
   });
 });

@@ -35,7 +35,13 @@ export function example(name: string, overrides: Readonly<Record<string, number>
 
 /** A compact description of a report for assertion messages. */
 export function summary(report: VmReport): string {
-  return JSON.stringify({ exit: report.exit, ipis: report.ipis, exits: report.exits, faults: report.faults.map((f) => f.description), errors: report.errors });
+  return JSON.stringify({
+    exit: report.exit,
+    ipis: report.ipis,
+    exits: report.exits,
+    faults: report.faults.map((f) => f.description),
+    errors: report.errors,
+  });
 }
 
 /**

@@ -21,7 +21,11 @@ describe('halter and sender in the manner of KVM selftest xapic_ipi_test', () =>
 
   it('the same with halt-polling off, so the halter really sleeps: cause 1 and a wake-up each time', async () => {
     const ipis = 5_000;
-    const report = await runGuest(example('halter-sender.s', { IPI_COUNT: ipis }), { vcpus: 2, haltPolling: false }, { timeoutSeconds: 120 });
+    const report = await runGuest(
+      example('halter-sender.s', { IPI_COUNT: ipis }),
+      { vcpus: 2, haltPolling: false },
+      { timeoutSeconds: 120 },
+    );
     expect(report.ok, summary(report)).toBe(true);
     const [halter, sender] = report.perVcpu;
     expect(sender!.guest.reports.slice(0, 4)).toEqual([ipis + 1, ipis + 1, ipis + 1, ipis + 1]);
@@ -32,7 +36,11 @@ describe('halter and sender in the manner of KVM selftest xapic_ipi_test', () =>
 
   it('the same with IPI virtualization off (erratum #1235 mode): every IPI exits, none is lost', async () => {
     const ipis = 5_000;
-    const report = await runGuest(example('halter-sender.s', { IPI_COUNT: ipis }), { vcpus: 2, ipiVirtualization: false }, { timeoutSeconds: 120 });
+    const report = await runGuest(
+      example('halter-sender.s', { IPI_COUNT: ipis }),
+      { vcpus: 2, ipiVirtualization: false },
+      { timeoutSeconds: 120 },
+    );
     expect(report.ok, summary(report)).toBe(true);
     const sender = report.perVcpu[1]!;
     expect(sender.counters.doorbellsRung).toBe(0);

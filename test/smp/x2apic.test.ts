@@ -6,7 +6,22 @@
 import { describe, expect, it } from 'vitest';
 import { GuestFaultKind } from '../../src/guest/guest-fault.js';
 import { runGuest, summary } from './smp-support.js';
-import { ALL_EXCLUDING, ASSERT, FIXED, LEVEL, LOGICAL, LOWEST, NMI, NMI_SLOT, SELF, X2APIC_ACCESS, countsBySlot, formsProgram, ipiBalance, type Step } from './ipi-forms-program.js';
+import {
+  ALL_EXCLUDING,
+  ASSERT,
+  FIXED,
+  LEVEL,
+  LOGICAL,
+  LOWEST,
+  NMI,
+  NMI_SLOT,
+  SELF,
+  X2APIC_ACCESS,
+  countsBySlot,
+  formsProgram,
+  ipiBalance,
+  type Step,
+} from './ipi-forms-program.js';
 
 describe('x2APIC mode on one vCPU', () => {
   // vCPU 1 of 2 switches to x2APIC (vCPU 0 stays in xAPIC and only finishes), reads its state by
@@ -133,9 +148,24 @@ describe('x2APIC destinations between vCPUs', () => {
     { name: '0xFF is an ordinary ID in x2APIC mode: nobody', icr: FIXED, destination: 0xff, slot: 1, handled: 0, expect: [0, 0, 0] },
     { name: 'physical broadcast 0xFFFFFFFF', icr: FIXED, destination: 0xffffffff, slot: 2, handled: 3, expect: [1, 1, 1] },
     { name: 'logical, cluster 0 members 1 and 2', icr: FIXED | LOGICAL, destination: 0x00000006, slot: 3, handled: 2, expect: [0, 1, 1] },
-    { name: 'logical, cluster 1 (IDs 16-31): nobody', icr: FIXED | LOGICAL, destination: 0x00010003, slot: 4, handled: 0, expect: [0, 0, 0] },
+    {
+      name: 'logical, cluster 1 (IDs 16-31): nobody',
+      icr: FIXED | LOGICAL,
+      destination: 0x00010003,
+      slot: 4,
+      handled: 0,
+      expect: [0, 0, 0],
+    },
     { name: 'all excluding self', icr: FIXED | ALL_EXCLUDING, destination: 0, slot: 5, handled: 2, expect: [0, 1, 1] },
-    { name: 'lowest priority, logical, twice', icr: LOWEST | LOGICAL, destination: 0x00000006, slot: 6, repeat: 2, handled: 1, expect: [0, 1, 1] },
+    {
+      name: 'lowest priority, logical, twice',
+      icr: LOWEST | LOGICAL,
+      destination: 0x00000006,
+      slot: 6,
+      repeat: 2,
+      handled: 1,
+      expect: [0, 1, 1],
+    },
     { name: 'self shorthand', icr: FIXED | SELF, destination: 0, slot: 7, handled: 1, expect: [1, 0, 0] },
     { name: 'level-triggered, physical', icr: FIXED | LEVEL | ASSERT, destination: 1, slot: 8, handled: 1, expect: [0, 1, 0] },
     { name: 'NMI, physical', icr: NMI, destination: 1, slot: NMI_SLOT, handled: 1, expect: [0, 1, 0] },
@@ -157,20 +187,104 @@ describe('#GP and the other faults of the x2APIC interface', () => {
         or r2, r2, X2APIC_ENABLE
         wrmsr MSR_IA32_APICBASE, r2`;
   const cases: readonly { name: string; x2apic: boolean; code: string; kind: string; detail: string }[] = [
-    { name: 'an x2APIC MSR in xAPIC mode', x2apic: false, code: 'rdmsr r2, APIC_BASE_MSR + (APIC_ICR >> 4)', kind: GuestFaultKind.GeneralProtection, detail: 'not in x2APIC mode' },
-    { name: 'writing the read-only ID', x2apic: true, code: 'li r2, 5\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ID >> 4), r2', kind: GuestFaultKind.GeneralProtection, detail: 'read-only' },
-    { name: 'writing the read-only LDR', x2apic: true, code: 'li r2, 0\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_LDR >> 4), r2', kind: GuestFaultKind.GeneralProtection, detail: 'read-only' },
-    { name: 'reading the write-only EOI', x2apic: true, code: 'rdmsr r2, APIC_BASE_MSR + (APIC_EOI >> 4)', kind: GuestFaultKind.GeneralProtection, detail: 'write-only' },
-    { name: 'the old ICR high, 0x831', x2apic: true, code: 'li r2, 0\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ICR2 >> 4), r2', kind: GuestFaultKind.GeneralProtection, detail: 'no x2APIC register' },
-    { name: 'DFR, gone in x2APIC mode', x2apic: true, code: 'rdmsr r2, APIC_BASE_MSR + (APIC_DFR >> 4)', kind: GuestFaultKind.GeneralProtection, detail: 'no x2APIC register' },
-    { name: 'a non-zero ESR write', x2apic: true, code: 'li r2, 1\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ESR >> 4), r2', kind: GuestFaultKind.GeneralProtection, detail: 'ESR must be written with 0' },
-    { name: 'an ICR with reserved bit 13', x2apic: true, code: 'li r2, 0x2041\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ICR >> 4), r2', kind: GuestFaultKind.GeneralProtection, detail: 'reserved bits' },
-    { name: 'SELF IPI bits 31:8', x2apic: true, code: 'li r2, 0x141\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_SELF_IPI >> 4), r2', kind: GuestFaultKind.GeneralProtection, detail: 'reserved bits' },
-    { name: 'TPR with bits 63:32', x2apic: true, code: 'li r2, 0\n li r3, 1\n wrmsr APIC_BASE_MSR + (APIC_TPR >> 4), r2', kind: GuestFaultKind.GeneralProtection, detail: 'reserved bits' },
-    { name: 'IA32_APIC_BASE x2APIC -> xAPIC', x2apic: true, code: 'rdmsr r2, MSR_IA32_APICBASE\n and r2, r2, ~X2APIC_ENABLE\n wrmsr MSR_IA32_APICBASE, r2', kind: GuestFaultKind.GeneralProtection, detail: 'x2APIC -> xAPIC' },
-    { name: 'IA32_APIC_BASE x2APIC enable without global enable', x2apic: false, code: 'li r2, APIC_BASE | X2APIC_ENABLE\n li r3, 0\n wrmsr MSR_IA32_APICBASE, r2', kind: GuestFaultKind.GeneralProtection, detail: 'invalid state' },
-    { name: 'IA32_APIC_BASE reserved bit 9', x2apic: false, code: 'rdmsr r2, MSR_IA32_APICBASE\n or r2, r2, 0x200\n wrmsr MSR_IA32_APICBASE, r2', kind: GuestFaultKind.GeneralProtection, detail: 'reserved bits' },
-    { name: 'xAPIC MMIO in x2APIC mode', x2apic: true, code: 'ld32 r2, [APIC_BASE + APIC_ID]', kind: GuestFaultKind.InvalidApicAccess, detail: 'in x2APIC mode' },
+    {
+      name: 'an x2APIC MSR in xAPIC mode',
+      x2apic: false,
+      code: 'rdmsr r2, APIC_BASE_MSR + (APIC_ICR >> 4)',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'not in x2APIC mode',
+    },
+    {
+      name: 'writing the read-only ID',
+      x2apic: true,
+      code: 'li r2, 5\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ID >> 4), r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'read-only',
+    },
+    {
+      name: 'writing the read-only LDR',
+      x2apic: true,
+      code: 'li r2, 0\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_LDR >> 4), r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'read-only',
+    },
+    {
+      name: 'reading the write-only EOI',
+      x2apic: true,
+      code: 'rdmsr r2, APIC_BASE_MSR + (APIC_EOI >> 4)',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'write-only',
+    },
+    {
+      name: 'the old ICR high, 0x831',
+      x2apic: true,
+      code: 'li r2, 0\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ICR2 >> 4), r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'no x2APIC register',
+    },
+    {
+      name: 'DFR, gone in x2APIC mode',
+      x2apic: true,
+      code: 'rdmsr r2, APIC_BASE_MSR + (APIC_DFR >> 4)',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'no x2APIC register',
+    },
+    {
+      name: 'a non-zero ESR write',
+      x2apic: true,
+      code: 'li r2, 1\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ESR >> 4), r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'ESR must be written with 0',
+    },
+    {
+      name: 'an ICR with reserved bit 13',
+      x2apic: true,
+      code: 'li r2, 0x2041\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_ICR >> 4), r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'reserved bits',
+    },
+    {
+      name: 'SELF IPI bits 31:8',
+      x2apic: true,
+      code: 'li r2, 0x141\n li r3, 0\n wrmsr APIC_BASE_MSR + (APIC_SELF_IPI >> 4), r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'reserved bits',
+    },
+    {
+      name: 'TPR with bits 63:32',
+      x2apic: true,
+      code: 'li r2, 0\n li r3, 1\n wrmsr APIC_BASE_MSR + (APIC_TPR >> 4), r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'reserved bits',
+    },
+    {
+      name: 'IA32_APIC_BASE x2APIC -> xAPIC',
+      x2apic: true,
+      code: 'rdmsr r2, MSR_IA32_APICBASE\n and r2, r2, ~X2APIC_ENABLE\n wrmsr MSR_IA32_APICBASE, r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'x2APIC -> xAPIC',
+    },
+    {
+      name: 'IA32_APIC_BASE x2APIC enable without global enable',
+      x2apic: false,
+      code: 'li r2, APIC_BASE | X2APIC_ENABLE\n li r3, 0\n wrmsr MSR_IA32_APICBASE, r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'invalid state',
+    },
+    {
+      name: 'IA32_APIC_BASE reserved bit 9',
+      x2apic: false,
+      code: 'rdmsr r2, MSR_IA32_APICBASE\n or r2, r2, 0x200\n wrmsr MSR_IA32_APICBASE, r2',
+      kind: GuestFaultKind.GeneralProtection,
+      detail: 'reserved bits',
+    },
+    {
+      name: 'xAPIC MMIO in x2APIC mode',
+      x2apic: true,
+      code: 'ld32 r2, [APIC_BASE + APIC_ID]',
+      kind: GuestFaultKind.InvalidApicAccess,
+      detail: 'in x2APIC mode',
+    },
   ];
 
   it.each(cases)('$name', async ({ x2apic, code, kind, detail }) => {
@@ -189,7 +303,7 @@ start:  ${x2apic ? TO_X2APIC : ''}
   });
 });
 
-describe('#GP is delivered to the guest\'s vector 13 handler', () => {
+describe("#GP is delivered to the guest's vector 13 handler", () => {
   const TO_X2APIC = `
         rdmsr r2, MSR_IA32_APICBASE
         or r2, r2, X2APIC_ENABLE
@@ -198,14 +312,26 @@ describe('#GP is delivered to the guest\'s vector 13 handler', () => {
     { name: 'an x2APIC MSR read in xAPIC mode', x2apic: false, code: 'rdmsr r2, APIC_BASE_MSR + (APIC_ICR >> 4)', reads: true },
     { name: 'a read of the write-only EOI', x2apic: true, code: 'rdmsr r2, APIC_BASE_MSR + (APIC_EOI >> 4)', reads: true },
     { name: 'an MSR the model does not implement', x2apic: false, code: 'rdmsr r2, 0xC0000080', reads: true },
-    { name: 'a write of the read-only ID', x2apic: true, code: 'li r4, 5\n li r5, 0\n wrmsr APIC_BASE_MSR + (APIC_ID >> 4), r4', reads: false },
-    { name: 'an ICR with reserved bit 13', x2apic: true, code: 'li r4, 0x2041\n li r5, 0\n wrmsr APIC_BASE_MSR + (APIC_ICR >> 4), r4', reads: false },
+    {
+      name: 'a write of the read-only ID',
+      x2apic: true,
+      code: 'li r4, 5\n li r5, 0\n wrmsr APIC_BASE_MSR + (APIC_ID >> 4), r4',
+      reads: false,
+    },
+    {
+      name: 'an ICR with reserved bit 13',
+      x2apic: true,
+      code: 'li r4, 0x2041\n li r5, 0\n wrmsr APIC_BASE_MSR + (APIC_ICR >> 4), r4',
+      reads: false,
+    },
   ];
 
-  it.each(cases)('$name: the instruction does not complete, the handler runs once and resumes after it', async ({ x2apic, code, reads }) => {
-    // The handler counts, then moves the saved pc (pushed last: [sp] after its own push is r2,
-    // [sp + 4] the pc, [sp + 8] the flags) past the faulting instruction.
-    const program = `
+  it.each(cases)(
+    '$name: the instruction does not complete, the handler runs once and resumes after it',
+    async ({ x2apic, code, reads }) => {
+      // The handler counts, then moves the saved pc (pushed last: [sp] after its own push is r2,
+      // [sp + 4] the pc, [sp + 8] the flags) past the faulting instruction.
+      const program = `
         .entry start
 start:  livt ivt
         ${x2apic ? TO_X2APIC : ''}
@@ -241,11 +367,12 @@ ivt:    .zero 4 * 13
         .word gp_handler
         .zero 4 * (255 - 13)
 `;
-    const report = await runGuest(program, { vcpus: 1 });
-    expect(report.exit.reason, summary(report)).toBe('all-done');
-    expect(report.faults).toEqual([]);
-    expect(report.perVcpu[0]!.guest.reports[0]).toBe(1);
-    // rdmsr's destination pair is untouched by a #GP.
-    if (reads) expect(report.perVcpu[0]!.guest.reports.slice(1, 3)).toEqual([0x5a5a, 0x6b6b]);
-  });
+      const report = await runGuest(program, { vcpus: 1 });
+      expect(report.exit.reason, summary(report)).toBe('all-done');
+      expect(report.faults).toEqual([]);
+      expect(report.perVcpu[0]!.guest.reports[0]).toBe(1);
+      // rdmsr's destination pair is untouched by a #GP.
+      if (reads) expect(report.perVcpu[0]!.guest.reports.slice(1, 3)).toEqual([0x5a5a, 0x6b6b]);
+    },
+  );
 });

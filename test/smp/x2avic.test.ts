@@ -6,16 +6,50 @@
 // software: no doorbell, a kick per target instead. Both runs must deliver every IPI exactly.
 import { describe, expect, it } from 'vitest';
 import { runGuest, summary } from './smp-support.js';
-import { ALL_EXCLUDING, FIXED, LOGICAL, SELF, X2APIC_ACCESS, countsBySlot, formsProgram, ipiBalance, type Step } from './ipi-forms-program.js';
+import {
+  ALL_EXCLUDING,
+  FIXED,
+  LOGICAL,
+  SELF,
+  X2APIC_ACCESS,
+  countsBySlot,
+  formsProgram,
+  ipiBalance,
+  type Step,
+} from './ipi-forms-program.js';
 
 const REPEAT = 20;
 const steps: readonly Step[] = [
   { name: 'physical, x2APIC ID 2', icr: FIXED, destination: 2, slot: 0, repeat: REPEAT, handled: 1, expect: [0, 0, REPEAT, 0] },
   { name: 'physical, x2APIC ID 3', icr: FIXED, destination: 3, slot: 1, repeat: REPEAT, handled: 1, expect: [0, 0, 0, REPEAT] },
-  { name: 'physical broadcast 0xFFFFFFFF', icr: FIXED, destination: 0xffffffff, slot: 2, repeat: REPEAT, handled: 4, expect: [REPEAT, REPEAT, REPEAT, REPEAT] },
-  { name: 'logical cluster 0, members 1 and 3', icr: FIXED | LOGICAL, destination: 0x0000000a, slot: 3, repeat: REPEAT, handled: 2, expect: [0, REPEAT, 0, REPEAT] },
+  {
+    name: 'physical broadcast 0xFFFFFFFF',
+    icr: FIXED,
+    destination: 0xffffffff,
+    slot: 2,
+    repeat: REPEAT,
+    handled: 4,
+    expect: [REPEAT, REPEAT, REPEAT, REPEAT],
+  },
+  {
+    name: 'logical cluster 0, members 1 and 3',
+    icr: FIXED | LOGICAL,
+    destination: 0x0000000a,
+    slot: 3,
+    repeat: REPEAT,
+    handled: 2,
+    expect: [0, REPEAT, 0, REPEAT],
+  },
   { name: 'logical broadcast 0xFFFFFFFF', icr: FIXED | LOGICAL, destination: 0xffffffff, slot: 4, handled: 4, expect: [1, 1, 1, 1] },
-  { name: 'all excluding self', icr: FIXED | ALL_EXCLUDING, destination: 0, slot: 5, repeat: REPEAT, handled: 3, expect: [0, REPEAT, REPEAT, REPEAT] },
+  {
+    name: 'all excluding self',
+    icr: FIXED | ALL_EXCLUDING,
+    destination: 0,
+    slot: 5,
+    repeat: REPEAT,
+    handled: 3,
+    expect: [0, REPEAT, REPEAT, REPEAT],
+  },
   { name: 'self shorthand', icr: FIXED | SELF, destination: 0, slot: 6, repeat: REPEAT, handled: 1, expect: [REPEAT, 0, 0, 0] },
 ];
 /** IPI messages the steps send to other vCPUs (each needs a doorbell or a kick). */
@@ -28,7 +62,13 @@ describe('x2APIC IPIs with and without x2AVIC', () => {
     const report = await runGuest(formsProgram(steps, X2APIC_ACCESS), { vcpus: 4, hostCpus: 4 });
     expect(report.ok, summary(report)).toBe(true);
     for (const step of steps) expect(countsBySlot(report, step.slot), step.name).toEqual(step.expect);
-    expect(report.exits.incompleteIpi).toEqual({ invalidInterruptType: 0, targetNotRunning: 0, invalidTarget: 0, invalidBackingPage: 0, invalidIpiVector: 0 });
+    expect(report.exits.incompleteIpi).toEqual({
+      invalidInterruptType: 0,
+      targetNotRunning: 0,
+      invalidTarget: 0,
+      invalidBackingPage: 0,
+      invalidIpiVector: 0,
+    });
     const sender = report.perVcpu[0]!.counters;
     expect(sender.doorbellsRung).toBe(REMOTE_MESSAGES);
     expect(sender.kicksSent).toBe(0);
@@ -41,7 +81,13 @@ describe('x2APIC IPIs with and without x2AVIC', () => {
     expect(report.ok, summary(report)).toBe(true);
     for (const step of steps) expect(countsBySlot(report, step.slot), step.name).toEqual(step.expect);
     // The hardware never saw these ICR writes, so it took no incomplete-IPI exit either.
-    expect(report.exits.incompleteIpi).toEqual({ invalidInterruptType: 0, targetNotRunning: 0, invalidTarget: 0, invalidBackingPage: 0, invalidIpiVector: 0 });
+    expect(report.exits.incompleteIpi).toEqual({
+      invalidInterruptType: 0,
+      targetNotRunning: 0,
+      invalidTarget: 0,
+      invalidBackingPage: 0,
+      invalidIpiVector: 0,
+    });
     const sender = report.perVcpu[0]!.counters;
     expect(sender.doorbellsRung).toBe(0);
     expect(sender.kicksSent).toBe(REMOTE_MESSAGES);

@@ -39,7 +39,9 @@ export function importsOf(file: string): ImportEdge[] {
     from: file,
     specifier,
     target: specifier.startsWith('.')
-      ? relative(REPOSITORY_ROOT, resolve(REPOSITORY_ROOT, dirname(file), specifier)).split(sep).join('/')
+      ? relative(REPOSITORY_ROOT, resolve(REPOSITORY_ROOT, dirname(file), specifier))
+          .split(sep)
+          .join('/')
       : undefined,
   }));
 }

@@ -97,7 +97,7 @@ export interface ApicBaseWriteOptions {
 /** High-half reserved mask for a MAXPHYADDR of `bits` (bits >= MAXPHYADDR of the 64-bit value). */
 function highReservedMask(bits: number): number {
   const highBits = Math.max(0, Math.min(32, bits - 32));
-  return highBits >= 32 ? 0 : (~((1 << highBits) - 1)) >>> 0;
+  return highBits >= 32 ? 0 : ~((1 << highBits) - 1) >>> 0;
 }
 
 /**
@@ -107,13 +107,22 @@ function highReservedMask(bits: number): number {
  * ID and LDR to store for SetX2apicIdAndLogicalDestination. A write of the current value is
  * accepted with no effects (KVM returns early).
  */
-export function classifyApicBaseWrite(oldLow: number, oldHigh: number, newLow: number, newHigh: number, options: ApicBaseWriteOptions): ApicBaseWriteResult {
+export function classifyApicBaseWrite(
+  oldLow: number,
+  oldHigh: number,
+  newLow: number,
+  newHigh: number,
+  options: ApicBaseWriteOptions,
+): ApicBaseWriteResult {
   const oldMode = apicModeOf(oldLow);
   const newMode = apicModeOf(newLow);
   const faulted = (fault: ApicBaseWriteFault): ApicBaseWriteResult => ({ fault, oldMode, newMode, effects: ApicBaseEffect.None });
-  if ((oldLow >>> 0) === (newLow >>> 0) && (oldHigh >>> 0) === (newHigh >>> 0)) return faulted(ApicBaseWriteFault.None);
+  if (oldLow >>> 0 === newLow >>> 0 && oldHigh >>> 0 === newHigh >>> 0) return faulted(ApicBaseWriteFault.None);
   const extendedReserved = options.x2apicSupported ? 0 : APIC_BASE_X2APIC_ENABLE;
-  if ((newLow & (APIC_BASE_LOW_RESERVED_MASK | extendedReserved)) !== 0 || (newHigh & highReservedMask(options.physicalAddressBits)) !== 0) {
+  if (
+    (newLow & (APIC_BASE_LOW_RESERVED_MASK | extendedReserved)) !== 0 ||
+    (newHigh & highReservedMask(options.physicalAddressBits)) !== 0
+  ) {
     return faulted(ApicBaseWriteFault.ReservedBits);
   }
   if (newMode === ApicMode.Invalid) return faulted(ApicBaseWriteFault.InvalidState);
@@ -139,7 +148,8 @@ function apicBaseEffects(oldLow: number, newLow: number, newHigh: number): numbe
   if ((effects & ApicBaseEffect.SetX2apicIdAndLogicalDestination) !== 0) effects &= ~ApicBaseEffect.SetXapicId;
   if ((changed & (APIC_BASE_GLOBAL_ENABLE | APIC_BASE_X2APIC_ENABLE)) !== 0) effects |= ApicBaseEffect.ModeChanged;
   const base = (newLow & APIC_BASE_ADDRESS_MASK_LOW) >>> 0;
-  if ((newLow & APIC_BASE_GLOBAL_ENABLE) !== 0 && (base !== APIC_DEFAULT_PHYSICAL_BASE || newHigh !== 0)) effects |= ApicBaseEffect.BaseRelocated;
+  if ((newLow & APIC_BASE_GLOBAL_ENABLE) !== 0 && (base !== APIC_DEFAULT_PHYSICAL_BASE || newHigh !== 0))
+    effects |= ApicBaseEffect.BaseRelocated;
   return effects;
 }
 

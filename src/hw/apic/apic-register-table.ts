@@ -103,7 +103,10 @@ function row(
 
 /** ISR, TMR, IRR: eight read-only words; KVM passes only the first word's MSR through to x2AVIC. */
 function bitmapRows(first: number, name: string): ApicRegisterRow[] {
-  return Array.from({ length: 8 }, (_, word) => ({ ...row(first + word * 0x10, `${name}${word}`, RO, RO, ACCEL, FAULT, word === 0), bitmapWord: true }));
+  return Array.from({ length: 8 }, (_, word) => ({
+    ...row(first + word * 0x10, `${name}${word}`, RO, RO, ACCEL, FAULT, word === 0),
+    bitmapWord: true,
+  }));
 }
 
 /**
@@ -116,35 +119,35 @@ function bitmapRows(first: number, name: string): ApicRegisterRow[] {
  */
 export const APIC_REGISTER_TABLE: readonly ApicRegisterRow[] = [
   //   offset                                   name             xAPIC x2APIC read   write  x2AVIC reset
-  row(ApicRegister.Id,                          'APIC_ID',       RW,   RO,    ACCEL, TRAP,  true),
-  row(ApicRegister.Version,                     'APIC_LVR',      RO,   RO,    ACCEL, FAULT, true,  APIC_VERSION_RESET),
-  row(ApicRegister.TaskPriority,                'APIC_TASKPRI',  RW,   RW,    ACCEL, TPR,   true),
-  row(ApicRegister.ArbitrationPriority,         'APIC_ARBPRI',   RO,   __,    ACCEL, FAULT, true),
-  row(ApicRegister.ProcessorPriority,           'APIC_PROCPRI',  RO,   RO,    ACCEL, FAULT, true),
-  row(ApicRegister.EndOfInterrupt,              'APIC_EOI',      WO,   WO,    ACCEL, EOI,   true),
-  row(ApicRegister.RemoteRead,                  'APIC_RRR',      RO,   __,    ACCEL, TRAP,  true),
-  row(ApicRegister.LogicalDestination,          'APIC_LDR',      RW,   RO,    ACCEL, TRAP,  true),
-  row(ApicRegister.DestinationFormat,           'APIC_DFR',      RW,   __,    ACCEL, TRAP,  true,  DFR_FLAT),
-  row(ApicRegister.SpuriousInterruptVector,     'APIC_SPIV',     RW,   RW,    ACCEL, TRAP,  true,  SVR_RESET),
+  row(ApicRegister.Id, 'APIC_ID', RW, RO, ACCEL, TRAP, true),
+  row(ApicRegister.Version, 'APIC_LVR', RO, RO, ACCEL, FAULT, true, APIC_VERSION_RESET),
+  row(ApicRegister.TaskPriority, 'APIC_TASKPRI', RW, RW, ACCEL, TPR, true),
+  row(ApicRegister.ArbitrationPriority, 'APIC_ARBPRI', RO, __, ACCEL, FAULT, true),
+  row(ApicRegister.ProcessorPriority, 'APIC_PROCPRI', RO, RO, ACCEL, FAULT, true),
+  row(ApicRegister.EndOfInterrupt, 'APIC_EOI', WO, WO, ACCEL, EOI, true),
+  row(ApicRegister.RemoteRead, 'APIC_RRR', RO, __, ACCEL, TRAP, true),
+  row(ApicRegister.LogicalDestination, 'APIC_LDR', RW, RO, ACCEL, TRAP, true),
+  row(ApicRegister.DestinationFormat, 'APIC_DFR', RW, __, ACCEL, TRAP, true, DFR_FLAT),
+  row(ApicRegister.SpuriousInterruptVector, 'APIC_SPIV', RW, RW, ACCEL, TRAP, true, SVR_RESET),
   ...bitmapRows(ApicRegister.InService, 'APIC_ISR'),
   ...bitmapRows(ApicRegister.TriggerMode, 'APIC_TMR'),
   ...bitmapRows(ApicRegister.InterruptRequest, 'APIC_IRR'),
-  row(ApicRegister.ErrorStatus,                 'APIC_ESR',      RW,   RW,    ACCEL, TRAP,  true),
-  row(APIC_LVT_CMCI_OFFSET,                     'APIC_LVTCMCI',  RW,   RW,    ACCEL, FAULT, false, 0, true),
-  row(ApicRegister.InterruptCommandLow,         'APIC_ICR',      RW,   RW,    ACCEL, ICR,   true),
-  row(ApicRegister.InterruptCommandHigh,        'APIC_ICR2',     RW,   __,    ACCEL, ACCEL, true),
+  row(ApicRegister.ErrorStatus, 'APIC_ESR', RW, RW, ACCEL, TRAP, true),
+  row(APIC_LVT_CMCI_OFFSET, 'APIC_LVTCMCI', RW, RW, ACCEL, FAULT, false, 0, true),
+  row(ApicRegister.InterruptCommandLow, 'APIC_ICR', RW, RW, ACCEL, ICR, true),
+  row(ApicRegister.InterruptCommandHigh, 'APIC_ICR2', RW, __, ACCEL, ACCEL, true),
   // The LVT timer stays intercepted under x2AVIC: KVM does not virtualize TSC-deadline mode.
-  row(ApicRegister.LvtTimer,                    'APIC_LVTT',     RW,   RW,    ACCEL, TRAP,  false, LVT_MASKED),
-  row(ApicRegister.LvtThermal,                  'APIC_LVTTHMR',  RW,   RW,    ACCEL, TRAP,  true,  LVT_MASKED),
-  row(ApicRegister.LvtPerformanceCounter,       'APIC_LVTPC',    RW,   RW,    ACCEL, TRAP,  true,  LVT_MASKED),
-  row(ApicRegister.LvtLint0,                    'APIC_LVT0',     RW,   RW,    ACCEL, TRAP,  true,  LVT_MASKED),
-  row(ApicRegister.LvtLint1,                    'APIC_LVT1',     RW,   RW,    ACCEL, TRAP,  true,  LVT_MASKED),
-  row(ApicRegister.LvtError,                    'APIC_LVTERR',   RW,   RW,    ACCEL, TRAP,  true,  LVT_MASKED),
-  row(ApicRegister.TimerInitialCount,           'APIC_TMICT',    RW,   RW,    ACCEL, TRAP,  true),
-  row(ApicRegister.TimerCurrentCount,           'APIC_TMCCT',    RO,   RO,    FAULT, FAULT, true),
-  row(ApicRegister.TimerDivideConfiguration,    'APIC_TDCR',     RW,   RW,    ACCEL, TRAP,  true),
+  row(ApicRegister.LvtTimer, 'APIC_LVTT', RW, RW, ACCEL, TRAP, false, LVT_MASKED),
+  row(ApicRegister.LvtThermal, 'APIC_LVTTHMR', RW, RW, ACCEL, TRAP, true, LVT_MASKED),
+  row(ApicRegister.LvtPerformanceCounter, 'APIC_LVTPC', RW, RW, ACCEL, TRAP, true, LVT_MASKED),
+  row(ApicRegister.LvtLint0, 'APIC_LVT0', RW, RW, ACCEL, TRAP, true, LVT_MASKED),
+  row(ApicRegister.LvtLint1, 'APIC_LVT1', RW, RW, ACCEL, TRAP, true, LVT_MASKED),
+  row(ApicRegister.LvtError, 'APIC_LVTERR', RW, RW, ACCEL, TRAP, true, LVT_MASKED),
+  row(ApicRegister.TimerInitialCount, 'APIC_TMICT', RW, RW, ACCEL, TRAP, true),
+  row(ApicRegister.TimerCurrentCount, 'APIC_TMCCT', RO, RO, FAULT, FAULT, true),
+  row(ApicRegister.TimerDivideConfiguration, 'APIC_TDCR', RW, RW, ACCEL, TRAP, true),
   // Not in KVM's pass-through list: a SELF IPI WRMSR exits and KVM sends it in software.
-  row(APIC_SELF_IPI_OFFSET,                     'APIC_SELF_IPI', __,   WO,    ACCEL, FAULT, false),
+  row(APIC_SELF_IPI_OFFSET, 'APIC_SELF_IPI', __, WO, ACCEL, FAULT, false),
 ];
 
 /** The last register slot in the page (0x3F0); the table covers slots 0..LAST_REGISTER_SLOT. */
@@ -161,7 +164,8 @@ const bitmapWord = new Uint8Array(SLOTS);
 const rowsBySlot: (ApicRegisterRow | undefined)[] = new Array<ApicRegisterRow | undefined>(SLOTS).fill(undefined);
 for (const entry of APIC_REGISTER_TABLE) {
   const slot = entry.offset >> 4;
-  if ((entry.offset & 0xf) !== 0 || slot >= SLOTS || rowsBySlot[slot] !== undefined) throw new Error(`APIC register table: bad or duplicate row ${entry.name}`);
+  if ((entry.offset & 0xf) !== 0 || slot >= SLOTS || rowsBySlot[slot] !== undefined)
+    throw new Error(`APIC register table: bad or duplicate row ${entry.name}`);
   rowsBySlot[slot] = entry;
   xapicAccess[slot] = entry.xapic;
   x2apicAccess[slot] = entry.x2apic;

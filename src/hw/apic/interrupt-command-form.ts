@@ -116,7 +116,10 @@ export function isValidShorthandCombination(low: number): boolean {
  *     011b into a PV unhalt kick that guests of this emulator cannot use, and ignores 111b).
  *   IntelHardware / AmdAvic: the SDM rules above; every level-triggered de-assert is ignored.
  */
-export function checkInterruptCommand(low: number, implementation: ApicImplementation = ApicImplementation.KvmEmulated): InterruptCommandCheck {
+export function checkInterruptCommand(
+  low: number,
+  implementation: ApicImplementation = ApicImplementation.KvmEmulated,
+): InterruptCommandCheck {
   const mode = interruptCommandDeliveryMode(low);
   if (mode === DeliveryMode.Reserved3 || mode === DeliveryMode.Reserved7) return InterruptCommandCheck.ReservedDeliveryMode;
   if (isLevelDeassert(low)) {
@@ -124,7 +127,8 @@ export function checkInterruptCommand(low: number, implementation: ApicImplement
     if (implementation !== ApicImplementation.KvmEmulated || kvmIgnores) return InterruptCommandCheck.IgnoredLevelDeassert;
   }
   if (carriesVector(mode) && interruptCommandVector(low) < FIRST_LEGAL_VECTOR) return InterruptCommandCheck.SendIllegalVector;
-  if (implementation !== ApicImplementation.KvmEmulated && !isValidShorthandCombination(low)) return InterruptCommandCheck.InvalidShorthandCombination;
+  if (implementation !== ApicImplementation.KvmEmulated && !isValidShorthandCombination(low))
+    return InterruptCommandCheck.InvalidShorthandCombination;
   return InterruptCommandCheck.Send;
 }
 

@@ -17,11 +17,7 @@
 // Pure: candidates in, one index out. The slow path only (AVIC exits with cause 0 for every
 // LowestPriority IPI), so the small allocations of callers building the list are fine.
 
-export const LowestPriorityPolicy = {
-  KvmArbitrationCounter: 0,
-  KvmVectorHashing: 1,
-  ProcessorPriority: 2,
-} as const;
+export const LowestPriorityPolicy = { KvmArbitrationCounter: 0, KvmVectorHashing: 1, ProcessorPriority: 2 } as const;
 export type LowestPriorityPolicy = (typeof LowestPriorityPolicy)[keyof typeof LowestPriorityPolicy];
 
 /** One matched, software-enabled destination. Give candidates in ascending vCPU index order. */
@@ -41,7 +37,11 @@ export interface LowestPriorityCandidate {
  * KVM). After delivering, a KvmArbitrationCounter caller increments the winner's counter (KVM
  * does it in __apic_accept_irq for APIC_DM_LOWEST) and zeroes it on vCPU reset or state restore.
  */
-export function selectLowestPriorityTarget(policy: LowestPriorityPolicy, vector: number, candidates: readonly LowestPriorityCandidate[]): number {
+export function selectLowestPriorityTarget(
+  policy: LowestPriorityPolicy,
+  vector: number,
+  candidates: readonly LowestPriorityCandidate[],
+): number {
   if (candidates.length === 0) return -1;
   switch (policy) {
     case LowestPriorityPolicy.KvmVectorHashing:

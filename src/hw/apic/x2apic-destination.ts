@@ -11,7 +11,7 @@
 // the cause-1 target scan).
 
 import { matchesDestination, matchesShorthand } from './apic-destination.js';
-import { DestinationMode, DestinationShorthand } from './interrupt-command.js';
+import { DestinationMode, type DestinationShorthand } from './interrupt-command.js';
 import {
   X2APIC_BROADCAST_ID,
   x2apicIdOfLogicalMember,
@@ -44,7 +44,9 @@ export function matchesX2apicDestination(
 export function matchesX2apicLogicalDestination(targetLdr: number, destination: number): boolean {
   const mda = destination >>> 0;
   if (mda === X2APIC_BROADCAST_ID) return true;
-  return x2apicLogicalCluster(targetLdr) === x2apicLogicalCluster(mda) && (x2apicLogicalMembers(targetLdr) & x2apicLogicalMembers(mda)) !== 0;
+  return (
+    x2apicLogicalCluster(targetLdr) === x2apicLogicalCluster(mda) && (x2apicLogicalMembers(targetLdr) & x2apicLogicalMembers(mda)) !== 0
+  );
 }
 
 /**
@@ -88,5 +90,13 @@ export function matchesDestinationInMode(
   destination: number,
 ): boolean {
   if (target.x2apic) return matchesX2apicDestination(target.apicId, senderApicId, shorthand, destinationMode, destination);
-  return matchesDestination(target.apicId, target.logicalDestination, target.destinationFormat, senderApicId, shorthand, destinationMode, destination);
+  return matchesDestination(
+    target.apicId,
+    target.logicalDestination,
+    target.destinationFormat,
+    senderApicId,
+    shorthand,
+    destinationMode,
+    destination,
+  );
 }

@@ -7,7 +7,12 @@
 
 import { ApicPageWord } from '../apic/apic-backing-page.js';
 import { XAPIC_BROADCAST_ID, type ApicId } from '../apic/apic-id.js';
-import { DestinationMode, DestinationShorthand, interruptCommandDestinationMode, interruptCommandShorthand } from '../apic/interrupt-command.js';
+import {
+  DestinationMode,
+  DestinationShorthand,
+  interruptCommandDestinationMode,
+  interruptCommandShorthand,
+} from '../apic/interrupt-command.js';
 import { DestinationFormatModel, LOGICAL_BROADCAST_DESTINATION, destinationFormatModel } from '../apic/destination-format.js';
 import { X2APIC_BROADCAST_ID, x2apicIdOfLogicalMember, x2apicLogicalCluster, x2apicLogicalMembers } from '../apic/x2apic-id.js';
 import { AvicIncompleteIpiCause } from './avic-exit.js';
@@ -114,7 +119,14 @@ export function x2apicTargetSet(icrLow: number, destination: number): TargetSet 
  * Logical x2APIC destination by arithmetic (avic_kick_target_vcpus_fast): member bit i of cluster c names physical
  * index c * 16 + i; each must be a usable target, else cause 2 with that index. Lowest bit first.
  */
-export function visitX2apicLogical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
+export function visitX2apicLogical(
+  destination: number,
+  vector: number,
+  sender: ApicId,
+  hardware: AvicHardware,
+  outcome: AvicIpiOutcome,
+  pass: Pass,
+): boolean {
   const cluster = x2apicLogicalCluster(destination);
   let members = x2apicLogicalMembers(destination);
   let ok = true;

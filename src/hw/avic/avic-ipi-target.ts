@@ -133,7 +133,14 @@ export function visitTarget(
 }
 
 /** Every Valid entry 0..maxPhysicalIndex (avic_init_backing_page's comment); invalid ones are skipped with no exit. */
-export function visitAllValid(vector: number, sender: ApicId, excludeSelf: boolean, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
+export function visitAllValid(
+  vector: number,
+  sender: ApicId,
+  excludeSelf: boolean,
+  hardware: AvicHardware,
+  outcome: AvicIpiOutcome,
+  pass: Pass,
+): boolean {
   const last = Math.min(hardware.maxPhysicalIndex, hardware.physicalTable.entryCount - 1);
   for (let index = 0; index <= last; index++) {
     if (excludeSelf && index === sender) continue;
@@ -147,7 +154,14 @@ export function visitAllValid(vector: number, sender: ApicId, excludeSelf: boole
 }
 
 /** One named physical destination: it must be Valid (else cause 2). */
-export function visitPhysical(destination: number, vector: number, sender: ApicId, hardware: AvicHardware, outcome: AvicIpiOutcome, pass: Pass): boolean {
+export function visitPhysical(
+  destination: number,
+  vector: number,
+  sender: ApicId,
+  hardware: AvicHardware,
+  outcome: AvicIpiOutcome,
+  pass: Pass,
+): boolean {
   const cause = visitTarget(destination, destination, vector, sender, hardware, outcome, pass);
   return cause === NO_EXIT || recordExit(outcome, cause, destination);
 }

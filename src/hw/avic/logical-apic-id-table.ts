@@ -31,7 +31,9 @@ export function logicalEntryGuestPhysicalApicId(entry: number): number {
 
 /** Encodes an entry as the Int32 value the table holds. */
 export function encodeLogicalApicIdTableEntry(entry: LogicalApicIdTableEntry): number {
-  return (entry.guestPhysicalApicId & AVIC_LOGICAL_ID_ENTRY_GUEST_PHYSICAL_ID_MASK) | (entry.isValid ? AVIC_LOGICAL_ID_ENTRY_VALID_MASK : 0);
+  return (
+    (entry.guestPhysicalApicId & AVIC_LOGICAL_ID_ENTRY_GUEST_PHYSICAL_ID_MASK) | (entry.isValid ? AVIC_LOGICAL_ID_ENTRY_VALID_MASK : 0)
+  );
 }
 
 export function decodeLogicalApicIdTableEntry(entry: number): LogicalApicIdTableEntry {

@@ -134,7 +134,12 @@ export class PhysicalApicIdTable {
    * `clearedAtNs`: entryCount Float64s, shared like `words` (vm-layout.ts places them beside the
    * table); by default a private array, enough for a table that lives in one thread.
    */
-  constructor(words: Int32Array, tableBase: number, entryCount: number = PHYSICAL_APIC_ID_TABLE_ENTRIES, clearedAtNs: Float64Array = new Float64Array(entryCount)) {
+  constructor(
+    words: Int32Array,
+    tableBase: number,
+    entryCount: number = PHYSICAL_APIC_ID_TABLE_ENTRIES,
+    clearedAtNs: Float64Array = new Float64Array(entryCount),
+  ) {
     if (tableBase < 0 || tableBase + entryCount * PHYSICAL_APIC_ID_TABLE_ENTRY_WORDS > words.length) {
       throw new RangeError(`physical APIC ID table [${tableBase}, +${entryCount} entries) is outside its ${words.length}-word array`);
     }
@@ -234,8 +239,16 @@ export class PhysicalApicIdTable {
   replaceBackingPagePointer(index: number, pointer: number): void {
     this.checkIndex(index);
     const lowIndex = this.tableBase + index * 2;
-    const [newLow, newHigh] = encodePhysicalApicIdTableEntry({ hostPhysicalApicId: 0 as HostPhysicalApicId, backingPagePointer: pointer, isRunning: false, isValid: false });
-    if ((Atomics.load(this.words, lowIndex + 1) & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH) !== (newHigh & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH)) {
+    const [newLow, newHigh] = encodePhysicalApicIdTableEntry({
+      hostPhysicalApicId: 0 as HostPhysicalApicId,
+      backingPagePointer: pointer,
+      isRunning: false,
+      isValid: false,
+    });
+    if (
+      (Atomics.load(this.words, lowIndex + 1) & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH) !==
+      (newHigh & AVIC_PHYSICAL_ID_ENTRY_BACKING_PAGE_MASK_HIGH)
+    ) {
       throw new RangeError(`backing page pointer 0x${pointer.toString(16)} differs from entry ${index}'s in bits 51:32`);
     }
     for (;;) {

@@ -99,7 +99,11 @@ export class KvmLocks {
     const mainContexts = Math.max(0, Math.min(8, MAX_THREAD_SLOTS - 1 - vcpus));
     if (options.enabled && mainContexts === 0) throw new RangeError(`lockdep supports at most ${MAX_THREAD_SLOTS - 2} vCPUs`);
     this.#hasMainContexts = mainContexts > 0;
-    const lockdep = Lockdep.create(createKvmLockClassRegistry(), { workerThreads: vcpus, mainContexts, lockInstances: 16 + vcpus }, { enabled: options.enabled });
+    const lockdep = Lockdep.create(
+      createKvmLockClassRegistry(),
+      { workerThreads: vcpus, mainContexts, lockInstances: 16 + vcpus },
+      { enabled: options.enabled },
+    );
     for (const order of KVM_DOCUMENTED_ORDERS) lockdep.declareOrder(order);
     this.lockdep = lockdep;
     this.kvmLock = InstrumentedMutex.create(lockdep, 'kvm->lock');
@@ -172,9 +176,12 @@ export class KvmLocks {
   locksHeldBy(slot: number): { held: string[]; waitingFor?: string } {
     const graph = buildWaitForGraph(this.lockdep);
     const held = graph.holdings.flatMap((holding) =>
-      holding.writers.includes(slot) ? [holding.lockName] : holding.readers.includes(slot) ? [`${holding.lockName} (read)`] : []);
+      holding.writers.includes(slot) ? [holding.lockName] : holding.readers.includes(slot) ? [`${holding.lockName} (read)`] : [],
+    );
     const wait = graph.waits.find((edge) => edge.slot === slot);
-    return wait === undefined ? { held } : { held, waitingFor: `${wait.waitKind} ${graph.lockNames.get(wait.instance) ?? `lock ${wait.instance}`}` };
+    return wait === undefined
+      ? { held }
+      : { held, waitingFor: `${wait.waitKind} ${graph.lockNames.get(wait.instance) ?? `lock ${wait.instance}`}` };
   }
 
   /** Whether lockdep thread `slot` waits for a lock on, or behind, a cycle of waits (the watchdog's deadlock test). */

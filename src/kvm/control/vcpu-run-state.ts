@@ -50,20 +50,14 @@ export function transitionRunState(words: Int32Array, index: number, to: VcpuRun
 }
 
 /** KVM's vcpu->mode: whether the vCPU is executing guest code (its RAM windows may be cached). */
-export const VcpuMode = {
-  OutsideGuestMode: 0,
-  InGuestMode: 1,
-} as const;
+export const VcpuMode = { OutsideGuestMode: 0, InGuestMode: 1 } as const;
 
 /**
  * The control block's apicMode word: the vCPU's APIC mode, written by the owning vCPU after the ID
  * and LDR it implies (x2apic-msr.ts, local-apic-emulation.ts), read by software-path senders and the
  * main thread's map rebuild. 0 is the reset state, so a fresh (zeroed) block reads xAPIC.
  */
-export const VcpuApicMode = {
-  Xapic: 0,
-  X2apic: 1,
-} as const;
+export const VcpuApicMode = { Xapic: 0, X2apic: 1 } as const;
 export type VcpuApicMode = (typeof VcpuApicMode)[keyof typeof VcpuApicMode];
 
 /** Request bits (KVM_REQ_*): set by any thread with Atomics.or, consumed by the owning vCPU. */

@@ -15,14 +15,7 @@ import { HostCpus, type HostCpuStateField } from '../../host/host-cpu.js';
 import { RunQueues } from '../../host/run-queue.js';
 import { VcpuSaveArea, VcpuSaveAreaView } from './vcpu-save-area.js';
 import { VcpuScheduling } from './vcpu-scheduling.js';
-import {
-  VcpuControlBlock,
-  VcpuGuestReport,
-  VcpuStatistics,
-  VmHeader,
-  vmControlLayout,
-  type VmControlRegion,
-} from './vm-layout.js';
+import { VcpuControlBlock, VcpuGuestReport, VcpuStatistics, VmHeader, vmControlLayout, type VmControlRegion } from './vm-layout.js';
 
 /** Regions of per-vCPU APIC pages in apicPages (vm-layout.ts: the rfc-v2 policy alternates them). */
 export const APIC_PAGE_REGIONS = 2;
@@ -194,4 +187,3 @@ export class VmControlViews {
     this.scheduling.kick(vcpu);
   }
 }
-

@@ -44,7 +44,12 @@ import {
   interruptCommandForm,
   x2apicInterruptCommandDestination,
 } from '../../hw/apic/interrupt-command-form.js';
-import { lowestPriorityBecomesFixed, selectLowestPriorityTarget, LowestPriorityPolicy, type LowestPriorityCandidate } from '../../hw/apic/lowest-priority.js';
+import {
+  lowestPriorityBecomesFixed,
+  selectLowestPriorityTarget,
+  LowestPriorityPolicy,
+  type LowestPriorityCandidate,
+} from '../../hw/apic/lowest-priority.js';
 import { ErrorStatusBit, errorStatusMask } from '../../hw/apic/error-status.js';
 import { XAPIC_BROADCAST_ID, XAPIC_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
 import { X2APIC_BROADCAST_ID } from '../../hw/apic/x2apic-id.js';
@@ -108,7 +113,8 @@ export class SoftwareIpiPath {
     }
     if (shorthand !== DestinationShorthand.None) {
       // Shorthands compare APICs, not IDs (KVM: target == source), so duplicate IDs do not matter.
-      for (let target = 0; target < created; target++) if (shorthand === DestinationShorthand.AllIncludingSelf || target !== self) targets.push(target);
+      for (let target = 0; target < created; target++)
+        if (shorthand === DestinationShorthand.AllIncludingSelf || target !== self) targets.push(target);
       return targets;
     }
     const words = this.#words;
@@ -126,7 +132,15 @@ export class SoftwareIpiPath {
         ? matchesX2apicDestination(idWord >>> 0, senderId, DestinationShorthand.None, mode, destination)
         : target > XAPIC_MAX_PHYSICAL_ID && mode === DestinationMode.Physical
           ? this.#matchesUnaddressableXapicTarget(target, destination)
-          : matchesDestination(idWord >>> 24, words[base + (ApicRegister.LogicalDestination >> 2)]!, words[base + (ApicRegister.DestinationFormat >> 2)]!, senderId, DestinationShorthand.None, mode, destination);
+          : matchesDestination(
+              idWord >>> 24,
+              words[base + (ApicRegister.LogicalDestination >> 2)]!,
+              words[base + (ApicRegister.DestinationFormat >> 2)]!,
+              senderId,
+              DestinationShorthand.None,
+              mode,
+              destination,
+            );
       if (matches) targets.push(target);
     }
     return targets;
@@ -209,7 +223,9 @@ export class SoftwareIpiPath {
     const counters = this.#counters;
     const physical = interruptCommandDestinationMode(icrLow) === DestinationMode.Physical;
     const destination = this.x2apic ? x2apicInterruptCommandDestination(icrHigh) : interruptCommandDestination(icrHigh);
-    const broadcast = interruptCommandShorthand(icrLow) === DestinationShorthand.None && destination === (this.x2apic ? X2APIC_BROADCAST_ID : XAPIC_BROADCAST_ID);
+    const broadcast =
+      interruptCommandShorthand(icrLow) === DestinationShorthand.None &&
+      destination === (this.x2apic ? X2APIC_BROADCAST_ID : XAPIC_BROADCAST_ID);
     if (lowestPriorityBecomesFixed(physical, broadcast)) {
       for (const target of targets) this.#acceptFixed(target, vector, level);
       return;

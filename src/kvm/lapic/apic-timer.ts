@@ -143,10 +143,17 @@ export class ApicTimer {
     // and have the vCPU look at IRR right after the writing instruction, as it would have.
     if (this.poll()) this.#host.cpu.requestInterruptEvaluation();
     switch (offset) {
-      case ApicRegister.LvtTimer: this.#writeLvt(value); break;
-      case ApicRegister.TimerInitialCount: this.#writeInitialCount(value >>> 0); break;
-      case ApicRegister.TimerDivideConfiguration: this.#writeDivideConfiguration(value); break;
-      default: return;
+      case ApicRegister.LvtTimer:
+        this.#writeLvt(value);
+        break;
+      case ApicRegister.TimerInitialCount:
+        this.#writeInitialCount(value >>> 0);
+        break;
+      case ApicRegister.TimerDivideConfiguration:
+        this.#writeDivideConfiguration(value);
+        break;
+      default:
+        return;
     }
     this.#publishArmed();
     // A slice that began before the timer was armed has a budget blind to its deadline: end it, so
@@ -203,7 +210,7 @@ export class ApicTimer {
       // Expired but not yet polled: a periodic timer has already reloaded.
       if (this.#mode() !== LvtTimerMode.Periodic) return 0;
       const period = this.#effectivePeriodNs();
-      remaining = period - ((-remaining) % period);
+      remaining = period - (-remaining % period);
     }
     return Math.min(this.#initialCount, Math.ceil(remaining / (this.#divisor * APIC_BUS_NS_PER_TICK))) >>> 0;
   }

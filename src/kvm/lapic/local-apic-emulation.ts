@@ -135,8 +135,8 @@ export class LocalApicEmulation {
         this.#softwareEndOfInterrupt();
         break;
       case ApicRegister.Id:
-        // KVM moves nothing: the map rebuild sets APIC_ID_MODIFIED while any xAPIC ID differs from
-        // its vCPU index, and clears it once none does (kvm_recalculate_apic_map; apic-map.ts).
+      // KVM moves nothing: the map rebuild sets APIC_ID_MODIFIED while any xAPIC ID differs from
+      // its vCPU index, and clears it once none does (kvm_recalculate_apic_map; apic-map.ts).
       case ApicRegister.LogicalDestination:
       case ApicRegister.DestinationFormat:
         this.#requestApicMapRebuild();
@@ -223,9 +223,12 @@ export class LocalApicEmulation {
         this.emulateIcrClearingBusy(value, this.read(ApicRegister.InterruptCommandHigh));
         break;
       case ApicAccessKind.Accelerated:
-        this.#write(offset, offset === ApicRegister.InterruptCommandHigh
-          ? xapicInterruptCommandHighAfterWrite(value, ApicImplementation.KvmEmulated) | 0
-          : value);
+        this.#write(
+          offset,
+          offset === ApicRegister.InterruptCommandHigh
+            ? xapicInterruptCommandHighAfterWrite(value, ApicImplementation.KvmEmulated) | 0
+            : value,
+        );
         break;
       case ApicAccessKind.Trap:
         this.#write(offset, value);

@@ -53,8 +53,10 @@ import type { LocalApicEmulation } from './local-apic-emulation.js';
 import { X2AVIC_PASSTHROUGH_MSRS } from '../../hw/apic/apic-register-table.js';
 
 /** The register emulation as the MSR handlers use it. */
-export type X2apicMsrApic = Pick<LocalApicEmulation,
-  'index' | 'x2apicMode' | 'read' | 'readRegister' | 'writeRegister' | 'enterX2apicMode' | 'sendX2apicInterruptCommand' | 'sendSelfIpi'>;
+export type X2apicMsrApic = Pick<
+  LocalApicEmulation,
+  'index' | 'x2apicMode' | 'read' | 'readRegister' | 'writeRegister' | 'enterX2apicMode' | 'sendX2apicInterruptCommand' | 'sendSelfIpi'
+>;
 
 /** The guest CPU as the MSR handlers use it: #GP, a stopping fault, the high half of RDMSR. */
 export type X2apicMsrCpu = Pick<GuestCpu, 'raiseGeneralProtection' | 'raiseFault' | 'msrHighWord'>;
@@ -91,7 +93,7 @@ function generalProtection(cpu: X2apicMsrCpu, what: string, reason: string): voi
 /** IA32_APIC_BASE as the guest reads it: the base, EN, EXTD in x2APIC mode, BSP on vCPU 0. */
 export function apicBaseLow(apic: Pick<X2apicMsrApic, 'index' | 'x2apicMode'>): number {
   const extended = apic.x2apicMode ? APIC_BASE_X2APIC_ENABLE : 0;
-  return (APIC_DEFAULT_PHYSICAL_BASE | APIC_BASE_GLOBAL_ENABLE | extended | (apic.index === 0 ? APIC_BASE_BSP : 0)) | 0;
+  return APIC_DEFAULT_PHYSICAL_BASE | APIC_BASE_GLOBAL_ENABLE | extended | (apic.index === 0 ? APIC_BASE_BSP : 0) | 0;
 }
 
 /**
@@ -102,7 +104,10 @@ export function apicBaseLow(apic: Pick<X2apicMsrApic, 'index' | 'x2apicMode'>): 
  */
 export function writeApicBase(apic: X2apicMsrApic, cpu: X2apicMsrCpu, low: number, high: number): void {
   const what = `wrmsr IA32_APIC_BASE (0x1b) = ${hex(high)}:${hex(low)}`;
-  const result = classifyApicBaseWrite(apicBaseLow(apic), 0, low, high, { x2apicSupported: true, physicalAddressBits: GUEST_PHYSICAL_ADDRESS_BITS });
+  const result = classifyApicBaseWrite(apicBaseLow(apic), 0, low, high, {
+    x2apicSupported: true,
+    physicalAddressBits: GUEST_PHYSICAL_ADDRESS_BITS,
+  });
   if (result.fault !== ApicBaseWriteFault.None) {
     generalProtection(cpu, what, APIC_BASE_FAULT_TEXT[result.fault]);
     return;

@@ -39,14 +39,30 @@ function convert(vcpu: number, kind: number, ts: number, a: number, b: number): 
     case TraceEventKind.IpiSent: {
       const cause = (b >>> 8) - 1;
       return {
-        ...base, ph: 'i', s: 't', cat: 'ipi', name: cause < 0 ? 'IPI send (doorbell path)' : 'IPI send + exit',
-        args: { vector: a & 0xff, destination: b & 0xff, icrLow: `0x${(a >>> 0).toString(16)}`, ...(cause < 0 ? {} : { exit: CAUSE_NAMES[cause] ?? `cause ${cause}` }) },
+        ...base,
+        ph: 'i',
+        s: 't',
+        cat: 'ipi',
+        name: cause < 0 ? 'IPI send (doorbell path)' : 'IPI send + exit',
+        args: {
+          vector: a & 0xff,
+          destination: b & 0xff,
+          icrLow: `0x${(a >>> 0).toString(16)}`,
+          ...(cause < 0 ? {} : { exit: CAUSE_NAMES[cause] ?? `cause ${cause}` }),
+        },
       };
     }
     case TraceEventKind.InterruptDelivered:
       return { ...base, ph: 'i', s: 't', cat: 'interrupt', name: `interrupt 0x${a.toString(16)}`, args: { vector: a } };
     case TraceEventKind.UnacceleratedAccessExit:
-      return { ...base, ph: 'i', s: 't', cat: 'exit', name: b === 2 ? 'APIC MMIO emulated (AVIC inhibited)' : `AVIC_NOACCEL ${b === 1 ? 'trap' : 'fault'}`, args: { offset: `0x${a.toString(16)}` } };
+      return {
+        ...base,
+        ph: 'i',
+        s: 't',
+        cat: 'exit',
+        name: b === 2 ? 'APIC MMIO emulated (AVIC inhibited)' : `AVIC_NOACCEL ${b === 1 ? 'trap' : 'fault'}`,
+        args: { offset: `0x${a.toString(16)}` },
+      };
     case TraceEventKind.HaltBegin:
       return { ...base, ph: 'B', cat: 'halt', name: 'HLT' };
     case TraceEventKind.HaltEnd:
@@ -59,7 +75,9 @@ function convert(vcpu: number, kind: number, ts: number, a: number, b: number): 
 }
 
 export function buildChromeTrace(perVcpu: readonly { vcpu: number; events: Float64Array; dropped: number }[]): ChromeTrace {
-  const traceEvents: ChromeTraceEvent[] = [{ name: 'process_name', ph: 'M', ts: 0, pid: PROCESS_ID, tid: 0, args: { name: 'avic-smp VM' } }];
+  const traceEvents: ChromeTraceEvent[] = [
+    { name: 'process_name', ph: 'M', ts: 0, pid: PROCESS_ID, tid: 0, args: { name: 'avic-smp VM' } },
+  ];
   for (const { vcpu, events } of perVcpu) {
     traceEvents.push({ name: 'thread_name', ph: 'M', ts: 0, pid: PROCESS_ID, tid: vcpu, args: { name: `vCPU ${vcpu}` } });
     const recorded = new TraceEvents(events);

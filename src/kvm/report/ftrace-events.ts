@@ -58,11 +58,34 @@ const SVM_EXIT_REASON_NAMES: ReadonlyMap<number, string> = new Map([
 
 /** kvm_trace_symbol_apic (arch/x86/kvm/trace.h): the APIC register offsets KVM names. */
 const APIC_REGISTER_NAMES: ReadonlyMap<number, string> = new Map([
-  [0x20, 'APIC_ID'], [0x30, 'APIC_LVR'], [0x80, 'APIC_TASKPRI'], [0x90, 'APIC_ARBPRI'], [0xa0, 'APIC_PROCPRI'],
-  [0xb0, 'APIC_EOI'], [0xc0, 'APIC_RRR'], [0xd0, 'APIC_LDR'], [0xe0, 'APIC_DFR'], [0xf0, 'APIC_SPIV'], [0x100, 'APIC_ISR'],
-  [0x180, 'APIC_TMR'], [0x200, 'APIC_IRR'], [0x280, 'APIC_ESR'], [0x300, 'APIC_ICR'], [0x310, 'APIC_ICR2'], [0x320, 'APIC_LVTT'],
-  [0x330, 'APIC_LVTTHMR'], [0x340, 'APIC_LVTPC'], [0x350, 'APIC_LVT0'], [0x360, 'APIC_LVT1'], [0x370, 'APIC_LVTERR'],
-  [0x380, 'APIC_TMICT'], [0x390, 'APIC_TMCCT'], [0x3e0, 'APIC_TDCR'], [0x3f0, 'APIC_SELF_IPI'], [0x400, 'APIC_EFEAT'], [0x410, 'APIC_ECTRL'],
+  [0x20, 'APIC_ID'],
+  [0x30, 'APIC_LVR'],
+  [0x80, 'APIC_TASKPRI'],
+  [0x90, 'APIC_ARBPRI'],
+  [0xa0, 'APIC_PROCPRI'],
+  [0xb0, 'APIC_EOI'],
+  [0xc0, 'APIC_RRR'],
+  [0xd0, 'APIC_LDR'],
+  [0xe0, 'APIC_DFR'],
+  [0xf0, 'APIC_SPIV'],
+  [0x100, 'APIC_ISR'],
+  [0x180, 'APIC_TMR'],
+  [0x200, 'APIC_IRR'],
+  [0x280, 'APIC_ESR'],
+  [0x300, 'APIC_ICR'],
+  [0x310, 'APIC_ICR2'],
+  [0x320, 'APIC_LVTT'],
+  [0x330, 'APIC_LVTTHMR'],
+  [0x340, 'APIC_LVTPC'],
+  [0x350, 'APIC_LVT0'],
+  [0x360, 'APIC_LVT1'],
+  [0x370, 'APIC_LVTERR'],
+  [0x380, 'APIC_TMICT'],
+  [0x390, 'APIC_TMCCT'],
+  [0x3e0, 'APIC_TDCR'],
+  [0x3f0, 'APIC_SELF_IPI'],
+  [0x400, 'APIC_EFEAT'],
+  [0x410, 'APIC_ECTRL'],
 ]);
 
 /** __print_symbolic: the name, or "0x%lx" of a value the table does not name. */
@@ -79,9 +102,19 @@ export function kvmEntry(vcpu: number, rip: number): string {
  * kvm_exit (SVM): "vcpu %u reason %s rip 0x%lx info1 0x%016llx info2 0x%016llx intr_info 0x%08x
  * error_code 0x%08x". The model injects no events through EXITINTINFO, so both are 0.
  */
-export function kvmExit(vcpu: number, exitCode: number, rip: number, info1Low: number, info1High: number, info2Low: number, info2High: number): string {
-  return `vcpu ${vcpu} reason ${symbolic(exitCode, SVM_EXIT_REASON_NAMES)} rip 0x${(rip >>> 0).toString(16)} ` +
-    `info1 ${hex64(info1Low, info1High)} info2 ${hex64(info2Low, info2High)} intr_info 0x00000000 error_code 0x00000000`;
+export function kvmExit(
+  vcpu: number,
+  exitCode: number,
+  rip: number,
+  info1Low: number,
+  info1High: number,
+  info2Low: number,
+  info2High: number,
+): string {
+  return (
+    `vcpu ${vcpu} reason ${symbolic(exitCode, SVM_EXIT_REASON_NAMES)} rip 0x${(rip >>> 0).toString(16)} ` +
+    `info1 ${hex64(info1Low, info1High)} info2 ${hex64(info2Low, info2High)} intr_info 0x00000000 error_code 0x00000000`
+  );
 }
 
 /** kvm_avic_incomplete_ipi: "vcpu=%u, icrh:icrl=%#010x:%08x, id=%u, index=%u". */
@@ -111,8 +144,10 @@ export function kvmVcpuWakeup(haltNs: number, waited: boolean): string {
 
 /** sched_switch: "prev_comm=%s prev_pid=%d prev_prio=%d prev_state=%s%s ==> next_comm=%s next_pid=%d next_prio=%d". */
 export function schedSwitch(previous: FtraceTask, previousState: string, next: FtraceTask): string {
-  return `prev_comm=${previous.comm} prev_pid=${previous.pid} prev_prio=${TASK_PRIORITY} prev_state=${previousState} ` +
-    `==> next_comm=${next.comm} next_pid=${next.pid} next_prio=${TASK_PRIORITY}`;
+  return (
+    `prev_comm=${previous.comm} prev_pid=${previous.pid} prev_prio=${TASK_PRIORITY} prev_state=${previousState} ` +
+    `==> next_comm=${next.comm} next_pid=${next.pid} next_prio=${TASK_PRIORITY}`
+  );
 }
 
 /** sched_waking: "comm=%s pid=%d prio=%d target_cpu=%03d". */

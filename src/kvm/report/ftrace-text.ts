@@ -193,19 +193,25 @@ export function buildFtraceText(perVcpu: readonly RecordedTrace[]): FtraceText {
           break;
         }
         const previous = listOf[put]!;
-        line(columns[previous]!, 'sched_switch', schedSwitch(tasks[previous]!, PREVIOUS_STATE[lists[previous]!.field(eventOf[put]!, 0)] ?? 'R', tasks[index]!));
+        line(
+          columns[previous]!,
+          'sched_switch',
+          schedSwitch(tasks[previous]!, PREVIOUS_STATE[lists[previous]!.field(eventOf[put]!, 0)] ?? 'R', tasks[index]!),
+        );
         break;
       }
       case TraceEventKind.VcpuPut:
         haltWaited[index] = 1;
-        if (takenOver[id] === 0) line(columns[index]!, 'sched_switch', schedSwitch(tasks[index]!, PREVIOUS_STATE[field(0)] ?? 'R', idleTask(cpu)));
+        if (takenOver[id] === 0)
+          line(columns[index]!, 'sched_switch', schedSwitch(tasks[index]!, PREVIOUS_STATE[field(0)] ?? 'R', idleTask(cpu)));
         break;
       case TraceEventKind.HaltBegin:
         haltBegin[index] = time;
         haltWaited[index] = 0;
         break;
       case TraceEventKind.HaltEnd:
-        if (!Number.isNaN(haltBegin[index]!)) line(columns[index]!, 'kvm_vcpu_wakeup', kvmVcpuWakeup(time - haltBegin[index]!, haltWaited[index] === 1));
+        if (!Number.isNaN(haltBegin[index]!))
+          line(columns[index]!, 'kvm_vcpu_wakeup', kvmVcpuWakeup(time - haltBegin[index]!, haltWaited[index] === 1));
         haltBegin[index] = Number.NaN;
         break;
       case TraceEventKind.GuestEntry:
@@ -219,7 +225,12 @@ export function buildFtraceText(perVcpu: readonly RecordedTrace[]): FtraceText {
         break;
       case TraceEventKind.UnacceleratedAccessExit:
         // 2: an APIC access emulated as MMIO while AVIC is inhibited (an npf exit, no AVIC tracepoint).
-        if (field(1) !== 2) line(columns[index]!, 'kvm_avic_unaccelerated_access', kvmAvicUnacceleratedAccess(vcpu, field(0), field(1) === 1, field(2) === 1, field(3)));
+        if (field(1) !== 2)
+          line(
+            columns[index]!,
+            'kvm_avic_unaccelerated_access',
+            kvmAvicUnacceleratedAccess(vcpu, field(0), field(1) === 1, field(2) === 1, field(3)),
+          );
         break;
       case TraceEventKind.AvicKickSlowPath:
         line(columns[index]!, 'kvm_avic_kick_vcpu_slowpath', kvmAvicKickVcpuSlowpath(field(0), field(1), field(2)));

@@ -14,7 +14,12 @@
 
 import { GuestExit } from '../../guest/guest-cpu.js';
 import { SvmExitCode } from '../../hw/avic/avic-exit.js';
-import { DestinationMode, DestinationShorthand, interruptCommandDestinationMode, interruptCommandShorthand } from '../../hw/apic/interrupt-command.js';
+import {
+  DestinationMode,
+  DestinationShorthand,
+  interruptCommandDestinationMode,
+  interruptCommandShorthand,
+} from '../../hw/apic/interrupt-command.js';
 import { XAPIC_BROADCAST_ID } from '../../hw/apic/apic-id.js';
 import { X2APIC_BROADCAST_ID } from '../../hw/apic/x2apic-id.js';
 import { VcpuApicMode, VcpuMode, VcpuRunState } from '../control/vcpu-run-state.js';
@@ -157,7 +162,8 @@ export class TraceRecorder {
       if (apicvActive && slot !== this.cpu) this.record(TraceEventKind.AvicDoorbell, target, slot);
       return;
     }
-    if (Atomics.load(control, views.controlBlockIndex(target, 'runState')) === VcpuRunState.Blocked) this.record(TraceEventKind.VcpuWaking, target, slot);
+    if (Atomics.load(control, views.controlBlockIndex(target, 'runState')) === VcpuRunState.Blocked)
+      this.record(TraceEventKind.VcpuWaking, target, slot);
   }
 
   /**

@@ -51,7 +51,13 @@ export interface VmReportInput {
   /** The VM's shared memory: per-vCPU counters and control words, APIC pages, guest report slots. */
   readonly memory: VmControlViews;
   readonly createdVcpus: number;
-  readonly config: { readonly policy: string; readonly ipiVirtualization: boolean; readonly maxVcpus: number; readonly hostCpus: number; readonly quantumUs: number };
+  readonly config: {
+    readonly policy: string;
+    readonly ipiVirtualization: boolean;
+    readonly maxVcpus: number;
+    readonly hostCpus: number;
+    readonly quantumUs: number;
+  };
   /** vCPU creation's counts (VcpuCreation.statistics). */
   readonly creation: {
     readonly hotAdds: number;
@@ -114,7 +120,12 @@ export interface VmExit {
  */
 export function finalExit(supervised: VmExit, torn: VmExit | undefined, waitForGraph: () => string): VmExit {
   if (supervised.reason === 'fault' || (torn === undefined && supervised.reason !== 'watchdog')) return supervised;
-  const exit = torn === undefined ? supervised : supervised.reason === 'watchdog' ? { ...torn, detail: `${supervised.detail}; then ${torn.detail}` } : torn;
+  const exit =
+    torn === undefined
+      ? supervised
+      : supervised.reason === 'watchdog'
+        ? { ...torn, detail: `${supervised.detail}; then ${torn.detail}` }
+        : torn;
   return { ...exit, detail: `${exit.detail}\n${waitForGraph()}` };
 }
 
@@ -173,7 +184,13 @@ export interface VmReport {
   /** Every vCPU's latency samples merged (HDR histograms), if the guest recorded any. */
   readonly latencyNs?: LatencySummary;
   readonly exits: {
-    readonly incompleteIpi: { invalidInterruptType: number; targetNotRunning: number; invalidTarget: number; invalidBackingPage: number; invalidIpiVector: number };
+    readonly incompleteIpi: {
+      invalidInterruptType: number;
+      targetNotRunning: number;
+      invalidTarget: number;
+      invalidBackingPage: number;
+      invalidIpiVector: number;
+    };
     readonly unacceleratedAccess: { trap: number; fault: number };
     /** APIC-page accesses emulated as MMIO while an inhibit kept AVIC inactive (no APIC-access page mapping). */
     readonly apicMmioEmulation: number;
@@ -261,7 +278,9 @@ export function buildVmReport(
     const pending = pendingVectors(memory, vcpu);
     const requests = Atomics.load(control, memory.controlBlockIndex(vcpu, 'requests'));
     // NMIs: latched plus still queued (accepted, not yet taken); INIT and start-up: their request bits.
-    const nmisPending = Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiPending')) + Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiQueued'));
+    const nmisPending =
+      Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiPending')) +
+      Atomics.load(control, memory.controlBlockIndex(vcpu, 'nmiQueued'));
     const requestsPending = nmisPending + [VcpuRequest.Init, VcpuRequest.StartUp].filter((request) => (requests & request) !== 0).length;
     pendingTotal += pending.length + requestsPending;
     const fault = result !== undefined && !(result instanceof Error) ? result.fault : undefined;
@@ -297,7 +316,11 @@ export function buildVmReport(
     sent: total('ipisSent'),
     accepted,
     coalesced: total('ipisCoalesced'),
-    dropped: { illegalVector: total('ipisDroppedIllegalVector'), invalidTarget: total('ipisDroppedInvalidTarget'), unsupported: total('ipisDroppedUnsupported') },
+    dropped: {
+      illegalVector: total('ipisDroppedIllegalVector'),
+      invalidTarget: total('ipisDroppedInvalidTarget'),
+      unsupported: total('ipisDroppedUnsupported'),
+    },
     delivered,
     pending: pendingTotal,
     timerInterrupts,
@@ -326,7 +349,13 @@ export function buildVmReport(
     ipisPerSecond: durationSeconds - startupSeconds > 0 ? delivered / (durationSeconds - startupSeconds) : 0,
     ...(latencyNs === undefined ? {} : { latencyNs }),
     exits: {
-      incompleteIpi: { invalidInterruptType: cause(0), targetNotRunning: cause(1), invalidTarget: cause(2), invalidBackingPage: cause(3), invalidIpiVector: cause(4) },
+      incompleteIpi: {
+        invalidInterruptType: cause(0),
+        targetNotRunning: cause(1),
+        invalidTarget: cause(2),
+        invalidBackingPage: cause(3),
+        invalidIpiVector: cause(4),
+      },
       unacceleratedAccess: { trap: total('unacceleratedAccessTrapExits'), fault: total('unacceleratedAccessFaultExits') },
       apicMmioEmulation: total('apicMmioEmulationExits'),
       halt: total('haltExits'),

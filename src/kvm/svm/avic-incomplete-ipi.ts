@@ -75,7 +75,13 @@ export function avicKickTargetVcpus(icrLow: number, icrHigh: number, host: Incom
  * delivered; the other causes are counted by the software emulation. Traced with the destination
  * the trace shows (ICR[63:56] in xAPIC, ICR[39:32] of the x2APIC destination).
  */
-export function accountAvicIpi(ipi: AvicIpiOutcome, icrLow: number, tracedDestination: number, counters: VcpuCounting, trace: TraceRecorder | undefined): void {
+export function accountAvicIpi(
+  ipi: AvicIpiOutcome,
+  icrLow: number,
+  tracedDestination: number,
+  counters: VcpuCounting,
+  trace: TraceRecorder | undefined,
+): void {
   trace?.record(TraceEventKind.IpiSent, icrLow, (tracedDestination & 0xff) | ((ipi.exit + 1) << 8));
   counters.count(VcpuStatistic.doorbellsRung, ipi.doorbellsRung);
   if (ipi.staleIsRunningReads !== 0) counters.count(VcpuStatistic.erratumStaleIsRunningReads, ipi.staleIsRunningReads);

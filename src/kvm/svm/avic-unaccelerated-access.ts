@@ -29,7 +29,12 @@ export interface UnacceleratedAccessHost {
  * follows from the offset, as in KVM (is_avic_unaccelerated_access_trap). Returns the value an
  * emulated read produces.
  */
-export function avicUnacceleratedAccessInterception(exit: AvicExitInfo, offset: number, value: number, host: UnacceleratedAccessHost): number {
+export function avicUnacceleratedAccessInterception(
+  exit: AvicExitInfo,
+  offset: number,
+  value: number,
+  host: UnacceleratedAccessHost,
+): number {
   const write = unacceleratedAccessIsWrite(exit.exitInfo1High);
   const trap = write && isAvicUnacceleratedAccessTrap(offset);
   host.counters.count(trap ? VcpuStatistic.unacceleratedAccessTrapExits : VcpuStatistic.unacceleratedAccessFaultExits);

@@ -34,7 +34,10 @@ import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
  * The AMD erratum #1235 model's window (VmHeader.erratum1235WindowNs, 0 when off) with the VM clock
  * `readClockNs`, as the sending hardware sees it; undefined on a correct part or without a clock.
  */
-export function erratum1235Of(views: { readonly control: Int32Array; headerIndex(field: 'erratum1235WindowNs'): number }, readClockNs: (() => number) | undefined): Erratum1235 | undefined {
+export function erratum1235Of(
+  views: { readonly control: Int32Array; headerIndex(field: 'erratum1235WindowNs'): number },
+  readClockNs: (() => number) | undefined,
+): Erratum1235 | undefined {
   const windowNs = Atomics.load(views.control, views.headerIndex('erratum1235WindowNs'));
   return windowNs > 0 && readClockNs !== undefined ? { windowNs, readClockNs } : undefined;
 }
@@ -47,7 +50,14 @@ export function erratum1235Of(views: { readonly control: Int32Array; headerIndex
  * IRR; here its doorbell line in src/host/host-cpu.ts). `readClockNs` (the VM clock) lets the
  * sending hardware have AMD erratum #1235 when the VM models it.
  */
-export function createAvicVmcb(views: VmControlViews, index: VcpuIndex, policy: BackingPagePolicyName, backingPage: number, x2avicExtended: boolean, readClockNs?: () => number): AvicVmcb {
+export function createAvicVmcb(
+  views: VmControlViews,
+  index: VcpuIndex,
+  policy: BackingPagePolicyName,
+  backingPage: number,
+  x2avicExtended: boolean,
+  readClockNs?: () => number,
+): AvicVmcb {
   const hostCpus = views.hostCpus;
   const xavic: AvicHardware = {
     physicalTable: views.physicalApicIdTable,

@@ -61,7 +61,8 @@ export interface HostCpuReport {
 
 /** The startup of vCPU `vcpu`, from the VM's words (main stored them before it started the vCPU). */
 export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, vcpu: number): VcpuStartup {
-  const word = (field: 'entryPoint' | 'waitForStartUp' | 'stackTop'): number => Atomics.load(views.control, views.controlBlockIndex(vcpu, field));
+  const word = (field: 'entryPoint' | 'waitForStartUp' | 'stackTop'): number =>
+    Atomics.load(views.control, views.controlBlockIndex(vcpu, field));
   return {
     buffers: startup.buffers,
     vcpu,
@@ -153,7 +154,8 @@ export class HostCpuLoop implements LoadedHostCpu {
     cpu.stepSwitchSequence();
     const loadedAt = hostClockMs();
     const float64 = queues.float64;
-    float64[queues.taskTimeIndex(index, 'runnableWaitNs')]! += Math.max(0, loadedAt - float64[queues.taskTimeIndex(index, 'enqueuedAtMs')]!) * 1e6;
+    float64[queues.taskTimeIndex(index, 'runnableWaitNs')]! +=
+      Math.max(0, loadedAt - float64[queues.taskTimeIndex(index, 'enqueuedAtMs')]!) * 1e6;
     float64[queues.taskTimeIndex(index, 'loadedSinceMs')] = loadedAt;
     Atomics.store(queues.words, queues.taskIndex(index, 'preempted'), 0);
     Atomics.store(queues.words, queues.taskIndex(index, 'onCpu'), 1);
@@ -300,7 +302,11 @@ export class HostCpuLoop implements LoadedHostCpu {
     let nearest = Infinity;
     const queues = this.#views.runQueues;
     for (const [index, resident] of this.#residents) {
-      if (queues.state(index) === TaskState.Blocked && Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) === this.cpu.index + 1) nearest = Math.min(nearest, resident.vcpu.timerRemainingNs() / 1e6);
+      if (
+        queues.state(index) === TaskState.Blocked &&
+        Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) === this.cpu.index + 1
+      )
+        nearest = Math.min(nearest, resident.vcpu.timerRemainingNs() / 1e6);
     }
     return nearest;
   }
@@ -316,7 +322,12 @@ export class HostCpuLoop implements LoadedHostCpu {
     for (let vcpu = 0; vcpu < views.createdVcpus(); vcpu++) {
       if (views.scheduling.homeHostCpu(vcpu) !== this.cpu.index) continue;
       const state = views.runQueues.state(vcpu);
-      if (state !== TaskState.Finished && state !== TaskState.Off && Atomics.load(views.control, views.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running) return false;
+      if (
+        state !== TaskState.Finished &&
+        state !== TaskState.Off &&
+        Atomics.load(views.control, views.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running
+      )
+        return false;
     }
     return true;
   }

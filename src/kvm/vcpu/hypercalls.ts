@@ -54,12 +54,13 @@ export function handleHypercall(host: HypercallHost, cpu: Pick<GuestCpu, 'regist
       process.stderr.write(`[vCPU ${host.index}] ${first >>> 0} (0x${(first >>> 0).toString(16)}) ${second >>> 0}\n`);
       return false;
     case Hypercall.Abort:
-      cpu.raiseFault(GuestFaultKind.GuestAbort, `guest assertion failed: code ${first >>> 0}, value ${second >>> 0} (0x${(second >>> 0).toString(16)})`);
+      cpu.raiseFault(
+        GuestFaultKind.GuestAbort,
+        `guest assertion failed: code ${first >>> 0}, value ${second >>> 0} (0x${(second >>> 0).toString(16)})`,
+      );
       return false;
     case Hypercall.VcpuRunState:
-      registers[0] = first >>> 0 < views.createdVcpus()
-        ? Atomics.load(views.control, views.controlBlockIndex(first, 'runState'))
-        : -1;
+      registers[0] = first >>> 0 < views.createdVcpus() ? Atomics.load(views.control, views.controlBlockIndex(first, 'runState')) : -1;
       return false;
     default:
       registers[0] = -1;

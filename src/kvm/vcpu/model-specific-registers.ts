@@ -52,7 +52,10 @@ export function readModelSpecificRegister(host: MsrHost, cpu: MsrCpu, index: num
  */
 export function checkModelSpecificRegisterWrite(cpu: MsrCpu, index: number, low: number, high: number): boolean {
   if (index === ModelSpecificRegister.ApicBase || isX2apicMsr(index)) return true;
-  cpu.raiseGeneralProtection(GuestFaultKind.UnknownMsr, `wrmsr of MSR 0x${index.toString(16)} = 0x${(high >>> 0).toString(16)}:${(low >>> 0).toString(16)}: this model does not implement it`);
+  cpu.raiseGeneralProtection(
+    GuestFaultKind.UnknownMsr,
+    `wrmsr of MSR 0x${index.toString(16)} = 0x${(high >>> 0).toString(16)}:${(low >>> 0).toString(16)}: this model does not implement it`,
+  );
   return false;
 }
 

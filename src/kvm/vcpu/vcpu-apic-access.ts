@@ -44,7 +44,11 @@ export class VcpuApicAccess {
   accessOutsideRam(cpu: GuestCpu, address: number, width: 1 | 2 | 4, isWrite: boolean, value: number): number {
     const offset = address - APIC_DEFAULT_PHYSICAL_BASE;
     if (!this.#host.apicAccessSlotPresent() || offset < 0 || offset >= APIC_PAGE_BYTES) {
-      cpu.raiseFault(GuestFaultKind.AccessOutsideMemory, `${isWrite ? 'write' : 'read'} of ${width} byte(s) outside every memslot`, address);
+      cpu.raiseFault(
+        GuestFaultKind.AccessOutsideMemory,
+        `${isWrite ? 'write' : 'read'} of ${width} byte(s) outside every memslot`,
+        address,
+      );
       return 0;
     }
     if (width !== 4 || (offset & 3) !== 0) {
@@ -53,7 +57,10 @@ export class VcpuApicAccess {
     }
     if (this.#host.lapic.x2apicMode) {
       // x2APIC mode disables the MMIO interface (SDM §11.12.1.2); KVM's MMIO handler declines it.
-      cpu.raiseFault(GuestFaultKind.InvalidApicAccess, `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`);
+      cpu.raiseFault(
+        GuestFaultKind.InvalidApicAccess,
+        `xAPIC MMIO ${isWrite ? 'write' : 'read'} of offset 0x${offset.toString(16)} in x2APIC mode: use the MSRs 0x800-0x8FF`,
+      );
       return 0;
     }
     const vmcb = this.#host.vmcb;
@@ -64,7 +71,13 @@ export class VcpuApicAccess {
     let result = 0;
     if (!isWrite) result = avicApicRead(vmcb, offset);
     else if (avicApicWrite(vmcb, cpu, offset, value) === ApicAccessKind.InterruptCommand) {
-      accountAvicIpi(vmcb.ipi, value, (this.#host.page.read(ApicRegister.InterruptCommandHigh) >>> 24) & 0xff, this.#host.counters, this.#host.trace);
+      accountAvicIpi(
+        vmcb.ipi,
+        value,
+        (this.#host.page.read(ApicRegister.InterruptCommandHigh) >>> 24) & 0xff,
+        this.#host.counters,
+        this.#host.trace,
+      );
     }
     return vmcb.exit.exitCode === 0 ? result : this.#host.exitFromGuestInstruction(offset, value, 0);
   }
@@ -75,7 +88,13 @@ export class VcpuApicAccess {
    * no inhibit (else KVM intercepts the x2APIC MSRs again and emulates them).
    */
   #x2avicPassesThrough(index: number): boolean {
-    return isX2apicMsr(index) && X2AVIC_PASSTHROUGH_MSRS.has(index) && this.#host.lapic.x2apicMode && this.#host.x2avic && this.#host.apicvActive();
+    return (
+      isX2apicMsr(index) &&
+      X2AVIC_PASSTHROUGH_MSRS.has(index) &&
+      this.#host.lapic.x2apicMode &&
+      this.#host.x2avic &&
+      this.#host.apicvActive()
+    );
   }
 
   /** RDMSR: x2AVIC's accelerated read, or an intercepted one (an MSR exit, model-specific-registers.ts). */

@@ -31,11 +31,7 @@ import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 
-export const VcpuBootState = {
-  Running: 0,
-  WaitForInit: 1,
-  WaitForStartUp: 2,
-} as const;
+export const VcpuBootState = { Running: 0, WaitForInit: 1, WaitForStartUp: 2 } as const;
 export type VcpuBootState = (typeof VcpuBootState)[keyof typeof VcpuBootState];
 
 /** SVR after INIT or reset: 0xFF, APIC software-disabled (SDM §11.4.7.1); the AP's code enables it. */
@@ -78,7 +74,11 @@ const INIT_RESET_VALUES = (() => {
  * discarded, one set after it stays pending. Returns the discarded IRR bits and whether the logical
  * destination (LDR, DFR) changed.
  */
-export function resetApicPageForInit(words: Int32Array, base: number, x2apicMode: boolean): { discarded: number; logicalDestinationChanged: boolean } {
+export function resetApicPageForInit(
+  words: Int32Array,
+  base: number,
+  x2apicMode: boolean,
+): { discarded: number; logicalDestinationChanged: boolean } {
   const logicalDestinationChanged = !x2apicMode && (words[base + LDR_WORD] !== 0 || words[base + DFR_WORD] !== DFR_FLAT);
   for (let relative = 0; relative < APIC_PAGE_WORDS; relative++) {
     if (relative === ID_WORD || (x2apicMode && relative === LDR_WORD) || isIrrWord(relative)) continue;
@@ -91,7 +91,10 @@ export function resetApicPageForInit(words: Int32Array, base: number, x2apicMode
 
 /** What the boot logic needs from its vCPU. */
 export interface VcpuBootHost {
-  readonly views: Pick<VmControlViews, 'control' | 'apicPageWords' | 'controlBlockIndex' | 'headerIndex' | 'ringMainDoorbell' | 'createdVcpus'>;
+  readonly views: Pick<
+    VmControlViews,
+    'control' | 'apicPageWords' | 'controlBlockIndex' | 'headerIndex' | 'ringMainDoorbell' | 'createdVcpus'
+  >;
   readonly index: number;
   /** The vCPU's current APIC page (its base moves under rfc-v2). */
   readonly page: { readonly base: number };

@@ -80,7 +80,15 @@ export class VcpuExits {
   handle(operand: number, value: number, high: number): number {
     const host = this.#host;
     const exit = host.vmcb.exit;
-    host.trace?.record(TraceEventKind.VmExit, exit.exitCode, host.cpu.pc, exit.exitInfo1Low, exit.exitInfo1High, exit.exitInfo2Low, exit.exitInfo2High);
+    host.trace?.record(
+      TraceEventKind.VmExit,
+      exit.exitCode,
+      host.cpu.pc,
+      exit.exitInfo1Low,
+      exit.exitInfo1High,
+      exit.exitInfo2Low,
+      exit.exitInfo2High,
+    );
     switch (exit.exitCode) {
       case SvmExitCode.AvicIncompleteIpi:
         avicIncompleteIpiInterception(exit, host.exitHost);
@@ -122,7 +130,12 @@ export class VcpuExits {
     if (!this.#firstExitDone) {
       this.#firstExitDone = true;
       const srcu = host.srcu;
-      this.#onFirstExit?.({ locks: host.locks, vcpu: host.index, dropSrcu: () => srcu.readUnlock(), retakeSrcu: (site) => srcu.readLock(site) });
+      this.#onFirstExit?.({
+        locks: host.locks,
+        vcpu: host.index,
+        dropSrcu: () => srcu.readUnlock(),
+        retakeSrcu: (site) => srcu.readLock(site),
+      });
     }
     const result = this.handle(operand, value, high);
     // An exit may have taken long (a wait for the APIC map rebuild, a lock): past the quantum, end

@@ -27,8 +27,14 @@ const NMI_VECTOR = 2;
  * run loop services them; a halted vCPU then halts again unless the request was INIT or a start-up
  * that started it (or Stop).
  */
-export const WAKING_REQUESTS = VcpuRequest.Stop | VcpuRequest.Pause | VcpuRequest.Kick | VcpuRequest.MemslotsChanged
-  | VcpuRequest.ApicPageReload | VcpuRequest.Init | VcpuRequest.StartUp;
+export const WAKING_REQUESTS =
+  VcpuRequest.Stop |
+  VcpuRequest.Pause |
+  VcpuRequest.Kick |
+  VcpuRequest.MemslotsChanged |
+  VcpuRequest.ApicPageReload |
+  VcpuRequest.Init |
+  VcpuRequest.StartUp;
 
 /** The guest CPU state injection reads and changes. */
 export type InterruptibleCpu = Pick<GuestCpu, 'flags' | 'nmiBlocked' | 'interruptsEnabled' | 'deliverInterrupt'>;
@@ -88,7 +94,11 @@ export class VcpuInterrupts {
     // Collected even while an NMI is in service (limit 1 then), as KVM processes KVM_REQ_NMI at
     // every entry: NMIs sent meanwhile merge into the one latch.
     // The common case (no NMI latched, none requested) costs one load.
-    if ((this.#nmisLatched !== 0 || (Atomics.load(this.#control, this.#requests) & VcpuRequest.Nmi) !== 0) && this.collectNmis() > 0 && !cpu.nmiBlocked) {
+    if (
+      (this.#nmisLatched !== 0 || (Atomics.load(this.#control, this.#requests) & VcpuRequest.Nmi) !== 0) &&
+      this.collectNmis() > 0 &&
+      !cpu.nmiBlocked
+    ) {
       this.#setNmisLatched(this.#nmisLatched - 1);
       cpu.nmiBlocked = true;
       this.#host.counters.count(VcpuStatistic.nmisDelivered);
@@ -160,7 +170,9 @@ export class VcpuInterrupts {
 
   /** kvm_arch_vcpu_runnable for a halted vCPU: an interrupt (or NMI) can be taken now, so HLT ends. */
   canTakeInterrupt(): boolean {
-    return this.#nmiDeliverable(Atomics.load(this.#control, this.#requests))
-      || (this.#cpu.interruptsEnabled && pendingDeliverableVector(this.#page.words, this.#page.base) >= 0);
+    return (
+      this.#nmiDeliverable(Atomics.load(this.#control, this.#requests)) ||
+      (this.#cpu.interruptsEnabled && pendingDeliverableVector(this.#page.words, this.#page.base) >= 0)
+    );
   }
 }

@@ -18,7 +18,11 @@ export class VcpuMemslots {
   #windows: MemslotTranslation[] = [];
   #apicAccessSlotPresent = false;
 
-  constructor(views: Pick<VmControlViews, 'control' | 'memslots' | 'controlBlockIndex'>, vcpu: number, cpu: Pick<GuestCpu, 'setRamWindows'>) {
+  constructor(
+    views: Pick<VmControlViews, 'control' | 'memslots' | 'controlBlockIndex'>,
+    vcpu: number,
+    cpu: Pick<GuestCpu, 'setRamWindows'>,
+  ) {
     this.#views = views;
     this.#cpu = cpu;
     this.#requests = views.controlBlockIndex(vcpu, 'requests');
@@ -41,7 +45,9 @@ export class VcpuMemslots {
     Atomics.and(control, this.#requests, ~VcpuRequest.MemslotsChanged);
     const generation = this.#views.memslots.readActive(this.#windows);
     this.#cpu.setRamWindows(this.#windows.filter((slot) => slot.kind === MemslotKind.ram));
-    this.#apicAccessSlotPresent = this.#windows.some((slot) => slot.kind === MemslotKind.apicAccess && slot.guestPhysicalAddress === APIC_DEFAULT_PHYSICAL_BASE);
+    this.#apicAccessSlotPresent = this.#windows.some(
+      (slot) => slot.kind === MemslotKind.apicAccess && slot.guestPhysicalAddress === APIC_DEFAULT_PHYSICAL_BASE,
+    );
     Atomics.store(control, this.#observedGeneration, generation);
     // The memslot writer may be waiting for this acknowledgement (its grace period).
     Atomics.notify(control, this.#observedGeneration);

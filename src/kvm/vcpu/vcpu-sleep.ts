@@ -75,7 +75,9 @@ export interface LoadedHostCpu {
 
 /** What the run loop lends the sleeping paths. */
 export interface VcpuSleepHost {
-  readonly views: Pick<VmControlViews, 'control' | 'controlBlockIndex' | 'headerIndex'> & { readonly scheduling: Pick<VcpuScheduling, 'beginBlocking' | 'commitBlocking' | 'cancelBlocking'> };
+  readonly views: Pick<VmControlViews, 'control' | 'controlBlockIndex' | 'headerIndex'> & {
+    readonly scheduling: Pick<VcpuScheduling, 'beginBlocking' | 'commitBlocking' | 'cancelBlocking'>;
+  };
   readonly index: number;
   readonly haltPolling: boolean;
   readonly trace: TraceRecorder | undefined;
@@ -195,12 +197,18 @@ export class VcpuSleep {
       const ring = cpu.ringValue();
       if (ring !== seen) {
         seen = ring;
-        if (host.events.hasEvents()) { success = true; break; }
+        if (host.events.hasEvents()) {
+          success = true;
+          break;
+        }
       }
       // Look at the IRR itself now and then too, at the wake word and at the clock (performance.now costs ~40 ns).
       if ((spins & 255) === 255) {
         host.timer.poll();
-        if (host.events.hasEvents()) { success = true; break; }
+        if (host.events.hasEvents()) {
+          success = true;
+          break;
+        }
         if (cpu.wakeValue() !== wake || performance.now() >= deadline) break;
       }
     }
@@ -246,7 +254,8 @@ export class VcpuSleep {
       scheduling.beginBlocking(host.index);
       host.avic.put();
       if (host.srcu.held) host.srcu.readUnlock();
-      if (Atomics.load(this.#control, this.#runState) !== VcpuRunState.Paused) this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
+      if (Atomics.load(this.#control, this.#runState) !== VcpuRunState.Paused)
+        this.#leaveRunning(VcpuRunState.Paused, VcpuWaitReason.Paused);
       const requests = Atomics.load(this.#control, this.#requests);
       if ((requests & VcpuRequest.Stop) !== 0) {
         scheduling.cancelBlocking(host.index);

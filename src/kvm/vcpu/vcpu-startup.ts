@@ -7,7 +7,7 @@ import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { KvmLocksShared, VcpuLocks } from '../control/kvm-locks.js';
 import type { VmBuffers } from '../control/vm-control-views.js';
 import { encodeLatencyHistogram, mergeLatencyHistograms, type LatencyHistogram } from '../report/latency-histogram.js';
-import { TRACE_EVENT_FIELDS, type TraceRecorder } from '../report/trace-recorder.js';
+import { TaskSwitchState, TRACE_EVENT_FIELDS, type TraceRecorder } from '../report/trace-recorder.js';
 
 export interface VcpuStartup {
   readonly buffers: VmBuffers;
@@ -47,6 +47,12 @@ export const SliceEnd = {
 } as const;
 export type SliceEnd = (typeof SliceEnd)[keyof typeof SliceEnd];
 
+/** The state a trace's sched_switch gives a vCPU put at the end of a slice. */
+export function taskSwitchStateAtPut(end: SliceEnd): TaskSwitchState {
+  if (end === SliceEnd.QuantumEnd) return TaskSwitchState.Preempted;
+  return end === SliceEnd.Yielded ? TaskSwitchState.Runnable : TaskSwitchState.Sleeping;
+}
+
 export interface VcpuExitReport {
   readonly vcpu: number;
   /** 'moved': not an end, what one worker recorded before the vCPU moved on (mergeVcpuExitReports). */
@@ -82,7 +88,10 @@ export function mergeVcpuExitReports(earlier: VcpuExitReport | Error | undefined
   if (earlier === undefined) return next;
   if (earlier instanceof Error) return earlier;
   const end = next.reason === 'moved' ? earlier : next;
-  const trace = earlier.trace === undefined || next.trace === undefined ? (earlier.trace ?? next.trace) : { events: mergeTraceEvents(earlier.trace.events, next.trace.events), dropped: earlier.trace.dropped + next.trace.dropped };
+  const trace =
+    earlier.trace === undefined || next.trace === undefined
+      ? (earlier.trace ?? next.trace)
+      : { events: mergeTraceEvents(earlier.trace.events, next.trace.events), dropped: earlier.trace.dropped + next.trace.dropped };
   return {
     ...end,
     latencyHistogram: encodeLatencyHistogram(mergeLatencyHistograms([earlier.latencyHistogram, next.latencyHistogram])),
@@ -95,9 +104,12 @@ function mergeTraceEvents(first: Float64Array, second: Float64Array): Float64Arr
   const all = new Float64Array(first.length + second.length);
   all.set(first);
   all.set(second, first.length);
-  const order = Array.from({ length: all.length / TRACE_EVENT_FIELDS }, (_, event) => event).sort((a, b) => all[a * TRACE_EVENT_FIELDS]! - all[b * TRACE_EVENT_FIELDS]! || a - b);
+  const order = Array.from({ length: all.length / TRACE_EVENT_FIELDS }, (_, event) => event).sort(
+    (a, b) => all[a * TRACE_EVENT_FIELDS]! - all[b * TRACE_EVENT_FIELDS]! || a - b,
+  );
   const merged = new Float64Array(all.length);
-  for (const [position, event] of order.entries()) merged.set(all.subarray(event * TRACE_EVENT_FIELDS, (event + 1) * TRACE_EVENT_FIELDS), position * TRACE_EVENT_FIELDS);
+  for (const [position, event] of order.entries())
+    merged.set(all.subarray(event * TRACE_EVENT_FIELDS, (event + 1) * TRACE_EVENT_FIELDS), position * TRACE_EVENT_FIELDS);
   return merged;
 }
 

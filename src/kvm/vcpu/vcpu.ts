@@ -47,6 +47,7 @@ import { HaltOutcome, ParkOutcome, VcpuSleep, type LoadedHostCpu } from './vcpu-
 import { VcpuSrcu } from './vcpu-srcu.js';
 import { restoreVcpuState, saveVcpuState, type VcpuStateParts } from './vcpu-state.js';
 import { SliceEnd, vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
+import { taskSwitchStateAtPut } from './vcpu-startup.js';
 
 export type { VcpuExitReport, VcpuFirstExitContext, VcpuFirstExitHook, VcpuStartup } from './vcpu-startup.js';
 export type { LoadedHostCpu } from './vcpu-sleep.js';
@@ -131,7 +132,10 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#timer = timer;
     const lapic = new LocalApicEmulation({ views, index, page, cpu, counters, trace, timer });
     const nmis = { discardNmis: (): number => interrupts.discardNmis() };
-    const boot: VcpuBoot = new VcpuBoot({ views, index, page, cpu, timer, counters, stackTop: startup.stackTop, nmis }, startup.waitForStartUp);
+    const boot: VcpuBoot = new VcpuBoot(
+      { views, index, page, cpu, timer, counters, stackTop: startup.stackTop, nmis },
+      startup.waitForStartUp,
+    );
     this.#boot = boot;
     const interrupts: VcpuInterrupts = new VcpuInterrupts({ views, index, page, cpu, counters, trace, boot });
     this.#interrupts = interrupts;
@@ -140,12 +144,11 @@ export class Vcpu implements GuestCpuEnvironment {
     const srcu = new VcpuSrcu(index);
     srcu.attach(locks);
     this.#srcu = srcu;
-    this.#sleep = new VcpuSleep({
-      views, index, haltPolling: startup.haltPolling, trace, counters, srcu, timer, events: interrupts, avic,
-    });
+    this.#sleep = new VcpuSleep({ views, index, haltPolling: startup.haltPolling, trace, counters, srcu, timer, events: interrupts, avic });
     const msrHost: MsrHost = { readClock, lapic };
     this.#hypercallHost = { views, index, counters, latency: this.#latency };
     const memslots = this.#memslots;
+    // biome-ignore format: the exit dispatch's parts, grouped as they are used
     const exits = new VcpuExits({
       index, control: views.control, modeIndex: this.#mode, cpu, vmcb: this.#vmcb, avic, lapic, locks, srcu, memslots, counters, trace,
       exitHost: { index, counters, trace, views, lapic }, msrHost,
@@ -155,6 +158,7 @@ export class Vcpu implements GuestCpuEnvironment {
       pauseLoop: () => { this.#yieldRequested = !this.#loaded!.singleTaskRunning(); },
     }, onFirstExit);
     this.#exits = exits;
+    // biome-ignore format: the APIC-access parts, grouped as they are used
     this.#apicAccess = new VcpuApicAccess({
       vmcb: this.#vmcb, page, lapic, counters, trace, msrHost, x2avic: startup.x2avic,
       apicAccessSlotPresent: () => memslots.apicAccessSlotPresent,
@@ -162,6 +166,7 @@ export class Vcpu implements GuestCpuEnvironment {
       exitFromGuestInstruction: (operand, value, high) => exits.fromGuestInstruction(operand, value, high),
     });
     const vcpu = this;
+    // biome-ignore format: the run loop's two flags as accessor pairs
     this.#state = {
       cpu, parts: [timer, boot, interrupts, this.#sleep, avic],
       get halted() { return vcpu.#halted; },
@@ -236,11 +241,7 @@ export class Vcpu implements GuestCpuEnvironment {
   put(end: SliceEnd): void {
     this.#avic.put();
     this.#loaded = undefined;
-    const trace = this.#trace;
-    if (trace !== undefined) {
-      const state = end === SliceEnd.QuantumEnd ? TaskSwitchState.Preempted : end === SliceEnd.Yielded ? TaskSwitchState.Runnable : TaskSwitchState.Sleeping;
-      trace.vcpuPut(state);
-    }
+    this.#trace?.vcpuPut(taskSwitchStateAtPut(end));
   }
 
   /** Migration: its state into its save area, at a put after which another host CPU may load it. */

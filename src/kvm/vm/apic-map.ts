@@ -37,7 +37,10 @@ export interface ApicMapRebuild {
   readonly apicIdModified: boolean;
 }
 
-export function rebuildLogicalApicIdTable(memory: VmControlViews, previous: ReadonlyMap<number, number>): { rebuild: ApicMapRebuild; entries: Map<number, number> } {
+export function rebuildLogicalApicIdTable(
+  memory: VmControlViews,
+  previous: ReadonlyMap<number, number>,
+): { rebuild: ApicMapRebuild; entries: Map<number, number> } {
   const words = memory.apicPageWords;
   const next = new Map<number, number>();
   const aliased: number[] = [];

@@ -49,14 +49,20 @@ export class HostCpuTasks {
   /** One long-running piscina task: host CPU `startup.hostCpu`'s scheduler loop until the VM stops. */
   #startTask(startup: HostCpuStartup): void {
     // Handlers are attached at once: a task rejected by destroy() must not become an unhandled rejection.
-    this.#tasks.push(this.#pool!.run(startup).then(
-      (report: HostCpuReport) => {
-        // A vCPU that moved between host CPUs is reported by each worker it ran in.
-        for (const vcpu of report.vcpus) this.results[vcpu.vcpu] = mergeVcpuExitReports(this.results[vcpu.vcpu], vcpu);
-        for (const error of report.errors) this.results[error.vcpu] = new Error(error.message);
-      },
-      (error: unknown) => { this.errors.push(error instanceof Error ? error : new Error(String(error))); },
-    ).finally(() => this.#memory.ringMainDoorbell()));
+    this.#tasks.push(
+      this.#pool!.run(startup)
+        .then(
+          (report: HostCpuReport) => {
+            // A vCPU that moved between host CPUs is reported by each worker it ran in.
+            for (const vcpu of report.vcpus) this.results[vcpu.vcpu] = mergeVcpuExitReports(this.results[vcpu.vcpu], vcpu);
+            for (const error of report.errors) this.results[error.vcpu] = new Error(error.message);
+          },
+          (error: unknown) => {
+            this.errors.push(error instanceof Error ? error : new Error(String(error)));
+          },
+        )
+        .finally(() => this.#memory.ringMainDoorbell()),
+    );
   }
 
   /**
@@ -70,14 +76,23 @@ export class HostCpuTasks {
     // Host CPUs with nothing left to run see the stop word at their next look.
     for (let hostCpu = 0; hostCpu < this.#hostCpus; hostCpu++) memory.hostCpus.wake(hostCpu);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000); });
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000);
+    });
     const outcome = await Promise.race([Promise.all(this.#tasks).then(() => 'stopped' as const), timeout]);
     clearTimeout(timer);
     if (outcome === 'stopped') return undefined;
-    const stuck = this.results.slice(0, createdVcpus).map((_, vcpu) => (Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running ? vcpu : -1)).filter((vcpu) => vcpu >= 0);
+    const stuck = this.results
+      .slice(0, createdVcpus)
+      .map((_, vcpu) => (Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'finished')) === VcpuFinish.Running ? vcpu : -1))
+      .filter((vcpu) => vcpu >= 0);
     await this.destroy();
     const states = stuck.map(describe).join('; ');
-    return { reason: 'watchdog', detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`, stuckVcpus: stuck };
+    return {
+      reason: 'watchdog',
+      detail: `vCPU ${stuck.join(', ')} did not stop within ${stopTimeoutSeconds} s (${states}); workers terminated`,
+      stuckVcpus: stuck,
+    };
   }
 
   /** Ends the pool's threads (terminating any still running). */
@@ -88,6 +103,7 @@ export class HostCpuTasks {
   /** The traces the vCPUs recorded (start({ trace: true })), from their exit reports. */
   recordedTraces(): RecordedTrace[] {
     return this.results.flatMap((result, vcpu) =>
-      result !== undefined && !(result instanceof Error) && result.trace !== undefined ? [{ vcpu, ...result.trace }] : []);
+      result !== undefined && !(result instanceof Error) && result.trace !== undefined ? [{ vcpu, ...result.trace }] : [],
+    );
   }
 }

@@ -28,7 +28,13 @@ export class VmMemslots {
   readonly #readClock: () => number;
   #set: MemslotSet;
 
-  constructor(memory: VmControlViews, locks: KvmLocks, initial: MemslotSet, vcpusRunning: () => boolean, readClock = (): number => performance.now()) {
+  constructor(
+    memory: VmControlViews,
+    locks: KvmLocks,
+    initial: MemslotSet,
+    vcpusRunning: () => boolean,
+    readClock = (): number => performance.now(),
+  ) {
     this.#memory = memory;
     this.#locks = locks;
     this.#set = initial;
@@ -43,9 +49,11 @@ export class VmMemslots {
   /** KVM_SET_USER_MEMORY_REGION: its own lockdep context on main, slots_lock, edit, publish. */
   async update(edit: MemslotEdit, removesMemory: boolean): Promise<void> {
     const locks = this.#locks;
-    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', async () => {
-      await this.publish(this.apply(edit), removesMemory);
-    }));
+    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () =>
+      locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', async () => {
+        await this.publish(this.apply(edit), removesMemory);
+      }),
+    );
   }
 
   /** Applies an edit to the current set or throws the memslot layer's message. */
@@ -90,9 +98,9 @@ export class VmMemslots {
     const control = memory.control;
     const created = memory.createdVcpus();
     const acknowledged = (vcpu: number): boolean =>
-      Atomics.load(control, memory.controlBlockIndex(vcpu, 'observedMemslotGeneration')) - generation >= 0
-      || Atomics.load(control, memory.controlBlockIndex(vcpu, 'mode')) === 0
-      || Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) !== 0;
+      Atomics.load(control, memory.controlBlockIndex(vcpu, 'observedMemslotGeneration')) - generation >= 0 ||
+      Atomics.load(control, memory.controlBlockIndex(vcpu, 'mode')) === 0 ||
+      Atomics.load(control, memory.controlBlockIndex(vcpu, 'finished')) !== 0;
     // Kick every vCPU still in guest mode with the old windows first (kvm_make_all_cpus_request), then
     // wait for each: the round trips overlap instead of adding up.
     for (let vcpu = 0; vcpu < created; vcpu++) if (!acknowledged(vcpu)) memory.kick(vcpu, VcpuRequest.MemslotsChanged);
@@ -102,7 +110,10 @@ export class VmMemslots {
       for (;;) {
         const seen = Atomics.load(control, observed);
         if (acknowledged(vcpu)) break;
-        if (this.#readClock() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not acknowledge memslot generation ${generation} within ${KVM_LOCK_TIMEOUT_MS / 1000} s`);
+        if (this.#readClock() > deadline)
+          throw new VmConfigError(
+            `vCPU ${vcpu} did not acknowledge memslot generation ${generation} within ${KVM_LOCK_TIMEOUT_MS / 1000} s`,
+          );
         memory.kick(vcpu, VcpuRequest.MemslotsChanged);
         const wait = Atomics.waitAsync(control, observed, seen, 5);
         if (wait.async) await wait.value;

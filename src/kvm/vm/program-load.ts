@@ -38,21 +38,32 @@ export interface ProgramPlacement {
  * (WAIT_FOR_START_UP for none). Throws VmConfigError when it overlaps the stacks, does not fit, or
  * names no entry point at all.
  */
-export function loadProgramIntoRam(ram: SharedArrayBuffer, ramSlots: readonly Memslot[], placement: ProgramPlacement, image: ProgramImage | ProgramLoad): number[] {
-  const program: ProgramLoad = 'entryPoints' in image
-    ? { origin: image.origin, bytes: image.bytes, entryPoint: image.entryPoints.default, perVcpuEntryPoints: image.entryPoints.perVcpu }
-    : image;
+export function loadProgramIntoRam(
+  ram: SharedArrayBuffer,
+  ramSlots: readonly Memslot[],
+  placement: ProgramPlacement,
+  image: ProgramImage | ProgramLoad,
+): number[] {
+  const program: ProgramLoad =
+    'entryPoints' in image
+      ? { origin: image.origin, bytes: image.bytes, entryPoint: image.entryPoints.default, perVcpuEntryPoints: image.entryPoints.perVcpu }
+      : image;
   const access = new GuestMemoryAccess(ram);
   access.setWindows(ramSlots);
   const end = program.origin + program.bytes.length;
   const stackFloor = placement.memoryBytes - placement.maxVcpus * placement.stackBytesPerVcpu;
   if (end > stackFloor) {
-    throw new VmConfigError(`the program (0x${program.origin.toString(16)}-0x${end.toString(16)}) overlaps the vCPU stacks, which start at 0x${stackFloor.toString(16)}; give the VM more memory`);
+    throw new VmConfigError(
+      `the program (0x${program.origin.toString(16)}-0x${end.toString(16)}) overlaps the vCPU stacks, which start at 0x${stackFloor.toString(16)}; give the VM more memory`,
+    );
   }
-  if (!access.load(program.origin, program.bytes)) throw new VmConfigError(`the program at 0x${program.origin.toString(16)} does not fit in guest RAM`);
+  if (!access.load(program.origin, program.bytes))
+    throw new VmConfigError(`the program at 0x${program.origin.toString(16)} does not fit in guest RAM`);
   const entries = Array.from({ length: placement.maxVcpus }, (_, vcpu) => program.perVcpuEntryPoints?.get(vcpu) ?? program.entryPoint);
   if (entries.every((entry) => entry === undefined)) {
-    throw new VmConfigError('no vCPU has an entry point: add ".entry <label>" (all vCPUs start there) or ".entry <label>, 0" (only the bootstrap vCPU starts; the others wait for INIT and start-up IPIs)');
+    throw new VmConfigError(
+      'no vCPU has an entry point: add ".entry <label>" (all vCPUs start there) or ".entry <label>, 0" (only the bootstrap vCPU starts; the others wait for INIT and start-up IPIs)',
+    );
   }
   // A vCPU with an entry point starts there at once (stress programs start every vCPU this way);
   // one without is an application processor in wait-for-SIPI until the guest brings it up.

@@ -58,13 +58,22 @@ function irrBitsSet(words: Int32Array, base: number): number {
   let bits = 0;
   for (let i = 0; i < 8; i++) {
     let value = Atomics.load(words, base + IRR_WORD + i * BITMAP_STRIDE_WORDS);
-    while (value !== 0) { value &= value - 1; bits++; }
+    while (value !== 0) {
+      value &= value - 1;
+      bits++;
+    }
   }
   return bits;
 }
 
 export class VcpuCreation {
-  readonly statistics: VcpuCreationStatistics = { hotAdds: 0, hotAddMs: [], apicAccessMemslotResizes: 0, backingPagesReinitialised: 0, strandedIrrBits: 0 };
+  readonly statistics: VcpuCreationStatistics = {
+    hotAdds: 0,
+    hotAddMs: [],
+    apicAccessMemslotResizes: 0,
+    backingPagesReinitialised: 0,
+    strandedIrrBits: 0,
+  };
   readonly #memory: VmControlViews;
   readonly #locks: KvmLocks;
   readonly #policy: BackingPagePolicy;
@@ -120,14 +129,16 @@ export class VcpuCreation {
           resetApicPage(memory.apicPageWords, base, apicId(vcpu));
           Atomics.store(control, memory.controlBlockIndex(vcpu, 'apicPageBase'), base);
           // Valid before the vCPU is counted, so a broadcast that sees it can reach it (O7 in docs/architecture.md#orderings).
-          if (addressable) memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
-            hostPhysicalApicId: hostPhysicalApicId(0),
-            backingPagePointer: this.#policy.backingPagePointer(vcpu, this.#region),
-            isRunning: false,
-            isValid: true,
-          });
+          if (addressable)
+            memory.physicalApicIdTable.storeEntry(apicId(vcpu), {
+              hostPhysicalApicId: hostPhysicalApicId(0),
+              backingPagePointer: this.#policy.backingPagePointer(vcpu, this.#region),
+              isRunning: false,
+              isValid: true,
+            });
           Atomics.store(control, memory.headerIndex('createdVcpus'), vcpu + 1);
-        }));
+        }),
+      );
     });
   }
 
@@ -135,7 +146,10 @@ export class VcpuCreation {
   async #allocateApicAccessPage(): Promise<void> {
     await this.#locks.withMutex(this.#locks.slotsLock, 'kvm_alloc_apic_access_page', async () => {
       if (this.#apicAccessMemslotEnabled) return;
-      await this.#memslots.publish(this.#memslots.apply((set) => set.createMemslot(this.#apicAccessSlot(1))), true);
+      await this.#memslots.publish(
+        this.#memslots.apply((set) => set.createMemslot(this.#apicAccessSlot(1))),
+        true,
+      );
       this.#apicAccessMemslotEnabled = true;
       this.#apicAccessPages = 1;
     });
@@ -152,7 +166,10 @@ export class VcpuCreation {
       const created = this.#memory.createdVcpus();
       const next = this.#apicAccessMemslotEnabled ? 1 - this.#region : this.#region;
       const pages = vcpu + 1;
-      await this.#memslots.publish(this.#memslots.apply((set) => this.#resizeApicAccessSlot(set, pages)), this.#apicAccessMemslotEnabled);
+      await this.#memslots.publish(
+        this.#memslots.apply((set) => this.#resizeApicAccessSlot(set, pages)),
+        this.#apicAccessMemslotEnabled,
+      );
       this.#apicAccessMemslotEnabled = true;
       this.#apicAccessPages = pages;
       if (next === this.#region) return;
@@ -207,7 +224,8 @@ export class VcpuCreation {
     }
     updateProcessorPriority(words, target);
     Atomics.store(memory.control, memory.controlBlockIndex(vcpu, 'apicPageBase'), target);
-    if (vcpu <= this.avicMaxPhysicalId) memory.physicalApicIdTable.replaceBackingPagePointer(apicId(vcpu), this.#policy.backingPagePointer(vcpu, to));
+    if (vcpu <= this.avicMaxPhysicalId)
+      memory.physicalApicIdTable.replaceBackingPagePointer(apicId(vcpu), this.#policy.backingPagePointer(vcpu, to));
     memory.kick(vcpu, VcpuRequest.ApicPageReload);
     this.statistics.backingPagesReinitialised++;
   }
@@ -221,6 +239,7 @@ export class VcpuCreation {
 
   /** At the end of the run: the released region's stranded bits (rfc-v2 only; upstream has none). */
   countStrandedAtEnd(): void {
-    if (this.#policy.growsWithVcpuId && this.statistics.apicAccessMemslotResizes > 0) this.#countStranded(1 - this.#region, this.#memory.createdVcpus());
+    if (this.#policy.growsWithVcpuId && this.statistics.apicAccessMemslotResizes > 0)
+      this.#countStranded(1 - this.#region, this.#memory.createdVcpus());
   }
 }

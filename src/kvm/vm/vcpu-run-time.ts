@@ -111,7 +111,11 @@ export class HostThreadRunTime implements VcpuRunTimeSource {
   readonly #fallback: FairShareRunTime;
   readonly #threadCpuMs: (tid: number) => number | undefined;
 
-  constructor(memory: VmControlViews, threadCpuMs: (tid: number) => number | undefined = hostThreadCpuMs, fallback = new FairShareRunTime(memory)) {
+  constructor(
+    memory: VmControlViews,
+    threadCpuMs: (tid: number) => number | undefined = hostThreadCpuMs,
+    fallback = new FairShareRunTime(memory),
+  ) {
     this.#memory = memory;
     this.#threadCpuMs = threadCpuMs;
     this.#fallback = fallback;

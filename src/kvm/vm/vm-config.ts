@@ -151,8 +151,10 @@ export function vmBufferSizes(config: Required<VmConfig>): VmBufferSizes {
 export function validateConfig(config: VmConfig): ValidVmConfig {
   const { vcpus } = config;
   const x2avic = config.x2avic ?? true;
-  if (config.x2avic !== undefined && typeof config.x2avic !== 'boolean') throw new VmConfigError(`x2avic must be true or false, got ${String(config.x2avic)}`);
-  if (config.x2avicExtended !== undefined && typeof config.x2avicExtended !== 'boolean') throw new VmConfigError(`x2avicExtended must be true or false, got ${String(config.x2avicExtended)}`);
+  if (config.x2avic !== undefined && typeof config.x2avic !== 'boolean')
+    throw new VmConfigError(`x2avic must be true or false, got ${String(config.x2avic)}`);
+  if (config.x2avicExtended !== undefined && typeof config.x2avicExtended !== 'boolean')
+    throw new VmConfigError(`x2avicExtended must be true or false, got ${String(config.x2avicExtended)}`);
   if (config.x2avicExtended === true && !x2avic) throw new VmConfigError('x2avicExtended needs x2avic: the 4K extension widens x2AVIC');
   const x2avicExtended = config.x2avicExtended ?? x2avic;
   if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > MAX_VCPUS) {
@@ -182,15 +184,18 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
   if (!Number.isFinite(quantumUs) || quantumUs < 10 || quantumUs > 1_000_000) {
     throw new VmConfigError(`quantumUs must be a number from 10 to 1000000, got ${quantumUs}`);
   }
-  if (config.erratum1235 !== undefined && typeof config.erratum1235 !== 'boolean') throw new VmConfigError(`erratum1235 must be true or false, got ${String(config.erratum1235)}`);
+  if (config.erratum1235 !== undefined && typeof config.erratum1235 !== 'boolean')
+    throw new VmConfigError(`erratum1235 must be true or false, got ${String(config.erratum1235)}`);
   const erratum1235WindowUs = config.erratum1235WindowUs ?? ERRATUM_1235_DEFAULT_WINDOW_US;
   if (!Number.isFinite(erratum1235WindowUs) || erratum1235WindowUs < 1 || erratum1235WindowUs > 1_000_000) {
     throw new VmConfigError(`erratum1235WindowUs must be a number of microseconds from 1 to 1000000, got ${erratum1235WindowUs}`);
   }
   const injectLockBug = injectedLockBugShape(config.injectLockBug);
   // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
-  if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS) throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
-  if (maxVcpus * stackBytesPerVcpu >= memoryBytes / 2) throw new VmConfigError(`${maxVcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
+  if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS)
+    throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
+  if (maxVcpus * stackBytesPerVcpu >= memoryBytes / 2)
+    throw new VmConfigError(`${maxVcpus} stacks of ${stackBytesPerVcpu} bytes need more than half of the ${memoryBytes}-byte RAM`);
   return {
     vcpus,
     maxVcpus,
@@ -213,7 +218,8 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
 /** Only the shape of VmConfig.injectLockBug: which replays exist is src/scenarios' to know. */
 function injectedLockBugShape(value: VmConfig['injectLockBug']): 'none' | InjectedLockBug {
   if (value === undefined || value === 'none') return 'none';
-  const injected: InjectedLockBug | undefined = typeof value === 'string' ? { name: value } : typeof value === 'object' && value !== null ? value : undefined;
+  const injected: InjectedLockBug | undefined =
+    typeof value === 'string' ? { name: value } : typeof value === 'object' && value !== null ? value : undefined;
   if (
     injected === undefined ||
     typeof injected.name !== 'string' ||
@@ -221,7 +227,9 @@ function injectedLockBugShape(value: VmConfig['injectLockBug']): 'none' | Inject
     !(injected.handshake === undefined || injected.handshake instanceof SharedArrayBuffer) ||
     !(injected.expectsReport === undefined || typeof injected.expectsReport === 'boolean')
   ) {
-    throw new VmConfigError(`injectLockBug must be 'none', a lock replay's name or { name, handshake?: SharedArrayBuffer, expectsReport?: boolean }, got ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
+    throw new VmConfigError(
+      `injectLockBug must be 'none', a lock replay's name or { name, handshake?: SharedArrayBuffer, expectsReport?: boolean }, got ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`,
+    );
   }
   return injected;
 }

@@ -40,7 +40,10 @@ export function lostWakeup(memory: VmControlViews): string | undefined {
   for (let vcpu = 0; vcpu < memory.createdVcpus(); vcpu++) {
     const mark = Atomics.load(memory.control, memory.controlBlockIndex(vcpu, 'lostWakeupVector'));
     if (mark === 0) continue;
-    const what = mark - 1 < 256 ? `vector ${mark - 1} (0x${(mark - 1).toString(16)}) deliverable in its IRR` : 'an event pending (NMI, INIT, start-up or a request)';
+    const what =
+      mark - 1 < 256
+        ? `vector ${mark - 1} (0x${(mark - 1).toString(16)}) deliverable in its IRR`
+        : 'an event pending (NMI, INIT, start-up or a request)';
     return `vCPU ${vcpu} is blocked with ${what} and no wake-up coming (a lost wake-up)`;
   }
   return undefined;
@@ -142,7 +145,7 @@ export function describeVcpu(memory: VmControlViews, vcpu: number, heldLocks?: H
   // The vCPU's own lockdep slot (VcpuLocks): its locks stay its own whichever host CPU runs it.
   const locks = heldLocks !== undefined ? heldLocks(vcpuLockdepSlot(vcpu)) : { held: [] };
   const held = [...locks.held];
-  const waiting = reason === 0 && locks.waitingFor !== undefined ? locks.waitingFor : VCPU_WAIT_REASON_NAMES[reason] ?? 'unknown';
+  const waiting = reason === 0 && locks.waitingFor !== undefined ? locks.waitingFor : (VCPU_WAIT_REASON_NAMES[reason] ?? 'unknown');
   const srcuSlot = vcpu + 1;
   const readsSrcu = memory.srcu.readerSlotsInside(0).includes(srcuSlot) || memory.srcu.readerSlotsInside(1).includes(srcuSlot);
   if (readsSrcu && !held.some((name) => name.startsWith('kvm->srcu'))) held.push('kvm->srcu (read)');

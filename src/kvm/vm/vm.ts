@@ -65,12 +65,25 @@ export class Vm {
     this.config = config;
     this.memory = new VmControlViews(allocateVmBuffers(config.maxVcpus, config.memoryBytes, vmBufferSizes(config)));
     this.policy = backingPagePolicy(config.policy, config.maxVcpus);
-    this.locks = new KvmLocks(this.memory, config.maxVcpus, { enabled: config.lockdep, ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }) });
+    this.locks = new KvmLocks(this.memory, config.maxVcpus, {
+      enabled: config.lockdep,
+      ...(config.injectLockBug === 'none' ? {} : { injectLockBug: config.injectLockBug }),
+    });
     Atomics.store(this.memory.control, this.memory.headerIndex('hostCpus'), config.hostCpus);
-    Atomics.store(this.memory.control, this.memory.headerIndex('erratum1235WindowNs'), config.erratum1235 ? Math.round(config.erratum1235WindowUs * 1000) : 0);
+    Atomics.store(
+      this.memory.control,
+      this.memory.headerIndex('erratum1235WindowNs'),
+      config.erratum1235 ? Math.round(config.erratum1235WindowUs * 1000) : 0,
+    );
     this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
     this.#hostCpuTasks = new HostCpuTasks(this.memory, config.hostCpus, config.maxVcpus);
-    const ram = MemslotSet.empty(config.memoryBytes).createMemslot({ id: RAM_SLOT, guestPhysicalAddress: guestPhysicalAddress(0), size: config.memoryBytes, hostOffset: 0, kind: MemslotKind.ram });
+    const ram = MemslotSet.empty(config.memoryBytes).createMemslot({
+      id: RAM_SLOT,
+      guestPhysicalAddress: guestPhysicalAddress(0),
+      size: config.memoryBytes,
+      hostOffset: 0,
+      kind: MemslotKind.ram,
+    });
     if (!ram.ok) throw new VmConfigError(ram.error.message);
     this.#memslots = new VmMemslots(this.memory, this.locks, ram.set, () => this.#started);
     this.creation = new VcpuCreation(this.memory, this.locks, this.policy, this.#memslots, avicReachMaxId(config));
@@ -81,7 +94,9 @@ export class Vm {
     const full = validateConfig(config);
     const vm = new Vm(full);
     const locks = vm.locks;
-    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () => locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', () => vm.#memslots.publish(vm.#memslots.set, false)));
+    await locks.inContext('KVM_SET_USER_MEMORY_REGION', () =>
+      locks.withMutex(locks.slotsLock, 'kvm_vm_ioctl_set_memory_region', () => vm.#memslots.publish(vm.#memslots.set, false)),
+    );
     for (let vcpu = 0; vcpu < full.vcpus; vcpu++) await vm.creation.create(vcpu);
     return vm;
   }
@@ -109,7 +124,10 @@ export class Vm {
     // One creation at a time, in id order (KVM serialises them under kvm->lock and checks the id):
     // concurrent calls queue behind each other; a failed one does not stop the next.
     const next = this.#hotAdds.then(() => this.#hotAddNext());
-    this.#hotAdds = next.then(() => undefined, () => undefined);
+    this.#hotAdds = next.then(
+      () => undefined,
+      () => undefined,
+    );
     return next;
   }
 
@@ -153,7 +171,9 @@ export class Vm {
 
   async setMemoryRegion(slot: { id: number; guestPhysicalAddress: number; size: number; hostOffset: number }): Promise<void> {
     const id = userMemslotId(slot.id);
-    await this.#updateMemslots((set) => set.createMemslot({ id, guestPhysicalAddress: guestPhysicalAddress(slot.guestPhysicalAddress), size: slot.size, hostOffset: slot.hostOffset, kind: MemslotKind.ram }), false);
+    const address = guestPhysicalAddress(slot.guestPhysicalAddress);
+    const memslot = { id, guestPhysicalAddress: address, size: slot.size, hostOffset: slot.hostOffset, kind: MemslotKind.ram };
+    await this.#updateMemslots((set) => set.createMemslot(memslot), false);
   }
 
   async deleteMemoryRegion(id: number): Promise<void> {
@@ -189,7 +209,9 @@ export class Vm {
     // created vCPU has one, nothing could ever run, and the run would "succeed" having done nothing.
     const created = this.createdVcpus;
     if (this.#entryPoints.slice(0, created).every((entry) => entry === WAIT_FOR_START_UP)) {
-      throw new VmConfigError(`none of the ${created} vCPUs has an entry point, so none could ever run: the program's .entry lines name only vCPUs that do not exist (${this.#entryPoints.flatMap((entry, vcpu) => (entry === WAIT_FOR_START_UP ? [] : [vcpu])).join(', ')})`);
+      throw new VmConfigError(
+        `none of the ${created} vCPUs has an entry point, so none could ever run: the program's .entry lines name only vCPUs that do not exist (${this.#entryPoints.flatMap((entry, vcpu) => (entry === WAIT_FOR_START_UP ? [] : [vcpu])).join(', ')})`,
+      );
     }
     this.#started = true;
     this.#startedAt = performance.now();
@@ -231,7 +253,9 @@ export class Vm {
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
     // The wait-for graph is taken while the stuck threads still hold and wait (before stopping them).
     const graphAtWatchdog = exit.reason === 'watchdog' ? this.locks.waitForGraphText() : undefined;
-    const torn = await this.#hostCpuTasks.stopAll(this.createdVcpus, options.stopTimeoutSeconds ?? 5, (vcpu) => describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot)));
+    const torn = await this.#hostCpuTasks.stopAll(this.createdVcpus, options.stopTimeoutSeconds ?? 5, (vcpu) =>
+      describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot)),
+    );
     const endedAt = performance.now();
     await this.#hostCpuTasks.destroy();
     const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
@@ -247,10 +271,12 @@ export class Vm {
       lockReportExpected: this.config.injectLockBug !== 'none' && this.config.injectLockBug.expectsReport !== false,
       sourceOf: (address) => this.sourceOf(address),
     };
-    return buildVmReport(input, finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()), results, {
-      durationSeconds: (endedAt - this.#startedAt) / 1000,
-      startupSeconds: (runningAt - this.#startedAt) / 1000,
-    });
+    return buildVmReport(
+      input,
+      finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()),
+      results,
+      { durationSeconds: (endedAt - this.#startedAt) / 1000, startupSeconds: (runningAt - this.#startedAt) / 1000 },
+    );
   }
 
   /** Makes vCPU `vcpu` leave guest mode and look at its requests (kvm_vcpu_kick). */
@@ -279,7 +305,8 @@ export class Vm {
         if ((seen & VcpuRequest.PauseAcknowledge) === 0) break;
         const state = Atomics.load(control, runState);
         if (state === VcpuRunState.Finished) break;
-        if (performance.now() > deadline) throw new VmConfigError(`vCPU ${vcpu} did not pause within ${timeoutMs} ms (it is ${runStateName(state)})`);
+        if (performance.now() > deadline)
+          throw new VmConfigError(`vCPU ${vcpu} did not pause within ${timeoutMs} ms (it is ${runStateName(state)})`);
         this.memory.kick(vcpu, 0);
         const wait = Atomics.waitAsync(control, requests, seen, 5);
         if (wait.async) await wait.value;
@@ -291,14 +318,20 @@ export class Vm {
   resume(): void {
     this.#assertRunning('resume');
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
-      Atomics.and(this.memory.control, this.memory.controlBlockIndex(vcpu, 'requests'), ~(VcpuRequest.Pause | VcpuRequest.PauseAcknowledge));
+      Atomics.and(
+        this.memory.control,
+        this.memory.controlBlockIndex(vcpu, 'requests'),
+        ~(VcpuRequest.Pause | VcpuRequest.PauseAcknowledge),
+      );
       this.memory.kick(vcpu, 0);
     }
   }
 
   /** Run state of every vCPU, by name (for tests and tools). */
   runStates(): string[] {
-    return Array.from({ length: this.createdVcpus }, (_, vcpu) => runStateName(Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState'))));
+    return Array.from({ length: this.createdVcpus }, (_, vcpu) =>
+      runStateName(Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState'))),
+    );
   }
 
   #assertRunning(what: string): void {
@@ -306,7 +339,8 @@ export class Vm {
   }
 
   #checkVcpu(vcpu: number): number {
-    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.createdVcpus) throw new VmConfigError(`no vCPU ${vcpu} (this VM has ${this.createdVcpus})`);
+    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.createdVcpus)
+      throw new VmConfigError(`no vCPU ${vcpu} (this VM has ${this.createdVcpus})`);
     return vcpu;
   }
 
@@ -376,7 +410,8 @@ export class Vm {
       }
       if (failed >= 0) return { reason: 'fault', detail: `vCPU ${failed} stopped the VM` };
       if (running === 0) return { reason: 'all-done', detail: 'every vCPU reported done' };
-      if (options.seconds === undefined && allVcpusIdle(this.memory)) return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
+      if (options.seconds === undefined && allVcpusIdle(this.memory))
+        return { reason: 'all-halted', detail: 'every vCPU is done or halted with nothing pending' };
       if (now - started >= limitMs) {
         return options.seconds !== undefined
           ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }

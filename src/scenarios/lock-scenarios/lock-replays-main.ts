@@ -83,7 +83,6 @@ export class MainReplay {
   }
 }
 
-
 /** A guest-physical range no program uses (the RAM slot covers guest memory from 0). */
 const CHURN_SLOT = { id: 2, guestPhysicalAddress: 0x4000_0000, size: 64 << 10, hostOffset: 8 << 20 } as const;
 
@@ -125,7 +124,9 @@ export async function s4Main(main: MainReplay): Promise<void> {
 /** A promise with its resolver: the main contexts of S5 meet at these. */
 function gate<T = void>(): { readonly opened: Promise<T>; readonly open: (value: T) => void } {
   let open: (value: T) => void = () => undefined;
-  const opened = new Promise<T>((resolve) => { open = resolve; });
+  const opened = new Promise<T>((resolve) => {
+    open = resolve;
+  });
   return { opened, open };
 }
 
@@ -157,24 +158,42 @@ export async function s5Main(main: MainReplay, fixed: boolean): Promise<void> {
         release();
       }
     });
-  const t1 = party(0, 'KVM_SET_USER_MEMORY_REGION', () => slotsLock.lockAsync('kvm_vm_ioctl_set_memory_region', KVM_LOCK_TIMEOUT_MS), () => slotsLock.unlock(), async () => {
-    const synchronizing = main.synchronizeUnlessReported('kvm_swap_active_memslots: synchronize_srcu');
-    innerStarted[0]!.open();
-    await synchronizing;
-  });
-  const t2 = party(1, 'set_nx_huge_pages', () => kvmGlobalLock.lockAsync('set_nx_huge_pages: kvm_lock', KVM_LOCK_TIMEOUT_MS), () => {
-    if (kvmGlobalLock.holder() === main.lockdep.currentThreadSlot()) kvmGlobalLock.unlock();
-  }, async () => {
-    if (fixed) kvmGlobalLock.unlock(); // kvm_get_kvm(kvm); mutex_unlock(&kvm_lock): the fix
-    const locking = main.lockUnlessReported(slotsLock, 'set_nx_huge_pages: kvm_mmu_zap_all_fast: slots_lock');
-    innerStarted[1]!.open();
-    if (await locking) slotsLock.unlock();
-  });
-  const t3 = party(2, 'kvmclock_cpufreq_notifier', () => cpuHotplugLock.writeLockAsync('cpus_write_lock: CPU hotplug', KVM_LOCK_TIMEOUT_MS), () => cpuHotplugLock.writeUnlock(), async () => {
-    const locking = main.lockUnlessReported(kvmGlobalLock, '__kvmclock_cpufreq_notifier: kvm_lock');
-    innerStarted[2]!.open();
-    if (await locking) kvmGlobalLock.unlock();
-  });
+  const t1 = party(
+    0,
+    'KVM_SET_USER_MEMORY_REGION',
+    () => slotsLock.lockAsync('kvm_vm_ioctl_set_memory_region', KVM_LOCK_TIMEOUT_MS),
+    () => slotsLock.unlock(),
+    async () => {
+      const synchronizing = main.synchronizeUnlessReported('kvm_swap_active_memslots: synchronize_srcu');
+      innerStarted[0]!.open();
+      await synchronizing;
+    },
+  );
+  const t2 = party(
+    1,
+    'set_nx_huge_pages',
+    () => kvmGlobalLock.lockAsync('set_nx_huge_pages: kvm_lock', KVM_LOCK_TIMEOUT_MS),
+    () => {
+      if (kvmGlobalLock.holder() === main.lockdep.currentThreadSlot()) kvmGlobalLock.unlock();
+    },
+    async () => {
+      if (fixed) kvmGlobalLock.unlock(); // kvm_get_kvm(kvm); mutex_unlock(&kvm_lock): the fix
+      const locking = main.lockUnlessReported(slotsLock, 'set_nx_huge_pages: kvm_mmu_zap_all_fast: slots_lock');
+      innerStarted[1]!.open();
+      if (await locking) slotsLock.unlock();
+    },
+  );
+  const t3 = party(
+    2,
+    'kvmclock_cpufreq_notifier',
+    () => cpuHotplugLock.writeLockAsync('cpus_write_lock: CPU hotplug', KVM_LOCK_TIMEOUT_MS),
+    () => cpuHotplugLock.writeUnlock(),
+    async () => {
+      const locking = main.lockUnlessReported(kvmGlobalLock, '__kvmclock_cpufreq_notifier: kvm_lock');
+      innerStarted[2]!.open();
+      if (await locking) kvmGlobalLock.unlock();
+    },
+  );
   const parties = Promise.all([t1, t2, t3]);
   parties.catch(() => undefined); // awaited below; a party failing early must not be an unhandled rejection meanwhile
   let go = false;
@@ -206,7 +225,7 @@ export async function rfcV2HotAddMain(main: MainReplay): Promise<void> {
   await main.waitFor(lockdep.enabled ? 'vcpuDone' : 'vcpuReading');
   vm.creation.reinitialisationGuard = async (vcpu) => {
     const mutex = main.locks.vcpuMutexes[vcpu]!;
-    const site = 'avic_init_backing_page (rfc-v2): re-initialise a running vCPU\'s page under its vcpu->mutex';
+    const site = "avic_init_backing_page (rfc-v2): re-initialise a running vCPU's page under its vcpu->mutex";
     if (lockdep.enabled) lockdep.checkAcquire(mutex.lockClass, LockMode.Write, site, mutex.instance);
     main.signal('mainWaiting');
     if (main.reported) return undefined;

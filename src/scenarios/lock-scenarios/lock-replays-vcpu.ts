@@ -20,7 +20,13 @@ import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from '../../kvm/control/kvm-locks
 import type { VcpuFirstExitContext, VcpuFirstExitHook } from '../../kvm/vcpu/vcpu.js';
 import { VmConfigError } from '../../kvm/vm/vm-config.js';
 import type { InjectedLockBug } from '../../kvm/control/kvm-locks.js';
-import { createReplayHandshake, HANDSHAKE_TIMEOUT_MS, HANG_BOUND_MS, handshakeIndex, type ReplayHandshakeWord } from './lock-replays-handshake.js';
+import {
+  createReplayHandshake,
+  HANDSHAKE_TIMEOUT_MS,
+  HANG_BOUND_MS,
+  handshakeIndex,
+  type ReplayHandshakeWord,
+} from './lock-replays-handshake.js';
 
 type VcpuPart = (replay: ReplayThread) => void;
 
@@ -57,7 +63,14 @@ class ReplayThread {
   }
 
   waitFor(word: ReplayHandshakeWord): void {
-    if (!waitForWordBlocking(this.#words, handshakeIndex(word), performance.now() + HANDSHAKE_TIMEOUT_MS, () => this.locks.lockdep.waitsAborted)) {
+    if (
+      !waitForWordBlocking(
+        this.#words,
+        handshakeIndex(word),
+        performance.now() + HANDSHAKE_TIMEOUT_MS,
+        () => this.locks.lockdep.waitsAborted,
+      )
+    ) {
       if (this.locks.lockdep.waitsAborted) throw new LockWaitAborted(`handshake ${word}`, 'the', `vCPU ${this.context.vcpu}`);
       throw new Error(`lock replay ${this.#name}: vCPU ${this.context.vcpu} waited ${HANDSHAKE_TIMEOUT_MS} ms for "${word}"`);
     }
@@ -265,7 +278,8 @@ export function isVcpuLockReplayName(name: string): name is VcpuLockReplayName {
  * worker) and whether a report is what it is for (the buggy replays; VmReport.ok stays true with one).
  */
 export function injectedLockBug(name: string): InjectedLockBug {
-  if (!isVcpuLockReplayName(name)) throw new VmConfigError(`injectLockBug must be 'none' or one of ${VCPU_LOCK_REPLAY_NAMES.join(', ')}, got ${name}`);
+  if (!isVcpuLockReplayName(name))
+    throw new VmConfigError(`injectLockBug must be 'none' or one of ${VCPU_LOCK_REPLAY_NAMES.join(', ')}, got ${name}`);
   return { name, handshake: createReplayHandshake(), expectsReport: !name.endsWith('-fixed') };
 }
 
@@ -282,7 +296,8 @@ export function replayVcpus(name: VcpuLockReplayName): number[] {
 export function vcpuLockReplay(injected: InjectedLockBug | undefined, vcpu: number): VcpuFirstExitHook | undefined {
   if (injected === undefined) return undefined;
   const { name } = injected;
-  if (!isVcpuLockReplayName(name)) throw new Error(`injectLockBug: no lock replay is named "${name}"; the replays are ${VCPU_LOCK_REPLAY_NAMES.join(', ')}`);
+  if (!isVcpuLockReplayName(name))
+    throw new Error(`injectLockBug: no lock replay is named "${name}"; the replays are ${VCPU_LOCK_REPLAY_NAMES.join(', ')}`);
   const spec: VcpuReplaySpec = VCPU_LOCK_REPLAYS[name];
   const part = spec.parts[vcpu];
   if (part === undefined) return undefined;

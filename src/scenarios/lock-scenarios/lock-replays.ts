@@ -85,7 +85,11 @@ export function defineVmReplay(spec: VmReplaySpec): LockReplay {
 }
 
 async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): Promise<LockReplayOutcome> {
-  const needed = Math.max(2, spec.minimumVcpus ?? 0, ...(spec.inject === undefined ? [] : replayVcpus(spec.inject).map((vcpu) => vcpu + 1)));
+  const needed = Math.max(
+    2,
+    spec.minimumVcpus ?? 0,
+    ...(spec.inject === undefined ? [] : replayVcpus(spec.inject).map((vcpu) => vcpu + 1)),
+  );
   const vcpus = Math.max(needed, options.vcpus ?? 2);
   const injected = spec.inject === undefined ? undefined : injectedLockBug(spec.inject);
   const vm = await Vm.create({
@@ -101,7 +105,11 @@ async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): P
   options.workload.load(vm);
   const main = new MainReplay(vm, injected?.handshake);
   vm.start();
-  const ending = vm.wait({ timeoutSeconds: 60, watchdogSeconds: options.watchdogSeconds ?? 2, stopTimeoutSeconds: options.stopTimeoutSeconds ?? 1 });
+  const ending = vm.wait({
+    timeoutSeconds: 60,
+    watchdogSeconds: options.watchdogSeconds ?? 2,
+    stopTimeoutSeconds: options.stopTimeoutSeconds ?? 1,
+  });
   const problems: string[] = [];
   const mainSide = (spec.main?.(main) ?? Promise.resolve()).catch((error: unknown) => {
     if (!(error instanceof LockWaitAborted)) problems.push(`main side: ${error instanceof Error ? error.message : String(error)}`);
@@ -116,7 +124,14 @@ async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): P
   return replayOutcome(spec.name, options.validator, vmReport, deadlockCycle, problems, spec.lossesAreTheDesign === true);
 }
 
-function replayOutcome(scenario: string, validator: boolean, vmReport: VmReport, deadlockCycle: string[], mainProblems: string[], lossesAreTheDesign: boolean): LockReplayOutcome {
+function replayOutcome(
+  scenario: string,
+  validator: boolean,
+  vmReport: VmReport,
+  deadlockCycle: string[],
+  mainProblems: string[],
+  lossesAreTheDesign: boolean,
+): LockReplayOutcome {
   const splat = vmReport.lockdep?.report;
   const deadlock = splat === undefined && vmReport.exit.reason === 'watchdog';
   const verdict: LockVerdict = splat !== undefined ? 'possible-deadlock' : deadlock ? 'deadlock' : 'clean';
@@ -124,10 +139,14 @@ function replayOutcome(scenario: string, validator: boolean, vmReport: VmReport,
     ...mainProblems,
     ...vmReport.faults.map((fault) => `vCPU ${fault.vcpu}: ${fault.description}`),
     // A deadlock's stuck workers are terminated by the teardown: their "errors" are that, not problems.
-    ...vmReport.errors.filter((error) => !(deadlock && (vmReport.exit.stuckVcpus ?? []).includes(error.vcpu))).map((error) => `vCPU ${error.vcpu}: ${error.message}`),
+    ...vmReport.errors
+      .filter((error) => !(deadlock && (vmReport.exit.stuckVcpus ?? []).includes(error.vcpu)))
+      .map((error) => `vCPU ${error.vcpu}: ${error.message}`),
     ...(vmReport.ipis.lost !== 0 && !lossesAreTheDesign ? [`${vmReport.ipis.lost} IPIs lost`] : []),
     ...(vmReport.lostWakeups !== 0 ? [`${vmReport.lostWakeups} wake-ups lost`] : []),
-    ...(vmReport.exit.reason === 'timeout' || (vmReport.exit.reason === 'watchdog' && !deadlock) ? [`the run ended by ${vmReport.exit.reason}: ${vmReport.exit.detail}`] : []),
+    ...(vmReport.exit.reason === 'timeout' || (vmReport.exit.reason === 'watchdog' && !deadlock)
+      ? [`the run ended by ${vmReport.exit.reason}: ${vmReport.exit.detail}`]
+      : []),
   ];
   return {
     scenario,
@@ -190,7 +209,8 @@ export const LOCK_REPLAYS: LockReplay[] = [
   }),
   defineVmReplay({
     name: 'rfc-v2-hot-add',
-    description: 'RFC v2 (2016): hot-add re-initialises every page under slots_lock, taking each vcpu->mutex; a vCPU takes slots_lock under its vcpu->mutex (S3)',
+    description:
+      'RFC v2 (2016): hot-add re-initialises every page under slots_lock, taking each vcpu->mutex; a vCPU takes slots_lock under its vcpu->mutex (S3)',
     inject: 'rfc-v2-hot-add',
     main: rfcV2HotAddMain,
     vmConfig: { policy: 'rfc-v2', maxVcpus: 3 },
@@ -198,7 +218,8 @@ export const LOCK_REPLAYS: LockReplay[] = [
   }),
   defineVmReplay({
     name: 'rfc-v2-hot-add-fixed',
-    description: 'upstream (44a95dae1d22): the lapic\'s own page, one APIC-access page created once: hot-add moves nothing and takes no vcpu->mutex',
+    description:
+      "upstream (44a95dae1d22): the lapic's own page, one APIC-access page created once: hot-add moves nothing and takes no vcpu->mutex",
     inject: 'rfc-v2-hot-add-fixed',
     main: rfcV2HotAddMain,
     vmConfig: { policy: 'upstream', maxVcpus: 3 },

@@ -21,7 +21,16 @@ import { KVM_DOCUMENTED_ORDERS, KVM_LOCK_CLASS_SPECS } from '../../lockdep/kvm-l
 import { LockClassRegistry, LockKind } from '../../lockdep/lock-class.js';
 import { Lockdep } from '../../lockdep/lockdep.js';
 import type { LockScenario, LockScenarioThread } from '../../lockdep/scenario-file.js';
-import { ScenarioThread, handshakeWords, scenarioWaitBoundMs, progressWord, sleepingWord, type ScenarioLockInstance, type ScenarioThreadData, type ScenarioThreadResult } from '../../lockdep/scenario-file-steps.js';
+import {
+  ScenarioThread,
+  handshakeWords,
+  scenarioWaitBoundMs,
+  progressWord,
+  sleepingWord,
+  type ScenarioLockInstance,
+  type ScenarioThreadData,
+  type ScenarioThreadResult,
+} from '../../lockdep/scenario-file-steps.js';
 import { buildWaitForGraph, formatWaitForGraph, waitCycleClasses } from '../../lockdep/wait-for-graph.js';
 
 export interface LockScenarioRunOptions {
@@ -54,17 +63,32 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
   const workerThreads = Math.max(1, ...scenario.threads.map((thread) => thread.vcpu + 1));
   const mainThreads = scenario.threads.filter((thread) => thread.vcpu < 0).length;
   const classes = new LockClassRegistry([...KVM_LOCK_CLASS_SPECS, ...scenario.classes]);
-  const lockdep = Lockdep.create(classes, { workerThreads, mainContexts: mainThreads + 1, lockInstances: scenario.locks.length + 1 }, { enabled: options.validator });
+  const lockdep = Lockdep.create(
+    classes,
+    { workerThreads, mainContexts: mainThreads + 1, lockInstances: scenario.locks.length + 1 },
+    { enabled: options.validator },
+  );
   if (scenario.documentedOrders) for (const order of KVM_DOCUMENTED_ORDERS) lockdep.declareOrder(order);
   const srcuReaderSlots = workerThreads + 1;
   const locks: ScenarioLockInstance[] = scenario.locks.map((lock) => {
-    if (lock.kind === LockKind.Mutex) return { name: lock.name, kind: lock.kind, instance: InstrumentedMutex.create(lockdep, lock.className, lock.name).instance };
+    if (lock.kind === LockKind.Mutex)
+      return { name: lock.name, kind: lock.kind, instance: InstrumentedMutex.create(lockdep, lock.className, lock.name).instance };
     if (lock.kind === LockKind.RwSemaphore) {
-      return { name: lock.name, kind: lock.kind, instance: InstrumentedRwSemaphore.create(lockdep, lock.className, { name: lock.name, writerPreferring: lock.writerPreferring }).instance };
+      return {
+        name: lock.name,
+        kind: lock.kind,
+        instance: InstrumentedRwSemaphore.create(lockdep, lock.className, { name: lock.name, writerPreferring: lock.writerPreferring })
+          .instance,
+      };
     }
     const srcuBuffer = new SharedArrayBuffer(Srcu.regionBytes(srcuReaderSlots));
     const srcu = new Srcu(new Int32Array(srcuBuffer), 0, srcuReaderSlots);
-    return { name: lock.name, kind: lock.kind, instance: InstrumentedSrcu.create(lockdep, srcu, lock.className, lock.name).instance, srcuBuffer };
+    return {
+      name: lock.name,
+      kind: lock.kind,
+      instance: InstrumentedSrcu.create(lockdep, srcu, lock.className, lock.name).instance,
+      srcuBuffer,
+    };
   });
   const labels = scenario.threads.flatMap((thread) => thread.steps.flatMap((step) => (step.label === undefined ? [] : [step.label])));
   const handshake = new SharedArrayBuffer(4 * handshakeWords(labels.length, scenario.threads.length));
@@ -100,17 +124,24 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
       worker.once('exit', () => resolve({ thread: thread.name, outcome: 'aborted', stepsDone: 0, message: 'its worker was terminated' }));
     });
   });
-  const settled = results.map((result) => result.catch((error: unknown) => ({ thread: '?', outcome: 'error' as const, stepsDone: 0, message: String(error) })));
+  const settled = results.map((result) =>
+    result.catch((error: unknown) => ({ thread: '?', outcome: 'error' as const, stepsDone: 0, message: String(error) })),
+  );
   const allDone = Promise.all(settled);
   const deadlock = await watch(lockdep, new Int32Array(handshake), { labels, threadCount: scenario.threads.length }, allDone, watchdogMs);
   if (deadlock !== undefined) lockdep.abortWaits();
-  const threads = await Promise.race([allDone, delay(TEARDOWN_GRACE_MS).then(async () => {
-    await Promise.all(workers.map((worker) => worker.terminate()));
-    return allDone;
-  })]);
+  const threads = await Promise.race([
+    allDone,
+    delay(TEARDOWN_GRACE_MS).then(async () => {
+      await Promise.all(workers.map((worker) => worker.terminate()));
+      return allDone;
+    }),
+  ]);
   await Promise.all(workers.map((worker) => worker.terminate()));
   const report = lockdep.report();
-  const problems = threads.filter((thread) => thread.outcome === 'error').map((thread) => `${thread.thread}: ${thread.message ?? 'failed'}`);
+  const problems = threads
+    .filter((thread) => thread.outcome === 'error')
+    .map((thread) => `${thread.thread}: ${thread.message ?? 'failed'}`);
   const verdict = report !== undefined ? 'possible-deadlock' : deadlock !== undefined ? 'deadlock' : 'clean';
   return {
     scenario: scenario.name,
@@ -134,13 +165,16 @@ async function watch(
   watchdogMs: number,
 ): Promise<{ text: string; cycle: string[] } | undefined> {
   let finished = false;
-  void allDone.then(() => { finished = true; });
+  void allDone.then(() => {
+    finished = true;
+  });
   const progress = (): number => {
     let total = 0;
     for (let thread = 0; thread < data.threadCount; thread++) total += Atomics.load(words, progressWord(data, thread));
     return total;
   };
-  const sleeping = (): boolean => Array.from({ length: data.threadCount }, (_, thread) => Atomics.load(words, sleepingWord(data, thread))).some((word) => word !== 0);
+  const sleeping = (): boolean =>
+    Array.from({ length: data.threadCount }, (_, thread) => Atomics.load(words, sleepingWord(data, thread))).some((word) => word !== 0);
   let seen = progress();
   let since = performance.now();
   for (;;) {

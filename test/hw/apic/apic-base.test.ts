@@ -22,7 +22,8 @@ const XAPIC = (BASE | APIC_BASE_GLOBAL_ENABLE) >>> 0;
 const X2APIC = (BASE | APIC_BASE_GLOBAL_ENABLE | APIC_BASE_X2APIC_ENABLE) >>> 0;
 const INVALID = (BASE | APIC_BASE_X2APIC_ENABLE) >>> 0;
 const OPTIONS: ApicBaseWriteOptions = { x2apicSupported: true, physicalAddressBits: 48 };
-const write = (from: number, to: number, options: ApicBaseWriteOptions = OPTIONS, toHigh = 0) => classifyApicBaseWrite(from, 0, to, toHigh, options);
+const write = (from: number, to: number, options: ApicBaseWriteOptions = OPTIONS, toHigh = 0) =>
+  classifyApicBaseWrite(from, 0, to, toHigh, options);
 
 describe('IA32_APIC_BASE modes (SDM §11.12.5)', () => {
   it('EN/EXTD encode disabled, xAPIC, x2APIC and the invalid state', () => {

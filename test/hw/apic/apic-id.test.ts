@@ -1,5 +1,12 @@
 import { describe, it, expect } from 'vitest';
-import { apicId, hostPhysicalApicId, X2AVIC_4K_MAX_PHYSICAL_ID, X2AVIC_MAX_PHYSICAL_ID, XAPIC_BROADCAST_ID, XAPIC_MAX_PHYSICAL_ID } from '../../../src/hw/apic/apic-id.js';
+import {
+  apicId,
+  hostPhysicalApicId,
+  X2AVIC_4K_MAX_PHYSICAL_ID,
+  X2AVIC_MAX_PHYSICAL_ID,
+  XAPIC_BROADCAST_ID,
+  XAPIC_MAX_PHYSICAL_ID,
+} from '../../../src/hw/apic/apic-id.js';
 
 describe('APIC identifiers', () => {
   it('xAVIC indices stop at 0xFE, 0xFF is the broadcast ID, x2AVIC goes to 0x1FF, 0xFFF with the 4K extension', () => {

@@ -18,15 +18,38 @@ import {
 } from '../../../src/hw/apic/apic-register-table.js';
 import { X2apicMsrFault, x2apicMsrReadFault, x2apicMsrWriteFault, xapicRegisterAccess } from '../../../src/hw/apic/x2apic-register.js';
 
-const { Accelerated: A, AcceleratedTaskPriority: TPR, AcceleratedEndOfInterrupt: EOI, InterruptCommand: ICR, Trap: T, Fault: F } = ApicAccessKind;
+const {
+  Accelerated: A,
+  AcceleratedTaskPriority: TPR,
+  AcceleratedEndOfInterrupt: EOI,
+  InterruptCommand: ICR,
+  Trap: T,
+  Fault: F,
+} = ApicAccessKind;
 const hex = (value: number): string => `0x${value.toString(16)}`;
 const slots = Array.from({ length: 64 }, (_, slot) => slot << 4);
 const range = (first: number, count: number): number[] => Array.from({ length: count }, (_, i) => first + i * 0x10);
 
 /** AVIC write handling per offset (APM 15.29): every offset not named here faults. */
 const AVIC_WRITES = new Map<number, ApicAccessKind>([
-  [0x020, T], [0x080, TPR], [0x0b0, EOI], [0x0c0, T], [0x0d0, T], [0x0e0, T], [0x0f0, T], [0x280, T],
-  [0x300, ICR], [0x310, A], [0x320, T], [0x330, T], [0x340, T], [0x350, T], [0x360, T], [0x370, T], [0x380, T], [0x3e0, T],
+  [0x020, T],
+  [0x080, TPR],
+  [0x0b0, EOI],
+  [0x0c0, T],
+  [0x0d0, T],
+  [0x0e0, T],
+  [0x0f0, T],
+  [0x280, T],
+  [0x300, ICR],
+  [0x310, A],
+  [0x320, T],
+  [0x330, T],
+  [0x340, T],
+  [0x350, T],
+  [0x360, T],
+  [0x370, T],
+  [0x380, T],
+  [0x3e0, T],
 ]);
 
 /** KVM's is_avic_unaccelerated_access_trap list (avic.c), verbatim. */
@@ -35,24 +58,53 @@ const KVM_TRAP_LIST = [0x020, 0x0b0, 0x0c0, 0x0d0, 0x0e0, 0x0f0, 0x280, 0x300, 0
 /** SDM table 11-6: the x2APIC MSRs and their access; every other MSR of 0x800..0x83F is reserved. */
 const { ReadWrite: RW, ReadOnly: RO, WriteOnly: WO, Reserved: RSV } = RegisterAccess;
 const SDM_X2APIC_MSRS = new Map<number, RegisterAccess>([
-  [0x802, RO], [0x803, RO], [0x808, RW], [0x80a, RO], [0x80b, WO], [0x80d, RO], [0x80f, RW],
+  [0x802, RO],
+  [0x803, RO],
+  [0x808, RW],
+  [0x80a, RO],
+  [0x80b, WO],
+  [0x80d, RO],
+  [0x80f, RW],
   ...Array.from({ length: 24 }, (_, i) => [0x810 + i, RO] as [number, RegisterAccess]),
-  [0x828, RW], [0x830, RW], [0x832, RW], [0x833, RW], [0x834, RW], [0x835, RW], [0x836, RW], [0x837, RW],
-  [0x838, RW], [0x839, RO], [0x83e, RW], [0x83f, WO],
+  [0x828, RW],
+  [0x830, RW],
+  [0x832, RW],
+  [0x833, RW],
+  [0x834, RW],
+  [0x835, RW],
+  [0x836, RW],
+  [0x837, RW],
+  [0x838, RW],
+  [0x839, RO],
+  [0x83e, RW],
+  [0x83f, WO],
 ]);
 
 /** SDM table 11-1: the xAPIC registers (no CMCI, no SELF IPI). */
 const SDM_XAPIC = new Map<number, RegisterAccess>([
-  [0x020, RW], [0x030, RO], [0x080, RW], [0x090, RO], [0x0a0, RO], [0x0b0, WO], [0x0c0, RO], [0x0d0, RW], [0x0e0, RW], [0x0f0, RW],
+  [0x020, RW],
+  [0x030, RO],
+  [0x080, RW],
+  [0x090, RO],
+  [0x0a0, RO],
+  [0x0b0, WO],
+  [0x0c0, RO],
+  [0x0d0, RW],
+  [0x0e0, RW],
+  [0x0f0, RW],
   ...range(0x100, 24).map((offset) => [offset, RO] as [number, RegisterAccess]),
-  [0x280, RW], [0x300, RW], [0x310, RW], ...range(0x320, 7).map((offset) => [offset, RW] as [number, RegisterAccess]),
-  [0x390, RO], [0x3e0, RW],
+  [0x280, RW],
+  [0x300, RW],
+  [0x310, RW],
+  ...range(0x320, 7).map((offset) => [offset, RW] as [number, RegisterAccess]),
+  [0x390, RO],
+  [0x3e0, RW],
 ]);
 
 /** KVM's x2avic_passthrough_msrs (svm/avic.c), verbatim as MSR numbers. */
 const KVM_X2AVIC_PASSTHROUGH = [
-  0x802, 0x803, 0x808, 0x809, 0x80a, 0x80b, 0x80c, 0x80d, 0x80e, 0x80f, 0x810, 0x818, 0x820, 0x828, 0x830, 0x831,
-  0x833, 0x834, 0x835, 0x836, 0x837, 0x838, 0x839, 0x83e,
+  0x802, 0x803, 0x808, 0x809, 0x80a, 0x80b, 0x80c, 0x80d, 0x80e, 0x80f, 0x810, 0x818, 0x820, 0x828, 0x830, 0x831, 0x833, 0x834, 0x835,
+  0x836, 0x837, 0x838, 0x839, 0x83e,
 ];
 
 function resetPage(): Int32Array {
@@ -70,7 +122,7 @@ describe('AVIC access classification against the APM 15.29 access table', () => 
     }
   });
 
-  it('the trap list derived from the table is exactly KVM\'s is_avic_unaccelerated_access_trap', () => {
+  it("the trap list derived from the table is exactly KVM's is_avic_unaccelerated_access_trap", () => {
     expect(slots.filter(isAvicUnacceleratedAccessTrap)).toEqual(KVM_TRAP_LIST);
   });
 });
@@ -93,7 +145,7 @@ describe('x2APIC MSR #GP rules against the SDM table 11-6', () => {
   });
 });
 
-describe('xAPIC access and the MMIO emulation\'s read-only check (SDM table 11-1)', () => {
+describe("xAPIC access and the MMIO emulation's read-only check (SDM table 11-1)", () => {
   it('every slot has the access of table 11-1', () => {
     for (const offset of slots) expect(xapicRegisterAccess(offset), hex(offset)).toBe(SDM_XAPIC.get(offset) ?? RSV);
   });
@@ -110,13 +162,19 @@ describe('xAPIC access and the MMIO emulation\'s read-only check (SDM table 11-1
 });
 
 describe('x2AVIC pass-through and reset values', () => {
-  it('the pass-through set derived from the table is exactly KVM\'s x2avic_passthrough_msrs', () => {
+  it("the pass-through set derived from the table is exactly KVM's x2avic_passthrough_msrs", () => {
     expect([...X2AVIC_PASSTHROUGH_MSRS].sort((a, b) => a - b)).toEqual(KVM_X2AVIC_PASSTHROUGH);
   });
 
   it('after reset and firmware: version 0x50014, DFR flat, SVR 0x1FF, LVTs masked, the ID, zero elsewhere', () => {
     const words = resetPage();
-    const expected = new Map<number, number>([[0x020, 5 << 24], [0x030, 0x50014], [0x0e0, -1], [0x0f0, 0x1ff], ...range(0x320, 6).map((offset) => [offset, 0x10000] as [number, number])]);
+    const expected = new Map<number, number>([
+      [0x020, 5 << 24],
+      [0x030, 0x50014],
+      [0x0e0, -1],
+      [0x0f0, 0x1ff],
+      ...range(0x320, 6).map((offset) => [offset, 0x10000] as [number, number]),
+    ]);
     for (let word = 0; word < APIC_PAGE_WORDS; word++) expect(words[word], hex(word * 4)).toBe(expected.get(word * 4) ?? 0);
   });
 

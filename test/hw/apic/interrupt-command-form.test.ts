@@ -1,6 +1,12 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { DeliveryMode, DestinationMode, DestinationShorthand, TriggerMode, encodeInterruptCommand } from '../../../src/hw/apic/interrupt-command.js';
+import {
+  DeliveryMode,
+  DestinationMode,
+  DestinationShorthand,
+  TriggerMode,
+  encodeInterruptCommand,
+} from '../../../src/hw/apic/interrupt-command.js';
 import {
   InterruptCommandCheck,
   InterruptCommandForm,
@@ -50,7 +56,9 @@ describe('every ICR form (SDM §11.6.1)', () => {
   });
 
   it('lowest priority, SMI, NMI: their own forms; SMI and NMI ignore the vector', () => {
-    expect(interruptCommandForm(icr({ deliveryMode: DeliveryMode.LowestPriority, vector: 0x40 }))).toBe(InterruptCommandForm.LowestPriority);
+    expect(interruptCommandForm(icr({ deliveryMode: DeliveryMode.LowestPriority, vector: 0x40 }))).toBe(
+      InterruptCommandForm.LowestPriority,
+    );
     expect(interruptCommandForm(icr({ deliveryMode: DeliveryMode.Smi }))).toBe(InterruptCommandForm.Smi);
     expect(interruptCommandForm(icr({ deliveryMode: DeliveryMode.Nmi }))).toBe(InterruptCommandForm.Nmi);
     expect(checkInterruptCommand(icr({ deliveryMode: DeliveryMode.Nmi, vector: 0 }))).toBe(InterruptCommandCheck.Send);
@@ -59,12 +67,18 @@ describe('every ICR form (SDM §11.6.1)', () => {
 
   it('INIT assert is sent; INIT level de-assert (trigger level, level 0) is ignored by every model', () => {
     const assert = icr({ deliveryMode: DeliveryMode.Init, triggerMode: TriggerMode.Level, levelAssert: true });
-    const deassert = icr({ deliveryMode: DeliveryMode.Init, triggerMode: TriggerMode.Level, levelAssert: false, shorthand: DestinationShorthand.AllIncludingSelf });
+    const deassert = icr({
+      deliveryMode: DeliveryMode.Init,
+      triggerMode: TriggerMode.Level,
+      levelAssert: false,
+      shorthand: DestinationShorthand.AllIncludingSelf,
+    });
     expect(interruptCommandForm(assert)).toBe(InterruptCommandForm.InitAssert);
     expect(interruptCommandForm(icr({ deliveryMode: DeliveryMode.Init }))).toBe(InterruptCommandForm.InitAssert);
     expect(interruptCommandForm(deassert)).toBe(InterruptCommandForm.InitLevelDeassert);
     expect(checkInterruptCommand(assert)).toBe(InterruptCommandCheck.Send);
-    for (const model of [KvmEmulated, AmdAvic, IntelHardware]) expect(checkInterruptCommand(deassert, model)).toBe(InterruptCommandCheck.IgnoredLevelDeassert);
+    for (const model of [KvmEmulated, AmdAvic, IntelHardware])
+      expect(checkInterruptCommand(deassert, model)).toBe(InterruptCommandCheck.IgnoredLevelDeassert);
   });
 
   it('start-up: the vector names the 4 KiB page where the target starts', () => {
@@ -101,9 +115,14 @@ describe('shorthand / delivery-mode combinations (SDM "valid combinations" table
     for (const deliveryMode of [0, 1, 2, 4, 5, 6] as DeliveryMode[]) {
       for (const shorthand of [0, 1, 2, 3] as DestinationShorthand[]) {
         const low = icr({ deliveryMode, shorthand, vector: 0x40 });
-        const valid = shorthand === DestinationShorthand.None || shorthand === DestinationShorthand.AllExcludingSelf || deliveryMode === DeliveryMode.Fixed;
+        const valid =
+          shorthand === DestinationShorthand.None ||
+          shorthand === DestinationShorthand.AllExcludingSelf ||
+          deliveryMode === DeliveryMode.Fixed;
         expect(isValidShorthandCombination(low), `mode ${deliveryMode} shorthand ${shorthand}`).toBe(valid);
-        expect(checkInterruptCommand(low, IntelHardware)).toBe(valid ? InterruptCommandCheck.Send : InterruptCommandCheck.InvalidShorthandCombination);
+        expect(checkInterruptCommand(low, IntelHardware)).toBe(
+          valid ? InterruptCommandCheck.Send : InterruptCommandCheck.InvalidShorthandCombination,
+        );
         // KVM validates nothing here: it delivers, e.g., a Self NMI to the sender.
         expect(checkInterruptCommand(low, KvmEmulated)).toBe(InterruptCommandCheck.Send);
       }
@@ -185,8 +204,17 @@ describe('ICR read-back (KVM selftest xapic_state_test)', () => {
 
 describe('decoded message in both modes', () => {
   it('x2APIC takes the whole high half as destination; xAPIC takes bits 31:24', () => {
-    const { low, high } = encodeX2apicInterruptCommand({ vector: 0x41, destinationMode: DestinationMode.Logical, destination: 0x0003_0005 });
-    expect(decodeInterruptCommandMessage(low, high, true)).toMatchObject({ form: InterruptCommandForm.Fixed, vector: 0x41, destinationMode: DestinationMode.Logical, destination: 0x30005 });
+    const { low, high } = encodeX2apicInterruptCommand({
+      vector: 0x41,
+      destinationMode: DestinationMode.Logical,
+      destination: 0x0003_0005,
+    });
+    expect(decodeInterruptCommandMessage(low, high, true)).toMatchObject({
+      form: InterruptCommandForm.Fixed,
+      vector: 0x41,
+      destinationMode: DestinationMode.Logical,
+      destination: 0x30005,
+    });
     expect(decodeInterruptCommandMessage(low, 0xab00_0000, false).destination).toBe(0xab);
   });
 });

@@ -15,7 +15,10 @@ const candidate = (vcpuIndex: number, fields: Partial<LowestPriorityCandidate> =
   ...fields,
 });
 const candidates = fc
-  .array(fc.record({ arbitrationCounter: fc.nat(20), processorPriority: fc.nat(255), isFocus: fc.boolean() }), { minLength: 1, maxLength: 16 })
+  .array(fc.record({ arbitrationCounter: fc.nat(20), processorPriority: fc.nat(255), isFocus: fc.boolean() }), {
+    minLength: 1,
+    maxLength: 16,
+  })
   .map((list) => list.map((fields, vcpuIndex) => candidate(vcpuIndex, fields)));
 
 describe('lowest-priority arbitration', () => {
@@ -24,7 +27,11 @@ describe('lowest-priority arbitration', () => {
   });
 
   it('KVM arbitration counter: smallest counter wins, the lowest vCPU index on a tie, TPR/PPR ignored', () => {
-    const list = [candidate(0, { arbitrationCounter: 3 }), candidate(1, { arbitrationCounter: 1, processorPriority: 0xf0 }), candidate(2, { arbitrationCounter: 1 })];
+    const list = [
+      candidate(0, { arbitrationCounter: 3 }),
+      candidate(1, { arbitrationCounter: 1, processorPriority: 0xf0 }),
+      candidate(2, { arbitrationCounter: 1 }),
+    ];
     expect(selectLowestPriorityTarget(LowestPriorityPolicy.KvmArbitrationCounter, 0x40, list)).toBe(1);
     fc.assert(
       fc.property(candidates, (list) => {
@@ -61,7 +68,11 @@ describe('lowest-priority arbitration', () => {
   });
 
   it('processor priority: a focus processor wins; else the lowest PPR class; ties to the lowest index', () => {
-    const list = [candidate(0, { processorPriority: 0x50 }), candidate(1, { processorPriority: 0x2f }), candidate(2, { processorPriority: 0x20 })];
+    const list = [
+      candidate(0, { processorPriority: 0x50 }),
+      candidate(1, { processorPriority: 0x2f }),
+      candidate(2, { processorPriority: 0x20 }),
+    ];
     expect(selectLowestPriorityTarget(LowestPriorityPolicy.ProcessorPriority, 0x40, list)).toBe(1);
     list.push(candidate(3, { processorPriority: 0xf0, isFocus: true }));
     expect(selectLowestPriorityTarget(LowestPriorityPolicy.ProcessorPriority, 0x40, list)).toBe(3);

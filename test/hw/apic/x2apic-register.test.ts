@@ -50,7 +50,13 @@ describe('which x2APIC registers exist and how they may be accessed', () => {
   });
 
   it('ID, version, PPR, LDR, ISR/TMR/IRR and the current count are read-only: WRMSR #GPs', () => {
-    const readOnly: number[] = [X2apicMsr.Id, X2apicMsr.Version, X2apicMsr.ProcessorPriority, X2apicMsr.LogicalDestination, X2apicMsr.TimerCurrentCount];
+    const readOnly: number[] = [
+      X2apicMsr.Id,
+      X2apicMsr.Version,
+      X2apicMsr.ProcessorPriority,
+      X2apicMsr.LogicalDestination,
+      X2apicMsr.TimerCurrentCount,
+    ];
     for (let i = 0; i < 8; i++) readOnly.push(0x810 + i, 0x818 + i, 0x820 + i);
     for (const msr of readOnly) {
       expect(x2apicMsrReadFault(msr, true)).toBe(X2apicMsrFault.None);
@@ -102,8 +108,12 @@ describe('reserved-bit #GP on WRMSR', () => {
 
   it('EOI must be written with 0 on hardware (SDM); KVM accepts any value', () => {
     expect(x2apicMsrWriteFault(X2apicMsr.EndOfInterrupt, 0, 0, true, ApicImplementation.IntelHardware)).toBe(X2apicMsrFault.None);
-    expect(x2apicMsrWriteFault(X2apicMsr.EndOfInterrupt, 5, 0, true, ApicImplementation.IntelHardware)).toBe(X2apicMsrFault.NonZeroEndOfInterrupt);
-    expect(x2apicMsrWriteFault(X2apicMsr.EndOfInterrupt, 5, 0, true, ApicImplementation.AmdAvic)).toBe(X2apicMsrFault.NonZeroEndOfInterrupt);
+    expect(x2apicMsrWriteFault(X2apicMsr.EndOfInterrupt, 5, 0, true, ApicImplementation.IntelHardware)).toBe(
+      X2apicMsrFault.NonZeroEndOfInterrupt,
+    );
+    expect(x2apicMsrWriteFault(X2apicMsr.EndOfInterrupt, 5, 0, true, ApicImplementation.AmdAvic)).toBe(
+      X2apicMsrFault.NonZeroEndOfInterrupt,
+    );
     expect(x2apicMsrWriteFault(X2apicMsr.EndOfInterrupt, 5, 0, true, ApicImplementation.KvmEmulated)).toBe(X2apicMsrFault.None);
   });
 

@@ -20,12 +20,21 @@ import { FakeAvicHardware } from './fake-avic-hardware.js';
 const VECTOR = 0x40;
 
 /** vCPU 0 (the one whose VMCB this is) and vCPU 1, 1 running unless told otherwise. */
-function setUp(options: { targetRunning?: boolean } = {}): { hardware: FakeAvicHardware; vmcb: AvicVmcb; cpu: { evaluations: number; requestInterruptEvaluation(): void } } {
+function setUp(options: { targetRunning?: boolean } = {}): {
+  hardware: FakeAvicHardware;
+  vmcb: AvicVmcb;
+  cpu: { evaluations: number; requestInterruptEvaluation(): void };
+} {
   const hardware = new FakeAvicHardware(2);
   hardware.addVcpu(0, { running: true });
   hardware.addVcpu(1, { running: options.targetRunning ?? true });
   const vmcb = new AvicVmcb(apicId(0), hardware.pageBase(0), hardware, hardware);
-  const cpu = { evaluations: 0, requestInterruptEvaluation(): void { this.evaluations++; } };
+  const cpu = {
+    evaluations: 0,
+    requestInterruptEvaluation(): void {
+      this.evaluations++;
+    },
+  };
   return { hardware, vmcb, cpu };
 }
 
@@ -129,7 +138,7 @@ describe('avicApicWrite', () => {
     expect(hardware.irrHolders(VECTOR)).toEqual([]);
   });
 
-  it('a self IPI sets the sender\'s own IRR and makes its CPU re-evaluate, with no doorbell', () => {
+  it("a self IPI sets the sender's own IRR and makes its CPU re-evaluate, with no doorbell", () => {
     const { hardware, vmcb, cpu } = setUp();
     const { low, high } = encodeInterruptCommand({ vector: VECTOR, destination: 0 });
     avicApicWrite(vmcb, cpu, ApicRegister.InterruptCommandHigh, high | 0);
@@ -139,7 +148,7 @@ describe('avicApicWrite', () => {
     expect(hardware.doorbells).toEqual([]);
   });
 
-  it('uses the VMCB\'s current backing page (a moved page is the one written)', () => {
+  it("uses the VMCB's current backing page (a moved page is the one written)", () => {
     const hardware = new FakeAvicHardware(3);
     hardware.addVcpu(0, { running: true });
     const vmcb = new AvicVmcb(apicId(0), hardware.pageBase(0), hardware, hardware);

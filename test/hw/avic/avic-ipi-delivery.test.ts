@@ -1,14 +1,26 @@
 import { describe, it, expect } from 'vitest';
 import { apicId } from '../../../src/hw/apic/apic-id.js';
 import { setIrrAtomic } from '../../../src/hw/apic/apic-backing-page.js';
-import { DeliveryMode, DestinationMode, DestinationShorthand, TriggerMode, encodeInterruptCommand, type InterruptCommand } from '../../../src/hw/apic/interrupt-command.js';
+import {
+  DeliveryMode,
+  DestinationMode,
+  DestinationShorthand,
+  TriggerMode,
+  encodeInterruptCommand,
+  type InterruptCommand,
+} from '../../../src/hw/apic/interrupt-command.js';
 import { AvicIncompleteIpiCause } from '../../../src/hw/avic/avic-exit.js';
 import { AvicIpiOutcome, NO_EXIT, deliverAvicIpi } from '../../../src/hw/avic/avic-ipi-delivery.js';
 import { CLUSTER, FakeAvicHardware, FIRST_PAGE_POINTER } from './fake-avic-hardware.js';
 
 const VECTOR = 0x40;
 
-function send(hardware: FakeAvicHardware, sender: number, command: Partial<InterruptCommand>, outcome = new AvicIpiOutcome()): AvicIpiOutcome {
+function send(
+  hardware: FakeAvicHardware,
+  sender: number,
+  command: Partial<InterruptCommand>,
+  outcome = new AvicIpiOutcome(),
+): AvicIpiOutcome {
   const { low, high } = encodeInterruptCommand({ vector: VECTOR, ...command });
   deliverAvicIpi(low, high, apicId(sender), hardware.pageBase(sender), hardware, outcome);
   return outcome;
@@ -256,7 +268,16 @@ describe('outcome reuse', () => {
     const outcome = send(hardware, 0, { destination: 1 });
     expect(outcome.exit).toBe(AvicIncompleteIpiCause.TargetNotRunning);
     send(hardware, 1, { shorthand: DestinationShorthand.Self, vector: 0x41 }, outcome);
-    expect(outcome).toMatchObject({ exit: NO_EXIT, exitIndex: 0, targets: 1, accepted: 1, coalesced: 0, doorbellsRung: 0, notRunningTargets: 0, selfTargeted: true });
+    expect(outcome).toMatchObject({
+      exit: NO_EXIT,
+      exitIndex: 0,
+      targets: 1,
+      accepted: 1,
+      coalesced: 0,
+      doorbellsRung: 0,
+      notRunningTargets: 0,
+      selfTargeted: true,
+    });
   });
 
   it('an IRR bit already pending in the target counts as coalesced', () => {

@@ -34,7 +34,7 @@ function sendTo1(hardware: FakeAvicHardware, x2apic = false): AvicIpiOutcome {
 }
 
 describe('erratum #1235 model: a recent IsRunning clear is missed by the sender', () => {
-  it('erratum on, clear younger than the window: the IRR bit is set, the kept host id\'s doorbell rings, no exit', () => {
+  it("erratum on, clear younger than the window: the IRR bit is set, the kept host id's doorbell rings, no exit", () => {
     nowNs = 5_000_000;
     const hardware = setUp(true, nowNs - WINDOW_NS + 1);
     const outcome = sendTo1(hardware);
@@ -85,7 +85,7 @@ describe('erratum #1235 model: a recent IsRunning clear is missed by the sender'
     expect(outcome.staleIsRunningReads).toBe(0);
   });
 
-  it('an entry never cleared is not stale, even in the VM\'s first window', () => {
+  it("an entry never cleared is not stale, even in the VM's first window", () => {
     nowNs = 10;
     const hardware = new FakeAvicHardware(2);
     hardware.erratum1235 = { windowNs: WINDOW_NS, readClockNs: () => nowNs };

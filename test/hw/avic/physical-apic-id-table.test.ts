@@ -13,7 +13,12 @@ import {
 const bit = (n: bigint): bigint => 1n << n;
 const entryBigInt = (entry: PhysicalApicIdTableEntry): bigint => physicalApicIdTableEntryToBigInt(...encodePhysicalApicIdTableEntry(entry));
 
-const base: PhysicalApicIdTableEntry = { hostPhysicalApicId: hostPhysicalApicId(0), backingPagePointer: 0, isRunning: false, isValid: false };
+const base: PhysicalApicIdTableEntry = {
+  hostPhysicalApicId: hostPhysicalApicId(0),
+  backingPagePointer: 0,
+  isRunning: false,
+  isValid: false,
+};
 
 describe('physical APIC ID table entry layout (svm.h AVIC_PHYSICAL_ID_ENTRY_*)', () => {
   it('IsRunning is bit 62 and Valid bit 63 of the physical APIC ID table entry', () => {
@@ -115,7 +120,7 @@ describe('PhysicalApicIdTable over Int32 words', () => {
     expect(() => table.storeEntry(512, entry)).toThrow(RangeError);
   });
 
-  it('a vCPU whose ID is past the table loads and puts without touching the words after it (__avic_vcpu_load\'s size check)', () => {
+  it("a vCPU whose ID is past the table loads and puts without touching the words after it (__avic_vcpu_load's size check)", () => {
     // 4 entries (8 words), then 8 words of whatever the buffer holds next (the logical table in a VM).
     const words = new Int32Array(16).fill(0x5a5a5a5a);
     const table = new PhysicalApicIdTable(words, 0, 4);

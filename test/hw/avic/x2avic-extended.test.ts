@@ -43,7 +43,7 @@ describe('the physical APIC ID table size (__avic_get_max_physical_id, avic_get_
     expect(physicalApicIdTableBytes(EXTENDED, 4096)).toBe(32 << 10);
   });
 
-  it('is sized by the VM\'s vCPU capacity in whole powers of two of pages', () => {
+  it("is sized by the VM's vCPU capacity in whole powers of two of pages", () => {
     const sizes = [1, 255, 512, 513, 1024, 1025, 2048, 2049, 4096].map((vcpus) => physicalApicIdTableBytes(EXTENDED, vcpus) >> 10);
     expect(sizes).toEqual([4, 4, 4, 8, 8, 16, 16, 32, 32]);
   });
@@ -82,7 +82,11 @@ describe('x2AVIC delivery across a 4096-entry table', () => {
     return hardware;
   }
 
-  function send(hardware: FakeAvicHardware, destination: number, command: Partial<Omit<InterruptCommand, 'destination'>> = {}): AvicIpiOutcome {
+  function send(
+    hardware: FakeAvicHardware,
+    destination: number,
+    command: Partial<Omit<InterruptCommand, 'destination'>> = {},
+  ): AvicIpiOutcome {
     const { low } = encodeInterruptCommand({ vector: VECTOR, ...command });
     const outcome = new AvicIpiOutcome();
     deliverX2avicIpi(low, destination >>> 0, apicId(0), hardware.pageBase(0), hardware, outcome);

@@ -4,7 +4,14 @@
 
 import { describe, it, expect } from 'vitest';
 import { apicId } from '../../../src/hw/apic/apic-id.js';
-import { DeliveryMode, DestinationMode, DestinationShorthand, TriggerMode, encodeInterruptCommand, type InterruptCommand } from '../../../src/hw/apic/interrupt-command.js';
+import {
+  DeliveryMode,
+  DestinationMode,
+  DestinationShorthand,
+  TriggerMode,
+  encodeInterruptCommand,
+  type InterruptCommand,
+} from '../../../src/hw/apic/interrupt-command.js';
 import { AvicIncompleteIpiCause } from '../../../src/hw/avic/avic-exit.js';
 import { AvicIpiOutcome, NO_EXIT } from '../../../src/hw/avic/avic-ipi-delivery.js';
 import { deliverX2avicIpi } from '../../../src/hw/avic/x2avic-ipi-delivery.js';
@@ -22,7 +29,12 @@ function vm(count: number, notRunning: readonly number[] = []): FakeAvicHardware
 }
 
 /** ICR low from the usual fields; the high half is the 32-bit x2APIC destination itself. */
-function send(hardware: FakeAvicHardware, sender: number, destination: number, command: Partial<Omit<InterruptCommand, 'destination'>> = {}): AvicIpiOutcome {
+function send(
+  hardware: FakeAvicHardware,
+  sender: number,
+  destination: number,
+  command: Partial<Omit<InterruptCommand, 'destination'>> = {},
+): AvicIpiOutcome {
   const { low } = encodeInterruptCommand({ vector: VECTOR, ...command });
   const outcome = new AvicIpiOutcome();
   deliverX2avicIpi(low, destination >>> 0, apicId(sender), hardware.pageBase(sender), hardware, outcome);

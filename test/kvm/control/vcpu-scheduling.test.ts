@@ -24,7 +24,7 @@ function block(memory: VmControlViews, vcpu: number): void {
 }
 
 describe('the block / wake protocol', () => {
-  it('a doorbell rung at a blocked vCPU\'s host CPU leaves it Blocked and wakes no host CPU; a wake-up queues it and wakes its host CPU', () => {
+  it("a doorbell rung at a blocked vCPU's host CPU leaves it Blocked and wakes no host CPU; a wake-up queues it and wakes its host CPU", () => {
     const memory = views(2, 2);
     block(memory, 1);
     const wakeBefore = memory.hostCpus.own(1).wakeValue();
@@ -63,7 +63,7 @@ describe('the block / wake protocol', () => {
     expect(memory.runQueues.queued(0)).toEqual([1]);
   });
 
-  it('a kick rings the doorbell of a loaded vCPU\'s host CPU, and not that of a queued one', () => {
+  it("a kick rings the doorbell of a loaded vCPU's host CPU, and not that of a queued one", () => {
     const memory = views(2, 1);
     memory.runQueues.setState(0, TaskState.Running);
     memory.scheduling.start(1);

@@ -23,7 +23,9 @@ describe('the physical APIC ID table region', () => {
   it.each([512, 1024, 2048, 4096])('%i entries: a page-aligned region of entries x 8 bytes, overlapping nothing', (entries) => {
     const layout = vmControlLayout(4096, entries);
     const names = Object.keys(layout.regions) as VmControlRegion[];
-    const spans = names.map((name) => ({ name, start: layout.regionOffsets[name], end: layout.regionOffsets[name] + layout.regionBytes[name] })).sort((a, b) => a.start - b.start);
+    const spans = names
+      .map((name) => ({ name, start: layout.regionOffsets[name], end: layout.regionOffsets[name] + layout.regionBytes[name] }))
+      .sort((a, b) => a.start - b.start);
     expect(spans.slice(1).filter((span, index) => span.start < spans[index]!.end)).toEqual([]);
     expect(layout.regionBytes.physicalApicIdTable).toBe(entries * 8);
     expect(layout.regionOffsets.physicalApicIdTable % 4096).toBe(0);

@@ -50,7 +50,10 @@ describe.each(VCPU_COUNTS)('vmControlLayout(%i)', (vcpuCount) => {
       .map((name) => ({ name, start: layout.regionOffsets[name], end: layout.regionOffsets[name] + layout.regionBytes[name] }))
       .sort((left, right) => left.start - right.start);
 
-    const overlaps = spans.slice(1).filter((span, index) => span.start < spans[index]!.end).map((span) => span.name);
+    const overlaps = spans
+      .slice(1)
+      .filter((span, index) => span.start < spans[index]!.end)
+      .map((span) => span.name);
 
     expect(overlaps).toEqual([]);
     expect(spans.at(-1)!.end).toBeLessThanOrEqual(layout.byteSize);
@@ -120,7 +123,12 @@ describe('vm-layout structs', () => {
       expect(struct.byteSize).toBeGreaterThan(0);
       expect(fields.filter(([, spec]) => typeof spec.writer !== 'string' || spec.writer.trim() === '').map(([name]) => name)).toEqual([]);
       expect(spans.filter((span) => span.start % span.elementBytes !== 0).map((span) => span.name)).toEqual([]);
-      expect(spans.slice(1).filter((span, index) => span.start < spans[index]!.end).map((span) => span.name)).toEqual([]);
+      expect(
+        spans
+          .slice(1)
+          .filter((span, index) => span.start < spans[index]!.end)
+          .map((span) => span.name),
+      ).toEqual([]);
       expect(spans.at(-1)!.end).toBeLessThanOrEqual(struct.byteSize);
     },
   );

@@ -4,7 +4,14 @@
 import { describe, expect, it } from 'vitest';
 import { isIrrSet, isLevelTriggered } from '../../../src/hw/apic/apic-backing-page.js';
 import { ApicRegister } from '../../../src/hw/apic/apic-register.js';
-import { DeliveryMode, DestinationMode, DestinationShorthand, TriggerMode, encodeInterruptCommand, type InterruptCommand } from '../../../src/hw/apic/interrupt-command.js';
+import {
+  DeliveryMode,
+  DestinationMode,
+  DestinationShorthand,
+  TriggerMode,
+  encodeInterruptCommand,
+  type InterruptCommand,
+} from '../../../src/hw/apic/interrupt-command.js';
 import { ErrorStatusBit, errorStatusMask } from '../../../src/hw/apic/error-status.js';
 import { VcpuRequest } from '../../../src/kvm/control/vcpu-run-state.js';
 import { SoftwareIpiPath } from '../../../src/kvm/lapic/apic-software-ipi.js';
@@ -26,7 +33,8 @@ function send(path: SoftwareIpiPath, command: Partial<InterruptCommand>): void {
   path.emulateIpi(low | 0, high | 0);
 }
 
-const irr = (views: ReturnType<typeof createdViews>, vcpu: number, vector = VECTOR): boolean => isIrrSet(views.apicPageWords, views.apicPageBase(vcpu), vector);
+const irr = (views: ReturnType<typeof createdViews>, vcpu: number, vector = VECTOR): boolean =>
+  isIrrSet(views.apicPageWords, views.apicPageBase(vcpu), vector);
 
 describe('targets (kvm_apic_match_dest)', () => {
   it('physical, the shorthands and the broadcast', () => {
@@ -98,7 +106,8 @@ describe('drops and ESR', () => {
     const { views, path, counters } = setUp();
     send(path, { vector: 3, shorthand: DestinationShorthand.AllExcludingSelf });
     expect(controlWord(views, 0, 'pendingErrorStatus')).toBe(errorStatusMask(ErrorStatusBit.SendIllegalVector));
-    for (const target of [1, 2, 3]) expect(controlWord(views, target, 'pendingErrorStatus')).toBe(errorStatusMask(ErrorStatusBit.ReceivedIllegalVector));
+    for (const target of [1, 2, 3])
+      expect(controlWord(views, target, 'pendingErrorStatus')).toBe(errorStatusMask(ErrorStatusBit.ReceivedIllegalVector));
     expect(irr(views, 1, 3)).toBe(false);
     expect(counters.nonZero()).toEqual({ ipiCommands: 1, ipisSent: 3, ipisDroppedIllegalVector: 3 });
   });
@@ -152,7 +161,7 @@ describe('request-bit forms (pending_events)', () => {
 });
 
 describe('lowest priority', () => {
-  it('one winner among the matches, by KVM\'s arbitration counter, which it bumps', () => {
+  it("one winner among the matches, by KVM's arbitration counter, which it bumps", () => {
     const { views, path, counters } = setUp();
     Atomics.store(views.control, views.controlBlockIndex(1, 'arbitrationCounter'), 5);
     send(path, { deliveryMode: DeliveryMode.LowestPriority, shorthand: DestinationShorthand.AllExcludingSelf });

@@ -1,7 +1,13 @@
 // The LVT timer's arithmetic on a clock the test moves by hand: expiry times, one-shot vs periodic,
 // masking, the divider, the current count, TPR gating of the vector it raises, and INIT's reset.
 import { describe, expect, it } from 'vitest';
-import { APIC_BUS_NS_PER_TICK, ApicTimer, MINIMUM_PERIODIC_NS, timerDivisor, type ApicTimerHost } from '../../../src/kvm/lapic/apic-timer.js';
+import {
+  APIC_BUS_NS_PER_TICK,
+  ApicTimer,
+  MINIMUM_PERIODIC_NS,
+  timerDivisor,
+  type ApicTimerHost,
+} from '../../../src/kvm/lapic/apic-timer.js';
 import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { VcpuStatistic } from '../../../src/kvm/control/vm-layout.js';
 import { ApicRegister } from '../../../src/hw/apic/apic-register.js';
@@ -24,7 +30,11 @@ function setUp(): { timer: ApicTimer; memory: VmControlViews; clock: { now: numb
     index: 0,
     page: { base },
     readClock: () => clock.now,
-    counters: { count: (statistic, amount = 1) => { counters.set(statistic, (counters.get(statistic) ?? 0) + amount); } },
+    counters: {
+      count: (statistic, amount = 1) => {
+        counters.set(statistic, (counters.get(statistic) ?? 0) + amount);
+      },
+    },
     cpu: { requestInterruptEvaluation: () => undefined, requestExit: () => undefined },
   };
   return { timer: new ApicTimer(host), memory, clock, counters, base };
@@ -80,7 +90,7 @@ describe('ApicTimer', () => {
     expect(isIrrSet(memory.apicPageWords, base, VECTOR)).toBe(true);
   });
 
-  it('periodic: a period shorter than KVM\'s 200 us minimum is raised to it', () => {
+  it("periodic: a period shorter than KVM's 200 us minimum is raised to it", () => {
     const { timer, clock } = setUp();
     timer.write(ApicRegister.LvtTimer, PERIODIC | VECTOR);
     timer.write(ApicRegister.TimerDivideConfiguration, DIVIDE_BY_1);

@@ -25,7 +25,14 @@ class FakeTimer {
   }
 }
 
-function setUp(): { views: ReturnType<typeof createdViews>; apic: LocalApicEmulation; page: ReturnType<typeof pageOf>; counters: FakeCounters; cpu: FakeCpu; timer: FakeTimer } {
+function setUp(): {
+  views: ReturnType<typeof createdViews>;
+  apic: LocalApicEmulation;
+  page: ReturnType<typeof pageOf>;
+  counters: FakeCounters;
+  cpu: FakeCpu;
+  timer: FakeTimer;
+} {
   const views = createdViews(2);
   // The main thread has rebuilt the APIC map far ahead: a rebuild request returns at once.
   Atomics.store(views.control, views.headerIndex('apicMapGeneration'), 1000);
@@ -69,12 +76,14 @@ describe('trapped writes (kvm_apic_write_nodecode): the value is already in the 
   });
 
   it.each([ApicRegister.LvtTimer, ApicRegister.TimerInitialCount, ApicRegister.TimerDivideConfiguration])(
-    'timer register 0x%s goes to the timer with the page value', (offset) => {
+    'timer register 0x%s goes to the timer with the page value',
+    (offset) => {
       const { apic, page, timer } = setUp();
       page.write(offset, 0x77);
       apic.applyTrappedWrite(offset);
       expect(timer.writes).toEqual([[offset, 0x77]]);
-    });
+    },
+  );
 
   it('a level EOI (the only EOI that traps): ISR and the TMR bit cleared, re-evaluate', () => {
     const { apic, page, cpu } = setUp();
@@ -97,7 +106,13 @@ describe('trapped writes (kvm_apic_write_nodecode): the value is already in the 
 describe('faulting writes', () => {
   it('read-only registers are ignored; reserved ones latch "illegal register address" for the next ESR write', () => {
     const { views, apic } = setUp();
-    for (const offset of [ApicRegister.Version, ApicRegister.ProcessorPriority, ApicRegister.ArbitrationPriority, ApicRegister.InService, ApicRegister.TimerCurrentCount]) {
+    for (const offset of [
+      ApicRegister.Version,
+      ApicRegister.ProcessorPriority,
+      ApicRegister.ArbitrationPriority,
+      ApicRegister.InService,
+      ApicRegister.TimerCurrentCount,
+    ]) {
       expect(isReadOnlyApicRegister(offset)).toBe(true);
       apic.emulateFaultingWrite(offset, 1);
     }
@@ -144,7 +159,15 @@ describe('xAPIC -> x2APIC', () => {
   it('the ID becomes the index, the LDR is derived, then the mode word is published', () => {
     const views = createdViews(20);
     const page = pageOf(views, 17);
-    const apic = new LocalApicEmulation({ views, index: 17, page, cpu: new FakeCpu(), counters: new FakeCounters(), trace: undefined, timer: new FakeTimer() });
+    const apic = new LocalApicEmulation({
+      views,
+      index: 17,
+      page,
+      cpu: new FakeCpu(),
+      counters: new FakeCounters(),
+      trace: undefined,
+      timer: new FakeTimer(),
+    });
     apic.enterX2apicMode();
     expect(apic.x2apicMode).toBe(true);
     expect(page.read(ApicRegister.Id)).toBe(17);

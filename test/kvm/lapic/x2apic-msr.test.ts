@@ -21,7 +21,10 @@ import {
 
 class FakeApic implements X2apicMsrApic {
   readonly calls: string[] = [];
-  readonly registers = new Map<number, number>([[ApicRegister.InterruptCommandHigh, 7], [ApicRegister.InterruptCommandLow, 0x40]]);
+  readonly registers = new Map<number, number>([
+    [ApicRegister.InterruptCommandHigh, 7],
+    [ApicRegister.InterruptCommandLow, 0x40],
+  ]);
   readonly index: number;
   x2apicMode: boolean;
   constructor(index: number, x2apicMode: boolean) {
@@ -85,7 +88,7 @@ describe('intercepted RDMSR', () => {
   });
 });
 
-describe('intercepted WRMSR (KVM\'s checks)', () => {
+describe("intercepted WRMSR (KVM's checks)", () => {
   it('ICR: KVM clears BUSY and sends it in software with the 32-bit destination', () => {
     const apic = new FakeApic(0, true);
     const cpu = new FakeCpu();
@@ -109,14 +112,18 @@ describe('intercepted WRMSR (KVM\'s checks)', () => {
     writeX2apicMsr(apic, cpu, X2apicMsr.ErrorStatus, 1, 0);
     writeX2apicMsr(apic, cpu, X2apicMsr.Version, 0, 0);
     writeX2apicMsr(apic, cpu, X2apicMsr.LvtError, 0x20, 1);
-    expect(cpu.gp.map((text) => text.split(': ').at(-1))).toEqual(['ESR must be written with 0', 'the register is read-only', 'reserved bits are set']);
+    expect(cpu.gp.map((text) => text.split(': ').at(-1))).toEqual([
+      'ESR must be written with 0',
+      'the register is read-only',
+      'reserved bits are set',
+    ]);
     writeX2apicMsr(apic, cpu, X2apicMsr.LvtError, 0x20, 0);
     expect(apic.calls).toEqual(['write 0x370 = 0x20']);
   });
 });
 
-describe('x2AVIC\'s own #GP checks on the MSRs it passes through', () => {
-  it('a BUSY ICR write is #GP on AMD (KVM\'s emulation would clear it)', () => {
+describe("x2AVIC's own #GP checks on the MSRs it passes through", () => {
+  it("a BUSY ICR write is #GP on AMD (KVM's emulation would clear it)", () => {
     const cpu = new FakeCpu();
     expect(x2avicMsrWriteFaults(cpu, X2apicMsr.InterruptCommand, 0x40 | ICR_DELIVERY_STATUS_BUSY, 1)).toBe(true);
     expect(x2avicMsrWriteFaults(cpu, X2apicMsr.InterruptCommand, 0x40, 1)).toBe(false);
@@ -134,7 +141,15 @@ describe('x2AVIC\'s own #GP checks on the MSRs it passes through', () => {
 
 describe('which MSRs x2AVIC passes through (x2avic_passthrough_msrs)', () => {
   it('the ICR, TPR, EOI and the first ISR/TMR/IRR MSRs; not SELF IPI, the LVT timer or the other ISR MSRs', () => {
-    for (const msr of [X2apicMsr.InterruptCommand, X2apicMsr.TaskPriority, X2apicMsr.EndOfInterrupt, X2apicMsr.InService, X2apicMsr.TriggerMode, X2apicMsr.InterruptRequest, X2apicMsr.TimerCurrentCount]) {
+    for (const msr of [
+      X2apicMsr.InterruptCommand,
+      X2apicMsr.TaskPriority,
+      X2apicMsr.EndOfInterrupt,
+      X2apicMsr.InService,
+      X2apicMsr.TriggerMode,
+      X2apicMsr.InterruptRequest,
+      X2apicMsr.TimerCurrentCount,
+    ]) {
       expect(X2AVIC_PASSTHROUGH_MSRS.has(msr)).toBe(true);
     }
     for (const msr of [X2apicMsr.SelfIpi, X2apicMsr.LvtTimer, X2apicMsr.InService + 1, X2apicMsr.LvtCmci]) {
@@ -146,7 +161,9 @@ describe('which MSRs x2AVIC passes through (x2avic_passthrough_msrs)', () => {
 describe('IA32_APIC_BASE', () => {
   it('reads the default base, EN, EXTD in x2APIC mode, BSP on vCPU 0', () => {
     expect(apicBaseLow({ index: 0, x2apicMode: false }) >>> 0).toBe((APIC_DEFAULT_PHYSICAL_BASE | APIC_BASE_GLOBAL_ENABLE | 0x100) >>> 0);
-    expect(apicBaseLow({ index: 1, x2apicMode: true }) >>> 0).toBe((APIC_DEFAULT_PHYSICAL_BASE | APIC_BASE_GLOBAL_ENABLE | APIC_BASE_X2APIC_ENABLE) >>> 0);
+    expect(apicBaseLow({ index: 1, x2apicMode: true }) >>> 0).toBe(
+      (APIC_DEFAULT_PHYSICAL_BASE | APIC_BASE_GLOBAL_ENABLE | APIC_BASE_X2APIC_ENABLE) >>> 0,
+    );
   });
 
   it('xAPIC -> x2APIC is performed; x2APIC -> xAPIC directly is #GP; disabling is a stopping fault (not modelled)', () => {

@@ -16,7 +16,13 @@ import { TaskSwitchState, TraceEventKind, TraceRecorder } from '../../../src/kvm
 function recorder(): { trace: TraceRecorder; at: (ns: number) => TraceRecorder } {
   let now = 0;
   const trace = new TraceRecorder(() => now);
-  return { trace, at: (ns) => { now = ns; return trace; } };
+  return {
+    trace,
+    at: (ns) => {
+      now = ns;
+      return trace;
+    },
+  };
 }
 
 const body = (lines: readonly string[]): string[] => lines.slice(FTRACE_HEADER_LINES);
@@ -46,7 +52,10 @@ describe('buildFtraceText', () => {
     v1.at(9300).record(TraceEventKind.UnacceleratedAccessExit, 0x80, 2, 1, 0);
     v1.at(9400).record(TraceEventKind.IpiSent, 0x40f1, 0);
 
-    const text = buildFtraceText([{ vcpu: 0, events: v0.trace.take(), dropped: 0 }, { vcpu: 1, events: v1.trace.take(), dropped: 0 }]);
+    const text = buildFtraceText([
+      { vcpu: 0, events: v0.trace.take(), dropped: 0 },
+      { vcpu: 1, events: v1.trace.take(), dropped: 0 },
+    ]);
 
     expect(body(text.lines)).toEqual([
       '          <idle>-0       [000] .....     0.000001: sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=CPU 0/KVM next_pid=1000 next_prio=120',
@@ -69,7 +78,7 @@ describe('buildFtraceText', () => {
     expect(text.entries).toBe(16);
   });
 
-  it('the header is the nop tracer\'s, with the line count, the events the buffers could not hold and the host CPUs', () => {
+  it("the header is the nop tracer's, with the line count, the events the buffers could not hold and the host CPUs", () => {
     const v0 = recorder();
     v0.at(1000).vcpuLoad(2);
     const text = buildFtraceText([{ vcpu: 0, events: v0.trace.take(), dropped: 5 }]);
@@ -94,12 +103,13 @@ describe('buildFtraceText', () => {
     v0.at(1000).vcpuLoad(0);
     v0.at(2000).record(TraceEventKind.HaltBegin);
     v0.at(2_001_499).record(TraceEventKind.HaltEnd, 0);
-    expect(body(buildFtraceText([{ vcpu: 0, events: v0.trace.take(), dropped: 0 }]).lines)[1])
-      .toBe('       CPU 0/KVM-1000    [000] .....     0.002001: kvm_vcpu_wakeup: poll time 1999499 ns, polling valid');
+    expect(body(buildFtraceText([{ vcpu: 0, events: v0.trace.take(), dropped: 0 }]).lines)[1]).toBe(
+      '       CPU 0/KVM-1000    [000] .....     0.002001: kvm_vcpu_wakeup: poll time 1999499 ns, polling valid',
+    );
   });
 
   describe('sched_switch per host CPU', () => {
-    it('a put followed at once by another vCPU\'s load on the same CPU is one switch between the two tasks; a longer gap goes through idle', () => {
+    it("a put followed at once by another vCPU's load on the same CPU is one switch between the two tasks; a longer gap goes through idle", () => {
       const v0 = recorder();
       v0.at(1000).vcpuLoad(0);
       v0.at(50_000).vcpuPut(TaskSwitchState.Preempted);
@@ -107,7 +117,14 @@ describe('buildFtraceText', () => {
       const v1 = recorder();
       v1.at(55_000).vcpuLoad(0);
       v1.at(100_000).vcpuPut(TaskSwitchState.Sleeping);
-      expect(body(buildFtraceText([{ vcpu: 0, events: v0.trace.take(), dropped: 0 }, { vcpu: 1, events: v1.trace.take(), dropped: 0 }]).lines)).toEqual([
+      expect(
+        body(
+          buildFtraceText([
+            { vcpu: 0, events: v0.trace.take(), dropped: 0 },
+            { vcpu: 1, events: v1.trace.take(), dropped: 0 },
+          ]).lines,
+        ),
+      ).toEqual([
         '          <idle>-0       [000] .....     0.000001: sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=CPU 0/KVM next_pid=1000 next_prio=120',
         '       CPU 0/KVM-1000    [000] .....     0.000055: sched_switch: prev_comm=CPU 0/KVM prev_pid=1000 prev_prio=120 prev_state=R+ ==> next_comm=CPU 1/KVM next_pid=1001 next_prio=120',
         '       CPU 1/KVM-1001    [000] .....     0.000100: sched_switch: prev_comm=CPU 1/KVM prev_pid=1001 prev_prio=120 prev_state=S ==> next_comm=swapper/0 next_pid=0 next_prio=120',
@@ -122,7 +139,14 @@ describe('buildFtraceText', () => {
       v0.at(12_000).vcpuLoad(1);
       const v1 = recorder();
       v1.at(15_000).vcpuLoad(0);
-      expect(body(buildFtraceText([{ vcpu: 0, events: v0.trace.take(), dropped: 0 }, { vcpu: 1, events: v1.trace.take(), dropped: 0 }]).lines)).toEqual([
+      expect(
+        body(
+          buildFtraceText([
+            { vcpu: 0, events: v0.trace.take(), dropped: 0 },
+            { vcpu: 1, events: v1.trace.take(), dropped: 0 },
+          ]).lines,
+        ),
+      ).toEqual([
         '          <idle>-0       [000] .....     0.000001: sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=CPU 0/KVM next_pid=1000 next_prio=120',
         '       CPU 0/KVM-1000    [000] .....     0.000010: sched_switch: prev_comm=CPU 0/KVM prev_pid=1000 prev_prio=120 prev_state=R+ ==> next_comm=swapper/0 next_pid=0 next_prio=120',
         '          <idle>-0       [001] .....     0.000012: sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=CPU 0/KVM next_pid=1000 next_prio=120',
@@ -132,7 +156,7 @@ describe('buildFtraceText', () => {
   });
 });
 
-describe('tracepoint text (TP_printk with the kernel\'s vsnprintf: %#x always has its 0x, and the width counts it)', () => {
+describe("tracepoint text (TP_printk with the kernel's vsnprintf: %#x always has its 0x, and the width counts it)", () => {
   it('kvm_avic_incomplete_ipi: %#010x of a zero ICR high is 0x00000000', () => {
     expect(kvmAvicIncompleteIpi(3, 0, 0x0008_40fd, 0, 255)).toBe('vcpu=3, icrh:icrl=0x00000000:000840fd, id=0, index=255');
   });
@@ -142,13 +166,15 @@ describe('tracepoint text (TP_printk with the kernel\'s vsnprintf: %#x always ha
     expect(kvmAvicKickVcpuSlowpath(0xff00_0000, 0x40fd, 255)).toBe('icrh:icrl=0xff000000:000040fd, index=255');
   });
 
-  it('kvm_avic_unaccelerated_access: the register\'s APIC_ name, or its offset again when KVM has none', () => {
+  it("kvm_avic_unaccelerated_access: the register's APIC_ name, or its offset again when KVM has none", () => {
     expect(kvmAvicUnacceleratedAccess(0, 0x310, false, true, 0)).toBe('vcpu=0, offset=0x310(APIC_ICR2), fault, write, vec=0x0');
     expect(kvmAvicUnacceleratedAccess(1, 0x3a0, false, false, 0x30)).toBe('vcpu=1, offset=0x3a0(0x3a0), fault, read, vec=0x30');
   });
 
   it('kvm_exit: an exit code without a name in SVM_EXIT_REASONS prints as hex', () => {
-    expect(kvmExit(0, 0x7f, 0x10, 0, 0, 0, 0)).toBe('vcpu 0 reason shutdown rip 0x10 info1 0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000');
+    expect(kvmExit(0, 0x7f, 0x10, 0, 0, 0, 0)).toBe(
+      'vcpu 0 reason shutdown rip 0x10 info1 0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000',
+    );
     expect(kvmExit(0, 0x500, 0x10, 0, 0, 0, 0)).toMatch(/^vcpu 0 reason 0x500 rip /);
   });
 });

@@ -10,7 +10,13 @@ import { createdViews } from '../vcpu-parts.js';
 /** Each record as [kind, cpu, a, b, c]. */
 function records(trace: TraceRecorder): number[][] {
   const events = new TraceEvents(trace.take());
-  return Array.from({ length: events.count }, (_, index) => [events.kind(index), events.cpu(index), events.field(index, 0), events.field(index, 1), events.field(index, 2)]);
+  return Array.from({ length: events.count }, (_, index) => [
+    events.kind(index),
+    events.cpu(index),
+    events.field(index, 0),
+    events.field(index, 1),
+    events.field(index, 2),
+  ]);
 }
 
 function setWord(views: VmControlViews, vcpu: number, field: 'mode' | 'runState' | 'apicMode' | 'hostThreadSlot', value: number): void {
@@ -44,7 +50,7 @@ describe('TraceRecorder', () => {
   });
 
   describe('interruptDelivery (svm_complete_interrupt_delivery)', () => {
-    it('a target in guest mode on another host CPU: kvm_avic_doorbell with that CPU\'s id', () => {
+    it("a target in guest mode on another host CPU: kvm_avic_doorbell with that CPU's id", () => {
       const views = createdViews(3);
       const trace = new TraceRecorder(() => 0, views);
       trace.vcpuLoad(0);

@@ -24,13 +24,29 @@ class FakeLapic {
   }
 }
 
-function setUp(cause: AvicIncompleteIpiCause): { exit: AvicExitInfo; host: IncompleteIpiHost; lapic: FakeLapic; counters: FakeCounters; kicked: number[] } {
+function setUp(cause: AvicIncompleteIpiCause): {
+  exit: AvicExitInfo;
+  host: IncompleteIpiHost;
+  lapic: FakeLapic;
+  counters: FakeCounters;
+  kicked: number[];
+} {
   const exit = new AvicExitInfo();
   exit.setIncompleteIpi(ICR_LOW, ICR_HIGH, cause, 2);
   const lapic = new FakeLapic();
   const counters = new FakeCounters();
   const kicked: number[] = [];
-  const host: IncompleteIpiHost = { index: 0, counters, lapic, views: { kick: (vcpu, request) => { expect(request).toBe(0); kicked.push(vcpu); } } };
+  const host: IncompleteIpiHost = {
+    index: 0,
+    counters,
+    lapic,
+    views: {
+      kick: (vcpu, request) => {
+        expect(request).toBe(0);
+        kicked.push(vcpu);
+      },
+    },
+  };
   return { exit, host, lapic, counters, kicked };
 }
 
@@ -45,13 +61,15 @@ describe('avic_incomplete_ipi_interception', () => {
   });
 
   it.each([AvicIncompleteIpiCause.InvalidInterruptType, AvicIncompleteIpiCause.InvalidTarget, AvicIncompleteIpiCause.InvalidIpiVector])(
-    'cause %i: the whole IPI goes to the software path with the ICR from EXITINFO1, nobody kicked here', (cause) => {
+    'cause %i: the whole IPI goes to the software path with the ICR from EXITINFO1, nobody kicked here',
+    (cause) => {
       const { exit, host, lapic, counters, kicked } = setUp(cause);
       avicIncompleteIpiInterception(exit, host);
       expect(lapic.emulated).toEqual([[ICR_LOW, ICR_HIGH]]);
       expect(kicked).toEqual([]);
       expect(counters.nonZero()).toEqual({ [`incompleteIpiExits[${cause}]`]: 1 });
-    });
+    },
+  );
 
   it('a negative ICR half (bit 31 set) reaches the software path as the guest wrote it', () => {
     const { exit, host, lapic } = setUp(AvicIncompleteIpiCause.InvalidTarget);
@@ -69,14 +87,17 @@ describe('avic_incomplete_ipi_interception', () => {
 });
 
 describe('avic_incomplete_ipi_interception traces what KVM traces', () => {
-  it('cause 1 with a shorthand: kvm_avic_incomplete_ipi from the exit info, the kick slow path, and the blocked target\'s wake-up', () => {
+  it("cause 1 with a shorthand: kvm_avic_incomplete_ipi from the exit info, the kick slow path, and the blocked target's wake-up", () => {
     const { exit, host } = setUp(AvicIncompleteIpiCause.TargetNotRunning);
     const views = createdViews(3);
     Atomics.store(views.control, views.controlBlockIndex(2, 'runState'), VcpuRunState.Blocked);
     const trace = new TraceRecorder(() => 0, views);
     avicIncompleteIpiInterception(exit, { ...host, trace });
     const events = new TraceEvents(trace.take());
-    const recorded = Array.from({ length: events.count }, (_, index) => [events.kind(index), ...[0, 1, 2, 3].map((field) => events.field(index, field))]);
+    const recorded = Array.from({ length: events.count }, (_, index) => [
+      events.kind(index),
+      ...[0, 1, 2, 3].map((field) => events.field(index, field)),
+    ]);
     expect(recorded).toEqual([
       [TraceEventKind.AvicIncompleteIpi, ICR_HIGH, ICR_LOW, AvicIncompleteIpiCause.TargetNotRunning, 2],
       [TraceEventKind.AvicKickSlowPath, ICR_HIGH, ICR_LOW, 2, 0],
@@ -99,9 +120,11 @@ describe('accountAvicIpi', () => {
   });
 
   it.each([AvicIncompleteIpiCause.InvalidInterruptType, AvicIncompleteIpiCause.InvalidTarget, AvicIncompleteIpiCause.InvalidBackingPage])(
-    'cause %i: only the doorbells (the handler or the software path counts the messages)', (exit) => {
+    'cause %i: only the doorbells (the handler or the software path counts the messages)',
+    (exit) => {
       const counters = new FakeCounters();
       accountAvicIpi(outcome(exit), ICR_LOW, 2, counters, undefined);
       expect(counters.nonZero()).toEqual({ doorbellsRung: 2 });
-    });
+    },
+  );
 });

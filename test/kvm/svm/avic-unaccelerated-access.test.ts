@@ -21,7 +21,11 @@ class FakeLapic {
   }
 }
 
-function handle(offset: number, isWrite: boolean, value = 0): { result: number; lapic: FakeLapic; counters: FakeCounters; trace: TraceRecorder } {
+function handle(
+  offset: number,
+  isWrite: boolean,
+  value = 0,
+): { result: number; lapic: FakeLapic; counters: FakeCounters; trace: TraceRecorder } {
   const exit = new AvicExitInfo();
   exit.setUnacceleratedAccess(offset, isWrite, 0);
   const lapic = new FakeLapic();
@@ -33,12 +37,14 @@ function handle(offset: number, isWrite: boolean, value = 0): { result: number; 
 
 describe('avic_unaccelerated_access_interception', () => {
   it.each([ApicRegister.Id, ApicRegister.LogicalDestination, ApicRegister.ErrorStatus, ApicRegister.LvtTimer, ApicRegister.EndOfInterrupt])(
-    'a write to trap register 0x%s: software applies its side effects, counted as a trap', (offset) => {
+    'a write to trap register 0x%s: software applies its side effects, counted as a trap',
+    (offset) => {
       const { result, lapic, counters } = handle(offset, true, 9);
       expect(result).toBe(0);
       expect(lapic.calls).toEqual([`trap 0x${offset.toString(16)}`]);
       expect(counters.nonZero()).toEqual({ unacceleratedAccessTrapExits: 1 });
-    });
+    },
+  );
 
   it('a faulting read is emulated: the register value is the result, counted as a fault', () => {
     const { result, lapic, counters } = handle(ApicRegister.TimerCurrentCount, false);
@@ -47,7 +53,7 @@ describe('avic_unaccelerated_access_interception', () => {
     expect(counters.nonZero()).toEqual({ unacceleratedAccessFaultExits: 1 });
   });
 
-  it('a read exit is always a fault, even at a trap register\'s offset (KVM: only writes trap)', () => {
+  it("a read exit is always a fault, even at a trap register's offset (KVM: only writes trap)", () => {
     const { result, lapic, counters } = handle(ApicRegister.LvtTimer, false);
     expect(result).toBe(0x5a);
     expect(lapic.calls).toEqual(['read 0x320']);
@@ -60,7 +66,7 @@ describe('avic_unaccelerated_access_interception', () => {
     expect(counters.nonZero()).toEqual({ unacceleratedAccessFaultExits: 1 });
   });
 
-  it('a write inside a trap register\'s slot (EOI + 4) is a fault, not a trap', () => {
+  it("a write inside a trap register's slot (EOI + 4) is a fault, not a trap", () => {
     const { lapic } = handle(ApicRegister.EndOfInterrupt + 4, true, 1);
     expect(lapic.calls).toEqual(['fault-write 0xb4 = 1']);
   });
@@ -69,6 +75,10 @@ describe('avic_unaccelerated_access_interception', () => {
     const trap = new TraceEvents(handle(ApicRegister.LvtError, true).trace.take());
     const fault = new TraceEvents(handle(ApicRegister.TimerCurrentCount, false).trace.take());
     expect([trap.kind(0), trap.field(0, 0), trap.field(0, 1)]).toEqual([TraceEventKind.UnacceleratedAccessExit, ApicRegister.LvtError, 1]);
-    expect([fault.kind(0), fault.field(0, 0), fault.field(0, 1)]).toEqual([TraceEventKind.UnacceleratedAccessExit, ApicRegister.TimerCurrentCount, 0]);
+    expect([fault.kind(0), fault.field(0, 0), fault.field(0, 1)]).toEqual([
+      TraceEventKind.UnacceleratedAccessExit,
+      ApicRegister.TimerCurrentCount,
+      0,
+    ]);
   });
 });

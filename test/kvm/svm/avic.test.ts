@@ -23,8 +23,10 @@ function setUp(ipiVirtualization = true): { views: ReturnType<typeof createdView
   return { views, avic: new AvicVcpu(views, vcpuIndex(1), ipiVirtualization) };
 }
 
-const entry = (views: ReturnType<typeof createdViews>): { running: boolean; host: number } =>
-  ({ running: views.physicalApicIdTable.isRunning(1), host: views.physicalApicIdTable.hostPhysicalApicId(1) });
+const entry = (views: ReturnType<typeof createdViews>): { running: boolean; host: number } => ({
+  running: views.physicalApicIdTable.isRunning(1),
+  host: views.physicalApicIdTable.hostPhysicalApicId(1),
+});
 
 describe('load, put, blocking', () => {
   it('load publishes the host CPU (control word and entry) and IsRunning; put clears IsRunning and keeps the host id', () => {
@@ -70,7 +72,7 @@ describe('APICv refresh (kvm_vcpu_update_apicv)', () => {
 });
 
 describe('createAvicVmcb', () => {
-  it('the VMCB\'s doorbell rings the host CPU\'s doorbell line; the two modes differ only in the max index', () => {
+  it("the VMCB's doorbell rings the host CPU's doorbell line; the two modes differ only in the max index", () => {
     const views = createdViews(2);
     const vmcb = createAvicVmcb(views, vcpuIndex(0), 'upstream', views.apicPageBase(0), false);
     expect(vmcb.physicalId).toBe(apicId(0));
@@ -90,7 +92,7 @@ describe('the AMD erratum #1235 model (VmHeader.erratum1235WindowNs)', () => {
     return views;
   };
 
-  it('on: put and blocking stamp the clear of a set IsRunning with the VM clock, and the VMCB\'s hardware has the erratum', () => {
+  it("on: put and blocking stamp the clear of a set IsRunning with the VM clock, and the VMCB's hardware has the erratum", () => {
     const views = withWindow(100_000);
     let now = 7_000;
     const avic = new AvicVcpu(views, vcpuIndex(1), true, () => now);

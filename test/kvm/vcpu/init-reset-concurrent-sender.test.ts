@@ -43,8 +43,15 @@ function senderFindsTarget(words: Int32Array, x2apic: boolean): boolean {
   const id = Atomics.load(words, BASE + word(ApicRegister.Id));
   return x2apic
     ? matchesX2apicDestination(id >>> 0, SENDER, DestinationShorthand.None, DestinationMode.Physical, TARGET)
-    : matchesDestination(id >>> 24, Atomics.load(words, BASE + word(ApicRegister.LogicalDestination)),
-      Atomics.load(words, BASE + word(ApicRegister.DestinationFormat)), SENDER, DestinationShorthand.None, DestinationMode.Physical, TARGET);
+    : matchesDestination(
+        id >>> 24,
+        Atomics.load(words, BASE + word(ApicRegister.LogicalDestination)),
+        Atomics.load(words, BASE + word(ApicRegister.DestinationFormat)),
+        SENDER,
+        DestinationShorthand.None,
+        DestinationMode.Physical,
+        TARGET,
+      );
 }
 
 /** Runs the reset, calling `observe` after every Atomics.store it makes into `words`; returns how many. */
@@ -94,7 +101,10 @@ describe('INIT reset of a page that senders read at the same time', () => {
         for (let relative = 0; relative < APIC_PAGE_WORDS; relative++) {
           const value = words[BASE + relative]!;
           if (value !== before[BASE + relative] && value !== after[BASE + relative] && !transients.has(relative)) {
-            transients.set(relative, `register ${hex(relative * 4)} held ${hex(value)} (before ${hex(before[BASE + relative]!)}, after ${hex(after[BASE + relative]!)})`);
+            transients.set(
+              relative,
+              `register ${hex(relative * 4)} held ${hex(value)} (before ${hex(before[BASE + relative]!)}, after ${hex(after[BASE + relative]!)})`,
+            );
           }
         }
       });

@@ -10,7 +10,10 @@ function report(reason: VcpuExitReport['reason'], samples: number[], times: numb
   const latency = createLatencyHistogram();
   for (const sample of samples) latency.recordValue(sample);
   const events = new Float64Array(times.length * TRACE_EVENT_FIELDS);
-  times.forEach((time, event) => { events[event * TRACE_EVENT_FIELDS] = time; events[event * TRACE_EVENT_FIELDS + 1] = time + 0.5; });
+  times.forEach((time, event) => {
+    events[event * TRACE_EVENT_FIELDS] = time;
+    events[event * TRACE_EVENT_FIELDS + 1] = time + 0.5;
+  });
   return { vcpu: 3, reason, latencyHistogram: encodeLatencyHistogram(latency), trace: { events, dropped: samples.length } };
 }
 
@@ -19,11 +22,17 @@ describe('mergeVcpuExitReports', () => {
     it(`merges a moved vCPU's reports (${order})`, () => {
       const moved = report('moved', [100, 200], [1, 5]);
       const done = report('done', [300], [3, 7]);
-      const merged = order === 'moved first' ? mergeVcpuExitReports(mergeVcpuExitReports(undefined, moved), done) : mergeVcpuExitReports(mergeVcpuExitReports(undefined, done), moved);
+      const merged =
+        order === 'moved first'
+          ? mergeVcpuExitReports(mergeVcpuExitReports(undefined, moved), done)
+          : mergeVcpuExitReports(mergeVcpuExitReports(undefined, done), moved);
       if (merged instanceof Error) throw merged;
       expect(merged.reason).toBe('done');
       expect(mergeLatencyHistograms([merged.latencyHistogram]).totalCount).toBe(3);
-      const times = Array.from({ length: merged.trace!.events.length / TRACE_EVENT_FIELDS }, (_, event) => merged.trace!.events[event * TRACE_EVENT_FIELDS]);
+      const times = Array.from(
+        { length: merged.trace!.events.length / TRACE_EVENT_FIELDS },
+        (_, event) => merged.trace!.events[event * TRACE_EVENT_FIELDS],
+      );
       expect(times).toEqual([1, 3, 5, 7]);
       expect(merged.trace!.events[1 * TRACE_EVENT_FIELDS + 1]).toBe(3.5);
       expect(merged.trace!.dropped).toBe(3);

@@ -56,7 +56,7 @@ describe('hasEvents (kvm_vcpu_check_block) and canTakeInterrupt (HLT ends)', () 
     expect([interrupts.hasEvents(), interrupts.canTakeInterrupt()]).toEqual([false, false]);
   });
 
-  it('TPR at or above the vector\'s class masks it', () => {
+  it("TPR at or above the vector's class masks it", () => {
     const { page, interrupts } = setUp();
     setIrrAtomic(page.words, page.base, VECTOR);
     page.write(ApicRegister.TaskPriority, VECTOR & 0xf0);
@@ -73,13 +73,20 @@ describe('hasEvents (kvm_vcpu_check_block) and canTakeInterrupt (HLT ends)', () 
     expect([interrupts.hasEvents(), interrupts.canTakeInterrupt()]).toEqual([false, false]);
   });
 
-  it.each([VcpuRequest.Stop, VcpuRequest.Pause, VcpuRequest.Kick, VcpuRequest.MemslotsChanged, VcpuRequest.ApicPageReload, VcpuRequest.Init, VcpuRequest.StartUp])(
-    'request 0x%s wakes a sleeper (the run loop services it) but does not end HLT', (request) => {
-      expect(WAKING_REQUESTS & request).toBe(request);
-      const { views, interrupts } = setUp();
-      views.addRequest(0, request);
-      expect([interrupts.hasEvents(), interrupts.canTakeInterrupt()]).toEqual([true, false]);
-    });
+  it.each([
+    VcpuRequest.Stop,
+    VcpuRequest.Pause,
+    VcpuRequest.Kick,
+    VcpuRequest.MemslotsChanged,
+    VcpuRequest.ApicPageReload,
+    VcpuRequest.Init,
+    VcpuRequest.StartUp,
+  ])('request 0x%s wakes a sleeper (the run loop services it) but does not end HLT', (request) => {
+    expect(WAKING_REQUESTS & request).toBe(request);
+    const { views, interrupts } = setUp();
+    views.addRequest(0, request);
+    expect([interrupts.hasEvents(), interrupts.canTakeInterrupt()]).toEqual([true, false]);
+  });
 
   it('ApicvUpdate wakes nobody (KVM_REQUEST_NO_WAKEUP)', () => {
     const { views, interrupts } = setUp();
@@ -87,7 +94,7 @@ describe('hasEvents (kvm_vcpu_check_block) and canTakeInterrupt (HLT ends)', () 
     expect(interrupts.hasEvents()).toBe(false);
   });
 
-  it('in wait-for-SIPI only INIT, start-up and the host\'s requests wake: interrupts and NMIs wait', () => {
+  it("in wait-for-SIPI only INIT, start-up and the host's requests wake: interrupts and NMIs wait", () => {
     const { views, page, interrupts, queueNmis } = setUp({ waiting: true });
     setIrrAtomic(page.words, page.base, VECTOR);
     queueNmis(1);

@@ -14,8 +14,19 @@ function freshVcpu(): { vcpu: Vcpu; views: ReturnType<typeof createdViews> } {
   const views = createdViews(2);
   const locks = new KvmLocks(views, 2, { enabled: false });
   const vcpu = new Vcpu({
-    buffers: views.buffers, vcpu: 1, policy: 'upstream', ipiVirtualization: true, x2avic: false, x2avicExtended: false, haltPolling: true,
-    clockOriginNs: String(process.hrtime.bigint()), entryPoint: 0x1000, waitForStartUp: false, stackTop: 0x8000, trace: false, locks: locks.shared,
+    buffers: views.buffers,
+    vcpu: 1,
+    policy: 'upstream',
+    ipiVirtualization: true,
+    x2avic: false,
+    x2avicExtended: false,
+    haltPolling: true,
+    clockOriginNs: String(process.hrtime.bigint()),
+    entryPoint: 0x1000,
+    waitForStartUp: false,
+    stackTop: 0x8000,
+    trace: false,
+    locks: locks.shared,
   });
   return { vcpu, views };
 }
@@ -46,7 +57,12 @@ describe('the vCPU save area', () => {
       vcpu.restore(source);
       const target = views.saveArea(1);
       vcpu.save(target);
-      const actual = Object.fromEntries(FIELDS.map((field) => [field, Array.from({ length: VcpuSaveArea.fields[field].count ?? 1 }, (_, element) => target.get(field, element))]));
+      const actual = Object.fromEntries(
+        FIELDS.map((field) => [
+          field,
+          Array.from({ length: VcpuSaveArea.fields[field].count ?? 1 }, (_, element) => target.get(field, element)),
+        ]),
+      );
       expect(actual).toEqual(expected);
     });
   }

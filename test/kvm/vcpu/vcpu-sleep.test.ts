@@ -2,12 +2,21 @@
 // window's policy, and what halt(), block() and park() do in order when the event is already there
 // (nothing here waits: those races are the SMP tests' business).
 import { describe, expect, it } from 'vitest';
-import { HALT_POLL_MAX_NS, HALT_POLL_START_NS, HaltOutcome, HaltPollWindow, ParkOutcome, VcpuSleep, type LoadedHostCpu, type VcpuSleepHost } from '../../../src/kvm/vcpu/vcpu-sleep.js';
+import {
+  HALT_POLL_MAX_NS,
+  HALT_POLL_START_NS,
+  HaltOutcome,
+  HaltPollWindow,
+  ParkOutcome,
+  VcpuSleep,
+  type LoadedHostCpu,
+  type VcpuSleepHost,
+} from '../../../src/kvm/vcpu/vcpu-sleep.js';
 import { TaskState } from '../../../src/host/run-queue.js';
 import { VcpuRequest, VcpuRunState, VcpuWaitReason } from '../../../src/kvm/control/vcpu-run-state.js';
 import { createdViews, controlWord, FakeCounters } from '../vcpu-parts.js';
 
-describe('HaltPollWindow (kvm_vcpu_halt\'s grow and shrink)', () => {
+describe("HaltPollWindow (kvm_vcpu_halt's grow and shrink)", () => {
   it('polls only when enabled and while nothing else is runnable on the host CPU (single_task_running)', () => {
     expect(new HaltPollWindow(true).shouldPoll(true)).toBe(true);
     expect(new HaltPollWindow(true).shouldPoll(false)).toBe(false);
@@ -43,18 +52,31 @@ function setUp(options: { haltPolling?: boolean; events?: () => boolean; canTake
   const counters = new FakeCounters();
   let held = true;
   const host: VcpuSleepHost = {
-    views, index: 0, haltPolling: options.haltPolling ?? false, trace: undefined, counters,
+    views,
+    index: 0,
+    haltPolling: options.haltPolling ?? false,
+    trace: undefined,
+    counters,
     srcu: {
-      readLock: (site) => { held = true; calls.push(`srcu lock: ${site}`); },
-      readUnlock: () => { held = false; calls.push('srcu unlock'); },
-      get held() { return held; },
+      readLock: (site) => {
+        held = true;
+        calls.push(`srcu lock: ${site}`);
+      },
+      readUnlock: () => {
+        held = false;
+        calls.push('srcu unlock');
+      },
+      get held() {
+        return held;
+      },
     },
     timer: { poll: () => false },
-    events: {
-      hasEvents: () => (options.events ?? (() => true))(),
-      canTakeInterrupt: () => options.canTakeInterrupt ?? true,
+    events: { hasEvents: () => (options.events ?? (() => true))(), canTakeInterrupt: () => options.canTakeInterrupt ?? true },
+    avic: {
+      blocking: () => calls.push('avic blocking'),
+      unblocking: () => calls.push('avic unblocking'),
+      put: () => calls.push('avic put'),
     },
-    avic: { blocking: () => calls.push('avic blocking'), unblocking: () => calls.push('avic unblocking'), put: () => calls.push('avic put') },
   };
   const loaded: LoadedHostCpu = { cpu: views.hostCpus.own(0), singleTaskRunning: () => true };
   return { views, calls, counters, sleep: new VcpuSleep(host), loaded };

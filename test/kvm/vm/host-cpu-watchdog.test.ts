@@ -30,7 +30,12 @@ function load(memory: VmControlViews, host: number, vcpu: number): void {
 }
 
 /** Advances the fake clock in 100 ms steps to `until`, checking at each; returns the first report. */
-function runUntil(watchdog: HostCpuWatchdog, clock: { now: number }, until: number, eachStep: () => void = () => undefined): string | undefined {
+function runUntil(
+  watchdog: HostCpuWatchdog,
+  clock: { now: number },
+  until: number,
+  eachStep: () => void = () => undefined,
+): string | undefined {
   while (clock.now < until) {
     clock.now += 100;
     eachStep();
@@ -41,9 +46,12 @@ function runUntil(watchdog: HostCpuWatchdog, clock: { now: number }, until: numb
 }
 
 describe('HostCpuWatchdog on a fake clock', () => {
-  it('names a host CPU whose thread ran the whole bound while its loop\'s heartbeat stood still, with what it holds', () => {
+  it("names a host CPU whose thread ran the whole bound while its loop's heartbeat stood still, with what it holds", () => {
     const memory = vmMemory(4, 2);
-    const threadMs = new Map<number, number>([[1001, 0], [1002, 0]]);
+    const threadMs = new Map<number, number>([
+      [1001, 0],
+      [1002, 0],
+    ]);
     const clock = { now: 0 };
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => threadMs.get(tid) });
     memory.runQueues.enqueue(1, 1);
@@ -53,33 +61,46 @@ describe('HostCpuWatchdog on a fake clock', () => {
       beatHost(memory, 0);
       for (const tid of [1001, 1002]) threadMs.set(tid, threadMs.get(tid)! + 50);
     });
-    expect(stuck).toMatch(/^host CPU 1 made no progress for 10\.0 s of its thread's run time \(its scheduler loop's heartbeat stood still; loaded: none; run queue: 2 vCPUs waiting; it ran 10\.\d s in 2\d\.\d s\)$/);
+    expect(stuck).toMatch(
+      /^host CPU 1 made no progress for 10\.0 s of its thread's run time \(its scheduler loop's heartbeat stood still; loaded: none; run queue: 2 vCPUs waiting; it ran 10\.\d s in 2\d\.\d s\)$/,
+    );
     expect(clock.now).toBeGreaterThanOrEqual(20_000);
   });
 
   it('does not name host CPUs a busy host starves, nor idle ones, however long their heartbeats stand still', () => {
     const memory = vmMemory(8, 4);
-    const threadMs = new Map<number, number>([[1001, 0], [1002, 0], [1003, 0], [1004, 0]]);
+    const threadMs = new Map<number, number>([
+      [1001, 0],
+      [1002, 0],
+      [1003, 0],
+      [1004, 0],
+    ]);
     const clock = { now: 0 };
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => threadMs.get(tid) });
     // Host CPUs 0-2 get a sliver of a core each, less than one loop iteration needs; 3 sleeps idle.
-    expect(runUntil(watchdog, clock, 300_000, () => {
-      for (const tid of [1001, 1002, 1003]) threadMs.set(tid, threadMs.get(tid)! + 3);
-    })).toBeUndefined();
+    expect(
+      runUntil(watchdog, clock, 300_000, () => {
+        for (const tid of [1001, 1002, 1003]) threadMs.set(tid, threadMs.get(tid)! + 3);
+      }),
+    ).toBeUndefined();
   });
 
-  it('does not name a host CPU running one vCPU slice after slice (the vCPU\'s heartbeat moves, the loop\'s need not)', () => {
+  it("does not name a host CPU running one vCPU slice after slice (the vCPU's heartbeat moves, the loop's need not)", () => {
     const memory = vmMemory(2, 2);
     let ran = 0;
     const clock = { now: 0 };
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => (tid === 1001 ? ran : 0) });
     load(memory, 0, 1);
-    expect(runUntil(watchdog, clock, 60_000, () => {
-      ran += 100;
-      Atomics.add(memory.control, memory.controlBlockIndex(1, 'heartbeat'), 1);
-    })).toBeUndefined();
+    expect(
+      runUntil(watchdog, clock, 60_000, () => {
+        ran += 100;
+        Atomics.add(memory.control, memory.controlBlockIndex(1, 'heartbeat'), 1);
+      }),
+    ).toBeUndefined();
     // The same host CPU with its vCPU still too: the host CPU is named, with the vCPU it has loaded.
-    const stuck = runUntil(watchdog, clock, 120_000, () => { ran += 100; });
+    const stuck = runUntil(watchdog, clock, 120_000, () => {
+      ran += 100;
+    });
     expect(stuck).toMatch(/^host CPU 0 made no progress for 10\.0 s .*loaded: vCPU 1, whose heartbeat stood still too; run queue: empty;/);
   });
 
@@ -92,14 +113,22 @@ describe('HostCpuWatchdog on a fake clock', () => {
     expect(runUntil(watchdog, clock, 60_000)).toBeUndefined();
   });
 
-  it('forgets a host CPU\'s run time when its heartbeat moves', () => {
+  it("forgets a host CPU's run time when its heartbeat moves", () => {
     const memory = vmMemory(1, 1);
     let ran = 0;
     const clock = { now: 0 };
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: () => ran });
-    expect(runUntil(watchdog, clock, 9_000, () => { ran += 100; })).toBeUndefined();
+    expect(
+      runUntil(watchdog, clock, 9_000, () => {
+        ran += 100;
+      }),
+    ).toBeUndefined();
     beatHost(memory, 0);
-    expect(runUntil(watchdog, clock, 18_500, () => { ran += 100; })).toBeUndefined();
+    expect(
+      runUntil(watchdog, clock, 18_500, () => {
+        ran += 100;
+      }),
+    ).toBeUndefined();
   });
 });
 
@@ -124,12 +153,22 @@ describe.skipIf(!hostThreadTimesAvailable())('HostCpuWatchdog on real threads (L
   it('names the host CPU whose thread spins with its heartbeat still, not the sleeping or the beating one', async () => {
     const memory = vmMemory(3, 3);
     const cpus = memory.hostCpus;
-    for (const [host, mode] of [[0, 'sleep'], [1, 'beat'], [2, 'spin']] as const) {
+    for (const [host, mode] of [
+      [0, 'sleep'],
+      [1, 'beat'],
+      [2, 'spin'],
+    ] as const) {
       const tidIndex = cpus.index(host, 'threadId');
       Atomics.store(cpus.words, tidIndex, 0);
-      workers.push(new Worker(THREAD, { eval: true, workerData: { words: cpus.words.buffer, tidIndex, heartbeatIndex: cpus.index(host, 'heartbeat'), mode } }));
+      workers.push(
+        new Worker(THREAD, {
+          eval: true,
+          workerData: { words: cpus.words.buffer, tidIndex, heartbeatIndex: cpus.index(host, 'heartbeat'), mode },
+        }),
+      );
       const deadline = performance.now() + 30_000;
-      while (Atomics.load(cpus.words, tidIndex) === 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      while (Atomics.load(cpus.words, tidIndex) === 0 && performance.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const watchdog = new HostCpuWatchdog(memory, { boundMs: 300 });
     let stuck: string | undefined;

@@ -19,12 +19,9 @@ const RAM_BYTES = 1 << 20;
 const MAX_VCPUS = 2;
 
 /** As Vm.create does: the RAM slot published, then vCPU 0 created before anything runs. */
-async function vmWithOneVcpu(policy: 'upstream' | 'rfc-v2'): Promise<{
-  memory: VmControlViews;
-  memslots: VmMemslots;
-  creation: VcpuCreation;
-  start: () => void;
-}> {
+async function vmWithOneVcpu(
+  policy: 'upstream' | 'rfc-v2',
+): Promise<{ memory: VmControlViews; memslots: VmMemslots; creation: VcpuCreation; start: () => void }> {
   const memory = new VmControlViews(allocateVmBuffers(MAX_VCPUS, RAM_BYTES));
   const locks = new KvmLocks(memory, MAX_VCPUS, { enabled: true });
   const ram = MemslotSet.empty(RAM_BYTES).createMemslot({

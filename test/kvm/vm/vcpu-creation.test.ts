@@ -16,7 +16,8 @@ const apicAccessSlotPages = (vm: Vm): number | undefined => {
 };
 
 /** The page the hardware would use for vCPU `vcpu`, from its physical table entry. */
-const hardwarePage = (vm: Vm, vcpu: number): number => vm.policy.resolveBackingPage(vm.memory.physicalApicIdTable.backingPagePointer(apicId(vcpu)));
+const hardwarePage = (vm: Vm, vcpu: number): number =>
+  vm.policy.resolveBackingPage(vm.memory.physicalApicIdTable.backingPagePointer(apicId(vcpu)));
 
 describe('vCPU creation, upstream policy', () => {
   it('creates vcpus of maxVcpus; a hot-add makes the next id a valid target with a fixed page, and the APIC-access slot stays one page', async () => {

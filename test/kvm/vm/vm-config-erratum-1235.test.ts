@@ -6,12 +6,17 @@ import { ERRATUM_1235_DEFAULT_WINDOW_US, VmConfigError, validateConfig } from '.
 describe('VmConfig erratum1235', () => {
   it('is off by default, with the default window', () => {
     expect(validateConfig({ vcpus: 2 })).toMatchObject({ erratum1235: false, erratum1235WindowUs: ERRATUM_1235_DEFAULT_WINDOW_US });
-    expect(validateConfig({ vcpus: 2, erratum1235: true, erratum1235WindowUs: 250 })).toMatchObject({ erratum1235: true, erratum1235WindowUs: 250 });
+    expect(validateConfig({ vcpus: 2, erratum1235: true, erratum1235WindowUs: 250 })).toMatchObject({
+      erratum1235: true,
+      erratum1235WindowUs: 250,
+    });
   });
 
   it('refuses a window outside 1 us..1 s and a non-boolean switch', () => {
     for (const windowUs of [0, -5, 1_000_001, Number.NaN]) {
-      expect(() => validateConfig({ vcpus: 2, erratum1235: true, erratum1235WindowUs: windowUs })).toThrow(/erratum1235WindowUs must be a number of microseconds from 1 to 1000000/);
+      expect(() => validateConfig({ vcpus: 2, erratum1235: true, erratum1235WindowUs: windowUs })).toThrow(
+        /erratum1235WindowUs must be a number of microseconds from 1 to 1000000/,
+      );
     }
     expect(() => validateConfig({ vcpus: 2, erratum1235: 'yes' as unknown as boolean })).toThrow(VmConfigError);
   });

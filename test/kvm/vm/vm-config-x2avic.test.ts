@@ -25,7 +25,9 @@ describe('VmConfig x2avic', () => {
     expect(validateConfig({ vcpus: 600, x2avicExtended: false }).vcpus).toBe(600);
     expect(validateConfig({ vcpus: 256, x2avic: false }).vcpus).toBe(256);
     expect(() => validateConfig({ vcpus: 4097 })).toThrow(/vcpus must be an integer from 1 to 4096, got 4097/);
-    expect(() => validateConfig({ vcpus: 4, maxVcpus: 4097, x2avic: false })).toThrow(/maxVcpus must be an integer from vcpus \(4\) to 4096/);
+    expect(() => validateConfig({ vcpus: 4, maxVcpus: 4097, x2avic: false })).toThrow(
+      /maxVcpus must be an integer from vcpus \(4\) to 4096/,
+    );
   });
 
   it('AVIC reaches 4096 vCPUs with the 4K extension, 512 with x2AVIC alone, 255 without x2AVIC', () => {

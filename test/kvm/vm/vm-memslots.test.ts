@@ -3,10 +3,16 @@
 // an id at or above KVM_USER_MEM_SLOTS with EINVAL before it takes slots_lock, so userspace can never
 // move, delete or replace the private APIC-access slot that kvm_alloc_apic_access_page installed.
 import { describe, expect, it } from 'vitest';
-import { APIC_ACCESS_PAGE_PRIVATE_MEMSLOT, KVM_USER_MEM_SLOTS, MemslotKind, PrivateMemslotIdError, memslotId } from '../../../src/memory/memslot.js';
+import {
+  APIC_ACCESS_PAGE_PRIVATE_MEMSLOT,
+  KVM_USER_MEM_SLOTS,
+  MemslotKind,
+  PrivateMemslotIdError,
+  memslotId,
+} from '../../../src/memory/memslot.js';
 import { Vm } from '../../../src/kvm/vm/vm.js';
 
-describe('the private APIC-access memslot is out of the memslot API\'s reach', () => {
+describe("the private APIC-access memslot is out of the memslot API's reach", () => {
   it('moving, deleting or replacing it is a PrivateMemslotIdError, and the slot stays as it was', async () => {
     const vm = await Vm.create({ vcpus: 1 });
     const id = APIC_ACCESS_PAGE_PRIVATE_MEMSLOT;
@@ -19,7 +25,10 @@ describe('the private APIC-access memslot is out of the memslot API\'s reach', (
       () => vm.setMemoryRegion({ id, guestPhysicalAddress: 0x40000000, size: 4096, hostOffset: 0 }),
     ];
     for (const attempt of attempts) {
-      const error: unknown = await attempt().then(() => undefined, (rejected: unknown) => rejected);
+      const error: unknown = await attempt().then(
+        () => undefined,
+        (rejected: unknown) => rejected,
+      );
       expect(error).toBeInstanceOf(PrivateMemslotIdError);
       expect((error as Error).message).toBe(message);
     }

@@ -9,7 +9,12 @@ import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-c
 import { VcpuFinish, VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
 import { TaskState } from '../../../src/host/run-queue.js';
 import { allVcpusIdle, VcpuWatchdog } from '../../../src/kvm/vm/vm-watchdog.js';
-import { FairShareRunTime, HostThreadRunTime, hostThreadTimesAvailable, type VcpuRunTimeSource } from '../../../src/kvm/vm/vcpu-run-time.js';
+import {
+  FairShareRunTime,
+  HostThreadRunTime,
+  hostThreadTimesAvailable,
+  type VcpuRunTimeSource,
+} from '../../../src/kvm/vm/vcpu-run-time.js';
 
 const BOUND_MS = 10_000;
 
@@ -47,7 +52,12 @@ class FakeRunTime implements VcpuRunTimeSource {
 }
 
 /** Advances the fake clock in 100 ms steps to `until`, checking at each; returns the first report. */
-function runUntil(watchdog: VcpuWatchdog, clock: { now: number }, until: number, eachStep: () => void = () => undefined): string | undefined {
+function runUntil(
+  watchdog: VcpuWatchdog,
+  clock: { now: number },
+  until: number,
+  eachStep: () => void = () => undefined,
+): string | undefined {
   while (clock.now < until) {
     clock.now += 100;
     eachStep();
@@ -68,7 +78,9 @@ describe('VcpuWatchdog on a fake clock', () => {
       for (const vcpu of [0, 1, 3]) beat(memory, vcpu);
       for (let vcpu = 0; vcpu < 4; vcpu++) runTime.ran[vcpu]! += 50; // 2 cores among 4 threads
     });
-    expect(stuck).toMatch(/^vCPU 2 made no progress for 10\.0 s of its host thread's run time \(vCPU 2 is running, waiting for: none; holds: no lock; it ran 10\.\d s in 2\d\.\d s\)$/);
+    expect(stuck).toMatch(
+      /^vCPU 2 made no progress for 10\.0 s of its host thread's run time \(vCPU 2 is running, waiting for: none; holds: no lock; it ran 10\.\d s in 2\d\.\d s\)$/,
+    );
     // Not before it could have run the bound: 10 s of run time at half a core takes 20 s.
     expect(clock.now).toBeGreaterThanOrEqual(20_000);
   });
@@ -87,10 +99,16 @@ describe('VcpuWatchdog on a fake clock', () => {
     expect(stuck).toBeUndefined();
   });
 
-  it('reads a still vCPU\'s run time only once it could have reached the bound', () => {
+  it("reads a still vCPU's run time only once it could have reached the bound", () => {
     const memory = vmMemory(2);
     const reads: number[] = [];
-    const runTime: VcpuRunTimeSource = { refresh: () => undefined, ranMs: (vcpu) => { reads.push(vcpu); return 0; } };
+    const runTime: VcpuRunTimeSource = {
+      refresh: () => undefined,
+      ranMs: (vcpu) => {
+        reads.push(vcpu);
+        return 0;
+      },
+    };
     const clock = { now: 0 };
     const watchdog = new VcpuWatchdog(memory, { boundMs: BOUND_MS, runTime });
     expect(runUntil(watchdog, clock, 35_000)).toBeUndefined();
@@ -111,19 +129,31 @@ describe('VcpuWatchdog on a fake clock', () => {
     expect(clock.now).toBeLessThan(1500);
   });
 
-  it('forgets a vCPU\'s run time when it halts or its heartbeat moves', () => {
+  it("forgets a vCPU's run time when it halts or its heartbeat moves", () => {
     const memory = vmMemory(1);
     const runTime = new FakeRunTime(1);
     const clock = { now: 0 };
     const watchdog = new VcpuWatchdog(memory, { boundMs: BOUND_MS, runTime });
     // 9 s of run time, a halt, 9 s more: never 10 s of run without the vCPU going anywhere.
-    expect(runUntil(watchdog, clock, 9_000, () => { runTime.ran[0]! += 100; })).toBeUndefined();
+    expect(
+      runUntil(watchdog, clock, 9_000, () => {
+        runTime.ran[0]! += 100;
+      }),
+    ).toBeUndefined();
     setRunState(memory, 0, VcpuRunState.Blocked);
     expect(runUntil(watchdog, clock, 9_500)).toBeUndefined();
     setRunState(memory, 0, VcpuRunState.Running);
-    expect(runUntil(watchdog, clock, 18_500, () => { runTime.ran[0]! += 100; })).toBeUndefined();
+    expect(
+      runUntil(watchdog, clock, 18_500, () => {
+        runTime.ran[0]! += 100;
+      }),
+    ).toBeUndefined();
     beat(memory, 0);
-    expect(runUntil(watchdog, clock, 27_500, () => { runTime.ran[0]! += 100; })).toBeUndefined();
+    expect(
+      runUntil(watchdog, clock, 27_500, () => {
+        runTime.ran[0]! += 100;
+      }),
+    ).toBeUndefined();
   });
 });
 
@@ -191,11 +221,15 @@ describe.skipIf(!hostThreadTimesAvailable())('HostThreadRunTime on real threads 
 
   it('reports a vCPU thread spinning with its heartbeat still, not the sleeping one beside it', async () => {
     const memory = vmMemory(2);
-    for (const [vcpu, spin] of [[0, false], [1, true]] as const) {
+    for (const [vcpu, spin] of [
+      [0, false],
+      [1, true],
+    ] as const) {
       const tidIndex = memory.controlBlockIndex(vcpu, 'hostThreadId');
       workers.push(new Worker(THREAD, { eval: true, workerData: { control: memory.buffers.control, tidIndex, spin } }));
       const deadline = performance.now() + 30_000;
-      while (Atomics.load(memory.control, tidIndex) === 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      while (Atomics.load(memory.control, tidIndex) === 0 && performance.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const watchdog = new VcpuWatchdog(memory, { boundMs: 300, runTime: new HostThreadRunTime(memory) });
     let stuck: string | undefined;
