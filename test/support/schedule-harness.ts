@@ -40,10 +40,12 @@ export const WORDS = 16;
 const LOG_ENTRIES = 4096;
 const REAL_BOUND_MS = 10_000;
 
+// A worker serves one program per message (a pool saves a worker start per participant per run).
 const WORKER_SCRIPT = `
-const { workerData, parentPort } = require('node:worker_threads');
-import(workerData.moduleUrl).then(({ DeterministicSchedule }) => {
-  const { sab, participants, participant, program, wordsOffset, logOffset } = workerData;
+const { parentPort, workerData } = require('node:worker_threads');
+const loaded = import(workerData.moduleUrl);
+parentPort.on('message', async ({ sab, participants, participant, program, wordsOffset, logOffset }) => {
+  const { DeterministicSchedule } = await loaded;
   const schedule = new DeterministicSchedule(sab, 0, participants).watch([sab]);
   const thread = schedule.thread(participant);
   const words = new Int32Array(sab, wordsOffset, ${WORDS});
@@ -67,6 +69,22 @@ import(workerData.moduleUrl).then(({ DeterministicSchedule }) => {
 });
 `;
 
+const pool: Worker[] = [];
+
+/** Ends the pool's workers (call from afterAll). */
+export async function closeFakePool(): Promise<void> {
+  await Promise.all(pool.splice(0).map((worker) => worker.terminate()));
+}
+
+function poolWorker(index: number): Worker {
+  while (pool.length <= index) {
+    const worker = new Worker(WORKER_SCRIPT, { eval: true, workerData: { moduleUrl: moduleUrl() } });
+    worker.unref();
+    pool.push(worker);
+  }
+  return pool[index]!;
+}
+
 function moduleUrl(): string {
   const file = join(packageRoot(), 'dist', 'src', 'host', 'deterministic', 'deterministic-schedule.js');
   if (!existsSync(file)) throw new Error(`the schedule is not built (${file}); run "npm run build"`);
@@ -89,43 +107,37 @@ export function sharedRegion(participants: number): SharedRegion {
   return { sab, schedule, words: new Int32Array(sab, wordsOffset, WORDS), wordsOffset, logOffset };
 }
 
-/** Starts one fake worker per program (participants firstWorker..); resolves with each one's result. */
+/** Runs one program per pool worker as participants firstWorker..; resolves with each one's result. */
 export function startFakes(
   region: SharedRegion,
   participants: number,
   programs: readonly (readonly Step[])[],
   firstWorker = 0,
 ): Promise<FakeResult[]> {
-  const url = moduleUrl();
   return Promise.all(
     programs.map(
       (program, index) =>
         new Promise<FakeResult>((resolve, reject) => {
-          const worker = new Worker(WORKER_SCRIPT, {
-            eval: true,
-            workerData: {
-              moduleUrl: url,
-              sab: region.sab,
-              participants,
-              participant: firstWorker + index,
-              program,
-              wordsOffset: region.wordsOffset,
-              logOffset: region.logOffset,
-            },
-          });
+          const worker = poolWorker(index);
+          const participant = firstWorker + index;
           const timer = setTimeout(() => {
-            void worker.terminate();
-            reject(new Error(`fake participant ${firstWorker + index} did not finish within ${REAL_BOUND_MS} ms`));
+            worker.off('message', onMessage);
+            reject(new Error(`fake participant ${participant} did not finish within ${REAL_BOUND_MS} ms`));
           }, REAL_BOUND_MS);
-          worker.once('message', (result: FakeResult) => {
+          const onMessage = (result: FakeResult): void => {
             clearTimeout(timer);
+            worker.off('error', onError);
             resolve(result);
-            void worker.terminate();
-          });
-          worker.once('error', (error) => {
+          };
+          const onError = (error: Error): void => {
             clearTimeout(timer);
+            worker.off('message', onMessage);
             reject(error);
-          });
+          };
+          worker.once('message', onMessage);
+          worker.once('error', onError);
+          const { sab, wordsOffset, logOffset } = region;
+          worker.postMessage({ sab, participants, participant, program, wordsOffset, logOffset });
         }),
     ),
   );

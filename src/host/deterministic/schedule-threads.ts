@@ -82,7 +82,8 @@ export class DeterministicHostThread extends Participant implements HostThread {
     Atomics.notify(core.int32, core.started);
     // The last to start makes the first decision, unless the main thread holds the baton (it decides then).
     if (started === core.participants && Atomics.compareExchange(core.int32, core.running, -1, this.participant) === -1) {
-      if (core.decide(this.participant, DecisionReason.Start, DecisionKind.Start) === this.participant) return;
+      // Decided as nobody (-1): who happened to start last must not show in the counts.
+      if (core.decide(-1, DecisionReason.Start, DecisionKind.Start) === this.participant) return;
     }
     this.#awaitTurn();
   }
