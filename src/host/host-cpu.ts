@@ -14,6 +14,7 @@
 // then load idle and notify" (HostCpus.wake) pairs with the idle host CPU's "idle = 1, re-check its
 // run queue, then Atomics.wait(wake, seen)" (HostCpu.idleWait's caller). Every wait is bounded.
 
+import { hostThread } from './host-thread.js';
 import { defineStruct } from './shared-layout.js';
 
 /** Per host CPU: how it is reached, what it runs, and its scheduler's progress. */
@@ -48,11 +49,6 @@ export const HostCpuStatistics = defineStruct('HostCpuStatistics', {
 });
 
 export type HostCpuStatisticName = keyof typeof HostCpuStatistics.fieldOffsets;
-
-/** The calling thread's clock in ms, comparable across the VM's threads (timeOrigin is absolute). */
-export function hostClockMs(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 /** Every host CPU's words: the state structs at `stateOffset`, the statistics at `statisticsOffset` (bytes). */
 export class HostCpus {
@@ -168,7 +164,7 @@ export class HostCpu {
   }
 
   idleWait(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
-    return Atomics.wait(this.words, this.wakeIndex, seen, timeoutMs);
+    return hostThread().wait(this.words, this.wakeIndex, seen, timeoutMs);
   }
 
   endIdle(): void {

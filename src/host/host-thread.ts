@@ -7,6 +7,8 @@
 // A worker installs its HostThread once at start (setHostThread); code reaches it through
 // hostThread(), as kernel code reaches `current`. The main thread's async counterpart is MainHostThread.
 
+import { isMainThread } from 'node:worker_threads';
+
 /**
  * Where a deterministic run may switch threads: the accesses the AVIC protocol and KVM's locking are
  * made of (AMD APM vol. 2, 15.29.3-15.29.4; avic_vcpu_load/put, avic_vcpu_blocking/unblocking,
@@ -64,26 +66,60 @@ export interface HostThread {
 export interface MainHostThread {
   nowMs(): number;
   waitAsync(words: Int32Array, index: number, expected: number, timeoutMs: number): Promise<HostWaitResult>;
-  /** Lets the other threads run for `ms` of host time (virtual in a deterministic run). */
-  sleep(ms: number): Promise<void>;
+  /** Lets the other threads run for `ms` of host time (virtual in a deterministic run); resolves early on abort. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** The parallel host: the OS schedules the threads, time is the wall clock. */
+// performance.now() counts from the calling thread's own start, so the parallel clock shifts it onto
+// process.hrtime (the monotonic clock every thread of the process shares), once per thread. Not
+// timeOrigin + now(): near 1.8e12 ms a double's step is 244 ns, too coarse for the VM clock in ns
+// (rdtsc, the APIC timer, erratum #1235's window); monotonic ms since boot keep sub-ns steps.
+const MONOTONIC_SHIFT_MS = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+
+/** The parallel host: the OS schedules the threads, time is the host's monotonic clock. */
 export const parallelHostThread: HostThread = {
-  nowMs: () => performance.timeOrigin + performance.now(),
+  nowMs: () => performance.now() + MONOTONIC_SHIFT_MS,
   wait: (words, index, expected, timeoutMs) => Atomics.wait(words, index, expected, timeoutMs),
   point: () => undefined,
   advance: () => undefined,
 };
 
 export const parallelMainHostThread: MainHostThread = {
-  nowMs: () => performance.timeOrigin + performance.now(),
-  waitAsync: async (words, index, expected, timeoutMs) => {
+  nowMs: () => performance.now() + MONOTONIC_SHIFT_MS,
+  waitAsync: (words, index, expected, timeoutMs) => {
     const wait = Atomics.waitAsync(words, index, expected, timeoutMs);
-    return wait.async ? await wait.value : wait.value;
+    return wait.async ? settleWithin(wait.value, timeoutMs) : Promise.resolve(wait.value);
   },
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+    }),
 };
+
+// Node 20 does not count a pending waitAsync as event-loop work (a process with nothing else to do
+// exits under it), so the wait is raced against a timer of the same length, which also bounds it.
+function settleWithin(wait: Promise<'ok' | 'timed-out'>, timeoutMs: number): Promise<HostWaitResult> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('timed-out'), timeoutMs);
+    wait.then(
+      (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve('timed-out');
+      },
+    );
+  });
+}
 
 let current: HostThread = parallelHostThread;
 let currentMain: MainHostThread = parallelMainHostThread;
@@ -103,4 +139,9 @@ export function mainHostThread(): MainHostThread {
 
 export function setMainHostThread(thread: MainHostThread): void {
   currentMain = thread;
+}
+
+/** The calling thread's clock, main or worker: for code that runs on both (lockdep, run queues). */
+export function threadNowMs(): number {
+  return isMainThread ? currentMain.nowMs() : current.nowMs();
 }

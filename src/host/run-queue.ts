@@ -9,7 +9,7 @@
 // Index + 1 encodings keep zeroed memory meaning "empty".
 
 import { defineStruct } from './shared-layout.js';
-import { hostClockMs } from './host-cpu.js';
+import { hostThread, SchedulingPoint } from './host-thread.js';
 
 /** A task's scheduling state (the vCPU task of KVM; written as the protocol's comments say). */
 export const TaskState = {
@@ -52,8 +52,8 @@ export const HostTask = defineStruct('HostTask', {
     writer:
       'the holder of the run queue lock the task is on: times a promoted task went ahead of it while it waited (0 when it joins a queue)',
   },
-  enqueuedAtMs: { type: 'f64', writer: 'the enqueuer, under the run queue lock: hostClockMs() as it joined the queue' },
-  loadedSinceMs: { type: 'f64', writer: 'the host CPU it is loaded on: hostClockMs() at load' },
+  enqueuedAtMs: { type: 'f64', writer: 'the enqueuer, under the run queue lock: hostThread().nowMs() as it joined the queue' },
+  loadedSinceMs: { type: 'f64', writer: 'the host CPU it is loaded on: hostThread().nowMs() at load' },
   loadedNs: { type: 'f64', writer: "the host CPU it is loaded on: total time loaded, added at put (the watchdog's run time)" },
   runnableWaitNs: { type: 'f64', writer: 'the host CPU it is loaded on: total time runnable but not loaded, added at load' },
 });
@@ -118,7 +118,7 @@ export class RunQueues {
   /** Appends `task` (or puts it first); stamps when it became runnable-waiting. */
   enqueue(host: number, task: number, atFront = false): void {
     this.#withLock(host, () => {
-      this.float64[this.taskTimeIndex(task, 'enqueuedAtMs')] = hostClockMs();
+      this.float64[this.taskTimeIndex(task, 'enqueuedAtMs')] = hostThread().nowMs();
       this.#link(host, task, atFront);
     });
   }
@@ -255,10 +255,12 @@ export class RunQueues {
   }
 
   #spin(host: number, lock: number): void {
-    const deadline = performance.now() + RUN_QUEUE_LOCK_TIMEOUT_MS;
+    const thread = hostThread();
+    const deadline = thread.nowMs() + RUN_QUEUE_LOCK_TIMEOUT_MS;
     for (let spins = 1; ; spins++) {
       if (Atomics.load(this.words, lock) === 0 && Atomics.compareExchange(this.words, lock, 0, 1) === 0) return;
-      if ((spins & 1023) === 0 && performance.now() > deadline)
+      thread.point(SchedulingPoint.Spin); // the holder must run for the lock to come free
+      if ((spins & 1023) === 0 && thread.nowMs() > deadline)
         throw new Error(`host CPU ${host}'s run queue lock was held for over ${RUN_QUEUE_LOCK_TIMEOUT_MS} ms`);
     }
   }

@@ -37,12 +37,14 @@
 // they queue FIFO instead of polling the word; a worker's synchronizeBlocking() contends on the
 // word. Every wait, on both sides, is bounded by the caller's timeout.
 //
-// Main thread: synchronize() uses Atomics.waitAsync only (a blocked event loop freezes piscina).
+// Main thread: synchronize() uses waitAsync only (a blocked event loop freezes piscina), through the
+// main thread's host (src/host/host-thread.ts); workers wait through theirs.
 // Node 20 does not count a pending waitAsync as event-loop work (a process with nothing else to do
 // exits under it), so each wait is raced against a timer of the same length, which keeps the loop
 // alive and also bounds the wait.
 
 import { isMainThread } from 'node:worker_threads';
+import { hostThread, mainHostThread } from './host-thread.js';
 import { defineBufferLayout, defineStruct, int32IndexOf, type BufferLayout } from './shared-layout.js';
 
 export type SrcuIndex = 0 | 1;
@@ -239,7 +241,7 @@ export class Srcu {
 
   /** Main thread (or any thread that must not block): waits for a grace period with waitAsync. */
   synchronize(options: SrcuSynchronizeOptions): Promise<void> {
-    const startedAt = performance.now();
+    const startedAt = mainHostThread().nowMs();
     const previous = this.#tail;
     const mine = this.#synchronizeAfter(previous, startedAt, options);
     this.#tail = previous
@@ -251,18 +253,19 @@ export class Srcu {
     return mine;
   }
 
-  /** vCPU workers only: the same grace period, blocking in bounded Atomics.wait calls. */
+  /** vCPU workers only: the same grace period, blocking in bounded waits (the worker's host). */
   synchronizeBlocking(timeoutMs: number): void {
     if (isMainThread) throw new SrcuMisuseError('blockingOnMainThread', timeoutMs);
     checkTimeout(timeoutMs);
-    const startedAt = performance.now();
-    const steps = this.#gracePeriod(HOLDER_TAG.worker, startedAt, startedAt + timeoutMs);
+    const host = hostThread();
+    const startedAt = host.nowMs();
+    const steps = this.#gracePeriod(HOLDER_TAG.worker, () => host.nowMs(), startedAt, startedAt + timeoutMs);
     try {
       for (let step = steps.next(); step.done !== true; step = steps.next()) {
-        Atomics.wait(this.#int32, step.value.word, step.value.value, step.value.timeoutMs);
+        host.wait(this.#int32, step.value.word, step.value.value, step.value.timeoutMs);
       }
     } finally {
-      steps.return(); // if Atomics.wait threw: still release synchronizeInProgress
+      steps.return(); // if the wait threw: still release synchronizeInProgress
     }
   }
 
@@ -271,14 +274,14 @@ export class Srcu {
     const { signal } = options;
     signal?.throwIfAborted();
     if ((await settleWithin(previous, options.timeoutMs, signal)) === 'timedOut') {
-      throw new SrcuGracePeriodTimeout('queued', this.currentIndex(), [], performance.now() - startedAt);
+      throw new SrcuGracePeriodTimeout('queued', this.currentIndex(), [], mainHostThread().nowMs() - startedAt);
     }
-    const steps = this.#gracePeriod(HOLDER_TAG.main, startedAt, startedAt + options.timeoutMs);
+    const host = mainHostThread();
+    const steps = this.#gracePeriod(HOLDER_TAG.main, () => host.nowMs(), startedAt, startedAt + options.timeoutMs);
     try {
       for (let step = steps.next(); step.done !== true; step = steps.next()) {
         const { word, value, timeoutMs } = step.value;
-        const result = Atomics.waitAsync(this.#int32, word, value, timeoutMs);
-        if (result.async) await settleWithin(result.value, timeoutMs, signal);
+        await settleWithin(host.waitAsync(this.#int32, word, value, timeoutMs), timeoutMs, signal);
         signal?.throwIfAborted();
       }
     } finally {
@@ -290,16 +293,16 @@ export class Srcu {
    * The whole grace period as a sequence of waits, shared by both runners. Owns
    * synchronizeInProgress and synchronizerWaiting from acquisition to its finally.
    */
-  *#gracePeriod(tag: number, startedAt: number, deadline: number): Generator<WaitRequest, void, void> {
-    yield* this.#acquire(tag, startedAt, deadline);
+  *#gracePeriod(tag: number, now: () => number, startedAt: number, deadline: number): Generator<WaitRequest, void, void> {
+    yield* this.#acquire(tag, now, startedAt, deadline);
     try {
       const old = this.currentIndex();
       const other: SrcuIndex = old === 0 ? 1 : 0;
       Atomics.store(this.#int32, this.synchronizerWaitingWordIndex, 1);
-      yield* this.#drain(other, 'drainInactive', startedAt, deadline);
+      yield* this.#drain(other, 'drainInactive', now, startedAt, deadline);
       // The flip: readers that load index from here on count themselves on `other`.
       Atomics.store(this.#int32, this.indexWordIndex, other);
-      yield* this.#drain(old, 'drainOld', startedAt, deadline);
+      yield* this.#drain(old, 'drainOld', now, startedAt, deadline);
       Atomics.store(this.#int32, this.#completedWordIndex, (this.completedGracePeriods() + 1) | 0);
     } finally {
       Atomics.store(this.#int32, this.synchronizerWaitingWordIndex, 0);
@@ -308,15 +311,15 @@ export class Srcu {
     }
   }
 
-  *#acquire(tag: number, startedAt: number, deadline: number): Generator<WaitRequest, void, void> {
+  *#acquire(tag: number, now: () => number, startedAt: number, deadline: number): Generator<WaitRequest, void, void> {
     for (;;) {
       const holder = Atomics.compareExchange(this.#int32, this.synchronizeInProgressWordIndex, 0, tag);
       if (holder === 0) return;
-      const now = performance.now();
-      if (now >= deadline) {
-        throw new SrcuGracePeriodTimeout('queued', this.currentIndex(), [], now - startedAt, holderName(holder));
+      const time = now();
+      if (time >= deadline) {
+        throw new SrcuGracePeriodTimeout('queued', this.currentIndex(), [], time - startedAt, holderName(holder));
       }
-      yield { word: this.synchronizeInProgressWordIndex, value: holder, timeoutMs: Math.min(WAIT_SLICE_MS, deadline - now) };
+      yield { word: this.synchronizeInProgressWordIndex, value: holder, timeoutMs: Math.min(WAIT_SLICE_MS, deadline - time) };
     }
   }
 
@@ -325,8 +328,14 @@ export class Srcu {
    * why once is enough). synchronizerWaiting is already 1, so every load here pairs with the
    * readers' decrement-then-load in readUnlock.
    */
-  *#drain(index: SrcuIndex, phase: SrcuWaitPhase, startedAt: number, deadline: number): Generator<WaitRequest, void, void> {
-    const phaseStartedAt = performance.now();
+  *#drain(
+    index: SrcuIndex,
+    phase: SrcuWaitPhase,
+    now: () => number,
+    startedAt: number,
+    deadline: number,
+  ): Generator<WaitRequest, void, void> {
+    const phaseStartedAt = now();
     // When each slot was first seen inside, for the timeout report (undefined: not yet seen).
     const firstSeenInside: (number | undefined)[] = new Array<number | undefined>(this.readerSlots);
     for (const slot of this.readerSlotsInside(index)) firstSeenInside[slot] = phaseStartedAt;
@@ -337,15 +346,15 @@ export class Srcu {
         slot++;
         continue;
       }
-      const now = performance.now();
-      firstSeenInside[slot] ??= now;
-      if (now >= deadline) {
+      const time = now();
+      firstSeenInside[slot] ??= time;
+      if (time >= deadline) {
         const stuckReaders = this.readerSlotsInside(index)
           .filter((stuck) => stuck >= slot)
-          .map((stuck) => ({ slot: stuck, insideForAtLeastMs: now - (firstSeenInside[stuck] ?? now) }));
-        throw new SrcuGracePeriodTimeout(phase, index, stuckReaders, now - startedAt);
+          .map((stuck) => ({ slot: stuck, insideForAtLeastMs: time - (firstSeenInside[stuck] ?? time) }));
+        throw new SrcuGracePeriodTimeout(phase, index, stuckReaders, time - startedAt);
       }
-      yield { word, value, timeoutMs: Math.min(WAIT_SLICE_MS, deadline - now) };
+      yield { word, value, timeoutMs: Math.min(WAIT_SLICE_MS, deadline - time) };
     }
   }
 }

@@ -10,6 +10,7 @@
 //   lock and records the holder). Not recursive: re-locking from the holder is an AA (lockdep
 //   reports it; the wait then times out naming the holder itself).
 
+import { hostThread, mainHostThread, threadNowMs } from '../host/host-thread.js';
 import { LockKind, type LockClass } from './lock-class.js';
 import { LockWaitAborted, LockWaitTimeout, LockdepMisuseError } from './lockdep-errors.js';
 import { LockInstanceKind, LockMode } from './lockdep-layout.js';
@@ -71,7 +72,7 @@ export class LockHandle {
   waitBlocking(attempt: AcquireAttempt, wait: WaitDescription): void {
     assertMayBlock(`${wait.waitKind} ${this.displayName}`);
     checkTimeout(wait.timeoutMs);
-    const startedAt = performance.now();
+    const startedAt = hostThread().nowMs();
     this.lockdep.threads.setWaiting(wait.slot, this.instance, wait.mode);
     try {
       const outcome = waitBlocking(this.word, attempt, startedAt + wait.timeoutMs, this.#aborted);
@@ -84,7 +85,7 @@ export class LockHandle {
   /** Main: the same wait with waitAsync; never blocks the event loop. */
   async waitAsync(attempt: AcquireAttempt, wait: WaitDescription): Promise<void> {
     checkTimeout(wait.timeoutMs);
-    const startedAt = performance.now();
+    const startedAt = mainHostThread().nowMs();
     this.lockdep.threads.setWaiting(wait.slot, this.instance, wait.mode);
     try {
       const outcome = await waitAsync(this.word, attempt, startedAt + wait.timeoutMs, this.#aborted);
@@ -110,7 +111,7 @@ export class LockHandle {
       waitKind: wait.waitKind,
       waiterName: this.lockdep.threadName(wait.slot),
       holderNames: wait.holders().map((slot) => this.lockdep.threadName(slot)),
-      waitedMs: performance.now() - startedAt,
+      waitedMs: threadNowMs() - startedAt,
       cause,
     });
   }
@@ -219,12 +220,13 @@ export class InstrumentedMutex {
     const slot = this.#lockdep.currentThreadSlot();
     if (this.#lockdep.enabled) this.#lockdep.checkAcquire(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
     checkTimeout(timeoutMs);
-    const startedAt = performance.now();
+    const host = mainHostThread();
+    const startedAt = host.nowMs();
     await this.#takeTurn(this.#wait(slot, timeoutMs), startedAt);
     try {
       const attempt = this.#attempt(slot);
       if (attempt() !== undefined)
-        await this.#handle.waitAsync(attempt, this.#wait(slot, Math.max(0, startedAt + timeoutMs - performance.now())));
+        await this.#handle.waitAsync(attempt, this.#wait(slot, Math.max(0, startedAt + timeoutMs - host.nowMs())));
     } finally {
       this.#passTurn();
     }

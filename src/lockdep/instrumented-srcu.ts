@@ -12,6 +12,7 @@
 // The reader slots are srcu.ts's (0 = main, i + 1 = vCPU i); the watchdog's reader bits are per
 // lockdep thread slot, so two main contexts reading at once are still told apart.
 
+import { hostThread, mainHostThread } from '../host/host-thread.js';
 import type { Srcu, SrcuIndex } from '../host/srcu.js';
 import { SrcuGracePeriodTimeout } from '../host/srcu.js';
 import { LockKind, type LockClass } from './lock-class.js';
@@ -82,7 +83,7 @@ export class InstrumentedSrcu {
   /** Main: synchronize_srcu with waitAsync. Validated (lock_sync) before the first await. */
   async synchronize(request: SrcuSynchronizeRequest): Promise<void> {
     const wait = this.#beginSynchronize(request.site, request.timeoutMs);
-    const startedAt = performance.now();
+    const startedAt = mainHostThread().nowMs();
     // Lockdep.abortWaits() is a shared word, not a signal: poll it once per wait slice.
     const teardown = new AbortController();
     const poll = setInterval(() => {
@@ -100,11 +101,11 @@ export class InstrumentedSrcu {
     }
   }
 
-  /** Workers: the same, blocking in bounded Atomics.wait calls inside srcu.ts. */
+  /** Workers: the same, blocking in bounded waits (the worker's host) inside srcu.ts. */
   synchronizeBlocking(site: string, timeoutMs: number): void {
     assertMayBlock(`synchronize ${this.#handle.displayName}`);
     const wait = this.#beginSynchronize(site, timeoutMs);
-    const startedAt = performance.now();
+    const startedAt = hostThread().nowMs();
     try {
       this.srcu.synchronizeBlocking(timeoutMs);
     } catch (error) {

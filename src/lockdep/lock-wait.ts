@@ -1,7 +1,8 @@
 // Bounded waits on a lock word, for the instrumented locks. Workers block in Atomics.wait slices;
 // the main thread never blocks (a blocked event loop freezes piscina and vitest) and waits with
-// Atomics.waitAsync. Every wait has a deadline; the caller turns "deadline passed" into a typed
-// LockWaitTimeout naming the lock, its holder and the waiter.
+// Atomics.waitAsync, both through the thread's host (src/host/host-thread.ts), as are the clocks.
+// Every wait has a deadline; the caller turns "deadline passed" into a typed LockWaitTimeout
+// naming the lock, its holder and the waiter.
 //
 // No lost wakeups: a waiter increments the lock's `waiters` word, then retries the acquisition,
 // then waits only while the state word still holds the value its failed attempt observed
@@ -10,10 +11,10 @@
 // retry sees the release, or the releaser sees the waiter and wakes it (Dekker-style pairing).
 //
 // Node 20 does not count a pending waitAsync as event-loop work (a process with nothing else to do
-// exits under it), so each async wait is raced against a timer of the same length, as in
-// src/host/srcu.ts; the timer also bounds the wait.
+// exits under it), so the main host races each async wait against a timer of the same length.
 
 import { isMainThread } from 'node:worker_threads';
+import { hostThread, mainHostThread } from '../host/host-thread.js';
 import { LockdepMisuseError } from './lockdep-errors.js';
 
 /** Longest single wait; the loop re-checks the deadline in between. */
@@ -42,18 +43,19 @@ export type WaitOutcome = 'acquired' | 'timedOut' | 'aborted';
 export type AbortCheck = () => boolean;
 const NEVER_ABORTED: AbortCheck = () => false;
 
-/** Workers: retries `attempt` until it succeeds, `deadline` (performance.now) passes, or `aborted()`. */
+/** Workers: retries `attempt` until it succeeds, `deadline` (the host clock, nowMs) passes, or `aborted()`. */
 export function waitBlocking(word: LockWord, attempt: AcquireAttempt, deadline: number, aborted: AbortCheck = NEVER_ABORTED): WaitOutcome {
   assertMayBlock('a blocking lock wait');
+  const host = hostThread();
   Atomics.add(word.int32, word.waitersIndex, 1);
   try {
     for (;;) {
       const observed = attempt();
       if (observed === undefined) return 'acquired';
       if (aborted()) return 'aborted';
-      const remaining = deadline - performance.now();
+      const remaining = deadline - host.nowMs();
       if (remaining <= 0) return 'timedOut';
-      Atomics.wait(word.int32, word.stateIndex, observed, Math.min(WAIT_SLICE_MS, remaining));
+      host.wait(word.int32, word.stateIndex, observed, Math.min(WAIT_SLICE_MS, remaining));
     }
   } finally {
     Atomics.sub(word.int32, word.waitersIndex, 1);
@@ -67,16 +69,16 @@ export async function waitAsync(
   deadline: number,
   aborted: AbortCheck = NEVER_ABORTED,
 ): Promise<WaitOutcome> {
+  const host = mainHostThread();
   Atomics.add(word.int32, word.waitersIndex, 1);
   try {
     for (;;) {
       const observed = attempt();
       if (observed === undefined) return 'acquired';
       if (aborted()) return 'aborted';
-      const remaining = deadline - performance.now();
+      const remaining = deadline - host.nowMs();
       if (remaining <= 0) return 'timedOut';
-      const result = Atomics.waitAsync(word.int32, word.stateIndex, observed, Math.min(WAIT_SLICE_MS, remaining));
-      if (result.async) await settleWithin(result.value, Math.min(WAIT_SLICE_MS, remaining));
+      await host.waitAsync(word.int32, word.stateIndex, observed, Math.min(WAIT_SLICE_MS, remaining));
     }
   } finally {
     Atomics.sub(word.int32, word.waitersIndex, 1);
@@ -90,12 +92,13 @@ export async function waitAsync(
 /** Workers: waits until int32[index] !== 0; false at the deadline or when aborted. */
 export function waitForWordBlocking(int32: Int32Array, index: number, deadline: number, aborted: AbortCheck = NEVER_ABORTED): boolean {
   assertMayBlock('a handshake wait');
+  const host = hostThread();
   for (;;) {
     if (Atomics.load(int32, index) !== 0) return true;
     if (aborted()) return false;
-    const remaining = deadline - performance.now();
+    const remaining = deadline - host.nowMs();
     if (remaining <= 0) return false;
-    Atomics.wait(int32, index, 0, Math.min(WAIT_SLICE_MS, remaining));
+    host.wait(int32, index, 0, Math.min(WAIT_SLICE_MS, remaining));
   }
 }
 
@@ -106,13 +109,13 @@ export async function waitForWordAsync(
   deadline: number,
   aborted: AbortCheck = NEVER_ABORTED,
 ): Promise<boolean> {
+  const host = mainHostThread();
   for (;;) {
     if (Atomics.load(int32, index) !== 0) return true;
     if (aborted()) return false;
-    const remaining = deadline - performance.now();
+    const remaining = deadline - host.nowMs();
     if (remaining <= 0) return false;
-    const result = Atomics.waitAsync(int32, index, 0, Math.min(WAIT_SLICE_MS, remaining));
-    if (result.async) await settleWithin(result.value, Math.min(WAIT_SLICE_MS, remaining));
+    await host.waitAsync(int32, index, 0, Math.min(WAIT_SLICE_MS, remaining));
   }
 }
 
@@ -125,30 +128,15 @@ export function setWord(int32: Int32Array, index: number, value = 1): void {
 /** Workers: sleeps `ms` (a scenario file's "sleep" step), in bounded slices, giving up when aborted. */
 export function sleepBlocking(ms: number, aborted: AbortCheck = NEVER_ABORTED): void {
   assertMayBlock('a sleep');
+  const host = hostThread();
   const nothing = new Int32Array(new SharedArrayBuffer(4));
-  const deadline = performance.now() + ms;
-  for (let remaining = ms; remaining > 0 && !aborted(); remaining = deadline - performance.now()) {
-    Atomics.wait(nothing, 0, 0, Math.min(WAIT_SLICE_MS, remaining));
+  const deadline = host.nowMs() + ms;
+  for (let remaining = ms; remaining > 0 && !aborted(); remaining = deadline - host.nowMs()) {
+    host.wait(nothing, 0, 0, Math.min(WAIT_SLICE_MS, remaining));
   }
 }
 
 /** Releaser side: wake the waiters if there are any (after the state word changed). */
 export function wakeWaiters(word: LockWord): void {
   if (Atomics.load(word.int32, word.waitersIndex) > 0) Atomics.notify(word.int32, word.stateIndex);
-}
-
-function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
-    promise.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-    );
-  });
 }

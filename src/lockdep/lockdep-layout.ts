@@ -106,7 +106,11 @@ export const LockdepThread = defineStruct('LockdepThread', {
   depth: { type: 'i32', writer: 'the owning thread', description: 'held-lock stack depth' },
   waitingFor: { type: 'i32', writer: 'the owning thread', description: 'lock instance + 1 it is blocked on; 0: none' },
   waitingMode: { type: 'i32', writer: 'the owning thread', description: 'LockMode, or 3 for a grace period wait' },
-  waitingSinceMs: { type: 'f64', writer: 'the owning thread', description: 'Date.now() when the wait began' },
+  waitingSinceMs: {
+    type: 'f64',
+    writer: 'the owning thread',
+    description: 'the host clock (threadNowMs, src/host/host-thread.ts) when the wait began',
+  },
   held: { type: 'i32', count: MAX_HELD_LOCKS * HELD_ENTRY.words, writer: 'the owning thread', description: 'HELD_ENTRY records' },
 });
 

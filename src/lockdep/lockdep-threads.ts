@@ -13,6 +13,7 @@
 // another chain takes locks.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { threadNowMs } from '../host/host-thread.js';
 import { isMainThread } from 'node:worker_threads';
 import { LockdepMisuseError } from './lockdep-errors.js';
 import type { LockdepIndices } from './lockdep-layout.js';
@@ -105,7 +106,7 @@ export class LockdepThreads {
 
   setWaiting(slot: number, instance: number, mode: number): void {
     Atomics.store(this.#int32, this.#indices.thread(slot, 'waitingMode'), mode);
-    this.#float64[this.#indices.threadWaitingSince(slot)] = Date.now();
+    this.#float64[this.#indices.threadWaitingSince(slot)] = threadNowMs();
     // waitingFor last: a reader that sees it also sees the mode and the start time.
     Atomics.store(this.#int32, this.#indices.thread(slot, 'waitingFor'), instance + 1);
   }

@@ -12,6 +12,7 @@
 // progress counter per thread (steps done), then one "sleeping" word per thread (the watchdog
 // does not count a sleeping thread as stuck).
 
+import { hostThread, mainHostThread } from '../host/host-thread.js';
 import type { SrcuIndex } from '../host/srcu.js';
 import { Srcu } from '../host/srcu.js';
 import { InstrumentedMutex } from './instrumented-lock.js';
@@ -184,7 +185,9 @@ export class ScenarioThread {
         (lock as InstrumentedSrcu).synchronizeBlocking(site, this.#data.waitBoundMs);
         return;
       case 'wait-for':
-        if (!waitForWordBlocking(this.#words, this.#data.labels.indexOf(step.target), performance.now() + this.#data.waitBoundMs, aborted))
+        if (
+          !waitForWordBlocking(this.#words, this.#data.labels.indexOf(step.target), hostThread().nowMs() + this.#data.waitBoundMs, aborted)
+        )
           throw this.#labelWaitFailed(step);
         return;
       case 'sleep':
@@ -217,7 +220,7 @@ export class ScenarioThread {
           !(await waitForWordAsync(
             this.#words,
             this.#data.labels.indexOf(step.target),
-            performance.now() + this.#data.waitBoundMs,
+            mainHostThread().nowMs() + this.#data.waitBoundMs,
             () => this.#lockdep.waitsAborted,
           ))
         ) {
@@ -226,7 +229,7 @@ export class ScenarioThread {
         return;
       case 'sleep':
         this.#sleeping(true);
-        await new Promise((resolve) => setTimeout(resolve, step.ms));
+        await mainHostThread().sleep(step.ms);
         this.#sleeping(false);
         return;
       default:

@@ -16,6 +16,7 @@
 // The words are read one by one while threads run, so the picture is a snapshot that may be torn;
 // a watchdog takes it only after threads have been stuck for its whole bound.
 
+import { threadNowMs } from '../host/host-thread.js';
 import { INSTANCE_FLAG_WRITER_PREFERRING } from './lock-instances.js';
 import { LockInstanceKind, LockMode } from './lockdep-layout.js';
 import { formatMode } from './lockdep-splat.js';
@@ -56,7 +57,7 @@ const KIND_NAMES: Readonly<Record<number, string>> = {
   [LockInstanceKind.Srcu]: 'srcu',
 };
 
-export function buildWaitForGraph(lockdep: Lockdep, nowMs = Date.now()): WaitForGraph {
+export function buildWaitForGraph(lockdep: Lockdep, nowMs = threadNowMs()): WaitForGraph {
   const holdings = readHoldings(lockdep);
   const byInstance = new Map(holdings.map((holding) => [holding.instance, holding]));
   const waits = readWaits(lockdep, byInstance, nowMs);

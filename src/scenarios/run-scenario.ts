@@ -6,6 +6,7 @@
 // and finishes. Either way the VM's own timeout stays as a backstop, so a broken guest cannot hang
 // the caller.
 
+import { mainHostThread } from '../host/host-thread.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
@@ -103,15 +104,19 @@ export async function runScenario(
   vm.start({ trace: options.trace ?? false });
   // `seconds` counts guest time: the clock starts once every worker has picked up its vCPU, which
   // takes a while for hundreds of vCPUs on a loaded host.
-  let timer: NodeJS.Timeout | undefined;
+  const runEnded = new AbortController();
   let clockStartedAt: number | undefined;
   let ended = false;
   let hotAdding: Promise<string[]> = Promise.resolve([]);
   if (seconds !== undefined) {
     void vm.whenAllRunning().then(() => {
       if (ended) return;
-      clockStartedAt = performance.now();
-      timer = setTimeout(() => Atomics.store(ram, stopIndex, 1), seconds * 1000);
+      clockStartedAt = mainHostThread().nowMs();
+      void mainHostThread()
+        .sleep(seconds * 1000, runEnded.signal)
+        .then(() => {
+          if (!runEnded.signal.aborted) Atomics.store(ram, stopIndex, 1);
+        });
       if (hotAdds > 0)
         hotAdding = hotAddDuring(
           vm,
@@ -134,7 +139,7 @@ export async function runScenario(
                 seconds !== undefined
                   ? clockStartedAt === undefined
                     ? 0
-                    : (performance.now() - clockStartedAt) / 1000 / seconds
+                    : (mainHostThread().nowMs() - clockStartedAt) / 1000 / seconds
                   : ipis !== undefined
                     ? vm.liveIpisSent() / ipis
                     : undefined;
@@ -154,7 +159,7 @@ export async function runScenario(
     };
   } finally {
     ended = true;
-    if (timer !== undefined) clearTimeout(timer);
+    runEnded.abort();
   }
 }
 
@@ -170,11 +175,12 @@ async function hotAddDuring(
   announce?: (created: number) => void,
 ): Promise<string[]> {
   const errors: string[] = [];
-  const startedAt = performance.now();
+  const host = mainHostThread();
+  const startedAt = host.nowMs();
   for (let k = 1; k <= count; k++) {
     const due = startedAt + (seconds * 1000 * k) / (count + 1);
-    const delay = due - performance.now();
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    const delay = due - host.nowMs();
+    if (delay > 0) await host.sleep(delay);
     if (ended()) {
       errors.push(`${count - k + 1} hot-add(s) not made: the run ended first`);
       break;

@@ -1,7 +1,7 @@
 // SRCU across real threads. The first worker is an inline script that plays a vCPU reader with raw
 // Atomics on the shared words (no TypeScript to load). The others run the real Srcu class in a
-// worker: srcu.ts and shared-layout.ts are transpiled to a temporary directory, since Node 20 cannot
-// load .ts files itself. Every handshake is a shared word; every wait is bounded.
+// worker: srcu.ts, shared-layout.ts and host-thread.ts are transpiled to a temporary directory,
+// since Node 20 cannot load .ts files itself. Every handshake is a shared word; every wait is bounded.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -143,7 +143,7 @@ let moduleDirectory = '';
 beforeAll(() => {
   moduleDirectory = mkdtempSync(join(tmpdir(), 'avic-smp-srcu-'));
   writeFileSync(join(moduleDirectory, 'package.json'), '{ "type": "module" }');
-  for (const name of ['srcu', 'shared-layout']) {
+  for (const name of ['srcu', 'shared-layout', 'host-thread']) {
     const source = readFileSync(new URL(`../../src/host/${name}.ts`, import.meta.url), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },

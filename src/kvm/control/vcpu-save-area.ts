@@ -44,7 +44,7 @@ export const VcpuSaveArea = defineStruct('VcpuSaveArea', {
   timerInstructionsPerNs: { type: 'f64', writer: BY_PUT },
   // VcpuSleep (src/kvm/vcpu/vcpu-sleep.ts)
   haltPollNs: { type: 'f64', writer: BY_PUT },
-  haltStartedAtMs: { type: 'f64', writer: `${BY_PUT}: hostClockMs() when the halt in progress began, 0 when none` },
+  haltStartedAtMs: { type: 'f64', writer: `${BY_PUT}: the host clock (nowMs) when the halt in progress began, 0 when none` },
 });
 
 export type VcpuSaveField = Exclude<keyof typeof VcpuSaveArea.fieldOffsets, 'generation' | 'savedBy'>;

@@ -13,6 +13,7 @@
 // ESR: errors accumulate in the control block's pendingErrorStatus (senders OR receive errors into a
 // target's word); an ESR write latches them into the register (SDM §11.5.3).
 
+import { hostThread } from '../../host/host-thread.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import { isLevelTriggered, setTriggerMode, endOfInterrupt, updateProcessorPriority } from '../../hw/apic/apic-backing-page.js';
 import { ApicAccessKind, classifyApicAccess } from '../../hw/apic/apic-access.js';
@@ -278,13 +279,14 @@ export class LocalApicEmulation {
     memory.ringMainDoorbell();
     const waitReason = memory.controlBlockIndex(this.index, 'waitReason');
     Atomics.store(control, waitReason, VcpuWaitReason.ApicMapRebuild);
-    const deadline = performance.now() + APIC_MAP_REBUILD_TIMEOUT_MS;
+    const thread = hostThread();
+    const deadline = thread.nowMs() + APIC_MAP_REBUILD_TIMEOUT_MS;
     for (;;) {
       const generation = Atomics.load(control, generationIndex);
       if (generation - wanted >= 0) break;
       if ((Atomics.load(control, memory.controlBlockIndex(this.index, 'requests')) & VcpuRequest.Stop) !== 0) break;
-      if (performance.now() > deadline) throw new Error('the main thread did not rebuild the APIC map within 10 s');
-      Atomics.wait(control, generationIndex, generation, 20);
+      if (thread.nowMs() > deadline) throw new Error('the main thread did not rebuild the APIC map within 10 s');
+      thread.wait(control, generationIndex, generation, 20);
     }
     Atomics.store(control, waitReason, VcpuWaitReason.None);
   }

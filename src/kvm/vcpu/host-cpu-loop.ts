@@ -20,7 +20,8 @@
 // Orderings (docs/architecture.md#orderings): the switch seqlock and `current` around IsRunning
 // (O11); the idle wait against wakers (O9, HostCpus.wake in src/host/host-cpu.ts).
 
-import { hostClockMs, type HostCpu } from '../../host/host-cpu.js';
+import type { HostCpu } from '../../host/host-cpu.js';
+import { hostThread } from '../../host/host-thread.js';
 import { TaskState } from '../../host/run-queue.js';
 import { VcpuFinish, VcpuRunState } from '../control/vcpu-run-state.js';
 import { VmControlViews, type VmBuffers } from '../control/vm-control-views.js';
@@ -86,7 +87,7 @@ interface Resident {
   readonly area: VcpuSaveAreaView;
   /** The save-area generation the object's state is (it saved it, or restored it): another means stale. */
   generation: number;
-  /** hostClockMs() when it was first seen blocked with an event pending; 0 when not. */
+  /** The host clock (nowMs) when it was first seen blocked with an event pending; 0 when not. */
   pendingSinceMs: number;
   lost: boolean;
 }
@@ -152,7 +153,7 @@ export class HostCpuLoop implements LoadedHostCpu {
     const vcpu = resident.vcpu;
     // Load: the switch seqlock odd, then current, then the vCPU's own load (IsRunning last; O11).
     cpu.stepSwitchSequence();
-    const loadedAt = hostClockMs();
+    const loadedAt = hostThread().nowMs();
     const float64 = queues.float64;
     float64[queues.taskTimeIndex(index, 'runnableWaitNs')]! +=
       Math.max(0, loadedAt - float64[queues.taskTimeIndex(index, 'enqueuedAtMs')]!) * 1e6;
@@ -168,7 +169,7 @@ export class HostCpuLoop implements LoadedHostCpu {
       vcpu.load(this, this.#threadId);
       cpu.stepSwitchSequence();
       for (;;) {
-        end = vcpu.runSlice(performance.now() + this.#startup.quantumMs);
+        end = vcpu.runSlice(hostThread().nowMs() + this.#startup.quantumMs);
         if (end !== SliceEnd.QuantumEnd || !this.singleTaskRunning()) break;
         // Nothing else to run here: look after the blocked vCPUs, then go on without a put.
         this.#serviceBlocked();
@@ -189,7 +190,7 @@ export class HostCpuLoop implements LoadedHostCpu {
       resident.generation = resident.area.commit(cpu.index);
     }
     Atomics.store(queues.words, queues.taskIndex(index, 'onCpu'), 0);
-    const putAt = hostClockMs();
+    const putAt = hostThread().nowMs();
     float64[queues.taskTimeIndex(index, 'loadedNs')]! += (putAt - loadedAt) * 1e6;
     cpu.count('busyNs', (putAt - loadedAt) * 1e6);
     switch (end) {
@@ -248,16 +249,16 @@ export class HostCpuLoop implements LoadedHostCpu {
     const cpu = this.cpu;
     const seen = cpu.wakeValue();
     cpu.beginIdle();
-    const started = hostClockMs();
+    const started = hostThread().nowMs();
     if (this.singleTaskRunning() && !this.#finishedHere()) cpu.idleWait(seen, Math.min(IDLE_WAIT_MS, this.#nearestTimerMs()));
     cpu.endIdle();
-    cpu.count('idleNs', (hostClockMs() - started) * 1e6);
+    cpu.count('idleNs', (hostThread().nowMs() - started) * 1e6);
   }
 
   /** Wakes blocked vCPUs whose APIC timer is due; notes those with an event and no wake-up coming. */
   #serviceBlocked(): void {
     const queues = this.#views.runQueues;
-    const now = hostClockMs();
+    const now = hostThread().nowMs();
     const checkLost = now - this.#lastLostWakeupCheck >= LOST_WAKEUP_CHECK_MS;
     if (checkLost) this.#lastLostWakeupCheck = now;
     for (const [index, resident] of this.#residents) {

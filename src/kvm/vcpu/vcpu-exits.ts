@@ -9,6 +9,7 @@
 // (as vcpu_enter_guest).
 
 import type { GuestCpu } from '../../guest/guest-cpu.js';
+import { hostThread } from '../../host/host-thread.js';
 import type { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { NPF_ERROR_CODE_WRITE, SvmExitCode } from '../../hw/avic/avic-exit.js';
 import type { VcpuLocks } from '../control/kvm-locks.js';
@@ -43,7 +44,7 @@ export interface VcpuExitsHost {
   /** What the AVIC exit handlers are given (narrow hosts; no handler sees the vCPU). */
   readonly exitHost: IncompleteIpiHost & UnacceleratedAccessHost;
   readonly msrHost: MsrHost;
-  /** The current slice's quantum deadline (performance.now() ms): exits past it end the guest slice. */
+  /** The current slice's quantum deadline (the host clock, nowMs): exits past it end the guest slice. */
   quantumDeadlineMs(): number;
   /** SVM_EXIT_HLT: the vCPU halts (kvm_emulate_halt). */
   halt(): void;
@@ -141,7 +142,7 @@ export class VcpuExits {
     // An exit may have taken long (a wait for the APIC map rebuild, a lock): past the quantum, end
     // the slice after this instruction so that the host CPU can preempt (the quantum's overshoot is
     // bounded by one exit, not by the slice's instruction budget).
-    if (performance.now() >= host.quantumDeadlineMs()) host.cpu.requestExit();
+    if (hostThread().nowMs() >= host.quantumDeadlineMs()) host.cpu.requestExit();
     host.trace?.record(TraceEventKind.GuestEntry, host.cpu.pc);
     Atomics.store(host.control, host.modeIndex, VcpuMode.InGuestMode);
     if (host.memslots.stale()) host.memslots.reload();

@@ -20,6 +20,7 @@ import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import type { VcpuScheduling } from '../control/vcpu-scheduling.js';
 import type { HostCpu } from '../../host/host-cpu.js';
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
 
 /** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
 export const HALT_POLL_MAX_NS = 200_000;
@@ -131,17 +132,16 @@ export class VcpuSleep {
 
   /**
    * Migration (vcpu-save-area.ts): the halt-poll window, and when a halt in progress began, on the
-   * clock every worker shares (performance.now() is per thread).
+   * host clock every worker shares (nowMs, src/host/host-thread.ts).
    */
   save(area: VcpuSaveAreaView): void {
     area.set('haltPollNs', this.#haltPoll.ns);
-    area.set('haltStartedAtMs', this.#haltStartedMs === 0 ? 0 : this.#haltStartedMs + performance.timeOrigin);
+    area.set('haltStartedAtMs', this.#haltStartedMs);
   }
 
   restore(area: VcpuSaveAreaView): void {
     this.#haltPoll.ns = area.get('haltPollNs');
-    const startedAt = area.get('haltStartedAtMs');
-    this.#haltStartedMs = startedAt === 0 ? 0 : startedAt - performance.timeOrigin;
+    this.#haltStartedMs = area.get('haltStartedAtMs');
   }
 
   /**
@@ -157,7 +157,7 @@ export class VcpuSleep {
     if (this.#haltStartedMs === 0) {
       if (events.hasEvents()) return events.canTakeInterrupt() ? HaltOutcome.Running : HaltOutcome.Halted;
       host.trace?.record(TraceEventKind.HaltBegin);
-      this.#haltStartedMs = performance.now();
+      this.#haltStartedMs = hostThread().nowMs();
       if (this.#poll(loaded)) {
         host.counters.count(VcpuStatistic.haltPollSuccesses);
         return this.#endHalt(0);
@@ -171,7 +171,7 @@ export class VcpuSleep {
   }
 
   #endHalt(slept: number): HaltOutcome {
-    this.#haltPoll.adapt((performance.now() - this.#haltStartedMs) * 1e6);
+    this.#haltPoll.adapt((hostThread().nowMs() - this.#haltStartedMs) * 1e6);
     this.#haltStartedMs = 0;
     this.#host.trace?.record(TraceEventKind.HaltEnd, slept);
     return this.#host.events.canTakeInterrupt() ? HaltOutcome.Running : HaltOutcome.Halted;
@@ -188,12 +188,14 @@ export class VcpuSleep {
     if (!window.shouldPoll(loaded.singleTaskRunning())) return false;
     const cpu = loaded.cpu;
     host.srcu.readUnlock();
-    const started = performance.now();
+    const thread = hostThread();
+    const started = thread.nowMs();
     const deadline = started + window.ns / 1e6;
     let seen = cpu.ringValue();
     const wake = cpu.wakeValue();
     let success = false;
     for (let spins = 0; ; spins++) {
+      thread.point(SchedulingPoint.Spin); // a doorbell or a wake-up can only come from another thread
       const ring = cpu.ringValue();
       if (ring !== seen) {
         seen = ring;
@@ -202,17 +204,17 @@ export class VcpuSleep {
           break;
         }
       }
-      // Look at the IRR itself now and then too, at the wake word and at the clock (performance.now costs ~40 ns).
+      // Look at the IRR itself now and then too, at the wake word and at the clock (a clock read costs ~40 ns).
       if ((spins & 255) === 255) {
         host.timer.poll();
         if (host.events.hasEvents()) {
           success = true;
           break;
         }
-        if (cpu.wakeValue() !== wake || performance.now() >= deadline) break;
+        if (cpu.wakeValue() !== wake || thread.nowMs() >= deadline) break;
       }
     }
-    cpu.count('haltPollNs', (performance.now() - started) * 1e6);
+    cpu.count('haltPollNs', (thread.nowMs() - started) * 1e6);
     host.srcu.readLock('kvm_vcpu_halt: srcu_read_lock after polling');
     return success;
   }

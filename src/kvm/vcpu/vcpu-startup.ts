@@ -20,7 +20,7 @@ export interface VcpuStartup {
   /** The CPU has the x2AVIC 4K extension (VmConfig.x2avicExtended): the x2AVIC max index reaches 0xFFF. */
   readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
-  /** process.hrtime origin of the VM clock, in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
+  /** Origin of the VM clock on the host clock (nowMs x 1e6, src/host/host-thread.ts), in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
   readonly clockOriginNs: string;
   readonly entryPoint: number;
   /** No entry point: an application processor in wait-for-SIPI until INIT and a start-up IPI (vcpu-boot.ts). */

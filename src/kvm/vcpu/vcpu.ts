@@ -21,6 +21,7 @@
 import { GuestCpu, GuestExit, type GuestCpuEnvironment } from '../../guest/guest-cpu.js';
 import { STACK_POINTER } from '../../guest/instruction-set.js';
 import { hostThreadSlot, vcpuIndex, type VcpuIndex } from '../../host/identifiers.js';
+import { hostThread } from '../../host/host-thread.js';
 import { pendingDeliverableVector } from '../../hw/apic/apic-backing-page.js';
 import type { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { SvmExitCode } from '../../hw/avic/avic-exit.js';
@@ -74,7 +75,7 @@ export class Vcpu implements GuestCpuEnvironment {
   readonly #latency: LatencyHistogram = createLatencyHistogram();
   /** Present only when tracing: every recording site checks it first. */
   readonly #trace: TraceRecorder | undefined;
-  readonly #clockOffsetNs: number;
+  readonly #clockOriginNs: number;
   /** Its exit dispatch (vcpu-exits.ts). */
   readonly #exits: VcpuExits;
   /** What a migration saves and restores (vcpu-state.ts). */
@@ -98,7 +99,7 @@ export class Vcpu implements GuestCpuEnvironment {
   /** A pause-loop exit found another vCPU runnable here: end the slice (kvm_vcpu_on_spin). */
   #yieldRequested = false;
   #exitReport: VcpuExitReport | undefined;
-  /** The current slice's quantum deadline (performance.now() ms): exits past it end the guest slice. */
+  /** The current slice's quantum deadline (the host clock, nowMs): exits past it end the guest slice. */
   #quantumDeadlineMs = Infinity;
   #done = false;
 
@@ -114,7 +115,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#heartbeat = views.controlBlockIndex(index, 'heartbeat');
     this.#hostThreadId = views.controlBlockIndex(index, 'hostThreadId');
     this.#runnableVcpus = views.headerIndex('runnableVcpus');
-    this.#clockOffsetNs = Number(process.hrtime.bigint() - BigInt(startup.clockOriginNs)) - performance.now() * 1e6;
+    this.#clockOriginNs = Number(startup.clockOriginNs);
     const counters = new VcpuCounters(views, index);
     this.#counters = counters;
     const readClock = (): number => this.readClock();
@@ -216,8 +217,8 @@ export class Vcpu implements GuestCpuEnvironment {
   }
 
   /**
-   * vcpu_run until the slice ends (the value says why): the quantum is over (`deadlineMs`, this
-   * thread's performance.now()), the vCPU blocked, paused, yielded after a pause loop, or finished.
+   * vcpu_run until the slice ends (the value says why): the quantum is over (`deadlineMs`, the
+   * host clock, nowMs), the vCPU blocked, paused, yielded after a pause loop, or finished.
    * It is a kvm->srcu reader inside, never across the return (a put vCPU holds no read section;
    * vcpu_run drops it around xfer_to_guest_mode_handle_work the same way). It never sleeps, but for
    * halt-polling (bounded).
@@ -311,7 +312,7 @@ export class Vcpu implements GuestCpuEnvironment {
           return SliceEnd.Yielded;
         }
       }
-      if (performance.now() >= deadlineMs) return SliceEnd.QuantumEnd;
+      if (hostThread().nowMs() >= deadlineMs) return SliceEnd.QuantumEnd;
     }
   }
 
@@ -434,7 +435,7 @@ export class Vcpu implements GuestCpuEnvironment {
   }
 
   readClock(): number {
-    return performance.now() * 1e6 + this.#clockOffsetNs;
+    return hostThread().nowMs() * 1e6 - this.#clockOriginNs;
   }
 
   /**

@@ -3,6 +3,7 @@
 // errors), and the bounded stop at the end of a run.
 
 import { Piscina } from 'piscina';
+import { mainHostThread } from '../../host/host-thread.js';
 import { workerEntryUrl } from '../../host/worker-entry.js';
 import { VcpuFinish, VcpuRequest } from '../control/vcpu-run-state.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
@@ -42,7 +43,7 @@ export class HostCpuTasks {
       concurrentTasksPerWorker: 1,
       maxQueue: hostCpus,
     });
-    const clockOriginNs = process.hrtime.bigint().toString();
+    const clockOriginNs = Math.round(mainHostThread().nowMs() * 1e6).toString();
     for (let hostCpu = 0; hostCpu < hostCpus; hostCpu++) this.#startTask({ ...settings, hostCpu, clockOriginNs });
   }
 

@@ -51,7 +51,7 @@ export class HostCpuWatchdog {
     this.#interval = Math.min(CHECK_INTERVAL_MS, options.boundMs / 10);
   }
 
-  /** The stuck host CPU's description, or undefined. `now` is performance.now() (tests pass a fake clock). */
+  /** The stuck host CPU's description, or undefined. `now` is the main host's clock, nowMs (tests pass a fake clock). */
   check(now: number): string | undefined {
     if (now - this.#lastCheck < this.#interval) return undefined;
     this.#lastCheck = now;

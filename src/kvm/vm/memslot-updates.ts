@@ -10,6 +10,7 @@
 // vCPU's mode, finished flag and observedMemslotGeneration, which it stores and notifies after it
 // reloads its RAM windows on VcpuRequest.MemslotsChanged. A test plays that side by writing them.
 
+import { mainHostThread } from '../../host/host-thread.js';
 import type { MemslotSet, MemslotError } from '../../memory/memslot.js';
 import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../control/kvm-locks.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
@@ -33,7 +34,7 @@ export class VmMemslots {
     locks: KvmLocks,
     initial: MemslotSet,
     vcpusRunning: () => boolean,
-    readClock = (): number => performance.now(),
+    readClock = (): number => mainHostThread().nowMs(),
   ) {
     this.#memory = memory;
     this.#locks = locks;
@@ -115,8 +116,7 @@ export class VmMemslots {
             `vCPU ${vcpu} did not acknowledge memslot generation ${generation} within ${KVM_LOCK_TIMEOUT_MS / 1000} s`,
           );
         memory.kick(vcpu, VcpuRequest.MemslotsChanged);
-        const wait = Atomics.waitAsync(control, observed, seen, 5);
-        if (wait.async) await wait.value;
+        await mainHostThread().waitAsync(control, observed, seen, 5);
       }
     }
     const elapsed = this.#readClock() - started;

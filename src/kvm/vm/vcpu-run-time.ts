@@ -20,7 +20,7 @@
 
 import { readFileSync, readlinkSync } from 'node:fs';
 import { VcpuRunState } from '../control/vcpu-run-state.js';
-import { hostClockMs } from '../../host/host-cpu.js';
+import { threadNowMs } from '../../host/host-thread.js';
 import { TaskState } from '../../host/run-queue.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 
@@ -149,7 +149,7 @@ export class LoadedRunTime implements VcpuRunTimeSource {
     const total = queues.float64[queues.taskTimeIndex(vcpu, 'loadedNs')]! / 1e6;
     const state = queues.state(vcpu);
     if (state !== TaskState.Running && state !== TaskState.Blocking && state !== TaskState.Woken) return total;
-    return total + Math.max(0, hostClockMs() - queues.float64[queues.taskTimeIndex(vcpu, 'loadedSinceMs')]!);
+    return total + Math.max(0, threadNowMs() - queues.float64[queues.taskTimeIndex(vcpu, 'loadedSinceMs')]!);
   }
 }
 

@@ -97,7 +97,7 @@ export class VcpuWatchdog {
     this.#interval = Math.min(CHECK_INTERVAL_MS, options.boundMs / 10);
   }
 
-  /** The stuck vCPU's description, or undefined. `now` is performance.now() (tests pass a fake clock). */
+  /** The stuck vCPU's description, or undefined. `now` is the main host's clock, nowMs (tests pass a fake clock). */
   check(now: number): string | undefined {
     if (now - this.#lastCheck < this.#interval) return undefined;
     this.#lastCheck = now;

@@ -1,11 +1,12 @@
 // The VM on the main thread (KVM's struct kvm and its ioctls): it owns the VM-wide tables (physical
 // and logical APIC ID tables) and the memslots, creates vCPUs, and runs them on its host CPUs (one
 // long piscina task each, host-cpu-tasks.ts). It is never on the IPI path and never calls
-// Atomics.wait: everything here that waits uses Atomics.waitAsync or timers, so the event loop
-// (piscina's, vitest's) keeps turning.
+// Atomics.wait: everything here that waits uses the main thread's host (waitAsync, its clock:
+// src/host/host-thread.ts) or timers, so the event loop (piscina's, vitest's) keeps turning.
 
 import { sourceOf, type ProgramImage } from '../../guest/assembler-program-image.js';
 import type { FaultSource } from '../../guest/guest-fault.js';
+import { mainHostThread } from '../../host/host-thread.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../../memory/memslot.js';
 import { guestPhysicalAddress } from '../../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from '../control/backing-page-policy.js';
@@ -135,12 +136,12 @@ export class Vm {
     const vcpu = this.createdVcpus;
     if (vcpu >= this.config.maxVcpus) throw new VmConfigError(`cannot hot-add a vCPU: all ${this.config.maxVcpus} (maxVcpus) exist`);
     if (this.#ending) throw new VmConfigError('cannot hot-add a vCPU after the run ended');
-    const started = performance.now();
+    const started = mainHostThread().nowMs();
     await this.creation.create(vcpu);
     if (this.#ending) throw new VmConfigError(`vCPU ${vcpu} was created as the run ended; it did not run`);
     if (this.#started) {
       this.creation.statistics.hotAdds++;
-      this.creation.statistics.hotAddMs.push(performance.now() - started);
+      this.creation.statistics.hotAddMs.push(mainHostThread().nowMs() - started);
       this.#allRunningAt = 0;
       this.#startVcpu(vcpu);
     }
@@ -214,7 +215,7 @@ export class Vm {
       );
     }
     this.#started = true;
-    this.#startedAt = performance.now();
+    this.#startedAt = mainHostThread().nowMs();
     this.#hostCpuTasks.start({
       buffers: this.memory.buffers,
       policy: this.config.policy,
@@ -256,7 +257,7 @@ export class Vm {
     const torn = await this.#hostCpuTasks.stopAll(this.createdVcpus, options.stopTimeoutSeconds ?? 5, (vcpu) =>
       describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot)),
     );
-    const endedAt = performance.now();
+    const endedAt = mainHostThread().nowMs();
     await this.#hostCpuTasks.destroy();
     const runningAt = this.#allRunningAt === 0 ? endedAt : this.#allRunningAt;
     this.creation.countStrandedAtEnd();
@@ -294,7 +295,7 @@ export class Vm {
     this.#assertRunning('pause');
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.memory.kick(vcpu, VcpuRequest.Pause | VcpuRequest.PauseAcknowledge);
     const control = this.memory.control;
-    const deadline = performance.now() + timeoutMs;
+    const deadline = mainHostThread().nowMs() + timeoutMs;
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
       const requests = this.memory.controlBlockIndex(vcpu, 'requests');
       const runState = this.memory.controlBlockIndex(vcpu, 'runState');
@@ -305,11 +306,10 @@ export class Vm {
         if ((seen & VcpuRequest.PauseAcknowledge) === 0) break;
         const state = Atomics.load(control, runState);
         if (state === VcpuRunState.Finished) break;
-        if (performance.now() > deadline)
+        if (mainHostThread().nowMs() > deadline)
           throw new VmConfigError(`vCPU ${vcpu} did not pause within ${timeoutMs} ms (it is ${runStateName(state)})`);
         this.memory.kick(vcpu, 0);
-        const wait = Atomics.waitAsync(control, requests, seen, 5);
-        if (wait.async) await wait.value;
+        await mainHostThread().waitAsync(control, requests, seen, 5);
       }
     }
   }
@@ -358,7 +358,7 @@ export class Vm {
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) {
       if (Atomics.load(this.memory.control, this.memory.controlBlockIndex(vcpu, 'runState')) === VcpuRunState.Created) return;
     }
-    this.#allRunningAt = performance.now();
+    this.#allRunningAt = mainHostThread().nowMs();
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
   }
 
@@ -397,7 +397,7 @@ export class Vm {
       const seen = Atomics.load(control, doorbell);
       this.#serviceApicMapRequests();
       if (this.#allRunningAt === 0) this.#noteAllRunning();
-      const now = performance.now();
+      const now = mainHostThread().nowMs();
       const hostCpuErrors = this.#hostCpuTasks.errors;
       if (hostCpuErrors.length > 0) return { reason: 'fault', detail: `a host CPU failed: ${hostCpuErrors[0]!.message}` };
       // The vCPUs' finished words (their reports come back with their host CPUs, at the end).
@@ -426,8 +426,7 @@ export class Vm {
         lastProgress = now;
         options.onProgress((now - started) / 1000);
       }
-      const wait = Atomics.waitAsync(control, doorbell, seen, 10);
-      if (wait.async) await wait.value;
+      await mainHostThread().waitAsync(control, doorbell, seen, 10);
     }
   }
 

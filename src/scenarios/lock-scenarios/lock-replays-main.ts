@@ -3,6 +3,7 @@
 // ioctl-like chain runs in its own lockdep context on main, takes the VM's instrumented locks
 // asynchronously, and backs out once the validator has reported.
 
+import { mainHostThread } from '../../host/host-thread.js';
 import { LockWaitAborted, setWord, waitForWordAsync, type InstrumentedMutex, type Lockdep } from '../../lockdep/index.js';
 import { LockMode } from '../../lockdep/lockdep-layout.js';
 import { KVM_LOCK_TIMEOUT_MS, type KvmLocks } from '../../kvm/control/kvm-locks.js';
@@ -53,7 +54,7 @@ export class MainReplay {
   async waitFor(word: ReplayHandshakeWord): Promise<void> {
     const words = this.#words;
     if (words === undefined) throw new Error(`this replay has no vCPU side to wait for ("${word}")`);
-    if (!(await waitForWordAsync(words, handshakeIndex(word), performance.now() + HANDSHAKE_TIMEOUT_MS, () => this.ended))) {
+    if (!(await waitForWordAsync(words, handshakeIndex(word), mainHostThread().nowMs() + HANDSHAKE_TIMEOUT_MS, () => this.ended))) {
       if (this.lockdep.waitsAborted) throw new LockWaitAborted(`handshake ${word}`, 'the', 'main');
       throw new Error(`the main side waited ${this.#ended ? 'past the end of the run' : `${HANDSHAKE_TIMEOUT_MS} ms`} for "${word}"`);
     }

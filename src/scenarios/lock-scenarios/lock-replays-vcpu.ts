@@ -15,6 +15,7 @@
 // Threads are put in order with handshake words (never sleeps): the word names say which side sets
 // them. A vCPU part starts only after main set `mainReady`, if the replay has a main side.
 
+import { hostThread } from '../../host/host-thread.js';
 import { LockMode, LockWaitAborted, LockWaitTimeout, setWord, waitForWordBlocking, type InstrumentedMutex } from '../../lockdep/index.js';
 import { KVM_LOCK_TIMEOUT_MS, type VcpuLocks } from '../../kvm/control/kvm-locks.js';
 import type { VcpuFirstExitContext, VcpuFirstExitHook } from '../../kvm/vcpu/vcpu.js';
@@ -67,7 +68,7 @@ class ReplayThread {
       !waitForWordBlocking(
         this.#words,
         handshakeIndex(word),
-        performance.now() + HANDSHAKE_TIMEOUT_MS,
+        hostThread().nowMs() + HANDSHAKE_TIMEOUT_MS,
         () => this.locks.lockdep.waitsAborted,
       )
     ) {

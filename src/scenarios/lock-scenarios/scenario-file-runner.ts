@@ -8,6 +8,7 @@
 //     grace are terminated;
 //   - otherwise 'clean'.
 
+import { mainHostThread } from '../../host/host-thread.js';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -132,7 +133,8 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
   if (deadlock !== undefined) lockdep.abortWaits();
   const threads = await Promise.race([
     allDone,
-    delay(TEARDOWN_GRACE_MS).then(async () => {
+    // Real time on purpose: terminating stuck worker threads is the host's business, not the run's clock.
+    new Promise((resolve) => setTimeout(resolve, TEARDOWN_GRACE_MS)).then(async () => {
       await Promise.all(workers.map((worker) => worker.terminate()));
       return allDone;
     }),
@@ -154,8 +156,6 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
   };
 }
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** The watchdog: resolves when every thread ended (undefined), or with the deadlock it saw. */
 async function watch(
   lockdep: Lockdep,
@@ -176,11 +176,12 @@ async function watch(
   const sleeping = (): boolean =>
     Array.from({ length: data.threadCount }, (_, thread) => Atomics.load(words, sleepingWord(data, thread))).some((word) => word !== 0);
   let seen = progress();
-  let since = performance.now();
+  const host = mainHostThread();
+  let since = host.nowMs();
   for (;;) {
-    await Promise.race([allDone, delay(POLL_MS)]);
+    await Promise.race([allDone, host.sleep(POLL_MS)]);
     if (finished) return undefined;
-    const now = performance.now();
+    const now = host.nowMs();
     const current = progress();
     if (current !== seen || sleeping()) {
       [seen, since] = [current, now];
