@@ -10,8 +10,9 @@ import type { ConformanceCase } from '../conformance/conformance-case.js';
 import { runConformanceCase, type ConformanceResult } from '../conformance/run-conformance-case.js';
 import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
+import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 
-interface ConformanceOptions {
+interface ConformanceOptions extends DeterministicCommandOptions {
   readonly json?: boolean;
   readonly case: readonly string[];
   readonly list?: boolean;
@@ -47,7 +48,10 @@ async function conformance(options: ConformanceOptions): Promise<number> {
   const results: ConformanceResult[] = [];
   const width = Math.max(...cases.map((entry) => entry.name.length));
   for (const entry of cases) {
-    const result = await runConformanceCase(entry, options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus });
+    const result = await runConformanceCase(entry, {
+      ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+      ...deterministicConfig(options),
+    });
     results.push(result);
     if (options.json !== true)
       process.stdout.write(`${result.status === 'pass' ? 'PASS' : 'FAIL'}  ${result.name.padEnd(width)}  ${result.detail}\n`);
@@ -66,7 +70,7 @@ async function conformance(options: ConformanceOptions): Promise<number> {
 }
 
 export function addConformanceCommand(program: Command, setExitCode: (status: number) => void): Command {
-  return program
+  const command = program
     .command('conformance')
     .description(
       'run the conformance suite (the scenarios of kvm-unit-tests apic.c and smptest, and the KVM selftests xapic_state_test and recalc_apic_map_test, as guest programs); print pass or fail per case',
@@ -84,7 +88,9 @@ export function addConformanceCommand(program: Command, setExitCode: (status: nu
         '--host-cpus <n>',
         "schedule each case's vCPUs onto at most N host CPUs (worker threads; a case with fewer vCPUs gets one per vCPU), 1 to 4096; default min(vCPUs, cores)",
       ).argParser(positiveInteger('--host-cpus', 4096)),
-    )
+    );
+  for (const option of deterministicOptions()) command.addOption(option);
+  return command
     .addHelpText(
       'after',
       `

@@ -15,6 +15,7 @@ import { hotAdd } from '../scenarios/hot-add.js';
 import { positiveInteger, positiveNumber } from './arguments.js';
 import { BadInput } from './bad-input.js';
 import { formatIpiBalance } from './format-report.js';
+import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 
 /** The storm scenario's program (every vCPU sends IPIs to the others) with a budget of `ipis`. */
 /**
@@ -33,7 +34,7 @@ export function stormWorkload(ipis = 20_000): LockReplayWorkload {
   };
 }
 
-interface LockdepOptions {
+interface LockdepOptions extends DeterministicCommandOptions {
   readonly list?: boolean;
   readonly scenario?: string;
   readonly file?: string;
@@ -96,6 +97,8 @@ async function lockdep(options: LockdepOptions): Promise<number> {
   }
   if (options.hostCpus !== undefined && options.file !== undefined)
     throw new BadInput('--host-cpus applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
+  if (options.deterministic === true && options.file !== undefined)
+    throw new BadInput('--deterministic applies to a replay (--scenario): a scenario file runs on its own threads, not on a VM');
   if (options.hostCpus !== undefined && options.hostCpus > options.vcpus)
     throw new BadInput(`--host-cpus must be at most --vcpus (${options.vcpus}), got ${options.hostCpus}`);
   let result: LockdepCommandResult;
@@ -112,6 +115,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
       vcpus: options.vcpus,
       watchdogSeconds: options.watchdog,
       ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+      ...deterministicConfig(options),
     });
     if (options.hostCpus !== undefined) hostCpus = outcome.vmReport?.hostCpuCount;
     result = {
@@ -139,7 +143,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
 }
 
 export function addLockdepCommand(program: Command, setExitCode: (status: number) => void): Command {
-  return program
+  const command = program
     .command('lockdep')
     .description(
       'reproduce lock-ordering problems: replays of real KVM slots_lock/SRCU bugs and their fixes on a running VM, or your own lock scenario file; report a possible deadlock (validator) or a real one (watchdog)',
@@ -166,7 +170,9 @@ export function addLockdepCommand(program: Command, setExitCode: (status: number
       new Option('--watchdog <s>', 'seconds threads may stay blocked before the watchdog calls it a deadlock')
         .argParser(positiveNumber('--watchdog'))
         .default(2),
-    )
+    );
+  for (const option of deterministicOptions()) command.addOption(option);
+  return command
     .addHelpText(
       'after',
       `

@@ -27,6 +27,7 @@ import {
 import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
+import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 
 export const ExitStatus = { Success: 0, RunFailed: 1, BadInput: 2 } as const;
 
@@ -77,7 +78,9 @@ export function buildProgram(): Command {
     .addOption(lockdepOption())
     .addOption(x2avicOption())
     .addOption(hostCpusOption())
-    .addOption(x2avicExtOption())
+    .addOption(x2avicExtOption());
+  for (const option of deterministicOptions()) run.addOption(option);
+  run
     .option('--json', 'print the report as one JSON object')
     .action(
       async (
@@ -97,7 +100,7 @@ export function buildProgram(): Command {
           x2avic: boolean;
           x2avicExt: boolean;
           json?: boolean;
-        },
+        } & DeterministicCommandOptions,
       ) => {
         const source = readSource(file);
         const report = await runProgram({
@@ -114,6 +117,7 @@ export function buildProgram(): Command {
           x2avic: options.x2avic,
           ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
           ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
+          ...deterministicConfig(options),
           timeoutSeconds: options.timeout,
           ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
         });

@@ -47,6 +47,13 @@ export interface ScheduleOptions {
   readonly stallTimeoutMs?: number;
 }
 
+/** What a worker needs to join a schedule main set up (structured-cloneable). */
+export interface SharedSchedule {
+  readonly buffer: SharedArrayBuffer;
+  readonly byteOffset: number;
+  readonly participants: number;
+}
+
 export interface ScheduleSummary {
   readonly seed: number;
   readonly strategy: ScheduleStrategyName;

@@ -70,12 +70,19 @@ export class HostCpuTasks {
    * Asks every vCPU to stop and waits, bounded; returns a watchdog exit naming the vCPUs that did not
    * (`describe` says what each is doing), their workers terminated.
    */
-  async stopAll(createdVcpus: number, stopTimeoutSeconds: number, describe: (vcpu: number) => string): Promise<VmExit | undefined> {
+  async stopAll(
+    createdVcpus: number,
+    stopTimeoutSeconds: number,
+    describe: (vcpu: number) => string,
+    /** Called once the stop is requested, before waiting (a deterministic run's main leaves its schedule there). */
+    requested: () => void = () => undefined,
+  ): Promise<VmExit | undefined> {
     const memory = this.#memory;
     Atomics.store(memory.control, memory.headerIndex('stopRequested'), 1);
     for (let vcpu = 0; vcpu < createdVcpus; vcpu++) memory.kick(vcpu, VcpuRequest.Stop);
     // Host CPUs with nothing left to run see the stop word at their next look.
     for (let hostCpu = 0; hostCpu < this.#hostCpus; hostCpu++) memory.hostCpus.wake(hostCpu);
+    requested();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000);
