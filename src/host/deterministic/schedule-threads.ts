@@ -144,6 +144,8 @@ interface MainWait {
   readonly expected: number;
   readonly resolve: (result: HostWaitResult) => void;
   readonly reject: (error: unknown) => void;
+  /** A sleep that its caller may cut short: left unsettled when main leaves the schedule (the signal ends it). */
+  readonly cancellable: boolean;
 }
 
 /**
@@ -174,11 +176,11 @@ export class DeterministicMainHostThread extends Participant implements MainHost
     return Promise.resolve();
   }
 
-  waitAsync(words: Int32Array, index: number, expected: number, timeoutMs: number): Promise<HostWaitResult> {
-    if (!this.#holding || this.#finished) {
-      if (this.#finished) return Promise.reject(new ScheduleAborted('the main thread already left the schedule'));
+  waitAsync(words: Int32Array, index: number, expected: number, timeoutMs: number, cancellable = false): Promise<HostWaitResult> {
+    if (this.#finished) return Promise.resolve(Atomics.load(words, index) !== expected ? 'not-equal' : 'timed-out');
+    if (!this.#holding) {
       return new Promise((resolve, reject) => {
-        this.#late.push(() => this.waitAsync(words, index, expected, timeoutMs).then(resolve, reject));
+        this.#late.push(() => this.waitAsync(words, index, expected, timeoutMs, cancellable).then(resolve, reject));
       });
     }
     if (this.core.aborted()) return Promise.reject(this.core.abortedError());
@@ -187,14 +189,25 @@ export class DeterministicMainHostThread extends Participant implements MainHost
     const slot = this.#waits.indexOf(undefined);
     if (slot < 0) return Promise.reject(new ScheduleAborted(`the main thread has more than ${WAIT_SLOTS} waits at once`));
     return new Promise<HostWaitResult>((resolve, reject) => {
-      this.#waits[slot] = { words, index, expected, resolve, reject };
+      this.#waits[slot] = { words, index, expected, resolve, reject, cancellable };
       this.core.recordWait(this.participant, slot, words, index, expected, this.virtualNs() + timeoutMs * 1e6);
       this.#schedulePass();
     });
   }
 
-  async sleep(ms: number): Promise<void> {
-    await this.waitAsync(this.#sleepWord, 0, 0, ms);
+  /** A wait for `ms` of virtual time; `signal` ends it early (the caller goes on; the slot stays until its deadline). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) return Promise.resolve();
+    const wait = this.waitAsync(this.#sleepWord, 0, 0, ms, signal !== undefined);
+    if (signal === undefined) return wait.then(() => undefined);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      wait.then(done, done);
+    });
   }
 
   /** Leaves the schedule and passes the baton on (at once when main holds it, else at its next turn). */
@@ -205,7 +218,7 @@ export class DeterministicMainHostThread extends Participant implements MainHost
       return new Promise((resolve, reject) => this.#late.push(() => this.finish().then(resolve, reject)));
     this.#finished = true;
     this.#holding = false;
-    this.#rejectAll(new ScheduleAborted('the main thread left the schedule'));
+    this.#settleAtFinish();
     Atomics.store(core.int32, core.status(this.participant), ParticipantStatus.Finished);
     if (!core.aborted()) core.decide(this.participant, DecisionReason.Finish, DecisionKind.Finish);
     return Promise.resolve();
@@ -270,6 +283,21 @@ export class DeterministicMainHostThread extends Participant implements MainHost
       await waitSlice(core.int32, turn, seen);
     }
     if (core.aborted()) throw core.abortedError();
+  }
+
+  /**
+   * Main leaves: its pending waits end as timed out (a host that no longer schedules), except
+   * cancellable sleeps, which their callers' signals end (a --seconds timer cut short by the run's end).
+   */
+  #settleAtFinish(): void {
+    for (let slot = 0; slot < WAIT_SLOTS; slot++) {
+      const wait = this.#waits[slot];
+      if (wait === undefined) continue;
+      this.#waits[slot] = undefined;
+      this.core.clearWait(this.participant, slot);
+      if (!wait.cancellable) wait.resolve('timed-out');
+    }
+    for (const call of this.#late.splice(0)) call();
   }
 
   #rejectAll(error: unknown): void {

@@ -65,6 +65,27 @@ describe('the main thread in a deterministic schedule', () => {
     await main.finish();
   });
 
+  it('leaving the schedule ends pending waits as timed out; a sleep with a signal waits for its signal', async () => {
+    const region = sharedRegion(1);
+    region.schedule.initialise({ seed: 1, strategy: 'random' });
+    const main = region.schedule.mainThread(0);
+    await main.start();
+    const settled: string[] = [];
+    const plain = main.waitAsync(region.words, 6, 0, 1000).then((result) => settled.push(`plain ${result}`));
+    const controller = new AbortController();
+    const cancellable = main.sleep(2000, controller.signal).then(() => settled.push('cancellable'));
+    await main.sleep(1);
+    expect(settled).toEqual([]);
+    await main.finish();
+    await plain;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toEqual(['plain timed-out']);
+    controller.abort();
+    await cancellable;
+    expect(settled).toEqual(['plain timed-out', 'cancellable']);
+    expect(main.nowMs()).toBe(VIRTUAL_ORIGIN_MS + 1);
+  });
+
   it('an abort rejects the waits of the main thread with the reason', async () => {
     const region = sharedRegion(2);
     region.schedule.initialise({ seed: 1, strategy: 'pct' });
