@@ -136,7 +136,8 @@ function planOf(command: Command, program: string | undefined, options: ExploreO
     if (!subcommands.includes(subcommand))
       throw new BadInput(`${option.long} does not apply to ${subcommandFlag} (avic-smp ${subcommand} has no such option)`);
     const value = options[option.attributeName()];
-    target.push(option.long!, ...(option.isBoolean() ? [] : [String(value)]));
+    // A switch (--lockdep) or a negation (--no-ipiv) takes no value; commander's isBoolean() is false for a negation.
+    target.push(option.long!, ...(option.isBoolean() || option.negate ? [] : [String(value)]));
   }
   if (subcommand === 'stress' && options['vcpus'] === undefined) throw new BadInput('--pattern needs --vcpus N (as stress does)');
   if (options.seedStart + options.runs - 1 > 0xffff_ffff)
