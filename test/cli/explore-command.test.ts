@@ -2,60 +2,12 @@
 // what it collects with --keep-going, its exit statuses, the replay command, shrinking, the --json
 // object and the options it hands on to the subcommand.
 
-import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import type { RunOutcome } from '../../src/explore/classify-failure.js';
-import type { SeedRunRequest } from '../../src/explore/seed-runner.js';
-import { addExploreCommand } from '../../src/cli/explore-command.js';
 import { BadInput } from '../../src/cli/bad-input.js';
+import { explore, lostWakeup, passing, report } from '../support/explore-fake.js';
 
 const PROGRAM = 'examples/halter-sender.s';
-
-const passing = (switches = 50): RunOutcome => report(0, { exit: { reason: 'all-done', detail: '' }, schedule: { switches } });
-
-function report(exitCode: number, fields: Record<string, unknown>): RunOutcome {
-  const json = {
-    exit: { reason: 'all-done', detail: '' },
-    ipis: { lost: 0 },
-    lostWakeups: 0,
-    faults: [],
-    errors: [],
-    perVcpu: [],
-    ...fields,
-  };
-  return { exitCode, signal: null, stdout: JSON.stringify(json), stderr: '', timedOut: false, cancelled: false };
-}
-
-/** A lost wake-up on vCPU 1, vector 0x40, after `blockedMs` (a number that differs per seed). */
-const lostWakeup = (switches = 50): RunOutcome =>
-  report(1, {
-    exit: {
-      reason: 'watchdog',
-      detail: 'vCPU 1 is blocked with vector 64 (0x40) deliverable in its IRR and no wake-up coming (a lost wake-up)',
-    },
-    lostWakeups: 1,
-    schedule: { switches },
-  });
-
-type Fake = (request: SeedRunRequest, signal: AbortSignal) => RunOutcome | Promise<RunOutcome>;
-
-async function explore(args: readonly string[], fake: Fake): Promise<{ status: number; output: string; requests: SeedRunRequest[] }> {
-  const requests: SeedRunRequest[] = [];
-  let output = '';
-  let status = -1;
-  const program = new Command('avic-smp').exitOverride().configureOutput({ writeErr: () => undefined });
-  addExploreCommand(program, (code) => (status = code), {
-    runner: () => ({
-      run: async (request, signal) => {
-        requests.push(request);
-        return fake(request, signal);
-      },
-    }),
-    write: (text) => (output += text),
-  });
-  await program.parseAsync(['explore', ...args], { from: 'user' });
-  return { status, output, requests };
-}
 
 describe('avic-smp explore (fake runner)', () => {
   it('stops at the first failure, prints its signature and the command that replays it; exit 1', async () => {
