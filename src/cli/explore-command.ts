@@ -219,6 +219,10 @@ async function explore(
           switches,
           runTimeoutSeconds: options.runTimeout,
         });
+      } catch (error) {
+        // The failure found stands; only its shrinking failed.
+        if (!(error instanceof RunRejectedArguments)) throw error;
+        shrink = `the re-runs refused their arguments: ${error.childMessage.replace(/^avic-smp: /, '')}`;
       } finally {
         shrinking.stop();
       }

@@ -10,6 +10,7 @@
 
 import { classifyRun } from './classify-failure.js';
 import { seedArguments, type ExplorePlan } from './explore-plan.js';
+import { RunRejectedArguments } from './explore-seeds.js';
 import type { SeedRunner } from './seed-runner.js';
 
 export interface ShrinkOptions {
@@ -33,6 +34,7 @@ export interface ShrinkResult {
   readonly args: readonly string[];
 }
 
+/** The 1-minimal failing --max-switches; throws RunRejectedArguments if a re-run refuses its arguments. */
 export async function shrinkSchedule(options: ShrinkOptions): Promise<ShrinkResult> {
   const never = new AbortController().signal;
   let runs = 0;
@@ -41,6 +43,8 @@ export async function shrinkSchedule(options: ShrinkOptions): Promise<ShrinkResu
     const args = seedArguments(options.plan, options.seed, maxSwitches);
     const outcome = await options.runner.run({ seed: options.seed, maxSwitches, args }, never);
     const verdict = classifyRun(options.plan.subcommand, outcome, options.runTimeoutSeconds);
+    // A refusal (a subcommand without --max-switches) is no verdict on m: the search cannot go on.
+    if (verdict.verdict === 'bad-input') throw new RunRejectedArguments(options.plan.subcommand, verdict.message);
     return verdict.verdict === 'fail' && verdict.failure.signature === options.signature;
   };
   // Invariant: `high` fails with the signature; every m below `low` that was tried did not.

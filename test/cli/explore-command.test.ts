@@ -96,6 +96,27 @@ describe('avic-smp explore (fake runner)', () => {
     expect(output).toContain('not shrunk: the failing run has no schedule.switches');
   });
 
+  it('a re-run that refuses --max-switches leaves the failure unshrunk, saying why, instead of claiming a shrink', async () => {
+    const refused: RunOutcome = {
+      exitCode: 2,
+      signal: null,
+      stdout: '',
+      stderr: "error: unknown option '--max-switches'\n",
+      timedOut: false,
+      cancelled: false,
+    };
+    const { status, output } = await explore([PROGRAM, '--runs', '1', '--json'], (request) =>
+      request.maxSwitches === undefined ? lostWakeup(8) : refused,
+    );
+
+    expect(status).toBe(1);
+    expect(JSON.parse(output)).toMatchObject({
+      firstFailure: { seed: 1, switches: 8 },
+      shrink: null,
+      shrinkSkipped: "the re-runs refused their arguments: error: unknown option '--max-switches'",
+    });
+  });
+
   it('--json prints one object with the documented top-level fields', async () => {
     const { output } = await explore(
       ['--pattern', 'storm', '--vcpus', '2', '--runs', '2', '--strategy', 'pct', '--depth', '3', '--json'],
