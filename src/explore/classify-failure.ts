@@ -31,7 +31,11 @@ export interface Failure {
   readonly detail: string;
   /** The signatures of the run's other findings (a lost IPI that also failed a check, ...). */
   readonly also: readonly string[];
-  /** Scheduling decisions that switched threads in the run (the report's schedule.switches), when known. */
+  /**
+   * The run's thread switches of the kind --max-switches limits, when known: the report's
+   * schedule.preemptions (switches where the running thread could have gone on), or, in a report
+   * without it, schedule.switches (every switch: a looser bound, as forced switches are not limited).
+   */
   readonly switches?: number;
 }
 
@@ -224,7 +228,8 @@ export function reportFindings(subcommand: ExploreSubcommand, report: Json): Fin
 }
 
 function scheduleSwitches(report: Json): number | undefined {
-  return isObject(report['schedule']) ? numberAt(report['schedule']['switches']) : undefined;
+  const schedule = isObject(report['schedule']) ? report['schedule'] : undefined;
+  return numberAt(schedule?.['preemptions']) ?? numberAt(schedule?.['switches']);
 }
 
 function parseReport(stdout: string): Json | undefined {

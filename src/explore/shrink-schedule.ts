@@ -1,7 +1,8 @@
-// Shrinking a failing schedule: the same seed re-run with `--max-switches m` (after m thread
-// switches the deterministic scheduler makes no more), searching for the smallest m that still fails
-// with the same signature. The failing run's own switch count (its report's schedule.switches) is the
-// upper bound: capped there, the run makes the same choices and fails the same way.
+// Shrinking a failing schedule: the same seed re-run with `--max-switches m` (after m preemptive
+// thread switches the deterministic scheduler makes no more: only a wait or a finish hands the CPU
+// on), searching for the smallest m that still fails with the same signature. The failing run's own
+// count (its report's schedule.preemptions, or schedule.switches) is the upper bound: capped there,
+// the run makes the same choices and fails the same way.
 //
 // The search is a bisection, so it costs about log2(switches) runs. Failing is not monotone in m in
 // general (a cap can steer a run into another bug, or past the bug), so what it finds is 1-minimal:
@@ -18,7 +19,7 @@ export interface ShrinkOptions {
   readonly runner: SeedRunner;
   readonly seed: number;
   readonly signature: string;
-  /** The failing run's schedule.switches. */
+  /** The failing run's switch count (Failure.switches). */
   readonly switches: number;
   readonly runTimeoutSeconds: number;
   /** Called before each re-run, with the bounds still open. */

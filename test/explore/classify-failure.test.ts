@@ -34,6 +34,14 @@ describe('classifyRun', () => {
     expect(classifyRun('run', outcome(0, runReport()), 60)).toEqual({ verdict: 'pass', switches: 42 });
   });
 
+  it('the switch count is the one --max-switches limits: schedule.preemptions when the report has it, else schedule.switches', () => {
+    expect(classifyRun('run', outcome(0, runReport({ schedule: { switches: 40, preemptions: 12 } })), 60)).toEqual({
+      verdict: 'pass',
+      switches: 12,
+    });
+    expect(classifyRun('run', outcome(0, runReport({ schedule: { switches: 40 } })), 60)).toEqual({ verdict: 'pass', switches: 40 });
+  });
+
   it("the watchdog's lost wake-up is one finding named by vCPU and vector, not also a hang", () => {
     const detail =
       'vCPU 1 is blocked with vector 64 (0x40) deliverable in its IRR and no wake-up coming (a lost wake-up)\nwait-for graph: empty';
