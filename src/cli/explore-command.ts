@@ -19,7 +19,7 @@ import { SCENARIOS } from '../scenarios/catalogue.js';
 import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './arguments.js';
 import { BadInput } from './bad-input.js';
 import { exploreJson, formatExplore } from './explore-output.js';
-import { createRunProgress, type RunProgress } from './progress.js';
+import { createRunProgress } from './progress.js';
 import { erratum1235Options, hostCpusOption, lockdepOption, policyOption, x2avicExtOption, x2avicOption } from './scenario-options.js';
 
 const RUN: readonly ExploreSubcommand[] = ['run'];
@@ -86,6 +86,8 @@ export interface ExploreDependencies {
   readonly write: (text: string) => void;
   /** Where the progress bar goes (only if it is a terminal). Default process.stderr. */
   readonly progressStream?: NodeJS.WriteStream;
+  /** The bar appears once exploring has lasted this long (progress.ts; default 1 s). */
+  readonly progressAfterSeconds?: number;
 }
 
 const CLI_BIN = fileURLToPath(new URL('./bin.js', import.meta.url));
@@ -151,18 +153,25 @@ function planOf(command: Command, program: string | undefined, options: ExploreO
   };
 }
 
-/** A progress bar over `total` steps, refreshed every 250 ms so the elapsed time moves between seeds. */
-function tickingProgress(label: string, stream: NodeJS.WriteStream | undefined, started: number): RunProgress & { done(n: number): void } {
-  const bar = createRunProgress({ label, ...(stream === undefined ? {} : { stream }) });
+/** The progress bar (progress.ts: a terminal only), refreshed every 250 ms so the elapsed time moves between seeds. */
+function tickingProgress(
+  label: string,
+  dependencies: ExploreDependencies,
+  started: number,
+): { done(fraction: number): void; stop(): void } {
+  const bar = createRunProgress({
+    label,
+    ...(dependencies.progressStream === undefined ? {} : { stream: dependencies.progressStream }),
+    ...(dependencies.progressAfterSeconds === undefined ? {} : { afterSeconds: dependencies.progressAfterSeconds }),
+  });
   let fraction: number | undefined;
   const update = (): void =>
     bar.update({ elapsedSeconds: (performance.now() - started) / 1000, ...(fraction === undefined ? {} : { fraction }) });
   const timer = setInterval(update, 250);
   timer.unref();
   return {
-    update: (sample) => bar.update(sample),
-    done(n) {
-      fraction = n;
+    done(value) {
+      fraction = value;
       update();
     },
     stop() {
@@ -182,7 +191,7 @@ async function explore(
   const runner = dependencies.runner(options.runTimeout);
   const started = performance.now();
   const settings = { plan, seedStart: options.seedStart, runs: options.runs, jobs: options.jobs, keepGoing: options.keepGoing === true };
-  const progress = tickingProgress(`explore ${plan.subcommand}, ${options.runs} seeds`, dependencies.progressStream, started);
+  const progress = tickingProgress(`explore ${plan.subcommand}, ${options.runs} seeds`, dependencies, started);
   let result;
   try {
     result = await exploreSeeds({
@@ -205,11 +214,7 @@ async function explore(
     if (switches === undefined) shrink = 'the failing run has no schedule.switches in its report (nothing to shrink)';
     else if (switches === 0) shrink = 'the failing run made no thread switch';
     else {
-      const shrinking = tickingProgress(
-        `shrinking seed ${first.seed} (${switches} switches)`,
-        dependencies.progressStream,
-        performance.now(),
-      );
+      const shrinking = tickingProgress(`shrinking seed ${first.seed} (${switches} switches)`, dependencies, performance.now());
       try {
         shrink = await shrinkSchedule({
           plan,

@@ -2,6 +2,7 @@
 // what it collects with --keep-going, its exit statuses, the replay command, shrinking, the --json
 // object and the options it hands on to the subcommand.
 
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { RunOutcome } from '../../src/explore/classify-failure.js';
 import { BadInput } from '../../src/cli/bad-input.js';
@@ -236,5 +237,26 @@ describe('avic-smp explore (fake runner)', () => {
     await expect(explore([PROGRAM, '--pattern', 'storm'], () => passing())).rejects.toThrow(/exactly one of/);
     await expect(explore(['--pattern', 'storm'], () => passing())).rejects.toThrow(/--pattern needs --vcpus/);
     await expect(explore(['missing.s'], () => passing())).rejects.toThrow('cannot read missing.s: ENOENT');
+  });
+
+  it('draws its progress bar on a terminal only, on the progress stream, never in the output', async () => {
+    const stderr = (isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } => {
+      const stream = new PassThrough();
+      let text = '';
+      stream.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      Object.assign(stream, { isTTY, columns: 100 });
+      return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
+    };
+    const terminal = stderr(true);
+    const onTerminal = await explore([PROGRAM, '--runs', '3', '--jobs', '1'], () => passing(), {
+      progressStream: terminal.stream,
+      progressAfterSeconds: 0,
+    });
+    expect(terminal.text()).toContain('explore run, 3 seeds');
+    expect(onTerminal.output).not.toContain('explore run, 3 seeds');
+
+    const pipe = stderr(false);
+    await explore([PROGRAM, '--runs', '3', '--jobs', '1'], () => passing(), { progressStream: pipe.stream, progressAfterSeconds: 0 });
+    expect(pipe.text()).toBe('');
   });
 });

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import type { RunOutcome } from '../../src/explore/classify-failure.js';
 import type { SeedRunRequest } from '../../src/explore/seed-runner.js';
-import { addExploreCommand } from '../../src/cli/explore-command.js';
+import { addExploreCommand, type ExploreDependencies } from '../../src/cli/explore-command.js';
 
 export const passing = (switches = 50): RunOutcome => report(0, { exit: { reason: 'all-done', detail: '' }, schedule: { switches } });
 
@@ -39,6 +39,7 @@ export type Fake = (request: SeedRunRequest, signal: AbortSignal) => RunOutcome 
 export async function explore(
   args: readonly string[],
   fake: Fake,
+  progress: Pick<ExploreDependencies, 'progressStream' | 'progressAfterSeconds'> = {},
 ): Promise<{ status: number; output: string; requests: SeedRunRequest[] }> {
   const requests: SeedRunRequest[] = [];
   let output = '';
@@ -52,6 +53,7 @@ export async function explore(
       },
     }),
     write: (text) => (output += text),
+    ...progress,
   });
   await program.parseAsync(['explore', ...args], { from: 'user' });
   return { status, output, requests };
