@@ -141,6 +141,8 @@ function planOf(command: Command, program: string | undefined, options: ExploreO
     // A switch (--lockdep) or a negation (--no-ipiv) takes no value; commander's isBoolean() is false for a negation.
     target.push(option.long!, ...(option.isBoolean() || option.negate ? [] : [String(value)]));
   }
+  // `--inject list` prints the catalogue and runs nothing: as a seed's run it would have no report.
+  if (options['inject'] === 'list') throw new BadInput('explore runs one bug at a time: list them with `avic-smp run --inject list`');
   if (subcommand === 'stress' && options['vcpus'] === undefined) throw new BadInput('--pattern needs --vcpus N (as stress does)');
   if (options.seedStart + options.runs - 1 > 0xffff_ffff)
     throw new BadInput(`--seed-start ${options.seedStart} with --runs ${options.runs} goes past the last seed, 4294967295`);

@@ -237,6 +237,9 @@ describe('avic-smp explore (fake runner)', () => {
     await expect(explore([PROGRAM, '--pattern', 'storm'], () => passing())).rejects.toThrow(/exactly one of/);
     await expect(explore(['--pattern', 'storm'], () => passing())).rejects.toThrow(/--pattern needs --vcpus/);
     await expect(explore(['missing.s'], () => passing())).rejects.toThrow('cannot read missing.s: ENOENT');
+    await expect(explore(['--pattern', 'storm', '--vcpus', '2', '--inject', 'list'], () => passing())).rejects.toThrow(
+      'explore runs one bug at a time: list them with `avic-smp run --inject list`',
+    );
   });
 
   it('draws its progress bar on a terminal only, on the progress stream, never in the output', async () => {
