@@ -213,7 +213,7 @@ async function explore(
   let shrink: ShrinkResult | string | undefined;
   if (first !== undefined && options.shrink) {
     const switches = first.failure.switches;
-    if (switches === undefined) shrink = 'the failing run has no schedule.switches in its report (nothing to shrink)';
+    if (switches === undefined) shrink = 'the failing run has no schedule in its report (a run timeout or a crash): nothing to shrink';
     else if (switches === 0) shrink = 'the failing run made no thread switch';
     else {
       const shrinking = tickingProgress(`shrinking seed ${first.seed} (${switches} switches)`, dependencies, performance.now());

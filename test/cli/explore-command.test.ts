@@ -94,7 +94,7 @@ describe('avic-smp explore (fake runner)', () => {
 
     expect(output).toContain('FAIL seed 1: hang run timeout');
     expect(output).toContain('no result within the run timeout (5 s)');
-    expect(output).toContain('not shrunk: the failing run has no schedule.switches');
+    expect(output).toContain('not shrunk: the failing run has no schedule in its report');
   });
 
   it('a re-run that refuses --max-switches leaves the failure unshrunk, saying why, instead of claiming a shrink', async () => {
