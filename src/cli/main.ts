@@ -1,4 +1,4 @@
-// avic-smp: the command line (run, stress, scale, lockdep). Exit status: 0 success; 1 the run failed (an IPI
+// avic-smp: the command line (run, stress, scale, lockdep, conformance, explore). Exit status: 0 success; 1 the run failed (an IPI
 // lost, a scenario check failed, a guest fault, a timeout, the watchdog); 2 bad input (arguments, an
 // unreadable file, assembler errors, a vCPU count the pattern cannot run).
 
@@ -28,6 +28,7 @@ import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.j
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
 import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
+import { addExploreCommand } from './explore-command.js';
 
 export const ExitStatus = { Success: 0, RunFailed: 1, BadInput: 2 } as const;
 
@@ -132,6 +133,7 @@ export function buildProgram(): Command {
   const scale = addScaleCommand(program, setExitCode);
   const lockdep = addLockdepCommand(program, setExitCode);
   const conformance = addConformanceCommand(program, setExitCode);
+  const explore = addExploreCommand(program, setExitCode);
   program.addHelpText('after', () =>
     [
       '',
@@ -140,6 +142,7 @@ export function buildProgram(): Command {
       `Options of scale:\n${scale.helpInformation()}`,
       `Options of lockdep:\n${lockdep.helpInformation()}`,
       `Options of conformance:\n${conformance.helpInformation()}`,
+      `Options of explore:\n${explore.helpInformation()}`,
       patternsHelp(),
       '',
       'Columns of scale:',
@@ -154,6 +157,7 @@ export function buildProgram(): Command {
       '  avic-smp scale --pattern storm --vcpus 2,4,8 --seconds 1 --svg storm.svg',
       '  avic-smp lockdep --scenario s5 (lockdep: exit 0 clean, 1 a possible deadlock or a deadlock, 2 bad input)',
       '  avic-smp conformance --json',
+      '  avic-smp explore --pattern halter-sender --vcpus 2 --erratum-1235 --runs 50',
     ].join('\n'),
   );
   return program;

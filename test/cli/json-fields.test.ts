@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { explore, lostWakeup, passing, report } from '../support/explore-fake.js';
 
 const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
@@ -123,7 +124,27 @@ function jsonOf(args: readonly string[], statuses: readonly number[] = [0]): unk
 
 const DOC = parseJsonDoc(readFileSync(`${REPOSITORY}/docs/json.md`, 'utf8'));
 
-const RUNS: ReadonlyArray<readonly [string, () => unknown[]]> = [
+/**
+ * `explore --json` in-process with a fake seed runner (test/support/explore-fake.ts): the runs it
+ * explores need the subcommands' deterministic mode. A failure shrunk, one that cannot be (a run
+ * timeout), with another finding beside it, and a clean exploration.
+ */
+async function exploreOutputs(): Promise<unknown[]> {
+  const shrunk = await explore(['examples/halter-sender.s', '--runs', '3', '--keep-going', '--json'], (request) =>
+    request.seed === 1 && (request.maxSwitches ?? 9) >= 4 ? lostWakeup(9) : passing(),
+  );
+  const timedOut = await explore(
+    ['--pattern', 'storm', '--vcpus', '2', '--runs', '2', '--depth', '2', '--max-switches', '5', '--json'],
+    () => ({ exitCode: null, signal: 'SIGKILL', stdout: '', stderr: '', timedOut: true, cancelled: false }),
+  );
+  const twoFindings = await explore(['--lock-scenario', 's1', '--runs', '1', '--no-shrink', '--json'], () =>
+    report(1, { verdict: 'possible-deadlock', cycle: ['a', 'b', 'a'], problems: ['a thread failed'] }),
+  );
+  const clean = await explore(['examples/halter-sender.s', '--runs', '2', '--json'], () => passing());
+  return [shrunk, timedOut, twoFindings, clean].map(({ output }) => JSON.parse(output));
+}
+
+const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>]> = [
   [
     'run',
     () => [
@@ -147,6 +168,7 @@ const RUNS: ReadonlyArray<readonly [string, () => unknown[]]> = [
     ],
   ],
   ['conformance', () => [jsonOf(['conformance', '--case', 'apic/self-ipi-xapic', '--json'])]],
+  ['explore', exploreOutputs],
 ];
 
 describe('docs/json.md', () => {
@@ -156,9 +178,9 @@ describe('docs/json.md', () => {
     for (const table of DOC.commands.values()) expect(table.size).toBeGreaterThan(4);
   });
 
-  it.each(RUNS)('avic-smp %s --json has exactly the documented fields', (command, run) => {
+  it.each(RUNS)('avic-smp %s --json has exactly the documented fields', async (command, run) => {
     const table = DOC.commands.get(command)!;
-    const { missing, undocumented, wrongType } = compare(table, run());
+    const { missing, undocumented, wrongType } = compare(table, await run());
     expect({ missing, undocumented, wrongType }).toEqual({ missing: [], undocumented: [], wrongType: [] });
   });
 });
