@@ -50,7 +50,7 @@ describe('deterministic flags', () => {
     );
   });
 
-  it('any schedule flag implies --deterministic; defaults: seed 1, pct, depth 3', async () => {
+  it('any schedule flag implies --deterministic; defaults: seed 1, random, depth 3', async () => {
     const program = buildProgram();
     let seen: DeterministicCommandOptions | undefined;
     program.commands
@@ -59,10 +59,10 @@ describe('deterministic flags', () => {
         seen = options;
       });
     await program.parseAsync(['run', PROGRAM, '--depth', '2'], { from: 'user' });
-    expect(deterministicConfig(seen!)).toEqual({ deterministic: { seed: 1, strategy: 'pct', depth: 2 } });
+    expect(deterministicConfig(seen!)).toEqual({ deterministic: { seed: 1, strategy: 'random', depth: 2 } });
     expect(deterministicConfig({})).toEqual({});
-    expect(deterministicConfig({ deterministic: true, strategy: 'random', scheduleSeed: 9, maxSwitches: 0 })).toEqual({
-      deterministic: { seed: 9, strategy: 'random', depth: 3, maxSwitches: 0 },
+    expect(deterministicConfig({ deterministic: true, strategy: 'pct', scheduleSeed: 9, maxSwitches: 0 })).toEqual({
+      deterministic: { seed: 9, strategy: 'pct', depth: 3, maxSwitches: 0 },
     });
   });
 });
