@@ -10,12 +10,14 @@ import type { ConformanceCase } from '../conformance/conformance-case.js';
 import { runConformanceCase, type ConformanceResult } from '../conformance/run-conformance-case.js';
 import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
+import { addInjectOption, injectConfig } from './inject-option.js';
 
 interface ConformanceOptions {
   readonly json?: boolean;
   readonly case: readonly string[];
   readonly list?: boolean;
   readonly hostCpus?: number;
+  readonly inject?: string;
 }
 
 function selectCases(names: readonly string[]): readonly ConformanceCase[] {
@@ -40,6 +42,7 @@ function listCases(cases: readonly ConformanceCase[]): string {
 
 async function conformance(options: ConformanceOptions): Promise<number> {
   const cases = selectCases(options.case);
+  const inject = injectConfig(options.inject);
   if (options.list === true) {
     process.stdout.write(`${listCases(cases)}\n`);
     return 0;
@@ -47,7 +50,10 @@ async function conformance(options: ConformanceOptions): Promise<number> {
   const results: ConformanceResult[] = [];
   const width = Math.max(...cases.map((entry) => entry.name.length));
   for (const entry of cases) {
-    const result = await runConformanceCase(entry, options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus });
+    const result = await runConformanceCase(entry, {
+      ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+      ...inject,
+    });
     results.push(result);
     if (options.json !== true)
       process.stdout.write(`${result.status === 'pass' ? 'PASS' : 'FAIL'}  ${result.name.padEnd(width)}  ${result.detail}\n`);
@@ -66,7 +72,7 @@ async function conformance(options: ConformanceOptions): Promise<number> {
 }
 
 export function addConformanceCommand(program: Command, setExitCode: (status: number) => void): Command {
-  return program
+  const command = program
     .command('conformance')
     .description(
       'run the conformance suite (the scenarios of kvm-unit-tests apic.c and smptest, and the KVM selftests xapic_state_test and recalc_apic_map_test, as guest programs); print pass or fail per case',
@@ -88,7 +94,7 @@ export function addConformanceCommand(program: Command, setExitCode: (status: nu
     .addHelpText(
       'after',
       `
-Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case, a bad --host-cpus).
+Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case, a bad --host-cpus, an unknown --inject).
 Cases for features the emulator does not model yet fail with a detail saying what went wrong.
 
 Examples:
@@ -98,4 +104,5 @@ Examples:
     .action(async (options: ConformanceOptions) => {
       setExitCode(await conformance(options));
     });
+  return addInjectOption(command);
 }

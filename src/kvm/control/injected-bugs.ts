@@ -76,8 +76,9 @@ export const INJECTED_BUGS: readonly InjectedBug[] = [
     name: 'blocking-no-recheck',
     summary: 'the blocking vCPU sleeps without re-checking IRR after clearing IsRunning: a doorbell rung just before is lost',
     fix: {
-      commit: 'the kvm_vcpu_block ordering: kvm_arch_vcpu_blocking (avic_vcpu_blocking), then kvm_vcpu_check_block',
-      kernel: '4.7 (AVIC support)',
+      commit:
+        'd1ed092f77ef KVM: x86: Introducing kvm_x86_ops VCPU blocking/unblocking hooks (the hook clears IsRunning before kvm_vcpu_check_block; an ordering rule, never shipped broken)',
+      kernel: '4.7',
       function: 'kvm_vcpu_block / avic_vcpu_blocking',
     },
     alters:
@@ -90,8 +91,8 @@ export const INJECTED_BUGS: readonly InjectedBug[] = [
     summary: 'the sender reads IsRunning before it sets IRR: the target blocks in between and no one wakes it',
     fix: {
       commit:
-        "svm_deliver_avic_intr's kvm_lapic_set_irr, smp_mb__after_atomic, then the running check (kept by 66fa226c131f KVM: SVM: fix race between interrupt delivery and AVIC inhibition)",
-      kernel: '4.7 (AVIC support); 5.17',
+        '66fa226c131f KVM: SVM: fix race between interrupt delivery and AVIC inhibition (states the rule: vIRR, smp_mb__after_atomic, then the running check; an ordering rule since AVIC support in 4.7, never shipped broken)',
+      kernel: '5.17',
       function: 'svm_deliver_avic_intr / svm_deliver_interrupt',
     },
     alters: "the sending hardware's IsRunning read moved before its IRR Atomics.or (the target's clear, re-check and block fall between)",

@@ -198,10 +198,8 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     throw new VmConfigError(`erratum1235WindowUs must be a number of microseconds from 1 to 1000000, got ${erratum1235WindowUs}`);
   }
   const injectLockBug = injectedLockBugShape(config.injectLockBug);
-  const inject = config.inject ?? 'none';
-  const injected = typeof inject === 'string' && inject !== 'none' ? findInjectedBug(inject) : undefined;
-  if (inject !== 'none' && injected === undefined)
-    throw new VmConfigError(`unknown injected bug "${String(inject)}"; the bugs are: ${injectedBugNames().join(', ')}`);
+  const inject = validateInject(config.inject);
+  const injected = inject === 'none' ? undefined : findInjectedBug(inject);
   // erratum #1235 is a VM setting: the bug is the erratum with IPI virtualization on, its twin KVM's work-around.
   const erratumInjected = injected?.bug.name === 'erratum-1235';
   // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
@@ -227,6 +225,14 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     injectLockBug,
     inject,
   };
+}
+
+/** VmConfig.inject: 'none' (the default), a bug of the bug zoo or its -fixed twin; else one line that lists the names. */
+export function validateInject(inject: unknown): string {
+  if (inject === undefined || inject === 'none') return 'none';
+  if (typeof inject !== 'string' || findInjectedBug(inject) === undefined)
+    throw new VmConfigError(`unknown injected bug "${String(inject)}"; the bugs are: ${injectedBugNames().join(', ')}`);
+  return inject;
 }
 
 /** Only the shape of VmConfig.injectLockBug: which replays exist is src/scenarios' to know. */
