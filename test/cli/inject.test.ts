@@ -58,4 +58,17 @@ describe('--inject', () => {
     expect(plain.status, plain.stderr).toBe(0);
     expect((JSON.parse(plain.stdout) as { inject: string | null }).inject).toBeNull();
   });
+
+  it.each([
+    ['invalid-target-ignored', 'mixed-logical-mask.s'],
+    ['x2avic-logical-kick', 'x2apic-logical-halter.s'],
+  ])('%s: its example fails (the sender aborts), the fixed twin runs clean', (bug, example) => {
+    const program = fileURLToPath(new URL(`../../examples/${example}`, import.meta.url));
+    const injected = cli(['run', program, '--inject', bug]);
+    expect(injected.status, injected.stdout).toBe(1);
+    expect(injected.stdout).toMatch(/^FAILED: fault \(vCPU 0 stopped the VM\)/);
+    const fixed = cli(['run', program, '--inject', `${bug}-fixed`]);
+    expect(fixed.status, fixed.stdout).toBe(0);
+    expect(fixed.stdout).toMatch(/^OK: all-done/);
+  });
 });
