@@ -11,6 +11,7 @@ import { runConformanceCase, type ConformanceResult } from '../conformance/run-c
 import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
 import { addInjectOption, injectConfig } from './inject-option.js';
+import { injectedBugText } from './format-report.js';
 
 interface ConformanceOptions {
   readonly json?: boolean;
@@ -67,6 +68,7 @@ async function conformance(options: ConformanceOptions): Promise<number> {
     process.stdout.write(
       `\n${results.length - failed} of ${results.length} case(s) passed${failed > 0 ? `, ${failed} failed` : ''}${hostCpus}\n`,
     );
+    if (options.inject !== undefined) process.stdout.write(`injected bug ${injectedBugText(options.inject)}\n`);
   }
   return failed === 0 ? 0 : 1;
 }

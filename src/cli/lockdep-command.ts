@@ -14,7 +14,7 @@ import { storm } from '../scenarios/storm.js';
 import { hotAdd } from '../scenarios/hot-add.js';
 import { positiveInteger, positiveNumber } from './arguments.js';
 import { BadInput } from './bad-input.js';
-import { formatIpiBalance } from './format-report.js';
+import { formatIpiBalance, injectedBugText } from './format-report.js';
 import { addInjectOption, injectConfig } from './inject-option.js';
 
 /** The storm scenario's program (every vCPU sends IPIs to the others) with a budget of `ipis`. */
@@ -141,6 +141,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     result = await runLockScenario(scenario, { validator: options.validator, watchdogMs: options.watchdog * 1000 });
   }
   process.stdout.write(options.json === true ? `${JSON.stringify(result, null, 2)}\n` : `${formatLockdepResult(result, hostCpus)}\n`);
+  if (options.json !== true && options.inject !== undefined) process.stdout.write(`injected bug ${injectedBugText(options.inject)}\n`);
   return lockdepExitStatus(result);
 }
 
