@@ -10,12 +10,15 @@ import type { ConformanceCase } from '../conformance/conformance-case.js';
 import { runConformanceCase, type ConformanceResult } from '../conformance/run-conformance-case.js';
 import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
+import { addInjectOption, injectConfig } from './inject-option.js';
+import { injectedBugText } from './format-report.js';
 
 interface ConformanceOptions {
   readonly json?: boolean;
   readonly case: readonly string[];
   readonly list?: boolean;
   readonly hostCpus?: number;
+  readonly inject?: string;
 }
 
 function selectCases(names: readonly string[]): readonly ConformanceCase[] {
@@ -40,6 +43,7 @@ function listCases(cases: readonly ConformanceCase[]): string {
 
 async function conformance(options: ConformanceOptions): Promise<number> {
   const cases = selectCases(options.case);
+  const inject = injectConfig(options.inject);
   if (options.list === true) {
     process.stdout.write(`${listCases(cases)}\n`);
     return 0;
@@ -47,7 +51,10 @@ async function conformance(options: ConformanceOptions): Promise<number> {
   const results: ConformanceResult[] = [];
   const width = Math.max(...cases.map((entry) => entry.name.length));
   for (const entry of cases) {
-    const result = await runConformanceCase(entry, options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus });
+    const result = await runConformanceCase(entry, {
+      ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+      ...inject,
+    });
     results.push(result);
     if (options.json !== true)
       process.stdout.write(`${result.status === 'pass' ? 'PASS' : 'FAIL'}  ${result.name.padEnd(width)}  ${result.detail}\n`);
@@ -61,12 +68,13 @@ async function conformance(options: ConformanceOptions): Promise<number> {
     process.stdout.write(
       `\n${results.length - failed} of ${results.length} case(s) passed${failed > 0 ? `, ${failed} failed` : ''}${hostCpus}\n`,
     );
+    if (options.inject !== undefined) process.stdout.write(`injected bug ${injectedBugText(options.inject)}\n`);
   }
   return failed === 0 ? 0 : 1;
 }
 
 export function addConformanceCommand(program: Command, setExitCode: (status: number) => void): Command {
-  return program
+  const command = program
     .command('conformance')
     .description(
       'run the conformance suite (the scenarios of kvm-unit-tests apic.c and smptest, and the KVM selftests xapic_state_test and recalc_apic_map_test, as guest programs); print pass or fail per case',
@@ -88,7 +96,7 @@ export function addConformanceCommand(program: Command, setExitCode: (status: nu
     .addHelpText(
       'after',
       `
-Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case, a bad --host-cpus).
+Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case, a bad --host-cpus, an unknown --inject).
 Cases for features the emulator does not model yet fail with a detail saying what went wrong.
 
 Examples:
@@ -98,4 +106,5 @@ Examples:
     .action(async (options: ConformanceOptions) => {
       setExitCode(await conformance(options));
     });
+  return addInjectOption(command);
 }

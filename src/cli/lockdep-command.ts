@@ -14,7 +14,8 @@ import { storm } from '../scenarios/storm.js';
 import { hotAdd } from '../scenarios/hot-add.js';
 import { positiveInteger, positiveNumber } from './arguments.js';
 import { BadInput } from './bad-input.js';
-import { formatIpiBalance } from './format-report.js';
+import { formatIpiBalance, injectedBugText } from './format-report.js';
+import { addInjectOption, injectConfig } from './inject-option.js';
 
 /** The storm scenario's program (every vCPU sends IPIs to the others) with a budget of `ipis`. */
 /**
@@ -43,6 +44,7 @@ interface LockdepOptions {
   readonly watchdog: number;
   readonly ipis: number;
   readonly hostCpus?: number;
+  readonly inject?: string;
 }
 
 /** What --json prints (and the text output is made of). */
@@ -98,6 +100,9 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     throw new BadInput('--host-cpus applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
   if (options.hostCpus !== undefined && options.hostCpus > options.vcpus)
     throw new BadInput(`--host-cpus must be at most --vcpus (${options.vcpus}), got ${options.hostCpus}`);
+  if (options.inject !== undefined && options.file !== undefined)
+    throw new BadInput('--inject applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
+  const inject = injectConfig(options.inject);
   let result: LockdepCommandResult;
   let hostCpus: number | undefined;
   if (options.scenario !== undefined) {
@@ -112,6 +117,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
       vcpus: options.vcpus,
       watchdogSeconds: options.watchdog,
       ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+      ...inject,
     });
     if (options.hostCpus !== undefined) hostCpus = outcome.vmReport?.hostCpuCount;
     result = {
@@ -135,11 +141,12 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     result = await runLockScenario(scenario, { validator: options.validator, watchdogMs: options.watchdog * 1000 });
   }
   process.stdout.write(options.json === true ? `${JSON.stringify(result, null, 2)}\n` : `${formatLockdepResult(result, hostCpus)}\n`);
+  if (options.json !== true && options.inject !== undefined) process.stdout.write(`injected bug ${injectedBugText(options.inject)}\n`);
   return lockdepExitStatus(result);
 }
 
 export function addLockdepCommand(program: Command, setExitCode: (status: number) => void): Command {
-  return program
+  const command = program
     .command('lockdep')
     .description(
       'reproduce lock-ordering problems: replays of real KVM slots_lock/SRCU bugs and their fixes on a running VM, or your own lock scenario file; report a possible deadlock (validator) or a real one (watchdog)',
@@ -187,4 +194,5 @@ Examples:
     .action(async (options: LockdepOptions) => {
       setExitCode(await lockdep(options));
     });
+  return addInjectOption(command);
 }

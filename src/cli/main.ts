@@ -28,6 +28,7 @@ import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.j
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
 import { addExploreCommand } from './explore-command.js';
+import { addInjectOption, injectConfig } from './inject-option.js';
 
 export const ExitStatus = { Success: 0, RunFailed: 1, BadInput: 2 } as const;
 
@@ -98,6 +99,7 @@ export function buildProgram(): Command {
           x2avic: boolean;
           x2avicExt: boolean;
           json?: boolean;
+          inject?: string;
         },
       ) => {
         const source = readSource(file);
@@ -109,6 +111,7 @@ export function buildProgram(): Command {
           memoryBytes: options.memory * 1024 * 1024,
           ipiVirtualization: options.ipiv,
           ...erratum1235Config(options),
+          ...injectConfig(options.inject),
           haltPolling: options.haltPoll,
           policy: options.policy,
           lockdep: options.lockdep === true,
@@ -122,6 +125,7 @@ export function buildProgram(): Command {
         process.exitCode = report.ok ? ExitStatus.Success : ExitStatus.RunFailed;
       },
     );
+  addInjectOption(run);
   const setExitCode = (status: number): void => {
     process.exitCode = status;
   };
@@ -154,6 +158,7 @@ export function buildProgram(): Command {
       '  avic-smp lockdep --scenario s5 (lockdep: exit 0 clean, 1 a possible deadlock or a deadlock, 2 bad input)',
       '  avic-smp conformance --json',
       '  avic-smp explore --pattern halter-sender --vcpus 2 --erratum-1235 --runs 50',
+      '  avic-smp stress --pattern halter-sender --vcpus 2 --inject blocking-no-recheck (docs/bug-zoo.md; --inject list)',
     ].join('\n'),
   );
   return program;

@@ -79,6 +79,8 @@ export interface ConformanceRunOptions {
    * one host CPU per vCPU. Default: the VM's own default, min(vCPUs, cores).
    */
   readonly hostCpus?: number;
+  /** VmConfig.inject: a bug of the bug zoo (docs/bug-zoo.md) or its fixed twin, in every case's VM. */
+  readonly inject?: string;
 }
 
 /** Runs one case; never throws for anything the case or the emulator does. */
@@ -94,7 +96,8 @@ export async function runConformanceCase(testCase: ConformanceCase, options: Con
   let vm: Vm;
   try {
     const hostCpus = options.hostCpus === undefined ? {} : { hostCpus: Math.min(options.hostCpus, testCase.vcpus) };
-    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus });
+    const inject = options.inject === undefined ? {} : { inject: options.inject };
+    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus, ...inject });
     vm.loadProgram(program);
   } catch (error) {
     return result({ ok: false, detail: `the VM refused the program: ${error instanceof Error ? error.message : String(error)}` });

@@ -8,6 +8,7 @@ import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
 import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName, backingPagePolicy } from '../control/backing-page-policy.js';
 import { APIC_PAGE_REGIONS, type VmBufferSizes } from '../control/vm-control-views.js';
 import type { InjectedLockBug } from '../control/kvm-locks.js';
+import { findInjectedBug, injectedBugNames } from '../control/injected-bugs.js';
 
 export type { InjectedLockBug };
 
@@ -85,6 +86,12 @@ export interface VmConfig {
    * short for { name } (no shared handshake words, a report expected). Default 'none'.
    */
   readonly injectLockBug?: 'none' | string | InjectedLockBug;
+  /**
+   * Debug only: one bug of the AVIC bug zoo (docs/bug-zoo.md, src/kvm/control/injected-bugs.ts),
+   * 'NAME', or its fixed twin 'NAME-fixed', which must run clean. 'erratum-1235' turns erratum1235
+   * on; its twin turns it on with ipiVirtualization off (KVM's work-around). Default 'none'.
+   */
+  readonly inject?: string;
 }
 
 /** validateConfig's result: every option set, the injected replay in its object form. */
@@ -191,6 +198,10 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     throw new VmConfigError(`erratum1235WindowUs must be a number of microseconds from 1 to 1000000, got ${erratum1235WindowUs}`);
   }
   const injectLockBug = injectedLockBugShape(config.injectLockBug);
+  const inject = validateInject(config.inject);
+  const injected = inject === 'none' ? undefined : findInjectedBug(inject);
+  // erratum #1235 is a VM setting: the bug is the erratum with IPI virtualization on, its twin KVM's work-around.
+  const erratumInjected = injected?.bug.name === 'erratum-1235';
   // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
   if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS)
     throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
@@ -201,8 +212,8 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     maxVcpus,
     memoryBytes,
     policy,
-    ipiVirtualization: config.ipiVirtualization ?? true,
-    erratum1235: config.erratum1235 ?? false,
+    ipiVirtualization: erratumInjected && injected?.fixed === true ? false : (config.ipiVirtualization ?? true),
+    erratum1235: erratumInjected || (config.erratum1235 ?? false),
     erratum1235WindowUs,
     x2avic,
     hostCpus,
@@ -212,7 +223,16 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     stackBytesPerVcpu,
     lockdep: config.lockdep ?? false,
     injectLockBug,
+    inject,
   };
+}
+
+/** VmConfig.inject: 'none' (the default), a bug of the bug zoo or its -fixed twin; else one line that lists the names. */
+export function validateInject(inject: unknown): string {
+  if (inject === undefined || inject === 'none') return 'none';
+  if (typeof inject !== 'string' || findInjectedBug(inject) === undefined)
+    throw new VmConfigError(`unknown injected bug "${String(inject)}"; the bugs are: ${injectedBugNames().join(', ')}`);
+  return inject;
 }
 
 /** Only the shape of VmConfig.injectLockBug: which replays exist is src/scenarios' to know. */

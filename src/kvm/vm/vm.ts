@@ -10,6 +10,7 @@ import { mainHostThread } from '../../host/host-thread.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../../memory/memslot.js';
 import { guestPhysicalAddress } from '../../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from '../control/backing-page-policy.js';
+import { injectedBugFlags } from '../control/injected-bugs.js';
 import { rebuildLogicalApicIdTable } from './apic-map.js';
 import { VcpuFinish, VcpuRequest, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
 import { allocateVmBuffers, VmControlViews } from '../control/vm-control-views.js';
@@ -76,6 +77,7 @@ export class Vm {
       this.memory.headerIndex('erratum1235WindowNs'),
       config.erratum1235 ? Math.round(config.erratum1235WindowUs * 1000) : 0,
     );
+    Atomics.store(this.memory.control, this.memory.headerIndex('injectedBugs'), injectedBugFlags(config.inject));
     this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
     this.#hostCpuTasks = new HostCpuTasks(this.memory, config.hostCpus, config.maxVcpus);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({
