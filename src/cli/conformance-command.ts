@@ -11,12 +11,15 @@ import { runConformanceCase, type ConformanceResult } from '../conformance/run-c
 import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
 import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
+import { addInjectOption, injectConfig } from './inject-option.js';
+import { injectedBugText } from './format-report.js';
 
 interface ConformanceOptions extends DeterministicCommandOptions {
   readonly json?: boolean;
   readonly case: readonly string[];
   readonly list?: boolean;
   readonly hostCpus?: number;
+  readonly inject?: string;
 }
 
 function selectCases(names: readonly string[]): readonly ConformanceCase[] {
@@ -41,6 +44,7 @@ function listCases(cases: readonly ConformanceCase[]): string {
 
 async function conformance(options: ConformanceOptions): Promise<number> {
   const cases = selectCases(options.case);
+  const inject = injectConfig(options.inject);
   if (options.list === true) {
     process.stdout.write(`${listCases(cases)}\n`);
     return 0;
@@ -51,6 +55,7 @@ async function conformance(options: ConformanceOptions): Promise<number> {
     const result = await runConformanceCase(entry, {
       ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
       ...deterministicConfig(options),
+      ...inject,
     });
     results.push(result);
     if (options.json !== true)
@@ -65,6 +70,7 @@ async function conformance(options: ConformanceOptions): Promise<number> {
     process.stdout.write(
       `\n${results.length - failed} of ${results.length} case(s) passed${failed > 0 ? `, ${failed} failed` : ''}${hostCpus}\n`,
     );
+    if (options.inject !== undefined) process.stdout.write(`injected bug ${injectedBugText(options.inject)}\n`);
   }
   return failed === 0 ? 0 : 1;
 }
@@ -94,7 +100,7 @@ export function addConformanceCommand(program: Command, setExitCode: (status: nu
     .addHelpText(
       'after',
       `
-Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case, a bad --host-cpus).
+Exit status: 0 every case passed; 1 a case failed; 2 bad input (an unknown --case, a bad --host-cpus, an unknown --inject).
 Cases for features the emulator does not model yet fail with a detail saying what went wrong.
 
 Examples:
@@ -104,4 +110,5 @@ Examples:
     .action(async (options: ConformanceOptions) => {
       setExitCode(await conformance(options));
     });
+  return addInjectOption(command);
 }

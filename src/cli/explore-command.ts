@@ -20,6 +20,7 @@ import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './ar
 import { BadInput } from './bad-input.js';
 import { exploreJson, formatExplore } from './explore-output.js';
 import { createRunProgress } from './progress.js';
+import { wallClockMs } from '../host/host-thread.js';
 import { erratum1235Options, hostCpusOption, lockdepOption, policyOption, x2avicExtOption, x2avicOption } from './scenario-options.js';
 
 const RUN: readonly ExploreSubcommand[] = ['run'];
@@ -168,7 +169,7 @@ function tickingProgress(
   });
   let fraction: number | undefined;
   const update = (): void =>
-    bar.update({ elapsedSeconds: (performance.now() - started) / 1000, ...(fraction === undefined ? {} : { fraction }) });
+    bar.update({ elapsedSeconds: (wallClockMs() - started) / 1000, ...(fraction === undefined ? {} : { fraction }) });
   const timer = setInterval(update, 250);
   timer.unref();
   return {
@@ -191,7 +192,7 @@ async function explore(
 ): Promise<number> {
   const plan = planOf(command, program, options);
   const runner = dependencies.runner(options.runTimeout);
-  const started = performance.now();
+  const started = wallClockMs();
   const settings = { plan, seedStart: options.seedStart, runs: options.runs, jobs: options.jobs, keepGoing: options.keepGoing === true };
   const progress = tickingProgress(`explore ${plan.subcommand}, ${options.runs} seeds`, dependencies, started);
   let result;
@@ -208,7 +209,7 @@ async function explore(
   } finally {
     progress.stop();
   }
-  const durationSeconds = (performance.now() - started) / 1000;
+  const durationSeconds = (wallClockMs() - started) / 1000;
   const first = result.failures[0];
   let shrink: ShrinkResult | string | undefined;
   if (first !== undefined && options.shrink) {
@@ -216,7 +217,7 @@ async function explore(
     if (switches === undefined) shrink = 'the failing run has no schedule in its report (a run timeout or a crash): nothing to shrink';
     else if (switches === 0) shrink = 'the failing run made no thread switch';
     else {
-      const shrinking = tickingProgress(`shrinking seed ${first.seed} (${switches} switches)`, dependencies, performance.now());
+      const shrinking = tickingProgress(`shrinking seed ${first.seed} (${switches} switches)`, dependencies, wallClockMs());
       try {
         shrink = await shrinkSchedule({
           plan,

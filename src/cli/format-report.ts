@@ -3,6 +3,7 @@
 import type { IpiBalance, VmReport } from '../kvm/report/vm-report.js';
 import type { ScheduleSummary } from '../host/deterministic/deterministic-schedule.js';
 import { formatCount, formatTable } from './text-table.js';
+import { findInjectedBug } from '../kvm/control/injected-bugs.js';
 
 const number = formatCount;
 const table = formatTable;
@@ -23,6 +24,15 @@ export function scheduleText(schedule: ScheduleSummary): string {
   );
 }
 
+/** The injected bug of the bug zoo (docs/bug-zoo.md) in one line: what goes wrong and its fix, or what its twin runs. */
+export function injectedBugText(name: string): string {
+  const found = findInjectedBug(name);
+  if (found === undefined) return name;
+  const { bug, fixed } = found;
+  if (fixed) return `${name}: the fixed twin of ${bug.name}, ${bug.fixedTwin}`;
+  return `${name}: ${bug.summary} (fixed in Linux ${bug.fix.kernel}: ${bug.fix.commit})`;
+}
+
 export function formatRunReport(report: VmReport): string {
   const { ipis, exits } = report;
   const lines: string[] = [];
@@ -30,6 +40,7 @@ export function formatRunReport(report: VmReport): string {
   lines.push(
     `vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}${report.erratum1235WindowUs === null ? '' : `, ${erratum1235Text(report.erratum1235WindowUs, report.erratumStaleIsRunningReads)}`}`,
   );
+  if ((report.inject ?? null) !== null) lines.push(`injected bug ${injectedBugText(report.inject!)}`);
   lines.push('');
   lines.push(formatIpiBalance(ipis));
   lines.push(`IPIs delivered per second: ${number(report.ipisPerSecond)}`);

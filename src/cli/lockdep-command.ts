@@ -14,7 +14,8 @@ import { storm } from '../scenarios/storm.js';
 import { hotAdd } from '../scenarios/hot-add.js';
 import { positiveInteger, positiveNumber } from './arguments.js';
 import { BadInput } from './bad-input.js';
-import { formatIpiBalance } from './format-report.js';
+import { formatIpiBalance, injectedBugText } from './format-report.js';
+import { addInjectOption, injectConfig } from './inject-option.js';
 import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 
 /** The storm scenario's program (every vCPU sends IPIs to the others) with a budget of `ipis`. */
@@ -44,6 +45,7 @@ interface LockdepOptions extends DeterministicCommandOptions {
   readonly watchdog: number;
   readonly ipis: number;
   readonly hostCpus?: number;
+  readonly inject?: string;
 }
 
 /** What --json prints (and the text output is made of). */
@@ -101,6 +103,9 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     throw new BadInput('--deterministic applies to a replay (--scenario): a scenario file runs on its own threads, not on a VM');
   if (options.hostCpus !== undefined && options.hostCpus > options.vcpus)
     throw new BadInput(`--host-cpus must be at most --vcpus (${options.vcpus}), got ${options.hostCpus}`);
+  if (options.inject !== undefined && options.file !== undefined)
+    throw new BadInput('--inject applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
+  const inject = injectConfig(options.inject);
   let result: LockdepCommandResult;
   let hostCpus: number | undefined;
   if (options.scenario !== undefined) {
@@ -116,6 +121,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
       watchdogSeconds: options.watchdog,
       ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
       ...deterministicConfig(options),
+      ...inject,
     });
     if (options.hostCpus !== undefined) hostCpus = outcome.vmReport?.hostCpuCount;
     result = {
@@ -139,6 +145,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
     result = await runLockScenario(scenario, { validator: options.validator, watchdogMs: options.watchdog * 1000 });
   }
   process.stdout.write(options.json === true ? `${JSON.stringify(result, null, 2)}\n` : `${formatLockdepResult(result, hostCpus)}\n`);
+  if (options.json !== true && options.inject !== undefined) process.stdout.write(`injected bug ${injectedBugText(options.inject)}\n`);
   return lockdepExitStatus(result);
 }
 
@@ -193,4 +200,5 @@ Examples:
     .action(async (options: LockdepOptions) => {
       setExitCode(await lockdep(options));
     });
+  return addInjectOption(command);
 }

@@ -29,6 +29,7 @@ import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
 import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 import { addExploreCommand } from './explore-command.js';
+import { addInjectOption, injectConfig } from './inject-option.js';
 
 export const ExitStatus = { Success: 0, RunFailed: 1, BadInput: 2 } as const;
 
@@ -101,6 +102,7 @@ export function buildProgram(): Command {
           x2avic: boolean;
           x2avicExt: boolean;
           json?: boolean;
+          inject?: string;
         } & DeterministicCommandOptions,
       ) => {
         const source = readSource(file);
@@ -112,6 +114,7 @@ export function buildProgram(): Command {
           memoryBytes: options.memory * 1024 * 1024,
           ipiVirtualization: options.ipiv,
           ...erratum1235Config(options),
+          ...injectConfig(options.inject),
           haltPolling: options.haltPoll,
           policy: options.policy,
           lockdep: options.lockdep === true,
@@ -126,6 +129,7 @@ export function buildProgram(): Command {
         process.exitCode = report.ok ? ExitStatus.Success : ExitStatus.RunFailed;
       },
     );
+  addInjectOption(run);
   const setExitCode = (status: number): void => {
     process.exitCode = status;
   };
@@ -158,6 +162,7 @@ export function buildProgram(): Command {
       '  avic-smp lockdep --scenario s5 (lockdep: exit 0 clean, 1 a possible deadlock or a deadlock, 2 bad input)',
       '  avic-smp conformance --json',
       '  avic-smp explore --pattern halter-sender --vcpus 2 --erratum-1235 --runs 50',
+      '  avic-smp stress --pattern halter-sender --vcpus 2 --inject blocking-no-recheck (docs/bug-zoo.md; --inject list)',
     ].join('\n'),
   );
   return program;

@@ -26,6 +26,7 @@ import {
   vmSwitchOptions,
   type ScenarioCommandOptions,
 } from './scenario-options.js';
+import { addInjectOption } from './inject-option.js';
 
 const DEFAULT_COUNTS = '1,2,4,8,16';
 
@@ -50,6 +51,7 @@ async function scale(options: ScaleOptions): Promise<number> {
   if (options.svg !== undefined) checkOutputFile('--svg', options.svg);
   const definition = options.pattern;
   const { run, skipped } = allowedCounts(definition, options.vcpus);
+  const vmConfig = vmConfigOverrides(options);
   if (run.length === 0) throw new BadInput(`none of --vcpus ${options.vcpus.join(',')} can run: ${skipped[0]?.reason ?? definition.name}`);
   for (const skip of skipped)
     process.stderr.write(`avic-smp: note: skipping ${skip.vcpus} vCPU${skip.vcpus === 1 ? '' : 's'}: ${skip.reason}\n`);
@@ -68,7 +70,7 @@ async function scale(options: ScaleOptions): Promise<number> {
           ...(options.ipis === undefined ? {} : { ipis: options.ipis }),
           ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
         },
-        { onProgress: (sample) => progress.update(sample), vmConfig: vmConfigOverrides(options) },
+        { onProgress: (sample) => progress.update(sample), vmConfig },
       );
       rows.push(scaleRow(result, rows[0]));
     } finally {
@@ -80,6 +82,7 @@ async function scale(options: ScaleOptions): Promise<number> {
     seed: options.seed,
     requested: { ipis: options.seconds === undefined ? (options.ipis ?? definition.defaultIpis) : null, seconds: options.seconds ?? null },
     skipped,
+    inject: options.inject ?? null,
     rows,
     ok: rows.every((row) => row.ok),
   };
@@ -120,6 +123,7 @@ export function addScaleCommand(program: Command, setExitCode: (status: number) 
       new Option('--svg <file>', 'write an SVG chart: throughput (IPIs/s) and p50/p99 latency (µs) against the vCPU count, log2 x axis'),
     );
   for (const option of vmSwitchOptions()) command.addOption(option);
+  addInjectOption(command);
   command
     .addHelpText(
       'after',

@@ -9,6 +9,7 @@ import type { LatencySummary } from '../kvm/report/latency-histogram.js';
 import type { ScenarioResult } from '../scenarios/scenario.js';
 import { incompleteIpiExits } from './stress-summary.js';
 import { formatCount, formatMicroseconds, formatRatio, formatTable } from './text-table.js';
+import { injectedBugText } from './format-report.js';
 
 export const EFFICIENCY_DEFINITION =
   'efficiency = (IPIs/s ÷ vCPUs) ÷ (IPIs/s ÷ vCPUs of the first row); 1.00 = per-vCPU throughput kept, 0.50 = halved';
@@ -41,6 +42,8 @@ export interface ScaleResult {
   readonly seed: number;
   readonly requested: { readonly ipis: number | null; readonly seconds: number | null };
   readonly skipped: readonly SkippedCount[];
+  /** The bug zoo entry every row injected (--inject, docs/bug-zoo.md); null (or absent) when none. */
+  readonly inject?: string | null;
   readonly rows: readonly ScaleRow[];
   readonly ok: boolean;
   /** The --svg file, when one was written. */
@@ -100,6 +103,7 @@ export function formatScaleTable(result: ScaleResult): string {
     `${result.pattern}, seed ${result.seed}, ${length}; latency is guest-measured (µs)`,
     `${EFFICIENCY_DEFINITION.replace('the first row', `the ${first?.vcpus ?? '?'}-vCPU row`)}`,
     EXITS_PER_IPI_DEFINITION,
+    ...(result.inject === undefined || result.inject === null ? [] : [`injected bug ${injectedBugText(result.inject)}`]),
     ...result.skipped.map((skip) => `skipped ${skip.vcpus} vCPU${skip.vcpus === 1 ? '' : 's'}: ${skip.reason}`),
     ...result.rows
       .filter((row) => !row.ok)

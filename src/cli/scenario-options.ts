@@ -9,6 +9,7 @@ import { SCENARIOS } from '../scenarios/catalogue.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
 import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './arguments.js';
 import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
+import { injectConfig } from './inject-option.js';
 
 export const DEFAULT_SEED = 1;
 
@@ -27,6 +28,8 @@ export interface ScenarioCommandOptions extends DeterministicCommandOptions {
   readonly x2avic: boolean;
   readonly hostCpus?: number;
   readonly x2avicExt: boolean;
+  /** --inject: a bug of the bug zoo or its fixed twin (docs/bug-zoo.md). */
+  readonly inject?: string;
 }
 
 export function patternOption(): Option {
@@ -132,6 +135,7 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
   return {
     ...(options.ipiv ? {} : { ipiVirtualization: false }),
     ...erratum1235Config(options),
+    ...injectConfig(options.inject),
     ...(options.haltPoll ? {} : { haltPolling: false }),
     ...(options.policy === BackingPagePolicyName.Upstream ? {} : { policy: options.policy }),
     ...(options.lockdep === true ? { lockdep: true } : {}),

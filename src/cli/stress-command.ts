@@ -16,6 +16,7 @@ import {
   type ScenarioCommandOptions,
 } from './scenario-options.js';
 import { formatStressSummary, summarizeStress } from './stress-summary.js';
+import { addInjectOption } from './inject-option.js';
 import { TRACE_FORMATS, TraceFormat, writeFtraceFile, writeTraceFile } from './trace-file.js';
 
 interface StressOptions extends ScenarioCommandOptions {
@@ -29,6 +30,7 @@ async function stress(options: StressOptions): Promise<number> {
   if (options.traceFormat !== undefined && options.trace === undefined) throw new BadInput('--trace-format needs --trace FILE');
   if (options.trace !== undefined) checkOutputFile('--trace', options.trace);
   const definition = options.pattern;
+  const vmConfig = vmConfigOverrides(options);
   const parameters = {
     vcpus: options.vcpus,
     seed: options.seed,
@@ -45,7 +47,7 @@ async function stress(options: StressOptions): Promise<number> {
     outcome = await runScenario(definition, parameters, {
       trace: options.trace !== undefined,
       onProgress: (sample) => progress.update(sample),
-      vmConfig: vmConfigOverrides(options),
+      vmConfig,
     });
   } finally {
     progress.stop();
@@ -110,6 +112,7 @@ export function addStressCommand(program: Command, setExitCode: (status: number)
       ).argParser(oneOf('trace format', TRACE_FORMATS)),
     );
   for (const option of vmSwitchOptions()) command.addOption(option);
+  addInjectOption(command);
   command
     .addHelpText(
       'after',

@@ -5,7 +5,7 @@ import type { LatencySummary } from '../kvm/report/latency-histogram.js';
 import type { IpiBalance, VmExit, VmReport } from '../kvm/report/vm-report.js';
 import type { ScenarioCheck, ScenarioResult } from '../scenarios/scenario.js';
 import { formatCount, formatMicroseconds, formatTable } from './text-table.js';
-import { erratum1235Text, scheduleText } from './format-report.js';
+import { erratum1235Text, injectedBugText, scheduleText } from './format-report.js';
 
 type Exits = VmReport['exits'];
 
@@ -35,6 +35,8 @@ export interface StressSummary {
   readonly haltPolling: boolean;
   /** The AMD erratum #1235 model's window in microseconds (--erratum-1235); null when off. */
   readonly erratum1235WindowUs: number | null;
+  /** The bug zoo entry the run injected (--inject, docs/bug-zoo.md); null when none. */
+  readonly inject: string | null;
   /** Backing-page policy (upstream or rfc-v2) and what vCPU creation cost under it. */
   readonly policy: string;
   readonly vcpuCreation: VmReport['vcpuCreation'];
@@ -114,6 +116,7 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
     ipiVirtualization: report.ipiVirtualization,
     haltPolling: settings.haltPolling,
     erratum1235WindowUs: report.erratum1235WindowUs,
+    inject: report.inject ?? null,
     policy: report.policy,
     vcpuCreation: report.vcpuCreation,
     memslots: report.memslots,
@@ -227,6 +230,7 @@ export function formatStressSummary(summary: StressSummary): string {
   const lines = [
     `${summary.ok ? 'OK' : 'FAILED'}: ${summary.pattern} on ${summary.vcpus} vCPUs, seed ${summary.seed}, ${requestedText(summary)}; ran ${summary.durationSeconds.toFixed(2)} s, ended by ${summary.exit.reason} (${summary.exit.detail})`,
     `IPI virtualization ${summary.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}, halt-polling ${summary.haltPolling ? 'on' : 'off'}`,
+    ...((summary.inject ?? null) === null ? [] : [`injected bug ${injectedBugText(summary.inject!)}`]),
     '',
     `IPIs        sent ${formatCount(ipis.sent)}   delivered ${formatCount(ipis.delivered)}   lost ${formatCount(ipis.lost)}`,
     `            accepted ${formatCount(ipis.accepted)}, coalesced into a pending IRR bit ${formatCount(ipis.coalesced)}, still pending ${formatCount(ipis.pending)},` +

@@ -81,6 +81,8 @@ export interface ConformanceRunOptions {
   readonly hostCpus?: number;
   /** A deterministic run's schedule (VmConfig.deterministic); default a parallel run. */
   readonly deterministic?: VmConfig['deterministic'];
+  /** VmConfig.inject: a bug of the bug zoo (docs/bug-zoo.md) or its fixed twin, in every case's VM. */
+  readonly inject?: string;
 }
 
 /** Runs one case; never throws for anything the case or the emulator does. */
@@ -97,7 +99,8 @@ export async function runConformanceCase(testCase: ConformanceCase, options: Con
   try {
     const hostCpus = options.hostCpus === undefined ? {} : { hostCpus: Math.min(options.hostCpus, testCase.vcpus) };
     const deterministic = options.deterministic === undefined ? {} : { deterministic: options.deterministic };
-    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus, ...deterministic });
+    const inject = options.inject === undefined ? {} : { inject: options.inject };
+    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus, ...inject, ...deterministic });
     vm.loadProgram(program);
   } catch (error) {
     return result({ ok: false, detail: `the VM refused the program: ${error instanceof Error ? error.message : String(error)}` });

@@ -145,3 +145,8 @@ export function setMainHostThread(thread: MainHostThread): void {
 export function threadNowMs(): number {
   return isMainThread ? currentMain.nowMs() : current.nowMs();
 }
+
+/** The wall clock in ms, for what is wall-clock by nature (a CLI's progress bar, explore's runs per second), never a VM's time. */
+export function wallClockMs(): number {
+  return performance.now();
+}

@@ -214,8 +214,7 @@ describe('blocking waits (architecture.md "Threads and who owns what")', () => {
         callSitesOf(file, 'hrtime', 'bigint').length > 0,
     );
 
-    // explore times its child processes (the host's time by nature, docs/deterministic.md).
-    expect(callers).toEqual(['src/cli/explore-command.ts', 'src/host/deterministic/schedule-threads.ts', 'src/host/host-thread.ts']);
+    expect(callers).toEqual(['src/host/deterministic/schedule-threads.ts', 'src/host/host-thread.ts']);
   });
 });
 

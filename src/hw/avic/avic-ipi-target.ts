@@ -33,6 +33,11 @@ export interface AvicHardware {
   ringDoorbell(hostPhysicalApicId: HostPhysicalApicId): void;
   /** AMD erratum #1235 (erratum-1235.ts): set when the model is on; undefined on a correct part. */
   readonly erratum1235?: Erratum1235 | undefined;
+  /**
+   * Debug only, the bug zoo's isrunning-before-irr (docs/bug-zoo.md): read IsRunning before setting
+   * the IRR bit, the order that loses a wake-up. Undefined or false on every real part.
+   */
+  readonly isRunningBeforeIrr?: boolean | undefined;
 }
 
 /** AvicIpiOutcome.exit when the IPI needed no exit. */
@@ -108,13 +113,16 @@ export function visitTarget(
   if (pass === Pass.Validate) return NO_EXIT;
 
   outcome.targets++;
+  // The injected isrunning-before-irr reads IsRunning here, first: the target may clear it, re-check
+  // an IRR still empty and block before the bit below lands, and the doorbell then wakes nobody.
+  const earlyHigh = hardware.isRunningBeforeIrr === true ? table.loadHighWord(index) : 0;
   if (setIrrAtomic(hardware.pageWords, pageBase, vector)) outcome.accepted++;
   else outcome.coalesced++;
   if (index === sender) outcome.selfTargeted = true;
   // IRR before IsRunning (O1 in docs/architecture.md#orderings): the seq-cst Atomics.or above and this Atomics.load
   // form the sender's full fence; it pairs with the target's "clear IsRunning, then re-check
   // IRR" before it blocks. Either the target sees our bit, or we see IsRunning = 0 and exit.
-  let running = physicalEntryIsRunning(table.loadHighWord(index));
+  let running = physicalEntryIsRunning(hardware.isRunningBeforeIrr === true ? earlyHigh : table.loadHighWord(index));
   // AMD erratum #1235: a recent clear not yet seen reads as the old 1. Off, one branch on this path.
   const erratum = hardware.erratum1235;
   if (!running && erratum !== undefined && missesIsRunningClear(table, index, erratum)) {

@@ -37,6 +37,11 @@ export const VmHeader = defineStruct('VmHeader', {
     type: 'i32',
     writer: "main, at VM creation: the AMD erratum #1235 model's window W in ns, 0 when the model is off (VmConfig.erratum1235)",
   },
+  injectedBugs: {
+    type: 'i32',
+    writer:
+      "main, at VM creation: the InjectedBugFlag of VmConfig.inject (injected-bugs.ts), 0 for none and for every fixed twin; each vCPU's parts read it once",
+  },
   apicMapGeneration: { type: 'i32', writer: 'main, after it rebuilds the logical APIC ID table' },
   apicMapRequests: { type: 'i32', writer: 'any vCPU: Atomics.add when its LDR/DFR/ID changed (asks main to rebuild)' },
   createdVcpus: { type: 'i32', writer: "main: vCPUs 0..n-1 exist; raised after a new vCPU's physical table entry is valid" },

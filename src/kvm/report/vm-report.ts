@@ -58,6 +58,8 @@ export interface VmReportInput {
     readonly maxVcpus: number;
     readonly hostCpus: number;
     readonly quantumUs: number;
+    /** VmConfig.inject: a bug of the bug zoo or its -fixed twin, 'none' (or absent) when none. */
+    readonly inject?: string;
   };
   /** vCPU creation's counts (VcpuCreation.statistics). */
   readonly creation: {
@@ -201,6 +203,8 @@ export interface VmReport {
     readonly msr: number;
   };
   readonly doorbells: number;
+  /** The bug zoo entry the run injected (VmConfig.inject, docs/bug-zoo.md): a bug or its -fixed twin; null when none. */
+  readonly inject: string | null;
   /** The AMD erratum #1235 model's window W in microseconds (VmConfig.erratum1235WindowUs), null when the model is off. */
   readonly erratum1235WindowUs: number | null;
   /** IPI targets whose recent IsRunning clear the erratum #1235 model missed: a doorbell instead of the cause-1 exit. */
@@ -367,6 +371,7 @@ export function buildVmReport(
       msr: total('msrAccesses'),
     },
     doorbells: total('doorbellsRung'),
+    inject: input.config.inject === undefined || input.config.inject === 'none' ? null : input.config.inject,
     erratum1235WindowUs: erratum1235WindowNs === 0 ? null : erratum1235WindowNs / 1000,
     erratumStaleIsRunningReads: total('erratumStaleIsRunningReads'),
     wakeups: total('wakeups'),

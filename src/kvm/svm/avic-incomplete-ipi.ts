@@ -6,6 +6,13 @@
 
 import { AvicIncompleteIpiCause, incompleteIpiCause, incompleteIpiIndex, type AvicExitInfo } from '../../hw/avic/avic-exit.js';
 import { NO_EXIT, type AvicIpiOutcome } from '../../hw/avic/avic-ipi-delivery.js';
+import {
+  DestinationMode,
+  DestinationShorthand,
+  interruptCommandDestinationMode,
+  interruptCommandShorthand,
+} from '../../hw/apic/interrupt-command.js';
+import { InjectedBugFlag } from '../control/injected-bugs.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
@@ -16,13 +23,17 @@ import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js'
 export interface IncompleteIpiHost {
   readonly index: number;
   readonly counters: VcpuCounting;
-  /** kvm_vcpu_kick of the targets (cause 1). */
-  readonly views: Pick<VmControlViews, 'kick'>;
+  /** kvm_vcpu_kick of the targets (cause 1); the created vCPUs (kvm_get_vcpu_by_id) for the injected x2avic-logical-kick. */
+  readonly views: Pick<VmControlViews, 'kick'> & { createdVcpus?(): number };
   /** The local APIC's software side: KVM's destination matching, and kvm_apic_send_ipi. */
   readonly lapic: {
     collectTargets(icrLow: number, icrHigh: number): readonly number[];
     emulateIcrClearingBusy(icrLow: number, icrHigh: number): void;
+    /** The sender is in x2APIC mode (apic_x2apic_mode), for the injected x2avic-logical-kick. */
+    readonly x2apicMode?: boolean;
   };
+  /** Debug only: the bug zoo's flags (VmHeader.injectedBugs, read once by the vCPU; docs/bug-zoo.md). */
+  readonly injectedBugs?: number;
   /** Present only when tracing (--trace). */
   readonly trace?: TraceRecorder | undefined;
 }
@@ -39,20 +50,34 @@ export function avicIncompleteIpiInterception(exit: AvicExitInfo, host: Incomple
   const counters = host.counters;
   host.trace?.record(TraceEventKind.AvicIncompleteIpi, icrHigh, icrLow, cause, incompleteIpiIndex(exit.exitInfo2Low));
   counters.count(VcpuStatistic.incompleteIpiExits + cause);
+  const injected = host.injectedBugs ?? 0;
   switch (cause) {
     case AvicIncompleteIpiCause.TargetNotRunning:
+      // The injected not-running-reemulated (Linux 5.0-5.1) wrote the ICR again instead: a second
+      // IPI on top of the IRR bits the hardware set, taken twice by a target that took the first.
+      if ((injected & InjectedBugFlag.NotRunningReemulated) !== 0) {
+        host.lapic.emulateIcrClearingBusy(icrLow, icrHigh);
+        break;
+      }
       // The IRR bits are already set: only wake the targets.
       host.trace?.avicKickTargets(host.index, icrLow, icrHigh, incompleteIpiIndex(exit.exitInfo2Low));
       avicKickTargetVcpus(icrLow, icrHigh, host);
       break;
+    case AvicIncompleteIpiCause.InvalidTarget:
+      // The injected invalid-target-ignored (KVM before 6.3) did nothing here: the hardware, which
+      // validates every target first, set no IRR bit, so the valid targets lost the IPI too.
+      if ((injected & InjectedBugFlag.InvalidTargetIgnored) !== 0) {
+        countDropped(host);
+        break;
+      }
+      host.lapic.emulateIcrClearingBusy(icrLow, icrHigh);
+      break;
     case AvicIncompleteIpiCause.InvalidBackingPage:
       // KVM only warns; the IPI goes nowhere. Counted as dropped so the totals still add up.
-      counters.count(VcpuStatistic.ipiCommands);
-      counters.count(VcpuStatistic.ipisSent);
-      counters.count(VcpuStatistic.ipisDroppedInvalidTarget);
+      countDropped(host);
       break;
     default:
-      // Causes 0 and 2: full software emulation (kvm_apic_send_ipi), a stuck busy bit cleared first.
+      // Cause 0 (and 2 above): full software emulation (kvm_apic_send_ipi), a stuck busy bit cleared first.
       // Cause 4 (vector < 16): KVM drops it silently; the emulation drops it too but latches the
       // architectural ESR bits on both sides (docs/amd-intel-differences.md).
       host.lapic.emulateIcrClearingBusy(icrLow, icrHigh);
@@ -60,8 +85,16 @@ export function avicIncompleteIpiInterception(exit: AvicExitInfo, host: Incomple
   }
 }
 
+/** An ICR write that went nowhere, counted as one dropped message so the totals still add up. */
+function countDropped(host: IncompleteIpiHost): void {
+  host.counters.count(VcpuStatistic.ipiCommands);
+  host.counters.count(VcpuStatistic.ipisSent);
+  host.counters.count(VcpuStatistic.ipisDroppedInvalidTarget);
+}
+
 /** avic_kick_target_vcpus: kvm_vcpu_kick every vCPU the ICR names but the sender. */
 export function avicKickTargetVcpus(icrLow: number, icrHigh: number, host: IncompleteIpiHost): void {
+  if (((host.injectedBugs ?? 0) & InjectedBugFlag.X2apicLogicalKick) !== 0 && x2apicLogicalKickFastPath(icrLow, icrHigh, host)) return;
   for (const target of host.lapic.collectTargets(icrLow, icrHigh)) {
     if (target === host.index) continue;
     host.trace?.interruptDelivery(target);
@@ -91,4 +124,30 @@ export function accountAvicIpi(
     counters.count(VcpuStatistic.ipisAccepted, ipi.accepted);
     counters.count(VcpuStatistic.ipisCoalesced, ipi.coalesced);
   }
+}
+
+/**
+ * The injected x2avic-logical-kick: avic_kick_target_vcpus_fast of Linux 6.0-6.2 for an x2APIC
+ * logical destination, which took the 16-bit mask from the cluster half (dest & 0xFFFF0000, fixed
+ * by "KVM: SVM: Fix x2APIC Logical ID calculation for avic_kick_target_vcpus_fast"). An empty mask
+ * (any cluster-0 destination) "handles" the IPI by waking nobody; a one-bit mask wakes vCPU
+ * cluster * 16 + its bit (16 or more: not the target); only a many-bit mask fell back to the slow
+ * path. Returns true when the fast path handled the exit (the slow path is skipped).
+ */
+function x2apicLogicalKickFastPath(icrLow: number, icrHigh: number, host: IncompleteIpiHost): boolean {
+  if (host.lapic.x2apicMode !== true) return false;
+  if (interruptCommandShorthand(icrLow) !== DestinationShorthand.None) return false;
+  if (interruptCommandDestinationMode(icrLow) !== DestinationMode.Logical) return false;
+  const destination = icrHigh >>> 0;
+  const bitmap = (destination & 0xffff0000) >>> 0;
+  const cluster = (destination >>> 16) << 4;
+  if (bitmap === 0) return true;
+  if ((bitmap & (bitmap - 1)) !== 0) return false;
+  const target = cluster + (31 - Math.clz32(bitmap));
+  // kvm_get_vcpu_by_id: no such vCPU, nothing to wake (and still handled).
+  if (target < (host.views.createdVcpus?.() ?? 0) && target !== host.index) {
+    host.trace?.interruptDelivery(target);
+    kickVcpu(host.views, host.counters, target);
+  }
+  return true;
 }

@@ -26,6 +26,7 @@ import { AvicMode, avicMaxPhysicalIndex } from '../../hw/avic/x2avic.js';
 import type { HostThreadSlot, VcpuIndex } from '../../host/identifiers.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { KVM_LOCK_TIMEOUT_MS } from '../control/kvm-locks.js';
+import { InjectedBugFlag, readInjectedBugs } from '../control/injected-bugs.js';
 import { backingPagePolicy, type BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
@@ -67,6 +68,7 @@ export function createAvicVmcb(
     resolveBackingPage: backingPagePolicy(policy, views.vcpuCount).resolveBackingPage,
     ringDoorbell: (host) => hostCpus.ring(host),
     erratum1235: erratum1235Of(views, readClockNs),
+    isRunningBeforeIrr: (readInjectedBugs(views) & InjectedBugFlag.IsRunningBeforeIrr) !== 0,
   };
   const x2avic: AvicHardware = { ...xavic, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, views.vcpuCount, x2avicExtended) };
   return new AvicVmcb(apicId(index), backingPage, xavic, x2avic);

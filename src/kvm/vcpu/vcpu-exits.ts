@@ -13,6 +13,8 @@ import { hostThread } from '../../host/host-thread.js';
 import type { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { NPF_ERROR_CODE_WRITE, SvmExitCode } from '../../hw/avic/avic-exit.js';
 import type { VcpuLocks } from '../control/kvm-locks.js';
+import { readInjectedBugs } from '../control/injected-bugs.js';
+import type { VmControlViews } from '../control/vm-control-views.js';
 import type { VcpuCounters } from '../control/vcpu-counters.js';
 import { VcpuMode } from '../control/vcpu-run-state.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
@@ -41,8 +43,8 @@ export interface VcpuExitsHost {
   readonly memslots: VcpuMemslots;
   readonly counters: VcpuCounters;
   readonly trace: TraceRecorder | undefined;
-  /** What the AVIC exit handlers are given (narrow hosts; no handler sees the vCPU). */
-  readonly exitHost: IncompleteIpiHost & UnacceleratedAccessHost;
+  /** What the AVIC exit handlers are given (narrow hosts; no handler sees the vCPU), over the VM's views. */
+  readonly exitHost: IncompleteIpiHost & UnacceleratedAccessHost & { readonly views: VmControlViews };
   readonly msrHost: MsrHost;
   /** The current slice's quantum deadline (the host clock, nowMs): exits past it end the guest slice. */
   quantumDeadlineMs(): number;
@@ -54,6 +56,8 @@ export interface VcpuExitsHost {
 
 export class VcpuExits {
   readonly #host: VcpuExitsHost;
+  /** host.exitHost with the bug zoo's flags (VmHeader.injectedBugs), read once here. */
+  readonly #exitHost: IncompleteIpiHost & UnacceleratedAccessHost;
   /** Debug only: the worker's first-exit hook (VcpuFirstExitHook), run at the vCPU's first exit. */
   readonly #onFirstExit: VcpuFirstExitHook | undefined;
   #firstExitDone = false;
@@ -61,6 +65,7 @@ export class VcpuExits {
   constructor(host: VcpuExitsHost, onFirstExit: VcpuFirstExitHook | undefined) {
     this.#host = host;
     this.#onFirstExit = onFirstExit;
+    this.#exitHost = { ...host.exitHost, injectedBugs: readInjectedBugs(host.exitHost.views) };
   }
 
   /** The vCPU has taken its first exit (its hook, if any, ran: in this worker or, before a migration, another). */
@@ -92,10 +97,10 @@ export class VcpuExits {
     );
     switch (exit.exitCode) {
       case SvmExitCode.AvicIncompleteIpi:
-        avicIncompleteIpiInterception(exit, host.exitHost);
+        avicIncompleteIpiInterception(exit, this.#exitHost);
         return 0;
       case SvmExitCode.AvicUnacceleratedAccess:
-        return avicUnacceleratedAccessInterception(exit, operand, value, host.exitHost);
+        return avicUnacceleratedAccessInterception(exit, operand, value, this.#exitHost);
       case SvmExitCode.NestedPageFault:
         // The APIC-access page is not mapped while AVIC is inhibited: KVM emulates the access as MMIO.
         return host.lapic.emulateMmioAccess(operand, (exit.exitInfo1Low & NPF_ERROR_CODE_WRITE) !== 0, value);

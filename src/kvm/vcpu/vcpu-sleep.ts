@@ -21,6 +21,7 @@ import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import type { VcpuScheduling } from '../control/vcpu-scheduling.js';
 import type { HostCpu } from '../../host/host-cpu.js';
 import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
+import { InjectedBugFlag, readInjectedBugs } from '../control/injected-bugs.js';
 
 /** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
 export const HALT_POLL_MAX_NS = 200_000;
@@ -118,6 +119,8 @@ export class VcpuSleep {
   readonly #haltPoll: HaltPollWindow;
   /** When the current halt began (ms, this thread's clock), 0 when not halted: it spans puts. */
   #haltStartedMs = 0;
+  /** Debug only, the bug zoo's blocking-no-recheck (docs/bug-zoo.md): block() skips its re-check. */
+  readonly #skipRecheck: boolean;
 
   constructor(host: VcpuSleepHost) {
     this.#host = host;
@@ -128,6 +131,7 @@ export class VcpuSleep {
     this.#runState = memory.controlBlockIndex(host.index, 'runState');
     this.#waitReason = memory.controlBlockIndex(host.index, 'waitReason');
     this.#runnableVcpus = memory.headerIndex('runnableVcpus');
+    this.#skipRecheck = (readInjectedBugs(memory) & InjectedBugFlag.BlockingNoRecheck) !== 0;
   }
 
   /**
@@ -235,7 +239,10 @@ export class VcpuSleep {
     // The timer is this vCPU's own event source: fire it now if due (its host CPU wakes it at the
     // deadline otherwise).
     host.timer.poll();
-    if (!host.events.hasEvents() && scheduling.commitBlocking(host.index)) {
+    // The re-check after the clear is what pairs with the sender's "IRR, then IsRunning" (O1): the
+    // injected blocking-no-recheck leaves it out, so an IRR bit whose sender read IsRunning = 1
+    // just before the clear (a doorbell, no exit) sleeps with the vCPU.
+    if ((this.#skipRecheck || !host.events.hasEvents()) && scheduling.commitBlocking(host.index)) {
       host.counters.count(VcpuStatistic.blocks);
       return true;
     }

@@ -9,6 +9,7 @@ import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName, backingPagePolicy } f
 import { APIC_PAGE_REGIONS, type VmBufferSizes } from '../control/vm-control-views.js';
 import type { InjectedLockBug } from '../control/kvm-locks.js';
 import { scheduleOptionsProblem, type ScheduleOptions } from '../../host/deterministic/deterministic-schedule.js';
+import { findInjectedBug, injectedBugNames } from '../control/injected-bugs.js';
 
 export type { InjectedLockBug };
 
@@ -92,6 +93,12 @@ export interface VmConfig {
    * preemptions, PCT's expectedPoints), in virtual time, so one seed repeats the run. Default off.
    */
   readonly deterministic?: ScheduleOptions;
+  /**
+   * Debug only: one bug of the AVIC bug zoo (docs/bug-zoo.md, src/kvm/control/injected-bugs.ts),
+   * 'NAME', or its fixed twin 'NAME-fixed', which must run clean. 'erratum-1235' turns erratum1235
+   * on; its twin turns it on with ipiVirtualization off (KVM's work-around). Default 'none'.
+   */
+  readonly inject?: string;
 }
 
 /** validateConfig's result: every option set, the injected replay in its object form. */
@@ -208,6 +215,10 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
       typeof deterministic === 'object' && deterministic !== null ? scheduleOptionsProblem(deterministic) : 'it must be an object';
     if (problem !== undefined) throw new VmConfigError(`deterministic: ${problem}`);
   }
+  const inject = validateInject(config.inject);
+  const injected = inject === 'none' ? undefined : findInjectedBug(inject);
+  // erratum #1235 is a VM setting: the bug is the erratum with IPI virtualization on, its twin KVM's work-around.
+  const erratumInjected = injected?.bug.name === 'erratum-1235';
   // Thread slots: main, one per vCPU worker, and the main thread's 8 async contexts (kvm-locks.ts).
   if (config.lockdep === true && maxVcpus + 9 > MAX_THREAD_SLOTS)
     throw new VmConfigError(`the lock-order validator supports at most ${MAX_THREAD_SLOTS - 9} vCPUs, got ${maxVcpus}`);
@@ -218,8 +229,8 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     maxVcpus,
     memoryBytes,
     policy,
-    ipiVirtualization: config.ipiVirtualization ?? true,
-    erratum1235: config.erratum1235 ?? false,
+    ipiVirtualization: erratumInjected && injected?.fixed === true ? false : (config.ipiVirtualization ?? true),
+    erratum1235: erratumInjected || (config.erratum1235 ?? false),
     erratum1235WindowUs,
     x2avic,
     hostCpus,
@@ -230,7 +241,16 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     lockdep: config.lockdep ?? false,
     injectLockBug,
     deterministic,
+    inject,
   };
+}
+
+/** VmConfig.inject: 'none' (the default), a bug of the bug zoo or its -fixed twin; else one line that lists the names. */
+export function validateInject(inject: unknown): string {
+  if (inject === undefined || inject === 'none') return 'none';
+  if (typeof inject !== 'string' || findInjectedBug(inject) === undefined)
+    throw new VmConfigError(`unknown injected bug "${String(inject)}"; the bugs are: ${injectedBugNames().join(', ')}`);
+  return inject;
 }
 
 /** Only the shape of VmConfig.injectLockBug: which replays exist is src/scenarios' to know. */

@@ -10,6 +10,7 @@ import { mainHostThread } from '../../host/host-thread.js';
 import { MemslotKind, MemslotSet, memslotId, userMemslotId } from '../../memory/memslot.js';
 import { guestPhysicalAddress } from '../../memory/guest-physical-address.js';
 import { backingPagePolicy, type BackingPagePolicy } from '../control/backing-page-policy.js';
+import { injectedBugFlags } from '../control/injected-bugs.js';
 import { rebuildLogicalApicIdTable } from './apic-map.js';
 import { VcpuFinish, VcpuRequest, VcpuRunState, runStateName } from '../control/vcpu-run-state.js';
 import { allocateVmBuffers, VmControlViews } from '../control/vm-control-views.js';
@@ -78,6 +79,7 @@ export class Vm {
       this.memory.headerIndex('erratum1235WindowNs'),
       config.erratum1235 ? Math.round(config.erratum1235WindowUs * 1000) : 0,
     );
+    Atomics.store(this.memory.control, this.memory.headerIndex('injectedBugs'), injectedBugFlags(config.inject));
     this.#entryPoints = new Array<number>(config.maxVcpus).fill(WAIT_FOR_START_UP);
     this.#hostCpuTasks = new HostCpuTasks(this.memory, config.hostCpus, config.maxVcpus);
     const ram = MemslotSet.empty(config.memoryBytes).createMemslot({
@@ -230,7 +232,7 @@ export class Vm {
     };
     this.#deterministic = DeterministicRun.begin(this.config.deterministic, this.config.hostCpus, settings);
     this.#startedAt = mainHostThread().nowMs();
-    this.#hostCpuTasks.start({ ...settings, schedule: this.#deterministic?.shared });
+    this.#hostCpuTasks.start({ ...settings, schedule: this.#deterministic?.shared }, () => this.#deterministic?.leave());
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpu(vcpu);
   }
 
@@ -258,11 +260,8 @@ export class Vm {
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
     // The wait-for graph is taken while the stuck threads still hold and wait (before stopping them).
     const graphAtWatchdog = exit.reason === 'watchdog' ? this.locks.waitForGraphText() : undefined;
-    const torn = await this.#hostCpuTasks.stopAll(
-      this.createdVcpus,
-      options.stopTimeoutSeconds ?? 5,
-      (vcpu) => describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot)),
-      () => this.#deterministic?.leave(),
+    const torn = await this.#hostCpuTasks.stopAll(this.createdVcpus, options.stopTimeoutSeconds ?? 5, (vcpu) =>
+      describeVcpu(this.memory, vcpu, (slot) => this.locks.locksHeldBy(slot)),
     );
     const endedAt = mainHostThread().nowMs();
     await this.#hostCpuTasks.destroy();

@@ -50,6 +50,8 @@ export interface LockReplayRunOptions {
   readonly vcpus?: number;
   /** Host CPUs the vCPUs are scheduled onto (VmConfig.hostCpus, at most the vCPUs); default the VM's. */
   readonly hostCpus?: number;
+  /** VmConfig.inject: a bug of the bug zoo (docs/bug-zoo.md) or its fixed twin, in the replay's VM. */
+  readonly inject?: string;
   /** The main thread's watchdog bound (default 2 s). */
   readonly watchdogSeconds?: number;
   /** How long teardown waits for stuck vCPUs before terminating their workers (default 1 s). */
@@ -99,6 +101,7 @@ async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): P
     vcpus,
     ...(spec.vmConfig?.maxVcpus === undefined ? {} : { maxVcpus: Math.max(vcpus, spec.vmConfig.maxVcpus) }),
     ...(options.hostCpus === undefined ? {} : { hostCpus: Math.min(options.hostCpus, vcpus) }),
+    ...(options.inject === undefined ? {} : { inject: options.inject }),
     lockdep: options.validator,
     // Every IPI exits (the erratum #1235 work-around), so every sender reaches its exit handler.
     ipiVirtualization: false,
