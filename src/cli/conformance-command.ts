@@ -96,7 +96,7 @@ export function addConformanceCommand(program: Command, setExitCode: (status: nu
       ).argParser(positiveInteger('--host-cpus', 4096)),
     );
   for (const option of deterministicOptions()) command.addOption(option);
-  return command
+  command
     .addHelpText(
       'after',
       `

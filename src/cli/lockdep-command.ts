@@ -179,7 +179,7 @@ export function addLockdepCommand(program: Command, setExitCode: (status: number
         .default(2),
     );
   for (const option of deterministicOptions()) command.addOption(option);
-  return command
+  command
     .addHelpText(
       'after',
       `
