@@ -165,6 +165,11 @@ export class DeterministicMainHostThread extends Participant implements MainHost
   #firstPassDone = false;
   readonly #sleepWord = new Int32Array(new SharedArrayBuffer(4));
 
+  /** Main has left the schedule (finish()), or the schedule was aborted: it no longer takes part. */
+  get done(): boolean {
+    return this.#finished || this.core.aborted();
+  }
+
   /** Claims the baton (before any worker starts) and registers. */
   start(): Promise<void> {
     const core = this.core;

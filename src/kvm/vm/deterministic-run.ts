@@ -6,10 +6,10 @@
 
 import { mainHostThread, parallelMainHostThread, setMainHostThread } from '../../host/host-thread.js';
 import {
+  DeterministicMainHostThread,
   DeterministicSchedule,
   ScheduleAborted,
   scheduleBytes,
-  type DeterministicMainHostThread,
   type ScheduleOptions,
   type ScheduleSummary,
   type SharedSchedule,
@@ -45,7 +45,9 @@ export class DeterministicRun {
    */
   static begin(options: ScheduleOptions | undefined, hostCpus: number, startup: object): DeterministicRun | undefined {
     if (options === undefined) return undefined;
-    if (mainHostThread() !== parallelMainHostThread)
+    // A finished or aborted run's main host may be left installed by a run that threw on its way out.
+    const installed = mainHostThread();
+    if (installed !== parallelMainHostThread && !(installed instanceof DeterministicMainHostThread && installed.done))
       throw new VmConfigError('another deterministic run is in progress on this thread; run deterministic VMs one at a time');
     const run = new DeterministicRun(options, hostCpus, startup);
     setMainHostThread(run.#main);
