@@ -19,6 +19,7 @@
 // the re-check sees the event. The AVIC sender's "IRR, then IsRunning" pairs with steps 2-3 (O1).
 
 import type { HostCpus } from '../../host/host-cpu.js';
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
 import { TaskState, type RunQueues } from '../../host/run-queue.js';
 
 /** The words the protocol reads beside the tasks: where each vCPU is loaded, and the placement. */
@@ -114,10 +115,16 @@ export class VcpuScheduling {
     for (;;) {
       const state = queues.state(vcpu);
       if (state === TaskState.Blocking) {
-        if (queues.transition(vcpu, TaskState.Blocking, TaskState.Woken)) return true;
+        if (queues.transition(vcpu, TaskState.Blocking, TaskState.Woken)) {
+          // The blocker's commit now fails and it runs on, while the waker goes on too.
+          hostThread().point(SchedulingPoint.WakeUp);
+          return true;
+        }
       } else if (state === TaskState.Blocked) {
         if (queues.transition(vcpu, TaskState.Blocked, TaskState.Queued)) {
           this.#enqueue(vcpu);
+          // Its host CPU may load it (and look at its IRR) before the waker goes on.
+          hostThread().point(SchedulingPoint.WakeUp);
           return true;
         }
       } else {
@@ -136,6 +143,8 @@ export class VcpuScheduling {
     if (state !== TaskState.Running && state !== TaskState.Blocking && state !== TaskState.Woken) return;
     const host = Atomics.load(this.#words.control, this.#words.hostSlotIndex(vcpu));
     if (host >= 0) this.hostCpus.ring(host);
+    // The kicked vCPU may leave guest mode and look at its requests before the kicker goes on.
+    hostThread().point(SchedulingPoint.WakeUp);
   }
 
   /**

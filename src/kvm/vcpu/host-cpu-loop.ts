@@ -21,7 +21,7 @@
 // (O11); the idle wait against wakers (O9, HostCpus.wake in src/host/host-cpu.ts).
 
 import type { HostCpu } from '../../host/host-cpu.js';
-import { hostThread } from '../../host/host-thread.js';
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
 import { TaskState } from '../../host/run-queue.js';
 import { VcpuFinish, VcpuRunState } from '../control/vcpu-run-state.js';
 import { VmControlViews, type VmBuffers } from '../control/vm-control-views.js';
@@ -170,7 +170,10 @@ export class HostCpuLoop implements LoadedHostCpu {
       cpu.stepSwitchSequence();
       for (;;) {
         end = vcpu.runSlice(hostThread().nowMs() + this.#startup.quantumMs);
-        if (end !== SliceEnd.QuantumEnd || !this.singleTaskRunning()) break;
+        if (end !== SliceEnd.QuantumEnd) break;
+        // The tick: other threads act before this host CPU puts the vCPU or runs it on.
+        hostThread().point(SchedulingPoint.QuantumEnd);
+        if (!this.singleTaskRunning()) break;
         // Nothing else to run here: look after the blocked vCPUs, then go on without a put.
         this.#serviceBlocked();
         if (!this.singleTaskRunning() || this.#stopRequested()) break;

@@ -152,6 +152,8 @@ export class VcpuSleep {
    * still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
    */
   halt(loaded: LoadedHostCpu): HaltOutcome {
+    // An IPI may land between the guest's HLT and KVM's first look for events.
+    hostThread().point(SchedulingPoint.Halt);
     const host = this.#host;
     const events = host.events;
     if (this.#haltStartedMs === 0) {
@@ -235,9 +237,13 @@ export class VcpuSleep {
     // The timer is this vCPU's own event source: fire it now if due (its host CPU wakes it at the
     // deadline otherwise).
     host.timer.poll();
-    if (!host.events.hasEvents() && scheduling.commitBlocking(host.index)) {
-      host.counters.count(VcpuStatistic.blocks);
-      return true;
+    if (!host.events.hasEvents()) {
+      // A waker between the re-check and the commit must find Blocking and leave Woken (O10).
+      hostThread().point(SchedulingPoint.BlockRecheck);
+      if (scheduling.commitBlocking(host.index)) {
+        host.counters.count(VcpuStatistic.blocks);
+        return true;
+      }
     }
     scheduling.cancelBlocking(host.index);
     this.returnToRunning();
@@ -269,6 +275,8 @@ export class VcpuSleep {
         host.srcu.readLock('vcpu_run: srcu_read_lock after a pause');
         return ParkOutcome.Running;
       }
+      // A resume() between this look at the requests and the commit must find Blocking (O10).
+      hostThread().point(SchedulingPoint.BlockRecheck);
       if (scheduling.commitBlocking(host.index)) {
         // Parked for this pause (put, out of SRCU, Paused published, blocked): pause() may resolve.
         // Still this host CPU's to finish: a wake-up only queues it here, behind this put.
