@@ -26,6 +26,7 @@ import { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { AvicMode, avicMaxPhysicalIndex } from '../../hw/avic/x2avic.js';
 import type { HostThreadSlot, VcpuIndex } from '../../host/identifiers.js';
 import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { KVM_LOCK_TIMEOUT_MS } from '../control/kvm-locks.js';
 import { backingPagePolicy, type BackingPagePolicyName } from '../control/backing-page-policy.js';
@@ -75,6 +76,7 @@ export function createAvicVmcb(
     resolveBackingPage: backingPagePolicy(policy, views.vcpuCount).resolveBackingPage,
     ringDoorbell: (host) => {
       hostCpus.ring(host);
+      hostThread().advance(VirtualTimeCost.doorbellNs);
       // The target's host CPU may notice the ring (or leave guest mode without it) before the sender goes on.
       hostThread().point(SchedulingPoint.Doorbell);
     },

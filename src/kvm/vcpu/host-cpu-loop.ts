@@ -22,6 +22,7 @@
 
 import type { HostCpu } from '../../host/host-cpu.js';
 import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 import { TaskState } from '../../host/run-queue.js';
 import { VcpuFinish, VcpuRunState } from '../control/vcpu-run-state.js';
 import { VmControlViews, type VmBuffers } from '../control/vm-control-views.js';
@@ -166,6 +167,7 @@ export class HostCpuLoop implements LoadedHostCpu {
     cpu.setCurrent(index);
     let end: SliceEnd;
     try {
+      hostThread().advance(VirtualTimeCost.vcpuLoadNs);
       vcpu.load(this, this.#threadId);
       cpu.stepSwitchSequence();
       for (;;) {
@@ -185,6 +187,7 @@ export class HostCpuLoop implements LoadedHostCpu {
     }
     // Put: the switch seqlock odd, the vCPU's put (IsRunning clear), then current cleared (O11).
     cpu.stepSwitchSequence();
+    hostThread().advance(VirtualTimeCost.vcpuPutNs);
     vcpu.put(end);
     cpu.setCurrent(-1);
     // Saved before it can be queued or taken anywhere (a blocked one may be queued here already; onCpu keeps it).

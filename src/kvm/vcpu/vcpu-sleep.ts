@@ -21,6 +21,7 @@ import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import type { VcpuScheduling } from '../control/vcpu-scheduling.js';
 import type { HostCpu } from '../../host/host-cpu.js';
 import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 
 /** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
 export const HALT_POLL_MAX_NS = 200_000;
@@ -198,6 +199,7 @@ export class VcpuSleep {
     let success = false;
     for (let spins = 0; ; spins++) {
       thread.point(SchedulingPoint.Spin); // a doorbell or a wake-up can only come from another thread
+      thread.advance(VirtualTimeCost.haltPollIterationNs);
       const ring = cpu.ringValue();
       if (ring !== seen) {
         seen = ring;
