@@ -10,6 +10,7 @@
 
 import { defineStruct } from './shared-layout.js';
 import { hostThread, SchedulingPoint } from './host-thread.js';
+import { VirtualTimeCost } from './virtual-time-costs.js';
 
 /** A task's scheduling state (the vCPU task of KVM; written as the protocol's comments say). */
 export const TaskState = {
@@ -260,6 +261,7 @@ export class RunQueues {
     for (let spins = 1; ; spins++) {
       if (Atomics.load(this.words, lock) === 0 && Atomics.compareExchange(this.words, lock, 0, 1) === 0) return;
       thread.point(SchedulingPoint.Spin); // the holder must run for the lock to come free
+      thread.advance(VirtualTimeCost.spinIterationNs);
       if ((spins & 1023) === 0 && thread.nowMs() > deadline)
         throw new Error(`host CPU ${host}'s run queue lock was held for over ${RUN_QUEUE_LOCK_TIMEOUT_MS} ms`);
     }

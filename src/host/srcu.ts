@@ -44,7 +44,7 @@
 // alive and also bounds the wait.
 
 import { isMainThread } from 'node:worker_threads';
-import { hostThread, mainHostThread } from './host-thread.js';
+import { hostThread, mainHostThread, SchedulingPoint } from './host-thread.js';
 import { defineBufferLayout, defineStruct, int32IndexOf, type BufferLayout } from './shared-layout.js';
 
 export type SrcuIndex = 0 | 1;
@@ -201,6 +201,8 @@ export class Srcu {
 
   readLock(slot: number): SrcuIndex {
     const index: SrcuIndex = Atomics.load(this.#int32, this.indexWordIndex) === 0 ? 0 : 1;
+    // A synchronizer may flip the index between this load and the increment (see "Why that suffices").
+    hostThread().point(SchedulingPoint.SrcuRead);
     Atomics.add(this.#int32, this.counterWordIndex(slot, index), 1);
     return index;
   }
@@ -213,6 +215,8 @@ export class Srcu {
       Atomics.add(this.#int32, word, 1);
       throw new SrcuMisuseError('unbalancedUnlock', slot);
     }
+    // A draining synchronizer may load this 0 (and sleep, or go on) between our decrement and our load.
+    hostThread().point(SchedulingPoint.SrcuRead);
     // Pairs with #drain: it stores synchronizerWaiting = 1, then loads this counter. Either it sees
     // our 0, or we see its 1 here and wake it (seq-cst store/load on both sides, Dekker-style).
     if (Atomics.load(this.#int32, this.synchronizerWaitingWordIndex) !== 0) Atomics.notify(this.#int32, word);
@@ -302,6 +306,8 @@ export class Srcu {
       yield* this.#drain(other, 'drainInactive', now, startedAt, deadline);
       // The flip: readers that load index from here on count themselves on `other`.
       Atomics.store(this.#int32, this.indexWordIndex, other);
+      // Readers that loaded the old index before the flip may increment it only now.
+      hostThread().point(SchedulingPoint.SrcuSynchronize);
       yield* this.#drain(old, 'drainOld', now, startedAt, deadline);
       Atomics.store(this.#int32, this.#completedWordIndex, (this.completedGracePeriods() + 1) | 0);
     } finally {

@@ -10,7 +10,8 @@
 //   lock and records the holder). Not recursive: re-locking from the holder is an AA (lockdep
 //   reports it; the wait then times out naming the holder itself).
 
-import { hostThread, mainHostThread, threadNowMs } from '../host/host-thread.js';
+import { hostThread, mainHostThread, SchedulingPoint, threadNowMs } from '../host/host-thread.js';
+import { VirtualTimeCost } from '../host/virtual-time-costs.js';
 import { LockKind, type LockClass } from './lock-class.js';
 import { LockWaitAborted, LockWaitTimeout, LockdepMisuseError } from './lockdep-errors.js';
 import { LockInstanceKind, LockMode } from './lockdep-layout.js';
@@ -207,6 +208,9 @@ export class InstrumentedMutex {
   lock(site: string, timeoutMs: number): void {
     const slot = this.#lockdep.currentThreadSlot();
     if (this.#lockdep.enabled) this.#lockdep.checkAcquire(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);
+    // Another thread may take or release it between this decision to lock and the attempt.
+    hostThread().point(SchedulingPoint.LockAcquire);
+    hostThread().advance(VirtualTimeCost.lockAcquisitionNs);
     const attempt = this.#attempt(slot);
     if (attempt() !== undefined) this.#handle.waitBlocking(attempt, this.#wait(slot, timeoutMs));
     if (this.#lockdep.enabled) this.#lockdep.noteAcquired(this.#handle.lockClass, LockMode.Write, site, this.#handle.instance);

@@ -19,6 +19,8 @@
 //     (LockMode.Read, lockdep's r): read-after-read in one thread is reported as recursive locking,
 //     and a read-read ABBA is a possible deadlock (two queued writers close the cycle).
 
+import { hostThread, SchedulingPoint } from '../host/host-thread.js';
+import { VirtualTimeCost } from '../host/virtual-time-costs.js';
 import { LockKind, type LockClass } from './lock-class.js';
 import { INSTANCE_FLAG_WRITER_PREFERRING } from './lock-instances.js';
 import { LockdepMisuseError } from './lockdep-errors.js';
@@ -153,6 +155,9 @@ export class InstrumentedRwSemaphore {
 
   #beginAcquire(mode: LockMode, site: string): number {
     if (this.#lockdep.enabled) this.#lockdep.checkAcquire(this.#handle.lockClass, mode, site, this.#handle.instance);
+    // Another thread may take or release it between this decision to lock and the first attempt.
+    hostThread().point(SchedulingPoint.LockAcquire);
+    hostThread().advance(VirtualTimeCost.lockAcquisitionNs);
     return this.#lockdep.currentThreadSlot();
   }
 

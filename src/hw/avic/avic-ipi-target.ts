@@ -19,6 +19,17 @@ import {
   type PhysicalApicIdTable,
 } from './physical-apic-id-table.js';
 
+/**
+ * The places in the sender's hardware where another thread may act between two of its accesses
+ * (a deterministic run switches threads there; src/hw knows no threads, the kvm layer wires them).
+ */
+export interface AvicRacePoints {
+  /** After the IRR bit is set, before IsRunning is read. */
+  irrSet(): void;
+  /** After IsRunning is read, before the doorbell or the exit acts on it. */
+  isRunningRead(): void;
+}
+
 /** The VM-wide AVIC state one sender's "hardware" sees, plus its doorbell. */
 export interface AvicHardware {
   readonly physicalTable: PhysicalApicIdTable;
@@ -38,6 +49,8 @@ export interface AvicHardware {
    * the IRR bit, the order that loses a wake-up. Undefined or false on every real part.
    */
   readonly isRunningBeforeIrr?: boolean | undefined;
+  /** Where other threads may interleave (undefined: nowhere to switch, as in unit tests). */
+  readonly racePoints?: AvicRacePoints | undefined;
 }
 
 /** AvicIpiOutcome.exit when the IPI needed no exit. */
@@ -115,10 +128,17 @@ export function visitTarget(
   outcome.targets++;
   // The injected isrunning-before-irr reads IsRunning here, first: the target may clear it, re-check
   // an IRR still empty and block before the bit below lands, and the doorbell then wakes nobody.
-  const earlyHigh = hardware.isRunningBeforeIrr === true ? table.loadHighWord(index) : 0;
+  let earlyHigh = 0;
+  if (hardware.isRunningBeforeIrr === true) {
+    earlyHigh = table.loadHighWord(index);
+    // The injected bug's window: the target may clear IsRunning, re-check an empty IRR and block here.
+    hardware.racePoints?.isRunningRead();
+  }
   if (setIrrAtomic(hardware.pageWords, pageBase, vector)) outcome.accepted++;
   else outcome.coalesced++;
   if (index === sender) outcome.selfTargeted = true;
+  // The target may clear IsRunning and re-check its IRR here (O1's window).
+  hardware.racePoints?.irrSet();
   // IRR before IsRunning (O1 in docs/architecture.md#orderings): the seq-cst Atomics.or above and this Atomics.load
   // form the sender's full fence; it pairs with the target's "clear IsRunning, then re-check
   // IRR" before it blocks. Either the target sees our bit, or we see IsRunning = 0 and exit.
@@ -129,6 +149,8 @@ export function visitTarget(
     running = true;
     outcome.staleIsRunningReads++;
   }
+  // The target may be put or loaded after the read: a doorbell to a CPU it left, an exit for one it reached.
+  hardware.racePoints?.isRunningRead();
   if (!running) {
     if (outcome.notRunningTargets === 0 && outcome.exit === NO_EXIT) outcome.exitIndex = reportIndex;
     outcome.notRunningTargets++;

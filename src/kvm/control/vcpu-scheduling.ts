@@ -19,6 +19,8 @@
 // the re-check sees the event. The AVIC sender's "IRR, then IsRunning" pairs with steps 2-3 (O1).
 
 import type { HostCpus } from '../../host/host-cpu.js';
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 import { TaskState, type RunQueues } from '../../host/run-queue.js';
 
 /** The words the protocol reads beside the tasks: where each vCPU is loaded, and the placement. */
@@ -114,10 +116,17 @@ export class VcpuScheduling {
     for (;;) {
       const state = queues.state(vcpu);
       if (state === TaskState.Blocking) {
-        if (queues.transition(vcpu, TaskState.Blocking, TaskState.Woken)) return true;
+        if (queues.transition(vcpu, TaskState.Blocking, TaskState.Woken)) {
+          // The blocker's commit now fails and it runs on, while the waker goes on too.
+          hostThread().point(SchedulingPoint.WakeUp);
+          return true;
+        }
       } else if (state === TaskState.Blocked) {
         if (queues.transition(vcpu, TaskState.Blocked, TaskState.Queued)) {
           this.#enqueue(vcpu);
+          hostThread().advance(VirtualTimeCost.wakeUpNs);
+          // Its host CPU may load it (and look at its IRR) before the waker goes on.
+          hostThread().point(SchedulingPoint.WakeUp);
           return true;
         }
       } else {
@@ -135,7 +144,12 @@ export class VcpuScheduling {
     const state = this.runQueues.state(vcpu);
     if (state !== TaskState.Running && state !== TaskState.Blocking && state !== TaskState.Woken) return;
     const host = Atomics.load(this.#words.control, this.#words.hostSlotIndex(vcpu));
-    if (host >= 0) this.hostCpus.ring(host);
+    if (host >= 0) {
+      this.hostCpus.ring(host);
+      hostThread().advance(VirtualTimeCost.kickNs);
+    }
+    // The kicked vCPU may leave guest mode and look at its requests before the kicker goes on.
+    hostThread().point(SchedulingPoint.WakeUp);
   }
 
   /**

@@ -23,6 +23,7 @@
 // pending. So "sent = accepted + coalesced + dropped" and "accepted = delivered + pending + lost"
 // hold for every form.
 
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
 import { VcpuStatistic } from '../control/vm-layout.js';
 import { isApicSoftwareEnabled, processorPriority, setIrrAtomic, setTriggerMode } from '../../hw/apic/apic-backing-page.js';
 import { matchesDestination } from '../../hw/apic/apic-destination.js';
@@ -263,6 +264,8 @@ export class SoftwareIpiPath {
     setTriggerMode(memory.apicPageWords, base, vector, level);
     if (setIrrAtomic(memory.apicPageWords, base, vector)) counters.count(VcpuStatistic.ipisAccepted);
     else counters.count(VcpuStatistic.ipisCoalesced);
+    // The target may block (clear IsRunning, re-check) between the IRR set and the kick's state read (O10).
+    hostThread().point(SchedulingPoint.IrrSet);
     this.#host.trace?.interruptDelivery(target);
     this.#makeTargetLook(target);
   }

@@ -20,10 +20,13 @@
 import { apicId, hostPhysicalApicId, type ApicId, type HostPhysicalApicId } from '../../hw/apic/apic-id.js';
 import type { PhysicalApicIdTable } from '../../hw/avic/physical-apic-id-table.js';
 import type { AvicHardware } from '../../hw/avic/avic-ipi-delivery.js';
+import type { AvicRacePoints } from '../../hw/avic/avic-ipi-target.js';
 import type { Erratum1235 } from '../../hw/avic/erratum-1235.js';
 import { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { AvicMode, avicMaxPhysicalIndex } from '../../hw/avic/x2avic.js';
 import type { HostThreadSlot, VcpuIndex } from '../../host/identifiers.js';
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 import { VcpuRequest } from '../control/vcpu-run-state.js';
 import { KVM_LOCK_TIMEOUT_MS } from '../control/kvm-locks.js';
 import { InjectedBugFlag, readInjectedBugs } from '../control/injected-bugs.js';
@@ -42,6 +45,12 @@ export function erratum1235Of(
   const windowNs = Atomics.load(views.control, views.headerIndex('erratum1235WindowNs'));
   return windowNs > 0 && readClockNs !== undefined ? { windowNs, readClockNs } : undefined;
 }
+
+/** The sender hardware's scheduling points (AvicRacePoints): the calling thread's host decides. */
+const AVIC_RACE_POINTS: AvicRacePoints = {
+  irrSet: () => hostThread().point(SchedulingPoint.IrrSet),
+  isRunningRead: () => hostThread().point(SchedulingPoint.IsRunningRead),
+};
 
 /**
  * A vCPU's VMCB as AVIC uses it (avic_init_vmcb): its backing page, the VM's physical and logical
@@ -66,9 +75,15 @@ export function createAvicVmcb(
     maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.Xavic, views.vcpuCount),
     pageWords: views.apicPageWords,
     resolveBackingPage: backingPagePolicy(policy, views.vcpuCount).resolveBackingPage,
-    ringDoorbell: (host) => hostCpus.ring(host),
+    ringDoorbell: (host) => {
+      hostCpus.ring(host);
+      hostThread().advance(VirtualTimeCost.doorbellNs);
+      // The target's host CPU may notice the ring (or leave guest mode without it) before the sender goes on.
+      hostThread().point(SchedulingPoint.Doorbell);
+    },
     erratum1235: erratum1235Of(views, readClockNs),
     isRunningBeforeIrr: (readInjectedBugs(views) & InjectedBugFlag.IsRunningBeforeIrr) !== 0,
+    racePoints: AVIC_RACE_POINTS,
   };
   const x2avic: AvicHardware = { ...xavic, maxPhysicalIndex: avicMaxPhysicalIndex(AvicMode.X2avic, views.vcpuCount, x2avicExtended) };
   return new AvicVmcb(apicId(index), backingPage, xavic, x2avic);
@@ -148,6 +163,8 @@ export class AvicVcpu {
   load(slot: HostThreadSlot): void {
     this.setHostCpu(slot);
     this.#table.setIsRunning(this.#id, this.#ipiVirtualization && this.#active, this.#hostId);
+    // A sender may read the new IsRunning before this vCPU enters the guest and looks at its IRR.
+    hostThread().point(SchedulingPoint.IsRunningWrite);
   }
 
   /**
@@ -156,6 +173,8 @@ export class AvicVcpu {
    */
   put(): void {
     this.#table.setIsRunning(this.#id, false, this.#hostId, this.#clearClock === undefined ? 0 : this.#clearClock());
+    // A sender between its IRR set and its IsRunning read (O1): it now exits to kick, or its bit is re-checked.
+    hostThread().point(SchedulingPoint.IsRunningWrite);
   }
 
   /** avic_vcpu_blocking: IsRunning clear before the vCPU re-checks for events and sleeps (O1). */

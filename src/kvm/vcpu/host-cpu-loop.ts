@@ -21,7 +21,8 @@
 // (O11); the idle wait against wakers (O9, HostCpus.wake in src/host/host-cpu.ts).
 
 import type { HostCpu } from '../../host/host-cpu.js';
-import { hostThread } from '../../host/host-thread.js';
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 import { TaskState } from '../../host/run-queue.js';
 import { VcpuFinish, VcpuRunState } from '../control/vcpu-run-state.js';
 import { VmControlViews, type VmBuffers } from '../control/vm-control-views.js';
@@ -169,11 +170,15 @@ export class HostCpuLoop implements LoadedHostCpu {
     cpu.setCurrent(index);
     let end: SliceEnd;
     try {
+      hostThread().advance(VirtualTimeCost.vcpuLoadNs);
       vcpu.load(this, this.#threadId);
       cpu.stepSwitchSequence();
       for (;;) {
         end = vcpu.runSlice(hostThread().nowMs() + this.#startup.quantumMs);
-        if (end !== SliceEnd.QuantumEnd || !this.singleTaskRunning()) break;
+        if (end !== SliceEnd.QuantumEnd) break;
+        // The tick: other threads act before this host CPU puts the vCPU or runs it on.
+        hostThread().point(SchedulingPoint.QuantumEnd);
+        if (!this.singleTaskRunning()) break;
         // Nothing else to run here: look after the blocked vCPUs, then go on without a put.
         this.#serviceBlocked();
         if (!this.singleTaskRunning() || this.#stopRequested()) break;
@@ -185,6 +190,7 @@ export class HostCpuLoop implements LoadedHostCpu {
     }
     // Put: the switch seqlock odd, the vCPU's put (IsRunning clear), then current cleared (O11).
     cpu.stepSwitchSequence();
+    hostThread().advance(VirtualTimeCost.vcpuPutNs);
     vcpu.put(end);
     cpu.setCurrent(-1);
     // Saved before it can be queued or taken anywhere (a blocked one may be queued here already; onCpu keeps it).

@@ -5,6 +5,7 @@
 
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { GuestFaultKind } from '../../guest/guest-fault.js';
+import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
 import { ApicAccessKind } from '../../hw/apic/apic-access.js';
 import { APIC_DEFAULT_PHYSICAL_BASE, APIC_PAGE_BYTES, ApicRegister } from '../../hw/apic/apic-register.js';
 import { isX2apicMsr, X2apicMsr, xapicOffsetForX2apicMsr } from '../../hw/apic/x2apic-register.js';
@@ -17,6 +18,16 @@ import { X2AVIC_PASSTHROUGH_MSRS, x2avicMsrReadFaults, x2avicMsrWriteFaults } fr
 import type { TraceRecorder } from '../report/trace-recorder.js';
 import { accountAvicIpi } from '../svm/avic-incomplete-ipi.js';
 import { checkModelSpecificRegisterWrite, readModelSpecificRegister, type MsrHost } from './model-specific-registers.js';
+
+/**
+ * The guest wrote the ICR or EOI (through the page or the MSR, accelerated or not): other threads may
+ * act before the hardware or KVM does. ICR: the targets may be loaded, put or block before delivery.
+ * EOI: a new IRR bit may land before or after the ISR clear that decides what is taken next.
+ */
+function writePoint(offset: number): void {
+  if (offset === ApicRegister.InterruptCommandLow) hostThread().point(SchedulingPoint.IcrWrite);
+  else if (offset === ApicRegister.EndOfInterrupt) hostThread().point(SchedulingPoint.Eoi);
+}
 
 /** What the vCPU lends its APIC and MSR accesses. */
 export interface VcpuApicAccessHost {
@@ -63,6 +74,7 @@ export class VcpuApicAccess {
       );
       return 0;
     }
+    if (isWrite) writePoint(offset);
     const vmcb = this.#host.vmcb;
     if (!this.#host.apicvActive()) {
       vmcb.exit.set(SvmExitCode.NestedPageFault, isWrite ? NPF_ERROR_CODE_WRITE : 0, address);
@@ -114,6 +126,8 @@ export class VcpuApicAccess {
 
   /** WRMSR: x2AVIC's hardware path (src/hw/avic/avic-apic-access.ts), or an MSR exit. */
   writeMsr(cpu: GuestCpu, index: number, low: number, high: number): void {
+    if (index === X2apicMsr.InterruptCommand) writePoint(ApicRegister.InterruptCommandLow);
+    else if (index === X2apicMsr.EndOfInterrupt) writePoint(ApicRegister.EndOfInterrupt);
     if (this.#x2avicPassesThrough(index)) {
       if (x2avicMsrWriteFaults(cpu, index, low, high)) return;
       const offset = xapicOffsetForX2apicMsr(index);

@@ -10,6 +10,7 @@
 
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { hostThread } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 import type { AvicVmcb } from '../../hw/avic/avic-apic-access.js';
 import { NPF_ERROR_CODE_WRITE, SvmExitCode } from '../../hw/avic/avic-exit.js';
 import type { VcpuLocks } from '../control/kvm-locks.js';
@@ -86,6 +87,7 @@ export class VcpuExits {
   handle(operand: number, value: number, high: number): number {
     const host = this.#host;
     const exit = host.vmcb.exit;
+    hostThread().advance(VirtualTimeCost.vmexitRoundTripNs);
     host.trace?.record(
       TraceEventKind.VmExit,
       exit.exitCode,

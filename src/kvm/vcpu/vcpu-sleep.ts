@@ -22,6 +22,7 @@ import type { VcpuScheduling } from '../control/vcpu-scheduling.js';
 import type { HostCpu } from '../../host/host-cpu.js';
 import { hostThread, SchedulingPoint } from '../../host/host-thread.js';
 import { InjectedBugFlag, readInjectedBugs } from '../control/injected-bugs.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 
 /** KVM's halt_poll_ns default is 200 us; grow and shrink as kvm_vcpu_halt does. */
 export const HALT_POLL_MAX_NS = 200_000;
@@ -156,6 +157,8 @@ export class VcpuSleep {
    * still HALTED. INIT and start-up end HLT in the run loop (VcpuBoot), Stop there too.
    */
   halt(loaded: LoadedHostCpu): HaltOutcome {
+    // An IPI may land between the guest's HLT and KVM's first look for events.
+    hostThread().point(SchedulingPoint.Halt);
     const host = this.#host;
     const events = host.events;
     if (this.#haltStartedMs === 0) {
@@ -200,6 +203,7 @@ export class VcpuSleep {
     let success = false;
     for (let spins = 0; ; spins++) {
       thread.point(SchedulingPoint.Spin); // a doorbell or a wake-up can only come from another thread
+      thread.advance(VirtualTimeCost.haltPollIterationNs);
       const ring = cpu.ringValue();
       if (ring !== seen) {
         seen = ring;
@@ -242,9 +246,13 @@ export class VcpuSleep {
     // The re-check after the clear is what pairs with the sender's "IRR, then IsRunning" (O1): the
     // injected blocking-no-recheck leaves it out, so an IRR bit whose sender read IsRunning = 1
     // just before the clear (a doorbell, no exit) sleeps with the vCPU.
-    if ((this.#skipRecheck || !host.events.hasEvents()) && scheduling.commitBlocking(host.index)) {
-      host.counters.count(VcpuStatistic.blocks);
-      return true;
+    if (this.#skipRecheck || !host.events.hasEvents()) {
+      // A waker between the re-check and the commit must find Blocking and leave Woken (O10).
+      hostThread().point(SchedulingPoint.BlockRecheck);
+      if (scheduling.commitBlocking(host.index)) {
+        host.counters.count(VcpuStatistic.blocks);
+        return true;
+      }
     }
     scheduling.cancelBlocking(host.index);
     this.returnToRunning();
@@ -276,6 +284,8 @@ export class VcpuSleep {
         host.srcu.readLock('vcpu_run: srcu_read_lock after a pause');
         return ParkOutcome.Running;
       }
+      // A resume() between this look at the requests and the commit must find Blocking (O10).
+      hostThread().point(SchedulingPoint.BlockRecheck);
       if (scheduling.commitBlocking(host.index)) {
         // Parked for this pause (put, out of SRCU, Paused published, blocked): pause() may resolve.
         // Still this host CPU's to finish: a wake-up only queues it here, behind this put.

@@ -49,6 +49,7 @@ import { VcpuSrcu } from './vcpu-srcu.js';
 import { restoreVcpuState, saveVcpuState, type VcpuStateParts } from './vcpu-state.js';
 import { SliceEnd, vcpuExitReport, type VcpuExitReport, type VcpuFirstExitHook, type VcpuStartup } from './vcpu-startup.js';
 import { taskSwitchStateAtPut } from './vcpu-startup.js';
+import { endGuestSlice } from './guest-slice.js';
 
 export type { VcpuExitReport, VcpuFirstExitContext, VcpuFirstExitHook, VcpuStartup } from './vcpu-startup.js';
 export type { LoadedHostCpu } from './vcpu-sleep.js';
@@ -339,8 +340,7 @@ export class Vcpu implements GuestCpuEnvironment {
     else {
       const before = cpu.instructionsRetired;
       exit = cpu.run(this.#timer.beginSlice(SLICE_INSTRUCTIONS));
-      this.#timer.endSlice(cpu.instructionsRetired - before);
-      this.#counters.count(VcpuStatistic.instructions, cpu.instructionsRetired - before);
+      endGuestSlice(cpu.instructionsRetired - before, this.#timer, this.#counters);
     }
     if (this.#trace !== undefined) traceSliceExit(this.#trace, exit, cpu.pc);
     this.#srcu.readLock('vcpu_enter_guest: srcu_read_lock after the guest');
