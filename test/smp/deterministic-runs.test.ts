@@ -3,17 +3,14 @@
 // report is compared whole: every time in it is virtual in a deterministic run, so no field is left
 // out (the wall-clock things of docs/deterministic.md are not in it).
 //
-// The guest's time moves with the instructions it retires (src/host/virtual-time-costs.ts, the
-// seam's cost model). Without that model a vCPU spinning in guest code never reaches the end of
-// its quantum in virtual time and the schedule stalls, so these runs wait for it to be in the tree.
-import { existsSync } from 'node:fs';
+// The guest's time moves with the instructions it retires (src/host/virtual-time-costs.ts): without
+// it a vCPU spinning in guest code would never reach the end of its quantum in virtual time.
 import { describe, expect, it } from 'vitest';
 import { summarizeStress } from '../../src/cli/stress-summary.js';
 import type { ScheduleOptions } from '../../src/host/deterministic/deterministic-schedule.js';
 import { SCENARIOS } from '../../src/scenarios/catalogue.js';
 import { runScenario } from '../../src/scenarios/run-scenario.js';
 
-const VIRTUAL_TIME_MODELLED = existsSync(new URL('../../src/host/virtual-time-costs.ts', import.meta.url));
 const RUNS = 10;
 
 /** `avic-smp stress --pattern P --vcpus 2 --ipis N --json` with the schedule's options, as its JSON text. */
@@ -30,7 +27,7 @@ async function stressJson(pattern: string, ipis: number, deterministic: Schedule
 
 const hashOf = (json: string): string => (JSON.parse(json) as { schedule: { scheduleHash: string } }).schedule.scheduleHash;
 
-describe.skipIf(!VIRTUAL_TIME_MODELLED)('deterministic scenario runs', () => {
+describe('deterministic scenario runs', () => {
   it.each([
     ['storm', 2000, { seed: 7, strategy: 'pct', depth: 3 }],
     ['halter-sender', 150, { seed: 7, strategy: 'random' }],
