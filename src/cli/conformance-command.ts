@@ -10,10 +10,11 @@ import type { ConformanceCase } from '../conformance/conformance-case.js';
 import { runConformanceCase, type ConformanceResult } from '../conformance/run-conformance-case.js';
 import { positiveInteger } from './arguments.js';
 import { BadInput } from './bad-input.js';
+import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 import { addInjectOption, injectConfig } from './inject-option.js';
 import { injectedBugText } from './format-report.js';
 
-interface ConformanceOptions {
+interface ConformanceOptions extends DeterministicCommandOptions {
   readonly json?: boolean;
   readonly case: readonly string[];
   readonly list?: boolean;
@@ -53,6 +54,7 @@ async function conformance(options: ConformanceOptions): Promise<number> {
   for (const entry of cases) {
     const result = await runConformanceCase(entry, {
       ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+      ...deterministicConfig(options),
       ...inject,
     });
     results.push(result);
@@ -92,7 +94,9 @@ export function addConformanceCommand(program: Command, setExitCode: (status: nu
         '--host-cpus <n>',
         "schedule each case's vCPUs onto at most N host CPUs (worker threads; a case with fewer vCPUs gets one per vCPU), 1 to 4096; default min(vCPUs, cores)",
       ).argParser(positiveInteger('--host-cpus', 4096)),
-    )
+    );
+  for (const option of deterministicOptions()) command.addOption(option);
+  command
     .addHelpText(
       'after',
       `

@@ -287,7 +287,7 @@ export function addExploreCommand(
     .addHelpText(
       'after',
       `
-Every seed runs \`avic-smp <run|stress|lockdep> ... --deterministic --seed S --strategy X [--depth d]
+Every seed runs \`avic-smp <run|stress|lockdep> ... --deterministic --schedule-seed S --strategy X [--depth d]
 [--max-switches n] --json\` in its own process. A run fails on a lost IPI, a lost wake-up, a hang
 (the watchdog, a timeout, or no result within --run-timeout), a lockdep report or deadlock, a guest
 fault or failure status, a failed scenario check, or a crash. The options after --json are handed

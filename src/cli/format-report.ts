@@ -1,6 +1,7 @@
 // The human form of a run report: a summary, then one row per vCPU.
 
 import type { IpiBalance, VmReport } from '../kvm/report/vm-report.js';
+import type { ScheduleSummary } from '../host/deterministic/deterministic-schedule.js';
 import { formatCount, formatTable } from './text-table.js';
 import { findInjectedBug } from '../kvm/control/injected-bugs.js';
 
@@ -10,6 +11,17 @@ const table = formatTable;
 /** The erratum #1235 model's setting and what it did, for the run and stress summaries. */
 export function erratum1235Text(windowUs: number, staleReads: number): string {
   return `AMD erratum #1235 modelled (window ${number(windowUs)} µs): ${number(staleReads)} stale IsRunning read${staleReads === 1 ? '' : 's'} (doorbell rung, no exit)`;
+}
+
+/** A deterministic run's schedule on one line (docs/deterministic.md): what repeats it, and its fingerprint. */
+export function scheduleText(schedule: ScheduleSummary): string {
+  const strategy = schedule.strategy === 'pct' ? `pct depth ${schedule.depth}, k ${number(schedule.expectedPoints)}` : 'random';
+  const points = Object.values(schedule.pointsSeen).reduce((total, count) => total + count, 0);
+  return (
+    `deterministic: schedule seed ${schedule.seed}, ${strategy}${schedule.maxSwitches === null ? '' : `, at most ${number(schedule.maxSwitches)} preemptions`}: ` +
+    `${number(schedule.decisions)} decisions, ${number(schedule.switches)} switches (${number(schedule.preemptions)} preemptions), ` +
+    `${number(points)} scheduling points, ${(schedule.virtualNs / 1e6).toFixed(3)} virtual ms, hash ${schedule.scheduleHash}`
+  );
 }
 
 /** The injected bug of the bug zoo (docs/bug-zoo.md) in one line: what goes wrong and its fix, or what its twin runs. */
@@ -42,6 +54,7 @@ export function formatRunReport(report: VmReport): string {
   lines.push(
     `       unaccelerated access [trap ${number(exits.unacceleratedAccess.trap)}, fault ${number(exits.unacceleratedAccess.fault)}], APIC MMIO emulated (AVIC inhibited) ${number(exits.apicMmioEmulation)}, HLT ${number(exits.halt)}, pause loop ${number(exits.pauseLoop)}, hypercall ${number(exits.hypercall)}, MSR ${number(exits.msr)}`,
   );
+  if (report.schedule !== undefined) lines.push(scheduleText(report.schedule));
   for (const fault of report.faults) lines.push(`guest fault on vCPU ${fault.vcpu}: ${fault.description}`);
   for (const error of report.errors) lines.push(`emulator error on vCPU ${error.vcpu}: ${error.message}`);
   lines.push('');

@@ -16,6 +16,7 @@ import { positiveInteger, positiveNumber } from './arguments.js';
 import { BadInput } from './bad-input.js';
 import { formatIpiBalance, injectedBugText } from './format-report.js';
 import { addInjectOption, injectConfig } from './inject-option.js';
+import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 
 /** The storm scenario's program (every vCPU sends IPIs to the others) with a budget of `ipis`. */
 /**
@@ -34,7 +35,7 @@ export function stormWorkload(ipis = 20_000): LockReplayWorkload {
   };
 }
 
-interface LockdepOptions {
+interface LockdepOptions extends DeterministicCommandOptions {
   readonly list?: boolean;
   readonly scenario?: string;
   readonly file?: string;
@@ -98,6 +99,8 @@ async function lockdep(options: LockdepOptions): Promise<number> {
   }
   if (options.hostCpus !== undefined && options.file !== undefined)
     throw new BadInput('--host-cpus applies to a replay (--scenario): a scenario file runs on threads, not vCPUs');
+  if (options.deterministic === true && options.file !== undefined)
+    throw new BadInput('--deterministic applies to a replay (--scenario): a scenario file runs on its own threads, not on a VM');
   if (options.hostCpus !== undefined && options.hostCpus > options.vcpus)
     throw new BadInput(`--host-cpus must be at most --vcpus (${options.vcpus}), got ${options.hostCpus}`);
   if (options.inject !== undefined && options.file !== undefined)
@@ -117,6 +120,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
       vcpus: options.vcpus,
       watchdogSeconds: options.watchdog,
       ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+      ...deterministicConfig(options),
       ...inject,
     });
     if (options.hostCpus !== undefined) hostCpus = outcome.vmReport?.hostCpuCount;
@@ -173,7 +177,9 @@ export function addLockdepCommand(program: Command, setExitCode: (status: number
       new Option('--watchdog <s>', 'seconds threads may stay blocked before the watchdog calls it a deadlock')
         .argParser(positiveNumber('--watchdog'))
         .default(2),
-    )
+    );
+  for (const option of deterministicOptions()) command.addOption(option);
+  command
     .addHelpText(
       'after',
       `

@@ -27,6 +27,7 @@ import {
 import type { BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { addStressCommand } from './stress-command.js';
 import { addLockdepCommand } from './lockdep-command.js';
+import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 import { addExploreCommand } from './explore-command.js';
 import { addInjectOption, injectConfig } from './inject-option.js';
 
@@ -79,7 +80,9 @@ export function buildProgram(): Command {
     .addOption(lockdepOption())
     .addOption(x2avicOption())
     .addOption(hostCpusOption())
-    .addOption(x2avicExtOption())
+    .addOption(x2avicExtOption());
+  for (const option of deterministicOptions()) run.addOption(option);
+  run
     .option('--json', 'print the report as one JSON object')
     .action(
       async (
@@ -100,7 +103,7 @@ export function buildProgram(): Command {
           x2avicExt: boolean;
           json?: boolean;
           inject?: string;
-        },
+        } & DeterministicCommandOptions,
       ) => {
         const source = readSource(file);
         const report = await runProgram({
@@ -118,6 +121,7 @@ export function buildProgram(): Command {
           x2avic: options.x2avic,
           ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
           ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
+          ...deterministicConfig(options),
           timeoutSeconds: options.timeout,
           ...(options.seconds === undefined ? {} : { seconds: options.seconds }),
         });

@@ -8,11 +8,12 @@ import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../kvm/control
 import { SCENARIOS } from '../scenarios/catalogue.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
 import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './arguments.js';
+import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 import { injectConfig } from './inject-option.js';
 
 export const DEFAULT_SEED = 1;
 
-export interface ScenarioCommandOptions {
+export interface ScenarioCommandOptions extends DeterministicCommandOptions {
   readonly pattern: ScenarioDefinition;
   readonly ipis?: number;
   readonly seconds?: number;
@@ -45,7 +46,10 @@ export function runLengthOptions(): Option[] {
     new Option('--seconds <s>', 'or run for S seconds (the guest is asked to stop when time is up)')
       .argParser(positiveNumber('--seconds'))
       .conflicts('ipis'),
-    new Option('--seed <x>', "seed for the guest's pseudo-random choices (storm targets, destination patterns), 0 to 4294967295")
+    new Option(
+      '--seed <x>',
+      "seed for the guest's pseudo-random choices (storm targets, destination patterns), 0 to 4294967295 (a deterministic run's schedule has its own: --schedule-seed)",
+    )
       .argParser(nonNegativeInteger('--seed'))
       .default(DEFAULT_SEED),
   ];
@@ -64,6 +68,7 @@ export function vmSwitchOptions(): Option[] {
     x2avicOption(),
     hostCpusOption(),
     x2avicExtOption(),
+    ...deterministicOptions(),
   ];
 }
 
@@ -138,6 +143,7 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
     ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
     // The extension widens x2AVIC: without x2AVIC the flag has nothing to turn off.
     ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
+    ...deterministicConfig(options),
   };
 }
 

@@ -5,7 +5,7 @@ import type { LatencySummary } from '../kvm/report/latency-histogram.js';
 import type { IpiBalance, VmExit, VmReport } from '../kvm/report/vm-report.js';
 import type { ScenarioCheck, ScenarioResult } from '../scenarios/scenario.js';
 import { formatCount, formatMicroseconds, formatTable } from './text-table.js';
-import { erratum1235Text, injectedBugText } from './format-report.js';
+import { erratum1235Text, injectedBugText, scheduleText } from './format-report.js';
 
 type Exits = VmReport['exits'];
 
@@ -69,6 +69,8 @@ export interface StressSummary {
   readonly perVcpu: readonly VcpuStressSummary[];
   /** The --trace file, when one was written. */
   readonly trace?: string;
+  /** A deterministic run's schedule (--deterministic): seed, strategy, decisions, hash. */
+  readonly schedule?: VmReport['schedule'];
 }
 
 export interface StressRunSettings {
@@ -148,6 +150,7 @@ export function summarizeStress(result: ScenarioResult, settings: StressRunSetti
       latencyNs: vcpu.latencyNs ?? null,
       scheduling: vcpu.scheduling,
     })),
+    ...(report.schedule === undefined ? {} : { schedule: report.schedule }),
   };
 }
 
@@ -242,6 +245,7 @@ export function formatStressSummary(summary: StressSummary): string {
       : [`erratum     ${erratum1235Text(summary.erratum1235WindowUs, summary.erratumStaleIsRunningReads)}`]),
     ...creationLines(summary),
     ...lockdepLines(summary),
+    ...(summary.schedule === undefined ? [] : [scheduleText(summary.schedule)]),
     '',
     'checks',
     ...(summary.checks.length === 0

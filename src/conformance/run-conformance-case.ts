@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assemble, formatDiagnostic, type ProgramImage } from '../guest/assembler.js';
 import { packageRoot } from '../host/package-root.js';
-import { Vm } from '../kvm/vm/vm.js';
+import { Vm, type VmConfig } from '../kvm/vm/vm.js';
 import type { VmReport } from '../kvm/report/vm-report.js';
 import type { CaseVerdict, ConformanceCase } from './conformance-case.js';
 
@@ -79,6 +79,8 @@ export interface ConformanceRunOptions {
    * one host CPU per vCPU. Default: the VM's own default, min(vCPUs, cores).
    */
   readonly hostCpus?: number;
+  /** A deterministic run's schedule (VmConfig.deterministic); default a parallel run. */
+  readonly deterministic?: VmConfig['deterministic'];
   /** VmConfig.inject: a bug of the bug zoo (docs/bug-zoo.md) or its fixed twin, in every case's VM. */
   readonly inject?: string;
 }
@@ -96,8 +98,9 @@ export async function runConformanceCase(testCase: ConformanceCase, options: Con
   let vm: Vm;
   try {
     const hostCpus = options.hostCpus === undefined ? {} : { hostCpus: Math.min(options.hostCpus, testCase.vcpus) };
+    const deterministic = options.deterministic === undefined ? {} : { deterministic: options.deterministic };
     const inject = options.inject === undefined ? {} : { inject: options.inject };
-    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus, ...inject });
+    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus, ...inject, ...deterministic });
     vm.loadProgram(program);
   } catch (error) {
     return result({ ok: false, detail: `the VM refused the program: ${error instanceof Error ? error.message : String(error)}` });

@@ -26,7 +26,7 @@ export function seedArguments(plan: ExplorePlan, seed: number, maxSwitches = pla
   return [
     ...plan.target,
     '--deterministic',
-    '--seed',
+    '--schedule-seed',
     String(seed),
     '--strategy',
     plan.strategy,

@@ -28,7 +28,8 @@ const FORBIDDEN: readonly { readonly what: string; readonly pattern: RegExp }[] 
   { what: `a research section ("research ${SECTION}")`, pattern: new RegExp(`research ${SECTION}`, 'i') },
   {
     what: `a path outside the repository (${['..', 'shared'].join('/')}, ${['/work', 'shared'].join('/')})`,
-    pattern: new RegExp(`(\\.\\.|/work)/${'shared'}\\b`),
+    // Not a sibling module whose name starts so (src/host/deterministic imports ../shared-layout.js).
+    pattern: new RegExp(`(\\.\\.|/work)/${'shared'}(?![\\w-])`),
   },
   {
     what: 'a document that lives outside the repository',

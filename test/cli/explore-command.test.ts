@@ -20,7 +20,7 @@ describe('avic-smp explore (fake runner)', () => {
     expect(status).toBe(1);
     expect(requests.map((request) => request.seed)).toEqual([1, 2, 3, 4]);
     expect(output).toContain('FAIL seed 4: lost-wakeup vCPU 1 vector 0x40');
-    expect(output).toContain(`replay: avic-smp run ${PROGRAM} --vcpus 2 --deterministic --seed 4 --strategy random\n`);
+    expect(output).toContain(`replay: avic-smp run ${PROGRAM} --vcpus 2 --deterministic --schedule-seed 4 --strategy random\n`);
     expect(output).toContain('FAILED: seeds run 4 of 10 (stopped at the first failure');
     expect(output).toContain('distinct signatures 1');
   });
@@ -84,7 +84,9 @@ describe('avic-smp explore (fake runner)', () => {
     expect(json.shrink).toMatchObject({ fromSwitches: 1000, toSwitches: 13, runs: shrinkRuns.length });
     expect(shrinkRuns.length).toBeLessThanOrEqual(Math.ceil(Math.log2(1000)) + 1);
     expect(shrinkRuns.every((request) => request.seed === 2 && request.args.includes('--max-switches'))).toBe(true);
-    expect(json.shrink.replay.command).toBe(`avic-smp run ${PROGRAM} --deterministic --seed 2 --strategy random --max-switches 13`);
+    expect(json.shrink.replay.command).toBe(
+      `avic-smp run ${PROGRAM} --deterministic --schedule-seed 2 --strategy random --max-switches 13`,
+    );
     expect(json.shrinkSkipped).toBeNull();
   });
 
@@ -160,7 +162,7 @@ describe('avic-smp explore (fake runner)', () => {
       '--vcpus',
       '2',
       '--deterministic',
-      '--seed',
+      '--schedule-seed',
       '1',
       '--strategy',
       'pct',
@@ -200,7 +202,7 @@ describe('avic-smp explore (fake runner)', () => {
       '--policy',
       'rfc-v2',
       '--deterministic',
-      '--seed',
+      '--schedule-seed',
       '1',
       '--strategy',
       'random',
@@ -215,7 +217,7 @@ describe('avic-smp explore (fake runner)', () => {
   it('quotes the replay command for a shell', async () => {
     const { output } = await explore(['--lock-scenario', 's1', '--inject', "it's here", '--runs', '1', '--no-shrink'], () => lostWakeup());
     expect(output).toContain(
-      `replay: avic-smp lockdep --scenario s1 --inject 'it'\\''s here' --deterministic --seed 1 --strategy random\n`,
+      `replay: avic-smp lockdep --scenario s1 --inject 'it'\\''s here' --deterministic --schedule-seed 1 --strategy random\n`,
     );
   });
 

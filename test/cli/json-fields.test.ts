@@ -150,6 +150,7 @@ const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>
     () => [
       jsonOf(['run', 'test/fixtures/cli/load-outside-memory.s', '--vcpus', '2', '--json'], [1]),
       jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--lockdep', '--json']),
+      jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--deterministic', '--json']),
     ],
   ],
   [
@@ -174,7 +175,7 @@ const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>
 describe('docs/json.md', () => {
   it('documents every command with --json, and its tables parse', () => {
     expect([...DOC.commands.keys()].sort()).toEqual(RUNS.map(([command]) => command).sort());
-    expect([...DOC.shapes.keys()].sort()).toEqual(['Exits', 'IpiBalance', 'LatencySummary', 'Memslots', 'VcpuCreation']);
+    expect([...DOC.shapes.keys()].sort()).toEqual(['Exits', 'IpiBalance', 'LatencySummary', 'Memslots', 'ScheduleSummary', 'VcpuCreation']);
     for (const table of DOC.commands.values()) expect(table.size).toBeGreaterThan(4);
   });
 

@@ -11,7 +11,7 @@ import { childProcessRunner } from '../../src/explore/seed-runner.js';
 
 const FAKE_CLI = fileURLToPath(new URL('../fixtures/explore/fake-cli.mjs', import.meta.url));
 const PLAN: ExplorePlan = { subcommand: 'run', target: ['run', 'x.s'], strategy: 'random' };
-const args = (seed: number): string[] => ['run', 'x.s', '--deterministic', '--seed', String(seed)];
+const args = (seed: number): string[] => ['run', 'x.s', '--deterministic', '--schedule-seed', String(seed)];
 const never = new AbortController().signal;
 
 describe('childProcessRunner', () => {

@@ -19,6 +19,7 @@
 // The report sits below the VM (src/kvm layering: control, lapic, svm, report, vcpu, vm): it is built
 // from a plain record, VmReportInput, that Vm.wait() fills in, so nothing here imports vm/ or vcpu/.
 
+import type { ScheduleSummary } from '../../host/deterministic/deterministic-schedule.js';
 import { describeGuestFault, type FaultSource, type GuestFault } from '../../guest/guest-fault.js';
 import { ApicRegister } from '../../hw/apic/apic-register.js';
 import { VcpuStatistics, GUEST_REPORT_SLOTS } from '../control/vm-layout.js';
@@ -225,6 +226,8 @@ export interface VmReport {
   readonly memslots: MemslotStatistics;
   /** The lock-order validator: whether it ran (VmConfig.lockdep), and its first report, if any. */
   readonly lockdep?: VmLockdepSummary;
+  /** A deterministic run's schedule (VmConfig.deterministic): seed, strategy, decisions, hash (docs/deterministic.md). */
+  readonly schedule?: ScheduleSummary;
 }
 
 function readCounters(memory: VmControlViews, vcpu: number): VcpuCounters {

@@ -29,6 +29,7 @@ import { VmControlViews, type VmBuffers } from '../control/vm-control-views.js';
 import type { KvmLocksShared } from '../control/kvm-locks.js';
 import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
+import type { SharedSchedule } from '../../host/deterministic/deterministic-schedule.js';
 import { SliceEnd, type LoadedHostCpu, type Vcpu, type VcpuExitReport, type VcpuStartup } from './vcpu.js';
 
 /** Upper bound of one idle wait; the loop re-checks its queue, timers and the stop word after it. */
@@ -52,6 +53,8 @@ export interface HostCpuStartup {
   readonly clockOriginNs: string;
   readonly trace: boolean;
   readonly locks: KvmLocksShared;
+  /** A deterministic run's schedule (docs/deterministic.md): host CPU i is participant i + 1, main is 0. */
+  readonly schedule?: SharedSchedule | undefined;
 }
 
 /** What a host CPU gives back when the VM stops: the reports of the vCPUs it ran, and their errors. */

@@ -25,6 +25,7 @@ export class HostCpuTasks {
   readonly #hostCpus: number;
   readonly #tasks: Promise<void>[] = [];
   #pool: Piscina | undefined;
+  #stopRequested: () => void = () => undefined;
 
   constructor(memory: VmControlViews, hostCpus: number, maxVcpus: number) {
     this.#memory = memory;
@@ -32,8 +33,12 @@ export class HostCpuTasks {
     this.results = new Array<VcpuExitReport | Error | undefined>(maxVcpus).fill(undefined);
   }
 
-  /** Starts the pool's threads, then one task per host CPU. */
-  start(settings: HostCpuTaskSettings): void {
+  /**
+   * Starts the pool's threads, then one task per host CPU. `stopRequested` runs in stopAll once the
+   * stop is asked for, before it waits (a deterministic run's main thread leaves its schedule there).
+   */
+  start(settings: HostCpuTaskSettings, stopRequested: () => void = () => undefined): void {
+    this.#stopRequested = stopRequested;
     const hostCpus = this.#hostCpus;
     this.#pool = new Piscina({
       filename: workerEntryUrl(),
@@ -76,6 +81,7 @@ export class HostCpuTasks {
     for (let vcpu = 0; vcpu < createdVcpus; vcpu++) memory.kick(vcpu, VcpuRequest.Stop);
     // Host CPUs with nothing left to run see the stop word at their next look.
     for (let hostCpu = 0; hostCpu < this.#hostCpus; hostCpu++) memory.hostCpus.wake(hostCpu);
+    this.#stopRequested();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), stopTimeoutSeconds * 1000);

@@ -8,6 +8,7 @@ import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
 import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName, backingPagePolicy } from '../control/backing-page-policy.js';
 import { APIC_PAGE_REGIONS, type VmBufferSizes } from '../control/vm-control-views.js';
 import type { InjectedLockBug } from '../control/kvm-locks.js';
+import { scheduleOptionsProblem, type ScheduleOptions } from '../../host/deterministic/deterministic-schedule.js';
 import { findInjectedBug, injectedBugNames } from '../control/injected-bugs.js';
 
 export type { InjectedLockBug };
@@ -87,6 +88,12 @@ export interface VmConfig {
    */
   readonly injectLockBug?: 'none' | string | InjectedLockBug;
   /**
+   * A deterministic run (docs/deterministic.md): the main thread and the host-CPU workers run one at
+   * a time on a schedule drawn from `seed` (strategy random or pct, PCT depth, at most maxSwitches
+   * preemptions, PCT's expectedPoints), in virtual time, so one seed repeats the run. Default off.
+   */
+  readonly deterministic?: ScheduleOptions;
+  /**
    * Debug only: one bug of the AVIC bug zoo (docs/bug-zoo.md, src/kvm/control/injected-bugs.ts),
    * 'NAME', or its fixed twin 'NAME-fixed', which must run clean. 'erratum-1235' turns erratum1235
    * on; its twin turns it on with ipiVirtualization off (KVM's work-around). Default 'none'.
@@ -95,7 +102,11 @@ export interface VmConfig {
 }
 
 /** validateConfig's result: every option set, the injected replay in its object form. */
-export type ValidVmConfig = Required<Omit<VmConfig, 'injectLockBug'>> & { readonly injectLockBug: 'none' | InjectedLockBug };
+export type ValidVmConfig = Required<Omit<VmConfig, 'injectLockBug' | 'deterministic'>> & {
+  readonly injectLockBug: 'none' | InjectedLockBug;
+  /** The schedule of a deterministic run, undefined for a parallel one. */
+  readonly deterministic: ScheduleOptions | undefined;
+};
 
 export class VmConfigError extends Error {
   override readonly name = 'VmConfigError';
@@ -148,7 +159,7 @@ function defaultStackBytes(maxVcpus: number, memoryBytes: number): number {
  * it (avic_get_physical_id_table_order for max_vcpu_ids = maxVcpus), and one region of APIC pages
  * unless the policy alternates two (rfc-v2).
  */
-export function vmBufferSizes(config: Required<VmConfig>): VmBufferSizes {
+export function vmBufferSizes(config: Pick<ValidVmConfig, 'maxVcpus' | 'policy' | 'x2avic' | 'x2avicExtended'>): VmBufferSizes {
   return {
     physicalApicIdTableEntries: physicalApicIdTableBytes(config, config.maxVcpus) / PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES,
     apicPageRegions: backingPagePolicy(config.policy, config.maxVcpus).growsWithVcpuId ? APIC_PAGE_REGIONS : 1,
@@ -198,6 +209,12 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     throw new VmConfigError(`erratum1235WindowUs must be a number of microseconds from 1 to 1000000, got ${erratum1235WindowUs}`);
   }
   const injectLockBug = injectedLockBugShape(config.injectLockBug);
+  const deterministic = config.deterministic;
+  if (deterministic !== undefined) {
+    const problem =
+      typeof deterministic === 'object' && deterministic !== null ? scheduleOptionsProblem(deterministic) : 'it must be an object';
+    if (problem !== undefined) throw new VmConfigError(`deterministic: ${problem}`);
+  }
   const inject = validateInject(config.inject);
   const injected = inject === 'none' ? undefined : findInjectedBug(inject);
   // erratum #1235 is a VM setting: the bug is the erratum with IPI virtualization on, its twin KVM's work-around.
@@ -223,6 +240,7 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     stackBytesPerVcpu,
     lockdep: config.lockdep ?? false,
     injectLockBug,
+    deterministic,
     inject,
   };
 }

@@ -29,6 +29,7 @@ import { buildFtraceText, type FtraceText } from '../report/ftrace-text.js';
 import type { RunOptions, StartOptions } from './run-options.js';
 import { HostCpuTasks } from './host-cpu-tasks.js';
 import { vcpuLockdepSlot } from '../control/kvm-locks.js';
+import { DeterministicRun } from './deterministic-run.js';
 
 export { VmConfigError, type VmConfig, type ProgramLoad };
 
@@ -62,6 +63,7 @@ export class Vm {
   readonly #hostCpuTasks: HostCpuTasks;
   /** The hot-adds queued so far (hotAddVcpu serialises them). */
   #hotAdds: Promise<void> = Promise.resolve();
+  #deterministic: DeterministicRun | undefined; // VmConfig.deterministic's schedule, from start() on
 
   private constructor(config: ValidVmConfig) {
     this.config = config;
@@ -217,8 +219,7 @@ export class Vm {
       );
     }
     this.#started = true;
-    this.#startedAt = mainHostThread().nowMs();
-    this.#hostCpuTasks.start({
+    const settings = {
       buffers: this.memory.buffers,
       policy: this.config.policy,
       ipiVirtualization: this.config.ipiVirtualization,
@@ -228,7 +229,10 @@ export class Vm {
       quantumMs: this.config.quantumUs / 1000,
       trace: options.trace ?? false,
       locks: this.locks.shared,
-    });
+    };
+    this.#deterministic = DeterministicRun.begin(this.config.deterministic, this.config.hostCpus, settings);
+    this.#startedAt = mainHostThread().nowMs();
+    this.#hostCpuTasks.start({ ...settings, schedule: this.#deterministic?.shared }, () => this.#deterministic?.leave());
     for (let vcpu = 0; vcpu < this.createdVcpus; vcpu++) this.#startVcpu(vcpu);
   }
 
@@ -250,7 +254,7 @@ export class Vm {
     if (!this.#started || this.#waited) throw new VmConfigError('wait() follows one start()');
     this.#waited = true;
     const results = this.#hostCpuTasks.results;
-    const exit = await this.#supervise(options, this.#startedAt);
+    const exit = await this.#supervise(options, this.#startedAt).catch(DeterministicRun.exitOf);
     this.#ending = true;
     // Whoever waits for "all running" must not wait past the end of the run.
     for (const resolve of this.#allRunningWaiters.splice(0)) resolve();
@@ -274,12 +278,13 @@ export class Vm {
       lockReportExpected: this.config.injectLockBug !== 'none' && this.config.injectLockBug.expectsReport !== false,
       sourceOf: (address) => this.sourceOf(address),
     };
-    return buildVmReport(
+    const report = buildVmReport(
       input,
       finalExit(exit, torn, () => graphAtWatchdog ?? this.locks.waitForGraphText()),
       results,
       { durationSeconds: (endedAt - this.#startedAt) / 1000, startupSeconds: (runningAt - this.#startedAt) / 1000 },
     );
+    return DeterministicRun.endWithReport(report, this.#deterministic);
   }
 
   /** Makes vCPU `vcpu` leave guest mode and look at its requests (kvm_vcpu_kick). */

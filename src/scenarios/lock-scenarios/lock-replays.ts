@@ -56,6 +56,8 @@ export interface LockReplayRunOptions {
   readonly watchdogSeconds?: number;
   /** How long teardown waits for stuck vCPUs before terminating their workers (default 1 s). */
   readonly stopTimeoutSeconds?: number;
+  /** A deterministic run's schedule (VmConfig.deterministic); default a parallel run. */
+  readonly deterministic?: VmConfig['deterministic'];
 }
 
 export interface LockReplay {
@@ -104,6 +106,7 @@ async function runVmReplay(spec: VmReplaySpec, options: LockReplayRunOptions): P
     // Every IPI exits (the erratum #1235 work-around), so every sender reaches its exit handler.
     ipiVirtualization: false,
     ...(injected === undefined ? {} : { injectLockBug: injected }),
+    ...(options.deterministic === undefined ? {} : { deterministic: options.deterministic }),
   });
   options.workload.load(vm);
   const main = new MainReplay(vm, injected?.handshake);
