@@ -19,7 +19,9 @@ export type Step =
   | { readonly op: 'point'; readonly kind: number }
   | { readonly op: 'wait'; readonly word: number; readonly expected: number; readonly timeoutMs: number }
   | { readonly op: 'store'; readonly word: number; readonly value: number }
-  | { readonly op: 'advance'; readonly ns: number };
+  | { readonly op: 'advance'; readonly ns: number }
+  /** Reaches point `kind` (advancing 1 µs each time) until the word is non-zero: a guest polling memory. */
+  | { readonly op: 'pollUntil'; readonly word: number; readonly kind: number };
 
 export interface FakeResult {
   readonly ok: boolean;
@@ -58,6 +60,13 @@ parentPort.on('message', async ({ sab, participants, participant, program, words
       if (step.op === 'point') thread.point(step.kind);
       else if (step.op === 'wait') waits.push([thread.wait(words, step.word, step.expected, step.timeoutMs), thread.nowMs()]);
       else if (step.op === 'store') Atomics.store(words, step.word, step.value);
+      else if (step.op === 'pollUntil') {
+        for (let polls = 0; Atomics.load(words, step.word) === 0; polls++) {
+          if (polls === 10000) throw new Error('the word never changed in 10000 polls');
+          thread.advance(1000);
+          thread.point(step.kind);
+        }
+      }
       else thread.advance(step.ns);
     }
     thread.finish();

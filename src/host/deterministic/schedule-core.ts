@@ -218,6 +218,9 @@ export class ScheduleCore {
       for (let participant = 0; participant < this.participants; participant++)
         if (this.#runnable(participant, earliest)) candidates.push(participant);
     }
+    // Past maxSwitches a quantum end still yields as a spin does, uncounted (the host's tick is not
+    // the schedule's choice): a guest polling without PAUSE would otherwise never let the thread it waits for run.
+    if (reason === DecisionReason.Point && kind === SchedulingPoint.QuantumEnd && this.#switchesUsedUp()) reason = DecisionReason.Spin;
     const chosen = this.#choose(current, reason, kind, candidates);
     float64[this.headerFloat64('decisions')]! += 1;
     fnvFold(this.int32, this.hash, chosen);
@@ -231,12 +234,16 @@ export class ScheduleCore {
     return chosen;
   }
 
+  #switchesUsedUp(): boolean {
+    const maxSwitches = this.float64[this.headerFloat64('maxSwitches')]!;
+    return maxSwitches >= 0 && this.float64[this.headerFloat64('preemptions')]! >= maxSwitches;
+  }
+
   #choose(current: number, reason: DecisionReason, kind: number, candidates: readonly number[]): number {
     const int32 = this.int32;
     const pct = int32[this.headerInt32('strategy')] === ScheduleStrategy.Pct;
     if (reason === DecisionReason.Point) {
-      const maxSwitches = this.float64[this.headerFloat64('maxSwitches')]!;
-      if (maxSwitches >= 0 && this.float64[this.headerFloat64('preemptions')]! >= maxSwitches) return current;
+      if (this.#switchesUsedUp()) return current;
       if (!pct) return candidates[nextBelow(int32, this.prng, candidates.length)]!;
       this.#passChangePoints(current);
       if (kind === SchedulingPoint.QuantumEnd) this.#demote(current);

@@ -110,6 +110,21 @@ describe('forced switches only', () => {
     expect(unlimited.summary.preemptions).toBeGreaterThan(10);
   });
 
+  it('maxSwitches = 0: a quantum end still yields, uncounted (a guest polling without PAUSE must let the others run)', async () => {
+    // Participant 0 polls word 4 at quantum ends only; participant 1 sets it after a wait that makes
+    // participant 0 hold the baton first.
+    const poll = { op: 'pollUntil', word: 4, kind: SchedulingPoint.QuantumEnd } as const;
+    const run = await runFakes({ seed: 9, strategy: 'random', maxSwitches: 0 }, [
+      [{ op: 'store', word: 3, value: 1 }, poll],
+      [
+        { op: 'wait', word: 3, expected: 0, timeoutMs: 100 },
+        { op: 'store', word: 4, value: 1 },
+      ],
+    ]);
+    expect(run.results.every((result) => result.ok)).toBe(true);
+    expect(run.summary.preemptions).toBe(0);
+  });
+
   it('maxSwitches = 2 allows two preemptions and no more', async () => {
     const run = await runFakes({ seed: 9, strategy: 'random', maxSwitches: 2 }, busy());
     expect(run.summary.preemptions).toBe(2);
