@@ -179,6 +179,9 @@ export class AvicVcpu {
 
   /** avic_vcpu_blocking: IsRunning clear before the vCPU re-checks for events and sleeps (O1). */
   blocking(): void {
+    // An IPI after the vCPU's last look for events and before this clear finds IsRunning = 1 (a
+    // doorbell, no exit): only the re-check after the clear catches it (O1).
+    hostThread().point(SchedulingPoint.IsRunningWrite);
     this.put();
   }
 

@@ -120,10 +120,12 @@ describe('scheduling points of one xAPIC IPI to a halted vCPU', () => {
     const { points } = await ipiToHaltedVcpu();
 
     expect(points.filter((point) => PROTOCOL_POINTS.has(point.split(' ')[1]!))).toEqual([
-      // The target: loaded (IsRunning set), HLT, then avic_vcpu_blocking (IsRunning clear), the
-      // re-check found nothing, Blocked; put (IsRunning stays clear).
+      // The target: loaded (IsRunning set), HLT, then avic_vcpu_blocking: a point before the clear
+      // (the window between the last look for events and the clear) and one after it; the re-check
+      // found nothing, Blocked; put (IsRunning stays clear).
       'target IsRunningWrite',
       'target Halt',
+      'target IsRunningWrite',
       'target IsRunningWrite',
       'target BlockRecheck',
       'target IsRunningWrite',
