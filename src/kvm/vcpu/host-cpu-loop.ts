@@ -36,8 +36,12 @@ import { SliceEnd, type LoadedHostCpu, type Vcpu, type VcpuExitReport, type Vcpu
 export const IDLE_WAIT_MS = 50;
 /** A blocked vCPU with an event pending and no wake-up this long counts as a lost wake-up. */
 export const LOST_WAKEUP_GRACE_MS = 1000;
-/** How often the loop looks for blocked vCPUs with an event pending. */
-const LOST_WAKEUP_CHECK_MS = 100;
+/**
+ * The same in a deterministic run, in virtual ms: no OS delays a waker there, only the other threads'
+ * modelled work, so 20 ms (13 default quanta) is long past any wake-up path's cost and keeps a found
+ * bug's run short (docs/deterministic.md).
+ */
+export const DETERMINISTIC_LOST_WAKEUP_GRACE_MS = 20;
 
 /** What every host CPU worker is given (structured-cloneable). */
 export interface HostCpuStartup {
@@ -107,8 +111,11 @@ export class HostCpuLoop implements LoadedHostCpu {
   readonly #errors: { vcpu: number; message: string }[] = [];
   #lastLoaded = -1;
   #lastLostWakeupCheck = 0;
+  /** LOST_WAKEUP_GRACE_MS, or its deterministic value; the loop looks a tenth of it apart. */
+  readonly #lostWakeupGraceMs: number;
 
   constructor(startup: HostCpuStartup, createVcpu: (startup: VcpuStartup) => Vcpu, threadId: number) {
+    this.#lostWakeupGraceMs = startup.schedule === undefined ? LOST_WAKEUP_GRACE_MS : DETERMINISTIC_LOST_WAKEUP_GRACE_MS;
     this.#startup = startup;
     this.#createVcpu = createVcpu;
     this.#threadId = threadId;
@@ -268,7 +275,7 @@ export class HostCpuLoop implements LoadedHostCpu {
   #serviceBlocked(): void {
     const queues = this.#views.runQueues;
     const now = hostThread().nowMs();
-    const checkLost = now - this.#lastLostWakeupCheck >= LOST_WAKEUP_CHECK_MS;
+    const checkLost = now - this.#lastLostWakeupCheck >= this.#lostWakeupGraceMs / 10;
     if (checkLost) this.#lastLostWakeupCheck = now;
     for (const [index, resident] of this.#residents) {
       if (Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) !== this.cpu.index + 1) {
@@ -290,7 +297,7 @@ export class HostCpuLoop implements LoadedHostCpu {
   /**
    * Every path that makes an event for a blocked vCPU wakes it afterwards (an IRR bit, then the
    * incomplete-IPI exit's kick; a request, then a kick), so a blocked vCPU with an event pending for
-   * LOST_WAKEUP_GRACE_MS has lost its wake-up: count it and publish the vector for the watchdog. It
+   * the grace (LOST_WAKEUP_GRACE_MS) has lost its wake-up: count it and publish the vector for the watchdog. It
    * stays blocked, as it would under KVM; one woken late is counted late at its load.
    */
   #checkLostWakeup(index: number, resident: Resident, now: number): void {
@@ -300,7 +307,7 @@ export class HostCpuLoop implements LoadedHostCpu {
       return;
     }
     if (resident.pendingSinceMs === 0) resident.pendingSinceMs = now;
-    if (resident.lost || now - resident.pendingSinceMs < LOST_WAKEUP_GRACE_MS) return;
+    if (resident.lost || now - resident.pendingSinceMs < this.#lostWakeupGraceMs) return;
     resident.lost = true;
     const views = this.#views;
     views.controlFloat64[views.statisticIndex(index, 'lostWakeups')]! += 1;
