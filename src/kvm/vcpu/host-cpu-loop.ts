@@ -61,7 +61,7 @@ export interface HostCpuReport {
   readonly errors: readonly { readonly vcpu: number; readonly message: string }[];
 }
 
-/** The startup of vCPU `vcpu`, from the VM's words (main stored them before it started the vCPU). */
+/** The startup of vCPU `vcpu`, from the VM's words (main stored them before it started the vCPU), on the host CPU's views. */
 export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, vcpu: number): VcpuStartup {
   const word = (field: 'entryPoint' | 'waitForStartUp' | 'stackTop'): number =>
     Atomics.load(views.control, views.controlBlockIndex(vcpu, field));
@@ -79,6 +79,7 @@ export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, v
     stackTop: word('stackTop'),
     trace: startup.trace,
     locks: startup.locks,
+    views,
   };
 }
 
