@@ -105,6 +105,13 @@ export class HostCpuLoop implements LoadedHostCpu {
   readonly #errors: { vcpu: number; message: string }[] = [];
   #lastLoaded = -1;
   #lastLostWakeupCheck = 0;
+  /**
+   * The host clock (nowMs) before which no blocked vCPU's timer here can be due, so #serviceBlocked
+   * skips its scan of the residents (O(vCPUs) at every switch made big VMs quadratic). A blocked
+   * vCPU's timer changes only while it runs, and a vCPU blocks here only after running here: each
+   * full scan sets it from the blocked vCPUs' timers and each put folds in the put vCPU's timer.
+   */
+  #timerScanDueMs = 0;
 
   constructor(startup: HostCpuStartup, createVcpu: (startup: VcpuStartup) => Vcpu, threadId: number) {
     this.#startup = startup;
@@ -138,6 +145,9 @@ export class HostCpuLoop implements LoadedHostCpu {
         cpu.count('migrations');
       }
       this.#runVcpu(vcpu);
+      const ran = this.#residents.get(vcpu);
+      if (ran !== undefined)
+        this.#timerScanDueMs = Math.min(this.#timerScanDueMs, hostThread().nowMs() + ran.vcpu.timerRemainingNs() / 1e6);
     }
     for (const [index, resident] of this.#residents) {
       if (Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) !== cpu.index + 1) this.#retire(index, resident);
@@ -267,7 +277,9 @@ export class HostCpuLoop implements LoadedHostCpu {
     const queues = this.#views.runQueues;
     const now = hostThread().nowMs();
     const checkLost = now - this.#lastLostWakeupCheck >= LOST_WAKEUP_CHECK_MS;
+    if (!checkLost && now < this.#timerScanDueMs) return;
     if (checkLost) this.#lastLostWakeupCheck = now;
+    let due = Infinity;
     for (const [index, resident] of this.#residents) {
       if (Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) !== this.cpu.index + 1) {
         // Loaded by another host CPU since (its state lives there now): not this host CPU's to wake.
@@ -275,14 +287,19 @@ export class HostCpuLoop implements LoadedHostCpu {
         continue;
       }
       if (queues.state(index) !== TaskState.Blocked) continue;
-      if (resident.vcpu.timerRemainingNs() === 0) {
+      const timerRemainingNs = resident.vcpu.timerRemainingNs();
+      if (timerRemainingNs === 0) {
         this.#views.scheduling.wakeUp(index);
+        // Look again at the next switch, as before: it runs (and folds its timer in) or is still here.
+        due = now;
         continue;
       }
+      due = Math.min(due, now + timerRemainingNs / 1e6);
       // A paused vCPU waits for resume(), with whatever IPIs came meanwhile in its IRR.
       const paused = Atomics.load(this.#views.control, this.#views.controlBlockIndex(index, 'runState')) === VcpuRunState.Paused;
       if (checkLost && !paused) this.#checkLostWakeup(index, resident, now);
     }
+    this.#timerScanDueMs = due;
   }
 
   /**
