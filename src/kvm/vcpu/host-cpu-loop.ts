@@ -68,7 +68,7 @@ export interface HostCpuReport {
   readonly errors: readonly { readonly vcpu: number; readonly message: string }[];
 }
 
-/** The startup of vCPU `vcpu`, from the VM's words (main stored them before it started the vCPU). */
+/** The startup of vCPU `vcpu`, from the VM's words (main stored them before it started the vCPU), on the host CPU's views. */
 export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, vcpu: number): VcpuStartup {
   const word = (field: 'entryPoint' | 'waitForStartUp' | 'stackTop'): number =>
     Atomics.load(views.control, views.controlBlockIndex(vcpu, field));
@@ -86,6 +86,7 @@ export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, v
     stackTop: word('stackTop'),
     trace: startup.trace,
     locks: startup.locks,
+    views,
   };
 }
 
@@ -113,6 +114,13 @@ export class HostCpuLoop implements LoadedHostCpu {
   #lastLostWakeupCheck = 0;
   /** LOST_WAKEUP_GRACE_MS, or its deterministic value; the loop looks a tenth of it apart. */
   readonly #lostWakeupGraceMs: number;
+  /**
+   * The host clock (nowMs) before which no blocked vCPU's timer here can be due, so #serviceBlocked
+   * skips its scan of the residents (O(vCPUs) at every switch made big VMs quadratic). A blocked
+   * vCPU's timer changes only while it runs, and a vCPU blocks here only after running here: each
+   * full scan sets it from the blocked vCPUs' timers and each put folds in the put vCPU's timer.
+   */
+  #timerScanDueMs = 0;
 
   constructor(startup: HostCpuStartup, createVcpu: (startup: VcpuStartup) => Vcpu, threadId: number) {
     this.#lostWakeupGraceMs = startup.schedule === undefined ? LOST_WAKEUP_GRACE_MS : DETERMINISTIC_LOST_WAKEUP_GRACE_MS;
@@ -147,6 +155,9 @@ export class HostCpuLoop implements LoadedHostCpu {
         cpu.count('migrations');
       }
       this.#runVcpu(vcpu);
+      const ran = this.#residents.get(vcpu);
+      if (ran !== undefined)
+        this.#timerScanDueMs = Math.min(this.#timerScanDueMs, hostThread().nowMs() + ran.vcpu.timerRemainingNs() / 1e6);
     }
     for (const [index, resident] of this.#residents) {
       if (Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) !== cpu.index + 1) this.#retire(index, resident);
@@ -276,7 +287,9 @@ export class HostCpuLoop implements LoadedHostCpu {
     const queues = this.#views.runQueues;
     const now = hostThread().nowMs();
     const checkLost = now - this.#lastLostWakeupCheck >= this.#lostWakeupGraceMs / 10;
+    if (!checkLost && now < this.#timerScanDueMs) return;
     if (checkLost) this.#lastLostWakeupCheck = now;
+    let due = Infinity;
     for (const [index, resident] of this.#residents) {
       if (Atomics.load(queues.words, queues.taskIndex(index, 'residentHost')) !== this.cpu.index + 1) {
         // Loaded by another host CPU since (its state lives there now): not this host CPU's to wake.
@@ -284,14 +297,19 @@ export class HostCpuLoop implements LoadedHostCpu {
         continue;
       }
       if (queues.state(index) !== TaskState.Blocked) continue;
-      if (resident.vcpu.timerRemainingNs() === 0) {
+      const timerRemainingNs = resident.vcpu.timerRemainingNs();
+      if (timerRemainingNs === 0) {
         this.#views.scheduling.wakeUp(index);
+        // Look again at the next switch, as before: it runs (and folds its timer in) or is still here.
+        due = now;
         continue;
       }
+      due = Math.min(due, now + timerRemainingNs / 1e6);
       // A paused vCPU waits for resume(), with whatever IPIs came meanwhile in its IRR.
       const paused = Atomics.load(this.#views.control, this.#views.controlBlockIndex(index, 'runState')) === VcpuRunState.Paused;
       if (checkLost && !paused) this.#checkLostWakeup(index, resident, now);
     }
+    this.#timerScanDueMs = due;
   }
 
   /**

@@ -5,7 +5,7 @@
 import type { GuestFault } from '../../guest/guest-fault.js';
 import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { KvmLocksShared, VcpuLocks } from '../control/kvm-locks.js';
-import type { VmBuffers } from '../control/vm-control-views.js';
+import type { VmBuffers, VmControlViews } from '../control/vm-control-views.js';
 import { encodeLatencyHistogram, mergeLatencyHistograms, type LatencyHistogram } from '../report/latency-histogram.js';
 import { TaskSwitchState, TRACE_EVENT_FIELDS, type TraceRecorder } from '../report/trace-recorder.js';
 
@@ -30,6 +30,12 @@ export interface VcpuStartup {
   readonly trace: boolean;
   /** The VM's instrumented locks (lockdep region and instance ids). */
   readonly locks: KvmLocksShared;
+  /**
+   * Views of `buffers` already built in this thread: the host CPU passes its own, so that its vCPUs
+   * share them (building views walks every vCPU: one per vCPU made a VM's boot O(vCPUs^2)). Absent:
+   * the vCPU builds its own. Never cloned: the host CPU assembles the startup in its worker.
+   */
+  readonly views?: VmControlViews;
 }
 
 /** Why runSlice returned: what the host CPU does next with the vCPU (host-cpu-loop.ts). */

@@ -105,7 +105,7 @@ export class Vcpu implements GuestCpuEnvironment {
   #done = false;
 
   constructor(startup: VcpuStartup, onFirstExit?: VcpuFirstExitHook) {
-    const views = new VmControlViews(startup.buffers);
+    const views = startup.views ?? new VmControlViews(startup.buffers);
     this.views = views;
     const index = vcpuIndex(startup.vcpu);
     this.index = index;
