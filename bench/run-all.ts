@@ -31,6 +31,7 @@ const BENCHES = [
   'x2avic-512',
   'memslot-update',
   'lockdep-overhead',
+  'deterministic',
 ] as const;
 
 function cell(goal: GoalResult): string[] {

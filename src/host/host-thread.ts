@@ -68,6 +68,11 @@ export interface MainHostThread {
   waitAsync(words: Int32Array, index: number, expected: number, timeoutMs: number): Promise<HostWaitResult>;
   /** Lets the other threads run for `ms` of host time (virtual in a deterministic run); resolves early on abort. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Runs `callback` from the event loop (setImmediate), not synchronously. A deterministic run keeps
+   * the baton until it has run, so what it does happens inside main's turn, in the schedule.
+   */
+  defer(callback: () => void): void;
 }
 
 // performance.now() counts from the calling thread's own start, so the parallel clock shifts it onto
@@ -101,6 +106,9 @@ export const parallelMainHostThread: MainHostThread = {
       const timer = setTimeout(done, ms);
       signal?.addEventListener('abort', done, { once: true });
     }),
+  defer: (callback) => {
+    setImmediate(callback);
+  },
 };
 
 // Node 20 does not count a pending waitAsync as event-loop work (a process with nothing else to do

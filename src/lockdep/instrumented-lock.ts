@@ -259,7 +259,7 @@ export class InstrumentedMutex {
     });
     const entry = queue[queue.length - 1]!;
     if (queue.length === 1) {
-      setImmediate(entry.grant);
+      mainHostThread().defer(entry.grant);
       return turn;
     }
     // Behind other callers: a waiter for the wait-for graph, bounded by the caller's timeout.
@@ -272,7 +272,7 @@ export class InstrumentedMutex {
       if ((await Promise.race([turn, timedOut])) === 'timedOut' && !granted) {
         const position = queue.indexOf(entry);
         queue.splice(position, 1);
-        if (position === 0 && queue.length > 0) setImmediate(queue[0]!.grant);
+        if (position === 0 && queue.length > 0) mainHostThread().defer(queue[0]!.grant);
         throw this.#handle.timeout(wait, startedAt);
       }
     } finally {
@@ -285,7 +285,7 @@ export class InstrumentedMutex {
   #passTurn(): void {
     this.#mainQueue.shift();
     const next = this.#mainQueue[0];
-    if (next !== undefined) setImmediate(next.grant);
+    if (next !== undefined) mainHostThread().defer(next.grant);
   }
 
   /** mutex_trylock: never waits, adds no dependency (trylocks cannot deadlock), is held if taken. */

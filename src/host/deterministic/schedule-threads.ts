@@ -159,6 +159,8 @@ export class DeterministicMainHostThread extends Participant implements MainHost
   readonly #waits: (MainWait | undefined)[] = new Array<MainWait | undefined>(WAIT_SLOTS).fill(undefined);
   /** Calls made while another participant held the baton: run at main's next turn. */
   #late: (() => void)[] = [];
+  /** defer() callbacks queued but not yet run: main keeps the baton until they have. */
+  #deferred = 0;
   #passScheduled = false;
   #holding = false;
   #finished = false;
@@ -215,6 +217,28 @@ export class DeterministicMainHostThread extends Participant implements MainHost
     });
   }
 
+  /**
+   * A setImmediate that main's turn waits for: #pass does not hand the baton on while one is queued
+   * (a lock's turn granted from the event loop would otherwise run after main passed the baton, at
+   * a moment the schedule does not decide). Called while another participant holds the baton, it is
+   * queued at main's next turn; after main left the schedule, it is a plain setImmediate.
+   */
+  defer(callback: () => void): void {
+    if (this.#finished) {
+      setImmediate(callback);
+      return;
+    }
+    if (!this.#holding) {
+      this.#late.push(() => this.defer(callback));
+      return;
+    }
+    this.#deferred++;
+    setImmediate(() => {
+      this.#deferred--;
+      callback();
+    });
+  }
+
   /** Leaves the schedule and passes the baton on (at once when main holds it, else at its next turn). */
   finish(): Promise<void> {
     const core = this.core;
@@ -241,6 +265,11 @@ export class DeterministicMainHostThread extends Participant implements MainHost
   /** Every continuation ran: hand the baton on if main waits, and take it back when a wait is over. */
   async #pass(): Promise<void> {
     if (!this.#holding || this.#finished || this.#waits.every((wait) => wait === undefined)) return;
+    if (this.#deferred > 0) {
+      // Deferred work is still queued: let it run first (its setImmediate precedes the one queued here).
+      this.#schedulePass();
+      return;
+    }
     const core = this.core;
     if (!this.#firstPassDone) {
       await this.#awaitAllStarted();
