@@ -3,9 +3,9 @@
 // run once and block with no timer armed, it reads their timers O(N) times, not O(N^2). At 4096
 // vCPUs the scan at every switch took half of each host CPU's time in an SMP boot.
 import { describe, expect, it } from 'vitest';
-import { parallelHostThread } from '../../../src/host/host-thread.js';
+import { testHostCpuStartup } from '../../support/host-cpu-startup.js';
 import { TaskState } from '../../../src/host/run-queue.js';
-import { runHostCpu, type HostCpuStartup } from '../../../src/kvm/vcpu/host-cpu-loop.js';
+import { runHostCpu } from '../../../src/kvm/vcpu/host-cpu-loop.js';
 import { SliceEnd } from '../../../src/kvm/vcpu/vcpu-startup.js';
 import type { Vcpu } from '../../../src/kvm/vcpu/vcpu.js';
 import { Vm } from '../../../src/kvm/vm/vm.js';
@@ -47,19 +47,7 @@ describe('a host CPU and its blocked vCPUs', () => {
           return SliceEnd.Finished;
         },
       }) as unknown as Vcpu;
-    const startup: HostCpuStartup = {
-      buffers: views.buffers,
-      hostCpu: 0,
-      policy: vm.config.policy,
-      ipiVirtualization: true,
-      x2avic: true,
-      x2avicExtended: true,
-      haltPolling: false,
-      quantumMs: 1,
-      clockOriginNs: String(Math.round(parallelHostThread.nowMs() * 1e6)),
-      trace: false,
-      locks: vm.locks.shared,
-    };
+    const startup = testHostCpuStartup(vm);
     const report = runHostCpu(startup, (vcpuStartup) => fake(vcpuStartup.vcpu), 1);
     expect(report.errors).toEqual([]);
     expect(runs).toBe(VCPUS);

@@ -3,8 +3,8 @@
 // tables), so a view per vCPU cost O(vCPUs) at every first load and every migration, O(vCPUs^2)
 // for a whole VM: at 4096 vCPUs a third of each host CPU's time in an SMP boot.
 import { describe, expect, it } from 'vitest';
-import { parallelHostThread } from '../../../src/host/host-thread.js';
-import { vcpuStartupFor, type HostCpuStartup } from '../../../src/kvm/vcpu/host-cpu-loop.js';
+import { testHostCpuStartup } from '../../support/host-cpu-startup.js';
+import { vcpuStartupFor } from '../../../src/kvm/vcpu/host-cpu-loop.js';
 import { Vcpu } from '../../../src/kvm/vcpu/vcpu.js';
 import { createGuest } from '../../smp/smp-support.js';
 
@@ -17,19 +17,7 @@ describe('a host CPU builds its vCPUs on its own views', () => {
       Atomics.store(control, views.controlBlockIndex(vcpu, 'entryPoint'), program.entryPoints.default!);
       Atomics.store(control, views.controlBlockIndex(vcpu, 'stackTop'), vm.config.memoryBytes - vcpu * vm.config.stackBytesPerVcpu);
     }
-    const hostStartup: HostCpuStartup = {
-      buffers: views.buffers,
-      hostCpu: 0,
-      policy: vm.config.policy,
-      ipiVirtualization: true,
-      x2avic: true,
-      x2avicExtended: true,
-      haltPolling: false,
-      quantumMs: 1,
-      clockOriginNs: String(Math.round(parallelHostThread.nowMs() * 1e6)),
-      trace: false,
-      locks: vm.locks.shared,
-    };
+    const hostStartup = testHostCpuStartup(vm);
     const built = [0, 1, 2].map((vcpu) => new Vcpu(vcpuStartupFor(hostStartup, views, vcpu)));
     for (const vcpu of built) expect(vcpu.views).toBe(views);
     expect(built.map((vcpu) => vcpu.index)).toEqual([0, 1, 2]);

@@ -1,0 +1,21 @@
+// A host CPU's startup for tests that drive src/kvm/vcpu/host-cpu-loop.ts or build Vcpus in the test
+// thread (no workers): host CPU `hostCpu` of `vm`, xAPIC/x2AVIC on, no halt-polling, a 1 ms quantum.
+import { parallelHostThread } from '../../src/host/host-thread.js';
+import type { HostCpuStartup } from '../../src/kvm/vcpu/host-cpu-loop.js';
+import type { Vm } from '../../src/kvm/vm/vm.js';
+
+export function testHostCpuStartup(vm: Vm, hostCpu = 0): HostCpuStartup {
+  return {
+    buffers: vm.memory.buffers,
+    hostCpu,
+    policy: vm.config.policy,
+    ipiVirtualization: true,
+    x2avic: true,
+    x2avicExtended: true,
+    haltPolling: false,
+    quantumMs: 1,
+    clockOriginNs: String(Math.round(parallelHostThread.nowMs() * 1e6)),
+    trace: false,
+    locks: vm.locks.shared,
+  };
+}
