@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { IPI_JSON_KEYS } from '../support/ipi-json-keys.js';
 import { formatIpiBalance } from '../../src/cli/format-report.js';
 import { formatLockdepResult, lockdepExitStatus, type LockdepCommandResult } from '../../src/cli/lockdep-command.js';
 import type { IpiBalance } from '../../src/kvm/report/vm-report.js';
@@ -98,19 +99,7 @@ describe('avic-smp lockdep', () => {
     });
     expect(result.report).toContain('WARNING: possible circular locking dependency detected');
     // The same IPI balance as `run --json` and `stress --json`, and it balances.
-    expect(Object.keys(result.ipis).sort()).toEqual([
-      'accepted',
-      'coalesced',
-      'commands',
-      'delivered',
-      'discardedByInit',
-      'dropped',
-      'lost',
-      'nmisMerged',
-      'pending',
-      'sent',
-      'timerInterrupts',
-    ]);
+    expect(Object.keys(result.ipis).sort()).toEqual(IPI_JSON_KEYS);
     expect(result.ipis.sent).toBeGreaterThan(0);
     expect(result.ipis.lost).toBe(0);
     expectBalanced(result.ipis as IpiBalance);

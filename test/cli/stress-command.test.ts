@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { IPI_JSON_KEYS } from '../support/ipi-json-keys.js';
 import { SCENARIOS } from '../../src/scenarios/catalogue.js';
 
 const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
@@ -32,19 +33,7 @@ const EXIT_CAUSES = ['invalidInterruptType', 'targetNotRunning', 'invalidTarget'
 function expectStressJson(stdout: string, pattern: string, vcpus: number): Record<string, any> {
   const summary = JSON.parse(stdout) as Record<string, any>; // exactly one JSON object, nothing else
   expect(summary).toMatchObject({ pattern, vcpus, seed: expect.any(Number), ok: expect.any(Boolean) });
-  expect(Object.keys(summary.ipis).sort()).toEqual([
-    'accepted',
-    'coalesced',
-    'commands',
-    'delivered',
-    'discardedByInit',
-    'dropped',
-    'lost',
-    'nmisMerged',
-    'pending',
-    'sent',
-    'timerInterrupts',
-  ]);
+  expect(Object.keys(summary.ipis).sort()).toEqual(IPI_JSON_KEYS);
   expect(Object.keys(summary.ipis.dropped).sort()).toEqual(['illegalVector', 'invalidTarget', 'unsupported']);
   expect(summary.ipis.lost).toBe(0);
   expect(summary.ipis.sent).toBeGreaterThan(0);
