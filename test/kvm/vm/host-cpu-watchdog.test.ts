@@ -6,6 +6,7 @@
 // publishes its id and spins without beating is named, a sleeping one and a beating one are not.
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runWatchdogUntil } from '../../support/fake-clock-watchdog.js';
 import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { HostCpuWatchdog } from '../../../src/kvm/vm/host-cpu-watchdog.js';
 import { hostThreadTimesAvailable } from '../../../src/kvm/vm/vcpu-run-time.js';
@@ -29,22 +30,6 @@ function load(memory: VmControlViews, host: number, vcpu: number): void {
   Atomics.store(memory.hostCpus.words, memory.hostCpus.index(host, 'current'), vcpu + 1);
 }
 
-/** Advances the fake clock in 100 ms steps to `until`, checking at each; returns the first report. */
-function runUntil(
-  watchdog: HostCpuWatchdog,
-  clock: { now: number },
-  until: number,
-  eachStep: () => void = () => undefined,
-): string | undefined {
-  while (clock.now < until) {
-    clock.now += 100;
-    eachStep();
-    const stuck = watchdog.check(clock.now);
-    if (stuck !== undefined) return stuck;
-  }
-  return undefined;
-}
-
 describe('HostCpuWatchdog on a fake clock', () => {
   it("names a host CPU whose thread ran the whole bound while its loop's heartbeat stood still, with what it holds", () => {
     const memory = vmMemory(4, 2);
@@ -57,7 +42,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
     memory.runQueues.enqueue(1, 1);
     memory.runQueues.enqueue(1, 3);
     // Host CPU 0 makes progress; host CPU 1's thread runs at half a core and its loop never beats.
-    const stuck = runUntil(watchdog, clock, 60_000, () => {
+    const stuck = runWatchdogUntil(watchdog, clock, 60_000, () => {
       beatHost(memory, 0);
       for (const tid of [1001, 1002]) threadMs.set(tid, threadMs.get(tid)! + 50);
     });
@@ -79,7 +64,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => threadMs.get(tid) });
     // Host CPUs 0-2 get a sliver of a core each, less than one loop iteration needs; 3 sleeps idle.
     expect(
-      runUntil(watchdog, clock, 300_000, () => {
+      runWatchdogUntil(watchdog, clock, 300_000, () => {
         for (const tid of [1001, 1002, 1003]) threadMs.set(tid, threadMs.get(tid)! + 3);
       }),
     ).toBeUndefined();
@@ -92,13 +77,13 @@ describe('HostCpuWatchdog on a fake clock', () => {
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => (tid === 1001 ? ran : 0) });
     load(memory, 0, 1);
     expect(
-      runUntil(watchdog, clock, 60_000, () => {
+      runWatchdogUntil(watchdog, clock, 60_000, () => {
         ran += 100;
         Atomics.add(memory.control, memory.controlBlockIndex(1, 'heartbeat'), 1);
       }),
     ).toBeUndefined();
     // The same host CPU with its vCPU still too: the host CPU is named, with the vCPU it has loaded.
-    const stuck = runUntil(watchdog, clock, 120_000, () => {
+    const stuck = runWatchdogUntil(watchdog, clock, 120_000, () => {
       ran += 100;
     });
     expect(stuck).toMatch(/^host CPU 0 made no progress for 10\.0 s .*loaded: vCPU 1, whose heartbeat stood still too; run queue: empty;/);
@@ -110,7 +95,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
     const clock = { now: 0 };
     // Host CPU 0's thread id is 0; host CPU 1's thread time cannot be read; any other thread ran flat out.
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => (tid === 1002 ? undefined : clock.now) });
-    expect(runUntil(watchdog, clock, 60_000)).toBeUndefined();
+    expect(runWatchdogUntil(watchdog, clock, 60_000)).toBeUndefined();
   });
 
   it("forgets a host CPU's run time when its heartbeat moves", () => {
@@ -119,13 +104,13 @@ describe('HostCpuWatchdog on a fake clock', () => {
     const clock = { now: 0 };
     const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: () => ran });
     expect(
-      runUntil(watchdog, clock, 9_000, () => {
+      runWatchdogUntil(watchdog, clock, 9_000, () => {
         ran += 100;
       }),
     ).toBeUndefined();
     beatHost(memory, 0);
     expect(
-      runUntil(watchdog, clock, 18_500, () => {
+      runWatchdogUntil(watchdog, clock, 18_500, () => {
         ran += 100;
       }),
     ).toBeUndefined();

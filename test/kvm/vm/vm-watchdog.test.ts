@@ -5,6 +5,7 @@
 // its heartbeat still is reported, a sleeping one is not.
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runWatchdogUntil } from '../../support/fake-clock-watchdog.js';
 import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { VcpuFinish, VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
 import { TaskState } from '../../../src/host/run-queue.js';
@@ -51,22 +52,6 @@ class FakeRunTime implements VcpuRunTimeSource {
   }
 }
 
-/** Advances the fake clock in 100 ms steps to `until`, checking at each; returns the first report. */
-function runUntil(
-  watchdog: VcpuWatchdog,
-  clock: { now: number },
-  until: number,
-  eachStep: () => void = () => undefined,
-): string | undefined {
-  while (clock.now < until) {
-    clock.now += 100;
-    eachStep();
-    const stuck = watchdog.check(clock.now);
-    if (stuck !== undefined) return stuck;
-  }
-  return undefined;
-}
-
 describe('VcpuWatchdog on a fake clock', () => {
   it('reports a vCPU whose thread ran the whole bound while its heartbeat stood still (a loop with no way out), naming it', () => {
     const memory = vmMemory(4);
@@ -74,7 +59,7 @@ describe('VcpuWatchdog on a fake clock', () => {
     const clock = { now: 0 };
     const watchdog = new VcpuWatchdog(memory, { boundMs: BOUND_MS, runTime });
     // vCPUs 0, 1, 3 make progress; vCPU 2's thread runs flat out and never beats.
-    const stuck = runUntil(watchdog, clock, 60_000, () => {
+    const stuck = runWatchdogUntil(watchdog, clock, 60_000, () => {
       for (const vcpu of [0, 1, 3]) beat(memory, vcpu);
       for (let vcpu = 0; vcpu < 4; vcpu++) runTime.ran[vcpu]! += 50; // 2 cores among 4 threads
     });
@@ -93,7 +78,7 @@ describe('VcpuWatchdog on a fake clock', () => {
     const watchdog = new VcpuWatchdog(memory, { boundMs: BOUND_MS, runTime });
     // Each thread gets 2/129 of the wall clock (the main thread takes its share) and needs more than
     // that for one run-loop iteration: no heartbeat moves for five minutes of wall time.
-    const stuck = runUntil(watchdog, clock, 300_000, () => {
+    const stuck = runWatchdogUntil(watchdog, clock, 300_000, () => {
       for (let vcpu = 0; vcpu < vcpus; vcpu++) runTime.ran[vcpu]! += (100 * 2) / (vcpus + 1);
     });
     expect(stuck).toBeUndefined();
@@ -111,7 +96,7 @@ describe('VcpuWatchdog on a fake clock', () => {
     };
     const clock = { now: 0 };
     const watchdog = new VcpuWatchdog(memory, { boundMs: BOUND_MS, runTime });
-    expect(runUntil(watchdog, clock, 35_000)).toBeUndefined();
+    expect(runWatchdogUntil(watchdog, clock, 35_000)).toBeUndefined();
     // Per vCPU: the baseline, then at 10 s, 20 s and 30 s after it (each read showed 0 ms run).
     expect(reads.filter((vcpu) => vcpu === 0)).toHaveLength(4);
   });
@@ -123,7 +108,7 @@ describe('VcpuWatchdog on a fake clock', () => {
     const onCycle = new Set([2]);
     const watchdog = new VcpuWatchdog(memory, { boundMs: 1000, runTime, waitsOnCycle: (vcpu) => onCycle.has(vcpu) });
     // vCPU 1 waits (no run time) outside any cycle; vCPU 2 waits in one; vCPU 0 runs normally.
-    const stuck = runUntil(watchdog, clock, 60_000, () => beat(memory, 0));
+    const stuck = runWatchdogUntil(watchdog, clock, 60_000, () => beat(memory, 0));
     expect(stuck).toBe('vCPU 2 made no progress for 1.0 s (vCPU 2 is running, waiting for: none; holds: no lock)');
     expect(clock.now).toBeGreaterThanOrEqual(1000);
     expect(clock.now).toBeLessThan(1500);
@@ -136,21 +121,21 @@ describe('VcpuWatchdog on a fake clock', () => {
     const watchdog = new VcpuWatchdog(memory, { boundMs: BOUND_MS, runTime });
     // 9 s of run time, a halt, 9 s more: never 10 s of run without the vCPU going anywhere.
     expect(
-      runUntil(watchdog, clock, 9_000, () => {
+      runWatchdogUntil(watchdog, clock, 9_000, () => {
         runTime.ran[0]! += 100;
       }),
     ).toBeUndefined();
     setRunState(memory, 0, VcpuRunState.Blocked);
-    expect(runUntil(watchdog, clock, 9_500)).toBeUndefined();
+    expect(runWatchdogUntil(watchdog, clock, 9_500)).toBeUndefined();
     setRunState(memory, 0, VcpuRunState.Running);
     expect(
-      runUntil(watchdog, clock, 18_500, () => {
+      runWatchdogUntil(watchdog, clock, 18_500, () => {
         runTime.ran[0]! += 100;
       }),
     ).toBeUndefined();
     beat(memory, 0);
     expect(
-      runUntil(watchdog, clock, 27_500, () => {
+      runWatchdogUntil(watchdog, clock, 27_500, () => {
         runTime.ran[0]! += 100;
       }),
     ).toBeUndefined();
