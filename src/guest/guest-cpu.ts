@@ -29,7 +29,11 @@ export const GuestExit = {
 } as const;
 export type GuestExit = (typeof GuestExit)[keyof typeof GuestExit];
 
-/** Pause instructions in one slice before a pause-loop exit (KVM's ple_window, in instructions). */
+/**
+ * The default pause filter count: pause instructions in one slice before a pause-loop exit (the
+ * VMCB's PAUSE filter count, AMD APM vol. 2, 15.14.4; KVM's kvm_amd.pause_filter_count). A VM may
+ * set its own (VmConfig.pauseFilterCount).
+ */
 export const PAUSE_LOOP_WINDOW = 4096;
 
 /** What the interpreter needs from the hypervisor; everything else is plain RAM. */
@@ -80,6 +84,7 @@ export class GuestCpu {
   #environment: GuestCpuEnvironment;
   #doorbells: Int32Array;
   #doorbellIndex: number;
+  readonly #pauseFilterCount: number;
   /** Doorbell value seen at the last interrupt evaluation; a different value means "re-scan IRR". */
   lastDoorbell = 0;
   #exitRequested = false;
@@ -89,12 +94,20 @@ export class GuestCpu {
   /**
    * `doorbells[doorbellIndex]` is the doorbell word the interpreter polls; without it, a private word
    * nobody rings until attachDoorbell() names the host CPU's (the vCPU is loaded there).
+   * `pauseFilterCount`: pauses in one slice before a pause-loop exit (default PAUSE_LOOP_WINDOW).
    */
-  constructor(options: { ramBuffer: SharedArrayBuffer; environment: GuestCpuEnvironment; doorbells?: Int32Array; doorbellIndex?: number }) {
+  constructor(options: {
+    ramBuffer: SharedArrayBuffer;
+    environment: GuestCpuEnvironment;
+    doorbells?: Int32Array;
+    doorbellIndex?: number;
+    pauseFilterCount?: number;
+  }) {
     this.memory = new GuestMemoryAccess(options.ramBuffer);
     this.#environment = options.environment;
     this.#doorbells = options.doorbells ?? new Int32Array(1);
     this.#doorbellIndex = options.doorbellIndex ?? 0;
+    this.#pauseFilterCount = options.pauseFilterCount ?? PAUSE_LOOP_WINDOW;
   }
 
   /** The doorbell word to poll from the next run() on: the host CPU this guest now runs on. */
@@ -213,6 +226,7 @@ export class GuestCpu {
     let pc = this.pc;
     let remaining = sliceBudget;
     let pauses = 0;
+    const pauseFilterCount = this.#pauseFilterCount;
     let exit: GuestExit = GuestExit.SliceEnd;
     this.#exitRequested = false;
     this.#evaluateRequested = false;
@@ -639,7 +653,7 @@ export class GuestCpu {
 
         case 0x06 /* Opcode.Pause */:
           pc += 8;
-          if (++pauses >= PAUSE_LOOP_WINDOW) {
+          if (++pauses >= pauseFilterCount) {
             exit = GuestExit.PauseLoop;
             budget -= remaining;
             remaining = 0;

@@ -263,6 +263,14 @@ spin:   pause
 
     expect(exits).toEqual([GuestExit.SliceEnd, GuestExit.SliceEnd, GuestExit.SliceEnd]);
   });
+
+  it('a pause filter count of its own (VmConfig.pauseFilterCount) exits after that many pauses', () => {
+    const { cpu, symbol } = createGuest(SPIN, { pauseFilterCount: 10 });
+
+    expect(cpu.run(10 * PAUSE_LOOP_WINDOW)).toBe(GuestExit.PauseLoop);
+    expect(cpu.pc).toBe(symbol('spin') + 8);
+    expect(cpu.instructionsRetired).toBe(2 * 10 - 1);
+  });
 });
 
 describe('GuestCpu exits requested by the environment', () => {

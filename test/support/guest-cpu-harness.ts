@@ -99,13 +99,19 @@ export function assembleOrThrow(source: string, origin = 0x1000): ProgramImage {
  * Assembles `source`, loads it at `origin` (default 0x1000) and points the CPU at its entry point
  * with sp = HARNESS_STACK_TOP and every other register, the flags and the IVT base at 0.
  */
-export function createGuest(source: string, options: { origin?: number; ramBytes?: number } = {}): GuestHarness {
+export function createGuest(source: string, options: { origin?: number; ramBytes?: number; pauseFilterCount?: number } = {}): GuestHarness {
   const program = assembleOrThrow(source, options.origin);
   const ramBytes = options.ramBytes ?? HARNESS_RAM_BYTES;
   const ramBuffer = new SharedArrayBuffer(ramBytes);
   const doorbells = new Int32Array(new SharedArrayBuffer(64));
   const environment = new FakeGuestEnvironment();
-  const cpu = new GuestCpu({ ramBuffer, environment, doorbells, doorbellIndex: HARNESS_DOORBELL_INDEX });
+  const cpu = new GuestCpu({
+    ramBuffer,
+    environment,
+    doorbells,
+    doorbellIndex: HARNESS_DOORBELL_INDEX,
+    ...(options.pauseFilterCount === undefined ? {} : { pauseFilterCount: options.pauseFilterCount }),
+  });
   cpu.setRamWindows([{ guestPhysicalAddress: 0, size: ramBytes, hostOffset: 0 }]);
   if (!cpu.memory.load(program.origin, program.bytes)) throw new Error('program does not fit the harness RAM');
   cpu.pc = program.entryPoints.default ?? program.origin;

@@ -1,5 +1,6 @@
 // A host CPU's startup for tests that drive src/kvm/vcpu/host-cpu-loop.ts or build Vcpus in the test
 // thread (no workers): host CPU `hostCpu` of `vm`, xAPIC/x2AVIC on, no halt-polling, a 1 ms quantum.
+import { PAUSE_LOOP_WINDOW } from '../../src/guest/guest-cpu.js';
 import { parallelHostThread } from '../../src/host/host-thread.js';
 import type { HostCpuStartup } from '../../src/kvm/vcpu/host-cpu-loop.js';
 import type { Vm } from '../../src/kvm/vm/vm.js';
@@ -13,6 +14,7 @@ export function testHostCpuStartup(vm: Vm, hostCpu = 0): HostCpuStartup {
     x2avic: true,
     x2avicExtended: true,
     haltPolling: false,
+    pauseFilterCount: PAUSE_LOOP_WINDOW,
     quantumMs: 1,
     clockOriginNs: String(Math.round(parallelHostThread.nowMs() * 1e6)),
     trace: false,

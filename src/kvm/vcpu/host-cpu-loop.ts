@@ -52,6 +52,8 @@ export interface HostCpuStartup {
   readonly x2avic: boolean;
   readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
+  /** Pauses before a pause-loop exit (VmConfig.pauseFilterCount). */
+  readonly pauseFilterCount: number;
   /** The scheduler's quantum in ms (VmConfig.quantumUs / 1000). */
   readonly quantumMs: number;
   readonly clockOriginNs: string;
@@ -80,6 +82,7 @@ export function vcpuStartupFor(startup: HostCpuStartup, views: VmControlViews, v
     x2avic: startup.x2avic,
     x2avicExtended: startup.x2avicExtended,
     haltPolling: startup.haltPolling,
+    pauseFilterCount: startup.pauseFilterCount,
     clockOriginNs: startup.clockOriginNs,
     entryPoint: word('entryPoint') >>> 0,
     waitForStartUp: word('waitForStartUp') !== 0,

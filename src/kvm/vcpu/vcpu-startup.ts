@@ -20,6 +20,8 @@ export interface VcpuStartup {
   /** The CPU has the x2AVIC 4K extension (VmConfig.x2avicExtended): the x2AVIC max index reaches 0xFFF. */
   readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
+  /** Pauses before a pause-loop exit (VmConfig.pauseFilterCount). */
+  readonly pauseFilterCount: number;
   /** Origin of the VM clock on the host clock (nowMs x 1e6, src/host/host-thread.ts), in nanoseconds, as a decimal string (bigint is not cloneable everywhere). */
   readonly clockOriginNs: string;
   readonly entryPoint: number;

@@ -127,7 +127,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#vmcb = createAvicVmcb(views, index, startup.policy, page.base, startup.x2avicExtended, readClock);
     const avic = new AvicVcpu(views, index, startup.ipiVirtualization, readClock);
     this.#avic = avic;
-    const cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this });
+    const cpu = new GuestCpu({ ramBuffer: startup.buffers.ram, environment: this, pauseFilterCount: startup.pauseFilterCount });
     this.#cpu = cpu;
     this.#memslots = new VcpuMemslots(views, index, cpu);
     const timer = new ApicTimer({ views, index, page, readClock, counters, cpu });

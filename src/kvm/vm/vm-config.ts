@@ -2,6 +2,7 @@
 
 import os from 'node:os';
 import { X2AVIC_4K_MAX_PHYSICAL_ID } from '../../hw/apic/apic-id.js';
+import { PAUSE_LOOP_WINDOW } from '../../guest/guest-cpu.js';
 import { PHYSICAL_APIC_ID_TABLE_ENTRY_BYTES } from '../../hw/avic/physical-apic-id-table.js';
 import { avicReachMaxId, physicalApicIdTableBytes } from '../../hw/avic/x2avic.js';
 import { MAX_THREAD_SLOTS } from '../../lockdep/lockdep-layout.js';
@@ -62,6 +63,12 @@ export interface VmConfig {
    * scheduler's base slice, 0.75 ms x (1 + log2(min(cores, 8))): 1.5 ms on 2 cores.
    */
   readonly quantumUs?: number;
+  /**
+   * Pause instructions a vCPU may execute in one entry before a pause-loop exit (KVM's
+   * kvm_amd.pause_filter_count, the VMCB's 16-bit PAUSE filter count), 1 to 65535; each exit is a
+   * directed yield (kvm_vcpu_on_spin). Default 4096 (PAUSE_LOOP_WINDOW).
+   */
+  readonly pauseFilterCount?: number;
   /**
    * The CPU has the x2AVIC "4K" extension (X86_FEATURE_X2AVIC_EXT, CPUID 0x8000000A ECX bit 6;
    * KVM uses it since 6.19): x2AVIC addresses IDs 0..0xFFF and the physical table spans up to 8
@@ -202,6 +209,10 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
   if (!Number.isFinite(quantumUs) || quantumUs < 10 || quantumUs > 1_000_000) {
     throw new VmConfigError(`quantumUs must be a number from 10 to 1000000, got ${quantumUs}`);
   }
+  const pauseFilterCount = config.pauseFilterCount ?? PAUSE_LOOP_WINDOW;
+  if (!Number.isInteger(pauseFilterCount) || pauseFilterCount < 1 || pauseFilterCount > 0xffff) {
+    throw new VmConfigError(`pauseFilterCount must be an integer from 1 to 65535, got ${pauseFilterCount}`);
+  }
   if (config.erratum1235 !== undefined && typeof config.erratum1235 !== 'boolean')
     throw new VmConfigError(`erratum1235 must be true or false, got ${String(config.erratum1235)}`);
   const erratum1235WindowUs = config.erratum1235WindowUs ?? ERRATUM_1235_DEFAULT_WINDOW_US;
@@ -235,6 +246,7 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     x2avic,
     hostCpus,
     quantumUs,
+    pauseFilterCount,
     x2avicExtended,
     haltPolling: config.haltPolling ?? true,
     stackBytesPerVcpu,

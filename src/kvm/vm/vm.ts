@@ -226,6 +226,7 @@ export class Vm {
       x2avic: this.config.x2avic,
       x2avicExtended: this.config.x2avicExtended,
       haltPolling: this.config.haltPolling,
+      pauseFilterCount: this.config.pauseFilterCount,
       quantumMs: this.config.quantumUs / 1000,
       trace: options.trace ?? false,
       locks: this.locks.shared,

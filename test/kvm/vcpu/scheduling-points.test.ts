@@ -4,6 +4,7 @@
 // until its ICR write has kicked the target awake. The points must come in protocol order, each in
 // the window it opens: a point moved or removed changes the sequence and fails the test.
 
+import { PAUSE_LOOP_WINDOW } from '../../../src/guest/guest-cpu.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parallelHostThread, SCHEDULING_POINT_NAMES, setHostThread } from '../../../src/host/host-thread.js';
 import { TaskState } from '../../../src/host/run-queue.js';
@@ -63,6 +64,7 @@ function startupOf(vm: Vm, entryPoint: number, vcpu: number): VcpuStartup {
     x2avic: false,
     x2avicExtended: false,
     haltPolling: false,
+    pauseFilterCount: PAUSE_LOOP_WINDOW,
     clockOriginNs: String(Math.round(parallelHostThread.nowMs() * 1e6)),
     entryPoint,
     waitForStartUp: false,

@@ -2,6 +2,7 @@
 // layout declares, filled from VCPU_SAVE_FIELD_RANGES, restored into a fresh Vcpu and saved again,
 // comes back unchanged. A field the save or the restore forgets comes back as the fresh object's
 // value or 0, which at least one of the two fillings tells apart.
+import { PAUSE_LOOP_WINDOW } from '../../../src/guest/guest-cpu.js';
 import { describe, expect, it } from 'vitest';
 import { KvmLocks } from '../../../src/kvm/control/kvm-locks.js';
 import { VCPU_SAVE_FIELD_RANGES, VcpuSaveArea, type VcpuSaveField } from '../../../src/kvm/control/vcpu-save-area.js';
@@ -21,6 +22,7 @@ function freshVcpu(): { vcpu: Vcpu; views: ReturnType<typeof createdViews> } {
     x2avic: false,
     x2avicExtended: false,
     haltPolling: true,
+    pauseFilterCount: PAUSE_LOOP_WINDOW,
     clockOriginNs: String(process.hrtime.bigint()),
     entryPoint: 0x1000,
     waitForStartUp: false,
