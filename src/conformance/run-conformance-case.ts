@@ -83,6 +83,12 @@ export interface ConformanceRunOptions {
   readonly deterministic?: VmConfig['deterministic'];
   /** VmConfig.inject: a bug of the bug zoo (docs/bug-zoo.md) or its fixed twin, in every case's VM. */
   readonly inject?: string;
+  /**
+   * The host scheduler's knobs (VmConfig.quantumUs, VmConfig.pauseFilterCount) for every case's VM;
+   * default the VM's own. A case's checks hold for any of them: they set only how often a spinning
+   * vCPU gives way to another on its host CPU.
+   */
+  readonly scheduler?: Pick<VmConfig, 'quantumUs' | 'pauseFilterCount'>;
 }
 
 /** Runs one case; never throws for anything the case or the emulator does. */
@@ -100,7 +106,7 @@ export async function runConformanceCase(testCase: ConformanceCase, options: Con
     const hostCpus = options.hostCpus === undefined ? {} : { hostCpus: Math.min(options.hostCpus, testCase.vcpus) };
     const deterministic = options.deterministic === undefined ? {} : { deterministic: options.deterministic };
     const inject = options.inject === undefined ? {} : { inject: options.inject };
-    vm = await Vm.create({ ...testCase.vmConfig, vcpus: testCase.vcpus, ...hostCpus, ...inject, ...deterministic });
+    vm = await Vm.create({ ...testCase.vmConfig, ...options.scheduler, vcpus: testCase.vcpus, ...hostCpus, ...inject, ...deterministic });
     vm.loadProgram(program);
   } catch (error) {
     return result({ ok: false, detail: `the VM refused the program: ${error instanceof Error ? error.message : String(error)}` });

@@ -74,7 +74,11 @@ describe('a lock replay is reported and backs out with host CPUs = 1, 2 and = vC
 });
 
 // test/conformance/conformance-catalogue.test.ts runs every case with the default host CPUs,
-// min(vCPUs, cores); here each case runs at the other counts of 1, 2 and = vCPUs.
+// min(vCPUs, cores); here each case runs at the other counts of 1, 2 and = vCPUs. With a shorter
+// quantum and pause filter count than the defaults: the cases' waits spin, and sharing a host CPU,
+// each hand-over costs the waiter a whole pause-loop window or quantum (1-2 ms), so some cases took
+// 7-11 s on 1 host CPU; shorter ones hand over more often, which tests more interleavings, not fewer.
+const SCHEDULER = { quantumUs: 200, pauseFilterCount: 256 } as const;
 const defaultHostCpus = (vcpus: number): number => Math.min(vcpus, os.availableParallelism());
 const CONFORMANCE_MATRIX = CONFORMANCE_CASES.flatMap((testCase) =>
   hostCpuCounts(testCase.vcpus)
@@ -91,7 +95,7 @@ describe('the conformance suite passes with host CPUs = 1, 2 and = vCPUs', () =>
   it.each(CONFORMANCE_MATRIX)(
     '%s on %i host CPU(s)',
     async (name, hostCpus, testCase) => {
-      const result = await runConformanceCase(testCase, { hostCpus });
+      const result = await runConformanceCase(testCase, { hostCpus, scheduler: SCHEDULER });
       expect(result, result.detail).toMatchObject({ name, status: 'pass' });
     },
     70_000,
