@@ -4,27 +4,22 @@
 // Each run is bounded: the loss comes within the first IPIs that find the halter blocking and is
 // reported after the lost-wake-up grace (1 s), and a run that passes is 2,000 IPIs long.
 
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { type CliResult, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 const HALTER_SENDER = ['stress', '--pattern', 'halter-sender', '--vcpus', '2', '--ipis', '2000'];
 /** The watchdog's words for the halter (vCPU 0) blocked with the selftest's vector 0xA5 in its IRR. */
 const HALTER_BLOCKED_WITH_IPI =
   /vCPU 0 is blocked with vector 165 \(0xa5\) deliverable in its IRR and no wake-up coming \(a lost wake-up\)/;
 
-function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
-  if (result.error !== undefined) throw result.error;
-  if (result.signal !== null)
-    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `avic-smp ...args`, killed after 60 s. */
+function cli(args: readonly string[]): Promise<CliResult> {
+  return runCli(args, { timeoutMs: 60_000 });
 }
 
 describe('halter-sender with the erratum #1235 model', () => {
-  it("2 host CPUs: a stale IsRunning read loses the halter's wake-up; the watchdog names it, exit 1 (JSON)", () => {
-    const result = cli([...HALTER_SENDER, '--host-cpus', '2', '--erratum-1235', '--json']);
+  it("2 host CPUs: a stale IsRunning read loses the halter's wake-up; the watchdog names it, exit 1 (JSON)", async () => {
+    const result = await cli([...HALTER_SENDER, '--host-cpus', '2', '--erratum-1235', '--json']);
     expect(result.status, result.stderr).toBe(1);
     const summary = JSON.parse(result.stdout) as Record<string, any>;
     expect(summary.ok).toBe(false);
@@ -39,8 +34,8 @@ describe('halter-sender with the erratum #1235 model', () => {
     expect(summary.checks.find((check: { name: string }) => check.name === 'no lost wake-up').ok).toBe(false);
   });
 
-  it('1 host CPU: the same loss, in the text summary', () => {
-    const result = cli([...HALTER_SENDER, '--host-cpus', '1', '--erratum-1235']);
+  it('1 host CPU: the same loss, in the text summary', async () => {
+    const result = await cli([...HALTER_SENDER, '--host-cpus', '1', '--erratum-1235']);
     expect(result.status, result.stderr).toBe(1);
     expect(result.stdout).toMatch(/^FAILED: halter-sender on 2 vCPUs/);
     expect(result.stdout).toMatch(HALTER_BLOCKED_WITH_IPI);
@@ -50,9 +45,9 @@ describe('halter-sender with the erratum #1235 model', () => {
     );
   });
 
-  it("with --no-ipiv (KVM's work-around) the same runs pass: every IPI exits, nothing is missed or lost", () => {
+  it("with --no-ipiv (KVM's work-around) the same runs pass: every IPI exits, nothing is missed or lost", async () => {
     for (const hostCpus of ['2', '1']) {
-      const result = cli([...HALTER_SENDER, '--host-cpus', hostCpus, '--erratum-1235', '--no-ipiv', '--json']);
+      const result = await cli([...HALTER_SENDER, '--host-cpus', hostCpus, '--erratum-1235', '--no-ipiv', '--json']);
       expect(result.status, `--host-cpus ${hostCpus}: ${result.stdout.slice(0, 400)}${result.stderr}`).toBe(0);
       const summary = JSON.parse(result.stdout) as Record<string, any>;
       expect(summary).toMatchObject({ ok: true, lostWakeups: 0, erratumStaleIsRunningReads: 0, doorbells: 0 });
@@ -61,12 +56,12 @@ describe('halter-sender with the erratum #1235 model', () => {
     }
   });
 
-  it('off by default: no window, no stale reads; a bad window is bad input (exit 2, one line)', () => {
-    const off = cli(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--json']);
+  it('off by default: no window, no stale reads; a bad window is bad input (exit 2, one line)', async () => {
+    const off = await cli(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--json']);
     expect(off.status, off.stderr).toBe(0);
     expect(JSON.parse(off.stdout)).toMatchObject({ erratum1235WindowUs: null, erratumStaleIsRunningReads: 0 });
     expect(off.stdout).not.toMatch(/erratum #1235 modelled/);
-    const bad = cli([...HALTER_SENDER, '--erratum-1235-window', '0']);
+    const bad = await cli([...HALTER_SENDER, '--erratum-1235-window', '0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')[0]).toMatch(/--erratum-1235-window must be from 1 to 1000000, got 0/);
     expect(bad.stderr).not.toMatch(/ at /);

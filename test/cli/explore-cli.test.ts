@@ -3,20 +3,15 @@
 // subcommands' --deterministic flag; until `avic-smp run --help` lists it, that case is skipped and
 // the case that is not shows what explore does meanwhile: the child's refusal is explore's bad input.
 
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { type CliResult, REPOSITORY, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
-const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
-
-function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: REPOSITORY, encoding: 'utf8', timeout: 60_000 });
-  if (result.error !== undefined) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `avic-smp ...args`, killed after 60 s. */
+function cli(args: readonly string[]): Promise<CliResult> {
+  return runCli(args, { cwd: REPOSITORY, timeoutMs: 60_000 });
 }
 
-const RUN_KNOWS_DETERMINISTIC = cli(['run', '--help']).stdout.includes('--deterministic');
+const RUN_KNOWS_DETERMINISTIC = (await cli(['run', '--help'])).stdout.includes('--deterministic');
 const PROGRAM = 'test/fixtures/cli/report-index.s';
 
 describe('avic-smp explore (built CLI)', () => {
@@ -26,8 +21,8 @@ describe('avic-smp explore (built CLI)', () => {
     [[PROGRAM, '--pattern', 'storm', '--vcpus', '2'], 'avic-smp: give exactly one of <program.s>, --pattern P or --lock-scenario F'],
     [['missing.s'], 'avic-smp: cannot read missing.s: ENOENT'],
     [['--pattern', 'storm', '--vcpus', '2', '--memory', '8'], 'avic-smp: --memory does not apply to --pattern'],
-  ])('explore %j is bad input: exit 2, one line, no stack trace', (args, message) => {
-    const { status, stdout, stderr } = cli(['explore', ...args]);
+  ])('explore %j is bad input: exit 2, one line, no stack trace', async (args, message) => {
+    const { status, stdout, stderr } = await cli(['explore', ...args]);
 
     expect(status).toBe(2);
     expect(stdout).toBe('');
@@ -35,16 +30,16 @@ describe('avic-smp explore (built CLI)', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
-  it.skipIf(RUN_KNOWS_DETERMINISTIC)('until run knows --deterministic, explore reports the refusal as bad input (exit 2)', () => {
-    const { status, stdout, stderr } = cli(['explore', PROGRAM, '--vcpus', '2', '--runs', '2', '--jobs', '2']);
+  it.skipIf(RUN_KNOWS_DETERMINISTIC)('until run knows --deterministic, explore reports the refusal as bad input (exit 2)', async () => {
+    const { status, stdout, stderr } = await cli(['explore', PROGRAM, '--vcpus', '2', '--runs', '2', '--jobs', '2']);
 
     expect(status).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toBe("avic-smp: run refused the arguments: error: unknown option '--deterministic'\n");
   });
 
-  it.skipIf(!RUN_KNOWS_DETERMINISTIC)('two seeds of a passing program: exit 0, both run, no failure', () => {
-    const { status, stdout, stderr } = cli(['explore', PROGRAM, '--vcpus', '2', '--runs', '2', '--jobs', '2', '--json']);
+  it.skipIf(!RUN_KNOWS_DETERMINISTIC)('two seeds of a passing program: exit 0, both run, no failure', async () => {
+    const { status, stdout, stderr } = await cli(['explore', PROGRAM, '--vcpus', '2', '--runs', '2', '--jobs', '2', '--json']);
 
     expect(status, stderr).toBe(0);
     expect(JSON.parse(stdout)).toMatchObject({ subcommand: 'run', seedsRun: 2, failures: 0, signatures: [], firstFailure: null, ok: true });

@@ -1,23 +1,19 @@
 // `avic-smp lockdep`, end to end: spawns the built CLI (dist/src/cli/bin.js) and checks --list, the
 // --json shape, the verdict line, the documented exit statuses (0 clean, 1 a possible deadlock or
 // a deadlock, 2 bad input) and that bad input gets one clear message, never a stack trace.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { IPI_JSON_KEYS } from '../support/ipi-json-keys.js';
 import { formatIpiBalance } from '../../src/cli/format-report.js';
 import { formatLockdepResult, lockdepExitStatus, type LockdepCommandResult } from '../../src/cli/lockdep-command.js';
 import type { IpiBalance } from '../../src/kvm/report/vm-report.js';
+import { type CliResult, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
-
-function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, 'lockdep', ...args], { encoding: 'utf8', timeout: 30_000 });
-  if (result.error !== undefined) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `avic-smp lockdep ...args`, killed after 30 s. */
+function cli(args: readonly string[]): Promise<CliResult> {
+  return runCli(['lockdep', ...args], { timeoutMs: 30_000 });
 }
 
 /** sent = accepted + coalesced + dropped; accepted (with timer interrupts) = delivered + pending + lost (+ INIT discards, merged NMIs). */
@@ -53,19 +49,19 @@ describe("lockdep results: the replay VM's IPI balance, as run reports it", () =
     problems: [],
   });
 
-  it("prints the run report's balance line", () => {
+  it("prints the run report's balance line", async () => {
     expect(formatLockdepResult(result(0)).split('\n')).toContain(formatIpiBalance(balance(0)));
   });
 
-  it('a lost IPI fails the run even when the verdict is clean and nothing else is a problem', () => {
+  it('a lost IPI fails the run even when the verdict is clean and nothing else is a problem', async () => {
     expect(lockdepExitStatus(result(0))).toBe(0);
     expect(lockdepExitStatus(result(1))).toBe(1);
   });
 });
 
 describe('avic-smp lockdep', () => {
-  it('--list names every replay with a one-line description', () => {
-    const { status, stdout } = cli(['--list']);
+  it('--list names every replay with a one-line description', async () => {
+    const { status, stdout } = await cli(['--list']);
     expect(status).toBe(0);
     const names = stdout
       .trim()
@@ -86,8 +82,8 @@ describe('avic-smp lockdep', () => {
     ]);
   });
 
-  it('--scenario s4 --json: one object with the verdict, the cycle, the report and the IPI counts; exit 1', () => {
-    const { status, stdout } = cli(['--scenario', 's4', '--json', '--ipis', '5000']);
+  it('--scenario s4 --json: one object with the verdict, the cycle, the report and the IPI counts; exit 1', async () => {
+    const { status, stdout } = await cli(['--scenario', 's4', '--json', '--ipis', '5000']);
     expect(status).toBe(1);
     const result = JSON.parse(stdout) as Record<string, any>;
     expect(result).toMatchObject({
@@ -105,8 +101,8 @@ describe('avic-smp lockdep', () => {
     expectBalanced(result.ipis as IpiBalance);
   });
 
-  it('--scenario s4-fixed: the verdict line says clean; exit 0', () => {
-    const { status, stdout } = cli(['--scenario', 's4-fixed', '--ipis', '5000']);
+  it('--scenario s4-fixed: the verdict line says clean; exit 0', async () => {
+    const { status, stdout } = await cli(['--scenario', 's4-fixed', '--ipis', '5000']);
     expect(status).toBe(0);
     const line = stdout.split('\n').find((each) => each.startsWith('IPIs: '));
     const numbers =
@@ -120,21 +116,21 @@ describe('avic-smp lockdep', () => {
     expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
   });
 
-  it("--host-cpus 1: the replay VM's vCPUs share one host CPU, the first line says so; still clean", () => {
-    const { status, stdout, stderr } = cli(['--scenario', 's1-fixed', '--vcpus', '3', '--host-cpus', '1', '--ipis', '3000']);
+  it("--host-cpus 1: the replay VM's vCPUs share one host CPU, the first line says so; still clean", async () => {
+    const { status, stdout, stderr } = await cli(['--scenario', 's1-fixed', '--vcpus', '3', '--host-cpus', '1', '--ipis', '3000']);
     expect(status, stdout + stderr).toBe(0);
     expect(stdout.split('\n')[0]).toBe('lockdep s1-fixed: validator on, 1 host CPU(s)');
     expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
   });
 
-  it('bad --host-cpus: exit 2 with one line, no stack trace', () => {
+  it('bad --host-cpus: exit 2 with one line, no stack trace', async () => {
     for (const [args, message] of [
       [['--scenario', 's1', '--host-cpus', '0'], '--host-cpus must be from 1 to 254, got 0'],
       [['--scenario', 's1', '--host-cpus', 'two'], '--host-cpus must be a whole number'],
       [['--scenario', 's1', '--vcpus', '2', '--host-cpus', '3'], 'avic-smp: --host-cpus must be at most --vcpus (2), got 3'],
       [['--file', 'examples/locks/abba.yaml', '--host-cpus', '1'], 'avic-smp: --host-cpus applies to a replay (--scenario)'],
     ] as const) {
-      const { status, stdout, stderr } = cli(args);
+      const { status, stdout, stderr } = await cli(args);
       expect(status, args.join(' ')).toBe(2);
       expect(stdout).toBe('');
       expect(stderr).toContain(message);
@@ -142,33 +138,33 @@ describe('avic-smp lockdep', () => {
     }
   });
 
-  it('--file abba.yaml --no-validator: the wait-for graph and a deadlock verdict; exit 1', () => {
-    const { status, stdout } = cli(['--file', 'examples/locks/abba.yaml', '--no-validator', '--watchdog', '1']);
+  it('--file abba.yaml --no-validator: the wait-for graph and a deadlock verdict; exit 1', async () => {
+    const { status, stdout } = await cli(['--file', 'examples/locks/abba.yaml', '--no-validator', '--watchdog', '1']);
     expect(status).toBe(1);
     expect(stdout).toContain('DEADLOCK: a cycle of waits:');
     expect(stdout).toMatch(/verdict: deadlock \((A -> B -> A|B -> A -> B)\)/);
   });
 
-  it('bad input: exit 2 with one clear message, no stack trace', () => {
+  it('bad input: exit 2 with one clear message, no stack trace', async () => {
     for (const args of [
       ['--scenario', 'nope'],
       ['--file', 'no/such/file.yaml'],
       ['--list', '--scenario', 's1'],
       ['--file', 'package.json'],
     ]) {
-      const { status, stdout, stderr } = cli(args);
+      const { status, stdout, stderr } = await cli(args);
       expect(status, args.join(' ')).toBe(2);
       expect(stdout).toBe('');
       expect(stderr).toMatch(/^avic-smp: /);
       expect(stderr).not.toMatch(/\n\s+at /);
     }
-    expect(cli(['--scenario', 'nope']).stderr).toContain('unknown lock scenario "nope"; the scenarios are: s1, s1-fixed');
-    expect(cli(['--file', 'package.json']).stderr).toContain(
+    expect((await cli(['--scenario', 'nope'])).stderr).toContain('unknown lock scenario "nope"; the scenarios are: s1, s1-fixed');
+    expect((await cli(['--file', 'package.json'])).stderr).toContain(
       'package.json:5:14: license: unknown key "license"; expected one of: name, description, documented-orders, locks, threads',
     );
   });
 
-  it('a hostile scenario file (an alias bomb, an unanchored alias): exit 2 with one positioned line, no stack trace', () => {
+  it('a hostile scenario file (an alias bomb, an unanchored alias): exit 2 with one positioned line, no stack trace', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'lockdep-command-'));
     try {
       const bomb = join(directory, 'bomb.yaml');
@@ -189,7 +185,7 @@ describe('avic-smp lockdep', () => {
         ],
         [unanchored, `avic-smp: ${unanchored}:1:8: malformed file: alias *nowhere has no anchor &nowhere before it\n`],
       ] as const) {
-        const { status, stdout, stderr } = cli(['--file', file]);
+        const { status, stdout, stderr } = await cli(['--file', file]);
         expect(status, stderr).toBe(2);
         expect(stdout).toBe('');
         expect(stderr).toBe(message);

@@ -2,35 +2,24 @@
 // `pretest` script) on small guest programs in test/fixtures/cli and checks the exit status (0 success,
 // 1 the run failed, 2 bad input), the messages and the report.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { VmReport } from '../../src/kvm/report/vm-report.js';
+import { assertCliBuilt, type CliResult, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/cli/', import.meta.url));
 
-interface CliResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI with `args`; every child is bounded by a 60 s timeout. */
-function cli(args: readonly string[], cwd: string = FIXTURES): CliResult {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
-  if (result.error !== undefined) throw result.error;
-  if (result.signal !== null)
-    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** Runs the CLI with `args` in `cwd` (default the fixtures). */
+function cli(args: readonly string[], cwd: string = FIXTURES): Promise<CliResult> {
+  return runCli(args, { cwd });
 }
 
 /** Runs the CLI with --json and parses the report; the exit status must be `status`. */
-function runJson(args: readonly string[], status: number): VmReport {
-  const result = cli(['run', ...args, '--json']);
+async function runJson(args: readonly string[], status: number): Promise<VmReport> {
+  const result = await cli(['run', ...args, '--json']);
   expect(result.status, `exit status of avic-smp run ${args.join(' ')}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(status);
   expect(result.stderr).not.toContain('    at ');
   return JSON.parse(result.stdout) as VmReport;
@@ -48,13 +37,11 @@ const RUN_OPTIONS = [
   '--json',
 ];
 
-beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
-});
+beforeAll(assertCliBuilt);
 
 describe('avic-smp help', () => {
-  it.each([['--help'], ['run --help'], ['help run']])('`avic-smp %s` exits 0 and mentions every option of run', (command) => {
-    const result = cli(command.split(' '));
+  it.each([['--help'], ['run --help'], ['help run']])('`avic-smp %s` exits 0 and mentions every option of run', async (command) => {
+    const result = await cli(command.split(' '));
     expect(result.status).toBe(0);
     const help = result.stdout + result.stderr;
     for (const option of RUN_OPTIONS) expect(help, `help for \`${command}\` should mention ${option}`).toContain(option);
@@ -80,17 +67,17 @@ describe('avic-smp bad arguments exit 2 with a one-line message and no stack tra
     ['a nonexistent file', ['run', 'no-such-program.s'], /cannot read no-such-program\.s/],
     ['a directory as the program', ['run', '.'], /cannot read \./],
   ];
-  it.each(cases)('%s', (_name, args, message) => {
-    const result = cli(args);
+  it.each(cases)('%s', async (_name, args, message) => {
+    const result = await cli(args);
     expect(result.status, `stderr:\n${result.stderr}`).toBe(2);
     expect(result.stderr).not.toContain('    at ');
     expect(result.stderr.split('\n')[0]).toMatch(message);
     expect(result.stdout).toBe('');
   });
 
-  it('a program that does not fit the VM (no stack room) is bad input, not an internal error', () => {
+  it('a program that does not fit the VM (no stack room) is bad input, not an internal error', async () => {
     // The default stack shrinks to fit (down to 256 bytes): 4096 of those need half of 1 MiB.
-    const result = cli(['run', program, '--vcpus', '4096', '--memory', '1']);
+    const result = await cli(['run', program, '--vcpus', '4096', '--memory', '1']);
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/^avic-smp: .*stacks/);
     expect(result.stderr).not.toContain('internal error');
@@ -99,15 +86,15 @@ describe('avic-smp bad arguments exit 2 with a one-line message and no stack tra
 });
 
 describe('avic-smp assembler errors', () => {
-  it('an unknown mnemonic exits 2 with file:line:column: error: and runs nothing', () => {
-    const result = cli(['run', 'unknown-mnemonic.s']);
+  it('an unknown mnemonic exits 2 with file:line:column: error: and runs nothing', async () => {
+    const result = await cli(['run', 'unknown-mnemonic.s']);
     expect(result.status).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).toBe("unknown-mnemonic.s:4:9: error: unknown mnemonic 'frob': expected an instruction, a directive or a label\n");
   });
 
-  it('an image past 16 MiB exits 2 with file:line:column: error:, not an internal error', () => {
-    const result = cli(['run', 'image-too-large.s']);
+  it('an image past 16 MiB exits 2 with file:line:column: error:, not an internal error', async () => {
+    const result = await cli(['run', 'image-too-large.s']);
     expect(result.status).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).toBe(
@@ -117,33 +104,33 @@ describe('avic-smp assembler errors', () => {
 });
 
 describe('avic-smp run with .include (docs/guest-isa.md 5.1)', () => {
-  it('reads each included file relative to the file that includes it, whatever the working directory', () => {
+  it('reads each included file relative to the file that includes it, whatever the working directory', async () => {
     for (const [cwd, path] of [
       [FIXTURES, 'include-main.s'],
       [fileURLToPath(new URL('../..', import.meta.url)), 'test/fixtures/cli/include-main.s'],
     ] as const) {
-      const result = cli(['run', path, '--vcpus', '2', '--json'], cwd);
+      const result = await cli(['run', path, '--vcpus', '2', '--json'], cwd);
       expect(result.status, `cwd ${cwd}\n${result.stderr}`).toBe(0);
       const report = JSON.parse(result.stdout) as VmReport;
       expect(report.perVcpu.map((vcpu) => vcpu.guest.reports[0])).toEqual([4242, 4242]);
     }
   });
 
-  it('a fault in an included file names that file, line and column, in text and JSON', () => {
-    const text = cli(['run', 'include-fault.s', '--vcpus', '1']);
+  it('a fault in an included file names that file, line and column, in text and JSON', async () => {
+    const text = await cli(['run', 'include-fault.s', '--vcpus', '1']);
     expect(text.status, text.stdout + text.stderr).toBe(1);
     expect(text.stdout).toContain('guest fault on vCPU 0: access-outside-memory at pc 0x');
     expect(text.stdout).toContain(' in include/load-far.s:3:9 (ld32 r1, [0x80000000])');
 
-    const report = runJson(['include-fault.s', '--vcpus', '1'], 1);
+    const report = await runJson(['include-fault.s', '--vcpus', '1'], 1);
     expect(report.faults[0]!.source).toEqual({ fileName: 'include/load-far.s', line: 3, column: 9, text: 'ld32 r1, [0x80000000]' });
   });
 
-  it('a missing include is an assembler error, exit 2', () => {
+  it('a missing include is an assembler error, exit 2', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'avic-smp-include-'));
     try {
       writeFileSync(join(directory, 'main.s'), '        .entry start\n        .include "nope.s"\nstart:  hlt\n');
-      const result = cli(['run', 'main.s'], directory);
+      const result = await cli(['run', 'main.s'], directory);
       expect(result.status).toBe(2);
       expect(result.stderr).toBe("main.s:2:18: error: cannot include 'nope.s': no such file\n");
     } finally {
@@ -153,8 +140,8 @@ describe('avic-smp run with .include (docs/guest-isa.md 5.1)', () => {
 });
 
 describe('avic-smp guest faults exit 1', () => {
-  it('a load outside every memslot names the vCPU, the address and the instruction (text report)', () => {
-    const result = cli(['run', 'load-outside-memory.s', '--vcpus', '2']);
+  it('a load outside every memslot names the vCPU, the address and the instruction (text report)', async () => {
+    const result = await cli(['run', 'load-outside-memory.s', '--vcpus', '2']);
     expect(result.status, result.stdout + result.stderr).toBe(1);
     expect(result.stdout).toMatch(/^FAILED: fault/);
     const faultLine = result.stdout.split('\n').find((line) => line.startsWith('guest fault on vCPU'));
@@ -167,8 +154,8 @@ describe('avic-smp guest faults exit 1', () => {
     expect(faultLine).toContain('load-outside-memory.s:9:9');
   });
 
-  it('a load outside every memslot is reported as an access-outside-memory fault in JSON', () => {
-    const report = runJson(['load-outside-memory.s', '--vcpus', '2'], 1);
+  it('a load outside every memslot is reported as an access-outside-memory fault in JSON', async () => {
+    const report = await runJson(['load-outside-memory.s', '--vcpus', '2'], 1);
     expect(report.ok).toBe(false);
     expect(report.exit.reason).toBe('fault');
     expect(report.faults).toHaveLength(1);
@@ -183,8 +170,8 @@ describe('avic-smp guest faults exit 1', () => {
     expect(report.perVcpu[1]!.fault).toContain('load-outside-memory.s:9:9');
   });
 
-  it('a jump outside memory is a fetch-outside-memory fault at the target', () => {
-    const report = runJson(['fetch-outside-memory.s', '--vcpus', '2'], 1);
+  it('a jump outside memory is a fetch-outside-memory fault at the target', async () => {
+    const report = await runJson(['fetch-outside-memory.s', '--vcpus', '2'], 1);
     expect(report.ok).toBe(false);
     expect(report.exit.reason).toBe('fault');
     expect(report.faults.length).toBeGreaterThanOrEqual(1);
@@ -195,8 +182,8 @@ describe('avic-smp guest faults exit 1', () => {
     }
   });
 
-  it('an instruction with opcode 0xff is an invalid-opcode fault at its address', () => {
-    const report = runJson(['invalid-opcode.s', '--vcpus', '2'], 1);
+  it('an instruction with opcode 0xff is an invalid-opcode fault at its address', async () => {
+    const report = await runJson(['invalid-opcode.s', '--vcpus', '2'], 1);
     expect(report.ok).toBe(false);
     expect(report.exit.reason).toBe('fault');
     expect(report.faults.length).toBeGreaterThanOrEqual(1);
@@ -206,12 +193,12 @@ describe('avic-smp guest faults exit 1', () => {
     }
   });
 
-  it('hypercall HC_ABORT exits 1 with a guest-abort naming the code', () => {
-    const text = cli(['run', 'guest-abort.s', '--vcpus', '2']);
+  it('hypercall HC_ABORT exits 1 with a guest-abort naming the code', async () => {
+    const text = await cli(['run', 'guest-abort.s', '--vcpus', '2']);
     expect(text.status).toBe(1);
     expect(text.stdout).toMatch(/guest fault on vCPU 0: guest-abort\b.*code 42/);
 
-    const report = runJson(['guest-abort.s', '--vcpus', '2'], 1);
+    const report = await runJson(['guest-abort.s', '--vcpus', '2'], 1);
     expect(report.ok).toBe(false);
     expect(report.exit.reason).toBe('fault');
     expect(
@@ -234,8 +221,8 @@ describe('avic-smp guest faults exit 1', () => {
 });
 
 describe('avic-smp successful runs', () => {
-  it('every vCPU reports its index: --json exits 0 with a complete VmReport', () => {
-    const report = runJson(['report-index.s', '--vcpus', '3'], 0);
+  it('every vCPU reports its index: --json exits 0 with a complete VmReport', async () => {
+    const report = await runJson(['report-index.s', '--vcpus', '3'], 0);
     expect(report.ok).toBe(true);
     expect(report.exit.reason).toBe('all-done');
     expect(report.vcpus).toBe(3);
@@ -261,32 +248,32 @@ describe('avic-smp successful runs', () => {
     });
   });
 
-  it('the text report of a successful run starts with OK and exits 0', () => {
-    const result = cli(['run', 'report-index.s', '--vcpus', '2']);
+  it('the text report of a successful run starts with OK and exits 0', async () => {
+    const result = await cli(['run', 'report-index.s', '--vcpus', '2']);
     expect(result.status).toBe(0);
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(/^OK: all-done/);
   });
 
-  it('defaults to 2 vCPUs; --no-ipiv turns IPI virtualization off; --no-halt-poll is accepted', () => {
-    const byDefault = runJson(['report-index.s'], 0);
+  it('defaults to 2 vCPUs; --no-ipiv turns IPI virtualization off; --no-halt-poll is accepted', async () => {
+    const byDefault = await runJson(['report-index.s'], 0);
     expect(byDefault.vcpus).toBe(2);
     expect(byDefault.ipiVirtualization).toBe(true);
-    const noIpiv = runJson(['report-index.s', '--no-ipiv', '--no-halt-poll', '--vcpus', '1', '--memory', '4'], 0);
+    const noIpiv = await runJson(['report-index.s', '--no-ipiv', '--no-halt-poll', '--vcpus', '1', '--memory', '4'], 0);
     expect(noIpiv.vcpus).toBe(1);
     expect(noIpiv.ipiVirtualization).toBe(false);
     expect(noIpiv.perVcpu[0]!.guest.reports[1]).toBe(100);
   });
 
-  it('--no-x2avic-ext is accepted alone and with --no-x2avic (where it has nothing to turn off)', () => {
-    expect(runJson(['report-index.s', '--no-x2avic-ext'], 0).ok).toBe(true);
-    expect(runJson(['report-index.s', '--no-x2avic', '--no-x2avic-ext'], 0).ok).toBe(true);
+  it('--no-x2avic-ext is accepted alone and with --no-x2avic (where it has nothing to turn off)', async () => {
+    expect((await runJson(['report-index.s', '--no-x2avic-ext'], 0)).ok).toBe(true);
+    expect((await runJson(['report-index.s', '--no-x2avic', '--no-x2avic-ext'], 0)).ok).toBe(true);
   });
 });
 
 describe('avic-smp IPIs the architecture drops are not losses', () => {
-  it('a fixed IPI with vector 5 is dropped as an illegal vector and sets ESR bit 5 on the sender', () => {
-    const report = runJson(['illegal-vector-ipi.s', '--vcpus', '2'], 0);
+  it('a fixed IPI with vector 5 is dropped as an illegal vector and sets ESR bit 5 on the sender', async () => {
+    const report = await runJson(['illegal-vector-ipi.s', '--vcpus', '2'], 0);
     expect(report.ok).toBe(true);
     expect(report.exit.reason).toBe('all-done');
     expect(report.ipis.dropped.illegalVector).toBe(1);
@@ -300,8 +287,8 @@ describe('avic-smp IPIs the architecture drops are not losses', () => {
     expect(esr).toBe(0x20);
   });
 
-  it('a fixed IPI to physical APIC ID 7 on a 2-vCPU VM is dropped as an invalid target', () => {
-    const report = runJson(['invalid-target-ipi.s', '--vcpus', '2'], 0);
+  it('a fixed IPI to physical APIC ID 7 on a 2-vCPU VM is dropped as an invalid target', async () => {
+    const report = await runJson(['invalid-target-ipi.s', '--vcpus', '2'], 0);
     expect(report.ok).toBe(true);
     expect(report.exit.reason).toBe('all-done');
     expect(report.ipis.dropped.invalidTarget).toBe(1);
@@ -313,16 +300,16 @@ describe('avic-smp IPIs the architecture drops are not losses', () => {
 });
 
 describe('avic-smp run length', () => {
-  it('--seconds 0.5 stops vCPUs that never finish and exits 0 with reason time-limit', () => {
-    const report = runJson(['spin-forever.s', '--vcpus', '2', '--seconds', '0.5'], 0);
+  it('--seconds 0.5 stops vCPUs that never finish and exits 0 with reason time-limit', async () => {
+    const report = await runJson(['spin-forever.s', '--vcpus', '2', '--seconds', '0.5'], 0);
     expect(report.ok).toBe(true);
     expect(report.exit.reason).toBe('time-limit');
     expect(report.durationSeconds).toBeGreaterThanOrEqual(0.45);
     expect(report.durationSeconds).toBeLessThan(30);
   });
 
-  it('--timeout 1 without --seconds fails vCPUs that never finish: exit 1, reason timeout', () => {
-    const report = runJson(['spin-forever.s', '--vcpus', '2', '--timeout', '1'], 1);
+  it('--timeout 1 without --seconds fails vCPUs that never finish: exit 1, reason timeout', async () => {
+    const report = await runJson(['spin-forever.s', '--vcpus', '2', '--timeout', '1'], 1);
     expect(report.ok).toBe(false);
     expect(report.exit.reason).toBe('timeout');
     expect(report.durationSeconds).toBeGreaterThanOrEqual(0.95);

@@ -1,26 +1,21 @@
 // `avic-smp scale`, end to end (the built CLI) and in process (the rows and the chart): a small
 // sweep, its JSON, its table, an SVG that parses as XML with the expected texts, and bad input.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderScaleChart } from '../../src/cli/scale-chart.js';
 import type { ScaleResult, ScaleRow } from '../../src/cli/scale-sweep.js';
 import { SCENARIOS } from '../../src/scenarios/catalogue.js';
+import { assertCliBuilt, type CliResult, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 let directory = '';
 
-function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 45_000 });
-  if (result.error !== undefined) throw result.error;
-  if (result.signal !== null)
-    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `avic-smp ...args`, killed after 45 s. */
+function cli(args: readonly string[]): Promise<CliResult> {
+  return runCli(args, { timeoutMs: 45_000 });
 }
 
 /** The content of every <text> element (and of each <tspan> line inside one), in document order. */
@@ -55,7 +50,7 @@ function expectWellFormedSvg(svg: string): void {
 }
 
 beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
+  assertCliBuilt();
   directory = mkdtempSync(join(tmpdir(), 'avic-smp-scale-'));
 });
 afterAll(() => {
@@ -63,9 +58,9 @@ afterAll(() => {
 });
 
 describe('avic-smp scale, a small sweep', () => {
-  it('--vcpus 1,2 --ipis 2000 on ping-pong: skips 1 with a note, one row in JSON, and an SVG chart that parses with title, axis titles, ticks and legend', () => {
+  it('--vcpus 1,2 --ipis 2000 on ping-pong: skips 1 with a note, one row in JSON, and an SVG chart that parses with title, axis titles, ticks and legend', async () => {
     const svgPath = join(directory, 'ping-pong.svg');
-    const result = cli(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '2000', '--json', '--svg', svgPath]);
+    const result = await cli(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '2000', '--json', '--svg', svgPath]);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toBe('avic-smp: note: skipping 1 vCPU: ping-pong runs on exactly 2 vCPUs\n');
     const sweep = JSON.parse(result.stdout) as ScaleResult;
@@ -95,8 +90,8 @@ describe('avic-smp scale, a small sweep', () => {
     expect(texts).toContain('2'); // the x tick
   });
 
-  it.runIf(SCENARIOS.has('storm'))('--vcpus 2,3 --ipis 2000 on storm: the table has a row per count and defines its columns', () => {
-    const result = cli(['scale', '--pattern', 'storm', '--vcpus', '2,3', '--ipis', '2000']);
+  it.runIf(SCENARIOS.has('storm'))('--vcpus 2,3 --ipis 2000 on storm: the table has a row per count and defines its columns', async () => {
+    const result = await cli(['scale', '--pattern', 'storm', '--vcpus', '2,3', '--ipis', '2000']);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^vCPUs +IPIs\/s +p50 µs +p99 µs +exits\/IPI +efficiency +ok$/m);
     expect(result.stdout).toMatch(/^2 +[\d,]+ +\S+ +\S+ +[\d.]+ +1\.00 +✓$/m);
@@ -104,8 +99,8 @@ describe('avic-smp scale, a small sweep', () => {
     expect(result.stdout).toContain('of the 2-vCPU row');
   });
 
-  it('the human table: columns, a ✓ per passing row, the definitions of efficiency and exits/IPI', () => {
-    const result = cli(['scale', '--pattern', 'ack', '--vcpus', '2', '--ipis', '1000']);
+  it('the human table: columns, a ✓ per passing row, the definitions of efficiency and exits/IPI', async () => {
+    const result = await cli(['scale', '--pattern', 'ack', '--vcpus', '2', '--ipis', '1000']);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(/^vCPUs +IPIs\/s +p50 µs +p99 µs +exits\/IPI +efficiency +ok$/m);
@@ -186,8 +181,8 @@ describe('avic-smp scale bad input exits 2 with a one-line message and no stack 
       /^avic-smp: --svg .*does not exist/,
     ],
   ];
-  it.each(cases)('%s', (_name, args, message) => {
-    const result = cli(['scale', ...args]);
+  it.each(cases)('%s', async (_name, args, message) => {
+    const result = await cli(['scale', ...args]);
     expect(result.status, `stderr:\n${result.stderr}`).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).not.toContain('    at ');

@@ -2,28 +2,14 @@
 // small scenario runs and checks the JSON shape, the human summary, the exit statuses and the
 // messages for bad input. Children are spawned without a terminal, so no progress bar may appear.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IPI_JSON_KEYS } from '../support/ipi-json-keys.js';
 import { SCENARIOS } from '../../src/scenarios/catalogue.js';
+import { type CliResult, assertCliBuilt, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
-
-interface CliResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI with `args`; every child is bounded by a 30 s timeout. */
-function cli(args: readonly string[]): CliResult {
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
-  if (result.error !== undefined) throw result.error;
-  if (result.signal !== null)
-    throw new Error(`avic-smp ${args.join(' ')} was killed by ${result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `avic-smp ...args`, killed after 30 s. */
+function cli(args: readonly string[]): Promise<CliResult> {
+  return runCli(args, { timeoutMs: 30_000 });
 }
 
 const LATENCY_KEYS = ['count', 'min', 'mean', 'p50', 'p90', 'p99', 'p999', 'max'];
@@ -70,13 +56,11 @@ function expectStressJson(stdout: string, pattern: string, vcpus: number): Recor
   return summary;
 }
 
-beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
-});
+beforeAll(assertCliBuilt);
 
 describe('avic-smp stress --json', () => {
-  it('ping-pong, 2 vCPUs, 2000 IPIs: one JSON object, nothing lost, guest latency samples, exit 0', () => {
-    const result = cli(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '2000', '--json']);
+  it('ping-pong, 2 vCPUs, 2000 IPIs: one JSON object, nothing lost, guest latency samples, exit 0', async () => {
+    const result = await cli(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '2000', '--json']);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toBe('');
     const summary = expectStressJson(result.stdout, 'ping-pong', 2);
@@ -87,8 +71,8 @@ describe('avic-smp stress --json', () => {
     expect(summary.checks.every((check: { ok: boolean }) => check.ok)).toBe(true);
   });
 
-  it('ack-halt, 2 vCPUs, 200 IPIs with --seed 7: the halted target is woken, wake-ups and HLT exits are counted', () => {
-    const result = cli(['stress', '--pattern', 'ack-halt', '--vcpus', '2', '--ipis', '200', '--seed', '7', '--json']);
+  it('ack-halt, 2 vCPUs, 200 IPIs with --seed 7: the halted target is woken, wake-ups and HLT exits are counted', async () => {
+    const result = await cli(['stress', '--pattern', 'ack-halt', '--vcpus', '2', '--ipis', '200', '--seed', '7', '--json']);
     expect(result.status, result.stderr).toBe(0);
     const summary = expectStressJson(result.stdout, 'ack-halt', 2);
     expect(summary.seed).toBe(7);
@@ -97,15 +81,26 @@ describe('avic-smp stress --json', () => {
     expect(summary.perVcpu[1].halts).toBeGreaterThan(0);
   });
 
-  it.runIf(SCENARIOS.has('storm'))('storm, 3 vCPUs, 3000 IPIs: every vCPU sends', () => {
-    const result = cli(['stress', '--pattern', 'storm', '--vcpus', '3', '--ipis', '3000', '--json']);
+  it.runIf(SCENARIOS.has('storm'))('storm, 3 vCPUs, 3000 IPIs: every vCPU sends', async () => {
+    const result = await cli(['stress', '--pattern', 'storm', '--vcpus', '3', '--ipis', '3000', '--json']);
     expect(result.status, result.stderr).toBe(0);
     const summary = expectStressJson(result.stdout, 'storm', 3);
     for (const vcpu of summary.perVcpu) expect(vcpu.sent).toBeGreaterThan(0);
   });
 
-  it('--no-ipiv makes every IPI exit; --no-halt-poll is reported in the JSON', () => {
-    const result = cli(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '400', '--no-ipiv', '--no-halt-poll', '--json']);
+  it('--no-ipiv makes every IPI exit; --no-halt-poll is reported in the JSON', async () => {
+    const result = await cli([
+      'stress',
+      '--pattern',
+      'ping-pong',
+      '--vcpus',
+      '2',
+      '--ipis',
+      '400',
+      '--no-ipiv',
+      '--no-halt-poll',
+      '--json',
+    ]);
     expect(result.status, result.stderr).toBe(0);
     const summary = expectStressJson(result.stdout, 'ping-pong', 2);
     expect(summary.ipiVirtualization).toBe(false);
@@ -113,8 +108,8 @@ describe('avic-smp stress --json', () => {
     expect(summary.exits.incompleteIpi.targetNotRunning).toBeGreaterThanOrEqual(summary.ipis.commands);
   });
 
-  it('hot-add under --policy rfc-v2: the creation cost is reported, and the exit status follows the IPI balance', () => {
-    const result = cli([
+  it('hot-add under --policy rfc-v2: the creation cost is reported, and the exit status follows the IPI balance', async () => {
+    const result = await cli([
       'stress',
       '--pattern',
       'hot-add',
@@ -146,8 +141,8 @@ describe('avic-smp stress --json', () => {
 });
 
 describe('avic-smp stress, human summary', () => {
-  it('shows the IPI balance, rate, latency, exits by cause, doorbells, wake-ups, checks and a per-vCPU table; no progress bar without a terminal', () => {
-    const result = cli(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--seconds', '1.2']);
+  it('shows the IPI balance, rate, latency, exits by cause, doorbells, wake-ups, checks and a per-vCPU table; no progress bar without a terminal', async () => {
+    const result = await cli(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--seconds', '1.2']);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toBe(''); // a run over a second, but stderr is a pipe: no bar
     const out = result.stdout;
@@ -224,8 +219,8 @@ describe('avic-smp stress bad input exits 2 with a one-line message and no stack
       /^avic-smp: --trace-format needs --trace FILE$/,
     ],
   ];
-  it.each(cases)('%s', (_name, args, message) => {
-    const result = cli(['stress', ...args]);
+  it.each(cases)('%s', async (_name, args, message) => {
+    const result = await cli(['stress', ...args]);
     expect(result.status, `stderr:\n${result.stderr}`).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).not.toContain('    at ');
@@ -260,15 +255,15 @@ describe('avic-smp help covers stress and scale', () => {
     '--no-x2avic-ext',
   ];
 
-  it('`stress --help` explains every option and lists every pattern', () => {
-    const result = cli(['stress', '--help']);
+  it('`stress --help` explains every option and lists every pattern', async () => {
+    const result = await cli(['stress', '--help']);
     expect(result.status).toBe(0);
     for (const option of STRESS_OPTIONS) expect(result.stdout).toMatch(new RegExp(`^ +${option}\\b.* \\w+`, 'm'));
     for (const pattern of SCENARIOS.keys()) expect(result.stdout).toMatch(new RegExp(`^ +${pattern} +\\S`, 'm'));
   });
 
-  it('`--help` explains the options of run, stress and scale, and defines efficiency', () => {
-    const result = cli(['--help']);
+  it('`--help` explains the options of run, stress and scale, and defines efficiency', async () => {
+    const result = await cli(['--help']);
     expect(result.status).toBe(0);
     const [, stress = '', scale = ''] = result.stdout.split(/^Options of (?:stress|scale):$/m);
     for (const option of STRESS_OPTIONS) expect(stress).toContain(option);

@@ -2,28 +2,20 @@
 // `pretest` script): the --json shape, the exit status (0 all passed, 1 any failed, 2 bad input),
 // --list and --case.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CONFORMANCE_CASES } from '../../src/conformance/catalogue.js';
+import { type CliResult, assertCliBuilt, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
-
-function cli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, 'conformance', ...args], { encoding: 'utf8', timeout: 60_000 });
-  if (result.error !== undefined) throw result.error;
-  if (result.signal !== null) throw new Error(`avic-smp conformance ${args.join(' ')} was killed by ${result.signal}\n${result.stderr}`);
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `avic-smp conformance ...args`, killed after 60 s. */
+function cli(args: readonly string[]): Promise<CliResult> {
+  return runCli(['conformance', ...args], { timeoutMs: 60_000 });
 }
 
-beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
-});
+beforeAll(assertCliBuilt);
 
 describe('avic-smp conformance', () => {
-  it('--json prints exactly { cases: [ { name, status, detail } ] } and exits 0 when every case passed', () => {
-    const result = cli(['--json', '--case', 'apic/self-ipi-xapic', '--case', 'selftest/xapic-state']);
+  it('--json prints exactly { cases: [ { name, status, detail } ] } and exits 0 when every case passed', async () => {
+    const result = await cli(['--json', '--case', 'apic/self-ipi-xapic', '--case', 'selftest/xapic-state']);
     expect(result.status, result.stderr).toBe(0);
     const parsed = JSON.parse(result.stdout) as unknown;
     expect(Object.keys(parsed as object)).toEqual(['cases']);
@@ -36,8 +28,8 @@ describe('avic-smp conformance', () => {
     }
   });
 
-  it('exits 1 exactly when some case failed, and says which (a case that is not modelled yet, or one that is)', () => {
-    const result = cli(['--json', '--case', 'apic/self-ipi-xapic', '--case', 'smptest/boot-8']);
+  it('exits 1 exactly when some case failed, and says which (a case that is not modelled yet, or one that is)', async () => {
+    const result = await cli(['--json', '--case', 'apic/self-ipi-xapic', '--case', 'smptest/boot-8']);
     const cases = (JSON.parse(result.stdout) as { cases: { status: string; detail: string }[] }).cases;
     expect(cases).toHaveLength(2);
     for (const entry of cases) expect(['pass', 'fail']).toContain(entry.status);
@@ -46,42 +38,42 @@ describe('avic-smp conformance', () => {
     for (const entry of failed) expect(entry.detail.length).toBeGreaterThan(10);
   });
 
-  it('prints one PASS/FAIL line per case and a total without --json', () => {
-    const result = cli(['--case', 'apic/self-ipi-xapic']);
+  it('prints one PASS/FAIL line per case and a total without --json', async () => {
+    const result = await cli(['--case', 'apic/self-ipi-xapic']);
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^PASS {2}apic\/self-ipi-xapic {2}\S/m);
     expect(result.stdout).toMatch(/1 of 1 case\(s\) passed/);
   });
 
-  it('--list names every case without running any', () => {
-    const result = cli(['--list']);
+  it('--list names every case without running any', async () => {
+    const result = await cli(['--list']);
     expect(result.status).toBe(0);
     for (const entry of CONFORMANCE_CASES) expect(result.stdout).toContain(entry.name);
   });
 
-  it('an unknown --case exits 2 with a one-line message naming the cases', () => {
-    const result = cli(['--case', 'apic/no-such-case']);
+  it('an unknown --case exits 2 with a one-line message naming the cases', async () => {
+    const result = await cli(['--case', 'apic/no-such-case']);
     expect(result.status).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/unknown conformance case 'apic\/no-such-case'.*apic\/self-ipi-xapic/);
   });
 
-  it('--host-cpus N runs each case on at most N host CPUs and says so in the total', () => {
-    const result = cli(['--host-cpus', '1', '--case', 'apic/physical-broadcast', '--case', 'apic/self-ipi-xapic']);
+  it('--host-cpus N runs each case on at most N host CPUs and says so in the total', async () => {
+    const result = await cli(['--host-cpus', '1', '--case', 'apic/physical-broadcast', '--case', 'apic/self-ipi-xapic']);
     expect(result.status, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^2 of 2 case\(s\) passed on at most 1 host CPU\(s\) each$/m);
   });
 
-  it.each([['0'], ['x'], ['1.5'], ['4097']])('--host-cpus %s exits 2 with one line, and runs nothing', (value) => {
-    const result = cli(['--host-cpus', value, '--case', 'apic/self-ipi-xapic']);
+  it.each([['0'], ['x'], ['1.5'], ['4097']])('--host-cpus %s exits 2 with one line, and runs nothing', async (value) => {
+    const result = await cli(['--host-cpus', value, '--case', 'apic/self-ipi-xapic']);
     expect(result.status).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/--host-cpus must be (from 1 to 4096|a whole number)/);
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('an unknown option exits 2', () => {
-    expect(cli(['--frobnicate']).status).toBe(2);
+  it('an unknown option exits 2', async () => {
+    expect((await cli(['--frobnicate'])).status).toBe(2);
   });
 });
