@@ -15,7 +15,7 @@ const RUN_KNOWS_DETERMINISTIC = (await cli(['run', '--help'])).stdout.includes('
 const PROGRAM = 'test/fixtures/cli/report-index.s';
 
 describe('avic-smp explore (built CLI)', () => {
-  it.each([
+  it.concurrent.each([
     [['--runs', '0', PROGRAM], "option '--runs <n>' argument '0' is invalid"],
     [['--jobs', 'x', PROGRAM], "option '--jobs <j>' argument 'x' is invalid"],
     [[PROGRAM, '--pattern', 'storm', '--vcpus', '2'], 'avic-smp: give exactly one of <program.s>, --pattern P or --lock-scenario F'],

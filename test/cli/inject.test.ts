@@ -16,7 +16,7 @@ function cli(args: readonly string[]): Promise<CliResult> {
 }
 
 describe('--inject', () => {
-  it.each(['run', 'stress', 'scale', 'conformance', 'lockdep'])(
+  it.concurrent.each(['run', 'stress', 'scale', 'conformance', 'lockdep'])(
     '%s --inject list prints every bug and its twin, exit 0',
     async (command) => {
       const result = await cli([command, '--inject', 'list']);
@@ -29,7 +29,7 @@ describe('--inject', () => {
     },
   );
 
-  it.each([
+  it.concurrent.each([
     ['stress', '--pattern', 'storm', '--vcpus', '2'],
     ['run', EXAMPLE],
     ['conformance', '--case', 'apic/self-ipi-xapic'],

@@ -39,7 +39,7 @@ const RUN_OPTIONS = [
 
 beforeAll(assertCliBuilt);
 
-describe('avic-smp help', () => {
+describe.concurrent('avic-smp help', () => {
   it.each([['--help'], ['run --help'], ['help run']])('`avic-smp %s` exits 0 and mentions every option of run', async (command) => {
     const result = await cli(command.split(' '));
     expect(result.status).toBe(0);
@@ -48,7 +48,7 @@ describe('avic-smp help', () => {
   });
 });
 
-describe('avic-smp bad arguments exit 2 with a one-line message and no stack trace', () => {
+describe.concurrent('avic-smp bad arguments exit 2 with a one-line message and no stack trace', () => {
   const program = 'report-index.s';
   const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
     ['an unknown flag (--vcpu)', ['run', program, '--vcpu', '2'], /unknown option '--vcpu'/],
@@ -85,7 +85,7 @@ describe('avic-smp bad arguments exit 2 with a one-line message and no stack tra
   });
 });
 
-describe('avic-smp assembler errors', () => {
+describe.concurrent('avic-smp assembler errors', () => {
   it('an unknown mnemonic exits 2 with file:line:column: error: and runs nothing', async () => {
     const result = await cli(['run', 'unknown-mnemonic.s']);
     expect(result.status).toBe(2);

@@ -160,7 +160,7 @@ describe('the scale chart, rendered in process', () => {
   });
 });
 
-describe('avic-smp scale bad input exits 2 with a one-line message and no stack trace', () => {
+describe.concurrent('avic-smp scale bad input exits 2 with a one-line message and no stack trace', () => {
   const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
     [
       '--vcpus 1,x',

@@ -163,7 +163,7 @@ describe('avic-smp stress, human summary', () => {
   });
 });
 
-describe('avic-smp stress bad input exits 2 with a one-line message and no stack trace', () => {
+describe.concurrent('avic-smp stress bad input exits 2 with a one-line message and no stack trace', () => {
   const patterns = [...SCENARIOS.keys()];
   const cases: ReadonlyArray<readonly [string, readonly string[], RegExp]> = [
     [
@@ -228,7 +228,7 @@ describe('avic-smp stress bad input exits 2 with a one-line message and no stack
   });
 });
 
-describe('avic-smp help covers stress and scale', () => {
+describe.concurrent('avic-smp help covers stress and scale', () => {
   const STRESS_OPTIONS = [
     '--pattern',
     '--vcpus',

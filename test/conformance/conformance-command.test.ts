@@ -65,7 +65,7 @@ describe('avic-smp conformance', () => {
     expect(result.stdout).toMatch(/^2 of 2 case\(s\) passed on at most 1 host CPU\(s\) each$/m);
   });
 
-  it.each([['0'], ['x'], ['1.5'], ['4097']])('--host-cpus %s exits 2 with one line, and runs nothing', async (value) => {
+  it.concurrent.each([['0'], ['x'], ['1.5'], ['4097']])('--host-cpus %s exits 2 with one line, and runs nothing', async (value) => {
     const result = await cli(['--host-cpus', value, '--case', 'apic/self-ipi-xapic']);
     expect(result.status).toBe(2);
     expect(result.stdout).toBe('');
