@@ -1,13 +1,12 @@
 // The deterministic-run flags on every command that runs a VM (src/cli/deterministic-options.ts):
 // each bad value is bad input, exit 2 with one line and no stack trace; the flags other than
 // --deterministic imply it. Spawns the built CLI (dist/, built by `pretest`); nothing here runs a VM.
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { deterministicConfig, type DeterministicCommandOptions } from '../../src/cli/deterministic-options.js';
 import { buildProgram } from '../../src/cli/main.js';
+import { runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 const PROGRAM = fileURLToPath(new URL('../../examples/halter-sender.s', import.meta.url));
 
 const COMMANDS: readonly (readonly string[])[] = [
@@ -26,8 +25,8 @@ const BAD: readonly (readonly [readonly string[], RegExp])[] = [
   [['--expected-points', '0'], /--expected-points must be from 1 to/],
 ];
 
-function refuses(command: readonly string[], flags: readonly string[], message: RegExp): void {
-  const result = spawnSync(process.execPath, [BIN, ...command, ...flags], { encoding: 'utf8', timeout: 30_000 });
+async function refuses(command: readonly string[], flags: readonly string[], message: RegExp): Promise<void> {
+  const result = await runCli([...command, ...flags], { timeoutMs: 30_000 });
   expect(result.status).toBe(2);
   expect(result.stderr.split('\n')[0]).toMatch(message);
   expect(result.stderr).not.toContain('    at ');
@@ -35,15 +34,12 @@ function refuses(command: readonly string[], flags: readonly string[], message: 
 
 describe('deterministic flags', () => {
   // Every bad value on one command, and one bad value on every command (each spawn starts Node).
-  it.each(BAD)('run refuses %j', (flags, message) => refuses(COMMANDS[0]!, flags, message));
+  it.concurrent.each(BAD)('run refuses %j', (flags, message) => refuses(COMMANDS[0]!, flags, message));
 
-  it.each(COMMANDS.slice(1))('%s refuses a bad --depth', (...command) => refuses(command, BAD[2]![0], BAD[2]![1]));
+  it.concurrent.each(COMMANDS.slice(1))('%s refuses a bad --depth', (...command) => refuses(command, BAD[2]![0], BAD[2]![1]));
 
-  it('lockdep --file with --deterministic is bad input (a scenario file runs no VM)', () => {
-    const result = spawnSync(process.execPath, [BIN, 'lockdep', '--file', 'x.yaml', '--deterministic'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+  it.concurrent('lockdep --file with --deterministic is bad input (a scenario file runs no VM)', async () => {
+    const result = await runCli(['lockdep', '--file', 'x.yaml', '--deterministic'], { timeoutMs: 30_000 });
     expect(result.status).toBe(2);
     expect(result.stderr).toBe(
       'avic-smp: --deterministic applies to a replay (--scenario): a scenario file runs on its own threads, not on a VM\n',

@@ -6,14 +6,10 @@
 //     to have a fault, a skipped count, a file's threads);
 //   - every field in the output is documented, with a documented type.
 
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { explore, lostWakeup, passing, report } from '../support/explore-fake.js';
-
-const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
+import { REPOSITORY, runCli } from '../support/cli.js';
 
 interface DocumentedField {
   readonly types: ReadonlySet<string>;
@@ -115,9 +111,8 @@ function compare(table: FieldTable, outputs: readonly unknown[]): { missing: str
 }
 
 /** Runs the CLI and parses stdout as one JSON object; the exit status must be one of `statuses`. */
-function jsonOf(args: readonly string[], statuses: readonly number[] = [0]): unknown {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: REPOSITORY, encoding: 'utf8', timeout: 60_000 });
-  if (result.error !== undefined) throw result.error;
+async function jsonOf(args: readonly string[], statuses: readonly number[] = [0]): Promise<unknown> {
+  const result = await runCli(args, { cwd: REPOSITORY, timeoutMs: 60_000 });
   expect(statuses, `avic-smp ${args.join(' ')} exited ${result.status}\n${result.stderr}`).toContain(result.status);
   return JSON.parse(result.stdout);
 }
@@ -147,28 +142,28 @@ async function exploreOutputs(): Promise<unknown[]> {
 const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>]> = [
   [
     'run',
-    () => [
-      jsonOf(['run', 'test/fixtures/cli/load-outside-memory.s', '--vcpus', '2', '--json'], [1]),
-      jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--lockdep', '--json']),
-      jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--deterministic', '--json']),
+    async () => [
+      await jsonOf(['run', 'test/fixtures/cli/load-outside-memory.s', '--vcpus', '2', '--json'], [1]),
+      await jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--lockdep', '--json']),
+      await jsonOf(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--deterministic', '--json']),
     ],
   ],
   [
     'stress',
-    () => [
-      jsonOf(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--json']),
-      jsonOf(['stress', '--pattern', 'storm', '--vcpus', '2', '--ipis', '200', '--lockdep', '--json']),
+    async () => [
+      await jsonOf(['stress', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--json']),
+      await jsonOf(['stress', '--pattern', 'storm', '--vcpus', '2', '--ipis', '200', '--lockdep', '--json']),
     ],
   ],
-  ['scale', () => [jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '200', '--json'])]],
+  ['scale', async () => [await jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '200', '--json'])]],
   [
     'lockdep',
-    () => [
-      jsonOf(['lockdep', '--scenario', 's1', '--ipis', '500', '--json'], [1]),
-      jsonOf(['lockdep', '--file', 'examples/locks/abba.yaml', '--json'], [1]),
+    async () => [
+      await jsonOf(['lockdep', '--scenario', 's1', '--ipis', '500', '--json'], [1]),
+      await jsonOf(['lockdep', '--file', 'examples/locks/abba.yaml', '--json'], [1]),
     ],
   ],
-  ['conformance', () => [jsonOf(['conformance', '--case', 'apic/self-ipi-xapic', '--json'])]],
+  ['conformance', async () => [await jsonOf(['conformance', '--case', 'apic/self-ipi-xapic', '--json'])]],
   ['explore', exploreOutputs],
 ];
 

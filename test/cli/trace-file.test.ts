@@ -5,14 +5,12 @@
 // Perfetto's systrace importer tokenizes), in time order, KVM's AVIC tracepoints with their fields,
 // and sched_switch lines that pair up on each host CPU.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertCliBuilt, type CliResult, runCli } from '../support/cli.js';
 
-const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
 let directory = '';
 
 interface TraceEvent {
@@ -24,10 +22,9 @@ interface TraceEvent {
   args?: Record<string, unknown>;
 }
 
-function stress(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, 'stress', ...args], { encoding: 'utf8', timeout: 30_000 });
-  if (result.error !== undefined) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `avic-smp stress ...args`, killed after 30 s. */
+function stress(args: readonly string[]): Promise<CliResult> {
+  return runCli(['stress', ...args], { timeoutMs: 30_000 });
 }
 
 function readTrace(path: string): { traceEvents: TraceEvent[]; otherData: Record<string, unknown> } {
@@ -44,7 +41,7 @@ function readTrace(path: string): { traceEvents: TraceEvent[]; otherData: Record
 }
 
 beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (the pretest script does)`);
+  assertCliBuilt();
   directory = mkdtempSync(join(tmpdir(), 'avic-smp-trace-'));
 });
 afterAll(() => {
@@ -52,9 +49,9 @@ afterAll(() => {
 });
 
 describe('avic-smp stress --trace', () => {
-  it('ping-pong: a trace-event file with a named track per vCPU, IPI sends and interrupts on both; the path is printed', () => {
+  it('ping-pong: a trace-event file with a named track per vCPU, IPI sends and interrupts on both; the path is printed', async () => {
     const path = join(directory, 'ping-pong.json');
-    const result = stress(['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '300', '--trace', path]);
+    const result = await stress(['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '300', '--trace', path]);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain(`trace: ${path} (`);
     const { traceEvents, otherData } = readTrace(path);
@@ -70,9 +67,20 @@ describe('avic-smp stress --trace', () => {
     expect(otherData).toMatchObject({ pattern: 'ping-pong', vcpus: 2, seed: 1 });
   });
 
-  it('ping-pong-halt --no-halt-poll with --json: stdout stays one JSON object naming the file; HLT spans and wake-ups are traced', () => {
+  it('ping-pong-halt --no-halt-poll with --json: stdout stays one JSON object naming the file; HLT spans and wake-ups are traced', async () => {
     const path = join(directory, 'ping-pong-halt.json');
-    const result = stress(['--pattern', 'ping-pong-halt', '--vcpus', '2', '--ipis', '100', '--no-halt-poll', '--json', '--trace', path]);
+    const result = await stress([
+      '--pattern',
+      'ping-pong-halt',
+      '--vcpus',
+      '2',
+      '--ipis',
+      '100',
+      '--no-halt-poll',
+      '--json',
+      '--trace',
+      path,
+    ]);
     expect(result.status, result.stdout + result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ pattern: 'ping-pong-halt', trace: path });
     const { traceEvents } = readTrace(path);
@@ -131,9 +139,9 @@ function expectSwitchesPairPerCpu(lines: readonly FtraceLine[]): void {
 }
 
 describe('avic-smp stress --trace-format ftrace', () => {
-  it("halter-sender --no-halt-poll: KVM's incomplete-IPI exits with cause 1, the halted vCPU switched out and woken on its host CPU", () => {
+  it("halter-sender --no-halt-poll: KVM's incomplete-IPI exits with cause 1, the halted vCPU switched out and woken on its host CPU", async () => {
     const path = join(directory, 'halter-sender.txt');
-    const result = stress([
+    const result = await stress([
       '--pattern',
       'halter-sender',
       '--vcpus',
@@ -179,9 +187,9 @@ describe('avic-smp stress --trace-format ftrace', () => {
     ).toBe(true);
   });
 
-  it("ping-pong --no-ipiv: every IPI exits, and KVM rings the running target's doorbell at the host CPU it runs on", () => {
+  it("ping-pong --no-ipiv: every IPI exits, and KVM rings the running target's doorbell at the host CPU it runs on", async () => {
     const path = join(directory, 'ping-pong.txt');
-    const result = stress([
+    const result = await stress([
       '--pattern',
       'ping-pong',
       '--vcpus',
