@@ -227,6 +227,7 @@ export class Vm {
       quantumMs: this.config.quantumUs / 1000,
       trace: options.trace ?? false,
       locks: this.locks.shared,
+      stall: this.config.stallHostCpu,
     };
     this.#deterministic = DeterministicRun.begin(this.config.deterministic, this.config.hostCpus, settings);
     this.#startedAt = mainHostThread().nowMs();
