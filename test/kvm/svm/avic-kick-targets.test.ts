@@ -34,7 +34,15 @@ function decode(
 ): number[] | 'walk' {
   const targets = [99];
   const sender = { read: (offset: number) => (offset === ApicRegister.DestinationFormat ? (options.dfr ?? DFR_FLAT) : 0) };
-  const fast = avicKickTargetsFast(icrLow, icrHigh, options.index ?? 0, options.x2apic ?? false, sender, table(options.entries ?? {}), targets);
+  const fast = avicKickTargetsFast(
+    icrLow,
+    icrHigh,
+    options.index ?? 0,
+    options.x2apic ?? false,
+    sender,
+    table(options.entries ?? {}),
+    targets,
+  );
   return fast ? targets : 'walk';
 }
 
