@@ -116,6 +116,21 @@ export class RunQueues {
     return Atomics.load(this.words, this.queueIndex(host, 'length'));
   }
 
+  /**
+   * The tasks queued on `host`, first to last, read without the lock: a snapshot for reports (the
+   * watchdog's), which a concurrent enqueue or dequeue may cut short; never more than every task.
+   */
+  queuedTasks(host: number): number[] {
+    const tasks: number[] = [];
+    for (
+      let task = Atomics.load(this.words, this.queueIndex(host, 'head')) - 1;
+      task >= 0 && tasks.length < this.#tasks;
+      task = Atomics.load(this.words, this.taskIndex(task, 'next')) - 1
+    )
+      tasks.push(task);
+    return tasks;
+  }
+
   /** Appends `task` (or puts it first); stamps when it became runnable-waiting. */
   enqueue(host: number, task: number, atFront = false): void {
     this.#withLock(host, () => {

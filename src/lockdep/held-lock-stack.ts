@@ -21,22 +21,38 @@ export interface HeldLock {
 
 export class HeldLockStacks {
   readonly #int32: Int32Array;
-  /** Per slot: index of its depth word and of its first held entry (looked up once: hot path). */
-  readonly #depthIndex: Int32Array;
-  readonly #heldIndex: Int32Array;
+  readonly #indices: LockdepIndices;
+  readonly #threadSlots: number;
 
+  // Each slot's word indices are computed when used (a multiply-add), not tabled per slot up front:
+  // every vCPU attaches its own view of the region, and a table per view made each attach a walk
+  // over every thread slot (4096 attaches of 4105 slots at 4096 vCPUs).
   constructor(int32: Int32Array, indices: LockdepIndices, threadSlots: number) {
     this.#int32 = int32;
-    this.#depthIndex = Int32Array.from({ length: threadSlots }, (_, slot) => indices.thread(slot, 'depth'));
-    this.#heldIndex = Int32Array.from({ length: threadSlots }, (_, slot) => indices.heldEntry(slot, 0, 'classId'));
+    this.#indices = indices;
+    this.#threadSlots = threadSlots;
+  }
+
+  /** Index of `slot`'s depth word, or -1 (which Atomics rejects) for a slot the region lacks. */
+  #depthIndex(slot: number): number {
+    return this.#hasSlot(slot) ? this.#indices.thread(slot, 'depth') : -1;
+  }
+
+  /** Index of `slot`'s first held entry, or -1 for a slot the region lacks. */
+  #heldIndex(slot: number): number {
+    return this.#hasSlot(slot) ? this.#indices.heldEntry(slot, 0, 'classId') : -1;
+  }
+
+  #hasSlot(slot: number): boolean {
+    return Number.isInteger(slot) && slot >= 0 && slot < this.#threadSlots;
   }
 
   depth(slot: number): number {
-    return Math.min(MAX_HELD_LOCKS, Math.max(0, Atomics.load(this.#int32, this.#depthIndex[slot] ?? -1)));
+    return Math.min(MAX_HELD_LOCKS, Math.max(0, Atomics.load(this.#int32, this.#depthIndex(slot))));
   }
 
   entry(slot: number, position: number): HeldLock {
-    const base = (this.#heldIndex[slot] ?? -1) + position * HELD_ENTRY.words;
+    const base = this.#heldIndex(slot) + position * HELD_ENTRY.words;
     return {
       classId: Atomics.load(this.#int32, base + HELD_ENTRY.classId),
       mode: Atomics.load(this.#int32, base + HELD_ENTRY.mode) as LockMode,
@@ -47,7 +63,7 @@ export class HeldLockStacks {
 
   /** classId * 8 + mode of one entry, without allocating (the chain cache's key). */
   classAndMode(slot: number, position: number): number {
-    const base = (this.#heldIndex[slot] ?? -1) + position * HELD_ENTRY.words;
+    const base = this.#heldIndex(slot) + position * HELD_ENTRY.words;
     return Atomics.load(this.#int32, base + HELD_ENTRY.classId) * 8 + Atomics.load(this.#int32, base + HELD_ENTRY.mode);
   }
 
@@ -63,7 +79,7 @@ export class HeldLockStacks {
     const depth = this.depth(slot);
     if (depth >= MAX_HELD_LOCKS) throw new LockdepMisuseError('heldLockStackFull', describe());
     this.#write(slot, depth, held);
-    Atomics.store(this.#int32, this.#depthIndex[slot] ?? -1, depth + 1);
+    Atomics.store(this.#int32, this.#depthIndex(slot), depth + 1);
   }
 
   /** Topmost position whose entry matches, or -1. */
@@ -77,15 +93,15 @@ export class HeldLockStacks {
   removeAt(slot: number, position: number): void {
     const depth = this.depth(slot);
     for (let above = position + 1; above < depth; above++) this.#write(slot, above - 1, this.entry(slot, above));
-    Atomics.store(this.#int32, this.#depthIndex[slot] ?? -1, depth - 1);
+    Atomics.store(this.#int32, this.#depthIndex(slot), depth - 1);
   }
 
   clear(slot: number): void {
-    Atomics.store(this.#int32, this.#depthIndex[slot] ?? -1, 0);
+    Atomics.store(this.#int32, this.#depthIndex(slot), 0);
   }
 
   #write(slot: number, position: number, held: HeldLock): void {
-    const base = (this.#heldIndex[slot] ?? -1) + position * HELD_ENTRY.words;
+    const base = this.#heldIndex(slot) + position * HELD_ENTRY.words;
     Atomics.store(this.#int32, base + HELD_ENTRY.classId, held.classId);
     Atomics.store(this.#int32, base + HELD_ENTRY.mode, held.mode);
     Atomics.store(this.#int32, base + HELD_ENTRY.site, held.site);

@@ -8,21 +8,13 @@
 // happened (stamped from `cpu`, set at vcpuLoad), and up to six payload words (a..f). Every payload
 // value is a 32-bit quantity (ICR halves, EXITINFO halves, offsets, ids), so none is rounded.
 //
-// Two of KVM's paths choose their tracepoints from the target's state (interruptDelivery,
-// avicKickTargets): the recorder reads those control words itself, so each recording site stays
-// one `trace?.` call and costs nothing when tracing is off.
+// One of KVM's paths chooses its tracepoints from the target's state (interruptDelivery): the
+// recorder reads those control words itself, so each recording site stays one `trace?.` call and
+// costs nothing when tracing is off.
 
 import { GuestExit } from '../../guest/guest-cpu.js';
 import { SvmExitCode } from '../../hw/avic/avic-exit.js';
-import {
-  DestinationMode,
-  DestinationShorthand,
-  interruptCommandDestinationMode,
-  interruptCommandShorthand,
-} from '../../hw/apic/interrupt-command.js';
-import { XAPIC_BROADCAST_ID } from '../../hw/apic/apic-id.js';
-import { X2APIC_BROADCAST_ID } from '../../hw/apic/x2apic-id.js';
-import { VcpuApicMode, VcpuMode, VcpuRunState } from '../control/vcpu-run-state.js';
+import { VcpuMode, VcpuRunState } from '../control/vcpu-run-state.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 
 export const TraceEventKind = {
@@ -164,24 +156,6 @@ export class TraceRecorder {
     }
     if (Atomics.load(control, views.controlBlockIndex(target, 'runState')) === VcpuRunState.Blocked)
       this.record(TraceEventKind.VcpuWaking, target, slot);
-  }
-
-  /**
-   * avic_kick_target_vcpus for `sender`'s ICR: its fast path (avic_kick_target_vcpus_fast) takes a
-   * physical destination other than the broadcast, and any logical one; a shorthand or the physical
-   * broadcast falls to the slow path, which KVM traces (kvm_avic_kick_vcpu_slowpath). The sender's
-   * APIC mode says how ICR high reads (xAPIC: bits 31:24; x2APIC: all 32 bits).
-   */
-  avicKickTargets(sender: number, icrLow: number, icrHigh: number, index: number): void {
-    const views = this.#views;
-    if (views === undefined) return;
-    const x2apic = Atomics.load(views.control, views.controlBlockIndex(sender, 'apicMode')) === VcpuApicMode.X2apic;
-    const destination = x2apic ? icrHigh >>> 0 : icrHigh >>> 24;
-    const broadcast = destination === (x2apic ? X2APIC_BROADCAST_ID : XAPIC_BROADCAST_ID);
-    const physical = interruptCommandDestinationMode(icrLow) === DestinationMode.Physical;
-    if (interruptCommandShorthand(icrLow) !== DestinationShorthand.None || (physical && broadcast)) {
-      this.record(TraceEventKind.AvicKickSlowPath, icrHigh, icrLow, index);
-    }
   }
 
   /** The recorded events (a copy of exactly the used part). */

@@ -17,20 +17,26 @@ import { VcpuStatistic } from '../control/vm-layout.js';
 import type { VcpuCounting } from '../control/vcpu-counters.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 import { kickVcpu } from '../lapic/apic-software-ipi.js';
+import { avicKickTargetsFast } from './avic-kick-targets.js';
 import { TraceEventKind, type TraceRecorder } from '../report/trace-recorder.js';
 
 /** What the handler needs from the sending vCPU. */
 export interface IncompleteIpiHost {
   readonly index: number;
   readonly counters: VcpuCounting;
-  /** kvm_vcpu_kick of the targets (cause 1); the created vCPUs (kvm_get_vcpu_by_id) for the injected x2avic-logical-kick. */
-  readonly views: Pick<VmControlViews, 'kick'> & { createdVcpus?(): number };
+  /**
+   * kvm_vcpu_kick of the targets (cause 1); the created vCPUs (kvm_get_vcpu_by_id) and the logical
+   * APIC ID table for the fast path (avic-kick-targets.ts) and the injected x2avic-logical-kick.
+   */
+  readonly views: Pick<VmControlViews, 'kick'> & { createdVcpus?(): number; readonly logicalApicIdTable?: { load(index: number): number } };
   /** The local APIC's software side: KVM's destination matching, and kvm_apic_send_ipi. */
   readonly lapic: {
     collectTargets(icrLow: number, icrHigh: number): readonly number[];
     emulateIcrClearingBusy(icrLow: number, icrHigh: number): void;
-    /** The sender is in x2APIC mode (apic_x2apic_mode), for the injected x2avic-logical-kick. */
+    /** The sender is in x2APIC mode (apic_x2apic_mode), for the fast path and the injected x2avic-logical-kick. */
     readonly x2apicMode?: boolean;
+    /** The sender's APIC register at byte `offset` (its DFR, for the fast path of an xAPIC logical IPI). */
+    read?(offset: number): number;
   };
   /** Debug only: the bug zoo's flags (VmHeader.injectedBugs, read once by the vCPU; docs/bug-zoo.md). */
   readonly injectedBugs?: number;
@@ -60,8 +66,7 @@ export function avicIncompleteIpiInterception(exit: AvicExitInfo, host: Incomple
         break;
       }
       // The IRR bits are already set: only wake the targets.
-      host.trace?.avicKickTargets(host.index, icrLow, icrHigh, incompleteIpiIndex(exit.exitInfo2Low));
-      avicKickTargetVcpus(icrLow, icrHigh, host);
+      avicKickTargetVcpus(icrLow, icrHigh, incompleteIpiIndex(exit.exitInfo2Low), host);
       break;
     case AvicIncompleteIpiCause.InvalidTarget:
       // The injected invalid-target-ignored (KVM before 6.3) did nothing here: the hardware, which
@@ -92,9 +97,35 @@ function countDropped(host: IncompleteIpiHost): void {
   host.counters.count(VcpuStatistic.ipisDroppedInvalidTarget);
 }
 
-/** avic_kick_target_vcpus: kvm_vcpu_kick every vCPU the ICR names but the sender. */
-export function avicKickTargetVcpus(icrLow: number, icrHigh: number, host: IncompleteIpiHost): void {
+/** Reused by the fast path (one vCPU's exits run on one thread at a time: no allocation per exit). */
+const fastTargets: number[] = [];
+
+/**
+ * avic_kick_target_vcpus: kvm_vcpu_kick every vCPU the ICR names but the sender: the targets
+ * avic_kick_target_vcpus_fast decodes (avic-kick-targets.ts) where it applies, else the walk over
+ * every vCPU (kvm_apic_match_dest), traced as kvm_avic_kick_vcpu_slowpath. A host without the
+ * fast path's inputs (the sender's APIC mode, the created vCPUs) always walks.
+ */
+export function avicKickTargetVcpus(icrLow: number, icrHigh: number, index: number, host: IncompleteIpiHost): void {
   if (((host.injectedBugs ?? 0) & InjectedBugFlag.X2apicLogicalKick) !== 0 && x2apicLogicalKickFastPath(icrLow, icrHigh, host)) return;
+  const { lapic, views } = host;
+  const created = views.createdVcpus?.();
+  if (
+    created !== undefined &&
+    lapic.x2apicMode !== undefined &&
+    lapic.read !== undefined &&
+    views.logicalApicIdTable !== undefined &&
+    avicKickTargetsFast(icrLow, icrHigh, index, lapic.x2apicMode, lapic as Required<typeof lapic>, views.logicalApicIdTable, fastTargets)
+  ) {
+    for (const target of fastTargets) {
+      // kvm_get_vcpu_by_id: no such vCPU, nothing to wake.
+      if (target >= created || target === host.index) continue;
+      host.trace?.interruptDelivery(target);
+      kickVcpu(host.views, host.counters, target);
+    }
+    return;
+  }
+  host.trace?.record(TraceEventKind.AvicKickSlowPath, icrHigh, icrLow, index);
   for (const target of host.lapic.collectTargets(icrLow, icrHigh)) {
     if (target === host.index) continue;
     host.trace?.interruptDelivery(target);

@@ -30,6 +30,7 @@ import type { KvmLocksShared } from '../control/kvm-locks.js';
 import type { BackingPagePolicyName } from '../control/backing-page-policy.js';
 import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import type { SharedSchedule } from '../../host/deterministic/deterministic-schedule.js';
+import { type HostCpuStall, stallHostCpu } from './host-cpu-stall.js';
 import { SliceEnd, type LoadedHostCpu, type Vcpu, type VcpuExitReport, type VcpuStartup } from './vcpu.js';
 
 /** Upper bound of one idle wait; the loop re-checks its queue, timers and the stop word after it. */
@@ -61,6 +62,8 @@ export interface HostCpuStartup {
   readonly locks: KvmLocksShared;
   /** A deterministic run's schedule (docs/deterministic.md): host CPU i is participant i + 1, main is 0. */
   readonly schedule?: SharedSchedule | undefined;
+  /** Debug only (VmConfig.stallHostCpu): the host CPU that stalls with a vCPU loaded (host-cpu-stall.ts). */
+  readonly stall?: HostCpuStall | undefined;
 }
 
 /** What a host CPU gives back when the VM stops: the reports of the vCPUs it ran, and their errors. */
@@ -114,6 +117,8 @@ export class HostCpuLoop implements LoadedHostCpu {
   readonly #reports: VcpuExitReport[] = [];
   readonly #errors: { vcpu: number; message: string }[] = [];
   #lastLoaded = -1;
+  /** Loads so far, counted only on the host CPU that VmConfig.stallHostCpu names. */
+  #loadsBeforeStall = 0;
   #lastLostWakeupCheck = 0;
   /** LOST_WAKEUP_GRACE_MS, or its deterministic value; the loop looks a tenth of it apart. */
   readonly #lostWakeupGraceMs: number;
@@ -194,6 +199,9 @@ export class HostCpuLoop implements LoadedHostCpu {
       hostThread().advance(VirtualTimeCost.vcpuLoadNs);
       vcpu.load(this, this.#threadId);
       cpu.stepSwitchSequence();
+      const stall = this.#startup.stall;
+      if (stall?.hostCpu === cpu.index && ++this.#loadsBeforeStall === stall.atLoad)
+        stallHostCpu(stall, views.control, views.headerIndex('stopRequested'));
       for (;;) {
         end = vcpu.runSlice(hostThread().nowMs() + this.#startup.quantumMs);
         if (end !== SliceEnd.QuantumEnd) break;

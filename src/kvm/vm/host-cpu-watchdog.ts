@@ -11,18 +11,29 @@
 // if its thread used the whole bound of CPU time (Linux /proc, vcpu-run-time.ts) while neither its
 // heartbeat nor the heartbeat of the vCPU loaded there moved. Where thread times cannot be read,
 // nothing is judged: a missed hang ends at the run's time limit, a false one would end a good run.
+//
+// This is also the judge of a loaded vCPU that stands still (VmWatchdogs leaves those to it): its
+// host CPU stands still with it, and the host thread's CPU time, unlike the wall time it was loaded,
+// does not grow while the OS leaves that thread off a core. The report names the host CPU, the
+// vCPU loaded there with what it waits for and the locks it holds (as VcpuWatchdog's does), and the
+// vCPUs queued behind it: runnable, waiting for a host CPU, not stuck themselves.
 
 import type { VmControlViews } from '../control/vm-control-views.js';
 import { hostThreadCpuMs } from './vcpu-run-time.js';
+import { describeVcpu, type HeldLocksOf } from './vm-watchdog.js';
 
 /** The watchdog looks at most this often (as VcpuWatchdog). */
 const CHECK_INTERVAL_MS = 100;
+/** A report lists at most this many queued vCPUs by number (a 4096-vCPU VM queues hundreds per host CPU). */
+const LISTED_QUEUED_VCPUS = 16;
 
 export interface HostCpuWatchdogOptions {
   /** A host CPU is stuck once its thread ran this long with nothing moving. */
   readonly boundMs: number;
   /** CPU time of OS thread `tid` in ms, or undefined when unknown (default: Linux /proc). */
   readonly threadCpuMs?: (tid: number) => number | undefined;
+  /** The locks a thread holds and waits for (KvmLocks.locksHeldBy), for the loaded vCPU's description. */
+  readonly heldLocks?: HeldLocksOf;
 }
 
 /** Per host CPU: the heartbeats last seen, when they moved, and what its thread had run when first seen still. */
@@ -40,6 +51,7 @@ export class HostCpuWatchdog {
   readonly #memory: VmControlViews;
   readonly #boundMs: number;
   readonly #threadCpuMs: (tid: number) => number | undefined;
+  readonly #heldLocks: HeldLocksOf | undefined;
   readonly #interval: number;
   readonly #hosts: (Stillness | undefined)[] = [];
   #lastCheck = -Infinity;
@@ -48,6 +60,7 @@ export class HostCpuWatchdog {
     this.#memory = memory;
     this.#boundMs = options.boundMs;
     this.#threadCpuMs = options.threadCpuMs ?? hostThreadCpuMs;
+    this.#heldLocks = options.heldLocks;
     this.#interval = Math.min(CHECK_INTERVAL_MS, options.boundMs / 10);
   }
 
@@ -86,9 +99,13 @@ export class HostCpuWatchdog {
   }
 
   #describe(host: number, vcpu: number, ranMs: number, stillMs: number): string {
-    const waiting = this.#memory.runQueues.length(host);
-    const loaded = vcpu < 0 ? 'none' : `vCPU ${vcpu}, whose heartbeat stood still too`;
-    const queue = waiting === 0 ? 'empty' : `${waiting} vCPU${waiting === 1 ? '' : 's'} waiting`;
+    const memory = this.#memory;
+    const loaded = vcpu < 0 ? 'none' : `vCPU ${vcpu}, whose heartbeat stood still too (${describeVcpu(memory, vcpu, this.#heldLocks)})`;
+    const queued = memory.runQueues.queuedTasks(host);
+    const listed = queued.slice(0, LISTED_QUEUED_VCPUS).join(', ');
+    const more = queued.length > LISTED_QUEUED_VCPUS ? ` and ${queued.length - LISTED_QUEUED_VCPUS} more` : '';
+    const queue =
+      queued.length === 0 ? 'empty' : `vCPU${queued.length === 1 ? '' : 's'} ${listed}${more} waiting for a host CPU (runnable, not stuck)`;
     return `host CPU ${host} made no progress for ${(this.#boundMs / 1000).toFixed(1)} s of its thread's run time (its scheduler loop's heartbeat stood still; loaded: ${loaded}; run queue: ${queue}; it ran ${(ranMs / 1000).toFixed(1)} s in ${(stillMs / 1000).toFixed(1)} s)`;
   }
 }

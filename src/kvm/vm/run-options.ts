@@ -8,8 +8,9 @@ export interface RunOptions {
   /** Stop waiting for a vCPU that does not finish after a stop request, name it and tear down. Default 5. */
   readonly stopTimeoutSeconds?: number;
   /**
-   * A running vCPU whose run loop makes no progress while its host thread runs this long, or that
-   * sleeps this long in a cycle of lock waits, is reported stuck (VcpuWatchdog). Default 10.
+   * A host CPU whose loop and loaded vCPU make no progress while its thread runs this long
+   * (HostCpuWatchdog), or a vCPU that sleeps this long in a cycle of lock waits (VcpuWatchdog), is
+   * reported stuck (src/kvm/vm/vm-watchdogs.ts). Default 10.
    */
   readonly watchdogSeconds?: number;
   /** Called about every 100 ms while running (progress bars). */

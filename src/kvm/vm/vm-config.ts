@@ -11,6 +11,7 @@ import { APIC_PAGE_REGIONS, type VmBufferSizes } from '../control/vm-control-vie
 import type { InjectedLockBug } from '../control/kvm-locks.js';
 import { scheduleOptionsProblem, type ScheduleOptions } from '../../host/deterministic/deterministic-schedule.js';
 import { findInjectedBug, injectedBugNames } from '../control/injected-bugs.js';
+import { HOST_CPU_STALL_KINDS, type HostCpuStall } from '../vcpu/host-cpu-stall.js';
 
 export type { InjectedLockBug };
 
@@ -106,13 +107,22 @@ export interface VmConfig {
    * on; its twin turns it on with ipiVirtualization off (KVM's work-around). Default 'none'.
    */
   readonly inject?: string;
+  /**
+   * Debug only: host CPU `hostCpu` stalls at its load number `atLoad`, with that vCPU loaded, for at
+   * most `seconds` (or until the VM is asked to stop): 'spin' runs its thread on without returning to
+   * its loop (a hang the watchdog must name), 'descheduled' sleeps as a thread the OS does not run
+   * (slowness the watchdog must not call a hang). Parallel runs only. Default none
+   * (src/kvm/vcpu/host-cpu-stall.ts).
+   */
+  readonly stallHostCpu?: HostCpuStall;
 }
 
 /** validateConfig's result: every option set, the injected replay in its object form. */
-export type ValidVmConfig = Required<Omit<VmConfig, 'injectLockBug' | 'deterministic'>> & {
+export type ValidVmConfig = Required<Omit<VmConfig, 'injectLockBug' | 'deterministic' | 'stallHostCpu'>> & {
   readonly injectLockBug: 'none' | InjectedLockBug;
   /** The schedule of a deterministic run, undefined for a parallel one. */
   readonly deterministic: ScheduleOptions | undefined;
+  readonly stallHostCpu: HostCpuStall | undefined;
 };
 
 export class VmConfigError extends Error {
@@ -227,6 +237,7 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     if (problem !== undefined) throw new VmConfigError(`deterministic: ${problem}`);
   }
   const inject = validateInject(config.inject);
+  const stallHostCpu = validateStall(config.stallHostCpu, hostCpus, deterministic !== undefined);
   const injected = inject === 'none' ? undefined : findInjectedBug(inject);
   // erratum #1235 is a VM setting: the bug is the erratum with IPI virtualization on, its twin KVM's work-around.
   const erratumInjected = injected?.bug.name === 'erratum-1235';
@@ -254,7 +265,30 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     injectLockBug,
     deterministic,
     inject,
+    stallHostCpu,
   };
+}
+
+/** VmConfig.stallHostCpu: undefined, or a host CPU of this VM, a load number, a kind and a bound. */
+function validateStall(stall: HostCpuStall | undefined, hostCpus: number, deterministic: boolean): HostCpuStall | undefined {
+  if (stall === undefined) return undefined;
+  const { hostCpu, atLoad, how, seconds } = typeof stall === 'object' && stall !== null ? stall : ({} as Partial<HostCpuStall>);
+  if (
+    !Number.isInteger(hostCpu) ||
+    hostCpu! < 0 ||
+    hostCpu! >= hostCpus ||
+    !Number.isInteger(atLoad) ||
+    atLoad! < 1 ||
+    !HOST_CPU_STALL_KINDS.includes(how!) ||
+    !Number.isFinite(seconds) ||
+    seconds! <= 0 ||
+    seconds! > 3600
+  )
+    throw new VmConfigError(
+      `stallHostCpu must be { hostCpu: 0..${hostCpus - 1}, atLoad: 1 or more, how: ${HOST_CPU_STALL_KINDS.join(' or ')}, seconds: up to 3600 }, got ${JSON.stringify(stall)}`,
+    );
+  if (deterministic) throw new VmConfigError('stallHostCpu is for parallel runs (the watchdog reads real thread times)');
+  return { hostCpu: hostCpu!, atLoad: atLoad!, how: how!, seconds: seconds! };
 }
 
 /** VmConfig.inject: 'none' (the default), a bug of the bug zoo or its -fixed twin; else one line that lists the names. */

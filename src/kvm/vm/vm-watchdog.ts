@@ -66,8 +66,11 @@ interface Stillness {
 export interface VcpuWatchdogOptions {
   /** A vCPU is stuck once it stood still this long (run time, or wall time for a cycle of waits). */
   readonly boundMs: number;
-  /** How much each vCPU could have run (vcpu-run-time.ts). */
-  readonly runTime: VcpuRunTimeSource;
+  /**
+   * How much each vCPU could have run (vcpu-run-time.ts). Without it only cycles of waits are judged
+   * (a vCPU spinning while loaded is then HostCpuWatchdog's to judge: vm-watchdogs.ts).
+   */
+  readonly runTime?: VcpuRunTimeSource;
   /** Whether the vCPU's thread waits for a lock on, or behind, a cycle of waits (the wait-for graph). */
   readonly waitsOnCycle?: (vcpu: number) => boolean;
   readonly heldLocks?: HeldLocksOf;
@@ -102,7 +105,7 @@ export class VcpuWatchdog {
     if (now - this.#lastCheck < this.#interval) return undefined;
     this.#lastCheck = now;
     const { boundMs, runTime, waitsOnCycle } = this.#options;
-    runTime.refresh();
+    runTime?.refresh();
     const memory = this.#memory;
     const control = memory.control;
     const seconds = (boundMs / 1000).toFixed(1);
@@ -117,6 +120,7 @@ export class VcpuWatchdog {
       if (now - previous.movedAt >= boundMs && waitsOnCycle?.(vcpu) === true) {
         return `vCPU ${vcpu} made no progress for ${seconds} s (${describeVcpu(memory, vcpu, this.#options.heldLocks)})`;
       }
+      if (runTime === undefined) continue;
       if (previous.ranAtStill === undefined) {
         // The baseline is taken a little after the heartbeat's last move: run time is undercounted
         // by at most one check interval, never overcounted.

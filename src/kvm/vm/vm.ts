@@ -21,14 +21,12 @@ import { avicReachMaxId } from '../../hw/avic/x2avic.js';
 import { buildVmReport, finalExit, type VmExit, type VmReport, type VmReportInput } from '../report/vm-report.js';
 import { VmConfigError, validateConfig, vmBufferSizes, type ValidVmConfig, type VmConfig } from './vm-config.js';
 import { loadProgramIntoRam, WAIT_FOR_START_UP, type ProgramLoad } from './program-load.js';
-import { VcpuWatchdog, allVcpusIdle, describeVcpu, lostWakeup } from './vm-watchdog.js';
-import { LoadedRunTime } from './vcpu-run-time.js';
-import { HostCpuWatchdog } from './host-cpu-watchdog.js';
+import { allVcpusIdle, describeVcpu } from './vm-watchdog.js';
+import { VmWatchdogs } from './vm-watchdogs.js';
 import { buildChromeTrace, type ChromeTrace } from '../report/chrome-trace.js';
 import { buildFtraceText, type FtraceText } from '../report/ftrace-text.js';
 import type { RunOptions, StartOptions } from './run-options.js';
 import { HostCpuTasks } from './host-cpu-tasks.js';
-import { vcpuLockdepSlot } from '../control/kvm-locks.js';
 import { DeterministicRun } from './deterministic-run.js';
 
 export { VmConfigError, type VmConfig, type ProgramLoad };
@@ -230,6 +228,7 @@ export class Vm {
       quantumMs: this.config.quantumUs / 1000,
       trace: options.trace ?? false,
       locks: this.locks.shared,
+      stall: this.config.stallHostCpu,
     };
     this.#deterministic = DeterministicRun.begin(this.config.deterministic, this.config.hostCpus, settings);
     this.#startedAt = mainHostThread().nowMs();
@@ -392,14 +391,7 @@ export class Vm {
     const control = this.memory.control;
     const doorbell = this.memory.headerIndex('mainDoorbell');
     const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
-    const watchdogMs = (options.watchdogSeconds ?? 10) * 1000;
-    const watchdog = new VcpuWatchdog(this.memory, {
-      boundMs: watchdogMs,
-      runTime: new LoadedRunTime(this.memory),
-      waitsOnCycle: (vcpu) => this.locks.waitsOnCycle(vcpuLockdepSlot(vcpu)),
-      heldLocks: (slot) => this.locks.locksHeldBy(slot),
-    });
-    const hostCpuWatchdog = new HostCpuWatchdog(this.memory, { boundMs: watchdogMs });
+    const watchdogs = new VmWatchdogs(this.memory, this.locks, (options.watchdogSeconds ?? 10) * 1000);
     let lastProgress = started;
     for (;;) {
       const seen = Atomics.load(control, doorbell);
@@ -425,11 +417,8 @@ export class Vm {
           ? { reason: 'time-limit', detail: `ran for ${options.seconds} s` }
           : { reason: 'timeout', detail: `the guest did not finish within ${limitMs / 1000} s` };
       }
-      const lost = lostWakeup(this.memory);
-      if (lost !== undefined) return { reason: 'watchdog', detail: lost };
-      // A stuck vCPU first (the more precise report), then a stuck host CPU (its queued vCPUs accrue no run time).
-      const stuck = watchdog.check(now) ?? hostCpuWatchdog.check(now);
-      if (stuck !== undefined) return { reason: 'watchdog', detail: stuck };
+      const found = watchdogs.check(now);
+      if (found !== undefined) return { reason: 'watchdog', detail: found };
       if (options.onProgress !== undefined && now - lastProgress >= 100) {
         lastProgress = now;
         options.onProgress((now - started) / 1000);

@@ -1,8 +1,8 @@
 // The trace recorder alone (src/kvm/report/trace-recorder.ts): the host CPU stamped on each record,
 // load/put pairing, and the KVM delivery paths' tracepoints it decides from the targets' control
-// words (svm_complete_interrupt_delivery, avic_kick_target_vcpus), over real control views.
+// words (svm_complete_interrupt_delivery), over real control views.
 import { describe, expect, it } from 'vitest';
-import { VcpuApicMode, VcpuMode, VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
+import { VcpuMode, VcpuRunState } from '../../../src/kvm/control/vcpu-run-state.js';
 import type { VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { TaskSwitchState, TraceEventKind, TraceEvents, TraceRecorder } from '../../../src/kvm/report/trace-recorder.js';
 import { createdViews } from '../vcpu-parts.js';
@@ -82,23 +82,6 @@ describe('TraceRecorder', () => {
       const trace = new TraceRecorder(() => 0, views);
       trace.interruptDelivery(1);
       expect(records(trace)).toEqual([]);
-    });
-  });
-
-  describe('avicKickTargets (avic_kick_target_vcpus)', () => {
-    it.each([
-      ['xAPIC physical unicast', VcpuApicMode.Xapic, 0x0000_40fd, 0x0100_0000, false],
-      ['xAPIC logical', VcpuApicMode.Xapic, 0x0000_48fd, 0x0300_0000, false],
-      ['xAPIC physical broadcast', VcpuApicMode.Xapic, 0x0000_40fd, 0xff00_0000, true],
-      ['a shorthand (all excluding self)', VcpuApicMode.Xapic, 0x000c_40fd, 0, true],
-      ['x2APIC physical 0xff000000 (a real ID, not the broadcast)', VcpuApicMode.X2apic, 0x0000_40fd, 0xff00_0000, false],
-      ['x2APIC physical broadcast', VcpuApicMode.X2apic, 0x0000_40fd, 0xffff_ffff, true],
-    ] as const)('%s', (_name, mode, icrLow, icrHigh, slow) => {
-      const views = createdViews(2);
-      setWord(views, 0, 'apicMode', mode);
-      const trace = new TraceRecorder(() => 0, views);
-      trace.avicKickTargets(0, icrLow, icrHigh, 1);
-      expect(records(trace)).toEqual(slow ? [[TraceEventKind.AvicKickSlowPath, 0, icrHigh, icrLow, 1]] : []);
     });
   });
 });

@@ -47,7 +47,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
       for (const tid of [1001, 1002]) threadMs.set(tid, threadMs.get(tid)! + 50);
     });
     expect(stuck).toMatch(
-      /^host CPU 1 made no progress for 10\.0 s of its thread's run time \(its scheduler loop's heartbeat stood still; loaded: none; run queue: 2 vCPUs waiting; it ran 10\.\d s in 2\d\.\d s\)$/,
+      /^host CPU 1 made no progress for 10\.0 s of its thread's run time \(its scheduler loop's heartbeat stood still; loaded: none; run queue: vCPUs 1, 3 waiting for a host CPU \(runnable, not stuck\); it ran 10\.\d s in 2\d\.\d s\)$/,
     );
     expect(clock.now).toBeGreaterThanOrEqual(20_000);
   });
@@ -86,7 +86,9 @@ describe('HostCpuWatchdog on a fake clock', () => {
     const stuck = runWatchdogUntil(watchdog, clock, 120_000, () => {
       ran += 100;
     });
-    expect(stuck).toMatch(/^host CPU 0 made no progress for 10\.0 s .*loaded: vCPU 1, whose heartbeat stood still too; run queue: empty;/);
+    expect(stuck).toMatch(
+      /^host CPU 0 made no progress for 10\.0 s .*loaded: vCPU 1, whose heartbeat stood still too \(vCPU 1 is \w+, waiting for: [^;]+; holds: no lock\); run queue: empty;/,
+    );
   });
 
   it('judges nothing for a host CPU whose thread time is unknown (thread id 0, or no /proc)', () => {
