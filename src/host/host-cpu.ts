@@ -114,11 +114,20 @@ export class HostCpus {
    * woken host CPU went idle again after each one.
    */
   wake(host: number): void {
-    const wake = this.index(host, 'wake');
-    Atomics.add(this.words, wake, 1);
+    this.announce(host);
+    this.notifyIdle(host);
+  }
+
+  /** wake()'s first half: add to the wake word (after the enqueue). notifyIdle must follow, on the same thread. */
+  announce(host: number): void {
+    Atomics.add(this.words, this.index(host, 'wake'), 1);
+  }
+
+  /** wake()'s second half: notify `host` if it is idle and nobody notified it in this idle period. */
+  notifyIdle(host: number): void {
     const idle = this.index(host, 'idle');
     if (Atomics.compareExchange(this.words, idle, IdleState.Idle, IdleState.Notified) === IdleState.Idle)
-      Atomics.notify(this.words, wake, 1);
+      Atomics.notify(this.words, this.index(host, 'wake'), 1);
   }
 
   /** `host` waits on its wake word with nothing loaded (a hint: it may be waking already). */

@@ -24,7 +24,7 @@ export interface IncompleteIpiHost {
   readonly index: number;
   readonly counters: VcpuCounting;
   /** kvm_vcpu_kick of the targets (cause 1); the created vCPUs (kvm_get_vcpu_by_id) for the injected x2avic-logical-kick. */
-  readonly views: Pick<VmControlViews, 'kick'> & { createdVcpus?(): number };
+  readonly views: Pick<VmControlViews, 'kick'> & Partial<Pick<VmControlViews, 'beginKicks' | 'endKicks'>> & { createdVcpus?(): number };
   /** The local APIC's software side: KVM's destination matching, and kvm_apic_send_ipi. */
   readonly lapic: {
     collectTargets(icrLow: number, icrHigh: number): readonly number[];
@@ -95,10 +95,16 @@ function countDropped(host: IncompleteIpiHost): void {
 /** avic_kick_target_vcpus: kvm_vcpu_kick every vCPU the ICR names but the sender. */
 export function avicKickTargetVcpus(icrLow: number, icrHigh: number, host: IncompleteIpiHost): void {
   if (((host.injectedBugs ?? 0) & InjectedBugFlag.X2apicLogicalKick) !== 0 && x2apicLogicalKickFastPath(icrLow, icrHigh, host)) return;
-  for (const target of host.lapic.collectTargets(icrLow, icrHigh)) {
-    if (target === host.index) continue;
-    host.trace?.interruptDelivery(target);
-    kickVcpu(host.views, host.counters, target);
+  // One notify per host CPU, after every target is queued (ttwu_queue_wakelist; VcpuScheduling.beginWakeUps).
+  host.views.beginKicks?.();
+  try {
+    for (const target of host.lapic.collectTargets(icrLow, icrHigh)) {
+      if (target === host.index) continue;
+      host.trace?.interruptDelivery(target);
+      kickVcpu(host.views, host.counters, target);
+    }
+  } finally {
+    host.views.endKicks?.();
   }
 }
 
