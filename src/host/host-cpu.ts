@@ -8,11 +8,13 @@
 //   ring  the AVIC doorbell (avic_ring_doorbell): any thread Atomics.add's it; only the vCPU in guest
 //         mode there notices, by polling it once per basic block. Never notified, never waited on.
 //   wake  KVM's wake-up reaching the host scheduler (try_to_wake_up -> the CPU's run queue): whoever
-//         enqueues work for this host CPU adds to it and, if the host CPU is idle, notifies it.
+//         enqueues work for this host CPU adds to it and, if the host CPU is idle and nobody has
+//         notified it yet in this idle period, notifies it (one reschedule IPI per idle exit).
 //
 // One ordering lives here (docs/architecture.md#orderings, O9): the waker's "enqueue, add to wake,
-// then load idle and notify" (HostCpus.wake) pairs with the idle host CPU's "idle = 1, re-check its
-// run queue, then Atomics.wait(wake, seen)" (HostCpu.idleWait's caller). Every wait is bounded.
+// then compare-exchange idle 1 -> 2 and notify" (HostCpus.wake) pairs with the idle host CPU's
+// "idle = 1, re-check its run queue, then Atomics.wait(wake, seen)" (HostCpu.idleWait's caller).
+// Every wait is bounded.
 
 import { hostThread } from './host-thread.js';
 import { defineStruct } from './shared-layout.js';
@@ -21,7 +23,11 @@ import { defineStruct } from './shared-layout.js';
 export const HostCpuState = defineStruct('HostCpuState', {
   ring: { type: 'i32', writer: 'any thread: Atomics.add(1) to ring the AVIC doorbell; never notified' },
   wake: { type: 'i32', writer: 'any thread: Atomics.add(1) after it enqueued work here, then Atomics.notify if idle' },
-  idle: { type: 'i32', writer: 'owning host CPU: 1 just before it waits on wake (its run queue empty), 0 after' },
+  idle: {
+    type: 'i32',
+    writer:
+      'owning host CPU: 1 just before it waits on wake (its run queue empty), 0 after; a waker: compare-exchange 1 -> 2 when it is the one that notifies (IdleState)',
+  },
   current: {
     type: 'i32',
     writer:
@@ -36,6 +42,20 @@ export const HostCpuState = defineStruct('HostCpuState', {
 });
 
 export type HostCpuStateField = keyof typeof HostCpuState.fieldOffsets;
+
+/** The idle word's values. */
+export const IdleState = {
+  /** Running a vCPU, or looking for one. */
+  Busy: 0,
+  /** Waiting (or about to wait) on its wake word, not yet notified. */
+  Idle: 1,
+  /**
+   * Still idle, but a waker has notified it already in this idle period: later wakers only add to
+   * the wake word (Linux's resched_curr returns early when need_resched is already set, and a CPU's
+   * wake list sends its IPI only when it goes from empty to non-empty: one IPI per idle exit).
+   */
+  Notified: 2,
+} as const;
 
 /** Per host CPU counters (owner only, plain stores; read by main for the report). */
 export const HostCpuStatistics = defineStruct('HostCpuStatistics', {
@@ -85,19 +105,34 @@ export class HostCpus {
   }
 
   /**
-   * Tells `host` it has work (a vCPU enqueued on it): add to its wake word, then notify it if idle.
-   * Pairs with the idle host CPU's "idle = 1, re-check the run queue, wait(wake, seen)" (O9): either
-   * it sees the enqueue or the moved wake word, or we see idle = 1 and notify.
+   * Tells `host` it has work (a vCPU enqueued on it): add to its wake word, then notify it if idle
+   * and not notified yet in this idle period. Pairs with the idle host CPU's "idle = 1, re-check the
+   * run queue, wait(wake, seen)" (O9): either it sees the enqueue or the moved wake word, or we see
+   * idle = 1 and notify, or idle = 2: a waker before us notifies, after its own add, and the host
+   * CPU takes our enqueue with its. A notify is a futex wake that costs the waker tens of
+   * microseconds; one per wake-up made a broadcast's sender so slow between its targets that the
+   * woken host CPU went idle again after each one.
    */
   wake(host: number): void {
-    const wake = this.index(host, 'wake');
-    Atomics.add(this.words, wake, 1);
-    if (Atomics.load(this.words, this.index(host, 'idle')) !== 0) Atomics.notify(this.words, wake, 1);
+    this.announce(host);
+    this.notifyIdle(host);
+  }
+
+  /** wake()'s first half: add to the wake word (after the enqueue). notifyIdle must follow, on the same thread. */
+  announce(host: number): void {
+    Atomics.add(this.words, this.index(host, 'wake'), 1);
+  }
+
+  /** wake()'s second half: notify `host` if it is idle and nobody notified it in this idle period. */
+  notifyIdle(host: number): void {
+    const idle = this.index(host, 'idle');
+    if (Atomics.compareExchange(this.words, idle, IdleState.Idle, IdleState.Notified) === IdleState.Idle)
+      Atomics.notify(this.words, this.index(host, 'wake'), 1);
   }
 
   /** `host` waits on its wake word with nothing loaded (a hint: it may be waking already). */
   isIdle(host: number): boolean {
-    return Atomics.load(this.words, this.index(host, 'idle')) !== 0;
+    return Atomics.load(this.words, this.index(host, 'idle')) !== IdleState.Busy;
   }
 
   /** The vCPU loaded on `host`, or -1. */
@@ -160,7 +195,7 @@ export class HostCpu {
    * (beginIdle): a waker that enqueued after that re-check moved the word.
    */
   beginIdle(): void {
-    Atomics.store(this.words, this.#idle, 1);
+    Atomics.store(this.words, this.#idle, IdleState.Idle);
   }
 
   idleWait(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
@@ -168,7 +203,7 @@ export class HostCpu {
   }
 
   endIdle(): void {
-    Atomics.store(this.words, this.#idle, 0);
+    Atomics.store(this.words, this.#idle, IdleState.Busy);
   }
 
   /** Publishes the vCPU loaded here (-1: none); see the field's writer for its place in load and put. */

@@ -47,6 +47,30 @@ describe('HostCpus', () => {
     cpu.endIdle();
   });
 
+  it('wake-ups that reach an idle host CPU before it runs again send it one notify, as resched_curr sends one IPI', () => {
+    const cpus = hostCpus(1);
+    const cpu = cpus.own(0);
+    const seen = cpu.wakeValue();
+    cpu.beginIdle();
+    // Two waiters stand in for the sleeping thread, so that every notify sent takes one of them.
+    Atomics.waitAsync(cpus.words, cpu.wakeIndex, seen);
+    Atomics.waitAsync(cpus.words, cpu.wakeIndex, seen);
+    cpus.wake(0);
+    cpus.wake(0);
+    cpus.wake(0);
+    expect(cpu.wakeValue()).toBe(seen + 3);
+    expect(cpus.isIdle(0)).toBe(true);
+    // One waiter is left: the second and third wake-ups found the host CPU woken already.
+    expect(Atomics.notify(cpus.words, cpu.wakeIndex)).toBe(1);
+    // The next idle period is announced afresh: its first wake-up notifies again.
+    cpu.endIdle();
+    cpu.beginIdle();
+    Atomics.waitAsync(cpus.words, cpu.wakeIndex, cpu.wakeValue());
+    cpus.wake(0);
+    expect(Atomics.notify(cpus.words, cpu.wakeIndex)).toBe(0);
+    cpu.endIdle();
+  });
+
   it('current reads -1 until a vCPU is loaded', () => {
     const cpus = hostCpus(1);
     const cpu = cpus.own(0);

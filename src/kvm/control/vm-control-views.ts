@@ -186,4 +186,13 @@ export class VmControlViews {
     if (request !== 0) this.addRequest(vcpu, request);
     this.scheduling.kick(vcpu);
   }
+
+  /** Kicks until endKicks notify each host CPU once, at the end (VcpuScheduling.beginWakeUps). */
+  beginKicks(): void {
+    this.scheduling.beginWakeUps();
+  }
+
+  endKicks(): void {
+    this.scheduling.endWakeUps();
+  }
 }

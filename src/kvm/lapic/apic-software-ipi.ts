@@ -188,6 +188,16 @@ export class SoftwareIpiPath {
     }
     const vector = interruptCommandVector(icrLow);
     const level = interruptCommandTriggerMode(icrLow) === TriggerMode.Level;
+    // One notify per host CPU, after every target is queued (ttwu_queue_wakelist; VcpuScheduling.beginWakeUps).
+    this.#views.beginKicks();
+    try {
+      this.#deliver(icrLow, icrHigh, targets, vector, level);
+    } finally {
+      this.#views.endKicks();
+    }
+  }
+
+  #deliver(icrLow: number, icrHigh: number, targets: readonly number[], vector: number, level: boolean): void {
     switch (interruptCommandForm(icrLow)) {
       case InterruptCommandForm.Fixed:
         for (const target of targets) this.#acceptFixed(target, vector, level);
@@ -212,8 +222,8 @@ export class SoftwareIpiPath {
         break;
       default:
         // SMI: no SMM in this emulator, so no APIC accepts it (KVM without SMM support drops it too).
-        counters.count(VcpuStatistic.ipisSent, targets.length);
-        counters.count(VcpuStatistic.ipisDroppedUnsupported, targets.length);
+        this.#counters.count(VcpuStatistic.ipisSent, targets.length);
+        this.#counters.count(VcpuStatistic.ipisDroppedUnsupported, targets.length);
         break;
     }
   }

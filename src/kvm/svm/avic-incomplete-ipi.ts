@@ -25,10 +25,15 @@ export interface IncompleteIpiHost {
   readonly index: number;
   readonly counters: VcpuCounting;
   /**
-   * kvm_vcpu_kick of the targets (cause 1); the created vCPUs (kvm_get_vcpu_by_id) and the logical
-   * APIC ID table for the fast path (avic-kick-targets.ts) and the injected x2avic-logical-kick.
+   * kvm_vcpu_kick of the targets (cause 1), batched (beginKicks/endKicks); the created vCPUs
+   * (kvm_get_vcpu_by_id) and the logical APIC ID table for the fast path (avic-kick-targets.ts) and
+   * the injected x2avic-logical-kick.
    */
-  readonly views: Pick<VmControlViews, 'kick'> & { createdVcpus?(): number; readonly logicalApicIdTable?: { load(index: number): number } };
+  readonly views: Pick<VmControlViews, 'kick'> &
+    Partial<Pick<VmControlViews, 'beginKicks' | 'endKicks'>> & {
+      createdVcpus?(): number;
+      readonly logicalApicIdTable?: { load(index: number): number };
+    };
   /** The local APIC's software side: KVM's destination matching, and kvm_apic_send_ipi. */
   readonly lapic: {
     collectTargets(icrLow: number, icrHigh: number): readonly number[];
@@ -108,6 +113,16 @@ const fastTargets: number[] = [];
  */
 export function avicKickTargetVcpus(icrLow: number, icrHigh: number, index: number, host: IncompleteIpiHost): void {
   if (((host.injectedBugs ?? 0) & InjectedBugFlag.X2apicLogicalKick) !== 0 && x2apicLogicalKickFastPath(icrLow, icrHigh, host)) return;
+  // One notify per host CPU, after every target is queued (ttwu_queue_wakelist; VcpuScheduling.beginWakeUps).
+  host.views.beginKicks?.();
+  try {
+    kickTargets(icrLow, icrHigh, index, host);
+  } finally {
+    host.views.endKicks?.();
+  }
+}
+
+function kickTargets(icrLow: number, icrHigh: number, index: number, host: IncompleteIpiHost): void {
   const { lapic, views } = host;
   const created = views.createdVcpus?.();
   if (

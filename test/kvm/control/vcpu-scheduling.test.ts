@@ -2,6 +2,7 @@
 // control views: a doorbell never wakes a blocked vCPU, kvm_vcpu_wake_up does, a waker that finds
 // the vCPU Blocking makes its commit fail, and kvm_vcpu_kick rings only a loaded vCPU's host CPU.
 import { describe, expect, it } from 'vitest';
+import { IdleState } from '../../../src/host/host-cpu.js';
 import { TaskState } from '../../../src/host/run-queue.js';
 import { setIrrAtomic, writeApicRegister } from '../../../src/hw/apic/apic-backing-page.js';
 import { APIC_PAGE_WORDS, ApicRegister } from '../../../src/hw/apic/apic-register.js';
@@ -72,6 +73,40 @@ describe('the block / wake protocol', () => {
     expect(cpu.ringValue()).toBe(0);
     memory.kick(0, 0);
     expect(cpu.ringValue()).toBe(1);
+  });
+
+  it('a batch of wake-ups (avic_kick_target_vcpus) queues every target and notifies each idle host CPU once, after the last', () => {
+    const memory = views(4, 2);
+    const cpus = memory.hostCpus;
+    const idleWord = (host: number): number => Atomics.load(cpus.words, cpus.index(host, 'idle'));
+    for (const vcpu of [1, 2, 3]) block(memory, vcpu);
+    for (const host of [0, 1]) {
+      const cpu = cpus.own(host);
+      cpu.beginIdle();
+      // Two waiters stand in for the sleeping thread, so that every notify sent takes one of them.
+      Atomics.waitAsync(cpus.words, cpu.wakeIndex, cpu.wakeValue());
+      Atomics.waitAsync(cpus.words, cpu.wakeIndex, cpu.wakeValue());
+    }
+
+    memory.beginKicks();
+    for (const vcpu of [1, 2, 3]) memory.kick(vcpu, 0);
+    // All three queued and the wake words moved, but no host CPU notified yet.
+    expect([...memory.runQueues.queued(0), ...memory.runQueues.queued(1)].sort()).toEqual([1, 2, 3]);
+    expect([cpus.own(0).wakeValue(), cpus.own(1).wakeValue()].reduce((sum, value) => sum + value)).toBe(3);
+    expect([idleWord(0), idleWord(1)]).toEqual([IdleState.Idle, IdleState.Idle]);
+    memory.endKicks();
+
+    expect([idleWord(0), idleWord(1)]).toEqual([IdleState.Notified, IdleState.Notified]);
+    // One notify each: one of the two waiters of each host CPU is left.
+    expect([0, 1].map((host) => Atomics.notify(cpus.words, cpus.index(host, 'wake')))).toEqual([1, 1]);
+    // Outside a batch a wake-up notifies at once again.
+    for (const host of [0, 1]) while (memory.runQueues.dequeue(host) >= 0);
+    block(memory, 1);
+    cpus.own(0).endIdle();
+    cpus.own(1).beginIdle();
+    memory.kick(1, 0);
+    expect(memory.runQueues.queued(1)).toEqual([1]);
+    expect(idleWord(1)).toBe(IdleState.Notified);
   });
 
   it('a kick of a blocked vCPU wakes it instead of ringing', () => {
