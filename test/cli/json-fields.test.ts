@@ -160,7 +160,13 @@ const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>
       jsonOf(['stress', '--pattern', 'storm', '--vcpus', '2', '--ipis', '200', '--lockdep', '--json']),
     ],
   ],
-  ['scale', () => [jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '200', '--json'])]],
+  [
+    'scale',
+    () => [
+      jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '200', '--json']),
+      jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--deterministic', '--json']),
+    ],
+  ],
   [
     'lockdep',
     () => [
