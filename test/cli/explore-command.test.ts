@@ -132,6 +132,8 @@ describe('avic-smp explore (fake runner)', () => {
       'target',
       'strategy',
       'depth',
+      'expectedPoints',
+      'expectedPointsFrom',
       'maxSwitches',
       'seedStart',
       'runs',

@@ -141,7 +141,10 @@ async function exploreOutputs(): Promise<unknown[]> {
     report(1, { verdict: 'possible-deadlock', cycle: ['a', 'b', 'a'], problems: ['a thread failed'] }),
   );
   const clean = await explore(['examples/halter-sender.s', '--runs', '2', '--json'], () => passing());
-  return [shrunk, timedOut, twoFindings, clean].map(({ output }) => JSON.parse(output));
+  const pct = await explore(['examples/halter-sender.s', '--strategy', 'pct', '--expected-points', '50', '--runs', '1', '--json'], () =>
+    passing(),
+  );
+  return [shrunk, timedOut, twoFindings, clean, pct].map(({ output }) => JSON.parse(output));
 }
 
 const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>]> = [
