@@ -203,7 +203,7 @@ async function explore(
   if (plan.strategy === ScheduleStrategy.Pct) {
     expectedPoints =
       plan.expectedPoints === undefined
-        ? await measureExpectedPoints(plan, runner, options.seedStart)
+        ? await measureExpectedPoints(plan, runner, options.seedStart, options.runs, options.runTimeout)
         : { k: plan.expectedPoints, from: ExpectedPointsFrom.Option };
     if (expectedPoints.k !== undefined) plan = { ...plan, expectedPoints: expectedPoints.k };
   }

@@ -21,8 +21,10 @@ export interface ExploreJson {
   readonly depth: number | null;
   /** PCT's k every run was given; null for random, or when the runs kept their default (expectedPointsFrom says why). */
   readonly expectedPoints: number | null;
-  /** 'option' (--expected-points), 'measured' (a first run of the first seed) or 'default'; null for random. */
+  /** Where k came from (ExpectedPointsFrom); null for random. */
   readonly expectedPointsFrom: ExpectedPoints['from'] | null;
+  /** The seed whose measuring run gave k; null unless measured. */
+  readonly expectedPointsSeed: number | null;
   readonly maxSwitches: number | null;
   readonly seedStart: number;
   readonly runs: number;
@@ -81,6 +83,7 @@ export function exploreJson(
     depth: settings.plan.depth ?? null,
     expectedPoints: settings.expectedPoints?.k ?? null,
     expectedPointsFrom: settings.expectedPoints?.from ?? null,
+    expectedPointsSeed: settings.expectedPoints?.seed ?? null,
     maxSwitches: settings.plan.maxSwitches ?? null,
     seedStart: settings.seedStart,
     runs: settings.runs,
@@ -115,6 +118,14 @@ export function exploreJson(
 
 const count = (value: number): string => value.toLocaleString('en-US');
 
+/** How k was measured, for the header: which seed's run, and whether every measuring run failed. */
+function measuredText(json: ExploreJson): string {
+  if (json.expectedPointsFrom === 'measured') return ` (measured: the points seed ${json.expectedPointsSeed}'s run passed)`;
+  if (json.expectedPointsFrom === 'measured-failing')
+    return ` (measured: the fewest points of the failing measuring runs, seed ${json.expectedPointsSeed}'s)`;
+  return '';
+}
+
 export function formatExplore(json: ExploreJson): string {
   const lines: string[] = [];
   const seeds = `seeds ${json.seedStart}-${json.seedStart + json.runs - 1}`;
@@ -123,7 +134,7 @@ export function formatExplore(json: ExploreJson): string {
       ? ''
       : json.expectedPoints === null
         ? ", k the runs' default (not measured)"
-        : `, k ${count(json.expectedPoints)}${json.expectedPointsFrom === 'measured' ? ` (measured: the points seed ${json.seedStart}'s run passed)` : ''}`;
+        : `, k ${count(json.expectedPoints)}${measuredText(json)}`;
   const schedule = `strategy ${json.strategy}${json.depth === null ? '' : `, depth ${json.depth}`}${k}`;
   lines.push(`explore: ${replayCommand(json.target).replace(/^avic-smp /, '')}; ${schedule}; ${seeds}; ${json.jobs} job(s)`);
   const first = json.firstFailure;

@@ -3,15 +3,27 @@
 // 1 / (n k^(d-1)), holds when k is the run's own number of points. With a fixed k a run that passes
 // fewer points never reaches most change points (halter-sender's 200 IPIs pass ~4,000, the default
 // k is 10,000), and one that passes many more gets them all near its start (the x2APIC example
-// passes ~96,000). So, unless --expected-points is given, explore measures k first: the points one
-// run of the first seed passes with the runs' default k, as Coyote's PCT takes the schedule length
-// from earlier iterations. Every seed then runs with --expected-points k, so each replay command
-// stands alone.
+// passes ~96,000). So, unless --expected-points is given, explore measures k first: the points a
+// run of the first seed passes with the runs' default k (as PCT implementations such as Coyote's
+// take the schedule length from earlier iterations). A run that fails is no measure: it goes on
+// until the watchdog finds the loss (halter-sender: ~25,000 points instead of ~4,000), so the next
+// seed is tried, up to MEASURING_RUNS; if every one fails, the fewest points seen. Every seed then
+// runs with --expected-points k, so each replay command stands alone.
 
+import { classifyRun } from './classify-failure.js';
 import { seedArguments, type ExplorePlan } from './explore-plan.js';
 import type { SeedRunner } from './seed-runner.js';
 
-export const ExpectedPointsFrom = { Option: 'option', Measured: 'measured', Default: 'default' } as const;
+/** Runs tried to measure k: the first seeds, until one passes. */
+export const MEASURING_RUNS = 3;
+
+/** Where k came from: --expected-points, a passing measuring run, the fewest points of failing ones, or nowhere (the runs' default). */
+export const ExpectedPointsFrom = {
+  Option: 'option',
+  Measured: 'measured',
+  MeasuredFailing: 'measured-failing',
+  Default: 'default',
+} as const;
 export type ExpectedPointsFrom = (typeof ExpectedPointsFrom)[keyof typeof ExpectedPointsFrom];
 
 export interface ExpectedPoints {
@@ -20,6 +32,8 @@ export interface ExpectedPoints {
   readonly from: ExpectedPointsFrom;
   /** Why k could not be measured (from = default). */
   readonly why?: string;
+  /** The seed whose run gave k (measured, measured-failing). */
+  readonly seed?: number;
 }
 
 /** The sum of a report's schedule.pointsSeen, or undefined when the report has none. */
@@ -38,11 +52,32 @@ export function pointsTotal(stdout: string): number | undefined {
   return (counts as number[]).reduce((total, count) => total + count, 0);
 }
 
-/** Runs the first seed once with the runs' default k and returns the points it passed (at least 1). */
-export async function measureExpectedPoints(plan: ExplorePlan, runner: SeedRunner, seed: number): Promise<ExpectedPoints> {
-  const outcome = await runner.run({ seed, args: seedArguments(plan, seed) }, new AbortController().signal);
-  if (outcome.timedOut) return { from: ExpectedPointsFrom.Default, why: `seed ${seed}'s measuring run timed out` };
-  const total = pointsTotal(outcome.stdout);
-  if (total === undefined) return { from: ExpectedPointsFrom.Default, why: `seed ${seed}'s measuring run gave no schedule in its report` };
-  return { k: Math.max(1, total), from: ExpectedPointsFrom.Measured };
+/**
+ * Runs the first seeds (at most `seeds`, MEASURING_RUNS) with the runs' default k until one passes,
+ * and returns the points that run passed; if every one failed, the fewest points any of them passed.
+ */
+export async function measureExpectedPoints(
+  plan: ExplorePlan,
+  runner: SeedRunner,
+  firstSeed: number,
+  seeds: number,
+  runTimeoutSeconds: number,
+): Promise<ExpectedPoints> {
+  let fewest: { k: number; seed: number } | undefined;
+  let why = '';
+  for (let seed = firstSeed; seed < firstSeed + Math.min(seeds, MEASURING_RUNS); seed++) {
+    const outcome = await runner.run({ seed, args: seedArguments(plan, seed) }, new AbortController().signal);
+    // Refused arguments: every seed will refuse them too, and exploring says so.
+    if (outcome.exitCode === 2) return { from: ExpectedPointsFrom.Default, why: `seed ${seed}'s measuring run refused its arguments` };
+    const total = pointsTotal(outcome.stdout);
+    if (total === undefined) {
+      why = outcome.timedOut ? `seed ${seed}'s measuring run timed out` : `seed ${seed}'s measuring run gave no schedule in its report`;
+      continue;
+    }
+    const k = Math.max(1, total);
+    if (classifyRun(plan.subcommand, outcome, runTimeoutSeconds).verdict === 'pass') return { k, from: ExpectedPointsFrom.Measured, seed };
+    if (fewest === undefined || k < fewest.k) fewest = { k, seed };
+  }
+  if (fewest !== undefined) return { k: fewest.k, from: ExpectedPointsFrom.MeasuredFailing, seed: fewest.seed };
+  return { from: ExpectedPointsFrom.Default, why };
 }

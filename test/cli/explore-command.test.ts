@@ -134,6 +134,7 @@ describe('avic-smp explore (fake runner)', () => {
       'depth',
       'expectedPoints',
       'expectedPointsFrom',
+      'expectedPointsSeed',
       'maxSwitches',
       'seedStart',
       'runs',

@@ -34,7 +34,13 @@ describe('explore --strategy pct: PCT k', () => {
       (request) => (!request.args.includes('--expected-points') ? measured() : request.seed === 2 ? lostWakeup() : passing()),
     );
     const json = JSON.parse(output);
-    expect(json).toMatchObject({ strategy: 'pct', expectedPoints: 42, expectedPointsFrom: 'measured', firstFailure: { seed: 2 } });
+    expect(json).toMatchObject({
+      strategy: 'pct',
+      expectedPoints: 42,
+      expectedPointsFrom: 'measured',
+      expectedPointsSeed: 1,
+      firstFailure: { seed: 2 },
+    });
     expect(json.firstFailure.replay.command).toMatch(/--schedule-seed 2 --strategy pct --expected-points 42$/);
     expect(requests).toHaveLength(3);
   });
@@ -47,10 +53,33 @@ describe('explore --strategy pct: PCT k', () => {
       ['--expected-points', '500'],
       ['--expected-points', '500'],
     ]);
-    expect(JSON.parse(output)).toMatchObject({ expectedPoints: 500, expectedPointsFrom: 'option' });
+    expect(JSON.parse(output)).toMatchObject({ expectedPoints: 500, expectedPointsFrom: 'option', expectedPointsSeed: null });
   });
 
-  it('a measuring run without a schedule leaves the runs their default k, and says so', async () => {
+  it('a failing measuring run is no measure (it runs on to the watchdog): the next seed is tried, up to 3; all failing, the fewest points', async () => {
+    const failing = (points: number) =>
+      report(1, { ...JSON.parse(lostWakeup().stdout), schedule: { switches: 5, pointsSeen: { IrrSet: points } } });
+    const secondPasses = await explore([...TARGET, '--strategy', 'pct', '--runs', '5', '--jobs', '1', '--json'], (request) =>
+      request.args.includes('--expected-points') ? passing() : request.seed === 1 ? failing(900) : measured(),
+    );
+    expect(secondPasses.requests.slice(0, 2).map((request) => request.seed)).toEqual([1, 2]);
+    expect(JSON.parse(secondPasses.output)).toMatchObject({ expectedPoints: 42, expectedPointsFrom: 'measured', expectedPointsSeed: 2 });
+
+    const allFail = await explore([...TARGET, '--strategy', 'pct', '--runs', '5', '--jobs', '1', '--no-shrink'], (request) =>
+      request.args.includes('--expected-points') ? passing() : failing([0, 700, 300, 500][request.seed]!),
+    );
+    expect(allFail.requests.slice(0, 3).map((request) => request.seed)).toEqual([1, 2, 3]);
+    expect(allFail.requests[3]!.args.slice(-2)).toEqual(['--expected-points', '300']);
+    expect(allFail.output).toContain("k 300 (measured: the fewest points of the failing measuring runs, seed 2's)");
+
+    // No more measuring runs than seeds to explore.
+    const one = await explore([...TARGET, '--strategy', 'pct', '--runs', '1', '--no-shrink'], (request) =>
+      request.args.includes('--expected-points') ? passing() : failing(800),
+    );
+    expect(one.requests.map((request) => request.args.includes('--expected-points'))).toEqual([false, true]);
+  });
+
+  it('measuring runs without a schedule leave the runs their default k, and it says so', async () => {
     const { output, requests } = await explore([...TARGET, '--strategy', 'pct', '--runs', '1', '--no-shrink'], () => passing());
     expect(requests.every((request) => !request.args.includes('--expected-points'))).toBe(true);
     expect(output).toContain("strategy pct, k the runs' default (not measured); seeds 1-1");
@@ -59,7 +88,7 @@ describe('explore --strategy pct: PCT k', () => {
   it('random has no k: no measuring run, null in --json; --expected-points with random is bad input', async () => {
     const { output, requests } = await explore([...TARGET, '--runs', '2', '--json'], () => passing());
     expect(requests).toHaveLength(2);
-    expect(JSON.parse(output)).toMatchObject({ expectedPoints: null, expectedPointsFrom: null });
+    expect(JSON.parse(output)).toMatchObject({ expectedPoints: null, expectedPointsFrom: null, expectedPointsSeed: null });
     await expect(explore([...TARGET, '--expected-points', '9'], () => passing())).rejects.toThrow(
       new BadInput("--expected-points is PCT's k: it needs --strategy pct"),
     );
