@@ -203,7 +203,12 @@ async function explore(
   if (plan.strategy === ScheduleStrategy.Pct) {
     expectedPoints =
       plan.expectedPoints === undefined
-        ? await measureExpectedPoints(plan, runner, options.seedStart, options.runs, options.runTimeout)
+        ? await measureExpectedPoints(
+            plan,
+            runner,
+            { firstSeed: options.seedStart, seeds: options.runs, jobs: options.jobs },
+            options.runTimeout,
+          )
         : { k: plan.expectedPoints, from: ExpectedPointsFrom.Option };
     if (expectedPoints.k !== undefined) plan = { ...plan, expectedPoints: expectedPoints.k };
   }

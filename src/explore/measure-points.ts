@@ -53,30 +53,37 @@ export function pointsTotal(stdout: string): number | undefined {
 }
 
 /**
- * Runs the first seeds (at most `seeds`, MEASURING_RUNS) with the runs' default k until one passes,
- * and returns the points that run passed; if every one failed, the fewest points any of them passed.
+ * Runs the first seeds (at most `seeds`, MEASURING_RUNS; `jobs` at a time) with the runs' default k
+ * until one passes, and returns the points the first passing one passed; if every one failed, the
+ * fewest points any of them passed.
  */
 export async function measureExpectedPoints(
   plan: ExplorePlan,
   runner: SeedRunner,
-  firstSeed: number,
-  seeds: number,
+  range: { readonly firstSeed: number; readonly seeds: number; readonly jobs: number },
   runTimeoutSeconds: number,
 ): Promise<ExpectedPoints> {
   let fewest: { k: number; seed: number } | undefined;
   let why = '';
-  for (let seed = firstSeed; seed < firstSeed + Math.min(seeds, MEASURING_RUNS); seed++) {
-    const outcome = await runner.run({ seed, args: seedArguments(plan, seed) }, new AbortController().signal);
-    // Refused arguments: every seed will refuse them too, and exploring says so.
-    if (outcome.exitCode === 2) return { from: ExpectedPointsFrom.Default, why: `seed ${seed}'s measuring run refused its arguments` };
-    const total = pointsTotal(outcome.stdout);
-    if (total === undefined) {
-      why = outcome.timedOut ? `seed ${seed}'s measuring run timed out` : `seed ${seed}'s measuring run gave no schedule in its report`;
-      continue;
+  const end = range.firstSeed + Math.min(range.seeds, MEASURING_RUNS);
+  for (let batch = range.firstSeed; batch < end; batch += range.jobs) {
+    const seeds = Array.from({ length: Math.min(range.jobs, end - batch) }, (_, index) => batch + index);
+    const signal = new AbortController().signal;
+    const outcomes = await Promise.all(seeds.map((seed) => runner.run({ seed, args: seedArguments(plan, seed) }, signal)));
+    for (const [index, outcome] of outcomes.entries()) {
+      const seed = seeds[index]!;
+      // Refused arguments: every seed will refuse them too, and exploring says so.
+      if (outcome.exitCode === 2) return { from: ExpectedPointsFrom.Default, why: `seed ${seed}'s measuring run refused its arguments` };
+      const total = pointsTotal(outcome.stdout);
+      if (total === undefined) {
+        why = outcome.timedOut ? `seed ${seed}'s measuring run timed out` : `seed ${seed}'s measuring run gave no schedule in its report`;
+        continue;
+      }
+      const k = Math.max(1, total);
+      if (classifyRun(plan.subcommand, outcome, runTimeoutSeconds).verdict === 'pass')
+        return { k, from: ExpectedPointsFrom.Measured, seed };
+      if (fewest === undefined || k < fewest.k) fewest = { k, seed };
     }
-    const k = Math.max(1, total);
-    if (classifyRun(plan.subcommand, outcome, runTimeoutSeconds).verdict === 'pass') return { k, from: ExpectedPointsFrom.Measured, seed };
-    if (fewest === undefined || k < fewest.k) fewest = { k, seed };
   }
   if (fewest !== undefined) return { k: fewest.k, from: ExpectedPointsFrom.MeasuredFailing, seed: fewest.seed };
   return { from: ExpectedPointsFrom.Default, why };

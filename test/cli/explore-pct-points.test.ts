@@ -79,6 +79,19 @@ describe('explore --strategy pct: PCT k', () => {
     expect(one.requests.map((request) => request.args.includes('--expected-points'))).toEqual([false, true]);
   });
 
+  it('measures --jobs seeds at a time, and takes the first passing seed in seed order', async () => {
+    const { output, requests } = await explore([...TARGET, '--strategy', 'pct', '--runs', '4', '--jobs', '2', '--json'], (request) =>
+      request.args.includes('--expected-points')
+        ? passing()
+        : report(0, { schedule: { switches: 5, pointsSeen: { IrrSet: request.seed === 1 ? 42 : 99 } } }),
+    );
+    expect(requests.slice(0, 2).map((request) => [request.seed, request.args.includes('--expected-points')])).toEqual([
+      [1, false],
+      [2, false],
+    ]);
+    expect(JSON.parse(output)).toMatchObject({ expectedPoints: 42, expectedPointsSeed: 1 });
+  });
+
   it('measuring runs without a schedule leave the runs their default k, and it says so', async () => {
     const { output, requests } = await explore([...TARGET, '--strategy', 'pct', '--runs', '1', '--no-shrink'], () => passing());
     expect(requests.every((request) => !request.args.includes('--expected-points'))).toBe(true);
