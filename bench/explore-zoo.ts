@@ -38,6 +38,8 @@ const ZOO: readonly ZooTarget[] = [
   {
     bug: 'x2avic-logical-kick',
     target: ['examples/x2apic-logical-halter.s'],
+    // A failing run under pct takes ~35 s on a quiet machine (the guest polls until its 1 s virtual round ends); two at once on a loaded one, more than 60.
+    runTimeoutSeconds: 180,
     twinMin: { seeds: 2, why: 'a passing run (200 rounds, each waiting until the target is blocked) takes ~50 s' },
   },
   {
@@ -61,6 +63,8 @@ interface ExploreJson {
   readonly failures: number;
   readonly ok: boolean;
   readonly firstFailure: { readonly seed: number; readonly signature: string } | null;
+  /** PCT's k every run was given (measured by explore's first run unless --expected-points). */
+  readonly expectedPoints?: number | null;
 }
 
 interface Exploration {
@@ -69,6 +73,8 @@ interface Exploration {
   readonly runsToFind: number | null;
   readonly signature: string | null;
   readonly seconds: number;
+  /** PCT's k the exploration used (null for random). */
+  readonly expectedPoints: number | null;
 }
 
 interface TwinRun {
@@ -130,9 +136,10 @@ for (const entry of zoo) {
       ];
       const { json, seconds } = explore([...args, '--run-timeout', String(runTimeout)], runTimeout * RUNS_CAP);
       const runsToFind = json.firstFailure === null ? null : json.firstFailure.seed - seedStart + 1;
-      found.push({ seedStart, runsToFind, signature: json.firstFailure?.signature ?? null, seconds });
+      const expectedPoints = json.expectedPoints ?? null;
+      found.push({ seedStart, runsToFind, signature: json.firstFailure?.signature ?? null, seconds, expectedPoints });
       console.log(
-        `${entry.bug} ${strategy} seed-start ${seedStart}: ${runsToFind === null ? `not found in ${RUNS_CAP}` : `found at run ${runsToFind}: ${json.firstFailure?.signature}`} (${seconds.toFixed(1)} s)`,
+        `${entry.bug} ${strategy} seed-start ${seedStart}: ${runsToFind === null ? `not found in ${RUNS_CAP}` : `found at run ${runsToFind}: ${json.firstFailure?.signature}`} (${seconds.toFixed(1)} s${expectedPoints === null ? '' : `, k ${expectedPoints}`})`,
       );
     }
     const maxFound = Math.max(0, ...found.map((e) => e.runsToFind ?? 0));
@@ -156,6 +163,8 @@ for (const entry of zoo) {
       `${entry.bug}-fixed ${strategy}: ${twin.failures} failure(s) in ${twin.seeds} seeds${twin.signature === null ? '' : `: ${twin.signature}`} (${seconds.toFixed(1)} s)`,
     );
     results.push({ bug: entry.bug, strategy, target: entry.target, explorations: found, twin });
+    const ks = found.flatMap((e) => (e.expectedPoints === null ? [] : [e.expectedPoints]));
+    if (ks.length > 0) notes.push(`${entry.bug} ${strategy}: k (the points of each exploration's measuring run) ${range(ks)}`);
   }
 }
 

@@ -13,6 +13,7 @@ import type { ExploreSubcommand } from '../explore/classify-failure.js';
 import { SCHEDULE_STRATEGIES, ScheduleStrategy, seedArguments, type ExplorePlan } from '../explore/explore-plan.js';
 import { exploreSeeds, RunRejectedArguments } from '../explore/explore-seeds.js';
 import { childProcessRunner, type SeedRunner } from '../explore/seed-runner.js';
+import { ExpectedPointsFrom, measureExpectedPoints, type ExpectedPoints } from '../explore/measure-points.js';
 import { shrinkSchedule, type ShrinkResult } from '../explore/shrink-schedule.js';
 import { findLockReplay, LOCK_REPLAYS } from '../scenarios/lock-scenarios/lock-replays.js';
 import { SCENARIOS } from '../scenarios/catalogue.js';
@@ -73,6 +74,7 @@ interface ExploreOptions {
   readonly jobs: number;
   readonly strategy: ScheduleStrategy;
   readonly depth?: number;
+  readonly expectedPoints?: number;
   readonly maxSwitches?: number;
   readonly runTimeout: number;
   readonly keepGoing?: boolean;
@@ -145,6 +147,8 @@ function planOf(command: Command, program: string | undefined, options: ExploreO
   // `--inject list` prints the catalogue and runs nothing: as a seed's run it would have no report.
   if (options['inject'] === 'list') throw new BadInput('explore runs one bug at a time: list them with `avic-smp run --inject list`');
   if (subcommand === 'stress' && options['vcpus'] === undefined) throw new BadInput('--pattern needs --vcpus N (as stress does)');
+  if (options.expectedPoints !== undefined && options.strategy !== ScheduleStrategy.Pct)
+    throw new BadInput("--expected-points is PCT's k: it needs --strategy pct");
   if (options.seedStart + options.runs - 1 > 0xffff_ffff)
     throw new BadInput(`--seed-start ${options.seedStart} with --runs ${options.runs} goes past the last seed, 4294967295`);
   return {
@@ -152,6 +156,7 @@ function planOf(command: Command, program: string | undefined, options: ExploreO
     target,
     strategy: options.strategy,
     ...(options.depth === undefined ? {} : { depth: options.depth }),
+    ...(options.expectedPoints === undefined ? {} : { expectedPoints: options.expectedPoints }),
     ...(options.maxSwitches === undefined ? {} : { maxSwitches: options.maxSwitches }),
   };
 }
@@ -190,9 +195,23 @@ async function explore(
   options: ExploreOptions,
   dependencies: ExploreDependencies,
 ): Promise<number> {
-  const plan = planOf(command, program, options);
+  let plan = planOf(command, program, options);
   const runner = dependencies.runner(options.runTimeout);
   const started = wallClockMs();
+  // PCT's k: given, or the points one run of the first seed passes (measure-points.ts).
+  let expectedPoints: ExpectedPoints | undefined;
+  if (plan.strategy === ScheduleStrategy.Pct) {
+    expectedPoints =
+      plan.expectedPoints === undefined
+        ? await measureExpectedPoints(
+            plan,
+            runner,
+            { firstSeed: options.seedStart, seeds: options.runs, jobs: options.jobs },
+            options.runTimeout,
+          )
+        : { k: plan.expectedPoints, from: ExpectedPointsFrom.Option };
+    if (expectedPoints.k !== undefined) plan = { ...plan, expectedPoints: expectedPoints.k };
+  }
   const settings = { plan, seedStart: options.seedStart, runs: options.runs, jobs: options.jobs, keepGoing: options.keepGoing === true };
   const progress = tickingProgress(`explore ${plan.subcommand}, ${options.runs} seeds`, dependencies, started);
   let result;
@@ -236,7 +255,13 @@ async function explore(
       }
     }
   }
-  const json = exploreJson(settings, result, durationSeconds, first === undefined ? undefined : seedArguments(plan, first.seed), shrink);
+  const json = exploreJson(
+    { ...settings, expectedPoints },
+    result,
+    durationSeconds,
+    first === undefined ? undefined : seedArguments(plan, first.seed),
+    shrink,
+  );
   dependencies.write(options.json === true ? `${JSON.stringify(json, null, 2)}\n` : `${formatExplore(json)}\n`);
   return json.ok ? 0 : 1;
 }
@@ -273,6 +298,12 @@ export function addExploreCommand(
         .default(ScheduleStrategy.Random),
     )
     .addOption(new Option('--depth <d>', "pct's bug depth: priority change points per run").argParser(positiveInteger('--depth', 1000)))
+    .addOption(
+      new Option(
+        '--expected-points <k>',
+        "pct's k: the scheduling points its change points are spread over (default: the points one run of the first seed passes)",
+      ).argParser(positiveInteger('--expected-points')),
+    )
     .addOption(new Option('--max-switches <n>', 'at most N thread switches per run').argParser(nonNegativeInteger('--max-switches')))
     .addOption(
       new Option('--run-timeout <s>', 'a run that has not ended after S seconds is killed and counted as a hang')
@@ -288,9 +319,11 @@ export function addExploreCommand(
       'after',
       `
 Every seed runs \`avic-smp <run|stress|lockdep> ... --deterministic --schedule-seed S --strategy X [--depth d]
-[--max-switches n] --json\` in its own process. A run fails on a lost IPI, a lost wake-up, a hang
-(the watchdog, a timeout, or no result within --run-timeout), a lockdep report or deadlock, a guest
-fault or failure status, a failed scenario check, or a crash. The options after --json are handed
+[--expected-points k] [--max-switches n] --json\` in its own process. With --strategy pct and no
+--expected-points, one run of the first seed measures k (the scheduling points it passes) first.
+A run fails on a lost IPI, a lost wake-up, a hang (the watchdog, a timeout, or no result within
+--run-timeout), a lockdep report or deadlock, a guest fault or failure status, a failed scenario
+check, or a crash. The options after --json are handed
 on to the subcommand that takes them.
 A progress bar appears on stderr when it is a terminal.
 Exit status: 0 no run failed; 1 a run failed; 2 bad input.

@@ -2,6 +2,7 @@
 // first failure with its signature, detail and replay command, the shrunk replay, then the summary.
 
 import type { ExplorePlan } from '../explore/explore-plan.js';
+import type { ExpectedPoints } from '../explore/measure-points.js';
 import { replayCommand } from '../explore/explore-plan.js';
 import type { ExploreSeedsResult, SignatureCount } from '../explore/explore-seeds.js';
 import type { ShrinkResult } from '../explore/shrink-schedule.js';
@@ -18,6 +19,12 @@ export interface ExploreJson {
   readonly target: readonly string[];
   readonly strategy: ExplorePlan['strategy'];
   readonly depth: number | null;
+  /** PCT's k every run was given; null for random, or when the runs kept their default (expectedPointsFrom says why). */
+  readonly expectedPoints: number | null;
+  /** Where k came from (ExpectedPointsFrom); null for random. */
+  readonly expectedPointsFrom: ExpectedPoints['from'] | null;
+  /** The seed whose measuring run gave k; null unless measured. */
+  readonly expectedPointsSeed: number | null;
   readonly maxSwitches: number | null;
   readonly seedStart: number;
   readonly runs: number;
@@ -55,6 +62,8 @@ export interface ExploreRunSettings {
   readonly runs: number;
   readonly jobs: number;
   readonly keepGoing: boolean;
+  /** PCT's k and where it came from; undefined for random. */
+  readonly expectedPoints?: ExpectedPoints;
 }
 
 const replay = (args: readonly string[]): ExploreReplay => ({ command: replayCommand(args), args: [...args] });
@@ -72,6 +81,9 @@ export function exploreJson(
     target: settings.plan.target,
     strategy: settings.plan.strategy,
     depth: settings.plan.depth ?? null,
+    expectedPoints: settings.expectedPoints?.k ?? null,
+    expectedPointsFrom: settings.expectedPoints?.from ?? null,
+    expectedPointsSeed: settings.expectedPoints?.seed ?? null,
     maxSwitches: settings.plan.maxSwitches ?? null,
     seedStart: settings.seedStart,
     runs: settings.runs,
@@ -106,10 +118,24 @@ export function exploreJson(
 
 const count = (value: number): string => value.toLocaleString('en-US');
 
+/** How k was measured, for the header: which seed's run, and whether every measuring run failed. */
+function measuredText(json: ExploreJson): string {
+  if (json.expectedPointsFrom === 'measured') return ` (measured: the points seed ${json.expectedPointsSeed}'s run passed)`;
+  if (json.expectedPointsFrom === 'measured-failing')
+    return ` (measured: the fewest points of the failing measuring runs, seed ${json.expectedPointsSeed}'s)`;
+  return '';
+}
+
 export function formatExplore(json: ExploreJson): string {
   const lines: string[] = [];
   const seeds = `seeds ${json.seedStart}-${json.seedStart + json.runs - 1}`;
-  const schedule = `strategy ${json.strategy}${json.depth === null ? '' : `, depth ${json.depth}`}`;
+  const k =
+    json.expectedPointsFrom === null
+      ? ''
+      : json.expectedPoints === null
+        ? ", k the runs' default (not measured)"
+        : `, k ${count(json.expectedPoints)}${measuredText(json)}`;
+  const schedule = `strategy ${json.strategy}${json.depth === null ? '' : `, depth ${json.depth}`}${k}`;
   lines.push(`explore: ${replayCommand(json.target).replace(/^avic-smp /, '')}; ${schedule}; ${seeds}; ${json.jobs} job(s)`);
   const first = json.firstFailure;
   if (first !== null) {

@@ -6,10 +6,11 @@
 // 1.00 means each vCPU keeps the throughput it had at n0; 0.50 means it halved.
 
 import type { LatencySummary } from '../kvm/report/latency-histogram.js';
+import type { VmReport } from '../kvm/report/vm-report.js';
 import type { ScenarioResult } from '../scenarios/scenario.js';
 import { incompleteIpiExits } from './stress-summary.js';
 import { formatCount, formatMicroseconds, formatRatio, formatTable } from './text-table.js';
-import { injectedBugText } from './format-report.js';
+import { injectedBugText, scheduleText } from './format-report.js';
 
 export const EFFICIENCY_DEFINITION =
   'efficiency = (IPIs/s ÷ vCPUs) ÷ (IPIs/s ÷ vCPUs of the first row); 1.00 = per-vCPU throughput kept, 0.50 = halved';
@@ -30,6 +31,8 @@ export interface ScaleRow {
   readonly exit: string;
   readonly failedChecks: readonly string[];
   readonly ok: boolean;
+  /** The row's deterministic schedule (--deterministic): each count is its own run, on its own schedule from the one seed. */
+  readonly schedule?: VmReport['schedule'];
 }
 
 export interface SkippedCount {
@@ -68,6 +71,7 @@ export function scaleRow(result: ScenarioResult, first: ScaleRow | undefined): S
     exit: report.exit.reason,
     failedChecks,
     ok: result.ok && report.ok && report.ipis.lost === 0 && failedChecks.length === 0,
+    ...(report.schedule === undefined ? {} : { schedule: report.schedule }),
   };
 }
 
@@ -105,6 +109,7 @@ export function formatScaleTable(result: ScaleResult): string {
     EXITS_PER_IPI_DEFINITION,
     ...(result.inject === undefined || result.inject === null ? [] : [`injected bug ${injectedBugText(result.inject)}`]),
     ...result.skipped.map((skip) => `skipped ${skip.vcpus} vCPU${skip.vcpus === 1 ? '' : 's'}: ${skip.reason}`),
+    ...result.rows.flatMap((row) => (row.schedule === undefined ? [] : [`${row.vcpus} vCPUs: ${scheduleText(row.schedule)}`])),
     ...result.rows
       .filter((row) => !row.ok)
       .flatMap((row) => [

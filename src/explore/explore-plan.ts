@@ -17,6 +17,8 @@ export interface ExplorePlan {
   readonly strategy: ScheduleStrategy;
   /** --depth, when the user gave it (otherwise the run's own default). */
   readonly depth?: number;
+  /** PCT's k for every run: --expected-points, or measured by a first run (measure-points.ts). */
+  readonly expectedPoints?: number;
   /** --max-switches the user gave for every run (shrinking goes below it). */
   readonly maxSwitches?: number;
 }
@@ -31,6 +33,7 @@ export function seedArguments(plan: ExplorePlan, seed: number, maxSwitches = pla
     '--strategy',
     plan.strategy,
     ...(plan.depth === undefined ? [] : ['--depth', String(plan.depth)]),
+    ...(plan.expectedPoints === undefined ? [] : ['--expected-points', String(plan.expectedPoints)]),
     ...(maxSwitches === undefined ? [] : ['--max-switches', String(maxSwitches)]),
   ];
 }

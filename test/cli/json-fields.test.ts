@@ -136,7 +136,10 @@ async function exploreOutputs(): Promise<unknown[]> {
     report(1, { verdict: 'possible-deadlock', cycle: ['a', 'b', 'a'], problems: ['a thread failed'] }),
   );
   const clean = await explore(['examples/halter-sender.s', '--runs', '2', '--json'], () => passing());
-  return [shrunk, timedOut, twoFindings, clean].map(({ output }) => JSON.parse(output));
+  const pct = await explore(['examples/halter-sender.s', '--strategy', 'pct', '--expected-points', '50', '--runs', '1', '--json'], () =>
+    passing(),
+  );
+  return [shrunk, timedOut, twoFindings, clean, pct].map(({ output }) => JSON.parse(output));
 }
 
 const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>]> = [
@@ -155,7 +158,13 @@ const RUNS: ReadonlyArray<readonly [string, () => unknown[] | Promise<unknown[]>
       await jsonOf(['stress', '--pattern', 'storm', '--vcpus', '2', '--ipis', '200', '--lockdep', '--json']),
     ],
   ],
-  ['scale', async () => [await jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '200', '--json'])]],
+  [
+    'scale',
+    async () => [
+      await jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '1,2', '--ipis', '200', '--json']),
+      await jsonOf(['scale', '--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '200', '--deterministic', '--json']),
+    ],
+  ],
   [
     'lockdep',
     async () => [

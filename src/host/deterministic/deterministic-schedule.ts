@@ -135,7 +135,8 @@ export class DeterministicSchedule {
       (a, b) => a - b,
     );
     float64.set(changePoints, core.headerFloat64('changePoints'));
-    float64[core.headerFloat64('nextLowPriority')] = 0;
+    // Change points and yields lower a thread to d - 1, then d - 2, ...: below every initial priority.
+    float64[core.headerFloat64('nextLowPriority')] = depth - 1;
     Atomics.store(int32, core.running, -1);
     Atomics.store(int32, core.state, ScheduleState.Running);
   }

@@ -16,7 +16,8 @@
 // comes (counted over every point any thread passes) the running participant drops to priority
 // d-i, below every initial one; the highest-priority runnable participant always runs. A Spin or
 // QuantumEnd point demotes the running one below everybody, so a spinning thread cannot starve the
-// thread it waits for.
+// thread it waits for; a change point then drops its thread below the demoted ones too (the next
+// priority down, as a demotion), or it would preempt nothing.
 
 import { SchedulingPoint } from '../host-thread.js';
 import {
@@ -266,7 +267,13 @@ export class ScheduleCore {
     return pct ? this.#highestPriority(candidates) : candidates[nextBelow(int32, this.prng, candidates.length)]!;
   }
 
-  /** PCT: at the i-th change point (points counted over all threads) the holder drops to priority d - i. */
+  /**
+   * PCT: at each change point (points counted over all threads) the holder drops below every other
+   * participant. In PCT proper the i-th change point sets priority d - i, below every initial one;
+   * here a yield (Spin, QuantumEnd) also lowers a thread, so the change point takes the next priority
+   * below all, as a yield does: a fixed d - i would leave it above a thread that yielded before, and
+   * the change point would preempt nothing.
+   */
   #passChangePoints(current: number): void {
     const int32 = this.int32;
     const float64 = this.float64;
@@ -276,10 +283,11 @@ export class ScheduleCore {
     const changePoints = this.headerFloat64('changePoints');
     while (int32[next]! < depth - 1 && float64[changePoints + int32[next]!]! <= points) {
       int32[next]! += 1;
-      float64[this.priority(current)] = depth - int32[next]!;
+      this.#demote(current);
     }
   }
 
+  /** Lowers `participant` below every other: the next priority down (d - 1, d - 2, ...: every initial one is d or more). */
   #demote(participant: number): void {
     const low = this.headerFloat64('nextLowPriority');
     this.float64[this.priority(participant)] = this.float64[low]!;

@@ -53,7 +53,10 @@ export const ScheduleHeader = defineStruct('ScheduleHeader', {
   switches: { type: 'f64', writer: 'the baton holder: decisions that handed the baton to another participant' },
   preemptions: { type: 'f64', writer: 'the baton holder: switches at a point the running thread could have run on from' },
   pointsTotal: { type: 'f64', writer: 'the baton holder' },
-  nextLowPriority: { type: 'f64', writer: 'the baton holder: the next PCT priority below every other (demotions)' },
+  nextLowPriority: {
+    type: 'f64',
+    writer: 'main at initialise (d - 1), then the baton holder: the next PCT priority below every other (change points and demotions)',
+  },
   pointsSeen: { type: 'f64', count: POINT_KINDS, writer: 'the baton holder: points by kind' },
   changePoints: { type: 'f64', count: MAX_DEPTH - 1, writer: 'main at initialise: PCT change points, ascending' },
   abortReason: { type: 'i32', count: ABORT_REASON_UNITS, writer: 'the first thread to abort (UTF-16 code units)' },
