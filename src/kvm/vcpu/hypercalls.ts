@@ -11,6 +11,8 @@
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { GuestFaultKind } from '../../guest/guest-fault.js';
 import { Hypercall } from '../../guest/hypercall.js';
+import { hostThread } from '../../host/host-thread.js';
+import { VirtualTimeCost } from '../../host/virtual-time-costs.js';
 import { GUEST_REPORT_SLOTS } from '../control/vm-layout.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 import type { LatencyHistogram } from '../report/latency-histogram.js';
@@ -31,6 +33,8 @@ export function handleHypercall(host: HypercallHost, cpu: Pick<GuestCpu, 'regist
   const second = registers[2]!;
   const views = host.views;
   const float64 = views.controlFloat64;
+  // Handled in place, but the host's time passes as for the VMMCALL exit KVM takes (kvm_emulate_hypercall).
+  hostThread().advance(VirtualTimeCost.vmexitRoundTripNs);
   registers[0] = 0;
   switch (number) {
     case Hypercall.Done:
