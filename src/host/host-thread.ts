@@ -60,6 +60,11 @@ export interface HostThread {
   point(kind: SchedulingPoint): void;
   /** Work that took `ns` of host time (guest instructions, modelled exit and wake-up costs): moves a virtual clock. */
   advance(ns: number): void;
+  /**
+   * point() may run other threads before it returns (a deterministic run): their work moves the
+   * clock, so a spin loop looks at its deadline on every pass rather than now and then.
+   */
+  readonly pointMaySwitch: boolean;
 }
 
 /** The main thread's host: the same, with waits that must not block the event loop. */
@@ -87,6 +92,7 @@ export const parallelHostThread: HostThread = {
   wait: (words, index, expected, timeoutMs) => Atomics.wait(words, index, expected, timeoutMs),
   point: () => undefined,
   advance: () => undefined,
+  pointMaySwitch: false,
 };
 
 export const parallelMainHostThread: MainHostThread = {

@@ -74,6 +74,8 @@ abstract class Participant {
 
 /** A worker thread's part: blocks while another participant holds the baton. */
 export class DeterministicHostThread extends Participant implements HostThread {
+  readonly pointMaySwitch = true;
+
   /** Registers; blocks until this thread is first scheduled (the first decision waits for every participant). */
   start(): void {
     const core = this.core;

@@ -212,8 +212,9 @@ export class VcpuSleep {
           break;
         }
       }
-      // Look at the IRR itself now and then too, at the wake word and at the clock (a clock read costs ~40 ns).
-      if ((spins & 255) === 255) {
+      // Look at the IRR itself now and then too, at the wake word and at the clock (a clock read costs
+      // ~40 ns); on every pass where a point may have run another thread (which moved the clock).
+      if ((spins & 255) === 255 || thread.pointMaySwitch) {
         host.timer.poll();
         if (host.events.hasEvents()) {
           success = true;
