@@ -14,7 +14,8 @@ import { storm } from '../scenarios/storm.js';
 import { hotAdd } from '../scenarios/hot-add.js';
 import { positiveInteger, positiveNumber } from './arguments.js';
 import { BadInput } from './bad-input.js';
-import { formatIpiBalance, injectedBugText } from './format-report.js';
+import { formatIpiBalance, injectedBugText, scheduleText } from './format-report.js';
+import type { ScheduleSummary } from '../host/deterministic/deterministic-schedule.js';
 import { addInjectOption, injectConfig } from './inject-option.js';
 import { deterministicConfig, deterministicOptions, type DeterministicCommandOptions } from './deterministic-options.js';
 
@@ -57,6 +58,8 @@ export interface LockdepCommandResult {
   readonly validator: boolean;
   readonly ipis?: LockReplayOutcome['ipis'];
   readonly problems: readonly string[];
+  /** A deterministic replay's schedule (docs/deterministic.md), as run and stress report it: explore measures k and shrinks from it. */
+  readonly schedule?: ScheduleSummary;
 }
 
 /**
@@ -74,6 +77,7 @@ export function formatLockdepResult(result: LockdepCommandResult, hostCpus?: num
   ];
   if (result.report !== '') lines.push('', result.report, '');
   if (result.ipis !== undefined) lines.push(formatIpiBalance(result.ipis));
+  if (result.schedule !== undefined) lines.push(scheduleText(result.schedule));
   for (const problem of result.problems) lines.push(`problem: ${problem}`);
   const cycle = result.cycle.length === 0 ? '' : ` (${result.cycle.join(' -> ')})`;
   const meaning = {
@@ -132,6 +136,7 @@ async function lockdep(options: LockdepOptions): Promise<number> {
       validator: outcome.validator,
       ...(outcome.ipis === undefined ? {} : { ipis: outcome.ipis }),
       problems: outcome.problems,
+      ...(outcome.vmReport?.schedule === undefined ? {} : { schedule: outcome.vmReport.schedule }),
     };
   } else {
     const file = options.file!;
@@ -162,7 +167,7 @@ export function addLockdepCommand(program: Command, setExitCode: (status: number
       '--no-validator',
       'run without the lock-order validator: a buggy order then really deadlocks and the watchdog tears the run down',
     )
-    .option('--json', 'print one JSON object: scenario, verdict, cycle, report, validator, ipis, problems')
+    .option('--json', 'print one JSON object: scenario, verdict, cycle, report, validator, ipis, problems (and schedule, deterministic)')
     .addOption(
       new Option('--vcpus <n>', "vCPUs of a replay's VM (at least what it needs)").argParser(positiveInteger('--vcpus', 254)).default(2),
     )

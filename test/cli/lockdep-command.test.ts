@@ -116,6 +116,19 @@ describe('avic-smp lockdep', () => {
     expect(stdout.trim().split('\n').at(-1)).toBe('verdict: clean: no possible deadlock, nothing stuck');
   });
 
+  it('--deterministic: the JSON carries the schedule (explore measures k and shrinks from it), the text its line', async () => {
+    const args = ['--scenario', 's1-fixed', '--ipis', '500', '--deterministic', '--schedule-seed', '3'];
+    const [json, text] = await Promise.all([cli([...args, '--json']), cli(args)]);
+    expect(json.status, json.stdout + json.stderr).toBe(0);
+    const schedule = (JSON.parse(json.stdout) as { schedule?: { seed: number; switches: number; pointsSeen: Record<string, number> } })
+      .schedule;
+    expect(schedule?.seed).toBe(3);
+    expect(schedule?.switches).toBeGreaterThan(0);
+    expect(Object.values(schedule?.pointsSeen ?? {}).reduce((total, count) => total + count, 0)).toBeGreaterThan(0);
+    expect(text.status, text.stdout + text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^deterministic: schedule seed 3, random: .* hash [0-9a-f]+$/m);
+  });
+
   it("--host-cpus 1: the replay VM's vCPUs share one host CPU, the first line says so; still clean", async () => {
     const { status, stdout, stderr } = await cli(['--scenario', 's1-fixed', '--vcpus', '3', '--host-cpus', '1', '--ipis', '3000']);
     expect(status, stdout + stderr).toBe(0);
