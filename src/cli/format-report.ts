@@ -24,6 +24,19 @@ export function scheduleText(schedule: ScheduleSummary): string {
   );
 }
 
+/**
+ * A run's duration: seconds, or in a deterministic run virtual milliseconds, which the virtual clock
+ * counts (docs/deterministic.md): a run's virtual time is usually well under a second.
+ */
+export function durationText(seconds: number, deterministic: boolean): string {
+  return deterministic ? `${(seconds * 1e3).toFixed(3)} virtual ms` : `${seconds.toFixed(2)} s`;
+}
+
+/** The rate's unit: per second, or per virtual second (the cost table's estimates, not a measurement). */
+export function perSecondText(deterministic: boolean): string {
+  return deterministic ? 'per virtual second' : 'per second';
+}
+
 /** The injected bug of the bug zoo (docs/bug-zoo.md) in one line: what goes wrong and its fix, or what its twin runs. */
 export function injectedBugText(name: string): string {
   const found = findInjectedBug(name);
@@ -36,14 +49,16 @@ export function injectedBugText(name: string): string {
 export function formatRunReport(report: VmReport): string {
   const { ipis, exits } = report;
   const lines: string[] = [];
-  lines.push(`${report.ok ? 'OK' : 'FAILED'}: ${report.exit.reason} (${report.exit.detail}) after ${report.durationSeconds.toFixed(2)} s`);
+  lines.push(
+    `${report.ok ? 'OK' : 'FAILED'}: ${report.exit.reason} (${report.exit.detail}) after ${durationText(report.durationSeconds, report.schedule !== undefined)}`,
+  );
   lines.push(
     `vCPUs ${report.vcpus}, policy ${report.policy}, IPI virtualization ${report.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}${report.erratum1235WindowUs === null ? '' : `, ${erratum1235Text(report.erratum1235WindowUs, report.erratumStaleIsRunningReads)}`}`,
   );
   if ((report.inject ?? null) !== null) lines.push(`injected bug ${injectedBugText(report.inject!)}`);
   lines.push('');
   lines.push(formatIpiBalance(ipis));
-  lines.push(`IPIs delivered per second: ${number(report.ipisPerSecond)}`);
+  lines.push(`IPIs delivered ${perSecondText(report.schedule !== undefined)}: ${number(report.ipisPerSecond)}`);
   lines.push(
     `doorbells ${number(report.doorbells)}, wake-ups ${number(report.wakeups)}, lost wake-ups ${number(report.lostWakeups)} (late ${number(report.lateWakeups)}), instructions ${number(report.instructions)}`,
   );

@@ -5,7 +5,7 @@ import type { LatencySummary } from '../kvm/report/latency-histogram.js';
 import type { IpiBalance, VmExit, VmReport } from '../kvm/report/vm-report.js';
 import type { ScenarioCheck, ScenarioResult } from '../scenarios/scenario.js';
 import { formatCount, formatMicroseconds, formatTable } from './text-table.js';
-import { erratum1235Text, injectedBugText, scheduleText } from './format-report.js';
+import { durationText, erratum1235Text, injectedBugText, scheduleText } from './format-report.js';
 
 type Exits = VmReport['exits'];
 
@@ -160,10 +160,10 @@ function requestedText(summary: StressSummary): string {
   return 'no budget';
 }
 
-function latencyLines(latency: LatencySummary | null, measures: string | null): string[] {
+function latencyLines(latency: LatencySummary | null, measures: string | null, virtual: boolean): string[] {
   if (latency === null) return ['latency     no samples (this pattern does not time its IPIs)'];
   return [
-    `latency     p50 ${formatMicroseconds(latency.p50)} µs   p99 ${formatMicroseconds(latency.p99)} µs   max ${formatMicroseconds(latency.max)} µs` +
+    `latency     ${virtual ? 'in virtual time: ' : ''}p50 ${formatMicroseconds(latency.p50)} µs   p99 ${formatMicroseconds(latency.p99)} µs   max ${formatMicroseconds(latency.max)} µs` +
       `   (${formatCount(latency.count)} samples; min ${formatMicroseconds(latency.min)}, p90 ${formatMicroseconds(latency.p90)}, p99.9 ${formatMicroseconds(latency.p999)} µs)`,
     ...(measures === null ? [] : [`            one sample = ${measures}`]),
   ];
@@ -228,15 +228,17 @@ export function formatStressSummary(summary: StressSummary): string {
   const { ipis } = summary;
   const dropped = ipis.dropped.illegalVector + ipis.dropped.invalidTarget + ipis.dropped.unsupported;
   const lines = [
-    `${summary.ok ? 'OK' : 'FAILED'}: ${summary.pattern} on ${summary.vcpus} vCPUs, seed ${summary.seed}, ${requestedText(summary)}; ran ${summary.durationSeconds.toFixed(2)} s, ended by ${summary.exit.reason} (${summary.exit.detail})`,
+    `${summary.ok ? 'OK' : 'FAILED'}: ${summary.pattern} on ${summary.vcpus} vCPUs, seed ${summary.seed}, ${requestedText(summary)}; ran ${durationText(summary.durationSeconds, summary.schedule !== undefined)}, ended by ${summary.exit.reason} (${summary.exit.detail})`,
     `IPI virtualization ${summary.ipiVirtualization ? 'on' : 'off (the erratum #1235 work-around)'}, halt-polling ${summary.haltPolling ? 'on' : 'off'}`,
     ...((summary.inject ?? null) === null ? [] : [`injected bug ${injectedBugText(summary.inject!)}`]),
     '',
     `IPIs        sent ${formatCount(ipis.sent)}   delivered ${formatCount(ipis.delivered)}   lost ${formatCount(ipis.lost)}`,
     `            accepted ${formatCount(ipis.accepted)}, coalesced into a pending IRR bit ${formatCount(ipis.coalesced)}, still pending ${formatCount(ipis.pending)},` +
       ` dropped ${formatCount(dropped)} (illegal vector ${formatCount(ipis.dropped.illegalVector)}, invalid target ${formatCount(ipis.dropped.invalidTarget)}, unsupported ${formatCount(ipis.dropped.unsupported)})`,
-    `rate        ${formatCount(summary.ipisPerSecond)} IPIs/s delivered`,
-    ...latencyLines(summary.latencyNs, summary.latencyMeasures),
+    summary.schedule === undefined
+      ? `rate        ${formatCount(summary.ipisPerSecond)} IPIs/s delivered`
+      : `rate        ${formatCount(summary.ipisPerSecond)} IPIs delivered per virtual second`,
+    ...latencyLines(summary.latencyNs, summary.latencyMeasures, summary.schedule !== undefined),
     ...exitLines(summary.exits),
     `doorbells   ${formatCount(summary.doorbells)}   wake-ups ${formatCount(summary.wakeups)}   lost wake-ups ${formatCount(summary.lostWakeups)} (late ${formatCount(summary.lateWakeups)})`,
     ...hostCpuLines(summary),

@@ -161,6 +161,20 @@ describe('avic-smp stress, human summary', () => {
     expect(out).toMatch(/^0 +[\d,]+ +[\d,]+/m);
     expect(out).toMatch(/^1 +[\d,]+ +[\d,]+/m);
   });
+
+  it('--deterministic: the duration, rate and latencies say they are virtual time (docs/deterministic.md)', async () => {
+    const [stress, run] = await Promise.all([
+      cli(['stress', '--pattern', 'storm', '--vcpus', '2', '--ipis', '300', '--deterministic']),
+      cli(['run', 'test/fixtures/cli/report-index.s', '--vcpus', '2', '--deterministic']),
+    ]);
+    expect(stress.status, stress.stderr).toBe(0);
+    expect(stress.stdout).toMatch(/^OK: storm on 2 vCPUs, seed 1, 300 IPIs; ran [\d.]+ virtual ms, ended by all-done/);
+    expect(stress.stdout).toMatch(/^rate +[\d,]+ IPIs delivered per virtual second$/m);
+    expect(stress.stdout).toMatch(/^latency +in virtual time: p50 [\d.,]+ µs/m);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^OK: all-done \(.*\) after [\d.]+ virtual ms$/m);
+    expect(run.stdout).toMatch(/^IPIs delivered per virtual second: [\d,]+$/m);
+  });
 });
 
 describe.concurrent('avic-smp stress bad input exits 2 with a one-line message and no stack trace', () => {
