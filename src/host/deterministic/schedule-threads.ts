@@ -9,6 +9,7 @@
 // returns at once (no lost wake-up). Each wait is one bounded slice; between slices the participant
 // checks for an abort and for a stall (no decision for stallMs of real time: it aborts the schedule).
 
+import { performance } from 'node:perf_hooks';
 import { SchedulingPoint, type HostThread, type HostWaitResult, type MainHostThread } from '../host-thread.js';
 import { DecisionKind, DecisionReason, ScheduleAborted, type ScheduleCore } from './schedule-core.js';
 import { ParticipantStatus, WAIT_SLOTS } from './schedule-layout.js';
