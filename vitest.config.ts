@@ -80,10 +80,14 @@ export default defineConfig({
           exclude: [...configDefaults.exclude, ...threadFree],
           // Worker-heavy files run one at a time, after the thread-free ones: this machine has 2
           // cores, and vCPU threads from parallel files would only measure the scheduler and push
-          // bounded waits towards their limits. Each keeps its own process (isolate, the default):
-          // a failed test can leave a VM's host CPUs spinning, and only the process's end stops them
-          // before the next file.
+          // bounded waits towards their limits.
           fileParallelism: false,
+          // They share one process rather than start one each (start-up and loading src again
+          // were about 0.4 s a file). The guard stands in for what a process's end did: no worker
+          // thread of a file outlives it (a failed test's VM would spin into the next files). A
+          // deterministic run that threw leaves the host-thread seam to the next (DeterministicRun).
+          isolate: false,
+          setupFiles: ['test/support/worker-leak-guard.ts'],
           sequence: { groupOrder: 1 },
         },
       },
