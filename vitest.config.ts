@@ -1,9 +1,11 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
-// Test files that start no thread and no process: no vCPU or host-CPU worker, no piscina pool, no
-// CLI child, no Worker of their own. They may share the two cores of the test machine. A file that
-// calls Vm.run, runScenario, a lock-scenario run or the CLI, or spawns anything, stays out of this
-// list: a new file defaults to the sequential project below, which is always safe.
+// Test files that start no thread and no VM: no vCPU or host-CPU worker, no piscina pool, no CLI
+// child, no Worker of their own. They may share the two cores of the test machine. A file that
+// calls Vm.run, runScenario, a lock-scenario run or the CLI stays out of this list: a new file
+// defaults to the sequential project below, which is always safe. The one child process here is
+// package-files' `npm pack` (a tsc build, single-threaded, bounded at 180 s), which shares a core
+// as well as any of these.
 const threadFree = [
   'test/architecture/*.test.ts',
   'test/bench/*.test.ts',
@@ -49,6 +51,7 @@ const threadFree = [
   'test/scenarios/lock-replay-injection.test.ts',
   'test/scenarios/scenario-parameters.test.ts',
   'test/scenarios/scenario-programs.test.ts',
+  'test/package-files.test.ts',
 ];
 
 export default defineConfig({
