@@ -24,6 +24,7 @@ const threadFree = [
   'test/host/shared-layout.test.ts',
   'test/host/srcu.test.ts',
   'test/kvm/vcpu/host-cpu-blocked-scan.test.ts',
+  'test/kvm/vcpu/host-cpu-stop.test.ts',
   'test/kvm/vcpu/init-reset-concurrent-sender.test.ts',
   'test/kvm/vcpu/scheduling-points.test.ts',
   'test/kvm/vcpu/shared-views.test.ts',

@@ -145,13 +145,13 @@ export class HostCpuLoop implements LoadedHostCpu {
     return this.#views.runQueues.length(this.cpu.index) === 0;
   }
 
-  /** The loop, until the VM stops and every vCPU placed here has finished. */
+  /** The loop, until the VM stops and every vCPU has finished. */
   run(): HostCpuReport {
     const cpu = this.cpu;
     const queues = this.#views.runQueues;
     for (;;) {
       cpu.beat();
-      if (this.#finishedHere()) break;
+      if (this.#vmFinished()) break;
       this.#serviceBlocked();
       let vcpu = queues.dequeue(cpu.index);
       if (vcpu < 0) {
@@ -243,6 +243,12 @@ export class HostCpuLoop implements LoadedHostCpu {
       case SliceEnd.Finished:
         queues.setState(index, TaskState.Finished);
         if (vcpu.exitReport !== undefined) this.#reports.push(vcpu.exitReport);
+        // The last vCPU to finish lets the idle host CPUs see it (they leave only then, #vmFinished):
+        // a wake-up without work, after the Finished store, as O9's waker (an idle one notified, one
+        // about to wait sees its wake word moved).
+        if (this.#vmFinished()) {
+          for (let host = 0; host < views.scheduling.hostCpuCount; host++) if (host !== cpu.index) views.hostCpus.wake(host);
+        }
         break;
       default:
         // Blocked or Paused: the vCPU committed Blocked itself; a waker may have queued it since.
@@ -288,7 +294,7 @@ export class HostCpuLoop implements LoadedHostCpu {
     const seen = cpu.wakeValue();
     cpu.beginIdle();
     const started = hostThread().nowMs();
-    if (this.singleTaskRunning() && !this.#finishedHere()) cpu.idleWait(seen, Math.min(IDLE_WAIT_MS, this.#nearestTimerMs()));
+    if (this.singleTaskRunning() && !this.#vmFinished()) cpu.idleWait(seen, Math.min(IDLE_WAIT_MS, this.#nearestTimerMs()));
     cpu.endIdle();
     cpu.count('idleNs', (hostThread().nowMs() - started) * 1e6);
   }
@@ -361,12 +367,17 @@ export class HostCpuLoop implements LoadedHostCpu {
     return Atomics.load(this.#views.control, this.#views.headerIndex('stopRequested')) !== 0;
   }
 
-  /** The VM stopped and no vCPU placed here (built here, or not built and homed here) still runs. */
-  #finishedHere(): boolean {
+  /**
+   * The VM stopped and none of its vCPUs still runs, wherever it is homed. Not only the vCPUs homed
+   * here: a wake-up may have queued another host CPU's vCPU here (#placement: an idle host CPU, as
+   * select_idle_sibling picks one), and a host CPU that left with it queued would strand it (its home
+   * does not steal a queue's only task). Nothing finished is ever queued again, so once every vCPU has
+   * finished no queue can gain one. The scan stops at the first vCPU still running.
+   */
+  #vmFinished(): boolean {
     if (!this.#stopRequested()) return false;
     const views = this.#views;
     for (let vcpu = 0; vcpu < views.createdVcpus(); vcpu++) {
-      if (views.scheduling.homeHostCpu(vcpu) !== this.cpu.index) continue;
       const state = views.runQueues.state(vcpu);
       if (
         state !== TaskState.Finished &&
