@@ -26,6 +26,9 @@ function sharedClock(originNs: string): () => number {
   return () => performance.now() * 1e6 + offset;
 }
 
+/** How far past its deadline a spin of the wake baseline waits for a sleeper before it fails. */
+const STUCK_AFTER_NS = 30e9;
+
 function spinUntil(clock: () => number, deadlineNs: number): void {
   while (clock() < deadlineNs) {
     /* spin */
@@ -88,12 +91,15 @@ function waker(task: Extract<RawRole, { role: 'waker' }>): Float64Array {
   const samples = new Float64Array(task.rounds);
   const total = task.rounds + task.warmup;
   const deadline = clock() + task.deadlineMs * 1e6;
+  // The spins below end long before this unless a sleeper is gone: then fail, never hang.
+  const giveUp = deadline + STUCK_AFTER_NS;
   let measured = 0;
   for (let round = 1; round <= total; round++) {
     // Every sleeper has announced it is going to sleep for this round...
     for (let k = 0; k < task.sleepers; k++) {
-      while (Atomics.load(words, Line.perWorker + 16 * k + 1) !== round) {
-        /* spin */
+      const announced = Line.perWorker + 16 * k + 1;
+      for (let spins = 1; Atomics.load(words, announced) !== round; spins++) {
+        if (spins % 4096 === 0 && clock() > giveUp) throw new Error(`raw wake: sleeper ${k} never announced round ${round}`);
       }
     }
     // ...and then it has had GAP_NS to really fall asleep (futex wait, idle core).
@@ -106,8 +112,9 @@ function waker(task: Extract<RawRole, { role: 'waker' }>): Float64Array {
       Atomics.notify(words, door, 1);
     }
     const wanted = round * task.sleepers;
-    while (Atomics.load(words, Line.acks) !== wanted) {
-      /* spin */
+    for (let spins = 1; Atomics.load(words, Line.acks) !== wanted; spins++) {
+      if (spins % 4096 === 0 && clock() > giveUp)
+        throw new Error(`raw wake: round ${round} has ${Atomics.load(words, Line.acks)} acks, wanted ${wanted}`);
     }
     const end = clock();
     if (round > task.warmup) samples[measured++] = end - start;
@@ -132,7 +139,11 @@ function sleeper(task: Extract<RawRole, { role: 'sleeper' }>): Float64Array {
   for (let round = 1; ; round++) {
     const seen = Atomics.load(words, door);
     Atomics.store(words, door + 1, round);
-    Atomics.wait(words, door, seen);
+    // Until this round's add, not any notify: the waker's notify of the round before may come late
+    // (the waker descheduled between its add and its notify, this sleeper already through that round
+    // on the add alone and asleep again), and a wake-up taken for it acks a round early, after which
+    // the waker's acks never equal what it waits for.
+    while (Atomics.load(words, door) === seen) Atomics.wait(words, door, seen);
     const woke = clock();
     if (Atomics.load(words, Line.control) !== 0) return oneWay.slice(0, measured);
     if (round > task.warmup && measured < task.rounds) oneWay[measured++] = woke - float64[SENT_AT_FLOAT64]!;
