@@ -76,7 +76,8 @@ for (const name of names) {
   const result = JSON.parse(readFileSync(file, 'utf8')) as BenchResult;
   for (const goal of result.goals) rows.push(cell(goal));
   warned.push(...(result.warnings ?? []));
-  loads.push(`${name} ${result.otherLoad.map((load) => (Number.isFinite(load) ? load.toFixed(2) : '?')).join('/')}`);
+  const perRepetition = (values: readonly number[]) => values.map((value) => (Number.isFinite(value) ? value.toFixed(2) : '?')).join('/');
+  loads.push(`${name} ${perRepetition(result.otherLoad)}${result.steal === undefined ? '' : ` (steal ${perRepetition(result.steal)})`}`);
 }
 const machine = machineNotes();
 const table = [
@@ -86,7 +87,7 @@ const table = [
   '|---|---|---|---|---|---|',
   ...rows.map((row) => `| ${row.join(' | ')} |`),
   '',
-  `Other processes' load per repetition (cores): ${loads.join('; ')}.`,
+  `Other processes' load per repetition (cores), and the hypervisor's steal: ${loads.join('; ')}.`,
   ...(warned.length === 0 ? [] : ['', `Warnings (recorded, not fatal): ${warned.join('; ')}.`]),
   `Bench wall times: ${outcomes.map((outcome) => `${outcome.name} ${outcome.seconds.toFixed(0)} s${outcome.status === 0 ? '' : ` (exit ${outcome.status})`}`).join(', ')}; total ${((Date.now() - began) / 1000).toFixed(0)} s.`,
 ].join('\n');

@@ -3,7 +3,7 @@
 // processes' load during it (and measure it again once if that load was high), log a line.
 
 import { waitQuiet, withOtherLoad } from './machine.js';
-import { logRepetition, REPETITIONS } from './report.js';
+import { logRepetition, recordSteal, REPETITIONS } from './report.js';
 
 export type Row = Record<string, number>;
 
@@ -58,7 +58,7 @@ export async function repeatTimes(
   const rows: Row[] = [];
   const otherLoad: number[] = [];
   for (let repetition = 0; repetition < repetitions; repetition++) {
-    let best: { value: Row; otherLoad: number } | undefined;
+    let best: { value: Row; otherLoad: number; steal: number } | undefined;
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       await waitQuiet();
       const measured = await withOtherLoad(() => once(repetition));
@@ -71,7 +71,8 @@ export async function repeatTimes(
     }
     rows.push(best!.value);
     otherLoad.push(best!.otherLoad);
-    logRepetition(bench, repetition, show(best!.value), best!.otherLoad, repetitions);
+    recordSteal(best!.steal);
+    logRepetition(bench, repetition, show(best!.value), best!.otherLoad, repetitions, best!.steal);
   }
   return {
     rows,

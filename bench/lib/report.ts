@@ -62,6 +62,8 @@ export interface BenchResult {
   readonly machine: MachineNotes;
   readonly repetitions: number;
   readonly otherLoad: number[];
+  /** Cores the hypervisor stole per repetition (machine.ts), beside the other processes' load. */
+  readonly steal: number[];
   readonly elapsedSeconds: number;
   /** Lost-wake-up counts and failed scenario checks seen during the runs (they do not stop a bench). */
   readonly warnings: string[];
@@ -161,12 +163,13 @@ export function finishBench(
     machine: machineNotes(),
     repetitions,
     otherLoad,
+    steal: [...steal],
     elapsedSeconds: (performance.now() - startedAt) / 1000,
     warnings: [...warnings],
     goals,
   };
   console.log(
-    `\n${bench}: ${repetitions} repetitions in ${result.elapsedSeconds.toFixed(1)} s; other processes' load per repetition (cores): ${otherLoad.map((load) => (Number.isFinite(load) ? load.toFixed(2) : '?')).join(', ')}`,
+    `\n${bench}: ${repetitions} repetitions in ${result.elapsedSeconds.toFixed(1)} s; other processes' load per repetition (cores): ${otherLoad.map(cores).join(', ')}; steal: ${steal.map(cores).join(', ')}`,
   );
   for (const goal of goals) printGoal(goal);
   for (const warning of warnings) console.log(`  WARNING ${warning}`);
@@ -177,6 +180,15 @@ export function finishBench(
   return result;
 }
 
+/** The steal of each repetition of this process's bench, in order (the harness records it). */
+const steal: number[] = [];
+
+export function recordSteal(cores: number): void {
+  steal.push(cores);
+}
+
+const cores = (value: number): string => (Number.isFinite(value) ? value.toFixed(2) : '?');
+
 /** One line per repetition while the bench runs, so a long bench shows progress. */
 export function logRepetition(
   bench: string,
@@ -184,13 +196,12 @@ export function logRepetition(
   parts: Record<string, string>,
   otherLoad: number,
   repetitions = REPETITIONS,
+  stolen = Number.NaN,
 ): void {
   const text = Object.entries(parts)
     .map(([key, value]) => `${key} ${value}`)
     .join('  ');
-  console.log(
-    `[${bench}] rep ${repetition + 1}/${repetitions}: ${text}  (other load ${Number.isFinite(otherLoad) ? otherLoad.toFixed(2) : '?'} cores)`,
-  );
+  console.log(`[${bench}] rep ${repetition + 1}/${repetitions}: ${text}  (other load ${cores(otherLoad)} cores, steal ${cores(stolen)})`);
 }
 
 export const us = (ns: number): number => ns / 1000;
