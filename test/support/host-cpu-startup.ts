@@ -3,6 +3,8 @@
 import { PAUSE_LOOP_WINDOW } from '../../src/guest/guest-cpu.js';
 import { parallelHostThread } from '../../src/host/host-thread.js';
 import type { HostCpuStartup } from '../../src/kvm/vcpu/host-cpu-loop.js';
+import type { SliceEnd } from '../../src/kvm/vcpu/vcpu-startup.js';
+import type { Vcpu } from '../../src/kvm/vcpu/vcpu.js';
 import type { Vm } from '../../src/kvm/vm/vm.js';
 
 export function testHostCpuStartup(vm: Vm, hostCpu = 0): HostCpuStartup {
@@ -20,4 +22,23 @@ export function testHostCpuStartup(vm: Vm, hostCpu = 0): HostCpuStartup {
     trace: false,
     locks: vm.locks.shared,
   };
+}
+
+/**
+ * A stand-in Vcpu for such a loop: loading, putting, saving and reporting do nothing; the test says
+ * what each slice does (and sets the run-queue state a real vCPU would) and what its APIC timer reads.
+ */
+export function standInVcpu(index: number, runSlice: () => SliceEnd, timerRemainingNs: () => number = () => Infinity): Vcpu {
+  return {
+    index,
+    load: () => undefined,
+    put: () => undefined,
+    save: () => undefined,
+    restore: () => undefined,
+    exitReport: undefined,
+    movedReport: () => undefined,
+    pendingEvent: () => -1,
+    timerRemainingNs,
+    runSlice,
+  } as unknown as Vcpu;
 }

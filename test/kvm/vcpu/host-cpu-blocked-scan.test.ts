@@ -3,7 +3,7 @@
 // run once and block with no timer armed, it reads their timers O(N) times, not O(N^2). At 4096
 // vCPUs the scan at every switch took half of each host CPU's time in an SMP boot.
 import { describe, expect, it } from 'vitest';
-import { testHostCpuStartup } from '../../support/host-cpu-startup.js';
+import { standInVcpu, testHostCpuStartup } from '../../support/host-cpu-startup.js';
 import { TaskState } from '../../../src/host/run-queue.js';
 import { runHostCpu } from '../../../src/kvm/vcpu/host-cpu-loop.js';
 import { SliceEnd } from '../../../src/kvm/vcpu/vcpu-startup.js';
@@ -23,20 +23,9 @@ describe('a host CPU and its blocked vCPUs', () => {
     // Stand-ins for the vCPUs: each blocks at its first slice (HLT, no timer); the last to run ends
     // the VM (every other one finished, the stop word set) so that the loop returns.
     const fake = (index: number): Vcpu =>
-      ({
+      standInVcpu(
         index,
-        load: () => undefined,
-        put: () => undefined,
-        save: () => undefined,
-        restore: () => undefined,
-        exitReport: undefined,
-        movedReport: () => undefined,
-        pendingEvent: () => -1,
-        timerRemainingNs: () => {
-          timerReads++;
-          return Infinity;
-        },
-        runSlice: (): SliceEnd => {
+        (): SliceEnd => {
           runs++;
           if (runs < VCPUS) {
             queues.setState(index, TaskState.Blocked);
@@ -46,7 +35,11 @@ describe('a host CPU and its blocked vCPUs', () => {
           Atomics.store(views.control, views.headerIndex('stopRequested'), 1);
           return SliceEnd.Finished;
         },
-      }) as unknown as Vcpu;
+        () => {
+          timerReads++;
+          return Infinity;
+        },
+      );
     const startup = testHostCpuStartup(vm);
     const report = runHostCpu(startup, (vcpuStartup) => fake(vcpuStartup.vcpu), 1);
     expect(report.errors).toEqual([]);

@@ -4,11 +4,10 @@
 // idle steal takes only from a queue of two or more), so it never finishes and the VM's stop times
 // out. Seen in test/smp/smp-boot.test.ts as "vCPU 2 did not stop within 5 s" in about 5% of runs.
 import { describe, expect, it } from 'vitest';
-import { testHostCpuStartup } from '../../support/host-cpu-startup.js';
+import { standInVcpu, testHostCpuStartup } from '../../support/host-cpu-startup.js';
 import { TaskState } from '../../../src/host/run-queue.js';
 import { runHostCpu } from '../../../src/kvm/vcpu/host-cpu-loop.js';
 import { SliceEnd } from '../../../src/kvm/vcpu/vcpu-startup.js';
-import type { Vcpu } from '../../../src/kvm/vcpu/vcpu.js';
 import { Vm } from '../../../src/kvm/vm/vm.js';
 
 describe('a host CPU at the VM stop', () => {
@@ -25,23 +24,15 @@ describe('a host CPU at the VM stop', () => {
     queues.enqueue(1, 0);
     Atomics.store(views.control, views.headerIndex('stopRequested'), 1);
     const ran: number[] = [];
-    const fake = (index: number): Vcpu =>
-      ({
-        index,
-        load: () => undefined,
-        put: () => undefined,
-        save: () => undefined,
-        restore: () => undefined,
-        exitReport: undefined,
-        movedReport: () => undefined,
-        pendingEvent: () => -1,
-        timerRemainingNs: () => Infinity,
-        runSlice: (): SliceEnd => {
-          ran.push(index);
+    const report = runHostCpu(
+      testHostCpuStartup(vm, 1),
+      (startup) =>
+        standInVcpu(startup.vcpu, () => {
+          ran.push(startup.vcpu);
           return SliceEnd.Finished;
-        },
-      }) as unknown as Vcpu;
-    const report = runHostCpu(testHostCpuStartup(vm, 1), (startup) => fake(startup.vcpu), 1);
+        }),
+      1,
+    );
     expect(report.errors).toEqual([]);
     expect(ran).toEqual([0]);
     expect(queues.length(1)).toBe(0);
