@@ -300,6 +300,20 @@ export class VcpuSleep {
     }
   }
 
+  /**
+   * A vCPU loaded while still paused (a kick or a wake-up queued it behind its park) parks again
+   * before vcpu_run enters kvm->srcu: a paused vCPU's thread is outside KVM_RUN, and pause() relies
+   * on a vCPU that reads Paused holding no read section. This look serves a kick and moves the
+   * vCPU's heartbeat (`heartbeat`, its word's index) as a pass of vcpu_run's loop does; resumed
+   * meanwhile, it returns Running inside a read section, as park() does. Undefined: not paused.
+   */
+  parkIfPaused(heartbeat: number): ParkOutcome | undefined {
+    if (Atomics.load(this.#control, this.#runState) !== VcpuRunState.Paused) return undefined;
+    Atomics.add(this.#control, heartbeat, 1);
+    Atomics.and(this.#control, this.#requests, ~VcpuRequest.Kick);
+    return this.park();
+  }
+
   #leaveRunning(state: VcpuRunState, reason: number): void {
     transitionRunState(this.#control, this.#runState, state, this.#host.index);
     Atomics.sub(this.#control, this.#runnableVcpus, 1);

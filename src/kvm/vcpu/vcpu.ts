@@ -16,7 +16,7 @@
 //  * blocking (vcpu-sleep.ts): state Blocking, clear IsRunning, re-check for events, then commit
 //    (O1, O10); the host CPU puts it and only a wake-up makes it runnable.
 //  * the vCPU is an SRCU reader only while it runs host code for itself (exit handling, requests),
-//    never in guest mode, while halt-polling or put (vcpu_enter_guest, vcpu_block; O6).
+//    never in guest mode, while halt-polling, put or paused (vcpu_enter_guest, vcpu_block; O6).
 
 import { GuestCpu, GuestExit, type GuestCpuEnvironment } from '../../guest/guest-cpu.js';
 import { STACK_POINTER } from '../../guest/instruction-set.js';
@@ -218,17 +218,17 @@ export class Vcpu implements GuestCpuEnvironment {
   }
 
   /**
-   * vcpu_run until the slice ends (the value says why): the quantum is over (`deadlineMs`, the
-   * host clock, nowMs), the vCPU blocked, paused, yielded after a pause loop, or finished.
-   * It is a kvm->srcu reader inside, never across the return (a put vCPU holds no read section;
-   * vcpu_run drops it around xfer_to_guest_mode_handle_work the same way). It never sleeps, but for
-   * halt-polling (bounded).
+   * vcpu_run until the slice ends (why: the value): its quantum (`deadlineMs`, nowMs) is over, it
+   * blocked, paused, yielded after a pause loop or finished. A kvm->srcu reader inside but never
+   * across the return, nor while still paused (parkIfPaused); it sleeps only to halt-poll (bounded).
    */
   runSlice(deadlineMs: number): SliceEnd {
     const loaded = this.#loaded!;
     this.#quantumDeadlineMs = deadlineMs;
-    this.#srcu.readLock('vcpu_run: srcu_read_lock');
     try {
+      const parked = this.#sleep.parkIfPaused(this.#heartbeat);
+      if (parked === undefined) this.#srcu.readLock('vcpu_run: srcu_read_lock');
+      else if (parked !== ParkOutcome.Running) return parked === ParkOutcome.Stop ? this.#finish(VcpuFinish.Stopped) : SliceEnd.Paused;
       const end = this.#runUntil(loaded, deadlineMs);
       if (this.#srcu.held) this.#srcu.readUnlock();
       return end;
