@@ -77,7 +77,9 @@ for (const name of names) {
   for (const goal of result.goals) rows.push(cell(goal));
   warned.push(...(result.warnings ?? []));
   const perRepetition = (values: readonly number[]) => values.map((value) => (Number.isFinite(value) ? value.toFixed(2) : '?')).join('/');
-  loads.push(`${name} ${perRepetition(result.otherLoad)}${result.steal === undefined ? '' : ` (steal ${perRepetition(result.steal)})`}`);
+  loads.push(
+    `${name} ${perRepetition(result.otherLoad)}${(result.steal ?? []).length === 0 ? '' : ` (steal ${perRepetition(result.steal)})`}`,
+  );
 }
 const machine = machineNotes();
 const table = [
