@@ -16,6 +16,7 @@
 import {
   defineBufferLayout,
   defineStruct,
+  fastRecord,
   int32IndexOf,
   regionInt32Index,
   type BufferLayout,
@@ -194,9 +195,11 @@ function structWords<F extends string>(
   baseWord: number,
 ): StructWords<F> {
   const regionStart = baseWord + regionInt32Index(layout, region);
-  const fields = {} as Record<F, number>;
-  for (const field of Object.keys(struct.fields) as F[])
-    fields[field] = baseWord + int32IndexOf(layout, region, struct, 0, field) - regionStart;
+  const fields = fastRecord(
+    (Object.keys(struct.fields) as F[]).map(
+      (field) => [field, baseWord + int32IndexOf(layout, region, struct, 0, field) - regionStart] as const,
+    ),
+  );
   return { base: regionStart, stride: struct.byteSize >> 2, fields };
 }
 
