@@ -10,7 +10,7 @@
 // (generation +1), then clears the task's onCpu word; no other host CPU loads the vCPU before it
 // reads onCpu = 0, so it sees the whole save (docs/architecture.md#orderings, O12).
 
-import { defineStruct } from '../../host/shared-layout.js';
+import { defineStruct, fastRecord } from '../../host/shared-layout.js';
 
 /** Guest registers r0..r15 (the zero register r16 is not state). */
 export const SAVED_REGISTERS = 16;
@@ -76,17 +76,31 @@ export const VCPU_SAVE_FIELD_RANGES: Readonly<Record<VcpuSaveField, readonly [nu
   haltStartedAtMs: [0, 2 ** 52],
 };
 
+/**
+ * Per field, its element in an area: an i32 field's Int32 element (>= 0), an f64 field's Float64
+ * element as -1 - element. A put saves some 36 fields, so a field costs one lookup in one table.
+ */
+const SLOT = fastRecord(
+  (Object.keys(VcpuSaveArea.fields) as (keyof typeof VcpuSaveArea.fields)[]).map((field) => {
+    const offset = VcpuSaveArea.fieldOffsets[field];
+    return [field, VcpuSaveArea.fields[field].type === 'f64' ? -1 - offset / 8 : offset / 4] as const;
+  }),
+);
+
 /** One vCPU's save area over the VM's control buffer. */
 export class VcpuSaveAreaView {
   readonly #int32: Int32Array;
   readonly #float64: Float64Array;
-  readonly #base: number;
+  /** The area's first element in #int32 and in #float64. */
+  readonly #base32: number;
+  readonly #base64: number;
 
   /** `byteOffset`: where vCPU `vcpu`'s area starts in `int32`'s buffer (a cache-line multiple). */
   constructor(int32: Int32Array, byteOffset: number) {
     this.#int32 = int32;
     this.#float64 = new Float64Array(int32.buffer);
-    this.#base = byteOffset;
+    this.#base32 = byteOffset >> 2;
+    this.#base64 = byteOffset >> 3;
   }
 
   /** Saves so far (0: never saved, so there is nothing to restore). */
@@ -100,13 +114,14 @@ export class VcpuSaveAreaView {
   }
 
   get(field: VcpuSaveField, element = 0): number {
-    if (VcpuSaveArea.fields[field].type === 'f64') return this.#float64[(this.#base + VcpuSaveArea.fieldOffsets[field]) / 8 + element]!;
-    return this.#int32[this.#index(field) + element]!;
+    const slot = SLOT[field];
+    return slot >= 0 ? this.#int32[this.#base32 + slot + element]! : this.#float64[this.#base64 - 1 - slot + element]!;
   }
 
   set(field: VcpuSaveField, value: number, element = 0): void {
-    if (VcpuSaveArea.fields[field].type === 'f64') this.#float64[(this.#base + VcpuSaveArea.fieldOffsets[field]) / 8 + element] = value;
-    else this.#int32[this.#index(field) + element] = value;
+    const slot = SLOT[field];
+    if (slot >= 0) this.#int32[this.#base32 + slot + element] = value;
+    else this.#float64[this.#base64 - 1 - slot + element] = value;
   }
 
   /** After the fields: publishes the save (the run queue's lock orders it before a restore elsewhere). */
@@ -115,7 +130,7 @@ export class VcpuSaveAreaView {
     return Atomics.add(this.#int32, this.#index('generation'), 1) + 1;
   }
 
-  #index(field: keyof typeof VcpuSaveArea.fieldOffsets): number {
-    return (this.#base + VcpuSaveArea.fieldOffsets[field]) >> 2;
+  #index(field: 'generation' | 'savedBy'): number {
+    return this.#base32 + SLOT[field];
   }
 }
