@@ -39,9 +39,8 @@ const alignUp = (value: number, alignment: number): number => Math.ceil(value / 
  */
 /**
  * A name -> number table made in one step. V8 turns an object filled key by key in a loop into a
- * dictionary (a hash lookup at every read: VcpuSaveArea's offsets were, and a vCPU's save took
- * 2.7 us per put); Object.fromEntries gives it fast properties. Every field index is read through
- * such tables.
+ * dictionary, a hash lookup at every read; Object.fromEntries gives it fast properties. Every field
+ * index computed at run time (a host CPU's switch, a save area's fields) is read through such tables.
  */
 export function fastRecord<K extends string>(entries: readonly (readonly [K, number])[]): Record<K, number> {
   return Object.fromEntries(entries) as Record<K, number>;
