@@ -34,10 +34,6 @@ const FIELD_BYTES: Record<FieldType, number> = { i32: 4, f64: 8 };
 const alignUp = (value: number, alignment: number): number => Math.ceil(value / alignment) * alignment;
 
 /**
- * Declares a struct. Fields are laid out in declaration order, each aligned to its own size; the
- * struct is padded to whole cache lines.
- */
-/**
  * A name -> number table made in one step. V8 turns an object filled key by key in a loop into a
  * dictionary, a hash lookup at every read; Object.fromEntries gives it fast properties. Every field
  * index computed at run time (a host CPU's switch, a save area's fields) is read through such tables.
@@ -46,6 +42,10 @@ export function fastRecord<K extends string>(entries: readonly (readonly [K, num
   return Object.fromEntries(entries) as Record<K, number>;
 }
 
+/**
+ * Declares a struct. Fields are laid out in declaration order, each aligned to its own size; the
+ * struct is padded to whole cache lines.
+ */
 export function defineStruct<F extends string>(name: string, fields: Record<F, FieldSpec>): StructLayout<F> {
   const offsets: [F, number][] = [];
   let cursor = 0;
