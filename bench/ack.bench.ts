@@ -59,7 +59,7 @@ main(async () => {
         ],
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

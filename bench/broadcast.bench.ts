@@ -102,7 +102,7 @@ main(async () => {
         notes,
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

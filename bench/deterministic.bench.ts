@@ -108,7 +108,7 @@ main(async () => {
         notes: ['each run is a child process: Node start-up, VM creation and worker start-up are in it'],
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

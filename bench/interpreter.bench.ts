@@ -106,7 +106,7 @@ main(async () => {
         notes: [`VM run: ${VM_ITERATIONS} iterations; tinybench tasks: ${TASK_ITERATIONS} iterations each`],
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

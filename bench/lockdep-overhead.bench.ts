@@ -201,7 +201,7 @@ main(async () => {
         notes,
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

@@ -185,7 +185,7 @@ main(async () => {
         ],
       }),
     ),
-    reps.otherLoad,
+    reps,
     startedAt,
     REPS,
   );

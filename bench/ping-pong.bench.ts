@@ -55,7 +55,7 @@ main(async () => {
         ],
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

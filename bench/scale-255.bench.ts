@@ -139,7 +139,7 @@ main(async () => {
         ],
       }),
     ],
-    otherLoad,
+    { otherLoad },
     startedAt,
     REPS,
   );

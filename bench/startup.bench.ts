@@ -198,7 +198,7 @@ main(async () => {
       ...goals('16a', SMALL, results.small, { ms: 1000, mib: 600 }, results.before),
       ...goals('16b', LARGE, results.large, { ms: 10_000, mib: 3072 }, []),
     ],
-    otherLoad,
+    { otherLoad },
     startedAt,
   );
   // A run that did not start every vCPU, lost something or did not stop cleanly is a failed measurement.

@@ -111,5 +111,5 @@ main(async () => {
       }),
     ];
   });
-  finishBench(BENCH, goals, reps.otherLoad, startedAt);
+  finishBench(BENCH, goals, reps, startedAt);
 });

@@ -77,7 +77,7 @@ main(async () => {
         }),
       ),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

@@ -70,7 +70,7 @@ main(async () => {
         ],
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

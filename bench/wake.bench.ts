@@ -101,7 +101,7 @@ main(async () => {
         notes,
       }),
     ],
-    reps.otherLoad,
+    reps,
     startedAt,
   );
 });

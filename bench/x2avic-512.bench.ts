@@ -128,7 +128,7 @@ main(async () => {
         ],
       }),
     ],
-    otherLoad(runs),
+    { otherLoad: otherLoad(runs) },
     startedAt,
     REPS,
   );

@@ -3,7 +3,7 @@
 // processes' load during it (and measure it again once if that load was high), log a line.
 
 import { waitQuiet, withOtherLoad } from './machine.js';
-import { logRepetition, recordSteal, REPETITIONS } from './report.js';
+import { logRepetition, REPETITIONS, type RepetitionLoad } from './report.js';
 
 export type Row = Record<string, number>;
 
@@ -14,9 +14,9 @@ export type Row = Record<string, number>;
 const MAX_OTHER_LOAD = Number(process.env['BENCH_MAX_OTHER_LOAD'] ?? 0.5);
 const ATTEMPTS = Math.max(1, Number(process.env['BENCH_ATTEMPTS'] ?? 2));
 
-export interface Repetitions {
+export interface Repetitions extends RepetitionLoad {
   readonly rows: Row[];
-  readonly otherLoad: number[];
+  readonly steal: number[];
   /** One column over the repetitions. */
   column(name: string): number[];
 }
@@ -57,6 +57,7 @@ export async function repeatTimes(
 ): Promise<Repetitions> {
   const rows: Row[] = [];
   const otherLoad: number[] = [];
+  const steal: number[] = [];
   for (let repetition = 0; repetition < repetitions; repetition++) {
     let best: { value: Row; otherLoad: number; steal: number } | undefined;
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
@@ -71,12 +72,13 @@ export async function repeatTimes(
     }
     rows.push(best!.value);
     otherLoad.push(best!.otherLoad);
-    recordSteal(best!.steal);
+    steal.push(best!.steal);
     logRepetition(bench, repetition, show(best!.value), best!.otherLoad, repetitions, best!.steal);
   }
   return {
     rows,
     otherLoad,
+    steal,
     column: (name: string) =>
       rows.map((row) => {
         const value = row[name];

@@ -150,20 +150,27 @@ export function printGoal(result: GoalResult): void {
   console.log(lines.join('\n'));
 }
 
+/** Per repetition: the other processes' load and the hypervisor's steal (cores), as the harness records them. */
+export interface RepetitionLoad {
+  readonly otherLoad: number[];
+  readonly steal?: number[];
+}
+
 export function finishBench(
   bench: string,
   goals: GoalResult[],
-  otherLoad: number[],
+  load: RepetitionLoad,
   startedAt: number,
   repetitions = REPETITIONS,
 ): BenchResult {
+  const { otherLoad, steal = [] } = load;
   const result: BenchResult = {
     bench,
     command: `npm run build && node dist/bench/${bench}.bench.js`,
     machine: machineNotes(),
     repetitions,
     otherLoad,
-    steal: [...steal],
+    steal,
     elapsedSeconds: (performance.now() - startedAt) / 1000,
     warnings: [...warnings],
     goals,
@@ -178,13 +185,6 @@ export function finishBench(
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(join(RESULTS_DIR, `${bench}.json`), `${JSON.stringify(result, null, 2)}\n`);
   return result;
-}
-
-/** The steal of each repetition of this process's bench, in order (the harness records it). */
-const steal: number[] = [];
-
-export function recordSteal(cores: number): void {
-  steal.push(cores);
 }
 
 const cores = (value: number): string => (Number.isFinite(value) ? value.toFixed(2) : '?');
