@@ -53,6 +53,8 @@ export interface HostCpuStartup {
   readonly x2avic: boolean;
   readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
+  /** How long an idle host CPU polls its wake word before it waits, in ms; 0: it waits at once (VmConfig.hostIdlePollUs / 1000). */
+  readonly idlePollMs: number;
   /** Pauses before a pause-loop exit (VmConfig.pauseFilterCount). */
   readonly pauseFilterCount: number;
   /** The scheduler's quantum in ms (VmConfig.quantumUs / 1000). */
@@ -288,13 +290,21 @@ export class HostCpuLoop implements LoadedHostCpu {
     this.#reports.push(resident.vcpu.movedReport());
   }
 
-  /** Nothing runnable: wait for a wake-up, bounded by the nearest timer of a blocked vCPU here (O9). */
+  /**
+   * Nothing runnable: poll for a wake-up for up to the idle-poll window, then wait for one; both
+   * bounded by the nearest timer of a blocked vCPU here (O9).
+   */
   #idle(): void {
     const cpu = this.cpu;
     const seen = cpu.wakeValue();
-    cpu.beginIdle();
+    const pollMs = this.#startup.idlePollMs;
+    cpu.beginIdle(pollMs > 0);
     const started = hostThread().nowMs();
-    if (this.singleTaskRunning() && !this.#vmFinished()) cpu.idleWait(seen, Math.min(IDLE_WAIT_MS, this.#nearestTimerMs()));
+    if (this.singleTaskRunning() && !this.#vmFinished()) {
+      const boundMs = Math.min(IDLE_WAIT_MS, this.#nearestTimerMs());
+      const polled = pollMs > 0 && cpu.idlePoll(seen, started + Math.min(pollMs, boundMs));
+      if (!polled) cpu.idleWait(seen, Math.max(0, started + boundMs - hostThread().nowMs()));
+    }
     cpu.endIdle();
     cpu.count('idleNs', (hostThread().nowMs() - started) * 1e6);
   }
