@@ -108,7 +108,7 @@ export function hostCpusOption(): Option {
 export function hostIdlePollOption(): Option {
   return new Option(
     '--host-idle-poll <us>',
-    `how long a host CPU with nothing to run polls for a wake-up before its thread sleeps, 0 to 100000 microseconds (0: sleep at once, every wake-up of it an OS thread wake-up); default ${DEFAULT_HOST_IDLE_POLL_US} when the host CPUs fit the cores, else 0; parallel runs only`,
+    `the most a host CPU with nothing to run polls for a wake-up before its thread sleeps (the window adapts as KVM's halt-poll window), 0 to 100000 microseconds (0: sleep at once, every wake-up of it an OS thread wake-up); default ${DEFAULT_HOST_IDLE_POLL_US} when the host CPUs fit the cores, else 0; parallel runs only`,
   ).argParser(nonNegativeInteger('--host-idle-poll', 100_000));
 }
 

@@ -34,8 +34,12 @@ describe('VmConfig hostIdlePollUs', () => {
 describe('an idle host CPU that polls', () => {
   // ack-halt: vCPU 1 halts with halt-polling off (so it really blocks each time), vCPU 0 sends it an
   // IPI once it is blocked and waits for the handler's ack. Each on its own host CPU.
-  const run = (hostIdlePollUs: number) =>
-    runScenario(SCENARIOS.get('ack-halt')!, { vcpus: 2, ipis: 500, seed: 1 }, { vmConfig: { hostCpus: 2, hostIdlePollUs } });
+  const run = (hostIdlePollUs: number, gapNs = 0) =>
+    runScenario(
+      SCENARIOS.get('ack-halt')!,
+      { vcpus: 2, ipis: 500, seed: 1 },
+      { vmConfig: { hostCpus: 2, hostIdlePollUs }, defines: new Map([['GAP_NS', gapNs]]) },
+    );
 
   it("takes a blocked vCPU's wake-up without an OS wake-up; the vCPU still blocks and is woken by KVM's wake-up", async () => {
     // The longest window, so that even a slow host's sender comes back inside it.
@@ -51,6 +55,18 @@ describe('an idle host CPU that polls', () => {
     expect(report.perVcpu[1]!.counters.wakeups).toBeGreaterThan(0);
     expect(report.lostWakeups).toBe(0);
     expect(report.ipis.lost).toBe(0);
+  });
+
+  it('stops polling when its idle periods outlast the window, as kvm_vcpu_halt shrinks halt_poll_ns', async () => {
+    // 2 ms between an IPI and the next: every idle period of the target's host CPU is longer than
+    // the 100 us maximum, so the window halves at each one and is soon 0.
+    const { result } = await run(100, 2_000_000);
+    expect(result.ok, JSON.stringify(result.checks.filter((check) => !check.ok))).toBe(true);
+    const target = result.report.hostCpus[1]!;
+    const wakeups = result.report.perVcpu[1]!.counters.wakeups;
+    expect(wakeups).toBeGreaterThan(100);
+    // A full window before every sleep would be wake-ups x 0.1 ms; the shrinking window polls a few times at most.
+    expect(target.idlePollMs).toBeLessThan(1);
   });
 
   it('polls nothing with a window of 0: every idle period is a sleep', async () => {

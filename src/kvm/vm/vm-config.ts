@@ -80,9 +80,10 @@ export interface VmConfig {
   /** Halt-polling (KVM's halt_poll_ns). Default true. */
   readonly haltPolling?: boolean;
   /**
-   * How long a host CPU with nothing to run polls for a wake-up before its thread sleeps, in
+   * The most a host CPU with nothing to run polls for a wake-up before its thread sleeps, in
    * microseconds, 0 to 100000; 0: it sleeps at once, and every wake-up of an idle host CPU is an OS
-   * thread wake-up. Default DEFAULT_HOST_IDLE_POLL_US in a parallel run whose host CPUs fit the
+   * thread wake-up. The window itself adapts as KVM's halt-poll window does (kvm_vcpu_halt: grows
+   * from 10 us while idle periods end within the maximum, halves when one outlasts it). Default DEFAULT_HOST_IDLE_POLL_US in a parallel run whose host CPUs fit the
    * machine's cores, else 0 (a polling thread would take a core from a busy one); a deterministic
    * run never polls (its idle host CPUs hand the schedule on at once).
    */
@@ -140,8 +141,8 @@ export class VmConfigError extends Error {
 const DEFAULT_MEMORY_BYTES = 16 << 20;
 
 /**
- * VmConfig.hostIdlePollUs's default: KVM's halt_poll_ns default on x86 (200 us), the window the
- * kernel gives a halted vCPU for the same reason. On this emulator's hosts an OS thread wake-up
+ * VmConfig.hostIdlePollUs's default: KVM's halt_poll_ns default on x86 (200 us), the most the
+ * kernel lets a halted vCPU poll, for the same reason. On this emulator's hosts an OS thread wake-up
  * costs 25-40 us and, on a busy core, up to a scheduler tick; a host CPU idle for less than the
  * window takes its next vCPU without one (docs/architecture.md, O9).
  */
