@@ -1,8 +1,8 @@
 ; broadcast.s: the all-excluding-self shorthand to VCPUS - 1 HALTED receivers; the sender waits for
 ; every handler (QEMU's ipi_pingpong `bcast_halt`, gap 50 us).
 ;
-; Before each round the sender waits until every receiver's run state is "blocked" (asleep on its
-; doorbell, HC_VCPU_RUN_STATE), then idles GAP_NS so their host threads really sleep. It measures
+; Before each round the sender waits until every receiver's run state is "blocked" (put, IsRunning
+; clear, waiting for KVM's wake-up; HC_VCPU_RUN_STATE), then idles GAP_NS. It measures
 ; from just before the ICR write until all VCPUS - 1 handlers have run (HC_LATENCY_SAMPLE).
 ;
 ; Rounds during the first WARMUP_NS of broadcasting are not sampled. The warm-up is a time, not a

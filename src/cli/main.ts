@@ -18,6 +18,8 @@ import {
   erratum1235Config,
   erratum1235Options,
   hostCpusOption,
+  hostIdlePollConfig,
+  hostIdlePollOption,
   lockdepOption,
   patternsHelp,
   policyOption,
@@ -80,6 +82,7 @@ export function buildProgram(): Command {
     .addOption(lockdepOption())
     .addOption(x2avicOption())
     .addOption(hostCpusOption())
+    .addOption(hostIdlePollOption())
     .addOption(x2avicExtOption());
   for (const option of deterministicOptions()) run.addOption(option);
   run
@@ -89,6 +92,7 @@ export function buildProgram(): Command {
         file: string,
         options: {
           hostCpus?: number;
+          hostIdlePoll?: number;
           vcpus: number;
           seconds?: number;
           timeout: number;
@@ -120,6 +124,7 @@ export function buildProgram(): Command {
           lockdep: options.lockdep === true,
           x2avic: options.x2avic,
           ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+          ...hostIdlePollConfig(options),
           ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
           ...deterministicConfig(options),
           timeoutSeconds: options.timeout,

@@ -3,7 +3,7 @@
 
 import { Option } from 'commander';
 import type { VmConfig } from '../kvm/vm/vm.js';
-import { ERRATUM_1235_DEFAULT_WINDOW_US } from '../kvm/vm/vm-config.js';
+import { DEFAULT_HOST_IDLE_POLL_US, ERRATUM_1235_DEFAULT_WINDOW_US } from '../kvm/vm/vm-config.js';
 import { BACKING_PAGE_POLICY_NAMES, BackingPagePolicyName } from '../kvm/control/backing-page-policy.js';
 import { SCENARIOS } from '../scenarios/catalogue.js';
 import type { ScenarioDefinition } from '../scenarios/scenario.js';
@@ -27,6 +27,7 @@ export interface ScenarioCommandOptions extends DeterministicCommandOptions {
   readonly lockdep?: boolean;
   readonly x2avic: boolean;
   readonly hostCpus?: number;
+  readonly hostIdlePoll?: number;
   readonly x2avicExt: boolean;
   /** --inject: a bug of the bug zoo or its fixed twin (docs/bug-zoo.md). */
   readonly inject?: string;
@@ -67,6 +68,7 @@ export function vmSwitchOptions(): Option[] {
     lockdepOption(),
     x2avicOption(),
     hostCpusOption(),
+    hostIdlePollOption(),
     x2avicExtOption(),
     ...deterministicOptions(),
   ];
@@ -101,6 +103,18 @@ export function hostCpusOption(): Option {
     '--host-cpus <n>',
     'host CPUs (worker threads) the vCPUs are scheduled onto, 1 to the vCPU count; default min(vCPUs, cores)',
   ).argParser(positiveInteger('--host-cpus', 4096));
+}
+
+export function hostIdlePollOption(): Option {
+  return new Option(
+    '--host-idle-poll <us>',
+    `the most a host CPU with nothing to run polls for a wake-up before its thread sleeps (the window adapts as KVM's halt-poll window), 0 to 100000 microseconds (0: sleep at once, every wake-up of it an OS thread wake-up); default ${DEFAULT_HOST_IDLE_POLL_US} when the host CPUs fit the cores, else 0; parallel runs only`,
+  ).argParser(nonNegativeInteger('--host-idle-poll', 100_000));
+}
+
+/** --host-idle-poll as a VmConfig field, when given. */
+export function hostIdlePollConfig(options: { readonly hostIdlePoll?: number }): Partial<VmConfig> {
+  return options.hostIdlePoll === undefined ? {} : { hostIdlePollUs: options.hostIdlePoll };
 }
 
 export function x2avicOption(): Option {
@@ -141,6 +155,7 @@ export function vmConfigOverrides(options: ScenarioCommandOptions): Partial<VmCo
     ...(options.lockdep === true ? { lockdep: true } : {}),
     ...(options.x2avic ? {} : { x2avic: false }),
     ...(options.hostCpus === undefined ? {} : { hostCpus: options.hostCpus }),
+    ...hostIdlePollConfig(options),
     // The extension widens x2AVIC: without x2AVIC the flag has nothing to turn off.
     ...(options.x2avicExt || !options.x2avic ? {} : { x2avicExtended: false }),
     ...deterministicConfig(options),

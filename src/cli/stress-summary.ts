@@ -43,7 +43,7 @@ export interface StressSummary {
   readonly memslots: VmReport['memslots'];
   /** The lock-order validator: null when it did not run; its first report, if any. */
   readonly lockdep: { readonly report: string | null; readonly cycle: readonly string[] } | null;
-  /** Per host CPU: utilisation, switches, preemptions, directed yields, migrations. */
+  /** Per host CPU: utilisation, switches, preemptions, directed yields, migrations, wake-ups its idle poll caught. */
   readonly hostCpus: VmReport['hostCpus'];
   readonly durationSeconds: number;
   readonly exit: VmExit;
@@ -214,7 +214,7 @@ function creationLines(summary: StressSummary): string[] {
 function hostCpuLines(summary: StressSummary): string[] {
   return summary.hostCpus.map(
     (host, index) =>
-      `${index === 0 ? 'host CPUs  ' : '           '} ${host.hostCpu}: busy ${(host.utilisation * 100).toFixed(0)}%, vCPU switches ${formatCount(host.vcpuSwitches)}, preemptions ${formatCount(host.preemptions)}, directed yields ${formatCount(host.directedYields)}, migrations ${formatCount(host.migrations)}`,
+      `${index === 0 ? 'host CPUs  ' : '           '} ${host.hostCpu}: busy ${(host.utilisation * 100).toFixed(0)}%, vCPU switches ${formatCount(host.vcpuSwitches)}, preemptions ${formatCount(host.preemptions)}, directed yields ${formatCount(host.directedYields)}, migrations ${formatCount(host.migrations)}, wake-ups caught idle-polling ${formatCount(host.idlePollWakeups)}`,
   );
 }
 

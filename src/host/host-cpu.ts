@@ -9,12 +9,14 @@
 //         mode there notices, by polling it once per basic block. Never notified, never waited on.
 //   wake  KVM's wake-up reaching the host scheduler (try_to_wake_up -> the CPU's run queue): whoever
 //         enqueues work for this host CPU adds to it and, if the host CPU is idle and nobody has
-//         notified it yet in this idle period, notifies it (one reschedule IPI per idle exit).
+//         notified it yet in this idle period, notifies it (one reschedule IPI per idle exit). An
+//         idle host CPU that is still polling its wake word needs no notify (Linux's idle poll loop
+//         and set_nr_if_polling: the CPU is watching, so the waker sends no IPI).
 //
 // One ordering lives here (docs/architecture.md#orderings, O9): the waker's "enqueue, add to wake,
 // then compare-exchange idle 1 -> 2 and notify" (HostCpus.wake) pairs with the idle host CPU's
-// "idle = 1, re-check its run queue, then Atomics.wait(wake, seen)" (HostCpu.idleWait's caller).
-// Every wait is bounded.
+// "idle = 3 (polling) or 1, re-check its run queue, poll wake; then idle = 1 and Atomics.wait(wake,
+// seen)" (HostCpu.idlePoll and idleWait's caller). Every wait and every poll is bounded.
 
 import { hostThread } from './host-thread.js';
 import { defineStruct } from './shared-layout.js';
@@ -26,7 +28,7 @@ export const HostCpuState = defineStruct('HostCpuState', {
   idle: {
     type: 'i32',
     writer:
-      'owning host CPU: 1 just before it waits on wake (its run queue empty), 0 after; a waker: compare-exchange 1 -> 2 when it is the one that notifies (IdleState)',
+      'owning host CPU: 3 while it polls wake and 1 just before it waits on wake (its run queue empty), 0 after; a waker: compare-exchange 1 -> 2 when it is the one that notifies (IdleState)',
   },
   current: {
     type: 'i32',
@@ -55,6 +57,12 @@ export const IdleState = {
    * wake list sends its IPI only when it goes from empty to non-empty: one IPI per idle exit).
    */
   Notified: 2,
+  /**
+   * Idle and polling its wake word (HostCpu.idlePoll): a waker's add is seen without a notify, so
+   * wakers send none (Linux's set_nr_if_polling against a CPU in its idle poll loop). The host CPU
+   * stores Idle before it waits, and the wait itself re-checks the word.
+   */
+  Polling: 3,
 } as const;
 
 /** Per host CPU counters (owner only, plain stores; read by main for the report). */
@@ -66,6 +74,8 @@ export const HostCpuStatistics = defineStruct('HostCpuStatistics', {
   directedYields: { type: 'f64', writer: 'owning host CPU: pause-loop exits that yielded to another runnable vCPU (kvm_vcpu_on_spin)' },
   migrations: { type: 'f64', writer: "owning host CPU: vCPUs it took from another host CPU's run queue while idle (load balancing)" },
   haltPollNs: { type: 'f64', writer: 'owning host CPU: time its vCPUs spent halt-polling' },
+  idlePollNs: { type: 'f64', writer: 'owning host CPU: time it polled its wake word with nothing to run (part of idleNs)' },
+  idlePollWakeups: { type: 'f64', writer: 'owning host CPU: idle periods its poll ended (a wake-up seen without a notify)' },
 });
 
 export type HostCpuStatisticName = keyof typeof HostCpuStatistics.fieldOffsets;
@@ -190,12 +200,37 @@ export class HostCpu {
   }
 
   /**
-   * Idle: one bounded wait for the wake word to move from `seen`, announced (idle = 1, so wakers
-   * notify; O9). The caller loaded `seen`, then re-checked its run queue, with idle already set
-   * (beginIdle): a waker that enqueued after that re-check moved the word.
+   * Idle: announced (idle = Polling if the caller polls first, else Idle, so wakers notify; O9).
+   * The caller loaded `seen` before, and re-checks its run queue after: a waker that enqueued after
+   * that re-check moved the word, which the poll or the wait sees.
    */
-  beginIdle(): void {
-    Atomics.store(this.words, this.#idle, IdleState.Idle);
+  beginIdle(polling = false): void {
+    Atomics.store(this.words, this.#idle, polling ? IdleState.Polling : IdleState.Idle);
+  }
+
+  /**
+   * Polls the wake word until it moves from `seen` (true) or the host clock passes `untilMs`
+   * (false), as Linux's idle poll loop watches need_resched before the CPU halts: a wake-up inside
+   * the window costs no notify and no OS wake-up. Then idle = Idle, before the caller's idleWait,
+   * whose own check of the word catches an add made while wakers still saw Polling.
+   */
+  idlePoll(seen: number, untilMs: number): boolean {
+    const words = this.words;
+    const wake = this.wakeIndex;
+    const thread = hostThread();
+    const started = thread.nowMs();
+    let moved = false;
+    for (let spins = 1; ; spins++) {
+      if (Atomics.load(words, wake) !== seen) {
+        moved = true;
+        break;
+      }
+      if ((spins & 15) === 0 && thread.nowMs() >= untilMs) break;
+    }
+    if (moved) this.count('idlePollWakeups');
+    else Atomics.store(words, this.#idle, IdleState.Idle);
+    this.count('idlePollNs', (thread.nowMs() - started) * 1e6);
+    return moved;
   }
 
   idleWait(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {

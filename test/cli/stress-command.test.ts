@@ -207,6 +207,16 @@ describe.concurrent('avic-smp stress bad input exits 2 with a one-line message a
       /unknown policy "rfc-v3"; the policies are: upstream, rfc-v2/,
     ],
     ['--vcpus abc', ['--pattern', 'ping-pong', '--vcpus', 'abc'], /--vcpus must be a whole number, got "abc"/],
+    [
+      '--host-idle-poll beyond 100 ms',
+      ['--pattern', 'ping-pong', '--vcpus', '2', '--host-idle-poll', '100001'],
+      /--host-idle-poll must be from 0 to 100000, got 100001/,
+    ],
+    [
+      '--host-idle-poll in a deterministic run',
+      ['--pattern', 'ping-pong', '--vcpus', '2', '--host-idle-poll', '50', '--deterministic'],
+      /^avic-smp: hostIdlePollUs is for parallel runs/,
+    ],
     ['--ipis 1.5', ['--pattern', 'ping-pong', '--vcpus', '2', '--ipis', '1.5'], /--ipis must be a whole number, got "1\.5"/],
     ['--seconds ten', ['--pattern', 'ping-pong', '--vcpus', '2', '--seconds', 'ten'], /--seconds must be a number above 0, got "ten"/],
     ['--seed x', ['--pattern', 'ping-pong', '--vcpus', '2', '--seed', 'x'], /--seed must be a whole number from 0 to 4294967295, got "x"/],

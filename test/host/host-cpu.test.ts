@@ -71,6 +71,41 @@ describe('HostCpus', () => {
     cpu.endIdle();
   });
 
+  it('a host CPU that polls its wake word is sent no notify; its poll ends when the word moves', () => {
+    const cpus = hostCpus(1);
+    const cpu = cpus.own(0);
+    const seen = cpu.wakeValue();
+    cpu.beginIdle(true);
+    expect(cpus.isIdle(0)).toBe(true);
+    // A stand-in for a sleeping thread: a notify sent now would take it.
+    Atomics.waitAsync(cpus.words, cpu.wakeIndex, seen);
+    cpus.wake(0);
+    expect(Atomics.notify(cpus.words, cpu.wakeIndex)).toBe(1);
+    // The poll sees the add without any notify, whatever its deadline.
+    expect(cpu.idlePoll(seen, Number.POSITIVE_INFINITY)).toBe(true);
+    expect(cpus.statistic(0, 'idlePollWakeups')).toBe(1);
+    cpu.endIdle();
+  });
+
+  it('a poll that runs out announces the host CPU idle, so the next wake-up notifies; one made while it polled is seen by the wait', () => {
+    const cpus = hostCpus(1);
+    const cpu = cpus.own(0);
+    let seen = cpu.wakeValue();
+    cpu.beginIdle(true);
+    expect(cpu.idlePoll(seen, 0)).toBe(false);
+    Atomics.waitAsync(cpus.words, cpu.wakeIndex, seen);
+    cpus.wake(0);
+    expect(Atomics.notify(cpus.words, cpu.wakeIndex)).toBe(0);
+    cpu.endIdle();
+    expect(cpus.statistic(0, 'idlePollWakeups')).toBe(0);
+    // A waker that came while the host CPU still polled sent no notify; the wait's own check of the word returns at once.
+    seen = cpu.wakeValue();
+    cpu.beginIdle(true);
+    cpus.wake(0);
+    expect(cpu.idleWait(seen, 1000)).toBe('not-equal');
+    cpu.endIdle();
+  });
+
   it('current reads -1 until a vCPU is loaded', () => {
     const cpus = hostCpus(1);
     const cpu = cpus.own(0);

@@ -1,5 +1,6 @@
 // A host CPU's startup for tests that drive src/kvm/vcpu/host-cpu-loop.ts or build Vcpus in the test
-// thread (no workers): host CPU `hostCpu` of `vm`, xAPIC/x2AVIC on, no halt-polling, a 1 ms quantum.
+// thread (no workers): host CPU `hostCpu` of `vm`, xAPIC/x2AVIC on, no halt-polling, a 1 ms quantum,
+// no idle polling unless `idlePollMs` says otherwise.
 import { PAUSE_LOOP_WINDOW } from '../../src/guest/guest-cpu.js';
 import { parallelHostThread } from '../../src/host/host-thread.js';
 import type { HostCpuStartup } from '../../src/kvm/vcpu/host-cpu-loop.js';
@@ -7,7 +8,7 @@ import type { SliceEnd } from '../../src/kvm/vcpu/vcpu-startup.js';
 import type { Vcpu } from '../../src/kvm/vcpu/vcpu.js';
 import type { Vm } from '../../src/kvm/vm/vm.js';
 
-export function testHostCpuStartup(vm: Vm, hostCpu = 0): HostCpuStartup {
+export function testHostCpuStartup(vm: Vm, hostCpu = 0, idlePollMs = 0): HostCpuStartup {
   return {
     buffers: vm.memory.buffers,
     hostCpu,
@@ -16,6 +17,7 @@ export function testHostCpuStartup(vm: Vm, hostCpu = 0): HostCpuStartup {
     x2avic: true,
     x2avicExtended: true,
     haltPolling: false,
+    idlePollMs,
     pauseFilterCount: PAUSE_LOOP_WINDOW,
     quantumMs: 1,
     clockOriginNs: String(Math.round(parallelHostThread.nowMs() * 1e6)),

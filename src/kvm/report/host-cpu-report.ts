@@ -16,6 +16,10 @@ export interface HostCpuUsage {
   /** vCPUs loaded here that last ran elsewhere: 0 while vCPUs are pinned (vCPU i on host CPU i mod P). */
   readonly migrations: number;
   readonly haltPollMs: number;
+  /** Time it polled for a wake-up with nothing to run (part of idleMs; VmConfig.hostIdlePollUs). */
+  readonly idlePollMs: number;
+  /** Idle periods ended by a wake-up its poll saw: no notify, no OS thread wake-up. */
+  readonly idlePollWakeups: number;
 }
 
 export interface VcpuScheduling {
@@ -40,6 +44,8 @@ export function hostCpuUsage(memory: VmControlViews, hostCpus: number, durationS
       directedYields: cpus.statistic(hostCpu, 'directedYields'),
       migrations: cpus.statistic(hostCpu, 'migrations'),
       haltPollMs: cpus.statistic(hostCpu, 'haltPollNs') / 1e6,
+      idlePollMs: cpus.statistic(hostCpu, 'idlePollNs') / 1e6,
+      idlePollWakeups: cpus.statistic(hostCpu, 'idlePollWakeups'),
     };
   });
 }

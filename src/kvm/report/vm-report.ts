@@ -58,6 +58,7 @@ export interface VmReportInput {
     readonly maxVcpus: number;
     readonly hostCpus: number;
     readonly quantumUs: number;
+    readonly hostIdlePollUs: number;
     /** VmConfig.inject: a bug of the bug zoo or its -fixed twin, 'none' (or absent) when none. */
     readonly inject?: string;
   };
@@ -172,9 +173,10 @@ export interface VmReport {
   readonly vcpus: number;
   readonly policy: string;
   readonly ipiVirtualization: boolean;
-  /** Host CPUs the vCPUs were scheduled onto, and the quantum (VmConfig.hostCpus, quantumUs). */
+  /** Host CPUs the vCPUs were scheduled onto, the quantum, the idle poll (VmConfig.hostCpus, quantumUs, hostIdlePollUs). */
   readonly hostCpuCount: number;
   readonly quantumUs: number;
+  readonly hostIdlePollUs: number;
   /** From start() to the end of the run. */
   readonly durationSeconds: number;
   /** From start() until every vCPU was running (worker start-up); rates exclude it. */
@@ -348,6 +350,7 @@ export function buildVmReport(
     ipiVirtualization: input.config.ipiVirtualization,
     hostCpuCount: input.config.hostCpus,
     quantumUs: input.config.quantumUs,
+    hostIdlePollUs: input.config.hostIdlePollUs,
     durationSeconds,
     startupSeconds,
     exit,

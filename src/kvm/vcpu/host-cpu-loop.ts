@@ -32,6 +32,7 @@ import type { VcpuSaveAreaView } from '../control/vcpu-save-area.js';
 import type { SharedSchedule } from '../../host/deterministic/deterministic-schedule.js';
 import { type HostCpuStall, stallHostCpu } from './host-cpu-stall.js';
 import { SliceEnd, type LoadedHostCpu, type Vcpu, type VcpuExitReport, type VcpuStartup } from './vcpu.js';
+import { HaltPollWindow } from './vcpu-sleep.js';
 
 /** Upper bound of one idle wait; the loop re-checks its queue, timers and the stop word after it. */
 export const IDLE_WAIT_MS = 50;
@@ -53,6 +54,8 @@ export interface HostCpuStartup {
   readonly x2avic: boolean;
   readonly x2avicExtended: boolean;
   readonly haltPolling: boolean;
+  /** The most an idle host CPU polls its wake word before it waits, in ms; 0: it waits at once (VmConfig.hostIdlePollUs / 1000). */
+  readonly idlePollMs: number;
   /** Pauses before a pause-loop exit (VmConfig.pauseFilterCount). */
   readonly pauseFilterCount: number;
   /** The scheduler's quantum in ms (VmConfig.quantumUs / 1000). */
@@ -129,9 +132,12 @@ export class HostCpuLoop implements LoadedHostCpu {
    * full scan sets it from the blocked vCPUs' timers and each put folds in the put vCPU's timer.
    */
   #timerScanDueMs = 0;
+  /** How long the next idle period polls before it sleeps (#idle). */
+  readonly #idlePollWindow: HaltPollWindow;
 
   constructor(startup: HostCpuStartup, createVcpu: (startup: VcpuStartup) => Vcpu, threadId: number) {
     this.#lostWakeupGraceMs = startup.schedule === undefined ? LOST_WAKEUP_GRACE_MS : DETERMINISTIC_LOST_WAKEUP_GRACE_MS;
+    this.#idlePollWindow = new HaltPollWindow(startup.idlePollMs > 0, startup.idlePollMs * 1e6);
     this.#startup = startup;
     this.#createVcpu = createVcpu;
     this.#threadId = threadId;
@@ -288,15 +294,28 @@ export class HostCpuLoop implements LoadedHostCpu {
     this.#reports.push(resident.vcpu.movedReport());
   }
 
-  /** Nothing runnable: wait for a wake-up, bounded by the nearest timer of a blocked vCPU here (O9). */
+  /**
+   * Nothing runnable: poll for a wake-up for the idle-poll window, then wait for one; both bounded by
+   * the nearest timer of a blocked vCPU here (O9). The window adapts to how long idle periods last,
+   * by kvm_vcpu_halt's rule (HaltPollWindow), up to VmConfig.hostIdlePollUs: a host CPU whose idle
+   * periods outlast the maximum soon stops polling, rather than burning a core before every sleep.
+   */
   #idle(): void {
     const cpu = this.cpu;
     const seen = cpu.wakeValue();
-    cpu.beginIdle();
+    const window = this.#idlePollWindow;
+    const polling = window.shouldPoll(true);
+    cpu.beginIdle(polling);
     const started = hostThread().nowMs();
-    if (this.singleTaskRunning() && !this.#vmFinished()) cpu.idleWait(seen, Math.min(IDLE_WAIT_MS, this.#nearestTimerMs()));
+    if (this.singleTaskRunning() && !this.#vmFinished()) {
+      const boundMs = Math.min(IDLE_WAIT_MS, this.#nearestTimerMs());
+      const polled = polling && cpu.idlePoll(seen, started + Math.min(window.ns / 1e6, boundMs));
+      if (!polled) cpu.idleWait(seen, Math.max(0, started + boundMs - hostThread().nowMs()));
+    }
     cpu.endIdle();
-    cpu.count('idleNs', (hostThread().nowMs() - started) * 1e6);
+    const idleNs = (hostThread().nowMs() - started) * 1e6;
+    window.adapt(idleNs);
+    cpu.count('idleNs', idleNs);
   }
 
   /** Wakes blocked vCPUs whose APIC timer is due; notes those with an event and no wake-up coming. */

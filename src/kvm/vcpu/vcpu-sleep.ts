@@ -30,14 +30,18 @@ export const HALT_POLL_START_NS = 10_000;
 
 /**
  * The halt-poll window (KVM's vcpu->halt_poll_ns) and when to poll at all. Pure policy: the sleeping
- * paths feed it how long each halt lasted.
+ * paths feed it how long each halt lasted. `maxNs` is KVM's halt_poll_ns module parameter, the most
+ * the window grows to.
  */
 export class HaltPollWindow {
   readonly #enabled: boolean;
-  #ns = HALT_POLL_START_NS;
+  readonly #maxNs: number;
+  #ns: number;
 
-  constructor(enabled: boolean) {
+  constructor(enabled: boolean, maxNs = HALT_POLL_MAX_NS) {
     this.#enabled = enabled;
+    this.#maxNs = maxNs;
+    this.#ns = Math.min(HALT_POLL_START_NS, maxNs);
   }
 
   /** Nanoseconds the next halt polls before it blocks. */
@@ -64,8 +68,9 @@ export class HaltPollWindow {
    */
   adapt(haltNs: number): void {
     if (!this.#enabled || haltNs <= this.#ns) return;
-    if (haltNs > HALT_POLL_MAX_NS) this.#ns = Math.floor(this.#ns / 2);
-    else if (this.#ns < HALT_POLL_MAX_NS) this.#ns = Math.min(HALT_POLL_MAX_NS, Math.max(HALT_POLL_START_NS, this.#ns * 2));
+    const maxNs = this.#maxNs;
+    if (haltNs > maxNs) this.#ns = Math.floor(this.#ns / 2);
+    else if (this.#ns < maxNs) this.#ns = Math.min(maxNs, Math.max(HALT_POLL_START_NS, this.#ns * 2));
   }
 }
 

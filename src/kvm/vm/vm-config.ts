@@ -80,6 +80,15 @@ export interface VmConfig {
   /** Halt-polling (KVM's halt_poll_ns). Default true. */
   readonly haltPolling?: boolean;
   /**
+   * The most a host CPU with nothing to run polls for a wake-up before its thread sleeps, in
+   * microseconds, 0 to 100000; 0: it sleeps at once, and every wake-up of an idle host CPU is an OS
+   * thread wake-up. The window itself adapts as KVM's halt-poll window does (kvm_vcpu_halt: grows
+   * from 10 us while idle periods end within the maximum, halves when one outlasts it). Default DEFAULT_HOST_IDLE_POLL_US in a parallel run whose host CPUs fit the
+   * machine's cores, else 0 (a polling thread would take a core from a busy one); a deterministic
+   * run never polls (its idle host CPUs hand the schedule on at once).
+   */
+  readonly hostIdlePollUs?: number;
+  /**
    * Stack bytes per vCPU at the top of RAM. Default 16 KiB, or, for a VM whose 16 KiB stacks would
    * take half of RAM or more, the largest power of two (at least 256) that keeps them within a
    * quarter (8 KiB each for 512 vCPUs and 1 KiB for 4096 in the default 16 MiB).
@@ -130,6 +139,14 @@ export class VmConfigError extends Error {
 }
 
 const DEFAULT_MEMORY_BYTES = 16 << 20;
+
+/**
+ * VmConfig.hostIdlePollUs's default: KVM's halt_poll_ns default on x86 (200 us), the most the
+ * kernel lets a halted vCPU poll, for the same reason. On this emulator's hosts an OS thread wake-up
+ * costs 25-40 us and, on a busy core, up to a scheduler tick; a host CPU idle for less than the
+ * window takes its next vCPU without one (docs/architecture.md, O9).
+ */
+export const DEFAULT_HOST_IDLE_POLL_US = 200;
 
 /**
  * The erratum #1235 model's default window W, in microseconds. It stands for the store-to-load
@@ -236,6 +253,13 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
       typeof deterministic === 'object' && deterministic !== null ? scheduleOptionsProblem(deterministic) : 'it must be an object';
     if (problem !== undefined) throw new VmConfigError(`deterministic: ${problem}`);
   }
+  const hostIdlePollUs =
+    config.hostIdlePollUs ?? (deterministic === undefined && hostCpus <= os.availableParallelism() ? DEFAULT_HOST_IDLE_POLL_US : 0);
+  if (!Number.isFinite(hostIdlePollUs) || hostIdlePollUs < 0 || hostIdlePollUs > 100_000) {
+    throw new VmConfigError(`hostIdlePollUs must be a number of microseconds from 0 to 100000, got ${hostIdlePollUs}`);
+  }
+  if (deterministic !== undefined && hostIdlePollUs > 0)
+    throw new VmConfigError('hostIdlePollUs is for parallel runs (a deterministic run hands its schedule on instead of polling)');
   const inject = validateInject(config.inject);
   const stallHostCpu = validateStall(config.stallHostCpu, hostCpus, deterministic !== undefined);
   const injected = inject === 'none' ? undefined : findInjectedBug(inject);
@@ -260,6 +284,7 @@ export function validateConfig(config: VmConfig): ValidVmConfig {
     pauseFilterCount,
     x2avicExtended,
     haltPolling: config.haltPolling ?? true,
+    hostIdlePollUs,
     stackBytesPerVcpu,
     lockdep: config.lockdep ?? false,
     injectLockBug,

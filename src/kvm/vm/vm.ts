@@ -226,6 +226,7 @@ export class Vm {
       haltPolling: this.config.haltPolling,
       pauseFilterCount: this.config.pauseFilterCount,
       quantumMs: this.config.quantumUs / 1000,
+      idlePollMs: this.config.hostIdlePollUs / 1000,
       trace: options.trace ?? false,
       locks: this.locks.shared,
       stall: this.config.stallHostCpu,

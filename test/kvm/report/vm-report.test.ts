@@ -11,7 +11,7 @@ function input(memory: VmControlViews, overrides: Partial<VmReportInput> = {}): 
   return {
     memory,
     createdVcpus: 2,
-    config: { policy: 'upstream', ipiVirtualization: true, maxVcpus: 2, hostCpus: 2, quantumUs: 1500 },
+    config: { policy: 'upstream', ipiVirtualization: true, maxVcpus: 2, hostCpus: 2, quantumUs: 1500, hostIdlePollUs: 0 },
     creation: { hotAdds: 0, hotAddMs: [], apicAccessMemslotResizes: 0, backingPagesReinitialised: 0, strandedIrrBits: 0 },
     memslots: { updates: 2, gracePeriods: 0, gracePeriodMsTotal: 0, gracePeriodMsMax: 0 },
     lockdep: { enabled: false },
