@@ -82,6 +82,7 @@ const OTHER_SYMBOLS: ReadonlyArray<readonly [string, number]> = [
   ['HC_REPORT', Hypercall.Report],
   ['HC_COUNT', Hypercall.Count],
   ['HC_LATENCY_SAMPLE', Hypercall.LatencySample],
+  ['HC_LATENCY_RESET', Hypercall.LatencyReset],
   ['HC_PRINT', Hypercall.Print],
   ['HC_ABORT', Hypercall.Abort],
   ['HC_VCPU_RUN_STATE', Hypercall.VcpuRunState],

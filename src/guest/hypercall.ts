@@ -20,5 +20,10 @@ export const Hypercall = {
    * -1 for no such vCPU). A test handshake: wait until a target is really asleep before sending.
    */
   VcpuRunState: 6,
+  /**
+   * Discard this vCPU's latency samples so far (a warm-up's): the report keeps only those recorded
+   * after the last reset, wherever the vCPU ran.
+   */
+  LatencyReset: 7,
 } as const;
 export type Hypercall = (typeof Hypercall)[keyof typeof Hypercall];

@@ -148,6 +148,7 @@ describe('predefined symbols', () => {
       HC_REPORT: Hypercall.Report,
       HC_COUNT: Hypercall.Count,
       HC_LATENCY_SAMPLE: Hypercall.LatencySample,
+      HC_LATENCY_RESET: Hypercall.LatencyReset,
       HC_PRINT: Hypercall.Print,
       HC_ABORT: Hypercall.Abort,
       HC_VCPU_RUN_STATE: Hypercall.VcpuRunState,
@@ -156,7 +157,7 @@ describe('predefined symbols', () => {
       VCPU_STATE_FINISHED: 4,
     };
     expect(Object.fromEntries(PREDEFINED_SYMBOLS)).toEqual(expected);
-    expect(Hypercall).toEqual({ Done: 0, Report: 1, Count: 2, LatencySample: 3, Print: 4, Abort: 5, VcpuRunState: 6 });
+    expect(Hypercall).toEqual({ Done: 0, Report: 1, Count: 2, LatencySample: 3, Print: 4, Abort: 5, VcpuRunState: 6, LatencyReset: 7 });
   });
 
   it('can be used in any expression', () => {

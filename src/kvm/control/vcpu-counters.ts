@@ -11,7 +11,10 @@ export interface VcpuCounting {
 /** The Float64 views a VcpuCounters writes through (VmControlViews provides them). */
 export interface VcpuStatisticsWords {
   readonly controlFloat64: Float64Array;
-  statisticIndex(vcpu: number, field: 'ipiCommands' | 'latencySamples' | 'latencySumNs' | 'latencyMinNs' | 'latencyMaxNs'): number;
+  statisticIndex(
+    vcpu: number,
+    field: 'ipiCommands' | 'latencySamples' | 'latencySumNs' | 'latencyMinNs' | 'latencyMaxNs' | 'latencyEpoch',
+  ): number;
 }
 
 export class VcpuCounters implements VcpuCounting {
@@ -22,6 +25,7 @@ export class VcpuCounters implements VcpuCounting {
   readonly #latencySum: number;
   readonly #latencyMin: number;
   readonly #latencyMax: number;
+  readonly #latencyEpoch: number;
 
   constructor(words: VcpuStatisticsWords, vcpu: number) {
     this.#statistics = words.controlFloat64;
@@ -30,6 +34,7 @@ export class VcpuCounters implements VcpuCounting {
     this.#latencySum = words.statisticIndex(vcpu, 'latencySumNs');
     this.#latencyMin = words.statisticIndex(vcpu, 'latencyMinNs');
     this.#latencyMax = words.statisticIndex(vcpu, 'latencyMaxNs');
+    this.#latencyEpoch = words.statisticIndex(vcpu, 'latencyEpoch');
   }
 
   count(statistic: number, amount = 1): void {
@@ -44,5 +49,21 @@ export class VcpuCounters implements VcpuCounting {
     statistics[this.#latencySum]! += nanoseconds;
     if (first || nanoseconds < statistics[this.#latencyMin]!) statistics[this.#latencyMin] = nanoseconds;
     if (nanoseconds > statistics[this.#latencyMax]!) statistics[this.#latencyMax] = nanoseconds;
+  }
+
+  /** How many times the guest discarded its latency samples (hypercall LatencyReset) so far. */
+  latencyEpoch(): number {
+    return this.#statistics[this.#latencyEpoch]!;
+  }
+
+  /** Hypercall LatencyReset: the samples' count, sum, min and max start again; returns the new epoch. */
+  resetLatencySamples(): number {
+    const statistics = this.#statistics;
+    statistics[this.#latencySamples] = 0;
+    statistics[this.#latencySum] = 0;
+    statistics[this.#latencyMin] = 0;
+    statistics[this.#latencyMax] = 0;
+    statistics[this.#latencyEpoch]! += 1;
+    return statistics[this.#latencyEpoch]!;
   }
 }

@@ -184,6 +184,7 @@ export const VcpuStatistics = defineStruct('VcpuStatistics', {
   latencySumNs: { type: 'f64', writer: 'owning vCPU' },
   latencyMinNs: { type: 'f64', writer: 'owning vCPU' },
   latencyMaxNs: { type: 'f64', writer: 'owning vCPU' },
+  latencyEpoch: { type: 'f64', writer: 'owning vCPU: +1 at each hypercall LatencyReset (its samples before it are discarded)' },
 });
 
 export const VcpuGuestReport = defineStruct('VcpuGuestReport', {

@@ -21,9 +21,11 @@ import type { LatencyHistogram } from '../report/latency-histogram.js';
 export interface HypercallHost {
   readonly views: Pick<VmControlViews, 'control' | 'controlFloat64' | 'guestReportIndex' | 'controlBlockIndex' | 'createdVcpus'>;
   readonly index: number;
-  readonly counters: { recordLatencySample(nanoseconds: number): void };
-  /** This vCPU's latency samples (the report's percentiles). */
+  readonly counters: { recordLatencySample(nanoseconds: number): void; resetLatencySamples(): number };
+  /** This vCPU's latency samples (the report's percentiles), recorded here since the last reset. */
   readonly latency: LatencyHistogram;
+  /** The reset count its samples belong to (VcpuExitReport.latencyEpoch); a vCPU built after a move reads it from its counters. */
+  latencyEpoch: number;
 }
 
 /** Returns true for Done: the caller ends the vCPU's run after this instruction. */
@@ -54,6 +56,10 @@ export function handleHypercall(host: HypercallHost, cpu: Pick<GuestCpu, 'regist
       host.latency.recordValue(sample);
       return false;
     }
+    case Hypercall.LatencyReset:
+      host.latency.reset();
+      host.latencyEpoch = host.counters.resetLatencySamples();
+      return false;
     case Hypercall.Print:
       process.stderr.write(`[vCPU ${host.index}] ${first >>> 0} (0x${(first >>> 0).toString(16)}) ${second >>> 0}\n`);
       return false;

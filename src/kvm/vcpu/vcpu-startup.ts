@@ -68,6 +68,11 @@ export interface VcpuExitReport {
   readonly fault?: GuestFault;
   /** This vCPU's latency samples (HDR histogram, compressed). */
   readonly latencyHistogram: string;
+  /**
+   * The guest's latency resets (hypercall LatencyReset) before these samples: a worker the vCPU
+   * left before a later reset reports an older epoch, and its samples are dropped on merge.
+   */
+  readonly latencyEpoch: number;
   readonly trace?: { readonly events: Float64Array; readonly dropped: number };
 }
 
@@ -77,11 +82,13 @@ export function vcpuExitReport(
   reason: VcpuExitReport['reason'],
   fault: GuestFault | undefined,
   latency: LatencyHistogram,
+  latencyEpoch: number,
   trace: TraceRecorder | undefined,
 ): VcpuExitReport {
   const common = {
     vcpu,
     latencyHistogram: encodeLatencyHistogram(latency),
+    latencyEpoch,
     ...(trace === undefined ? {} : { trace: { events: trace.take(), dropped: trace.dropped } }),
   };
   return fault === undefined ? { ...common, reason } : { ...common, reason: 'fault', fault };
@@ -100,9 +107,13 @@ export function mergeVcpuExitReports(earlier: VcpuExitReport | Error | undefined
     earlier.trace === undefined || next.trace === undefined
       ? (earlier.trace ?? next.trace)
       : { events: mergeTraceEvents(earlier.trace.events, next.trace.events), dropped: earlier.trace.dropped + next.trace.dropped };
+  // Only the samples after the guest's last reset count: epochs only grow, so the higher one is the latest.
+  const latencyEpoch = Math.max(earlier.latencyEpoch, next.latencyEpoch);
+  const kept = [earlier, next].filter((report) => report.latencyEpoch === latencyEpoch).map((report) => report.latencyHistogram);
   return {
     ...end,
-    latencyHistogram: encodeLatencyHistogram(mergeLatencyHistograms([earlier.latencyHistogram, next.latencyHistogram])),
+    latencyHistogram: kept.length === 1 ? kept[0]! : encodeLatencyHistogram(mergeLatencyHistograms(kept)),
+    latencyEpoch,
     ...(trace === undefined ? {} : { trace }),
   };
 }

@@ -148,7 +148,7 @@ export class Vcpu implements GuestCpuEnvironment {
     this.#srcu = srcu;
     this.#sleep = new VcpuSleep({ views, index, haltPolling: startup.haltPolling, trace, counters, srcu, timer, events: interrupts, avic });
     const msrHost: MsrHost = { readClock, lapic };
-    this.#hypercallHost = { views, index, counters, latency: this.#latency };
+    this.#hypercallHost = { views, index, counters, latency: this.#latency, latencyEpoch: counters.latencyEpoch() };
     const memslots = this.#memslots;
     // biome-ignore format: the exit dispatch's parts, grouped as they are used
     const exits = new VcpuExits({
@@ -259,7 +259,7 @@ export class Vcpu implements GuestCpuEnvironment {
 
   /** Migration: what this worker recorded for the vCPU before it moved on (merged on main). */
   movedReport(): VcpuExitReport {
-    return vcpuExitReport(this.index, 'moved', undefined, this.#latency, this.#trace);
+    return vcpuExitReport(this.index, 'moved', undefined, this.#latency, this.#hypercallHost.latencyEpoch, this.#trace);
   }
 
   /** The report of a finished vCPU (after runSlice returned Finished). */
@@ -407,7 +407,7 @@ export class Vcpu implements GuestCpuEnvironment {
   #finish(why: VcpuFinish): SliceEnd {
     this.#release(why);
     const reason = why === VcpuFinish.Done ? 'done' : why === VcpuFinish.Stopped ? 'stopped' : 'fault';
-    this.#exitReport = vcpuExitReport(this.index, reason, this.#cpu.fault, this.#latency, this.#trace);
+    this.#exitReport = vcpuExitReport(this.index, reason, this.#cpu.fault, this.#latency, this.#hypercallHost.latencyEpoch, this.#trace);
     return SliceEnd.Finished;
   }
 

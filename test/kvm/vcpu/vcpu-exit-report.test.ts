@@ -6,7 +6,7 @@ import { createLatencyHistogram, encodeLatencyHistogram, mergeLatencyHistograms 
 import { TRACE_EVENT_FIELDS } from '../../../src/kvm/report/trace-recorder.js';
 import { mergeVcpuExitReports, type VcpuExitReport } from '../../../src/kvm/vcpu/vcpu-startup.js';
 
-function report(reason: VcpuExitReport['reason'], samples: number[], times: number[]): VcpuExitReport {
+function report(reason: VcpuExitReport['reason'], samples: number[], times: number[], latencyEpoch = 0): VcpuExitReport {
   const latency = createLatencyHistogram();
   for (const sample of samples) latency.recordValue(sample);
   const events = new Float64Array(times.length * TRACE_EVENT_FIELDS);
@@ -14,7 +14,7 @@ function report(reason: VcpuExitReport['reason'], samples: number[], times: numb
     events[event * TRACE_EVENT_FIELDS] = time;
     events[event * TRACE_EVENT_FIELDS + 1] = time + 0.5;
   });
-  return { vcpu: 3, reason, latencyHistogram: encodeLatencyHistogram(latency), trace: { events, dropped: samples.length } };
+  return { vcpu: 3, reason, latencyHistogram: encodeLatencyHistogram(latency), latencyEpoch, trace: { events, dropped: samples.length } };
 }
 
 describe('mergeVcpuExitReports', () => {
@@ -36,6 +36,24 @@ describe('mergeVcpuExitReports', () => {
       expect(times).toEqual([1, 3, 5, 7]);
       expect(merged.trace!.events[1 * TRACE_EVENT_FIELDS + 1]).toBe(3.5);
       expect(merged.trace!.dropped).toBe(3);
+    });
+  }
+
+  for (const order of ['moved first', 'done first'] as const) {
+    it(`keeps only the samples after the guest's last latency reset, wherever they were recorded (${order})`, () => {
+      // Recorded on a host CPU the vCPU left before its guest reset its samples (epoch 0), then
+      // after the reset on the next one (epoch 1).
+      const moved = report('moved', [100, 200], [1], 0);
+      const done = report('done', [300], [3], 1);
+      const merged =
+        order === 'moved first'
+          ? mergeVcpuExitReports(mergeVcpuExitReports(undefined, moved), done)
+          : mergeVcpuExitReports(mergeVcpuExitReports(undefined, done), moved);
+      if (merged instanceof Error) throw merged;
+      expect(merged.latencyEpoch).toBe(1);
+      const latency = mergeLatencyHistograms([merged.latencyHistogram]);
+      expect(latency.totalCount).toBe(1);
+      expect(latency.maxValue).toBeGreaterThanOrEqual(300);
     });
   }
 
