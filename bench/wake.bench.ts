@@ -5,10 +5,10 @@
 // CPU, with nothing else to run, polls its wake word for up to VmConfig.hostIdlePollUs (200 µs by
 // default) before its thread sleeps, so within the gap the wake-up needs no OS thread wake-up. The
 // "idle polling off" extra (hostIdlePollUs = 0) keeps the figure where the host CPU's thread sleeps
-// in the kernel and every wake-up is an OS one, the shape of the raw baseline. The caller measures ICR write → the target's ack seen (guest rdtsc
-// histogram p50; no tinybench). Baseline, same shape, same gap, in this process: a worker announces
-// it sleeps and blocks in Atomics.wait; the waker idles 50 µs, stores + notifies and spins until the
-// sleeper's answer.
+// in the kernel and every wake-up is an OS one, the shape of the raw baseline. The caller measures
+// ICR write → the target's ack seen (guest rdtsc histogram p50; no tinybench). Baseline, same
+// shape, same gap, in this process: a worker announces it sleeps and blocks in Atomics.wait; the
+// waker idles 50 µs, stores + notifies and spins until the sleeper's answer.
 // Issue 11: the VM runs on host CPUs (VmConfig.hostCpus = 2, one per vCPU: the halted target is put,
 // its host CPU idles on its wake word, and only kvm_vcpu_wake_up from the incomplete-IPI exit brings
 // it back); goal <= 1.1x the raw wake. Also recorded, without a goal: the sender and the target
