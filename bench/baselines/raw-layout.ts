@@ -24,7 +24,8 @@ export type RawRole =
       deadlineMs: number;
     }
   | { role: 'sleeper'; sab: SharedArrayBuffer; originNs: string; index: number; rounds: number; warmup: number }
-  | { role: 'storm'; sab: SharedArrayBuffer; index: number; workers: number; seed: number };
+  | { role: 'storm'; sab: SharedArrayBuffer; index: number; workers: number; seed: number }
+  | { role: 'stalls'; sab: SharedArrayBuffer; threads: number; durationMs: number; stallNs: number };
 
 /** Int32 word indices; each line is 16 words (64 bytes). */
 export const Line = {

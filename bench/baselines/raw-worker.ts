@@ -192,6 +192,36 @@ function storm(task: Extract<RawRole, { role: 'storm' }>): { sent: number; coale
   }
 }
 
+/**
+ * A thread that only spins on the clock, one per core: every pass further apart than `stallNs` is a
+ * time the OS or the hypervisor took the core away (nothing else in this thread can take that long:
+ * its clock reads allocate, but the scavenge of a heap this small takes tens of µs).
+ */
+function stalls(task: Extract<RawRole, { role: 'stalls' }>): { stalls: number; stalledNs: number; spunNs: number } {
+  const words = new Int32Array(task.sab);
+  Atomics.add(words, Line.control + 2, 1);
+  while (Atomics.load(words, Line.control + 2) < task.threads) {
+    /* start together, so the threads spin on every core at once */
+  }
+  const stallMs = task.stallNs / 1e6;
+  const started = performance.now();
+  const end = started + task.durationMs;
+  let count = 0;
+  let stalledMs = 0;
+  let last = started;
+  for (;;) {
+    const now = performance.now();
+    const gap = now - last;
+    last = now;
+    if (gap > stallMs) {
+      count++;
+      stalledMs += gap;
+    }
+    if (now >= end) break;
+  }
+  return { stalls: count, stalledNs: stalledMs * 1e6, spunNs: (last - started) * 1e6 };
+}
+
 const task = workerData as RawRole;
 let result: unknown;
 switch (task.role) {
@@ -209,6 +239,9 @@ switch (task.role) {
     break;
   case 'storm':
     result = storm(task);
+    break;
+  case 'stalls':
+    result = stalls(task);
     break;
 }
 parentPort!.postMessage(result);

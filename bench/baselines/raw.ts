@@ -6,7 +6,10 @@
 //   - Atomics.wait/notify wake of sleeping workers: the sleepers announce they are going to sleep,
 //     the waker idles a gap (so they really sleep, not spin), stores + notifies each and spins
 //     until every one has answered (1 sleeper: the wake round trip; 7: the raw broadcast);
-//   - the Atomics IPI storm ("poll", BENCHMARKS.md goal 6), N workers all to all.
+//   - the Atomics IPI storm ("poll", BENCHMARKS.md goal 6), N workers all to all;
+//   - the machine's own stalls: one thread per core spinning on the clock, nothing else to do
+//     (the floor under a tail goal: a round that one of them overlaps is late however fast the
+//     code it runs).
 
 import { Worker } from 'node:worker_threads';
 import { latencyPercentiles, type LatencyPercentiles } from '../lib/stats.js';
@@ -136,4 +139,45 @@ export async function measureAtomicsStorm(options: { workers: number; windowMs: 
   const delivered = counts.reduce((sum, count) => sum + count.delivered, 0);
   const coalesced = counts.reduce((sum, count) => sum + count.coalesced, 0);
   return { workers: options.workers, deliveredPerSecond: delivered / seconds, coalescedPerDelivered: coalesced / Math.max(1, delivered) };
+}
+
+export interface StallResult {
+  /** Stalls longer than the bound, per second, summed over the threads. */
+  readonly stallsPerSecond: number;
+  /** The share of each thread's time spent inside those stalls, summed over the threads. */
+  readonly stalledShare: number;
+  /** The share of rounds of length `roundNs` that need every thread and that a stall hits. */
+  readonly roundsHit: number;
+}
+
+/**
+ * `threads` threads (one per core) spin on the clock for `durationMs`, counting the passes further
+ * apart than `stallNs`. A round of length `roundNs` that needs every thread escapes thread i's stalls
+ * if none starts inside it and it does not start inside one: with stalls arriving at random, a
+ * probability of (1 - stalled share_i) x exp(-stalls per second_i x roundNs); `roundsHit` is one
+ * minus the product over the threads (BENCHMARKS.md row 13b).
+ */
+export async function measureSpinStalls(options: {
+  threads: number;
+  durationMs: number;
+  stallNs: number;
+  roundNs: number;
+}): Promise<StallResult> {
+  const sab = new SharedArrayBuffer(4096);
+  const { threads, durationMs, stallNs } = options;
+  const started = Array.from({ length: threads }, () =>
+    startWorker<{ stalls: number; stalledNs: number; spunNs: number }>({ role: 'stalls', sab, threads, durationMs, stallNs }),
+  );
+  const results = await Promise.all(started.map(finish));
+  let stallsPerSecond = 0;
+  let stalledShare = 0;
+  let escaped = 1;
+  for (const result of results) {
+    const rate = result.stalls / (result.spunNs / 1e9);
+    const share = Math.min(1, result.stalledNs / result.spunNs);
+    stallsPerSecond += rate;
+    stalledShare += share;
+    escaped *= (1 - share) * Math.exp(-rate * (options.roundNs / 1e9));
+  }
+  return { stallsPerSecond, stalledShare, roundsHit: 1 - escaped };
 }
