@@ -19,7 +19,7 @@
 // vCPUs queued behind it: runnable, waiting for a host CPU, not stuck themselves.
 
 import type { VmControlViews } from '../control/vm-control-views.js';
-import { hostThreadCpuMs } from './vcpu-run-time.js';
+import { type HostThreadTimes, hostThreadTimes } from './vcpu-run-time.js';
 import { describeVcpu, type HeldLocksOf } from './vm-watchdog.js';
 
 /** The watchdog looks at most this often (as VcpuWatchdog). */
@@ -30,8 +30,8 @@ const LISTED_QUEUED_VCPUS = 16;
 export interface HostCpuWatchdogOptions {
   /** A host CPU is stuck once its thread ran this long with nothing moving. */
   readonly boundMs: number;
-  /** CPU time of OS thread `tid` in ms, or undefined when unknown (default: Linux /proc). */
-  readonly threadCpuMs?: (tid: number) => number | undefined;
+  /** What OS thread `tid` did so far, or undefined when unknown (default: Linux /proc, hostThreadTimes). */
+  readonly threadTimes?: (tid: number) => HostThreadTimes | undefined;
   /** The locks a thread holds and waits for (KvmLocks.locksHeldBy), for the loaded vCPU's description. */
   readonly heldLocks?: HeldLocksOf;
 }
@@ -50,7 +50,7 @@ interface Stillness {
 export class HostCpuWatchdog {
   readonly #memory: VmControlViews;
   readonly #boundMs: number;
-  readonly #threadCpuMs: (tid: number) => number | undefined;
+  readonly #threadTimes: (tid: number) => HostThreadTimes | undefined;
   readonly #heldLocks: HeldLocksOf | undefined;
   readonly #interval: number;
   readonly #hosts: (Stillness | undefined)[] = [];
@@ -59,7 +59,7 @@ export class HostCpuWatchdog {
   constructor(memory: VmControlViews, options: HostCpuWatchdogOptions) {
     this.#memory = memory;
     this.#boundMs = options.boundMs;
-    this.#threadCpuMs = options.threadCpuMs ?? hostThreadCpuMs;
+    this.#threadTimes = options.threadTimes ?? hostThreadTimes;
     this.#heldLocks = options.heldLocks;
     this.#interval = Math.min(CHECK_INTERVAL_MS, options.boundMs / 10);
   }
@@ -82,7 +82,7 @@ export class HostCpuWatchdog {
       }
       if (now < previous.readAfter) continue;
       const tid = Atomics.load(cpus.words, cpus.index(host, 'threadId'));
-      const ran = tid === 0 ? undefined : this.#threadCpuMs(tid);
+      const ran = tid === 0 ? undefined : this.#threadTimes(tid)?.cpuMs;
       if (ran === undefined) continue;
       if (previous.ranAtStill === undefined) {
         // Taken a little after the last move: run time is undercounted by at most one interval.

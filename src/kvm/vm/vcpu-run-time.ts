@@ -64,6 +64,20 @@ export function hostThreadCpuMs(tid: number): number | undefined {
   return Number.isFinite(ticks) ? (ticks * 1000) / USER_HZ : undefined;
 }
 
+/** What the OS says one thread of this process did so far. */
+export interface HostThreadTimes {
+  /** CPU time (user + system) in ms. */
+  readonly cpuMs: number;
+  /** Time it was runnable but waited on a run queue for a core, in ms; undefined where the OS does not say. */
+  readonly runQueueWaitMs?: number | undefined;
+}
+
+/** Thread `tid`'s times (Linux /proc), or undefined if they cannot be read. */
+export function hostThreadTimes(tid: number): HostThreadTimes | undefined {
+  const cpuMs = hostThreadCpuMs(tid);
+  return cpuMs === undefined ? undefined : { cpuMs };
+}
+
 /** Whether this host has per-thread CPU times (/proc/self/task/<tid>/stat). */
 export function hostThreadTimesAvailable(): boolean {
   const tid = currentHostThreadId();

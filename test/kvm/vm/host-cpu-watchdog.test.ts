@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runWatchdogUntil } from '../../support/fake-clock-watchdog.js';
 import { allocateVmBuffers, VmControlViews } from '../../../src/kvm/control/vm-control-views.js';
 import { HostCpuWatchdog } from '../../../src/kvm/vm/host-cpu-watchdog.js';
-import { hostThreadTimesAvailable } from '../../../src/kvm/vm/vcpu-run-time.js';
+import { type HostThreadTimes, hostThreadTimesAvailable } from '../../../src/kvm/vm/vcpu-run-time.js';
 
 const BOUND_MS = 10_000;
 
@@ -20,6 +20,14 @@ function vmMemory(vcpus: number, hostCpus: number): VmControlViews {
   // Thread ids 1001, 1002, ...: the fake thread clock below is keyed by them.
   for (let host = 0; host < hostCpus; host++) Atomics.store(memory.hostCpus.words, memory.hostCpus.index(host, 'threadId'), 1001 + host);
   return memory;
+}
+
+/** Thread times with CPU time only, as where the OS keeps no run-queue wait: the CPU-time rule. */
+function cpuOnly(cpuMs: (tid: number) => number | undefined): (tid: number) => HostThreadTimes | undefined {
+  return (tid) => {
+    const ms = cpuMs(tid);
+    return ms === undefined ? undefined : { cpuMs: ms };
+  };
 }
 
 function beatHost(memory: VmControlViews, host: number): void {
@@ -38,7 +46,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
       [1002, 0],
     ]);
     const clock = { now: 0 };
-    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => threadMs.get(tid) });
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadTimes: cpuOnly((tid) => threadMs.get(tid)) });
     memory.runQueues.enqueue(1, 1);
     memory.runQueues.enqueue(1, 3);
     // Host CPU 0 makes progress; host CPU 1's thread runs at half a core and its loop never beats.
@@ -61,7 +69,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
       [1004, 0],
     ]);
     const clock = { now: 0 };
-    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => threadMs.get(tid) });
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadTimes: cpuOnly((tid) => threadMs.get(tid)) });
     // Host CPUs 0-2 get a sliver of a core each, less than one loop iteration needs; 3 sleeps idle.
     expect(
       runWatchdogUntil(watchdog, clock, 300_000, () => {
@@ -74,7 +82,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
     const memory = vmMemory(2, 2);
     let ran = 0;
     const clock = { now: 0 };
-    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => (tid === 1001 ? ran : 0) });
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadTimes: cpuOnly((tid) => (tid === 1001 ? ran : 0)) });
     load(memory, 0, 1);
     expect(
       runWatchdogUntil(watchdog, clock, 60_000, () => {
@@ -96,7 +104,10 @@ describe('HostCpuWatchdog on a fake clock', () => {
     Atomics.store(memory.hostCpus.words, memory.hostCpus.index(0, 'threadId'), 0);
     const clock = { now: 0 };
     // Host CPU 0's thread id is 0; host CPU 1's thread time cannot be read; any other thread ran flat out.
-    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: (tid) => (tid === 1002 ? undefined : clock.now) });
+    const watchdog = new HostCpuWatchdog(memory, {
+      boundMs: BOUND_MS,
+      threadTimes: cpuOnly((tid) => (tid === 1002 ? undefined : clock.now)),
+    });
     expect(runWatchdogUntil(watchdog, clock, 60_000)).toBeUndefined();
   });
 
@@ -104,7 +115,7 @@ describe('HostCpuWatchdog on a fake clock', () => {
     const memory = vmMemory(1, 1);
     let ran = 0;
     const clock = { now: 0 };
-    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadCpuMs: () => ran });
+    const watchdog = new HostCpuWatchdog(memory, { boundMs: BOUND_MS, threadTimes: cpuOnly(() => ran) });
     expect(
       runWatchdogUntil(watchdog, clock, 9_000, () => {
         ran += 100;
