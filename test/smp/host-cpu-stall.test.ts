@@ -59,12 +59,13 @@ describe.skipIf(!hostThreadTimesAvailable())('a host CPU that stops making progr
 });
 
 describe('VmConfig.stallHostCpu', () => {
-  it('refuses, in one line, a host CPU the VM lacks, a load number below 1, an unknown kind, no bound, and a deterministic run', () => {
+  it('takes the three kinds; refuses, in one line, a host CPU the VM lacks, a load number below 1, an unknown kind, no bound, and a deterministic run', () => {
     const stall = (fields: Partial<HostCpuStall>) => ({ hostCpu: 1, atLoad: 1, how: 'spin', seconds: 5, ...fields }) as HostCpuStall;
-    expect(validateConfig({ vcpus: 4, hostCpus: 2, stallHostCpu: stall({}) }).stallHostCpu).toEqual(stall({}));
+    for (const how of ['spin', 'sleep', 'descheduled'] as const)
+      expect(validateConfig({ vcpus: 4, hostCpus: 2, stallHostCpu: stall({ how }) }).stallHostCpu).toEqual(stall({ how }));
     for (const fields of [{ hostCpu: 2 }, { atLoad: 0 }, { how: 'nap' }, { seconds: Number.POSITIVE_INFINITY }] as Partial<HostCpuStall>[])
       expect(() => validateConfig({ vcpus: 4, hostCpus: 2, stallHostCpu: stall(fields) })).toThrow(
-        /^stallHostCpu must be \{ hostCpu: 0\.\.1, atLoad: 1 or more, how: spin or descheduled, seconds: up to 3600 \}, got \{/,
+        /^stallHostCpu must be \{ hostCpu: 0\.\.1, atLoad: 1 or more, how: spin, sleep or descheduled, seconds: up to 3600 \}, got \{/,
       );
     expect(() =>
       validateConfig({ vcpus: 4, hostCpus: 2, stallHostCpu: stall({}), deterministic: { seed: 1, strategy: 'random' } }),

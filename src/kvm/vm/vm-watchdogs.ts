@@ -11,7 +11,8 @@
 import { type KvmLocks, vcpuLockdepSlot } from '../control/kvm-locks.js';
 import type { VmControlViews } from '../control/vm-control-views.js';
 import { HostCpuWatchdog } from './host-cpu-watchdog.js';
-import { LoadedRunTime, hostThreadTimesAvailable } from './vcpu-run-time.js';
+import { LoadedRunTime, hostThreadTimes, hostThreadTimesAvailable } from './vcpu-run-time.js';
+import { descheduledStallTimes, type HostCpuStall } from '../vcpu/host-cpu-stall.js';
 import { VcpuWatchdog, lostWakeup } from './vm-watchdog.js';
 
 export class VmWatchdogs {
@@ -19,8 +20,8 @@ export class VmWatchdogs {
   readonly #vcpus: VcpuWatchdog;
   readonly #hostCpus: HostCpuWatchdog;
 
-  /** `boundMs`: RunOptions.watchdogSeconds in ms. */
-  constructor(memory: VmControlViews, locks: KvmLocks, boundMs: number) {
+  /** `boundMs`: RunOptions.watchdogSeconds in ms; `stall`: the VM's debug stall (VmConfig.stallHostCpu). */
+  constructor(memory: VmControlViews, locks: KvmLocks, boundMs: number, stall?: HostCpuStall) {
     this.#memory = memory;
     const heldLocks = (slot: number) => locks.locksHeldBy(slot);
     this.#vcpus = new VcpuWatchdog(memory, {
@@ -29,7 +30,10 @@ export class VmWatchdogs {
       waitsOnCycle: (vcpu) => locks.waitsOnCycle(vcpuLockdepSlot(vcpu)),
       heldLocks,
     });
-    this.#hostCpus = new HostCpuWatchdog(memory, { boundMs, heldLocks });
+    // A 'descheduled' stall shows in its thread's times as the OS would show it (host-cpu-stall.ts).
+    const threadTimes =
+      stall?.how === 'descheduled' ? descheduledStallTimes(memory.hostCpus, stall.hostCpu, hostThreadTimes) : hostThreadTimes;
+    this.#hostCpus = new HostCpuWatchdog(memory, { boundMs, heldLocks, threadTimes });
   }
 
   /** What the watchdogs found, or undefined. `now` is the main host's clock (nowMs). */
