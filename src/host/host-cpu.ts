@@ -41,6 +41,11 @@ export const HostCpuState = defineStruct('HostCpuState', {
   },
   heartbeat: { type: 'i32', writer: 'owning host CPU: +1 per scheduler loop iteration (watchdog)' },
   threadId: { type: 'i32', writer: 'owning host CPU: its OS thread id (Linux /proc/thread-self; 0 = unknown), once at start' },
+  stallDescheduledMs: {
+    type: 'i32',
+    writer:
+      "owning host CPU, only in a debug stall 'descheduled' (VmConfig.stallHostCpu, host-cpu-stall.ts): ms since that stall began, which the watchdog's thread-time reader counts as run-queue wait; 0 otherwise",
+  },
 });
 
 export type HostCpuStateField = keyof typeof HostCpuState.fieldOffsets;
@@ -261,5 +266,10 @@ export class HostCpu {
 
   setThreadId(tid: number): void {
     Atomics.store(this.words, this.cpus.index(this.index, 'threadId'), tid);
+  }
+
+  /** Debug only: the time a 'descheduled' stall has lasted so far (src/kvm/vcpu/host-cpu-stall.ts). */
+  setStallDescheduledMs(ms: number): void {
+    Atomics.store(this.words, this.cpus.index(this.index, 'stallDescheduledMs'), ms);
   }
 }

@@ -207,7 +207,7 @@ export class HostCpuLoop implements LoadedHostCpu {
       cpu.stepSwitchSequence();
       const stall = this.#startup.stall;
       if (stall?.hostCpu === cpu.index && ++this.#loadsBeforeStall === stall.atLoad)
-        stallHostCpu(stall, views.control, views.headerIndex('stopRequested'));
+        stallHostCpu(stall, cpu, views.control, views.headerIndex('stopRequested'));
       for (;;) {
         end = vcpu.runSlice(hostThread().nowMs() + this.#startup.quantumMs);
         if (end !== SliceEnd.QuantumEnd) break;

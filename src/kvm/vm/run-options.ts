@@ -8,9 +8,9 @@ export interface RunOptions {
   /** Stop waiting for a vCPU that does not finish after a stop request, name it and tear down. Default 5. */
   readonly stopTimeoutSeconds?: number;
   /**
-   * A host CPU whose loop and loaded vCPU make no progress while its thread runs this long
-   * (HostCpuWatchdog), or a vCPU that sleeps this long in a cycle of lock waits (VcpuWatchdog), is
-   * reported stuck (src/kvm/vm/vm-watchdogs.ts). Default 10.
+   * A host CPU whose loop and loaded vCPU make no progress while its thread runs, or sleeps, this
+   * long (not counting time it waited for a core: HostCpuWatchdog), or a vCPU that sleeps this long
+   * in a cycle of lock waits (VcpuWatchdog), is reported stuck (src/kvm/vm/vm-watchdogs.ts). Default 10.
    */
   readonly watchdogSeconds?: number;
   /** Called about every 100 ms while running (progress bars). */

@@ -13,6 +13,11 @@
 // split evenly among the threads that want to run (vCPUs neither halted, paused nor finished, plus
 // main). It assumes the OS shares the cores fairly, which is why /proc is preferred where it exists.
 //
+// A host CPU's thread is judged by the same reads (HostCpuWatchdog), plus, where Linux keeps it, the
+// time the thread waited on a run queue for a core (/proc/self/task/<tid>/schedstat: runnable, not
+// running). That time is the OS's doing; everything else a thread does while its heartbeat stands
+// still (running, or sleeping in a wait that never ends) is its own (hostThreadTimes).
+//
 // The watchdog sees only VcpuRunTimeSource. The VM uses LoadedRunTime: the time each vCPU was loaded
 // on a host CPU, from the scheduler's own words (src/host/run-queue.ts: loadedNs, loadedSinceMs). A
 // vCPU runnable but not loaded is waiting for a host CPU and accumulates nothing, so it is never
@@ -62,6 +67,49 @@ export function hostThreadCpuMs(tid: number): number | undefined {
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[UTIME_AFTER_STATE]) + Number(fields[UTIME_AFTER_STATE + 1]);
   return Number.isFinite(ticks) ? (ticks * 1000) / USER_HZ : undefined;
+}
+
+/** What the OS says one thread of this process did so far. */
+export interface HostThreadTimes {
+  /** CPU time (user + system) in ms. */
+  readonly cpuMs: number;
+  /** Time it was runnable but waited on a run queue for a core, in ms; undefined where the OS does not say. */
+  readonly runQueueWaitMs?: number | undefined;
+}
+
+/**
+ * /proc/<pid>/task/<tid>/schedstat (the kernel's Documentation/scheduler/sched-stats.rst): ns spent
+ * on a CPU (sum_exec_runtime), ns spent waiting on a run queue (sched_info.run_delay: runnable, not
+ * running) and timeslices run (pcount). A kernel that keeps no such statistics (sched_info_on()
+ * false) prints "0 0 0"; a thread that ever ran has run a timeslice, so none means "not kept".
+ */
+export function parseSchedStat(text: string): { readonly cpuMs: number; readonly runQueueWaitMs: number } | undefined {
+  const [onCpuNs, runQueueNs, timeslices] = text.trim().split(/\s+/).map(Number);
+  if (!Number.isFinite(onCpuNs) || !Number.isFinite(runQueueNs) || !(timeslices! > 0)) return undefined;
+  return { cpuMs: onCpuNs! / 1e6, runQueueWaitMs: runQueueNs! / 1e6 };
+}
+
+/**
+ * Thread `tid`'s times, or undefined if they cannot be read: from its schedstat where Linux keeps
+ * one (CPU time in ns and the run-queue wait), else its CPU time alone from /proc/.../stat.
+ */
+export function hostThreadTimes(tid: number): HostThreadTimes | undefined {
+  let schedStat: string | undefined;
+  try {
+    schedStat = readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1');
+  } catch {
+    schedStat = undefined;
+  }
+  const times = schedStat === undefined ? undefined : parseSchedStat(schedStat);
+  if (times !== undefined) return times;
+  const cpuMs = hostThreadCpuMs(tid);
+  return cpuMs === undefined ? undefined : { cpuMs };
+}
+
+/** Whether this host says how long a thread waited for a core (Linux schedstat): HostCpuWatchdog then judges sleep too. */
+export function hostThreadRunQueueWaitAvailable(): boolean {
+  const tid = currentHostThreadId();
+  return tid !== 0 && hostThreadTimes(tid)?.runQueueWaitMs !== undefined;
 }
 
 /** Whether this host has per-thread CPU times (/proc/self/task/<tid>/stat). */

@@ -119,9 +119,9 @@ export interface VmConfig {
   /**
    * Debug only: host CPU `hostCpu` stalls at its load number `atLoad`, with that vCPU loaded, for at
    * most `seconds` (or until the VM is asked to stop): 'spin' runs its thread on without returning to
-   * its loop (a hang the watchdog must name), 'descheduled' sleeps as a thread the OS does not run
-   * (slowness the watchdog must not call a hang). Parallel runs only. Default none
-   * (src/kvm/vcpu/host-cpu-stall.ts).
+   * its loop and 'sleep' sleeps in waits that lead nowhere (hangs the watchdog must name),
+   * 'descheduled' shows as a thread the OS keeps waiting for a core (slowness the watchdog must not
+   * call a hang). Parallel runs only. Default none (src/kvm/vcpu/host-cpu-stall.ts).
    */
   readonly stallHostCpu?: HostCpuStall;
 }
@@ -310,7 +310,7 @@ function validateStall(stall: HostCpuStall | undefined, hostCpus: number, determ
     seconds! > 3600
   )
     throw new VmConfigError(
-      `stallHostCpu must be { hostCpu: 0..${hostCpus - 1}, atLoad: 1 or more, how: ${HOST_CPU_STALL_KINDS.join(' or ')}, seconds: up to 3600 }, got ${JSON.stringify(stall)}`,
+      `stallHostCpu must be { hostCpu: 0..${hostCpus - 1}, atLoad: 1 or more, how: ${HOST_CPU_STALL_KINDS.slice(0, -1).join(', ')} or ${HOST_CPU_STALL_KINDS.at(-1)}, seconds: up to 3600 }, got ${JSON.stringify(stall)}`,
     );
   if (deterministic) throw new VmConfigError('stallHostCpu is for parallel runs (the watchdog reads real thread times)');
   return { hostCpu: hostCpu!, atLoad: atLoad!, how: how!, seconds: seconds! };

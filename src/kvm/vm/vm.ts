@@ -392,7 +392,7 @@ export class Vm {
     const control = this.memory.control;
     const doorbell = this.memory.headerIndex('mainDoorbell');
     const limitMs = (options.seconds ?? options.timeoutSeconds ?? 60) * 1000;
-    const watchdogs = new VmWatchdogs(this.memory, this.locks, (options.watchdogSeconds ?? 10) * 1000);
+    const watchdogs = new VmWatchdogs(this.memory, this.locks, (options.watchdogSeconds ?? 10) * 1000, this.config);
     let lastProgress = started;
     for (;;) {
       const seen = Atomics.load(control, doorbell);
