@@ -5,11 +5,14 @@
 //   spin         its thread runs on: a hang. The run ends by the watchdog, long before the stall's
 //                own bound, naming host CPU 1, the vCPU loaded there (what it waits for, what it
 //                holds) and vCPU 3 as waiting for a host CPU, not stuck.
-//   descheduled  its thread sleeps for 3 s, as a thread a busy host's OS does not run: slow, not a
-//                hang. The run ends at its time limit, nothing reported.
+//   descheduled  its thread sleeps for three watchdog bounds (1.5 s against 0.5 s), as a thread a
+//                busy host's OS does not run: slow, not a hang. The run ends at its time limit,
+//                nothing reported.
 // And a busy host CPU: one vCPU running guest code alone slice after slice on host CPU 1 (its loop's
-// heartbeat stands still for the whole run, the vCPU's moves) while two share host CPU 0 is not
-// reported either. Linux only: the host-CPU watchdog reads thread CPU times from /proc.
+// heartbeat stands still for the whole run of five watchdog bounds, the vCPU's moves) while two
+// share host CPU 0 is not reported either. Both runs are short in seconds but long in watchdog
+// bounds, which is what they are about. Linux only: the host-CPU watchdog reads thread CPU times
+// from /proc.
 import { describe, expect, it } from 'vitest';
 import { countingProgram, runGuest, summary } from './smp-support.js';
 import { hostThreadTimesAvailable } from '../../src/kvm/vm/vcpu-run-time.js';
@@ -36,20 +39,20 @@ describe.skipIf(!hostThreadTimesAvailable())('a host CPU that stops making progr
     expect(performance.now() - started).toBeLessThan(60_000);
   });
 
-  it('descheduled for 3 s with vCPU 1 loaded (a busy host): nothing is reported, the run ends at its time limit', async () => {
+  it('descheduled for three watchdog bounds with vCPU 1 loaded (a busy host): nothing is reported, the run ends at its time limit', async () => {
     const report = await runGuest(
       counting,
-      { vcpus: 4, hostCpus: 2, stallHostCpu: { hostCpu: 1, atLoad: 3, how: 'descheduled', seconds: 3 } },
-      { seconds: 6, watchdogSeconds: 1 },
+      { vcpus: 4, hostCpus: 2, stallHostCpu: { hostCpu: 1, atLoad: 3, how: 'descheduled', seconds: 1.5 } },
+      { seconds: 3, watchdogSeconds: 0.5 },
     );
     expect(report.exit.reason, summary(report)).toBe('time-limit');
     expect(report.ok, summary(report)).toBe(true);
-    // The stall happened: vCPU 3 waited behind it for at least its 3 s.
-    expect(report.perVcpu[3]!.scheduling.runnableWaitMs).toBeGreaterThanOrEqual(3000);
+    // The stall happened: vCPU 3 waited behind it for at least its 1.5 s.
+    expect(report.perVcpu[3]!.scheduling.runnableWaitMs).toBeGreaterThanOrEqual(1500);
   });
 
   it('busy, not stuck: vCPU 1 alone on host CPU 1 runs guest code for the whole run while vCPUs 0 and 2 share host CPU 0', async () => {
-    const report = await runGuest(counting, { vcpus: 3, hostCpus: 2 }, { seconds: 3, watchdogSeconds: 0.3 });
+    const report = await runGuest(counting, { vcpus: 3, hostCpus: 2 }, { seconds: 1.5, watchdogSeconds: 0.3 });
     expect(report.exit.reason, summary(report)).toBe('time-limit');
     expect(report.ok, summary(report)).toBe(true);
     // vCPUs 0 and 2 took turns on host CPU 0 (runnable behind each other); every vCPU ran guest code.
