@@ -17,6 +17,10 @@ const threadFree = [
   'test/kvm/lapic/*.test.ts',
   'test/kvm/report/*.test.ts',
   'test/kvm/svm/*.test.ts',
+  'test/cli/explore-command.test.ts',
+  'test/cli/explore-pct-points.test.ts',
+  'test/cli/stress-progress.test.ts',
+  'test/cli/stress-summary.test.ts',
   'test/explore/classify-failure.test.ts',
   'test/host/deterministic/schedule-pct.test.ts',
   'test/host/deterministic/schedule-random.test.ts',
@@ -55,6 +59,23 @@ const threadFree = [
   'test/package-files.test.ts',
 ];
 
+// Test files every run of which is deterministic (docs/deterministic.md: VmConfig.deterministic, or
+// the CLI's --deterministic and explore, whose runs are): one thread of a VM runs at a time, on a
+// schedule drawn from a seed, in virtual time, so what they check cannot depend on how busy the
+// machine is; only the real-time safety bounds (30 s for a baton, explore's 60 s per run) are wall
+// clock, far away. Two of them run side by side, after the worker-heavy files, never beside them:
+// a parallel run must not share the cores with anything. A file that also makes a parallel run (or
+// spawns a command without --deterministic that runs a VM) stays in the sequential project.
+const deterministic = [
+  'test/cli/explore-finds.test.ts',
+  'test/cli/scale-deterministic.test.ts',
+  'test/host/deterministic/schedule-threads.test.ts',
+  'test/kvm/vcpu/hypercall-virtual-time.test.ts',
+  'test/smp/deterministic-halt-poll.test.ts',
+  'test/smp/deterministic-replays.test.ts',
+  'test/smp/deterministic-runs.test.ts',
+];
+
 export default defineConfig({
   test: {
     // SMP tests start real worker threads; every wait inside them is bounded well below this.
@@ -81,7 +102,7 @@ export default defineConfig({
         test: {
           name: 'threads',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...threadFree],
+          exclude: [...configDefaults.exclude, ...threadFree, ...deterministic],
           // Worker-heavy files run one at a time, after the thread-free ones: this machine has 2
           // cores, and vCPU threads from parallel files would only measure the scheduler and push
           // bounded waits towards their limits.
@@ -93,6 +114,22 @@ export default defineConfig({
           isolate: false,
           setupFiles: ['test/support/worker-leak-guard.ts'],
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'deterministic',
+          include: deterministic,
+          // Two at a time, after the worker-heavy files: measured on the 2-core machine, the seven
+          // files took 38-41 s so, 49-52 s one at a time (a run's threads hand a baton on, so one
+          // run alone leaves much of a second core idle).
+          maxWorkers: 2,
+          // As in the sequential project: one process per core, the leak guard for what a process's
+          // end did.
+          isolate: false,
+          setupFiles: ['test/support/worker-leak-guard.ts'],
+          sequence: { groupOrder: 2 },
         },
       },
     ],

@@ -1,5 +1,6 @@
 // docs/json.md against the real `--json` output of every command: the field tables are parsed from
-// the document, each command is run briefly with --json (built CLI, dist/src/cli/bin.js), and the
+// the document, each command is run briefly with --json (the CLI's main() in this process: what the
+// executable prints is its stdout, which the other CLI tests read from the built binary), and the
 // two are compared both ways:
 //   - every documented field is present, unless it is `optional`, or its parent is absent (an
 //     optional object left out, an empty array: nothing to look into; so the runs below are chosen
@@ -9,7 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { explore, lostWakeup, passing, report } from '../support/explore-fake.js';
-import { REPOSITORY, runCli } from '../support/cli.js';
+import { REPOSITORY } from '../support/cli.js';
+import { runMainInProcess } from '../support/cli-in-process.js';
 
 interface DocumentedField {
   readonly types: ReadonlySet<string>;
@@ -110,9 +112,9 @@ function compare(table: FieldTable, outputs: readonly unknown[]): { missing: str
   return { missing, undocumented, wrongType };
 }
 
-/** Runs the CLI and parses stdout as one JSON object; the exit status must be one of `statuses`. */
+/** Runs the command and parses stdout as one JSON object; the exit status must be one of `statuses`. */
 async function jsonOf(args: readonly string[], statuses: readonly number[] = [0]): Promise<unknown> {
-  const result = await runCli(args, { cwd: REPOSITORY, timeoutMs: 60_000 });
+  const result = await runMainInProcess(args, REPOSITORY);
   expect(statuses, `avic-smp ${args.join(' ')} exited ${result.status}\n${result.stderr}`).toContain(result.status);
   return JSON.parse(result.stdout);
 }

@@ -137,13 +137,16 @@ describe('avic-smp lockdep', () => {
   });
 
   it('bad --host-cpus: exit 2 with one line, no stack trace', async () => {
-    for (const [args, message] of [
+    const cases = [
       [['--scenario', 's1', '--host-cpus', '0'], '--host-cpus must be from 1 to 254, got 0'],
       [['--scenario', 's1', '--host-cpus', 'two'], '--host-cpus must be a whole number'],
       [['--scenario', 's1', '--vcpus', '2', '--host-cpus', '3'], 'avic-smp: --host-cpus must be at most --vcpus (2), got 3'],
       [['--file', 'examples/locks/abba.yaml', '--host-cpus', '1'], 'avic-smp: --host-cpus applies to a replay (--scenario)'],
-    ] as const) {
-      const { status, stdout, stderr } = await cli(args);
+    ] as const;
+    // Refused before anything runs: the children only start Node, side by side.
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    for (const [index, [args, message]] of cases.entries()) {
+      const { status, stdout, stderr } = results[index]!;
       expect(status, args.join(' ')).toBe(2);
       expect(stdout).toBe('');
       expect(stderr).toContain(message);
@@ -159,20 +162,23 @@ describe('avic-smp lockdep', () => {
   });
 
   it('bad input: exit 2 with one clear message, no stack trace', async () => {
-    for (const args of [
+    const cases = [
       ['--scenario', 'nope'],
       ['--file', 'no/such/file.yaml'],
       ['--list', '--scenario', 's1'],
       ['--file', 'package.json'],
-    ]) {
-      const { status, stdout, stderr } = await cli(args);
-      expect(status, args.join(' ')).toBe(2);
+    ];
+    // Refused before anything runs: the children only start Node, side by side.
+    const results = await Promise.all(cases.map((args) => cli(args)));
+    for (const [index, { status, stdout, stderr }] of results.entries()) {
+      expect(status, cases[index]!.join(' ')).toBe(2);
       expect(stdout).toBe('');
       expect(stderr).toMatch(/^avic-smp: /);
       expect(stderr).not.toMatch(/\n\s+at /);
     }
-    expect((await cli(['--scenario', 'nope'])).stderr).toContain('unknown lock scenario "nope"; the scenarios are: s1, s1-fixed');
-    expect((await cli(['--file', 'package.json'])).stderr).toContain(
+    const [unknownScenario, , , notAScenario] = results;
+    expect(unknownScenario!.stderr).toContain('unknown lock scenario "nope"; the scenarios are: s1, s1-fixed');
+    expect(notAScenario!.stderr).toContain(
       'package.json:5:14: license: unknown key "license"; expected one of: name, description, documented-orders, locks, threads',
     );
   });
@@ -191,14 +197,16 @@ describe('avic-smp lockdep', () => {
       writeFileSync(bomb, ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]', ...levels].join('\n'));
       const unanchored = join(directory, 'unanchored.yaml');
       writeFileSync(unanchored, 'locks: *nowhere\n');
-      for (const [file, message] of [
+      const cases = [
         [
           bomb,
           `avic-smp: ${bomb}:2:8: malformed file: aliases expand to more than 100 copies of their anchors (an anchor may be reused, not multiplied)\n`,
         ],
         [unanchored, `avic-smp: ${unanchored}:1:8: malformed file: alias *nowhere has no anchor &nowhere before it\n`],
-      ] as const) {
-        const { status, stdout, stderr } = await cli(['--file', file]);
+      ] as const;
+      const results = await Promise.all(cases.map(([file]) => cli(['--file', file])));
+      for (const [index, [, message]] of cases.entries()) {
+        const { status, stdout, stderr } = results[index]!;
         expect(status, stderr).toBe(2);
         expect(stdout).toBe('');
         expect(stderr).toBe(message);

@@ -117,8 +117,9 @@ describe('avic-smp stress --json', () => {
       '2',
       '--hot-add',
       '2',
+      // The two hot-adds come at 0.2 s and 0.4 s and take milliseconds each.
       '--seconds',
-      '1',
+      '0.6',
       '--policy',
       'rfc-v2',
       '--json',

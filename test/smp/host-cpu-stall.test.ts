@@ -8,12 +8,14 @@
 //   sleep        its thread sleeps in waits that lead nowhere: a hang too, though it uses no CPU
 //                time. The watchdog names the same, and says the thread slept (Linux schedstat: the
 //                time it did not wait for a core).
-//   descheduled  its thread waits for a core for 3 s, as on a busy host whose OS does not run it
-//                (the stall shows its time as run-queue wait, host-cpu-stall.ts): slow, not a hang.
-//                The run ends at its time limit, nothing reported.
+//   descheduled  its thread waits for a core for three watchdog bounds (1.5 s against 0.5 s), as on
+//                a busy host whose OS does not run it (the stall shows its time as run-queue wait,
+//                host-cpu-stall.ts): slow, not a hang. The run ends at its time limit, nothing reported.
 // And a busy host CPU: one vCPU running guest code alone slice after slice on host CPU 1 (its loop's
-// heartbeat stands still for the whole run, the vCPU's moves) while two share host CPU 0 is not
-// reported either. Linux only: the host-CPU watchdog reads thread times from /proc.
+// heartbeat stands still for the whole run of five watchdog bounds, the vCPU's moves) while two
+// share host CPU 0 is not reported either. Both runs are short in seconds but long in watchdog
+// bounds, which is what they are about. Linux only: the host-CPU watchdog reads thread times from
+// /proc.
 import { describe, expect, it } from 'vitest';
 import { countingProgram, runGuest, summary } from './smp-support.js';
 import { hostThreadRunQueueWaitAvailable, hostThreadTimesAvailable } from '../../src/kvm/vm/vcpu-run-time.js';
@@ -58,20 +60,20 @@ describe.skipIf(!hostThreadTimesAvailable())('a host CPU that stops making progr
     },
   );
 
-  it('descheduled for 3 s with vCPU 1 loaded (a busy host): nothing is reported, the run ends at its time limit', async () => {
+  it('descheduled for three watchdog bounds with vCPU 1 loaded (a busy host): nothing is reported, the run ends at its time limit', async () => {
     const report = await runGuest(
       counting,
-      { vcpus: 4, hostCpus: 2, stallHostCpu: { hostCpu: 1, atLoad: 3, how: 'descheduled', seconds: 3 } },
-      { seconds: 6, watchdogSeconds: 1 },
+      { vcpus: 4, hostCpus: 2, stallHostCpu: { hostCpu: 1, atLoad: 3, how: 'descheduled', seconds: 1.5 } },
+      { seconds: 3, watchdogSeconds: 0.5 },
     );
     expect(report.exit.reason, summary(report)).toBe('time-limit');
     expect(report.ok, summary(report)).toBe(true);
-    // The stall happened: vCPU 3 waited behind it for at least its 3 s.
-    expect(report.perVcpu[3]!.scheduling.runnableWaitMs).toBeGreaterThanOrEqual(3000);
+    // The stall happened: vCPU 3 waited behind it for at least its 1.5 s.
+    expect(report.perVcpu[3]!.scheduling.runnableWaitMs).toBeGreaterThanOrEqual(1500);
   });
 
   it('busy, not stuck: vCPU 1 alone on host CPU 1 runs guest code for the whole run while vCPUs 0 and 2 share host CPU 0', async () => {
-    const report = await runGuest(counting, { vcpus: 3, hostCpus: 2 }, { seconds: 3, watchdogSeconds: 0.3 });
+    const report = await runGuest(counting, { vcpus: 3, hostCpus: 2 }, { seconds: 1.5, watchdogSeconds: 0.3 });
     expect(report.exit.reason, summary(report)).toBe('time-limit');
     expect(report.ok, summary(report)).toBe(true);
     // vCPUs 0 and 2 took turns on host CPU 0 (runnable behind each other); every vCPU ran guest code.

@@ -58,9 +58,9 @@ describe('an idle host CPU that polls', () => {
   });
 
   it('stops polling when its idle periods outlast the window, as kvm_vcpu_halt shrinks halt_poll_ns', async () => {
-    // 2 ms between an IPI and the next: every idle period of the target's host CPU is longer than
-    // the 100 us maximum, so the window halves at each one and is soon 0.
-    const { result } = await run(100, 2_000_000);
+    // 1 ms between an IPI and the next: every idle period of the target's host CPU is ten times the
+    // 100 us maximum, so the window halves at each one and is soon 0.
+    const { result } = await run(100, 1_000_000);
     expect(result.ok, JSON.stringify(result.checks.filter((check) => !check.ok))).toBe(true);
     const target = result.report.hostCpus[1]!;
     const wakeups = result.report.perVcpu[1]!.counters.wakeups;

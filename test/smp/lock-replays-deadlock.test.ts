@@ -1,8 +1,15 @@
 // The same replays with the validator off (issue 4 items 3 and 5): nothing backs out, the threads
-// really deadlock, and the main thread's watchdog (1 s here) names the stuck vCPU, prints the
-// wait-for graph with its cycle, and tears the run down within its bound.
+// really deadlock, and the main thread's watchdog names the stuck vCPU, prints the wait-for graph
+// with its cycle, and tears the run down within its bound.
+//
+// Each run waits out both of its bounds: the watchdog's (a vCPU judged only once it slept that long
+// on a cycle of waits, which cannot happen without a deadlock) and the stop's (the deadlocked
+// threads never stop; the others stop within milliseconds, and one that did not would only be
+// listed as stuck too). Half a second each says the same as a second each.
 import { describe, expect, it } from 'vitest';
-import { normalizeReport, runReplay } from './lock-replays-support.js';
+import { normalizeReport, type ReplayBounds, runReplay } from './lock-replays-support.js';
+
+const BOUNDS: ReplayBounds = { watchdogSeconds: 0.5, stopTimeoutSeconds: 0.5 };
 
 const CASES: readonly { name: string; cycle: string[]; waits: string[] }[] = [
   {
@@ -42,8 +49,8 @@ const CASES: readonly { name: string; cycle: string[]; waits: string[] }[] = [
 describe('lock replays without the validator: a real deadlock, caught by the watchdog', () => {
   it.each(CASES)('$name: verdict deadlock, the wait-for cycle $cycle, torn down within the bound', async ({ name, cycle, waits }) => {
     const started = performance.now();
-    const outcome = await runReplay(name, false);
-    // watchdog 1 s + stop 1 s + worker start-up and teardown, far below the hang's own 20 s bound
+    const outcome = await runReplay(name, false, BOUNDS);
+    // watchdog 0.5 s + stop 0.5 s + worker start-up and teardown, far below the hang's own 20 s bound
     // (generous: a loaded 2-core host stretches start-up and teardown).
     expect(performance.now() - started).toBeLessThan(15_000);
     expect(outcome.verdict, outcome.report).toBe('deadlock');

@@ -3,10 +3,20 @@
 import { findLockReplay, type LockReplayOutcome } from '../../src/scenarios/lock-scenarios/lock-replays.js';
 import { stormWorkload } from '../../src/cli/lockdep-command.js';
 
-export async function runReplay(name: string, validator: boolean): Promise<LockReplayOutcome> {
+/** The watchdog's bound and the stop's: 1 s each unless a test that waits them out asks for less. */
+export interface ReplayBounds {
+  readonly watchdogSeconds: number;
+  readonly stopTimeoutSeconds: number;
+}
+
+export async function runReplay(
+  name: string,
+  validator: boolean,
+  bounds: ReplayBounds = { watchdogSeconds: 1, stopTimeoutSeconds: 1 },
+): Promise<LockReplayOutcome> {
   const replay = findLockReplay(name);
   if (replay === undefined) throw new Error(`no lock replay named ${name}`);
-  return replay.run({ validator, workload: stormWorkload(10_000), vcpus: 2, watchdogSeconds: 1, stopTimeoutSeconds: 1 });
+  return replay.run({ validator, workload: stormWorkload(10_000), vcpus: 2, ...bounds });
 }
 
 /** Worker slot numbers and waited milliseconds differ between runs; the rest of a report does not. */

@@ -23,7 +23,10 @@ describe('S1: the APICv toggle from inside an SRCU read section', () => {
   it('without the validator the vCPU hangs in synchronize; the watchdog prints the wait-for graph and tears the run down', async () => {
     const { vm } = await createStormVm({ vcpus: 2, ipiVirtualization: false, injectLockBug: 's1' }, 20_000);
     const started = performance.now();
-    const report = await vm.run({ timeoutSeconds: 60, watchdogSeconds: 1, stopTimeoutSeconds: 1 });
+    // The run waits out both bounds: the watchdog judges vCPU 0 only once it slept that long on a
+    // cycle of waits (there is none without the deadlock), and the stop waits for a vCPU that never
+    // stops. Half a second each shows what a second each did.
+    const report = await vm.run({ timeoutSeconds: 60, watchdogSeconds: 0.5, stopTimeoutSeconds: 0.5 });
     expect(performance.now() - started).toBeLessThan(15_000);
     expect(report.exit.reason, summary(report)).toBe('watchdog');
     expect(report.exit.detail).toContain('vCPU 0 made no progress');
