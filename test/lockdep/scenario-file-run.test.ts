@@ -23,6 +23,14 @@ describe('running lock scenario files', () => {
     expect(outcome.threads.map((thread) => thread.outcome).sort()).toEqual(['backed-out', 'done']);
   });
 
+  it('a finished run leaves no timer behind (a CLI process would otherwise stay alive for the teardown grace)', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const before = timers();
+    const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/abba.yaml'), { validator: true, watchdogMs: 1000 });
+    expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
+    expect(timers()).toBe(before);
+  });
+
   it('abba.yaml without the validator: a real deadlock, caught by the watchdog with the wait-for cycle, torn down within its bound', async () => {
     const started = performance.now();
     const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/abba.yaml'), { validator: false, watchdogMs: 1000 });

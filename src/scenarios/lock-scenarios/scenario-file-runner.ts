@@ -131,14 +131,19 @@ export async function runLockScenario(scenario: LockScenario, options: LockScena
   const allDone = Promise.all(settled);
   const deadlock = await watch(lockdep, new Int32Array(handshake), { labels, threadCount: scenario.threads.length }, allDone, watchdogMs);
   if (deadlock !== undefined) lockdep.abortWaits();
+  // Real time on purpose: terminating stuck worker threads is the host's business, not the run's
+  // clock. Cleared once the race is decided: a pending timer would keep a CLI process alive.
+  let teardownTimer: NodeJS.Timeout | undefined;
   const threads = await Promise.race([
     allDone,
-    // Real time on purpose: terminating stuck worker threads is the host's business, not the run's clock.
-    new Promise((resolve) => setTimeout(resolve, TEARDOWN_GRACE_MS)).then(async () => {
+    new Promise((resolve) => {
+      teardownTimer = setTimeout(resolve, TEARDOWN_GRACE_MS);
+    }).then(async () => {
       await Promise.all(workers.map((worker) => worker.terminate()));
       return allDone;
     }),
   ]);
+  clearTimeout(teardownTimer);
   await Promise.all(workers.map((worker) => worker.terminate()));
   const report = lockdep.report();
   const problems = threads
