@@ -102,9 +102,12 @@ describe('SMP boot (INIT-SIPI-SIPI)', () => {
     );
     // Not yet INITed (KVM's mp_state UNINITIALIZED): the start-up IPI is consumed and ignored.
     sendStartUp(vm, 1, 0x8);
-    await waitUntil(() => statistic(vm, 1, 'startUpsIgnored') === 1, 'vCPU 1 to consume the start-up IPI');
-    expect(vm.runStates()[1]).toBe('blocked');
-    expect(waitReason(vm, 1)).toBe(VcpuWaitReason.WaitForStartUp);
+    // The vCPU is woken to consume it and counts it before it blocks again: wait for both, not the count alone.
+    await waitUntil(
+      () =>
+        statistic(vm, 1, 'startUpsIgnored') === 1 && vm.runStates()[1] === 'blocked' && waitReason(vm, 1) === VcpuWaitReason.WaitForStartUp,
+      'vCPU 1 to consume the start-up IPI and wait for SIPI again',
+    );
     expect(statistic(vm, 1, 'startUpsTaken')).toBe(0);
     for (const vcpu of applicationVcpus) {
       vm.memory.kick(vcpu, VcpuRequest.Init);
