@@ -1,7 +1,7 @@
 // The shipped lock scenario files run on real threads (issue 4 item 6): "vcpu N" threads on worker
 // threads attached to the shared lockdep region, "main" on this thread. Their steps are ordered by
 // the files' own wait-for labels (handshakes), never by timing.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadLockScenarioFile } from '../../src/lockdep/scenario-file.js';
 import { runLockScenario } from '../../src/scenarios/lock-scenarios/scenario-file-runner.js';
 
@@ -23,12 +23,27 @@ describe('running lock scenario files', () => {
     expect(outcome.threads.map((thread) => thread.outcome).sort()).toEqual(['backed-out', 'done']);
   });
 
-  it('a finished run leaves no timer behind (a CLI process would otherwise stay alive for the teardown grace)', async () => {
-    const timers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
-    const before = timers();
-    const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/abba.yaml'), { validator: true, watchdogMs: 1000 });
-    expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
-    expect(timers()).toBe(before);
+  it('a finished run leaves no timer of its own pending (a CLI process would otherwise stay alive for the teardown grace)', async () => {
+    // Every timer the run sets is recorded; once it has returned each must have fired or been cleared
+    // (Node marks both as destroyed). Counting the process's timers instead would count other code's.
+    // Without the runner's clearTimeout its 2 s teardown grace is left pending: [2000].
+    const created: NodeJS.Timeout[] = [];
+    const setTimer = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((...args: Parameters<typeof setTimeout>) => {
+      const timer = setTimer(...args);
+      created.push(timer);
+      return timer;
+    }) as typeof setTimeout);
+    try {
+      const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/abba.yaml'), { validator: true, watchdogMs: 1000 });
+      expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(created.length).toBeGreaterThan(0);
+    // The watchdog's last poll (50 ms) may still be pending when the threads end; nothing longer may.
+    const pending = created.filter((timer) => !(timer as unknown as { _destroyed: boolean })._destroyed);
+    expect(pending.map((timer) => (timer as unknown as { _idleTimeout: number })._idleTimeout).filter((ms) => ms > 50)).toEqual([]);
   });
 
   it('abba.yaml without the validator: a real deadlock, caught by the watchdog with the wait-for cycle, torn down within its bound', async () => {
