@@ -122,7 +122,7 @@ export default defineConfig({
           name: 'deterministic',
           include: deterministic,
           // Two at a time, after the worker-heavy files: measured on the 2-core machine, the seven
-          // files took 38-41 s so, 49-52 s one at a time (a run's threads hand a baton on, so one
+          // files took 38-41 s two at a time against 49-52 s one at a time (a run's threads hand a baton on, so one
           // run alone leaves much of a second core idle).
           maxWorkers: 2,
           // As in the sequential project: one process per core, the leak guard for what a process's
