@@ -24,26 +24,39 @@ describe('running lock scenario files', () => {
   });
 
   it('a finished run leaves no timer of its own pending (a CLI process would otherwise stay alive for the teardown grace)', async () => {
-    // Every timer the run sets is recorded; once it has returned each must have fired or been cleared
-    // (Node marks both as destroyed). Counting the process's timers instead would count other code's.
-    // Without the runner's clearTimeout its 2 s teardown grace is left pending: [2000].
-    const created: NodeJS.Timeout[] = [];
-    const setTimer = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((...args: Parameters<typeof setTimeout>) => {
-      const timer = setTimer(...args);
-      created.push(timer);
+    // Every timer the run sets is recorded with its delay, and struck off when it fires or is cleared;
+    // once the run has returned none may be left. Counting the process's timers instead would count
+    // other code's. Without the runner's clearTimeout its 2 s teardown grace is left pending: [2000].
+    const pending = new Map<NodeJS.Timeout, number>();
+    const [setTimer, clearTimer] = [globalThis.setTimeout, globalThis.clearTimeout];
+    const setSpy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((
+      callback: (...args: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
+      const timer: NodeJS.Timeout = setTimer(() => {
+        pending.delete(timer);
+        callback(...args);
+      }, ms);
+      pending.set(timer, ms ?? 0);
       return timer;
     }) as typeof setTimeout);
+    const clearSpy = vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((timer: NodeJS.Timeout | undefined) => {
+      if (timer !== undefined) pending.delete(timer);
+      clearTimer(timer);
+    }) as typeof clearTimeout);
+    let created = 0;
     try {
       const outcome = await runLockScenario(loadLockScenarioFile('examples/locks/abba.yaml'), { validator: true, watchdogMs: 1000 });
       expect(outcome.verdict, outcome.report).toBe('possible-deadlock');
+      created = setSpy.mock.calls.length;
     } finally {
-      spy.mockRestore();
+      setSpy.mockRestore();
+      clearSpy.mockRestore();
     }
-    expect(created.length).toBeGreaterThan(0);
+    expect(created).toBeGreaterThan(0);
     // The watchdog's last poll (50 ms) may still be pending when the threads end; nothing longer may.
-    const pending = created.filter((timer) => !(timer as unknown as { _destroyed: boolean })._destroyed);
-    expect(pending.map((timer) => (timer as unknown as { _idleTimeout: number })._idleTimeout).filter((ms) => ms > 50)).toEqual([]);
+    expect([...pending.values()].filter((ms) => ms > 50)).toEqual([]);
   });
 
   it('abba.yaml without the validator: a real deadlock, caught by the watchdog with the wait-for cycle, torn down within its bound', async () => {
